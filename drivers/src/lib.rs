@@ -1,0 +1,11 @@
+//! Protocol drivers for mes-edge.
+//!
+//! A driver talks to one device and hands on what it sees as [`Sample`]s (a value, a quality and
+//! the time it was read) and [`DeviceStatus`] changes. It knows nothing of work orders, storage or
+//! MQTT: the runtime decides what a value means. This keeps every protocol interchangeable behind
+//! one small contract, which is what lets the cell engine ignore where a count came from.
+
+pub mod modbus;
+mod value;
+
+pub use value::{now_ms, DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};

@@ -1,0 +1,12 @@
+//! The cell: turns what the drivers see into production events, and keeps the state those
+//! events are derived from. It does no I/O; the caller commits events and state together.
+
+mod counter;
+mod engine;
+mod machine_state;
+mod model;
+
+pub use counter::{Counter, Step};
+pub use engine::{CellState, Engine};
+pub use machine_state::MachineState;
+pub use model::{CellModel, Role};

@@ -1,0 +1,142 @@
+//! The command line: `run`, `check`, `demo`, `outbox stats`.
+
+use crate::config::{self, CellConfig};
+use crate::store::Outbox;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mes-edge", version, about = "MES edge runtime for one production cell")]
+struct Cli {
+    /// Log one JSON object per line instead of readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the cell described by a config file until SIGTERM or Ctrl-C.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check config files; print each problem as file:line:column and exit 1 if there are any.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a simulated press, an embedded broker and the runtime, and print the events MOM gets.
+    Demo {
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Look into a cell's store.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Depth, oldest undelivered event, last delivered sequence.
+    Stats {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet: &[&str] = if matches!(cli.command, Command::Demo { .. }) { &["rumqttd=off", "mes_edge=warn"] } else { &[] };
+    crate::logging::init(cli.log_json, quiet);
+    let result = match cli.command {
+        Command::Check { files } => return check(&files),
+        Command::Run { config } => load(&config).and_then(run),
+        Command::Demo { duration } => demo(duration),
+        Command::Outbox { command: OutboxCommand::Stats { config } } => load(&config).and_then(|c| outbox_stats(&c)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<CellConfig> {
+    config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match config::load(f) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                ok = false;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+/// Turns SIGTERM and Ctrl-C into the runtime's shutdown signal.
+pub async fn stop_on_signal(tx: tokio::sync::watch::Sender<bool>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let _ = tx.send(true);
+}
+
+fn run(config: CellConfig) -> Result<()> {
+    tokio_runtime()?.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(stop_on_signal(tx));
+        crate::runtime::run(config, rx).await
+    })
+}
+
+fn outbox_stats(c: &CellConfig) -> Result<()> {
+    if !c.store.path.exists() {
+        anyhow::bail!("no store at {} (the runtime creates it at its first start)", c.store.path.display());
+    }
+    let outbox = Outbox::open(&c.store.path, c.store.synchronous, &c.cell.joined())?;
+    let s = outbox.stats()?;
+    let age = s.oldest_undelivered_ts.map(|ts| format!("{} ({} s ago)", crate::event::rfc3339_ms(ts), (mes_edge_drivers::now_ms() - ts) / 1000));
+    println!("store:               {}", c.store.path.display());
+    println!("depth (undelivered): {}", s.depth);
+    println!("oldest undelivered:  {}", age.as_deref().unwrap_or("-"));
+    println!("last delivered seq:  {}", s.last_delivered_seq.map(|v| v.to_string()).as_deref().unwrap_or("-"));
+    println!("last committed seq:  {}", s.last_seq);
+    println!("rows kept:           {}", s.rows);
+    println!("size in use:         {:.1} MB of {} MB", s.used_bytes as f64 / 1048576.0, c.store.max_size_mb);
+    Ok(())
+}
+
+#[cfg(feature = "demo")]
+fn demo(duration: Option<u64>) -> Result<()> {
+    tokio_runtime()?.block_on(crate::demo::run(duration.map(std::time::Duration::from_secs)))
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_: Option<u64>) -> Result<()> {
+    anyhow::bail!("this build has no demo (built without the `demo` feature)")
+}

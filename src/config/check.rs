@@ -1,0 +1,283 @@
+//! Checks that need the whole file: names, cross-references and combinations. Types and unknown
+//! keys are already checked by the parser.
+
+use super::locate::{Problem, Seg};
+use super::types::*;
+use mes_edge_drivers::modbus::{plan::MAX_READ_REGISTERS, ByteOrder, DataType};
+use std::collections::HashMap;
+
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
+}
+
+pub fn check(c: &CellConfig) -> Vec<Problem> {
+    let mut p = Vec::new();
+    check_cell(c, &mut p);
+    let tags = check_devices(c, &mut p);
+    check_signals(c, &tags, &mut p);
+    check_store(c, &mut p);
+    check_mqtt(c, &mut p);
+    p
+}
+
+/// A name used as one MQTT topic level.
+fn topic_level_problem(s: &str) -> Option<&'static str> {
+    if s.trim().is_empty() {
+        Some("a non-empty name")
+    } else if s.contains(['/', '+', '#', '\0']) {
+        Some("a name without '/', '+', '#' (it becomes one MQTT topic level)")
+    } else {
+        None
+    }
+}
+
+fn check_cell(c: &CellConfig, p: &mut Vec<Problem>) {
+    let names = ["enterprise", "site", "area", "line", "cell"];
+    for (key, value) in names.iter().zip(c.cell.levels()) {
+        if let Some(expected) = topic_level_problem(value) {
+            p.push(Problem::at(path!["cell", *key], format!("expected {expected}, found {value:?}")));
+        }
+    }
+}
+
+/// Where each tag is defined, by name.
+struct TagRef<'a> {
+    device: usize,
+    tag: &'a TagConfig,
+}
+
+fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str, TagRef<'a>> {
+    let mut devices: HashMap<&str, usize> = HashMap::new();
+    let mut tags: HashMap<&str, TagRef> = HashMap::new();
+    for (d, dev) in c.devices.iter().enumerate() {
+        if dev.name.trim().is_empty() {
+            p.push(Problem::at(path!["devices", d, "name"], "expected a non-empty device name"));
+        } else if let Some(first) = devices.insert(&dev.name, d) {
+            p.push(Problem::at(
+                path!["devices", d, "name"],
+                format!("device name {:?} is already used by device #{}; expected a unique name", dev.name, first + 1),
+            ));
+        }
+        match dev.protocol {
+            Protocol::ModbusTcp => {
+                if dev.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
+                    p.push(Problem::at(path!["devices", d], "a modbus-tcp device needs `host` (name or IP address of the PLC)"));
+                }
+            }
+        }
+        if dev.poll_interval_ms == 0 {
+            p.push(Problem::at(path!["devices", d, "poll_interval_ms"], "expected a poll interval of at least 1 ms, found 0"));
+        }
+        if dev.timeout_ms == 0 {
+            p.push(Problem::at(path!["devices", d, "timeout_ms"], "expected a timeout of at least 1 ms, found 0"));
+        }
+        if !(1..=MAX_READ_REGISTERS).contains(&dev.max_registers) {
+            p.push(Problem::at(
+                path!["devices", d, "max_registers"],
+                format!("expected 1 to {MAX_READ_REGISTERS} registers per request, found {}", dev.max_registers),
+            ));
+        }
+        for (t, tag) in dev.tags.iter().enumerate() {
+            check_tag(d, t, tag, p);
+            if tag.name.trim().is_empty() {
+                p.push(Problem::at(path!["devices", d, "tags", t, "name"], "expected a non-empty tag name"));
+            } else if let Some(first) = tags.get(tag.name.as_str()) {
+                p.push(Problem::at(
+                    path!["devices", d, "tags", t, "name"],
+                    format!(
+                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
+                        tag.name, c.devices[first.device].name
+                    ),
+                ));
+            } else {
+                tags.insert(&tag.name, TagRef { device: d, tag });
+            }
+        }
+        check_overlaps(d, dev, p);
+    }
+    tags
+}
+
+fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
+    let at = |key: &str| path!["devices", d, "tags", t, key];
+    if tag.table.is_bits() {
+        if tag.data_type != DataType::Bool {
+            p.push(Problem::at(at("type"), format!("a {:?} holds single bits: expected type \"bool\"", tag.table)));
+        }
+        if tag.bit.is_some() {
+            p.push(Problem::at(at("bit"), "`bit` picks a bit of a register; expected no `bit` for a coil or discrete input"));
+        }
+    } else if tag.data_type == DataType::Bool && tag.bit.is_none() {
+        p.push(Problem::at(at("type"), "a bool in a register table needs `bit` (0 to 15)"));
+    }
+    if let Some(bit) = tag.bit {
+        if bit > 15 {
+            p.push(Problem::at(at("bit"), format!("expected a bit number from 0 to 15, found {bit}")));
+        }
+        if tag.data_type != DataType::Bool {
+            p.push(Problem::at(at("bit"), "`bit` goes with type \"bool\""));
+        }
+    }
+    let span = if tag.table.is_bits() { 1 } else { tag.data_type.registers() as u32 };
+    if tag.address as u32 + span > 65536 {
+        p.push(Problem::at(at("address"), format!("the tag runs past address 65535 (it spans {span} registers)")));
+    }
+    if (tag.scale.is_some() || tag.offset.is_some()) && tag.data_type == DataType::Bool {
+        p.push(Problem::at(at("scale"), "a bool cannot be scaled"));
+    }
+}
+
+/// Two tags reading the same registers as different types is almost always a typo in an address.
+fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+    let is_bit = |t: &TagConfig| t.bit.is_some();
+    for (i, a) in dev.tags.iter().enumerate() {
+        for b in &dev.tags[..i] {
+            if a.table != b.table || is_bit(a) || is_bit(b) || a.table.is_bits() {
+                continue;
+            }
+            let (a0, a1) = (a.address as u32, a.address as u32 + a.data_type.registers() as u32);
+            let (b0, b1) = (b.address as u32, b.address as u32 + b.data_type.registers() as u32);
+            let same = a.address == b.address && a.data_type == b.data_type && a.order == b.order;
+            if a0 < b1 && b0 < a1 && !same {
+                p.push(Problem::at(
+                    path!["devices", d, "tags", i, "address"],
+                    format!(
+                        "tag {:?} ({} at {:?} {}) overlaps tag {:?} ({} at {}) with a different type or order; \
+                         expected separate addresses",
+                        a.name,
+                        type_name(a.data_type, a.order),
+                        a.table,
+                        a.address,
+                        b.name,
+                        type_name(b.data_type, b.order),
+                        b.address
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn type_name(t: DataType, o: ByteOrder) -> String {
+    format!("{t:?} {o:?}").to_lowercase()
+}
+
+fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
+    let known = || {
+        let mut names: Vec<&str> = tags.keys().copied().collect();
+        names.sort_unstable();
+        if names.is_empty() {
+            "no tags are defined under [[devices.tags]]".to_string()
+        } else {
+            format!("expected one of: {}", names.join(", "))
+        }
+    };
+    let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
+        let found = tags.get(name).map(|r| r.tag);
+        if found.is_none() {
+            p.push(Problem::at(path!["signals", key, sub], format!("unknown tag {name:?}; {}", known())));
+        }
+        found
+    };
+    for (key, counter) in [("good_count", &c.signals.good_count), ("scrap_count", &c.signals.scrap_count)] {
+        let Some(counter) = counter else { continue };
+        let Some(tag) = lookup(key, "tag", &counter.tag, p) else { continue };
+        match tag.data_type.counter_bits() {
+            None => p.push(Problem::at(
+                path!["signals", key, "tag"],
+                format!("a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {:?}", tag.name, tag.data_type),
+            )),
+            Some(bits) => {
+                let half = if bits >= 64 { u64::MAX / 2 } else { 1u64 << (bits - 1) };
+                if counter.rollover_window == 0 || counter.rollover_window >= half {
+                    p.push(Problem::at(
+                        path!["signals", key, "rollover_window"],
+                        format!("expected 1 to {} for a {bits}-bit counter, found {}", half - 1, counter.rollover_window),
+                    ));
+                }
+            }
+        }
+        if tag.scale.is_some() || tag.offset.is_some() {
+            p.push(Problem::at(path!["signals", key, "tag"], format!("counter tag {:?} must not be scaled", tag.name)));
+        }
+    }
+    if let (Some(g), Some(s)) = (&c.signals.good_count, &c.signals.scrap_count) {
+        if g.tag == s.tag {
+            p.push(Problem::at(path!["signals", "scrap_count", "tag"], "good and scrap counts must be different tags"));
+        }
+    }
+    if let Some(state) = &c.signals.machine_state {
+        let integer = |t: &TagConfig| !matches!(t.data_type, DataType::F32 | DataType::F64) && t.scale.is_none() && t.offset.is_none();
+        for (sub, name) in [("tag", Some(&state.tag)), ("fault_tag", state.fault_tag.as_ref())] {
+            let Some(name) = name else { continue };
+            if let Some(tag) = lookup("machine_state", sub, name, p) {
+                if !integer(tag) {
+                    p.push(Problem::at(
+                        path!["signals", "machine_state", sub],
+                        format!("expected an unscaled integer or bool tag, {:?} is {:?}", tag.name, tag.data_type),
+                    ));
+                }
+            }
+        }
+        for word in state.states.keys() {
+            if word.parse::<i64>().is_err() {
+                p.push(Problem::at(
+                    path!["signals", "machine_state", "states", word.as_str()],
+                    format!("expected an integer state word as the key, found {word:?}"),
+                ));
+            }
+        }
+    }
+}
+
+fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
+    if c.store.path.as_os_str().is_empty() {
+        p.push(Problem::at(path!["store", "path"], "expected the path of the store's SQLite file"));
+    }
+    if c.store.max_size_mb == 0 {
+        p.push(Problem::at(path!["store", "max_size_mb"], "expected a size cap of at least 1 MB"));
+    }
+}
+
+fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
+    let m = &c.mqtt;
+    match crate::forwarder::BrokerUrl::parse(&m.url) {
+        Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
+        Ok(url) => {
+            if !url.tls {
+                for (key, set) in [("ca_file", m.ca_file.is_some()), ("cert_file", m.cert_file.is_some())] {
+                    if set {
+                        p.push(Problem::at(path!["mqtt", key], "TLS files go with an `mqtts://` url"));
+                    }
+                }
+            }
+        }
+    }
+    if m.cert_file.is_some() != m.key_file.is_some() {
+        p.push(Problem::at(path!["mqtt"], "a client certificate needs both `cert_file` and `key_file`"));
+    }
+    if m.password.is_some() && m.password_file.is_some() {
+        p.push(Problem::at(path!["mqtt", "password_file"], "expected `password` or `password_file`, not both"));
+    }
+    if !(1..=2).contains(&m.qos) {
+        p.push(Problem::at(
+            path!["mqtt", "qos"],
+            format!("expected QoS 1 or 2 (delivery is at-least-once and needs an acknowledgement), found {}", m.qos),
+        ));
+    }
+    if let Some(id) = &m.client_id {
+        if id.is_empty() || id.len() > 128 {
+            p.push(Problem::at(path!["mqtt", "client_id"], "expected a client id of 1 to 128 characters"));
+        }
+    }
+    if m.topic_root.is_empty() || m.topic_root.split('/').any(|l| topic_level_problem(l).is_some()) {
+        p.push(Problem::at(path!["mqtt", "topic_root"], "expected topic levels separated by '/', none empty, no wildcards"));
+    }
+    if m.inflight == 0 {
+        p.push(Problem::at(path!["mqtt", "inflight"], "expected at least 1 publish in flight"));
+    }
+    if m.keep_alive_s < 5 {
+        p.push(Problem::at(path!["mqtt", "keep_alive_s"], "expected a keep-alive of at least 5 s (rumqttc's minimum)"));
+    }
+}
+

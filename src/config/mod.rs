@@ -1,0 +1,78 @@
+//! The cell config: one TOML file per cell. [`load`] parses and checks it; every problem is
+//! reported as `file:line:column: what was expected`, because the person reading it is
+//! commissioning a cell with the file open in an editor.
+
+mod check;
+mod locate;
+mod types;
+
+pub use locate::{Located, Problem, Seg};
+pub use types::*;
+
+use std::path::{Path, PathBuf};
+
+/// A config that failed to load or check, with every problem found.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub problems: Vec<Located>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, parses and checks a cell config. Relative paths inside it are taken relative to the
+/// file's own folder, so a config works the same whatever directory the service starts in.
+pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![Located { file: path.to_path_buf(), line: 0, column: 0, message: format!("cannot read: {e}") }],
+    })?;
+    let mut config = parse(path, &text)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    config.resolve_paths(&base);
+    Ok(config)
+}
+
+/// Parses and checks config text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
+    let located = |problems: Vec<Problem>| ConfigError {
+        problems: problems.into_iter().map(|p| locate::locate(path, text, p)).collect(),
+    };
+    let config: CellConfig = toml::from_str(text).map_err(|e| {
+        let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
+        located(vec![problem])
+    })?;
+    let problems = check::check(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(located(problems))
+    }
+}
+
+impl CellConfig {
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.store.path);
+        for p in [&mut self.mqtt.ca_file, &mut self.mqtt.cert_file, &mut self.mqtt.key_file, &mut self.mqtt.password_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The forwarder: publishes the outbox to the broker in sequence order, QoS 1 (or 2), and marks
+//! an event delivered only at the broker's acknowledgement.
+//!
+//! rumqttc keeps unacknowledged publishes in memory only and drops them when a session is not
+//! resumed, so the outbox, not the client, owns re-delivery: every connection starts from a
+//! fresh client and re-publishes every unacknowledged row from the start, with the same event id
+//! and sequence number. MOM de-duplicates on the event id.
+
+mod options;
+mod session;
+mod url;
+
+pub use options::{client_id, mqtt_options};
+pub use session::{run, ForwarderSettings};
+pub use url::BrokerUrl;
+
+use crate::config::CellPath;
+
+/// `{topic_root}/{enterprise}/{site}/{area}/{line}/{cell}/events/{type}`: the cell's place in the
+/// plant's unified namespace, then what kind of event it is.
+pub fn event_topic(topic_root: &str, cell: &CellPath, kind: &str) -> String {
+    format!("{}/{}/events/{}", topic_root, cell.joined(), kind)
+}

@@ -1,0 +1,63 @@
+use super::BrokerUrl;
+use crate::config::{CellConfig, MqttConfig};
+use anyhow::{Context, Result};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The client id: configured, or derived from the cell path so that two cells never share one
+/// (a broker disconnects the older of two clients with the same id).
+pub fn client_id(c: &CellConfig) -> String {
+    c.mqtt.client_id.clone().unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
+}
+
+/// Builds the client options. Secrets are read here, once, and never logged.
+pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
+    let m = &c.mqtt;
+    let url = BrokerUrl::parse(&m.url).map_err(anyhow::Error::msg)?;
+    let mut opts = MqttOptions::new(client_id(c), url.host.clone(), url.port);
+    // A persistent session: commands queued for the cell while it is away are kept for it.
+    opts.set_clean_session(false);
+    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
+    opts.set_inflight(m.inflight);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(user) = &m.username {
+        opts.set_credentials(user.clone(), password(m)?.unwrap_or_default());
+    }
+    if url.tls {
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls_config(m)?))));
+    }
+    Ok(opts)
+}
+
+fn password(m: &MqttConfig) -> Result<Option<String>> {
+    if let Some(p) = &m.password {
+        return Ok(Some(p.clone()));
+    }
+    let Some(file) = &m.password_file else { return Ok(None) };
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading password_file {}", file.display()))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
+    let ca = m.ca_file.as_ref().context("an mqtts:// url needs `ca_file`, the CA that signed the broker's certificate")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading ca_file {}", ca.display()))? {
+        roots.add(cert.with_context(|| format!("parsing ca_file {}", ca.display()))?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    Ok(match (&m.cert_file, &m.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("reading cert_file {}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading key_file {}", key.display()))?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    })
+}

@@ -1,0 +1,232 @@
+use crate::store::{Outbox, OutboxRow};
+use mes_edge_drivers::modbus::Backoff;
+use mes_edge_drivers::now_ms;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+#[derive(Clone)]
+pub struct ForwarderSettings {
+    pub options: MqttOptions,
+    pub qos: QoS,
+    /// Builds the topic of an event from its type.
+    pub topic: std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>,
+    /// Publishes awaiting acknowledgement at once; at most rumqttc's inflight setting.
+    pub window: usize,
+    /// How long a clean stop waits for outstanding acknowledgements.
+    pub drain: Duration,
+}
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+/// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
+pub async fn run(
+    settings: ForwarderSettings,
+    mut outbox: Outbox,
+    mut committed: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let (client, eventloop) = AsyncClient::new(settings.options.clone(), settings.window * 2 + 16);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let poller = tokio::spawn(poll(eventloop, events_tx));
+        let mut s = Session {
+            settings: &settings,
+            client: &client,
+            outbox: &mut outbox,
+            queued: VecDeque::new(),
+            inflight: HashMap::new(),
+            acked: Vec::new(),
+            cursor: 0,
+        };
+        let ended = s.run(events_rx, &mut committed, &mut shutdown, &mut backoff).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        poller.abort();
+        match ended {
+            Ended::Shutdown => return,
+            Ended::Lost(reason) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%reason, retry_in = ?delay, "broker connection lost");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Drives the event loop, handing on what the session needs, until its first error.
+async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, String>>) {
+    loop {
+        let ev = eventloop.poll().await.map_err(|e| e.to_string());
+        let failed = ev.is_err();
+        if tx.send(ev).is_err() || failed {
+            return;
+        }
+    }
+}
+
+struct Session<'a> {
+    settings: &'a ForwarderSettings,
+    client: &'a AsyncClient,
+    outbox: &'a mut Outbox,
+    /// Handed to the client, waiting to be written: rumqttc writes them in this order, and the
+    /// packet id it picks shows up at the write.
+    queued: VecDeque<u64>,
+    /// Written, waiting for the acknowledgement, by packet id.
+    inflight: HashMap<u16, u64>,
+    /// Acknowledged, not yet marked in the store.
+    acked: Vec<u64>,
+    /// Highest sequence handed to the client in this session.
+    cursor: u64,
+}
+
+impl Session<'_> {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<Result<Event, String>>,
+        committed: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Ended {
+        let mut connected = false;
+        let mut flush = tokio::time::interval(Duration::from_millis(100));
+        let connect_deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(connect_deadline);
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let ev = match ev {
+                        Some(Ok(ev)) => ev,
+                        Some(Err(e)) => return self.lost(e),
+                        None => return self.lost("event loop ended".into()),
+                    };
+                    if let Err(e) = self.on_event(ev, &mut connected, backoff) {
+                        return self.lost(e);
+                    }
+                    // Refill once a quarter of the window is free, not at every acknowledgement.
+                    if connected && self.room() * 4 >= self.settings.window {
+                        self.fill();
+                    }
+                }
+                _ = committed.changed(), if connected => self.fill(),
+                _ = flush.tick() => {
+                    self.flush_acked();
+                    if connected {
+                        // Picks up anything committed while the window was full.
+                        self.fill();
+                    }
+                }
+                _ = &mut connect_deadline, if !connected => return self.lost("no CONNACK within 30 s".into()),
+                _ = shutdown.changed() => return self.drain(&mut events).await,
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, connected: &mut bool, backoff: &mut Backoff) -> Result<(), String> {
+        match ev {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                tracing::info!(session_present = ack.session_present, "connected to broker");
+                *connected = true;
+                backoff.reset();
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let seq = self.queued.pop_front().ok_or("a publish went out that was never queued")?;
+                self.inflight.insert(pkid, seq);
+            }
+            Event::Incoming(Packet::PubAck(ack)) if self.settings.qos == QoS::AtLeastOnce => self.acknowledged(ack.pkid)?,
+            Event::Incoming(Packet::PubComp(comp)) if self.settings.qos == QoS::ExactlyOnce => self.acknowledged(comp.pkid)?,
+            Event::Incoming(Packet::Disconnect) => return Err("broker sent DISCONNECT".into()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn acknowledged(&mut self, pkid: u16) -> Result<(), String> {
+        let seq = self.inflight.remove(&pkid).ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
+        self.acked.push(seq);
+        if self.acked.len() >= 1024 {
+            self.flush_acked();
+        }
+        Ok(())
+    }
+
+    fn room(&self) -> usize {
+        self.settings.window.saturating_sub(self.queued.len() + self.inflight.len())
+    }
+
+    /// Hands the client as many pending events as the window allows.
+    fn fill(&mut self) {
+        loop {
+            let room = self.room();
+            if room == 0 {
+                return;
+            }
+            let rows = match self.outbox.pending(self.cursor, room) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!("reading the outbox: {e}");
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            for OutboxRow { seq, kind, payload } in rows {
+                let topic = (self.settings.topic)(&kind);
+                if let Err(e) = self.client.try_publish(topic, self.settings.qos, false, payload) {
+                    tracing::debug!("client queue full: {e}");
+                    return;
+                }
+                self.queued.push_back(seq);
+                self.cursor = seq;
+            }
+        }
+    }
+
+    fn flush_acked(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let res = tokio::task::block_in_place(|| self.outbox.mark_delivered(&self.acked, now_ms()));
+        match res {
+            Ok(()) => self.acked.clear(),
+            // Kept for the next flush; if the process dies first they are simply sent again.
+            Err(e) => tracing::error!("marking delivered events: {e}"),
+        }
+    }
+
+    fn lost(&mut self, reason: String) -> Ended {
+        self.flush_acked();
+        Ended::Lost(reason)
+    }
+
+    /// A clean stop: wait a bounded time for what is already in flight, record it, and go.
+    async fn drain(&mut self, events: &mut mpsc::UnboundedReceiver<Result<Event, String>>) -> Ended {
+        let deadline = tokio::time::sleep(self.settings.drain);
+        tokio::pin!(deadline);
+        let mut connected = true;
+        let mut backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
+        while !(self.queued.is_empty() && self.inflight.is_empty()) {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(Ok(ev)) => if self.on_event(ev, &mut connected, &mut backoff).is_err() { break },
+                    _ => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        self.flush_acked();
+        Ended::Shutdown
+    }
+}

@@ -1,0 +1,20 @@
+use tracing_subscriber::EnvFilter;
+
+/// Logs go to stderr (journald picks them up under systemd): readable lines, or one JSON object
+/// per line for log shippers. `RUST_LOG` overrides the level, e.g. `RUST_LOG=mes_edge=debug`.
+pub fn init(json: bool, extra_directives: &[&str]) {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var_os("RUST_LOG").is_none() {
+        for d in extra_directives {
+            if let Ok(d) = d.parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,10 @@
+//! The store: one SQLite file per cell holding the outbox (every event, delivered or not) and the
+//! cell state the events were derived from. Both change in one transaction, which is what makes
+//! a count survive kill -9 exactly: either the parts and the new counter baseline are on disk, or
+//! neither is and the next reading counts them again.
+
+mod outbox;
+mod schema;
+
+pub use outbox::{Outbox, OutboxRow, OutboxStats, Committed};
+pub use schema::{open, StoreError, SCHEMA_VERSION};
