@@ -123,3 +123,106 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::Role;
+    use mes_edge_drivers::{DeviceId, TagId, Value};
+    use std::collections::HashMap;
+
+    const GOOD: TagId = TagId(0);
+    const STATE: TagId = TagId(1);
+    const FAULT: TagId = TagId(2);
+
+    fn engine() -> Engine {
+        let model = CellModel {
+            cell_path: "a/b/c/d/e".into(),
+            tag_names: vec!["good".into(), "state".into(), "fault".into()],
+            device_names: vec!["plc".into()],
+            roles: HashMap::from([
+                (GOOD, Role::Counter { kind: CounterKind::Good, bits: 16, rollover_window: 100 }),
+                (STATE, Role::StateWord),
+                (FAULT, Role::FaultCode),
+            ]),
+            states: HashMap::from([(0, MachineState::Idle), (1, MachineState::Running), (2, MachineState::Down)]),
+            unmapped: MachineState::Unknown,
+        };
+        Engine::new(model, CellState::default())
+    }
+
+    fn samples(list: &[(TagId, Option<u64>, i64)]) -> DeviceEvent {
+        let samples = list
+            .iter()
+            .map(|&(tag, v, ts_ms)| Sample {
+                tag,
+                value: v.map(Value::UInt),
+                quality: if v.is_some() { Quality::Good } else { Quality::Bad },
+                ts_ms,
+            })
+            .collect();
+        DeviceEvent::Samples { device: DeviceId(0), samples }
+    }
+
+    fn run(e: &mut Engine, ev: DeviceEvent) -> Vec<EventBody> {
+        let mut out = Vec::new();
+        e.apply(&ev, &mut out);
+        out.into_iter().map(|e| e.body).collect()
+    }
+
+    #[test]
+    fn bad_readings_keep_the_baseline_and_the_next_good_one_counts_everything() {
+        let mut e = engine();
+        assert!(run(&mut e, samples(&[(GOOD, Some(10), 1)])).is_empty());
+        assert!(run(&mut e, samples(&[(GOOD, None, 2)])).is_empty());
+        let out = run(&mut e, samples(&[(GOOD, Some(15), 3)]));
+        assert!(matches!(out[..], [EventBody::PartCount { quantity: 5, counter_value: 15, previous_value: 10, .. }]));
+        assert_eq!(e.state.good_total, 5);
+    }
+
+    #[test]
+    fn rollover_counts_and_reset_does_not() {
+        let mut e = engine();
+        run(&mut e, samples(&[(GOOD, Some(65_530), 1)]));
+        let out = run(&mut e, samples(&[(GOOD, Some(4), 2)]));
+        assert!(matches!(out[..], [EventBody::PartCount { quantity: 10, rolled_over: true, .. }]));
+        let out = run(&mut e, samples(&[(GOOD, Some(0), 3)]));
+        assert_eq!(out, vec![EventBody::CounterReset { counter: CounterKind::Good, from: 4, to: 0 }]);
+        assert_eq!(e.state.good_total, 10);
+    }
+
+    #[test]
+    fn state_changes_carry_the_fault_code_read_with_them_and_durations() {
+        let mut e = engine();
+        run(&mut e, samples(&[(STATE, Some(1), 1_000)]));
+        // The fault code comes after the state word in the same read; it is applied first.
+        let out = run(&mut e, samples(&[(STATE, Some(2), 4_000), (FAULT, Some(17), 4_000)]));
+        assert_eq!(
+            out,
+            vec![EventBody::MachineState {
+                state: MachineState::Down,
+                previous: MachineState::Running,
+                previous_since: 1_000,
+                previous_duration_ms: 3_000,
+                state_word: Some(2),
+                fault_code: Some(17),
+            }]
+        );
+        // Unreadable: unknown. An unmapped word: the configured default (unknown as well here).
+        let out = run(&mut e, samples(&[(STATE, None, 5_000)]));
+        assert!(matches!(out[..], [EventBody::MachineState { state: MachineState::Unknown, .. }]));
+        run(&mut e, samples(&[(STATE, Some(1), 6_000)]));
+        let out = run(&mut e, samples(&[(STATE, Some(99), 7_000)]));
+        assert!(matches!(out[..], [EventBody::MachineState { state: MachineState::Unknown, state_word: Some(99), .. }]));
+    }
+
+    #[test]
+    fn device_status_becomes_an_event() {
+        let mut e = engine();
+        let ev = DeviceEvent::Status { device: DeviceId(0), status: DeviceStatus::Offline { reason: "timeout".into() }, ts_ms: 9 };
+        assert_eq!(
+            run(&mut e, ev),
+            vec![EventBody::DeviceStatus { device: "plc".into(), online: false, reason: Some("timeout".into()) }]
+        );
+    }
+}

@@ -102,7 +102,7 @@ fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, "tags", t, key];
     if tag.table.is_bits() {
         if tag.data_type != DataType::Bool {
-            p.push(Problem::at(at("type"), format!("a {:?} holds single bits: expected type \"bool\"", tag.table)));
+            p.push(Problem::at(at("type"), "coils and discrete inputs hold single bits: expected type \"bool\""));
         }
         if tag.bit.is_some() {
             p.push(Problem::at(at("bit"), "`bit` picks a bit of a register; expected no `bit` for a coil or discrete input"));
@@ -142,11 +142,10 @@ fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
                 p.push(Problem::at(
                     path!["devices", d, "tags", i, "address"],
                     format!(
-                        "tag {:?} ({} at {:?} {}) overlaps tag {:?} ({} at {}) with a different type or order; \
+                        "tag {:?} ({} at {}) overlaps tag {:?} ({} at {}) with a different type or order; \
                          expected separate addresses",
                         a.name,
                         type_name(a.data_type, a.order),
-                        a.table,
                         a.address,
                         b.name,
                         type_name(b.data_type, b.order),
@@ -159,7 +158,7 @@ fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
 }
 
 fn type_name(t: DataType, o: ByteOrder) -> String {
-    format!("{t:?} {o:?}").to_lowercase()
+    format!("{} {o:?}", format!("{t:?}").to_lowercase())
 }
 
 fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
@@ -185,7 +184,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
         match tag.data_type.counter_bits() {
             None => p.push(Problem::at(
                 path!["signals", key, "tag"],
-                format!("a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {:?}", tag.name, tag.data_type),
+                format!("a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {}", tag.name, format!("{:?}", tag.data_type).to_lowercase()),
             )),
             Some(bits) => {
                 let half = if bits >= 64 { u64::MAX / 2 } else { 1u64 << (bits - 1) };

@@ -45,8 +45,10 @@ pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
 
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
-    let located = |problems: Vec<Problem>| ConfigError {
-        problems: problems.into_iter().map(|p| locate::locate(path, text, p)).collect(),
+    let located = |problems: Vec<Problem>| {
+        let mut problems: Vec<Located> = problems.into_iter().map(|p| locate::locate(path, text, p)).collect();
+        problems.sort_by_key(|p| (p.line, p.column));
+        ConfigError { problems }
     };
     let config: CellConfig = toml::from_str(text).map_err(|e| {
         let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
