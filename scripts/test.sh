@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run).
+#
+#   scripts/test.sh [extra args for the test runner]
+#   e.g. scripts/test.sh --test harness_smoke
+#
+# 1. Installs Mosquitto from Debian if /usr/sbin/mosquitto is missing. No system service is
+#    used: tests start their own broker processes on free ports (tests/common).
+# 2. Creates the Python venv for the test peers at target/peers-venv (again whenever
+#    tests/peers/requirements.txt or the Python version changes; see the stamp file inside).
+# 3. Exports MES_EDGE_MOSQUITTO and MES_EDGE_PYTHON for the harness (tests panic without them).
+# 4. Builds everything once, then runs the whole workspace suite with cargo-nextest if it is
+#    installed, else cargo test.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { echo "scripts/test.sh: $*" >&2; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=(sudo)
+fi
+
+# apt-get install, running apt-get update first only if the plain install fails.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "$@"; then
+        log "apt-get install $* failed; running apt-get update and trying again"
+        "${SUDO[@]}" apt-get update
+        "${SUDO[@]}" apt-get install -y --no-install-recommends "$@"
+    fi
+}
+
+# --- 1. Mosquitto ------------------------------------------------------------------------------
+MOSQUITTO=/usr/sbin/mosquitto
+if [ ! -x "$MOSQUITTO" ]; then
+    log "installing mosquitto"
+    apt_install mosquitto
+fi
+"$MOSQUITTO" -h 2>/dev/null | head -n 1 >&2 || true
+
+# --- 2. Python venv with the pinned peers ------------------------------------------------------
+if ! command -v python3 >/dev/null 2>&1; then
+    log "installing python3"
+    apt_install python3 python3-venv
+fi
+VENV="$ROOT/target/peers-venv"
+REQ="$ROOT/tests/peers/requirements.txt"
+STAMP="$VENV/.requirements-stamp"
+WANT="$(sha256sum "$REQ" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
+    || ! "$VENV/bin/python" -c 'import pymodbus' >/dev/null 2>&1; then
+    log "creating $VENV from $REQ"
+    rm -rf "$VENV"
+    mkdir -p "$ROOT/target"
+    if ! python3 -m venv "$VENV"; then
+        # Debian's system Python has no ensurepip without python3-venv.
+        rm -rf "$VENV"
+        apt_install python3-venv
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+    echo "$WANT" > "$STAMP"
+fi
+"$VENV/bin/python" -c 'import pymodbus, sys; print("pymodbus", pymodbus.__version__, "on Python", sys.version.split()[0])' >&2
+
+# --- 3. Environment for the harness (tests/common) ---------------------------------------------
+export MES_EDGE_MOSQUITTO="$MOSQUITTO"
+export MES_EDGE_PYTHON="$VENV/bin/python"
+
+# --- 4. Build once, then run the suite ---------------------------------------------------------
+cargo build --workspace --all-targets --locked
+if cargo nextest --version >/dev/null 2>&1; then
+    exec cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+    exec cargo test --workspace --locked --no-fail-fast "$@"
+fi
