@@ -15,8 +15,9 @@ pub enum Step {
     Unchanged,
     Parts { quantity: u64, rolled_over: bool },
     /// The counter went back by more than the rollover window: a PLC restart or a manual reset.
-    /// Nothing is counted; the new value is the baseline.
-    Reset { from: u64 },
+    /// A counter that restarted from zero has counted `since_zero` parts since (a new value
+    /// within the rollover window); a counter that jumped anywhere else counts nothing.
+    Reset { from: u64, since_zero: u64 },
 }
 
 impl Counter {
@@ -34,7 +35,7 @@ impl Counter {
             if wrapped <= rollover_window {
                 Step::Parts { quantity: wrapped, rolled_over: true }
             } else {
-                Step::Reset { from: last }
+                Step::Reset { from: last, since_zero: if raw <= rollover_window { raw } else { 0 } }
             }
         }
     }
@@ -65,11 +66,21 @@ mod tests {
     #[test]
     fn a_jump_back_is_a_reset_not_a_count() {
         let mut c = Counter { last: Some(5_000) };
-        assert_eq!(c.observe(0, 16, 1000), Step::Reset { from: 5_000 });
+        assert_eq!(c.observe(0, 16, 1000), Step::Reset { from: 5_000, since_zero: 0 });
         assert_eq!(c.last, Some(0));
         assert_eq!(c.observe(7, 16, 1000), Step::Parts { quantity: 7, rolled_over: false });
         // Just outside the window past the top: a reset as well.
         let mut c = Counter { last: Some(65_535 - 1000) };
-        assert_eq!(c.observe(0, 16, 1000), Step::Reset { from: 64_535 });
+        assert_eq!(c.observe(0, 16, 1000), Step::Reset { from: 64_535, since_zero: 0 });
+    }
+
+    #[test]
+    fn a_counter_restarted_from_zero_counts_what_it_made_since() {
+        // Power-cycled at 5000, made 3 parts before the first reading after the restart.
+        let mut c = Counter { last: Some(5_000) };
+        assert_eq!(c.observe(3, 32, 1000), Step::Reset { from: 5_000, since_zero: 3 });
+        // Jumped back to somewhere that is not near zero: nothing can be known, nothing counted.
+        let mut c = Counter { last: Some(50_000) };
+        assert_eq!(c.observe(20_000, 32, 1000), Step::Reset { from: 50_000, since_zero: 0 });
     }
 }

@@ -103,24 +103,39 @@ impl Engine {
             Step::Baseline => tracing::info!(counter = ?kind, raw, "counter baseline"),
             Step::Unchanged => {}
             Step::Parts { quantity, rolled_over } => {
-                match kind {
-                    CounterKind::Good => self.state.good_total += quantity,
-                    CounterKind::Scrap => self.state.scrap_total += quantity,
-                }
-                let body = EventBody::PartCount {
-                    counter: kind,
-                    quantity,
-                    counter_value: raw,
-                    previous_value: previous.unwrap_or(0),
-                    rolled_over,
-                };
-                out.push(NewEvent::new(s.ts_ms, source(), body));
+                let previous_value = previous.unwrap_or(0);
+                self.parts(kind, quantity, raw, previous_value, rolled_over, s.ts_ms, source(), out);
             }
-            Step::Reset { from } => {
-                tracing::warn!(counter = ?kind, from, to = raw, "counter went back: reset, nothing counted");
+            Step::Reset { from, since_zero } => {
+                tracing::warn!(counter = ?kind, from, to = raw, since_zero, "counter went back: reset");
                 out.push(NewEvent::new(s.ts_ms, source(), EventBody::CounterReset { counter: kind, from, to: raw }));
+                if since_zero > 0 {
+                    self.parts(kind, since_zero, raw, 0, false, s.ts_ms, source(), out);
+                }
             }
         }
+    }
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    fn parts(
+        &mut self,
+        kind: CounterKind,
+        quantity: u64,
+        counter_value: u64,
+        previous_value: u64,
+        rolled_over: bool,
+        ts_ms: i64,
+        source: Vec<String>,
+        out: &mut Vec<NewEvent>,
+    ) {
+        match kind {
+            CounterKind::Good => self.state.good_total += quantity,
+            CounterKind::Scrap => self.state.scrap_total += quantity,
+        }
+        let body = EventBody::PartCount { counter: kind, quantity, counter_value, previous_value, rolled_over };
+        out.push(NewEvent::new(ts_ms, source, body));
     }
 }
 
@@ -181,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn rollover_counts_and_reset_does_not() {
+    fn rollover_counts_and_a_reset_counts_only_what_was_made_since_zero() {
         let mut e = engine();
         run(&mut e, samples(&[(GOOD, Some(65_530), 1)]));
         let out = run(&mut e, samples(&[(GOOD, Some(4), 2)]));
@@ -189,6 +204,12 @@ mod tests {
         let out = run(&mut e, samples(&[(GOOD, Some(0), 3)]));
         assert_eq!(out, vec![EventBody::CounterReset { counter: CounterKind::Good, from: 4, to: 0 }]);
         assert_eq!(e.state.good_total, 10);
+        // Restarted from zero and made 2 before this reading: the reset, then those 2.
+        run(&mut e, samples(&[(GOOD, Some(500), 4)]));
+        let out = run(&mut e, samples(&[(GOOD, Some(2), 5)]));
+        assert_eq!(out.len(), 2);
+        assert!(matches!(out[1], EventBody::PartCount { quantity: 2, counter_value: 2, previous_value: 0, .. }));
+        assert_eq!(e.state.good_total, 10 + 500 + 2);
     }
 
     #[test]
