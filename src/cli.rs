@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mes-edge", version, about = "MES edge runtime for one production cell")]
+#[command(
+    name = "mes-edge",
+    version,
+    about = "MES edge runtime for one production cell"
+)]
 struct Cli {
     /// Log one JSON object per line instead of readable text.
     #[arg(long, global = true)]
@@ -53,13 +57,19 @@ enum OutboxCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet: &[&str] = if matches!(cli.command, Command::Demo { .. }) { &["rumqttd=off", "mes_edge=warn"] } else { &[] };
+    let quiet: &[&str] = if matches!(cli.command, Command::Demo { .. }) {
+        &["rumqttd=off", "mes_edge=warn"]
+    } else {
+        &[]
+    };
     crate::logging::init(cli.log_json, quiet);
     let result = match cli.command {
         Command::Check { files } => return check(&files),
         Command::Run { config } => load(&config).and_then(run),
         Command::Demo { duration } => demo(duration),
-        Command::Outbox { command: OutboxCommand::Stats { config } } => load(&config).and_then(|c| outbox_stats(&c)),
+        Command::Outbox {
+            command: OutboxCommand::Stats { config },
+        } => load(&config).and_then(|c| outbox_stats(&c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,12 +103,16 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// Turns SIGTERM and Ctrl-C into the runtime's shutdown signal.
 pub async fn stop_on_signal(tx: tokio::sync::watch::Sender<bool>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -116,24 +130,45 @@ fn run(config: CellConfig) -> Result<()> {
 
 fn outbox_stats(c: &CellConfig) -> Result<()> {
     if !c.store.path.exists() {
-        anyhow::bail!("no store at {} (the runtime creates it at its first start)", c.store.path.display());
+        anyhow::bail!(
+            "no store at {} (the runtime creates it at its first start)",
+            c.store.path.display()
+        );
     }
     let outbox = Outbox::open(&c.store.path, c.store.synchronous, &c.cell.joined())?;
     let s = outbox.stats()?;
-    let age = s.oldest_undelivered_ts.map(|ts| format!("{} ({} s ago)", crate::event::rfc3339_ms(ts), (mes_edge_drivers::now_ms() - ts) / 1000));
+    let age = s.oldest_undelivered_ts.map(|ts| {
+        format!(
+            "{} ({} s ago)",
+            crate::event::rfc3339_ms(ts),
+            (mes_edge_drivers::now_ms() - ts) / 1000
+        )
+    });
     println!("store:               {}", c.store.path.display());
     println!("depth (undelivered): {}", s.depth);
     println!("oldest undelivered:  {}", age.as_deref().unwrap_or("-"));
-    println!("last delivered seq:  {}", s.last_delivered_seq.map(|v| v.to_string()).as_deref().unwrap_or("-"));
+    println!(
+        "last delivered seq:  {}",
+        s.last_delivered_seq
+            .map(|v| v.to_string())
+            .as_deref()
+            .unwrap_or("-")
+    );
     println!("last committed seq:  {}", s.last_seq);
     println!("rows kept:           {}", s.rows);
-    println!("size in use:         {:.1} MB of {} MB", s.used_bytes as f64 / 1048576.0, c.store.max_size_mb);
+    println!(
+        "size in use:         {:.1} MB of {} MB",
+        s.used_bytes as f64 / 1048576.0,
+        c.store.max_size_mb
+    );
     Ok(())
 }
 
 #[cfg(feature = "demo")]
 fn demo(duration: Option<u64>) -> Result<()> {
-    tokio_runtime()?.block_on(crate::demo::run(duration.map(std::time::Duration::from_secs)))
+    tokio_runtime()?.block_on(crate::demo::run(
+        duration.map(std::time::Duration::from_secs),
+    ))
 }
 
 #[cfg(not(feature = "demo"))]

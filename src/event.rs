@@ -28,9 +28,19 @@ pub enum AlarmLevel {
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum EventBody {
     /// Parts made since the last count, from the difference of two counter readings.
-    PartCount { counter: CounterKind, quantity: u64, counter_value: u64, previous_value: u64, rolled_over: bool },
+    PartCount {
+        counter: CounterKind,
+        quantity: u64,
+        counter_value: u64,
+        previous_value: u64,
+        rolled_over: bool,
+    },
     /// The PLC's counter went back (restart, manual reset): nothing was counted for that step.
-    CounterReset { counter: CounterKind, from: u64, to: u64 },
+    CounterReset {
+        counter: CounterKind,
+        from: u64,
+        to: u64,
+    },
     MachineState {
         state: MachineState,
         previous: MachineState,
@@ -40,8 +50,17 @@ pub enum EventBody {
         state_word: Option<i64>,
         fault_code: Option<i64>,
     },
-    DeviceStatus { device: String, online: bool, reason: Option<String> },
-    StoreAlarm { level: AlarmLevel, used_bytes: u64, cap_bytes: u64, undelivered: u64 },
+    DeviceStatus {
+        device: String,
+        online: bool,
+        reason: Option<String>,
+    },
+    StoreAlarm {
+        level: AlarmLevel,
+        used_bytes: u64,
+        cap_bytes: u64,
+        undelivered: u64,
+    },
 }
 
 impl EventBody {
@@ -70,7 +89,12 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(ts_ms: i64, source: Vec<String>, body: EventBody) -> Self {
-        NewEvent { id: Uuid::now_v7(), ts_ms, source, body }
+        NewEvent {
+            id: Uuid::now_v7(),
+            ts_ms,
+            source,
+            body,
+        }
     }
 }
 

@@ -24,10 +24,19 @@ const HOUSEKEEPING: Duration = Duration::from_secs(10);
 pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let model = CellModel::from_config(&config);
     if let Some(dir) = config.store.path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the store's folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let writer = Outbox::open(&config.store.path, config.store.synchronous, &model.cell_path)?;
-    let reader = Outbox::open(&config.store.path, config.store.synchronous, &model.cell_path)?;
+    let writer = Outbox::open(
+        &config.store.path,
+        config.store.synchronous,
+        &model.cell_path,
+    )?;
+    let reader = Outbox::open(
+        &config.store.path,
+        config.store.synchronous,
+        &model.cell_path,
+    )?;
     let state = writer.load_state()?;
     tracing::info!(
         cell = %model.cell_path,
@@ -42,7 +51,11 @@ pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Res
     let (drivers_stop_tx, drivers_stop) = watch::channel(false);
     let mut drivers = tokio::task::JoinSet::new();
     for dev in modbus_devices(&config) {
-        drivers.spawn(modbus::run_tcp(dev, device_tx.clone(), drivers_stop.clone()));
+        drivers.spawn(modbus::run_tcp(
+            dev,
+            device_tx.clone(),
+            drivers_stop.clone(),
+        ));
     }
     drop(device_tx);
 
@@ -51,10 +64,12 @@ pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Res
     let store_cfg = config.store.clone();
     let handle = tokio::runtime::Handle::current();
     let (engine_done_tx, mut engine_done) = tokio::sync::oneshot::channel::<()>();
-    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
-        engine_loop(engine, writer, device_rx, committed_tx, store_cfg, handle);
-        let _ = engine_done_tx.send(());
-    })?;
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            engine_loop(engine, writer, device_rx, committed_tx, store_cfg, handle);
+            let _ = engine_done_tx.send(());
+        })?;
 
     let (fwd_stop_tx, fwd_stop) = watch::channel(false);
     let fwd = tokio::spawn(forwarder::run(settings, reader, committed_rx, fwd_stop));
@@ -69,7 +84,9 @@ pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Res
     let _ = drivers_stop_tx.send(true);
     while drivers.join_next().await.is_some() {}
     // The engine ends once every driver has dropped its sender and the last batch is committed.
-    tokio::task::spawn_blocking(move || engine_thread.join()).await?.ok();
+    tokio::task::spawn_blocking(move || engine_thread.join())
+        .await?
+        .ok();
     let _ = fwd_stop_tx.send(true);
     fwd.await?;
     if engine_died {
@@ -84,7 +101,11 @@ fn forwarder_settings(config: &CellConfig) -> Result<ForwarderSettings> {
     let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
     Ok(ForwarderSettings {
         options,
-        qos: if config.mqtt.qos == 2 { QoS::ExactlyOnce } else { QoS::AtLeastOnce },
+        qos: if config.mqtt.qos == 2 {
+            QoS::ExactlyOnce
+        } else {
+            QoS::AtLeastOnce
+        },
         topic: Arc::new(move |kind| forwarder::event_topic(&root, &cell, kind)),
         window: config.mqtt.inflight as usize,
         drain: Duration::from_secs(5),
@@ -121,7 +142,11 @@ pub fn modbus_devices(config: &CellConfig) -> Vec<ModbusTcpDevice> {
                 unit: dev.unit_id,
                 timeout: Duration::from_millis(dev.timeout_ms),
                 poll_interval: Duration::from_millis(dev.poll_interval_ms),
-                limits: Limits { max_gap: dev.max_gap, max_registers: dev.max_registers, ..Limits::default() },
+                limits: Limits {
+                    max_gap: dev.max_gap,
+                    max_registers: dev.max_registers,
+                    ..Limits::default()
+                },
                 tags,
             }),
         }
@@ -150,7 +175,9 @@ fn engine_loop(
     let mut failures = 0u32;
     loop {
         if batch.is_empty() && !closed {
-            match handle.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await }) {
+            match handle
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
+            {
                 Ok(Some(ev)) => batch.push(ev),
                 Ok(None) => closed = true,
                 Err(_) => {}
@@ -205,7 +232,12 @@ fn engine_loop(
 }
 
 /// Prunes by retention and size cap, and raises a store alarm when the level changes.
-fn housekeeping(outbox: &mut Outbox, cap: u64, retention_ms: i64, alarm: &mut AlarmLevel) -> Option<NewEvent> {
+fn housekeeping(
+    outbox: &mut Outbox,
+    cap: u64,
+    retention_ms: i64,
+    alarm: &mut AlarmLevel,
+) -> Option<NewEvent> {
     let pruned = match outbox.prune(now_ms() - retention_ms, cap) {
         Ok(n) => n,
         Err(e) => {
@@ -232,6 +264,11 @@ fn housekeeping(outbox: &mut Outbox, cap: u64, retention_ms: i64, alarm: &mut Al
     }
     *alarm = level;
     tracing::warn!(?level, used, cap, undelivered = stats.depth, "store alarm");
-    let body = EventBody::StoreAlarm { level, used_bytes: used, cap_bytes: cap, undelivered: stats.depth };
+    let body = EventBody::StoreAlarm {
+        level,
+        used_bytes: used,
+        cap_bytes: cap,
+        undelivered: stats.depth,
+    };
     Some(NewEvent::new(now_ms(), vec!["store".into()], body))
 }

@@ -6,24 +6,46 @@ use std::path::Path;
 use std::process::Command;
 
 fn check(dir: &Path, file: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mes-edge")).arg("check").arg(file).current_dir(dir).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mes-edge"))
+        .arg("check")
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 fn entries(dir: &str) -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut v: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
 
 #[test]
 fn every_example_config_passes_check() {
-    let configs: Vec<_> = entries("config").into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
+    let configs: Vec<_> = entries("config")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
     assert!(configs.len() >= 2, "expected example configs in config/");
     for path in configs {
-        let out = check(path.parent().unwrap(), path.file_name().unwrap().to_str().unwrap());
-        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}: ok", path.file_name().unwrap().to_str().unwrap()));
+        let out = check(
+            path.parent().unwrap(),
+            path.file_name().unwrap().to_str().unwrap(),
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{}: ok", path.file_name().unwrap().to_str().unwrap())
+        );
     }
 }
 
@@ -35,7 +57,12 @@ fn every_broken_config_gets_its_expected_error() {
         let expected = std::fs::read_to_string(case.join("expected-error.txt")).unwrap();
         let out = check(&case, "cell.toml");
         assert_eq!(out.status.code(), Some(1), "{}", case.display());
-        assert_eq!(String::from_utf8_lossy(&out.stderr), expected, "{}", case.display());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            expected,
+            "{}",
+            case.display()
+        );
     }
 }
 
@@ -44,4 +71,25 @@ fn the_demo_config_passes_check() {
     let dir = tempfile::tempdir().unwrap();
     let text = mes_edge::demo::config_text(1502, 1883, &dir.path().join("demo.db"));
     mes_edge::config::parse(Path::new("demo.toml"), &text).unwrap();
+}
+
+#[test]
+fn run_refuses_a_broken_config_with_its_location() {
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config-cases/signal-names-unknown-tag");
+    let out = Command::new(env!("CARGO_BIN_EXE_mes-edge"))
+        .args(["run", "--config", "cell.toml"])
+        .current_dir(&case)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cell.toml:20:7: unknown tag \"good_cnt\""),
+        "{stderr}"
+    );
+    assert!(
+        !case.join("cell.db").exists(),
+        "nothing created for a config that does not check"
+    );
 }

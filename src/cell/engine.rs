@@ -32,18 +32,31 @@ impl Engine {
     /// Applies one driver event, appending the production events it causes.
     pub fn apply(&mut self, ev: &DeviceEvent, out: &mut Vec<NewEvent>) {
         match ev {
-            DeviceEvent::Status { device, status, ts_ms } => {
+            DeviceEvent::Status {
+                device,
+                status,
+                ts_ms,
+            } => {
                 let (online, reason) = match status {
                     DeviceStatus::Online => (true, None),
                     DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
                 };
                 let device = self.model.device_name(*device).to_string();
-                out.push(NewEvent::new(*ts_ms, vec![device.clone()], EventBody::DeviceStatus { device, online, reason }));
+                out.push(NewEvent::new(
+                    *ts_ms,
+                    vec![device.clone()],
+                    EventBody::DeviceStatus {
+                        device,
+                        online,
+                        reason,
+                    },
+                ));
             }
             DeviceEvent::Samples { samples, .. } => {
                 // The fault code first, so a state change in the same read reports the new code.
-                let (faults, rest): (Vec<&Sample>, Vec<&Sample>) =
-                    samples.iter().partition(|s| self.model.roles.get(&s.tag) == Some(&Role::FaultCode));
+                let (faults, rest): (Vec<&Sample>, Vec<&Sample>) = samples
+                    .iter()
+                    .partition(|s| self.model.roles.get(&s.tag) == Some(&Role::FaultCode));
                 for s in faults.into_iter().chain(rest) {
                     self.apply_sample(s, out);
                 }
@@ -52,24 +65,43 @@ impl Engine {
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
-        let Some(&role) = self.model.roles.get(&s.tag) else { return };
+        let Some(&role) = self.model.roles.get(&s.tag) else {
+            return;
+        };
         let good = s.quality == Quality::Good;
         match role {
             // A bad reading says nothing about parts: the counter keeps its baseline, and the next
             // good reading counts everything made in between.
-            Role::Counter { kind, bits, rollover_window } => {
+            Role::Counter {
+                kind,
+                bits,
+                rollover_window,
+            } => {
                 if let (true, Some(raw)) = (good, s.value.and_then(|v| v.as_u64())) {
                     self.count(kind, raw, bits, rollover_window, s, out);
                 }
             }
             Role::FaultCode => {
-                self.state.fault_code = if good { s.value.map(|v| v.as_f64() as i64) } else { None };
+                self.state.fault_code = if good {
+                    s.value.map(|v| v.as_f64() as i64)
+                } else {
+                    None
+                };
             }
             Role::StateWord => {
-                let word = if good { s.value.map(|v| v.as_f64() as i64) } else { None };
+                let word = if good {
+                    s.value.map(|v| v.as_f64() as i64)
+                } else {
+                    None
+                };
                 let state = match word {
                     None => MachineState::Unknown,
-                    Some(w) => self.model.states.get(&w).copied().unwrap_or(self.model.unmapped),
+                    Some(w) => self
+                        .model
+                        .states
+                        .get(&w)
+                        .copied()
+                        .unwrap_or(self.model.unmapped),
                 };
                 self.state.state_word = word;
                 if state != self.state.machine_state {
@@ -82,17 +114,33 @@ impl Engine {
                         previous,
                         previous_since: since,
                         // A clock stepped back must not give a negative duration.
-                        previous_duration_ms: if since == 0 { 0 } else { (s.ts_ms - since).max(0) },
+                        previous_duration_ms: if since == 0 {
+                            0
+                        } else {
+                            (s.ts_ms - since).max(0)
+                        },
                         state_word: word,
                         fault_code: self.state.fault_code,
                     };
-                    out.push(NewEvent::new(s.ts_ms, vec![self.model.tag_name(s.tag).to_string()], body));
+                    out.push(NewEvent::new(
+                        s.ts_ms,
+                        vec![self.model.tag_name(s.tag).to_string()],
+                        body,
+                    ));
                 }
             }
         }
     }
 
-    fn count(&mut self, kind: CounterKind, raw: u64, bits: u32, window: u64, s: &Sample, out: &mut Vec<NewEvent>) {
+    fn count(
+        &mut self,
+        kind: CounterKind,
+        raw: u64,
+        bits: u32,
+        window: u64,
+        s: &Sample,
+        out: &mut Vec<NewEvent>,
+    ) {
         let counter = match kind {
             CounterKind::Good => &mut self.state.good,
             CounterKind::Scrap => &mut self.state.scrap,
@@ -102,13 +150,33 @@ impl Engine {
         match counter.observe(raw, bits, window) {
             Step::Baseline => tracing::info!(counter = ?kind, raw, "counter baseline"),
             Step::Unchanged => {}
-            Step::Parts { quantity, rolled_over } => {
+            Step::Parts {
+                quantity,
+                rolled_over,
+            } => {
                 let previous_value = previous.unwrap_or(0);
-                self.parts(kind, quantity, raw, previous_value, rolled_over, s.ts_ms, source(), out);
+                self.parts(
+                    kind,
+                    quantity,
+                    raw,
+                    previous_value,
+                    rolled_over,
+                    s.ts_ms,
+                    source(),
+                    out,
+                );
             }
             Step::Reset { from, since_zero } => {
                 tracing::warn!(counter = ?kind, from, to = raw, since_zero, "counter went back: reset");
-                out.push(NewEvent::new(s.ts_ms, source(), EventBody::CounterReset { counter: kind, from, to: raw }));
+                out.push(NewEvent::new(
+                    s.ts_ms,
+                    source(),
+                    EventBody::CounterReset {
+                        counter: kind,
+                        from,
+                        to: raw,
+                    },
+                ));
                 if since_zero > 0 {
                     self.parts(kind, since_zero, raw, 0, false, s.ts_ms, source(), out);
                 }
@@ -134,7 +202,13 @@ impl Engine {
             CounterKind::Good => self.state.good_total += quantity,
             CounterKind::Scrap => self.state.scrap_total += quantity,
         }
-        let body = EventBody::PartCount { counter: kind, quantity, counter_value, previous_value, rolled_over };
+        let body = EventBody::PartCount {
+            counter: kind,
+            quantity,
+            counter_value,
+            previous_value,
+            rolled_over,
+        };
         out.push(NewEvent::new(ts_ms, source, body));
     }
 }
@@ -156,11 +230,22 @@ mod tests {
             tag_names: vec!["good".into(), "state".into(), "fault".into()],
             device_names: vec!["plc".into()],
             roles: HashMap::from([
-                (GOOD, Role::Counter { kind: CounterKind::Good, bits: 16, rollover_window: 100 }),
+                (
+                    GOOD,
+                    Role::Counter {
+                        kind: CounterKind::Good,
+                        bits: 16,
+                        rollover_window: 100,
+                    },
+                ),
                 (STATE, Role::StateWord),
                 (FAULT, Role::FaultCode),
             ]),
-            states: HashMap::from([(0, MachineState::Idle), (1, MachineState::Running), (2, MachineState::Down)]),
+            states: HashMap::from([
+                (0, MachineState::Idle),
+                (1, MachineState::Running),
+                (2, MachineState::Down),
+            ]),
             unmapped: MachineState::Unknown,
         };
         Engine::new(model, CellState::default())
@@ -172,11 +257,18 @@ mod tests {
             .map(|&(tag, v, ts_ms)| Sample {
                 tag,
                 value: v.map(Value::UInt),
-                quality: if v.is_some() { Quality::Good } else { Quality::Bad },
+                quality: if v.is_some() {
+                    Quality::Good
+                } else {
+                    Quality::Bad
+                },
                 ts_ms,
             })
             .collect();
-        DeviceEvent::Samples { device: DeviceId(0), samples }
+        DeviceEvent::Samples {
+            device: DeviceId(0),
+            samples,
+        }
     }
 
     fn run(e: &mut Engine, ev: DeviceEvent) -> Vec<EventBody> {
@@ -191,7 +283,15 @@ mod tests {
         assert!(run(&mut e, samples(&[(GOOD, Some(10), 1)])).is_empty());
         assert!(run(&mut e, samples(&[(GOOD, None, 2)])).is_empty());
         let out = run(&mut e, samples(&[(GOOD, Some(15), 3)]));
-        assert!(matches!(out[..], [EventBody::PartCount { quantity: 5, counter_value: 15, previous_value: 10, .. }]));
+        assert!(matches!(
+            out[..],
+            [EventBody::PartCount {
+                quantity: 5,
+                counter_value: 15,
+                previous_value: 10,
+                ..
+            }]
+        ));
         assert_eq!(e.state.good_total, 5);
     }
 
@@ -200,15 +300,37 @@ mod tests {
         let mut e = engine();
         run(&mut e, samples(&[(GOOD, Some(65_530), 1)]));
         let out = run(&mut e, samples(&[(GOOD, Some(4), 2)]));
-        assert!(matches!(out[..], [EventBody::PartCount { quantity: 10, rolled_over: true, .. }]));
+        assert!(matches!(
+            out[..],
+            [EventBody::PartCount {
+                quantity: 10,
+                rolled_over: true,
+                ..
+            }]
+        ));
         let out = run(&mut e, samples(&[(GOOD, Some(0), 3)]));
-        assert_eq!(out, vec![EventBody::CounterReset { counter: CounterKind::Good, from: 4, to: 0 }]);
+        assert_eq!(
+            out,
+            vec![EventBody::CounterReset {
+                counter: CounterKind::Good,
+                from: 4,
+                to: 0
+            }]
+        );
         assert_eq!(e.state.good_total, 10);
         // Restarted from zero and made 2 before this reading: the reset, then those 2.
         run(&mut e, samples(&[(GOOD, Some(500), 4)]));
         let out = run(&mut e, samples(&[(GOOD, Some(2), 5)]));
         assert_eq!(out.len(), 2);
-        assert!(matches!(out[1], EventBody::PartCount { quantity: 2, counter_value: 2, previous_value: 0, .. }));
+        assert!(matches!(
+            out[1],
+            EventBody::PartCount {
+                quantity: 2,
+                counter_value: 2,
+                previous_value: 0,
+                ..
+            }
+        ));
         assert_eq!(e.state.good_total, 10 + 500 + 2);
     }
 
@@ -217,7 +339,10 @@ mod tests {
         let mut e = engine();
         run(&mut e, samples(&[(STATE, Some(1), 1_000)]));
         // The fault code comes after the state word in the same read; it is applied first.
-        let out = run(&mut e, samples(&[(STATE, Some(2), 4_000), (FAULT, Some(17), 4_000)]));
+        let out = run(
+            &mut e,
+            samples(&[(STATE, Some(2), 4_000), (FAULT, Some(17), 4_000)]),
+        );
         assert_eq!(
             out,
             vec![EventBody::MachineState {
@@ -231,19 +356,42 @@ mod tests {
         );
         // Unreadable: unknown. An unmapped word: the configured default (unknown as well here).
         let out = run(&mut e, samples(&[(STATE, None, 5_000)]));
-        assert!(matches!(out[..], [EventBody::MachineState { state: MachineState::Unknown, .. }]));
+        assert!(matches!(
+            out[..],
+            [EventBody::MachineState {
+                state: MachineState::Unknown,
+                ..
+            }]
+        ));
         run(&mut e, samples(&[(STATE, Some(1), 6_000)]));
         let out = run(&mut e, samples(&[(STATE, Some(99), 7_000)]));
-        assert!(matches!(out[..], [EventBody::MachineState { state: MachineState::Unknown, state_word: Some(99), .. }]));
+        assert!(matches!(
+            out[..],
+            [EventBody::MachineState {
+                state: MachineState::Unknown,
+                state_word: Some(99),
+                ..
+            }]
+        ));
     }
 
     #[test]
     fn device_status_becomes_an_event() {
         let mut e = engine();
-        let ev = DeviceEvent::Status { device: DeviceId(0), status: DeviceStatus::Offline { reason: "timeout".into() }, ts_ms: 9 };
+        let ev = DeviceEvent::Status {
+            device: DeviceId(0),
+            status: DeviceStatus::Offline {
+                reason: "timeout".into(),
+            },
+            ts_ms: 9,
+        };
         assert_eq!(
             run(&mut e, ev),
-            vec![EventBody::DeviceStatus { device: "plc".into(), online: false, reason: Some("timeout".into()) }]
+            vec![EventBody::DeviceStatus {
+                device: "plc".into(),
+                online: false,
+                reason: Some("timeout".into())
+            }]
         );
     }
 }

@@ -7,7 +7,11 @@ use std::collections::HashMap;
 /// What a tag means to the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    Counter { kind: CounterKind, bits: u32, rollover_window: u64 },
+    Counter {
+        kind: CounterKind,
+        bits: u32,
+        rollover_window: u64,
+    },
     StateWord,
     FaultCode,
 }
@@ -27,15 +31,42 @@ impl CellModel {
     /// Tags are numbered in the order the config lists them, devices likewise; the runtime builds
     /// the drivers with the same numbering.
     pub fn from_config(c: &CellConfig) -> Self {
-        let tag_names: Vec<String> = c.devices.iter().flat_map(|d| d.tags.iter().map(|t| t.name.clone())).collect();
-        let tag_types: HashMap<&str, _> =
-            c.devices.iter().flat_map(|d| d.tags.iter()).map(|t| (t.name.as_str(), t.data_type)).collect();
-        let id = |name: &str| TagId(tag_names.iter().position(|n| n == name).expect("checked config") as u32);
+        let tag_names: Vec<String> = c
+            .devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(|t| t.name.clone()))
+            .collect();
+        let tag_types: HashMap<&str, _> = c
+            .devices
+            .iter()
+            .flat_map(|d| d.tags.iter())
+            .map(|t| (t.name.as_str(), t.data_type))
+            .collect();
+        let id = |name: &str| {
+            TagId(
+                tag_names
+                    .iter()
+                    .position(|n| n == name)
+                    .expect("checked config") as u32,
+            )
+        };
         let mut roles = HashMap::new();
-        for (kind, signal) in [(CounterKind::Good, &c.signals.good_count), (CounterKind::Scrap, &c.signals.scrap_count)] {
+        for (kind, signal) in [
+            (CounterKind::Good, &c.signals.good_count),
+            (CounterKind::Scrap, &c.signals.scrap_count),
+        ] {
             if let Some(s) = signal {
-                let bits = tag_types[s.tag.as_str()].counter_bits().expect("checked config");
-                roles.insert(id(&s.tag), Role::Counter { kind, bits, rollover_window: s.rollover_window });
+                let bits = tag_types[s.tag.as_str()]
+                    .counter_bits()
+                    .expect("checked config");
+                roles.insert(
+                    id(&s.tag),
+                    Role::Counter {
+                        kind,
+                        bits,
+                        rollover_window: s.rollover_window,
+                    },
+                );
             }
         }
         let mut states = HashMap::new();
@@ -45,7 +76,11 @@ impl CellModel {
             if let Some(f) = &s.fault_tag {
                 roles.insert(id(f), Role::FaultCode);
             }
-            states = s.states.iter().map(|(k, v)| (k.parse().expect("checked config"), *v)).collect();
+            states = s
+                .states
+                .iter()
+                .map(|(k, v)| (k.parse().expect("checked config"), *v))
+                .collect();
             unmapped = s.unmapped;
         }
         CellModel {

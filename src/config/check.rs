@@ -35,7 +35,10 @@ fn check_cell(c: &CellConfig, p: &mut Vec<Problem>) {
     let names = ["enterprise", "site", "area", "line", "cell"];
     for (key, value) in names.iter().zip(c.cell.levels()) {
         if let Some(expected) = topic_level_problem(value) {
-            p.push(Problem::at(path!["cell", *key], format!("expected {expected}, found {value:?}")));
+            p.push(Problem::at(
+                path!["cell", *key],
+                format!("expected {expected}, found {value:?}"),
+            ));
         }
     }
 }
@@ -51,36 +54,58 @@ fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str
     let mut tags: HashMap<&str, TagRef> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
         if dev.name.trim().is_empty() {
-            p.push(Problem::at(path!["devices", d, "name"], "expected a non-empty device name"));
+            p.push(Problem::at(
+                path!["devices", d, "name"],
+                "expected a non-empty device name",
+            ));
         } else if let Some(first) = devices.insert(&dev.name, d) {
             p.push(Problem::at(
                 path!["devices", d, "name"],
-                format!("device name {:?} is already used by device #{}; expected a unique name", dev.name, first + 1),
+                format!(
+                    "device name {:?} is already used by device #{}; expected a unique name",
+                    dev.name,
+                    first + 1
+                ),
             ));
         }
         match dev.protocol {
             Protocol::ModbusTcp => {
                 if dev.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
-                    p.push(Problem::at(path!["devices", d], "a modbus-tcp device needs `host` (name or IP address of the PLC)"));
+                    p.push(Problem::at(
+                        path!["devices", d],
+                        "a modbus-tcp device needs `host` (name or IP address of the PLC)",
+                    ));
                 }
             }
         }
         if dev.poll_interval_ms == 0 {
-            p.push(Problem::at(path!["devices", d, "poll_interval_ms"], "expected a poll interval of at least 1 ms, found 0"));
+            p.push(Problem::at(
+                path!["devices", d, "poll_interval_ms"],
+                "expected a poll interval of at least 1 ms, found 0",
+            ));
         }
         if dev.timeout_ms == 0 {
-            p.push(Problem::at(path!["devices", d, "timeout_ms"], "expected a timeout of at least 1 ms, found 0"));
+            p.push(Problem::at(
+                path!["devices", d, "timeout_ms"],
+                "expected a timeout of at least 1 ms, found 0",
+            ));
         }
         if !(1..=MAX_READ_REGISTERS).contains(&dev.max_registers) {
             p.push(Problem::at(
                 path!["devices", d, "max_registers"],
-                format!("expected 1 to {MAX_READ_REGISTERS} registers per request, found {}", dev.max_registers),
+                format!(
+                    "expected 1 to {MAX_READ_REGISTERS} registers per request, found {}",
+                    dev.max_registers
+                ),
             ));
         }
         for (t, tag) in dev.tags.iter().enumerate() {
             check_tag(d, t, tag, p);
             if tag.name.trim().is_empty() {
-                p.push(Problem::at(path!["devices", d, "tags", t, "name"], "expected a non-empty tag name"));
+                p.push(Problem::at(
+                    path!["devices", d, "tags", t, "name"],
+                    "expected a non-empty tag name",
+                ));
             } else if let Some(first) = tags.get(tag.name.as_str()) {
                 p.push(Problem::at(
                     path!["devices", d, "tags", t, "name"],
@@ -102,25 +127,44 @@ fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, "tags", t, key];
     if tag.table.is_bits() {
         if tag.data_type != DataType::Bool {
-            p.push(Problem::at(at("type"), "coils and discrete inputs hold single bits: expected type \"bool\""));
+            p.push(Problem::at(
+                at("type"),
+                "coils and discrete inputs hold single bits: expected type \"bool\"",
+            ));
         }
         if tag.bit.is_some() {
-            p.push(Problem::at(at("bit"), "`bit` picks a bit of a register; expected no `bit` for a coil or discrete input"));
+            p.push(Problem::at(
+                at("bit"),
+                "`bit` picks a bit of a register; expected no `bit` for a coil or discrete input",
+            ));
         }
     } else if tag.data_type == DataType::Bool && tag.bit.is_none() {
-        p.push(Problem::at(at("type"), "a bool in a register table needs `bit` (0 to 15)"));
+        p.push(Problem::at(
+            at("type"),
+            "a bool in a register table needs `bit` (0 to 15)",
+        ));
     }
     if let Some(bit) = tag.bit {
         if bit > 15 {
-            p.push(Problem::at(at("bit"), format!("expected a bit number from 0 to 15, found {bit}")));
+            p.push(Problem::at(
+                at("bit"),
+                format!("expected a bit number from 0 to 15, found {bit}"),
+            ));
         }
         if tag.data_type != DataType::Bool {
             p.push(Problem::at(at("bit"), "`bit` goes with type \"bool\""));
         }
     }
-    let span = if tag.table.is_bits() { 1 } else { tag.data_type.registers() as u32 };
+    let span = if tag.table.is_bits() {
+        1
+    } else {
+        tag.data_type.registers() as u32
+    };
     if tag.address as u32 + span > 65536 {
-        p.push(Problem::at(at("address"), format!("the tag runs past address 65535 (it spans {span} registers)")));
+        p.push(Problem::at(
+            at("address"),
+            format!("the tag runs past address 65535 (it spans {span} registers)"),
+        ));
     }
     if (tag.scale.is_some() || tag.offset.is_some()) && tag.data_type == DataType::Bool {
         p.push(Problem::at(at("scale"), "a bool cannot be scaled"));
@@ -135,8 +179,14 @@ fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
             if a.table != b.table || is_bit(a) || is_bit(b) || a.table.is_bits() {
                 continue;
             }
-            let (a0, a1) = (a.address as u32, a.address as u32 + a.data_type.registers() as u32);
-            let (b0, b1) = (b.address as u32, b.address as u32 + b.data_type.registers() as u32);
+            let (a0, a1) = (
+                a.address as u32,
+                a.address as u32 + a.data_type.registers() as u32,
+            );
+            let (b0, b1) = (
+                b.address as u32,
+                b.address as u32 + b.data_type.registers() as u32,
+            );
             let same = a.address == b.address && a.data_type == b.data_type && a.order == b.order;
             if a0 < b1 && b0 < a1 && !same {
                 p.push(Problem::at(
@@ -174,46 +224,82 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
     let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
         let found = tags.get(name).map(|r| r.tag);
         if found.is_none() {
-            p.push(Problem::at(path!["signals", key, sub], format!("unknown tag {name:?}; {}", known())));
+            p.push(Problem::at(
+                path!["signals", key, sub],
+                format!("unknown tag {name:?}; {}", known()),
+            ));
         }
         found
     };
-    for (key, counter) in [("good_count", &c.signals.good_count), ("scrap_count", &c.signals.scrap_count)] {
+    for (key, counter) in [
+        ("good_count", &c.signals.good_count),
+        ("scrap_count", &c.signals.scrap_count),
+    ] {
         let Some(counter) = counter else { continue };
-        let Some(tag) = lookup(key, "tag", &counter.tag, p) else { continue };
+        let Some(tag) = lookup(key, "tag", &counter.tag, p) else {
+            continue;
+        };
         match tag.data_type.counter_bits() {
             None => p.push(Problem::at(
                 path!["signals", key, "tag"],
-                format!("a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {}", tag.name, format!("{:?}", tag.data_type).to_lowercase()),
+                format!(
+                    "a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {}",
+                    tag.name,
+                    format!("{:?}", tag.data_type).to_lowercase()
+                ),
             )),
             Some(bits) => {
-                let half = if bits >= 64 { u64::MAX / 2 } else { 1u64 << (bits - 1) };
+                let half = if bits >= 64 {
+                    u64::MAX / 2
+                } else {
+                    1u64 << (bits - 1)
+                };
                 if counter.rollover_window == 0 || counter.rollover_window >= half {
                     p.push(Problem::at(
                         path!["signals", key, "rollover_window"],
-                        format!("expected 1 to {} for a {bits}-bit counter, found {}", half - 1, counter.rollover_window),
+                        format!(
+                            "expected 1 to {} for a {bits}-bit counter, found {}",
+                            half - 1,
+                            counter.rollover_window
+                        ),
                     ));
                 }
             }
         }
         if tag.scale.is_some() || tag.offset.is_some() {
-            p.push(Problem::at(path!["signals", key, "tag"], format!("counter tag {:?} must not be scaled", tag.name)));
+            p.push(Problem::at(
+                path!["signals", key, "tag"],
+                format!("counter tag {:?} must not be scaled", tag.name),
+            ));
         }
     }
     if let (Some(g), Some(s)) = (&c.signals.good_count, &c.signals.scrap_count) {
         if g.tag == s.tag {
-            p.push(Problem::at(path!["signals", "scrap_count", "tag"], "good and scrap counts must be different tags"));
+            p.push(Problem::at(
+                path!["signals", "scrap_count", "tag"],
+                "good and scrap counts must be different tags",
+            ));
         }
     }
     if let Some(state) = &c.signals.machine_state {
-        let integer = |t: &TagConfig| !matches!(t.data_type, DataType::F32 | DataType::F64) && t.scale.is_none() && t.offset.is_none();
-        for (sub, name) in [("tag", Some(&state.tag)), ("fault_tag", state.fault_tag.as_ref())] {
+        let integer = |t: &TagConfig| {
+            !matches!(t.data_type, DataType::F32 | DataType::F64)
+                && t.scale.is_none()
+                && t.offset.is_none()
+        };
+        for (sub, name) in [
+            ("tag", Some(&state.tag)),
+            ("fault_tag", state.fault_tag.as_ref()),
+        ] {
             let Some(name) = name else { continue };
             if let Some(tag) = lookup("machine_state", sub, name, p) {
                 if !integer(tag) {
                     p.push(Problem::at(
                         path!["signals", "machine_state", sub],
-                        format!("expected an unscaled integer or bool tag, {:?} is {:?}", tag.name, tag.data_type),
+                        format!(
+                            "expected an unscaled integer or bool tag, {:?} is {:?}",
+                            tag.name, tag.data_type
+                        ),
                     ));
                 }
             }
@@ -231,10 +317,16 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
 
 fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
     if c.store.path.as_os_str().is_empty() {
-        p.push(Problem::at(path!["store", "path"], "expected the path of the store's SQLite file"));
+        p.push(Problem::at(
+            path!["store", "path"],
+            "expected the path of the store's SQLite file",
+        ));
     }
     if c.store.max_size_mb == 0 {
-        p.push(Problem::at(path!["store", "max_size_mb"], "expected a size cap of at least 1 MB"));
+        p.push(Problem::at(
+            path!["store", "max_size_mb"],
+            "expected a size cap of at least 1 MB",
+        ));
     }
 }
 
@@ -244,19 +336,31 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
         Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
         Ok(url) => {
             if !url.tls {
-                for (key, set) in [("ca_file", m.ca_file.is_some()), ("cert_file", m.cert_file.is_some())] {
+                for (key, set) in [
+                    ("ca_file", m.ca_file.is_some()),
+                    ("cert_file", m.cert_file.is_some()),
+                ] {
                     if set {
-                        p.push(Problem::at(path!["mqtt", key], "TLS files go with an `mqtts://` url"));
+                        p.push(Problem::at(
+                            path!["mqtt", key],
+                            "TLS files go with an `mqtts://` url",
+                        ));
                     }
                 }
             }
         }
     }
     if m.cert_file.is_some() != m.key_file.is_some() {
-        p.push(Problem::at(path!["mqtt"], "a client certificate needs both `cert_file` and `key_file`"));
+        p.push(Problem::at(
+            path!["mqtt"],
+            "a client certificate needs both `cert_file` and `key_file`",
+        ));
     }
     if m.password.is_some() && m.password_file.is_some() {
-        p.push(Problem::at(path!["mqtt", "password_file"], "expected `password` or `password_file`, not both"));
+        p.push(Problem::at(
+            path!["mqtt", "password_file"],
+            "expected `password` or `password_file`, not both",
+        ));
     }
     if !(1..=2).contains(&m.qos) {
         p.push(Problem::at(
@@ -266,17 +370,32 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
     }
     if let Some(id) = &m.client_id {
         if id.is_empty() || id.len() > 128 {
-            p.push(Problem::at(path!["mqtt", "client_id"], "expected a client id of 1 to 128 characters"));
+            p.push(Problem::at(
+                path!["mqtt", "client_id"],
+                "expected a client id of 1 to 128 characters",
+            ));
         }
     }
-    if m.topic_root.is_empty() || m.topic_root.split('/').any(|l| topic_level_problem(l).is_some()) {
-        p.push(Problem::at(path!["mqtt", "topic_root"], "expected topic levels separated by '/', none empty, no wildcards"));
+    if m.topic_root.is_empty()
+        || m.topic_root
+            .split('/')
+            .any(|l| topic_level_problem(l).is_some())
+    {
+        p.push(Problem::at(
+            path!["mqtt", "topic_root"],
+            "expected topic levels separated by '/', none empty, no wildcards",
+        ));
     }
     if m.inflight == 0 {
-        p.push(Problem::at(path!["mqtt", "inflight"], "expected at least 1 publish in flight"));
+        p.push(Problem::at(
+            path!["mqtt", "inflight"],
+            "expected at least 1 publish in flight",
+        ));
     }
     if m.keep_alive_s < 5 {
-        p.push(Problem::at(path!["mqtt", "keep_alive_s"], "expected a keep-alive of at least 5 s (rumqttc's minimum)"));
+        p.push(Problem::at(
+            path!["mqtt", "keep_alive_s"],
+            "expected a keep-alive of at least 5 s (rumqttc's minimum)",
+        ));
     }
 }
-

@@ -32,11 +32,19 @@ pub struct Problem {
 
 impl Problem {
     pub fn at(path: Vec<Seg>, message: impl Into<String>) -> Self {
-        Problem { path, span: None, message: message.into() }
+        Problem {
+            path,
+            span: None,
+            message: message.into(),
+        }
     }
 
     pub fn at_span(span: Option<Range<usize>>, message: String) -> Self {
-        Problem { path: Vec::new(), span, message }
+        Problem {
+            path: Vec::new(),
+            span,
+            message,
+        }
     }
 }
 
@@ -51,14 +59,29 @@ pub struct Located {
 
 impl std::fmt::Display for Located {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
 pub fn locate(file: &Path, text: &str, problem: Problem) -> Located {
-    let span = problem.span.clone().or_else(|| span_of_path(text, &problem.path));
+    let span = problem
+        .span
+        .clone()
+        .or_else(|| span_of_path(text, &problem.path));
     let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-    Located { file: file.to_path_buf(), line, column, message: problem.message }
+    Located {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: problem.message,
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -75,7 +98,9 @@ fn span_of_path(text: &str, path: &[Seg]) -> Option<Range<usize>> {
     let mut node = Node::Item(doc.as_item());
     let mut best = None;
     for seg in path {
-        let Some((next, span)) = child(node, seg) else { break };
+        let Some((next, span)) = child(node, seg) else {
+            break;
+        };
         best = span.or(best);
         node = next;
     }
@@ -91,11 +116,19 @@ enum Node<'a> {
 
 fn child<'a>(node: Node<'a>, seg: &Seg) -> Option<(Node<'a>, Option<Range<usize>>)> {
     match (node, seg) {
-        (Node::Item(Item::Table(t)) | Node::Table(t), Seg::Key(k)) => t.get(k).map(|i| (Node::Item(i), i.span())),
+        (Node::Item(Item::Table(t)) | Node::Table(t), Seg::Key(k)) => {
+            t.get(k).map(|i| (Node::Item(i), i.span()))
+        }
         (Node::Item(Item::Value(v)), _) => child(Node::Value(v), seg),
-        (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => a.get(*i).map(|t| (Node::Table(t), t.span())),
-        (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => t.get(k).map(|v| (Node::Value(v), v.span())),
-        (Node::Value(Value::Array(a)), Seg::Index(i)) => a.get(*i).map(|v| (Node::Value(v), v.span())),
+        (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => {
+            a.get(*i).map(|t| (Node::Table(t), t.span()))
+        }
+        (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => {
+            t.get(k).map(|v| (Node::Value(v), v.span()))
+        }
+        (Node::Value(Value::Array(a)), Seg::Index(i)) => {
+            a.get(*i).map(|v| (Node::Value(v), v.span()))
+        }
         _ => None,
     }
 }

@@ -35,7 +35,12 @@ impl std::error::Error for ConfigError {}
 /// file's own folder, so a config works the same whatever directory the service starts in.
 pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        problems: vec![Located { file: path.to_path_buf(), line: 0, column: 0, message: format!("cannot read: {e}") }],
+        problems: vec![Located {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }],
     })?;
     let mut config = parse(path, &text)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -46,7 +51,10 @@ pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
     let located = |problems: Vec<Problem>| {
-        let mut problems: Vec<Located> = problems.into_iter().map(|p| locate::locate(path, text, p)).collect();
+        let mut problems: Vec<Located> = problems
+            .into_iter()
+            .map(|p| locate::locate(path, text, p))
+            .collect();
         problems.sort_by_key(|p| (p.line, p.column));
         ConfigError { problems }
     };
@@ -70,9 +78,14 @@ impl CellConfig {
             }
         };
         fix(&mut self.store.path);
-        for p in [&mut self.mqtt.ca_file, &mut self.mqtt.cert_file, &mut self.mqtt.key_file, &mut self.mqtt.password_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.mqtt.ca_file,
+            &mut self.mqtt.cert_file,
+            &mut self.mqtt.key_file,
+            &mut self.mqtt.password_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }

@@ -29,7 +29,13 @@ pub struct CellPath {
 
 impl CellPath {
     pub fn levels(&self) -> [&str; 5] {
-        [&self.enterprise, &self.site, &self.area, &self.line, &self.cell]
+        [
+            &self.enterprise,
+            &self.site,
+            &self.area,
+            &self.line,
+            &self.cell,
+        ]
     }
 
     /// `enterprise/site/area/line/cell`.

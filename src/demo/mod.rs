@@ -75,19 +75,31 @@ url = "mqtt://127.0.0.1:{mqtt_port}"
 
 pub async fn run(duration: Option<Duration>) -> Result<()> {
     let mqtt = tokio::task::spawn_blocking(|| broker::start(0)).await??;
-    let (plc, sim, _machine) = press::serve("127.0.0.1:0".parse()?, press::PressSettings::default()).await?;
-    let dir = tempfile::Builder::new().prefix("mes-edge-demo-").tempdir()?;
+    let (plc, sim, _machine) =
+        press::serve("127.0.0.1:0".parse()?, press::PressSettings::default()).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("mes-edge-demo-")
+        .tempdir()?;
     let config_path = dir.path().join("demo-cell.toml");
-    std::fs::write(&config_path, config_text(plc.port(), mqtt.port(), &dir.path().join("demo-cell.db")))?;
+    std::fs::write(
+        &config_path,
+        config_text(plc.port(), mqtt.port(), &dir.path().join("demo-cell.db")),
+    )?;
     let config = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("mes-edge demo");
     println!("  simulated press (Modbus TCP)  {plc}");
     println!("  embedded MQTT broker          mqtt://{mqtt}");
     println!("  cell config                   {}", config_path.display());
-    println!("  subscribed to                 {}/#", config.mqtt.topic_root);
+    println!(
+        "  subscribed to                 {}/#",
+        config.mqtt.topic_root
+    );
     println!("Events as the broker delivers them (Ctrl-C to stop):\n");
-    let printer = tokio::spawn(print_events(mqtt.port(), format!("{}/#", config.mqtt.topic_root)));
+    let printer = tokio::spawn(print_events(
+        mqtt.port(),
+        format!("{}/#", config.mqtt.topic_root),
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopper = stop_tx.clone();
@@ -100,10 +112,16 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
             None => crate::cli::stop_on_signal(stopper).await,
         }
     });
-    crate::runtime::run(config, stop_rx).await.context("runtime")?;
+    crate::runtime::run(config, stop_rx)
+        .await
+        .context("runtime")?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     printer.abort();
-    println!("\nThe press made {} good and {} scrap parts.", sim.good(), sim.scrap());
+    println!(
+        "\nThe press made {} good and {} scrap parts.",
+        sim.good(),
+        sim.scrap()
+    );
     Ok(())
 }
 
@@ -118,7 +136,9 @@ async fn print_events(port: u16, filter: String) {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let _ = client.subscribe(filter.clone(), QoS::AtLeastOnce).await;
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => println!("{}", describe(&p.topic, &p.payload)),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                println!("{}", describe(&p.topic, &p.payload))
+            }
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
@@ -131,16 +151,39 @@ fn describe(topic: &str, payload: &[u8]) -> String {
     };
     let d = &v["data"];
     let what = match v["type"].as_str().unwrap_or("?") {
-        "part_count" => format!("{} +{} (counter {})", d["counter"].as_str().unwrap_or("?"), d["quantity"], d["counter_value"]),
+        "part_count" => format!(
+            "{} +{} (counter {})",
+            d["counter"].as_str().unwrap_or("?"),
+            d["quantity"],
+            d["counter_value"]
+        ),
         "machine_state" => format!(
             "{} -> {} after {:.1} s{}",
             d["previous"].as_str().unwrap_or("?"),
             d["state"].as_str().unwrap_or("?"),
             d["previous_duration_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-            d["fault_code"].as_i64().filter(|c| *c != 0).map(|c| format!(", fault {c}")).unwrap_or_default()
+            d["fault_code"]
+                .as_i64()
+                .filter(|c| *c != 0)
+                .map(|c| format!(", fault {c}"))
+                .unwrap_or_default()
         ),
-        "device_status" => format!("{} {}", d["device"].as_str().unwrap_or("?"), if d["online"] == true { "online" } else { "offline" }),
+        "device_status" => format!(
+            "{} {}",
+            d["device"].as_str().unwrap_or("?"),
+            if d["online"] == true {
+                "online"
+            } else {
+                "offline"
+            }
+        ),
         _ => d.to_string(),
     };
-    format!("#{:<5} {:<14} {}   {}", v["seq"].to_string(), v["type"].as_str().unwrap_or("?"), what, topic)
+    format!(
+        "#{:<5} {:<14} {}   {}",
+        v["seq"].to_string(),
+        v["type"].as_str().unwrap_or("?"),
+        what,
+        topic
+    )
 }

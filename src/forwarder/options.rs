@@ -9,7 +9,10 @@ use std::time::Duration;
 /// The client id: configured, or derived from the cell path so that two cells never share one
 /// (a broker disconnects the older of two clients with the same id).
 pub fn client_id(c: &CellConfig) -> String {
-    c.mqtt.client_id.clone().unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
+    c.mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
 }
 
 /// Builds the client options. Secrets are read here, once, and never logged.
@@ -26,7 +29,9 @@ pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
         opts.set_credentials(user.clone(), password(m)?.unwrap_or_default());
     }
     if url.tls {
-        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls_config(m)?))));
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
+            tls_config(m)?,
+        ))));
     }
     Ok(opts)
 }
@@ -35,15 +40,23 @@ fn password(m: &MqttConfig) -> Result<Option<String>> {
     if let Some(p) = &m.password {
         return Ok(Some(p.clone()));
     }
-    let Some(file) = &m.password_file else { return Ok(None) };
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading password_file {}", file.display()))?;
+    let Some(file) = &m.password_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading password_file {}", file.display()))?;
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
 fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
-    let ca = m.ca_file.as_ref().context("an mqtts:// url needs `ca_file`, the CA that signed the broker's certificate")?;
+    let ca = m
+        .ca_file
+        .as_ref()
+        .context("an mqtts:// url needs `ca_file`, the CA that signed the broker's certificate")?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading ca_file {}", ca.display()))? {
+    for cert in CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("reading ca_file {}", ca.display()))?
+    {
         roots.add(cert.with_context(|| format!("parsing ca_file {}", ca.display()))?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -55,7 +68,8 @@ fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .with_context(|| format!("reading cert_file {}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading key_file {}", key.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading key_file {}", key.display()))?;
             builder.with_client_auth_cert(certs, key)?
         }
         _ => builder.with_no_client_auth(),

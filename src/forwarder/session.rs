@@ -35,7 +35,8 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        let (client, eventloop) = AsyncClient::new(settings.options.clone(), settings.window * 2 + 16);
+        let (client, eventloop) =
+            AsyncClient::new(settings.options.clone(), settings.window * 2 + 16);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(eventloop, events_tx));
         let mut s = Session {
@@ -47,7 +48,9 @@ pub async fn run(
             acked: Vec::new(),
             cursor: 0,
         };
-        let ended = s.run(events_rx, &mut committed, &mut shutdown, &mut backoff).await;
+        let ended = s
+            .run(events_rx, &mut committed, &mut shutdown, &mut backoff)
+            .await;
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         poller.abort();
@@ -133,7 +136,12 @@ impl Session<'_> {
         }
     }
 
-    fn on_event(&mut self, ev: Event, connected: &mut bool, backoff: &mut Backoff) -> Result<(), String> {
+    fn on_event(
+        &mut self,
+        ev: Event,
+        connected: &mut bool,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
         match ev {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 tracing::info!(session_present = ack.session_present, "connected to broker");
@@ -141,11 +149,18 @@ impl Session<'_> {
                 backoff.reset();
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                let seq = self.queued.pop_front().ok_or("a publish went out that was never queued")?;
+                let seq = self
+                    .queued
+                    .pop_front()
+                    .ok_or("a publish went out that was never queued")?;
                 self.inflight.insert(pkid, seq);
             }
-            Event::Incoming(Packet::PubAck(ack)) if self.settings.qos == QoS::AtLeastOnce => self.acknowledged(ack.pkid)?,
-            Event::Incoming(Packet::PubComp(comp)) if self.settings.qos == QoS::ExactlyOnce => self.acknowledged(comp.pkid)?,
+            Event::Incoming(Packet::PubAck(ack)) if self.settings.qos == QoS::AtLeastOnce => {
+                self.acknowledged(ack.pkid)?
+            }
+            Event::Incoming(Packet::PubComp(comp)) if self.settings.qos == QoS::ExactlyOnce => {
+                self.acknowledged(comp.pkid)?
+            }
             Event::Incoming(Packet::Disconnect) => return Err("broker sent DISCONNECT".into()),
             _ => {}
         }
@@ -153,7 +168,10 @@ impl Session<'_> {
     }
 
     fn acknowledged(&mut self, pkid: u16) -> Result<(), String> {
-        let seq = self.inflight.remove(&pkid).ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
+        let seq = self
+            .inflight
+            .remove(&pkid)
+            .ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
         self.acked.push(seq);
         if self.acked.len() >= 1024 {
             self.flush_acked();
@@ -162,7 +180,9 @@ impl Session<'_> {
     }
 
     fn room(&self) -> usize {
-        self.settings.window.saturating_sub(self.queued.len() + self.inflight.len())
+        self.settings
+            .window
+            .saturating_sub(self.queued.len() + self.inflight.len())
     }
 
     /// Hands the client as many pending events as the window allows.
@@ -184,7 +204,10 @@ impl Session<'_> {
             }
             for OutboxRow { seq, kind, payload } in rows {
                 let topic = (self.settings.topic)(&kind);
-                if let Err(e) = self.client.try_publish(topic, self.settings.qos, false, payload) {
+                if let Err(e) = self
+                    .client
+                    .try_publish(topic, self.settings.qos, false, payload)
+                {
                     tracing::debug!("client queue full: {e}");
                     return;
                 }
@@ -212,7 +235,10 @@ impl Session<'_> {
     }
 
     /// A clean stop: wait a bounded time for what is already in flight, record it, and go.
-    async fn drain(&mut self, events: &mut mpsc::UnboundedReceiver<Result<Event, String>>) -> Ended {
+    async fn drain(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Result<Event, String>>,
+    ) -> Ended {
         let deadline = tokio::time::sleep(self.settings.drain);
         tokio::pin!(deadline);
         let mut connected = true;

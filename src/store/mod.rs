@@ -6,5 +6,5 @@
 mod outbox;
 mod schema;
 
-pub use outbox::{Outbox, OutboxRow, OutboxStats, Committed};
+pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use schema::{open, StoreError, SCHEMA_VERSION};

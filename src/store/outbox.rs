@@ -43,15 +43,30 @@ pub struct OutboxStats {
 impl Outbox {
     pub fn open(path: &Path, sync: Synchronous, cell: &str) -> Result<Self, StoreError> {
         let conn = open(path, sync)?;
-        let last_seq: i64 = conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| r.get(0))?;
-        Ok(Outbox { conn, cell: cell.to_string(), last_seq: last_seq as u64 })
+        let last_seq: i64 =
+            conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        Ok(Outbox {
+            conn,
+            cell: cell.to_string(),
+            last_seq: last_seq as u64,
+        })
     }
 
     /// The committed cell state; default for a new store.
     pub fn load_state(&self) -> Result<CellState, StoreError> {
-        let text: String = self.conn.query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| r.get(0))?;
+        let text: String =
+            self.conn
+                .query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?;
         serde_json::from_str(&text).map_err(|e| {
-            StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+            StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            ))
         })
     }
 
@@ -61,7 +76,12 @@ impl Outbox {
 
     /// Commits `events` with the next sequence numbers and `state`, all or nothing. One call is
     /// one fsync (with synchronous FULL): callers batch, which is where throughput comes from.
-    pub fn commit(&mut self, events: &[NewEvent], state: &CellState, now_ms: i64) -> Result<Committed, StoreError> {
+    pub fn commit(
+        &mut self,
+        events: &[NewEvent],
+        state: &CellState,
+        now_ms: i64,
+    ) -> Result<Committed, StoreError> {
         let tx = self.conn.transaction()?;
         let mut seq = self.last_seq;
         {
@@ -71,7 +91,14 @@ impl Outbox {
             for e in events {
                 seq += 1;
                 let payload = e.to_payload(seq, &self.cell);
-                insert.execute(params![seq as i64, e.id.to_string(), e.ts_ms, e.body.kind(), payload, now_ms])?;
+                insert.execute(params![
+                    seq as i64,
+                    e.id.to_string(),
+                    e.ts_ms,
+                    e.body.kind(),
+                    payload,
+                    now_ms
+                ])?;
             }
             let state = serde_json::to_string(state).expect("state always serializes");
             tx.prepare_cached("UPDATE cell_state SET last_seq = ?1, state = ?2 WHERE id = 1")?
@@ -80,7 +107,10 @@ impl Outbox {
         tx.commit()?;
         let first_seq = self.last_seq + 1;
         self.last_seq = seq;
-        Ok(Committed { first_seq, last_seq: seq })
+        Ok(Committed {
+            first_seq,
+            last_seq: seq,
+        })
     }
 
     /// Undelivered events after `after_seq`, in sequence order.
@@ -89,7 +119,11 @@ impl Outbox {
             "SELECT seq, kind, payload FROM outbox WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after_seq as i64, limit as i64], |r| {
-            Ok(OutboxRow { seq: r.get::<_, i64>(0)? as u64, kind: r.get(1)?, payload: r.get(2)? })
+            Ok(OutboxRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                kind: r.get(1)?,
+                payload: r.get(2)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -98,7 +132,9 @@ impl Outbox {
     pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached("UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL")?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
+            )?;
             for &seq in seqs {
                 stmt.execute(params![now_ms, seq as i64])?;
             }
@@ -109,7 +145,10 @@ impl Outbox {
 
     /// Bytes in use (pages not on the free list): what the size cap is measured against.
     pub fn used_bytes(&self) -> Result<u64, StoreError> {
-        let q = |p: &str| self.conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
+        let q = |p: &str| {
+            self.conn
+                .pragma_query_value(None, p, |r| r.get::<_, i64>(0))
+        };
         Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
     }
 
@@ -121,11 +160,21 @@ impl Outbox {
         )?;
         let last_delivered: Option<i64> = self
             .conn
-            .query_row("SELECT max(seq) FROM outbox WHERE delivered_ms IS NOT NULL", [], |r| r.get(0))
+            .query_row(
+                "SELECT max(seq) FROM outbox WHERE delivered_ms IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
             .optional()?
             .flatten();
-        let rows: i64 = self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
-        let last_seq: i64 = self.conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| r.get(0))?;
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        let last_seq: i64 =
+            self.conn
+                .query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?;
         Ok(OutboxStats {
             depth: depth as u64,
             oldest_undelivered_ts: oldest,
@@ -139,9 +188,10 @@ impl Outbox {
     /// Deletes delivered events older than the retention, then, while the store is over its cap,
     /// the oldest delivered ones regardless of age. Undelivered events are never deleted.
     pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut pruned =
-            self.conn.execute("DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1", [delivered_before_ms])?
-                as u64;
+        let mut pruned = self.conn.execute(
+            "DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1",
+            [delivered_before_ms],
+        )? as u64;
         while self.used_bytes()? > cap_bytes {
             let n = self.conn.execute(
                 "DELETE FROM outbox WHERE seq IN
@@ -166,7 +216,13 @@ mod tests {
         NewEvent::new(
             1_000,
             vec!["good".into()],
-            EventBody::PartCount { counter: CounterKind::Good, quantity: q, counter_value: q, previous_value: 0, rolled_over: false },
+            EventBody::PartCount {
+                counter: CounterKind::Good,
+                quantity: q,
+                counter_value: q,
+                previous_value: 0,
+                rolled_over: false,
+            },
         )
     }
 
@@ -175,13 +231,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cell.db");
         let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        let c = ob.commit(&[part(1), part(2)], &CellState::default(), 5).unwrap();
-        assert_eq!(c, Committed { first_seq: 1, last_seq: 2 });
+        let c = ob
+            .commit(&[part(1), part(2)], &CellState::default(), 5)
+            .unwrap();
+        assert_eq!(
+            c,
+            Committed {
+                first_seq: 1,
+                last_seq: 2
+            }
+        );
         ob.mark_delivered(&[1, 2], 10).unwrap();
         assert_eq!(ob.prune(11, u64::MAX).unwrap(), 2);
         drop(ob);
         let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        assert_eq!(ob.commit(&[part(3)], &CellState::default(), 5).unwrap().first_seq, 3);
+        assert_eq!(
+            ob.commit(&[part(3)], &CellState::default(), 5)
+                .unwrap()
+                .first_seq,
+            3
+        );
     }
 
     #[test]
@@ -208,7 +277,8 @@ mod tests {
     #[test]
     fn pending_skips_delivered_and_prune_keeps_undelivered() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ob = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
         let events: Vec<_> = (0..5).map(part).collect();
         ob.commit(&events, &CellState::default(), 5).unwrap();
         ob.mark_delivered(&[1, 3], 10).unwrap();

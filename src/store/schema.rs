@@ -44,9 +44,14 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     let name = path.display().to_string();
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    let foreign = |why: String| StoreError::Foreign { path: name.clone(), why };
+    let foreign = |why: String| StoreError::Foreign {
+        path: name.clone(),
+        why,
+    };
     // The first read of a file that is not SQLite fails here with "file is not a database".
     let app_id: i64 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
@@ -54,17 +59,26 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     if app_id != APPLICATION_ID && (app_id != 0 || tables != 0) {
-        return Err(foreign(format!("application id {app_id:#x}, {tables} tables")));
+        return Err(foreign(format!(
+            "application id {app_id:#x}, {tables} tables"
+        )));
     }
     if version > SCHEMA_VERSION {
-        return Err(StoreError::FutureSchema { path: name, found: version });
+        return Err(StoreError::FutureSchema {
+            path: name,
+            found: version,
+        });
     }
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", match sync {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    })?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
@@ -83,7 +97,11 @@ mod tests {
     fn refuses_a_file_that_is_not_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cell.db");
-        std::fs::write(&path, b"this is a text file, not a database, and long enough to have a header....").unwrap();
+        std::fs::write(
+            &path,
+            b"this is a text file, not a database, and long enough to have a header....",
+        )
+        .unwrap();
         let err = open(&path, Synchronous::Full).unwrap_err();
         assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
         assert!(err.to_string().contains("not a mes-edge store"), "{err}");
@@ -93,8 +111,14 @@ mod tests {
     fn refuses_another_applications_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
-        assert!(matches!(open(&path, Synchronous::Full), Err(StoreError::Foreign { .. })));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x);")
+            .unwrap();
+        assert!(matches!(
+            open(&path, Synchronous::Full),
+            Err(StoreError::Foreign { .. })
+        ));
     }
 
     #[test]
@@ -103,8 +127,14 @@ mod tests {
         let path = dir.path().join("cell.db");
         drop(open(&path, Synchronous::Full).unwrap());
         drop(open(&path, Synchronous::Normal).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         let err = open(&path, Synchronous::Full).unwrap_err();
-        assert!(matches!(err, StoreError::FutureSchema { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+        assert!(
+            matches!(err, StoreError::FutureSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
     }
 }

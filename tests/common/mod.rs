@@ -21,6 +21,8 @@
 //! background task keeps running while the test thread blocks.
 #![allow(dead_code)]
 
+pub mod cell;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -952,10 +954,23 @@ impl Collector {
     /// Connects to 127.0.0.1:`broker_port`, subscribes to `filter` at QoS 1, and returns after
     /// the first SUBACK (panics after 10 s).
     pub async fn start(broker_port: u16, filter: &str) -> Collector {
-        let client_id = unique_name("collector");
+        Self::start_with(broker_port, filter, None).await
+    }
+
+    /// A collector with a persistent session under `client_id`: with a broker that keeps
+    /// sessions (`persistence true`), messages published while the collector is reconnecting
+    /// after a broker restart are queued for it instead of lost.
+    pub async fn start_persistent(broker_port: u16, filter: &str, client_id: &str) -> Collector {
+        Self::start_with(broker_port, filter, Some(client_id)).await
+    }
+
+    async fn start_with(broker_port: u16, filter: &str, persistent_id: Option<&str>) -> Collector {
+        let client_id = persistent_id
+            .map(str::to_string)
+            .unwrap_or_else(|| unique_name("collector"));
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", broker_port);
         opts.set_keep_alive(Duration::from_secs(5))
-            .set_clean_session(true)
+            .set_clean_session(persistent_id.is_none())
             .set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024)
             .set_request_channel_capacity(64);
         let (client, eventloop) = AsyncClient::new(opts, 64);

@@ -1,0 +1,158 @@
+//! What the integration tests know of mes-edge itself: a cell config for a test PLC and broker,
+//! and checks of what MOM received (gap-free sequence, duplicates only as identical re-sends).
+
+#![allow(dead_code)]
+
+use super::Received;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Register map of the test PLC (pymodbus): good count u32 at 0-1, scrap u16 at 2, state at 3,
+/// fault code at 4.
+pub const GOOD: u16 = 0;
+pub const SCRAP: u16 = 2;
+pub const STATE: u16 = 3;
+pub const FAULT: u16 = 4;
+pub const TOPIC_FILTER: &str = "mes/#";
+
+/// Writes a cell config for a PLC on `modbus_port` and a broker on `mqtt_port` into `dir`.
+pub fn write_config(dir: &Path, modbus_port: u16, mqtt_port: u16) -> PathBuf {
+    let path = dir.join("cell.toml");
+    let text = format!(
+        r#"[cell]
+enterprise = "acme"
+site = "plant1"
+area = "pressing"
+line = "line2"
+cell = "press4"
+
+[[devices]]
+name = "plc"
+protocol = "modbus-tcp"
+host = "127.0.0.1"
+port = {modbus_port}
+timeout_ms = 500
+poll_interval_ms = 100
+
+[[devices.tags]]
+name = "good_count"
+table = "holding"
+address = {GOOD}
+type = "u32"
+
+[[devices.tags]]
+name = "scrap_count"
+table = "holding"
+address = {SCRAP}
+type = "u16"
+
+[[devices.tags]]
+name = "state_word"
+table = "holding"
+address = {STATE}
+type = "u16"
+
+[[devices.tags]]
+name = "fault_code"
+table = "holding"
+address = {FAULT}
+type = "u16"
+
+[signals.good_count]
+tag = "good_count"
+
+[signals.scrap_count]
+tag = "scrap_count"
+
+[signals.machine_state]
+tag = "state_word"
+fault_tag = "fault_code"
+states = {{ 0 = "idle", 1 = "running", 2 = "down" }}
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1:{mqtt_port}"
+client_id = "mes-edge-under-test"
+keep_alive_s = 5
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Everything MOM received, by sequence number.
+pub struct Delivery {
+    pub by_seq: BTreeMap<u64, Value>,
+    /// Sequence numbers in the order they first arrived.
+    pub first_arrivals: Vec<u64>,
+    pub duplicates: usize,
+}
+
+impl Delivery {
+    /// Reads the events out of `msgs`, checking that every copy of a sequence number is the
+    /// same event (same id, same bytes): a duplicate may only be a re-send.
+    pub fn of(msgs: &[Received]) -> Delivery {
+        let mut by_seq = BTreeMap::new();
+        let mut raw_by_seq: BTreeMap<u64, &[u8]> = BTreeMap::new();
+        let mut first_arrivals = Vec::new();
+        let mut duplicates = 0;
+        for m in msgs.iter().filter(|m| m.topic.contains("/events/")) {
+            let seq = m.payload["seq"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no seq in {}", m.payload));
+            assert!(
+                m.topic.ends_with(m.payload["type"].as_str().unwrap()),
+                "topic {} for {}",
+                m.topic,
+                m.payload
+            );
+            if let Some(first) = raw_by_seq.get(&seq) {
+                assert_eq!(
+                    *first,
+                    &m.raw[..],
+                    "seq {seq} arrived twice with different content"
+                );
+                duplicates += 1;
+            } else {
+                raw_by_seq.insert(seq, &m.raw);
+                by_seq.insert(seq, m.payload.clone());
+                first_arrivals.push(seq);
+            }
+        }
+        Delivery {
+            by_seq,
+            first_arrivals,
+            duplicates,
+        }
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.by_seq.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Every sequence number from 1 to the last one arrived.
+    pub fn assert_gap_free(&self) {
+        let missing: Vec<u64> = (1..=self.last_seq())
+            .filter(|s| !self.by_seq.contains_key(s))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "sequence numbers never delivered: {missing:?}"
+        );
+    }
+
+    /// Sum of part_count quantities for `counter` ("good" or "scrap").
+    pub fn parts(&self, counter: &str) -> u64 {
+        self.of_type("part_count")
+            .filter(|e| e["data"]["counter"] == counter)
+            .map(|e| e["data"]["quantity"].as_u64().unwrap())
+            .sum()
+    }
+
+    pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.by_seq.values().filter(move |e| e["type"] == kind)
+    }
+}
