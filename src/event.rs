@@ -44,8 +44,8 @@ pub enum EventBody {
     MachineState {
         state: MachineState,
         previous: MachineState,
-        /// When the previous state began, and how long it lasted.
-        previous_since: i64,
+        /// When the previous state began (none for the first state seen), and how long it lasted.
+        previous_since: Option<i64>,
         previous_duration_ms: i64,
         state_word: Option<i64>,
         fault_code: Option<i64>,

@@ -112,7 +112,7 @@ impl Engine {
                     let body = EventBody::MachineState {
                         state,
                         previous,
-                        previous_since: since,
+                        previous_since: (since != 0).then_some(since),
                         // A clock stepped back must not give a negative duration.
                         previous_duration_ms: if since == 0 {
                             0
@@ -348,7 +348,7 @@ mod tests {
             vec![EventBody::MachineState {
                 state: MachineState::Down,
                 previous: MachineState::Running,
-                previous_since: 1_000,
+                previous_since: Some(1_000),
                 previous_duration_ms: 3_000,
                 state_word: Some(2),
                 fault_code: Some(17),
