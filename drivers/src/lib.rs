@@ -8,4 +8,4 @@
 pub mod modbus;
 mod value;
 
-pub use value::{now_ms, DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};
+pub use value::{now_ms, DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value, WriteRequest};

@@ -24,7 +24,9 @@ impl Value {
             Value::UInt(v) => Some(v),
             Value::Int(v) if v >= 0 => Some(v as u64),
             Value::Bool(b) => Some(b as u64),
-            Value::Float(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Some(f as u64),
+            Value::Float(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
+                Some(f as u64)
+            }
             _ => None,
         }
     }
@@ -67,10 +69,30 @@ pub enum DeviceStatus {
 /// Everything a driver says, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceEvent {
-    Samples { device: DeviceId, samples: Vec<Sample> },
-    Status { device: DeviceId, status: DeviceStatus, ts_ms: i64 },
+    Samples {
+        device: DeviceId,
+        samples: Vec<Sample>,
+    },
+    Status {
+        device: DeviceId,
+        status: DeviceStatus,
+        ts_ms: i64,
+    },
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A write the runtime asks a driver to make (the work-order write-back: the active order's
+/// number, its target quantity, acknowledge bits). The driver makes it on its own connection,
+/// between its reads, and answers on `reply`.
+#[derive(Debug)]
+pub struct WriteRequest {
+    pub tag: TagId,
+    pub value: Value,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }

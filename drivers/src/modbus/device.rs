@@ -29,9 +29,18 @@ struct ConnectionLost(String);
 
 /// Polls the device until `shutdown` turns true. Never returns an error: a device that misbehaves
 /// is reported offline and retried, so it cannot take the runtime or other devices down with it.
-pub async fn run_tcp(dev: ModbusTcpDevice, tx: mpsc::Sender<DeviceEvent>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_tcp(
+    dev: ModbusTcpDevice,
+    tx: mpsc::Sender<DeviceEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let blocks = plan(&dev.tags, dev.limits);
-    let mut poller = Poller { dev: &dev, tx: &tx, last: vec![None; dev.tags.len()], online: None };
+    let mut poller = Poller {
+        dev: &dev,
+        tx: &tx,
+        last: vec![None; dev.tags.len()],
+        online: None,
+    };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !*shutdown.borrow() {
         let connected = tokio::select! {
@@ -40,7 +49,9 @@ pub async fn run_tcp(dev: ModbusTcpDevice, tx: mpsc::Sender<DeviceEvent>, mut sh
         };
         let lost = match connected {
             Ok(mut ctx) => {
-                let lost = poller.poll_until_lost(&mut ctx, &blocks, &mut shutdown, &mut backoff).await;
+                let lost = poller
+                    .poll_until_lost(&mut ctx, &blocks, &mut shutdown, &mut backoff)
+                    .await;
                 let _ = tokio::time::timeout(Duration::from_millis(200), disconnect(ctx)).await;
                 match lost {
                     Some(lost) => lost,
@@ -71,7 +82,10 @@ async fn connect(dev: &ModbusTcpDevice) -> Result<Context, ConnectionLost> {
     match timeout(dev.timeout, attempt).await {
         Ok(Ok(ctx)) => Ok(ctx),
         Ok(Err(e)) => Err(ConnectionLost(format!("connect to {}: {e}", dev.address))),
-        Err(_) => Err(ConnectionLost(format!("connect to {}: timed out after {:?}", dev.address, dev.timeout))),
+        Err(_) => Err(ConnectionLost(format!(
+            "connect to {}: timed out after {:?}",
+            dev.address, dev.timeout
+        ))),
     }
 }
 
@@ -120,7 +134,9 @@ impl Poller<'_> {
                 for &i in &block.tags {
                     let tag = &self.dev.tags[i];
                     let (value, quality) = match &read {
-                        BlockRead::Registers(regs) => decoded(tag.decode_registers(block.start, regs)),
+                        BlockRead::Registers(regs) => {
+                            decoded(tag.decode_registers(block.start, regs))
+                        }
                         BlockRead::Bits(bits) => decoded(tag.decode_bits(block.start, bits)),
                         BlockRead::Exception(_) => (None, Quality::Bad),
                     };
@@ -133,13 +149,26 @@ impl Poller<'_> {
             if self.online != Some(true) {
                 self.online = Some(true);
                 backoff.reset();
-                let ev = DeviceEvent::Status { device: self.dev.id, status: DeviceStatus::Online, ts_ms: now_ms() };
+                let ev = DeviceEvent::Status {
+                    device: self.dev.id,
+                    status: DeviceStatus::Online,
+                    ts_ms: now_ms(),
+                };
                 if self.tx.send(ev).await.is_err() {
                     return None;
                 }
                 tracing::info!(device = %self.dev.name, "modbus device online");
             }
-            if !samples.is_empty() && self.tx.send(DeviceEvent::Samples { device: self.dev.id, samples }).await.is_err() {
+            if !samples.is_empty()
+                && self
+                    .tx
+                    .send(DeviceEvent::Samples {
+                        device: self.dev.id,
+                        samples,
+                    })
+                    .await
+                    .is_err()
+            {
                 return None;
             }
         }
@@ -147,23 +176,31 @@ impl Poller<'_> {
 
     async fn read(&self, ctx: &mut Context, b: &ReadBlock) -> Result<BlockRead, ConnectionLost> {
         let res = match b.table {
-            Table::Holding => timeout(self.dev.timeout, ctx.read_holding_registers(b.start, b.count))
-                .await
-                .map(|r| r.map(|r| r.map(BlockRead::Registers))),
+            Table::Holding => timeout(
+                self.dev.timeout,
+                ctx.read_holding_registers(b.start, b.count),
+            )
+            .await
+            .map(|r| r.map(|r| r.map(BlockRead::Registers))),
             Table::Input => timeout(self.dev.timeout, ctx.read_input_registers(b.start, b.count))
                 .await
                 .map(|r| r.map(|r| r.map(BlockRead::Registers))),
             Table::Coil => timeout(self.dev.timeout, ctx.read_coils(b.start, b.count))
                 .await
                 .map(|r| r.map(|r| r.map(BlockRead::Bits))),
-            Table::DiscreteInput => timeout(self.dev.timeout, ctx.read_discrete_inputs(b.start, b.count))
-                .await
-                .map(|r| r.map(|r| r.map(BlockRead::Bits))),
+            Table::DiscreteInput => {
+                timeout(self.dev.timeout, ctx.read_discrete_inputs(b.start, b.count))
+                    .await
+                    .map(|r| r.map(|r| r.map(BlockRead::Bits)))
+            }
         };
         match res {
             Ok(Ok(Ok(read))) => Ok(read),
             Ok(Ok(Err(exception))) => Ok(BlockRead::Exception(exception.to_string())),
-            Ok(Err(e)) => Err(ConnectionLost(format!("read {:?} {}+{}: {e}", b.table, b.start, b.count))),
+            Ok(Err(e)) => Err(ConnectionLost(format!(
+                "read {:?} {}+{}: {e}",
+                b.table, b.start, b.count
+            ))),
             Err(_) => Err(ConnectionLost(format!(
                 "read {:?} {}+{}: no answer within {:?}",
                 b.table, b.start, b.count, self.dev.timeout
@@ -171,11 +208,23 @@ impl Poller<'_> {
         }
     }
 
-    fn changed(&mut self, i: usize, value: Option<Value>, quality: Quality, ts_ms: i64, out: &mut Vec<Sample>) {
+    fn changed(
+        &mut self,
+        i: usize,
+        value: Option<Value>,
+        quality: Quality,
+        ts_ms: i64,
+        out: &mut Vec<Sample>,
+    ) {
         let now = Some((value, quality));
         if self.last[i] != now {
             self.last[i] = now;
-            out.push(Sample { tag: self.dev.tags[i].id, value, quality, ts_ms });
+            out.push(Sample {
+                tag: self.dev.tags[i].id,
+                value,
+                quality,
+                ts_ms,
+            });
         }
     }
 
@@ -190,9 +239,21 @@ impl Poller<'_> {
         for i in 0..self.dev.tags.len() {
             self.changed(i, None, Quality::Bad, ts_ms, &mut samples);
         }
-        let status = DeviceEvent::Status { device: self.dev.id, status: DeviceStatus::Offline { reason }, ts_ms };
+        let status = DeviceEvent::Status {
+            device: self.dev.id,
+            status: DeviceStatus::Offline { reason },
+            ts_ms,
+        };
         self.tx.send(status).await.is_ok()
-            && (samples.is_empty() || self.tx.send(DeviceEvent::Samples { device: self.dev.id, samples }).await.is_ok())
+            && (samples.is_empty()
+                || self
+                    .tx
+                    .send(DeviceEvent::Samples {
+                        device: self.dev.id,
+                        samples,
+                    })
+                    .await
+                    .is_ok())
     }
 }
 

@@ -115,7 +115,13 @@ pub fn encode(value: Value, ty: DataType, order: ByteOrder) -> Vec<u16> {
     };
     let mut regs: Vec<u16> = be
         .chunks(2)
-        .map(|c| if order.swaps_bytes() { u16::from_be_bytes([c[1], c[0]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+        .map(|c| {
+            if order.swaps_bytes() {
+                u16::from_be_bytes([c[1], c[0]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        })
         .collect();
     if order.swaps_words() {
         regs.reverse();
@@ -145,14 +151,27 @@ mod tests {
             (ByteOrder::DCBA, [0x4433, 0x2211]),
         ];
         for (order, regs) in cases {
-            assert_eq!(decode(&regs, DataType::U32, order, None), Value::UInt(0x1122_3344), "{order:?}");
-            assert_eq!(encode(Value::UInt(0x1122_3344), DataType::U32, order), regs.to_vec(), "{order:?}");
+            assert_eq!(
+                decode(&regs, DataType::U32, order, None),
+                Value::UInt(0x1122_3344),
+                "{order:?}"
+            );
+            assert_eq!(
+                encode(Value::UInt(0x1122_3344), DataType::U32, order),
+                regs.to_vec(),
+                "{order:?}"
+            );
         }
     }
 
     #[test]
     fn signed_and_float_round_trip() {
-        for order in [ByteOrder::ABCD, ByteOrder::BADC, ByteOrder::CDAB, ByteOrder::DCBA] {
+        for order in [
+            ByteOrder::ABCD,
+            ByteOrder::BADC,
+            ByteOrder::CDAB,
+            ByteOrder::DCBA,
+        ] {
             for (v, ty) in [
                 (Value::Int(-2), DataType::I16),
                 (Value::Int(-123_456), DataType::I32),
@@ -171,13 +190,25 @@ mod tests {
     #[test]
     fn f32_matches_ieee_layout() {
         // 1.0f32 is 0x3F800000.
-        assert_eq!(decode(&[0x3F80, 0x0000], DataType::F32, ByteOrder::ABCD, None), Value::Float(1.0));
-        assert_eq!(decode(&[0x0000, 0x3F80], DataType::F32, ByteOrder::CDAB, None), Value::Float(1.0));
+        assert_eq!(
+            decode(&[0x3F80, 0x0000], DataType::F32, ByteOrder::ABCD, None),
+            Value::Float(1.0)
+        );
+        assert_eq!(
+            decode(&[0x0000, 0x3F80], DataType::F32, ByteOrder::CDAB, None),
+            Value::Float(1.0)
+        );
     }
 
     #[test]
     fn bool_from_register_bit() {
-        assert_eq!(decode(&[0b100], DataType::Bool, ByteOrder::ABCD, Some(2)), Value::Bool(true));
-        assert_eq!(decode(&[0b100], DataType::Bool, ByteOrder::ABCD, Some(1)), Value::Bool(false));
+        assert_eq!(
+            decode(&[0b100], DataType::Bool, ByteOrder::ABCD, Some(2)),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            decode(&[0b100], DataType::Bool, ByteOrder::ABCD, Some(1)),
+            Value::Bool(false)
+        );
     }
 }

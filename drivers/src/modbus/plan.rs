@@ -18,7 +18,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_gap: 16, max_registers: MAX_READ_REGISTERS, max_bits: MAX_READ_BITS }
+        Limits {
+            max_gap: 16,
+            max_registers: MAX_READ_REGISTERS,
+            max_bits: MAX_READ_BITS,
+        }
     }
 }
 
@@ -41,7 +45,11 @@ pub fn plan(tags: &[ModbusTag], limits: Limits) -> Vec<ReadBlock> {
     for i in order {
         let tag = &tags[i];
         let (start, end) = (tag.address as u32, tag.address as u32 + tag.span() as u32);
-        let limit = if tag.table.is_bits() { limits.max_bits } else { limits.max_registers } as u32;
+        let limit = if tag.table.is_bits() {
+            limits.max_bits
+        } else {
+            limits.max_registers
+        } as u32;
         if let Some(b) = blocks.last_mut().filter(|b| b.table == tag.table) {
             let b_end = b.start as u32 + b.count as u32;
             let new_end = b_end.max(end);
@@ -51,7 +59,12 @@ pub fn plan(tags: &[ModbusTag], limits: Limits) -> Vec<ReadBlock> {
                 continue;
             }
         }
-        blocks.push(ReadBlock { table: tag.table, start: start as u16, count: (end - start) as u16, tags: vec![i] });
+        blocks.push(ReadBlock {
+            table: tag.table,
+            start: start as u16,
+            count: (end - start) as u16,
+            tags: vec![i],
+        });
     }
     blocks
 }
@@ -63,7 +76,16 @@ mod tests {
     use crate::TagId;
 
     fn tag(table: Table, address: u16, data_type: DataType) -> ModbusTag {
-        ModbusTag { id: TagId(0), table, address, data_type, order: ByteOrder::ABCD, bit: None, scale: None, offset: None }
+        ModbusTag {
+            id: TagId(0),
+            table,
+            address,
+            data_type,
+            order: ByteOrder::ABCD,
+            bit: None,
+            scale: None,
+            offset: None,
+        }
     }
 
     fn spans(blocks: &[ReadBlock]) -> Vec<(Table, u16, u16)> {
@@ -84,10 +106,22 @@ mod tests {
 
     #[test]
     fn gap_larger_than_allowed_splits() {
-        let tags = [tag(Table::Holding, 0, DataType::U16), tag(Table::Holding, 10, DataType::U16)];
-        let tight = Limits { max_gap: 8, ..Limits::default() };
-        assert_eq!(spans(&plan(&tags, tight)), vec![(Table::Holding, 0, 1), (Table::Holding, 10, 1)]);
-        let loose = Limits { max_gap: 9, ..Limits::default() };
+        let tags = [
+            tag(Table::Holding, 0, DataType::U16),
+            tag(Table::Holding, 10, DataType::U16),
+        ];
+        let tight = Limits {
+            max_gap: 8,
+            ..Limits::default()
+        };
+        assert_eq!(
+            spans(&plan(&tags, tight)),
+            vec![(Table::Holding, 0, 1), (Table::Holding, 10, 1)]
+        );
+        let loose = Limits {
+            max_gap: 9,
+            ..Limits::default()
+        };
         assert_eq!(spans(&plan(&tags, loose)), vec![(Table::Holding, 0, 11)]);
     }
 
@@ -105,13 +139,27 @@ mod tests {
     #[test]
     fn request_size_limit_is_respected() {
         // 130 consecutive u16 registers cannot go in one 125-register read.
-        let tags: Vec<_> = (0..130).map(|a| tag(Table::Holding, a, DataType::U16)).collect();
-        assert_eq!(spans(&plan(&tags, Limits::default())), vec![(Table::Holding, 0, 125), (Table::Holding, 125, 5)]);
-        let small = Limits { max_registers: 50, ..Limits::default() };
+        let tags: Vec<_> = (0..130)
+            .map(|a| tag(Table::Holding, a, DataType::U16))
+            .collect();
+        assert_eq!(
+            spans(&plan(&tags, Limits::default())),
+            vec![(Table::Holding, 0, 125), (Table::Holding, 125, 5)]
+        );
+        let small = Limits {
+            max_registers: 50,
+            ..Limits::default()
+        };
         assert_eq!(plan(&tags, small).len(), 3);
         // A u32 never straddles two requests.
-        let tags = [tag(Table::Holding, 0, DataType::U16), tag(Table::Holding, 124, DataType::U32)];
-        assert_eq!(spans(&plan(&tags, Limits::default())), vec![(Table::Holding, 0, 1), (Table::Holding, 124, 2)]);
+        let tags = [
+            tag(Table::Holding, 0, DataType::U16),
+            tag(Table::Holding, 124, DataType::U32),
+        ];
+        assert_eq!(
+            spans(&plan(&tags, Limits::default())),
+            vec![(Table::Holding, 0, 1), (Table::Holding, 124, 2)]
+        );
     }
 
     #[test]
@@ -120,12 +168,20 @@ mod tests {
         let mut bit = tag(Table::Holding, 1, DataType::Bool);
         bit.bit = Some(3);
         let tags = [tag(Table::Holding, 0, DataType::U32), bit];
-        assert_eq!(spans(&plan(&tags, Limits::default())), vec![(Table::Holding, 0, 2)]);
+        assert_eq!(
+            spans(&plan(&tags, Limits::default())),
+            vec![(Table::Holding, 0, 2)]
+        );
     }
 
     #[test]
     fn coils_pack_up_to_2000_bits() {
-        let tags: Vec<_> = (0..2001).map(|a| tag(Table::Coil, a, DataType::Bool)).collect();
-        assert_eq!(spans(&plan(&tags, Limits::default())), vec![(Table::Coil, 0, 2000), (Table::Coil, 2000, 1)]);
+        let tags: Vec<_> = (0..2001)
+            .map(|a| tag(Table::Coil, a, DataType::Bool))
+            .collect();
+        assert_eq!(
+            spans(&plan(&tags, Limits::default())),
+            vec![(Table::Coil, 0, 2000), (Table::Coil, 2000, 1)]
+        );
     }
 }

@@ -51,7 +51,8 @@ impl ModbusTag {
     }
 
     pub fn decode_bits(&self, block_start: u16, bits: &[bool]) -> Option<Value> {
-        bits.get((self.address - block_start) as usize).map(|&b| Value::Bool(b))
+        bits.get((self.address - block_start) as usize)
+            .map(|&b| Value::Bool(b))
     }
 
     fn scaled(&self, raw: Value) -> Value {
