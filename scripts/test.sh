@@ -72,8 +72,32 @@ export MES_EDGE_PYTHON="$VENV/bin/python"
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked
-if cargo nextest --version >/dev/null 2>&1; then
-    exec cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# --- 5. The systemd unit and the .deb (scripts/ops-checks.sh), with the full suite only --------
+# systemd-analyze (package systemd; no running systemd needed) and dpkg-shlibdeps (dpkg-dev).
+OPS_STATUS=0
+if [ $# -eq 0 ]; then
+    if ! command -v systemd-analyze >/dev/null 2>&1; then
+        log "installing systemd (for systemd-analyze)"
+        apt_install systemd
+    fi
+    if ! command -v dpkg-shlibdeps >/dev/null 2>&1; then
+        log "installing dpkg-dev (for dpkg-shlibdeps)"
+        apt_install dpkg-dev
+    fi
+    bash "$ROOT/scripts/ops-checks.sh" || OPS_STATUS=$?
 else
-    exec cargo test --workspace --locked --no-fail-fast "$@"
+    log "extra arguments given: skipping scripts/ops-checks.sh (the unit and the .deb)"
 fi
+
+TEST_STATUS=0
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@" || TEST_STATUS=$?
+else
+    cargo test --workspace --locked --no-fail-fast "$@" || TEST_STATUS=$?
+fi
+if [ "$OPS_STATUS" -ne 0 ]; then
+    log "scripts/ops-checks.sh failed: see its FAIL lines above"
+    exit "$OPS_STATUS"
+fi
+exit "$TEST_STATUS"

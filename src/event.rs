@@ -2,6 +2,9 @@
 //! id and the next number of the cell's sequence, and published exactly as committed.
 
 use crate::cell::MachineState;
+use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
+pub use crate::orders::JobResponse;
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,6 +37,8 @@ pub enum EventBody {
         counter_value: u64,
         previous_value: u64,
         rolled_over: bool,
+        /// The order Running when the parts were made; null: the "no order" bucket.
+        order_id: Option<String>,
     },
     /// The PLC's counter went back (restart, manual reset): nothing was counted for that step.
     CounterReset {
@@ -49,6 +54,10 @@ pub enum EventBody {
         previous_duration_ms: i64,
         state_word: Option<i64>,
         fault_code: Option<i64>,
+        /// Why the cell is stopped (from the fault code's reason, or "device offline").
+        reason: Option<String>,
+        /// The reason of the interval that just ended, as it stood then.
+        previous_reason: Option<String>,
     },
     DeviceStatus {
         device: String,
@@ -61,6 +70,59 @@ pub enum EventBody {
         cap_bytes: u64,
         undelivered: u64,
     },
+    /// An order was received or changed state.
+    OrderState {
+        order_id: String,
+        material: String,
+        state: JobState,
+        substate: Option<SubState>,
+        /// Null when the order was just received.
+        previous: Option<JobState>,
+        command: JobCommand,
+        by: CommandSource,
+        reason: Option<String>,
+        good: u64,
+        scrap: u64,
+    },
+    /// Cancel or Clear took an order off the cell's list.
+    OrderRemoved { order_id: String, previous: JobState, command: JobCommand, by: CommandSource },
+    /// The reply to a command; published on the cell's response topic.
+    CommandResponse(Reply),
+    /// The summary of an order that reached Ended or Aborted.
+    JobResponse(JobResponse),
+    /// OEE so far of the running order or the current shift; `final` at a shift's end.
+    Oee {
+        scope: OeeScope,
+        /// The order id, or the shift's name.
+        id: String,
+        from: i64,
+        to: i64,
+        #[serde(rename = "final")]
+        is_final: bool,
+        time_in_state_ms: StateTimes,
+        downtime_ms: BTreeMap<String, i64>,
+        /// Shift scope only: time and parts with no order running.
+        no_order_ms: Option<i64>,
+        no_order_good: Option<u64>,
+        no_order_scrap: Option<u64>,
+        figures: Oee,
+    },
+    /// A reason attached to a stop, during it or afterwards.
+    DowntimeReason {
+        state: MachineState,
+        since: i64,
+        until: Option<i64>,
+        reason: String,
+        by: CommandSource,
+        order_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OeeScope {
+    Order,
+    Shift,
 }
 
 impl EventBody {
@@ -72,6 +134,12 @@ impl EventBody {
             EventBody::MachineState { .. } => "machine_state",
             EventBody::DeviceStatus { .. } => "device_status",
             EventBody::StoreAlarm { .. } => "store_alarm",
+            EventBody::OrderState { .. } => "order_state",
+            EventBody::OrderRemoved { .. } => "order_removed",
+            EventBody::CommandResponse(_) => "command_response",
+            EventBody::JobResponse(_) => "job_response",
+            EventBody::Oee { .. } => "oee",
+            EventBody::DowntimeReason { .. } => "downtime_reason",
         }
     }
 }

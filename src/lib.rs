@@ -7,9 +7,12 @@
 pub mod cell;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod event;
 pub mod forwarder;
 pub mod logging;
+pub mod ops;
+pub mod orders;
 pub mod runtime;
 pub mod store;
 

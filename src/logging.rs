@@ -14,9 +14,16 @@ pub fn init(json: bool, extra_directives: &[&str]) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    // Under systemd: `<N>` priority prefixes for journald, no timestamps (journald has its own).
+    use crate::ops::journal::{stderr_is_journal, JournalPrefix};
+    match (json, stderr_is_journal()) {
+        (true, false) => builder.json().init(),
+        (false, false) => builder.init(),
+        (true, true) => builder.json().map_event_format(JournalPrefix).init(),
+        (false, true) => builder
+            .without_time()
+            .with_ansi(false)
+            .map_event_format(JournalPrefix)
+            .init(),
     }
 }

@@ -5,7 +5,14 @@
 //! MQTT: the runtime decides what a value means. This keeps every protocol interchangeable behind
 //! one small contract, which is what lets the cell engine ignore where a count came from.
 
+mod metrics;
 pub mod modbus;
+pub mod opcua;
 mod value;
 
-pub use value::{now_ms, DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value, WriteRequest};
+pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
+
+pub use value::{
+    now_ms, DeviceEvent, DeviceId, DeviceStatus, MethodCall, Quality, Sample, TagId, Text, Value,
+    WriteRequest,
+};

@@ -15,6 +15,61 @@ pub enum Value {
     Int(i64),
     UInt(u64),
     Float(f64),
+    /// Text held in the device (a Modbus string over N registers: part or recipe names, serial
+    /// numbers). Kept inline so that a value stays `Copy`.
+    Text(Text),
+}
+
+/// Text of at most [`Text::CAPACITY`] bytes of UTF-8, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Text {
+    len: u8,
+    bytes: [u8; Text::CAPACITY],
+}
+
+impl Text {
+    pub const CAPACITY: usize = 64;
+
+    /// None if `s` is longer than [`Text::CAPACITY`] bytes.
+    pub fn new(s: &str) -> Option<Text> {
+        if s.len() > Self::CAPACITY {
+            return None;
+        }
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Text {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The longest prefix of `s` that fits, cut at a character boundary.
+    pub fn truncated(s: &str) -> Text {
+        let mut end = s.len().min(Self::CAPACITY);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Text::new(&s[..end]).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text {
+            len: 0,
+            bytes: [0; Self::CAPACITY],
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Value {
@@ -37,6 +92,7 @@ impl Value {
             Value::Int(v) => v as f64,
             Value::UInt(v) => v as f64,
             Value::Float(v) => v,
+            Value::Text(_) => f64::NAN,
         }
     }
 }
@@ -95,4 +151,17 @@ pub struct WriteRequest {
     pub tag: TagId,
     pub value: Value,
     pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A method call the runtime asks a driver to make (OPC UA `Call`: e.g. "start order" on the
+/// machine's order object). Node ids are in the config's text forms (`ns=2;s=Press`,
+/// `nsu=URI;s=Press.StartOrder`). Arguments are converted to the types the method declares.
+/// The reply holds the output arguments; one the cell cannot hold (a structure, an array, text
+/// longer than [`Text::CAPACITY`]) comes back as `None`.
+#[derive(Debug)]
+pub struct MethodCall {
+    pub object: String,
+    pub method: String,
+    pub args: Vec<Value>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Vec<Option<Value>>, String>>,
 }

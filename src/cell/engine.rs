@@ -1,10 +1,12 @@
 use super::{CellModel, Counter, MachineState, Role, Step};
 use crate::event::{CounterKind, EventBody, NewEvent};
+use crate::orders::{OrderBook, ShiftAccount};
 use mes_edge_drivers::{DeviceEvent, DeviceStatus, Quality, Sample};
 use serde::{Deserialize, Serialize};
 
 /// Everything events are derived from. It is committed with the events it produced, so after a
-/// crash the engine resumes exactly where the committed events left off.
+/// crash the engine resumes exactly where the committed events left off: same counters, same
+/// orders in the same states with the same counts, same time accounts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CellState {
@@ -17,6 +19,32 @@ pub struct CellState {
     /// Parts counted since the store was created, for operators and tests.
     pub good_total: u64,
     pub scrap_total: u64,
+    pub orders: OrderBook,
+    pub shift: Option<ShiftAccount>,
+    /// Machine-state time has been attributed to orders and shifts up to here, UTC ms.
+    pub accounted_to: i64,
+    /// The stop the cell is in, and the one before: reasons can be attached to either.
+    pub stop: Option<Stop>,
+    pub last_stop: Option<Stop>,
+    pub last_oee_ms: i64,
+    /// Last readings of the PLC's order signals, so that edges survive a restart.
+    pub order_start_bit: Option<bool>,
+    pub order_end_bit: Option<bool>,
+    pub order_number: Option<i64>,
+}
+
+/// A stop interval, and the time credited to it so far (under its reason, or "unexplained"),
+/// so that a reason given later can move that time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    pub state: MachineState,
+    pub since: i64,
+    pub until: Option<i64>,
+    pub reason: Option<String>,
+    pub order_id: Option<String>,
+    pub order_ms: i64,
+    pub shift_start: Option<i64>,
+    pub shift_ms: i64,
 }
 
 pub struct Engine {
@@ -32,32 +60,26 @@ impl Engine {
     /// Applies one driver event, appending the production events it causes.
     pub fn apply(&mut self, ev: &DeviceEvent, out: &mut Vec<NewEvent>) {
         match ev {
-            DeviceEvent::Status {
-                device,
-                status,
-                ts_ms,
-            } => {
+            DeviceEvent::Status { device, status, ts_ms } => {
+                self.credit(*ts_ms);
                 let (online, reason) = match status {
                     DeviceStatus::Online => (true, None),
                     DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
                 };
                 let device = self.model.device_name(*device).to_string();
-                out.push(NewEvent::new(
-                    *ts_ms,
-                    vec![device.clone()],
-                    EventBody::DeviceStatus {
-                        device,
-                        online,
-                        reason,
-                    },
-                ));
+                let body = EventBody::DeviceStatus { device: device.clone(), online, reason };
+                out.push(NewEvent::new(*ts_ms, vec![device], body));
             }
             DeviceEvent::Samples { samples, .. } => {
-                // The fault code first, so a state change in the same read reports the new code.
-                let (faults, rest): (Vec<&Sample>, Vec<&Sample>) = samples
+                if let Some(first) = samples.first() {
+                    self.credit(first.ts_ms);
+                }
+                // The fault code and the order number first: a state change or an order start
+                // in the same read goes with the new code and number.
+                let (first, rest): (Vec<&Sample>, Vec<&Sample>) = samples
                     .iter()
-                    .partition(|s| self.model.roles.get(&s.tag) == Some(&Role::FaultCode));
-                for s in faults.into_iter().chain(rest) {
+                    .partition(|s| matches!(self.model.roles.get(&s.tag), Some(Role::FaultCode | Role::OrderNumber)));
+                for s in first.into_iter().chain(rest) {
                     self.apply_sample(s, out);
                 }
             }
@@ -65,82 +87,73 @@ impl Engine {
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
-        let Some(&role) = self.model.roles.get(&s.tag) else {
-            return;
-        };
+        let Some(&role) = self.model.roles.get(&s.tag) else { return };
         let good = s.quality == Quality::Good;
+        let int = || s.value.filter(|_| good).map(|v| v.as_f64() as i64);
         match role {
             // A bad reading says nothing about parts: the counter keeps its baseline, and the next
             // good reading counts everything made in between.
-            Role::Counter {
-                kind,
-                bits,
-                rollover_window,
-            } => {
+            Role::Counter { kind, bits, rollover_window } => {
                 if let (true, Some(raw)) = (good, s.value.and_then(|v| v.as_u64())) {
                     self.count(kind, raw, bits, rollover_window, s, out);
                 }
             }
-            Role::FaultCode => {
-                self.state.fault_code = if good {
-                    s.value.map(|v| v.as_f64() as i64)
-                } else {
-                    None
-                };
-            }
-            Role::StateWord => {
-                let word = if good {
-                    s.value.map(|v| v.as_f64() as i64)
-                } else {
-                    None
-                };
-                let state = match word {
-                    None => MachineState::Unknown,
-                    Some(w) => self
-                        .model
-                        .states
-                        .get(&w)
-                        .copied()
-                        .unwrap_or(self.model.unmapped),
-                };
-                self.state.state_word = word;
-                if state != self.state.machine_state {
-                    let previous = self.state.machine_state;
-                    let since = self.state.state_since;
-                    self.state.machine_state = state;
-                    self.state.state_since = s.ts_ms;
-                    let body = EventBody::MachineState {
-                        state,
-                        previous,
-                        previous_since: (since != 0).then_some(since),
-                        // A clock stepped back must not give a negative duration.
-                        previous_duration_ms: if since == 0 {
-                            0
-                        } else {
-                            (s.ts_ms - since).max(0)
-                        },
-                        state_word: word,
-                        fault_code: self.state.fault_code,
-                    };
-                    out.push(NewEvent::new(
-                        s.ts_ms,
-                        vec![self.model.tag_name(s.tag).to_string()],
-                        body,
-                    ));
+            Role::FaultCode => self.state.fault_code = int(),
+            Role::OrderNumber => {
+                if let Some(n) = int() {
+                    self.state.order_number = Some(n);
                 }
             }
+            Role::OrderStartBit | Role::OrderEndBit => {
+                let Some(on) = s.value.filter(|_| good).map(|v| v.as_f64() != 0.0) else { return };
+                let start = role == Role::OrderStartBit;
+                let last = if start { &mut self.state.order_start_bit } else { &mut self.state.order_end_bit };
+                // No edge on the first reading ever: a bit already set at commissioning is not a
+                // command.
+                let rising = *last == Some(false) && on;
+                *last = Some(on);
+                if rising {
+                    self.plc_order_signal(start, s.ts_ms, out);
+                }
+            }
+            Role::StateWord => self.state_word(int(), s, out),
         }
     }
 
-    fn count(
-        &mut self,
-        kind: CounterKind,
-        raw: u64,
-        bits: u32,
-        window: u64,
-        s: &Sample,
-        out: &mut Vec<NewEvent>,
-    ) {
+    fn state_word(&mut self, word: Option<i64>, s: &Sample, out: &mut Vec<NewEvent>) {
+        let state = match word {
+            None => MachineState::Unknown,
+            Some(w) => self.model.states.get(&w).copied().unwrap_or(self.model.unmapped),
+        };
+        self.state.state_word = word;
+        if state == self.state.machine_state {
+            return;
+        }
+        let previous = self.state.machine_state;
+        let since = self.state.state_since;
+        let reason = match word {
+            None => Some("device offline".to_string()),
+            Some(_) if state.is_stop() => self.state.fault_code.and_then(|c| self.model.orders.reasons.get(&c).cloned()),
+            Some(_) => None,
+        };
+        let previous_reason = self.change_stop(state, reason.clone(), s.ts_ms);
+        self.state.machine_state = state;
+        self.state.state_since = s.ts_ms;
+        let body = EventBody::MachineState {
+            state,
+            previous,
+            previous_since: (since != 0).then_some(since),
+            // A clock stepped back must not give a negative duration.
+            previous_duration_ms: if since == 0 { 0 } else { (s.ts_ms - since).max(0) },
+            state_word: word,
+            fault_code: self.state.fault_code,
+            reason,
+            previous_reason,
+        };
+        out.push(NewEvent::new(s.ts_ms, vec![self.model.tag_name(s.tag).to_string()], body));
+    }
+
+    fn count(&mut self, kind: CounterKind, raw: u64, bits: u32, window: u64, s: &Sample, out: &mut Vec<NewEvent>) {
         let counter = match kind {
             CounterKind::Good => &mut self.state.good,
             CounterKind::Scrap => &mut self.state.scrap,
@@ -150,42 +163,20 @@ impl Engine {
         match counter.observe(raw, bits, window) {
             Step::Baseline => tracing::info!(counter = ?kind, raw, "counter baseline"),
             Step::Unchanged => {}
-            Step::Parts {
-                quantity,
-                rolled_over,
-            } => {
+            Step::Parts { quantity, rolled_over } => {
                 let previous_value = previous.unwrap_or(0);
-                self.parts(
-                    kind,
-                    quantity,
-                    raw,
-                    previous_value,
-                    rolled_over,
-                    s.ts_ms,
-                    source(),
-                    out,
-                );
+                self.parts(kind, quantity, raw, previous_value, rolled_over, s.ts_ms, source(), out);
             }
             Step::Reset { from, since_zero } => {
                 tracing::warn!(counter = ?kind, from, to = raw, since_zero, "counter went back: reset");
-                out.push(NewEvent::new(
-                    s.ts_ms,
-                    source(),
-                    EventBody::CounterReset {
-                        counter: kind,
-                        from,
-                        to: raw,
-                    },
-                ));
+                out.push(NewEvent::new(s.ts_ms, source(), EventBody::CounterReset { counter: kind, from, to: raw }));
                 if since_zero > 0 {
                     self.parts(kind, since_zero, raw, 0, false, s.ts_ms, source(), out);
                 }
             }
         }
     }
-}
 
-impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn parts(
         &mut self,
@@ -202,14 +193,10 @@ impl Engine {
             CounterKind::Good => self.state.good_total += quantity,
             CounterKind::Scrap => self.state.scrap_total += quantity,
         }
-        let body = EventBody::PartCount {
-            counter: kind,
-            quantity,
-            counter_value,
-            previous_value,
-            rolled_over,
-        };
+        let order_id = self.attribute_parts(kind, quantity);
+        let body = EventBody::PartCount { counter: kind, quantity, counter_value, previous_value, rolled_over, order_id };
         out.push(NewEvent::new(ts_ms, source, body));
+        self.auto_complete(ts_ms, out);
     }
 }
 
@@ -247,6 +234,13 @@ mod tests {
                 (2, MachineState::Down),
             ]),
             unmapped: MachineState::Unknown,
+            orders: crate::cell::OrderModel {
+                reasons: HashMap::new(),
+                products: HashMap::new(),
+                calendar: None,
+                auto_complete: false,
+                oee_interval_ms: 60_000,
+            },
         };
         Engine::new(model, CellState::default())
     }
@@ -352,6 +346,8 @@ mod tests {
                 previous_duration_ms: 3_000,
                 state_word: Some(2),
                 fault_code: Some(17),
+                reason: None,
+                previous_reason: None,
             }]
         );
         // Unreadable: unknown. An unmapped word: the configured default (unknown as well here).

@@ -2,11 +2,15 @@
 //! events are derived from. It does no I/O; the caller commits events and state together.
 
 mod counter;
+mod accounting;
+mod commands;
 mod engine;
 mod machine_state;
 mod model;
+#[cfg(test)]
+mod scenario_tests;
 
 pub use counter::{Counter, Step};
 pub use engine::{CellState, Engine};
 pub use machine_state::MachineState;
-pub use model::{CellModel, Role};
+pub use model::{CellModel, OrderModel, Role};

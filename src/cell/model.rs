@@ -1,6 +1,7 @@
 use super::MachineState;
 use crate::config::CellConfig;
 use crate::event::CounterKind;
+use crate::orders::{parse_time, parse_zone, ShiftCalendar};
 use mes_edge_drivers::{DeviceId, TagId};
 use std::collections::HashMap;
 
@@ -14,6 +15,49 @@ pub enum Role {
     },
     StateWord,
     FaultCode,
+    OrderStartBit,
+    OrderNumber,
+    OrderEndBit,
+}
+
+/// What the cell knows of work orders beyond the tags: reasons, products, shifts.
+#[derive(Debug, Clone)]
+pub struct OrderModel {
+    /// Fault code to downtime reason.
+    pub reasons: HashMap<i64, String>,
+    /// Material to ideal cycle time, ms.
+    pub products: HashMap<String, f64>,
+    pub calendar: Option<ShiftCalendar>,
+    pub auto_complete: bool,
+    pub oee_interval_ms: i64,
+}
+
+impl OrderModel {
+    fn from_config(c: &CellConfig) -> Self {
+        let reasons = c
+            .signals
+            .machine_state
+            .iter()
+            .flat_map(|s| s.reasons.iter())
+            .map(|(code, reason)| (code.parse().expect("checked config"), reason.clone()))
+            .collect();
+        let calendar = c.shifts.as_ref().map(|s| {
+            let tz = parse_zone(s.timezone.as_deref()).expect("checked config");
+            let shifts = s
+                .shift
+                .iter()
+                .map(|d| (d.name.clone(), parse_time(&d.start).expect("checked"), parse_time(&d.end).expect("checked")))
+                .collect();
+            ShiftCalendar::new(tz, shifts)
+        });
+        OrderModel {
+            reasons,
+            products: c.products.iter().map(|p| (p.material.clone(), p.ideal_cycle_s * 1000.0)).collect(),
+            calendar,
+            auto_complete: c.orders.auto_complete,
+            oee_interval_ms: c.orders.oee_interval_s as i64 * 1000,
+        }
+    }
 }
 
 /// The cell config compiled for the engine: tags and devices by index, roles by tag.
@@ -25,23 +69,16 @@ pub struct CellModel {
     pub roles: HashMap<TagId, Role>,
     pub states: HashMap<i64, MachineState>,
     pub unmapped: MachineState,
+    pub orders: OrderModel,
 }
 
 impl CellModel {
     /// Tags are numbered in the order the config lists them, devices likewise; the runtime builds
     /// the drivers with the same numbering.
     pub fn from_config(c: &CellConfig) -> Self {
-        let tag_names: Vec<String> = c
-            .devices
-            .iter()
-            .flat_map(|d| d.tags.iter().map(|t| t.name.clone()))
-            .collect();
-        let tag_types: HashMap<&str, _> = c
-            .devices
-            .iter()
-            .flat_map(|d| d.tags.iter())
-            .map(|t| (t.name.as_str(), t.data_type))
-            .collect();
+        let numbered = c.numbered_tags();
+        let tag_names: Vec<String> = numbered.iter().map(|(_, _, t)| t.name().to_string()).collect();
+        let tag_types: HashMap<&str, _> = numbered.iter().map(|(_, _, t)| (t.name(), *t)).collect();
         let id = |name: &str| {
             TagId(
                 tag_names
@@ -83,6 +120,13 @@ impl CellModel {
                 .collect();
             unmapped = s.unmapped;
         }
+        if let Some(o) = &c.signals.orders {
+            roles.insert(id(&o.start_tag), Role::OrderStartBit);
+            roles.insert(id(&o.number_tag), Role::OrderNumber);
+            if let Some(end) = &o.end_tag {
+                roles.insert(id(end), Role::OrderEndBit);
+            }
+        }
         CellModel {
             cell_path: c.cell.joined(),
             tag_names,
@@ -90,6 +134,7 @@ impl CellModel {
             roles,
             states,
             unmapped,
+            orders: OrderModel::from_config(c),
         }
     }
 

@@ -1,5 +1,9 @@
 //! The command line: `run`, `check`, `demo`, `outbox stats`.
 
+mod modbus;
+mod opcua;
+mod orders;
+
 use crate::config::{self, CellConfig};
 use crate::store::Outbox;
 use anyhow::Result;
@@ -44,6 +48,14 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// The cell's work orders: list and show them, or command the running service.
+    Orders(orders::OrdersArgs),
+    /// Give the current (or last) stop a reason.
+    Downtime(orders::DowntimeArgs),
+    /// Modbus commissioning: the requests a config makes; read or write a device directly.
+    Modbus(modbus::ModbusArgs),
+    /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
+    Opcua(opcua::OpcuaArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,17 +71,25 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet: &[&str] = if matches!(cli.command, Command::Demo { .. }) {
         &["rumqttd=off", "mes_edge=warn"]
+    } else if matches!(cli.command, Command::Opcua(_)) {
+        // The commissioning commands say what went wrong themselves.
+        &["opcua_client=off", "opcua_crypto=off", "opcua_core=off", "opcua_types=off"]
     } else {
-        &[]
+        // async-opcua warns at every connect that we keep no endpoint list in its config.
+        &["opcua_client::config=error"]
     };
     crate::logging::init(cli.log_json, quiet);
     let result = match cli.command {
         Command::Check { files } => return check(&files),
-        Command::Run { config } => load(&config).and_then(run),
+        Command::Run { config: path } => load(&path).and_then(|c| run(c, &path)),
         Command::Demo { duration } => demo(duration),
         Command::Outbox {
             command: OutboxCommand::Stats { config },
         } => load(&config).and_then(|c| outbox_stats(&c)),
+        Command::Orders(args) => orders::orders(args),
+        Command::Downtime(args) => orders::downtime(args),
+        Command::Modbus(args) => modbus::main(args),
+        Command::Opcua(args) => opcua::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,11 +140,13 @@ pub async fn stop_on_signal(tx: tokio::sync::watch::Sender<bool>) {
     let _ = tx.send(true);
 }
 
-fn run(config: CellConfig) -> Result<()> {
+fn run(config: CellConfig, path: &Path) -> Result<()> {
     tokio_runtime()?.block_on(async {
+        // SIGHUP first: until its handler is in place, a SIGHUP would end the process.
+        let reload = crate::ops::reload::listen_for_hangup(path)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(stop_on_signal(tx));
-        crate::runtime::run(config, rx).await
+        crate::runtime::run_reloadable(config, rx, Some(reload)).await
     })
 }
 

@@ -6,6 +6,10 @@ use super::types::*;
 use mes_edge_drivers::modbus::{plan::MAX_READ_REGISTERS, ByteOrder, DataType};
 use std::collections::HashMap;
 
+// Beside this file (a #[path] so that the module list in config/mod.rs stays as it is).
+#[path = "check_modbus.rs"]
+mod check_modbus;
+
 macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
@@ -14,9 +18,14 @@ pub fn check(c: &CellConfig) -> Vec<Problem> {
     let mut p = Vec::new();
     check_cell(c, &mut p);
     let tags = check_devices(c, &mut p);
+    check_modbus::check_lines(c, &mut p);
     check_signals(c, &tags, &mut p);
+    super::check_opcua::check_names(c, &mut p);
+    super::check_opcua::check_signal_nodes(c, &mut p);
+    super::check_orders::check(c, &|name| tags.get(name).map(|r| r.tag), &mut p);
     check_store(c, &mut p);
     check_mqtt(c, &mut p);
+    check_health(c, &mut p);
     p
 }
 
@@ -68,16 +77,9 @@ fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str
                 ),
             ));
         }
-        match dev.protocol {
-            Protocol::ModbusTcp => {
-                if dev.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
-                    p.push(Problem::at(
-                        path!["devices", d],
-                        "a modbus-tcp device needs `host` (name or IP address of the PLC)",
-                    ));
-                }
-            }
-        }
+        // Modbus transports, serial settings, string and writable tags.
+        check_modbus::check_device(d, dev, p);
+        super::check_opcua::check_device(d, dev, p);
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -155,11 +157,7 @@ fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
             p.push(Problem::at(at("bit"), "`bit` goes with type \"bool\""));
         }
     }
-    let span = if tag.table.is_bits() {
-        1
-    } else {
-        tag.data_type.registers() as u32
-    };
+    let span = tag.span() as u32;
     if tag.address as u32 + span > 65536 {
         p.push(Problem::at(
             at("address"),
@@ -179,13 +177,10 @@ fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
             if a.table != b.table || is_bit(a) || is_bit(b) || a.table.is_bits() {
                 continue;
             }
-            let (a0, a1) = (
-                a.address as u32,
-                a.address as u32 + a.data_type.registers() as u32,
-            );
+            let (a0, a1) = (a.address as u32, a.address as u32 + a.span() as u32);
             let (b0, b1) = (
                 b.address as u32,
-                b.address as u32 + b.data_type.registers() as u32,
+                b.address as u32 + b.span() as u32,
             );
             let same = a.address == b.address && a.data_type == b.data_type && a.order == b.order;
             if a0 < b1 && b0 < a1 && !same {
@@ -212,8 +207,9 @@ fn type_name(t: DataType, o: ByteOrder) -> String {
 }
 
 fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
+    let nodes = super::check_opcua::nodes(c);
     let known = || {
-        let mut names: Vec<&str> = tags.keys().copied().collect();
+        let mut names: Vec<&str> = tags.keys().chain(nodes.keys()).copied().collect();
         names.sort_unstable();
         if names.is_empty() {
             "no tags are defined under [[devices.tags]]".to_string()
@@ -223,7 +219,8 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
     };
     let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
         let found = tags.get(name).map(|r| r.tag);
-        if found.is_none() {
+        // OPC UA nodes are checked in check_opcua::check_signal_nodes.
+        if found.is_none() && !nodes.contains_key(name) {
             p.push(Problem::at(
                 path!["signals", key, sub],
                 format!("unknown tag {name:?}; {}", known()),
@@ -283,8 +280,10 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
     }
     if let Some(state) = &c.signals.machine_state {
         let integer = |t: &TagConfig| {
-            !matches!(t.data_type, DataType::F32 | DataType::F64)
-                && t.scale.is_none()
+            !matches!(
+                t.data_type,
+                DataType::F32 | DataType::F64 | DataType::String
+            ) && t.scale.is_none()
                 && t.offset.is_none()
         };
         for (sub, name) in [
@@ -396,6 +395,25 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
         p.push(Problem::at(
             path!["mqtt", "keep_alive_s"],
             "expected a keep-alive of at least 5 s (rumqttc's minimum)",
+        ));
+    }
+}
+
+fn check_health(c: &CellConfig, p: &mut Vec<Problem>) {
+    let h = &c.health;
+    if h.listen.parse::<std::net::SocketAddr>().is_err() {
+        p.push(Problem::at(
+            path!["health", "listen"],
+            format!(
+                "expected an IP address and port like \"127.0.0.1:9464\", found {:?}",
+                h.listen
+            ),
+        ));
+    }
+    if h.max_undelivered_age_s == 0 {
+        p.push(Problem::at(
+            path!["health", "max_undelivered_age_s"],
+            "expected an age of at least 1 s",
         ));
     }
 }

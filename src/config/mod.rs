@@ -3,6 +3,8 @@
 //! commissioning a cell with the file open in an editor.
 
 mod check;
+mod check_opcua;
+mod check_orders;
 mod locate;
 mod types;
 
@@ -88,6 +90,19 @@ impl CellConfig {
         .flatten()
         {
             fix(p);
+        }
+        for d in &mut self.devices {
+            for p in [
+                &mut d.pki_dir,
+                &mut d.password_file,
+                &mut d.user_cert_file,
+                &mut d.user_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                fix(p);
+            }
         }
     }
 }

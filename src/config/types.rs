@@ -1,5 +1,6 @@
 use crate::cell::MachineState;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, Table};
+use mes_edge_drivers::opcua::{NodeType, SecurityMode, SecurityPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +15,68 @@ pub struct CellConfig {
     pub signals: Signals,
     pub store: StoreConfig,
     pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub orders: OrdersConfig,
+    /// Ideal cycle times by material, for orders that do not carry their own.
+    #[serde(default)]
+    pub products: Vec<Product>,
+    pub shifts: Option<ShiftsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// End the running order (Completed) when its good count reaches the target quantity.
+    #[serde(default)]
+    pub auto_complete: bool,
+    /// How often OEE so far is published for the running order and the shift.
+    #[serde(default = "defaults::oee_interval_s")]
+    pub oee_interval_s: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig { auto_complete: false, oee_interval_s: defaults::oee_interval_s() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub material: String,
+    pub ideal_cycle_s: f64,
+}
+
+/// The shift calendar, in the plant's local time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftsConfig {
+    /// An IANA zone like "Europe/Berlin"; default: the PC's own.
+    pub timezone: Option<String>,
+    pub shift: Vec<ShiftConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftConfig {
+    pub name: String,
+    /// "06:00"; a shift whose end is not after its start runs past midnight.
+    pub start: String,
+    pub end: String,
+}
+
+/// PLC signals that start and end orders at the machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSignals {
+    /// A bool whose rising edge starts the order named by `number_tag`.
+    pub start_tag: String,
+    /// An integer holding the order number (the order id, as digits).
+    pub number_tag: String,
+    /// A bool whose rising edge ends (Stop) the running order.
+    pub end_tag: Option<String>,
 }
 
 /// Where the cell sits in the ISA-95 equipment hierarchy; it names the cell's MQTT topics.
@@ -48,6 +111,20 @@ impl CellPath {
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     ModbusTcp,
+    /// Modbus RTU over a serial port (`serial_port`, `baud_rate`, ...).
+    ModbusRtu,
+    /// Modbus RTU frames over TCP (serial-to-Ethernet gateways in transparent mode).
+    ModbusRtuOverTcp,
+    Opcua,
+}
+
+impl Protocol {
+    pub fn is_modbus(self) -> bool {
+        matches!(
+            self,
+            Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,8 +147,133 @@ pub struct Device {
     /// Largest read request in registers; some PLCs take fewer than the protocol's 125.
     #[serde(default = "defaults::max_registers")]
     pub max_registers: u16,
+    /// Largest coil or discrete input read in bits (protocol ceiling 2000).
+    #[serde(default = "defaults::max_bits")]
+    pub max_bits: u16,
+    /// Modbus: further attempts after a request got no answer or a broken reply.
+    #[serde(default = "defaults::retries")]
+    pub retries: u8,
+    /// Modbus: least time between the end of one request and the next to this device.
+    #[serde(default)]
+    pub request_gap_ms: u64,
+    /// Modbus: FC 5 / FC 6 for one coil or register; false sends FC 15 / FC 16 for those too.
+    #[serde(default = "defaults::yes")]
+    pub single_writes: bool,
+    // Modbus RTU (`protocol = "modbus-rtu"`); devices on one port share its settings.
+    /// e.g. `/dev/ttyUSB0`.
+    pub serial_port: Option<String>,
+    /// Default 19200.
+    pub baud_rate: Option<u32>,
+    /// 7 or 8; default 8.
+    pub data_bits: Option<u8>,
+    /// Default even (the Modbus serial line default).
+    pub parity: Option<mes_edge_drivers::modbus::Parity>,
+    /// 1 or 2; default 1.
+    pub stop_bits: Option<u8>,
+    /// Silence before each request; default 3.5 characters at the baud rate (1750 µs above 19200).
+    pub inter_frame_delay_us: Option<u64>,
     #[serde(default)]
     pub tags: Vec<TagConfig>,
+    // OPC UA (`protocol = "opcua"`); see docs/OPCUA.md.
+    /// `opc.tcp://host:port[/path]`
+    pub endpoint: Option<String>,
+    /// Default None.
+    pub security_policy: Option<SecurityPolicy>,
+    /// Default: None with policy None, else SignAndEncrypt.
+    pub security_mode: Option<SecurityMode>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// The name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// X.509 user identity: certificate (DER or PEM) and private key (PEM).
+    pub user_cert_file: Option<PathBuf>,
+    pub user_key_file: Option<PathBuf>,
+    /// Default: a `pki` folder next to the store file.
+    pub pki_dir: Option<PathBuf>,
+    /// Publishing interval of the device's default subscription; default 500.
+    pub publishing_interval_ms: Option<u64>,
+    /// How often the session checks that the server is alive; default 5000.
+    pub keep_alive_ms: Option<u64>,
+    /// More subscriptions, each with its own publishing interval; nodes pick one by name.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+    #[serde(default)]
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub name: String,
+    pub publishing_interval_ms: u64,
+}
+
+/// An OPC UA node read as a tag.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    /// `ns=3;s=Line1.Press.Count`, `ns=2;i=1042`, `nsu=URI;s=...`
+    pub node_id: Option<String>,
+    /// `/2:Press/2:GoodCount` from the Objects folder, instead of `node_id`.
+    pub browse_path: Option<String>,
+    /// The type the node must hold; required for counters (their width decides rollover).
+    #[serde(rename = "type")]
+    pub data_type: Option<NodeType>,
+    /// Default: the subscription's publishing interval.
+    pub sampling_interval_ms: Option<u64>,
+    /// Default 1: the latest value (a counter's latest value holds every part).
+    pub queue_size: Option<u32>,
+    /// Default true.
+    pub discard_oldest: Option<bool>,
+    pub deadband_absolute: Option<f64>,
+    pub deadband_percent: Option<f64>,
+    /// Read every `poll_interval_ms` instead of subscribing.
+    #[serde(default)]
+    pub poll: bool,
+    /// One of the device's `[[devices.subscriptions]]`; default: the device's own.
+    pub subscription: Option<String>,
+}
+
+/// One tag of the cell, whichever protocol reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum CellTag<'a> {
+    Modbus(&'a TagConfig),
+    OpcUa(&'a NodeConfig),
+}
+
+impl CellTag<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            CellTag::Modbus(t) => &t.name,
+            CellTag::OpcUa(n) => &n.name,
+        }
+    }
+
+    /// Width of the unsigned counter this tag holds, if it is one.
+    pub fn counter_bits(&self) -> Option<u32> {
+        match self {
+            CellTag::Modbus(t) => t.data_type.counter_bits(),
+            CellTag::OpcUa(n) => n.data_type.and_then(NodeType::counter_bits),
+        }
+    }
+}
+
+impl CellConfig {
+    /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
+    /// each device its `tags`, then its `nodes`, in config order. The cell model and the
+    /// drivers both number with this, so a tag id means the same on both sides.
+    pub fn numbered_tags(&self) -> Vec<(mes_edge_drivers::TagId, usize, CellTag<'_>)> {
+        let tags = self.devices.iter().enumerate().flat_map(|(d, dev)| {
+            dev.tags
+                .iter()
+                .map(move |t| (d, CellTag::Modbus(t)))
+                .chain(dev.nodes.iter().map(move |n| (d, CellTag::OpcUa(n))))
+        });
+        tags.enumerate()
+            .map(|(i, (d, t))| (mes_edge_drivers::TagId(i as u32), d, t))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +289,24 @@ pub struct TagConfig {
     pub bit: Option<u8>,
     pub scale: Option<f64>,
     pub offset: Option<f64>,
+    /// Registers of a `type = "string"` tag (two characters each).
+    pub length: Option<u16>,
+    /// Read this tag at its own interval instead of the device's `poll_interval_ms`.
+    pub poll_interval_ms: Option<u64>,
+    /// Whether write-back may set it (holding registers and coils only).
+    #[serde(default)]
+    pub write: bool,
+}
+
+impl TagConfig {
+    /// Addresses the tag occupies in its table.
+    pub fn span(&self) -> u16 {
+        if self.table.is_bits() {
+            1
+        } else {
+            self.data_type.span(self.length)
+        }
+    }
 }
 
 /// Which tags mean what to the cell.
@@ -96,6 +316,7 @@ pub struct Signals {
     pub good_count: Option<CounterSignal>,
     pub scrap_count: Option<CounterSignal>,
     pub machine_state: Option<StateSignal>,
+    pub orders: Option<OrderSignals>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +340,9 @@ pub struct StateSignal {
     /// What a word missing from `states` means.
     #[serde(default = "defaults::unmapped_state")]
     pub unmapped: MachineState,
+    /// Fault code (as a TOML key) to the downtime reason a stop with that code gets.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -131,7 +355,7 @@ pub enum Synchronous {
     Normal,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -144,7 +368,7 @@ pub struct StoreConfig {
     pub max_size_mb: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host:port` or `mqtts://host:port`.
@@ -167,6 +391,42 @@ pub struct MqttConfig {
     pub inflight: u16,
 }
 
+/// The health and metrics endpoint (`/health`, `/metrics`), for the plant's monitoring.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(default = "HealthConfig::default_enabled")]
+    pub enabled: bool,
+    /// `address:port`; loopback by default, so only the PC itself (or a local agent) can ask.
+    #[serde(default = "HealthConfig::default_listen")]
+    pub listen: String,
+    /// `/health` answers 503 when the oldest undelivered event is older than this.
+    #[serde(default = "HealthConfig::default_max_undelivered_age_s")]
+    pub max_undelivered_age_s: u64,
+}
+
+impl HealthConfig {
+    fn default_enabled() -> bool {
+        true
+    }
+    fn default_listen() -> String {
+        "127.0.0.1:9464".into()
+    }
+    fn default_max_undelivered_age_s() -> u64 {
+        300
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: Self::default_enabled(),
+            listen: Self::default_listen(),
+            max_undelivered_age_s: Self::default_max_undelivered_age_s(),
+        }
+    }
+}
+
 mod defaults {
     use crate::cell::MachineState;
     pub fn modbus_port() -> u16 {
@@ -187,6 +447,15 @@ mod defaults {
     pub fn max_registers() -> u16 {
         125
     }
+    pub fn max_bits() -> u16 {
+        2000
+    }
+    pub fn retries() -> u8 {
+        1
+    }
+    pub fn yes() -> bool {
+        true
+    }
     pub fn rollover_window() -> u64 {
         1000
     }
@@ -198,6 +467,9 @@ mod defaults {
     }
     pub fn max_size_mb() -> u64 {
         1024
+    }
+    pub fn oee_interval_s() -> u64 {
+        60
     }
     pub fn topic_root() -> String {
         "mes".into()

@@ -6,18 +6,29 @@
 //! fresh client and re-publishes every unacknowledged row from the start, with the same event id
 //! and sequence number. MOM de-duplicates on the event id.
 
+mod commands;
 mod options;
 mod session;
 mod url;
 
 pub use options::{client_id, mqtt_options};
+pub use commands::CommandIntake;
 pub use session::{run, ForwarderSettings};
 pub use url::BrokerUrl;
 
 use crate::config::CellPath;
 
 /// `{topic_root}/{enterprise}/{site}/{area}/{line}/{cell}/events/{type}`: the cell's place in the
-/// plant's unified namespace, then what kind of event it is.
+/// plant's unified namespace, then what kind of event it is. Replies to commands go to the
+/// cell's `responses` topic instead.
 pub fn event_topic(topic_root: &str, cell: &CellPath, kind: &str) -> String {
+    if kind == "command_response" {
+        return format!("{}/{}/responses", topic_root, cell.joined());
+    }
     format!("{}/{}/events/{}", topic_root, cell.joined(), kind)
+}
+
+/// Where MOM sends the cell its commands.
+pub fn command_topic(topic_root: &str, cell: &CellPath) -> String {
+    format!("{}/{}/commands", topic_root, cell.joined())
 }

@@ -1,10 +1,16 @@
 use super::BrokerUrl;
 use crate::config::{CellConfig, MqttConfig};
 use anyhow::{Context, Result};
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `{topic_root}/{cell path}/status`: `online` (retained) while the runtime is connected,
+/// `offline` after a clean stop or, as the Last Will, when the connection died.
+pub fn status_topic(c: &CellConfig) -> String {
+    format!("{}/{}/status", c.mqtt.topic_root, c.cell.joined())
+}
 
 /// The client id: configured, or derived from the cell path so that two cells never share one
 /// (a broker disconnects the older of two clients with the same id).
@@ -24,7 +30,13 @@ pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
     opts.set_clean_session(false);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
     opts.set_inflight(m.inflight);
-    opts.set_max_packet_size(1 << 20, 1 << 20);
+    // Commands over 64 KiB are rejected by the engine; a packet over the client's limit would
+    // instead break the connection and come back forever, so the limit is far above that.
+    opts.set_max_packet_size(16 << 20, 1 << 20);
+    // Commands are acknowledged after their effects are committed, not on arrival.
+    opts.set_manual_acks(true);
+    // The session publishes `online` to the same topic after each CONNACK (session.rs).
+    opts.set_last_will(LastWill::new(status_topic(c), "offline", QoS::AtLeastOnce, true));
     if let Some(user) = &m.username {
         opts.set_credentials(user.clone(), password(m)?.unwrap_or_default());
     }

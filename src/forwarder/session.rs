@@ -16,6 +16,10 @@ pub struct ForwarderSettings {
     pub window: usize,
     /// How long a clean stop waits for outstanding acknowledgements.
     pub drain: Duration,
+    /// Where commands from MOM arrive, and the engine's door for them.
+    pub commands: Option<super::commands::CommandIntake>,
+    /// Connection state and counts for the health and metrics endpoint.
+    pub probe: crate::ops::ForwarderProbe,
 }
 
 enum Ended {
@@ -31,7 +35,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let (acks_tx, mut acks) = mpsc::unbounded_channel();
+    let mut generation = 0u64;
     loop {
+        generation += 1;
         if *shutdown.borrow() {
             return;
         }
@@ -47,10 +54,16 @@ pub async fn run(
             inflight: HashMap::new(),
             acked: Vec::new(),
             cursor: 0,
+            intake: settings.commands.as_ref().map(|c| c.session(generation, acks_tx.clone())),
         };
         let ended = s
-            .run(events_rx, &mut committed, &mut shutdown, &mut backoff)
+            .run(events_rx, &mut committed, &mut shutdown, &mut backoff, &mut acks)
             .await;
+        // A clean DISCONNECT cancels the Last Will: say `offline` ourselves first.
+        if matches!(ended, Ended::Shutdown) {
+            publish_status(&settings, &client, "offline");
+        }
+        settings.probe.connected(false);
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         poller.abort();
@@ -59,11 +72,22 @@ pub async fn run(
             Ended::Lost(reason) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(%reason, retry_in = ?delay, "broker connection lost");
+                settings.probe.backing_off(delay);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return,
                 }
             }
+        }
+    }
+}
+
+/// The retained `online` / `offline` on the Last Will's topic. QoS 0, so that its packet id (0)
+/// stays out of the events' bookkeeping; TCP still delivers it in order with what follows.
+fn publish_status(settings: &ForwarderSettings, client: &AsyncClient, status: &'static str) {
+    if let Some(will) = settings.options.last_will() {
+        if let Err(e) = client.try_publish(will.topic, QoS::AtMostOnce, true, status) {
+            tracing::warn!("publishing status {status}: {e}");
         }
     }
 }
@@ -92,6 +116,7 @@ struct Session<'a> {
     acked: Vec<u64>,
     /// Highest sequence handed to the client in this session.
     cursor: u64,
+    intake: Option<super::commands::SessionIntake>,
 }
 
 impl Session<'_> {
@@ -101,6 +126,7 @@ impl Session<'_> {
         committed: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
+        acks: &mut mpsc::UnboundedReceiver<super::commands::Ack>,
     ) -> Ended {
         let mut connected = false;
         let mut flush = tokio::time::interval(Duration::from_millis(100));
@@ -124,6 +150,7 @@ impl Session<'_> {
                 }
                 _ = committed.changed(), if connected => self.fill(),
                 _ = flush.tick() => {
+                    self.settings.probe.beat();
                     self.flush_acked();
                     if connected {
                         // Picks up anything committed while the window was full.
@@ -131,6 +158,11 @@ impl Session<'_> {
                     }
                 }
                 _ = &mut connect_deadline, if !connected => return self.lost("no CONNACK within 30 s".into()),
+                Some(ack) = acks.recv() => {
+                    if let Some(intake) = &self.intake {
+                        intake.acknowledge(ack, self.client);
+                    }
+                }
                 _ = shutdown.changed() => return self.drain(&mut events).await,
             }
         }
@@ -147,8 +179,20 @@ impl Session<'_> {
                 tracing::info!(session_present = ack.session_present, "connected to broker");
                 *connected = true;
                 backoff.reset();
+                self.settings.probe.connected(true);
+                publish_status(self.settings, self.client, "online");
+                if let Some(intake) = &self.intake {
+                    intake.subscribe(self.client)?;
+                }
             }
+            Event::Incoming(Packet::Publish(publish)) => match &self.intake {
+                Some(intake) => intake.received(publish, self.client),
+                None => tracing::warn!(topic = %publish.topic, "message on a topic the cell does not take"),
+            },
+            // The QoS 0 status publish: no packet id, not an event.
+            Event::Outgoing(Outgoing::Publish(0)) => {}
             Event::Outgoing(Outgoing::Publish(pkid)) => {
+                self.settings.probe.published();
                 let seq = self
                     .queued
                     .pop_front()
@@ -172,6 +216,7 @@ impl Session<'_> {
             .inflight
             .remove(&pkid)
             .ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
+        self.settings.probe.acknowledged();
         self.acked.push(seq);
         if self.acked.len() >= 1024 {
             self.flush_acked();

@@ -1,7 +1,8 @@
-//! The engine's thread: driver events in, committed events out.
+//! The engine's thread: driver events and commands in, committed events out.
 
 use crate::cell::Engine;
 use crate::event::{AlarmLevel, EventBody, NewEvent};
+use crate::orders::{CommandSource, Reply};
 use crate::store::Outbox;
 use mes_edge_drivers::{now_ms, DeviceEvent};
 use std::time::{Duration, Instant};
@@ -12,38 +13,63 @@ use tokio::sync::{mpsc, watch};
 const MAX_BATCH: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
 
-/// The engine's thread: takes driver events in batches, derives events, commits each batch with
-/// the state it leaves behind. A failed commit rolls the state back and retries the same batch,
-/// so a full or failing disk delays events but loses none of the parts.
+/// A command on its way to the engine, from MQTT, the control socket or the CLI. `done` is
+/// called with the reply once the command's effects are committed (for MQTT: acknowledge the
+/// message, so a crash before the commit makes the broker deliver it again).
+pub struct CommandIn {
+    pub payload: Vec<u8>,
+    pub by: CommandSource,
+    pub done: Option<Box<dyn FnOnce(&Reply) + Send>>,
+}
+
+enum Input {
+    Device(DeviceEvent),
+    Command(CommandIn),
+}
+
+/// The engine's thread: takes driver events and commands in batches, derives events, commits
+/// each batch with the state it leaves behind. A failed commit rolls the state back and retries
+/// the same batch, so a full or failing disk delays events but loses none of the parts.
 pub fn engine_loop(
     mut engine: Engine,
     mut outbox: Outbox,
-    mut rx: mpsc::Receiver<DeviceEvent>,
+    mut devices: mpsc::Receiver<DeviceEvent>,
+    // Borrowed: commands outlive one engine thread (a reload starts a new one).
+    commands: &mut mpsc::Receiver<CommandIn>,
     committed: watch::Sender<u64>,
     store: crate::config::StoreConfig,
     handle: tokio::runtime::Handle,
+    // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
+    alive: crate::ops::Heartbeat,
 ) {
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
-    let mut batch: Vec<DeviceEvent> = Vec::new();
+    let mut batch: Vec<Input> = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
     let mut events: Vec<NewEvent> = Vec::new();
     let mut alarm = AlarmLevel::Cleared;
     let mut next_housekeeping = Instant::now();
     let mut closed = false;
     let mut failures = 0u32;
     loop {
+        alive.beat();
         if batch.is_empty() && !closed {
-            match handle
-                .block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
-            {
-                Ok(Some(ev)) => batch.push(ev),
-                Ok(None) => closed = true,
-                Err(_) => {}
+            let first = handle.block_on(async {
+                tokio::select! {
+                    d = devices.recv() => Some(d.map(Input::Device)),
+                    Some(c) = commands.recv() => Some(Some(Input::Command(c))),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => None,
+                }
+            });
+            match first {
+                Some(Some(input)) => batch.push(input),
+                Some(None) => closed = true,
+                None => {}
             }
         }
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(ev) => batch.push(ev),
+            match devices.try_recv() {
+                Ok(ev) => batch.push(Input::Device(ev)),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
@@ -51,15 +77,22 @@ pub fn engine_loop(
                 Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
+        while let Ok(c) = commands.try_recv() {
+            batch.push(Input::Command(c));
+        }
+        let before = engine.state.clone();
         if Instant::now() >= next_housekeeping {
             next_housekeeping = Instant::now() + HOUSEKEEPING;
             if let Some(ev) = housekeeping(&mut outbox, cap_bytes, retention_ms, &mut alarm) {
                 events.push(ev);
             }
         }
-        let before = engine.state.clone();
-        for ev in &batch {
-            engine.apply(ev, &mut events);
+        engine.tick(now_ms(), &mut events);
+        for input in &batch {
+            match input {
+                Input::Device(ev) => engine.apply(ev, &mut events),
+                Input::Command(c) => replies.push(engine.command(&c.payload, c.by, now_ms(), &mut events)),
+            }
         }
         if !events.is_empty() || engine.state != before {
             match outbox.commit(&events, &engine.state, now_ms()) {
@@ -72,6 +105,7 @@ pub fn engine_loop(
                     tracing::error!(failures, "commit failed, will retry the same batch: {e}");
                     engine.state = before;
                     events.clear();
+                    replies.clear();
                     if closed && failures >= 5 {
                         tracing::error!("stopping with an uncommitted batch; the PLC counters still hold its parts");
                         return;
@@ -81,8 +115,18 @@ pub fn engine_loop(
                 }
             }
         }
+        // Committed: now the senders of commands may learn their replies.
+        let mut replies_iter = replies.drain(..);
+        for input in batch.drain(..) {
+            if let Input::Command(c) = input {
+                let reply = replies_iter.next().expect("a reply per command");
+                if let Some(done) = c.done {
+                    done(&reply);
+                }
+            }
+        }
+        drop(replies_iter);
         events.clear();
-        batch.clear();
         if closed {
             return;
         }

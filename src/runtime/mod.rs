@@ -4,11 +4,14 @@
 mod devices;
 mod engine_loop;
 
-pub use devices::modbus_devices;
+pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
+pub use devices::opcua_devices;
+pub use engine_loop::CommandIn;
 
-use crate::cell::{CellModel, Engine};
+use crate::cell::{CellModel, CellState, Engine};
 use crate::config::CellConfig;
 use crate::forwarder::{self, ForwarderSettings};
+use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};
 use crate::store::Outbox;
 use anyhow::{Context, Result};
 use engine_loop::engine_loop;
@@ -20,7 +23,19 @@ use tokio::sync::{mpsc, watch};
 
 /// Runs the cell until `shutdown` turns true, then stops in order: drivers, a last commit, and a
 /// bounded wait for the broker to acknowledge what is in flight.
-pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(config: CellConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
+    run_reloadable(config, shutdown, None).await
+}
+
+/// [`run`], taking a new config at each reload request (SIGHUP): the drivers, the cell model
+/// and the engine thread are rebuilt; the store, the forwarder's broker session and the counts
+/// (the engine's state, committed in the store) run on. A config that fails its checks, or
+/// changes what only a restart can, is refused and the one in force stays.
+pub async fn run_reloadable(
+    mut config: CellConfig,
+    mut shutdown: watch::Receiver<bool>,
+    mut reload: Option<ReloadRequests>,
+) -> Result<()> {
     let model = CellModel::from_config(&config);
     if let Some(dir) = config.store.path.parent() {
         std::fs::create_dir_all(dir)
@@ -44,50 +59,59 @@ pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Res
         scrap_total = state.scrap_total,
         "store opened"
     );
-    let settings = forwarder_settings(&config)?;
+    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(256);
+    let settings = forwarder_settings(&config, command_tx.clone())?;
+    let control = crate::control::serve(&config.store.path, command_tx)?;
 
-    let (device_tx, device_rx) = mpsc::channel(1024);
-    let (drivers_stop_tx, drivers_stop) = watch::channel(false);
-    let mut drivers = tokio::task::JoinSet::new();
-    for dev in modbus_devices(&config) {
-        drivers.spawn(modbus::run_tcp(
-            dev,
-            device_tx.clone(),
-            drivers_stop.clone(),
-        ));
-    }
-    drop(device_tx);
-
+    let ops = Ops::new(&config);
     let (committed_tx, committed_rx) = watch::channel(writer.last_seq());
-    let engine = Engine::new(model, state);
-    let store_cfg = config.store.clone();
-    let handle = tokio::runtime::Handle::current();
-    let (engine_done_tx, mut engine_done) = tokio::sync::oneshot::channel::<()>();
-    let engine_thread = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || {
-            engine_loop(engine, writer, device_rx, committed_tx, store_cfg, handle);
-            let _ = engine_done_tx.send(());
-        })?;
-
     let (fwd_stop_tx, fwd_stop) = watch::channel(false);
-    let fwd = tokio::spawn(forwarder::run(settings, reader, committed_rx, fwd_stop));
+    let settings = ForwarderSettings {
+        probe: ops.forwarder().clone(),
+        ..settings
+    };
+    let fwd = tokio::spawn(forwarder::run(settings, reader, committed_rx.clone(), fwd_stop));
+    let (ops_stop_tx, ops_stop) = watch::channel(false);
+    ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
+    let supervisor = ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
+    tokio::spawn(supervisor);
+
+    let mut cell = start_cell(&config, writer, state, command_rx, committed_tx.clone(), &ops)?;
     tracing::info!("running");
+    ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
 
     // The engine only ends early by panicking: stop, and let systemd restart the service.
-    let engine_died = tokio::select! {
-        _ = shutdown.wait_for(|s| *s) => false,
-        _ = &mut engine_done => true,
+    let engine_died = loop {
+        tokio::select! {
+            _ = ops::stopped(&mut shutdown) => break false,
+            _ = &mut cell.engine_done => break true,
+            path = ops::reload::requested(&mut reload) => {
+                ops.notify("RELOADING=1");
+                match ops::reload::prepare(&path, &config) {
+                    Ok(new) => {
+                        let commands = cell.stop().await?.context("the engine thread ended during a reload")?;
+                        config = new;
+                        let writer = Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?;
+                        let state = writer.load_state()?;
+                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops)?;
+                        ops.reload_applied();
+                        tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
+                    }
+                    Err(problems) => ops::reload::refuse(&ops, &path, &problems),
+                }
+                ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
+            }
+        }
     };
     tracing::info!("stopping");
-    let _ = drivers_stop_tx.send(true);
-    while drivers.join_next().await.is_some() {}
-    // The engine ends once every driver has dropped its sender and the last batch is committed.
-    tokio::task::spawn_blocking(move || engine_thread.join())
-        .await?
-        .ok();
+    ops.notify("STOPPING=1");
+    // Polling stops and the engine commits what the drivers handed it; then the forwarder gets
+    // a bounded time for the broker's acknowledgements.
+    cell.stop().await?;
     let _ = fwd_stop_tx.send(true);
     fwd.await?;
+    let _ = ops_stop_tx.send(true);
+    control.abort();
     if engine_died {
         anyhow::bail!("the engine thread ended unexpectedly; nothing uncommitted was counted");
     }
@@ -95,7 +119,108 @@ pub async fn run(config: CellConfig, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-fn forwarder_settings(config: &CellConfig) -> Result<ForwarderSettings> {
+/// The part of the cell a reload rebuilds: the drivers, the cell model and the engine thread.
+struct Cell {
+    drivers: tokio::task::JoinSet<()>,
+    drivers_stop: watch::Sender<bool>,
+    engine_thread: std::thread::JoinHandle<mpsc::Receiver<CommandIn>>,
+    engine_done: tokio::sync::oneshot::Receiver<()>,
+    /// Write-back channels to the drivers, kept open as long as the drivers run.
+    _write_back: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl Cell {
+    /// Stops polling and lets the engine commit everything the drivers handed it. Gives back
+    /// the command channel (it outlives the cell), or None if the engine thread panicked.
+    async fn stop(mut self) -> Result<Option<mpsc::Receiver<CommandIn>>> {
+        let _ = self.drivers_stop.send(true);
+        while self.drivers.join_next().await.is_some() {}
+        // The engine ends once every driver has dropped its sender and the last batch is committed.
+        let engine = self.engine_thread;
+        Ok(tokio::task::spawn_blocking(move || engine.join()).await?.ok())
+    }
+}
+
+/// Starts the drivers and the engine thread for `config`, the engine resuming from `state`.
+fn start_cell(
+    config: &CellConfig,
+    writer: Outbox,
+    state: CellState,
+    command_rx: mpsc::Receiver<CommandIn>,
+    committed_tx: watch::Sender<u64>,
+    ops: &Ops,
+) -> Result<Cell> {
+    let model = CellModel::from_config(config);
+    let (device_tx, device_rx) = mpsc::channel(1024);
+    let (drivers_stop_tx, drivers_stop) = watch::channel(false);
+    let mut drivers = tokio::task::JoinSet::new();
+    // One task per Modbus line; `modbus_writes` is where a write-back to each writable tag goes.
+    let (mut modbus_drivers, modbus_writes) = devices::modbus_drivers(&config);
+    ops.instrument_modbus(modbus_drivers.iter_mut().map(|d| &mut d.line));
+    for d in modbus_drivers {
+        drivers.spawn(modbus::run_line(
+            d.line,
+            d.writes,
+            device_tx.clone(),
+            drivers_stop.clone(),
+        ));
+    }
+    let _modbus_writes: std::collections::HashMap<mes_edge_drivers::TagId, _> = modbus_writes;
+    let opcua = devices::opcua_devices(&config);
+    #[cfg(not(feature = "opcua"))]
+    if let Some(dev) = opcua.first() {
+        anyhow::bail!(
+            "device {:?} is OPC UA, and this build has no OPC UA driver (built without the `opcua` feature)",
+            dev.name
+        );
+    }
+    // Per OPC UA device, where writes and method calls go (the work-order write-back).
+    #[cfg(feature = "opcua")]
+    let _opcua_requests: Vec<_> = opcua
+        .into_iter()
+        .map(|dev| {
+            let (write_tx, write_rx) = mpsc::channel(16);
+            let (call_tx, call_rx) = mpsc::channel(16);
+            let id = dev.id;
+            drivers.spawn(mes_edge_drivers::opcua::run(
+                dev,
+                device_tx.clone(),
+                write_rx,
+                call_rx,
+                drivers_stop.clone(),
+            ));
+            (id, write_tx, call_tx)
+        })
+        .collect();
+    drop(device_tx);
+
+    let engine = Engine::new(model, state);
+    let store_cfg = config.store.clone();
+    let handle = tokio::runtime::Handle::current();
+    let alive = ops.engine().clone();
+    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let mut command_rx = command_rx;
+            engine_loop(engine, writer, device_rx, &mut command_rx, committed_tx, store_cfg, handle, alive);
+            let _ = engine_done_tx.send(());
+            command_rx
+        })?;
+    #[allow(unused_mut)]
+    let mut write_back: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(_modbus_writes)];
+    #[cfg(feature = "opcua")]
+    write_back.push(Box::new(_opcua_requests));
+    Ok(Cell {
+        drivers,
+        drivers_stop: drivers_stop_tx,
+        engine_thread,
+        engine_done,
+        _write_back: write_back,
+    })
+}
+
+fn forwarder_settings(config: &CellConfig, commands: mpsc::Sender<CommandIn>) -> Result<ForwarderSettings> {
     let options = forwarder::mqtt_options(config)?;
     let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
     Ok(ForwarderSettings {
@@ -108,5 +233,11 @@ fn forwarder_settings(config: &CellConfig) -> Result<ForwarderSettings> {
         topic: Arc::new(move |kind| forwarder::event_topic(&root, &cell, kind)),
         window: config.mqtt.inflight as usize,
         drain: Duration::from_secs(5),
+        commands: Some(forwarder::CommandIntake {
+            topic: forwarder::command_topic(&config.mqtt.topic_root, &config.cell),
+            engine: commands,
+        }),
+        // The runtime hands in the probe its health endpoint reads.
+        probe: Default::default(),
     })
 }

@@ -222,6 +222,7 @@ mod tests {
                 counter_value: q,
                 previous_value: 0,
                 rolled_over: false,
+                order_id: None,
             },
         )
     }

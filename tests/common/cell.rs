@@ -16,8 +16,20 @@ pub const STATE: u16 = 3;
 pub const FAULT: u16 = 4;
 pub const TOPIC_FILTER: &str = "mes/#";
 
+pub const ORDER_NUMBER: u16 = 10;
+/// Coils: the PLC's order start and end bits.
+pub const ORDER_START: u16 = 0;
+pub const ORDER_END: u16 = 1;
+/// Where MOM sends the test cell its commands.
+pub const COMMAND_TOPIC: &str = "mes/acme/plant1/pressing/line2/press4/commands";
+
 /// Writes a cell config for a PLC on `modbus_port` and a broker on `mqtt_port` into `dir`.
 pub fn write_config(dir: &Path, modbus_port: u16, mqtt_port: u16) -> PathBuf {
+    write_config_with(dir, modbus_port, mqtt_port, "")
+}
+
+/// The same, with `extra` TOML appended (top-level tables such as `[signals.orders]`).
+pub fn write_config_with(dir: &Path, modbus_port: u16, mqtt_port: u16, extra: &str) -> PathBuf {
     let path = dir.join("cell.toml");
     let text = format!(
         r#"[cell]
@@ -59,6 +71,24 @@ table = "holding"
 address = {FAULT}
 type = "u16"
 
+[[devices.tags]]
+name = "order_number"
+table = "holding"
+address = {ORDER_NUMBER}
+type = "u32"
+
+[[devices.tags]]
+name = "order_start"
+table = "coil"
+address = {ORDER_START}
+type = "bool"
+
+[[devices.tags]]
+name = "order_end"
+table = "coil"
+address = {ORDER_END}
+type = "bool"
+
 [signals.good_count]
 tag = "good_count"
 
@@ -69,6 +99,7 @@ tag = "scrap_count"
 tag = "state_word"
 fault_tag = "fault_code"
 states = {{ 0 = "idle", 1 = "running", 2 = "down" }}
+reasons = {{ 17 = "die jam" }}
 
 [store]
 path = "cell.db"
@@ -77,6 +108,8 @@ path = "cell.db"
 url = "mqtt://127.0.0.1:{mqtt_port}"
 client_id = "mes-edge-under-test"
 keep_alive_s = 5
+
+{extra}
 "#
     );
     std::fs::write(&path, text).unwrap();
@@ -99,12 +132,15 @@ impl Delivery {
         let mut raw_by_seq: BTreeMap<u64, &[u8]> = BTreeMap::new();
         let mut first_arrivals = Vec::new();
         let mut duplicates = 0;
-        for m in msgs.iter().filter(|m| m.topic.contains("/events/")) {
+        // The sequence runs across events and replies to commands alike.
+        let ours = |m: &&Received| m.topic.contains("/events/") || m.topic.ends_with("/responses");
+        for m in msgs.iter().filter(ours) {
             let seq = m.payload["seq"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("no seq in {}", m.payload));
+            let kind = m.payload["type"].as_str().unwrap();
             assert!(
-                m.topic.ends_with(m.payload["type"].as_str().unwrap()),
+                m.topic.ends_with(if kind == "command_response" { "/responses" } else { kind }),
                 "topic {} for {}",
                 m.topic,
                 m.payload

@@ -1,226 +1,135 @@
-use super::plan::{plan, Limits, ReadBlock};
-use super::tag::{ModbusTag, Table};
-use super::Backoff;
-use crate::{now_ms, DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, Value};
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::time::{timeout, MissedTickBehavior};
-use tokio_modbus::client::{tcp, Context, Reader};
-use tokio_modbus::Slave;
+//! One Modbus device (a unit id on a line) and what the driver keeps about it between polls:
+//! its planned requests, when each is due, what it has refused, its status and the last value
+//! handed on for each tag.
 
-/// A Modbus TCP device as the driver needs it.
+use super::plan::{plan_groups, Limits, PollGroup, Refusals};
+use super::tag::ModbusTag;
+use super::Backoff;
+use crate::{now_ms, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Quality, Sample, Value};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A device as the driver needs it.
 #[derive(Debug, Clone)]
-pub struct ModbusTcpDevice {
+pub struct ModbusDevice {
     pub id: DeviceId,
     pub name: String,
-    /// `host:port`, resolved at every connect so a changed DNS entry is picked up.
-    pub address: String,
+    /// Unit id (slave address) on its line.
     pub unit: u8,
-    /// Bound on connecting and on each request; tokio-modbus has none of its own.
+    /// Bound on each request.
     pub timeout: Duration,
-    pub poll_interval: Duration,
+    /// Further attempts after a request got no answer, a broken or a busy reply.
+    pub retries: u8,
+    /// Least time between the end of one request and the next one to this device, for PLCs
+    /// that cannot keep up with back-to-back requests.
+    pub request_gap: Duration,
     pub limits: Limits,
+    /// FC 5 / FC 6 for one coil or register; false sends FC 15 / FC 16 for those too (some
+    /// devices implement only the multiple-write functions).
+    pub single_writes: bool,
     pub tags: Vec<ModbusTag>,
+    /// Counted into for the runtime's health and metrics endpoint.
+    pub metrics: DeviceMetrics,
 }
 
-/// Why a connection is given up: the context is dropped and rebuilt after any of these, because a
-/// late reply after a timeout would otherwise be taken as the answer to the next request.
-struct ConnectionLost(String);
-
-/// Polls the device until `shutdown` turns true. Never returns an error: a device that misbehaves
-/// is reported offline and retried, so it cannot take the runtime or other devices down with it.
-pub async fn run_tcp(
-    dev: ModbusTcpDevice,
-    tx: mpsc::Sender<DeviceEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let blocks = plan(&dev.tags, dev.limits);
-    let mut poller = Poller {
-        dev: &dev,
-        tx: &tx,
-        last: vec![None; dev.tags.len()],
-        online: None,
-    };
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    while !*shutdown.borrow() {
-        let connected = tokio::select! {
-            r = connect(&dev) => r,
-            _ = shutdown.changed() => return,
-        };
-        let lost = match connected {
-            Ok(mut ctx) => {
-                let lost = poller
-                    .poll_until_lost(&mut ctx, &blocks, &mut shutdown, &mut backoff)
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_millis(200), disconnect(ctx)).await;
-                match lost {
-                    Some(lost) => lost,
-                    None => return,
-                }
-            }
-            Err(lost) => lost,
-        };
-        tracing::warn!(device = %dev.name, reason = %lost.0, "modbus device offline");
-        if !poller.went_offline(lost.0).await {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = shutdown.changed() => return,
+impl ModbusDevice {
+    /// A device with the defaults of a config entry that gives only its unit id and tags.
+    pub fn new(id: DeviceId, name: impl Into<String>, unit: u8, tags: Vec<ModbusTag>) -> Self {
+        ModbusDevice {
+            id,
+            name: name.into(),
+            unit,
+            timeout: Duration::from_millis(1000),
+            retries: 1,
+            request_gap: Duration::ZERO,
+            limits: Limits::default(),
+            single_writes: true,
+            tags,
+            metrics: DeviceMetrics::default(),
         }
     }
 }
 
-async fn connect(dev: &ModbusTcpDevice) -> Result<Context, ConnectionLost> {
-    let attempt = async {
-        let addr = tokio::net::lookup_host(&dev.address)
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other("address resolves to nothing"))?;
-        tcp::connect_slave(addr, Slave(dev.unit)).await
-    };
-    match timeout(dev.timeout, attempt).await {
-        Ok(Ok(ctx)) => Ok(ctx),
-        Ok(Err(e)) => Err(ConnectionLost(format!("connect to {}: {e}", dev.address))),
-        Err(_) => Err(ConnectionLost(format!(
-            "connect to {}: timed out after {:?}",
-            dev.address, dev.timeout
-        ))),
-    }
-}
-
-async fn disconnect(mut ctx: Context) {
-    use tokio_modbus::client::Client;
-    let _ = ctx.disconnect().await;
-}
-
-struct Poller<'a> {
-    dev: &'a ModbusTcpDevice,
-    tx: &'a mpsc::Sender<DeviceEvent>,
+pub(super) struct DeviceState {
+    pub groups: Vec<PollGroup>,
+    /// When each group is next read.
+    pub due: Vec<Instant>,
+    pub refusals: Refusals,
     /// What was last handed on for each tag; only changes go out.
     last: Vec<Option<(Option<Value>, Quality)>>,
-    online: Option<bool>,
+    pub online: Option<bool>,
+    probe: Backoff,
+    /// While offline: when the device is next tried (one request, no retries).
+    pub next_probe: Instant,
 }
 
-enum BlockRead {
-    Registers(Vec<u16>),
-    Bits(Vec<bool>),
-    Exception(String),
-}
-
-impl Poller<'_> {
-    /// Polls on the interval; returns why the connection was lost, or None on shutdown.
-    async fn poll_until_lost(
-        &mut self,
-        ctx: &mut Context,
-        blocks: &[ReadBlock],
-        shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> Option<ConnectionLost> {
-        let mut ticker = tokio::time::interval(self.dev.poll_interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.changed() => return None,
-            }
-            let mut samples = Vec::new();
-            for block in blocks {
-                let read = match self.read(ctx, block).await {
-                    Ok(read) => read,
-                    Err(lost) => return Some(lost),
-                };
-                let ts_ms = now_ms();
-                for &i in &block.tags {
-                    let tag = &self.dev.tags[i];
-                    let (value, quality) = match &read {
-                        BlockRead::Registers(regs) => {
-                            decoded(tag.decode_registers(block.start, regs))
-                        }
-                        BlockRead::Bits(bits) => decoded(tag.decode_bits(block.start, bits)),
-                        BlockRead::Exception(_) => (None, Quality::Bad),
-                    };
-                    self.changed(i, value, quality, ts_ms, &mut samples);
-                }
-                if let BlockRead::Exception(e) = &read {
-                    tracing::debug!(device = %self.dev.name, start = block.start, count = block.count, "modbus exception: {e}");
-                }
-            }
-            if self.online != Some(true) {
-                self.online = Some(true);
-                backoff.reset();
-                let ev = DeviceEvent::Status {
-                    device: self.dev.id,
-                    status: DeviceStatus::Online,
-                    ts_ms: now_ms(),
-                };
-                if self.tx.send(ev).await.is_err() {
-                    return None;
-                }
-                tracing::info!(device = %self.dev.name, "modbus device online");
-            }
-            if !samples.is_empty()
-                && self
-                    .tx
-                    .send(DeviceEvent::Samples {
-                        device: self.dev.id,
-                        samples,
-                    })
-                    .await
-                    .is_err()
-            {
-                return None;
-            }
+impl DeviceState {
+    pub fn new(dev: &ModbusDevice) -> DeviceState {
+        let groups = plan_groups(&dev.tags, dev.limits, &Refusals::default());
+        let now = Instant::now();
+        DeviceState {
+            due: vec![now; groups.len()],
+            groups,
+            refusals: Refusals::default(),
+            last: vec![None; dev.tags.len()],
+            online: None,
+            probe: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            next_probe: now,
         }
     }
 
-    async fn read(&self, ctx: &mut Context, b: &ReadBlock) -> Result<BlockRead, ConnectionLost> {
-        let res = match b.table {
-            Table::Holding => timeout(
-                self.dev.timeout,
-                ctx.read_holding_registers(b.start, b.count),
-            )
-            .await
-            .map(|r| r.map(|r| r.map(BlockRead::Registers))),
-            Table::Input => timeout(self.dev.timeout, ctx.read_input_registers(b.start, b.count))
-                .await
-                .map(|r| r.map(|r| r.map(BlockRead::Registers))),
-            Table::Coil => timeout(self.dev.timeout, ctx.read_coils(b.start, b.count))
-                .await
-                .map(|r| r.map(|r| r.map(BlockRead::Bits))),
-            Table::DiscreteInput => {
-                timeout(self.dev.timeout, ctx.read_discrete_inputs(b.start, b.count))
-                    .await
-                    .map(|r| r.map(|r| r.map(BlockRead::Bits)))
-            }
-        };
-        match res {
-            Ok(Ok(Ok(read))) => Ok(read),
-            Ok(Ok(Err(exception))) => Ok(BlockRead::Exception(exception.to_string())),
-            Ok(Err(e)) => Err(ConnectionLost(format!(
-                "read {:?} {}+{}: {e}",
-                b.table, b.start, b.count
-            ))),
-            Err(_) => Err(ConnectionLost(format!(
-                "read {:?} {}+{}: no answer within {:?}",
-                b.table, b.start, b.count, self.dev.timeout
-            ))),
+    /// The next group to read and when.
+    pub fn next(&self) -> Option<(Instant, usize)> {
+        if self.groups.is_empty() {
+            return None;
+        }
+        if self.online == Some(false) {
+            return Some((self.next_probe, 0));
+        }
+        self.due
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(_, at)| at)
+            .map(|(g, at)| (at, g))
+    }
+
+    pub fn replan(&mut self, dev: &ModbusDevice) {
+        // The intervals do not change, so group indices and their due times stay valid.
+        self.groups = plan_groups(&dev.tags, dev.limits, &self.refusals);
+    }
+
+    pub fn reschedule(&mut self, g: usize, now: Instant) {
+        let next = self.due[g] + self.groups[g].interval;
+        self.due[g] = next.max(now);
+    }
+
+    /// Reads the group holding tag `i` at once (after a write, so the new value shows soon).
+    pub fn hurry(&mut self, i: usize, now: Instant) {
+        if let Some(g) = self.groups.iter().position(|g| g.tags.contains(&i)) {
+            self.due[g] = now;
         }
     }
 
-    fn changed(
+    pub fn changed(
         &mut self,
+        dev: &ModbusDevice,
         i: usize,
         value: Option<Value>,
-        quality: Quality,
         ts_ms: i64,
         out: &mut Vec<Sample>,
     ) {
+        let quality = if value.is_some() {
+            Quality::Good
+        } else {
+            Quality::Bad
+        };
         let now = Some((value, quality));
         if self.last[i] != now {
             self.last[i] = now;
             out.push(Sample {
-                tag: self.dev.tags[i].id,
+                tag: dev.tags[i].id,
                 value,
                 quality,
                 ts_ms,
@@ -228,39 +137,86 @@ impl Poller<'_> {
         }
     }
 
-    /// Reports the device offline and its tags bad (once per outage). False if the runtime is gone.
-    async fn went_offline(&mut self, reason: String) -> bool {
+    /// Reports the device online (once per outage) and hands on the samples. False if the
+    /// runtime is gone.
+    pub async fn report(
+        &mut self,
+        dev: &ModbusDevice,
+        samples: Vec<Sample>,
+        tx: &mpsc::Sender<DeviceEvent>,
+    ) -> bool {
+        if self.online != Some(true) {
+            let was_offline = self.online == Some(false);
+            self.online = Some(true);
+            self.probe.reset();
+            if was_offline {
+                // Back after an outage: what it refused before may have changed with it.
+                self.refusals = Refusals::default();
+                self.replan(dev);
+                let now = Instant::now();
+                self.due.iter_mut().for_each(|d| *d = now);
+            }
+            dev.metrics.set_connected(true);
+            tracing::info!(device = %dev.name, unit = dev.unit, "modbus device online");
+            let ev = DeviceEvent::Status {
+                device: dev.id,
+                status: DeviceStatus::Online,
+                ts_ms: now_ms(),
+            };
+            if tx.send(ev).await.is_err() {
+                return false;
+            }
+        }
+        samples.is_empty()
+            || tx
+                .send(DeviceEvent::Samples {
+                    device: dev.id,
+                    samples,
+                })
+                .await
+                .is_ok()
+    }
+
+    /// Reports the device offline and its tags bad (once per outage), and schedules the next
+    /// try. False if the runtime is gone.
+    pub async fn went_offline(
+        &mut self,
+        dev: &ModbusDevice,
+        reason: String,
+        tx: &mpsc::Sender<DeviceEvent>,
+    ) -> bool {
+        self.next_probe = Instant::now() + self.probe.next_delay();
         if self.online == Some(false) {
             return true;
         }
+        dev.metrics.set_connected(false);
+        tracing::warn!(device = %dev.name, unit = dev.unit, %reason, "modbus device offline");
         self.online = Some(false);
         let ts_ms = now_ms();
         let mut samples = Vec::new();
-        for i in 0..self.dev.tags.len() {
-            self.changed(i, None, Quality::Bad, ts_ms, &mut samples);
+        for i in 0..dev.tags.len() {
+            self.changed(dev, i, None, ts_ms, &mut samples);
         }
         let status = DeviceEvent::Status {
-            device: self.dev.id,
+            device: dev.id,
             status: DeviceStatus::Offline { reason },
             ts_ms,
         };
-        self.tx.send(status).await.is_ok()
+        tx.send(status).await.is_ok()
             && (samples.is_empty()
-                || self
-                    .tx
+                || tx
                     .send(DeviceEvent::Samples {
-                        device: self.dev.id,
+                        device: dev.id,
                         samples,
                     })
                     .await
                     .is_ok())
     }
-}
 
-fn decoded(v: Option<Value>) -> (Option<Value>, Quality) {
-    match v {
-        Some(v) => (Some(v), Quality::Good),
-        // A short reply: the device answered, but not with what was asked.
-        None => (None, Quality::Bad),
+    /// After the line came back: try every offline device now.
+    pub fn line_restored(&mut self, now: Instant) {
+        if self.online == Some(false) {
+            self.next_probe = now;
+        }
     }
 }

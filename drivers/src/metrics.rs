@@ -1,0 +1,152 @@
+//! What a driver counts about its own device, for the runtime's health and metrics endpoint.
+//!
+//! A driver only adds to a [`DeviceMetrics`] handle; it does not know who reads it or in which
+//! format. Everything is a relaxed atomic: counts may be a moment stale for a reader, never torn.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets; the last bucket is +Inf. From a fast
+/// PLC on the same switch (a millisecond) to one that answers at its timeout.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A cheap, clonable handle; the default one is counted into but read by nobody.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceMetrics(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    connects: AtomicU64,
+    connected: AtomicBool,
+    /// UTC ms of the last read that brought values back; 0 = never.
+    last_good_read_ms: AtomicI64,
+    latency: Histogram,
+}
+
+/// A point-in-time copy of a device's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceMetricsSnapshot {
+    /// Requests sent to the device (reads and writes).
+    pub requests: u64,
+    /// Failed connects, requests that timed out or broke the connection, and protocol
+    /// exceptions (the device answered, but with an error).
+    pub errors: u64,
+    /// Connections established.
+    pub connects: u64,
+    pub connected: bool,
+    pub last_good_read_ms: Option<i64>,
+    /// How long one poll of all the device's tags took (or, for a subscription, how old a
+    /// notification was when it arrived): counts per bucket of [`LATENCY_BUCKETS_S`], then +Inf.
+    pub latency_buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
+    pub latency_sum_s: f64,
+    pub latency_count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl DeviceMetrics {
+    /// One request answered (`ok`) or not (timeout, broken connection, protocol exception).
+    pub fn request(&self, ok: bool) {
+        self.0.requests.fetch_add(1, Relaxed);
+        if !ok {
+            self.0.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A connect that failed: counted as an error, the device is not connected.
+    pub fn connect_failed(&self) {
+        self.0.errors.fetch_add(1, Relaxed);
+        self.0.connected.store(false, Relaxed);
+    }
+
+    /// The device answers (true) or was given up as offline (false).
+    pub fn set_connected(&self, connected: bool) {
+        let was = self.0.connected.swap(connected, Relaxed);
+        if connected && !was {
+            self.0.connects.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Values came back from the device at `ts_ms` (UTC ms).
+    pub fn good_read(&self, ts_ms: i64) {
+        self.0.last_good_read_ms.fetch_max(ts_ms, Relaxed);
+    }
+
+    /// One complete poll (or notification) took `d`.
+    pub fn latency(&self, d: Duration) {
+        let h = &self.0.latency;
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&le| s <= le)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        h.buckets[i].fetch_add(1, Relaxed);
+        h.sum_us
+            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+        h.count.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> DeviceMetricsSnapshot {
+        let c = &self.0;
+        let mut latency_buckets = [0; LATENCY_BUCKETS_S.len() + 1];
+        for (out, b) in latency_buckets.iter_mut().zip(&c.latency.buckets) {
+            *out = b.load(Relaxed);
+        }
+        let last = c.last_good_read_ms.load(Relaxed);
+        DeviceMetricsSnapshot {
+            requests: c.requests.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            connects: c.connects.load(Relaxed),
+            connected: c.connected.load(Relaxed),
+            last_good_read_ms: (last > 0).then_some(last),
+            latency_buckets,
+            latency_sum_s: c.latency.sum_us.load(Relaxed) as f64 / 1e6,
+            latency_count: c.latency.count.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_land_in_the_first_bucket_that_holds_them() {
+        let m = DeviceMetrics::default();
+        m.latency(Duration::from_micros(900)); // <= 1 ms
+        m.latency(Duration::from_millis(1)); // exactly on a bound: that bucket
+        m.latency(Duration::from_millis(30)); // <= 50 ms
+        m.latency(Duration::from_secs(9)); // past 5 s: +Inf
+        let s = m.snapshot();
+        assert_eq!(s.latency_buckets[0], 2);
+        assert_eq!(s.latency_buckets[5], 1);
+        assert_eq!(s.latency_buckets[LATENCY_BUCKETS_S.len()], 1);
+        assert_eq!(s.latency_count, 4);
+        assert!((s.latency_sum_s - 9.0319).abs() < 1e-6, "{}", s.latency_sum_s);
+    }
+
+    #[test]
+    fn connects_count_transitions_not_repeats() {
+        let m = DeviceMetrics::default();
+        m.set_connected(true);
+        m.set_connected(true);
+        m.connect_failed();
+        m.set_connected(true);
+        m.request(true);
+        m.request(false);
+        let s = m.snapshot();
+        assert_eq!((s.connects, s.requests, s.errors), (2, 2, 2));
+        assert!(s.connected);
+        assert_eq!(s.last_good_read_ms, None);
+    }
+}

@@ -1,0 +1,202 @@
+//! Where the cell's time and parts go: to the running order (or the "no order" bucket), to the
+//! shift, and to the reason of each stop. OEE is computed from these accounts.
+
+use super::engine::{Engine, Stop};
+use super::MachineState;
+use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
+use crate::orders::{CommandSource, JobCommand, ShiftAccount};
+
+const UNEXPLAINED: &str = "unexplained";
+
+impl Engine {
+    /// Attributes the time since the last call to the machine state the cell was in, within the
+    /// running order and the shift. Time going backwards (a clock step) attributes nothing.
+    pub(super) fn credit(&mut self, now_ms: i64) {
+        let from = self.state.accounted_to;
+        self.state.accounted_to = now_ms;
+        if from == 0 || now_ms <= from {
+            return;
+        }
+        let dt = now_ms - from;
+        let state = self.state.machine_state;
+        let reason = state.is_stop().then(|| {
+            self.state.stop.as_ref().and_then(|s| s.reason.clone()).unwrap_or_else(|| UNEXPLAINED.to_string())
+        });
+        let running = self.state.orders.running_mut();
+        let order_id = running.as_ref().map(|o| o.id().to_string());
+        if let Some(o) = running {
+            o.add_time(state, dt, reason.as_deref());
+        }
+        if let Some(shift) = &mut self.state.shift {
+            shift.add_time(state, dt, reason.as_deref(), order_id.is_some());
+        }
+        if let (Some(stop), Some(id)) = (&mut self.state.stop, order_id) {
+            if stop.order_id.is_none() {
+                stop.order_id = Some(id.clone());
+            }
+            if stop.order_id.as_deref() == Some(id.as_str()) {
+                stop.order_ms += dt;
+            }
+            if stop.shift_start.is_some() && stop.shift_start == self.state.shift.as_ref().map(|s| s.shift.start_ms) {
+                stop.shift_ms += dt;
+            }
+        }
+    }
+
+    /// Closes the current stop (if any) and opens one for `state` if it is a stop. Returns the
+    /// reason of the closed stop.
+    pub(super) fn change_stop(&mut self, state: MachineState, reason: Option<String>, ts_ms: i64) -> Option<String> {
+        let closed = self.state.stop.take().map(|mut s| {
+            s.until = Some(ts_ms);
+            s
+        });
+        let previous_reason = closed.as_ref().and_then(|s| s.reason.clone());
+        if closed.is_some() {
+            self.state.last_stop = closed;
+        }
+        if state.is_stop() {
+            self.state.stop = Some(Stop {
+                state,
+                since: ts_ms,
+                until: None,
+                reason,
+                order_id: self.state.orders.active().map(|o| o.id().to_string()),
+                order_ms: 0,
+                shift_start: self.state.shift.as_ref().map(|s| s.shift.start_ms),
+                shift_ms: 0,
+            });
+        }
+        previous_reason
+    }
+
+    /// Gives `reason` to the current stop, or to the last one if the cell runs again, moving the
+    /// time already credited to it. Returns the stop as it is now.
+    pub(super) fn give_reason(&mut self, reason: &str) -> Option<Stop> {
+        let stop = match (&mut self.state.stop, &mut self.state.last_stop) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s,
+            (None, None) => return None,
+        };
+        let old = stop.reason.replace(reason.to_string()).unwrap_or_else(|| UNEXPLAINED.to_string());
+        let mv = |map: &mut std::collections::BTreeMap<String, i64>, ms: i64| {
+            if ms > 0 && old != reason {
+                let left = map.entry(old.clone()).or_default();
+                *left -= ms;
+                if *left <= 0 {
+                    map.remove(&old);
+                }
+                *map.entry(reason.to_string()).or_default() += ms;
+            }
+        };
+        let stop = stop.clone();
+        if let Some(id) = &stop.order_id {
+            if let Some(o) = self.state.orders.orders.iter_mut().find(|o| o.id() == id) {
+                mv(&mut o.downtime, stop.order_ms);
+            }
+        }
+        if let Some(shift) = self.state.shift.as_mut().filter(|s| Some(s.shift.start_ms) == stop.shift_start) {
+            mv(&mut shift.downtime, stop.shift_ms);
+        }
+        Some(stop)
+    }
+
+    /// Adds parts to the running order (and its shift) or to the "no order" bucket; returns the
+    /// order they went to.
+    pub(super) fn attribute_parts(&mut self, kind: CounterKind, quantity: u64) -> Option<String> {
+        let running = self.state.orders.running_mut();
+        let (id, ideal) = match running {
+            Some(o) => {
+                o.add_parts(kind, quantity);
+                (Some(o.id().to_string()), quantity as f64 * o.ideal_cycle_ms.unwrap_or(0.0))
+            }
+            None => {
+                match kind {
+                    CounterKind::Good => self.state.orders.no_order_good += quantity,
+                    CounterKind::Scrap => self.state.orders.no_order_scrap += quantity,
+                }
+                (None, 0.0)
+            }
+        };
+        if let Some(shift) = &mut self.state.shift {
+            match (id.is_some(), kind) {
+                (true, CounterKind::Good) => shift.good += quantity,
+                (true, CounterKind::Scrap) => shift.scrap += quantity,
+                (false, CounterKind::Good) => shift.no_order_good += quantity,
+                (false, CounterKind::Scrap) => shift.no_order_scrap += quantity,
+            }
+            shift.ideal_production_ms += ideal;
+        }
+        id
+    }
+
+    /// Ends the running order when it reaches its target, if the config asks for it.
+    pub(super) fn auto_complete(&mut self, ts_ms: i64, out: &mut Vec<NewEvent>) {
+        if !self.model.orders.auto_complete {
+            return;
+        }
+        let done = self.state.orders.running_mut().filter(|o| o.spec.quantity > 0 && o.good >= o.spec.quantity).map(|o| o.id().to_string());
+        if let Some(id) = done {
+            let reason = Some("target quantity reached".to_string());
+            if let Err(e) = self.state.orders.command(&id, JobCommand::Stop, CommandSource::Cell, reason, ts_ms, out) {
+                tracing::error!(order = %id, "auto-complete refused: {e}");
+            }
+            self.state.orders.begin_next(ts_ms, out);
+        }
+    }
+
+    /// Called about once a second: attributes time, rolls the shift over, publishes OEE.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
+        self.credit(now_ms);
+        if let Some(calendar) = &self.model.orders.calendar {
+            let current = calendar.at(now_ms);
+            let same = |a: &ShiftAccount| current.as_ref().is_some_and(|c| c.start_ms == a.shift.start_ms && c.name == a.shift.name);
+            if let Some(ended) = self.state.shift.take_if(|a| !same(a)) {
+                out.push(shift_oee(&ended, now_ms.min(ended.shift.end_ms), true));
+            }
+            if self.state.shift.is_none() {
+                self.state.shift = current.map(ShiftAccount::new);
+            }
+        }
+        if self.state.last_oee_ms == 0 || now_ms < self.state.last_oee_ms {
+            self.state.last_oee_ms = now_ms;
+        } else if now_ms - self.state.last_oee_ms >= self.model.orders.oee_interval_ms {
+            self.state.last_oee_ms = now_ms;
+            if let Some(o) = self.state.orders.active() {
+                let body = EventBody::Oee {
+                    scope: OeeScope::Order,
+                    id: o.id().to_string(),
+                    from: o.started_ms.unwrap_or(o.stored_ms),
+                    to: now_ms,
+                    is_final: false,
+                    time_in_state_ms: o.times.clone(),
+                    downtime_ms: o.downtime.clone(),
+                    no_order_ms: None,
+                    no_order_good: None,
+                    no_order_scrap: None,
+                    figures: o.oee(),
+                };
+                out.push(NewEvent::new(now_ms, vec![o.id().to_string()], body));
+            }
+            if let Some(shift) = &self.state.shift {
+                out.push(shift_oee(shift, now_ms, false));
+            }
+        }
+    }
+}
+
+fn shift_oee(a: &ShiftAccount, to: i64, is_final: bool) -> NewEvent {
+    let body = EventBody::Oee {
+        scope: OeeScope::Shift,
+        id: a.shift.name.clone(),
+        from: a.shift.start_ms,
+        to,
+        is_final,
+        time_in_state_ms: a.times.clone(),
+        downtime_ms: a.downtime.clone(),
+        no_order_ms: Some(a.no_order_ms),
+        no_order_good: Some(a.no_order_good),
+        no_order_scrap: Some(a.no_order_scrap),
+        figures: a.oee(),
+    };
+    NewEvent::new(to, vec![a.shift.name.clone()], body)
+}

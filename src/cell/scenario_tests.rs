@@ -1,0 +1,202 @@
+//! Work orders through the engine with a clock the test controls: every figure is exact.
+
+use super::{CellModel, CellState, Engine};
+use crate::event::{EventBody, NewEvent};
+use crate::orders::{CommandSource, JobState, SubState};
+use mes_edge_drivers::{DeviceEvent, DeviceId, Quality, Sample, TagId, Value};
+
+const CONFIG: &str = r#"
+[cell]
+enterprise = "acme"
+site = "plant1"
+area = "pressing"
+line = "line2"
+cell = "press4"
+
+[[devices]]
+name = "plc"
+protocol = "modbus-tcp"
+host = "127.0.0.1"
+
+[[devices.tags]]
+name = "good"
+table = "holding"
+address = 0
+type = "u32"
+
+[[devices.tags]]
+name = "scrap"
+table = "holding"
+address = 2
+type = "u16"
+
+[[devices.tags]]
+name = "state"
+table = "holding"
+address = 3
+type = "u16"
+
+[[devices.tags]]
+name = "fault"
+table = "holding"
+address = 4
+type = "u16"
+
+[signals.good_count]
+tag = "good"
+
+[signals.scrap_count]
+tag = "scrap"
+
+[signals.machine_state]
+tag = "state"
+fault_tag = "fault"
+states = { 1 = "running", 2 = "down", 6 = "planned_stop" }
+reasons = { 17 = "die jam" }
+
+[[products]]
+material = "BRK-220"
+ideal_cycle_s = 2.0
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+"#;
+
+const GOOD: TagId = TagId(0);
+const SCRAP: TagId = TagId(1);
+const STATE: TagId = TagId(2);
+const FAULT: TagId = TagId(3);
+const T0: i64 = 1_800_000_000_000;
+const S: i64 = 1000;
+
+struct Cell {
+    engine: Engine,
+    events: Vec<NewEvent>,
+}
+
+impl Cell {
+    fn new() -> Cell {
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        Cell { engine: Engine::new(CellModel::from_config(&config), CellState::default()), events: Vec::new() }
+    }
+
+    fn read(&mut self, at: i64, values: &[(TagId, u64)]) {
+        let samples = values
+            .iter()
+            .map(|&(tag, v)| Sample { tag, value: Some(Value::UInt(v)), quality: Quality::Good, ts_ms: at })
+            .collect();
+        self.engine.apply(&DeviceEvent::Samples { device: DeviceId(0), samples }, &mut self.events);
+    }
+
+    fn command(&mut self, at: i64, json: &str) -> crate::orders::Reply {
+        self.engine.command(json.as_bytes(), CommandSource::Mqtt, at, &mut self.events)
+    }
+
+    fn job_response(&self) -> crate::orders::JobResponse {
+        self.events
+            .iter()
+            .find_map(|e| match &e.body {
+                EventBody::JobResponse(r) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("a job response")
+    }
+}
+
+/// The order's OEE worked out by hand.
+///
+/// Ideal cycle time 2 s (product table). The order starts at T0 and is stopped at T0 + 1200 s:
+///   T0 +    0 s .. +  600 s  running       good 0 → 270, scrap 0 → 15
+///   T0 +  600 s .. +  720 s  down          fault 17 = "die jam"
+///   T0 +  720 s .. +  780 s  planned stop  reason "break" given by the operator during it
+///   T0 +  780 s .. + 1200 s  running       good 270 → 420, scrap 15 → 20
+/// Planned busy time  = 1200 - 60                   = 1140 s
+/// Actual production  = 600 + 420                   = 1020 s
+/// Availability       = 1020 / 1140                 = 0.894736…
+/// Ideal time         = (420 + 20) parts × 2 s      = 880 s
+/// Performance        = 880 / 1020                  = 0.862745…
+/// Quality            = 420 / 440                   = 0.954545…
+/// OEE                = (1020/1140)(880/1020)(420/440) = 880·420 / (1140·440) = 14/19 = 0.736842…
+#[test]
+fn an_order_computed_by_hand() {
+    let mut c = Cell::new();
+    c.read(T0 - 10 * S, &[(GOOD, 0), (SCRAP, 0), (STATE, 1), (FAULT, 0)]);
+    let r = c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"BRK-220","quantity":1000}}"#);
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(r.state, Some(JobState::Running));
+    for i in 1..=10 {
+        c.read(T0 + i * 60 * S, &[(GOOD, 27 * i as u64), (SCRAP, (15 * i / 10) as u64)]);
+    }
+    c.read(T0 + 600 * S, &[(STATE, 2), (FAULT, 17)]);
+    c.read(T0 + 720 * S, &[(STATE, 6), (FAULT, 0)]);
+    let r = c.command(T0 + 730 * S, r#"{"correlation_id":"2","command":"downtime_reason","reason":"break"}"#);
+    assert!(r.accepted, "{r:?}");
+    c.read(T0 + 780 * S, &[(STATE, 1)]);
+    c.read(T0 + 1000 * S, &[(GOOD, 350), (SCRAP, 18)]);
+    c.read(T0 + 1200 * S, &[(GOOD, 420), (SCRAP, 20)]);
+    let r = c.command(T0 + 1200 * S, r#"{"correlation_id":"3","command":"stop","order_id":"WO-1"}"#);
+    assert!(r.accepted, "{r:?}");
+
+    let jr = c.job_response();
+    assert_eq!((jr.state, jr.substate), (JobState::Ended, Some(SubState::Closed)));
+    assert_eq!((jr.good, jr.scrap), (420, 20));
+    assert_eq!((jr.started, jr.ended), (Some(T0), Some(T0 + 1200 * S)));
+    use crate::cell::MachineState::*;
+    let times: Vec<_> = jr.time_in_state_ms.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(times, vec![(Running, 1_020_000), (Down, 120_000), (PlannedStop, 60_000)]);
+    let downtime: Vec<_> = jr.downtime_ms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(downtime, vec![("break", 60_000), ("die jam", 120_000)]);
+    let o = &jr.oee;
+    assert_eq!((o.planned_busy_ms, o.actual_production_ms), (1_140_000, 1_020_000));
+    assert_eq!(o.ideal_production_ms, 880_000.0);
+    assert!((o.availability.unwrap() - 1020.0 / 1140.0).abs() < 1e-12);
+    assert!((o.performance.unwrap() - 880.0 / 1020.0).abs() < 1e-12);
+    assert!((o.quality.unwrap() - 420.0 / 440.0).abs() < 1e-12);
+    assert!((o.oee.unwrap() - 14.0 / 19.0).abs() < 1e-12, "{:?}", o.oee);
+}
+
+#[test]
+fn parts_with_no_order_running_go_to_the_no_order_bucket() {
+    let mut c = Cell::new();
+    c.read(T0, &[(GOOD, 0), (SCRAP, 0), (STATE, 1)]);
+    c.read(T0 + S, &[(GOOD, 5), (SCRAP, 1)]);
+    c.command(T0 + 2 * S, r#"{"correlation_id":"a","command":"store_and_start","order":{"id":"A","material":"x"}}"#);
+    c.read(T0 + 3 * S, &[(GOOD, 8)]);
+    c.command(T0 + 4 * S, r#"{"correlation_id":"b","command":"pause","order_id":"A"}"#);
+    c.read(T0 + 5 * S, &[(GOOD, 10)]);
+    let st = &c.engine.state;
+    assert_eq!((st.orders.no_order_good, st.orders.no_order_scrap), (7, 1));
+    assert_eq!(st.orders.get("A").unwrap().good, 3);
+    assert_eq!(st.good_total, 10, "every part counted once, in one bucket or the other");
+}
+
+#[test]
+fn a_duplicate_is_answered_not_applied_and_an_invalid_command_changes_nothing() {
+    let mut c = Cell::new();
+    let store = r#"{"correlation_id":"x1","command":"store","order":{"id":"A","material":"x"}}"#;
+    assert!(c.command(T0, store).accepted);
+    let before = c.engine.state.orders.orders.clone();
+    let again = c.command(T0 + S, store);
+    assert!(again.accepted && again.duplicate);
+    assert_eq!(c.engine.state.orders.orders, before);
+    let r = c.command(T0 + 2 * S, r#"{"correlation_id":"x2","command":"resume","order_id":"A"}"#);
+    assert!(!r.accepted);
+    assert_eq!(r.reason.as_deref(), Some("Resume is not allowed in state NotAllowedToStart (allowed: Update, Start, Abort, Cancel)"));
+    assert_eq!(c.engine.state.orders.orders, before);
+}
+
+#[test]
+fn auto_completion_at_the_target_starts_the_next_order() {
+    let mut c = Cell::new();
+    c.engine.model.orders.auto_complete = true;
+    c.read(T0, &[(GOOD, 0), (STATE, 1)]);
+    c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"x","quantity":10}}"#);
+    c.command(T0, r#"{"correlation_id":"2","command":"store_and_start","order":{"id":"B","material":"x","quantity":10}}"#);
+    c.read(T0 + S, &[(GOOD, 12)]);
+    let a = c.engine.state.orders.get("A").unwrap();
+    assert_eq!((a.state, a.substate, a.good), (JobState::Ended, Some(SubState::Completed), 12));
+    assert_eq!(c.engine.state.orders.get("B").unwrap().state, JobState::Running);
+}

@@ -1,0 +1,488 @@
+//! `mes-edge modbus plan|read|write`: the Modbus commissioning commands. `read` and `write`
+//! talk to a device directly (no config needed) with the driver's own transports and encodings,
+//! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
+//! byte order at the machine before putting them in the cell's config.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use mes_edge_drivers::modbus::encoding::DataType;
+use mes_edge_drivers::modbus::plan::plan_groups;
+use mes_edge_drivers::modbus::{
+    default_frame_gap, write_op, Link, ModbusDevice, ModbusTag, Parity, ReadData, SerialSettings,
+    Table, Transport,
+};
+use mes_edge_drivers::{DeviceId, TagId, Text, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ModbusArgs {
+    #[command(subcommand)]
+    command: ModbusCommand,
+}
+
+#[derive(Subcommand)]
+enum ModbusCommand {
+    /// Print the read requests a cell config makes, per device and poll interval.
+    Plan { file: PathBuf },
+    /// Read values from a device: `read HOST[:PORT] ADDRESS`, or `read ADDRESS --serial PORT`.
+    Read {
+        /// HOST[:PORT] and ADDRESS (the protocol address, 0-based: register 40001 is 0); with
+        /// --serial, ADDRESS alone.
+        #[arg(required = true, num_args = 1..=2, value_name = "[HOST[:PORT]] ADDRESS")]
+        target: Vec<String>,
+        /// How many consecutive values.
+        #[arg(long, short = 'c', default_value_t = 1)]
+        count: u16,
+        #[command(flatten)]
+        opts: Options,
+    },
+    /// Write values to a device: `write HOST[:PORT] ADDRESS VALUE...` (several values go to
+    /// consecutive addresses in one request), or `write ADDRESS VALUE... --serial PORT`.
+    Write {
+        #[arg(
+            required = true,
+            num_args = 2..,
+            allow_negative_numbers = true,
+            value_name = "[HOST[:PORT]] ADDRESS VALUE"
+        )]
+        target: Vec<String>,
+        #[command(flatten)]
+        opts: Options,
+    },
+}
+
+#[derive(Args)]
+struct Options {
+    /// bool, u16, i16, u32, i32, u64, i64, f32, f64 or string (default: u16, bool for coils).
+    #[arg(long = "type", short = 't')]
+    data_type: Option<String>,
+    /// Byte order of multi-register values: ABCD, BADC, CDAB or DCBA.
+    #[arg(long, short = 'o', default_value = "ABCD")]
+    order: String,
+    /// holding, input, coil or discrete_input.
+    #[arg(long, default_value = "holding")]
+    table: String,
+    /// Unit id (slave address).
+    #[arg(long, short = 'u', default_value_t = 1)]
+    unit: u8,
+    /// A bool in one bit of a register (0 to 15).
+    #[arg(long)]
+    bit: Option<u8>,
+    /// Registers of a string (two characters each).
+    #[arg(long)]
+    length: Option<u16>,
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Send RTU frames over the TCP connection (a transparent serial gateway).
+    #[arg(long)]
+    rtu_over_tcp: bool,
+    /// Use Modbus RTU on this serial port instead of TCP.
+    #[arg(long)]
+    serial: Option<String>,
+    #[arg(long, short = 'b', default_value_t = 19200)]
+    baud: u32,
+    /// none, even or odd.
+    #[arg(long, short = 'P', default_value = "even")]
+    parity: String,
+    #[arg(long, short = 'd', default_value_t = 8)]
+    data_bits: u8,
+    #[arg(long, short = 's', default_value_t = 1)]
+    stop_bits: u8,
+    /// Always use FC 15 / FC 16, also for one coil or register.
+    #[arg(long)]
+    multiple_writes: bool,
+}
+
+pub fn main(args: ModbusArgs) -> Result<()> {
+    match args.command {
+        ModbusCommand::Plan { file } => plan(&file),
+        ModbusCommand::Read {
+            target,
+            count,
+            opts,
+        } => {
+            let (transport, rest) = opts.transport(&target)?;
+            let [address] = rest else {
+                bail!("expected HOST[:PORT] ADDRESS, or ADDRESS with --serial");
+            };
+            runtime()?.block_on(read(&opts, transport, parse_address(address)?, count))
+        }
+        ModbusCommand::Write { target, opts } => {
+            let (transport, rest) = opts.transport(&target)?;
+            let Some((address, values)) = rest.split_first().filter(|(_, v)| !v.is_empty()) else {
+                bail!("expected HOST[:PORT] ADDRESS VALUE..., or ADDRESS VALUE... with --serial");
+            };
+            runtime()?.block_on(write(&opts, transport, parse_address(address)?, values))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `host:port`, with the Modbus port 502 unless one is given; an IPv6 address with a port is
+/// written `[::1]:1502`.
+fn with_port(host: &str) -> String {
+    if host.starts_with('[') {
+        if host.contains("]:") {
+            host.to_string()
+        } else {
+            format!("{host}:502")
+        }
+    } else {
+        match host.matches(':').count() {
+            0 => format!("{host}:502"),
+            1 => host.to_string(),
+            _ => format!("[{host}]:502"),
+        }
+    }
+}
+
+fn parse_address(s: &str) -> Result<u16> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| anyhow!("expected an address from 0 to 65535 (0x0 to 0xFFFF), found {s:?}"))
+}
+
+impl Options {
+    /// The transport, and the positional arguments after HOST[:PORT].
+    fn transport<'a>(&self, target: &'a [String]) -> Result<(Transport, &'a [String])> {
+        if let Some(port) = &self.serial {
+            if self.rtu_over_tcp {
+                bail!("--rtu-over-tcp goes with HOST[:PORT], not with --serial");
+            }
+            let parity: Parity = self.parity.parse().map_err(|e: String| anyhow!(e))?;
+            if !(7..=8).contains(&self.data_bits) || !(1..=2).contains(&self.stop_bits) {
+                bail!("expected 7 or 8 data bits and 1 or 2 stop bits");
+            }
+            let mut s = SerialSettings::new(port.clone());
+            s.baud_rate = self.baud;
+            s.data_bits = self.data_bits;
+            s.parity = parity;
+            s.stop_bits = self.stop_bits;
+            s.frame_gap = default_frame_gap(s.baud_rate, s.data_bits, parity, s.stop_bits);
+            return Ok((Transport::Rtu(s), target));
+        }
+        let Some((host, rest)) = target.split_first() else {
+            bail!("expected HOST[:PORT]");
+        };
+        let address = with_port(host);
+        let transport = if self.rtu_over_tcp {
+            Transport::RtuOverTcp { address }
+        } else {
+            Transport::Tcp { address }
+        };
+        Ok((transport, rest))
+    }
+
+    fn table(&self) -> Result<Table> {
+        self.table.parse().map_err(|e: String| anyhow!(e))
+    }
+
+    fn data_type(&self, table: Table) -> Result<DataType> {
+        let ty = match &self.data_type {
+            Some(t) => t.parse().map_err(|e: String| anyhow!(e))?,
+            None if table.is_bits() || self.bit.is_some() => DataType::Bool,
+            None => DataType::U16,
+        };
+        if table.is_bits() && ty != DataType::Bool {
+            bail!("coils and discrete inputs hold single bits: expected --type bool");
+        }
+        if ty == DataType::String && self.length.is_none() {
+            bail!("a string needs --length (registers, two characters each)");
+        }
+        if ty == DataType::Bool && !table.is_bits() && self.bit.is_none() {
+            bail!("a bool in a register table needs --bit (0 to 15)");
+        }
+        if self.bit.is_some_and(|b| b > 15) {
+            bail!("expected --bit from 0 to 15");
+        }
+        Ok(ty)
+    }
+
+    /// One tag for the value at `address`, as a config entry would describe it.
+    fn tag(&self, address: u16) -> Result<ModbusTag> {
+        let table = self.table()?;
+        let mut tag = ModbusTag::new(TagId(0), table, address, self.data_type(table)?);
+        tag.order = self.order.parse().map_err(|e: String| anyhow!(e))?;
+        tag.bit = self.bit;
+        tag.length = self.length;
+        tag.writable = true;
+        Ok(tag)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
+    }
+
+    /// The header mbpoll prints before the values.
+    fn header(&self, transport: &Transport, tag: &ModbusTag, count: u16) -> String {
+        let protocol = match transport {
+            Transport::Tcp { .. } => "Modbus TCP",
+            Transport::RtuOverTcp { .. } => "Modbus RTU over TCP",
+            Transport::Rtu(_) => "Modbus RTU",
+        };
+        let link = match transport {
+            Transport::Tcp { address } | Transport::RtuOverTcp { address } => {
+                let (host, port) = address.rsplit_once(':').unwrap_or((address, "502"));
+                format!("{host}, port {port}")
+            }
+            Transport::Rtu(s) => format!(
+                "{}, {}-{}{}{}",
+                s.port,
+                s.baud_rate,
+                s.data_bits,
+                match s.parity {
+                    Parity::None => "N",
+                    Parity::Even => "E",
+                    Parity::Odd => "O",
+                },
+                s.stop_bits
+            ),
+        };
+        let table = match tag.table {
+            Table::Coil => "discrete output (coil)",
+            Table::DiscreteInput => "discrete input",
+            Table::Holding => "output (holding) register",
+            Table::Input => "input register",
+        };
+        let ty = match tag.data_type {
+            DataType::Bool if tag.table.is_bits() => "bit".to_string(),
+            DataType::Bool => format!("bit {} of a 16-bit register", tag.bit.unwrap_or(0)),
+            DataType::String => format!(
+                "string over {} registers ({:?})",
+                tag.length.unwrap_or(1),
+                tag.order
+            ),
+            t => format!("{} ({:?})", t.name(), tag.order),
+        };
+        format!(
+            "Protocol configuration: {protocol}\n\
+             Slave configuration...: address = [{}]\n\
+             \x20                       start reference = {}, count = {count}\n\
+             Communication.........: {link}, t/o {:.2} s\n\
+             Data type.............: {ty}, {table} table\n",
+            self.unit,
+            tag.address,
+            self.timeout().as_secs_f64(),
+        )
+    }
+}
+
+async fn read(opts: &Options, transport: Transport, address: u16, count: u16) -> Result<()> {
+    let first = opts.tag(address)?;
+    let span = first.span();
+    let total = span as u32 * count.max(1) as u32;
+    if address as u32 + total > 65536 {
+        bail!("{count} values from address {address} run past 65535");
+    }
+    if total > first.table.max_read() as u32 {
+        bail!(
+            "{total} {} do not fit one read (at most {})",
+            if first.table.is_bits() {
+                "bits"
+            } else {
+                "registers"
+            },
+            first.table.max_read()
+        );
+    }
+    print!("{}", opts.header(&transport, &first, count.max(1)));
+    let mut link = Link::open(&transport, opts.timeout())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    println!("\n-- Polling slave {}...", opts.unit);
+    let data = link
+        .read(
+            opts.unit,
+            first.table,
+            address,
+            total as u16,
+            opts.timeout(),
+            Duration::ZERO,
+        )
+        .await
+        .map_err(|e| anyhow!("read failed: {e}"))?;
+    link.close().await;
+    for k in 0..count.max(1) {
+        let mut tag = first.clone();
+        tag.address = address + k * span;
+        let value = match &data {
+            ReadData::Registers(regs) => tag.decode_registers(address, regs),
+            ReadData::Bits(bits) => tag.decode_bits(address, bits),
+        }
+        .ok_or_else(|| anyhow!("the reply is shorter than asked"))?;
+        println!("[{}]: \t{}", tag.address, shown(value, tag.data_type));
+    }
+    Ok(())
+}
+
+/// A value the way mbpoll shows it: bits as 0/1, f32 in its own precision.
+fn shown(value: Value, ty: DataType) -> String {
+    match value {
+        Value::Bool(b) => (b as u8).to_string(),
+        Value::Int(v) => v.to_string(),
+        Value::UInt(v) => v.to_string(),
+        Value::Float(v) if ty == DataType::F32 => (v as f32).to_string(),
+        Value::Float(v) => v.to_string(),
+        Value::Text(t) => format!("{:?}", t.as_str()),
+    }
+}
+
+fn parse_value(s: &str, ty: DataType) -> Result<Value> {
+    let bad = || anyhow!("cannot read {s:?} as {}", ty.name());
+    Ok(match ty {
+        DataType::Bool => match s.to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" => Value::Bool(true),
+            "0" | "false" | "off" => Value::Bool(false),
+            _ => return Err(bad()),
+        },
+        DataType::U16 | DataType::U32 | DataType::U64 => Value::UInt(s.parse().map_err(|_| bad())?),
+        DataType::I16 | DataType::I32 | DataType::I64 => Value::Int(s.parse().map_err(|_| bad())?),
+        DataType::F32 | DataType::F64 => Value::Float(s.parse().map_err(|_| bad())?),
+        DataType::String => Value::Text(
+            Text::new(s).ok_or_else(|| anyhow!("{s:?} is longer than {} bytes", Text::CAPACITY))?,
+        ),
+    })
+}
+
+async fn write(
+    opts: &Options,
+    transport: Transport,
+    address: u16,
+    values: &[String],
+) -> Result<()> {
+    let first = opts.tag(address)?;
+    let ty = first.data_type;
+    if first.bit.is_some() && values.len() > 1 {
+        bail!("one bit of a register is written one at a time");
+    }
+    let mut device = ModbusDevice::new(DeviceId(0), "cli", opts.unit, Vec::new());
+    device.single_writes = !opts.multiple_writes && values.len() == 1;
+    // Consecutive values go out in one request: the bits or registers of each, end to end.
+    let mut ops = Vec::new();
+    for (k, text) in values.iter().enumerate() {
+        let mut tag = first.clone();
+        tag.address = address
+            .checked_add(k as u16 * tag.span())
+            .ok_or_else(|| anyhow!("the values run past address 65535"))?;
+        device.tags = vec![tag];
+        ops.push(write_op(&device, 0, parse_value(text, ty)?).map_err(|e| anyhow!(e))?);
+    }
+    use mes_edge_drivers::modbus::WriteOp;
+    let op = if ops.len() == 1 {
+        ops.remove(0)
+    } else if first.table == Table::Coil {
+        let bits = ops
+            .iter()
+            .map(|o| match o {
+                WriteOp::Coils(_, b) => b[0],
+                _ => unreachable!("several coils are written with FC 15"),
+            })
+            .collect();
+        WriteOp::Coils(address, bits)
+    } else {
+        let regs = ops
+            .iter()
+            .flat_map(|o| match o {
+                WriteOp::Registers(_, r) => r.clone(),
+                _ => unreachable!("several registers are written with FC 16"),
+            })
+            .collect();
+        WriteOp::Registers(address, regs)
+    };
+    print!("{}", opts.header(&transport, &first, values.len() as u16));
+    let mut link = Link::open(&transport, opts.timeout())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    link.write(opts.unit, &op, opts.timeout(), Duration::ZERO)
+        .await
+        .map_err(|e| anyhow!("write failed (FC {}): {e}", op.function()))?;
+    link.close().await;
+    println!("\nWritten {} references.", values.len());
+    Ok(())
+}
+
+fn plan(file: &std::path::Path) -> Result<()> {
+    let config = crate::config::load(file).map_err(|e| anyhow!("invalid config:\n{e}"))?;
+    let lines = crate::runtime::modbus_lines(&config);
+    if lines.is_empty() {
+        println!("{}: no Modbus devices", file.display());
+        return Ok(());
+    }
+    for line in &lines {
+        println!("line {}", line.transport);
+        for dev in &line.devices {
+            let names = &config
+                .devices
+                .get(dev.id.0 as usize)
+                .context("device numbering")?
+                .tags;
+            println!("  device {:?}, unit {}", dev.name, dev.unit);
+            let groups = plan_groups(&dev.tags, dev.limits, &Default::default());
+            let mut per_second = 0.0;
+            for g in &groups {
+                println!(
+                    "    every {} ms: {} request{}",
+                    g.interval.as_millis(),
+                    g.blocks.len(),
+                    if g.blocks.len() == 1 { "" } else { "s" }
+                );
+                per_second += g.blocks.len() as f64 / g.interval.as_secs_f64().max(0.001);
+                for b in &g.blocks {
+                    let tags: Vec<&str> = b.tags.iter().map(|&i| names[i].name.as_str()).collect();
+                    println!(
+                        "      FC {} {} {}..{} ({} {}): {}",
+                        b.table.read_function(),
+                        b.table.name(),
+                        b.start,
+                        b.end() - 1,
+                        b.count,
+                        match (b.table.is_bits(), b.count) {
+                            (true, 1) => "bit",
+                            (true, _) => "bits",
+                            (false, 1) => "register",
+                            (false, _) => "registers",
+                        },
+                        tags.join(", ")
+                    );
+                }
+            }
+            println!("    {per_second:.1} requests a second");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_as_their_type() {
+        assert_eq!(parse_value("-3", DataType::I16).unwrap(), Value::Int(-3));
+        assert_eq!(
+            parse_value("on", DataType::Bool).unwrap(),
+            Value::Bool(true)
+        );
+        assert!(parse_value("1.5", DataType::U16).is_err());
+        assert_eq!(shown(Value::Float(3.14f32 as f64), DataType::F32), "3.14");
+        assert_eq!(parse_address("0x10").unwrap(), 16);
+        assert!(parse_address("70000").is_err());
+    }
+
+    #[test]
+    fn hosts_get_the_modbus_port_unless_they_name_one() {
+        assert_eq!(with_port("plc1"), "plc1:502");
+        assert_eq!(with_port("10.0.0.5:1502"), "10.0.0.5:1502");
+        assert_eq!(with_port("[::1]"), "[::1]:502");
+        assert_eq!(with_port("[::1]:1502"), "[::1]:1502");
+        assert_eq!(with_port("fe80::1"), "[fe80::1]:502");
+    }
+}

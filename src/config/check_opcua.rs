@@ -1,0 +1,400 @@
+//! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
+//! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
+
+use super::locate::{Problem, Seg};
+use super::types::*;
+use mes_edge_drivers::opcua::{
+    parse_browse_path, parse_node_id, security_mismatch, NodeType, SecurityMode, SecurityPolicy,
+};
+use std::collections::{HashMap, HashSet};
+
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
+}
+
+/// Names of the OPC UA nodes of the cell, first definition wins.
+pub fn nodes(c: &CellConfig) -> HashMap<&str, &NodeConfig> {
+    let mut out = HashMap::new();
+    for n in c.devices.iter().flat_map(|d| d.nodes.iter()) {
+        out.entry(n.name.as_str()).or_insert(n);
+    }
+    out
+}
+
+pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+    let at = |key: &str| path!["devices", d, key];
+    if dev.protocol != Protocol::Opcua {
+        let opcua_only = [
+            ("endpoint", dev.endpoint.is_some()),
+            ("security_policy", dev.security_policy.is_some()),
+            ("security_mode", dev.security_mode.is_some()),
+            ("username", dev.username.is_some()),
+            ("password_file", dev.password_file.is_some()),
+            ("password_env", dev.password_env.is_some()),
+            ("user_cert_file", dev.user_cert_file.is_some()),
+            ("user_key_file", dev.user_key_file.is_some()),
+            ("pki_dir", dev.pki_dir.is_some()),
+            (
+                "publishing_interval_ms",
+                dev.publishing_interval_ms.is_some(),
+            ),
+            ("keep_alive_ms", dev.keep_alive_ms.is_some()),
+            ("subscriptions", !dev.subscriptions.is_empty()),
+            ("nodes", !dev.nodes.is_empty()),
+        ];
+        for (key, set) in opcua_only {
+            if set {
+                p.push(Problem::at(
+                    at(key),
+                    format!("`{key}` belongs to an OPC UA device (protocol = \"opcua\")"),
+                ));
+            }
+        }
+        return;
+    }
+    match dev.endpoint.as_deref().map(str::trim) {
+        None | Some("") => p.push(Problem::at(
+            path!["devices", d],
+            "an opcua device needs `endpoint` (like \"opc.tcp://192.168.10.22:4840\")",
+        )),
+        Some(url) => {
+            let host = url
+                .strip_prefix("opc.tcp://")
+                .map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
+            if host.is_none_or(str::is_empty) {
+                p.push(Problem::at(
+                    at("endpoint"),
+                    format!("expected an endpoint like \"opc.tcp://host:4840\", found {url:?}"),
+                ));
+            }
+        }
+    }
+    if dev.host.is_some() {
+        p.push(Problem::at(
+            at("host"),
+            "`host` belongs to a Modbus device; an OPC UA device has `endpoint`",
+        ));
+    }
+    if !dev.tags.is_empty() {
+        p.push(Problem::at(
+            path!["devices", d, "tags"],
+            "[[devices.tags]] are Modbus registers; an OPC UA device reads [[devices.nodes]]",
+        ));
+    }
+    let policy = dev.security_policy.unwrap_or(SecurityPolicy::None);
+    let mode = dev
+        .security_mode
+        .unwrap_or(SecurityMode::default_for(policy));
+    if let Some(why) = security_mismatch(policy, mode) {
+        let key = if dev.security_mode.is_some() {
+            "security_mode"
+        } else {
+            "security_policy"
+        };
+        p.push(Problem::at(at(key), why));
+    }
+    check_identity(d, dev, p);
+    if dev.publishing_interval_ms == Some(0) {
+        p.push(Problem::at(
+            at("publishing_interval_ms"),
+            "expected a publishing interval of at least 1 ms, found 0",
+        ));
+    }
+    if let Some(k) = dev.keep_alive_ms.filter(|&k| k < 1000) {
+        p.push(Problem::at(
+            at("keep_alive_ms"),
+            format!("expected a keep-alive of at least 1000 ms, found {k}"),
+        ));
+    }
+    let mut groups = HashSet::new();
+    for (s, sub) in dev.subscriptions.iter().enumerate() {
+        if sub.name.trim().is_empty() || sub.name == "default" || !groups.insert(sub.name.as_str())
+        {
+            p.push(Problem::at(
+                path!["devices", d, "subscriptions", s, "name"],
+                format!(
+                    "expected a subscription name unique in the device and not \"default\", found {:?}",
+                    sub.name
+                ),
+            ));
+        }
+        if sub.publishing_interval_ms == 0 {
+            p.push(Problem::at(
+                path!["devices", d, "subscriptions", s, "publishing_interval_ms"],
+                "expected a publishing interval of at least 1 ms, found 0",
+            ));
+        }
+    }
+    for (n, node) in dev.nodes.iter().enumerate() {
+        check_node(d, n, node, &groups, p);
+    }
+}
+
+fn check_identity(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+    let at = |key: &str| path!["devices", d, key];
+    let secret = [
+        ("password_file", dev.password_file.is_some()),
+        ("password_env", dev.password_env.is_some()),
+    ];
+    match &dev.username {
+        Some(user) => {
+            if user.trim().is_empty() {
+                p.push(Problem::at(
+                    at("username"),
+                    "expected a non-empty user name",
+                ));
+            }
+            match secret.iter().filter(|(_, set)| *set).count() {
+                0 => p.push(Problem::at(
+                    at("username"),
+                    "a user name needs its password from `password_file` or `password_env` \
+                     (never written in the config)",
+                )),
+                2 => p.push(Problem::at(
+                    at("password_env"),
+                    "expected `password_file` or `password_env`, not both",
+                )),
+                _ => {}
+            }
+            if dev.user_cert_file.is_some() {
+                p.push(Problem::at(
+                    at("user_cert_file"),
+                    "expected one user identity: a user name or a user certificate, not both",
+                ));
+            }
+        }
+        None => {
+            for (key, set) in secret {
+                if set {
+                    p.push(Problem::at(at(key), "a password goes with `username`"));
+                }
+            }
+        }
+    }
+    if dev.user_cert_file.is_some() != dev.user_key_file.is_some() {
+        p.push(Problem::at(
+            path!["devices", d],
+            "an X.509 user identity needs both `user_cert_file` and `user_key_file`",
+        ));
+    }
+    if let Some(v) = &dev.password_env {
+        if v.is_empty() || v.contains(['=', '\0']) {
+            p.push(Problem::at(
+                at("password_env"),
+                format!("expected the name of an environment variable, found {v:?}"),
+            ));
+        }
+    }
+}
+
+fn check_node(d: usize, n: usize, node: &NodeConfig, groups: &HashSet<&str>, p: &mut Vec<Problem>) {
+    let at = |key: &str| path!["devices", d, "nodes", n, key];
+    if node.name.trim().is_empty() {
+        p.push(Problem::at(at("name"), "expected a non-empty tag name"));
+    }
+    match (&node.node_id, &node.browse_path) {
+        (Some(_), Some(_)) => p.push(Problem::at(
+            at("browse_path"),
+            "expected `node_id` or `browse_path`, not both",
+        )),
+        (None, None) => p.push(Problem::at(
+            path!["devices", d, "nodes", n],
+            "a node needs `node_id` (like \"ns=3;s=Line1.Press.Count\") or `browse_path`",
+        )),
+        (Some(id), None) => {
+            if let Err(e) = parse_node_id(id) {
+                p.push(Problem::at(at("node_id"), e));
+            }
+        }
+        (None, Some(bp)) => {
+            if let Err(e) = parse_browse_path(bp) {
+                p.push(Problem::at(at("browse_path"), e));
+            }
+        }
+    }
+    if node.sampling_interval_ms.is_some_and(|s| s > 3_600_000) {
+        p.push(Problem::at(
+            at("sampling_interval_ms"),
+            "expected a sampling interval of at most an hour",
+        ));
+    }
+    match (node.deadband_absolute, node.deadband_percent) {
+        (Some(_), Some(_)) => p.push(Problem::at(
+            at("deadband_percent"),
+            "expected `deadband_absolute` or `deadband_percent`, not both",
+        )),
+        (Some(v), None) if !(v >= 0.0 && v.is_finite()) => p.push(Problem::at(
+            at("deadband_absolute"),
+            format!("expected a deadband of 0 or more, found {v}"),
+        )),
+        (None, Some(v)) if !(0.0..=100.0).contains(&v) => p.push(Problem::at(
+            at("deadband_percent"),
+            format!("expected a percentage from 0 to 100, found {v}"),
+        )),
+        _ => {}
+    }
+    let deadband = node.deadband_absolute.is_some() || node.deadband_percent.is_some();
+    if deadband
+        && node
+            .data_type
+            .is_some_and(|t| matches!(t, NodeType::Bool | NodeType::String | NodeType::DateTime))
+    {
+        p.push(Problem::at(
+            at("type"),
+            "a deadband applies to numbers; expected a numeric `type`",
+        ));
+    }
+    if node.poll {
+        let subscribed_only = [
+            ("sampling_interval_ms", node.sampling_interval_ms.is_some()),
+            ("queue_size", node.queue_size.is_some()),
+            ("discard_oldest", node.discard_oldest.is_some()),
+            ("deadband_absolute", node.deadband_absolute.is_some()),
+            ("deadband_percent", node.deadband_percent.is_some()),
+            ("subscription", node.subscription.is_some()),
+        ];
+        for (key, set) in subscribed_only {
+            if set {
+                p.push(Problem::at(
+                    at(key),
+                    format!("`{key}` applies to subscribed nodes; this node has `poll = true`"),
+                ));
+            }
+        }
+    }
+    if let Some(s) = &node.subscription {
+        if !groups.contains(s.as_str()) {
+            let mut names: Vec<&str> = groups.iter().copied().collect();
+            names.sort_unstable();
+            p.push(Problem::at(
+                at("subscription"),
+                format!(
+                    "unknown subscription {s:?}; expected one of the device's [[devices.subscriptions]]: {}",
+                    if names.is_empty() { "(none defined)".to_string() } else { names.join(", ") }
+                ),
+            ));
+        }
+    }
+}
+
+/// Tag names are unique across Modbus tags and OPC UA nodes; Modbus-only clashes are reported
+/// with the Modbus tags.
+pub fn check_names(c: &CellConfig, p: &mut Vec<Problem>) {
+    let mut seen: HashMap<&str, (usize, bool)> = HashMap::new();
+    for (d, dev) in c.devices.iter().enumerate() {
+        for t in &dev.tags {
+            seen.entry(t.name.as_str()).or_insert((d, false));
+        }
+        for (n, node) in dev.nodes.iter().enumerate() {
+            if node.name.trim().is_empty() {
+                continue;
+            }
+            if let Some((first, _)) = seen.get(node.name.as_str()) {
+                p.push(Problem::at(
+                    path!["devices", d, "nodes", n, "name"],
+                    format!(
+                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
+                        node.name, c.devices[*first].name
+                    ),
+                ));
+            } else {
+                seen.insert(&node.name, (d, true));
+            }
+        }
+    }
+    // A Modbus tag defined after a node of the same name.
+    for (d, dev) in c.devices.iter().enumerate() {
+        for (t, tag) in dev.tags.iter().enumerate() {
+            if let Some((first, true)) = seen.get(tag.name.as_str()) {
+                if *first < d {
+                    p.push(Problem::at(
+                        path!["devices", d, "tags", t, "name"],
+                        format!(
+                            "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
+                            tag.name, c.devices[*first].name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// OPC UA nodes named by the cell's signals: a counter must be an unsigned integer of a known
+/// width, a state word or fault code an integer.
+pub fn check_signal_nodes(c: &CellConfig, p: &mut Vec<Problem>) {
+    let nodes = nodes(c);
+    for (key, counter) in [
+        ("good_count", &c.signals.good_count),
+        ("scrap_count", &c.signals.scrap_count),
+    ] {
+        let Some(counter) = counter else { continue };
+        let Some(node) = nodes.get(counter.tag.as_str()) else {
+            continue;
+        };
+        match node.data_type.map(|t| (t, t.counter_bits())) {
+            None => p.push(Problem::at(
+                path!["signals", key, "tag"],
+                format!(
+                    "OPC UA node {:?} counts parts: give it its type, u16, u32 or u64 (UInt16, \
+                     UInt32, UInt64), e.g. `type = \"u32\"`; the width says where the counter rolls over",
+                    node.name
+                ),
+            )),
+            Some((t, None)) => p.push(Problem::at(
+                path!["signals", key, "tag"],
+                format!(
+                    "a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {}",
+                    node.name,
+                    t.name()
+                ),
+            )),
+            Some((_, Some(bits))) => {
+                let half = if bits >= 64 {
+                    u64::MAX / 2
+                } else {
+                    1u64 << (bits - 1)
+                };
+                if counter.rollover_window == 0 || counter.rollover_window >= half {
+                    p.push(Problem::at(
+                        path!["signals", key, "rollover_window"],
+                        format!(
+                            "expected 1 to {} for a {bits}-bit counter, found {}",
+                            half - 1,
+                            counter.rollover_window
+                        ),
+                    ));
+                }
+            }
+        }
+        if node.deadband_absolute.is_some() || node.deadband_percent.is_some() {
+            p.push(Problem::at(
+                path!["signals", key, "tag"],
+                format!(
+                    "counter node {:?} must not have a deadband: parts inside it would be counted late",
+                    node.name
+                ),
+            ));
+        }
+    }
+    if let Some(state) = &c.signals.machine_state {
+        for (sub, name) in [
+            ("tag", Some(&state.tag)),
+            ("fault_tag", state.fault_tag.as_ref()),
+        ] {
+            let Some(node) = name.and_then(|n| nodes.get(n.as_str())) else {
+                continue;
+            };
+            if let Some(t) = node.data_type.filter(|t| !t.is_integer()) {
+                p.push(Problem::at(
+                    path!["signals", "machine_state", sub],
+                    format!(
+                        "expected an integer or bool tag, {:?} is {}",
+                        node.name,
+                        t.name()
+                    ),
+                ));
+            }
+        }
+    }
+}

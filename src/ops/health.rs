@@ -1,0 +1,115 @@
+//! `/health`: one JSON document saying whether the cell is doing its job, and if not, why.
+//! Monitoring only needs the status code (200 or 503); a person reads `problems`.
+
+use super::Ops;
+use crate::event::rfc3339_ms;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A loop silent for longer than this is taken as hung (it normally turns at least once a
+/// second). systemd's watchdog uses the same judgement.
+pub const STALL: Duration = Duration::from_secs(15);
+
+pub struct Health {
+    pub ok: bool,
+    pub body: Value,
+}
+
+pub fn health(ops: &Ops, now_ms: i64) -> Health {
+    let mut problems: Vec<String> = Vec::new();
+    let devices: Vec<Value> = ops
+        .devices()
+        .into_iter()
+        .map(|(name, m)| {
+            if !m.connected {
+                problems.push(format!("device {name} is not connected"));
+            }
+            json!({
+                "name": name,
+                "connected": m.connected,
+                "last_good_read": m.last_good_read_ms.map(rfc3339_ms),
+                "last_good_read_age_s": m.last_good_read_ms.map(|t| age_s(now_ms, t)),
+            })
+        })
+        .collect();
+    let fwd = ops.forwarder().counts();
+    if !fwd.connected {
+        problems.push("not connected to the broker".into());
+    }
+    let engine_silence = ops.engine().silence();
+    if engine_silence > STALL {
+        problems.push(format!(
+            "the engine has not turned for {} s",
+            engine_silence.as_secs()
+        ));
+    }
+    let fwd_silence = ops.forwarder().silence();
+    if fwd_silence > STALL {
+        problems.push(format!(
+            "the forwarder has not turned for {} s",
+            fwd_silence.as_secs()
+        ));
+    }
+    let outbox = match ops.store() {
+        Some(view) => {
+            let s = &view.stats;
+            let age = s.oldest_undelivered_ts.map(|t| age_s(now_ms, t));
+            let limit = ops.max_undelivered_age().as_secs_f64();
+            if let Some(a) = age.filter(|a| *a > limit) {
+                problems.push(format!(
+                    "the oldest undelivered event is {a:.0} s old (limit {limit:.0} s)"
+                ));
+            }
+            json!({
+                "depth": s.depth,
+                "oldest_undelivered": s.oldest_undelivered_ts.map(rfc3339_ms),
+                "oldest_undelivered_age_s": age,
+                "last_seq": s.last_seq,
+                "last_delivered_seq": s.last_delivered_seq,
+                "store_used_bytes": s.used_bytes,
+                "store_file_bytes": view.file_bytes,
+            })
+        }
+        None => {
+            problems.push("the store has not been read yet".into());
+            Value::Null
+        }
+    };
+    let ok = problems.is_empty();
+    Health {
+        ok,
+        body: json!({
+            "status": if ok { "ok" } else { "unhealthy" },
+            "cell": ops.cell(),
+            "problems": problems,
+            "devices": devices,
+            "broker": { "connected": fwd.connected },
+            "outbox": outbox,
+            "engine": { "alive": engine_silence <= STALL },
+            "forwarder": { "alive": fwd_silence <= STALL },
+        }),
+    }
+}
+
+/// A one-line summary for `systemctl status` (STATUS=).
+pub fn status_summary(ops: &Ops) -> String {
+    let devices = ops.devices();
+    let online = devices.iter().filter(|(_, m)| m.connected).count();
+    let broker = if ops.forwarder().counts().connected {
+        "broker connected"
+    } else {
+        "broker not connected"
+    };
+    let depth = ops
+        .store()
+        .map(|v| v.stats.depth.to_string())
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "devices online {online}/{}, {broker}, outbox depth {depth}",
+        devices.len()
+    )
+}
+
+fn age_s(now_ms: i64, ts_ms: i64) -> f64 {
+    (now_ms - ts_ms).max(0) as f64 / 1000.0
+}

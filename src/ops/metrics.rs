@@ -1,0 +1,161 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4), written by hand: a few
+//! dozen lines, where a client library would bring a registry we would only fill from ours.
+
+use super::Ops;
+use mes_edge_drivers::LATENCY_BUCKETS_S;
+use std::fmt::Write;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn render(ops: &Ops, now_ms: i64) -> String {
+    let mut out = String::with_capacity(4096);
+    let o = &mut out;
+    family(o, "mes_edge_build_info", "gauge", "The running mes-edge version.");
+    sample(
+        o,
+        "mes_edge_build_info",
+        &[("version", env!("CARGO_PKG_VERSION")), ("cell", ops.cell())],
+        1.0,
+    );
+
+    let devices = ops.devices();
+    family(o, "mes_edge_device_connected", "gauge", "1 while the device answers, 0 while it is offline.");
+    for (name, m) in &devices {
+        sample(o, "mes_edge_device_connected", &[("device", name)], bool_f(m.connected));
+    }
+    family(
+        o,
+        "mes_edge_device_last_good_read_timestamp_seconds",
+        "gauge",
+        "When values last came back from the device (Unix time); absent if never.",
+    );
+    for (name, m) in &devices {
+        if let Some(ts) = m.last_good_read_ms {
+            sample(
+                o,
+                "mes_edge_device_last_good_read_timestamp_seconds",
+                &[("device", name)],
+                ts as f64 / 1000.0,
+            );
+        }
+    }
+    family(o, "mes_edge_device_requests_total", "counter", "Requests sent to the device.");
+    for (name, m) in &devices {
+        sample(o, "mes_edge_device_requests_total", &[("device", name)], m.requests as f64);
+    }
+    family(
+        o,
+        "mes_edge_device_errors_total",
+        "counter",
+        "Failed connects, timeouts, broken connections and protocol exceptions.",
+    );
+    for (name, m) in &devices {
+        sample(o, "mes_edge_device_errors_total", &[("device", name)], m.errors as f64);
+    }
+    family(o, "mes_edge_device_connects_total", "counter", "Connections established to the device.");
+    for (name, m) in &devices {
+        sample(o, "mes_edge_device_connects_total", &[("device", name)], m.connects as f64);
+    }
+    let h = "mes_edge_device_poll_duration_seconds";
+    family(o, h, "histogram", "Time to read all of a device's tags once.");
+    for (name, m) in &devices {
+        let mut cumulative = 0;
+        for (i, count) in m.latency_buckets.iter().enumerate() {
+            cumulative += count;
+            let le = LATENCY_BUCKETS_S
+                .get(i)
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "+Inf".into());
+            sample(o, &format!("{h}_bucket"), &[("device", name), ("le", &le)], cumulative as f64);
+        }
+        sample(o, &format!("{h}_sum"), &[("device", name)], m.latency_sum_s);
+        sample(o, &format!("{h}_count"), &[("device", name)], m.latency_count as f64);
+    }
+
+    let fwd = ops.forwarder().counts();
+    let counters = [
+        ("mes_edge_events_produced_total", "Events committed to the outbox since start.", ops.produced()),
+        ("mes_edge_events_published_total", "Event publishes written to the broker, re-sends included.", fwd.published),
+        ("mes_edge_events_acknowledged_total", "Events the broker acknowledged.", fwd.acknowledged),
+        ("mes_edge_broker_connects_total", "Connections to the broker (CONNACKs).", fwd.connects),
+        ("mes_edge_broker_reconnects_total", "Connections to the broker after the first.", fwd.connects.saturating_sub(1)),
+    ];
+    for (name, help, v) in counters {
+        family(o, name, "counter", help);
+        sample(o, name, &[], v as f64);
+    }
+    family(o, "mes_edge_broker_connected", "gauge", "1 while connected to the broker.");
+    sample(o, "mes_edge_broker_connected", &[], bool_f(fwd.connected));
+
+    if let Some(view) = ops.store() {
+        let s = &view.stats;
+        let gauges = [
+            ("mes_edge_outbox_depth", "Committed events the broker has not acknowledged.", s.depth as f64),
+            (
+                "mes_edge_outbox_oldest_undelivered_age_seconds",
+                "Age of the oldest unacknowledged event; 0 when there is none.",
+                s.oldest_undelivered_ts
+                    .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0),
+            ),
+            ("mes_edge_outbox_last_seq", "Sequence number of the last committed event.", s.last_seq as f64),
+            ("mes_edge_store_used_bytes", "Bytes of the store in use (pages minus free pages).", s.used_bytes as f64),
+            ("mes_edge_store_file_bytes", "Size of the store's database and WAL files.", view.file_bytes as f64),
+        ];
+        for (name, help, v) in gauges {
+            family(o, name, "gauge", help);
+            sample(o, name, &[], v);
+        }
+    }
+
+    let (applied, refused) = ops.reloads();
+    family(o, "mes_edge_config_reloads_total", "counter", "Config reloads (SIGHUP) by result.");
+    sample(o, "mes_edge_config_reloads_total", &[("result", "applied")], applied as f64);
+    sample(o, "mes_edge_config_reloads_total", &[("result", "refused")], refused as f64);
+    out
+}
+
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+fn sample(o: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    o.push_str(name);
+    if !labels.is_empty() {
+        o.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let _ = write!(o, "{k}=\"{}\"", escape(v));
+        }
+        o.push('}');
+    }
+    let _ = writeln!(o, " {value}");
+}
+
+fn bool_f(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Label values: backslash, double quote and line feed are escaped, nothing else.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

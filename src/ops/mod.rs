@@ -1,0 +1,181 @@
+//! Operations: how a runtime nobody logs into tells systemd and the plant's monitoring how it
+//! is. systemd hears READY, STATUS and the watchdog ([`notify`], [`supervisor`]); monitoring asks
+//! `/health` and `/metrics` ([`http`], [`health`], [`metrics`]); a new config arrives by SIGHUP
+//! ([`reload`]). Everything here only reads what the cell's parts report through [`Ops`]; none of
+//! it can stop production.
+
+pub mod health;
+pub mod journal;
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod probe;
+pub mod reload;
+pub mod supervisor;
+
+pub use probe::{ForwarderProbe, Heartbeat};
+
+use crate::config::CellConfig;
+use crate::store::OutboxStats;
+use mes_edge_drivers::DeviceMetrics;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Returns once `stop` is true (or its sender is gone).
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it here, not across the caller's awaits.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The handle the runtime's parts report through and the endpoint reads from. Cheap to clone.
+#[derive(Clone)]
+pub struct Ops(Arc<State>);
+
+struct State {
+    cell: String,
+    max_undelivered_age: Duration,
+    /// The devices of the config in force, in config order; a reload replaces the list but keeps
+    /// the counts of devices that keep their name.
+    devices: Mutex<Vec<(String, DeviceMetrics)>>,
+    engine: Heartbeat,
+    forwarder: ForwarderProbe,
+    store: Mutex<Option<StoreView>>,
+    /// Events committed since this process started.
+    produced: AtomicU64,
+    reloads_applied: AtomicU64,
+    reloads_refused: AtomicU64,
+    notifier: Option<notify::Notifier>,
+}
+
+/// The store as last read by the supervisor.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    pub stats: OutboxStats,
+    /// The database file and its WAL on disk.
+    pub file_bytes: u64,
+}
+
+impl Ops {
+    pub fn new(config: &CellConfig) -> Ops {
+        Ops(Arc::new(State {
+            cell: config.cell.joined(),
+            max_undelivered_age: Duration::from_secs(config.health.max_undelivered_age_s),
+            devices: Mutex::new(Vec::new()),
+            engine: Heartbeat::default(),
+            forwarder: ForwarderProbe::default(),
+            store: Mutex::new(None),
+            produced: AtomicU64::new(0),
+            reloads_applied: AtomicU64::new(0),
+            reloads_refused: AtomicU64::new(0),
+            notifier: notify::Notifier::from_env(),
+        }))
+    }
+
+    /// Tells systemd (sd_notify), if it started us; otherwise does nothing.
+    pub fn notify(&self, state: &str) {
+        if let Some(n) = &self.0.notifier {
+            if let Err(e) = n.send(state) {
+                tracing::warn!("sd_notify {state:?}: {e}");
+            }
+        }
+    }
+
+    pub fn cell(&self) -> &str {
+        &self.0.cell
+    }
+
+    /// The metrics handle for a device of the config now in force, the same one as before a
+    /// reload if the device kept its name.
+    pub fn device(&self, name: &str) -> DeviceMetrics {
+        let devices = self.0.devices.lock().unwrap_or_else(|e| e.into_inner());
+        devices
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the devices of the config in force (at start and after each reload).
+    pub fn set_devices(&self, names: &[String]) {
+        let mut devices = self.0.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::take(&mut *devices);
+        for name in names {
+            let m = old
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            devices.push((name.clone(), m));
+        }
+    }
+
+    /// Hands each Modbus device the metrics handle of its name, and makes these the devices
+    /// `/health` and `/metrics` report. (The OPC UA driver counts into no handle yet.)
+    pub fn instrument_modbus<'a>(
+        &self,
+        lines: impl IntoIterator<Item = &'a mut mes_edge_drivers::modbus::ModbusLine>,
+    ) {
+        let mut devices: Vec<_> = lines
+            .into_iter()
+            .flat_map(|l| l.devices.iter_mut())
+            .collect();
+        let names: Vec<String> = devices.iter().map(|d| d.name.clone()).collect();
+        self.set_devices(&names);
+        for d in &mut devices {
+            d.metrics = self.device(&d.name);
+        }
+    }
+
+    pub fn devices(&self) -> Vec<(String, mes_edge_drivers::DeviceMetricsSnapshot)> {
+        let devices = self.0.devices.lock().unwrap_or_else(|e| e.into_inner());
+        devices
+            .iter()
+            .map(|(n, m)| (n.clone(), m.snapshot()))
+            .collect()
+    }
+
+    pub fn engine(&self) -> &Heartbeat {
+        &self.0.engine
+    }
+
+    pub fn forwarder(&self) -> &ForwarderProbe {
+        &self.0.forwarder
+    }
+
+    pub fn store(&self) -> Option<StoreView> {
+        self.0.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_store(&self, view: StoreView) {
+        *self.0.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
+    }
+
+    pub fn produced(&self) -> u64 {
+        self.0.produced.load(Relaxed)
+    }
+
+    pub(crate) fn add_produced(&self, n: u64) {
+        self.0.produced.fetch_add(n, Relaxed);
+    }
+
+    pub fn reload_applied(&self) {
+        self.0.reloads_applied.fetch_add(1, Relaxed);
+    }
+
+    pub fn reload_refused(&self) {
+        self.0.reloads_refused.fetch_add(1, Relaxed);
+    }
+
+    /// (applied, refused) since start.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.0.reloads_applied.load(Relaxed),
+            self.0.reloads_refused.load(Relaxed),
+        )
+    }
+
+    pub fn max_undelivered_age(&self) -> Duration {
+        self.0.max_undelivered_age
+    }
+}

@@ -1,0 +1,149 @@
+//! What the engine and the forwarder report about themselves: signs of life for the watchdog,
+//! and the forwarder's counts for the metrics. Relaxed atomics: a reader may see a value a
+//! moment old, which is all monitoring needs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds on a monotonic clock that starts with the process (never 0 once read).
+fn mono_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    epoch.elapsed().as_millis() as u64 + 1
+}
+
+/// A sign of life from a loop that must keep turning. The loop beats at every turn; the
+/// supervisor withholds systemd's watchdog when the beats stop.
+#[derive(Debug, Clone)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat(Arc::new(AtomicU64::new(mono_ms())))
+    }
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        self.0.store(mono_ms(), Relaxed);
+    }
+
+    /// Time since the last beat (or since the heartbeat was made).
+    pub fn silence(&self) -> Duration {
+        Duration::from_millis(mono_ms().saturating_sub(self.0.load(Relaxed)))
+    }
+}
+
+/// The forwarder's side: broker connection, what went out, what came back.
+#[derive(Debug, Clone)]
+pub struct ForwarderProbe(Arc<ForwarderCounts>);
+
+impl Default for ForwarderProbe {
+    fn default() -> Self {
+        let p = ForwarderProbe(Arc::default());
+        p.beat();
+        p
+    }
+}
+
+#[derive(Debug, Default)]
+struct ForwarderCounts {
+    connected: AtomicBool,
+    connects: AtomicU64,
+    published: AtomicU64,
+    acknowledged: AtomicU64,
+    /// Mono ms of the last sign of life; in the future while it waits on purpose (a backoff).
+    alive_until: AtomicU64,
+}
+
+/// A copy of the forwarder's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwarderSnapshot {
+    pub connected: bool,
+    /// CONNACKs received since start: the first connection and every reconnect.
+    pub connects: u64,
+    /// Event publishes written to the broker connection (re-sends after a reconnect included).
+    pub published: u64,
+    /// Events the broker acknowledged (PUBACK, or PUBCOMP at QoS 2).
+    pub acknowledged: u64,
+}
+
+impl ForwarderProbe {
+    pub fn connected(&self, yes: bool) {
+        if yes && !self.0.connected.swap(true, Relaxed) {
+            self.0.connects.fetch_add(1, Relaxed);
+        } else if !yes {
+            self.0.connected.store(false, Relaxed);
+        }
+    }
+
+    pub fn published(&self) {
+        self.0.published.fetch_add(1, Relaxed);
+    }
+
+    pub fn acknowledged(&self) {
+        self.0.acknowledged.fetch_add(1, Relaxed);
+    }
+
+    /// The session loop turned.
+    pub fn beat(&self) {
+        self.0.alive_until.fetch_max(mono_ms(), Relaxed);
+    }
+
+    /// The forwarder will sit idle for `d` before its next connect: quiet, not hung.
+    pub fn backing_off(&self, d: Duration) {
+        self.0
+            .alive_until
+            .fetch_max(mono_ms() + d.as_millis() as u64, Relaxed);
+    }
+
+    /// How long the forwarder has shown no sign of life beyond a wait it announced. A probe
+    /// nobody beats (before the forwarder starts) counts from its creation.
+    pub fn silence(&self) -> Duration {
+        let last = self.0.alive_until.load(Relaxed);
+        Duration::from_millis(mono_ms().saturating_sub(last))
+    }
+
+    pub fn counts(&self) -> ForwarderSnapshot {
+        ForwarderSnapshot {
+            connected: self.0.connected.load(Relaxed),
+            connects: self.0.connects.load(Relaxed),
+            published: self.0.published.load(Relaxed),
+            acknowledged: self.0.acknowledged.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_grows_without_beats_and_resets_with_one() {
+        let h = Heartbeat::default();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(h.silence() >= Duration::from_millis(30));
+        h.beat();
+        assert!(h.silence() < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn an_announced_backoff_is_not_silence() {
+        let p = ForwarderProbe::default();
+        p.backing_off(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(p.silence(), Duration::ZERO);
+    }
+
+    #[test]
+    fn reconnects_count_connack_transitions() {
+        let p = ForwarderProbe::default();
+        p.connected(true);
+        p.connected(true);
+        p.connected(false);
+        p.connected(true);
+        assert_eq!(p.counts().connects, 2);
+        assert!(p.counts().connected);
+    }
+}

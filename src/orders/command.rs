@@ -1,0 +1,206 @@
+//! Commands from MOM, the operator and the PLC, and the reply each one gets. All three come in
+//! through the same door (the engine's command channel) in the same JSON shape.
+
+use super::order::OrderSpec;
+use super::state_machine::JobCommand;
+use serde::{Deserialize, Serialize};
+
+/// Largest command payload taken; larger ones are rejected unread.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// Who sent a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandSource {
+    Mqtt,
+    Operator,
+    Plc,
+    /// The runtime itself: auto-completion at the target quantity, starting the next order.
+    Cell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandName {
+    Store,
+    StoreAndStart,
+    Start,
+    Update,
+    Pause,
+    Resume,
+    Stop,
+    Abort,
+    Cancel,
+    Clear,
+    RevokeStart,
+    /// Attach a reason to the current stop (or the last one, if the cell is running again).
+    DowntimeReason,
+}
+
+impl CommandName {
+    pub fn job_command(self) -> Option<JobCommand> {
+        Some(match self {
+            CommandName::Store => JobCommand::Store,
+            CommandName::StoreAndStart => JobCommand::StoreAndStart,
+            CommandName::Start => JobCommand::Start,
+            CommandName::Update => JobCommand::Update,
+            CommandName::Pause => JobCommand::Pause,
+            CommandName::Resume => JobCommand::Resume,
+            CommandName::Stop => JobCommand::Stop,
+            CommandName::Abort => JobCommand::Abort,
+            CommandName::Cancel => JobCommand::Cancel,
+            CommandName::Clear => JobCommand::Clear,
+            CommandName::RevokeStart => JobCommand::RevokeStart,
+            CommandName::DowntimeReason => return None,
+        })
+    }
+}
+
+/// A command as sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub correlation_id: String,
+    pub command: CommandName,
+    /// The order, for store, store_and_start and update.
+    pub order: Option<OrderSpec>,
+    /// The order acted on, for the other order commands.
+    pub order_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The reply to a command, published on the cell's response topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Echoed from the command; null when the payload was too broken to find it.
+    pub correlation_id: Option<String>,
+    pub command: Option<CommandName>,
+    pub order_id: Option<String>,
+    pub accepted: bool,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// The order's state after the command.
+    pub state: Option<super::JobState>,
+    /// True if this correlation id was seen before: the command was not applied again, and
+    /// this is the first reply once more.
+    pub duplicate: bool,
+}
+
+impl Reply {
+    pub fn rejected(cmd: Option<&Command>, reason: impl Into<String>) -> Reply {
+        Reply {
+            correlation_id: cmd.map(|c| c.correlation_id.clone()),
+            command: cmd.map(|c| c.command),
+            order_id: cmd.and_then(|c| c.order_id.clone().or_else(|| c.order.as_ref().map(|o| o.id.clone()))),
+            accepted: false,
+            reason: Some(reason.into()),
+            state: None,
+            duplicate: false,
+        }
+    }
+}
+
+/// Parses and validates a command payload. The error is the rejection reason, with the
+/// correlation id when one could be read.
+pub fn parse(payload: &[u8]) -> Result<Command, (Option<String>, String)> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err((None, format!("payload of {} bytes is over the limit of {MAX_PAYLOAD}", payload.len())));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let correlation_id = value.get("correlation_id").and_then(|v| v.as_str()).map(str::to_string);
+    let cmd: Command =
+        serde_json::from_value(value).map_err(|e| (correlation_id.clone(), format!("invalid command: {e}")))?;
+    validate(&cmd).map_err(|e| (Some(cmd.correlation_id.clone()), e))?;
+    Ok(cmd)
+}
+
+fn check_id(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} must be 1 to 64 characters of letters, digits and . _ - : /, found {s:?}"))
+    }
+}
+
+fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        Err(format!("{what} must be 1 to {max} characters without control characters"))
+    } else {
+        Ok(())
+    }
+}
+
+fn validate(c: &Command) -> Result<(), String> {
+    if c.correlation_id.is_empty() || c.correlation_id.len() > 128 {
+        return Err("correlation_id must be 1 to 128 characters".into());
+    }
+    let needs_order = matches!(c.command, CommandName::Store | CommandName::StoreAndStart | CommandName::Update);
+    match (&c.order, &c.order_id, needs_order) {
+        (Some(o), None, true) => {
+            check_id("order.id", &o.id)?;
+            check_text("order.material", &o.material, 64)?;
+            if o.quantity > 1_000_000_000 {
+                return Err(format!("order.quantity must be at most 1000000000, found {}", o.quantity));
+            }
+            if let Some(c) = o.ideal_cycle_s {
+                if !(c > 0.0 && c <= 86_400.0) {
+                    return Err(format!("order.ideal_cycle_s must be above 0 and at most 86400, found {c}"));
+                }
+            }
+            if let Some(lot) = &o.lot {
+                check_text("order.lot", lot, 64)?;
+            }
+        }
+        (_, _, true) => return Err(format!("{:?} needs `order` (and no `order_id`)", c.command)),
+        (None, Some(id), false) if c.command != CommandName::DowntimeReason => check_id("order_id", id)?,
+        (None, None, false) if c.command == CommandName::DowntimeReason => {}
+        (_, _, false) if c.command == CommandName::DowntimeReason => {
+            return Err("downtime_reason takes `reason` only".into());
+        }
+        (_, _, false) => return Err(format!("{:?} needs `order_id` (and no `order`)", c.command)),
+    }
+    match (&c.reason, c.command) {
+        (Some(r), _) => check_text("reason", r, 256)?,
+        (None, CommandName::DowntimeReason) => return Err("downtime_reason needs `reason`".into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(payload: &str) -> (Option<String>, String) {
+        parse(payload.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn a_store_and_start_parses() {
+        let c = parse(br#"{"correlation_id":"c1","command":"store_and_start",
+            "order":{"id":"WO-1","material":"BRK-220","quantity":500,"ideal_cycle_s":1.5,"lot":"L7"}}"#)
+        .unwrap();
+        assert_eq!(c.command, CommandName::StoreAndStart);
+        assert_eq!(c.order.unwrap().quantity, 500);
+    }
+
+    #[test]
+    fn malformed_commands_are_rejected_with_a_reason() {
+        assert!(reject("{not json").1.starts_with("not JSON"));
+        let (id, why) = reject(r#"{"correlation_id":"c2","command":"pause"}"#);
+        assert_eq!(id.as_deref(), Some("c2"));
+        assert_eq!(why, "Pause needs `order_id` (and no `order`)");
+        assert!(reject(r#"{"command":"pause","order_id":"WO-1"}"#).1.contains("missing field `correlation_id`"));
+        assert!(reject(r#"{"correlation_id":"c3","command":"pause","order_id":7}"#).1.contains("invalid type"));
+        assert!(reject(r#"{"correlation_id":"c4","command":"explode","order_id":"x"}"#).1.contains("unknown variant"));
+        let (_, why) = reject(r#"{"correlation_id":"c5","command":"store","order":{"id":"WO 1","material":"m"}}"#);
+        assert!(why.starts_with("order.id must be"), "{why}");
+        let (_, why) = reject(r#"{"correlation_id":"c6","command":"store","order":{"id":"W","material":"m","ideal_cycle_s":-1}}"#);
+        assert!(why.contains("ideal_cycle_s"), "{why}");
+        let big = format!(r#"{{"correlation_id":"c7","command":"pause","order_id":"{}"}}"#, "x".repeat(MAX_PAYLOAD));
+        assert!(reject(&big).1.contains("over the limit"));
+        assert!(reject(r#"{"correlation_id":"c8","command":"downtime_reason"}"#).1.contains("needs `reason`"));
+    }
+}

@@ -1,0 +1,17 @@
+//! Work orders at the cell: ISA-95 job orders received from MOM (or started by the operator or
+//! the PLC), executed through the OPC 10031-4 job order state machine, with every part and every
+//! minute of the cell attributed to an order and a state, and OEE per ISO 22400-2.
+
+mod book;
+mod command;
+mod oee;
+mod order;
+mod shifts;
+mod state_machine;
+
+pub use book::{by_name, OrderBook};
+pub use command::{parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD};
+pub use oee::{compute as compute_oee, Oee, StateTimes};
+pub use order::{JobOrder, JobResponse, OrderSpec};
+pub use shifts::{parse_time, parse_zone, ShiftAccount, ShiftCalendar, ShiftInstance};
+pub use state_machine::{transition, JobCommand, JobState, SubState};

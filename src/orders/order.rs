@@ -1,0 +1,126 @@
+use super::oee::{compute, Oee, StateTimes};
+use super::state_machine::{JobState, SubState};
+use crate::cell::MachineState;
+use crate::event::CounterKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What MOM (or the operator) says an order is: the ISA-95 job order's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSpec {
+    pub id: String,
+    pub material: String,
+    /// Target quantity of good parts; 0 means none.
+    #[serde(default)]
+    pub quantity: u64,
+    /// Ideal cycle time per part; if absent, the config's product table is asked.
+    pub ideal_cycle_s: Option<f64>,
+    pub lot: Option<String>,
+    /// Larger runs first among orders allowed to start; then the earlier stored.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A job order at the cell: its spec, its state and everything attributed to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobOrder {
+    pub spec: OrderSpec,
+    /// The ideal cycle time in force (the order's own, or the product table's), ms.
+    pub ideal_cycle_ms: Option<f64>,
+    pub state: JobState,
+    pub substate: Option<SubState>,
+    pub stored_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub good: u64,
+    pub scrap: u64,
+    /// Time in each machine state while the order was Running.
+    pub times: StateTimes,
+    /// Stop time by reason while the order was Running ("unexplained" until a reason is given).
+    pub downtime: BTreeMap<String, i64>,
+    pub ideal_production_ms: f64,
+}
+
+impl JobOrder {
+    pub fn new(spec: OrderSpec, ideal_cycle_ms: Option<f64>, state: JobState, now_ms: i64) -> Self {
+        JobOrder {
+            spec,
+            ideal_cycle_ms,
+            state,
+            substate: None,
+            stored_ms: now_ms,
+            started_ms: None,
+            ended_ms: None,
+            good: 0,
+            scrap: 0,
+            times: StateTimes::new(),
+            downtime: BTreeMap::new(),
+            ideal_production_ms: 0.0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64) {
+        match kind {
+            CounterKind::Good => self.good += quantity,
+            CounterKind::Scrap => self.scrap += quantity,
+        }
+        self.ideal_production_ms += quantity as f64 * self.ideal_cycle_ms.unwrap_or(0.0);
+    }
+
+    pub fn add_time(&mut self, state: MachineState, ms: i64, stop_reason: Option<&str>) {
+        *self.times.entry(state).or_default() += ms;
+        if let Some(reason) = stop_reason {
+            *self.downtime.entry(reason.to_string()).or_default() += ms;
+        }
+    }
+
+    pub fn oee(&self) -> Oee {
+        compute(&self.times, self.good, self.scrap, self.ideal_production_ms)
+    }
+}
+
+/// The ISA-95 job response of an order that reached Ended or Aborted: what was actually made,
+/// when, and where the time went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResponse {
+    pub order_id: String,
+    pub material: String,
+    pub lot: Option<String>,
+    pub target_quantity: u64,
+    pub state: JobState,
+    pub substate: Option<SubState>,
+    pub good: u64,
+    pub scrap: u64,
+    pub stored: i64,
+    pub started: Option<i64>,
+    pub ended: Option<i64>,
+    pub time_in_state_ms: StateTimes,
+    pub downtime_ms: BTreeMap<String, i64>,
+    pub oee: Oee,
+}
+
+impl JobResponse {
+    pub fn of(o: &JobOrder) -> Self {
+        JobResponse {
+            order_id: o.spec.id.clone(),
+            material: o.spec.material.clone(),
+            lot: o.spec.lot.clone(),
+            target_quantity: o.spec.quantity,
+            state: o.state,
+            substate: o.substate,
+            good: o.good,
+            scrap: o.scrap,
+            stored: o.stored_ms,
+            started: o.started_ms,
+            ended: o.ended_ms,
+            time_in_state_ms: o.times.clone(),
+            downtime_ms: o.downtime.clone(),
+            oee: o.oee(),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Independent OPC UA server ("the machine controller") for mes-edge integration tests.
+
+Written against asyncua==2.1.0 (pinned in tests/peers/requirements.txt).
+
+Usage:
+    opcua_server.py --port 4840 --dir DIR [--security none|secure|all] [--user NAME:PASSWORD]
+                    [--init FILE.json] [--extra-namespaces N] [--new-cert]
+
+Once the server listens, prints exactly one line ``READY <port>`` to stdout and flushes.
+Exits 0 on SIGTERM or SIGINT (the end of stdin does not stop it). Exits non-zero without READY
+if it cannot listen.
+
+Endpoint: opc.tcp://127.0.0.1:<port>/ . Security (``--security``):
+    none    only None/None
+    secure  only Basic256Sha256, Aes128_Sha256_RsaOaep and Aes256_Sha256_RsaPss, each with
+            Sign and SignAndEncrypt
+    all     both of the above (default)
+The server's certificate and key live in DIR (server-cert.der, server-key.pem); they are made
+on the first start and kept, so a restart presents the same certificate, unless ``--new-cert``
+makes a new one (a server replaced or re-keyed). Its subject alternative names are the
+application URI, DNS localhost, DNS/IP 127.0.0.1. Client certificates are accepted (the server
+does not keep a trust list).
+
+Identity: anonymous unless ``--user NAME:PASSWORD`` is given; then only that user name and
+password are accepted (anonymous is refused).
+
+Address space, namespace URI ``urn:mes-edge:test-plc`` (its index is 2, or 2+N with
+``--extra-namespaces N``, which registers N other namespaces first: a server whose namespace
+array changed), under Objects/Press:
+
+    name            node id                       type     writable
+    GoodCount       s=Press.GoodCount             UInt32   yes
+    ScrapCount      s=Press.ScrapCount            UInt16   yes
+    State           s=Press.State                 UInt16   yes
+    Temperature     s=Press.Temperature           Double   yes   (EURange 0..100)
+    OrderNumber     s=Press.OrderNumber           String   yes
+    TargetQuantity  s=Press.TargetQuantity        UInt32   yes
+    WrongCounter    s=Press.WrongCounter          Double   yes   (a counter of the wrong type)
+    StartOrder      s=Press.StartOrder            Method(order: String, quantity: UInt32)
+                                                  -> accepted: Boolean; sets OrderNumber and
+                                                  TargetQuantity
+
+Browse names are ``<ns>:<name>``. ``--init FILE.json`` gives start values by name, e.g.
+{"GoodCount": 41, "State": 1}.
+
+stdin commands (one per line), each answered on stdout:
+    set NAME VALUE     -> "OK set NAME"      (VALUE converted to the node's type)
+    get NAME           -> "VALUE NAME <value>"
+stdout also reports what clients did:
+    WRITE NAME <value>                      after a client's write to a Press node
+    CALLED StartOrder <order> <quantity>    when the method is called
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import ipaddress
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from asyncua import Server, ua
+from asyncua.common.callback import CallbackType
+from asyncua.crypto.permission_rules import User, UserRole
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NS_URI = "urn:mes-edge:test-plc"
+APP_URI = "urn:mes-edge:test-plc:server"
+
+VARIABLES = [
+    # name, variant type, initial value
+    ("GoodCount", ua.VariantType.UInt32, 0),
+    ("ScrapCount", ua.VariantType.UInt16, 0),
+    ("State", ua.VariantType.UInt16, 0),
+    ("Temperature", ua.VariantType.Double, 20.0),
+    ("OrderNumber", ua.VariantType.String, ""),
+    ("TargetQuantity", ua.VariantType.UInt32, 0),
+    ("WrongCounter", ua.VariantType.Double, 0.0),
+]
+
+SECURE = [
+    ua.SecurityPolicyType.Basic256Sha256_Sign,
+    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+    ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign,
+    ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+    ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
+    ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
+]
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def make_certificate(cert_file: Path, key_file: Path) -> None:
+    """A self-signed application instance certificate as OPC UA Part 6 wants it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "mes-edge test PLC"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mes-edge tests"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.UniformResourceIdentifier(APP_URI),
+                    x509.DNSName("localhost"),
+                    x509.DNSName("127.0.0.1"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+
+
+class OneUser:
+    """Accepts exactly one user name and password; anonymous is refused by the token policy."""
+
+    def __init__(self, name: str | None, password: str | None) -> None:
+        self.name = name
+        self.password = password
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if self.name is None:
+            return User(role=UserRole.User)
+        if username == self.name and password == self.password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+def convert(vtype: ua.VariantType, text: str):
+    if vtype == ua.VariantType.String:
+        return text
+    if vtype in (ua.VariantType.Double, ua.VariantType.Float):
+        return float(text)
+    if vtype == ua.VariantType.Boolean:
+        return text.lower() in ("1", "true")
+    return int(text)
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--security", choices=["none", "secure", "all"], default="all")
+    ap.add_argument("--user")
+    ap.add_argument("--init", type=Path)
+    ap.add_argument("--extra-namespaces", type=int, default=0)
+    ap.add_argument("--new-cert", action="store_true")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+
+    user, password = (args.user.split(":", 1) + [None])[:2] if args.user else (None, None)
+    server = Server(user_manager=OneUser(user, password))
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{args.port}/")
+    server.set_server_name("mes-edge test PLC")
+    await server.set_application_uri(APP_URI)
+
+    policies = []
+    if args.security in ("none", "all"):
+        policies.append(ua.SecurityPolicyType.NoSecurity)
+    if args.security in ("secure", "all"):
+        policies.extend(SECURE)
+        cert_file, key_file = args.dir / "server-cert.der", args.dir / "server-key.pem"
+        if args.new_cert or not cert_file.is_file() or not key_file.is_file():
+            make_certificate(cert_file, key_file)
+        await server.load_certificate(str(cert_file))
+        await server.load_private_key(str(key_file))
+    server.set_security_policy(policies)
+    if user is not None:
+        server.set_identity_tokens([ua.UserNameIdentityToken])
+    else:
+        server.set_identity_tokens([ua.AnonymousIdentityToken, ua.UserNameIdentityToken])
+
+    for i in range(args.extra_namespaces):
+        await server.register_namespace(f"urn:mes-edge:test-plc:other-{i}")
+    idx = await server.register_namespace(NS_URI)
+    init = json.loads(args.init.read_text()) if args.init else {}
+
+    objects = server.nodes.objects
+    press = await objects.add_object(ua.NodeId("Press", idx), ua.QualifiedName("Press", idx))
+    nodes = {}
+    types = {}
+    for name, vtype, value in VARIABLES:
+        start = init.get(name, value)
+        node = await press.add_variable(
+            ua.NodeId(f"Press.{name}", idx),
+            ua.QualifiedName(name, idx),
+            ua.Variant(convert(vtype, str(start)) if vtype != ua.VariantType.String else str(start), vtype),
+        )
+        await node.set_writable()
+        nodes[name] = node
+        types[name] = vtype
+    await nodes["Temperature"].add_property(
+        ua.NodeId("Press.Temperature.EURange", idx),
+        ua.QualifiedName("EURange", 0),
+        ua.Range(Low=0.0, High=100.0),
+    )
+    by_id = {n.nodeid: name for name, n in nodes.items()}
+
+    async def start_order(parent, order, quantity):
+        say(f"CALLED StartOrder {order.Value} {quantity.Value}")
+        await nodes["OrderNumber"].write_value(ua.Variant(order.Value, ua.VariantType.String))
+        await nodes["TargetQuantity"].write_value(ua.Variant(quantity.Value, ua.VariantType.UInt32))
+        return [ua.Variant(True, ua.VariantType.Boolean)]
+
+    await press.add_method(
+        ua.NodeId("Press.StartOrder", idx),
+        ua.QualifiedName("StartOrder", idx),
+        start_order,
+        [ua.VariantType.String, ua.VariantType.UInt32],
+        [ua.VariantType.Boolean],
+    )
+
+    async def on_write(event, _dispatcher):
+        if not event.is_external:  # our own `set` commands
+            return
+        params = event.request_params
+        results = event.response_params or []
+        for k, wv in enumerate(params.NodesToWrite):
+            name = by_id.get(wv.NodeId)
+            ok = k < len(results) and results[k].is_good()
+            if name is not None and ok and wv.AttributeId == ua.AttributeIds.Value:
+                say(f"WRITE {name} {wv.Value.Value.Value}")
+
+    server.subscribe_server_callback(CallbackType.PostWrite, on_write)
+
+    try:
+        await server.start()
+    except OSError as e:
+        print(f"cannot listen on port {args.port}: {e}", file=sys.stderr)
+        return 2
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    say(f"READY {args.port}")
+
+    async def commands():
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            parts = line.decode().strip().split(" ", 2)
+            try:
+                if parts[0] == "set" and len(parts) == 3:
+                    name, text = parts[1], parts[2]
+                    await nodes[name].write_value(ua.Variant(convert(types[name], text), types[name]))
+                    say(f"OK set {name}")
+                elif parts[0] == "get" and len(parts) == 2:
+                    say(f"VALUE {parts[1]} {await nodes[parts[1]].read_value()}")
+                elif parts[0]:
+                    say(f"ERROR unknown command {line.decode().strip()!r}")
+            except Exception as e:  # a test typo must not kill the PLC
+                say(f"ERROR {e}")
+
+    cmd_task = asyncio.create_task(commands())
+    await stop.wait()
+    cmd_task.cancel()
+    await server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
