@@ -22,6 +22,8 @@
 #![allow(dead_code)]
 
 pub mod cell;
+pub mod modbus_lab;
+pub mod opcua;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};

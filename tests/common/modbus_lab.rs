@@ -1,0 +1,388 @@
+//! Peers for the Modbus tests: `tests/peers/modbus_lab.py` (pymodbus) as a PLC on Modbus TCP,
+//! RTU over TCP and a serial port at once, a server that answers garbage, pymodbus's own decoder
+//! for reading back what the runtime wrote, and a socat pseudo-terminal pair as the serial line.
+//! Like the rest of the harness, a missing peer is a panic that says to run scripts/test.sh.
+
+use super::{free_port, python_bin, tail_file, LOG_TAIL_LINES, PEER_START_TIMEOUT};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn lab_script() -> PathBuf {
+    super::modbus_server_script().with_file_name("modbus_lab.py")
+}
+
+/// The socat binary (`MES_EDGE_SOCAT`, set by scripts/test.sh); panics if unset or missing.
+pub fn socat_bin() -> PathBuf {
+    super::required_env_file("MES_EDGE_SOCAT")
+}
+
+fn log_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// Which listeners a [`LabPeer`] opens, and how it behaves.
+#[derive(Default, Clone)]
+pub struct LabOptions {
+    pub tcp: bool,
+    pub rtu_over_tcp: bool,
+    /// RTU on this serial port (e.g. one end of a [`SocatPair`]), 19200 8E1.
+    pub serial: Option<PathBuf>,
+    pub unit_ids: Vec<u8>,
+    pub init: Option<serde_json::Value>,
+    pub delay_ms: Option<u64>,
+    pub count_reads_at: Option<u16>,
+}
+
+/// A child process that printed a READY line; killed on drop, logs shown on a panic.
+struct Peer {
+    name: &'static str,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Peer {
+    fn spawn(name: &'static str, args: Vec<String>, dir: tempfile::TempDir) -> Peer {
+        let python = python_bin();
+        let stderr = dir.path().join("stderr.log");
+        let mut child = Command::new(&python)
+            .arg("-u")
+            .arg(lab_script())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(&stderr)))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} {name}: {e}", python.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + PEER_START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(line) if line.starts_with("READY") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "modbus_lab.py {name} ({args:?}) did not get ready; stderr:\n{}",
+                        tail_file(&stderr, 30)
+                    );
+                }
+            }
+        }
+        Peer { name, child, dir }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- modbus_lab.py {} stderr ----\n{}",
+                self.name,
+                tail_file(&self.dir.path().join("stderr.log"), LOG_TAIL_LINES)
+            );
+        }
+    }
+}
+
+/// The pymodbus PLC of the Modbus tests; see the docstring of `tests/peers/modbus_lab.py`.
+pub struct LabPeer {
+    pub tcp_port: u16,
+    pub rtu_over_tcp_port: u16,
+    _peer: Peer,
+}
+
+impl LabPeer {
+    pub fn start(opts: LabOptions) -> LabPeer {
+        let dir = tempfile::Builder::new()
+            .prefix("mes-edge-modbus-lab-")
+            .tempdir()
+            .expect("tempdir");
+        let (tcp_port, rtu_over_tcp_port) = (free_port(), free_port());
+        let mut args = vec!["serve".to_string()];
+        if opts.tcp {
+            args.extend(["--tcp".into(), tcp_port.to_string()]);
+        }
+        if opts.rtu_over_tcp {
+            args.extend(["--rtu-tcp".into(), rtu_over_tcp_port.to_string()]);
+        }
+        if let Some(port) = &opts.serial {
+            args.extend(["--serial".into(), port.display().to_string()]);
+        }
+        let units = if opts.unit_ids.is_empty() {
+            vec![1]
+        } else {
+            opts.unit_ids.clone()
+        };
+        let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+        args.extend(["--unit-ids".into(), units.join(",")]);
+        if let Some(init) = &opts.init {
+            let path = dir.path().join("init.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(init).unwrap()).unwrap();
+            args.extend(["--init".into(), path.display().to_string()]);
+        }
+        if let Some(ms) = opts.delay_ms {
+            args.extend(["--delay-ms".into(), ms.to_string()]);
+        }
+        if let Some(a) = opts.count_reads_at {
+            args.extend(["--count-reads-at".into(), a.to_string()]);
+        }
+        LabPeer {
+            tcp_port,
+            rtu_over_tcp_port,
+            _peer: Peer::spawn("serve", args, dir),
+        }
+    }
+}
+
+/// A TCP server that answers every Modbus request with something that is not a correct reply.
+pub struct GarbagePeer {
+    pub port: u16,
+    _peer: Peer,
+}
+
+impl GarbagePeer {
+    pub fn start() -> GarbagePeer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let args = vec!["garbage".into(), "--port".into(), port.to_string()];
+        GarbagePeer {
+            port,
+            _peer: Peer::spawn("garbage", args, dir),
+        }
+    }
+}
+
+/// Reads holding registers (or coils) with pymodbus's client and decodes them with pymodbus's
+/// `convert_from_registers`: `spec` is a list of `{"address", "type", "order"[, "length"]}` or
+/// `{"address", "coil": true}`.
+pub fn pymodbus_decode(port: u16, unit: u8, spec: &serde_json::Value) -> Vec<serde_json::Value> {
+    let out = Command::new(python_bin())
+        .arg(lab_script())
+        .args([
+            "decode",
+            "--port",
+            &port.to_string(),
+            "--unit",
+            &unit.to_string(),
+        ])
+        .args(["--spec", &spec.to_string()])
+        .output()
+        .expect("run modbus_lab.py decode");
+    assert!(
+        out.status.success(),
+        "modbus_lab.py decode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("decode prints a JSON list")
+}
+
+/// Two connected pseudo-terminals made by socat: one end for the PLC, one for the runtime.
+pub struct SocatPair {
+    pub plc_end: PathBuf,
+    pub runtime_end: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SocatPair {
+    pub fn start() -> SocatPair {
+        let bin = socat_bin();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("plc"), dir.path().join("runtime"));
+        let log = dir.path().join("socat.log");
+        let mut child = Command::new(&bin)
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file(&log)))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(a.exists() && b.exists()) {
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                panic!("socat made no pty pair; log:\n{}", tail_file(&log, 20));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SocatPair {
+            plc_end: a,
+            runtime_end: b,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SocatPair {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cell config around the given `[[devices]]` tables (no signals; a store and broker that the
+/// driver tests never open).
+pub fn cell_config(devices: &str) -> String {
+    format!(
+        "[cell]\nenterprise = \"acme\"\nsite = \"plant1\"\narea = \"a\"\nline = \"l\"\ncell = \"c\"\n\n\
+         {devices}\n\n[store]\npath = \"cell.db\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n"
+    )
+}
+
+/// The runtime's Modbus drivers, built from a cell config by the runtime's own builder
+/// (`mes_edge::runtime::modbus_drivers`), with everything they report recorded.
+pub struct Drivers {
+    events: std::sync::Arc<std::sync::Mutex<Vec<(Instant, mes_edge_drivers::DeviceEvent)>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    writes: std::collections::HashMap<
+        mes_edge_drivers::TagId,
+        tokio::sync::mpsc::Sender<mes_edge_drivers::WriteRequest>,
+    >,
+    tags: Vec<String>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Drivers {
+    /// Checks the config (panics with its problems) and starts a task per Modbus line.
+    pub fn start(config_text: &str) -> Drivers {
+        let config = mes_edge::config::parse(Path::new("cell.toml"), config_text)
+            .unwrap_or_else(|e| panic!("test config does not check:\n{e}\n{config_text}"));
+        let tags = config
+            .devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(|t| t.name.clone()))
+            .collect();
+        let (drivers, writes) = mes_edge::runtime::modbus_drivers(&config);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for d in drivers {
+            tasks.spawn(mes_edge_drivers::modbus::run_line(
+                d.line,
+                d.writes,
+                tx.clone(),
+                stopped.clone(),
+            ));
+        }
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        tasks.spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                sink.lock().unwrap().push((Instant::now(), ev));
+            }
+        });
+        Drivers {
+            events,
+            stop,
+            writes,
+            tags,
+            tasks,
+        }
+    }
+
+    pub fn tag_id(&self, name: &str) -> mes_edge_drivers::TagId {
+        let i = self
+            .tags
+            .iter()
+            .position(|t| t == name)
+            .unwrap_or_else(|| panic!("no tag {name:?}"));
+        mes_edge_drivers::TagId(i as u32)
+    }
+
+    /// Every sample of tag `name` so far, with when it arrived.
+    pub fn samples(&self, name: &str) -> Vec<(Instant, mes_edge_drivers::Sample)> {
+        let id = self.tag_id(name);
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter_map(|(at, ev)| match ev {
+                mes_edge_drivers::DeviceEvent::Samples { samples, .. } => Some(
+                    samples
+                        .iter()
+                        .filter(|s| s.tag == id)
+                        .map(|s| (*at, s.clone()))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    pub fn latest(&self, name: &str) -> Option<mes_edge_drivers::Sample> {
+        self.samples(name).pop().map(|(_, s)| s)
+    }
+
+    /// Online (true) / offline (false) reports of device number `device`, in order.
+    pub fn statuses(&self, device: u32) -> Vec<bool> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, ev)| match ev {
+                mes_edge_drivers::DeviceEvent::Status {
+                    device: d, status, ..
+                } if d.0 == device => Some(*status == mes_edge_drivers::DeviceStatus::Online),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until every named tag has a sample, good or bad.
+    pub async fn wait_all(&self, names: &[&str], timeout: Duration) -> bool {
+        super::eventually(timeout, || names.iter().all(|n| self.latest(n).is_some())).await
+    }
+
+    /// A write-back, as the work-order engine makes it.
+    pub async fn write(&self, name: &str, value: mes_edge_drivers::Value) -> Result<(), String> {
+        let tx = self
+            .writes
+            .get(&self.tag_id(name))
+            .ok_or_else(|| format!("no write channel for {name:?} (is it `write = true`?)"))?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send(mes_edge_drivers::WriteRequest {
+            tag: self.tag_id(name),
+            value,
+            reply,
+        })
+        .await
+        .map_err(|_| "the driver is gone".to_string())?;
+        tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .map_err(|_| "no reply within 10 s".to_string())?
+            .map_err(|_| "the driver dropped the write".to_string())?
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while self.tasks.len() > 1 {
+                self.tasks.join_next().await;
+            }
+        })
+        .await
+        .expect("the drivers stop within 5 s");
+        self.tasks.abort_all();
+    }
+}
