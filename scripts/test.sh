@@ -51,7 +51,7 @@ REQ="$ROOT/tests/peers/requirements.txt"
 STAMP="$VENV/.requirements-stamp"
 WANT="$(sha256sum "$REQ" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-    || ! "$VENV/bin/python" -c 'import pymodbus' >/dev/null 2>&1; then
+    || ! "$VENV/bin/python" -c 'import pymodbus, asyncua' >/dev/null 2>&1; then
     log "creating $VENV from $REQ"
     rm -rf "$VENV"
     mkdir -p "$ROOT/target"
@@ -65,6 +65,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$W
     echo "$WANT" > "$STAMP"
 fi
 "$VENV/bin/python" -c 'import pymodbus, sys; print("pymodbus", pymodbus.__version__, "on Python", sys.version.split()[0])' >&2
+"$VENV/bin/python" -c 'import importlib.metadata as m; print("asyncua", m.version("asyncua"))' >&2
 
 # --- 3. Environment for the harness (tests/common) ---------------------------------------------
 export MES_EDGE_MOSQUITTO="$MOSQUITTO"

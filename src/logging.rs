@@ -11,9 +11,12 @@ pub fn init(json: bool, extra_directives: &[&str]) {
             }
         }
     }
+    // No colour codes into a file or a pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     // Under systemd: `<N>` priority prefixes for journald, no timestamps (journald has its own).
     use crate::ops::journal::{stderr_is_journal, JournalPrefix};
     match (json, stderr_is_journal()) {

@@ -270,3 +270,30 @@ fn cmd_ok_json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_order_is_written_back_to_the_plc() {
+    let extra = "[orders.write_back]\norder_number_tag = \"active_order\"\ntarget_tag = \"active_target\"\n";
+    let mut c = Cell::start(extra).await;
+    let r = c.command(json!({"correlation_id": "w1", "command": "store_and_start", "order": {"id": "5150", "material": "m", "quantity": 250}})).await;
+    assert_eq!(r["state"], "Running");
+    let mut written = (0, 0);
+    for _ in 0..50 {
+        written = (c.plc.read_u32(ACTIVE_ORDER).await, c.plc.read_u32(ACTIVE_TARGET).await);
+        if written == (5150, 250) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(written, (5150, 250), "the PLC holds the active order and its target");
+    let r = c.command(json!({"correlation_id": "w2", "command": "stop", "order_id": "5150"})).await;
+    assert_eq!(r["state"], "Ended");
+    for _ in 0..50 {
+        written = (c.plc.read_u32(ACTIVE_ORDER).await, c.plc.read_u32(ACTIVE_TARGET).await);
+        if written == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(written, (0, 0), "no active order: zeros");
+}

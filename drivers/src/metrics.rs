@@ -132,7 +132,11 @@ mod tests {
         assert_eq!(s.latency_buckets[5], 1);
         assert_eq!(s.latency_buckets[LATENCY_BUCKETS_S.len()], 1);
         assert_eq!(s.latency_count, 4);
-        assert!((s.latency_sum_s - 9.0319).abs() < 1e-6, "{}", s.latency_sum_s);
+        assert!(
+            (s.latency_sum_s - 9.0319).abs() < 1e-6,
+            "{}",
+            s.latency_sum_s
+        );
     }
 
     #[test]

@@ -79,7 +79,12 @@ struct Cell {
 
 impl Cell {
     fn new() -> Cell {
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        Cell::with("")
+    }
+
+    fn with(extra: &str) -> Cell {
+        let text = format!("{CONFIG}\n{extra}");
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
         Cell { engine: Engine::new(CellModel::from_config(&config), CellState::default()), events: Vec::new() }
     }
 
@@ -199,4 +204,33 @@ fn auto_completion_at_the_target_starts_the_next_order() {
     let a = c.engine.state.orders.get("A").unwrap();
     assert_eq!((a.state, a.substate, a.good), (JobState::Ended, Some(SubState::Completed), 12));
     assert_eq!(c.engine.state.orders.get("B").unwrap().state, JobState::Running);
+}
+
+#[test]
+fn a_shift_ends_with_its_final_oee_and_the_next_one_starts() {
+    let shifts = "[shifts]\ntimezone = \"UTC\"\n[[shifts.shift]]\nname = \"early\"\nstart = \"06:00\"\nend = \"14:00\"\n\
+                  [[shifts.shift]]\nname = \"late\"\nstart = \"14:00\"\nend = \"22:00\"\n";
+    let mut c = Cell::with(shifts);
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    c.read(at("2026-07-01T13:00:00Z"), &[(GOOD, 0), (STATE, 1)]);
+    c.engine.tick(at("2026-07-01T13:00:00Z"), &mut c.events);
+    c.command(at("2026-07-01T13:00:00Z"), r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"BRK-220"}}"#);
+    c.read(at("2026-07-01T13:50:00Z"), &[(GOOD, 1000)]);
+    c.engine.tick(at("2026-07-01T14:00:00Z"), &mut c.events);
+    let finals: Vec<_> = c
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Oee { id, is_final: true, figures, time_in_state_ms, .. } => Some((id.clone(), figures.clone(), time_in_state_ms.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1);
+    let (name, figures, times) = &finals[0];
+    assert_eq!(name, "early");
+    // The order ran 13:00 to 14:00, all of it running; 1000 parts at an ideal 2 s = 2000 s of 3600.
+    assert_eq!(times.get(&crate::cell::MachineState::Running), Some(&3_600_000));
+    assert_eq!(figures.good, 1000);
+    assert!((figures.performance.unwrap() - 2000.0 / 3600.0).abs() < 1e-12);
+    assert_eq!(c.engine.state.shift.as_ref().unwrap().shift.name, "late");
 }

@@ -22,7 +22,7 @@ pub fn check(c: &CellConfig) -> Vec<Problem> {
     check_signals(c, &tags, &mut p);
     super::check_opcua::check_names(c, &mut p);
     super::check_opcua::check_signal_nodes(c, &mut p);
-    super::check_orders::check(c, &|name| tags.get(name).map(|r| r.tag), &mut p);
+    super::check_orders::check(c, &mut p);
     check_store(c, &mut p);
     check_mqtt(c, &mut p);
     check_health(c, &mut p);

@@ -10,26 +10,53 @@ macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
 
-pub fn check<'a>(c: &'a CellConfig, tag: &dyn Fn(&str) -> Option<&'a TagConfig>, p: &mut Vec<Problem>) {
-    if let Some(o) = &c.signals.orders {
-        let bool_tag = |t: &TagConfig| t.data_type == DataType::Bool;
-        let int_tag = |t: &TagConfig| {
-            !matches!(t.data_type, DataType::Bool | DataType::F32 | DataType::F64) && t.scale.is_none() && t.offset.is_none()
-        };
-        let tags = [("start_tag", Some(&o.start_tag), true), ("number_tag", Some(&o.number_tag), false), ("end_tag", o.end_tag.as_ref(), true)];
-        for (key, name, want_bool) in tags {
-            let Some(name) = name else { continue };
-            match tag(name) {
-                None => p.push(Problem::at(path!["signals", "orders", key], format!("unknown tag {name:?}"))),
-                Some(t) if want_bool && !bool_tag(t) => {
-                    p.push(Problem::at(path!["signals", "orders", key], format!("expected a bool tag, {name:?} is not")))
-                }
-                Some(t) if !want_bool && !int_tag(t) => p.push(Problem::at(
-                    path!["signals", "orders", key],
-                    format!("expected an unscaled integer tag holding the order number, {name:?} is not"),
-                )),
-                _ => {}
+/// What a signal needs of its tag.
+#[derive(Clone, Copy, PartialEq)]
+enum Need {
+    Bool,
+    Integer,
+    WritableInteger,
+}
+
+fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
+    match t {
+        CellTag::Modbus(t) => {
+            let int = !matches!(t.data_type, DataType::Bool | DataType::F32 | DataType::F64 | DataType::String)
+                && t.scale.is_none()
+                && t.offset.is_none();
+            match need {
+                Need::Bool if t.data_type != DataType::Bool => Some("expected a bool tag"),
+                Need::Integer | Need::WritableInteger if !int => Some("expected an unscaled integer tag"),
+                Need::WritableInteger if !t.write => Some("expected a tag with `write = true`"),
+                _ => None,
             }
+        }
+        // OPC UA nodes carry their type; a wrong one shows as a bad value at run time.
+        CellTag::OpcUa(_) => None,
+    }
+}
+
+pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
+    let tags = c.numbered_tags();
+    let mut signal = |at: Vec<Seg>, name: &str, need: Need| match tags.iter().find(|(_, _, t)| t.name() == name) {
+        None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
+        Some((_, _, t)) => {
+            if let Some(problem) = tag_problem(t, need) {
+                p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
+            }
+        }
+    };
+    if let Some(o) = &c.signals.orders {
+        signal(path!["signals", "orders", "start_tag"], &o.start_tag, Need::Bool);
+        signal(path!["signals", "orders", "number_tag"], &o.number_tag, Need::Integer);
+        if let Some(end) = &o.end_tag {
+            signal(path!["signals", "orders", "end_tag"], end, Need::Bool);
+        }
+    }
+    let wb = &c.orders.write_back;
+    for (key, name) in [("order_number_tag", &wb.order_number_tag), ("target_tag", &wb.target_tag)] {
+        if let Some(name) = name {
+            signal(path!["orders", "write_back", key], name, Need::WritableInteger);
         }
     }
     if let Some(s) = &c.signals.machine_state {

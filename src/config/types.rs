@@ -34,12 +34,24 @@ pub struct OrdersConfig {
     /// How often OEE so far is published for the running order and the shift.
     #[serde(default = "defaults::oee_interval_s")]
     pub oee_interval_s: u64,
+    #[serde(default)]
+    pub write_back: WriteBackConfig,
 }
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { auto_complete: false, oee_interval_s: defaults::oee_interval_s() }
+        OrdersConfig { auto_complete: false, oee_interval_s: defaults::oee_interval_s(), write_back: WriteBackConfig::default() }
     }
+}
+
+/// Tags the active order is written into (each must be a writable integer tag).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBackConfig {
+    /// The active order's number (its id, if the id is digits; 0 otherwise and with no order).
+    pub order_number_tag: Option<String>,
+    /// The active order's target quantity (0 with no order).
+    pub target_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

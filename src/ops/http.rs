@@ -48,7 +48,11 @@ pub async fn serve(listener: TcpListener, ops: Ops, mut stop: watch::Receiver<bo
 
 async fn answer(mut stream: TcpStream, ops: &Ops) {
     let response = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
-        Err(_) => Response::text(408, "Request Timeout", "the request did not arrive in time\n"),
+        Err(_) => Response::text(
+            408,
+            "Request Timeout",
+            "the request did not arrive in time\n",
+        ),
         Ok(Err(resp)) => resp,
         Ok(Ok(head)) => route(&head, ops),
     };
@@ -99,6 +103,10 @@ fn route(head: &str, ops: &Ops) -> Response {
     else {
         return Response::text(400, "Bad Request", "malformed request line\n");
     };
+    let is_token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    if !is_token || !target.starts_with('/') || !version.starts_with("HTTP/") {
+        return Response::text(400, "Bad Request", "malformed request line\n");
+    }
     if !version.starts_with("HTTP/1.") {
         return Response::text(505, "HTTP Version Not Supported", "HTTP/1.x only\n");
     }

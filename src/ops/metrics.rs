@@ -10,7 +10,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn render(ops: &Ops, now_ms: i64) -> String {
     let mut out = String::with_capacity(4096);
     let o = &mut out;
-    family(o, "mes_edge_build_info", "gauge", "The running mes-edge version.");
+    family(
+        o,
+        "mes_edge_build_info",
+        "gauge",
+        "The running mes-edge version.",
+    );
     sample(
         o,
         "mes_edge_build_info",
@@ -19,9 +24,19 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     );
 
     let devices = ops.devices();
-    family(o, "mes_edge_device_connected", "gauge", "1 while the device answers, 0 while it is offline.");
+    family(
+        o,
+        "mes_edge_device_connected",
+        "gauge",
+        "1 while the device answers, 0 while it is offline.",
+    );
     for (name, m) in &devices {
-        sample(o, "mes_edge_device_connected", &[("device", name)], bool_f(m.connected));
+        sample(
+            o,
+            "mes_edge_device_connected",
+            &[("device", name)],
+            bool_f(m.connected),
+        );
     }
     family(
         o,
@@ -39,9 +54,19 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
             );
         }
     }
-    family(o, "mes_edge_device_requests_total", "counter", "Requests sent to the device.");
+    family(
+        o,
+        "mes_edge_device_requests_total",
+        "counter",
+        "Requests sent to the device.",
+    );
     for (name, m) in &devices {
-        sample(o, "mes_edge_device_requests_total", &[("device", name)], m.requests as f64);
+        sample(
+            o,
+            "mes_edge_device_requests_total",
+            &[("device", name)],
+            m.requests as f64,
+        );
     }
     family(
         o,
@@ -50,14 +75,34 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         "Failed connects, timeouts, broken connections and protocol exceptions.",
     );
     for (name, m) in &devices {
-        sample(o, "mes_edge_device_errors_total", &[("device", name)], m.errors as f64);
+        sample(
+            o,
+            "mes_edge_device_errors_total",
+            &[("device", name)],
+            m.errors as f64,
+        );
     }
-    family(o, "mes_edge_device_connects_total", "counter", "Connections established to the device.");
+    family(
+        o,
+        "mes_edge_device_connects_total",
+        "counter",
+        "Connections established to the device.",
+    );
     for (name, m) in &devices {
-        sample(o, "mes_edge_device_connects_total", &[("device", name)], m.connects as f64);
+        sample(
+            o,
+            "mes_edge_device_connects_total",
+            &[("device", name)],
+            m.connects as f64,
+        );
     }
     let h = "mes_edge_device_poll_duration_seconds";
-    family(o, h, "histogram", "Time to read all of a device's tags once.");
+    family(
+        o,
+        h,
+        "histogram",
+        "Time to read all of a device's tags once.",
+    );
     for (name, m) in &devices {
         let mut cumulative = 0;
         for (i, count) in m.latency_buckets.iter().enumerate() {
@@ -66,31 +111,70 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
                 .get(i)
                 .map(|b| b.to_string())
                 .unwrap_or_else(|| "+Inf".into());
-            sample(o, &format!("{h}_bucket"), &[("device", name), ("le", &le)], cumulative as f64);
+            sample(
+                o,
+                &format!("{h}_bucket"),
+                &[("device", name), ("le", &le)],
+                cumulative as f64,
+            );
         }
         sample(o, &format!("{h}_sum"), &[("device", name)], m.latency_sum_s);
-        sample(o, &format!("{h}_count"), &[("device", name)], m.latency_count as f64);
+        sample(
+            o,
+            &format!("{h}_count"),
+            &[("device", name)],
+            m.latency_count as f64,
+        );
     }
 
     let fwd = ops.forwarder().counts();
     let counters = [
-        ("mes_edge_events_produced_total", "Events committed to the outbox since start.", ops.produced()),
-        ("mes_edge_events_published_total", "Event publishes written to the broker, re-sends included.", fwd.published),
-        ("mes_edge_events_acknowledged_total", "Events the broker acknowledged.", fwd.acknowledged),
-        ("mes_edge_broker_connects_total", "Connections to the broker (CONNACKs).", fwd.connects),
-        ("mes_edge_broker_reconnects_total", "Connections to the broker after the first.", fwd.connects.saturating_sub(1)),
+        (
+            "mes_edge_events_produced_total",
+            "Events committed to the outbox since start.",
+            ops.produced(),
+        ),
+        (
+            "mes_edge_events_published_total",
+            "Event publishes written to the broker, re-sends included.",
+            fwd.published,
+        ),
+        (
+            "mes_edge_events_acknowledged_total",
+            "Events the broker acknowledged.",
+            fwd.acknowledged,
+        ),
+        (
+            "mes_edge_broker_connects_total",
+            "Connections to the broker (CONNACKs).",
+            fwd.connects,
+        ),
+        (
+            "mes_edge_broker_reconnects_total",
+            "Connections to the broker after the first.",
+            fwd.connects.saturating_sub(1),
+        ),
     ];
     for (name, help, v) in counters {
         family(o, name, "counter", help);
         sample(o, name, &[], v as f64);
     }
-    family(o, "mes_edge_broker_connected", "gauge", "1 while connected to the broker.");
+    family(
+        o,
+        "mes_edge_broker_connected",
+        "gauge",
+        "1 while connected to the broker.",
+    );
     sample(o, "mes_edge_broker_connected", &[], bool_f(fwd.connected));
 
     if let Some(view) = ops.store() {
         let s = &view.stats;
         let gauges = [
-            ("mes_edge_outbox_depth", "Committed events the broker has not acknowledged.", s.depth as f64),
+            (
+                "mes_edge_outbox_depth",
+                "Committed events the broker has not acknowledged.",
+                s.depth as f64,
+            ),
             (
                 "mes_edge_outbox_oldest_undelivered_age_seconds",
                 "Age of the oldest unacknowledged event; 0 when there is none.",
@@ -98,9 +182,21 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
                     .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
                     .unwrap_or(0.0),
             ),
-            ("mes_edge_outbox_last_seq", "Sequence number of the last committed event.", s.last_seq as f64),
-            ("mes_edge_store_used_bytes", "Bytes of the store in use (pages minus free pages).", s.used_bytes as f64),
-            ("mes_edge_store_file_bytes", "Size of the store's database and WAL files.", view.file_bytes as f64),
+            (
+                "mes_edge_outbox_last_seq",
+                "Sequence number of the last committed event.",
+                s.last_seq as f64,
+            ),
+            (
+                "mes_edge_store_used_bytes",
+                "Bytes of the store in use (pages minus free pages).",
+                s.used_bytes as f64,
+            ),
+            (
+                "mes_edge_store_file_bytes",
+                "Size of the store's database and WAL files.",
+                view.file_bytes as f64,
+            ),
         ];
         for (name, help, v) in gauges {
             family(o, name, "gauge", help);
@@ -109,9 +205,24 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     }
 
     let (applied, refused) = ops.reloads();
-    family(o, "mes_edge_config_reloads_total", "counter", "Config reloads (SIGHUP) by result.");
-    sample(o, "mes_edge_config_reloads_total", &[("result", "applied")], applied as f64);
-    sample(o, "mes_edge_config_reloads_total", &[("result", "refused")], refused as f64);
+    family(
+        o,
+        "mes_edge_config_reloads_total",
+        "counter",
+        "Config reloads (SIGHUP) by result.",
+    );
+    sample(
+        o,
+        "mes_edge_config_reloads_total",
+        &[("result", "applied")],
+        applied as f64,
+    );
+    sample(
+        o,
+        "mes_edge_config_reloads_total",
+        &[("result", "refused")],
+        refused as f64,
+    );
     out
 }
 

@@ -5,8 +5,8 @@
 //! it can stop production.
 
 pub mod health;
-pub mod journal;
 pub mod http;
+pub mod journal;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
@@ -57,7 +57,12 @@ pub struct StoreView {
 }
 
 impl Ops {
+    /// Reports to systemd if `$NOTIFY_SOCKET` says it started us.
     pub fn new(config: &CellConfig) -> Ops {
+        Self::with_notifier(config, notify::Notifier::from_env())
+    }
+
+    pub fn with_notifier(config: &CellConfig, notifier: Option<notify::Notifier>) -> Ops {
         Ops(Arc::new(State {
             cell: config.cell.joined(),
             max_undelivered_age: Duration::from_secs(config.health.max_undelivered_age_s),
@@ -68,7 +73,7 @@ impl Ops {
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
-            notifier: notify::Notifier::from_env(),
+            notifier,
         }))
     }
 
@@ -144,7 +149,11 @@ impl Ops {
     }
 
     pub fn store(&self) -> Option<StoreView> {
-        self.0.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_store(&self, view: StoreView) {

@@ -25,7 +25,8 @@ impl Notifier {
         }
     }
 
-    fn connect(target: &[u8]) -> io::Result<Notifier> {
+    /// To a socket path, or `@name` in the abstract namespace.
+    pub fn connect(target: &[u8]) -> io::Result<Notifier> {
         let addr = match target {
             [] => return Err(io::Error::other("empty")),
             [b'@', name @ ..] => {

@@ -128,7 +128,10 @@ url = "mqtt://127.0.0.1:1883"
         let dir = tempfile::tempdir().unwrap();
         let running = config::load(&write(dir.path(), CELL)).unwrap();
 
-        let p = write(dir.path(), &CELL.replace("name = \"plc\"", "name = \"press_plc\""));
+        let p = write(
+            dir.path(),
+            &CELL.replace("name = \"plc\"", "name = \"press_plc\""),
+        );
         let new = prepare(&p, &running).expect("a renamed device reloads");
         assert_eq!(new.devices[0].name, "press_plc");
 
@@ -141,9 +144,15 @@ url = "mqtt://127.0.0.1:1883"
     fn a_broken_file_is_refused_with_located_errors() {
         let dir = tempfile::tempdir().unwrap();
         let running = config::load(&write(dir.path(), CELL)).unwrap();
-        let p = write(dir.path(), &CELL.replace("type = \"u32\"", "type = \"u33\""));
+        let p = write(
+            dir.path(),
+            &CELL.replace("type = \"u32\"", "type = \"u33\""),
+        );
         let err = prepare(&p, &running).unwrap_err();
         assert_eq!(err.len(), 1);
-        assert!(err[0].contains("cell.toml:18:8: unknown variant `u33`"), "{err:?}");
+        assert!(
+            err[0].contains("cell.toml:18:8: unknown variant `u33`"),
+            "{err:?}"
+        );
     }
 }

@@ -15,17 +15,30 @@ use tokio::sync::watch;
 /// How often the store's depth, oldest event and size are read (a few queries).
 const STORE_READ_EVERY: Duration = Duration::from_secs(5);
 
+/// The least silence taken as a hang: the engine turns at least once a second when idle.
+const MIN_STALL: Duration = Duration::from_secs(3);
+
 /// Runs until `stop` turns true. `committed` carries the last committed sequence number.
 pub async fn supervise(
+    ops: Ops,
+    committed: watch::Receiver<u64>,
+    store: StoreConfig,
+    stop: watch::Receiver<bool>,
+) {
+    watch_over(ops, committed, store, stop, watchdog_interval()).await
+}
+
+/// [`supervise`] with the watchdog interval given (None: no watchdog).
+pub async fn watch_over(
     ops: Ops,
     mut committed: watch::Receiver<u64>,
     store: StoreConfig,
     mut stop: watch::Receiver<bool>,
+    watchdog: Option<Duration>,
 ) {
-    let watchdog = watchdog_interval();
     // Silence beyond half the watchdog interval is a hang: the pings stop while systemd still
     // has half an interval left to notice it.
-    let stall = watchdog.map_or(STALL, |w| (w / 2).min(STALL));
+    let stall = watchdog.map_or(STALL, |w| (w / 2).clamp(MIN_STALL, STALL));
     let ping_every = watchdog.map_or(Duration::MAX, |w| w / 4);
     if let Some(w) = watchdog {
         tracing::info!(interval = ?w, "systemd watchdog armed");
@@ -82,7 +95,11 @@ pub async fn supervise(
 
 /// Reads the store's numbers on a blocking thread, with a connection of its own (kept open).
 async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> Option<Outbox> {
-    let (path, sync, cell) = (store.path.clone(), store.synchronous, ops.cell().to_string());
+    let (path, sync, cell) = (
+        store.path.clone(),
+        store.synchronous,
+        ops.cell().to_string(),
+    );
     let res = tokio::task::spawn_blocking(move || {
         let outbox = match reader {
             Some(o) => o,
@@ -93,7 +110,10 @@ async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> O
         wal.push("-wal");
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let file_bytes = size(&path) + size(std::path::Path::new(&wal));
-        Ok::<_, crate::store::StoreError>((outbox, stats.map(|stats| StoreView { stats, file_bytes })))
+        Ok::<_, crate::store::StoreError>((
+            outbox,
+            stats.map(|stats| StoreView { stats, file_bytes }),
+        ))
     })
     .await;
     match res {
@@ -134,7 +154,105 @@ pub async fn start_endpoint(
         }
     };
     let addr = listener.local_addr().ok();
-    tracing::info!("health and metrics on http://{}/health and /metrics", config.listen);
+    tracing::info!(
+        "health and metrics on http://{}/health and /metrics",
+        config.listen
+    );
     tokio::spawn(super::http::serve(listener, ops.clone(), stop));
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::notify::Notifier;
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// The datagrams systemd would receive within `d`.
+    fn collect(rx: &UnixDatagram, d: Duration) -> Vec<String> {
+        let until = Instant::now() + d;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            rx.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            if let Ok(n) = rx.recv(&mut buf) {
+                out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        out
+    }
+
+    fn pings(msgs: &[String]) -> usize {
+        msgs.iter().filter(|m| m.as_str() == "WATCHDOG=1").count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watchdog_is_withheld_while_the_engine_is_silent_and_resumes_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+             [store]\npath = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n",
+            dir.path().join("cell.db").display()
+        );
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
+        let socket = dir.path().join("notify");
+        let rx = UnixDatagram::bind(&socket).unwrap();
+        let notifier = Notifier::connect(socket.as_os_str().as_encoded_bytes()).unwrap();
+        let ops = Ops::with_notifier(&config, Some(notifier));
+
+        // The engine and the forwarder turning, as their loops do, until the engine hangs.
+        let engine_turns = Arc::new(AtomicBool::new(true));
+        let (o, turns) = (ops.clone(), engine_turns.clone());
+        let beats = std::thread::spawn(move || {
+            for _ in 0..100 {
+                if turns.load(Ordering::Relaxed) {
+                    o.engine().beat();
+                }
+                o.forwarder().beat();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let (_committed_tx, committed) = watch::channel(0);
+        let (stop_tx, stop) = watch::channel(false);
+        let sup = tokio::spawn(watch_over(
+            ops.clone(),
+            committed,
+            config.store.clone(),
+            stop,
+            Some(Duration::from_secs(4)),
+        ));
+
+        let alive = tokio::task::block_in_place(|| collect(&rx, Duration::from_millis(2500)));
+        assert!(pings(&alive) >= 2, "pings while alive: {alive:?}");
+        assert!(
+            alive
+                .iter()
+                .any(|m| m.starts_with("STATUS=devices online 0/0")),
+            "{alive:?}"
+        );
+
+        engine_turns.store(false, Ordering::Relaxed);
+        // Within the stall limit (3 s here) pings may still go out; after it, none.
+        tokio::task::block_in_place(|| collect(&rx, Duration::from_millis(3300)));
+        let hung = tokio::task::block_in_place(|| collect(&rx, Duration::from_millis(2000)));
+        assert_eq!(
+            pings(&hung),
+            0,
+            "pings while the engine is silent: {hung:?}"
+        );
+
+        engine_turns.store(true, Ordering::Relaxed);
+        let back = tokio::task::block_in_place(|| collect(&rx, Duration::from_millis(2000)));
+        assert!(
+            pings(&back) >= 1,
+            "pings after the engine turns again: {back:?}"
+        );
+
+        stop_tx.send(true).unwrap();
+        sup.await.unwrap();
+        drop(beats);
+    }
 }

@@ -41,6 +41,7 @@ pub fn engine_loop(
     handle: tokio::runtime::Handle,
     // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
     alive: crate::ops::Heartbeat,
+    mut write_back: super::write_back::WriteBack,
 ) {
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
@@ -98,6 +99,7 @@ pub fn engine_loop(
             match outbox.commit(&events, &engine.state, now_ms()) {
                 Ok(c) => {
                     committed.send_replace(c.last_seq);
+                    write_back.after_commit(engine.state.orders.active(), &handle);
                     failures = 0;
                 }
                 Err(e) => {

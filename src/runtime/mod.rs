@@ -3,6 +3,7 @@
 
 mod devices;
 mod engine_loop;
+mod write_back;
 
 pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use devices::opcua_devices;
@@ -165,7 +166,7 @@ fn start_cell(
             drivers_stop.clone(),
         ));
     }
-    let _modbus_writes: std::collections::HashMap<mes_edge_drivers::TagId, _> = modbus_writes;
+    let mut writers: write_back::Writers = modbus_writes;
     let opcua = devices::opcua_devices(&config);
     #[cfg(not(feature = "opcua"))]
     if let Some(dev) = opcua.first() {
@@ -182,6 +183,7 @@ fn start_cell(
             let (write_tx, write_rx) = mpsc::channel(16);
             let (call_tx, call_rx) = mpsc::channel(16);
             let id = dev.id;
+            writers.extend(dev.nodes.iter().map(|n| (n.id, write_tx.clone())));
             drivers.spawn(mes_edge_drivers::opcua::run(
                 dev,
                 device_tx.clone(),
@@ -198,17 +200,18 @@ fn start_cell(
     let store_cfg = config.store.clone();
     let handle = tokio::runtime::Handle::current();
     let alive = ops.engine().clone();
+    let write_back = write_back::WriteBack::new(config, &writers);
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
             let mut command_rx = command_rx;
-            engine_loop(engine, writer, device_rx, &mut command_rx, committed_tx, store_cfg, handle, alive);
+            engine_loop(engine, writer, device_rx, &mut command_rx, committed_tx, store_cfg, handle, alive, write_back);
             let _ = engine_done_tx.send(());
             command_rx
         })?;
     #[allow(unused_mut)]
-    let mut write_back: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(_modbus_writes)];
+    let mut write_back: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(writers)];
     #[cfg(feature = "opcua")]
     write_back.push(Box::new(_opcua_requests));
     Ok(Cell {

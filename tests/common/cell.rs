@@ -17,6 +17,9 @@ pub const FAULT: u16 = 4;
 pub const TOPIC_FILTER: &str = "mes/#";
 
 pub const ORDER_NUMBER: u16 = 10;
+/// Where the runtime writes the active order's number and target (write-back).
+pub const ACTIVE_ORDER: u16 = 20;
+pub const ACTIVE_TARGET: u16 = 22;
 /// Coils: the PLC's order start and end bits.
 pub const ORDER_START: u16 = 0;
 pub const ORDER_END: u16 = 1;
@@ -76,6 +79,20 @@ name = "order_number"
 table = "holding"
 address = {ORDER_NUMBER}
 type = "u32"
+
+[[devices.tags]]
+name = "active_order"
+table = "holding"
+address = {ACTIVE_ORDER}
+type = "u32"
+write = true
+
+[[devices.tags]]
+name = "active_target"
+table = "holding"
+address = {ACTIVE_TARGET}
+type = "u32"
+write = true
 
 [[devices.tags]]
 name = "order_start"
@@ -140,7 +157,11 @@ impl Delivery {
                 .unwrap_or_else(|| panic!("no seq in {}", m.payload));
             let kind = m.payload["type"].as_str().unwrap();
             assert!(
-                m.topic.ends_with(if kind == "command_response" { "/responses" } else { kind }),
+                m.topic.ends_with(if kind == "command_response" {
+                    "/responses"
+                } else {
+                    kind
+                }),
                 "topic {} for {}",
                 m.topic,
                 m.payload

@@ -1,0 +1,65 @@
+//! Write-back: the active order's number and target quantity written into the PLC when the
+//! active order changes (and zeros when no order is active), so the machine's HMI shows what
+//! the cell is working on. It goes through the drivers, on their connections.
+
+use crate::config::CellConfig;
+use crate::orders::JobOrder;
+use mes_edge_drivers::{TagId, Value, WriteRequest};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where writes to each writable tag go.
+pub type Writers = HashMap<TagId, mpsc::Sender<WriteRequest>>;
+
+pub struct WriteBack {
+    number: Option<(TagId, String, mpsc::Sender<WriteRequest>)>,
+    target: Option<(TagId, String, mpsc::Sender<WriteRequest>)>,
+    /// What was last written: (order id, target), or None for "no order". Unknown at start, so
+    /// the first turn of the engine writes what is active (the PLC may have restarted too).
+    last: Option<Option<(String, u64)>>,
+}
+
+impl WriteBack {
+    pub fn new(config: &CellConfig, writers: &Writers) -> WriteBack {
+        let tags = config.numbered_tags();
+        let find = |name: &Option<String>| {
+            let name = name.as_deref()?;
+            let id = tags.iter().find(|(_, _, t)| t.name() == name)?.0;
+            Some((id, name.to_string(), writers.get(&id)?.clone()))
+        };
+        let wb = &config.orders.write_back;
+        WriteBack { number: find(&wb.order_number_tag), target: find(&wb.target_tag), last: None }
+    }
+
+    /// Called after each commit with the order now active.
+    pub fn after_commit(&mut self, active: Option<&JobOrder>, handle: &tokio::runtime::Handle) {
+        if self.number.is_none() && self.target.is_none() {
+            return;
+        }
+        let now = active.map(|o| (o.id().to_string(), o.spec.quantity));
+        if self.last.as_ref() == Some(&now) {
+            return;
+        }
+        self.last = Some(now.clone());
+        let (number, target) = match &now {
+            // The PLC holds a number: an order id of digits goes as that number; another id as 0.
+            Some((id, qty)) => (id.parse::<u64>().unwrap_or(0), *qty),
+            None => (0, 0),
+        };
+        for (slot, value) in [(&self.number, number), (&self.target, target)] {
+            let Some((tag, name, tx)) = slot.clone() else { continue };
+            handle.spawn(async move {
+                let (reply, answer) = oneshot::channel();
+                let req = WriteRequest { tag, value: Value::UInt(value), reply };
+                let result = match tx.send(req).await {
+                    Ok(()) => answer.await.unwrap_or_else(|_| Err("the driver stopped".into())),
+                    Err(_) => Err("the driver stopped".into()),
+                };
+                match result {
+                    Ok(()) => tracing::info!(tag = %name, value, "order write-back"),
+                    Err(e) => tracing::warn!(tag = %name, value, "order write-back failed: {e}"),
+                }
+            });
+        }
+    }
+}
