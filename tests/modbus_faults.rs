@@ -45,7 +45,12 @@ async fn an_illegal_data_address_turns_only_its_own_tag_bad() {
     let settled = common::eventually(Duration::from_secs(10), || {
         all.iter().all(|n| {
             drivers.latest(n).is_some_and(|s| {
-                s.quality == if *n == "r5" { Quality::Bad } else { Quality::Good }
+                s.quality
+                    == if *n == "r5" {
+                        Quality::Bad
+                    } else {
+                        Quality::Good
+                    }
             })
         })
     })
@@ -66,12 +71,17 @@ async fn an_illegal_data_address_turns_only_its_own_tag_bad() {
     plc.write_u16(6, 8).await;
     plc.write_u16(22, 9).await;
     let updated = common::eventually(Duration::from_secs(5), || {
-        [("r4", 7), ("r6", 8), ("r22", 9)]
-            .iter()
-            .all(|(n, v)| drivers.latest(n).is_some_and(|s| s.value == Some(Value::UInt(*v))))
+        [("r4", 7), ("r6", 8), ("r22", 9)].iter().all(|(n, v)| {
+            drivers
+                .latest(n)
+                .is_some_and(|s| s.value == Some(Value::UInt(*v)))
+        })
     })
     .await;
-    assert!(updated, "values around the refused addresses are still read");
+    assert!(
+        updated,
+        "values around the refused addresses are still read"
+    );
     // A refused tag is reported bad once, not at every poll.
     assert_eq!(
         drivers.samples("r5").len(),
@@ -163,6 +173,10 @@ async fn a_slow_and_a_garbage_device_do_not_slow_the_others() {
         "garbage device statuses {:?}",
         drivers.statuses(2)
     );
-    assert_eq!(drivers.statuses(0), vec![true], "good device: online once, never offline");
+    assert_eq!(
+        drivers.statuses(0),
+        vec![true],
+        "good device: online once, never offline"
+    );
     drivers.stop().await;
 }

@@ -177,23 +177,30 @@ impl DeviceState {
                 .is_ok()
     }
 
-    /// Reports the device offline and its tags bad (once per outage), and schedules the next
-    /// try. False if the runtime is gone.
+    /// Reports the device offline and its tags bad (once per outage), with `samples` (the bad
+    /// ones of the poll that failed), and schedules the next try. False if the runtime is gone.
     pub async fn went_offline(
         &mut self,
         dev: &ModbusDevice,
         reason: String,
+        mut samples: Vec<Sample>,
         tx: &mpsc::Sender<DeviceEvent>,
     ) -> bool {
         self.next_probe = Instant::now() + self.probe.next_delay();
         if self.online == Some(false) {
-            return true;
+            return samples.is_empty()
+                || tx
+                    .send(DeviceEvent::Samples {
+                        device: dev.id,
+                        samples,
+                    })
+                    .await
+                    .is_ok();
         }
         dev.metrics.set_connected(false);
         tracing::warn!(device = %dev.name, unit = dev.unit, %reason, "modbus device offline");
         self.online = Some(false);
         let ts_ms = now_ms();
-        let mut samples = Vec::new();
         for i in 0..dev.tags.len() {
             self.changed(dev, i, None, ts_ms, &mut samples);
         }

@@ -189,7 +189,7 @@ impl<'a> Runner<'a> {
         }
         for (d, dev) in self.line.devices.iter().enumerate() {
             if !self.states[d]
-                .went_offline(dev, reason.clone(), self.tx)
+                .went_offline(dev, reason.clone(), Vec::new(), self.tx)
                 .await
             {
                 self.gone = true;
@@ -330,7 +330,7 @@ impl<'a> Runner<'a> {
             st.report(dev, samples, self.tx).await
         } else {
             let reason = silent.unwrap_or_else(|| "no answer".into());
-            st.went_offline(dev, reason, self.tx).await
+            st.went_offline(dev, reason, samples, self.tx).await
         };
         if !ok {
             self.gone = true;
