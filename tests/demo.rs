@@ -6,7 +6,7 @@ use std::process::Command;
 #[test]
 fn the_demo_shows_production_events_as_the_broker_delivers_them() {
     let out = Command::new(env!("CARGO_BIN_EXE_mes-edge"))
-        .args(["demo", "--duration", "6"])
+        .args(["demo", "--duration", "8"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

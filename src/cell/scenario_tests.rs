@@ -200,10 +200,12 @@ fn auto_completion_at_the_target_starts_the_next_order() {
     c.read(T0, &[(GOOD, 0), (STATE, 1)]);
     c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"x","quantity":10}}"#);
     c.command(T0, r#"{"correlation_id":"2","command":"store_and_start","order":{"id":"B","material":"x","quantity":10}}"#);
+    c.command(T0, r#"{"correlation_id":"3","command":"store_and_start","order":{"id":"C","material":"x","quantity":10}}"#);
     c.read(T0 + S, &[(GOOD, 12)]);
     let a = c.engine.state.orders.get("A").unwrap();
     assert_eq!((a.state, a.substate, a.good), (JobState::Ended, Some(SubState::Completed), 12));
-    assert_eq!(c.engine.state.orders.get("B").unwrap().state, JobState::Running);
+    assert_eq!(c.engine.state.orders.get("B").unwrap().state, JobState::Running, "stored in the same ms: first come, first run");
+    assert_eq!(c.engine.state.orders.get("C").unwrap().state, JobState::AllowedToStart);
 }
 
 #[test]

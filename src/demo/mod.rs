@@ -63,6 +63,18 @@ states = {{ 0 = "idle", 1 = "running", 2 = "down", 3 = "starved" }}
 [store]
 path = {store:?}
 
+[signals.machine_state.reasons]
+17 = "die jam"
+23 = "feeder empty"
+
+[orders]
+auto_complete = true
+oee_interval_s = 15
+
+[[products]]
+material = "BRK-220"
+ideal_cycle_s = 0.4
+
 [mqtt]
 url = "mqtt://127.0.0.1:{mqtt_port}"
 "#,
@@ -96,9 +108,11 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
         config.mqtt.topic_root
     );
     println!("Events as the broker delivers them (Ctrl-C to stop):\n");
+    let command_topic = crate::forwarder::command_topic(&config.mqtt.topic_root, &config.cell);
     let printer = tokio::spawn(print_events(
         mqtt.port(),
         format!("{}/#", config.mqtt.topic_root),
+        command_topic,
     ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -125,18 +139,41 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
     Ok(())
 }
 
-/// A MOM-side subscriber: one line per event.
-async fn print_events(port: u16, filter: String) {
+/// The orders the demo's MOM sends once the cell is up; auto-completion runs them one by one.
+fn demo_orders() -> Vec<String> {
+    [("WO-1001", 5), ("WO-1002", 25), ("WO-1003", 40)]
+        .iter()
+        .enumerate()
+        .map(|(i, (id, qty))| {
+            serde_json::json!({
+                "correlation_id": format!("demo-mom-{}", i + 1),
+                "command": "store_and_start",
+                "order": {"id": id, "material": "BRK-220", "quantity": qty, "lot": "L-7"},
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// A MOM-side client: sends the demo's orders once the cell is heard from, and prints one line
+/// per event.
+async fn print_events(port: u16, filter: String, command_topic: String) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let mut opts = MqttOptions::new("mes-edge-demo-viewer", "127.0.0.1", port);
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    let mut orders = demo_orders();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let _ = client.subscribe(filter.clone(), QoS::AtLeastOnce).await;
             }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == command_topic => {}
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                // The cell publishes only once it has subscribed to its commands.
+                for order in orders.drain(..) {
+                    let _ = client.try_publish(command_topic.clone(), QoS::AtLeastOnce, false, order);
+                }
                 println!("{}", describe(&p.topic, &p.payload))
             }
             Ok(_) => {}
@@ -177,6 +214,38 @@ fn describe(topic: &str, payload: &[u8]) -> String {
                 "offline"
             }
         ),
+        "order_state" => format!(
+            "{} {}{} ({} by {})",
+            d["order_id"].as_str().unwrap_or("?"),
+            d["state"].as_str().unwrap_or("?"),
+            d["substate"].as_str().map(|s| format!("/{s}")).unwrap_or_default(),
+            d["command"].as_str().unwrap_or("?"),
+            d["by"].as_str().unwrap_or("?"),
+        ),
+        "command_response" => format!(
+            "{} {} {}{}",
+            if d["accepted"] == true { "accepted" } else { "rejected" },
+            d["command"].as_str().unwrap_or("?"),
+            d["order_id"].as_str().unwrap_or(""),
+            d["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default(),
+        ),
+        "job_response" => format!(
+            "{} {}: {} good, {} scrap, OEE {}",
+            d["order_id"].as_str().unwrap_or("?"),
+            d["substate"].as_str().unwrap_or("?"),
+            d["good"],
+            d["scrap"],
+            figure(&d["oee"]["oee"]),
+        ),
+        "oee" => format!(
+            "{} {}: availability {}, performance {}, quality {}, OEE {}",
+            d["scope"].as_str().unwrap_or("?"),
+            d["id"].as_str().unwrap_or("?"),
+            figure(&d["figures"]["availability"]),
+            figure(&d["figures"]["performance"]),
+            figure(&d["figures"]["quality"]),
+            figure(&d["figures"]["oee"]),
+        ),
         _ => d.to_string(),
     };
     format!(
@@ -186,4 +255,8 @@ fn describe(topic: &str, payload: &[u8]) -> String {
         what,
         topic
     )
+}
+
+fn figure(v: &serde_json::Value) -> String {
+    v.as_f64().map(|f| format!("{:.0}%", f * 100.0)).unwrap_or_else(|| "-".into())
 }

@@ -188,12 +188,15 @@ impl OrderBook {
         if self.active().is_some() {
             return;
         }
+        // Highest priority, then the earliest stored; orders stored in the same millisecond
+        // keep the order they came in.
         let next = self
             .orders
             .iter()
-            .filter(|o| o.state == JobState::AllowedToStart)
-            .max_by_key(|o| (o.spec.priority, std::cmp::Reverse(o.stored_ms)))
-            .map(|o| o.id().to_string());
+            .enumerate()
+            .filter(|(_, o)| o.state == JobState::AllowedToStart)
+            .max_by_key(|(i, o)| (o.spec.priority, std::cmp::Reverse(o.stored_ms), std::cmp::Reverse(*i)))
+            .map(|(_, o)| o.id().to_string());
         if let Some(id) = next {
             self.command(&id, JobCommand::Begin, CommandSource::Cell, None, now_ms, out).expect("AllowedToStart begins");
         }
