@@ -218,20 +218,28 @@ async fn a_secure_session_with_user_and_password_after_the_server_certificate_is
             && reason.contains(&format!("into \"{}\"", pki.join("trusted").display())),
         "the error names the file and where it goes: {reason}"
     );
-    assert!(pki.join("own/cert.der").is_file(), "our certificate was made");
+    assert!(
+        pki.join("own/cert.der").is_file(),
+        "our certificate was made"
+    );
     assert_eq!(
         std::fs::read(&rejected).unwrap(),
         std::fs::read(peer.certificate()).unwrap(),
         "rejected/ holds exactly the server's certificate"
     );
     assert!(
-        rt.stderr().contains("the server's certificate is not trusted"),
+        rt.stderr()
+            .contains("the server's certificate is not trusted"),
         "the error is in the log too\n{}",
         rt.logs()
     );
 
     // The trust step: move the file. The driver's next attempt connects.
-    std::fs::rename(&rejected, pki.join("trusted").join(rejected.file_name().unwrap())).unwrap();
+    std::fs::rename(
+        &rejected,
+        pki.join("trusted").join(rejected.file_name().unwrap()),
+    )
+    .unwrap();
     wait_status(&collector, &rt, true, 1).await;
     for g in 71..=80 {
         peer.set("GoodCount", g);

@@ -55,7 +55,9 @@ fn endpoints_browse_and_read_show_what_a_config_needs() {
     let text = stdout(&out);
     assert!(
         text.lines()
-            .any(|l| l.starts_with(&format!("nsu={NS};s=Press ")) && l.contains("2:Press") && l.contains("Object")),
+            .any(|l| l.starts_with(&format!("nsu={NS};s=Press "))
+                && l.contains("2:Press")
+                && l.contains("Object")),
         "{text}"
     );
 
@@ -76,7 +78,10 @@ fn endpoints_browse_and_read_show_what_a_config_needs() {
     );
     assert_eq!(
         line("Temperature"),
-        format!("{} 2:Temperature Variable Double (f64)", node("Temperature"))
+        format!(
+            "{} 2:Temperature Variable Double (f64)",
+            node("Temperature")
+        )
     );
     assert_eq!(
         line("StartOrder"),
@@ -87,21 +92,37 @@ fn endpoints_browse_and_read_show_what_a_config_needs() {
     let out = mes_edge(dir.path(), &["read", &ep, "ns=2;s=Press.GoodCount"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("node:        {}", node("GoodCount"))), "{text}");
+    assert!(
+        text.contains(&format!("node:        {}", node("GoodCount"))),
+        "{text}"
+    );
     assert!(text.contains("data type:   UInt32 (u32)"), "{text}");
     assert!(text.contains("value:       1234 (UInt32)"), "{text}");
     assert!(text.contains("status:      Good (Good)"), "{text}");
     assert!(text.contains("source time: 20"), "{text}");
 
     let out = mes_edge(dir.path(), &["read", &ep, &node("OrderNumber")]);
-    assert!(stdout(&out).contains("value:       \"ORD-77\" (String)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value:       \"ORD-77\" (String)"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = mes_edge(dir.path(), &["read", &ep, "ns=2;s=Press.NoSuchNode"]);
-    assert!(stdout(&out).contains("BadNodeIdUnknown"), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("BadNodeIdUnknown"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     let out = mes_edge(dir.path(), &["read", &ep, "ns=2;x=1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("expected a node id like"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected a node id like"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -140,9 +161,21 @@ fn trust_then_read_over_a_secure_endpoint_with_user_and_password() {
         stderr(&out)
     );
 
-    let out = mes_edge(dir.path(), &["trust", &ep, "--pki-dir", "pki", "--thumbprint", "0011"]);
-    assert_eq!(out.status.code(), Some(1), "a thumbprint that does not match trusts nothing");
-    assert_eq!(std::fs::read_dir(dir.path().join("pki/trusted")).unwrap().count(), 0);
+    let out = mes_edge(
+        dir.path(),
+        &["trust", &ep, "--pki-dir", "pki", "--thumbprint", "0011"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a thumbprint that does not match trusts nothing"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("pki/trusted"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     let out = mes_edge(dir.path(), &["endpoints", &ep, "--pki-dir", "pki"]);
     let thumbprint = stdout(&out)
@@ -153,12 +186,22 @@ fn trust_then_read_over_a_secure_endpoint_with_user_and_password() {
         .to_string();
     let out = mes_edge(
         dir.path(),
-        &["trust", &ep, "--pki-dir", "pki", "--thumbprint", &thumbprint],
+        &[
+            "trust",
+            &ep,
+            "--pki-dir",
+            "pki",
+            "--thumbprint",
+            &thumbprint,
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("thumbprint:  {thumbprint}")));
     assert!(
-        std::fs::read_dir(dir.path().join("pki/rejected")).unwrap().count() == 0,
+        std::fs::read_dir(dir.path().join("pki/rejected"))
+            .unwrap()
+            .count()
+            == 0,
         "trusting moves it out of rejected/"
     );
 
@@ -172,5 +215,61 @@ fn trust_then_read_over_a_secure_endpoint_with_user_and_password() {
 
     let out = secure(&["--password-file", "pw"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("value:       0 (UInt16)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value:       0 (UInt16)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_x509_user_identity_is_accepted_and_another_refused() {
+    let peer = OpcUaPeer::start(OpcUaOptions {
+        security: "secure",
+        user: Some(("operator".into(), "pw-1".into())),
+        x509_user: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ep = peer.endpoint();
+    let out = mes_edge(dir.path(), &["trust", &ep, "--pki-dir", "pki"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (cert, key) = peer.user_certificate();
+    let read = |cert: &Path, key: &Path| {
+        mes_edge(
+            dir.path(),
+            &[
+                "read",
+                &ep,
+                &node("GoodCount"),
+                "--security-policy",
+                "Basic256Sha256",
+                "--security-mode",
+                "Sign",
+                "--pki-dir",
+                "pki",
+                "--user-cert",
+                cert.to_str().unwrap(),
+                "--user-key",
+                key.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = read(&cert, &key);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("value:       0 (UInt32)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Our own application certificate is a valid certificate, but not the user's.
+    let pki = dir.path().join("pki");
+    let out = read(&pki.join("own/cert.der"), &pki.join("private/private.pem"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the server refused the user identity"),
+        "{}",
+        stderr(&out)
+    );
 }

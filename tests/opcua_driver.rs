@@ -184,8 +184,23 @@ async fn a_deadband_suppresses_small_changes_and_passes_large_ones() {
     banded.name = "temperature_banded".into();
     banded.deadband = Some(Deadband::Absolute(5.0));
     // A counter the server holds as a Double: the driver says bad rather than guess.
-    let wrong = opc_node(2, "wrong_counter", &node("WrongCounter"), Some(NodeType::U32));
-    let driver = Driver::start(device(&peer, pki.path(), vec![all, banded, wrong]));
+    let wrong = opc_node(
+        2,
+        "wrong_counter",
+        &node("WrongCounter"),
+        Some(NodeType::U32),
+    );
+    // 10 % of the node's EURange. asyncua 2.1.0 takes a percent filter but does not apply it
+    // (it warns "DeadbandType Percent is not implemented"): we can show the filter arrives.
+    let mut percent = banded.clone();
+    percent.id = TagId(3);
+    percent.name = "temperature_percent".into();
+    percent.deadband = Some(Deadband::Percent(10.0));
+    // Read on the poll interval instead of subscribed.
+    let mut polled = opc_node(4, "state_polled", &node("State"), Some(NodeType::U16));
+    polled.poll = true;
+    let nodes = vec![all, banded, wrong, percent, polled];
+    let driver = Driver::start(device(&peer, pki.path(), nodes));
     driver
         .wait("online with first values", |d| {
             d.values(0) == [Value::Float(20.0)] && d.values(1) == [Value::Float(20.0)]
@@ -198,25 +213,49 @@ async fn a_deadband_suppresses_small_changes_and_passes_large_ones() {
         // Every step is seen by the item without a deadband before the next one is made.
         let want = i + 2;
         driver
-            .wait(&format!("temperature {v} sampled"), |d| d.values(0).len() >= want)
+            .wait(&format!("temperature {v} sampled"), |d| {
+                d.values(0).len() >= want
+            })
             .await;
     }
     let banded_values = || driver.values(1);
     driver
-        .wait("the large steps pass the deadband", |_| banded_values().len() >= 3)
+        .wait("the large steps pass the deadband", |_| {
+            banded_values().len() >= 3
+        })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let f = |v: &[f64]| v.iter().map(|x| Value::Float(*x)).collect::<Vec<_>>();
-    assert_eq!(driver.values(0), f(&[20.0, 21.0, 22.0, 24.0, 30.0, 31.0, 40.0]));
+    assert_eq!(
+        driver.values(0),
+        f(&[20.0, 21.0, 22.0, 24.0, 30.0, 31.0, 40.0])
+    );
     assert_eq!(
         banded_values(),
         f(&[20.0, 30.0, 40.0]),
         "changes under 5 from the last reported value are suppressed"
     );
 
+    assert!(
+        peer.stderr()
+            .contains("DeadbandType Percent is not implemented"),
+        "the server received a percent deadband filter\n{}",
+        peer.logs()
+    );
+
+    peer.set("State", 3);
+    driver
+        .wait("the polled node reads the new value", |d| {
+            d.values(4) == [Value::UInt(0), Value::UInt(3)]
+        })
+        .await;
+
     let wrong = driver.samples(2);
     assert!(
-        !wrong.is_empty() && wrong.iter().all(|s| s.quality == Quality::Bad && s.value.is_none()),
+        !wrong.is_empty()
+            && wrong
+                .iter()
+                .all(|s| s.quality == Quality::Bad && s.value.is_none()),
         "a Double where a UInt32 counter is expected reads bad: {wrong:?}"
     );
     driver.shutdown().await;
@@ -280,7 +319,10 @@ async fn writes_and_a_method_call_reach_the_server_and_are_refused_while_offline
     let started = std::time::Instant::now();
     let offline = driver.write(0, text("ORD-9")).await.unwrap_err();
     assert!(offline.contains("offline"), "{offline}");
-    assert!(started.elapsed() < Duration::from_secs(2), "refused at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
     assert!(
         driver.samples(0).last().unwrap().quality == Quality::Bad,
         "tags go bad with the device"

@@ -36,6 +36,8 @@ pub struct OpcUaOptions {
     pub extra_namespaces: u32,
     /// A new server certificate at the next start.
     pub new_cert: bool,
+    /// Also accept one X.509 user identity: [`OpcUaPeer::user_certificate`].
+    pub x509_user: bool,
 }
 
 impl Default for OpcUaOptions {
@@ -45,6 +47,7 @@ impl Default for OpcUaOptions {
             user: None,
             extra_namespaces: 0,
             new_cert: false,
+            x509_user: false,
         }
     }
 }
@@ -120,6 +123,14 @@ impl OpcUaPeer {
         self.dir.path().join("server-cert.der")
     }
 
+    /// The X.509 user identity the server accepts (with `x509_user`): certificate and key.
+    pub fn user_certificate(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("user-cert.der"),
+            self.dir.path().join("user-key.pem"),
+        )
+    }
+
     fn stdout_path(&self) -> PathBuf {
         self.dir.path().join("opcua_server.stdout.log")
     }
@@ -155,6 +166,9 @@ impl OpcUaPeer {
             ]);
         if let Some((user, password)) = &self.options.user {
             cmd.args(["--user", &format!("{user}:{password}")]);
+        }
+        if self.options.x509_user {
+            cmd.arg("--x509-user");
         }
         if self.options.new_cert {
             cmd.arg("--new-cert");
@@ -280,6 +294,11 @@ impl OpcUaPeer {
                 Err(e) => panic!("opcua peer did not start again: {e}"),
             }
         }
+    }
+
+    /// Everything the server wrote to stderr (asyncua's warnings), every start.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
     }
 
     pub fn logs(&self) -> String {

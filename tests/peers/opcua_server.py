@@ -5,7 +5,7 @@ Written against asyncua==2.1.0 (pinned in tests/peers/requirements.txt).
 
 Usage:
     opcua_server.py --port 4840 --dir DIR [--security none|secure|all] [--user NAME:PASSWORD]
-                    [--init FILE.json] [--extra-namespaces N] [--new-cert]
+                    [--x509-user] [--init FILE.json] [--extra-namespaces N] [--new-cert]
 
 Once the server listens, prints exactly one line ``READY <port>`` to stdout and flushes.
 Exits 0 on SIGTERM or SIGINT (the end of stdin does not stop it). Exits non-zero without READY
@@ -23,7 +23,9 @@ application URI, DNS localhost, DNS/IP 127.0.0.1. Client certificates are accept
 does not keep a trust list).
 
 Identity: anonymous unless ``--user NAME:PASSWORD`` is given; then only that user name and
-password are accepted (anonymous is refused).
+password are accepted (anonymous is refused). ``--x509-user`` also accepts an X.509 user
+identity: the certificate DIR/user-cert.der (key DIR/user-key.pem, made at the first start) and
+no other.
 
 Address space, namespace URI ``urn:mes-edge:test-plc`` (its index is 2, or 2+N with
 ``--extra-namespaces N``, which registers N other namespaces first: a server whose namespace
@@ -101,12 +103,14 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def make_certificate(cert_file: Path, key_file: Path) -> None:
-    """A self-signed application instance certificate as OPC UA Part 6 wants it."""
+def make_certificate(
+    cert_file: Path, key_file: Path, common_name: str = "mes-edge test PLC", uri: str = APP_URI
+) -> None:
+    """A self-signed application instance (or user) certificate as OPC UA Part 6 wants it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, "mes-edge test PLC"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mes-edge tests"),
         ]
     )
@@ -122,7 +126,7 @@ def make_certificate(cert_file: Path, key_file: Path) -> None:
         .add_extension(
             x509.SubjectAlternativeName(
                 [
-                    x509.UniformResourceIdentifier(APP_URI),
+                    x509.UniformResourceIdentifier(uri),
                     x509.DNSName("localhost"),
                     x509.DNSName("127.0.0.1"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -162,13 +166,20 @@ def make_certificate(cert_file: Path, key_file: Path) -> None:
 
 
 class OneUser:
-    """Accepts exactly one user name and password; anonymous is refused by the token policy."""
+    """Accepts exactly one user name and password (and one user certificate, if given);
+    anonymous is refused by the token policy when a user is set."""
 
-    def __init__(self, name: str | None, password: str | None) -> None:
+    def __init__(self, name: str | None, password: str | None, cert_der: bytes | None) -> None:
         self.name = name
         self.password = password
+        self.cert_der = cert_der
 
     def get_user(self, iserver, username=None, password=None, certificate=None):
+        if certificate is not None:
+            # asyncua has checked the token's signature; this is the only user certificate.
+            if self.cert_der is not None and bytes(certificate) == self.cert_der:
+                return User(role=UserRole.User, name="x509-user")
+            return None
         if self.name is None:
             return User(role=UserRole.User)
         if username == self.name and password == self.password:
@@ -192,6 +203,7 @@ async def main() -> int:
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--security", choices=["none", "secure", "all"], default="all")
     ap.add_argument("--user")
+    ap.add_argument("--x509-user", action="store_true")
     ap.add_argument("--init", type=Path)
     ap.add_argument("--extra-namespaces", type=int, default=0)
     ap.add_argument("--new-cert", action="store_true")
@@ -200,7 +212,13 @@ async def main() -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
 
     user, password = (args.user.split(":", 1) + [None])[:2] if args.user else (None, None)
-    server = Server(user_manager=OneUser(user, password))
+    cert_der = None
+    if args.x509_user:
+        user_cert, user_key = args.dir / "user-cert.der", args.dir / "user-key.pem"
+        if not user_cert.is_file() or not user_key.is_file():
+            make_certificate(user_cert, user_key, "mes-edge test user", "urn:mes-edge:test-user")
+        cert_der = user_cert.read_bytes()
+    server = Server(user_manager=OneUser(user, password, cert_der))
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{args.port}/")
     server.set_server_name("mes-edge test PLC")
@@ -217,10 +235,10 @@ async def main() -> int:
         await server.load_certificate(str(cert_file))
         await server.load_private_key(str(key_file))
     server.set_security_policy(policies)
-    if user is not None:
-        server.set_identity_tokens([ua.UserNameIdentityToken])
-    else:
-        server.set_identity_tokens([ua.AnonymousIdentityToken, ua.UserNameIdentityToken])
+    tokens = [ua.UserNameIdentityToken] if user is not None else [ua.AnonymousIdentityToken, ua.UserNameIdentityToken]
+    if args.x509_user:
+        tokens.append(ua.X509IdentityToken)
+    server.set_identity_tokens(tokens)
 
     for i in range(args.extra_namespaces):
         await server.register_namespace(f"urn:mes-edge:test-plc:other-{i}")
