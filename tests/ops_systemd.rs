@@ -1,0 +1,194 @@
+//! What systemd hears from the real binary, with the test in systemd's place: the sd_notify
+//! datagrams on `$NOTIFY_SOCKET` (READY, STATUS, WATCHDOG, RELOADING, STOPPING) and log lines
+//! with journald's `<N>` priority prefixes when stderr is the stream `$JOURNAL_STREAM` names.
+//! (CI has no running systemd; the unit itself is checked by scripts/ops-checks.sh.)
+
+mod common;
+mod ops_support;
+
+use common::cell::write_config;
+use common::{free_port, ModbusPeer, Mosquitto, RuntimeProcess};
+use ops_support::{signal, with_health, BIN, SIGHUP, SIGTERM};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Datagrams received within `d`.
+fn receive(rx: &UnixDatagram, d: Duration) -> Vec<String> {
+    let until = Instant::now() + d;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        rx.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok(n) = rx.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    out
+}
+
+/// Receives until a datagram satisfies `pred` (or `d` passes); returns everything received.
+fn receive_until(rx: &UnixDatagram, d: Duration, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let until = Instant::now() + d;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        rx.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok(n) = rx.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = pred(&msg);
+            out.push(msg);
+            if done {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), peer.port(), broker.port());
+    with_health(&config);
+    let socket = dir.path().join("notify");
+    let rx = UnixDatagram::bind(&socket).unwrap();
+    let mut rt = RuntimeProcess::spawn_with(
+        BIN,
+        ["run", "--config", config.to_str().unwrap()],
+        [
+            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
+            // WatchdogSec=4s: a ping at least every second while the runtime is well.
+            ("WATCHDOG_USEC", "4000000"),
+        ],
+        None,
+    );
+    let pid = rt.pid().unwrap();
+
+    let start = tokio::task::block_in_place(|| {
+        receive_until(&rx, Duration::from_secs(15), |m| {
+            m.contains("devices online 1/1, broker connected")
+        })
+    });
+    let ready = start
+        .iter()
+        .position(|m| m.starts_with("READY=1\nSTATUS=devices online"));
+    assert!(
+        ready.is_some(),
+        "READY=1 with a STATUS: {start:?}\n{}",
+        rt.logs()
+    );
+    assert!(
+        start
+            .iter()
+            .any(|m| m.starts_with("STATUS=devices online 1/1, broker connected, outbox depth")),
+        "STATUS once the device answers: {start:?}"
+    );
+
+    let running = tokio::task::block_in_place(|| receive(&rx, Duration::from_millis(3500)));
+    let pings = running.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(pings >= 2, "watchdog pings while well: {running:?}");
+
+    signal(pid, SIGHUP);
+    let reload = tokio::task::block_in_place(|| {
+        receive_until(&rx, Duration::from_secs(10), |m| m.starts_with("READY=1"))
+    });
+    let reloading = reload.iter().position(|m| m == "RELOADING=1");
+    let ready = reload.iter().position(|m| m.starts_with("READY=1"));
+    assert!(
+        matches!((reloading, ready), (Some(a), Some(b)) if a < b),
+        "RELOADING=1 then READY=1: {reload:?}"
+    );
+
+    signal(pid, SIGTERM);
+    let stop = tokio::task::block_in_place(|| {
+        receive_until(&rx, Duration::from_secs(10), |m| m == "STOPPING=1")
+    });
+    assert!(stop.iter().any(|m| m == "STOPPING=1"), "{stop:?}");
+    let status = rt
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "exit 0: {status}\n{}", rt.logs());
+}
+
+/// `(dev, inode)` of an open file, as `$JOURNAL_STREAM` gives them.
+fn dev_ino(f: &std::fs::File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().unwrap();
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+#[test]
+fn log_lines_carry_journald_priorities_only_when_stderr_is_the_journal_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on these ports: the device and the broker stay away, which is logged as
+    // warnings; a broken config at reload is logged as errors.
+    let config = write_config(dir.path(), free_port(), free_port());
+    with_health(&config);
+    let run = |journal: bool| -> String {
+        let log = dir.path().join(format!("stderr-{journal}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let stream = if journal {
+            dev_ino(&file)
+        } else {
+            "1:1".into()
+        };
+        let mut child = Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", stream)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let good = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            good.replace("poll_interval_ms = 100", "poll_interval_ms = 0"),
+        )
+        .unwrap();
+        signal(child.id(), SIGHUP);
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::write(&config, good).unwrap();
+        signal(child.id(), SIGTERM);
+        assert!(child.wait().unwrap().success());
+        std::fs::read_to_string(&log).unwrap()
+    };
+
+    let journal = run(true);
+    assert!(!journal.is_empty());
+    for line in journal.lines() {
+        let p = line.get(..3).unwrap_or_default();
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&p),
+            "no priority prefix: {line:?}\n{journal}"
+        );
+        // journald stamps lines itself: no timestamp of our own.
+        assert!(!line[3..].starts_with("20"), "a timestamp: {line:?}");
+    }
+    assert!(
+        journal.contains("<6> INFO mes_edge::runtime: running"),
+        "{journal}"
+    );
+    assert!(
+        journal.lines().any(|l| l.starts_with("<4> WARN")),
+        "warnings: {journal}"
+    );
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.starts_with("<3>ERROR") && l.contains("poll interval")),
+        "errors: {journal}"
+    );
+
+    // JOURNAL_STREAM left over from a parent, stderr elsewhere: plain, stamped lines.
+    let plain = run(false);
+    assert!(plain.lines().all(|l| !l.starts_with('<')), "{plain}");
+    assert!(plain.lines().next().unwrap().starts_with("20"), "{plain}");
+}
