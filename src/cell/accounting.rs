@@ -7,14 +7,24 @@ use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
 use crate::orders::{CommandSource, JobCommand, ShiftAccount};
 
 const UNEXPLAINED: &str = "unexplained";
+/// A step back of the clock larger than this is a clock step, not a late reading.
+const CLOCK_STEP_MS: i64 = 60_000;
 
 impl Engine {
     /// Attributes the time since the last call to the machine state the cell was in, within the
-    /// running order and the shift. Time going backwards (a clock step) attributes nothing.
+    /// running order and the shift. Time going backwards attributes nothing: a reading stamped a
+    /// little before the last command is simply late; a clock stepped back by more than a
+    /// minute restarts the accounting from the new time.
     pub(super) fn credit(&mut self, now_ms: i64) {
         let from = self.state.accounted_to;
+        if now_ms <= from {
+            if from - now_ms > CLOCK_STEP_MS {
+                self.state.accounted_to = now_ms;
+            }
+            return;
+        }
         self.state.accounted_to = now_ms;
-        if from == 0 || now_ms <= from {
+        if from == 0 {
             return;
         }
         let dt = now_ms - from;

@@ -236,3 +236,19 @@ fn a_shift_ends_with_its_final_oee_and_the_next_one_starts() {
     assert!((figures.performance.unwrap() - 2000.0 / 3600.0).abs() < 1e-12);
     assert_eq!(c.engine.state.shift.as_ref().unwrap().shift.name, "late");
 }
+
+#[test]
+fn late_readings_and_clock_steps_never_count_time_twice() {
+    let mut c = Cell::new();
+    c.read(T0, &[(GOOD, 0), (STATE, 1)]);
+    c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"x"}}"#);
+    c.command(T0 + 10 * S, r#"{"correlation_id":"2","command":"update","order":{"id":"A","material":"x"}}"#);
+    // A reading stamped before the last command: nothing is credited twice.
+    c.read(T0 + 9 * S, &[(GOOD, 1)]);
+    c.read(T0 + 20 * S, &[(GOOD, 2)]);
+    // The clock steps back an hour: the hour is not credited again, accounting goes on from there.
+    c.read(T0 - 3600 * S, &[(GOOD, 3)]);
+    c.read(T0 - 3595 * S, &[(GOOD, 4)]);
+    let running = c.engine.state.orders.get("A").unwrap().times[&crate::cell::MachineState::Running];
+    assert_eq!(running, 25_000, "20 s before the step, 5 s after it");
+}

@@ -8,12 +8,13 @@ use crate::event::{EventBody, NewEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Replies remembered for re-delivered commands (QoS 1 delivers at least once).
-const RECENT_REPLIES: usize = 512;
+/// Replies remembered for re-delivered commands (QoS 1 delivers at least once). They are part
+/// of the state written at every commit, so the window is what a re-delivery needs, not more.
+const RECENT_REPLIES: usize = 128;
 /// Orders not yet ended the cell will hold; MOM should not send a month's plan to one cell.
 const MAX_OPEN: usize = 200;
 /// Ended and aborted orders kept for `orders list` until cleared; the oldest go first.
-const MAX_FINAL: usize = 50;
+const MAX_FINAL: usize = 20;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
