@@ -5,6 +5,7 @@
 //! MQTT: the runtime decides what a value means. This keeps every protocol interchangeable behind
 //! one small contract, which is what lets the cell engine ignore where a count came from.
 
+pub mod clock;
 mod metrics;
 pub mod modbus;
 pub mod opcua;

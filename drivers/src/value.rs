@@ -1,5 +1,3 @@
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Index of a tag in the cell's tag list; the runtime assigns them, drivers only echo them back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagId(pub u32);
@@ -136,11 +134,9 @@ pub enum DeviceEvent {
     },
 }
 
+/// The wall clock, UTC ms; a test can step it (see `clock.rs`).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// A write the runtime asks a driver to make (the work-order write-back: the active order's

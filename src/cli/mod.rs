@@ -1,11 +1,11 @@
-//! The command line: `run`, `check`, `demo`, `outbox stats`.
+//! The command line: `run`, `check`, `demo`, `outbox ...`.
 
 mod modbus;
 mod opcua;
 mod orders;
+mod outbox;
 
 use crate::config::{self, CellConfig};
-use crate::store::Outbox;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ enum Command {
     /// Look into a cell's store.
     Outbox {
         #[command(subcommand)]
-        command: OutboxCommand,
+        command: outbox::OutboxCommand,
     },
     /// The cell's work orders: list and show them, or command the running service.
     Orders(orders::OrdersArgs),
@@ -56,15 +56,6 @@ enum Command {
     Modbus(modbus::ModbusArgs),
     /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
     Opcua(opcua::OpcuaArgs),
-}
-
-#[derive(Subcommand)]
-enum OutboxCommand {
-    /// Depth, oldest undelivered event, last delivered sequence.
-    Stats {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
 }
 
 pub fn main() -> ExitCode {
@@ -83,9 +74,7 @@ pub fn main() -> ExitCode {
         Command::Check { files } => return check(&files),
         Command::Run { config: path } => load(&path).and_then(|c| run(c, &path)),
         Command::Demo { duration } => demo(duration),
-        Command::Outbox {
-            command: OutboxCommand::Stats { config },
-        } => load(&config).and_then(|c| outbox_stats(&c)),
+        Command::Outbox { command } => outbox::main(command),
         Command::Orders(args) => orders::orders(args),
         Command::Downtime(args) => orders::downtime(args),
         Command::Modbus(args) => modbus::main(args),
@@ -148,42 +137,6 @@ fn run(config: CellConfig, path: &Path) -> Result<()> {
         tokio::spawn(stop_on_signal(tx));
         crate::runtime::run_reloadable(config, rx, Some(reload)).await
     })
-}
-
-fn outbox_stats(c: &CellConfig) -> Result<()> {
-    if !c.store.path.exists() {
-        anyhow::bail!(
-            "no store at {} (the runtime creates it at its first start)",
-            c.store.path.display()
-        );
-    }
-    let outbox = Outbox::open(&c.store.path, c.store.synchronous, &c.cell.joined())?;
-    let s = outbox.stats()?;
-    let age = s.oldest_undelivered_ts.map(|ts| {
-        format!(
-            "{} ({} s ago)",
-            crate::event::rfc3339_ms(ts),
-            (mes_edge_drivers::now_ms() - ts) / 1000
-        )
-    });
-    println!("store:               {}", c.store.path.display());
-    println!("depth (undelivered): {}", s.depth);
-    println!("oldest undelivered:  {}", age.as_deref().unwrap_or("-"));
-    println!(
-        "last delivered seq:  {}",
-        s.last_delivered_seq
-            .map(|v| v.to_string())
-            .as_deref()
-            .unwrap_or("-")
-    );
-    println!("last committed seq:  {}", s.last_seq);
-    println!("rows kept:           {}", s.rows);
-    println!(
-        "size in use:         {:.1} MB of {} MB",
-        s.used_bytes as f64 / 1048576.0,
-        c.store.max_size_mb
-    );
-    Ok(())
 }
 
 #[cfg(feature = "demo")]

@@ -54,6 +54,8 @@ pub async fn run(
             inflight: HashMap::new(),
             acked: Vec::new(),
             cursor: 0,
+            handed: 0,
+            ticks: 0,
             intake: settings.commands.as_ref().map(|c| c.session(generation, acks_tx.clone())),
         };
         let ended = s
@@ -114,8 +116,11 @@ struct Session<'a> {
     inflight: HashMap<u16, u64>,
     /// Acknowledged, not yet marked in the store.
     acked: Vec<u64>,
-    /// Highest sequence handed to the client in this session.
+    /// Highest sequence handed to the client in this session, or lower after a replay.
     cursor: u64,
+    /// Highest sequence ever handed to the client in this session.
+    handed: u64,
+    ticks: u32,
     intake: Option<super::commands::SessionIntake>,
 }
 
@@ -152,6 +157,10 @@ impl Session<'_> {
                 _ = flush.tick() => {
                     self.settings.probe.beat();
                     self.flush_acked();
+                    self.ticks = self.ticks.wrapping_add(1);
+                    if connected && self.ticks % 10 == 0 {
+                        self.pick_up_replays();
+                    }
                     if connected {
                         // Picks up anything committed while the window was full.
                         self.fill();
@@ -230,6 +239,23 @@ impl Session<'_> {
             .saturating_sub(self.queued.len() + self.inflight.len())
     }
 
+    /// `mes-edge outbox replay` marks delivered rows undelivered again. Rows behind the cursor
+    /// that are undelivered and not in this session's hands are such rows: move the cursor back
+    /// to the first of them, and `fill` sends them again.
+    fn pick_up_replays(&mut self) {
+        if !self.acked.is_empty() {
+            return;
+        }
+        match self.outbox.undelivered_up_to(self.cursor) {
+            Ok((n, Some(first))) if n as usize > self.queued.len() + self.inflight.len() => {
+                tracing::info!(from = first, "re-publishing events marked for replay");
+                self.cursor = first - 1;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("reading the outbox: {e}"),
+        }
+    }
+
     /// Hands the client as many pending events as the window allows.
     fn fill(&mut self) {
         loop {
@@ -248,6 +274,13 @@ impl Session<'_> {
                 return;
             }
             for OutboxRow { seq, kind, payload } in rows {
+                // After a replay the cursor is behind rows already in flight: skip those.
+                if seq <= self.handed
+                    && (self.queued.contains(&seq) || self.inflight.values().any(|&s| s == seq))
+                {
+                    self.cursor = seq;
+                    continue;
+                }
                 let topic = (self.settings.topic)(&kind);
                 if let Err(e) = self
                     .client
@@ -258,6 +291,7 @@ impl Session<'_> {
                 }
                 self.queued.push_back(seq);
                 self.cursor = seq;
+                self.handed = self.handed.max(seq);
             }
         }
     }

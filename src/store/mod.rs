@@ -3,6 +3,7 @@
 //! a count survive kill -9 exactly: either the parts and the new counter baseline are on disk, or
 //! neither is and the next reading counts them again.
 
+pub mod inspect;
 mod outbox;
 mod schema;
 

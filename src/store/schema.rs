@@ -14,6 +14,8 @@ pub enum StoreError {
     Foreign { path: String, why: String },
     #[error("{path}: written by a newer mes-edge (schema {found}, this build knows up to {SCHEMA_VERSION}); upgrade mes-edge or restore a backup")]
     FutureSchema { path: String, found: i64 },
+    #[error("{path}: no store there (the runtime creates it at its first start)")]
+    Missing { path: String },
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -41,34 +43,13 @@ const MIGRATIONS: &[&str] = &[
 /// Opens (creating if needed) the store at `path` and brings its schema up to date.
 /// Every connection gets the same settings: WAL, and the configured `synchronous`.
 pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
-    let name = path.display().to_string();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    let foreign = |why: String| StoreError::Foreign {
-        path: name.clone(),
-        why,
-    };
-    // The first read of a file that is not SQLite fails here with "file is not a database".
-    let app_id: i64 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .map_err(|e| foreign(e.to_string()))?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    if app_id != APPLICATION_ID && (app_id != 0 || tables != 0) {
-        return Err(foreign(format!(
-            "application id {app_id:#x}, {tables} tables"
-        )));
-    }
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::FutureSchema {
-            path: name,
-            found: version,
-        });
-    }
+    let version = check_identity(&conn, path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
@@ -87,6 +68,33 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
         tx.commit()?;
     }
     Ok(conn)
+}
+
+/// Refuses a file that is not a mes-edge store (or an empty new one) and a store of a newer
+/// schema, before anything is written to it; gives back the schema version.
+pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let foreign = |why: String| StoreError::Foreign {
+        path: path.display().to_string(),
+        why,
+    };
+    // The first read of a file that is not SQLite fails here with "file is not a database".
+    let app_id: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(|e| foreign(e.to_string()))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if app_id != APPLICATION_ID && (app_id != 0 || tables != 0) {
+        return Err(foreign(format!(
+            "application id {app_id:#x}, {tables} tables"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::FutureSchema {
+            path: path.display().to_string(),
+            found: version,
+        });
+    }
+    Ok(version)
 }
 
 #[cfg(test)]

@@ -1,0 +1,380 @@
+//! The integrator's look into a store: the last events, a replay on MOM's request and an
+//! integrity check. These open an existing store only and never migrate it, so pointing them at
+//! the wrong file or a store of a newer mes-edge changes nothing.
+
+use super::schema::{check_identity, StoreError, SCHEMA_VERSION};
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// One row of the outbox as the tools show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub event_id: String,
+    pub kind: String,
+    pub ts_ms: i64,
+    pub delivered_ms: Option<i64>,
+    pub payload: Vec<u8>,
+}
+
+/// What `replay` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Rows marked undelivered again (delivered ones in the range; undelivered ones are already
+    /// on their way).
+    pub marked: u64,
+    /// Rows of the range still waiting for their first delivery.
+    pub already_pending: u64,
+    /// Sequence numbers of the range no longer in the store (pruned after delivery).
+    pub missing: Vec<(u64, u64)>,
+}
+
+/// Opens a store that must already exist and be a mes-edge store of this schema version.
+pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
+    if !path.is_file() {
+        return Err(StoreError::Missing {
+            path: path.display().to_string(),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let version = check_identity(&conn, path)?;
+    if version < SCHEMA_VERSION {
+        return Err(StoreError::Foreign {
+            path: path.display().to_string(),
+            why: format!("schema {version}; the runtime brings a store up to date at its start"),
+        });
+    }
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// The last `n` rows, oldest first.
+pub fn tail(conn: &Connection, n: u64) -> Result<Vec<StoredEvent>, StoreError> {
+    after(conn, last_seq(conn)?.saturating_sub(n), n)
+}
+
+/// Up to `limit` rows with a sequence number above `seq`, in order.
+pub fn after(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![seq as i64, limit.min(i64::MAX as u64) as i64],
+        |r| {
+            Ok(StoredEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                event_id: r.get(1)?,
+                kind: r.get(2)?,
+                ts_ms: r.get(3)?,
+                delivered_ms: r.get(4)?,
+                payload: r.get(5)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The last committed sequence number.
+pub fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
+    let s: i64 = conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    Ok(s as u64)
+}
+
+/// Marks the rows `from..=to` undelivered, so that the forwarder publishes them again, byte for
+/// byte as committed. A running forwarder notices within a second; a stopped one sends them at
+/// its next connection. Rows pruned after delivery cannot be replayed and are reported.
+pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, StoreError> {
+    let tx = conn.transaction()?;
+    let (present, pending): (i64, i64) = tx.query_row(
+        "SELECT count(*), count(*) - count(delivered_ms) FROM outbox WHERE seq BETWEEN ?1 AND ?2",
+        params![from as i64, to as i64],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let marked = tx.execute(
+        "UPDATE outbox SET delivered_ms = NULL WHERE seq BETWEEN ?1 AND ?2 AND delivered_ms IS NOT NULL",
+        params![from as i64, to as i64],
+    )? as u64;
+    let missing = if present as u64 == to - from + 1 {
+        Vec::new()
+    } else {
+        let seqs: Vec<u64> = {
+            let mut stmt =
+                tx.prepare("SELECT seq FROM outbox WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+            let rows = stmt.query_map(params![from as i64, to as i64], |r| r.get::<_, i64>(0))?;
+            rows.map(|r| r.map(|s| s as u64))
+                .collect::<Result<_, _>>()?
+        };
+        holes(from, to, &seqs)
+    };
+    tx.commit()?;
+    Ok(Replayed {
+        marked,
+        already_pending: pending as u64,
+        missing,
+    })
+}
+
+/// The ranges of `from..=to` not in `present` (sorted).
+fn holes(from: u64, to: u64, present: &[u64]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut next = from;
+    for &s in present {
+        if s > next {
+            out.push((next, s - 1));
+        }
+        next = s + 1;
+    }
+    if next <= to {
+        out.push((next, to));
+    }
+    out
+}
+
+/// One finding of `verify`.
+pub type Problem = String;
+
+/// What `verify` found: the rows checked and every problem, none meaning the store is sound.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub rows: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Checks a store: SQLite's own integrity check, the kept rows form one gap-free run ending at
+/// the committed sequence (older rows may have been pruned, newer ones never), and every payload
+/// is JSON whose `seq`, `event_id` and `type` are those of its row.
+pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
+    let mut v = Verification::default();
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let report: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if report != ["ok"] {
+        v.problems
+            .extend(report.into_iter().map(|l| format!("integrity_check: {l}")));
+    }
+    v.last_seq = last_seq(conn)?;
+    let mut expected: Option<u64> = None;
+    let mut reported_payloads = 0;
+    let mut stmt = conn.prepare("SELECT seq, event_id, kind, payload FROM outbox ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let seq = r.get::<_, i64>(0)? as u64;
+        let (id, kind, payload): (String, String, Vec<u8>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        v.rows += 1;
+        v.first_seq.get_or_insert(seq);
+        if let Some(e) = expected {
+            if seq != e {
+                v.problems
+                    .push(format!("sequence gap: {e} to {} missing", seq - 1));
+            }
+        }
+        expected = Some(seq + 1);
+        let mut bad = |why: String| {
+            // A systematically broken store would otherwise print a line per row.
+            if reported_payloads < 20 {
+                v.problems.push(format!("seq {seq}: {why}"));
+            }
+            reported_payloads += 1;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&payload) {
+            Err(e) => bad(format!("payload is not JSON: {e}")),
+            Ok(p) => {
+                if p["seq"].as_u64() != Some(seq) {
+                    bad(format!("payload seq {} is not the row's", p["seq"]));
+                }
+                if p["event_id"].as_str() != Some(id.as_str()) {
+                    bad(format!(
+                        "payload event_id {} is not the row's {id}",
+                        p["event_id"]
+                    ));
+                }
+                if p["type"].as_str() != Some(kind.as_str()) {
+                    bad(format!(
+                        "payload type {} is not the row's {kind}",
+                        p["type"]
+                    ));
+                }
+            }
+        }
+    }
+    if reported_payloads > 20 {
+        v.problems.push(format!(
+            "... {} more payload problems",
+            reported_payloads - 20
+        ));
+    }
+    // Old rows may have been pruned after delivery, the newest never: the last row is the last
+    // committed sequence unless every row was pruned.
+    if let Some(next) = expected {
+        if next - 1 != v.last_seq {
+            v.problems.push(format!(
+                "the last row is seq {}, the committed sequence is at {}",
+                next - 1,
+                v.last_seq
+            ));
+        }
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::CellState;
+    use crate::config::Synchronous;
+    use crate::event::{CounterKind, EventBody, NewEvent};
+    use crate::store::Outbox;
+
+    fn part(q: u64) -> NewEvent {
+        NewEvent::new(
+            1_000,
+            vec!["good".into()],
+            EventBody::PartCount {
+                counter: CounterKind::Good,
+                quantity: q,
+                counter_value: q,
+                previous_value: 0,
+                rolled_over: false,
+                order_id: None,
+            },
+        )
+    }
+
+    fn store_with(n: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        let events: Vec<_> = (1..=n).map(part).collect();
+        ob.commit(&events, &CellState::default(), 5).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn replay_marks_delivered_rows_and_reports_pruned_ones() {
+        let (_dir, path) = store_with(10);
+        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        ob.mark_delivered(&(1..=8).collect::<Vec<_>>(), 10).unwrap();
+        ob.prune(11, u64::MAX).unwrap();
+        drop(ob);
+        // Rows 1..=8 delivered and pruned; 9 and 10 are still pending.
+        let mut conn = open_existing(&path).unwrap();
+        let r = replay(&mut conn, 7, 10).unwrap();
+        assert_eq!(
+            r,
+            Replayed {
+                marked: 0,
+                already_pending: 2,
+                missing: vec![(7, 8)]
+            }
+        );
+        let ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        let mut ob = ob;
+        ob.mark_delivered(&[9, 10], 20).unwrap();
+        let r = replay(&mut conn, 10, 10).unwrap();
+        assert_eq!(
+            r,
+            Replayed {
+                marked: 1,
+                already_pending: 0,
+                missing: vec![]
+            }
+        );
+        assert_eq!(
+            ob.pending(0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            vec![10]
+        );
+    }
+
+    #[test]
+    fn verify_passes_a_sound_store_and_names_what_is_wrong_with_a_damaged_one() {
+        let (_dir, path) = store_with(5);
+        let conn = open_existing(&path).unwrap();
+        let v = verify(&conn).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!((v.rows, v.first_seq, v.last_seq), (5, Some(1), 5));
+        assert_eq!(
+            tail(&conn, 2)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+
+        conn.execute("DELETE FROM outbox WHERE seq = 3", [])
+            .unwrap();
+        conn.execute(
+            "UPDATE outbox SET payload = CAST('{' AS BLOB) WHERE seq = 4",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE outbox SET payload = CAST(replace(CAST(payload AS TEXT), '\"seq\":2', '\"seq\":9') AS BLOB) WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM outbox WHERE seq = 5", [])
+            .unwrap();
+        let v = verify(&conn).unwrap();
+        let all = v.problems.join("\n");
+        assert!(all.contains("sequence gap: 3 to 3 missing"), "{all}");
+        assert!(all.contains("seq 4: payload is not JSON"), "{all}");
+        assert!(all.contains("seq 2: payload seq 9"), "{all}");
+        assert!(
+            all.contains("the last row is seq 4, the committed sequence is at 5"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn tools_refuse_what_is_not_an_existing_store_of_this_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.db");
+        assert!(matches!(
+            open_existing(&missing),
+            Err(StoreError::Missing { .. })
+        ));
+        assert!(!missing.exists(), "nothing created");
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, vec![b'x'; 4096]).unwrap();
+        assert!(matches!(
+            open_existing(&text),
+            Err(StoreError::Foreign { .. })
+        ));
+        assert_eq!(
+            std::fs::read(&text).unwrap(),
+            vec![b'x'; 4096],
+            "nothing altered"
+        );
+        let (_d, path) = store_with(1);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            open_existing(&path),
+            Err(StoreError::FutureSchema { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn holes_are_the_missing_ranges() {
+        assert_eq!(holes(1, 10, &[1, 2, 5, 10]), vec![(3, 4), (6, 9)]);
+        assert_eq!(holes(1, 3, &[]), vec![(1, 3)]);
+        assert!(holes(4, 6, &[4, 5, 6]).is_empty());
+    }
+}
