@@ -33,7 +33,7 @@ fn log_file(path: &Path) -> File {
 pub struct LabOptions {
     pub tcp: bool,
     pub rtu_over_tcp: bool,
-    /// RTU on this serial port (e.g. one end of a [`SocatPair`]), 19200 8E1.
+    /// RTU on this serial port (e.g. one end of a [`SocatPair`]), 19200 8N1.
     pub serial: Option<PathBuf>,
     pub unit_ids: Vec<u8>,
     pub init: Option<serde_json::Value>,
@@ -125,7 +125,10 @@ impl LabPeer {
             args.extend(["--rtu-tcp".into(), rtu_over_tcp_port.to_string()]);
         }
         if let Some(port) = &opts.serial {
+            // 8N1: pyserial's even or odd parity setting is refused (EINVAL) by a Linux
+            // pseudo-terminal, which has no parity to set.
             args.extend(["--serial".into(), port.display().to_string()]);
+            args.extend(["--parity".into(), "N".into()]);
         }
         let units = if opts.unit_ids.is_empty() {
             vec![1]

@@ -52,8 +52,10 @@ pub async fn run_line(
                     tracing::debug!(line = %line.transport, "modbus line open");
                     runner.link = Some(link);
                     backoff.reset();
-                    let now = Instant::now();
-                    runner.states.iter_mut().for_each(|s| s.line_restored(now));
+                    if std::mem::take(&mut runner.was_down) {
+                        let now = Instant::now();
+                        runner.states.iter_mut().for_each(|s| s.line_restored(now));
+                    }
                 }
                 Err(reason) => {
                     line.devices.iter().for_each(|d| d.metrics.connect_failed());
@@ -155,6 +157,10 @@ struct Runner<'a> {
     by_tag: HashMap<TagId, (usize, usize)>,
     /// The runtime dropped its receiver: stop.
     gone: bool,
+    /// The line could not be opened (not merely closed after a request that got no answer,
+    /// which would otherwise make every failed try of a dead unit look like the line coming
+    /// back, and have it tried again at once).
+    was_down: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -172,6 +178,7 @@ impl<'a> Runner<'a> {
             link: None,
             by_tag,
             gone: false,
+            was_down: false,
         }
     }
 
@@ -184,6 +191,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn line_down(&mut self, reason: String) {
+        self.was_down = true;
         if let Some(link) = self.link.take() {
             link.close().await;
         }
