@@ -41,6 +41,13 @@ if [ ! -x "$MOSQUITTO" ]; then
 fi
 "$MOSQUITTO" -h 2>/dev/null | head -n 1 >&2 || true
 
+# socat makes the pseudo-terminal pair that stands in for an RS-485 line in the Modbus RTU tests.
+SOCAT=/usr/bin/socat
+if [ ! -x "$SOCAT" ]; then
+    log "installing socat"
+    apt_install socat
+fi
+
 # --- 2. Python venv with the pinned peers ------------------------------------------------------
 if ! command -v python3 >/dev/null 2>&1; then
     log "installing python3"
@@ -70,6 +77,7 @@ fi
 # --- 3. Environment for the harness (tests/common) ---------------------------------------------
 export MES_EDGE_MOSQUITTO="$MOSQUITTO"
 export MES_EDGE_PYTHON="$VENV/bin/python"
+export MES_EDGE_SOCAT="$SOCAT"
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked
