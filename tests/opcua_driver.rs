@@ -329,3 +329,48 @@ async fn writes_and_a_method_call_reach_the_server_and_are_refused_while_offline
     );
     driver.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_hangs_is_noticed_by_the_keep_alive_and_rejoined_after() {
+    let mut peer = OpcUaPeer::start(OpcUaOptions::default());
+    let pki = tempfile::tempdir().unwrap();
+    let good = opc_node(0, "good_count", &node("GoodCount"), Some(NodeType::U32));
+    let driver = Driver::start(device(&peer, pki.path(), vec![good]));
+    driver
+        .wait("online", |d| d.statuses().contains(&DeviceStatus::Online))
+        .await;
+    peer.set("GoodCount", 1);
+    driver
+        .wait("1 read", |d| d.values(0).last() == Some(&Value::UInt(1)))
+        .await;
+
+    // Nothing closes the connection: only the keep-alive (1 s, request timeout 2 s) can tell.
+    peer.freeze();
+    let frozen = std::time::Instant::now();
+    driver
+        .wait("offline while the server hangs", |d| {
+            matches!(d.statuses().last(), Some(DeviceStatus::Offline { .. }))
+        })
+        .await;
+    let noticed = frozen.elapsed();
+    eprintln!("a hung server was noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(15),
+        "noticed after {noticed:?}"
+    );
+    assert_eq!(driver.samples(0).last().unwrap().quality, Quality::Bad);
+
+    peer.thaw();
+    peer.set("GoodCount", 2);
+    driver
+        .wait("back online with the new value", |d| {
+            d.statuses()
+                .iter()
+                .filter(|s| **s == DeviceStatus::Online)
+                .count()
+                == 2
+                && d.values(0).last() == Some(&Value::UInt(2))
+        })
+        .await;
+    driver.shutdown().await;
+}

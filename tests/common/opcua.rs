@@ -279,6 +279,25 @@ impl OpcUaPeer {
         }
     }
 
+    /// SIGSTOP: the server hangs with its connections open, answering nothing (a controller
+    /// whose OPC UA server is stuck, or a cable pulled without a reset).
+    pub fn freeze(&mut self) {
+        self.signal(19);
+    }
+
+    /// SIGCONT after [`OpcUaPeer::freeze`].
+    pub fn thaw(&mut self) {
+        self.signal(18);
+    }
+
+    fn signal(&mut self, sig: i32) {
+        let c = self.child.as_ref().expect("opcua peer is not running");
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        unsafe {
+            super::sys::kill(c.id() as i32, sig);
+        }
+    }
+
     /// Starts the server again on the same port with the values last set (a restart of the
     /// controller's OPC UA server; the PLC program keeps its counters).
     pub fn start_again(&mut self) {

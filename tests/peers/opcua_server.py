@@ -175,11 +175,10 @@ class OneUser:
         self.cert_der = cert_der
 
     def get_user(self, iserver, username=None, password=None, certificate=None):
-        if certificate is not None:
-            # asyncua has checked the token's signature; this is the only user certificate.
-            if self.cert_der is not None and bytes(certificate) == self.cert_der:
-                return User(role=UserRole.User, name="x509-user")
-            return None
+        # asyncua passes the client's application certificate here for other tokens too, so a
+        # certificate alone does not mean an X.509 user token.
+        if certificate is not None and self.cert_der is not None and bytes(certificate) == self.cert_der:
+            return User(role=UserRole.User, name="x509-user")
         if self.name is None:
             return User(role=UserRole.User)
         if username == self.name and password == self.password:
