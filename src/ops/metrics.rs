@@ -101,7 +101,7 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         o,
         h,
         "histogram",
-        "Time to read all of a device's tags once.",
+        "Time to read one poll group of the device's tags (one poll).",
     );
     for (name, m) in &devices {
         let mut cumulative = 0;
