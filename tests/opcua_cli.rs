@@ -220,6 +220,34 @@ fn trust_then_read_over_a_secure_endpoint_with_user_and_password() {
         "{}",
         stdout(&out)
     );
+    // Every policy we offer, in both modes.
+    for policy in [
+        "Basic256Sha256",
+        "Aes128_Sha256_RsaOaep",
+        "Aes256_Sha256_RsaPss",
+    ] {
+        for mode in ["Sign", "SignAndEncrypt"] {
+            let out = mes_edge(
+                dir.path(),
+                &[
+                    "read",
+                    &ep,
+                    &node("State"),
+                    "--security-policy",
+                    policy,
+                    "--security-mode",
+                    mode,
+                    "--username",
+                    "operator",
+                    "--password-file",
+                    "pw",
+                    "--pki-dir",
+                    "pki",
+                ],
+            );
+            assert!(out.status.success(), "{policy}/{mode}: {}", stderr(&out));
+        }
+    }
 }
 
 #[test]

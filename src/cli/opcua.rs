@@ -1,7 +1,7 @@
 //! `mes-edge opcua endpoints|browse|read|trust`: commissioning an OPC UA device with the same
 //! connection code and security options as the running cell.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -98,6 +98,7 @@ mod imp {
 #[cfg(feature = "opcua")]
 mod imp {
     use super::*;
+    use anyhow::{bail, Context};
     use mes_edge_drivers::opcua::{
         commission, ClientSettings, Connection, Identity, Secret, SecurityMode, SecurityPolicy,
     };

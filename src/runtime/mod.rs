@@ -2,11 +2,13 @@
 //! stage only ever waits on the one before it.
 
 mod devices;
+mod embedded;
 mod engine_loop;
 mod write_back;
 
 pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use devices::opcua_devices;
+pub use embedded::{DriverFuture, EmbeddedDrivers};
 pub use engine_loop::CommandIn;
 
 use crate::cell::{CellModel, CellState, Engine};
@@ -33,9 +35,28 @@ pub async fn run(config: CellConfig, shutdown: watch::Receiver<bool>) -> Result<
 /// (the engine's state, committed in the store) run on. A config that fails its checks, or
 /// changes what only a restart can, is refused and the one in force stays.
 pub async fn run_reloadable(
+    config: CellConfig,
+    shutdown: watch::Receiver<bool>,
+    reload: Option<ReloadRequests>,
+) -> Result<()> {
+    run_cell(config, shutdown, reload, None).await
+}
+
+/// [`run`] with the drivers `embedded` brings in place of those of the config's devices (see
+/// [`EmbeddedDrivers`]); for programs that embed the runtime, such as the benchmark.
+pub async fn run_with_drivers(
+    config: CellConfig,
+    shutdown: watch::Receiver<bool>,
+    embedded: EmbeddedDrivers,
+) -> Result<()> {
+    run_cell(config, shutdown, None, Some(embedded)).await
+}
+
+async fn run_cell(
     mut config: CellConfig,
     mut shutdown: watch::Receiver<bool>,
     mut reload: Option<ReloadRequests>,
+    embedded: Option<EmbeddedDrivers>,
 ) -> Result<()> {
     let model = CellModel::from_config(&config);
     if let Some(dir) = config.store.path.parent() {
@@ -77,7 +98,7 @@ pub async fn run_reloadable(
     let supervisor = ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
     tokio::spawn(supervisor);
 
-    let mut cell = start_cell(&config, writer, state, command_rx, committed_tx.clone(), &ops)?;
+    let mut cell = start_cell(&config, writer, state, command_rx, committed_tx.clone(), &ops, embedded.as_ref())?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
 
@@ -94,7 +115,7 @@ pub async fn run_reloadable(
                         config = new;
                         let writer = Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?;
                         let state = writer.load_state()?;
-                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops)?;
+                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref())?;
                         ops.reload_applied();
                         tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
                     }
@@ -150,13 +171,21 @@ fn start_cell(
     command_rx: mpsc::Receiver<CommandIn>,
     committed_tx: watch::Sender<u64>,
     ops: &Ops,
+    embedded: Option<&EmbeddedDrivers>,
 ) -> Result<Cell> {
     let model = CellModel::from_config(config);
     let (device_tx, device_rx) = mpsc::channel(1024);
     let (drivers_stop_tx, drivers_stop) = watch::channel(false);
     let mut drivers = tokio::task::JoinSet::new();
+    // Embedded drivers take the place of those of the config's devices.
+    if let Some(embedded) = embedded {
+        drivers.spawn(embedded(device_tx.clone(), drivers_stop.clone()));
+    }
     // One task per Modbus line; `modbus_writes` is where a write-back to each writable tag goes.
-    let (mut modbus_drivers, modbus_writes) = devices::modbus_drivers(&config);
+    let (mut modbus_drivers, modbus_writes) = match embedded {
+        Some(_) => Default::default(),
+        None => devices::modbus_drivers(&config),
+    };
     ops.instrument_modbus(modbus_drivers.iter_mut().map(|d| &mut d.line));
     for d in modbus_drivers {
         drivers.spawn(modbus::run_line(
@@ -166,8 +195,13 @@ fn start_cell(
             drivers_stop.clone(),
         ));
     }
+    // The OPC UA devices add their nodes' writers (when built with the `opcua` feature).
+    #[cfg_attr(not(feature = "opcua"), allow(unused_mut))]
     let mut writers: write_back::Writers = modbus_writes;
-    let opcua = devices::opcua_devices(&config);
+    let opcua = match embedded {
+        Some(_) => Vec::new(),
+        None => devices::opcua_devices(&config),
+    };
     #[cfg(not(feature = "opcua"))]
     if let Some(dev) = opcua.first() {
         anyhow::bail!(

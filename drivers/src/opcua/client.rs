@@ -100,8 +100,24 @@ pub(crate) fn endpoint_security(e: &EndpointDescription) -> String {
 }
 
 /// A client with our application instance certificate (created in the PKI folder at the first
-/// start) that never trusts an unknown server certificate by itself.
-pub(crate) fn build_client(conn: &Connection, s: &ClientSettings) -> Result<Client, ConnectError> {
+/// start) that never trusts an unknown server certificate by itself. Runs off the async
+/// threads: making the key pair takes a while, and reading it is file I/O.
+pub(crate) async fn build_client(
+    conn: &Connection,
+    s: &ClientSettings,
+) -> Result<Client, ConnectError> {
+    let (conn, s) = (conn.clone(), *s);
+    tokio::task::spawn_blocking(move || build_client_now(&conn, &s))
+        .await
+        .map_err(|e| other(format!("building the OPC UA client: {e}")))?
+}
+
+/// The devices of a cell share one PKI folder: the first start must make one key pair, not
+/// one per device racing to write the same files.
+static PKI: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn build_client_now(conn: &Connection, s: &ClientSettings) -> Result<Client, ConnectError> {
+    let _one_at_a_time = PKI.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(&conn.pki_dir).map_err(|e| {
         other(format!(
             "cannot create the PKI folder {}: {e}",
@@ -280,7 +296,7 @@ impl Drop for Live {
 
 /// Connects, creates and activates a session.
 pub(crate) async fn connect(conn: &Connection, s: &ClientSettings) -> Result<Live, ConnectError> {
-    let client = build_client(conn, s)?;
+    let client = build_client(conn, s).await?;
     let offered = endpoints(&client, &conn.endpoint, s).await?;
     let endpoint = choose_endpoint(conn, &offered)?;
     if conn.policy != SecurityPolicy::None {

@@ -29,7 +29,7 @@ pub struct EndpointInfo {
 }
 
 pub async fn endpoints(conn: &Connection, s: &ClientSettings) -> Result<Vec<EndpointInfo>, String> {
-    let client = build_client(conn, s).map_err(|e| e.to_string())?;
+    let client = build_client(conn, s).await.map_err(|e| e.to_string())?;
     let list = get_endpoints(&client, &conn.endpoint, s)
         .await
         .map_err(|e| e.to_string())?;
@@ -69,7 +69,7 @@ pub async fn trust(
     s: &ClientSettings,
     thumbprint: Option<&str>,
 ) -> Result<Trusted, String> {
-    let client = build_client(conn, s).map_err(|e| e.to_string())?;
+    let client = build_client(conn, s).await.map_err(|e| e.to_string())?;
     let list = get_endpoints(&client, &conn.endpoint, s)
         .await
         .map_err(|e| e.to_string())?;
