@@ -623,6 +623,18 @@ impl ModbusPeer {
         }
     }
 
+    /// A PLC restart that comes back with `init` (e.g. a retained counter at its last value)
+    /// instead of the values given at the first start.
+    pub fn start_again_with_init(&mut self, init: serde_json::Value) {
+        fs::write(
+            self.dir.path().join("init.json"),
+            serde_json::to_vec_pretty(&init).unwrap(),
+        )
+        .expect("write init.json");
+        self.has_init = true;
+        self.start_again();
+    }
+
     pub fn logs(&self) -> String {
         format!(
             "---- modbus_server.py stdout ({}) ----\n{}\n---- modbus_server.py stderr ({}) ----\n{}",
@@ -910,6 +922,13 @@ impl Plc {
     /// FC 6, one attempt (reconnecting first if needed), no retry.
     pub async fn try_write_u16(&mut self, addr: u16, value: u16) -> Result<(), PlcError> {
         self.attempt(PlcOp::WriteRegister(addr, value))
+            .await
+            .map(|_| ())
+    }
+
+    /// FC 16, one attempt (reconnecting first if needed), no retry.
+    pub async fn try_write_u16s(&mut self, addr: u16, values: &[u16]) -> Result<(), PlcError> {
+        self.attempt(PlcOp::WriteRegisters(addr, values))
             .await
             .map(|_| ())
     }

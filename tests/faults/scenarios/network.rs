@@ -1,0 +1,48 @@
+//! The network between the runtime and the broker cut, stalled (packets held, no RST: the
+//! runtime only learns from its keep-alive) and slowed, through the fault proxy.
+
+use crate::plant::{Options, Plant};
+use crate::proxy::Link;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_cut_stalled_and_slowed() {
+    let opts = Options {
+        via_proxy: true,
+        ..Options::default()
+    };
+    let mut plant = Plant::start("network cut/stall/slow", opts).await;
+    plant.order_step().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    plant.proxy().set(Link::Cut);
+    plant.faults += 1;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    plant.order_step().await;
+    plant.proxy().set(Link::Up);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Longer than twice the keep-alive (5 s): the runtime must notice a silent link by itself.
+    plant.proxy().set(Link::Stalled);
+    plant.faults += 1;
+    let before = plant.proxy().connections();
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    plant.order_step().await;
+    plant.proxy().set(Link::Up);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        plant.proxy().connections() > before,
+        "the runtime reconnected after the stall"
+    );
+
+    // A thin, laggy link: 512 bytes per 40 ms each way, with a backlog to push through.
+    plant.proxy().set(Link::Slow {
+        delay: Duration::from_millis(40),
+        chunk: 512,
+    });
+    plant.faults += 1;
+    plant.order_step().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    plant.proxy().set(Link::Up);
+    plant.finish(3, None).await;
+}
