@@ -61,7 +61,7 @@ check "unit exposure ${score:-?} <= 2.0" \
 exec 9>/tmp/mes-edge-ops-checks.lock
 flock 9
 
-if dpkg-query -W -f='${Status}' mes-edge 2>/dev/null | grep -q 'installed'; then
+if [ "$(dpkg-query -W -f='${Status}' mes-edge 2>/dev/null || true)" = "install ok installed" ]; then
     echo "ops-checks: mes-edge is installed on this machine; the package test would purge it. Run 'dpkg --purge mes-edge' first if it is a leftover." >&2
     exit 1
 fi
