@@ -975,17 +975,32 @@ impl Collector {
     /// Connects to 127.0.0.1:`broker_port`, subscribes to `filter` at QoS 1, and returns after
     /// the first SUBACK (panics after 10 s).
     pub async fn start(broker_port: u16, filter: &str) -> Collector {
-        Self::start_with(broker_port, filter, None).await
+        Self::start_with(broker_port, filter, None, None).await
+    }
+
+    /// A collector that logs in with a username and password (a broker without anonymous access).
+    pub async fn start_with_login(
+        broker_port: u16,
+        filter: &str,
+        user: &str,
+        password: &str,
+    ) -> Collector {
+        Self::start_with(broker_port, filter, None, Some((user, password))).await
     }
 
     /// A collector with a persistent session under `client_id`: with a broker that keeps
     /// sessions (`persistence true`), messages published while the collector is reconnecting
     /// after a broker restart are queued for it instead of lost.
     pub async fn start_persistent(broker_port: u16, filter: &str, client_id: &str) -> Collector {
-        Self::start_with(broker_port, filter, Some(client_id)).await
+        Self::start_with(broker_port, filter, Some(client_id), None).await
     }
 
-    async fn start_with(broker_port: u16, filter: &str, persistent_id: Option<&str>) -> Collector {
+    async fn start_with(
+        broker_port: u16,
+        filter: &str,
+        persistent_id: Option<&str>,
+        login: Option<(&str, &str)>,
+    ) -> Collector {
         let client_id = persistent_id
             .map(str::to_string)
             .unwrap_or_else(|| unique_name("collector"));
@@ -994,6 +1009,9 @@ impl Collector {
             .set_clean_session(persistent_id.is_none())
             .set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024)
             .set_request_channel_capacity(64);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         let (client, eventloop) = AsyncClient::new(opts, 64);
         let msgs = Arc::new(Mutex::new(Vec::new()));
         let subscriptions = Arc::new(AtomicUsize::new(0));
