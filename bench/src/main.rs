@@ -1,0 +1,222 @@
+//! mes-edge-bench: the benchmark harness (issue 7). `bench/run` installs the peers, builds in
+//! release mode and runs `mes-edge-bench all`; see BENCHMARKS.md for what each scenario
+//! measures and the figures of a run.
+//!
+//! The harness starts everything on loopback: Mosquitto, the load servers (this binary's
+//! `load-server`, a separate process), the tool under test, and a collector (an MQTT
+//! subscriber on a thread of the harness). `pipeline` is the runtime with an embedded driver
+//! for S1 and S3.
+
+mod collector;
+mod harness;
+mod layout;
+mod load_server;
+mod node_red;
+mod pipeline;
+mod procs;
+mod procstat;
+mod report;
+mod s1_pipeline;
+mod s2_polling;
+mod s3_backlog;
+mod s4_latency;
+mod s5_footprint;
+mod stats;
+mod workload;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use harness::{Ctx, Durations};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "mes-edge-bench",
+    about = "Benchmarks of mes-edge beside Node-RED and a Python poller"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Short runs of every scenario, to check the harness (figures are not for the record).
+    #[arg(long)]
+    quick: bool,
+    /// Run mes-edge only.
+    #[arg(long)]
+    no_peers: bool,
+    /// The mes-edge binary (default: next to this one).
+    #[arg(long)]
+    mes_edge: Option<PathBuf>,
+    /// The Python of the poller's venv (default: target/bench-peers/venv/bin/python).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Where Node-RED is installed (default: target/bench-peers/node-red).
+    #[arg(long)]
+    node_red: Option<PathBuf>,
+    /// Where to keep configs, stores, logs and the results (default: target/bench/<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every scenario, S1 to S5, then the table.
+    All(RunArgs),
+    /// One or more scenarios, e.g. `run s2 s4`.
+    Run {
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// (internal) The Modbus load servers, one TCP port per device.
+    LoadServer {
+        #[arg(long)]
+        spec: String,
+    },
+    /// (internal) The runtime fed by an embedded driver (S1, S3).
+    Pipeline {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = u64::MAX)]
+        count: u64,
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::LoadServer { spec } => load_server::main(&spec),
+        Cmd::Pipeline {
+            config,
+            rate,
+            count,
+            seconds,
+        } => pipeline::main(
+            &config,
+            pipeline::Load {
+                rate,
+                count,
+                seconds,
+            },
+        ),
+        Cmd::All(args) => bench(&["s1", "s2", "s3", "s4", "s5"].map(String::from), args),
+        Cmd::Run { scenarios, args } => bench(&scenarios, args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe.parent().context("no folder")?.to_path_buf();
+    // target/<profile>/mes-edge-bench: the workspace's target folder is two levels up.
+    let target = bin_dir.parent().context("no target folder")?.to_path_buf();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| target.join(format!("bench/run-{stamp}")));
+    std::fs::create_dir_all(&dir)?;
+    let python = args
+        .python
+        .clone()
+        .or_else(|| Some(target.join("bench-peers/venv/bin/python")));
+    let node_red = args
+        .node_red
+        .clone()
+        .or_else(|| Some(target.join("bench-peers/node-red")));
+    let ctx = Ctx {
+        dir: dir.clone(),
+        bench_bin: exe.clone(),
+        mes_edge_bin: args
+            .mes_edge
+            .clone()
+            .unwrap_or_else(|| bin_dir.join("mes-edge")),
+        python: python.filter(|p| p.exists()),
+        node_red: node_red.filter(|p| p.join("node_modules/node-red").exists()),
+        durations: if args.quick {
+            Durations::quick()
+        } else {
+            Durations::full()
+        },
+        peers: !args.no_peers,
+    };
+    anyhow::ensure!(
+        ctx.mes_edge_bin.exists(),
+        "no mes-edge binary at {}: build it (bench/run does)",
+        ctx.mes_edge_bin.display()
+    );
+    ctx.tools()?;
+    let mut table = report::Table::default();
+    let machine = machine();
+    println!("{machine}");
+    println!("load average before: {}", procstat::load_average());
+    for s in scenarios {
+        let before = procstat::load_average();
+        let r = match s.as_str() {
+            "s1" => s1_pipeline::run(&ctx, &mut table),
+            "s2" => s2_polling::run(&ctx, &mut table),
+            "s3" => s3_backlog::run(&ctx, &mut table),
+            "s4" => s4_latency::run(&ctx, &mut table),
+            "s5" => s5_footprint::run(&ctx, &mut table),
+            other => anyhow::bail!("unknown scenario {other:?}; expected s1..s5"),
+        };
+        if let Err(e) = r {
+            table.note(format!("{} failed: {e:#}", s.to_uppercase()));
+        }
+        table.note(format!(
+            "{}: load average before {before}, after {}",
+            s.to_uppercase(),
+            procstat::load_average()
+        ));
+    }
+    let md = table.markdown();
+    println!("\n{md}");
+    std::fs::write(dir.join("results.md"), format!("{machine}\n\n{md}"))?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&table)?,
+    )?;
+    println!("results and logs in {}", dir.display());
+    Ok(())
+}
+
+/// Cores, CPU model and the disk the stores are on.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = mem
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(0)
+        / (1 << 20);
+    format!("machine: {cores} cores, {model}, {mem} GiB memory")
+}

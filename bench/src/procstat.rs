@@ -1,0 +1,120 @@
+//! CPU and memory of a process, as the kernel counts them: CPU time from /proc/PID/stat (user
+//! plus system, all threads), resident memory from /proc/PID/status.
+
+use std::time::Instant;
+
+/// CPU seconds used so far by `pid` (all its threads).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3 (state). utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmRSS").map(|k| k as f64 / 1024.0)
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// CPU use of one process between two points in time.
+pub struct CpuWindow {
+    pid: u32,
+    cpu0: f64,
+    t0: Instant,
+}
+
+impl CpuWindow {
+    pub fn start(pid: u32) -> CpuWindow {
+        CpuWindow {
+            pid,
+            cpu0: cpu_seconds(pid).unwrap_or(0.0),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Per cent of one core since the start.
+    pub fn percent(&self) -> f64 {
+        let cpu = cpu_seconds(self.pid).unwrap_or(self.cpu0) - self.cpu0;
+        100.0 * cpu / self.t0.elapsed().as_secs_f64()
+    }
+}
+
+/// Resident memory sampled over a while: the least, the most, the first and the last.
+#[derive(Debug, Clone, Default)]
+pub struct RssTrace {
+    pub samples: Vec<f64>,
+}
+
+impl RssTrace {
+    pub fn sample(&mut self, pid: u32) {
+        if let Some(r) = rss_mib(pid) {
+            self.samples.push(r);
+        }
+    }
+    pub fn max(&self) -> f64 {
+        self.samples.iter().copied().fold(0.0, f64::max)
+    }
+    pub fn last(&self) -> f64 {
+        self.samples.last().copied().unwrap_or(0.0)
+    }
+    pub fn first(&self) -> f64 {
+        self.samples.first().copied().unwrap_or(0.0)
+    }
+}
+
+/// Samples a process's resident memory on a thread until [`RssSampler::finish`].
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<RssTrace>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: std::time::Duration) -> RssSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut rss = RssTrace::default();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && rss_mib(pid).is_some() {
+                rss.sample(pid);
+                std::thread::sleep(every);
+            }
+            rss
+        });
+        RssSampler { stop, thread }
+    }
+
+    pub fn finish(self) -> RssTrace {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}

@@ -1,0 +1,184 @@
+//! S4, change to publish: two counters on one Modbus device (the load server) each step by one
+//! at random moments (every 150-350 ms, independently, so the phase against the poll is
+//! random); each tool polls every 100 ms. Latency is from the moment the load server changed the
+//! register (it prints the time) to the moment the collector receives the message that carries
+//! the new value: for mes-edge the part_count event (committed with synchronous = "full" before
+//! it is published), for the peers their change message.
+
+use crate::collector::{Collector, Rec};
+use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
+use crate::load_server::{unix_ns, Mode};
+use crate::procs::Broker;
+use crate::report::{Cell, Figure, Table};
+use crate::stats::{spread, Spread};
+use crate::workload::Workload;
+use anyhow::Result;
+use std::time::Duration;
+
+const POLL_MS: u64 = 100;
+
+/// The counter a message is about (0 good, 1 scrap) and the value it carries.
+fn about(tool: Tool, r: &Rec) -> Option<(usize, f64)> {
+    let idx = match (tool, r.tag.as_deref()?) {
+        (Tool::MesEdge, "good") | (Tool::Python | Tool::NodeRed, "d0_t0") => 0,
+        (Tool::MesEdge, "scrap") | (Tool::Python | Tool::NodeRed, "d0_t1") => 1,
+        _ => return None,
+    };
+    Some((idx, r.value?))
+}
+
+pub struct Result4 {
+    pub latency: Spread,
+    pub changes: usize,
+    pub unmatched: usize,
+}
+
+/// Latency of each change: to the first message for its counter carrying its value or a later
+/// one (two changes within one poll arrive together, and both are delivered then).
+pub fn match_changes(tool: Tool, changes: &[(usize, f64, i64)], recs: &[Rec]) -> (Vec<f64>, usize) {
+    let msgs: Vec<(usize, f64, i64)> = recs
+        .iter()
+        .filter_map(|r| about(tool, r).map(|(i, v)| (i, v, r.recv_ns)))
+        .collect();
+    let mut lat = Vec::new();
+    let mut unmatched = 0;
+    for &(tag, value, t) in changes {
+        match msgs
+            .iter()
+            .find(|&&(i, v, recv)| i == tag && v >= value && recv >= t)
+        {
+            Some(&(_, _, recv)) => lat.push((recv - t) as f64 / 1e6),
+            None => unmatched += 1,
+        }
+    }
+    (lat, unmatched)
+}
+
+pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result4> {
+    let d = ctx.durations;
+    let dir = ctx.sub(&format!("s4/{}", tool.name()))?;
+    let mut broker = Broker::new(&dir, false)?;
+    broker.start()?;
+    let spec = load_spec(
+        1,
+        "u32x2",
+        Mode::Counters {
+            tags: vec![0, 1],
+            min_ms: 150,
+            max_ms: 350,
+        },
+    );
+    let server = LoadServer::start(ctx, &dir, &spec)?;
+    let l = layout("u32x2");
+    let w = Workload {
+        ports: &server.ports,
+        layout: &l,
+        poll_ms: POLL_MS,
+        good: Some(0),
+        scrap: Some(1),
+    };
+    let collector = Collector::start(broker.port, topic_filter(tool), None);
+    collector.wait_subscribed(Duration::from_secs(10))?;
+    let mut p = start_tool(ctx, tool, &dir, &w, broker.port, None)?;
+    // Connected and past the first readings (baselines) before changes are counted.
+    std::thread::sleep(Duration::from_secs(5));
+    let from = unix_ns();
+    std::thread::sleep(Duration::from_secs_f64(d.s4_seconds));
+    let until = unix_ns();
+    // Room for the last changes to arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    anyhow::ensure!(
+        p.running(),
+        "{} ended during the run; see {}",
+        tool.name(),
+        p.log.display()
+    );
+    p.stop(Duration::from_secs(10));
+    let changes: Vec<_> = server
+        .changes()
+        .into_iter()
+        .filter(|c| c.2 >= from && c.2 <= until)
+        .collect();
+    let recs = collector.take();
+    let (lat, unmatched) = match_changes(tool, &changes, &recs);
+    Ok(Result4 {
+        latency: spread(lat),
+        changes: changes.len(),
+        unmatched,
+    })
+}
+
+pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    let mut results = Vec::new();
+    for tool in ctx.tools()? {
+        println!(
+            "S4 change to publish, Modbus at {POLL_MS} ms: {}",
+            tool.name()
+        );
+        let r = run_tool(ctx, tool);
+        match &r {
+            Ok(r) => println!(
+                "  {} changes ({} not delivered): p50 {:.1} / p99 {:.1} / max {:.1} ms",
+                r.changes, r.unmatched, r.latency.p50, r.latency.p99, r.latency.max
+            ),
+            Err(e) => println!("  failed: {e:#}"),
+        }
+        results.push((tool, r));
+    }
+    let get = |tool: Tool, f: &dyn Fn(&Result4) -> f64| -> Cell {
+        match results.iter().find(|(t, _)| *t == tool) {
+            Some((_, Ok(r))) => Cell::Value(f(r)),
+            Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
+            None => Cell::na("not run"),
+        }
+    };
+    let me = results
+        .iter()
+        .find_map(|(t, r)| (*t == Tool::MesEdge).then_some(r.as_ref().ok()).flatten());
+    let met = me.is_some_and(|m| m.latency.p99 <= POLL_MS as f64 + 10.0 && m.unmatched == 0);
+    let p99_target = format!("p99 <= {} ms", POLL_MS + 10);
+    let rows: [(&str, &dyn Fn(&Result4) -> f64, Option<(&str, bool)>); 3] = [
+        (
+            "Modbus change -> collector p50, ms",
+            &|r| r.latency.p50,
+            None,
+        ),
+        (
+            "Modbus change -> collector p99, ms",
+            &|r| r.latency.p99,
+            Some((p99_target.as_str(), met)),
+        ),
+        (
+            "Modbus change -> collector max, ms",
+            &|r| r.latency.max,
+            None,
+        ),
+    ];
+    for (name, f, target) in rows {
+        table.add(Figure {
+            scenario: "S4",
+            name,
+            digits: 1,
+            mes_edge: get(Tool::MesEdge, f),
+            python: get(Tool::Python, f),
+            node_red: get(Tool::NodeRed, f),
+            less_is_better: true,
+            target,
+        });
+    }
+    let counts: Vec<String> = results
+        .iter()
+        .filter_map(|(t, r)| {
+            r.as_ref().ok().map(|r| {
+                format!(
+                    "{} {} changes, {} undelivered",
+                    t.name(),
+                    r.changes,
+                    r.unmatched
+                )
+            })
+        })
+        .collect();
+    table.note(format!("S4 Modbus: {}.", counts.join("; ")));
+    Ok(())
+}

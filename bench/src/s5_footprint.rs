@@ -1,0 +1,238 @@
+//! S5, footprint: a 50-tag cell (one device: 20 u16, 15 u32, 15 f32) polled every 100 ms with
+//! nothing changing. Binary or install size, time from start to ready, and resident memory and
+//! CPU once settled.
+//!
+//! "Ready" for mes-edge is READY=1 on its sd_notify socket (what systemd waits for); for every
+//! tool, the first message at the collector is given too (mes-edge: the device's `online`
+//! event; peers: the first values).
+
+use crate::collector::Collector;
+use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
+use crate::load_server::{unix_ns, Mode};
+use crate::procs::Broker;
+use crate::procstat::{CpuWindow, RssSampler};
+use crate::report::{Cell, Figure, Table};
+use crate::s2_polling::ratio_ok;
+use crate::workload::Workload;
+use anyhow::Result;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub const LAYOUT: &str = "u16x20,u32x15,f32x15";
+const POLL_MS: u64 = 100;
+
+#[derive(Debug, Clone)]
+pub struct Result5 {
+    pub ready_ms: Option<f64>,
+    pub first_message_ms: f64,
+    pub cpu: f64,
+    pub rss: f64,
+}
+
+fn du_bytes(path: &Path) -> Option<u64> {
+    let out = std::process::Command::new("du")
+        .arg("-sb")
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result5> {
+    let d = ctx.durations;
+    let dir = ctx.sub(&format!("s5/{}", tool.name()))?;
+    let mut broker = Broker::new(&dir, false)?;
+    broker.start()?;
+    let server = LoadServer::start(ctx, &dir, &load_spec(1, LAYOUT, Mode::Static))?;
+    let l = layout(LAYOUT);
+    let w = Workload {
+        ports: &server.ports,
+        layout: &l,
+        poll_ms: POLL_MS,
+        good: Some(0),
+        scrap: None,
+    };
+    let collector = Collector::start(broker.port, topic_filter(tool), None);
+    collector.wait_subscribed(Duration::from_secs(10))?;
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path)?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let t_spawn = unix_ns();
+    let mut p = start_tool(
+        ctx,
+        tool,
+        &dir,
+        &w,
+        broker.port,
+        (tool == Tool::MesEdge).then_some(sock_path.as_path()),
+    )?;
+    let ready_ms = if tool == Tool::MesEdge {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut ready = None;
+        while ready.is_none() && Instant::now() < deadline {
+            if let Ok(n) = sock.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+                {
+                    ready = Some(p.started.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        ready
+    } else {
+        None
+    };
+    crate::harness::wait_for(Duration::from_secs(30), || collector.len() > 0);
+    let first = collector
+        .snapshot_first()
+        .map(|r| (r.recv_ns - t_spawn) as f64 / 1e6)
+        .unwrap_or(f64::NAN);
+    std::thread::sleep(Duration::from_secs_f64(d.s5_settle));
+    anyhow::ensure!(
+        p.running(),
+        "{} ended; see {}",
+        tool.name(),
+        p.log.display()
+    );
+    let cpu = CpuWindow::start(p.pid());
+    let rss = RssSampler::start(p.pid(), Duration::from_millis(500));
+    std::thread::sleep(Duration::from_secs_f64(d.s5_seconds));
+    let cpu = cpu.percent();
+    let rss = rss.finish();
+    p.stop(Duration::from_secs(10));
+    Ok(Result5 {
+        ready_ms,
+        first_message_ms: first,
+        cpu,
+        rss: rss.max(),
+    })
+}
+
+pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    let mut results = Vec::new();
+    for tool in ctx.tools()? {
+        println!(
+            "S5 footprint, 50 tags at {POLL_MS} ms, idle: {}",
+            tool.name()
+        );
+        let r = run_tool(ctx, tool);
+        match &r {
+            Ok(r) => println!(
+                "  ready {} ms; first message {:.0} ms; CPU {:.2}%; RSS {:.1} MiB",
+                r.ready_ms.map_or("-".into(), |v| format!("{v:.0}")),
+                r.first_message_ms,
+                r.cpu,
+                r.rss
+            ),
+            Err(e) => println!("  failed: {e:#}"),
+        }
+        results.push((tool, r));
+    }
+    let get = |tool: Tool, f: &dyn Fn(&Result5) -> f64| -> Cell {
+        match results.iter().find(|(t, _)| *t == tool) {
+            Some((_, Ok(r))) => Cell::Value(f(r)),
+            Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
+            None => Cell::na("not run"),
+        }
+    };
+    let me = results
+        .iter()
+        .find_map(|(t, r)| (*t == Tool::MesEdge).then_some(r.as_ref().ok()).flatten())
+        .cloned();
+
+    let mib =
+        |b: Option<u64>| b.map_or(Cell::na("-"), |b| Cell::Value(b as f64 / (1 << 20) as f64));
+    let bin = std::fs::metadata(&ctx.mes_edge_bin).ok().map(|m| m.len());
+    let node = ctx
+        .node_red
+        .as_ref()
+        .and_then(|p| du_bytes(&p.join("node_modules")));
+    let venv = ctx
+        .python
+        .as_ref()
+        .and_then(|p| p.parent()?.parent().map(|v| v.to_path_buf()))
+        .and_then(|v| du_bytes(&v));
+    table.add(Figure {
+        scenario: "S5",
+        name: "size on disk, MiB (stripped binary / venv / node_modules)",
+        digits: 1,
+        mes_edge: mib(bin),
+        python: mib(venv),
+        node_red: mib(node),
+        less_is_better: true,
+        target: None,
+    });
+    table.add(Figure {
+        scenario: "S5",
+        name: "start -> ready (READY=1), ms",
+        digits: 0,
+        mes_edge: me
+            .as_ref()
+            .and_then(|m| m.ready_ms)
+            .map_or(Cell::na("no READY"), Cell::Value),
+        python: Cell::na("-"),
+        node_red: Cell::na("-"),
+        less_is_better: true,
+        target: Some((
+            "< 500 ms",
+            me.as_ref()
+                .and_then(|m| m.ready_ms)
+                .is_some_and(|r| r < 500.0),
+        )),
+    });
+    table.add(Figure {
+        scenario: "S5",
+        name: "start -> first message at the collector, ms",
+        digits: 0,
+        mes_edge: get(Tool::MesEdge, &|r| r.first_message_ms),
+        python: get(Tool::Python, &|r| r.first_message_ms),
+        node_red: get(Tool::NodeRed, &|r| r.first_message_ms),
+        less_is_better: true,
+        target: None,
+    });
+    table.add(Figure {
+        scenario: "S5",
+        name: "RSS idle, MiB (max over the run)",
+        digits: 1,
+        mes_edge: get(Tool::MesEdge, &|r| r.rss),
+        python: get(Tool::Python, &|r| r.rss),
+        node_red: get(Tool::NodeRed, &|r| r.rss),
+        less_is_better: true,
+        target: Some((
+            "<= 15 MB",
+            me.as_ref().is_some_and(|m| m.rss * 1.048576 <= 15.0),
+        )),
+    });
+    table.add(Figure {
+        scenario: "S5",
+        name: "CPU % of one core, idle",
+        digits: 2,
+        mes_edge: get(Tool::MesEdge, &|r| r.cpu),
+        python: get(Tool::Python, &|r| r.cpu),
+        node_red: get(Tool::NodeRed, &|r| r.cpu),
+        less_is_better: true,
+        target: None,
+    });
+    let tag_reads = 50.0 * 1000.0 / POLL_MS as f64;
+    let mut f = Figure {
+        scenario: "S5",
+        name: "CPU us per tag read, idle (CPU per tag)",
+        digits: 3,
+        mes_edge: get(Tool::MesEdge, &|r| r.cpu / 100.0 * 1e6 / tag_reads),
+        python: get(Tool::Python, &|r| r.cpu / 100.0 * 1e6 / tag_reads),
+        node_red: get(Tool::NodeRed, &|r| r.cpu / 100.0 * 1e6 / tag_reads),
+        less_is_better: true,
+        target: None,
+    };
+    f.target = Some(("peers >= 10x", ratio_ok(&f)));
+    table.add(f);
+    Ok(())
+}
