@@ -249,24 +249,35 @@ async fn a_secure_session_with_user_and_password_after_the_server_certificate_is
     d.assert_gap_free();
     assert_eq!(d.parts("good"), 10);
 
-    // A server that comes back with a new certificate is not trusted silently.
+    // A server that comes back with a new certificate is not trusted silently: the connection
+    // loss is the device's offline event, the refusals that follow are in the log and the new
+    // certificate waits in rejected/.
+    let refusals_before = rt.stderr().matches("certificate is not trusted").count();
     peer.options.new_cert = true;
     peer.start_again();
-    let ok = collector
-        .wait_for(
-            |m| {
-                statuses(m)
-                    .iter()
-                    .any(|(online, why)| !online && why.contains("not trusted"))
-            },
-            Duration::from_secs(30),
-        )
-        .await;
+    wait_status(&collector, &rt, false, 2).await;
+    let new_cert = std::fs::read(peer.certificate()).unwrap();
+    let waiting = common::eventually(Duration::from_secs(30), || {
+        std::fs::read_dir(pki.join("rejected"))
+            .unwrap()
+            .any(|e| std::fs::read(e.unwrap().path()).unwrap() == new_cert)
+    })
+    .await;
     assert!(
-        ok,
-        "a changed certificate is refused: {:?}\n{}",
-        statuses(&collector.snapshot()),
+        waiting,
+        "the new certificate is in rejected/\n{}",
         rt.logs()
     );
+    let logged = common::eventually(Duration::from_secs(10), || {
+        rt.stderr().matches("certificate is not trusted").count() > refusals_before
+    })
+    .await;
+    assert!(logged, "the refusal is logged\n{}", rt.logs());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let online = statuses(&collector.snapshot())
+        .iter()
+        .filter(|s| s.0)
+        .count();
+    assert_eq!(online, 1, "not online again with an untrusted certificate");
     assert!(rt.terminate().success());
 }

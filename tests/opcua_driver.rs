@@ -114,7 +114,7 @@ impl Driver {
     }
 
     async fn wait(&self, what: &str, cond: impl Fn(&Driver) -> bool) {
-        let ok = common::eventually(Duration::from_secs(20), || cond(self)).await;
+        let ok = common::eventually(Duration::from_secs(30), || cond(self)).await;
         assert!(ok, "{what}; events: {:#?}", self.events.lock().unwrap());
     }
 

@@ -296,6 +296,7 @@ pub async fn read(conn: &Connection, s: &ClientSettings, node: &str) -> Result<R
 fn variant_text(v: &Variant) -> String {
     match v {
         Variant::String(s) => format!("{:?}", s.as_ref()),
+        Variant::DateTime(t) => t.as_chrono().to_rfc3339(),
         Variant::ByteString(b) => format!("{} bytes", b.value.as_ref().map_or(0, |v| v.len())),
         other => {
             let s = format!("{other:?}");
