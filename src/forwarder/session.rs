@@ -172,7 +172,7 @@ impl Session<'_> {
                         intake.acknowledge(ack, self.client);
                     }
                 }
-                _ = shutdown.changed() => return self.drain(&mut events).await,
+                _ = shutdown.changed() => return self.drain(&mut events, connected).await,
             }
         }
     }
@@ -313,19 +313,31 @@ impl Session<'_> {
         Ended::Lost(reason)
     }
 
-    /// A clean stop: wait a bounded time for what is already in flight, record it, and go.
+    /// A clean stop: publish what is still pending (the engine's last batch is committed just
+    /// before the stop reaches us), wait a bounded time for the acknowledgements, record them,
+    /// and go. What the broker has not acknowledged by then is sent again after the next start.
     async fn drain(
         &mut self,
         events: &mut mpsc::UnboundedReceiver<Result<Event, String>>,
+        mut connected: bool,
     ) -> Ended {
         let deadline = tokio::time::sleep(self.settings.drain);
         tokio::pin!(deadline);
-        let mut connected = true;
         let mut backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
+        if connected {
+            self.fill();
+        }
         while !(self.queued.is_empty() && self.inflight.is_empty()) {
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(Ok(ev)) => if self.on_event(ev, &mut connected, &mut backoff).is_err() { break },
+                    Some(Ok(ev)) => {
+                        if self.on_event(ev, &mut connected, &mut backoff).is_err() {
+                            break;
+                        }
+                        if connected && self.room() * 4 >= self.settings.window {
+                            self.fill();
+                        }
+                    }
                     _ => break,
                 },
                 _ = &mut deadline => break,

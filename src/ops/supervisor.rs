@@ -15,6 +15,9 @@ use tokio::sync::watch;
 /// How often the store's depth, oldest event and size are read (a few queries).
 const STORE_READ_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the supervisor looks.
+const TICK: Duration = Duration::from_secs(1);
+
 /// The least silence taken as a hang: the engine turns at least once a second when idle.
 const MIN_STALL: Duration = Duration::from_secs(3);
 
@@ -49,7 +52,7 @@ pub async fn watch_over(
     let mut next_store_read = Instant::now();
     let mut reader: Option<Outbox> = None;
     let mut last_status = String::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -68,7 +71,9 @@ pub async fn watch_over(
         if let Some(w) = watchdog {
             let (engine, forwarder) = (ops.engine().silence(), ops.forwarder().silence());
             if engine <= stall && forwarder <= stall {
-                if last_ping.is_none_or(|t| t.elapsed() >= ping_every) {
+                // Half a tick of slack: ticks jitter, and a ping due a millisecond later would
+                // otherwise wait a whole tick more.
+                if last_ping.is_none_or(|t| t.elapsed() + TICK / 2 >= ping_every) {
                     ops.notify("WATCHDOG=1");
                     last_ping = Some(Instant::now());
                 }
