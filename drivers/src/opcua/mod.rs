@@ -14,6 +14,10 @@ pub mod commission;
 mod convert;
 #[cfg(feature = "opcua")]
 mod device;
+/// For the fuzz targets in fuzz/ only.
+#[cfg(feature = "opcua")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "opcua")]
 mod resolve;
 
