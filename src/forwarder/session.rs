@@ -37,6 +37,7 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let mut generation = 0u64;
+    let marker = super::marker::Marker::start(&outbox);
     loop {
         generation += 1;
         if *shutdown.borrow() {
@@ -50,6 +51,7 @@ pub async fn run(
             settings: &settings,
             client: &client,
             outbox: &mut outbox,
+            marker: &marker,
             queued: VecDeque::new(),
             inflight: HashMap::new(),
             acked: Vec::new(),
@@ -109,6 +111,7 @@ struct Session<'a> {
     settings: &'a ForwarderSettings,
     client: &'a AsyncClient,
     outbox: &'a mut Outbox,
+    marker: &'a super::marker::Marker,
     /// Handed to the client, waiting to be written: rumqttc writes them in this order, and the
     /// packet id it picks shows up at the write.
     queued: VecDeque<u64>,
@@ -146,7 +149,13 @@ impl Session<'_> {
                         None => return self.lost("event loop ended".into()),
                     };
                     if let Err(e) = self.on_event(ev, &mut connected, backoff) {
-                        return self.lost(e);
+                        // A request fails when the event loop has just ended: its error, queued
+                        // behind this event, is the cause worth reporting.
+                        let cause = std::iter::from_fn(|| events.try_recv().ok()).find_map(Result::err);
+                        return self.lost(match cause {
+                            Some(cause) => format!("{cause} ({e})"),
+                            None => e,
+                        });
                     }
                     // Refill once a quarter of the window is free, not at every acknowledgement.
                     if connected && self.room() * 4 >= self.settings.window {
@@ -243,7 +252,7 @@ impl Session<'_> {
     /// that are undelivered and not in this session's hands are such rows: move the cursor back
     /// to the first of them, and `fill` sends them again.
     fn pick_up_replays(&mut self) {
-        if !self.acked.is_empty() {
+        if !self.acked.is_empty() || self.marker.busy() {
             return;
         }
         match self.outbox.undelivered_up_to(self.cursor) {
@@ -300,6 +309,12 @@ impl Session<'_> {
         if self.acked.is_empty() {
             return;
         }
+        // Marked on the marker's thread, so that waiting for the store's lock never holds up
+        // publishing; on the forwarder's own connection only if that thread could not start.
+        match self.marker.hand_over(std::mem::take(&mut self.acked)) {
+            Ok(()) => return,
+            Err(seqs) => self.acked = seqs,
+        }
         let res = tokio::task::block_in_place(|| self.outbox.mark_delivered(&self.acked, now_ms()));
         match res {
             Ok(()) => self.acked.clear(),
@@ -310,6 +325,8 @@ impl Session<'_> {
 
     fn lost(&mut self, reason: String) -> Ended {
         self.flush_acked();
+        // The next session re-publishes what is unmarked: mark everything acknowledged first.
+        tokio::task::block_in_place(|| self.marker.wait());
         Ended::Lost(reason)
     }
 
@@ -344,6 +361,7 @@ impl Session<'_> {
             }
         }
         self.flush_acked();
+        tokio::task::block_in_place(|| self.marker.wait());
         Ended::Shutdown
     }
 }

@@ -59,7 +59,6 @@ pub struct Plant {
     pub store: PathBuf,
     clock_file: PathBuf,
     clock_offset_ms: i64,
-    poll_ms: u64,
     /// Faults injected so far, and kill -9 cycles among them.
     pub faults: u64,
     pub kills: u64,
@@ -141,7 +140,6 @@ impl Plant {
             store,
             clock_file,
             clock_offset_ms: 0,
-            poll_ms: opts.poll_ms,
             faults: 0,
             kills: 0,
             commands: Vec::new(),
@@ -161,12 +159,30 @@ impl Plant {
         self.machine.as_ref().unwrap()
     }
 
-    /// Stops the machine and waits until the runtime has read its last counter values. A
-    /// counter reset or a PLC that loses its counters destroys the parts made since the last
-    /// reading, in the plant as here; scenarios that want exact totals across one stop first.
+    /// Stops the machine and waits until MOM has every part it made, so the runtime has read
+    /// its last counter values. A counter reset or a PLC that loses its counters destroys the
+    /// parts made since the last reading, in the plant as here (docs/RELIABILITY.md); scenarios
+    /// that want exact totals across one stop the machine first. The wait also covers a runtime
+    /// still backing off from a PLC that was away (its reconnect backoff grows to 30 s).
     pub async fn pause_and_settle(&self) {
         self.machine().pause().await;
-        tokio::time::sleep(Duration::from_millis(4 * self.poll_ms + 100)).await;
+        let (good, scrap) = (self.machine().good(), self.machine().scrap());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let d = crate::common::cell::Delivery::of(&self.collector.snapshot());
+            if (d.parts("good"), d.parts("scrap")) == (good, scrap) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: the runtime did not count the machine's {good}+{scrap} parts within 90 s (has {}+{})\n{}",
+                self.name,
+                d.parts("good"),
+                d.parts("scrap"),
+                self.runtime.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub fn proxy(&self) -> &FaultProxy {

@@ -6,6 +6,7 @@ mod counters;
 mod disk;
 mod kill;
 mod memory;
+mod mixed;
 mod network;
 mod plc;
 mod store_files;
