@@ -367,27 +367,31 @@ pub(crate) async fn connect(conn: &Connection, s: &ClientSettings) -> Result<Liv
             conn.endpoint, conn.policy, conn.mode
         ))
     };
+    // If this future is dropped while waiting (the runtime stops), the event loop must not
+    // live on with a session nobody reads.
+    let mut task = AbortOnDrop(Some(task));
     match timeout(s.connect_timeout(), up_rx).await {
         Ok(Ok(Ok(()))) => Ok(Live {
             session,
             ended,
-            task,
+            task: task.0.take().expect("the event loop task"),
         }),
-        Ok(Ok(Err(code))) => {
-            task.abort();
-            Err(failed(code))
-        }
-        Ok(Err(_)) => {
-            task.abort();
-            Err(failed(StatusCode::BadConnectionClosed))
-        }
-        Err(_) => {
-            task.abort();
-            Err(other(format!(
-                "connecting to {}: no session within {:?}",
-                conn.endpoint,
-                s.connect_timeout()
-            )))
+        Ok(Ok(Err(code))) => Err(failed(code)),
+        Ok(Err(_)) => Err(failed(StatusCode::BadConnectionClosed)),
+        Err(_) => Err(other(format!(
+            "connecting to {}: no session within {:?}",
+            conn.endpoint,
+            s.connect_timeout()
+        ))),
+    }
+}
+
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
     }
 }

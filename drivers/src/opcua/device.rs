@@ -289,6 +289,8 @@ struct Attached<'a> {
     namespaces: Vec<String>,
     /// The built-in type of nodes written to, read once per session.
     write_types: HashMap<usize, NodeType>,
+    /// Nodes monitored in a subscription on this session.
+    monitored: Vec<usize>,
 }
 
 impl<'a> Attached<'a> {
@@ -299,6 +301,7 @@ impl<'a> Attached<'a> {
             ids: vec![None; dev.nodes.len()],
             namespaces: Vec::new(),
             write_types: HashMap::new(),
+            monitored: Vec::new(),
         }
     }
 
@@ -322,14 +325,32 @@ impl<'a> Attached<'a> {
         {
             return Ending::Lost(why);
         }
+        let polled: Vec<usize> = (0..self.dev.nodes.len())
+            .filter(|&i| self.dev.nodes[i].poll && self.ids[i].is_some())
+            .collect();
+        // Online means the values are known, as after a Modbus device's first complete poll: a
+        // count made right after the online event must not become part of the baseline.
+        match self
+            .first_values(report, &mut notes, shutdown, &mut samples)
+            .await
+        {
+            Ok(()) => {}
+            Err(ending) => return ending,
+        }
+        if !polled.is_empty() {
+            match self.poll(&polled, report).await {
+                Ok(out) => samples.extend(out),
+                Err(why) => return Ending::Lost(why),
+            }
+        }
         backoff.reset();
         if !report.went_online().await || !report.send(samples).await {
             return Ending::RuntimeGone;
         }
-        let polled: Vec<usize> = (0..self.dev.nodes.len())
-            .filter(|&i| self.dev.nodes[i].poll && self.ids[i].is_some())
-            .collect();
-        let mut ticker = tokio::time::interval(self.dev.poll_interval);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.dev.poll_interval,
+            self.dev.poll_interval,
+        );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -383,6 +404,65 @@ impl<'a> Attached<'a> {
                 },
             }
         }
+    }
+
+    /// Waits for the initial value the server sends for every monitored item (bounded: a server
+    /// that never sends one leaves that tag without a value, not the device offline).
+    async fn first_values(
+        &mut self,
+        report: &mut Report<'_>,
+        notes: &mut mpsc::UnboundedReceiver<Note>,
+        shutdown: &mut watch::Receiver<bool>,
+        samples: &mut Vec<Sample>,
+    ) -> Result<(), Ending> {
+        let mut waiting: std::collections::HashSet<usize> =
+            self.monitored.iter().copied().collect();
+        let slowest = self
+            .dev
+            .groups
+            .iter()
+            .map(|g| g.publishing_interval)
+            .max()
+            .unwrap_or_default();
+        let wait = slowest * 3 + self.dev.timeout;
+        let deadline = tokio::time::Instant::now() + wait;
+        while !waiting.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        device = %self.dev.name,
+                        "no first value within {:?} for {} monitored nodes",
+                        wait,
+                        waiting.len()
+                    );
+                    break;
+                }
+                _ = shutdown.changed() => return Err(Ending::Shutdown),
+                end = self.live.ended.recv() => {
+                    let SessionEnd::Lost(why) = end.unwrap_or(SessionEnd::Lost("session ended".into()));
+                    return Err(Ending::Lost(why));
+                }
+                note = notes.recv() => match note {
+                    Some(Note::Values(values)) => {
+                        for (handle, dv) in values {
+                            let i = handle.wrapping_sub(1) as usize;
+                            if let Some(node) = self.dev.nodes.get(i) {
+                                report.changed(i, reading(&dv, node.expect), samples);
+                                waiting.remove(&i);
+                            }
+                        }
+                    }
+                    Some(Note::Ended { group, status }) => {
+                        return Err(Ending::Lost(format!(
+                            "the server ended subscription {:?} ({status})",
+                            self.dev.groups[group].name
+                        )));
+                    }
+                    None => return Err(Ending::Lost("subscriptions stopped".into())),
+                },
+            }
+        }
+        Ok(())
     }
 
     /// Namespaces, node ids, subscriptions. A node that cannot be had is bad on its own; a
@@ -454,7 +534,9 @@ impl<'a> Attached<'a> {
                 .await
                 .map_err(|e| format!("creating monitored items in {:?}: {e}", group.name))?;
             for (&i, c) in members.iter().zip(created.iter()) {
-                if !c.result.status_code.is_good() {
+                if c.result.status_code.is_good() {
+                    self.monitored.push(i);
+                } else {
                     let why = format!(
                         "node {} cannot be monitored: {}",
                         self.dev.nodes[i].target, c.result.status_code
