@@ -96,11 +96,12 @@ async fn run_cell(
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor = ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
-    tokio::spawn(supervisor);
 
     let mut cell = start_cell(&config, writer, state, command_rx, committed_tx.clone(), &ops, embedded.as_ref())?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
+    // After READY: systemd hears that first, then the watchdog and status updates.
+    tokio::spawn(supervisor);
 
     // The engine only ends early by panicking: stop, and let systemd restart the service.
     let engine_died = loop {
