@@ -189,11 +189,16 @@ impl Plant {
         self.proxy.as_ref().expect("a plant started with via_proxy")
     }
 
+    /// How many times the device has been reported online so far.
+    pub fn online_count(&self) -> usize {
+        online_reports(&self.collector.snapshot())
+    }
+
     /// Waits until the device has been reported online `n` times.
     pub async fn wait_online(&self, n: usize) {
         let ok = self
             .collector
-            .wait_for(|m| online_reports(m) >= n, Duration::from_secs(30))
+            .wait_for(|m| online_reports(m) >= n, Duration::from_secs(45))
             .await;
         assert!(
             ok,

@@ -68,11 +68,17 @@ async fn every_fault_mixed_at_random() {
             }
             7 => {
                 plant.pause_and_settle().await;
+                let online = plant.online_count();
                 plant.peer.kill9();
                 plant.faults += 1;
                 tokio::time::sleep(rng.millis(200, 3000)).await;
                 plant.peer.start_again_with_init(json!({}));
                 plant.machine().jump_to(0, 0).await;
+                // The runtime must read the counter back at zero (or below its old value)
+                // before the machine runs again: a reset it never sees, because the counter
+                // passed its old value first, counts as ordinary parts and loses that old value
+                // (docs/RELIABILITY.md). Its reconnect backoff can reach 30 s.
+                plant.wait_online(online + 1).await;
                 plant.machine().resume();
             }
             8 => {
