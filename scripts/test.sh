@@ -99,6 +99,13 @@ else
     log "extra arguments given: skipping scripts/ops-checks.sh (the unit and the .deb)"
 fi
 
+# --- 6. A bounded fuzz run of every parser taking outside bytes (fuzz/run.sh), full suite only --
+# MES_EDGE_FUZZ_SECONDS per target (default 20; 0 skips). Installs cargo-fuzz on first use.
+FUZZ_STATUS=0
+if [ $# -eq 0 ] && [ "${MES_EDGE_FUZZ_SECONDS:-20}" != "0" ]; then
+    bash "$ROOT/fuzz/run.sh" "${MES_EDGE_FUZZ_SECONDS:-20}" || FUZZ_STATUS=$?
+fi
+
 TEST_STATUS=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@" || TEST_STATUS=$?
@@ -108,5 +115,9 @@ fi
 if [ "$OPS_STATUS" -ne 0 ]; then
     log "scripts/ops-checks.sh failed: see its FAIL lines above"
     exit "$OPS_STATUS"
+fi
+if [ "$FUZZ_STATUS" -ne 0 ]; then
+    log "fuzz/run.sh found a crash: see fuzz/artifacts/"
+    exit "$FUZZ_STATUS"
 fi
 exit "$TEST_STATUS"
