@@ -7,6 +7,7 @@
 //! and sequence number. MOM de-duplicates on the event id.
 
 mod commands;
+mod marker;
 mod options;
 mod session;
 mod url;

@@ -74,6 +74,12 @@ impl Outbox {
         self.last_seq
     }
 
+    /// Another connection to the same store, with its own `synchronous` level.
+    pub fn open_again(&self, sync: Synchronous) -> Result<Self, StoreError> {
+        let path = self.conn.path().unwrap_or_default().to_string();
+        Outbox::open(Path::new(&path), sync, &self.cell)
+    }
+
     /// Commits `events` with the next sequence numbers and `state`, all or nothing. One call is
     /// one fsync (with synchronous FULL): callers batch, which is where throughput comes from.
     pub fn commit(
