@@ -206,3 +206,25 @@ pub fn check_sequence(recs: &[Rec], last: u64) -> (u64, u64, u64) {
     }
     (distinct, last - distinct, dups)
 }
+
+/// Writes what the collector received as CSV (recv_ns, seq, ts_ms, kind, tag, value), for
+/// looking into a run afterwards.
+pub fn dump(path: &std::path::Path, recs: &[Rec]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "recv_ns,seq,ts_ms,kind,tag,value")?;
+    let o = |v: Option<String>| v.unwrap_or_default();
+    for r in recs {
+        writeln!(
+            f,
+            "{},{},{},{},{},{}",
+            r.recv_ns,
+            o(r.seq.map(|v| v.to_string())),
+            o(r.ts_ms.map(|v| v.to_string())),
+            o(r.kind.clone()),
+            o(r.tag.clone()),
+            o(r.value.map(|v| v.to_string()))
+        )?;
+    }
+    f.flush()
+}

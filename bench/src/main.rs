@@ -7,6 +7,7 @@
 //! subscriber on a thread of the harness). `pipeline` is the runtime with an embedded driver
 //! for S1 and S3.
 
+mod ceiling;
 mod collector;
 mod harness;
 mod layout;
@@ -77,6 +78,15 @@ enum Cmd {
         #[arg(long)]
         spec: String,
     },
+    /// (internal) A bare MQTT publisher: the broker's ceiling (S1).
+    Publish {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 1000)]
+        inflight: u16,
+    },
     /// (internal) The runtime fed by an embedded driver (S1, S3).
     Pipeline {
         #[arg(long)]
@@ -94,6 +104,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::LoadServer { spec } => load_server::main(&spec),
+        Cmd::Publish {
+            port,
+            count,
+            inflight,
+        } => ceiling::publish(port, count, inflight),
         Cmd::Pipeline {
             config,
             rate,

@@ -22,6 +22,15 @@ pub const EVENTS: &str = "mes/bench/site/area/line/cell/#";
 /// The cell of S1 and S3: one device whose only tag is the good-part counter. The device is
 /// never polled: the embedded driver stands in for it.
 pub fn write_config(dir: &Path, broker_port: u16) -> Result<std::path::PathBuf> {
+    write_config_with(dir, broker_port, None)
+}
+
+/// With `[mqtt] inflight` set (None: the default, 100).
+pub fn write_config_with(
+    dir: &Path,
+    broker_port: u16,
+    inflight: Option<u16>,
+) -> Result<std::path::PathBuf> {
     let l = layout("u32x1");
     let w = Workload {
         ports: &[1],
@@ -31,15 +40,16 @@ pub fn write_config(dir: &Path, broker_port: u16) -> Result<std::path::PathBuf> 
         scrap: None,
     };
     let path = dir.join("cell.toml");
-    std::fs::write(
-        &path,
-        cell_config(
-            &w,
-            &dir.join("store/cell.db"),
-            &format!("mqtt://127.0.0.1:{broker_port}"),
-            free_port(),
-        ),
-    )?;
+    let mut text = cell_config(
+        &w,
+        &dir.join("store/cell.db"),
+        &format!("mqtt://127.0.0.1:{broker_port}"),
+        free_port(),
+    );
+    if let Some(n) = inflight {
+        text = text.replace("[mqtt]\n", &format!("[mqtt]\ninflight = {n}\n"));
+    }
+    std::fs::write(&path, text)?;
     Ok(path)
 }
 
@@ -77,14 +87,14 @@ fn part_counts(recs: &[Rec]) -> impl Iterator<Item = &Rec> {
         .filter(|r| r.kind.as_deref() == Some("part_count"))
 }
 
-pub fn run_once(ctx: &Ctx, dir: &Path, load: Load) -> Result<Run> {
+pub fn run_once(ctx: &Ctx, dir: &Path, load: Load, inflight: Option<u16>) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
     // A broker of its own per run: no retained status or queued message from another run.
     let mut broker = Broker::new(dir, false)?;
     broker.start()?;
     let collector = Collector::start(broker.port, EVENTS, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
-    let config = write_config(dir, broker.port)?;
+    let config = write_config_with(dir, broker.port, inflight)?;
     let mut p = spawn_pipeline(ctx, dir, &config, load)?;
     // Generation starts once the forwarder is connected (its retained `online` arrived).
     anyhow::ensure!(
@@ -130,6 +140,7 @@ pub fn run_once(ctx: &Ctx, dir: &Path, load: Load) -> Result<Run> {
         "the runtime did not stop within 15 s of SIGTERM"
     );
     let recs = collector.take();
+    crate::collector::dump(&dir.join("collector.csv"), &recs)?;
     let parts: Vec<&Rec> = part_counts(&recs).collect();
     let last_recv = parts.iter().map(|r| r.recv_ns).max().unwrap_or(t0);
     let last_seq = recs
@@ -173,6 +184,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             count: u64::MAX,
             seconds: d.s1_seconds,
         },
+        None,
     )?;
     println!(
         "  {} events: taken {:.0}/s, delivered {:.0}/s, missing {}, duplicates {}; CPU runtime {:.0}%, broker {:.0}%, collector {:.0}%",
@@ -187,7 +199,37 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             count: u64::MAX,
             seconds: d.s1_latency_seconds,
         },
+        None,
     )?;
+    println!(
+        "S1 throughput with [mqtt] inflight = 1000, {} s",
+        d.s1_seconds
+    );
+    let wide = run_once(
+        ctx,
+        &dir.join("throughput-inflight-1000"),
+        Load {
+            rate: 0,
+            count: u64::MAX,
+            seconds: d.s1_seconds,
+        },
+        Some(1000),
+    )?;
+    println!(
+        "  {} events: taken {:.0}/s, delivered {:.0}/s, missing {}; CPU runtime {:.0}%, broker {:.0}%, collector {:.0}%",
+        wide.generated, wide.intake_per_s, wide.delivered_per_s, wide.missing, wide.cpu_runtime, wide.cpu_broker, wide.cpu_collector
+    );
+    let n = (d.s1_seconds * 20_000.0) as u64;
+    println!("S1 the broker's ceiling: {n} event-sized QoS 1 messages from a bare rumqttc publisher, inflight 1000");
+    let ceiling = crate::ceiling::measure(ctx, &dir.join("ceiling"), n, 1000)?;
+    println!(
+        "  {:.0}/s, missing {}; CPU publisher {:.0}%, broker {:.0}%, collector {:.0}%",
+        ceiling.per_s,
+        ceiling.missing,
+        ceiling.cpu_publisher,
+        ceiling.cpu_broker,
+        ceiling.cpu_collector
+    );
     let l = spread(lat.latency_ms.clone());
     println!(
         "  {} events, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; missing {}",
@@ -205,6 +247,26 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         node_red: none(),
         less_is_better: false,
         target: Some((">= 50,000/s", ok)),
+    });
+    table.add(Figure {
+        scenario: "S1",
+        name: "the same with [mqtt] inflight = 1000 (default 100)",
+        digits: 0,
+        mes_edge: Cell::Value(wide.delivered_per_s),
+        python: none(),
+        node_red: none(),
+        less_is_better: false,
+        target: None,
+    });
+    table.add(Figure {
+        scenario: "S1",
+        name: "the broker's ceiling: bare rumqttc publisher, same collector, msg/s",
+        digits: 0,
+        mes_edge: Cell::Value(ceiling.per_s),
+        python: none(),
+        node_red: none(),
+        less_is_better: false,
+        target: None,
     });
     table.add(Figure {
         scenario: "S1",

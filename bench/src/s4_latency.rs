@@ -100,6 +100,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result4> {
         .filter(|c| c.2 >= from && c.2 <= until)
         .collect();
     let recs = collector.take();
+    crate::collector::dump(&dir.join("collector.csv"), &recs)?;
     let (lat, unmatched) = match_changes(tool, &changes, &recs);
     Ok(Result4 {
         latency: spread(lat),
