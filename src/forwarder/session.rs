@@ -170,8 +170,10 @@ impl Session<'_> {
                     if connected && self.ticks % 10 == 0 {
                         self.pick_up_replays();
                     }
-                    if connected {
-                        // Picks up anything committed while the window was full.
+                    // Picks up anything committed while the window was full. Nothing past the
+                    // cursor is committed when the cursor is at the last commit: no query then,
+                    // which an idle cell would otherwise make ten times a second.
+                    if connected && *committed.borrow() > self.cursor {
                         self.fill();
                     }
                 }

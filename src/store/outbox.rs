@@ -121,17 +121,20 @@ impl Outbox {
 
     /// Undelivered events after `after_seq`, in sequence order.
     pub fn pending(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        // No `LIMIT ?`: SQLite reads a bound LIMIT's value while planning, so every new binding
+        // re-parses and re-plans the cached statement (bench S5: 15% of the idle runtime's CPU).
+        // Rows are stepped lazily through the index, so taking `limit` reads no more than that.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, kind, payload FROM outbox WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, kind, payload FROM outbox WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![after_seq as i64, limit as i64], |r| {
+        let rows = stmt.query_map(params![after_seq as i64], |r| {
             Ok(OutboxRow {
                 seq: r.get::<_, i64>(0)? as u64,
                 kind: r.get(1)?,
                 payload: r.get(2)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows.take(limit).collect::<Result<_, _>>()?)
     }
 
     /// How many events up to `seq` are undelivered, and the first of them: the forwarder
