@@ -306,7 +306,10 @@ async def main() -> int:
 
     async def commands():
         reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        except (OSError, ValueError):
+            return  # stdin is not a pipe (e.g. /dev/null): run without commands
         while True:
             line = await reader.readline()
             if not line:
