@@ -183,10 +183,7 @@ async fn browse_children(
         .browse(&[desc], 1000, None)
         .await
         .map_err(|e| format!("browse {id}: {e}"))?;
-    loop {
-        let Some(r) = results.into_iter().next() else {
-            break;
-        };
+    while let Some(r) = results.into_iter().next() {
         if !r.status_code.is_good() {
             return Err(format!("browse {id}: {}", r.status_code));
         }
@@ -195,7 +192,7 @@ async fn browse_children(
             break;
         }
         results = session
-            .browse_next(false, &[r.continuation_point.clone()])
+            .browse_next(false, std::slice::from_ref(&r.continuation_point))
             .await
             .map_err(|e| format!("browse {id}: {e}"))?;
     }
