@@ -49,7 +49,10 @@ async fn counters_roll_over_jump_back_and_freeze() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Frozen: running, but the counters do not move.
+    // Between two steps, so that no step still counts a part after the freeze.
+    plant.machine().pause().await;
     plant.machine().set_mode(CounterMode::Frozen);
+    plant.machine().resume();
     plant.faults += 1;
     let frozen = (plant.machine().good(), plant.machine().scrap());
     tokio::time::sleep(Duration::from_secs(2)).await;
