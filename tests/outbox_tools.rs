@@ -42,7 +42,11 @@ async fn tail_replay_and_verify_on_a_running_cell() {
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
     assert!(
         collector
-            .wait_for(|m| !m.is_empty(), Duration::from_secs(20))
+            // Parts count from the runtime's first reading of the PLC: make them after it.
+            .wait_for(
+                |m| m.iter().any(|m| m.topic.ends_with("/device_status")),
+                Duration::from_secs(20)
+            )
             .await,
         "{}",
         rt.logs()

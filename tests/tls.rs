@@ -192,6 +192,18 @@ async fn client_certificate_and_password_from_a_file_over_tls() {
         rt.logs(),
         broker.logs()
     );
+    // Parts count from the runtime's first reading of the PLC: make them after it.
+    let online = collector
+        .wait_for(
+            |m| {
+                m.iter().any(|m| {
+                    m.topic.ends_with("/device_status") && m.payload["data"]["online"] == true
+                })
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(online, "the device online over TLS\n{}", rt.logs());
     make_parts(&peer, 12).await;
     assert!(
         wait_parts(&collector, 12).await,
