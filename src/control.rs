@@ -23,10 +23,14 @@ pub fn socket_path(store: &Path) -> PathBuf {
 pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(store);
     if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-        bail!("another mes-edge is running this cell (it answers on {})", path.display());
+        bail!(
+            "another mes-edge is running this cell (it answers on {})",
+            path.display()
+        );
     }
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).with_context(|| format!("control socket {}", path.display()))?;
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("control socket {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     Ok(tokio::spawn(async move {
@@ -47,7 +51,8 @@ pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::tas
 async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     let mut payload = Vec::new();
     let mut limited = (&mut conn).take(MAX_PAYLOAD as u64 + 1);
-    let read = tokio::time::timeout(Duration::from_secs(5), limited.read_to_end(&mut payload)).await;
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), limited.read_to_end(&mut payload)).await;
     if !matches!(read, Ok(Ok(_))) {
         return;
     }
@@ -55,7 +60,11 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     let done = move |r: &Reply| {
         let _ = tx.send(r.clone());
     };
-    let cmd = CommandIn { payload, by: CommandSource::Operator, done: Some(Box::new(done)) };
+    let cmd = CommandIn {
+        payload,
+        by: CommandSource::Operator,
+        done: Some(Box::new(done)),
+    };
     if engine.send(cmd).await.is_err() {
         return;
     }
@@ -75,6 +84,9 @@ pub async fn request(store: &Path, payload: &[u8]) -> Result<Reply> {
     conn.write_all(payload).await?;
     conn.shutdown().await?;
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer)).await.context("no reply within 30 s")??;
-    serde_json::from_slice(&answer).with_context(|| format!("unreadable reply {:?}", String::from_utf8_lossy(&answer)))
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+        .await
+        .context("no reply within 30 s")??;
+    serde_json::from_slice(&answer)
+        .with_context(|| format!("unreadable reply {:?}", String::from_utf8_lossy(&answer)))
 }

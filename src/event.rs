@@ -2,10 +2,10 @@
 //! id and the next number of the cell's sequence, and published exactly as committed.
 
 use crate::cell::MachineState;
-use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
 pub use crate::orders::JobResponse;
-use std::collections::BTreeMap;
+use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +85,12 @@ pub enum EventBody {
         scrap: u64,
     },
     /// Cancel or Clear took an order off the cell's list.
-    OrderRemoved { order_id: String, previous: JobState, command: JobCommand, by: CommandSource },
+    OrderRemoved {
+        order_id: String,
+        previous: JobState,
+        command: JobCommand,
+        by: CommandSource,
+    },
     /// The reply to a command; published on the cell's response topic.
     CommandResponse(Reply),
     /// The summary of an order that reached Ended or Aborted.

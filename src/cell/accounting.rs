@@ -30,7 +30,11 @@ impl Engine {
         let dt = now_ms - from;
         let state = self.state.machine_state;
         let reason = state.is_stop().then(|| {
-            self.state.stop.as_ref().and_then(|s| s.reason.clone()).unwrap_or_else(|| UNEXPLAINED.to_string())
+            self.state
+                .stop
+                .as_ref()
+                .and_then(|s| s.reason.clone())
+                .unwrap_or_else(|| UNEXPLAINED.to_string())
         });
         let running = self.state.orders.running_mut();
         let order_id = running.as_ref().map(|o| o.id().to_string());
@@ -47,7 +51,9 @@ impl Engine {
             if stop.order_id.as_deref() == Some(id.as_str()) {
                 stop.order_ms += dt;
             }
-            if stop.shift_start.is_some() && stop.shift_start == self.state.shift.as_ref().map(|s| s.shift.start_ms) {
+            if stop.shift_start.is_some()
+                && stop.shift_start == self.state.shift.as_ref().map(|s| s.shift.start_ms)
+            {
                 stop.shift_ms += dt;
             }
         }
@@ -55,7 +61,12 @@ impl Engine {
 
     /// Closes the current stop (if any) and opens one for `state` if it is a stop. Returns the
     /// reason of the closed stop.
-    pub(super) fn change_stop(&mut self, state: MachineState, reason: Option<String>, ts_ms: i64) -> Option<String> {
+    pub(super) fn change_stop(
+        &mut self,
+        state: MachineState,
+        reason: Option<String>,
+        ts_ms: i64,
+    ) -> Option<String> {
         let closed = self.state.stop.take().map(|mut s| {
             s.until = Some(ts_ms);
             s
@@ -87,7 +98,10 @@ impl Engine {
             (None, Some(s)) => s,
             (None, None) => return None,
         };
-        let old = stop.reason.replace(reason.to_string()).unwrap_or_else(|| UNEXPLAINED.to_string());
+        let old = stop
+            .reason
+            .replace(reason.to_string())
+            .unwrap_or_else(|| UNEXPLAINED.to_string());
         let mv = |map: &mut std::collections::BTreeMap<String, i64>, ms: i64| {
             if ms > 0 && old != reason {
                 let left = map.entry(old.clone()).or_default();
@@ -104,7 +118,12 @@ impl Engine {
                 mv(&mut o.downtime, stop.order_ms);
             }
         }
-        if let Some(shift) = self.state.shift.as_mut().filter(|s| Some(s.shift.start_ms) == stop.shift_start) {
+        if let Some(shift) = self
+            .state
+            .shift
+            .as_mut()
+            .filter(|s| Some(s.shift.start_ms) == stop.shift_start)
+        {
             mv(&mut shift.downtime, stop.shift_ms);
         }
         Some(stop)
@@ -117,7 +136,10 @@ impl Engine {
         let (id, ideal) = match running {
             Some(o) => {
                 o.add_parts(kind, quantity);
-                (Some(o.id().to_string()), quantity as f64 * o.ideal_cycle_ms.unwrap_or(0.0))
+                (
+                    Some(o.id().to_string()),
+                    quantity as f64 * o.ideal_cycle_ms.unwrap_or(0.0),
+                )
             }
             None => {
                 match kind {
@@ -144,10 +166,22 @@ impl Engine {
         if !self.model.orders.auto_complete {
             return;
         }
-        let done = self.state.orders.running_mut().filter(|o| o.spec.quantity > 0 && o.good >= o.spec.quantity).map(|o| o.id().to_string());
+        let done = self
+            .state
+            .orders
+            .running_mut()
+            .filter(|o| o.spec.quantity > 0 && o.good >= o.spec.quantity)
+            .map(|o| o.id().to_string());
         if let Some(id) = done {
             let reason = Some("target quantity reached".to_string());
-            if let Err(e) = self.state.orders.command(&id, JobCommand::Stop, CommandSource::Cell, reason, ts_ms, out) {
+            if let Err(e) = self.state.orders.command(
+                &id,
+                JobCommand::Stop,
+                CommandSource::Cell,
+                reason,
+                ts_ms,
+                out,
+            ) {
                 tracing::error!(order = %id, "auto-complete refused: {e}");
             }
             self.state.orders.begin_next(ts_ms, out);
@@ -159,7 +193,11 @@ impl Engine {
         self.credit(now_ms);
         if let Some(calendar) = &self.model.orders.calendar {
             let current = calendar.at(now_ms);
-            let same = |a: &ShiftAccount| current.as_ref().is_some_and(|c| c.start_ms == a.shift.start_ms && c.name == a.shift.name);
+            let same = |a: &ShiftAccount| {
+                current
+                    .as_ref()
+                    .is_some_and(|c| c.start_ms == a.shift.start_ms && c.name == a.shift.name)
+            };
             if let Some(ended) = self.state.shift.take_if(|a| !same(a)) {
                 out.push(shift_oee(&ended, now_ms.min(ended.shift.end_ms), true));
             }

@@ -4,12 +4,21 @@
 
 use super::engine::Engine;
 use crate::event::{EventBody, NewEvent};
-use crate::orders::{by_name, parse_command, Command, CommandName, CommandSource, JobCommand, JobState, OrderSpec, Reply};
+use crate::orders::{
+    by_name, parse_command, Command, CommandName, CommandSource, JobCommand, JobState, OrderSpec,
+    Reply,
+};
 
 impl Engine {
     /// Applies a command payload and returns the reply (also appended as a command_response
     /// event). A command whose correlation id was seen before is answered, not applied again.
-    pub fn command(&mut self, payload: &[u8], by: CommandSource, now_ms: i64, out: &mut Vec<NewEvent>) -> Reply {
+    pub fn command(
+        &mut self,
+        payload: &[u8],
+        by: CommandSource,
+        now_ms: i64,
+        out: &mut Vec<NewEvent>,
+    ) -> Reply {
         let reply = match parse_command(payload) {
             Err((correlation_id, reason)) => {
                 tracing::warn!(?by, ?correlation_id, "command rejected: {reason}");
@@ -18,7 +27,10 @@ impl Engine {
                 r
             }
             Ok(cmd) => match self.state.orders.seen(&cmd.correlation_id) {
-                Some(first) => Reply { duplicate: true, ..first.clone() },
+                Some(first) => Reply {
+                    duplicate: true,
+                    ..first.clone()
+                },
                 None => {
                     self.credit(now_ms);
                     let reply = self.apply_command(&cmd, by, now_ms, out);
@@ -30,18 +42,34 @@ impl Engine {
                 }
             },
         };
-        out.push(NewEvent::new(now_ms, vec![by_name(by).into()], EventBody::CommandResponse(reply.clone())));
+        out.push(NewEvent::new(
+            now_ms,
+            vec![by_name(by).into()],
+            EventBody::CommandResponse(reply.clone()),
+        ));
         reply
     }
 
-    fn apply_command(&mut self, cmd: &Command, by: CommandSource, now_ms: i64, out: &mut Vec<NewEvent>) -> Reply {
+    fn apply_command(
+        &mut self,
+        cmd: &Command,
+        by: CommandSource,
+        now_ms: i64,
+        out: &mut Vec<NewEvent>,
+    ) -> Reply {
         if cmd.command != CommandName::DowntimeReason {
             let products = &self.model.orders.products;
-            return self.state.orders.apply(cmd, by, now_ms, &|m| products.get(m).copied(), out);
+            return self
+                .state
+                .orders
+                .apply(cmd, by, now_ms, &|m| products.get(m).copied(), out);
         }
         let reason = cmd.reason.as_deref().unwrap_or_default();
         match self.give_reason(reason) {
-            None => Reply::rejected(Some(cmd), "the cell has not stopped yet: no stop to give a reason to"),
+            None => Reply::rejected(
+                Some(cmd),
+                "the cell has not stopped yet: no stop to give a reason to",
+            ),
             Some(stop) => {
                 let body = EventBody::DowntimeReason {
                     state: stop.state,
@@ -74,7 +102,14 @@ impl Engine {
         if !start {
             match active {
                 Some(id) => {
-                    let _ = book.command(&id, JobCommand::Stop, CommandSource::Plc, Some("PLC end signal".into()), ts_ms, out);
+                    let _ = book.command(
+                        &id,
+                        JobCommand::Stop,
+                        CommandSource::Plc,
+                        Some("PLC end signal".into()),
+                        ts_ms,
+                        out,
+                    );
                     book.begin_next(ts_ms, out);
                 }
                 None => tracing::warn!("PLC order end signal with no active order"),
@@ -91,25 +126,68 @@ impl Engine {
         }
         if let Some(other) = active {
             let reason = Some(format!("PLC started order {id}"));
-            let _ = book.command(&other, JobCommand::Stop, CommandSource::Plc, reason, ts_ms, out);
+            let _ = book.command(
+                &other,
+                JobCommand::Stop,
+                CommandSource::Plc,
+                reason,
+                ts_ms,
+                out,
+            );
         }
         let result = match book.get(&id).map(|o| o.state) {
             None => {
-                let spec = OrderSpec { id: id.clone(), material: "unknown".into(), quantity: 0, ideal_cycle_s: None, lot: None, priority: i32::MAX };
-                let cmd = Command { correlation_id: format!("plc-{ts_ms}"), command: CommandName::StoreAndStart, order: Some(spec), order_id: None, reason: None };
+                let spec = OrderSpec {
+                    id: id.clone(),
+                    material: "unknown".into(),
+                    quantity: 0,
+                    ideal_cycle_s: None,
+                    lot: None,
+                    priority: i32::MAX,
+                };
+                let cmd = Command {
+                    correlation_id: format!("plc-{ts_ms}"),
+                    command: CommandName::StoreAndStart,
+                    order: Some(spec),
+                    order_id: None,
+                    reason: None,
+                };
                 let products = &self.model.orders.products;
-                let r = book.apply(&cmd, CommandSource::Plc, ts_ms, &|m| products.get(m).copied(), out);
-                if r.accepted { Ok(()) } else { Err(r.reason.unwrap_or_default()) }
+                let r = book.apply(
+                    &cmd,
+                    CommandSource::Plc,
+                    ts_ms,
+                    &|m| products.get(m).copied(),
+                    out,
+                );
+                if r.accepted {
+                    Ok(())
+                } else {
+                    Err(r.reason.unwrap_or_default())
+                }
             }
-            Some(JobState::NotAllowedToStart) => book.command(&id, JobCommand::Start, CommandSource::Plc, None, ts_ms, out),
-            Some(JobState::Interrupted) => book.command(&id, JobCommand::Resume, CommandSource::Plc, None, ts_ms, out),
+            Some(JobState::NotAllowedToStart) => {
+                book.command(&id, JobCommand::Start, CommandSource::Plc, None, ts_ms, out)
+            }
+            Some(JobState::Interrupted) => book.command(
+                &id,
+                JobCommand::Resume,
+                CommandSource::Plc,
+                None,
+                ts_ms,
+                out,
+            ),
             Some(_) => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!(order = %id, "PLC order start refused: {e}");
         }
         // An order allowed to start waits behind higher priorities; the PLC's goes first.
-        if let Some(o) = book.orders.iter_mut().find(|o| o.id() == id && o.state == JobState::AllowedToStart) {
+        if let Some(o) = book
+            .orders
+            .iter_mut()
+            .find(|o| o.id() == id && o.state == JobState::AllowedToStart)
+        {
             o.spec.priority = i32::MAX;
         }
         book.begin_next(ts_ms, out);

@@ -60,14 +60,22 @@ impl Engine {
     /// Applies one driver event, appending the production events it causes.
     pub fn apply(&mut self, ev: &DeviceEvent, out: &mut Vec<NewEvent>) {
         match ev {
-            DeviceEvent::Status { device, status, ts_ms } => {
+            DeviceEvent::Status {
+                device,
+                status,
+                ts_ms,
+            } => {
                 self.credit(*ts_ms);
                 let (online, reason) = match status {
                     DeviceStatus::Online => (true, None),
                     DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
                 };
                 let device = self.model.device_name(*device).to_string();
-                let body = EventBody::DeviceStatus { device: device.clone(), online, reason };
+                let body = EventBody::DeviceStatus {
+                    device: device.clone(),
+                    online,
+                    reason,
+                };
                 out.push(NewEvent::new(*ts_ms, vec![device], body));
             }
             DeviceEvent::Samples { samples, .. } => {
@@ -76,9 +84,12 @@ impl Engine {
                 }
                 // The fault code and the order number first: a state change or an order start
                 // in the same read goes with the new code and number.
-                let (first, rest): (Vec<&Sample>, Vec<&Sample>) = samples
-                    .iter()
-                    .partition(|s| matches!(self.model.roles.get(&s.tag), Some(Role::FaultCode | Role::OrderNumber)));
+                let (first, rest): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| {
+                    matches!(
+                        self.model.roles.get(&s.tag),
+                        Some(Role::FaultCode | Role::OrderNumber)
+                    )
+                });
                 for s in first.into_iter().chain(rest) {
                     self.apply_sample(s, out);
                 }
@@ -87,13 +98,19 @@ impl Engine {
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
-        let Some(&role) = self.model.roles.get(&s.tag) else { return };
+        let Some(&role) = self.model.roles.get(&s.tag) else {
+            return;
+        };
         let good = s.quality == Quality::Good;
         let int = || s.value.filter(|_| good).map(|v| v.as_f64() as i64);
         match role {
             // A bad reading says nothing about parts: the counter keeps its baseline, and the next
             // good reading counts everything made in between.
-            Role::Counter { kind, bits, rollover_window } => {
+            Role::Counter {
+                kind,
+                bits,
+                rollover_window,
+            } => {
                 if let (true, Some(raw)) = (good, s.value.and_then(|v| v.as_u64())) {
                     self.count(kind, raw, bits, rollover_window, s, out);
                 }
@@ -105,9 +122,15 @@ impl Engine {
                 }
             }
             Role::OrderStartBit | Role::OrderEndBit => {
-                let Some(on) = s.value.filter(|_| good).map(|v| v.as_f64() != 0.0) else { return };
+                let Some(on) = s.value.filter(|_| good).map(|v| v.as_f64() != 0.0) else {
+                    return;
+                };
                 let start = role == Role::OrderStartBit;
-                let last = if start { &mut self.state.order_start_bit } else { &mut self.state.order_end_bit };
+                let last = if start {
+                    &mut self.state.order_start_bit
+                } else {
+                    &mut self.state.order_end_bit
+                };
                 // No edge on the first reading ever: a bit already set at commissioning is not a
                 // command.
                 let rising = *last == Some(false) && on;
@@ -123,7 +146,12 @@ impl Engine {
     fn state_word(&mut self, word: Option<i64>, s: &Sample, out: &mut Vec<NewEvent>) {
         let state = match word {
             None => MachineState::Unknown,
-            Some(w) => self.model.states.get(&w).copied().unwrap_or(self.model.unmapped),
+            Some(w) => self
+                .model
+                .states
+                .get(&w)
+                .copied()
+                .unwrap_or(self.model.unmapped),
         };
         self.state.state_word = word;
         if state == self.state.machine_state {
@@ -133,7 +161,10 @@ impl Engine {
         let since = self.state.state_since;
         let reason = match word {
             None => Some("device offline".to_string()),
-            Some(_) if state.is_stop() => self.state.fault_code.and_then(|c| self.model.orders.reasons.get(&c).cloned()),
+            Some(_) if state.is_stop() => self
+                .state
+                .fault_code
+                .and_then(|c| self.model.orders.reasons.get(&c).cloned()),
             Some(_) => None,
         };
         let previous_reason = self.change_stop(state, reason.clone(), s.ts_ms);
@@ -144,16 +175,32 @@ impl Engine {
             previous,
             previous_since: (since != 0).then_some(since),
             // A clock stepped back must not give a negative duration.
-            previous_duration_ms: if since == 0 { 0 } else { (s.ts_ms - since).max(0) },
+            previous_duration_ms: if since == 0 {
+                0
+            } else {
+                (s.ts_ms - since).max(0)
+            },
             state_word: word,
             fault_code: self.state.fault_code,
             reason,
             previous_reason,
         };
-        out.push(NewEvent::new(s.ts_ms, vec![self.model.tag_name(s.tag).to_string()], body));
+        out.push(NewEvent::new(
+            s.ts_ms,
+            vec![self.model.tag_name(s.tag).to_string()],
+            body,
+        ));
     }
 
-    fn count(&mut self, kind: CounterKind, raw: u64, bits: u32, window: u64, s: &Sample, out: &mut Vec<NewEvent>) {
+    fn count(
+        &mut self,
+        kind: CounterKind,
+        raw: u64,
+        bits: u32,
+        window: u64,
+        s: &Sample,
+        out: &mut Vec<NewEvent>,
+    ) {
         let counter = match kind {
             CounterKind::Good => &mut self.state.good,
             CounterKind::Scrap => &mut self.state.scrap,
@@ -163,13 +210,33 @@ impl Engine {
         match counter.observe(raw, bits, window) {
             Step::Baseline => tracing::info!(counter = ?kind, raw, "counter baseline"),
             Step::Unchanged => {}
-            Step::Parts { quantity, rolled_over } => {
+            Step::Parts {
+                quantity,
+                rolled_over,
+            } => {
                 let previous_value = previous.unwrap_or(0);
-                self.parts(kind, quantity, raw, previous_value, rolled_over, s.ts_ms, source(), out);
+                self.parts(
+                    kind,
+                    quantity,
+                    raw,
+                    previous_value,
+                    rolled_over,
+                    s.ts_ms,
+                    source(),
+                    out,
+                );
             }
             Step::Reset { from, since_zero } => {
                 tracing::warn!(counter = ?kind, from, to = raw, since_zero, "counter went back: reset");
-                out.push(NewEvent::new(s.ts_ms, source(), EventBody::CounterReset { counter: kind, from, to: raw }));
+                out.push(NewEvent::new(
+                    s.ts_ms,
+                    source(),
+                    EventBody::CounterReset {
+                        counter: kind,
+                        from,
+                        to: raw,
+                    },
+                ));
                 if since_zero > 0 {
                     self.parts(kind, since_zero, raw, 0, false, s.ts_ms, source(), out);
                 }
@@ -194,7 +261,14 @@ impl Engine {
             CounterKind::Scrap => self.state.scrap_total += quantity,
         }
         let order_id = self.attribute_parts(kind, quantity);
-        let body = EventBody::PartCount { counter: kind, quantity, counter_value, previous_value, rolled_over, order_id };
+        let body = EventBody::PartCount {
+            counter: kind,
+            quantity,
+            counter_value,
+            previous_value,
+            rolled_over,
+            order_id,
+        };
         out.push(NewEvent::new(ts_ms, source, body));
         self.auto_complete(ts_ms, out);
     }

@@ -2,7 +2,9 @@ use serde::{Deserialize, Serialize};
 
 /// What the cell is doing, in the categories OEE's time model needs (ISO 22400-2): each maps to
 /// one of running, idle, a stop with a cause, or unknown while the cell cannot be seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineState {
     Running,

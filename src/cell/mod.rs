@@ -1,9 +1,9 @@
 //! The cell: turns what the drivers see into production events, and keeps the state those
 //! events are derived from. It does no I/O; the caller commits events and state together.
 
-mod counter;
 mod accounting;
 mod commands;
+mod counter;
 mod engine;
 mod machine_state;
 mod model;

@@ -46,13 +46,23 @@ impl OrderModel {
             let shifts = s
                 .shift
                 .iter()
-                .map(|d| (d.name.clone(), parse_time(&d.start).expect("checked"), parse_time(&d.end).expect("checked")))
+                .map(|d| {
+                    (
+                        d.name.clone(),
+                        parse_time(&d.start).expect("checked"),
+                        parse_time(&d.end).expect("checked"),
+                    )
+                })
                 .collect();
             ShiftCalendar::new(tz, shifts)
         });
         OrderModel {
             reasons,
-            products: c.products.iter().map(|p| (p.material.clone(), p.ideal_cycle_s * 1000.0)).collect(),
+            products: c
+                .products
+                .iter()
+                .map(|p| (p.material.clone(), p.ideal_cycle_s * 1000.0))
+                .collect(),
             calendar,
             auto_complete: c.orders.auto_complete,
             oee_interval_ms: c.orders.oee_interval_s as i64 * 1000,
@@ -77,7 +87,10 @@ impl CellModel {
     /// the drivers with the same numbering.
     pub fn from_config(c: &CellConfig) -> Self {
         let numbered = c.numbered_tags();
-        let tag_names: Vec<String> = numbered.iter().map(|(_, _, t)| t.name().to_string()).collect();
+        let tag_names: Vec<String> = numbered
+            .iter()
+            .map(|(_, _, t)| t.name().to_string())
+            .collect();
         let tag_types: HashMap<&str, _> = numbered.iter().map(|(_, _, t)| (t.name(), *t)).collect();
         let id = |name: &str| {
             TagId(

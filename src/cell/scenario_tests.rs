@@ -85,19 +85,34 @@ impl Cell {
     fn with(extra: &str) -> Cell {
         let text = format!("{CONFIG}\n{extra}");
         let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
-        Cell { engine: Engine::new(CellModel::from_config(&config), CellState::default()), events: Vec::new() }
+        Cell {
+            engine: Engine::new(CellModel::from_config(&config), CellState::default()),
+            events: Vec::new(),
+        }
     }
 
     fn read(&mut self, at: i64, values: &[(TagId, u64)]) {
         let samples = values
             .iter()
-            .map(|&(tag, v)| Sample { tag, value: Some(Value::UInt(v)), quality: Quality::Good, ts_ms: at })
+            .map(|&(tag, v)| Sample {
+                tag,
+                value: Some(Value::UInt(v)),
+                quality: Quality::Good,
+                ts_ms: at,
+            })
             .collect();
-        self.engine.apply(&DeviceEvent::Samples { device: DeviceId(0), samples }, &mut self.events);
+        self.engine.apply(
+            &DeviceEvent::Samples {
+                device: DeviceId(0),
+                samples,
+            },
+            &mut self.events,
+        );
     }
 
     fn command(&mut self, at: i64, json: &str) -> crate::orders::Reply {
-        self.engine.command(json.as_bytes(), CommandSource::Mqtt, at, &mut self.events)
+        self.engine
+            .command(json.as_bytes(), CommandSource::Mqtt, at, &mut self.events)
     }
 
     fn job_response(&self) -> crate::orders::JobResponse {
@@ -128,34 +143,59 @@ impl Cell {
 #[test]
 fn an_order_computed_by_hand() {
     let mut c = Cell::new();
-    c.read(T0 - 10 * S, &[(GOOD, 0), (SCRAP, 0), (STATE, 1), (FAULT, 0)]);
+    c.read(
+        T0 - 10 * S,
+        &[(GOOD, 0), (SCRAP, 0), (STATE, 1), (FAULT, 0)],
+    );
     let r = c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"BRK-220","quantity":1000}}"#);
     assert!(r.accepted, "{r:?}");
     assert_eq!(r.state, Some(JobState::Running));
     for i in 1..=10 {
-        c.read(T0 + i * 60 * S, &[(GOOD, 27 * i as u64), (SCRAP, (15 * i / 10) as u64)]);
+        c.read(
+            T0 + i * 60 * S,
+            &[(GOOD, 27 * i as u64), (SCRAP, (15 * i / 10) as u64)],
+        );
     }
     c.read(T0 + 600 * S, &[(STATE, 2), (FAULT, 17)]);
     c.read(T0 + 720 * S, &[(STATE, 6), (FAULT, 0)]);
-    let r = c.command(T0 + 730 * S, r#"{"correlation_id":"2","command":"downtime_reason","reason":"break"}"#);
+    let r = c.command(
+        T0 + 730 * S,
+        r#"{"correlation_id":"2","command":"downtime_reason","reason":"break"}"#,
+    );
     assert!(r.accepted, "{r:?}");
     c.read(T0 + 780 * S, &[(STATE, 1)]);
     c.read(T0 + 1000 * S, &[(GOOD, 350), (SCRAP, 18)]);
     c.read(T0 + 1200 * S, &[(GOOD, 420), (SCRAP, 20)]);
-    let r = c.command(T0 + 1200 * S, r#"{"correlation_id":"3","command":"stop","order_id":"WO-1"}"#);
+    let r = c.command(
+        T0 + 1200 * S,
+        r#"{"correlation_id":"3","command":"stop","order_id":"WO-1"}"#,
+    );
     assert!(r.accepted, "{r:?}");
 
     let jr = c.job_response();
-    assert_eq!((jr.state, jr.substate), (JobState::Ended, Some(SubState::Closed)));
+    assert_eq!(
+        (jr.state, jr.substate),
+        (JobState::Ended, Some(SubState::Closed))
+    );
     assert_eq!((jr.good, jr.scrap), (420, 20));
     assert_eq!((jr.started, jr.ended), (Some(T0), Some(T0 + 1200 * S)));
     use crate::cell::MachineState::*;
     let times: Vec<_> = jr.time_in_state_ms.iter().map(|(k, v)| (*k, *v)).collect();
-    assert_eq!(times, vec![(Running, 1_020_000), (Down, 120_000), (PlannedStop, 60_000)]);
-    let downtime: Vec<_> = jr.downtime_ms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        times,
+        vec![(Running, 1_020_000), (Down, 120_000), (PlannedStop, 60_000)]
+    );
+    let downtime: Vec<_> = jr
+        .downtime_ms
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
     assert_eq!(downtime, vec![("break", 60_000), ("die jam", 120_000)]);
     let o = &jr.oee;
-    assert_eq!((o.planned_busy_ms, o.actual_production_ms), (1_140_000, 1_020_000));
+    assert_eq!(
+        (o.planned_busy_ms, o.actual_production_ms),
+        (1_140_000, 1_020_000)
+    );
     assert_eq!(o.ideal_production_ms, 880_000.0);
     assert!((o.availability.unwrap() - 1020.0 / 1140.0).abs() < 1e-12);
     assert!((o.performance.unwrap() - 880.0 / 1020.0).abs() < 1e-12);
@@ -168,14 +208,23 @@ fn parts_with_no_order_running_go_to_the_no_order_bucket() {
     let mut c = Cell::new();
     c.read(T0, &[(GOOD, 0), (SCRAP, 0), (STATE, 1)]);
     c.read(T0 + S, &[(GOOD, 5), (SCRAP, 1)]);
-    c.command(T0 + 2 * S, r#"{"correlation_id":"a","command":"store_and_start","order":{"id":"A","material":"x"}}"#);
+    c.command(
+        T0 + 2 * S,
+        r#"{"correlation_id":"a","command":"store_and_start","order":{"id":"A","material":"x"}}"#,
+    );
     c.read(T0 + 3 * S, &[(GOOD, 8)]);
-    c.command(T0 + 4 * S, r#"{"correlation_id":"b","command":"pause","order_id":"A"}"#);
+    c.command(
+        T0 + 4 * S,
+        r#"{"correlation_id":"b","command":"pause","order_id":"A"}"#,
+    );
     c.read(T0 + 5 * S, &[(GOOD, 10)]);
     let st = &c.engine.state;
     assert_eq!((st.orders.no_order_good, st.orders.no_order_scrap), (7, 1));
     assert_eq!(st.orders.get("A").unwrap().good, 3);
-    assert_eq!(st.good_total, 10, "every part counted once, in one bucket or the other");
+    assert_eq!(
+        st.good_total, 10,
+        "every part counted once, in one bucket or the other"
+    );
 }
 
 #[test]
@@ -187,7 +236,10 @@ fn a_duplicate_is_answered_not_applied_and_an_invalid_command_changes_nothing() 
     let again = c.command(T0 + S, store);
     assert!(again.accepted && again.duplicate);
     assert_eq!(c.engine.state.orders.orders, before);
-    let r = c.command(T0 + 2 * S, r#"{"correlation_id":"x2","command":"resume","order_id":"A"}"#);
+    let r = c.command(
+        T0 + 2 * S,
+        r#"{"correlation_id":"x2","command":"resume","order_id":"A"}"#,
+    );
     assert!(!r.accepted);
     assert_eq!(r.reason.as_deref(), Some("Resume is not allowed in state NotAllowedToStart (allowed: Update, Start, Abort, Cancel)"));
     assert_eq!(c.engine.state.orders.orders, before);
@@ -203,9 +255,19 @@ fn auto_completion_at_the_target_starts_the_next_order() {
     c.command(T0, r#"{"correlation_id":"3","command":"store_and_start","order":{"id":"C","material":"x","quantity":10}}"#);
     c.read(T0 + S, &[(GOOD, 12)]);
     let a = c.engine.state.orders.get("A").unwrap();
-    assert_eq!((a.state, a.substate, a.good), (JobState::Ended, Some(SubState::Completed), 12));
-    assert_eq!(c.engine.state.orders.get("B").unwrap().state, JobState::Running, "stored in the same ms: first come, first run");
-    assert_eq!(c.engine.state.orders.get("C").unwrap().state, JobState::AllowedToStart);
+    assert_eq!(
+        (a.state, a.substate, a.good),
+        (JobState::Ended, Some(SubState::Completed), 12)
+    );
+    assert_eq!(
+        c.engine.state.orders.get("B").unwrap().state,
+        JobState::Running,
+        "stored in the same ms: first come, first run"
+    );
+    assert_eq!(
+        c.engine.state.orders.get("C").unwrap().state,
+        JobState::AllowedToStart
+    );
 }
 
 #[test]
@@ -223,7 +285,13 @@ fn a_shift_ends_with_its_final_oee_and_the_next_one_starts() {
         .events
         .iter()
         .filter_map(|e| match &e.body {
-            EventBody::Oee { id, is_final: true, figures, time_in_state_ms, .. } => Some((id.clone(), figures.clone(), time_in_state_ms.clone())),
+            EventBody::Oee {
+                id,
+                is_final: true,
+                figures,
+                time_in_state_ms,
+                ..
+            } => Some((id.clone(), figures.clone(), time_in_state_ms.clone())),
             _ => None,
         })
         .collect();
@@ -231,7 +299,10 @@ fn a_shift_ends_with_its_final_oee_and_the_next_one_starts() {
     let (name, figures, times) = &finals[0];
     assert_eq!(name, "early");
     // The order ran 13:00 to 14:00, all of it running; 1000 parts at an ideal 2 s = 2000 s of 3600.
-    assert_eq!(times.get(&crate::cell::MachineState::Running), Some(&3_600_000));
+    assert_eq!(
+        times.get(&crate::cell::MachineState::Running),
+        Some(&3_600_000)
+    );
     assert_eq!(figures.good, 1000);
     assert!((figures.performance.unwrap() - 2000.0 / 3600.0).abs() < 1e-12);
     assert_eq!(c.engine.state.shift.as_ref().unwrap().shift.name, "late");
@@ -241,14 +312,21 @@ fn a_shift_ends_with_its_final_oee_and_the_next_one_starts() {
 fn late_readings_and_clock_steps_never_count_time_twice() {
     let mut c = Cell::new();
     c.read(T0, &[(GOOD, 0), (STATE, 1)]);
-    c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"x"}}"#);
-    c.command(T0 + 10 * S, r#"{"correlation_id":"2","command":"update","order":{"id":"A","material":"x"}}"#);
+    c.command(
+        T0,
+        r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"A","material":"x"}}"#,
+    );
+    c.command(
+        T0 + 10 * S,
+        r#"{"correlation_id":"2","command":"update","order":{"id":"A","material":"x"}}"#,
+    );
     // A reading stamped before the last command: nothing is credited twice.
     c.read(T0 + 9 * S, &[(GOOD, 1)]);
     c.read(T0 + 20 * S, &[(GOOD, 2)]);
     // The clock steps back an hour: the hour is not credited again, accounting goes on from there.
     c.read(T0 - 3600 * S, &[(GOOD, 3)]);
     c.read(T0 - 3595 * S, &[(GOOD, 4)]);
-    let running = c.engine.state.orders.get("A").unwrap().times[&crate::cell::MachineState::Running];
+    let running =
+        c.engine.state.orders.get("A").unwrap().times[&crate::cell::MachineState::Running];
     assert_eq!(running, 25_000, "20 s before the step, 5 s after it");
 }

@@ -64,7 +64,12 @@ pub fn main() -> ExitCode {
         &["rumqttd=off", "mes_edge=warn"]
     } else if matches!(cli.command, Command::Opcua(_)) {
         // The commissioning commands say what went wrong themselves.
-        &["opcua_client=off", "opcua_crypto=off", "opcua_core=off", "opcua_types=off"]
+        &[
+            "opcua_client=off",
+            "opcua_crypto=off",
+            "opcua_core=off",
+            "opcua_types=off",
+        ]
     } else {
         // async-opcua warns at every connect that we keep no endpoint list in its config.
         &["opcua_client::config=error"]

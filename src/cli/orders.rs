@@ -22,7 +22,9 @@ enum OrdersCommand {
     /// The orders the cell holds, and the parts made with no order.
     List,
     /// One order in full, with its job response figures so far.
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Receive an order from the shop floor (when MOM cannot send it).
     Store {
         id: String,
@@ -38,13 +40,17 @@ enum OrdersCommand {
         #[arg(long)]
         start: bool,
     },
-    Start { id: String },
+    Start {
+        id: String,
+    },
     Pause {
         id: String,
         #[arg(long)]
         reason: Option<String>,
     },
-    Resume { id: String },
+    Resume {
+        id: String,
+    },
     Stop {
         id: String,
         #[arg(long)]
@@ -73,13 +79,18 @@ enum DowntimeCommand {
 
 pub fn orders(args: OrdersArgs) -> Result<()> {
     let config = load(&args.config)?;
-    let simple = |command: &str, id: &str, reason: Option<String>| {
-        serde_json::json!({ "command": command, "order_id": id, "reason": reason })
-    };
+    let simple = |command: &str, id: &str, reason: Option<String>| serde_json::json!({ "command": command, "order_id": id, "reason": reason });
     let cmd = match args.command {
         OrdersCommand::List => return list(&config),
         OrdersCommand::Show { id } => return show(&config, &id),
-        OrdersCommand::Store { id, material, quantity, ideal_cycle_s, lot, start } => serde_json::json!({
+        OrdersCommand::Store {
+            id,
+            material,
+            quantity,
+            ideal_cycle_s,
+            lot,
+            start,
+        } => serde_json::json!({
             "command": if start { "store_and_start" } else { "store" },
             "order": { "id": id, "material": material, "quantity": quantity, "ideal_cycle_s": ideal_cycle_s, "lot": lot },
         }),
@@ -95,7 +106,10 @@ pub fn orders(args: OrdersArgs) -> Result<()> {
 pub fn downtime(args: DowntimeArgs) -> Result<()> {
     let config = load(&args.config)?;
     let DowntimeCommand::Reason { code } = args.command;
-    send(&config.store.path, serde_json::json!({ "command": "downtime_reason", "reason": code }))
+    send(
+        &config.store.path,
+        serde_json::json!({ "command": "downtime_reason", "reason": code }),
+    )
 }
 
 fn send(store: &std::path::Path, mut cmd: serde_json::Value) -> Result<()> {
@@ -104,7 +118,10 @@ fn send(store: &std::path::Path, mut cmd: serde_json::Value) -> Result<()> {
     if let Some(order) = obj.get_mut("order").and_then(|o| o.as_object_mut()) {
         order.retain(|_, v| !v.is_null());
     }
-    obj.insert("correlation_id".into(), format!("cli-{}", uuid::Uuid::now_v7()).into());
+    obj.insert(
+        "correlation_id".into(),
+        format!("cli-{}", uuid::Uuid::now_v7()).into(),
+    );
     let payload = serde_json::to_vec(&cmd)?;
     let reply: Reply = tokio_runtime()?.block_on(crate::control::request(store, &payload))?;
     println!("{}", serde_json::to_string(&reply)?);
@@ -116,25 +133,52 @@ fn send(store: &std::path::Path, mut cmd: serde_json::Value) -> Result<()> {
 
 fn state(config: &crate::config::CellConfig) -> Result<crate::cell::CellState> {
     if !config.store.path.exists() {
-        bail!("no store at {} (the runtime creates it at its first start)", config.store.path.display());
+        bail!(
+            "no store at {} (the runtime creates it at its first start)",
+            config.store.path.display()
+        );
     }
-    Ok(Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?.load_state()?)
+    Ok(Outbox::open(
+        &config.store.path,
+        config.store.synchronous,
+        &config.cell.joined(),
+    )?
+    .load_state()?)
 }
 
 fn list(config: &crate::config::CellConfig) -> Result<()> {
     let st = state(config)?;
-    println!("{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}", "ORDER", "STATE", "MATERIAL", "TARGET", "GOOD", "SCRAP");
+    println!(
+        "{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}",
+        "ORDER", "STATE", "MATERIAL", "TARGET", "GOOD", "SCRAP"
+    );
     for o in &st.orders.orders {
-        println!("{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}", o.id(), state_name(o), o.spec.material, o.spec.quantity, o.good, o.scrap);
+        println!(
+            "{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}",
+            o.id(),
+            state_name(o),
+            o.spec.material,
+            o.spec.quantity,
+            o.good,
+            o.scrap
+        );
     }
-    println!("{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}", "(no order)", "", "", "", st.orders.no_order_good, st.orders.no_order_scrap);
+    println!(
+        "{:<20} {:<18} {:<10} {:>9} {:>9} {:>9}",
+        "(no order)", "", "", "", st.orders.no_order_good, st.orders.no_order_scrap
+    );
     Ok(())
 }
 
 fn show(config: &crate::config::CellConfig, id: &str) -> Result<()> {
     let st = state(config)?;
-    let Some(o) = st.orders.get(id) else { bail!("no order {id} at this cell") };
-    println!("{}", serde_json::to_string_pretty(&crate::orders::JobResponse::of(o))?);
+    let Some(o) = st.orders.get(id) else {
+        bail!("no order {id} at this cell")
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&crate::orders::JobResponse::of(o))?
+    );
     Ok(())
 }
 

@@ -178,10 +178,7 @@ fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
                 continue;
             }
             let (a0, a1) = (a.address as u32, a.address as u32 + a.span() as u32);
-            let (b0, b1) = (
-                b.address as u32,
-                b.address as u32 + b.span() as u32,
-            );
+            let (b0, b1) = (b.address as u32, b.address as u32 + b.span() as u32);
             let same = a.address == b.address && a.data_type == b.data_type && a.order == b.order;
             if a0 < b1 && b0 < a1 && !same {
                 p.push(Problem::at(

@@ -21,12 +21,16 @@ enum Need {
 fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
     match t {
         CellTag::Modbus(t) => {
-            let int = !matches!(t.data_type, DataType::Bool | DataType::F32 | DataType::F64 | DataType::String)
-                && t.scale.is_none()
+            let int = !matches!(
+                t.data_type,
+                DataType::Bool | DataType::F32 | DataType::F64 | DataType::String
+            ) && t.scale.is_none()
                 && t.offset.is_none();
             match need {
                 Need::Bool if t.data_type != DataType::Bool => Some("expected a bool tag"),
-                Need::Integer | Need::WritableInteger if !int => Some("expected an unscaled integer tag"),
+                Need::Integer | Need::WritableInteger if !int => {
+                    Some("expected an unscaled integer tag")
+                }
                 Need::WritableInteger if !t.write => Some("expected a tag with `write = true`"),
                 _ => None,
             }
@@ -38,32 +42,52 @@ fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
 
 pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
     let tags = c.numbered_tags();
-    let mut signal = |at: Vec<Seg>, name: &str, need: Need| match tags.iter().find(|(_, _, t)| t.name() == name) {
-        None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
-        Some((_, _, t)) => {
-            if let Some(problem) = tag_problem(t, need) {
-                p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
+    let mut signal =
+        |at: Vec<Seg>, name: &str, need: Need| match tags.iter().find(|(_, _, t)| t.name() == name)
+        {
+            None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
+            Some((_, _, t)) => {
+                if let Some(problem) = tag_problem(t, need) {
+                    p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
+                }
             }
-        }
-    };
+        };
     if let Some(o) = &c.signals.orders {
-        signal(path!["signals", "orders", "start_tag"], &o.start_tag, Need::Bool);
-        signal(path!["signals", "orders", "number_tag"], &o.number_tag, Need::Integer);
+        signal(
+            path!["signals", "orders", "start_tag"],
+            &o.start_tag,
+            Need::Bool,
+        );
+        signal(
+            path!["signals", "orders", "number_tag"],
+            &o.number_tag,
+            Need::Integer,
+        );
         if let Some(end) = &o.end_tag {
             signal(path!["signals", "orders", "end_tag"], end, Need::Bool);
         }
     }
     let wb = &c.orders.write_back;
-    for (key, name) in [("order_number_tag", &wb.order_number_tag), ("target_tag", &wb.target_tag)] {
+    for (key, name) in [
+        ("order_number_tag", &wb.order_number_tag),
+        ("target_tag", &wb.target_tag),
+    ] {
         if let Some(name) = name {
-            signal(path!["orders", "write_back", key], name, Need::WritableInteger);
+            signal(
+                path!["orders", "write_back", key],
+                name,
+                Need::WritableInteger,
+            );
         }
     }
     if let Some(s) = &c.signals.machine_state {
         for (code, reason) in &s.reasons {
             if code.parse::<i64>().is_err() {
                 let at = path!["signals", "machine_state", "reasons", code.as_str()];
-                p.push(Problem::at(at, format!("expected an integer fault code as the key, found {code:?}")));
+                p.push(Problem::at(
+                    at,
+                    format!("expected an integer fault code as the key, found {code:?}"),
+                ));
             } else if reason.trim().is_empty() {
                 let at = path!["signals", "machine_state", "reasons", code.as_str()];
                 p.push(Problem::at(at, "expected a non-empty reason"));
@@ -71,17 +95,26 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
         }
     }
     if c.orders.oee_interval_s == 0 {
-        p.push(Problem::at(path!["orders", "oee_interval_s"], "expected an interval of at least 1 s"));
+        p.push(Problem::at(
+            path!["orders", "oee_interval_s"],
+            "expected an interval of at least 1 s",
+        ));
     }
     let mut materials = HashSet::new();
     for (i, prod) in c.products.iter().enumerate() {
         if !materials.insert(prod.material.as_str()) {
-            p.push(Problem::at(path!["products", i, "material"], format!("material {:?} is listed twice", prod.material)));
+            p.push(Problem::at(
+                path!["products", i, "material"],
+                format!("material {:?} is listed twice", prod.material),
+            ));
         }
         if !(prod.ideal_cycle_s > 0.0 && prod.ideal_cycle_s <= 86_400.0) {
             p.push(Problem::at(
                 path!["products", i, "ideal_cycle_s"],
-                format!("expected an ideal cycle time above 0 and at most 86400 s, found {}", prod.ideal_cycle_s),
+                format!(
+                    "expected an ideal cycle time above 0 and at most 86400 s, found {}",
+                    prod.ideal_cycle_s
+                ),
             ));
         }
     }
@@ -92,7 +125,10 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
         let mut names = HashSet::new();
         for (i, s) in shifts.shift.iter().enumerate() {
             if s.name.trim().is_empty() || !names.insert(s.name.as_str()) {
-                p.push(Problem::at(path!["shifts", "shift", i, "name"], "expected a non-empty shift name, unique"));
+                p.push(Problem::at(
+                    path!["shifts", "shift", i, "name"],
+                    "expected a non-empty shift name, unique",
+                ));
             }
             for (key, value) in [("start", &s.start), ("end", &s.end)] {
                 if let Err(e) = crate::orders::parse_time(value) {
@@ -100,7 +136,10 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
                 }
             }
             if s.start == s.end {
-                p.push(Problem::at(path!["shifts", "shift", i, "end"], "a shift must end at another time than it starts"));
+                p.push(Problem::at(
+                    path!["shifts", "shift", i, "end"],
+                    "a shift must end at another time than it starts",
+                ));
             }
         }
     }

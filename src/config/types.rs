@@ -40,7 +40,11 @@ pub struct OrdersConfig {
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { auto_complete: false, oee_interval_s: defaults::oee_interval_s(), write_back: WriteBackConfig::default() }
+        OrdersConfig {
+            auto_complete: false,
+            oee_interval_s: defaults::oee_interval_s(),
+            write_back: WriteBackConfig::default(),
+        }
     }
 }
 

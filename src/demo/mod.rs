@@ -172,7 +172,8 @@ async fn print_events(port: u16, filter: String, command_topic: String) {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 // The cell publishes only once it has subscribed to its commands.
                 for order in orders.drain(..) {
-                    let _ = client.try_publish(command_topic.clone(), QoS::AtLeastOnce, false, order);
+                    let _ =
+                        client.try_publish(command_topic.clone(), QoS::AtLeastOnce, false, order);
                 }
                 println!("{}", describe(&p.topic, &p.payload))
             }
@@ -218,16 +219,26 @@ fn describe(topic: &str, payload: &[u8]) -> String {
             "{} {}{} ({} by {})",
             d["order_id"].as_str().unwrap_or("?"),
             d["state"].as_str().unwrap_or("?"),
-            d["substate"].as_str().map(|s| format!("/{s}")).unwrap_or_default(),
+            d["substate"]
+                .as_str()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default(),
             d["command"].as_str().unwrap_or("?"),
             d["by"].as_str().unwrap_or("?"),
         ),
         "command_response" => format!(
             "{} {} {}{}",
-            if d["accepted"] == true { "accepted" } else { "rejected" },
+            if d["accepted"] == true {
+                "accepted"
+            } else {
+                "rejected"
+            },
             d["command"].as_str().unwrap_or("?"),
             d["order_id"].as_str().unwrap_or(""),
-            d["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default(),
+            d["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
         ),
         "job_response" => format!(
             "{} {}: {} good, {} scrap, OEE {}",
@@ -258,5 +269,7 @@ fn describe(topic: &str, payload: &[u8]) -> String {
 }
 
 fn figure(v: &serde_json::Value) -> String {
-    v.as_f64().map(|f| format!("{:.0}%", f * 100.0)).unwrap_or_else(|| "-".into())
+    v.as_f64()
+        .map(|f| format!("{:.0}%", f * 100.0))
+        .unwrap_or_else(|| "-".into())
 }

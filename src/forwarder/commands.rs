@@ -21,8 +21,16 @@ pub struct CommandIntake {
 }
 
 impl CommandIntake {
-    pub(super) fn session(&self, generation: u64, acks: mpsc::UnboundedSender<Ack>) -> SessionIntake {
-        SessionIntake { intake: self.clone(), generation, acks }
+    pub(super) fn session(
+        &self,
+        generation: u64,
+        acks: mpsc::UnboundedSender<Ack>,
+    ) -> SessionIntake {
+        SessionIntake {
+            intake: self.clone(),
+            generation,
+            acks,
+        }
     }
 }
 
@@ -36,7 +44,9 @@ pub struct SessionIntake {
 
 impl SessionIntake {
     pub(super) fn subscribe(&self, client: &AsyncClient) -> Result<(), String> {
-        client.try_subscribe(self.intake.topic.clone(), QoS::AtLeastOnce).map_err(|e| format!("subscribing to commands: {e}"))
+        client
+            .try_subscribe(self.intake.topic.clone(), QoS::AtLeastOnce)
+            .map_err(|e| format!("subscribing to commands: {e}"))
     }
 
     pub(super) fn received(&self, publish: Publish, client: &AsyncClient) {
@@ -49,13 +59,22 @@ impl SessionIntake {
         let generation = self.generation;
         let payload = publish.payload.to_vec();
         let done = move |_: &crate::orders::Reply| {
-            let _ = acks.send(Ack { generation, publish });
+            let _ = acks.send(Ack {
+                generation,
+                publish,
+            });
         };
-        let cmd = CommandIn { payload, by: CommandSource::Mqtt, done: Some(Box::new(done)) };
+        let cmd = CommandIn {
+            payload,
+            by: CommandSource::Mqtt,
+            done: Some(Box::new(done)),
+        };
         // The engine takes commands as fast as it commits; if it is that far behind, the
         // message stays unacknowledged and the broker holds it.
         if let Err(e) = self.intake.engine.try_send(cmd) {
-            tracing::error!("command dropped before the engine took it, the broker will re-send it: {e}");
+            tracing::error!(
+                "command dropped before the engine took it, the broker will re-send it: {e}"
+            );
         }
     }
 

@@ -12,8 +12,8 @@ mod options;
 mod session;
 mod url;
 
-pub use options::{client_id, mqtt_options};
 pub use commands::CommandIntake;
+pub use options::{client_id, mqtt_options};
 pub use session::{run, ForwarderSettings};
 pub use url::BrokerUrl;
 

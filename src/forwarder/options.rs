@@ -36,7 +36,12 @@ pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
     // Commands are acknowledged after their effects are committed, not on arrival.
     opts.set_manual_acks(true);
     // The session publishes `online` to the same topic after each CONNACK (session.rs).
-    opts.set_last_will(LastWill::new(status_topic(c), "offline", QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        status_topic(c),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
     if let Some(user) = &m.username {
         opts.set_credentials(user.clone(), password(m)?.unwrap_or_default());
     }

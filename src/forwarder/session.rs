@@ -58,10 +58,19 @@ pub async fn run(
             cursor: 0,
             handed: 0,
             ticks: 0,
-            intake: settings.commands.as_ref().map(|c| c.session(generation, acks_tx.clone())),
+            intake: settings
+                .commands
+                .as_ref()
+                .map(|c| c.session(generation, acks_tx.clone())),
         };
         let ended = s
-            .run(events_rx, &mut committed, &mut shutdown, &mut backoff, &mut acks)
+            .run(
+                events_rx,
+                &mut committed,
+                &mut shutdown,
+                &mut backoff,
+                &mut acks,
+            )
             .await;
         // A clean DISCONNECT cancels the Last Will: say `offline` ourselves first.
         if matches!(ended, Ended::Shutdown) {
@@ -207,7 +216,9 @@ impl Session<'_> {
             }
             Event::Incoming(Packet::Publish(publish)) => match &self.intake {
                 Some(intake) => intake.received(publish, self.client),
-                None => tracing::warn!(topic = %publish.topic, "message on a topic the cell does not take"),
+                None => {
+                    tracing::warn!(topic = %publish.topic, "message on a topic the cell does not take")
+                }
             },
             // The QoS 0 status publish: no packet id, not an event.
             Event::Outgoing(Outgoing::Publish(0)) => {}

@@ -1,9 +1,9 @@
 //! The cell's order book: the job orders it holds, and what each command does to them.
 
 use super::command::{Command, CommandSource, Reply};
+use super::order::JobResponse;
 use super::order::{JobOrder, OrderSpec};
 use super::state_machine::{transition, JobCommand, JobState, SubState};
-use super::order::JobResponse;
 use crate::event::{EventBody, NewEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -37,15 +37,21 @@ impl OrderBook {
 
     /// The order the cell is executing: Running, or Interrupted (held) and not yet ended.
     pub fn active(&self) -> Option<&JobOrder> {
-        self.orders.iter().find(|o| matches!(o.state, JobState::Running | JobState::Interrupted))
+        self.orders
+            .iter()
+            .find(|o| matches!(o.state, JobState::Running | JobState::Interrupted))
     }
 
     pub fn running_mut(&mut self) -> Option<&mut JobOrder> {
-        self.orders.iter_mut().find(|o| o.state == JobState::Running)
+        self.orders
+            .iter_mut()
+            .find(|o| o.state == JobState::Running)
     }
 
     pub fn seen(&self, correlation_id: &str) -> Option<&Reply> {
-        self.recent.iter().find(|r| r.correlation_id.as_deref() == Some(correlation_id))
+        self.recent
+            .iter()
+            .find(|r| r.correlation_id.as_deref() == Some(correlation_id))
     }
 
     pub fn remember(&mut self, reply: Reply) {
@@ -67,21 +73,29 @@ impl OrderBook {
     ) -> Reply {
         let job = cmd.command.job_command().expect("an order command");
         let result = match (&cmd.order, job) {
-            (Some(spec), JobCommand::Store | JobCommand::StoreAndStart) => self.store(spec, job, by, now_ms, ideal_cycle_ms, out),
+            (Some(spec), JobCommand::Store | JobCommand::StoreAndStart) => {
+                self.store(spec, job, by, now_ms, ideal_cycle_ms, out)
+            }
             (Some(spec), JobCommand::Update) => self.update(spec, by, now_ms, ideal_cycle_ms, out),
             (_, _) => {
                 let id = cmd.order_id.as_deref().unwrap_or_default();
                 self.command(id, job, by, cmd.reason.clone(), now_ms, out)
             }
         };
-        let order_id = cmd.order_id.clone().or_else(|| cmd.order.as_ref().map(|o| o.id.clone()));
+        let order_id = cmd
+            .order_id
+            .clone()
+            .or_else(|| cmd.order.as_ref().map(|o| o.id.clone()));
         match result {
             Ok(()) => {
                 self.begin_next(now_ms, out);
                 Reply {
                     correlation_id: Some(cmd.correlation_id.clone()),
                     command: Some(cmd.command),
-                    state: order_id.as_deref().and_then(|id| self.get(id)).map(|o| o.state),
+                    state: order_id
+                        .as_deref()
+                        .and_then(|id| self.get(id))
+                        .map(|o| o.state),
                     order_id,
                     accepted: true,
                     reason: None,
@@ -90,7 +104,10 @@ impl OrderBook {
             }
             Err(reason) => {
                 let mut r = Reply::rejected(Some(cmd), reason);
-                r.state = order_id.as_deref().and_then(|id| self.get(id)).map(|o| o.state);
+                r.state = order_id
+                    .as_deref()
+                    .and_then(|id| self.get(id))
+                    .map(|o| o.state);
                 r
             }
         }
@@ -106,15 +123,33 @@ impl OrderBook {
         out: &mut Vec<NewEvent>,
     ) -> Result<(), String> {
         if let Some(o) = self.get(&spec.id) {
-            return Err(format!("order {} already exists ({:?}); use update, or clear it first", spec.id, o.state));
+            return Err(format!(
+                "order {} already exists ({:?}); use update, or clear it first",
+                spec.id, o.state
+            ));
         }
         if self.orders.iter().filter(|o| !o.state.is_final()).count() >= MAX_OPEN {
             return Err(format!("the cell already holds {MAX_OPEN} open orders"));
         }
-        let state = if job == JobCommand::StoreAndStart { JobState::AllowedToStart } else { JobState::NotAllowedToStart };
-        let cycle = spec.ideal_cycle_s.map(|s| s * 1000.0).or_else(|| ideal_cycle_ms(&spec.material));
-        self.orders.push(JobOrder::new(spec.clone(), cycle, state, now_ms));
-        out.push(order_event(self.orders.last().unwrap(), None, job, by, None, now_ms));
+        let state = if job == JobCommand::StoreAndStart {
+            JobState::AllowedToStart
+        } else {
+            JobState::NotAllowedToStart
+        };
+        let cycle = spec
+            .ideal_cycle_s
+            .map(|s| s * 1000.0)
+            .or_else(|| ideal_cycle_ms(&spec.material));
+        self.orders
+            .push(JobOrder::new(spec.clone(), cycle, state, now_ms));
+        out.push(order_event(
+            self.orders.last().unwrap(),
+            None,
+            job,
+            by,
+            None,
+            now_ms,
+        ));
         Ok(())
     }
 
@@ -126,12 +161,24 @@ impl OrderBook {
         ideal_cycle_ms: &dyn Fn(&str) -> Option<f64>,
         out: &mut Vec<NewEvent>,
     ) -> Result<(), String> {
-        let i = self.index(&spec.id).ok_or_else(|| format!("unknown order {}", spec.id))?;
+        let i = self
+            .index(&spec.id)
+            .ok_or_else(|| format!("unknown order {}", spec.id))?;
         let o = &mut self.orders[i];
         transition(o.state, JobCommand::Update)?;
-        o.ideal_cycle_ms = spec.ideal_cycle_s.map(|s| s * 1000.0).or_else(|| ideal_cycle_ms(&spec.material));
+        o.ideal_cycle_ms = spec
+            .ideal_cycle_s
+            .map(|s| s * 1000.0)
+            .or_else(|| ideal_cycle_ms(&spec.material));
         o.spec = spec.clone();
-        out.push(order_event(o, Some(o.state), JobCommand::Update, by, None, now_ms));
+        out.push(order_event(
+            o,
+            Some(o.state),
+            JobCommand::Update,
+            by,
+            None,
+            now_ms,
+        ));
         Ok(())
     }
 
@@ -145,11 +192,16 @@ impl OrderBook {
         now_ms: i64,
         out: &mut Vec<NewEvent>,
     ) -> Result<(), String> {
-        let i = self.index(id).ok_or_else(|| format!("unknown order {id}"))?;
+        let i = self
+            .index(id)
+            .ok_or_else(|| format!("unknown order {id}"))?;
         let previous = self.orders[i].state;
         if job == JobCommand::Resume {
             if let Some(other) = self.active().filter(|o| o.id() != id) {
-                return Err(format!("order {} is active at the cell; stop or pause it first", other.id()));
+                return Err(format!(
+                    "order {} is active at the cell; stop or pause it first",
+                    other.id()
+                ));
             }
         }
         let Some(next) = transition(previous, job)? else {
@@ -157,7 +209,12 @@ impl OrderBook {
             out.push(NewEvent::new(
                 now_ms,
                 vec![by_name(by).into()],
-                EventBody::OrderRemoved { order_id: id.to_string(), previous, command: job, by },
+                EventBody::OrderRemoved {
+                    order_id: id.to_string(),
+                    previous,
+                    command: job,
+                    by,
+                },
             ));
             return Ok(());
         };
@@ -165,7 +222,9 @@ impl OrderBook {
         o.state = next;
         o.substate = match (next, job) {
             (JobState::Interrupted, _) => Some(SubState::Held),
-            (JobState::Ended, _) if o.spec.quantity == 0 || o.good >= o.spec.quantity => Some(SubState::Completed),
+            (JobState::Ended, _) if o.spec.quantity == 0 || o.good >= o.spec.quantity => {
+                Some(SubState::Completed)
+            }
             (JobState::Ended, _) => Some(SubState::Closed),
             _ => None,
         };
@@ -177,7 +236,11 @@ impl OrderBook {
         }
         out.push(order_event(o, Some(previous), job, by, reason, now_ms));
         if next.is_final() {
-            out.push(NewEvent::new(now_ms, vec![o.id().to_string()], EventBody::JobResponse(JobResponse::of(o))));
+            out.push(NewEvent::new(
+                now_ms,
+                vec![o.id().to_string()],
+                EventBody::JobResponse(JobResponse::of(o)),
+            ));
             self.trim_final();
         }
         Ok(())
@@ -196,10 +259,24 @@ impl OrderBook {
             .iter()
             .enumerate()
             .filter(|(_, o)| o.state == JobState::AllowedToStart)
-            .max_by_key(|(i, o)| (o.spec.priority, std::cmp::Reverse(o.stored_ms), std::cmp::Reverse(*i)))
+            .max_by_key(|(i, o)| {
+                (
+                    o.spec.priority,
+                    std::cmp::Reverse(o.stored_ms),
+                    std::cmp::Reverse(*i),
+                )
+            })
             .map(|(_, o)| o.id().to_string());
         if let Some(id) = next {
-            self.command(&id, JobCommand::Begin, CommandSource::Cell, None, now_ms, out).expect("AllowedToStart begins");
+            self.command(
+                &id,
+                JobCommand::Begin,
+                CommandSource::Cell,
+                None,
+                now_ms,
+                out,
+            )
+            .expect("AllowedToStart begins");
         }
     }
 

@@ -91,7 +91,11 @@ impl Reply {
         Reply {
             correlation_id: cmd.map(|c| c.correlation_id.clone()),
             command: cmd.map(|c| c.command),
-            order_id: cmd.and_then(|c| c.order_id.clone().or_else(|| c.order.as_ref().map(|o| o.id.clone()))),
+            order_id: cmd.and_then(|c| {
+                c.order_id
+                    .clone()
+                    .or_else(|| c.order.as_ref().map(|o| o.id.clone()))
+            }),
             accepted: false,
             reason: Some(reason.into()),
             state: None,
@@ -104,29 +108,45 @@ impl Reply {
 /// correlation id when one could be read.
 pub fn parse(payload: &[u8]) -> Result<Command, (Option<String>, String)> {
     if payload.len() > MAX_PAYLOAD {
-        return Err((None, format!("payload of {} bytes is over the limit of {MAX_PAYLOAD}", payload.len())));
+        return Err((
+            None,
+            format!(
+                "payload of {} bytes is over the limit of {MAX_PAYLOAD}",
+                payload.len()
+            ),
+        ));
     }
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| (None, format!("not JSON: {e}")))?;
-    let correlation_id = value.get("correlation_id").and_then(|v| v.as_str()).map(str::to_string);
-    let cmd: Command =
-        serde_json::from_value(value).map_err(|e| (correlation_id.clone(), format!("invalid command: {e}")))?;
+    let correlation_id = value
+        .get("correlation_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let cmd: Command = serde_json::from_value(value)
+        .map_err(|e| (correlation_id.clone(), format!("invalid command: {e}")))?;
     validate(&cmd).map_err(|e| (Some(cmd.correlation_id.clone()), e))?;
     Ok(cmd)
 }
 
 fn check_id(what: &str, s: &str) -> Result<(), String> {
-    let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("{what} must be 1 to 64 characters of letters, digits and . _ - : /, found {s:?}"))
+        Err(format!(
+            "{what} must be 1 to 64 characters of letters, digits and . _ - : /, found {s:?}"
+        ))
     }
 }
 
 fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
     if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
-        Err(format!("{what} must be 1 to {max} characters without control characters"))
+        Err(format!(
+            "{what} must be 1 to {max} characters without control characters"
+        ))
     } else {
         Ok(())
     }
@@ -136,17 +156,25 @@ fn validate(c: &Command) -> Result<(), String> {
     if c.correlation_id.is_empty() || c.correlation_id.len() > 128 {
         return Err("correlation_id must be 1 to 128 characters".into());
     }
-    let needs_order = matches!(c.command, CommandName::Store | CommandName::StoreAndStart | CommandName::Update);
+    let needs_order = matches!(
+        c.command,
+        CommandName::Store | CommandName::StoreAndStart | CommandName::Update
+    );
     match (&c.order, &c.order_id, needs_order) {
         (Some(o), None, true) => {
             check_id("order.id", &o.id)?;
             check_text("order.material", &o.material, 64)?;
             if o.quantity > 1_000_000_000 {
-                return Err(format!("order.quantity must be at most 1000000000, found {}", o.quantity));
+                return Err(format!(
+                    "order.quantity must be at most 1000000000, found {}",
+                    o.quantity
+                ));
             }
             if let Some(c) = o.ideal_cycle_s {
                 if !(c > 0.0 && c <= 86_400.0) {
-                    return Err(format!("order.ideal_cycle_s must be above 0 and at most 86400, found {c}"));
+                    return Err(format!(
+                        "order.ideal_cycle_s must be above 0 and at most 86400, found {c}"
+                    ));
                 }
             }
             if let Some(lot) = &o.lot {
@@ -154,7 +182,9 @@ fn validate(c: &Command) -> Result<(), String> {
             }
         }
         (_, _, true) => return Err(format!("{:?} needs `order` (and no `order_id`)", c.command)),
-        (None, Some(id), false) if c.command != CommandName::DowntimeReason => check_id("order_id", id)?,
+        (None, Some(id), false) if c.command != CommandName::DowntimeReason => {
+            check_id("order_id", id)?
+        }
         (None, None, false) if c.command == CommandName::DowntimeReason => {}
         (_, _, false) if c.command == CommandName::DowntimeReason => {
             return Err("downtime_reason takes `reason` only".into());
@@ -192,15 +222,36 @@ mod tests {
         let (id, why) = reject(r#"{"correlation_id":"c2","command":"pause"}"#);
         assert_eq!(id.as_deref(), Some("c2"));
         assert_eq!(why, "Pause needs `order_id` (and no `order`)");
-        assert!(reject(r#"{"command":"pause","order_id":"WO-1"}"#).1.contains("missing field `correlation_id`"));
-        assert!(reject(r#"{"correlation_id":"c3","command":"pause","order_id":7}"#).1.contains("invalid type"));
-        assert!(reject(r#"{"correlation_id":"c4","command":"explode","order_id":"x"}"#).1.contains("unknown variant"));
-        let (_, why) = reject(r#"{"correlation_id":"c5","command":"store","order":{"id":"WO 1","material":"m"}}"#);
+        assert!(reject(r#"{"command":"pause","order_id":"WO-1"}"#)
+            .1
+            .contains("missing field `correlation_id`"));
+        assert!(
+            reject(r#"{"correlation_id":"c3","command":"pause","order_id":7}"#)
+                .1
+                .contains("invalid type")
+        );
+        assert!(
+            reject(r#"{"correlation_id":"c4","command":"explode","order_id":"x"}"#)
+                .1
+                .contains("unknown variant")
+        );
+        let (_, why) = reject(
+            r#"{"correlation_id":"c5","command":"store","order":{"id":"WO 1","material":"m"}}"#,
+        );
         assert!(why.starts_with("order.id must be"), "{why}");
-        let (_, why) = reject(r#"{"correlation_id":"c6","command":"store","order":{"id":"W","material":"m","ideal_cycle_s":-1}}"#);
+        let (_, why) = reject(
+            r#"{"correlation_id":"c6","command":"store","order":{"id":"W","material":"m","ideal_cycle_s":-1}}"#,
+        );
         assert!(why.contains("ideal_cycle_s"), "{why}");
-        let big = format!(r#"{{"correlation_id":"c7","command":"pause","order_id":"{}"}}"#, "x".repeat(MAX_PAYLOAD));
+        let big = format!(
+            r#"{{"correlation_id":"c7","command":"pause","order_id":"{}"}}"#,
+            "x".repeat(MAX_PAYLOAD)
+        );
         assert!(reject(&big).1.contains("over the limit"));
-        assert!(reject(r#"{"correlation_id":"c8","command":"downtime_reason"}"#).1.contains("needs `reason`"));
+        assert!(
+            reject(r#"{"correlation_id":"c8","command":"downtime_reason"}"#)
+                .1
+                .contains("needs `reason`")
+        );
     }
 }

@@ -10,7 +10,9 @@ mod shifts;
 mod state_machine;
 
 pub use book::{by_name, OrderBook};
-pub use command::{parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD};
+pub use command::{
+    parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD,
+};
 pub use oee::{compute as compute_oee, Oee, StateTimes};
 pub use order::{JobOrder, JobResponse, OrderSpec};
 pub use shifts::{parse_time, parse_zone, ShiftAccount, ShiftCalendar, ShiftInstance};

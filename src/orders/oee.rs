@@ -40,13 +40,24 @@ pub fn compute(times: &StateTimes, good: u64, scrap: u64, ideal_production_ms: f
     let apt = times.get(&MachineState::Running).copied().unwrap_or(0);
     let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
     let availability = ratio(apt as f64, pbt as f64);
-    let performance = ratio(ideal_production_ms, apt as f64).filter(|_| ideal_production_ms > 0.0 || good + scrap == 0);
+    let performance = ratio(ideal_production_ms, apt as f64)
+        .filter(|_| ideal_production_ms > 0.0 || good + scrap == 0);
     let quality = ratio(good as f64, (good + scrap) as f64);
     let oee = match (availability, performance, quality) {
         (Some(a), Some(p), Some(q)) => Some(a * p * q),
         _ => None,
     };
-    Oee { planned_busy_ms: pbt, actual_production_ms: apt, good, scrap, ideal_production_ms, availability, performance, quality, oee }
+    Oee {
+        planned_busy_ms: pbt,
+        actual_production_ms: apt,
+        good,
+        scrap,
+        ideal_production_ms,
+        availability,
+        performance,
+        quality,
+        oee,
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +79,12 @@ mod tests {
     #[test]
     fn a_shift_computed_by_hand() {
         let min = 60_000;
-        let times = StateTimes::from([(Running, 400 * min), (Down, 30 * min), (Setup, 20 * min), (PlannedStop, 30 * min)]);
+        let times = StateTimes::from([
+            (Running, 400 * min),
+            (Down, 30 * min),
+            (Setup, 20 * min),
+            (PlannedStop, 30 * min),
+        ]);
         let o = compute(&times, 17_100, 900, 18_000.0 * 1_200.0);
         assert_eq!(o.planned_busy_ms, 27_000_000);
         assert_eq!(o.actual_production_ms, 24_000_000);
@@ -81,9 +97,15 @@ mod tests {
     #[test]
     fn nothing_to_divide_by_is_null_not_zero_or_nan() {
         let o = compute(&StateTimes::new(), 0, 0, 0.0);
-        assert_eq!((o.availability, o.performance, o.quality, o.oee), (None, None, None, None));
+        assert_eq!(
+            (o.availability, o.performance, o.quality, o.oee),
+            (None, None, None, None)
+        );
         // Parts but no ideal cycle time known: no performance, so no OEE.
         let o = compute(&StateTimes::from([(Running, 1000)]), 5, 0, 0.0);
-        assert_eq!((o.availability, o.performance, o.quality, o.oee), (Some(1.0), None, Some(1.0), None));
+        assert_eq!(
+            (o.availability, o.performance, o.quality, o.oee),
+            (Some(1.0), None, Some(1.0), None)
+        );
     }
 }

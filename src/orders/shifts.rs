@@ -24,13 +24,15 @@ pub struct ShiftInstance {
 
 /// Parses `HH:MM` (or `HH:MM:SS`).
 pub fn parse_time(s: &str) -> Result<Time, String> {
-    s.parse::<Time>().map_err(|_| format!("expected a time of day like \"06:00\", found {s:?}"))
+    s.parse::<Time>()
+        .map_err(|_| format!("expected a time of day like \"06:00\", found {s:?}"))
 }
 
 pub fn parse_zone(name: Option<&str>) -> Result<TimeZone, String> {
     match name {
         None => Ok(TimeZone::system()),
-        Some(n) => TimeZone::get(n).map_err(|e| format!("unknown time zone {n:?} ({e}); expected e.g. \"Europe/Berlin\"")),
+        Some(n) => TimeZone::get(n)
+            .map_err(|e| format!("unknown time zone {n:?} ({e}); expected e.g. \"Europe/Berlin\"")),
     }
 }
 
@@ -49,11 +51,22 @@ impl ShiftCalendar {
             // A shift that began yesterday may still be running (night shift).
             for date in [today, today.yesterday().ok()?] {
                 let s = date.to_datetime(*start).to_zoned(self.tz.clone()).ok()?;
-                let end_date = if end > start { date } else { date.tomorrow().ok()? };
+                let end_date = if end > start {
+                    date
+                } else {
+                    date.tomorrow().ok()?
+                };
                 let e = end_date.to_datetime(*end).to_zoned(self.tz.clone()).ok()?;
-                let (s, e) = (s.timestamp().as_millisecond(), e.timestamp().as_millisecond());
+                let (s, e) = (
+                    s.timestamp().as_millisecond(),
+                    e.timestamp().as_millisecond(),
+                );
                 if s <= ts_ms && ts_ms < e {
-                    return Some(ShiftInstance { name: name.clone(), start_ms: s, end_ms: e });
+                    return Some(ShiftInstance {
+                        name: name.clone(),
+                        start_ms: s,
+                        end_ms: e,
+                    });
                 }
             }
         }
@@ -92,7 +105,13 @@ impl ShiftAccount {
         }
     }
 
-    pub fn add_time(&mut self, state: MachineState, ms: i64, stop_reason: Option<&str>, order_running: bool) {
+    pub fn add_time(
+        &mut self,
+        state: MachineState,
+        ms: i64,
+        stop_reason: Option<&str>,
+        order_running: bool,
+    ) {
         if !order_running {
             self.no_order_ms += ms;
             return;
@@ -122,12 +141,19 @@ mod tests {
         let t = |s| parse_time(s).unwrap();
         let cal = ShiftCalendar::new(
             tz,
-            vec![("early".into(), t("06:00"), t("14:00")), ("late".into(), t("14:00"), t("22:00")), ("night".into(), t("22:00"), t("06:00"))],
+            vec![
+                ("early".into(), t("06:00"), t("14:00")),
+                ("late".into(), t("14:00"), t("22:00")),
+                ("night".into(), t("22:00"), t("06:00")),
+            ],
         );
         // 2026-07-01 05:30 Berlin (CEST, UTC+2) is 03:30Z: the night shift that began the day before.
         let s = cal.at(ms("2026-07-01T03:30:00Z")).unwrap();
         assert_eq!(s.name, "night");
-        assert_eq!((s.start_ms, s.end_ms), (ms("2026-06-30T20:00:00Z"), ms("2026-07-01T04:00:00Z")));
+        assert_eq!(
+            (s.start_ms, s.end_ms),
+            (ms("2026-06-30T20:00:00Z"), ms("2026-07-01T04:00:00Z"))
+        );
         assert_eq!(cal.at(ms("2026-07-01T04:00:00Z")).unwrap().name, "early");
         // The night of the switch to winter time (25 Oct 2026, 03:00 CEST → 02:00 CET) is 9 h long.
         let n = cal.at(ms("2026-10-25T01:00:00Z")).unwrap();
@@ -136,7 +162,14 @@ mod tests {
 
     #[test]
     fn no_shift_outside_the_calendar() {
-        let cal = ShiftCalendar::new(TimeZone::UTC, vec![("day".into(), parse_time("08:00").unwrap(), parse_time("16:00").unwrap())]);
+        let cal = ShiftCalendar::new(
+            TimeZone::UTC,
+            vec![(
+                "day".into(),
+                parse_time("08:00").unwrap(),
+                parse_time("16:00").unwrap(),
+            )],
+        );
         assert!(cal.at(ms("2026-07-01T07:59:59Z")).is_none());
         assert_eq!(cal.at(ms("2026-07-01T08:00:00Z")).unwrap().name, "day");
         assert!(parse_time("25:00").is_err());

@@ -113,16 +113,24 @@ const TABLE: &[(JobState, JobCommand, Option<JobState>)] = {
 /// order leaves the list, or the reason it is refused.
 pub fn transition(state: JobState, command: JobCommand) -> Result<Option<JobState>, String> {
     if command.creates() {
-        return Err(format!("{command:?} creates an order; an order with this id already exists ({state:?})"));
+        return Err(format!(
+            "{command:?} creates an order; an order with this id already exists ({state:?})"
+        ));
     }
     TABLE
         .iter()
         .find(|(s, c, _)| *s == state && *c == command)
         .map(|(_, _, next)| *next)
         .ok_or_else(|| {
-            let allowed: Vec<String> =
-                TABLE.iter().filter(|(s, c, _)| *s == state && *c != JobCommand::Begin).map(|(_, c, _)| format!("{c:?}")).collect();
-            format!("{command:?} is not allowed in state {state:?} (allowed: {})", allowed.join(", "))
+            let allowed: Vec<String> = TABLE
+                .iter()
+                .filter(|(s, c, _)| *s == state && *c != JobCommand::Begin)
+                .map(|(_, c, _)| format!("{c:?}"))
+                .collect();
+            format!(
+                "{command:?} is not allowed in state {state:?} (allowed: {})",
+                allowed.join(", ")
+            )
         })
 }
 
@@ -139,7 +147,9 @@ mod tests {
             match (s, c) {
                 (NotAllowedToStart, Update) => Some(Some(NotAllowedToStart)),
                 (NotAllowedToStart, Start) => Some(Some(AllowedToStart)),
-                (NotAllowedToStart | AllowedToStart | Running | Interrupted, Abort) => Some(Some(Aborted)),
+                (NotAllowedToStart | AllowedToStart | Running | Interrupted, Abort) => {
+                    Some(Some(Aborted))
+                }
                 (NotAllowedToStart | AllowedToStart, Cancel) => Some(None),
                 (AllowedToStart, Update) => Some(Some(AllowedToStart)),
                 (AllowedToStart, RevokeStart) => Some(Some(NotAllowedToStart)),
@@ -160,18 +170,28 @@ mod tests {
                         allowed += 1;
                     }
                     (Err(reason), None) => {
-                        assert!(reason.contains(&format!("{c:?}")), "the reason names the command: {reason}");
+                        assert!(
+                            reason.contains(&format!("{c:?}")),
+                            "the reason names the command: {reason}"
+                        );
                     }
                     (got, want) => panic!("{s:?} × {c:?}: got {got:?}, expected {want:?}"),
                 }
             }
         }
-        assert_eq!(allowed, TABLE.len(), "the table has no pair the spec list lacks");
+        assert_eq!(
+            allowed,
+            TABLE.len(),
+            "the table has no pair the spec list lacks"
+        );
     }
 
     #[test]
     fn a_refusal_says_what_is_allowed() {
         let reason = transition(Ended, Pause).unwrap_err();
-        assert_eq!(reason, "Pause is not allowed in state Ended (allowed: Clear)");
+        assert_eq!(
+            reason,
+            "Pause is not allowed in state Ended (allowed: Clear)"
+        );
     }
 }

@@ -1,13 +1,12 @@
 //! Builds the drivers from the cell config, numbering tags and devices as [`crate::cell::CellModel`] does.
 
 use crate::config::{CellConfig, CellTag, Device, Protocol};
+use mes_edge_drivers::modbus::{
+    default_frame_gap, plan::Limits, ModbusDevice, ModbusLine, ModbusTag, SerialSettings, Transport,
+};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, Connection, Deadband, Identity, NodeTarget, OpcUaDevice,
     OpcUaNode, Secret, SecurityMode, SecurityPolicy, SubscriptionGroup,
-};
-use mes_edge_drivers::modbus::{
-    default_frame_gap, plan::Limits, ModbusDevice, ModbusLine, ModbusTag, SerialSettings,
-    Transport,
 };
 use mes_edge_drivers::{DeviceId, TagId, WriteRequest};
 use std::collections::HashMap;
@@ -23,7 +22,10 @@ pub struct ModbusDriver {
 /// The Modbus drivers, one per line, and where a write to each writable tag goes.
 pub fn modbus_drivers(
     config: &CellConfig,
-) -> (Vec<ModbusDriver>, HashMap<TagId, mpsc::Sender<WriteRequest>>) {
+) -> (
+    Vec<ModbusDriver>,
+    HashMap<TagId, mpsc::Sender<WriteRequest>>,
+) {
     let mut writers = HashMap::new();
     let drivers = modbus_lines(config)
         .into_iter()
@@ -87,7 +89,10 @@ pub fn modbus_lines(config: &CellConfig) -> Vec<ModbusLine> {
             // The runtime hands in the handle its metrics endpoint reads.
             metrics: Default::default(),
         };
-        match lines.iter_mut().find(|l| same_line(&l.transport, &transport)) {
+        match lines
+            .iter_mut()
+            .find(|l| same_line(&l.transport, &transport))
+        {
             Some(line) => line.devices.push(device),
             None => lines.push(ModbusLine {
                 transport,
@@ -140,7 +145,11 @@ fn tag_id(numbered: &[(TagId, usize, CellTag<'_>)], name: &str) -> TagId {
 /// `pki` next to the store file, so it lives with the cell's other state.
 pub fn opcua_devices(config: &CellConfig) -> Vec<OpcUaDevice> {
     let numbered = config.numbered_tags();
-    let state_dir = config.store.path.parent().unwrap_or(std::path::Path::new("."));
+    let state_dir = config
+        .store
+        .path
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
     let mut out = Vec::new();
     for (d, dev) in config.devices.iter().enumerate() {
         if dev.protocol != Protocol::Opcua {
@@ -153,9 +162,15 @@ pub fn opcua_devices(config: &CellConfig) -> Vec<OpcUaDevice> {
                 (None, Some(v)) => Secret::Env(v.clone()),
                 (None, None) => Secret::Value(String::new()),
             };
-            Identity::UserName { user: user.clone(), password }
+            Identity::UserName {
+                user: user.clone(),
+                password,
+            }
         } else if let (Some(cert), Some(key)) = (&dev.user_cert_file, &dev.user_key_file) {
-            Identity::X509 { cert: cert.clone(), key: key.clone() }
+            Identity::X509 {
+                cert: cert.clone(),
+                key: key.clone(),
+            }
         } else {
             Identity::Anonymous
         };
@@ -175,8 +190,12 @@ pub fn opcua_devices(config: &CellConfig) -> Vec<OpcUaDevice> {
                 name: n.name.clone(),
                 target: match (&n.node_id, &n.browse_path) {
                     (Some(id), _) => NodeTarget::Id(parse_node_id(id).expect("checked config")),
-                    (None, Some(p)) => NodeTarget::Path(parse_browse_path(p).expect("checked config")),
-                    (None, None) => unreachable!("checked config: a node has node_id or browse_path"),
+                    (None, Some(p)) => {
+                        NodeTarget::Path(parse_browse_path(p).expect("checked config"))
+                    }
+                    (None, None) => {
+                        unreachable!("checked config: a node has node_id or browse_path")
+                    }
                 },
                 expect: n.data_type,
                 sampling_interval: n.sampling_interval_ms.map(Duration::from_millis),
@@ -201,7 +220,9 @@ pub fn opcua_devices(config: &CellConfig) -> Vec<OpcUaDevice> {
             connection: Connection {
                 endpoint: dev.endpoint.clone().unwrap_or_default(),
                 policy,
-                mode: dev.security_mode.unwrap_or(SecurityMode::default_for(policy)),
+                mode: dev
+                    .security_mode
+                    .unwrap_or(SecurityMode::default_for(policy)),
                 identity,
                 pki_dir: dev.pki_dir.clone().unwrap_or_else(|| state_dir.join("pki")),
             },

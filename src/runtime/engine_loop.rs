@@ -95,7 +95,9 @@ pub fn engine_loop(
         for input in &batch {
             match input {
                 Input::Device(ev) => engine.apply(ev, &mut events),
-                Input::Command(c) => replies.push(engine.command(&c.payload, c.by, now_ms(), &mut events)),
+                Input::Command(c) => {
+                    replies.push(engine.command(&c.payload, c.by, now_ms(), &mut events))
+                }
             }
         }
         // A turn that produced no event only moved time accounts or baselines: that is committed

@@ -6,8 +6,8 @@ mod embedded;
 mod engine_loop;
 mod write_back;
 
-pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use devices::opcua_devices;
+pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use embedded::{DriverFuture, EmbeddedDrivers};
 pub use engine_loop::CommandIn;
 
@@ -92,12 +92,26 @@ async fn run_cell(
         probe: ops.forwarder().clone(),
         ..settings
     };
-    let fwd = tokio::spawn(forwarder::run(settings, reader, committed_rx.clone(), fwd_stop));
+    let fwd = tokio::spawn(forwarder::run(
+        settings,
+        reader,
+        committed_rx.clone(),
+        fwd_stop,
+    ));
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
-    let supervisor = ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
+    let supervisor =
+        ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
 
-    let mut cell = start_cell(&config, writer, state, command_rx, committed_tx.clone(), &ops, embedded.as_ref())?;
+    let mut cell = start_cell(
+        &config,
+        writer,
+        state,
+        command_rx,
+        committed_tx.clone(),
+        &ops,
+        embedded.as_ref(),
+    )?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
     // After READY: systemd hears that first, then the watchdog and status updates.
@@ -160,7 +174,9 @@ impl Cell {
         while self.drivers.join_next().await.is_some() {}
         // The engine ends once every driver has dropped its sender and the last batch is committed.
         let engine = self.engine_thread;
-        Ok(tokio::task::spawn_blocking(move || engine.join()).await?.ok())
+        Ok(tokio::task::spawn_blocking(move || engine.join())
+            .await?
+            .ok())
     }
 }
 
@@ -241,7 +257,17 @@ fn start_cell(
         .name("engine".into())
         .spawn(move || {
             let mut command_rx = command_rx;
-            engine_loop(engine, writer, device_rx, &mut command_rx, committed_tx, store_cfg, handle, alive, write_back);
+            engine_loop(
+                engine,
+                writer,
+                device_rx,
+                &mut command_rx,
+                committed_tx,
+                store_cfg,
+                handle,
+                alive,
+                write_back,
+            );
             let _ = engine_done_tx.send(());
             command_rx
         })?;
@@ -258,7 +284,10 @@ fn start_cell(
     })
 }
 
-fn forwarder_settings(config: &CellConfig, commands: mpsc::Sender<CommandIn>) -> Result<ForwarderSettings> {
+fn forwarder_settings(
+    config: &CellConfig,
+    commands: mpsc::Sender<CommandIn>,
+) -> Result<ForwarderSettings> {
     let options = forwarder::mqtt_options(config)?;
     let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
     Ok(ForwarderSettings {

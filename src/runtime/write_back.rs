@@ -28,7 +28,11 @@ impl WriteBack {
             Some((id, name.to_string(), writers.get(&id)?.clone()))
         };
         let wb = &config.orders.write_back;
-        WriteBack { number: find(&wb.order_number_tag), target: find(&wb.target_tag), last: None }
+        WriteBack {
+            number: find(&wb.order_number_tag),
+            target: find(&wb.target_tag),
+            last: None,
+        }
     }
 
     /// Called after each commit with the order now active.
@@ -47,12 +51,20 @@ impl WriteBack {
             None => (0, 0),
         };
         for (slot, value) in [(&self.number, number), (&self.target, target)] {
-            let Some((tag, name, tx)) = slot.clone() else { continue };
+            let Some((tag, name, tx)) = slot.clone() else {
+                continue;
+            };
             handle.spawn(async move {
                 let (reply, answer) = oneshot::channel();
-                let req = WriteRequest { tag, value: Value::UInt(value), reply };
+                let req = WriteRequest {
+                    tag,
+                    value: Value::UInt(value),
+                    reply,
+                };
                 let result = match tx.send(req).await {
-                    Ok(()) => answer.await.unwrap_or_else(|_| Err("the driver stopped".into())),
+                    Ok(()) => answer
+                        .await
+                        .unwrap_or_else(|_| Err("the driver stopped".into())),
                     Err(_) => Err("the driver stopped".into()),
                 };
                 match result {

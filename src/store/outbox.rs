@@ -140,10 +140,12 @@ impl Outbox {
     /// How many events up to `seq` are undelivered, and the first of them: the forwarder
     /// compares this with what it has in hand to notice rows `outbox replay` marked again.
     pub fn undelivered_up_to(&self, seq: u64) -> Result<(u64, Option<u64>), StoreError> {
-        let (n, first): (i64, Option<i64>) = self.conn.prepare_cached(
-            "SELECT count(*), min(seq) FROM outbox WHERE delivered_ms IS NULL AND seq <= ?1",
-        )?
-        .query_row([seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (n, first): (i64, Option<i64>) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), min(seq) FROM outbox WHERE delivered_ms IS NULL AND seq <= ?1",
+            )?
+            .query_row([seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((n as u64, first.map(|s| s as u64)))
     }
 
