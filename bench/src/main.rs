@@ -147,6 +147,8 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| target.join(format!("bench/run-{stamp}")));
     std::fs::create_dir_all(&dir)?;
+    // Absolute: a cell config's relative paths are relative to the config's own folder.
+    let dir = dir.canonicalize()?;
     let python = args
         .python
         .clone()
