@@ -126,9 +126,14 @@ impl LoadServer {
         cmd.arg("load-server")
             .arg("--spec")
             .arg(serde_json::to_string(spec)?);
-        let mut proc = Proc::spawn("load-server", cmd, dir, true)?;
+        Self::from_command("load-server", cmd, dir)
+    }
+
+    /// Any load server that speaks the same lines (`READY ports`, `CHANGE ...`).
+    pub fn from_command(name: &str, cmd: Command, dir: &Path) -> Result<LoadServer> {
+        let mut proc = Proc::spawn(name, cmd, dir, true)?;
         let ports = proc
-            .wait_line("READY", Duration::from_secs(10))?
+            .wait_line("READY", Duration::from_secs(30))?
             .split(',')
             .map(|p| p.parse::<u16>())
             .collect::<Result<Vec<_>, _>>()?;

@@ -167,6 +167,43 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             target,
         });
     }
+    println!("S4 change to publish, OPC UA at 10 ms sampling: mes-edge");
+    let opcua = run_opcua(ctx);
+    let (cell, met) = match &opcua {
+        Ok(r) => {
+            println!(
+                "  {} changes ({} not delivered): p50 {:.1} / p99 {:.1} / max {:.1} ms",
+                r.changes, r.unmatched, r.latency.p50, r.latency.p99, r.latency.max
+            );
+            (
+                Cell::Text(format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    r.latency.p50, r.latency.p99, r.latency.max
+                )),
+                r.latency.p99 <= 25.0 && r.unmatched == 0,
+            )
+        }
+        Err(e) => {
+            println!("  failed: {e:#}");
+            (Cell::Text(format!("failed: {e}")), false)
+        }
+    };
+    table.add(Figure {
+        scenario: "S4",
+        name: "OPC UA change -> collector, 10 ms sampling, p50 / p99 / max ms",
+        digits: 1,
+        mes_edge: cell,
+        python: Cell::na("not set up for OPC UA"),
+        node_red: Cell::na("not set up for OPC UA"),
+        less_is_better: true,
+        target: Some(("p99 <= 25 ms", met)),
+    });
+    if let Ok(r) = &opcua {
+        table.note(format!(
+            "S4 OPC UA: mes-edge {} changes, {} undelivered.",
+            r.changes, r.unmatched
+        ));
+    }
     let counts: Vec<String> = results
         .iter()
         .filter_map(|(t, r)| {
@@ -182,4 +219,71 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         .collect();
     table.note(format!("S4 Modbus: {}.", counts.join("; ")));
     Ok(())
+}
+
+/// S4 for OPC UA: the same two counters on an asyncua server (bench/peers/opcua_load.py),
+/// subscribed by mes-edge with 10 ms sampling and a 10 ms publishing interval. mes-edge only:
+/// neither peer is set up for OPC UA here.
+pub fn run_opcua(ctx: &Ctx) -> Result<Result4> {
+    let d = ctx.durations;
+    let dir = ctx.sub("s4/mes-edge-opcua")?;
+    let python = ctx
+        .python
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the bench venv is not installed: run bench/run"))?;
+    let mut broker = Broker::new(&dir, false)?;
+    broker.start()?;
+    let port = crate::procs::free_port();
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(ctx.bench_dir().join("peers/opcua_load.py"))
+        .arg(port.to_string());
+    let server = LoadServer::from_command("opcua-load", cmd, &dir)?;
+    let collector = Collector::start(broker.port, topic_filter(Tool::MesEdge), None);
+    collector.wait_subscribed(Duration::from_secs(10))?;
+    let node = |name: &str, id: &str| {
+        format!("[[devices.nodes]]\nname = \"{name}\"\nnode_id = \"nsu=urn:mes-edge:bench;s={id}\"\ntype = \"u32\"\nsampling_interval_ms = 10\n\n")
+    };
+    let config = format!(
+        "[cell]\nenterprise = \"bench\"\nsite = \"site\"\narea = \"area\"\nline = \"line\"\ncell = \"cell\"\n\n\
+         [[devices]]\nname = \"plc0\"\nprotocol = \"opcua\"\nendpoint = \"opc.tcp://127.0.0.1:{port}/\"\npublishing_interval_ms = 10\n\n{}{}\
+         [signals.good_count]\ntag = \"d0_t0\"\n\n[signals.scrap_count]\ntag = \"d0_t1\"\n\n\
+         [store]\npath = \"{}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n\n[health]\nlisten = \"127.0.0.1:{}\"\n",
+        node("d0_t0", "Bench.Good"),
+        node("d0_t1", "Bench.Scrap"),
+        dir.join("store/cell.db").display(),
+        broker.port,
+        crate::procs::free_port()
+    );
+    let path = dir.join("cell.toml");
+    std::fs::write(&path, config)?;
+    let mut cmd = std::process::Command::new(&ctx.mes_edge_bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "warn");
+    let mut p = crate::procs::Proc::spawn("mes-edge", cmd, &dir, false)?;
+    std::thread::sleep(Duration::from_secs(5));
+    let from = unix_ns();
+    std::thread::sleep(Duration::from_secs_f64(d.s4_seconds));
+    let until = unix_ns();
+    std::thread::sleep(Duration::from_secs(2));
+    anyhow::ensure!(
+        p.running(),
+        "mes-edge ended during the run; see {}",
+        p.log.display()
+    );
+    p.stop(Duration::from_secs(10));
+    let changes: Vec<_> = server
+        .changes()
+        .into_iter()
+        .filter(|c| c.2 >= from && c.2 <= until)
+        .collect();
+    let recs = collector.take();
+    crate::collector::dump(&dir.join("collector.csv"), &recs)?;
+    let (lat, unmatched) = match_changes(Tool::MesEdge, &changes, &recs);
+    Ok(Result4 {
+        latency: spread(lat),
+        changes: changes.len(),
+        unmatched,
+    })
 }
