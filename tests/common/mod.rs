@@ -234,6 +234,40 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 ///
 /// Config: listener on 127.0.0.1 only, anonymous allowed, no persistence, very large queues,
 /// no inflight limit, log to stderr (captured in `mosquitto.log` in the temp dir).
+/// Whether the child in `slot` still runs.
+fn child_running(slot: &mut Option<Child>) -> bool {
+    slot.as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+}
+
+/// SIGTERM and wait (SIGKILL after [`STOP_TIMEOUT`]); no-op if nothing runs.
+fn terminate_slot(slot: &mut Option<Child>) {
+    if let Some(mut c) = slot.take() {
+        terminate_child(&mut c, STOP_TIMEOUT);
+    }
+}
+
+/// SIGKILL; no-op if nothing runs.
+fn kill_slot(slot: &mut Option<Child>) {
+    if let Some(mut c) = slot.take() {
+        kill_child(&mut c);
+    }
+}
+
+/// Starts a peer again on its old port, waiting (10 s at most) while the port is still in use.
+fn respawn_on_same_port(what: &str, mut spawn: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match spawn() {
+            Ok(()) => return,
+            Err(e) if Instant::now() < deadline && e.contains("in use") => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{what} did not start again: {e}"),
+        }
+    }
+}
+
 pub struct Mosquitto {
     port: u16,
     dir: tempfile::TempDir,
@@ -371,24 +405,17 @@ impl Mosquitto {
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        child_running(&mut self.child)
     }
 
     /// SIGTERM and wait (SIGKILL after [`STOP_TIMEOUT`]). No-op if not running.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            terminate_child(&mut c, STOP_TIMEOUT);
-        }
+        terminate_slot(&mut self.child);
     }
 
     /// SIGKILL (a broker crash). No-op if not running.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            kill_child(&mut c);
-        }
+        kill_slot(&mut self.child);
     }
 
     /// Starts the broker again on the same port (stops it first if it is running). Without
@@ -396,16 +423,7 @@ impl Mosquitto {
     pub fn start_again(&mut self) {
         self.stop();
         let bin = mosquitto_bin();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn_and_wait(&bin) {
-                Ok(()) => return,
-                Err(e) if Instant::now() < deadline && e.contains("in use") => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("mosquitto did not start again: {e}"),
-            }
-        }
+        respawn_on_same_port("mosquitto", || self.spawn_and_wait(&bin));
     }
 
     /// The tail of the broker's log.
@@ -587,40 +605,24 @@ impl ModbusPeer {
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        child_running(&mut self.child)
     }
 
     /// SIGTERM and wait (SIGKILL after [`STOP_TIMEOUT`]). No-op if not running.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            terminate_child(&mut c, STOP_TIMEOUT);
-        }
+        terminate_slot(&mut self.child);
     }
 
     /// SIGKILL. No-op if not running.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            kill_child(&mut c);
-        }
+        kill_slot(&mut self.child);
     }
 
     /// Starts the server again on the same port (stops it first if running): a PLC restart.
     /// All tables are back to zero (or to the init values).
     pub fn start_again(&mut self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(e) if Instant::now() < deadline && e.contains("in use") => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("modbus peer did not start again: {e}"),
-            }
-        }
+        respawn_on_same_port("modbus peer", || self.spawn_and_wait());
     }
 
     /// A PLC restart that comes back with `init` (e.g. a retained counter at its last value)

@@ -7,8 +7,8 @@
 //! script's docstring for its address space.
 
 use super::{
-    append_file, free_port, kill_child, python_bin, tail_file, terminate_child, wait_child,
-    write_marker, LOG_TAIL_LINES, PEER_START_TIMEOUT, STOP_TIMEOUT,
+    append_file, free_port, kill_child, python_bin, tail_file, wait_child, write_marker,
+    LOG_TAIL_LINES, PEER_START_TIMEOUT,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -267,16 +267,11 @@ impl OpcUaPeer {
     /// SIGTERM and wait. No-op if not running.
     pub fn stop(&mut self) {
         self.stdin = None;
-        if let Some(mut c) = self.child.take() {
-            terminate_child(&mut c, STOP_TIMEOUT);
-        }
+        super::terminate_slot(&mut self.child);
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        super::child_running(&mut self.child)
     }
 
     /// SIGSTOP: the server hangs with its connections open, answering nothing (a controller
