@@ -1,14 +1,14 @@
 //! Production events: what the cell reports to MOM. Each is committed to the outbox with a stable
 //! id and the next number of the cell's sequence, and published exactly as committed.
 
-use crate::cell::MachineState;
+use crate::cell::{MachineState, Rule};
 pub use crate::orders::JobResponse;
 use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CounterKind {
     Good,
@@ -39,12 +39,58 @@ pub enum EventBody {
         rolled_over: bool,
         /// The order Running when the parts were made; null: the "no order" bucket.
         order_id: Option<String>,
+        /// The rule that counted them, when not a plain step forward (docs/EVENTS.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<Rule>,
+        /// The device's own timestamp of the reading (OPC UA), for information: the event's
+        /// time is the runtime's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ts: Option<i64>,
     },
-    /// The PLC's counter went back (restart, manual reset): nothing was counted for that step.
+    /// The PLC took parts back (a small step back of its counter): `quantity` is negative, so
+    /// that the sum of `part_count` and `count_correction` quantities is the PLC's net.
+    CountCorrection {
+        counter: CounterKind,
+        quantity: i64,
+        counter_value: u64,
+        previous_value: u64,
+        order_id: Option<String>,
+    },
+    /// The counter's baseline moved without the step being counted as parts: a confirmed
+    /// restart or jump (`counted` parts, from the readings after it, follow as a `part_count`),
+    /// or a counter signal mapped to another tag.
     CounterReset {
         counter: CounterKind,
         from: u64,
         to: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<Rule>,
+        #[serde(default)]
+        counted: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_tag: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// A reading that did not fit (a drop, or a jump past `max_step`) came back within the
+    /// confirmation window: nothing was counted for it.
+    CounterGlitch {
+        counter: CounterKind,
+        /// The baseline the counter came back to (or passed).
+        value: u64,
+        low: u64,
+        high: u64,
+        readings: u32,
+        duration_ms: i64,
+    },
+    /// A device's clock went further from the runtime's than its `clock_tolerance_ms`
+    /// (`within_tolerance: false`), or came back within it.
+    ClockSkew {
+        device: String,
+        /// The device's timestamp minus the runtime's clock, ms.
+        skew_ms: i64,
+        tolerance_ms: i64,
+        within_tolerance: bool,
     },
     MachineState {
         state: MachineState,
@@ -136,6 +182,9 @@ impl EventBody {
         match self {
             EventBody::PartCount { .. } => "part_count",
             EventBody::CounterReset { .. } => "counter_reset",
+            EventBody::CountCorrection { .. } => "count_correction",
+            EventBody::CounterGlitch { .. } => "counter_glitch",
+            EventBody::ClockSkew { .. } => "clock_skew",
             EventBody::MachineState { .. } => "machine_state",
             EventBody::DeviceStatus { .. } => "device_status",
             EventBody::StoreAlarm { .. } => "store_alarm",

@@ -83,6 +83,7 @@ async fn generate(
             value: Some(Value::UInt(n)),
             quality: Quality::Good,
             ts_ms: now_ms(),
+            source_ts_ms: None,
         }],
     };
     tokio::select! {

@@ -14,6 +14,6 @@ mod value;
 pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 
 pub use value::{
-    now_ms, DeviceEvent, DeviceId, DeviceStatus, MethodCall, Quality, Sample, TagId, Text, Value,
-    WriteRequest,
+    now_ms, plausible_ts, DeviceEvent, DeviceId, DeviceStatus, MethodCall, Quality, Sample, TagId,
+    Text, Value, WriteRequest, MAX_TS_MS,
 };

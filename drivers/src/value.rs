@@ -110,8 +110,23 @@ pub struct Sample {
     pub tag: TagId,
     pub value: Option<Value>,
     pub quality: Quality,
-    /// When the value was read (or the source timestamp, where the protocol has one), UTC ms.
+    /// When the runtime received the value, by its own clock, UTC ms. Time is accounted on
+    /// this clock only: a PLC's clock may be set to local time, or wrong by years.
     pub ts_ms: i64,
+    /// The device's own timestamp of the value, where the protocol has one (OPC UA's source
+    /// timestamp, else the server's), within years 1970 to 9999; for information and for the
+    /// clock-skew warning.
+    pub source_ts_ms: Option<i64>,
+}
+
+/// The latest timestamp an event can carry: 9999-12-31T23:59:59.999Z (RFC 3339 has four-digit
+/// years).
+pub const MAX_TS_MS: i64 = 253_402_300_799_999;
+
+/// A timestamp from outside (a device's clock) if it lies within 1970 to 9999, else None: an
+/// absurd date is information lost, never a reason to fail.
+pub fn plausible_ts(ms: i64) -> Option<i64> {
+    (0..=MAX_TS_MS).contains(&ms).then_some(ms)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

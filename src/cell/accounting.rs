@@ -4,7 +4,7 @@
 use super::engine::{Engine, Stop};
 use super::MachineState;
 use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
-use crate::orders::{CommandSource, JobCommand, ShiftAccount};
+use crate::orders::{adjust, CommandSource, JobCommand, ShiftAccount};
 
 const UNEXPLAINED: &str = "unexplained";
 /// A step back of the clock larger than this is a clock step, not a late reading.
@@ -132,31 +132,43 @@ impl Engine {
     /// Adds parts to the running order (and its shift) or to the "no order" bucket; returns the
     /// order they went to.
     pub(super) fn attribute_parts(&mut self, kind: CounterKind, quantity: u64) -> Option<String> {
+        self.attribute(kind, quantity, false)
+    }
+
+    /// Takes parts back (a correction of the PLC's counter) from where parts go now.
+    pub(super) fn take_back_parts(&mut self, kind: CounterKind, quantity: u64) -> Option<String> {
+        self.attribute(kind, quantity, true)
+    }
+
+    fn attribute(&mut self, kind: CounterKind, quantity: u64, back: bool) -> Option<String> {
         let running = self.state.orders.running_mut();
-        let (id, ideal) = match running {
+        let (id, ideal_cycle) = match running {
             Some(o) => {
-                o.add_parts(kind, quantity);
-                (
-                    Some(o.id().to_string()),
-                    quantity as f64 * o.ideal_cycle_ms.unwrap_or(0.0),
-                )
+                o.add_parts(kind, quantity, back);
+                (Some(o.id().to_string()), o.ideal_cycle_ms.unwrap_or(0.0))
             }
             None => {
-                match kind {
-                    CounterKind::Good => self.state.orders.no_order_good += quantity,
-                    CounterKind::Scrap => self.state.orders.no_order_scrap += quantity,
-                }
+                let bucket = match kind {
+                    CounterKind::Good => &mut self.state.orders.no_order_good,
+                    CounterKind::Scrap => &mut self.state.orders.no_order_scrap,
+                };
+                adjust(bucket, quantity, back);
                 (None, 0.0)
             }
         };
         if let Some(shift) = &mut self.state.shift {
-            match (id.is_some(), kind) {
-                (true, CounterKind::Good) => shift.good += quantity,
-                (true, CounterKind::Scrap) => shift.scrap += quantity,
-                (false, CounterKind::Good) => shift.no_order_good += quantity,
-                (false, CounterKind::Scrap) => shift.no_order_scrap += quantity,
-            }
-            shift.ideal_production_ms += ideal;
+            let count = match (id.is_some(), kind) {
+                (true, CounterKind::Good) => &mut shift.good,
+                (true, CounterKind::Scrap) => &mut shift.scrap,
+                (false, CounterKind::Good) => &mut shift.no_order_good,
+                (false, CounterKind::Scrap) => &mut shift.no_order_scrap,
+            };
+            let moved = adjust(count, quantity, back) as f64 * ideal_cycle;
+            shift.ideal_production_ms = if back {
+                (shift.ideal_production_ms - moved).max(0.0)
+            } else {
+                shift.ideal_production_ms + moved
+            };
         }
         id
     }

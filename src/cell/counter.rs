@@ -1,163 +1,298 @@
+//! A PLC part counter and the rules that turn its readings into parts.
+//!
+//! Parts are the difference between readings, so a reading missed while the device or the
+//! runtime was down is made up by the next one. The rules exist because a counter's readings
+//! are not always the counter: a Modbus gateway answers 0 for a moment when its own link blips,
+//! a PLC program takes a part back, a PLC restarts from zero, a 16-bit counter wraps. The one
+//! thing the rules never do is invent parts: a reading that does not fit is held until it is
+//! confirmed (it stays) or disproved (the counter comes back), and only then counted.
+//! docs/EVENTS.md "How counts are derived" states every rule with an example.
+
 use serde::{Deserialize, Serialize};
 
-/// A PLC part counter as last counted from. Parts are the difference between readings, so a
-/// reading missed while the device or the runtime was down is made up by the next one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The settings of one counter signal, from `[signals.good_count]` / `[signals.scrap_count]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRules {
+    /// Width of the PLC's counter: 16, 32 or 64.
+    pub bits: u32,
+    /// A step across the top of the range implying at most this many parts is a rollover; the
+    /// same number bounds "near zero" for a counter that restarted from zero.
+    pub rollover_window: u64,
+    /// A reading below the baseline (or an implausible jump) is confirmed once it has lasted
+    /// this many good readings and this long; until then it may be a glitch.
+    pub confirm_readings: u32,
+    pub confirm_ms: i64,
+    /// A step back of at most this many counts (to a value above zero) is the PLC taking parts
+    /// back: a signed correction, at once.
+    pub max_correction: u64,
+    /// The most parts one reading may add; a larger step is held like a drop. None: no limit.
+    pub max_step: Option<u64>,
+    /// What the counter reads: device, table, address, type and byte order (or node id).
+    pub tag: String,
+}
+
+/// A counter as last counted from: committed with the events it produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counter {
     /// The raw value the committed counts were taken up to; None before the first reading.
     pub last: Option<u64>,
+    /// The tag the baseline was read from. None in a store of a release that did not record it.
+    pub tag: Option<String>,
+    /// The runtime's clock at the last good reading, UTC ms.
+    pub last_ms: i64,
+    /// A reading that did not fit, waiting to be confirmed or disproved.
+    pub pending: Option<Pending>,
+    /// Everything this counter has counted (corrections taken off), for its rate.
+    pub counted: u64,
+    /// The machine's recent rate while it made parts, parts per minute, and where the current
+    /// measuring window started (time, `counted`).
+    pub rate_per_min: f64,
+    pub rate_from: (i64, u64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A reading below the baseline (or above it by more than `max_step`) and those after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub first: u64,
+    pub lowest: u64,
+    /// The highest reading since the first: parts are counted past it only, so that a dip
+    /// inside the window (a glitch within a real reset) counts nothing twice.
+    pub top: u64,
+    /// Parts the readings after the first show, should the first be real.
+    pub since_first: u64,
+    pub since_ms: i64,
+    pub readings: u32,
+    /// How long the counter went unread before the first of these readings.
+    pub unobserved_ms: i64,
+}
+
+/// Which rule decided a reading that did not simply count up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Crossed the top of its range by at most `rollover_window` counts.
+    Rollover,
+    /// Crossed the top of its range after being unread for a while: the parts this implies
+    /// match the cell's recent rate over that time better than a restart from zero does.
+    RolloverWhileUnread,
+    /// Restarted from zero (the first reading after the drop was within `rollover_window`
+    /// of zero): everything since zero is counted.
+    RestartedFromZero,
+    /// Jumped back to a value not near zero: only the parts seen after the jump are counted.
+    JumpedBack,
+    /// Jumped forward by more than `max_step`, and stayed: the jump itself is not counted.
+    ImplausibleJump,
+    /// The signal now reads another tag (device, address, type, byte order or node id): a new
+    /// baseline, nothing counted across the two tags.
+    TagChanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// First reading ever: it becomes the baseline, counting nothing.
-    Baseline,
+    /// First reading ever, or the first of a newly mapped tag: it becomes the baseline.
+    Baseline { previous_tag: Option<String> },
     Unchanged,
-    Parts {
+    Parts { quantity: u64 },
+    /// The PLC took `quantity` parts back (a small step back to above zero).
+    Correction { quantity: u64, from: u64 },
+    /// A reading that does not fit is held; nothing counted yet.
+    Held { from: u64 },
+    /// A held reading was disproved: the counter came back to its baseline or above within the
+    /// confirmation window. `quantity` parts counted from the old baseline.
+    Glitch {
         quantity: u64,
-        rolled_over: bool,
-    },
-    /// The counter went back by more than the rollover window: a PLC restart or a manual reset.
-    /// A counter that restarted from zero has counted `since_zero` parts since (a new value
-    /// within the rollover window); a counter that jumped anywhere else counts nothing.
-    Reset {
         from: u64,
-        since_zero: u64,
+        low: u64,
+        high: u64,
+        readings: u32,
+        duration_ms: i64,
+    },
+    /// A held reading was confirmed: `quantity` parts counted under `rule`.
+    Confirmed {
+        rule: Rule,
+        quantity: u64,
+        from: u64,
+        first: u64,
     },
 }
 
-impl Counter {
-    /// Takes a reading of a `bits`-wide counter. A step back of at most `rollover_window` past the
-    /// top of the range is a rollover; anything else that goes back is a reset.
-    pub fn observe(&mut self, raw: u64, bits: u32, rollover_window: u64) -> Step {
-        let Some(last) = self.last.replace(raw) else {
-            return Step::Baseline;
-        };
-        if raw == last {
-            Step::Unchanged
-        } else if raw > last {
-            Step::Parts {
-                quantity: raw - last,
-                rolled_over: false,
-            }
-        } else {
-            let range = 1u128 << bits;
-            let wrapped = (raw as u128 + range - last as u128) as u64;
-            if wrapped <= rollover_window {
-                Step::Parts {
-                    quantity: wrapped,
-                    rolled_over: true,
-                }
-            } else {
-                Step::Reset {
-                    from: last,
-                    since_zero: if raw <= rollover_window { raw } else { 0 },
-                }
-            }
+impl Step {
+    /// The parts this step counts (taken back for a correction: see [`Step::Correction`]).
+    pub fn parts(&self) -> u64 {
+        match *self {
+            Step::Parts { quantity }
+            | Step::Glitch { quantity, .. }
+            | Step::Confirmed { quantity, .. } => quantity,
+            _ => 0,
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Rate windows shorter than this are too noisy to predict an outage's parts.
+const RATE_WINDOW_MS: i64 = 10_000;
 
-    #[test]
-    fn counts_deltas_from_a_baseline() {
-        let mut c = Counter::default();
-        assert_eq!(c.observe(100, 16, 1000), Step::Baseline);
-        assert_eq!(c.observe(100, 16, 1000), Step::Unchanged);
-        assert_eq!(
-            c.observe(103, 16, 1000),
-            Step::Parts {
-                quantity: 3,
-                rolled_over: false
+impl Counter {
+    /// Takes a good reading `raw` at `now_ms` (the runtime's clock).
+    pub fn observe(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+        let step = self.decide(raw, now_ms, rules);
+        match &step {
+            Step::Correction { quantity, .. } => {
+                self.counted = self.counted.saturating_sub(*quantity)
             }
-        );
+            s => self.counted += s.parts(),
+        }
+        // While a reading is held its parts are not known yet: no rate from that window.
+        if self.pending.is_none() {
+            self.measure_rate(now_ms, matches!(step, Step::Baseline { .. }));
+        }
+        self.last_ms = now_ms;
+        step
     }
 
-    #[test]
-    fn rolls_over_at_16_and_32_bits() {
-        let mut c = Counter { last: Some(65_530) };
-        assert_eq!(
-            c.observe(4, 16, 1000),
-            Step::Parts {
-                quantity: 10,
-                rolled_over: true
+    fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+        if self.tag.as_deref() != Some(rules.tag.as_str()) {
+            let previous = self.tag.replace(rules.tag.clone());
+            // A store of a release that kept no tag: its baseline was read from the tag this
+            // config names (an upgrade changes the binary, not the mapping), so it is kept.
+            if previous.is_some() || self.last.is_none() {
+                self.last = Some(raw);
+                self.pending = None;
+                return Step::Baseline {
+                    previous_tag: previous,
+                };
             }
-        );
-        let mut c = Counter {
-            last: Some(u32::MAX as u64 - 1),
+        }
+        let Some(last) = self.last else {
+            self.last = Some(raw);
+            return Step::Baseline { previous_tag: None };
         };
-        assert_eq!(
-            c.observe(0, 32, 1000),
-            Step::Parts {
-                quantity: 2,
-                rolled_over: true
+        let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
+        if let Some(p) = &mut self.pending {
+            if fits {
+                let p = self.pending.take().expect("pending");
+                self.last = Some(raw);
+                return Step::Glitch {
+                    quantity: raw - last,
+                    from: last,
+                    low: p.lowest,
+                    high: p.top,
+                    readings: p.readings,
+                    duration_ms: (now_ms - p.since_ms).max(0),
+                };
             }
-        );
-        let mut c = Counter {
-            last: Some(u64::MAX),
-        };
-        assert_eq!(
-            c.observe(0, 64, 1000),
-            Step::Parts {
-                quantity: 1,
-                rolled_over: true
+            if raw > p.top {
+                p.since_first += raw - p.top;
+                p.top = raw;
             }
-        );
+            p.lowest = p.lowest.min(raw);
+            p.readings += 1;
+            return self.confirm_if_due(now_ms, rules);
+        }
+        if fits {
+            self.last = Some(raw);
+            return if raw == last {
+                Step::Unchanged
+            } else {
+                Step::Parts {
+                    quantity: raw - last,
+                }
+            };
+        }
+        if raw < last && raw > 0 && last - raw <= rules.max_correction {
+            self.last = Some(raw);
+            return Step::Correction {
+                quantity: last - raw,
+                from: last,
+            };
+        }
+        self.pending = Some(Pending {
+            first: raw,
+            lowest: raw,
+            top: raw,
+            since_first: 0,
+            since_ms: now_ms,
+            readings: 1,
+            unobserved_ms: if self.last_ms > 0 {
+                (now_ms - self.last_ms).max(0)
+            } else {
+                0
+            },
+        });
+        match self.confirm_if_due(now_ms, rules) {
+            Step::Held { .. } => Step::Held { from: last },
+            confirmed => confirmed,
+        }
     }
 
-    #[test]
-    fn a_jump_back_is_a_reset_not_a_count() {
-        let mut c = Counter { last: Some(5_000) };
-        assert_eq!(
-            c.observe(0, 16, 1000),
-            Step::Reset {
-                from: 5_000,
-                since_zero: 0
-            }
-        );
-        assert_eq!(c.last, Some(0));
-        assert_eq!(
-            c.observe(7, 16, 1000),
-            Step::Parts {
-                quantity: 7,
-                rolled_over: false
-            }
-        );
-        // Just outside the window past the top: a reset as well.
-        let mut c = Counter {
-            last: Some(65_535 - 1000),
+    fn confirm_if_due(&mut self, now_ms: i64, rules: &CounterRules) -> Step {
+        let (Some(last), Some(p)) = (self.last, &self.pending) else {
+            return Step::Unchanged;
         };
-        assert_eq!(
-            c.observe(0, 16, 1000),
-            Step::Reset {
-                from: 64_535,
-                since_zero: 0
-            }
-        );
+        if p.readings < rules.confirm_readings || now_ms - p.since_ms < rules.confirm_ms {
+            return Step::Held { from: last };
+        }
+        let p = self.pending.take().expect("pending");
+        let (rule, quantity) = if p.first > last {
+            (Rule::ImplausibleJump, p.since_first)
+        } else {
+            let (rule, before_first) = self.classify_drop(last, &p, rules);
+            (rule, before_first + p.since_first)
+        };
+        // A reading below `top` now is a new drop of its own, judged from here on.
+        self.last = Some(p.top);
+        Step::Confirmed {
+            rule,
+            quantity,
+            from: last,
+            first: p.first,
+        }
     }
 
-    #[test]
-    fn a_counter_restarted_from_zero_counts_what_it_made_since() {
-        // Power-cycled at 5000, made 3 parts before the first reading after the restart.
-        let mut c = Counter { last: Some(5_000) };
-        assert_eq!(
-            c.observe(3, 32, 1000),
-            Step::Reset {
-                from: 5_000,
-                since_zero: 3
-            }
-        );
-        // Jumped back to somewhere that is not near zero: nothing can be known, nothing counted.
-        let mut c = Counter { last: Some(50_000) };
-        assert_eq!(
-            c.observe(20_000, 32, 1000),
-            Step::Reset {
-                from: 50_000,
-                since_zero: 0
-            }
-        );
+    /// A confirmed drop from `last` to `p.first`: a rollover (the counter went past its top) or
+    /// a restart. Gives the rule and the parts made up to the first reading after the drop.
+    fn classify_drop(&self, last: u64, p: &Pending, rules: &CounterRules) -> (Rule, u64) {
+        let range = 1u128 << rules.bits;
+        let wrapped = (p.first as u128 + range - last as u128).min(u64::MAX as u128) as u64;
+        let near_zero = p.first <= rules.rollover_window;
+        let from_zero = if near_zero { p.first } else { 0 };
+        if wrapped <= rules.rollover_window {
+            return (Rule::Rollover, wrapped);
+        }
+        // Unread for a while (an outage): which story fits the parts the cell would have made
+        // at its recent rate, the wrap or a restart from zero?
+        let expected = self.rate_per_min * p.unobserved_ms as f64 / 60_000.0;
+        if expected > 0.0 && (wrapped as f64 - expected).abs() < (from_zero as f64 - expected).abs()
+        {
+            return (Rule::RolloverWhileUnread, wrapped);
+        }
+        if near_zero {
+            (Rule::RestartedFromZero, p.first)
+        } else {
+            (Rule::JumpedBack, 0)
+        }
+    }
+
+    /// The rate over the last window of at least [`RATE_WINDOW_MS`] in which parts were made;
+    /// an idle window keeps the rate the machine had while it ran.
+    fn measure_rate(&mut self, now_ms: i64, restart: bool) {
+        let (from_ms, from_counted) = self.rate_from;
+        if restart || from_ms == 0 || now_ms < from_ms {
+            self.rate_from = (now_ms, self.counted);
+            return;
+        }
+        let elapsed = now_ms - from_ms;
+        if elapsed < RATE_WINDOW_MS {
+            return;
+        }
+        let made = self.counted.saturating_sub(from_counted);
+        if made > 0 {
+            self.rate_per_min = made as f64 * 60_000.0 / elapsed as f64;
+        }
+        self.rate_from = (now_ms, self.counted);
     }
 }
+
+#[cfg(test)]
+#[path = "counter_tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
-use super::{CellModel, Counter, MachineState, Role, Step};
+use super::{CellModel, Counter, MachineState, Role, Rule, Step};
 use crate::event::{CounterKind, EventBody, NewEvent};
 use crate::orders::{OrderBook, ShiftAccount};
-use mes_edge_drivers::{DeviceEvent, DeviceStatus, Quality, Sample};
+use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample};
 use serde::{Deserialize, Serialize};
 
 /// Everything events are derived from. It is committed with the events it produced, so after a
@@ -31,6 +31,8 @@ pub struct CellState {
     pub order_start_bit: Option<bool>,
     pub order_end_bit: Option<bool>,
     pub order_number: Option<i64>,
+    /// Devices whose clock is off by more than their tolerance (warned once).
+    pub clock_skewed: std::collections::BTreeSet<String>,
 }
 
 /// A stop interval, and the time credited to it so far (under its reason, or "unexplained"),
@@ -78,9 +80,12 @@ impl Engine {
                 };
                 out.push(NewEvent::new(*ts_ms, vec![device], body));
             }
-            DeviceEvent::Samples { samples, .. } => {
+            DeviceEvent::Samples { device, samples } => {
                 if let Some(first) = samples.first() {
                     self.credit(first.ts_ms);
+                }
+                for s in samples {
+                    self.check_clock(*device, s, out);
                 }
                 // The fault code and the order number first: a state change or an order start
                 // in the same read goes with the new code and number.
@@ -106,13 +111,9 @@ impl Engine {
         match role {
             // A bad reading says nothing about parts: the counter keeps its baseline, and the next
             // good reading counts everything made in between.
-            Role::Counter {
-                kind,
-                bits,
-                rollover_window,
-            } => {
+            Role::Counter(kind) => {
                 if let (true, Some(raw)) = (good, s.value.and_then(|v| v.as_u64())) {
-                    self.count(kind, raw, bits, rollover_window, s, out);
+                    self.count(kind, raw, s, out);
                 }
             }
             Role::FaultCode => self.state.fault_code = int(),
@@ -192,86 +193,202 @@ impl Engine {
         ));
     }
 
-    fn count(
-        &mut self,
-        kind: CounterKind,
-        raw: u64,
-        bits: u32,
-        window: u64,
-        s: &Sample,
-        out: &mut Vec<NewEvent>,
-    ) {
+    fn count(&mut self, kind: CounterKind, raw: u64, s: &Sample, out: &mut Vec<NewEvent>) {
+        let rules = &self.model.counters[&kind];
         let counter = match kind {
             CounterKind::Good => &mut self.state.good,
             CounterKind::Scrap => &mut self.state.scrap,
         };
         let previous = counter.last;
-        let source = || vec![self.model.tag_name(s.tag).to_string()];
-        match counter.observe(raw, bits, window) {
-            Step::Baseline => tracing::info!(counter = ?kind, raw, "counter baseline"),
-            Step::Unchanged => {}
-            Step::Parts {
-                quantity,
-                rolled_over,
-            } => {
-                let previous_value = previous.unwrap_or(0);
-                self.parts(
-                    kind,
-                    quantity,
-                    raw,
-                    previous_value,
-                    rolled_over,
-                    s.ts_ms,
-                    source(),
-                    out,
-                );
+        let step = counter.observe(raw, s.ts_ms, rules);
+        let source = vec![self.model.tag_name(s.tag).to_string()];
+        let ts = s.ts_ms;
+        let part = |quantity, previous_value, rule: Option<Rule>| Parts {
+            kind,
+            quantity,
+            counter_value: raw,
+            previous_value,
+            rolled_over: matches!(rule, Some(Rule::Rollover | Rule::RolloverWhileUnread)),
+            rule,
+            source_ts: s.source_ts_ms,
+        };
+        match step {
+            Step::Baseline { previous_tag: None } => {
+                tracing::info!(counter = ?kind, raw, "counter baseline")
             }
-            Step::Reset { from, since_zero } => {
-                tracing::warn!(counter = ?kind, from, to = raw, since_zero, "counter went back: reset");
-                out.push(NewEvent::new(
-                    s.ts_ms,
-                    source(),
-                    EventBody::CounterReset {
+            Step::Baseline {
+                previous_tag: Some(old),
+            } => {
+                let tag = rules.tag.clone();
+                tracing::warn!(counter = ?kind, %old, %tag, raw, "counter moved to another tag: new baseline");
+                let body = EventBody::CounterReset {
+                    counter: kind,
+                    from: previous.unwrap_or(0),
+                    to: raw,
+                    rule: Some(Rule::TagChanged),
+                    counted: 0,
+                    previous_tag: Some(old),
+                    tag: Some(tag),
+                };
+                out.push(NewEvent::new(ts, source, body));
+            }
+            Step::Unchanged => {}
+            Step::Held { from } => {
+                tracing::info!(counter = ?kind, from, to = raw, "counter reading held until confirmed or disproved")
+            }
+            Step::Parts { quantity } => {
+                self.parts(part(quantity, previous.unwrap_or(0), None), ts, source, out)
+            }
+            Step::Correction { quantity, from } => {
+                tracing::warn!(counter = ?kind, from, to = raw, "counter stepped back: parts taken back");
+                self.correction(kind, quantity, from, raw, ts, source, out);
+            }
+            Step::Glitch {
+                quantity,
+                from,
+                low,
+                high,
+                readings,
+                duration_ms,
+            } => {
+                tracing::warn!(counter = ?kind, from, low, high, readings, duration_ms, "counter glitch: it came back; nothing counted for it");
+                let body = EventBody::CounterGlitch {
+                    counter: kind,
+                    value: from,
+                    low,
+                    high,
+                    readings,
+                    duration_ms,
+                };
+                out.push(NewEvent::new(ts, source.clone(), body));
+                if quantity > 0 {
+                    self.parts(part(quantity, from, None), ts, source, out);
+                }
+            }
+            Step::Confirmed {
+                rule,
+                quantity,
+                from,
+                first,
+            } => {
+                let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
+                if !rolled {
+                    tracing::warn!(counter = ?kind, from, first, to = raw, ?rule, counted = quantity, "counter reset confirmed");
+                    let body = EventBody::CounterReset {
                         counter: kind,
                         from,
                         to: raw,
-                    },
-                ));
-                if since_zero > 0 {
-                    self.parts(kind, since_zero, raw, 0, false, s.ts_ms, source(), out);
+                        rule: Some(rule),
+                        counted: quantity,
+                        previous_tag: None,
+                        tag: None,
+                    };
+                    out.push(NewEvent::new(ts, source.clone(), body));
+                }
+                if quantity > 0 {
+                    self.parts(part(quantity, from, Some(rule)), ts, source, out);
                 }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn parts(
-        &mut self,
-        kind: CounterKind,
-        quantity: u64,
-        counter_value: u64,
-        previous_value: u64,
-        rolled_over: bool,
-        ts_ms: i64,
-        source: Vec<String>,
-        out: &mut Vec<NewEvent>,
-    ) {
-        match kind {
-            CounterKind::Good => self.state.good_total += quantity,
-            CounterKind::Scrap => self.state.scrap_total += quantity,
+    fn parts(&mut self, p: Parts, ts_ms: i64, source: Vec<String>, out: &mut Vec<NewEvent>) {
+        match p.kind {
+            CounterKind::Good => self.state.good_total += p.quantity,
+            CounterKind::Scrap => self.state.scrap_total += p.quantity,
         }
-        let order_id = self.attribute_parts(kind, quantity);
+        let order_id = self.attribute_parts(p.kind, p.quantity);
         let body = EventBody::PartCount {
-            counter: kind,
-            quantity,
-            counter_value,
-            previous_value,
-            rolled_over,
+            counter: p.kind,
+            quantity: p.quantity,
+            counter_value: p.counter_value,
+            previous_value: p.previous_value,
+            rolled_over: p.rolled_over,
             order_id,
+            rule: p.rule,
+            source_ts: p.source_ts,
         };
         out.push(NewEvent::new(ts_ms, source, body));
         self.auto_complete(ts_ms, out);
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn correction(
+        &mut self,
+        kind: CounterKind,
+        quantity: u64,
+        from: u64,
+        to: u64,
+        ts_ms: i64,
+        source: Vec<String>,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let total = match kind {
+            CounterKind::Good => &mut self.state.good_total,
+            CounterKind::Scrap => &mut self.state.scrap_total,
+        };
+        *total = total.saturating_sub(quantity);
+        let order_id = self.take_back_parts(kind, quantity);
+        let body = EventBody::CountCorrection {
+            counter: kind,
+            quantity: -(quantity.min(i64::MAX as u64) as i64),
+            counter_value: to,
+            previous_value: from,
+            order_id,
+        };
+        out.push(NewEvent::new(ts_ms, source, body));
+    }
+
+    /// Warns once when a device's clock leaves its tolerance, and once when it is back.
+    fn check_clock(&mut self, device: DeviceId, s: &Sample, out: &mut Vec<NewEvent>) {
+        let Some(source_ts) = s.source_ts_ms else {
+            return;
+        };
+        let skew = source_ts - s.ts_ms;
+        let tolerance = self
+            .model
+            .clock_tolerance_ms
+            .get(device.0 as usize)
+            .copied()
+            .unwrap_or(i64::MAX);
+        let name = self.model.device_name(device).to_string();
+        let warned = self.state.clock_skewed.contains(&name);
+        // Back within half the tolerance to clear: a clock hovering at the limit does not
+        // flap.
+        let within = if warned {
+            skew.abs() <= tolerance / 2
+        } else {
+            skew.abs() <= tolerance
+        };
+        if within == !warned {
+            return;
+        }
+        if within {
+            self.state.clock_skewed.remove(&name);
+            tracing::info!(device = %name, skew_ms = skew, "device clock back within tolerance");
+        } else {
+            self.state.clock_skewed.insert(name.clone());
+            tracing::warn!(device = %name, skew_ms = skew, tolerance_ms = tolerance, "device clock is off; time is accounted on the runtime's clock");
+        }
+        let body = EventBody::ClockSkew {
+            device: name.clone(),
+            skew_ms: skew,
+            tolerance_ms: tolerance,
+            within_tolerance: within,
+        };
+        out.push(NewEvent::new(s.ts_ms, vec![name], body));
+    }
+}
+
+/// Parts about to be counted, and what the event says of them.
+struct Parts {
+    kind: CounterKind,
+    quantity: u64,
+    counter_value: u64,
+    previous_value: u64,
+    rolled_over: bool,
+    rule: Option<Rule>,
+    source_ts: Option<i64>,
 }
 
 #[cfg(test)]
@@ -291,17 +408,23 @@ mod tests {
             tag_names: vec!["good".into(), "state".into(), "fault".into()],
             device_names: vec!["plc".into()],
             roles: HashMap::from([
-                (
-                    GOOD,
-                    Role::Counter {
-                        kind: CounterKind::Good,
-                        bits: 16,
-                        rollover_window: 100,
-                    },
-                ),
+                (GOOD, Role::Counter(CounterKind::Good)),
                 (STATE, Role::StateWord),
                 (FAULT, Role::FaultCode),
             ]),
+            counters: HashMap::from([(
+                CounterKind::Good,
+                crate::cell::CounterRules {
+                    bits: 16,
+                    rollover_window: 100,
+                    confirm_readings: 2,
+                    confirm_ms: 1_000,
+                    max_correction: 5,
+                    max_step: None,
+                    tag: "plc/holding:0/u16/ABCD".into(),
+                },
+            )]),
+            clock_tolerance_ms: vec![10_000],
             states: HashMap::from([
                 (0, MachineState::Idle),
                 (1, MachineState::Running),
@@ -331,6 +454,7 @@ mod tests {
                     Quality::Bad
                 },
                 ts_ms,
+                source_ts_ms: None,
             })
             .collect();
         DeviceEvent::Samples {
@@ -364,42 +488,72 @@ mod tests {
     }
 
     #[test]
-    fn rollover_counts_and_a_reset_counts_only_what_was_made_since_zero() {
+    fn a_rollover_and_a_reset_are_confirmed_then_counted() {
         let mut e = engine();
         run(&mut e, samples(&[(GOOD, Some(65_530), 1)]));
-        let out = run(&mut e, samples(&[(GOOD, Some(4), 2)]));
+        // Past the top of the range: held until confirmed (two readings, a second).
+        assert!(run(&mut e, samples(&[(GOOD, Some(4), 2)])).is_empty());
+        let out = run(&mut e, samples(&[(GOOD, Some(5), 1_002)]));
         assert!(matches!(
             out[..],
             [EventBody::PartCount {
-                quantity: 10,
+                quantity: 11,
                 rolled_over: true,
+                rule: Some(Rule::Rollover),
                 ..
             }]
         ));
-        let out = run(&mut e, samples(&[(GOOD, Some(0), 3)]));
+        // Back to zero and confirmed: a reset, nothing counted for the step itself.
+        assert!(run(&mut e, samples(&[(GOOD, Some(0), 2_000)])).is_empty());
+        let out = run(&mut e, samples(&[(GOOD, Some(0), 3_000)]));
         assert_eq!(
             out,
             vec![EventBody::CounterReset {
                 counter: CounterKind::Good,
-                from: 4,
-                to: 0
+                from: 5,
+                to: 0,
+                rule: Some(Rule::RestartedFromZero),
+                counted: 0,
+                previous_tag: None,
+                tag: None,
             }]
         );
-        assert_eq!(e.state.good_total, 10);
-        // Restarted from zero and made 2 before this reading: the reset, then those 2.
-        run(&mut e, samples(&[(GOOD, Some(500), 4)]));
-        let out = run(&mut e, samples(&[(GOOD, Some(2), 5)]));
+        assert_eq!(e.state.good_total, 11);
+        // Restarted from zero and made 2 before this reading: the reset, then those 2 and the
+        // one made while it was being confirmed.
+        run(&mut e, samples(&[(GOOD, Some(500), 4_000)]));
+        run(&mut e, samples(&[(GOOD, Some(2), 5_000)]));
+        let out = run(&mut e, samples(&[(GOOD, Some(3), 6_000)]));
         assert_eq!(out.len(), 2);
         assert!(matches!(
             out[1],
             EventBody::PartCount {
-                quantity: 2,
-                counter_value: 2,
-                previous_value: 0,
+                quantity: 3,
+                counter_value: 3,
+                previous_value: 500,
                 ..
             }
         ));
-        assert_eq!(e.state.good_total, 10 + 500 + 2);
+        assert_eq!(e.state.good_total, 11 + 500 + 3);
+    }
+
+    #[test]
+    fn a_step_back_is_a_negative_correction_taken_off_the_totals() {
+        let mut e = engine();
+        run(&mut e, samples(&[(GOOD, Some(5_000), 1)]));
+        run(&mut e, samples(&[(GOOD, Some(5_003), 1)]));
+        let out = run(&mut e, samples(&[(GOOD, Some(5_002), 2)]));
+        assert!(matches!(
+            out[..],
+            [EventBody::CountCorrection {
+                quantity: -1,
+                counter_value: 5_002,
+                previous_value: 5_003,
+                ..
+            }]
+        ));
+        run(&mut e, samples(&[(GOOD, Some(5_003), 3)]));
+        assert_eq!(e.state.good_total, 3);
     }
 
     #[test]

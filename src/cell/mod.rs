@@ -10,7 +10,7 @@ mod model;
 #[cfg(test)]
 mod scenario_tests;
 
-pub use counter::{Counter, Step};
+pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use machine_state::MachineState;
 pub use model::{CellModel, OrderModel, Role};

@@ -1,4 +1,4 @@
-use super::MachineState;
+use super::{CounterRules, MachineState};
 use crate::config::CellConfig;
 use crate::event::CounterKind;
 use crate::orders::{parse_time, parse_zone, ShiftCalendar};
@@ -8,11 +8,8 @@ use std::collections::HashMap;
 /// What a tag means to the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    Counter {
-        kind: CounterKind,
-        bits: u32,
-        rollover_window: u64,
-    },
+    /// Its rules are in [`CellModel::counters`].
+    Counter(CounterKind),
     StateWord,
     FaultCode,
     OrderStartBit,
@@ -77,6 +74,9 @@ pub struct CellModel {
     pub tag_names: Vec<String>,
     pub device_names: Vec<String>,
     pub roles: HashMap<TagId, Role>,
+    pub counters: HashMap<CounterKind, CounterRules>,
+    /// Per device: the farthest a source timestamp may be from the runtime's clock.
+    pub clock_tolerance_ms: Vec<i64>,
     pub states: HashMap<i64, MachineState>,
     pub unmapped: MachineState,
     pub orders: OrderModel,
@@ -91,7 +91,10 @@ impl CellModel {
             .iter()
             .map(|(_, _, t)| t.name().to_string())
             .collect();
-        let tag_types: HashMap<&str, _> = numbered.iter().map(|(_, _, t)| (t.name(), *t)).collect();
+        let tag_types: HashMap<&str, _> = numbered
+            .iter()
+            .map(|(_, d, t)| (t.name(), (*t, c.devices[*d].name.as_str())))
+            .collect();
         let id = |name: &str| {
             TagId(
                 tag_names
@@ -101,22 +104,24 @@ impl CellModel {
             )
         };
         let mut roles = HashMap::new();
+        let mut counters = HashMap::new();
         for (kind, signal) in [
             (CounterKind::Good, &c.signals.good_count),
             (CounterKind::Scrap, &c.signals.scrap_count),
         ] {
             if let Some(s) = signal {
-                let bits = tag_types[s.tag.as_str()]
-                    .counter_bits()
-                    .expect("checked config");
-                roles.insert(
-                    id(&s.tag),
-                    Role::Counter {
-                        kind,
-                        bits,
-                        rollover_window: s.rollover_window,
-                    },
-                );
+                let (tag, device) = tag_types[s.tag.as_str()];
+                let rules = CounterRules {
+                    bits: tag.counter_bits().expect("checked config"),
+                    rollover_window: s.rollover_window,
+                    confirm_readings: s.confirm_readings,
+                    confirm_ms: s.confirm_ms.min(i64::MAX as u64) as i64,
+                    max_correction: s.max_correction,
+                    max_step: s.max_step,
+                    tag: tag.identity(device),
+                };
+                roles.insert(id(&s.tag), Role::Counter(kind));
+                counters.insert(kind, rules);
             }
         }
         let mut states = HashMap::new();
@@ -145,6 +150,12 @@ impl CellModel {
             tag_names,
             device_names: c.devices.iter().map(|d| d.name.clone()).collect(),
             roles,
+            counters,
+            clock_tolerance_ms: c
+                .devices
+                .iter()
+                .map(|d| d.clock_tolerance_ms.min(i64::MAX as u64) as i64)
+                .collect(),
             states,
             unmapped,
             orders: OrderModel::from_config(c),

@@ -99,6 +99,7 @@ impl Cell {
                 value: Some(Value::UInt(v)),
                 quality: Quality::Good,
                 ts_ms: at,
+                source_ts_ms: None,
             })
             .collect();
         self.engine.apply(

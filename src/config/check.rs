@@ -14,6 +14,70 @@ macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
 
+/// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
+/// state word would silently stop counting.
+fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
+    let mut roles: Vec<(&str, &str, &str)> = Vec::new();
+    let mut add = |signal: &'static str, key: &'static str, tag: Option<&'a String>| {
+        if let Some(tag) = tag {
+            roles.push((signal, key, tag.as_str()));
+        }
+    };
+    add("good_count", "tag", s.good_count.as_ref().map(|c| &c.tag));
+    add("scrap_count", "tag", s.scrap_count.as_ref().map(|c| &c.tag));
+    if let Some(m) = &s.machine_state {
+        add("machine_state", "tag", Some(&m.tag));
+        add("machine_state", "fault_tag", m.fault_tag.as_ref());
+    }
+    if let Some(o) = &s.orders {
+        add("orders", "start_tag", Some(&o.start_tag));
+        add("orders", "number_tag", Some(&o.number_tag));
+        add("orders", "end_tag", o.end_tag.as_ref());
+    }
+    for (i, (signal, key, tag)) in roles.iter().enumerate() {
+        if let Some((first, first_key, _)) = roles[..i].iter().find(|(_, _, t)| t == tag) {
+            p.push(Problem::at(
+                path!["signals", *signal, *key],
+                format!(
+                    "tag {tag:?} is already [signals.{first}] {first_key}; a tag can have one \
+                     role only (read the same address twice under two names if you must)"
+                ),
+            ));
+        }
+    }
+}
+
+/// The counter rules' own settings (docs/EVENTS.md "How counts are derived").
+fn check_counter_rules(key: &'static str, c: &CounterSignal, p: &mut Vec<Problem>) {
+    if c.confirm_readings == 0 {
+        p.push(Problem::at(
+            path!["signals", key, "confirm_readings"],
+            "expected at least 1 reading (1 with confirm_ms = 0 believes every drop at once)",
+        ));
+    }
+    if c.confirm_ms > 3_600_000 {
+        p.push(Problem::at(
+            path!["signals", key, "confirm_ms"],
+            format!("expected at most 3600000 (an hour), found {}", c.confirm_ms),
+        ));
+    }
+    if c.max_step == Some(0) {
+        p.push(Problem::at(
+            path!["signals", key, "max_step"],
+            "expected at least 1 part per reading (leave it out for no limit)",
+        ));
+    }
+    if c.max_correction >= c.rollover_window {
+        p.push(Problem::at(
+            path!["signals", key, "max_correction"],
+            format!(
+                "expected less than rollover_window ({}), found {}",
+                c.rollover_window, c.max_correction
+            ),
+        ));
+    }
+}
+
 pub fn check(c: &CellConfig) -> Vec<Problem> {
     let mut p = Vec::new();
     check_cell(c, &mut p);
@@ -230,6 +294,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
         ("scrap_count", &c.signals.scrap_count),
     ] {
         let Some(counter) = counter else { continue };
+        check_counter_rules(key, counter, p);
         let Some(tag) = lookup(key, "tag", &counter.tag, p) else {
             continue;
         };
@@ -267,14 +332,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
             ));
         }
     }
-    if let (Some(g), Some(s)) = (&c.signals.good_count, &c.signals.scrap_count) {
-        if g.tag == s.tag {
-            p.push(Problem::at(
-                path!["signals", "scrap_count", "tag"],
-                "good and scrap counts must be different tags",
-            ));
-        }
-    }
+    check_one_role_per_tag(&c.signals, p);
     if let Some(state) = &c.signals.machine_state {
         let integer = |t: &TagConfig| {
             !matches!(

@@ -157,6 +157,10 @@ pub struct Device {
     pub timeout_ms: u64,
     #[serde(default = "defaults::poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// A source timestamp (OPC UA) further than this from the runtime's clock raises a
+    /// `clock_skew` warning. Time is always accounted on the runtime's clock.
+    #[serde(default = "defaults::clock_tolerance_ms")]
+    pub clock_tolerance_ms: u64,
     /// Largest run of unused registers read to save a request.
     #[serde(default = "defaults::max_gap")]
     pub max_gap: u16,
@@ -267,6 +271,26 @@ impl CellTag<'_> {
     }
 
     /// Width of the unsigned counter this tag holds, if it is one.
+    /// What the tag reads, for a counter's baseline: a counter moved to another device,
+    /// address, type or byte order (or node) starts a new baseline rather than being diffed
+    /// against the old tag's last value.
+    pub fn identity(&self, device: &str) -> String {
+        match self {
+            CellTag::Modbus(t) => format!(
+                "{device}/{}:{}/{}/{:?}",
+                t.table.name(),
+                t.address,
+                t.data_type.name(),
+                t.order
+            ),
+            CellTag::OpcUa(n) => format!(
+                "{device}/{}/{}",
+                n.node_id.as_deref().or(n.browse_path.as_deref()).unwrap_or("?"),
+                n.data_type.map_or("?", |t| t.name())
+            ),
+        }
+    }
+
     pub fn counter_bits(&self) -> Option<u32> {
         match self {
             CellTag::Modbus(t) => t.data_type.counter_bits(),
@@ -343,6 +367,19 @@ pub struct CounterSignal {
     /// a rollover; any other step back is a reset of the counter (PLC restart, operator reset).
     #[serde(default = "defaults::rollover_window")]
     pub rollover_window: u64,
+    /// A reading below the last one (or a jump past `max_step`) is only believed once it has
+    /// lasted this many good readings and `confirm_ms`; one that comes back sooner was a
+    /// glitch (a gateway answering 0 for a moment). See docs/EVENTS.md "How counts are derived".
+    #[serde(default = "defaults::confirm_readings")]
+    pub confirm_readings: u32,
+    #[serde(default = "defaults::confirm_ms")]
+    pub confirm_ms: u64,
+    /// A step back of at most this many counts (to above zero) is the PLC taking parts back:
+    /// published at once as a negative `count_correction`.
+    #[serde(default = "defaults::max_correction")]
+    pub max_correction: u64,
+    /// The most parts one reading may add; a larger jump is held like a drop. Default: no limit.
+    pub max_step: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -474,6 +511,18 @@ mod defaults {
     }
     pub fn rollover_window() -> u64 {
         1000
+    }
+    pub fn clock_tolerance_ms() -> u64 {
+        10_000
+    }
+    pub fn confirm_readings() -> u32 {
+        3
+    }
+    pub fn confirm_ms() -> u64 {
+        5_000
+    }
+    pub fn max_correction() -> u64 {
+        5
     }
     pub fn unmapped_state() -> MachineState {
         MachineState::Unknown

@@ -14,6 +14,6 @@ pub use command::{
     parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD,
 };
 pub use oee::{compute as compute_oee, Oee, StateTimes};
-pub use order::{JobOrder, JobResponse, OrderSpec};
+pub use order::{adjust, JobOrder, JobResponse, OrderSpec};
 pub use shifts::{parse_time, parse_zone, ShiftAccount, ShiftCalendar, ShiftInstance};
 pub use state_machine::{transition, JobCommand, JobState, SubState};

@@ -64,12 +64,19 @@ impl JobOrder {
         &self.spec.id
     }
 
-    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64) {
-        match kind {
-            CounterKind::Good => self.good += quantity,
-            CounterKind::Scrap => self.scrap += quantity,
-        }
-        self.ideal_production_ms += quantity as f64 * self.ideal_cycle_ms.unwrap_or(0.0);
+    /// Adds parts, or takes them back (`back`: the PLC corrected its counter).
+    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64, back: bool) {
+        let count = match kind {
+            CounterKind::Good => &mut self.good,
+            CounterKind::Scrap => &mut self.scrap,
+        };
+        let taken = adjust(count, quantity, back);
+        let ideal = taken as f64 * self.ideal_cycle_ms.unwrap_or(0.0);
+        self.ideal_production_ms = if back {
+            (self.ideal_production_ms - ideal).max(0.0)
+        } else {
+            self.ideal_production_ms + ideal
+        };
     }
 
     pub fn add_time(&mut self, state: MachineState, ms: i64, stop_reason: Option<&str>) {
@@ -122,5 +129,17 @@ impl JobResponse {
             downtime_ms: o.downtime.clone(),
             oee: o.oee(),
         }
+    }
+}
+
+/// Adds `quantity` to `count`, or takes it off (never below zero); gives what was moved.
+pub fn adjust(count: &mut u64, quantity: u64, back: bool) -> u64 {
+    if back {
+        let taken = quantity.min(*count);
+        *count -= taken;
+        taken
+    } else {
+        *count += quantity;
+        quantity
     }
 }

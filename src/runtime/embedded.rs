@@ -49,6 +49,7 @@ mod tests {
                         value: Some(Value::UInt(n)),
                         quality: Quality::Good,
                         ts_ms: 1,
+                        source_ts_ms: None,
                     }];
                     tx.send(DeviceEvent::Samples {
                         device: DeviceId(0),

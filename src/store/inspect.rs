@@ -246,6 +246,8 @@ mod tests {
                 previous_value: 0,
                 rolled_over: false,
                 order_id: None,
+                rule: None,
+                source_ts: None,
             },
         )
     }

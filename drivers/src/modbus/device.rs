@@ -133,6 +133,7 @@ impl DeviceState {
                 value,
                 quality,
                 ts_ms,
+                source_ts_ms: None,
             });
         }
     }

@@ -18,7 +18,10 @@ pub(crate) fn unix_ms(t: &DateTime) -> Option<i64> {
 pub(crate) struct Reading {
     pub value: Option<Value>,
     pub quality: Quality,
+    /// The runtime's clock when the value came in.
     pub ts_ms: i64,
+    /// The device's (or else the server's) timestamp, if it has a plausible one.
+    pub source_ts_ms: Option<i64>,
     pub problem: Option<String>,
 }
 
@@ -32,14 +35,17 @@ pub(crate) fn quality_of(status: StatusCode) -> Quality {
     }
 }
 
-/// The source timestamp is the PLC's own; the server's is the next best; our clock the last.
+/// The value stamped with the runtime's clock, and the device's own timestamp beside it for
+/// information: the source timestamp is the PLC's, the server's the next best. Neither is ever
+/// used to account time (a PLC's clock set to local time would add hours to a state).
 pub(crate) fn reading(dv: &DataValue, expect: Option<NodeType>) -> Reading {
-    let ts_ms = dv
+    let ts_ms = now_ms();
+    let source_ts_ms = dv
         .source_timestamp
         .as_ref()
         .and_then(unix_ms)
         .or_else(|| dv.server_timestamp.as_ref().and_then(unix_ms))
-        .unwrap_or_else(now_ms);
+        .and_then(crate::plausible_ts);
     let status = dv.status.unwrap_or(StatusCode::Good);
     let quality = quality_of(status);
     if quality == Quality::Bad {
@@ -47,6 +53,7 @@ pub(crate) fn reading(dv: &DataValue, expect: Option<NodeType>) -> Reading {
             value: None,
             quality,
             ts_ms,
+            source_ts_ms,
             problem: Some(format!("the server reports {status}")),
         };
     }
@@ -57,6 +64,7 @@ pub(crate) fn reading(dv: &DataValue, expect: Option<NodeType>) -> Reading {
                 value: None,
                 quality: Quality::Bad,
                 ts_ms,
+                source_ts_ms,
                 problem: Some(format!(
                     "expected {} ({}), the server sends {}",
                     want.ua_name(),
@@ -71,12 +79,14 @@ pub(crate) fn reading(dv: &DataValue, expect: Option<NodeType>) -> Reading {
             value: Some(value),
             quality,
             ts_ms,
+            source_ts_ms,
             problem: None,
         },
         Err(why) => Reading {
             value: None,
             quality: Quality::Bad,
             ts_ms,
+            source_ts_ms,
             problem: Some(why),
         },
     }
@@ -272,9 +282,11 @@ mod tests {
             Some(NodeType::U32),
         );
         assert_eq!(
-            (r.value, r.quality, r.ts_ms),
-            (Some(Value::UInt(7)), Quality::Good, 1_700_000_000_000)
+            (r.value, r.quality, r.source_ts_ms),
+            (Some(Value::UInt(7)), Quality::Good, Some(1_700_000_000_000))
         );
+        // Stamped by the runtime's clock, whatever the device's says.
+        assert!((r.ts_ms - now_ms()).abs() < 60_000);
         let r = reading(
             &dv(Variant::UInt32(7), StatusCode::UncertainLastUsableValue),
             None,

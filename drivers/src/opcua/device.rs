@@ -172,6 +172,7 @@ impl Report<'_> {
                 value: r.value,
                 quality: r.quality,
                 ts_ms: r.ts_ms,
+                source_ts_ms: r.source_ts_ms,
             });
         }
     }
@@ -183,6 +184,7 @@ impl Report<'_> {
                 value: None,
                 quality: Quality::Bad,
                 ts_ms: now_ms(),
+                source_ts_ms: None,
                 problem: Some(problem),
             },
             out,
@@ -230,6 +232,7 @@ impl Report<'_> {
                 value: None,
                 quality: Quality::Bad,
                 ts_ms,
+                source_ts_ms: None,
                 problem: None,
             };
             self.changed(i, r, &mut samples);
