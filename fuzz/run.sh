@@ -15,7 +15,7 @@ SECONDS_PER_TARGET="${1:-20}"
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(cell_config mqtt_command modbus_decode opcua_value)
+    TARGETS=(cell_config mqtt_command modbus_decode opcua_value event_encoder)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: installing cargo-fuzz" >&2

@@ -63,6 +63,7 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     let cmd = CommandIn {
         payload,
         by: CommandSource::Operator,
+        received_ms: mes_edge_drivers::now_ms(),
         done: Some(Box::new(done)),
     };
     if engine.send(cmd).await.is_err() {

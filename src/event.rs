@@ -248,7 +248,24 @@ impl NewEvent {
     }
 }
 
+/// RFC 3339 UTC with milliseconds. Any i64 formats: a time before 1970 or after 9999 (only a
+/// device's clock can give one) is clamped to that range rather than failing the commit that
+/// carries it.
 pub fn rfc3339_ms(ts_ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms.max(0) as u64);
+    let ms = ts_ms.clamp(0, mes_edge_drivers::MAX_TS_MS) as u64;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_timestamp_formats() {
+        assert_eq!(rfc3339_ms(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(-1), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
 }

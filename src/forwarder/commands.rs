@@ -67,6 +67,7 @@ impl SessionIntake {
         let cmd = CommandIn {
             payload,
             by: CommandSource::Mqtt,
+            received_ms: mes_edge_drivers::now_ms(),
             done: Some(Box::new(done)),
         };
         // The engine takes commands as fast as it commits; if it is that far behind, the

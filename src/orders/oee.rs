@@ -31,6 +31,44 @@ pub struct Oee {
     pub performance: Option<f64>,
     pub quality: Option<f64>,
     pub oee: Option<f64>,
+    /// Figures outside 0..=1, each with what it says about the inputs; empty when all are in
+    /// range. The figures are reported as computed all the same.
+    #[serde(default)]
+    pub warnings: Vec<OeeWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OeeWarning {
+    /// `availability`, `performance`, `quality` or `oee`.
+    pub figure: String,
+    pub value: f64,
+    pub message: String,
+}
+
+/// A warning for each figure outside 0..=1. Performance above 1 is the usual one: the parts
+/// were made faster than the ideal cycle time allows, so the ideal cycle time is set too slow
+/// (or the counter counts more than one part per cycle).
+fn warnings(figures: [(&str, Option<f64>); 4]) -> Vec<OeeWarning> {
+    figures
+        .into_iter()
+        .filter_map(|(figure, v)| v.map(|v| (figure, v)))
+        .filter(|(_, v)| !(0.0..=1.0).contains(v))
+        .map(|(figure, value)| OeeWarning {
+            figure: figure.to_string(),
+            value,
+            message: match figure {
+                "performance" if value > 1.0 => format!(
+                    "performance {value:.2} is above 1: the parts were made faster than the ideal \
+                     cycle time allows; the ideal cycle time is set too slow (or the counter \
+                     counts more than one part per cycle)"
+                ),
+                "oee" if value > 1.0 => {
+                    format!("OEE {value:.2} is above 1 because a figure it multiplies is")
+                }
+                _ => format!("{figure} {value:.2} is outside 0 to 1"),
+            },
+        })
+        .collect()
 }
 
 pub fn compute(times: &StateTimes, good: u64, scrap: u64, ideal_production_ms: f64) -> Oee {
@@ -57,6 +95,12 @@ pub fn compute(times: &StateTimes, good: u64, scrap: u64, ideal_production_ms: f
         performance,
         quality,
         oee,
+        warnings: warnings([
+            ("availability", availability),
+            ("performance", performance),
+            ("quality", quality),
+            ("oee", oee),
+        ]),
     }
 }
 
@@ -92,6 +136,18 @@ mod tests {
         assert!((o.performance.unwrap() - 0.9).abs() < 1e-12);
         assert!((o.quality.unwrap() - 0.95).abs() < 1e-12);
         assert!((o.oee.unwrap() - 0.76).abs() < 1e-12, "{:?}", o.oee);
+    }
+
+    #[test]
+    fn an_ideal_cycle_time_set_too_slow_warns() {
+        // The documented example: performance 1.65 and OEE 1.34 must not pass in silence.
+        let o = compute(&StateTimes::from([(Running, 60_000)]), 99, 0, 99_000.0);
+        assert!((o.performance.unwrap() - 1.65).abs() < 1e-12);
+        let figures: Vec<&str> = o.warnings.iter().map(|w| w.figure.as_str()).collect();
+        assert_eq!(figures, ["performance", "oee"]);
+        assert!(o.warnings[0].message.contains("ideal cycle time is set too slow"));
+        let fine = compute(&StateTimes::from([(Running, 60_000)]), 50, 0, 50_000.0);
+        assert!(fine.warnings.is_empty());
     }
 
     #[test]

@@ -20,12 +20,46 @@ const IDLE_COMMIT: Duration = Duration::from_secs(30);
 pub struct CommandIn {
     pub payload: Vec<u8>,
     pub by: CommandSource,
+    /// When it reached the runtime, by the runtime's clock: the engine applies it after the
+    /// readings taken before then and before those taken after, however far behind it is.
+    pub received_ms: i64,
     pub done: Option<Box<dyn FnOnce(&Reply) + Send>>,
 }
 
 enum Input {
     Device(DeviceEvent),
     Command(CommandIn),
+}
+
+/// When a driver event was taken, by the runtime's clock.
+fn taken_ms(ev: &DeviceEvent) -> i64 {
+    match ev {
+        DeviceEvent::Samples { samples, .. } => samples.first().map_or(i64::MIN, |s| s.ts_ms),
+        DeviceEvent::Status { ts_ms, .. } => *ts_ms,
+    }
+}
+
+/// Appends `devices` (in the order the drivers sent them) and the waiting commands to `batch`
+/// in the order they happened: a command goes after the readings taken before it arrived and
+/// before those taken after. A command newer than every reading stays waiting while more
+/// readings may be queued (`more`), so that a backlog of readings taken before a stop is
+/// never credited after it, and readings taken after a stop never before it.
+fn merge(
+    devices: Vec<DeviceEvent>,
+    waiting: &mut std::collections::VecDeque<CommandIn>,
+    more: bool,
+    batch: &mut Vec<Input>,
+) {
+    for ev in devices {
+        let taken = taken_ms(&ev);
+        while waiting.front().is_some_and(|c| c.received_ms < taken) {
+            batch.push(Input::Command(waiting.pop_front().expect("front")));
+        }
+        batch.push(Input::Device(ev));
+    }
+    if !more {
+        batch.extend(waiting.drain(..).map(Input::Command));
+    }
 }
 
 /// The engine's thread: takes driver events and commands in batches, derives events, commits
@@ -47,6 +81,8 @@ pub fn engine_loop(
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
     let mut batch: Vec<Input> = Vec::new();
+    let mut waiting = std::collections::VecDeque::new();
+    let mut taken = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
     let mut events: Vec<NewEvent> = Vec::new();
     let mut alarm = AlarmLevel::Cleared;
@@ -57,7 +93,7 @@ pub fn engine_loop(
     let mut dirty = false;
     loop {
         alive.beat();
-        if batch.is_empty() && !closed {
+        if batch.is_empty() && waiting.is_empty() && !closed {
             let first = handle.block_on(async {
                 tokio::select! {
                     d = devices.recv() => Some(d.map(Input::Device)),
@@ -66,14 +102,15 @@ pub fn engine_loop(
                 }
             });
             match first {
-                Some(Some(input)) => batch.push(input),
+                Some(Some(Input::Device(ev))) => taken.push(ev),
+                Some(Some(Input::Command(c))) => waiting.push_back(c),
                 Some(None) => closed = true,
                 None => {}
             }
         }
-        while batch.len() < MAX_BATCH {
+        while batch.len() + taken.len() < MAX_BATCH {
             match devices.try_recv() {
-                Ok(ev) => batch.push(Input::Device(ev)),
+                Ok(ev) => taken.push(ev),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
@@ -81,9 +118,11 @@ pub fn engine_loop(
                 Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
+        let more = batch.len() + taken.len() >= MAX_BATCH && !closed;
         while let Ok(c) = commands.try_recv() {
-            batch.push(Input::Command(c));
+            waiting.push_back(c);
         }
+        merge(std::mem::take(&mut taken), &mut waiting, more, &mut batch);
         let before = engine.state.clone();
         if Instant::now() >= next_housekeeping {
             next_housekeeping = Instant::now() + HOUSEKEEPING;
@@ -91,15 +130,19 @@ pub fn engine_loop(
                 events.push(ev);
             }
         }
-        engine.tick(now_ms(), &mut events);
+        // A batch retried after a failed commit is applied again from its start: the state
+        // was rolled back to before it.
         for input in &batch {
             match input {
                 Input::Device(ev) => engine.apply(ev, &mut events),
                 Input::Command(c) => {
-                    replies.push(engine.command(&c.payload, c.by, now_ms(), &mut events))
+                    replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events))
                 }
             }
         }
+        // After the batch: its readings credit time up to when they were taken, the tick
+        // from there to now.
+        engine.tick(now_ms(), &mut events);
         // A turn that produced no event only moved time accounts or baselines: that is committed
         // at most every IDLE_COMMIT, to spare the disk a write a second for years. A crash
         // loses at most that much time attribution, never a part or an event.
@@ -187,4 +230,128 @@ fn housekeeping(
         undelivered: stats.depth,
     };
     Some(NewEvent::new(now_ms(), vec!["store".into()], body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::{CellModel, CellState};
+    use crate::event::EventBody;
+    use mes_edge_drivers::{DeviceId, Quality, Sample, TagId, Value};
+    use std::collections::VecDeque;
+
+    const CONFIG: &str = r#"
+[cell]
+enterprise = "e"
+site = "s"
+area = "a"
+line = "l"
+cell = "c"
+
+[[devices]]
+name = "plc"
+protocol = "modbus-tcp"
+host = "127.0.0.1"
+
+[[devices.tags]]
+name = "good"
+table = "holding"
+address = 0
+type = "u32"
+
+[signals.good_count]
+tag = "good"
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+"#;
+
+    fn reading(good: u64, ts_ms: i64) -> DeviceEvent {
+        DeviceEvent::Samples {
+            device: DeviceId(0),
+            samples: vec![Sample {
+                tag: TagId(0),
+                value: Some(Value::UInt(good)),
+                quality: Quality::Good,
+                ts_ms,
+                source_ts_ms: None,
+            }],
+        }
+    }
+
+    fn command(json: &str, received_ms: i64) -> CommandIn {
+        CommandIn {
+            payload: json.as_bytes().to_vec(),
+            by: CommandSource::Operator,
+            received_ms,
+            done: None,
+        }
+    }
+
+    /// The engine far behind: 20 readings queued, one part each, and a stop that arrived
+    /// while the 10th was being taken. The parts after the stop are not the order's.
+    #[test]
+    fn a_backlog_never_credits_parts_made_after_a_stop_to_the_stopped_order() {
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
+        let mut out = Vec::new();
+        engine.apply(&reading(100, 1_000), &mut out);
+        let start = r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"M"}}"#;
+        engine.command(start.as_bytes(), CommandSource::Mqtt, 1_001, &mut out);
+
+        let backlog: Vec<DeviceEvent> = (1..=20).map(|i| reading(100 + i, 1_000 + i as i64 * 100)).collect();
+        let mut waiting = VecDeque::from([command(
+            r#"{"correlation_id":"2","command":"stop","order_id":"WO-1"}"#,
+            1_000 + 10 * 100 + 50,
+        )]);
+        // The first half of the backlog fills a batch: the stop must wait for the rest.
+        let mut batch = Vec::new();
+        let mut rest = backlog;
+        let second = rest.split_off(10);
+        merge(rest, &mut waiting, true, &mut batch);
+        assert_eq!(waiting.len(), 1, "the stop waits for the readings taken before it");
+        merge(second, &mut waiting, false, &mut batch);
+        for input in &batch {
+            match input {
+                Input::Device(ev) => engine.apply(ev, &mut out),
+                Input::Command(c) => {
+                    engine.command(&c.payload, c.by, c.received_ms, &mut out);
+                }
+            }
+        }
+        let on_order: u64 = out
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::PartCount {
+                    quantity,
+                    order_id: Some(_),
+                    ..
+                } => Some(*quantity),
+                _ => None,
+            })
+            .sum();
+        let no_order: u64 = out
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::PartCount {
+                    quantity,
+                    order_id: None,
+                    ..
+                } => Some(*quantity),
+                _ => None,
+            })
+            .sum();
+        assert_eq!((on_order, no_order), (10, 10));
+        let response = out
+            .iter()
+            .find_map(|e| match &e.body {
+                EventBody::JobResponse(r) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("a job response");
+        assert_eq!(serde_json::to_value(&response).unwrap()["good"], 10);
+    }
 }
