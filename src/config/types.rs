@@ -157,10 +157,6 @@ pub struct Device {
     pub timeout_ms: u64,
     #[serde(default = "defaults::poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// A source timestamp (OPC UA) further than this from the runtime's clock raises a
-    /// `clock_skew` warning. Time is always accounted on the runtime's clock.
-    #[serde(default = "defaults::clock_tolerance_ms")]
-    pub clock_tolerance_ms: u64,
     /// Largest run of unused registers read to save a request.
     #[serde(default = "defaults::max_gap")]
     pub max_gap: u16,
@@ -214,6 +210,10 @@ pub struct Device {
     pub publishing_interval_ms: Option<u64>,
     /// How often the session checks that the server is alive; default 5000.
     pub keep_alive_ms: Option<u64>,
+    /// A source timestamp (OPC UA) further than this from the runtime's clock raises a
+    /// `clock_skew` warning. Time is always accounted on the runtime's clock.
+    #[serde(default = "defaults::clock_tolerance_ms")]
+    pub clock_tolerance_ms: u64,
     /// More subscriptions, each with its own publishing interval; nodes pick one by name.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
