@@ -19,7 +19,8 @@ pub struct CounterRules {
     /// same number bounds "near zero" for a counter that restarted from zero.
     pub rollover_window: u64,
     /// A reading below the baseline (or an implausible jump) is confirmed once it has lasted
-    /// this many good readings and this long; until then it may be a glitch.
+    /// this many good readings and this long (a drop also once the counter has counted up twice
+    /// below its old value); until then it may be a glitch.
     pub confirm_readings: u32,
     pub confirm_ms: i64,
     /// A step back of at most this many counts (to a value above zero) is the PLC taking parts
@@ -61,6 +62,10 @@ pub struct Pending {
     pub top: u64,
     /// Parts the readings after the first show, should the first be real.
     pub since_first: u64,
+    /// How often it counted up past `top`: a counter that counts below its old value is
+    /// running from a new start, not glitching.
+    #[serde(default)]
+    pub rises: u32,
     pub since_ms: i64,
     pub readings: u32,
     /// How long the counter went unread before the first of these readings.
@@ -129,6 +134,10 @@ impl Step {
     }
 }
 
+/// A drop is believed as soon as the counter has counted up this often below its old value:
+/// a gateway's glitch reads 0 (or a frozen value), a restarted counter counts.
+const RISES_TO_CONFIRM: u32 = 2;
+
 /// Rate windows shorter than this are too noisy to predict an outage's parts.
 const RATE_WINDOW_MS: i64 = 10_000;
 
@@ -184,6 +193,7 @@ impl Counter {
             if raw > p.top {
                 p.since_first += raw - p.top;
                 p.top = raw;
+                p.rises += 1;
             }
             p.lowest = p.lowest.min(raw);
             p.readings += 1;
@@ -211,6 +221,7 @@ impl Counter {
             lowest: raw,
             top: raw,
             since_first: 0,
+            rises: 0,
             since_ms: now_ms,
             readings: 1,
             unobserved_ms: if self.last_ms > 0 {
@@ -229,7 +240,9 @@ impl Counter {
         let (Some(last), Some(p)) = (self.last, &self.pending) else {
             return Step::Unchanged;
         };
-        if p.readings < rules.confirm_readings || now_ms - p.since_ms < rules.confirm_ms {
+        let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
+        let lasted = p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
+        if !(counting_below || lasted) {
             return Step::Held { from: last };
         }
         let p = self.pending.take().expect("pending");

@@ -110,18 +110,38 @@ fn a_real_reset_is_confirmed_and_counts_the_parts_of_its_window() {
         .iter()
         .position(|s| matches!(s, Step::Confirmed { .. }))
         .expect("confirmed");
-    // Three readings and five seconds: the sixth reading (t = 5 s after the first).
-    assert_eq!(confirmed, 5);
+    // It counts up twice below its old value: a running counter, believed at once.
+    assert_eq!(confirmed, 2);
     assert_eq!(
-        steps[5],
+        steps[2],
         Step::Confirmed {
             rule: Rule::RestartedFromZero,
-            quantity: 7,
+            quantity: 4,
             from: 5_000,
             first: 2
         }
     );
     assert_eq!(net, 9, "everything since zero");
+}
+
+#[test]
+fn a_reset_that_stays_at_zero_is_confirmed_after_its_window() {
+    let r = rules(32);
+    let mut c = counter_at(5_000, &r);
+    // Read every second: three readings and five seconds, so the sixth reading confirms it.
+    let (steps, net) = feed(&mut c, &r, 10_000, 1_000, &[0, 0, 0, 0, 0, 0, 1]);
+    assert!(steps[..5].iter().all(|s| matches!(s, Step::Held { .. })));
+    assert_eq!(
+        steps[5],
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 0,
+            from: 5_000,
+            first: 0
+        }
+    );
+    assert_eq!(steps[6], Step::Parts { quantity: 1 });
+    assert_eq!(net, 1);
 }
 
 #[test]

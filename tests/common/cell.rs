@@ -201,12 +201,16 @@ impl Delivery {
         );
     }
 
-    /// Sum of part_count quantities for `counter` ("good" or "scrap").
+    /// The net parts MOM computes for `counter` ("good" or "scrap"): the sum of part_count
+    /// quantities and count_correction quantities (negative).
     pub fn parts(&self, counter: &str) -> u64 {
-        self.of_type("part_count")
+        let net: i64 = self
+            .of_type("part_count")
+            .chain(self.of_type("count_correction"))
             .filter(|e| e["data"]["counter"] == counter)
-            .map(|e| e["data"]["quantity"].as_u64().unwrap())
-            .sum()
+            .map(|e| e["data"]["quantity"].as_i64().unwrap())
+            .sum();
+        u64::try_from(net).expect("a net count below zero")
     }
 
     pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
