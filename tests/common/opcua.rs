@@ -237,21 +237,31 @@ impl OpcUaPeer {
     /// the server has taken it.
     pub fn set(&mut self, name: &str, value: impl std::fmt::Display) {
         let value = value.to_string();
-        let ok = format!("OK set {name}");
-        let before = self.count(&ok);
+        self.command(&format!("set {name} {value}"), &format!("OK set {name}"));
+        self.values.insert(name.to_string(), value);
+    }
+
+    /// Later `set`s carry a source timestamp `how` from the server's clock: seconds (e.g.
+    /// "3600"), "max" (9999-12-31T23:59:59Z) or "off".
+    pub fn clock(&mut self, how: &str) {
+        self.command(&format!("clock {how}"), "OK clock");
+    }
+
+    /// Sends one stdin command and waits for its `ok` line.
+    fn command(&mut self, line: &str, ok: &str) {
+        let before = self.count(ok);
         let stdin = self.stdin.as_mut().expect("opcua peer is not running");
-        writeln!(stdin, "set {name} {value}").expect("write to opcua_server.py");
+        writeln!(stdin, "{line}").expect("write to opcua_server.py");
         stdin.flush().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.count(&ok) == before {
+        while self.count(ok) == before {
             assert!(
                 Instant::now() < deadline,
-                "opcua_server.py did not confirm `set {name} {value}`\n{}",
+                "opcua_server.py did not confirm `{line}`\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.values.insert(name.to_string(), value);
     }
 
     /// Every stdout line so far (READY, OK, WRITE ..., CALLED ...).

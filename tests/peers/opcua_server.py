@@ -48,6 +48,10 @@ Browse names are ``<ns>:<name>``. ``--init FILE.json`` gives start values by nam
 
 stdin commands (one per line), each answered on stdout:
     set NAME VALUE     -> "OK set NAME"      (VALUE converted to the node's type)
+    clock SECONDS      -> "OK clock"         later sets carry a source timestamp this far from
+                                             the server's clock (a controller set to local time)
+    clock max          -> "OK clock"         ... the latest OPC UA can say: 9999-12-31T23:59:59Z
+    clock off          -> "OK clock"         ... no source timestamp of our own again
     get NAME           -> "VALUE NAME <value>"
 stdout also reports what clients did:
     WRITE NAME <value>                      after a client's write to a Press node
@@ -304,6 +308,9 @@ async def main() -> int:
         loop.add_signal_handler(sig, stop.set)
     say(f"READY {args.port}")
 
+    # The source timestamps `set` gives (see `clock`): None, "max" or an offset in seconds.
+    clock = {"mode": None}
+
     async def commands():
         reader = asyncio.StreamReader()
         try:
@@ -318,8 +325,22 @@ async def main() -> int:
             try:
                 if parts[0] == "set" and len(parts) == 3:
                     name, text = parts[1], parts[2]
-                    await nodes[name].write_value(ua.Variant(convert(types[name], text), types[name]))
+                    variant = ua.Variant(convert(types[name], text), types[name])
+                    if clock["mode"] is None:
+                        await nodes[name].write_value(variant)
+                    else:
+                        if clock["mode"] == "max":
+                            stamp = datetime.datetime(9999, 12, 31, 23, 59, 59)
+                        else:
+                            stamp = datetime.datetime.now(datetime.timezone.utc).replace(
+                                tzinfo=None
+                            ) + datetime.timedelta(seconds=clock["mode"])
+                        await nodes[name].write_value(ua.DataValue(variant, SourceTimestamp=stamp))
                     say(f"OK set {name}")
+                elif parts[0] == "clock" and len(parts) == 2:
+                    arg = parts[1]
+                    clock["mode"] = None if arg == "off" else "max" if arg == "max" else float(arg)
+                    say("OK clock")
                 elif parts[0] == "get" and len(parts) == 2:
                     say(f"VALUE {parts[1]} {await nodes[parts[1]].read_value()}")
                 elif parts[0]:
