@@ -208,3 +208,75 @@ async fn a_good_config_is_applied_without_losing_counts_or_the_order_and_a_bad_o
 
     assert!(rt.terminate().success(), "clean exit\n{}", rt.logs());
 }
+
+/// A reload that points `[signals.good_count]` at another register: the counter's baseline
+/// belongs to the tag it was read from, so the new tag's first reading is a new baseline, never
+/// a difference across two tags (old 12,005, new 250,000: no part_count of 237,995).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_moves_the_counter_to_another_tag_diffs_nothing_across_tags() {
+    const NEW_GOOD: u16 = 30;
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    let mut good = 12_000u32;
+    plc.write_u32(GOOD, good).await;
+    plc.write_u32(NEW_GOOD, 250_000).await;
+    let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), peer.port(), broker.port());
+    let original = std::fs::read_to_string(&config).unwrap();
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    wait_online(&collector, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        good += 1;
+        plc.write_u32(GOOD, good).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let made_before = 5;
+    assert!(
+        collector
+            .wait_for(|m| Delivery::of(m).parts("good") >= made_before, T)
+            .await
+    );
+
+    let moved = original.replace(
+        "[signals.good_count]\ntag = \"good_count\"\n",
+        &format!(
+            "[[devices.tags]]\nname = \"good_count_b\"\ntable = \"holding\"\naddress = {NEW_GOOD}\ntype = \"u32\"\n\n\
+             [signals.good_count]\ntag = \"good_count_b\"\n"
+        ),
+    );
+    assert_ne!(moved, original);
+    std::fs::write(&config, moved).unwrap();
+    signal(rt.pid().unwrap(), SIGHUP);
+    let reset = collector
+        .wait_for(
+            |m| Delivery::of(m).of_type("counter_reset").count() >= 1,
+            T,
+        )
+        .await;
+    assert!(reset, "a counter_reset for the new tag\n{}", rt.logs());
+    let mut new_good = 250_000u32;
+    for _ in 0..3 {
+        new_good += 1;
+        plc.write_u32(NEW_GOOD, new_good).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let want = made_before + 3;
+    collector
+        .wait_for(|m| Delivery::of(m).parts("good") >= want, T)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let d = Delivery::of(&collector.snapshot());
+    d.assert_gap_free();
+    assert_eq!(d.parts("good"), want, "5 parts on the old tag, 3 on the new");
+    let r = d.of_type("counter_reset").next().unwrap();
+    assert_eq!(r["data"]["rule"], "tag_changed");
+    assert_eq!(r["data"]["from"], 12_005);
+    assert_eq!(r["data"]["to"], 250_000);
+    assert_eq!(r["data"]["counted"], 0);
+    assert_eq!(r["data"]["previous_tag"], "plc/holding:0/u32/ABCD");
+    assert_eq!(r["data"]["tag"], "plc/holding:30/u32/ABCD");
+    assert!(rt.terminate().success());
+}
