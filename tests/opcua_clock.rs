@@ -5,10 +5,12 @@
 //! is kept as information and its skew raises one `clock_skew` warning; the runtime runs on.
 
 mod common;
+mod ops_support;
 
 use common::cell::{Delivery, TOPIC_FILTER};
 use common::opcua::{device_section, write_cell_config, OpcUaOptions, OpcUaPeer};
 use common::{Collector, Mosquitto, RuntimeProcess};
+use ops_support::{sample, scrape, with_health};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -41,6 +43,7 @@ async fn time_in_state_follows_the_runtimes_clock_whatever_the_controllers_clock
         2,
         broker.port(),
     );
+    let health = with_health(&config);
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
     let online = collector
         .wait_for(
@@ -97,6 +100,14 @@ async fn time_in_state_follows_the_runtimes_clock_whatever_the_controllers_clock
             "clock {clock}: down {down} ms, the PLC was down 2 s"
         );
         assert!(rt.is_running(), "the runtime runs on\n{}", rt.logs());
+        if i == 0 {
+            let m = scrape(health, "/metrics", true);
+            let dev = [("device", "press_controller")];
+            let skew = sample(&m.families, "mes_edge_device_clock_skew_ms", &dev)
+                .expect("a clock skew metric for the OPC UA device");
+            assert!((skew - 3_600_000.0).abs() < 60_000.0, "skew metric {skew}");
+            assert_eq!(sample(&m.families, "mes_edge_device_connected", &dev), Some(1.0));
+        }
     }
 
     let d = Delivery::of(&collector.snapshot());

@@ -50,6 +50,7 @@ fn device(peer: &OpcUaPeer, pki: &std::path::Path, nodes: Vec<OpcUaNode>) -> Opc
             publishing_interval: Duration::from_millis(100),
         }],
         nodes,
+        metrics: Default::default(),
     }
 }
 

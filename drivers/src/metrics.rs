@@ -17,7 +17,7 @@ pub const LATENCY_BUCKETS_S: [f64; 12] = [
 #[derive(Debug, Clone, Default)]
 pub struct DeviceMetrics(Arc<Counters>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
@@ -25,8 +25,13 @@ struct Counters {
     connected: AtomicBool,
     /// UTC ms of the last read that brought values back; 0 = never.
     last_good_read_ms: AtomicI64,
+    /// The device's clock minus the runtime's at its last stamped value; `CLOCK_UNKNOWN` if it
+    /// stamps none (Modbus).
+    clock_skew_ms: AtomicI64,
     latency: Histogram,
 }
+
+const CLOCK_UNKNOWN: i64 = i64::MIN;
 
 /// A point-in-time copy of a device's counts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,11 +45,27 @@ pub struct DeviceMetricsSnapshot {
     pub connects: u64,
     pub connected: bool,
     pub last_good_read_ms: Option<i64>,
+    /// The device's clock minus the runtime's, ms, at its last stamped value (OPC UA).
+    pub clock_skew_ms: Option<i64>,
     /// How long one poll of all the device's tags took (or, for a subscription, how old a
     /// notification was when it arrived): counts per bucket of [`LATENCY_BUCKETS_S`], then +Inf.
     pub latency_buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
     pub latency_sum_s: f64,
     pub latency_count: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            requests: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            connects: AtomicU64::default(),
+            connected: AtomicBool::default(),
+            last_good_read_ms: AtomicI64::default(),
+            clock_skew_ms: AtomicI64::new(CLOCK_UNKNOWN),
+            latency: Histogram::default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +103,11 @@ impl DeviceMetrics {
         self.0.last_good_read_ms.fetch_max(ts_ms, Relaxed);
     }
 
+    /// A value stamped by the device `skew_ms` away from the runtime's clock.
+    pub fn clock_skew(&self, skew_ms: i64) {
+        self.0.clock_skew_ms.store(skew_ms.max(CLOCK_UNKNOWN + 1), Relaxed);
+    }
+
     /// One complete poll (or notification) took `d`.
     pub fn latency(&self, d: Duration) {
         let h = &self.0.latency;
@@ -103,12 +129,14 @@ impl DeviceMetrics {
             *out = b.load(Relaxed);
         }
         let last = c.last_good_read_ms.load(Relaxed);
+        let skew = c.clock_skew_ms.load(Relaxed);
         DeviceMetricsSnapshot {
             requests: c.requests.load(Relaxed),
             errors: c.errors.load(Relaxed),
             connects: c.connects.load(Relaxed),
             connected: c.connected.load(Relaxed),
             last_good_read_ms: (last > 0).then_some(last),
+            clock_skew_ms: (skew != CLOCK_UNKNOWN).then_some(skew),
             latency_buckets,
             latency_sum_s: c.latency.sum_us.load(Relaxed) as f64 / 1e6,
             latency_count: c.latency.count.load(Relaxed),

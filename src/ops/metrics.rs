@@ -56,6 +56,22 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     }
     family(
         o,
+        "mes_edge_device_clock_skew_ms",
+        "gauge",
+        "The device's clock minus the runtime's at its last stamped value (OPC UA source timestamps); absent for devices that stamp nothing.",
+    );
+    for (name, m) in &devices {
+        if let Some(skew) = m.clock_skew_ms {
+            sample(
+                o,
+                "mes_edge_device_clock_skew_ms",
+                &[("device", name)],
+                skew as f64,
+            );
+        }
+    }
+    family(
+        o,
         "mes_edge_device_requests_total",
         "counter",
         "Requests sent to the device.",

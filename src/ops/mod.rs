@@ -115,20 +115,23 @@ impl Ops {
         }
     }
 
-    /// Hands each Modbus device the metrics handle of its name, and makes these the devices
-    /// `/health` and `/metrics` report. (The OPC UA driver counts into no handle yet.)
-    pub fn instrument_modbus<'a>(
+    /// Hands each device the metrics handle of its name, and makes these the devices `/health`
+    /// and `/metrics` report.
+    pub fn instrument<'a>(
         &self,
         lines: impl IntoIterator<Item = &'a mut mes_edge_drivers::modbus::ModbusLine>,
+        opcua: impl IntoIterator<Item = &'a mut mes_edge_drivers::opcua::OpcUaDevice>,
     ) {
-        let mut devices: Vec<_> = lines
+        let mut handles: Vec<(&String, &mut mes_edge_drivers::DeviceMetrics)> = lines
             .into_iter()
             .flat_map(|l| l.devices.iter_mut())
+            .map(|d| (&d.name, &mut d.metrics))
+            .chain(opcua.into_iter().map(|d| (&d.name, &mut d.metrics)))
             .collect();
-        let names: Vec<String> = devices.iter().map(|d| d.name.clone()).collect();
+        let names: Vec<String> = handles.iter().map(|(n, _)| (*n).clone()).collect();
         self.set_devices(&names);
-        for d in &mut devices {
-            d.metrics = self.device(&d.name);
+        for (name, metrics) in &mut handles {
+            **metrics = self.device(name);
         }
     }
 

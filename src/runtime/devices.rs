@@ -231,6 +231,7 @@ pub fn opcua_devices(config: &CellConfig) -> Vec<OpcUaDevice> {
             keep_alive: Duration::from_millis(dev.keep_alive_ms.unwrap_or(5000)),
             groups,
             nodes,
+            metrics: Default::default(),
         });
     }
     out

@@ -203,7 +203,14 @@ fn start_cell(
         Some(_) => Default::default(),
         None => devices::modbus_drivers(&config),
     };
-    ops.instrument_modbus(modbus_drivers.iter_mut().map(|d| &mut d.line));
+    let mut opcua = match embedded {
+        Some(_) => Vec::new(),
+        None => devices::opcua_devices(&config),
+    };
+    ops.instrument(
+        modbus_drivers.iter_mut().map(|d| &mut d.line),
+        opcua.iter_mut(),
+    );
     for d in modbus_drivers {
         drivers.spawn(modbus::run_line(
             d.line,
@@ -215,10 +222,6 @@ fn start_cell(
     // The OPC UA devices add their nodes' writers (when built with the `opcua` feature).
     #[cfg_attr(not(feature = "opcua"), allow(unused_mut))]
     let mut writers: write_back::Writers = modbus_writes;
-    let opcua = match embedded {
-        Some(_) => Vec::new(),
-        None => devices::opcua_devices(&config),
-    };
     #[cfg(not(feature = "opcua"))]
     if let Some(dev) = opcua.first() {
         anyhow::bail!(

@@ -158,6 +158,12 @@ struct Report<'a> {
 
 impl Report<'_> {
     fn changed(&mut self, i: usize, r: Reading, out: &mut Vec<Sample>) {
+        if let Some(source) = r.source_ts_ms {
+            self.dev.metrics.clock_skew(source - r.ts_ms);
+        }
+        if r.quality != Quality::Bad {
+            self.dev.metrics.good_read(r.ts_ms);
+        }
         if r.problem != self.problems[i] {
             if let Some(p) = &r.problem {
                 tracing::warn!(device = %self.dev.name, tag = %self.dev.nodes[i].name, "{p}");
@@ -208,6 +214,7 @@ impl Report<'_> {
             return true;
         }
         self.online = Some(true);
+        self.dev.metrics.set_connected(true);
         tracing::info!(device = %self.dev.name, "opcua device online");
         self.tx
             .send(DeviceEvent::Status {
@@ -225,6 +232,7 @@ impl Report<'_> {
             return true;
         }
         self.online = Some(false);
+        self.dev.metrics.set_connected(false);
         let ts_ms = now_ms();
         let mut samples = Vec::new();
         for i in 0..self.dev.nodes.len() {

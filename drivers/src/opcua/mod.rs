@@ -48,6 +48,8 @@ pub struct OpcUaDevice {
     /// Subscriptions; nodes name theirs by index. Index 0 is the device's default.
     pub groups: Vec<SubscriptionGroup>,
     pub nodes: Vec<OpcUaNode>,
+    /// Where the driver counts what it sees of the server (connected, last read, clock skew).
+    pub metrics: crate::DeviceMetrics,
 }
 
 /// How to reach a server and prove who we are: shared by the driver and the commissioning
