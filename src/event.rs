@@ -57,8 +57,8 @@ pub enum EventBody {
         order_id: Option<String>,
     },
     /// The counter's baseline moved without the step being counted as parts: a confirmed
-    /// restart or jump (`counted` parts, from the readings after it, follow as a `part_count`),
-    /// or a counter signal mapped to another tag.
+    /// restart or jump (`to` is the first reading after it; `counted` parts, up to the reading
+    /// that confirmed it, follow as a `part_count`), or a counter signal mapped to another tag.
     CounterReset {
         counter: CounterKind,
         from: u64,

@@ -59,6 +59,21 @@ impl Engine {
         }
     }
 
+    /// The runtime's clock stepped by `step_ms` (NTP, an operator) between two turns of the
+    /// engine loop, as measured against the monotonic clock. Everything durations are measured
+    /// from moves with it, so a step forward is never credited to the current state and a step
+    /// back eats no time: durations follow the monotonic clock.
+    pub fn clock_stepped(&mut self, step_ms: i64) {
+        let st = &mut self.state;
+        for t in [&mut st.accounted_to, &mut st.state_since, &mut st.last_oee_ms] {
+            if *t != 0 {
+                *t = t.saturating_add(step_ms);
+            }
+        }
+        st.good.clock_stepped(step_ms);
+        st.scrap.clock_stepped(step_ms);
+    }
+
     /// Closes the current stop (if any) and opens one for `state` if it is a stop. Returns the
     /// reason of the closed stop.
     pub(super) fn change_stop(

@@ -286,6 +286,20 @@ impl Counter {
         }
     }
 
+    /// The runtime's clock stepped: the times this counter measures windows from move with it.
+    pub fn clock_stepped(&mut self, step_ms: i64) {
+        let shift = |t: &mut i64| {
+            if *t != 0 {
+                *t = t.saturating_add(step_ms);
+            }
+        };
+        shift(&mut self.last_ms);
+        shift(&mut self.rate_from.0);
+        if let Some(p) = &mut self.pending {
+            shift(&mut p.since_ms);
+        }
+    }
+
     /// The rate over the last window of at least [`RATE_WINDOW_MS`] in which parts were made;
     /// an idle window keeps the rate the machine had while it ran.
     fn measure_rate(&mut self, now_ms: i64, restart: bool) {

@@ -273,11 +273,11 @@ impl Engine {
             } => {
                 let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
                 if !rolled {
-                    tracing::warn!(counter = ?kind, from, first, to = raw, ?rule, counted = quantity, "counter reset confirmed");
+                    tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, counted = quantity, "counter reset confirmed");
                     let body = EventBody::CounterReset {
                         counter: kind,
                         from,
-                        to: raw,
+                        to: first,
                         rule: Some(rule),
                         counted: quantity,
                         previous_tag: None,
@@ -285,8 +285,15 @@ impl Engine {
                     };
                     out.push(NewEvent::new(ts, source.clone(), body));
                 }
+                // The value the parts are counted from: the old one across a rollover, zero
+                // for a restart from zero, the first reading after a jump.
+                let base = match rule {
+                    Rule::Rollover | Rule::RolloverWhileUnread => from,
+                    Rule::RestartedFromZero => 0,
+                    _ => first,
+                };
                 if quantity > 0 {
-                    self.parts(part(quantity, from, Some(rule)), ts, source, out);
+                    self.parts(part(quantity, base, Some(rule)), ts, source, out);
                 }
             }
         }
@@ -530,7 +537,7 @@ mod tests {
             EventBody::PartCount {
                 quantity: 3,
                 counter_value: 3,
-                previous_value: 500,
+                previous_value: 0,
                 ..
             }
         ));

@@ -13,6 +13,9 @@ use tokio::sync::{mpsc, watch};
 const MAX_BATCH: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
 const IDLE_COMMIT: Duration = Duration::from_secs(30);
+/// The wall clock moving this much more or less than the monotonic clock between two turns is
+/// a step (NTP, an operator), not drift: NTP slews small corrections.
+const CLOCK_STEP_MS: i64 = 1_000;
 
 /// A command on its way to the engine, from MQTT, the control socket or the CLI. `done` is
 /// called with the reply once the command's effects are committed (for MQTT: acknowledge the
@@ -91,6 +94,7 @@ pub fn engine_loop(
     let mut failures = 0u32;
     let mut last_commit = Instant::now();
     let mut dirty = false;
+    let mut clock = (Instant::now(), now_ms());
     loop {
         alive.beat();
         if batch.is_empty() && waiting.is_empty() && !closed {
@@ -123,6 +127,15 @@ pub fn engine_loop(
             waiting.push_back(c);
         }
         merge(std::mem::take(&mut taken), &mut waiting, more, &mut batch);
+        // Before `before`: a batch retried after a failed commit keeps the step's correction.
+        let (mono, wall) = (Instant::now(), now_ms());
+        let step = wall - clock.1 - mono.duration_since(clock.0).as_millis() as i64;
+        if step.abs() >= CLOCK_STEP_MS {
+            tracing::warn!(step_ms = step, "the clock stepped; durations go on by the monotonic clock");
+            engine.clock_stepped(step);
+            dirty = true;
+        }
+        clock = (mono, wall);
         let before = engine.state.clone();
         if Instant::now() >= next_housekeeping {
             next_housekeeping = Instant::now() + HOUSEKEEPING;

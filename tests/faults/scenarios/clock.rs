@@ -1,6 +1,7 @@
 //! The wall clock stepped back and forward under the running cell (NTP correcting a PC that
 //! drifted, an operator setting the time). Timestamps follow the clock; durations never go
-//! negative (checked for every `_ms` field in the verdict); sequence numbers stay in order.
+//! negative (checked for every `_ms` field in the verdict) and follow the monotonic clock: no
+//! order is credited a step's hours; sequence numbers stay in order.
 
 use crate::plant::{Options, Plant};
 use std::time::Duration;
@@ -39,5 +40,19 @@ async fn clock_stepped_back_and_forward() {
             ts >= real_start - 3_600_000 - 1_000 && ts <= real_end + 3_600_000 + 60_000,
             "a timestamp the stepped clock can explain: {e}"
         );
+        // The steps add up to +55 min: an order credited with them would show it.
+        let times = match e["type"].as_str() {
+            Some("job_response") => Some(&e["data"]["time_in_state_ms"]),
+            Some("oee") => Some(&e["data"]["time_in_state_ms"]),
+            _ => None,
+        };
+        if let Some(times) = times.and_then(|t| t.as_object()) {
+            let total: i64 = times.values().filter_map(|v| v.as_i64()).sum();
+            assert!(
+                total <= real_end - real_start + 5_000,
+                "time in state beyond the real elapsed time ({} ms): {e}",
+                real_end - real_start
+            );
+        }
     }
 }
