@@ -68,7 +68,11 @@ impl Rig {
                 Duration::from_secs(30),
             )
             .await;
-        assert!(ok, "{n} {kind} events expected; runtime log:\n{}", self.rt.stderr());
+        assert!(
+            ok,
+            "{n} {kind} events expected; runtime log:\n{}",
+            self.rt.stderr()
+        );
     }
 
     /// Waits until MOM's net count of `counter` is `n`, then a while longer to see that it
@@ -113,7 +117,10 @@ async fn a_counter_reading_zero_for_half_a_second_is_a_glitch() {
     rig.plc.write_u32(GOOD, 5_003).await;
     let d = rig.expect_net("good", 3).await;
     assert_eq!(d.of_type("counter_reset").count(), 0);
-    let glitch = d.of_type("counter_glitch").next().expect("a counter_glitch event");
+    let glitch = d
+        .of_type("counter_glitch")
+        .next()
+        .expect("a counter_glitch event");
     assert_eq!(glitch["data"]["value"], 5_000);
     assert_eq!(glitch["data"]["low"], 0);
     rig.stop();
@@ -193,7 +200,8 @@ async fn a_u16_counter_wrapping_during_an_outage_is_counted_as_a_wrap() {
     made += during;
     scrap = scrap.wrapping_add(during as u16);
     assert!(scrap < start, "the counter wrapped during the outage");
-    rig.peer.start_again_with_init(json!({ "holding": { "0": [0, 0, scrap, 1, 0] } }));
+    rig.peer
+        .start_again_with_init(json!({ "holding": { "0": [0, 0, scrap, 1, 0] } }));
     rig.plc = Plc::connect(rig.peer.port(), 1).await;
     for _ in 0..15 {
         tokio::time::sleep(period).await;
@@ -204,7 +212,8 @@ async fn a_u16_counter_wrapping_during_an_outage_is_counted_as_a_wrap() {
     let d = rig.expect_net("scrap", made).await;
     assert!(
         d.of_type("part_count")
-            .any(|e| e["data"]["rule"] == "rollover_while_unread" && e["data"]["rolled_over"] == true),
+            .any(|e| e["data"]["rule"] == "rollover_while_unread"
+                && e["data"]["rolled_over"] == true),
         "the wrap is counted by the rate rule: {:?}",
         rules_of(&d, "part_count")
     );

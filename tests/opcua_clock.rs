@@ -94,7 +94,9 @@ async fn time_in_state_follows_the_runtimes_clock_whatever_the_controllers_clock
             "clock {clock}: {in_state} ms in state over {elapsed_ms} ms elapsed ({:.1}% off)",
             off * 100.0
         );
-        let down = response["data"]["time_in_state_ms"]["down"].as_i64().unwrap_or(0);
+        let down = response["data"]["time_in_state_ms"]["down"]
+            .as_i64()
+            .unwrap_or(0);
         assert!(
             (1_600..=2_600).contains(&down),
             "clock {clock}: down {down} ms, the PLC was down 2 s"
@@ -106,7 +108,10 @@ async fn time_in_state_follows_the_runtimes_clock_whatever_the_controllers_clock
             let skew = sample(&m.families, "mes_edge_device_clock_skew_ms", &dev)
                 .expect("a clock skew metric for the OPC UA device");
             assert!((skew - 3_600_000.0).abs() < 60_000.0, "skew metric {skew}");
-            assert_eq!(sample(&m.families, "mes_edge_device_connected", &dev), Some(1.0));
+            assert_eq!(
+                sample(&m.families, "mes_edge_device_connected", &dev),
+                Some(1.0)
+            );
         }
     }
 
@@ -126,6 +131,9 @@ async fn time_in_state_follows_the_runtimes_clock_whatever_the_controllers_clock
         .of_type("part_count")
         .filter_map(|e| e["data"]["source_ts"].as_i64())
         .collect();
-    assert!(sources.contains(&253_402_300_799_000), "year 9999 kept as the source time");
+    assert!(
+        sources.contains(&253_402_300_799_000),
+        "year 9999 kept as the source time"
+    );
     assert!(rt.terminate().success());
 }

@@ -251,10 +251,7 @@ async fn a_reload_that_moves_the_counter_to_another_tag_diffs_nothing_across_tag
     std::fs::write(&config, moved).unwrap();
     signal(rt.pid().unwrap(), SIGHUP);
     let reset = collector
-        .wait_for(
-            |m| Delivery::of(m).of_type("counter_reset").count() >= 1,
-            T,
-        )
+        .wait_for(|m| Delivery::of(m).of_type("counter_reset").count() >= 1, T)
         .await;
     assert!(reset, "a counter_reset for the new tag\n{}", rt.logs());
     let mut new_good = 250_000u32;
@@ -270,7 +267,11 @@ async fn a_reload_that_moves_the_counter_to_another_tag_diffs_nothing_across_tag
     tokio::time::sleep(Duration::from_secs(1)).await;
     let d = Delivery::of(&collector.snapshot());
     d.assert_gap_free();
-    assert_eq!(d.parts("good"), want, "5 parts on the old tag, 3 on the new");
+    assert_eq!(
+        d.parts("good"),
+        want,
+        "5 parts on the old tag, 3 on the new"
+    );
     let r = d.of_type("counter_reset").next().unwrap();
     assert_eq!(r["data"]["rule"], "tag_changed");
     assert_eq!(r["data"]["from"], 12_005);

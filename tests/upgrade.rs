@@ -14,7 +14,10 @@ use std::process::Command;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/previous-release");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/previous-release"
+);
 
 fn orders(config: &Path, args: &[&str]) {
     let out = Command::new(BIN)
@@ -98,13 +101,20 @@ async fn a_store_of_the_previous_release_counts_on_exactly() {
 
     assert_eq!(d.parts("good"), good_in_order);
     assert_eq!(d.parts("scrap"), scrap_in_order);
-    assert_eq!(d.of_type("counter_reset").count(), 0, "the baselines carried on");
+    assert_eq!(
+        d.of_type("counter_reset").count(),
+        0,
+        "the baselines carried on"
+    );
     let response = d.of_type("job_response").next().unwrap();
     assert_eq!(response["data"]["order_id"], "WO-OLD");
     assert_eq!(response["data"]["good"], good_in_order);
     assert_eq!(response["data"]["scrap"], scrap_in_order);
     assert!(
-        response["data"]["downtime_ms"]["die jam"].as_i64().unwrap_or(0) > 0,
+        response["data"]["downtime_ms"]["die jam"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0,
         "the open stop kept its reason: {}",
         response["data"]
     );

@@ -105,7 +105,9 @@ impl DeviceMetrics {
 
     /// A value stamped by the device `skew_ms` away from the runtime's clock.
     pub fn clock_skew(&self, skew_ms: i64) {
-        self.0.clock_skew_ms.store(skew_ms.max(CLOCK_UNKNOWN + 1), Relaxed);
+        self.0
+            .clock_skew_ms
+            .store(skew_ms.max(CLOCK_UNKNOWN + 1), Relaxed);
     }
 
     /// One complete poll (or notification) took `d`.

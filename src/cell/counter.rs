@@ -96,13 +96,22 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// First reading ever, or the first of a newly mapped tag: it becomes the baseline.
-    Baseline { previous_tag: Option<String> },
+    Baseline {
+        previous_tag: Option<String>,
+    },
     Unchanged,
-    Parts { quantity: u64 },
+    Parts {
+        quantity: u64,
+    },
     /// The PLC took `quantity` parts back (a small step back to above zero).
-    Correction { quantity: u64, from: u64 },
+    Correction {
+        quantity: u64,
+        from: u64,
+    },
     /// A reading that does not fit is held; nothing counted yet.
-    Held { from: u64 },
+    Held {
+        from: u64,
+    },
     /// A held reading was disproved: the counter came back to its baseline or above within the
     /// confirmation window. `quantity` parts counted from the old baseline.
     Glitch {
@@ -241,7 +250,8 @@ impl Counter {
             return Step::Unchanged;
         };
         let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
-        let lasted = p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
+        let lasted =
+            p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
         if !(counting_below || lasted) {
             return Step::Held { from: last };
         }

@@ -13,7 +13,13 @@ fn rules(bits: u32) -> CounterRules {
 }
 
 /// Feeds `readings` one every `poll_ms` from `t0`; gives the steps and the net counted.
-fn feed(c: &mut Counter, r: &CounterRules, t0: i64, poll_ms: i64, readings: &[u64]) -> (Vec<Step>, i64) {
+fn feed(
+    c: &mut Counter,
+    r: &CounterRules,
+    t0: i64,
+    poll_ms: i64,
+    readings: &[u64],
+) -> (Vec<Step>, i64) {
     let mut net = 0i64;
     let steps: Vec<Step> = readings
         .iter()
@@ -76,7 +82,10 @@ fn zeros_for_three_seconds_on_a_link_loss_are_still_a_glitch() {
     readings.push(5_010);
     let (steps, net) = feed(&mut c, &r, 1_000, 250, &readings);
     assert_eq!(net, 10);
-    assert!(matches!(steps.last(), Some(Step::Glitch { quantity: 10, .. })));
+    assert!(matches!(
+        steps.last(),
+        Some(Step::Glitch { quantity: 10, .. })
+    ));
 }
 
 #[test]
@@ -150,27 +159,35 @@ fn a_jump_back_to_a_value_far_from_zero_counts_only_what_follows() {
     let mut c = counter_at(50_000, &r);
     let readings: Vec<u64> = (0..7).map(|i| 20_000 + i).collect();
     let (steps, net) = feed(&mut c, &r, 10_000, 1_000, &readings);
-    assert!(steps
-        .iter()
-        .any(|s| matches!(s, Step::Confirmed { rule: Rule::JumpedBack, .. })));
+    assert!(steps.iter().any(|s| matches!(
+        s,
+        Step::Confirmed {
+            rule: Rule::JumpedBack,
+            ..
+        }
+    )));
     assert_eq!(net, 6);
 }
 
 #[test]
 fn rollover_at_16_32_and_64_bits_is_confirmed_then_counted() {
-    for (bits, last) in [
-        (16, 65_530u64),
-        (32, u32::MAX as u64 - 1),
-        (64, u64::MAX),
-    ] {
+    for (bits, last) in [(16, 65_530u64), (32, u32::MAX as u64 - 1), (64, u64::MAX)] {
         let r = rules(bits);
         let mut c = counter_at(last, &r);
-        let top = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let top = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         let (steps, net) = feed(&mut c, &r, 1_000, 2_000, &[4, 5, 6, 7]);
         assert!(
-            steps
-                .iter()
-                .any(|s| matches!(s, Step::Confirmed { rule: Rule::Rollover, .. })),
+            steps.iter().any(|s| matches!(
+                s,
+                Step::Confirmed {
+                    rule: Rule::Rollover,
+                    ..
+                }
+            )),
             "{bits}: {steps:?}"
         );
         assert_eq!(net as u64, top - last + 1 + 7, "{bits} bits");
@@ -228,7 +245,15 @@ fn an_implausible_jump_is_held_and_a_spike_is_a_glitch() {
     let (_, net) = feed(&mut c, &r, 1_000, 100, &[4_000_000_000, 1_002]);
     assert_eq!(net, 2);
     // A jump that stays (a program download set the counter): not counted, then counting on.
-    let (steps, net) = feed(&mut c, &r, 10_000, 1_000, &[900_000, 900_001, 900_002, 900_003, 900_004, 900_005, 900_006]);
+    let (steps, net) = feed(
+        &mut c,
+        &r,
+        10_000,
+        1_000,
+        &[
+            900_000, 900_001, 900_002, 900_003, 900_004, 900_005, 900_006,
+        ],
+    );
     assert!(steps.iter().any(|s| matches!(
         s,
         Step::Confirmed {

@@ -367,7 +367,7 @@ impl Engine {
         } else {
             skew.abs() <= tolerance
         };
-        if within == !warned {
+        if within != warned {
             return;
         }
         if within {

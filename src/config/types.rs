@@ -285,7 +285,10 @@ impl CellTag<'_> {
             ),
             CellTag::OpcUa(n) => format!(
                 "{device}/{}/{}",
-                n.node_id.as_deref().or(n.browse_path.as_deref()).unwrap_or("?"),
+                n.node_id
+                    .as_deref()
+                    .or(n.browse_path.as_deref())
+                    .unwrap_or("?"),
                 n.data_type.map_or("?", |t| t.name())
             ),
         }

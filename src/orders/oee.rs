@@ -145,7 +145,9 @@ mod tests {
         assert!((o.performance.unwrap() - 1.65).abs() < 1e-12);
         let figures: Vec<&str> = o.warnings.iter().map(|w| w.figure.as_str()).collect();
         assert_eq!(figures, ["performance", "oee"]);
-        assert!(o.warnings[0].message.contains("ideal cycle time is set too slow"));
+        assert!(o.warnings[0]
+            .message
+            .contains("ideal cycle time is set too slow"));
         let fine = compute(&StateTimes::from([(Running, 60_000)]), 50, 0, 50_000.0);
         assert!(fine.warnings.is_empty());
     }

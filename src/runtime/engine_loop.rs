@@ -131,7 +131,10 @@ pub fn engine_loop(
         let (mono, wall) = (Instant::now(), now_ms());
         let step = wall - clock.1 - mono.duration_since(clock.0).as_millis() as i64;
         if step.abs() >= CLOCK_STEP_MS {
-            tracing::warn!(step_ms = step, "the clock stepped; durations go on by the monotonic clock");
+            tracing::warn!(
+                step_ms = step,
+                "the clock stepped; durations go on by the monotonic clock"
+            );
             engine.clock_stepped(step);
             dirty = true;
         }
@@ -315,7 +318,9 @@ url = "mqtt://127.0.0.1"
         let start = r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"M"}}"#;
         engine.command(start.as_bytes(), CommandSource::Mqtt, 1_001, &mut out);
 
-        let backlog: Vec<DeviceEvent> = (1..=20).map(|i| reading(100 + i, 1_000 + i as i64 * 100)).collect();
+        let backlog: Vec<DeviceEvent> = (1..=20)
+            .map(|i| reading(100 + i, 1_000 + i as i64 * 100))
+            .collect();
         let mut waiting = VecDeque::from([command(
             r#"{"correlation_id":"2","command":"stop","order_id":"WO-1"}"#,
             1_000 + 10 * 100 + 50,
@@ -325,7 +330,11 @@ url = "mqtt://127.0.0.1"
         let mut rest = backlog;
         let second = rest.split_off(10);
         merge(rest, &mut waiting, true, &mut batch);
-        assert_eq!(waiting.len(), 1, "the stop waits for the readings taken before it");
+        assert_eq!(
+            waiting.len(),
+            1,
+            "the stop waits for the readings taken before it"
+        );
         merge(second, &mut waiting, false, &mut batch);
         for input in &batch {
             match input {

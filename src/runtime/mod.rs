@@ -201,11 +201,11 @@ fn start_cell(
     // One task per Modbus line; `modbus_writes` is where a write-back to each writable tag goes.
     let (mut modbus_drivers, modbus_writes) = match embedded {
         Some(_) => Default::default(),
-        None => devices::modbus_drivers(&config),
+        None => devices::modbus_drivers(config),
     };
     let mut opcua = match embedded {
         Some(_) => Vec::new(),
-        None => devices::opcua_devices(&config),
+        None => devices::opcua_devices(config),
     };
     ops.instrument(
         modbus_drivers.iter_mut().map(|d| &mut d.line),

@@ -54,7 +54,10 @@ async fn clock_stepped_back_and_forward() {
         };
         let elapsed = real_end - real_start;
         if let Some(d) = e["data"]["previous_duration_ms"].as_i64() {
-            assert!(d <= elapsed + 5_000, "a state longer than the run ({elapsed} ms): {e}");
+            assert!(
+                d <= elapsed + 5_000,
+                "a state longer than the run ({elapsed} ms): {e}"
+            );
         }
         if let Some(times) = times.and_then(|t| t.as_object()) {
             let total: i64 = times.values().filter_map(|v| v.as_i64()).sum();
