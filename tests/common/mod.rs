@@ -288,6 +288,12 @@ impl Mosquitto {
             .prefix("mes-edge-mosquitto-")
             .tempdir()
             .expect("tempdir");
+        // Started as root, Mosquitto drops to the `mosquitto` user before it reads an ACL file
+        // and when it re-reads its config at SIGHUP: the folder must be readable to it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755));
+        }
         let mut m = Mosquitto {
             port: 0,
             dir,
@@ -424,6 +430,19 @@ impl Mosquitto {
         self.stop();
         let bin = mosquitto_bin();
         respawn_on_same_port("mosquitto", || self.spawn_and_wait(&bin));
+    }
+
+    /// The broker's own folder (config, log): a place for an ACL file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGHUP: Mosquitto reads its config, ACL and password files again, keeping its clients.
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("mosquitto is running");
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        let rc = unsafe { sys::kill(child.id() as i32, 1) };
+        assert_eq!(rc, 0, "SIGHUP to mosquitto");
     }
 
     /// The tail of the broker's log.
