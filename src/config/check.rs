@@ -362,7 +362,7 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
         // Decided after reading rumqttc 0.25's source (docs/RELIABILITY.md, "Why not QoS 2").
         p.push(Problem::at(
             path!["mqtt", "qos"],
-            "QoS 2 is refused: the MQTT client (rumqttc 0.25) cannot re-send PUBRELs for the packet ids a resumed session still holds, so the broker may drop a new event as a duplicate while its PUBCOMP marks it delivered; use qos = 1 (MOM de-duplicates on event_id)",
+            "QoS 2 is refused: the MQTT client (rumqttc 0.25) keeps the packet ids awaiting PUBCOMP in memory only, so after a restart it cannot re-send their PUBRELs and may reuse an id the broker still holds; the broker then drops the new event as a duplicate while its PUBCOMP marks it delivered. Use qos = 1 (MOM de-duplicates on event_id)",
         ));
     } else if m.qos != 1 {
         p.push(Problem::at(

@@ -24,6 +24,9 @@
 pub mod cell;
 pub mod modbus_lab;
 pub mod opcua;
+pub mod rabbitmq;
+
+pub use rabbitmq::RabbitMq;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -452,6 +455,46 @@ impl Mosquitto {
             self.log_path().display(),
             tail_file(&self.log_path(), LOG_TAIL_LINES)
         )
+    }
+}
+
+/// What a test does to the plant's broker, whichever broker it is.
+pub trait Broker {
+    fn port(&self) -> u16;
+    /// Stopped cleanly (SIGTERM).
+    fn stop(&mut self);
+    /// Started again on the same port, with what it keeps across a restart.
+    fn start_again(&mut self);
+    fn logs(&self) -> String;
+}
+
+impl Broker for Mosquitto {
+    fn port(&self) -> u16 {
+        Mosquitto::port(self)
+    }
+    fn stop(&mut self) {
+        Mosquitto::stop(self)
+    }
+    fn start_again(&mut self) {
+        Mosquitto::start_again(self)
+    }
+    fn logs(&self) -> String {
+        Mosquitto::logs(self)
+    }
+}
+
+impl Broker for RabbitMq {
+    fn port(&self) -> u16 {
+        RabbitMq::port(self)
+    }
+    fn stop(&mut self) {
+        RabbitMq::stop(self)
+    }
+    fn start_again(&mut self) {
+        RabbitMq::start_again(self)
+    }
+    fn logs(&self) -> String {
+        RabbitMq::logs(self)
     }
 }
 
