@@ -215,4 +215,37 @@ mod tests {
         p.set_refused_held(0);
         assert_eq!(p.refusal(), None);
     }
+
+    /// What /health and `systemctl status` (STATUS=) say while refused events are held.
+    #[test]
+    fn a_refusal_makes_health_503_and_shows_in_the_status_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+             [store]\npath = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n",
+            dir.path().join("cell.db").display()
+        );
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
+        let ops = crate::ops::Ops::with_notifier(&config, None);
+        let what = "not authorized (0x87) on a/b/c/d/e/events/part_count".to_string();
+        ops.forwarder().refused("not_authorized", 0x87, what.clone());
+        ops.forwarder().set_refused_held(3);
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(!h.ok);
+        let problems = h.body["problems"].to_string();
+        assert!(
+            problems.contains("the broker refused 3 event(s), last: not authorized (0x87)"),
+            "{problems}"
+        );
+        assert_eq!(h.body["broker"]["refused_held"], 3);
+        let status = crate::ops::health::status_summary(&ops);
+        assert!(
+            status.ends_with(&format!(", 3 events refused by broker: {what}")),
+            "{status}"
+        );
+        ops.forwarder().set_refused_held(0);
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(!h.body["problems"].to_string().contains("refused"));
+        assert!(!crate::ops::health::status_summary(&ops).contains("refused"));
+    }
 }
