@@ -4,7 +4,9 @@
 //! `/health` says why with a 503, `/metrics` counts the refusals by reason, the status topic
 //! says `refused: …`; once the ACL allows the topics every event arrives, nothing lost.
 //! Under MQTT 3.1.1 the same broker acknowledges and drops them: the second test pins down that
-//! limit (documented in docs/RELIABILITY.md) so that nobody mistakes it for a guarantee.
+//! limit (documented in docs/RELIABILITY.md) so that nobody mistakes it for a guarantee. The
+//! third checks that the MQTT 5 session outlives the connection (a command queued while the
+//! runtime is down is answered after its restart).
 
 mod common;
 mod ops_support;
@@ -225,5 +227,72 @@ async fn under_mqtt_3_1_1_a_refusal_is_invisible_and_the_events_are_lost() {
     assert_eq!(stats.0, 0, "depth 0 under 3.1.1 (last seq {})", stats.1);
     assert!(stats.1 >= 5);
     assert_eq!(part_events(&collector), 0, "and MOM got none of them");
+    assert!(rt.terminate().success(), "clean exit\n{}", rt.logs());
+}
+
+/// MQTT 5 ends a session at the disconnect unless the client asks for an expiry interval: the
+/// runtime asks for `session_expiry_s` (a day by default), so a command MOM sends while the
+/// runtime is down (kill -9) is queued by the broker and answered after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_while_the_runtime_is_down_is_answered_after_the_restart() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let collector = Collector::start(broker.port(), "mes/#").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), "");
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    let online = collector
+        .wait_for(
+            |m| m.iter().any(|r| r.topic.ends_with("/events/device_status")),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(online, "the runtime came up\n{}", rt.logs());
+    // Subscribed by now (the subscription follows the CONNACK at once); give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rt.kill9();
+    let cmd = serde_json::json!({
+        "correlation_id": "while-away",
+        "command": "store_and_start",
+        "order": {"id": "WO-77", "material": "BRK-220", "quantity": 5}
+    });
+    common::mqtt_publish(
+        broker.port(),
+        common::cell::COMMAND_TOPIC,
+        cmd.to_string(),
+        rumqttc::QoS::AtLeastOnce,
+        false,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rt.start_again();
+    let answered = collector
+        .wait_for(
+            |m| {
+                Delivery::of(m)
+                    .of_type("command_response")
+                    .any(|e| e["data"]["correlation_id"] == "while-away")
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        answered,
+        "the queued command answered after the restart\n{}\n{}",
+        rt.logs(),
+        broker.logs()
+    );
+    let reply = Delivery::of(&collector.snapshot())
+        .of_type("command_response")
+        .find(|e| e["data"]["correlation_id"] == "while-away")
+        .unwrap()["data"]
+        .clone();
+    assert_eq!(reply["accepted"], true, "{reply}");
+    assert!(
+        rt.stderr().contains("session_present=true"),
+        "the broker resumed the session:\n{}",
+        rt.logs()
+    );
     assert!(rt.terminate().success(), "clean exit\n{}", rt.logs());
 }
