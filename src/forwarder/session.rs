@@ -200,7 +200,7 @@ impl Session<'_> {
                         self.report_refusals();
                     }
                     self.ticks = self.ticks.wrapping_add(1);
-                    if connected && self.ticks % 10 == 0 {
+                    if connected && self.ticks.is_multiple_of(10) {
                         self.pick_up_replays();
                     }
                     // Picks up anything committed while the window was full. Nothing past the

@@ -228,7 +228,8 @@ mod tests {
         let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
         let ops = crate::ops::Ops::with_notifier(&config, None);
         let what = "not authorized (0x87) on a/b/c/d/e/events/part_count".to_string();
-        ops.forwarder().refused("not_authorized", 0x87, what.clone());
+        ops.forwarder()
+            .refused("not_authorized", 0x87, what.clone());
         ops.forwarder().set_refused_held(3);
         let h = crate::ops::health::health(&ops, 0);
         assert!(!h.ok);
