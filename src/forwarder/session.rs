@@ -3,7 +3,7 @@ use crate::store::{Outbox, OutboxRow};
 use mes_edge_drivers::modbus::Backoff;
 use mes_edge_drivers::now_ms;
 use rumqttc::QoS;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -61,8 +61,10 @@ pub async fn run(
             cursor: 0,
             handed: 0,
             ticks: 0,
-            refused: BTreeSet::new(),
+            kinds: HashMap::new(),
+            refused: BTreeMap::new(),
             retrying: HashSet::new(),
+            open_kinds: HashSet::new(),
             retry_at: None,
             retry: &mut retry,
             last_refusal: None,
@@ -143,10 +145,15 @@ struct Session<'a> {
     /// Highest sequence ever handed to the client in this session.
     handed: u64,
     ticks: u32,
-    /// Events the broker refused, held back until `retry_at`.
-    refused: BTreeSet<u64>,
+    /// The event type (it makes the topic) of each event handed to the client.
+    kinds: HashMap<u64, String>,
+    /// Events the broker refused, with their type, held back.
+    refused: BTreeMap<u64, String>,
     /// Refused events sent again, awaiting the broker's answer.
     retrying: HashSet<u64>,
+    /// Types whose re-sent event the broker took: the rest of their refused events go next.
+    open_kinds: HashSet<String>,
+    /// When the first refused event of each type is sent again (the backoff).
     retry_at: Option<Instant>,
     retry: &'a mut Backoff,
     /// The last refusal, said for a person.
@@ -288,9 +295,12 @@ impl Session<'_> {
             .remove(&pkid)
             .ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
         self.settings.probe.acknowledged();
+        let kind = self.kinds.remove(&seq);
         if self.retrying.remove(&seq) {
-            // A refused event got through: the broker takes events again.
+            // A refused event got through: the broker takes this type again; the others
+            // held of its type follow at the next tick.
             self.retry.reset();
+            self.open_kinds.extend(kind);
         }
         self.acked.push(seq);
         if self.acked.len() >= 1024 {
@@ -324,30 +334,59 @@ impl Session<'_> {
         self.settings.probe.refused(r.name, r.code, what.clone());
         self.last_refusal = Some(what);
         self.retrying.remove(&seq);
-        self.refused.insert(seq);
+        let kind = self.kinds.remove(&seq).unwrap_or_default();
+        self.refused.insert(seq, kind);
         if self.retry_at.is_none() {
             self.retry_at = Some(Instant::now() + self.retry.next_delay());
         }
         Ok(())
     }
 
-    /// Once the backoff has passed, moves the cursor back so that `fill` sends the refused
-    /// events again (rows in flight or delivered meanwhile are skipped there).
+    /// Sends refused events again without flooding a broker that still refuses: once the
+    /// backoff has passed, the first held event of each type (each type is a topic, and an ACL
+    /// or a quota may treat topics differently); once the broker takes one, every held event of
+    /// that type. The cursor moves back so that `fill` sends them (rows in flight, delivered
+    /// meanwhile or still held are skipped there).
     fn retry_refused(&mut self) {
-        let Some(at) = self.retry_at else { return };
-        if Instant::now() < at || !self.acked.is_empty() || self.marker.busy() {
+        if self.refused.is_empty() {
+            self.retry_at = None;
+            self.open_kinds.clear();
             return;
         }
-        self.retry_at = None;
-        let Some(&first) = self.refused.first() else {
+        let probe_due = self.retry_at.is_some_and(|at| Instant::now() >= at);
+        if !probe_due && self.open_kinds.is_empty() {
             return;
-        };
+        }
+        // Rows acknowledged but not marked yet would be sent again from a moved-back cursor.
+        if !self.acked.is_empty() || self.marker.busy() {
+            return;
+        }
+        let mut probed: HashSet<&str> = HashSet::new();
+        let send: Vec<u64> = self
+            .refused
+            .iter()
+            .filter(|(_, kind)| {
+                self.open_kinds.contains(kind.as_str()) || (probe_due && probed.insert(kind))
+            })
+            .map(|(&seq, _)| seq)
+            .collect();
+        let (probes, released) = (probed.len(), send.len() - probed.len());
+        self.open_kinds.clear();
+        if probe_due {
+            self.retry_at = None;
+        }
+        let Some(&first) = send.first() else { return };
         tracing::info!(
-            events = self.refused.len(),
+            probes,
+            released,
+            still_held = self.refused.len() - send.len(),
             from = first,
             "sending events the broker refused again"
         );
-        self.retrying.extend(std::mem::take(&mut self.refused));
+        for seq in send {
+            self.refused.remove(&seq);
+            self.retrying.insert(seq);
+        }
         self.cursor = self.cursor.min(first - 1);
         self.fill();
     }
@@ -419,7 +458,7 @@ impl Session<'_> {
                 if seq <= self.handed
                     && (self.queued.contains(&seq)
                         || self.inflight.values().any(|&s| s == seq)
-                        || self.refused.contains(&seq))
+                        || self.refused.contains_key(&seq))
                 {
                     self.cursor = seq;
                     continue;
@@ -433,6 +472,7 @@ impl Session<'_> {
                     return;
                 }
                 self.queued.push_back(seq);
+                self.kinds.insert(seq, kind);
                 self.cursor = seq;
                 self.handed = self.handed.max(seq);
             }
