@@ -181,7 +181,10 @@ impl Session<'_> {
                 ev = events.recv() => {
                     let ev = match ev {
                         Some(Ok(ev)) => ev,
-                        Some(Err(e)) => return self.lost(e),
+                        Some(Err(e)) => {
+                            let e = if connected { e } else { self.before_connack(e) };
+                            return self.lost(e);
+                        }
                         None => return self.lost("event loop ended".into()),
                     };
                     if let Err(e) = self.on_event(ev, &mut connected, backoff) {
@@ -287,6 +290,16 @@ impl Session<'_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A connection that ended before its CONNACK. A broker without MQTT 5 (RabbitMQ 3.x)
+    /// closes the connection at an MQTT 5 CONNECT without a word: say what may help.
+    fn before_connack(&self, e: String) -> String {
+        if self.settings.options.is_v5() && e.contains("closed by peer") {
+            format!("{e} (before CONNACK: if the broker does not speak MQTT 5, set [mqtt] protocol_version = \"3.1.1\")")
+        } else {
+            e
+        }
     }
 
     fn acknowledged(&mut self, pkid: u16) -> Result<(), String> {
