@@ -2,6 +2,8 @@
 //!
 //! Use from an integration test with `mod common;`. The peers are:
 //! - [`Mosquitto`]: a real Mosquitto broker process (Debian's `mosquitto`), one per test.
+//! - [`RabbitMq`]: a RabbitMQ node with its MQTT plugin (Debian's `rabbitmq-server`,
+//!   `MES_EDGE_RABBITMQ`), the second broker; [`Broker`] is what tests do to either.
 //! - [`ModbusPeer`]: `tests/peers/modbus_server.py`, an independent pymodbus TCP server that
 //!   plays the PLC; [`Plc`] is a small tokio-modbus client with which a test plays the PLC
 //!   program (writes counters and state words).
