@@ -281,6 +281,9 @@ enum Broken {
     MalformedPublish,
     /// A good CONNACK, then a PUBACK for a packet the runtime never sent.
     UnknownPubAck,
+    /// A good CONNACK, then a SUBACK refusing the command subscription (MQTT 5: not
+    /// authorized). Mosquitto's ACL file never refuses a SUBSCRIBE (it filters at delivery).
+    RefusedSubscription,
 }
 
 /// MQTT 5 (the runtime's default): flags, reason code, then an empty property list.
@@ -302,6 +305,10 @@ fn broken_bytes(b: Broken) -> Vec<u8> {
         ]
         .concat(),
         Broken::UnknownPubAck => [&GOOD_CONNACK[..], &[0x40, 0x02, 0x03, 0xe7]].concat(),
+        // Packet id 1: the subscription is the client's first packet with an id.
+        Broken::RefusedSubscription => {
+            [&GOOD_CONNACK[..], &[0x90, 0x04, 0x00, 0x01, 0x00, 0x87]].concat()
+        }
     }
 }
 
@@ -353,6 +360,7 @@ async fn an_mqtt_peer_sending_broken_packets_gets_a_clear_error_and_loses_no_eve
         Broken::OversizedPublish,
         Broken::MalformedPublish,
         Broken::UnknownPubAck,
+        Broken::RefusedSubscription,
     ];
     let (port, served) = fake_broker(script.clone(), broker.port()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -388,6 +396,8 @@ async fn an_mqtt_peer_sending_broken_packets_gets_a_clear_error_and_loses_no_eve
         "exceeded by packet of 268435455 bytes",
         "Promised boundary crossed",
         "unsolicited ack pkid: 999",
+        "the broker refused the cell's subscription to its command topic",
+        "reason=not authorized (0x87)",
     ] {
         assert!(
             log.contains(expect),

@@ -105,6 +105,10 @@ pub enum Ev {
     PubComp {
         pkid: u16,
     },
+    /// SUBACK: `refused` says why when the broker refused the subscription (the command topic).
+    SubAck {
+        refused: Option<String>,
+    },
     Disconnect(String),
     Other,
 }
@@ -198,6 +202,13 @@ fn ev311(ev: rumqttc::Event) -> Ev {
             refusal: None,
         },
         Event::Incoming(Packet::PubComp(c)) => Ev::PubComp { pkid: c.pkid },
+        Event::Incoming(Packet::SubAck(a)) => Ev::SubAck {
+            refused: a
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                .then(|| "failure (0x80)".to_string()),
+        },
         Event::Incoming(Packet::Disconnect) => Ev::Disconnect("broker sent DISCONNECT".into()),
         _ => Ev::Other,
     }
@@ -228,6 +239,14 @@ fn ev5(ev: rumqttc::v5::Event) -> Ev {
             }),
         },
         Event::Incoming(Incoming::PubComp(c)) => Ev::PubComp { pkid: c.pkid },
+        Event::Incoming(Incoming::SubAck(a)) => Ev::SubAck {
+            refused: a.return_codes.iter().find_map(suback_refusal).map(|why| {
+                match a.properties.and_then(|p| p.reason_string) {
+                    Some(words) => format!("{why} \"{words}\""),
+                    None => why.to_string(),
+                }
+            }),
+        },
         Event::Incoming(Incoming::Disconnect(d)) => Ev::Disconnect(format!(
             "broker sent DISCONNECT: {:?}{}",
             d.reason_code,
@@ -253,6 +272,23 @@ pub fn puback_refusal(r: &p5::PubAckReason) -> Option<(u8, &'static str)> {
         R::PacketIdentifierInUse => (0x91, "packet_identifier_in_use"),
         R::QuotaExceeded => (0x97, "quota_exceeded"),
         R::PayloadFormatInvalid => (0x99, "payload_format_invalid"),
+    })
+}
+
+/// A SUBACK reason code of 0x80 or above, said for a person (MQTT 5, 3.9.3).
+fn suback_refusal(r: &p5::SubscribeReasonCode) -> Option<&'static str> {
+    use p5::SubscribeReasonCode as R;
+    Some(match r {
+        R::Success(_) => return None,
+        R::Failure | R::Unspecified => "unspecified error (0x80)",
+        R::ImplementationSpecific => "implementation specific error (0x83)",
+        R::NotAuthorized => "not authorized (0x87)",
+        R::TopicFilterInvalid => "topic filter invalid (0x8f)",
+        R::PkidInUse => "packet identifier in use (0x91)",
+        R::QuotaExceeded => "quota exceeded (0x97)",
+        R::SharedSubscriptionsNotSupported => "shared subscriptions not supported (0x9e)",
+        R::SubscriptionIdNotSupported => "subscription identifiers not supported (0xa1)",
+        R::WildcardSubscriptionsNotSupported => "wildcard subscriptions not supported (0xa2)",
     })
 }
 

@@ -286,6 +286,15 @@ impl Session<'_> {
             Ev::PubComp { pkid } if self.settings.qos == QoS::ExactlyOnce => {
                 self.acknowledged(pkid)?
             }
+            Ev::SubAck { refused } => {
+                if let Some(why) = &refused {
+                    tracing::error!(
+                        reason = %why,
+                        "the broker refused the cell's subscription to its command topic: commands from MOM cannot arrive"
+                    );
+                }
+                self.settings.probe.subscription_refused(refused);
+            }
             Ev::Disconnect(reason) => return Err(reason),
             _ => {}
         }

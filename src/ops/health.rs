@@ -42,6 +42,11 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             "the broker refused {n} event(s), last: {what}; they stay in the outbox and are re-sent"
         ));
     }
+    if let Some(why) = ops.forwarder().subscription_refusal() {
+        problems.push(format!(
+            "the broker refused the subscription to the command topic: {why}; commands from MOM cannot arrive"
+        ));
+    }
     let engine_silence = ops.engine().silence();
     if engine_silence > STALL {
         problems.push(format!(

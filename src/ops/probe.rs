@@ -60,6 +60,8 @@ struct ForwarderCounts {
     refusals: Mutex<BTreeMap<(&'static str, u8), u64>>,
     /// Events the broker refused that are not delivered yet, and the last refusal's words.
     refused_held: Mutex<(u64, String)>,
+    /// Why the broker refused the subscription to the command topic, at the last SUBACK.
+    subscription_refused: Mutex<Option<String>>,
 }
 
 /// A copy of the forwarder's counts.
@@ -144,6 +146,24 @@ impl ForwarderProbe {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         (held.0 > 0).then(|| held.clone())
+    }
+
+    /// The broker's answer to the command subscription: Some(why) if it refused it.
+    pub fn subscription_refused(&self, why: Option<String>) {
+        *self
+            .0
+            .subscription_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Why the broker refused the command subscription, while it does.
+    pub fn subscription_refusal(&self) -> Option<String> {
+        self.0
+            .subscription_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Refusals since start by reason name and code.
@@ -245,6 +265,17 @@ mod tests {
             "{status}"
         );
         ops.forwarder().set_refused_held(0);
+        ops.forwarder()
+            .subscription_refused(Some("not authorized (0x87)".into()));
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(
+            h.body["problems"].to_string().contains(
+                "the broker refused the subscription to the command topic: not authorized (0x87)"
+            ),
+            "{}",
+            h.body
+        );
+        ops.forwarder().subscription_refused(None);
         let h = crate::ops::health::health(&ops, 0);
         assert!(!h.body["problems"].to_string().contains("refused"));
         assert!(!crate::ops::health::status_summary(&ops).contains("refused"));
