@@ -4,11 +4,13 @@
 #   scripts/test.sh [extra args for the test runner]
 #   e.g. scripts/test.sh --test harness_smoke
 #
-# 1. Installs Mosquitto from Debian if /usr/sbin/mosquitto is missing. No system service is
-#    used: tests start their own broker processes on free ports (tests/common).
+# 1. Installs Mosquitto and rabbitmq-server from Debian if missing. No system service is used:
+#    tests start their own broker processes on free ports (tests/common).
 # 2. Creates the Python venv for the test peers at target/peers-venv (again whenever
 #    tests/peers/requirements.txt or the Python version changes; see the stamp file inside).
-# 3. Exports MES_EDGE_MOSQUITTO and MES_EDGE_PYTHON for the harness (tests panic without them).
+# 3. Exports MES_EDGE_MOSQUITTO, MES_EDGE_RABBITMQ and MES_EDGE_PYTHON for the harness (tests
+#    panic without them). RabbitMQ (its MQTT plugin) is the second broker, installed like
+#    Mosquitto.
 # 4. Builds everything once, then runs the whole workspace suite with cargo-nextest if it is
 #    installed, else cargo test.
 set -euo pipefail
@@ -40,6 +42,15 @@ if [ ! -x "$MOSQUITTO" ]; then
     apt_install mosquitto
 fi
 "$MOSQUITTO" -h 2>/dev/null | head -n 1 >&2 || true
+
+# RabbitMQ's MQTT plugin is the second broker (tests/common/rabbitmq.rs starts its own nodes on
+# free ports; the package's system service is not used). The script in /usr/lib runs the node as
+# the calling user; the /usr/sbin wrapper would switch to the rabbitmq user.
+RABBITMQ=/usr/lib/rabbitmq/bin/rabbitmq-server
+if [ ! -x "$RABBITMQ" ]; then
+    log "installing rabbitmq-server"
+    apt_install rabbitmq-server
+fi
 
 # socat makes the pseudo-terminal pair that stands in for an RS-485 line in the Modbus RTU tests.
 SOCAT=/usr/bin/socat
@@ -78,6 +89,7 @@ fi
 export MES_EDGE_MOSQUITTO="$MOSQUITTO"
 export MES_EDGE_PYTHON="$VENV/bin/python"
 export MES_EDGE_SOCAT="$SOCAT"
+export MES_EDGE_RABBITMQ="$RABBITMQ"
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked

@@ -1,11 +1,18 @@
 //! The backbone end to end, against peers we did not write: a pymodbus server as the PLC and
 //! Mosquitto as the plant's broker. The runtime is the real binary, killed and restarted the way
-//! a line-side PC would do it to it.
+//! a line-side PC would do it to it. The kill -9 and broker-restart scenarios run against
+//! RabbitMQ's MQTT plugin as well (MQTT 3.1.1 only, so the cell is set to `protocol_version =
+//! "3.1.1"` there).
 
 mod common;
 
-use common::cell::{write_config, Delivery, FAULT, GOOD, SCRAP, STATE, TOPIC_FILTER};
-use common::{Collector, ModbusPeer, Mosquitto, Plc, Received, RuntimeProcess};
+use common::cell::{
+    write_config, write_config_with, Delivery, FAULT, GOOD, SCRAP, STATE, TOPIC_FILTER,
+};
+use common::{Broker, Collector, ModbusPeer, Mosquitto, Plc, RabbitMq, Received, RuntimeProcess};
+
+/// The cell's setting for RabbitMQ: its MQTT plugin speaks 3.1.1 only.
+const FOR_RABBITMQ: &str = "protocol_version = \"3.1.1\"";
 use std::path::Path;
 use std::time::Duration;
 
@@ -108,12 +115,22 @@ async fn a_broker_down_for_30_s_loses_nothing_and_delivers_in_sequence_order() {
         "persistence true\npersistence_location {}/\n",
         state.path().display()
     );
-    let mut broker = Mosquitto::start_with_config(&broker_conf);
+    let broker = Mosquitto::start_with_config(&broker_conf);
+    broker_down_for_30_s(broker, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_down_for_30_s_loses_nothing_and_delivers_in_sequence_order() {
+    // RabbitMQ keeps durable sessions (queues) in its database across a restart.
+    broker_down_for_30_s(RabbitMq::start(), FOR_RABBITMQ).await;
+}
+
+async fn broker_down_for_30_s(mut broker: impl Broker, mqtt_extra: &str) {
     let peer = ModbusPeer::start();
     let mut plc = Plc::connect(peer.port(), 1).await;
     let collector = Collector::start_persistent(broker.port(), TOPIC_FILTER, "mom-collector").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), peer.port(), broker.port());
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), mqtt_extra);
     let mut rt = run_cell(&config);
     wait_online(&collector, 1).await;
 
@@ -162,6 +179,9 @@ async fn a_broker_down_for_30_s_loses_nothing_and_delivers_in_sequence_order() {
         Duration::from_secs(90),
     )
     .await;
+    if d.parts("good") != good as u64 {
+        eprintln!("{}\n{}", rt.logs(), broker.logs());
+    }
     d.assert_gap_free();
     assert_eq!(
         (d.parts("good"), d.parts("scrap")),
@@ -178,11 +198,24 @@ async fn a_broker_down_for_30_s_loses_nothing_and_delivers_in_sequence_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_parts_are_made_neither_loses_nor_double_counts() {
-    let broker = Mosquitto::start();
+    kill_9_while_parts_are_made(Mosquitto::start(), "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_rabbitmq_neither_loses_nor_double_counts() {
+    kill_9_while_parts_are_made(RabbitMq::start(), FOR_RABBITMQ).await;
+}
+
+async fn kill_9_while_parts_are_made(broker: impl Broker, mqtt_extra: &str) {
     let peer = ModbusPeer::start();
     let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&write_config(dir.path(), peer.port(), broker.port()));
+    let mut rt = run_cell(&write_config_with(
+        dir.path(),
+        peer.port(),
+        broker.port(),
+        mqtt_extra,
+    ));
     wait_online(&collector, 1).await;
 
     // The machine: a part every 15 ms, every seventh one scrap, until told to stop.
@@ -229,6 +262,9 @@ async fn kill_9_while_parts_are_made_neither_loses_nor_double_counts() {
     assert!(good > 100, "the machine ran");
 
     let d = wait_parts(&collector, good, scrap, Duration::from_secs(30)).await;
+    if (d.parts("good"), d.parts("scrap")) != (good, scrap) {
+        eprintln!("{}\n{}", rt.logs(), broker.logs());
+    }
     d.assert_gap_free();
     assert_eq!(
         (d.parts("good"), d.parts("scrap")),

@@ -281,15 +281,19 @@ enum Broken {
     MalformedPublish,
     /// A good CONNACK, then a PUBACK for a packet the runtime never sent.
     UnknownPubAck,
+    /// A good CONNACK, then a SUBACK refusing the command subscription (MQTT 5: not
+    /// authorized). Mosquitto's ACL file never refuses a SUBSCRIBE (it filters at delivery).
+    RefusedSubscription,
 }
 
-const GOOD_CONNACK: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
+/// MQTT 5 (the runtime's default): flags, reason code, then an empty property list.
+const GOOD_CONNACK: [u8; 5] = [0x20, 0x03, 0x00, 0x00, 0x00];
 
 fn broken_bytes(b: Broken) -> Vec<u8> {
     match b {
         Broken::Garbage => b"SSH-2.0-OpenSSH_9.2\r\n\x00\xff".to_vec(),
-        Broken::TruncatedConnAck => vec![0x20, 0x02, 0x00],
-        Broken::Refused => vec![0x20, 0x02, 0x00, 0x05],
+        Broken::TruncatedConnAck => vec![0x20, 0x03, 0x00],
+        Broken::Refused => vec![0x20, 0x03, 0x00, 0x87, 0x00],
         Broken::OversizedPublish => [
             &GOOD_CONNACK[..],
             &[0x30, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x01, b'x'],
@@ -297,10 +301,14 @@ fn broken_bytes(b: Broken) -> Vec<u8> {
         .concat(),
         Broken::MalformedPublish => [
             &GOOD_CONNACK[..],
-            &[0x30, 0x05, 0x00, 0x40, b'm', b'e', b's'],
+            &[0x30, 0x06, 0x00, 0x40, b'm', b'e', b's', 0x00],
         ]
         .concat(),
         Broken::UnknownPubAck => [&GOOD_CONNACK[..], &[0x40, 0x02, 0x03, 0xe7]].concat(),
+        // Packet id 1: the subscription is the client's first packet with an id.
+        Broken::RefusedSubscription => {
+            [&GOOD_CONNACK[..], &[0x90, 0x04, 0x00, 0x01, 0x00, 0x87]].concat()
+        }
     }
 }
 
@@ -352,6 +360,7 @@ async fn an_mqtt_peer_sending_broken_packets_gets_a_clear_error_and_loses_no_eve
         Broken::OversizedPublish,
         Broken::MalformedPublish,
         Broken::UnknownPubAck,
+        Broken::RefusedSubscription,
     ];
     let (port, served) = fake_broker(script.clone(), broker.port()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -384,9 +393,11 @@ async fn an_mqtt_peer_sending_broken_packets_gets_a_clear_error_and_loses_no_eve
     for expect in [
         "bytes remaining on stream",
         "return code: `NotAuthorized`",
-        "payload size limit exceeded: 268435455",
+        "exceeded by packet of 268435455 bytes",
         "Promised boundary crossed",
         "unsolicited ack pkid: 999",
+        "the broker refused the cell's subscription to its command topic",
+        "reason=not authorized (0x87)",
     ] {
         assert!(
             log.contains(expect),

@@ -5,8 +5,8 @@
 mod common;
 mod ops_support;
 
-use common::cell::{write_config, Delivery, GOOD, TOPIC_FILTER};
-use common::{eventually, Collector, ModbusPeer, Mosquitto, Plc, RuntimeProcess};
+use common::cell::{write_config, write_config_with, Delivery, GOOD, TOPIC_FILTER};
+use common::{eventually, Broker, Collector, ModbusPeer, Mosquitto, Plc, RabbitMq, RuntimeProcess};
 use ops_support::{raw_http, sample, scrape, statuses, wait_online, with_health, BIN};
 use std::time::Duration;
 
@@ -170,11 +170,20 @@ async fn health_and_metrics_follow_the_device_the_broker_and_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_topic_says_online_and_offline_and_the_last_will_speaks_for_a_crash() {
-    let broker = Mosquitto::start();
+    status_topic_and_last_will(Mosquitto::start(), "").await;
+}
+
+/// The same on RabbitMQ's MQTT plugin (3.1.1 only): its retained messages and Last Will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_topic_and_the_last_will_on_rabbitmq() {
+    status_topic_and_last_will(RabbitMq::start(), "protocol_version = \"3.1.1\"").await;
+}
+
+async fn status_topic_and_last_will(broker: impl Broker, mqtt_extra: &str) {
     let peer = ModbusPeer::start();
     let collector = Collector::start(broker.port(), STATUS_TOPIC).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), peer.port(), broker.port());
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), mqtt_extra);
     with_health(&config);
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
 

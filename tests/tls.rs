@@ -216,7 +216,7 @@ async fn client_certificate_and_password_from_a_file_over_tls() {
     assert!(
         broker
             .logs()
-            .contains(&format!("as mes-edge-under-test (p2, c0, k5, u'{USER}')")),
+            .contains(&format!("as mes-edge-under-test (p5, c0, k5, u'{USER}')")),
         "the broker saw the runtime log in as {USER}\n{}",
         broker.logs()
     );

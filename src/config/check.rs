@@ -416,10 +416,25 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
             "expected `password` or `password_file`, not both",
         ));
     }
-    if !(1..=2).contains(&m.qos) {
+    if m.qos == 2 {
+        // Decided after reading rumqttc 0.25's source (docs/RELIABILITY.md, "Why not QoS 2").
         p.push(Problem::at(
             path!["mqtt", "qos"],
-            format!("expected QoS 1 or 2 (delivery is at-least-once and needs an acknowledgement), found {}", m.qos),
+            "QoS 2 is refused: the MQTT client (rumqttc 0.25) keeps the packet ids awaiting PUBCOMP in memory only, so after a restart it cannot re-send their PUBRELs and may reuse an id the broker still holds; the broker then drops the new event as a duplicate while its PUBCOMP marks it delivered. Use qos = 1 (MOM de-duplicates on event_id)",
+        ));
+    } else if m.qos != 1 {
+        p.push(Problem::at(
+            path!["mqtt", "qos"],
+            format!(
+                "expected QoS 1 (delivery is at-least-once and needs an acknowledgement), found {}",
+                m.qos
+            ),
+        ));
+    }
+    if m.protocol_version == crate::config::MqttVersion::V5 && m.session_expiry_s == 0 {
+        p.push(Problem::at(
+            path!["mqtt", "session_expiry_s"],
+            "expected at least 1 s: with 0 an MQTT 5 broker ends the cell's session, and drops the commands queued for it, at every disconnect",
         ));
     }
     if let Some(id) = &m.client_id {

@@ -445,6 +445,24 @@ pub struct MqttConfig {
     /// Publishes awaiting their PUBACK at once.
     #[serde(default = "defaults::inflight")]
     pub inflight: u16,
+    /// `"5"` (default) or `"3.1.1"` for a broker that does not speak MQTT 5. Only MQTT 5 lets
+    /// the broker say it refused a publish; under 3.1.1 a refused publish looks delivered.
+    #[serde(default)]
+    pub protocol_version: MqttVersion,
+    /// MQTT 5: how long the broker keeps the cell's session (its subscription to commands and
+    /// the commands queued for it) after the connection drops. 3.1.1 sessions never expire.
+    #[serde(default = "defaults::session_expiry_s")]
+    pub session_expiry_s: u32,
+}
+
+/// The MQTT protocol version the forwarder speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum MqttVersion {
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 /// The health and metrics endpoint (`/health`, `/metrics`), for the plant's monitoring.
@@ -550,5 +568,8 @@ mod defaults {
     }
     pub fn inflight() -> u16 {
         100
+    }
+    pub fn session_expiry_s() -> u32 {
+        86_400
     }
 }

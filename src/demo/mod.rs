@@ -77,6 +77,9 @@ ideal_cycle_s = 0.4
 
 [mqtt]
 url = "mqtt://127.0.0.1:{mqtt_port}"
+# The embedded demo broker (rumqttd) has an MQTT 3.1.1 listener only; a plant broker gets the
+# default, MQTT 5, under which the broker can say it refused an event.
+protocol_version = "3.1.1"
 "#,
         good = press::GOOD_COUNT,
         scrap = press::SCRAP_COUNT,

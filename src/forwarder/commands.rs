@@ -3,15 +3,16 @@
 //! and reply; if the process dies first, the broker delivers it again (persistent session) and
 //! the engine answers the repeat without applying it twice.
 
+use super::link::{Client, Message};
 use crate::orders::CommandSource;
 use crate::runtime::CommandIn;
-use rumqttc::{AsyncClient, Publish, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 
 /// A committed command's message, to acknowledge on the connection it came from.
 pub struct Ack {
     generation: u64,
-    publish: Publish,
+    publish: Message,
 }
 
 #[derive(Clone)]
@@ -43,21 +44,22 @@ pub struct SessionIntake {
 }
 
 impl SessionIntake {
-    pub(super) fn subscribe(&self, client: &AsyncClient) -> Result<(), String> {
+    pub(super) fn subscribe(&self, client: &Client) -> Result<(), String> {
         client
             .try_subscribe(self.intake.topic.clone(), QoS::AtLeastOnce)
             .map_err(|e| format!("subscribing to commands: {e}"))
     }
 
-    pub(super) fn received(&self, publish: Publish, client: &AsyncClient) {
-        if publish.topic != self.intake.topic {
-            tracing::warn!(topic = %publish.topic, "message on a topic the cell does not take");
+    pub(super) fn received(&self, publish: Message, client: &Client) {
+        let topic = publish.topic();
+        if topic != self.intake.topic {
+            tracing::warn!(%topic, "message on a topic the cell does not take");
             let _ = client.try_ack(&publish);
             return;
         }
         let acks = self.acks.clone();
         let generation = self.generation;
-        let payload = publish.payload.to_vec();
+        let payload = publish.payload().to_vec();
         let done = move |_: &crate::orders::Reply| {
             let _ = acks.send(Ack {
                 generation,
@@ -79,7 +81,7 @@ impl SessionIntake {
         }
     }
 
-    pub(super) fn acknowledge(&self, ack: Ack, client: &AsyncClient) {
+    pub(super) fn acknowledge(&self, ack: Ack, client: &Client) {
         if ack.generation == self.generation {
             if let Err(e) = client.try_ack(&ack.publish) {
                 tracing::warn!("acknowledging a command: {e}");

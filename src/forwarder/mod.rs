@@ -1,5 +1,7 @@
-//! The forwarder: publishes the outbox to the broker in sequence order, QoS 1 (or 2), and marks
-//! an event delivered only at the broker's acknowledgement.
+//! The forwarder: publishes the outbox to the broker in sequence order, QoS 1, and marks an
+//! event delivered only at the broker's acknowledgement. MQTT 5 by default (`link.rs` wraps
+//! rumqttc's two clients): a PUBACK whose reason code is 0x80 or above is a refusal, not a
+//! delivery; the event stays undelivered and is sent again after a backoff (session.rs).
 //!
 //! rumqttc keeps unacknowledged publishes in memory only and drops them when a session is not
 //! resumed, so the outbox, not the client, owns re-delivery: every connection starts from a
@@ -7,12 +9,14 @@
 //! and sequence number. MOM de-duplicates on the event id.
 
 mod commands;
+pub mod link;
 mod marker;
 mod options;
 mod session;
 mod url;
 
 pub use commands::CommandIntake;
+pub use link::Options;
 pub use options::{client_id, mqtt_options};
 pub use session::{run, ForwarderSettings};
 pub use url::BrokerUrl;

@@ -1,5 +1,6 @@
+use super::link::Options;
 use super::BrokerUrl;
-use crate::config::{CellConfig, MqttConfig};
+use crate::config::{CellConfig, MqttConfig, MqttVersion};
 use anyhow::{Context, Result};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
@@ -21,36 +22,77 @@ pub fn client_id(c: &CellConfig) -> String {
         .unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
 }
 
-/// Builds the client options. Secrets are read here, once, and never logged.
-pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
+/// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
+/// once, and never logged.
+pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
     let m = &c.mqtt;
     let url = BrokerUrl::parse(&m.url).map_err(anyhow::Error::msg)?;
-    let mut opts = MqttOptions::new(client_id(c), url.host.clone(), url.port);
-    // A persistent session: commands queued for the cell while it is away are kept for it.
-    opts.set_clean_session(false);
-    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
-    opts.set_inflight(m.inflight);
+    let login = match &m.username {
+        Some(user) => Some((user.clone(), password(m)?.unwrap_or_default())),
+        None => None,
+    };
+    let tls = if url.tls {
+        Some(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
+            tls_config(m)?,
+        ))))
+    } else {
+        None
+    };
+    let keep_alive = Duration::from_secs(m.keep_alive_s);
     // Commands over 64 KiB are rejected by the engine; a packet over the client's limit would
     // instead break the connection and come back forever, so the limit is far above that.
-    opts.set_max_packet_size(16 << 20, 1 << 20);
-    // Commands are acknowledged after their effects are committed, not on arrival.
-    opts.set_manual_acks(true);
-    // The session publishes `online` to the same topic after each CONNACK (session.rs).
-    opts.set_last_will(LastWill::new(
-        status_topic(c),
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
-    if let Some(user) = &m.username {
-        opts.set_credentials(user.clone(), password(m)?.unwrap_or_default());
-    }
-    if url.tls {
-        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
-            tls_config(m)?,
-        ))));
-    }
-    Ok(opts)
+    let (incoming_max, outgoing_max) = (16 << 20, 1 << 20);
+    Ok(match m.protocol_version {
+        MqttVersion::V5 => {
+            let mut opts = rumqttc::v5::MqttOptions::new(client_id(c), url.host.clone(), url.port);
+            // A persistent session that outlives the connection: commands queued for the cell
+            // while it is away are kept for it (MQTT 5 ends the session at the disconnect
+            // without an expiry interval).
+            opts.set_clean_start(false);
+            opts.set_session_expiry_interval(Some(m.session_expiry_s));
+            opts.set_keep_alive(keep_alive);
+            opts.set_outgoing_inflight_upper_limit(m.inflight);
+            opts.set_max_packet_size(Some(incoming_max as u32));
+            // Commands are acknowledged after their effects are committed, not on arrival.
+            opts.set_manual_acks(true);
+            // The session publishes `online` to the same topic after each CONNACK (session.rs).
+            opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                status_topic(c),
+                "offline",
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                true,
+                None,
+            ));
+            if let Some((user, pass)) = login {
+                opts.set_credentials(user, pass);
+            }
+            if let Some(t) = tls {
+                opts.set_transport(t);
+            }
+            Options::V5(opts)
+        }
+        MqttVersion::V311 => {
+            let mut opts = MqttOptions::new(client_id(c), url.host.clone(), url.port);
+            opts.set_clean_session(false);
+            opts.set_keep_alive(keep_alive);
+            opts.set_inflight(m.inflight);
+            opts.set_max_packet_size(incoming_max, outgoing_max);
+            opts.set_manual_acks(true);
+            opts.set_last_will(LastWill::new(
+                status_topic(c),
+                "offline",
+                QoS::AtLeastOnce,
+                true,
+            ));
+            if let Some((user, pass)) = login {
+                opts.set_credentials(user, pass);
+            }
+            if let Some(t) = tls {
+                opts.set_transport(t);
+            }
+            Options::V311(opts)
+        }
+    })
 }
 
 fn password(m: &MqttConfig) -> Result<Option<String>> {

@@ -1,14 +1,16 @@
+use super::link::{self, Client, Ev, EventLoop, Options, Refusal};
 use crate::store::{Outbox, OutboxRow};
 use mes_edge_drivers::modbus::Backoff;
 use mes_edge_drivers::now_ms;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{HashMap, VecDeque};
+use rumqttc::QoS;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 #[derive(Clone)]
 pub struct ForwarderSettings {
-    pub options: MqttOptions,
+    pub options: Options,
     pub qos: QoS,
     /// Builds the topic of an event from its type.
     pub topic: std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>,
@@ -38,13 +40,14 @@ pub async fn run(
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let mut generation = 0u64;
     let marker = super::marker::Marker::start(&outbox);
+    // Re-sends of refused events back off from 1 s to a minute, across reconnects.
+    let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         generation += 1;
         if *shutdown.borrow() {
             return;
         }
-        let (client, eventloop) =
-            AsyncClient::new(settings.options.clone(), settings.window * 2 + 16);
+        let (client, eventloop) = link::new(&settings.options, settings.window * 2 + 16);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(eventloop, events_tx));
         let mut s = Session {
@@ -58,6 +61,14 @@ pub async fn run(
             cursor: 0,
             handed: 0,
             ticks: 0,
+            kinds: HashMap::new(),
+            refused: BTreeMap::new(),
+            retrying: HashSet::new(),
+            open_kinds: HashSet::new(),
+            retry_at: None,
+            retry: &mut retry,
+            last_refusal: None,
+            status: "",
             intake: settings
                 .commands
                 .as_ref()
@@ -74,7 +85,7 @@ pub async fn run(
             .await;
         // A clean DISCONNECT cancels the Last Will: say `offline` ourselves first.
         if matches!(ended, Ended::Shutdown) {
-            publish_status(&settings, &client, "offline");
+            publish_status(&settings, &client, "offline".into());
         }
         settings.probe.connected(false);
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
@@ -95,20 +106,21 @@ pub async fn run(
     }
 }
 
-/// The retained `online` / `offline` on the Last Will's topic. QoS 0, so that its packet id (0)
-/// stays out of the events' bookkeeping; TCP still delivers it in order with what follows.
-fn publish_status(settings: &ForwarderSettings, client: &AsyncClient, status: &'static str) {
-    if let Some(will) = settings.options.last_will() {
-        if let Err(e) = client.try_publish(will.topic, QoS::AtMostOnce, true, status) {
+/// The retained status on the Last Will's topic: `online`, `offline`, or `refused: …` while
+/// the broker refuses events. QoS 0, so that its packet id (0) stays out of the events'
+/// bookkeeping; TCP still delivers it in order with what follows.
+fn publish_status(settings: &ForwarderSettings, client: &Client, status: String) {
+    if let Some(topic) = settings.options.status_topic() {
+        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, true, status.clone()) {
             tracing::warn!("publishing status {status}: {e}");
         }
     }
 }
 
 /// Drives the event loop, handing on what the session needs, until its first error.
-async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, String>>) {
+async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
     loop {
-        let ev = eventloop.poll().await.map_err(|e| e.to_string());
+        let ev = eventloop.poll().await;
         let failed = ev.is_err();
         if tx.send(ev).is_err() || failed {
             return;
@@ -118,7 +130,7 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, 
 
 struct Session<'a> {
     settings: &'a ForwarderSettings,
-    client: &'a AsyncClient,
+    client: &'a Client,
     outbox: &'a mut Outbox,
     marker: &'a super::marker::Marker,
     /// Handed to the client, waiting to be written: rumqttc writes them in this order, and the
@@ -133,13 +145,28 @@ struct Session<'a> {
     /// Highest sequence ever handed to the client in this session.
     handed: u64,
     ticks: u32,
+    /// The event type (it makes the topic) of each event handed to the client.
+    kinds: HashMap<u64, String>,
+    /// Events the broker refused, with their type, held back.
+    refused: BTreeMap<u64, String>,
+    /// Refused events sent again, awaiting the broker's answer.
+    retrying: HashSet<u64>,
+    /// Types whose re-sent event the broker took: the rest of their refused events go next.
+    open_kinds: HashSet<String>,
+    /// When the first refused event of each type is sent again (the backoff).
+    retry_at: Option<Instant>,
+    retry: &'a mut Backoff,
+    /// The last refusal, said for a person.
+    last_refusal: Option<String>,
+    /// What the status topic says now ("" before the first CONNACK).
+    status: &'static str,
     intake: Option<super::commands::SessionIntake>,
 }
 
 impl Session<'_> {
     async fn run(
         &mut self,
-        mut events: mpsc::UnboundedReceiver<Result<Event, String>>,
+        mut events: mpsc::UnboundedReceiver<Result<Ev, String>>,
         committed: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
@@ -154,7 +181,10 @@ impl Session<'_> {
                 ev = events.recv() => {
                     let ev = match ev {
                         Some(Ok(ev)) => ev,
-                        Some(Err(e)) => return self.lost(e),
+                        Some(Err(e)) => {
+                            let e = if connected { e } else { self.before_connack(e) };
+                            return self.lost(e);
+                        }
                         None => return self.lost("event loop ended".into()),
                     };
                     if let Err(e) = self.on_event(ev, &mut connected, backoff) {
@@ -175,8 +205,12 @@ impl Session<'_> {
                 _ = flush.tick() => {
                     self.settings.probe.beat();
                     self.flush_acked();
+                    if connected {
+                        self.retry_refused();
+                        self.report_refusals();
+                    }
                     self.ticks = self.ticks.wrapping_add(1);
-                    if connected && self.ticks % 10 == 0 {
+                    if connected && self.ticks.is_multiple_of(10) {
                         self.pick_up_replays();
                     }
                     // Picks up anything committed while the window was full. Nothing past the
@@ -199,30 +233,39 @@ impl Session<'_> {
 
     fn on_event(
         &mut self,
-        ev: Event,
+        ev: Ev,
         connected: &mut bool,
         backoff: &mut Backoff,
     ) -> Result<(), String> {
         match ev {
-            Event::Incoming(Packet::ConnAck(ack)) => {
-                tracing::info!(session_present = ack.session_present, "connected to broker");
+            Ev::ConnAck { session_present } => {
+                tracing::info!(
+                    session_present,
+                    protocol = if self.settings.options.is_v5() {
+                        "5"
+                    } else {
+                        "3.1.1"
+                    },
+                    "connected to broker"
+                );
                 *connected = true;
                 backoff.reset();
                 self.settings.probe.connected(true);
-                publish_status(self.settings, self.client, "online");
+                self.status = "";
+                self.report_refusals();
                 if let Some(intake) = &self.intake {
                     intake.subscribe(self.client)?;
                 }
             }
-            Event::Incoming(Packet::Publish(publish)) => match &self.intake {
-                Some(intake) => intake.received(publish, self.client),
+            Ev::Command(msg) => match &self.intake {
+                Some(intake) => intake.received(msg, self.client),
                 None => {
-                    tracing::warn!(topic = %publish.topic, "message on a topic the cell does not take")
+                    tracing::warn!(topic = %msg.topic(), "message on a topic the cell does not take")
                 }
             },
             // The QoS 0 status publish: no packet id, not an event.
-            Event::Outgoing(Outgoing::Publish(0)) => {}
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
+            Ev::Written(0) => {}
+            Ev::Written(pkid) => {
                 self.settings.probe.published();
                 let seq = self
                     .queued
@@ -230,16 +273,42 @@ impl Session<'_> {
                     .ok_or("a publish went out that was never queued")?;
                 self.inflight.insert(pkid, seq);
             }
-            Event::Incoming(Packet::PubAck(ack)) if self.settings.qos == QoS::AtLeastOnce => {
-                self.acknowledged(ack.pkid)?
+            Ev::PubAck { pkid, refusal } if self.settings.qos == QoS::AtLeastOnce => {
+                match refusal {
+                    None => self.acknowledged(pkid)?,
+                    Some(r) => self.refused(pkid, r)?,
+                }
             }
-            Event::Incoming(Packet::PubComp(comp)) if self.settings.qos == QoS::ExactlyOnce => {
-                self.acknowledged(comp.pkid)?
+            Ev::PubRec {
+                pkid,
+                refusal: Some(r),
+            } if self.settings.qos == QoS::ExactlyOnce => self.refused(pkid, r)?,
+            Ev::PubComp { pkid } if self.settings.qos == QoS::ExactlyOnce => {
+                self.acknowledged(pkid)?
             }
-            Event::Incoming(Packet::Disconnect) => return Err("broker sent DISCONNECT".into()),
+            Ev::SubAck { refused } => {
+                if let Some(why) = &refused {
+                    tracing::error!(
+                        reason = %why,
+                        "the broker refused the cell's subscription to its command topic: commands from MOM cannot arrive"
+                    );
+                }
+                self.settings.probe.subscription_refused(refused);
+            }
+            Ev::Disconnect(reason) => return Err(reason),
             _ => {}
         }
         Ok(())
+    }
+
+    /// A connection that ended before its CONNACK. A broker without MQTT 5 (RabbitMQ 3.x)
+    /// closes the connection at an MQTT 5 CONNECT without a word: say what may help.
+    fn before_connack(&self, e: String) -> String {
+        if self.settings.options.is_v5() && e.contains("closed by peer") {
+            format!("{e} (before CONNACK: if the broker does not speak MQTT 5, set [mqtt] protocol_version = \"3.1.1\")")
+        } else {
+            e
+        }
     }
 
     fn acknowledged(&mut self, pkid: u16) -> Result<(), String> {
@@ -248,11 +317,116 @@ impl Session<'_> {
             .remove(&pkid)
             .ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
         self.settings.probe.acknowledged();
+        let kind = self.kinds.remove(&seq);
+        if self.retrying.remove(&seq) {
+            // A refused event got through: the broker takes this type again; the others
+            // held of its type follow at the next tick.
+            self.retry.reset();
+            self.open_kinds.extend(kind);
+        }
         self.acked.push(seq);
         if self.acked.len() >= 1024 {
             self.flush_acked();
         }
         Ok(())
+    }
+
+    /// The broker said no (reason code 0x80 or above): not a delivery. The row stays
+    /// undelivered and is held back until the next re-send, which backs off.
+    fn refused(&mut self, pkid: u16, r: Refusal) -> Result<(), String> {
+        let seq = self
+            .inflight
+            .remove(&pkid)
+            .ok_or_else(|| format!("refusal for unknown packet id {pkid}"))?;
+        let what = match &r.reason_string {
+            Some(words) => format!("{} \"{words}\"", r.describe()),
+            None => r.describe(),
+        };
+        if self.refused.is_empty() && self.retrying.is_empty()
+            || self.last_refusal.as_deref() != Some(what.as_str())
+        {
+            tracing::warn!(
+                seq,
+                reason = %what,
+                "the broker refused an event; it stays in the outbox and is sent again later"
+            );
+        } else {
+            tracing::debug!(seq, reason = %what, "the broker refused an event");
+        }
+        self.settings.probe.refused(r.name, r.code, what.clone());
+        self.last_refusal = Some(what);
+        self.retrying.remove(&seq);
+        let kind = self.kinds.remove(&seq).unwrap_or_default();
+        self.refused.insert(seq, kind);
+        if self.retry_at.is_none() {
+            self.retry_at = Some(Instant::now() + self.retry.next_delay());
+        }
+        Ok(())
+    }
+
+    /// Sends refused events again without flooding a broker that still refuses: once the
+    /// backoff has passed, the first held event of each type (each type is a topic, and an ACL
+    /// or a quota may treat topics differently); once the broker takes one, every held event of
+    /// that type. The cursor moves back so that `fill` sends them (rows in flight, delivered
+    /// meanwhile or still held are skipped there).
+    fn retry_refused(&mut self) {
+        if self.refused.is_empty() {
+            self.retry_at = None;
+            self.open_kinds.clear();
+            return;
+        }
+        let probe_due = self.retry_at.is_some_and(|at| Instant::now() >= at);
+        if !probe_due && self.open_kinds.is_empty() {
+            return;
+        }
+        // Rows acknowledged but not marked yet would be sent again from a moved-back cursor.
+        if !self.acked.is_empty() || self.marker.busy() {
+            return;
+        }
+        let mut probed: HashSet<&str> = HashSet::new();
+        let send: Vec<u64> = self
+            .refused
+            .iter()
+            .filter(|(_, kind)| {
+                self.open_kinds.contains(kind.as_str()) || (probe_due && probed.insert(kind))
+            })
+            .map(|(&seq, _)| seq)
+            .collect();
+        let (probes, released) = (probed.len(), send.len() - probed.len());
+        self.open_kinds.clear();
+        if probe_due {
+            self.retry_at = None;
+        }
+        let Some(&first) = send.first() else { return };
+        tracing::info!(
+            probes,
+            released,
+            still_held = self.refused.len() - send.len(),
+            from = first,
+            "sending events the broker refused again"
+        );
+        for seq in send {
+            self.refused.remove(&seq);
+            self.retrying.insert(seq);
+        }
+        self.cursor = self.cursor.min(first - 1);
+        self.fill();
+    }
+
+    /// Tells the probe (for /health, /metrics, STATUS=) and the status topic whether refused
+    /// events are waiting.
+    fn report_refusals(&mut self) {
+        let held = (self.refused.len() + self.retrying.len()) as u64;
+        self.settings.probe.set_refused_held(held);
+        let status = if held > 0 { "refused" } else { "online" };
+        if status != self.status {
+            self.status = status;
+            let text = match (&self.last_refusal, held > 0) {
+                (Some(what), true) => format!("refused: {held} events, {what}"),
+                _ => "online".to_string(),
+            };
+            publish_status(self.settings, self.client, text);
+        }
     }
 
     fn room(&self) -> usize {
@@ -269,7 +443,13 @@ impl Session<'_> {
             return;
         }
         match self.outbox.undelivered_up_to(self.cursor) {
-            Ok((n, Some(first))) if n as usize > self.queued.len() + self.inflight.len() => {
+            Ok((n, Some(first)))
+                if n as usize
+                    > self.queued.len()
+                        + self.inflight.len()
+                        + self.refused.len()
+                        + self.retrying.len() =>
+            {
                 tracing::info!(from = first, "re-publishing events marked for replay");
                 self.cursor = first - 1;
             }
@@ -298,7 +478,9 @@ impl Session<'_> {
             for OutboxRow { seq, kind, payload } in rows {
                 // After a replay the cursor is behind rows already in flight: skip those.
                 if seq <= self.handed
-                    && (self.queued.contains(&seq) || self.inflight.values().any(|&s| s == seq))
+                    && (self.queued.contains(&seq)
+                        || self.inflight.values().any(|&s| s == seq)
+                        || self.refused.contains_key(&seq))
                 {
                     self.cursor = seq;
                     continue;
@@ -312,6 +494,7 @@ impl Session<'_> {
                     return;
                 }
                 self.queued.push_back(seq);
+                self.kinds.insert(seq, kind);
                 self.cursor = seq;
                 self.handed = self.handed.max(seq);
             }
@@ -348,7 +531,7 @@ impl Session<'_> {
     /// and go. What the broker has not acknowledged by then is sent again after the next start.
     async fn drain(
         &mut self,
-        events: &mut mpsc::UnboundedReceiver<Result<Event, String>>,
+        events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>,
         mut connected: bool,
     ) -> Ended {
         let deadline = tokio::time::sleep(self.settings.drain);

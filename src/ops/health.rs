@@ -36,6 +36,17 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
     if !fwd.connected {
         problems.push("not connected to the broker".into());
     }
+    let refusal = ops.forwarder().refusal();
+    if let Some((n, what)) = &refusal {
+        problems.push(format!(
+            "the broker refused {n} event(s), last: {what}; they stay in the outbox and are re-sent"
+        ));
+    }
+    if let Some(why) = ops.forwarder().subscription_refusal() {
+        problems.push(format!(
+            "the broker refused the subscription to the command topic: {why}; commands from MOM cannot arrive"
+        ));
+    }
     let engine_silence = ops.engine().silence();
     if engine_silence > STALL {
         problems.push(format!(
@@ -83,7 +94,11 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             "cell": ops.cell(),
             "problems": problems,
             "devices": devices,
-            "broker": { "connected": fwd.connected },
+            "broker": {
+                "connected": fwd.connected,
+                "refused_held": refusal.as_ref().map_or(0, |r| r.0),
+                "last_refusal": refusal.map(|r| r.1),
+            },
             "outbox": outbox,
             "engine": { "alive": engine_silence <= STALL },
             "forwarder": { "alive": fwd_silence <= STALL },
@@ -104,8 +119,12 @@ pub fn status_summary(ops: &Ops) -> String {
         .store()
         .map(|v| v.stats.depth.to_string())
         .unwrap_or_else(|| "?".into());
+    let refused = match ops.forwarder().refusal() {
+        Some((n, what)) => format!(", {n} events refused by broker: {what}"),
+        None => String::new(),
+    };
     format!(
-        "devices online {online}/{}, {broker}, outbox depth {depth}",
+        "devices online {online}/{}, {broker}, outbox depth {depth}{refused}",
         devices.len()
     )
 }

@@ -177,6 +177,32 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     }
     family(
         o,
+        "mes_edge_events_refused_total",
+        "counter",
+        "Publishes the broker refused (MQTT 5 PUBACK/PUBREC reason code 0x80 or above), by reason; the events stay in the outbox.",
+    );
+    for (reason, code, n) in ops.forwarder().refusals() {
+        sample(
+            o,
+            "mes_edge_events_refused_total",
+            &[("reason", reason), ("code", &format!("0x{code:02x}"))],
+            n as f64,
+        );
+    }
+    family(
+        o,
+        "mes_edge_events_refused_held",
+        "gauge",
+        "Events the broker refused that are not delivered yet.",
+    );
+    sample(
+        o,
+        "mes_edge_events_refused_held",
+        &[],
+        ops.forwarder().refusal().map_or(0, |r| r.0) as f64,
+    );
+    family(
+        o,
         "mes_edge_broker_connected",
         "gauge",
         "1 while connected to the broker.",

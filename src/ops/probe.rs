@@ -2,8 +2,9 @@
 //! and the forwarder's counts for the metrics. Relaxed atomics: a reader may see a value a
 //! moment old, which is all monitoring needs.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Milliseconds on a monotonic clock that starts with the process (never 0 once read).
@@ -55,6 +56,12 @@ struct ForwarderCounts {
     acknowledged: AtomicU64,
     /// Mono ms of the last sign of life; in the future while it waits on purpose (a backoff).
     alive_until: AtomicU64,
+    /// Refusals (MQTT 5 reason codes of 0x80 and above) since start, by (reason, code).
+    refusals: Mutex<BTreeMap<(&'static str, u8), u64>>,
+    /// Events the broker refused that are not delivered yet, and the last refusal's words.
+    refused_held: Mutex<(u64, String)>,
+    /// Why the broker refused the subscription to the command topic, at the last SUBACK.
+    subscription_refused: Mutex<Option<String>>,
 }
 
 /// A copy of the forwarder's counts.
@@ -105,6 +112,71 @@ impl ForwarderProbe {
         Duration::from_millis(mono_ms().saturating_sub(last))
     }
 
+    /// The broker refused an event: `reason` is the metric's label ("not_authorized"),
+    /// `what` says it for a person ("not authorized (0x87) on mes/.../events/part_count").
+    pub fn refused(&self, reason: &'static str, code: u8, what: String) {
+        *self
+            .0
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((reason, code))
+            .or_default() += 1;
+        self.0
+            .refused_held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1 = what;
+    }
+
+    /// How many refused events are still undelivered (0 once they are all delivered).
+    pub fn set_refused_held(&self, n: u64) {
+        self.0
+            .refused_held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0 = n;
+    }
+
+    /// Refused events not delivered yet, and the last refusal; None while there are none.
+    pub fn refusal(&self) -> Option<(u64, String)> {
+        let held = self
+            .0
+            .refused_held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (held.0 > 0).then(|| held.clone())
+    }
+
+    /// The broker's answer to the command subscription: Some(why) if it refused it.
+    pub fn subscription_refused(&self, why: Option<String>) {
+        *self
+            .0
+            .subscription_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Why the broker refused the command subscription, while it does.
+    pub fn subscription_refusal(&self) -> Option<String> {
+        self.0
+            .subscription_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Refusals since start by reason name and code.
+    pub fn refusals(&self) -> Vec<(&'static str, u8, u64)> {
+        self.0
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((r, c), n)| (*r, *c, *n))
+            .collect()
+    }
+
     pub fn counts(&self) -> ForwarderSnapshot {
         ForwarderSnapshot {
             connected: self.0.connected.load(Relaxed),
@@ -145,5 +217,67 @@ mod tests {
         p.connected(true);
         assert_eq!(p.counts().connects, 2);
         assert!(p.counts().connected);
+    }
+
+    #[test]
+    fn refusals_are_counted_by_reason_and_held_until_delivered() {
+        let p = ForwarderProbe::default();
+        assert_eq!(p.refusal(), None);
+        p.refused("not_authorized", 0x87, "not authorized (0x87)".into());
+        p.refused("not_authorized", 0x87, "not authorized (0x87)".into());
+        p.refused("quota_exceeded", 0x97, "quota exceeded (0x97)".into());
+        p.set_refused_held(3);
+        assert_eq!(p.refusal(), Some((3, "quota exceeded (0x97)".into())));
+        assert_eq!(
+            p.refusals(),
+            vec![("not_authorized", 0x87, 2), ("quota_exceeded", 0x97, 1)]
+        );
+        p.set_refused_held(0);
+        assert_eq!(p.refusal(), None);
+    }
+
+    /// What /health and `systemctl status` (STATUS=) say while refused events are held.
+    #[test]
+    fn a_refusal_makes_health_503_and_shows_in_the_status_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+             [store]\npath = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n",
+            dir.path().join("cell.db").display()
+        );
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
+        let ops = crate::ops::Ops::with_notifier(&config, None);
+        let what = "not authorized (0x87) on a/b/c/d/e/events/part_count".to_string();
+        ops.forwarder()
+            .refused("not_authorized", 0x87, what.clone());
+        ops.forwarder().set_refused_held(3);
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(!h.ok);
+        let problems = h.body["problems"].to_string();
+        assert!(
+            problems.contains("the broker refused 3 event(s), last: not authorized (0x87)"),
+            "{problems}"
+        );
+        assert_eq!(h.body["broker"]["refused_held"], 3);
+        let status = crate::ops::health::status_summary(&ops);
+        assert!(
+            status.ends_with(&format!(", 3 events refused by broker: {what}")),
+            "{status}"
+        );
+        ops.forwarder().set_refused_held(0);
+        ops.forwarder()
+            .subscription_refused(Some("not authorized (0x87)".into()));
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(
+            h.body["problems"].to_string().contains(
+                "the broker refused the subscription to the command topic: not authorized (0x87)"
+            ),
+            "{}",
+            h.body
+        );
+        ops.forwarder().subscription_refused(None);
+        let h = crate::ops::health::health(&ops, 0);
+        assert!(!h.body["problems"].to_string().contains("refused"));
+        assert!(!crate::ops::health::status_summary(&ops).contains("refused"));
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Use from an integration test with `mod common;`. The peers are:
 //! - [`Mosquitto`]: a real Mosquitto broker process (Debian's `mosquitto`), one per test.
+//! - [`RabbitMq`]: a RabbitMQ node with its MQTT plugin (Debian's `rabbitmq-server`,
+//!   `MES_EDGE_RABBITMQ`), the second broker; [`Broker`] is what tests do to either.
 //! - [`ModbusPeer`]: `tests/peers/modbus_server.py`, an independent pymodbus TCP server that
 //!   plays the PLC; [`Plc`] is a small tokio-modbus client with which a test plays the PLC
 //!   program (writes counters and state words).
@@ -24,6 +26,9 @@
 pub mod cell;
 pub mod modbus_lab;
 pub mod opcua;
+pub mod rabbitmq;
+
+pub use rabbitmq::RabbitMq;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -288,6 +293,12 @@ impl Mosquitto {
             .prefix("mes-edge-mosquitto-")
             .tempdir()
             .expect("tempdir");
+        // Started as root, Mosquitto drops to the `mosquitto` user before it reads an ACL file
+        // and when it re-reads its config at SIGHUP: the folder must be readable to it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755));
+        }
         let mut m = Mosquitto {
             port: 0,
             dir,
@@ -426,6 +437,19 @@ impl Mosquitto {
         respawn_on_same_port("mosquitto", || self.spawn_and_wait(&bin));
     }
 
+    /// The broker's own folder (config, log): a place for an ACL file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGHUP: Mosquitto reads its config, ACL and password files again, keeping its clients.
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("mosquitto is running");
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        let rc = unsafe { sys::kill(child.id() as i32, 1) };
+        assert_eq!(rc, 0, "SIGHUP to mosquitto");
+    }
+
     /// The tail of the broker's log.
     pub fn logs(&self) -> String {
         format!(
@@ -433,6 +457,46 @@ impl Mosquitto {
             self.log_path().display(),
             tail_file(&self.log_path(), LOG_TAIL_LINES)
         )
+    }
+}
+
+/// What a test does to the plant's broker, whichever broker it is.
+pub trait Broker {
+    fn port(&self) -> u16;
+    /// Stopped cleanly (SIGTERM).
+    fn stop(&mut self);
+    /// Started again on the same port, with what it keeps across a restart.
+    fn start_again(&mut self);
+    fn logs(&self) -> String;
+}
+
+impl Broker for Mosquitto {
+    fn port(&self) -> u16 {
+        Mosquitto::port(self)
+    }
+    fn stop(&mut self) {
+        Mosquitto::stop(self)
+    }
+    fn start_again(&mut self) {
+        Mosquitto::start_again(self)
+    }
+    fn logs(&self) -> String {
+        Mosquitto::logs(self)
+    }
+}
+
+impl Broker for RabbitMq {
+    fn port(&self) -> u16 {
+        RabbitMq::port(self)
+    }
+    fn stop(&mut self) {
+        RabbitMq::stop(self)
+    }
+    fn start_again(&mut self) {
+        RabbitMq::start_again(self)
+    }
+    fn logs(&self) -> String {
+        RabbitMq::logs(self)
     }
 }
 
