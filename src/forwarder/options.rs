@@ -21,6 +21,13 @@ pub fn client_id(c: &CellConfig) -> String {
         .unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
 }
 
+/// The largest packet the cell takes from the broker: 4 times the largest command the engine
+/// accepts (64 KiB), so that a command somewhat over it still gets its rejection as a reply.
+/// A packet over this breaks the connection (and, unacknowledged, comes back at the next one):
+/// MOM must keep commands under it. With the engine's command queue (`COMMAND_QUEUE` in the
+/// runtime) this bounds the memory commands can take: 64 × 256 KiB = 16 MiB.
+pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
+
 /// Builds the client options. Secrets are read here, once, and never logged.
 pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
     let m = &c.mqtt;
@@ -30,9 +37,9 @@ pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
     opts.set_clean_session(false);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
     opts.set_inflight(m.inflight);
-    // Commands over 64 KiB are rejected by the engine; a packet over the client's limit would
-    // instead break the connection and come back forever, so the limit is far above that.
-    opts.set_max_packet_size(16 << 20, 1 << 20);
+    // Incoming packets are bounded so that the command queue is bounded in bytes (see
+    // MAX_INCOMING_PACKET); outgoing ones are our events.
+    opts.set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
     // Commands are acknowledged after their effects are committed, not on arrival.
     opts.set_manual_acks(true);
     // The session publishes `online` to the same topic after each CONNACK (session.rs).
@@ -56,6 +63,13 @@ pub fn mqtt_options(c: &CellConfig) -> Result<MqttOptions> {
 fn password(m: &MqttConfig) -> Result<Option<String>> {
     if let Some(p) = &m.password {
         return Ok(Some(p.clone()));
+    }
+    if let Some(var) = &m.password_env {
+        // As OPC UA's `password_env`: e.g. from the unit's LoadCredential= or an
+        // EnvironmentFile= readable by root only, so the config file holds no secret.
+        return std::env::var(var).map(Some).with_context(|| {
+            format!("[mqtt] password_env: the environment variable {var} is not set")
+        });
     }
     let Some(file) = &m.password_file else {
         return Ok(None);

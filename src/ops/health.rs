@@ -43,6 +43,14 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             engine_silence.as_secs()
         ));
     }
+    let commit_failure = ops.engine().commit_failure();
+    if let Some(f) = &commit_failure {
+        problems.push(format!(
+            "commits to the store have failed for {} s: {}",
+            f.for_.as_secs(),
+            f.error
+        ));
+    }
     let fwd_silence = ops.forwarder().silence();
     if fwd_silence > STALL {
         problems.push(format!(
@@ -85,7 +93,12 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             "devices": devices,
             "broker": { "connected": fwd.connected },
             "outbox": outbox,
-            "engine": { "alive": engine_silence <= STALL },
+            "engine": {
+                "alive": engine_silence <= STALL,
+                "commits_failing": commit_failure.as_ref().map(|f| &f.error),
+                "commits_failing_for_s": commit_failure.as_ref().map(|f| f.for_.as_secs()),
+                "commit_failures_total": ops.engine().commit_failures(),
+            },
             "forwarder": { "alive": fwd_silence <= STALL },
         }),
     }
@@ -104,10 +117,14 @@ pub fn status_summary(ops: &Ops) -> String {
         .store()
         .map(|v| v.stats.depth.to_string())
         .unwrap_or_else(|| "?".into());
-    format!(
+    let mut line = format!(
         "devices online {online}/{}, {broker}, outbox depth {depth}",
         devices.len()
-    )
+    );
+    if let Some(f) = ops.engine().commit_failure() {
+        line.push_str(&format!(", STORE COMMITS FAILING: {}", f.error));
+    }
+    line
 }
 
 fn age_s(now_ms: i64, ts_ms: i64) -> f64 {

@@ -24,6 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// Commands waiting for the engine. Each is one MQTT packet of at most
+/// `forwarder::MAX_INCOMING_PACKET` bytes or a control socket message of at most 64 KiB, so the
+/// queue holds at most 16 MiB. Commands come at the pace of people; the engine takes them
+/// within a second.
+const COMMAND_QUEUE: usize = 64;
+
 /// Runs the cell until `shutdown` turns true, then stops in order: drivers, a last commit, and a
 /// bounded wait for the broker to acknowledge what is in flight.
 pub async fn run(config: CellConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -63,11 +69,14 @@ async fn run_cell(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let writer = Outbox::open(
+    // Held until the runtime ends: a second runtime on this store stops here.
+    let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
+    let mut writer = Outbox::open(
         &config.store.path,
         config.store.synchronous,
         &model.cell_path,
     )?;
+    crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = Outbox::open(
         &config.store.path,
         config.store.synchronous,
@@ -76,12 +85,13 @@ async fn run_cell(
     let state = writer.load_state()?;
     tracing::info!(
         cell = %model.cell_path,
+        store_id = writer.store_id(),
         last_seq = writer.last_seq(),
         good_total = state.good_total,
         scrap_total = state.scrap_total,
         "store opened"
     );
-    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(256);
+    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
     let settings = forwarder_settings(&config, command_tx.clone())?;
     let control = crate::control::serve(&config.store.path, command_tx)?;
 
