@@ -71,6 +71,7 @@ async fn run_cell(
     }
     // Held until the runtime ends: a second runtime on this store stops here.
     let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
+    crate::store::identity::restrict_files(&config.store.path)?;
     let mut writer = Outbox::open(
         &config.store.path,
         config.store.synchronous,

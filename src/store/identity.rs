@@ -25,6 +25,47 @@ pub fn identity_path(store: &Path) -> PathBuf {
     store.with_extension("identity")
 }
 
+/// Makes the store's files the service's alone whatever the umask it was started with (the
+/// unit sets UMask=0027, a shell may not): the store is created 0640, SQLite gives its WAL and
+/// shared-memory files the store's mode, and the store's files found readable by others lose
+/// that. Operators reach the control socket, never the store.
+pub fn restrict_files(store: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |path: &Path, error| StoreError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    if !store.exists() {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(store)
+            .map_err(|e| io(store, e))?;
+    }
+    let side = |ext: &str| {
+        let mut p = store.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    for path in [
+        store.to_path_buf(),
+        side("-wal"),
+        side("-shm"),
+        lock_path(store),
+        identity_path(store),
+    ] {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o007 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o770))
+                    .map_err(|e| io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The store's lock, held until dropped (or the process ends).
 #[derive(Debug)]
 pub struct StoreLock {
@@ -35,11 +76,13 @@ impl StoreLock {
     /// Takes the lock of the store at `store`, or says who holds it.
     pub fn acquire(store: &Path) -> Result<StoreLock, StoreError> {
         let path = lock_path(store);
+        use std::os::unix::fs::OpenOptionsExt;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o640)
             .open(&path)
             .map_err(|e| StoreError::Io {
                 path: path.display().to_string(),
@@ -92,7 +135,16 @@ pub fn read_lineage(store: &Path) -> Option<Lineage> {
 pub fn write_lineage(store: &Path, l: &Lineage) -> std::io::Result<()> {
     let path = identity_path(store);
     let tmp = path.with_extension("identity.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(l).expect("serializes"))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&tmp)?;
+        f.write_all(&serde_json::to_vec(l).expect("serializes"))?;
+    }
     std::fs::rename(&tmp, &path)
 }
 
@@ -245,6 +297,21 @@ mod tests {
         assert_eq!(created["data"]["previous_last_seq"], 3);
         // The event committed before the backup keeps the identity it was committed with.
         assert_eq!(p[0]["store_id"], id.as_str());
+    }
+
+    #[test]
+    fn the_stores_files_are_not_for_others_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        restrict_files(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o640);
+        let id = identity_path(&path);
+        std::fs::write(&id, "{}").unwrap();
+        std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o666)).unwrap();
+        restrict_files(&path).unwrap();
+        assert_eq!(mode(&id), 0o660);
     }
 
     #[test]
