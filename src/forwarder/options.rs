@@ -124,3 +124,30 @@ fn warn_if_world_readable(what: &str, path: &std::path::Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> CellConfig {
+        let text = format!(
+            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+             [store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n{extra}"
+        );
+        crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn the_password_comes_from_the_environment_variable_named() {
+        let var = format!("MES_EDGE_TEST_MQTT_PASSWORD_{}", std::process::id());
+        let c = config(&format!(
+            "username = \"press4\"\npassword_env = \"{var}\"\n"
+        ));
+        let err = format!("{:#}", mqtt_options(&c).unwrap_err());
+        assert!(err.contains(&var) && err.contains("not set"), "{err}");
+        // SAFETY: the variable's name is this test's own; nothing else reads it.
+        unsafe { std::env::set_var(&var, "s3cret") };
+        assert_eq!(password(&c.mqtt).unwrap().as_deref(), Some("s3cret"));
+        mqtt_options(&c).unwrap();
+    }
+}
