@@ -77,7 +77,8 @@ async fn run_cell(
         config.store.synchronous,
         &model.cell_path,
     )?;
-    crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
+    let announced =
+        crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = Outbox::open(
         &config.store.path,
         config.store.synchronous,
@@ -97,6 +98,10 @@ async fn run_cell(
     let control = crate::control::serve(&config.store.path, command_tx)?;
 
     let ops = Ops::new(&config);
+    // The store's announcement is an event committed by this process, too.
+    if announced.is_some() {
+        ops.add_produced(1);
+    }
     let (committed_tx, committed_rx) = watch::channel(writer.last_seq());
     let (fwd_stop_tx, fwd_stop) = watch::channel(false);
     let settings = ForwarderSettings {
