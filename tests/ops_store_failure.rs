@@ -220,3 +220,89 @@ async fn a_full_disk_shows_in_health_metrics_status_and_the_watchdog_and_nothing
     eprintln!("{good} parts made, all sent; events 1..={}", d.last_seq());
     assert!(rt.terminate().success(), "{}", rt.logs());
 }
+
+/// A store alarm raised while commits fail is committed once they work again, not dropped with
+/// the failed batch. The store is filled to 92% of a 1 MB cap beforehand (so housekeeping raises
+/// `warning` at the runtime's first turn), and a trigger in it fails every insert into the
+/// outbox while the test says so: a fault in the commit alone (pruning still works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_alarm_raised_while_commits_fail_is_sent_once_they_work() {
+    use mes_edge::event::{EventBody, NewEvent};
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[store]\npath = \"cell.db\"",
+        "[store]\npath = \"cell.db\"\nmax_size_mb = 1",
+    );
+    std::fs::write(&config, text).unwrap();
+    let health = with_health(&config);
+    let db = dir.path().join("cell.db");
+    {
+        let cell = "acme/plant1/pressing/line2/press4";
+        let mut ob =
+            mes_edge::store::Outbox::open(&db, mes_edge::config::Synchronous::Full, cell).unwrap();
+        mes_edge::store::identity::claim(&mut ob, &db, 1).unwrap();
+        while ob.used_bytes().unwrap() < 965_000 {
+            let e = NewEvent::new(
+                1,
+                vec!["filler".into()],
+                EventBody::DeviceStatus {
+                    device: "filler".into(),
+                    online: false,
+                    reason: Some("x".repeat(8000)),
+                },
+            );
+            let c = ob.commit(&[e], &ob.load_state().unwrap(), 1).unwrap();
+            ob.mark_delivered(&[c.last_seq], mes_edge_drivers::now_ms())
+                .unwrap();
+        }
+        let used = ob.used_bytes().unwrap();
+        assert!((943_719..1_000_000).contains(&used), "{used}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE test_fault (fail INTEGER NOT NULL);
+             INSERT INTO test_fault VALUES (1);
+             CREATE TRIGGER test_fault BEFORE INSERT ON outbox
+               WHEN (SELECT fail FROM test_fault) = 1
+               BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END;",
+        )
+        .unwrap();
+    }
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    let mut h = scrape(health, "/health", false);
+    let failing = eventually(Duration::from_secs(20), || {
+        h = scrape(health, "/health", false);
+        h.status == 503 && h.body.contains("injected commit failure")
+    })
+    .await;
+    assert!(failing, "{}\n{}", h.body, rt.logs());
+    // A few more failed attempts (one a second) with the alarm in the batch.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        rt.logs().contains("store alarm"),
+        "housekeeping raised the alarm\n{}",
+        rt.logs()
+    );
+    assert!(Delivery::of(&collector.snapshot())
+        .of_type("store_alarm")
+        .next()
+        .is_none());
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE test_fault SET fail = 0", [])
+        .unwrap();
+    let sent = collector
+        .wait_for(
+            |m| Delivery::of(m).of_type("store_alarm").count() == 1,
+            Duration::from_secs(20),
+        )
+        .await;
+    let d = Delivery::of(&collector.snapshot());
+    assert!(sent, "the alarm arrives\n{}", rt.logs());
+    let alarm = d.of_type("store_alarm").next().unwrap();
+    assert_eq!(alarm["data"]["level"], "warning", "{alarm}");
+    assert!(rt.terminate().success(), "{}", rt.logs());
+}
