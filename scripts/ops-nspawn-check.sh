@@ -128,6 +128,9 @@ has "$(unit StatusText)" "devices online 1/1, broker connected" \
     || fail "STATUS: $(inside 'systemctl show -p StatusText --value mes-edge@press4')"
 [ "$(inside "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:$HEALTH_PORT/health")" = 200 ] || fail "/health"
 log "ok    started (READY), STATUS shown, /health 200 under the sandbox"
+[ "$(inside 'stat -c "%U:%G %a" /var/lib/mes-edge/press4.sock')" = "mes-edge:mes-edge-operators 660" ] \
+    || fail "control socket: $(inside 'stat -c "%U:%G %a" /var/lib/mes-edge/press4.sock')"
+log "ok    the control socket belongs to mes-edge-operators under the sandbox"
 
 inside 'sed -i "s/\"press_plc\"/\"press_plc_2\"/" /etc/mes-edge/press4.toml && systemctl reload mes-edge@press4' || fail "reload"
 reloaded=""
@@ -187,6 +190,10 @@ for n in $(seq 1 60); do
     sleep 0.5
 done
 [ "$code" = 503 ] || fail "/health did not turn 503 on a full disk"
+for _ in $(seq 1 20); do
+    has "$(unit StatusText)" "STORE COMMITS FAILING" && break
+    sleep 0.5
+done
 has "$(unit StatusText)" "STORE COMMITS FAILING" || fail "STATUS: $(inside "$(unit StatusText)")"
 log "ok    full disk: /health 503 naming the failed commits, STATUS= says so"
 for _ in $(seq 1 60); do
