@@ -314,6 +314,7 @@ url = "mqtt://127.0.0.1"
             payload: json.as_bytes().to_vec(),
             by: CommandSource::Operator,
             received_ms,
+            user: None,
             done: None,
         }
     }

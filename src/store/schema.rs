@@ -318,10 +318,10 @@ mod tests {
         let e = NewEvent::new(
             1_000,
             vec!["x".into()],
-            EventBody::CounterReset {
-                counter: crate::event::CounterKind::Good,
-                from: 5,
-                to: 0,
+            EventBody::DeviceStatus {
+                device: "plc".into(),
+                online: false,
+                reason: Some("no answer".into()),
             },
         );
         let old = {
@@ -330,7 +330,7 @@ mod tests {
             v.as_object_mut().unwrap().remove("store_id");
             // The schema-1 envelope, in its field order.
             format!(
-                r#"{{"event_id":"{}","seq":17,"ts":1000,"time":{},"cell":"a/b/c/d/e","type":"counter_reset","data":{},"source":["x"]}}"#,
+                r#"{{"event_id":"{}","seq":17,"ts":1000,"time":{},"cell":"a/b/c/d/e","type":"device_status","data":{},"source":["x"]}}"#,
                 e.id, v["time"], v["data"]
             )
         };
