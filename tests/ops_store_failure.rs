@@ -162,9 +162,8 @@ async fn a_full_disk_shows_in_health_metrics_status_and_the_watchdog_and_nothing
         "{}",
         h.body
     );
-    assert_eq!(
+    assert!(
         h.json["engine"]["commits_failing"].is_string(),
-        true,
         "{}",
         h.body
     );
