@@ -313,6 +313,61 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_that_fails_leaves_the_store_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        schema_1_store(&path);
+        // A failure half-way through rewriting the payloads (as a full disk would be).
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER fail BEFORE UPDATE ON outbox WHEN NEW.seq = 3
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+            )
+            .unwrap();
+        let err = open(&path, Synchronous::Full).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        let meta: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(meta, 0, "no half-made identity");
+        let payloads: Vec<Vec<u8>> = conn
+            .prepare("SELECT payload FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            payloads
+                .iter()
+                .all(|p| !String::from_utf8_lossy(p).contains("store_id")),
+            "seq 1 and 2 were rewritten and rolled back"
+        );
+        assert_eq!(payloads.len(), 3);
+        drop(conn);
+        // And once the cause is gone, it migrates.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TRIGGER fail")
+            .unwrap();
+        let conn = open(&path, Synchronous::Full).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
     fn a_migrated_payload_is_the_bytes_this_release_commits() {
         use crate::event::{EventBody, NewEvent};
         let e = NewEvent::new(
