@@ -69,6 +69,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
                 ));
             }
             json!({
+                "store_id": s.store_id,
                 "depth": s.depth,
                 "oldest_undelivered": s.oldest_undelivered_ts.map(rfc3339_ms),
                 "oldest_undelivered_age_s": age,
