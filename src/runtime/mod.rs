@@ -165,6 +165,23 @@ async fn run_cell(
     fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
+    // How far this store went, exactly, for a store that may replace it (the supervisor only
+    // brings it up to date every few seconds).
+    if let Ok(s) = Outbox::open(
+        &config.store.path,
+        config.store.synchronous,
+        &model.cell_path,
+    )
+    .and_then(|o| o.stats())
+    {
+        let lineage = crate::store::identity::Lineage {
+            store_id: s.store_id,
+            last_seq: s.last_seq,
+        };
+        if let Err(e) = crate::store::identity::write_lineage(&config.store.path, &lineage) {
+            tracing::warn!("writing the store's identity file: {e}");
+        }
+    }
     if engine_died {
         anyhow::bail!("the engine thread ended unexpectedly; nothing uncommitted was counted");
     }

@@ -4,7 +4,7 @@
 //!   second runtime on the same store exits at its start with the holder's pid; the kernel drops
 //!   the lock when the holder dies, kill -9 included, so a stale file never blocks a restart.
 //! - The identity file: `press4.identity` next to the store, `{"store_id": …, "last_seq": …}`,
-//!   rewritten at start and every few seconds by the runtime. When the store is deleted and
+//!   rewritten at start, every few seconds and at a clean stop by the runtime. When the store is deleted and
 //!   made again, replaced or restored from a backup, the file still names the cell's previous
 //!   store and how far its sequence went: the new store's `store_created` event names it, and
 //!   a store whose sequence went back (a restored backup) gets a new `store_id`, so that
