@@ -4,7 +4,10 @@
 #   packaging/build-deb.sh [--binary PATH] [--out DIR]
 #
 # Without --binary it builds the release binary first (cargo build --release --locked
-# --no-default-features: no demo, so no embedded broker in the production binary). CI passes the
+# --no-default-features --features opcua): the default features minus the demo. OPC UA is a
+# production driver and goes in; the demo embeds an MQTT broker (rumqttd with its web stack and
+# metrics exporter), which a line-side PC has no use for and which only widens what runs. The
+# benchmark (bench/) embeds the runtime built with the same driver code. CI passes the
 # debug binary the test run has already built, to test the package without a second, optimised
 # build of everything; the package is the same but for that one file.
 #
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "$BINARY" ]; then
-    (cd "$ROOT" && cargo build --release --locked --no-default-features --bin mes-edge)
+    (cd "$ROOT" && cargo build --release --locked --no-default-features --features opcua --bin mes-edge)
     BINARY="$ROOT/target/release/mes-edge"
 fi
 [ -x "$BINARY" ] || { echo "build-deb: $BINARY is not an executable" >&2; exit 1; }
@@ -105,7 +108,7 @@ Depends: $SHLIBS, systemd (>= 247)
 Installed-Size: $(du -sk --exclude=DEBIAN "$PKG" | cut -f1)
 Homepage: https://github.com/mes-edge/mes-edge
 Description: MES edge runtime for one production cell
- Reads the cell's PLCs (Modbus TCP), turns their signals into production
+ Reads the cell's PLCs (Modbus TCP and RTU, OPC UA), turns their signals into production
  events (parts, scrap, machine states, device health), commits every event
  durably on the PC and delivers the events to MOM over MQTT. One TOML file
  per cell, one systemd instance per cell: mes-edge@CELL.service.

@@ -4,8 +4,8 @@
 # Mosquitto and a pymodbus PLC started here on loopback. Checks what the offline checks in
 # scripts/ops-checks.sh cannot: that the sandboxed unit really starts (Type=notify READY), shows
 # its STATUS, answers /health, reloads a good config and refuses a broken one, is killed and
-# restarted by the watchdog when frozen, stops with exit 0, and that a purge with a running
-# cell removes everything.
+# restarted by the watchdog when frozen and when commits to a full disk keep failing, stops with
+# exit 0, and that a purge with a running cell removes everything.
 #
 #   scripts/ops-nspawn-check.sh [BINARY]        (default: target/debug/mes-edge)
 #
@@ -128,6 +128,9 @@ has "$(unit StatusText)" "devices online 1/1, broker connected" \
     || fail "STATUS: $(inside 'systemctl show -p StatusText --value mes-edge@press4')"
 [ "$(inside "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:$HEALTH_PORT/health")" = 200 ] || fail "/health"
 log "ok    started (READY), STATUS shown, /health 200 under the sandbox"
+[ "$(inside 'stat -c "%U:%G %a" /var/lib/mes-edge/press4.sock')" = "mes-edge:mes-edge-operators 660" ] \
+    || fail "control socket: $(inside 'stat -c "%U:%G %a" /var/lib/mes-edge/press4.sock')"
+log "ok    the control socket belongs to mes-edge-operators under the sandbox"
 
 inside 'sed -i "s/\"press_plc\"/\"press_plc_2\"/" /etc/mes-edge/press4.toml && systemctl reload mes-edge@press4' || fail "reload"
 reloaded=""
@@ -153,6 +156,67 @@ done
 has "$journal" "Watchdog timeout" || fail "no watchdog timeout"
 [ "$NEW" != "$PID" ] || fail "not restarted"
 log "ok    watchdog killed the frozen runtime, systemd restarted it"
+
+# A full disk under the running service: commits fail, /health says so (503), STATUS= says so,
+# and once they have failed for restart_after_failing_commits_s the watchdog pings stop and
+# systemd restarts the service. With room again it commits everything and is healthy.
+inside 'systemctl stop mes-edge@press4'
+inside 'mount -t tmpfs -o size=2m,mode=0711 tmpfs /var/lib/mes-edge && chown mes-edge:mes-edge /var/lib/mes-edge' \
+    || fail "mount a small tmpfs on /var/lib/mes-edge"
+inside 'sed -i "s#^path = \"/var/lib/mes-edge/press4.db\"#&\nrestart_after_failing_commits_s = 5#" /etc/mes-edge/press4.toml'
+inside 'systemctl reset-failed mes-edge@press4; systemctl start mes-edge@press4' || fail "start on the small disk"
+for _ in $(seq 1 50); do
+    has "$(unit StatusText)" "devices online 1/1, broker connected" && break
+    sleep 0.2
+done
+PID="$(inside 'systemctl show -p MainPID --value mes-edge@press4')"
+inside 'dd if=/dev/zero of=/var/lib/mes-edge/filler bs=4k >/dev/null 2>&1 || true'
+plc_count() {
+    "$PY" - "$MODBUS_PORT" "$1" <<'PYEOF'
+import sys
+from pymodbus.client import ModbusTcpClient
+c = ModbusTcpClient("127.0.0.1", port=int(sys.argv[1]))
+c.connect()
+n = int(sys.argv[2])
+c.write_registers(0, [n >> 16, n & 0xFFFF])
+c.close()
+PYEOF
+}
+code=""
+for n in $(seq 1 60); do
+    plc_count "$n"
+    code="$(inside "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:$HEALTH_PORT/health")"
+    [ "$code" = 503 ] && has "curl -s 127.0.0.1:$HEALTH_PORT/health" "commits to the store have failed" && break
+    sleep 0.5
+done
+[ "$code" = 503 ] || fail "/health did not turn 503 on a full disk"
+for _ in $(seq 1 20); do
+    has "$(unit StatusText)" "STORE COMMITS FAILING" && break
+    sleep 0.5
+done
+has "$(unit StatusText)" "STORE COMMITS FAILING" || fail "STATUS: $(inside "$(unit StatusText)")"
+log "ok    full disk: /health 503 naming the failed commits, STATUS= says so"
+for _ in $(seq 1 60); do
+    sleep 1
+    NEW="$(inside 'systemctl show -p MainPID --value mes-edge@press4')"
+    [ "$NEW" != "$PID" ] && [ "$NEW" != 0 ] && break
+done
+has "$journal" "withholding the watchdog" || fail "no 'withholding the watchdog' in the journal"
+has "$journal" "Watchdog timeout" || fail "no watchdog timeout"
+[ "$NEW" != "$PID" ] || fail "not restarted while commits failed"
+log "ok    commits failing for 5 s: watchdog withheld, systemd restarted the service"
+inside 'rm -f /var/lib/mes-edge/filler'
+code=""
+for _ in $(seq 1 60); do
+    code="$(inside "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:$HEALTH_PORT/health")"
+    [ "$code" = 200 ] && break
+    sleep 0.5
+done
+[ "$code" = 200 ] || fail "/health not 200 after the disk had room again: $(inside "curl -s 127.0.0.1:$HEALTH_PORT/health")"
+log "ok    room again: commits resume, /health 200"
+inside 'systemctl stop mes-edge@press4 && umount /var/lib/mes-edge'
+inside 'sed -i "/^restart_after_failing_commits_s/d" /etc/mes-edge/press4.toml; systemctl start mes-edge@press4' \
+    || fail "start again on the state directory"
 
 sleep 2
 START=$(date +%s%N)

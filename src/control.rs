@@ -2,8 +2,10 @@
 //! be driven while MOM is unreachable. One JSON command per connection, the same shape as MQTT
 //! commands; the reply comes back once the command is committed.
 //!
-//! The socket sits next to the store (`press4.db` → `press4.sock`), owned by the service's user:
-//! file permissions decide who may command the cell.
+//! The socket sits next to the store (`press4.db` → `press4.sock`), owned by the service's user
+//! and the operators' group (`mes-edge-operators`, mode 0660): file permissions decide who may
+//! command the cell, and the operator's user (SO_PEERCRED) is recorded in the events of each
+//! command (`"user"` in the envelope).
 
 use crate::orders::{CommandSource, Reply, MAX_PAYLOAD};
 use crate::runtime::CommandIn;
@@ -13,6 +15,19 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+
+/// The group whose members may command the cell over its control socket (sysusers.d).
+pub const OPERATORS_GROUP: &str = "mes-edge-operators";
+
+/// The id of group `name` in /etc/group, if there is one.
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
 
 pub fn socket_path(store: &Path) -> PathBuf {
     store.with_extension("sock")
@@ -28,11 +43,33 @@ pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::tas
             path.display()
         );
     }
-    let _ = std::fs::remove_file(&path);
+    // A socket left by a runtime that died is replaced; anything else at that path is not
+    // ours to delete (it could be the store itself).
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_socket() => {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(_) => bail!(
+            "{} is where the control socket goes, and it is not a socket; move it away (is [store] path pointing at it?)",
+            path.display()
+        ),
+        Err(_) => {}
+    }
     let listener =
         UnixListener::bind(&path).with_context(|| format!("control socket {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    // The operators' group may command the cell, and nothing else: it cannot read the config
+    // (broker passwords), the store or the OPC UA key, which belong to the `mes-edge` group.
+    if let Some(gid) = group_id(OPERATORS_GROUP) {
+        if let Err(e) = std::os::unix::fs::chown(&path, None, Some(gid)) {
+            tracing::warn!(
+                "control socket {}: cannot give it to the {OPERATORS_GROUP} group ({e}); only the mes-edge group can use it (is the service a member? the unit's SupplementaryGroups=)",
+                path.display()
+            );
+        }
+    }
     Ok(tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -56,6 +93,8 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     if !matches!(read, Ok(Ok(_))) {
         return;
     }
+    // Who is asking, as the kernel says (SO_PEERCRED): recorded in the command's events.
+    let user = conn.peer_cred().ok().map(|c| user_name(c.uid()));
     let (tx, rx) = oneshot::channel();
     let done = move |r: &Reply| {
         let _ = tx.send(r.clone());
@@ -64,6 +103,7 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
         payload,
         by: CommandSource::Operator,
         received_ms: mes_edge_drivers::now_ms(),
+        user,
         done: Some(Box::new(done)),
     };
     if engine.send(cmd).await.is_err() {
@@ -76,9 +116,24 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     }
 }
 
-/// Sends one command to the running service and waits for its reply.
-pub async fn request(store: &Path, payload: &[u8]) -> Result<Reply> {
-    let path = socket_path(store);
+/// The login name of `uid` from /etc/passwd, or `uid N` if it has none there.
+pub fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let id = f.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// Sends one command to the running service on its control socket `path` and waits for its
+/// reply.
+pub async fn request(path: &Path, payload: &[u8]) -> Result<Reply> {
     let mut conn = UnixStream::connect(&path)
         .await
         .with_context(|| format!("is the service running? no answer on {}", path.display()))?;

@@ -116,6 +116,19 @@ pub enum EventBody {
         cap_bytes: u64,
         undelivered: u64,
     },
+    /// The first event of a store (of a `store_id`): its sequence starts here. MOM learns that
+    /// a new store took over the cell, and from which store where the runtime knows it.
+    StoreCreated {
+        store_id: String,
+        /// `new` (an empty store), `migrated` (a store of the previous release that got its
+        /// identity now; its events continue the old sequence) or `rewound` (a store whose
+        /// sequence went back, as after a restored backup: it gets a new `store_id`).
+        origin: String,
+        /// The cell's store before this one, from the identity file next to the store.
+        previous_store_id: Option<String>,
+        /// The last sequence number that store was known to have committed.
+        previous_last_seq: Option<u64>,
+    },
     /// An order was received or changed state.
     OrderState {
         order_id: String,
@@ -188,6 +201,7 @@ impl EventBody {
             EventBody::MachineState { .. } => "machine_state",
             EventBody::DeviceStatus { .. } => "device_status",
             EventBody::StoreAlarm { .. } => "store_alarm",
+            EventBody::StoreCreated { .. } => "store_created",
             EventBody::OrderState { .. } => "order_state",
             EventBody::OrderRemoved { .. } => "order_removed",
             EventBody::CommandResponse(_) => "command_response",
@@ -207,6 +221,8 @@ pub struct NewEvent {
     /// The tags (or device) it was derived from.
     pub source: Vec<String>,
     pub body: EventBody,
+    /// The Unix user who gave the command it came from, over the control socket.
+    pub user: Option<String>,
 }
 
 impl NewEvent {
@@ -216,6 +232,7 @@ impl NewEvent {
             ts_ms,
             source,
             body,
+            user: None,
         }
     }
 }
@@ -225,24 +242,30 @@ impl NewEvent {
 pub struct Envelope<'a> {
     pub event_id: Uuid,
     pub seq: u64,
+    /// The store the event was committed in: (`store_id`, `seq`) names an event for good.
+    pub store_id: &'a str,
     pub ts: i64,
     pub time: String,
     pub cell: &'a str,
     #[serde(flatten)]
     pub body: &'a EventBody,
     pub source: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
 }
 
 impl NewEvent {
-    pub fn to_payload(&self, seq: u64, cell: &str) -> Vec<u8> {
+    pub fn to_payload(&self, seq: u64, store_id: &str, cell: &str) -> Vec<u8> {
         let env = Envelope {
             event_id: self.id,
             seq,
+            store_id,
             ts: self.ts_ms,
             time: rfc3339_ms(self.ts_ms),
             cell,
             body: &self.body,
             source: &self.source,
+            user: self.user.as_deref(),
         };
         serde_json::to_vec(&env).expect("an event always serializes")
     }

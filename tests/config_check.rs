@@ -93,3 +93,31 @@ fn run_refuses_a_broken_config_with_its_location() {
         "nothing created for a config that does not check"
     );
 }
+
+#[test]
+fn a_password_over_plaintext_mqtt_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config-cases/zero-poll-interval/cell.toml");
+    let text = std::fs::read_to_string(case)
+        .unwrap()
+        .replace("poll_interval_ms = 0", "poll_interval_ms = 100")
+        + "\nusername = \"press4\"\npassword_env = \"MQTT_PASSWORD\"\n";
+    std::fs::write(dir.path().join("cell.toml"), &text).unwrap();
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success(), "a warning does not fail the check");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cell.toml: ok\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cell.toml:29:16: warning: a broker password over plaintext `mqtt://` can be read by anyone on the network path; use `mqtts://` with `ca_file`\n"
+    );
+    // Over TLS, no warning.
+    std::fs::write(
+        dir.path().join("cell.toml"),
+        text.replace("mqtt://10.0.0.1", "mqtts://10.0.0.1") + "ca_file = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -90,7 +90,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for (seq, ev) in out.iter().enumerate() {
-        let payload = ev.to_payload(seq as u64 + 1, "e/s/a/l/c");
+        let payload = ev.to_payload(
+            seq as u64 + 1,
+            "01a231f2-8776-704c-9569-294130d23ed1",
+            "e/s/a/l/c",
+        );
         serde_json::from_slice::<serde_json::Value>(&payload).expect("an event encodes as JSON");
     }
 });

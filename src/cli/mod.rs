@@ -95,14 +95,24 @@ pub fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<CellConfig> {
-    config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
+    let (config, warnings) =
+        config::load_with_warnings(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
-        match config::load(f) {
-            Ok(_) => println!("{}: ok", f.display()),
+        match config::load_with_warnings(f) {
+            Ok((_, warnings)) => {
+                for w in warnings {
+                    eprintln!("{w}");
+                }
+                println!("{}: ok", f.display())
+            }
             Err(e) => {
                 ok = false;
                 eprintln!("{e}");

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 pub struct OrdersArgs {
     #[arg(long, short, global = true, default_value = "/etc/mes-edge/cell.toml")]
     config: PathBuf,
+    /// The cell's control socket (`/var/lib/mes-edge/press4.sock`), in place of --config: for
+    /// operators of the `mes-edge-operators` group, who may command the cell but not read its
+    /// config. Commands only; `list` and `show` read the store and need --config.
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: OrdersCommand,
 }
@@ -67,6 +72,9 @@ enum OrdersCommand {
 pub struct DowntimeArgs {
     #[arg(long, short, global = true, default_value = "/etc/mes-edge/cell.toml")]
     config: PathBuf,
+    /// The cell's control socket, in place of --config (see `mes-edge orders --help`).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: DowntimeCommand,
 }
@@ -78,11 +86,12 @@ enum DowntimeCommand {
 }
 
 pub fn orders(args: OrdersArgs) -> Result<()> {
-    let config = load(&args.config)?;
+    let socket = args.socket.clone();
+    let config = || load(&args.config);
     let simple = |command: &str, id: &str, reason: Option<String>| serde_json::json!({ "command": command, "order_id": id, "reason": reason });
     let cmd = match args.command {
-        OrdersCommand::List => return list(&config),
-        OrdersCommand::Show { id } => return show(&config, &id),
+        OrdersCommand::List => return list(&config()?),
+        OrdersCommand::Show { id } => return show(&config()?, &id),
         OrdersCommand::Store {
             id,
             material,
@@ -100,19 +109,29 @@ pub fn orders(args: OrdersArgs) -> Result<()> {
         OrdersCommand::Stop { id, reason } => simple("stop", &id, reason),
         OrdersCommand::Abort { id, reason } => simple("abort", &id, reason),
     };
-    send(&config.store.path, cmd)
+    send(socket_of(socket, config)?, cmd)
 }
 
 pub fn downtime(args: DowntimeArgs) -> Result<()> {
-    let config = load(&args.config)?;
     let DowntimeCommand::Reason { code } = args.command;
     send(
-        &config.store.path,
+        socket_of(args.socket, || load(&args.config))?,
         serde_json::json!({ "command": "downtime_reason", "reason": code }),
     )
 }
 
-fn send(store: &std::path::Path, mut cmd: serde_json::Value) -> Result<()> {
+/// The control socket: given, or next to the config's store.
+fn socket_of(
+    socket: Option<PathBuf>,
+    config: impl FnOnce() -> Result<crate::config::CellConfig>,
+) -> Result<PathBuf> {
+    match socket {
+        Some(s) => Ok(s),
+        None => Ok(crate::control::socket_path(&config()?.store.path)),
+    }
+}
+
+fn send(socket: PathBuf, mut cmd: serde_json::Value) -> Result<()> {
     let obj = cmd.as_object_mut().expect("an object");
     obj.retain(|_, v| !v.is_null());
     if let Some(order) = obj.get_mut("order").and_then(|o| o.as_object_mut()) {
@@ -123,7 +142,7 @@ fn send(store: &std::path::Path, mut cmd: serde_json::Value) -> Result<()> {
         format!("cli-{}", uuid::Uuid::now_v7()).into(),
     );
     let payload = serde_json::to_vec(&cmd)?;
-    let reply: Reply = tokio_runtime()?.block_on(crate::control::request(store, &payload))?;
+    let reply: Reply = tokio_runtime()?.block_on(crate::control::request(&socket, &payload))?;
     println!("{}", serde_json::to_string(&reply)?);
     if !reply.accepted {
         bail!("rejected: {}", reply.reason.unwrap_or_default());

@@ -94,6 +94,7 @@ fn stats(c: &CellConfig) -> Result<()> {
         )
     });
     println!("store:               {}", c.store.path.display());
+    println!("store id:            {}", s.store_id);
     println!("depth (undelivered): {}", s.depth);
     println!("oldest undelivered:  {}", age.as_deref().unwrap_or("-"));
     println!(

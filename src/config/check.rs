@@ -376,6 +376,19 @@ fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
             "expected the path of the store's SQLite file",
         ));
     }
+    // The control socket, the lock and the identity file sit next to the store with these
+    // extensions (press4.db → press4.sock, press4.lock, press4.identity): the store must be none
+    // of them, or the runtime would replace the open database with a socket.
+    if let Some(ext) = c.store.path.extension().and_then(|e| e.to_str()) {
+        if ["sock", "lock", "identity"].contains(&ext) {
+            p.push(Problem::at(
+                path!["store", "path"],
+                format!(
+                    "expected a store path not ending in .{ext}: the runtime keeps its control socket, lock and identity file next to the store as .sock, .lock and .identity (use e.g. \"press4.db\")"
+                ),
+            ));
+        }
+    }
     if c.store.max_size_mb == 0 {
         p.push(Problem::at(
             path!["store", "max_size_mb"],
@@ -410,11 +423,24 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
             "a client certificate needs both `cert_file` and `key_file`",
         ));
     }
-    if m.password.is_some() && m.password_file.is_some() {
+    let sources = [
+        ("password", m.password.is_some()),
+        ("password_file", m.password_file.is_some()),
+        ("password_env", m.password_env.is_some()),
+    ];
+    if let Some((second, _)) = sources.iter().filter(|(_, set)| *set).nth(1) {
         p.push(Problem::at(
-            path!["mqtt", "password_file"],
-            "expected `password` or `password_file`, not both",
+            path!["mqtt", *second],
+            "expected one of `password`, `password_file` or `password_env`, not more",
         ));
+    }
+    if let Some(v) = &m.password_env {
+        if v.is_empty() || v.contains(['=', '\0']) {
+            p.push(Problem::at(
+                path!["mqtt", "password_env"],
+                format!("expected the name of an environment variable, found {v:?}"),
+            ));
+        }
     }
     if m.qos == 2 {
         // Decided after reading rumqttc 0.25's source (docs/RELIABILITY.md, "Why not QoS 2").
@@ -467,6 +493,30 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
             "expected a keep-alive of at least 5 s (rumqttc's minimum)",
         ));
     }
+}
+
+/// What is allowed but probably a mistake: `check` prints these and still passes.
+pub fn warnings(c: &CellConfig) -> Vec<Problem> {
+    let mut w = Vec::new();
+    let m = &c.mqtt;
+    let plaintext = crate::forwarder::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
+    if plaintext {
+        let key = ["password", "password_file", "password_env"]
+            .into_iter()
+            .zip([
+                m.password.is_some(),
+                m.password_file.is_some(),
+                m.password_env.is_some(),
+            ])
+            .find_map(|(k, set)| set.then_some(k));
+        if let Some(key) = key {
+            w.push(Problem::at(
+                path!["mqtt", key],
+                "warning: a broker password over plaintext `mqtt://` can be read by anyone on the network path; use `mqtts://` with `ca_file`",
+            ));
+        }
+    }
+    w
 }
 
 fn check_health(c: &CellConfig, p: &mut Vec<Problem>) {

@@ -50,6 +50,18 @@ pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
     Ok(config)
 }
 
+/// What [`load`] gives, with the warnings (allowed, probably a mistake) located in the file.
+pub fn load_with_warnings(path: &Path) -> Result<(CellConfig, Vec<Located>), ConfigError> {
+    let config = load(path)?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut warnings: Vec<Located> = check::warnings(&config)
+        .into_iter()
+        .map(|p| locate::locate(path, &text, p))
+        .collect();
+    warnings.sort_by_key(|p| (p.line, p.column));
+    Ok((config, warnings))
+}
+
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
     let located = |problems: Vec<Problem>| {

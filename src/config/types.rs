@@ -422,6 +422,11 @@ pub struct StoreConfig {
     pub retention_hours: u64,
     #[serde(default = "defaults::max_size_mb")]
     pub max_size_mb: u64,
+    /// After commits to the store have failed for this long without one succeeding (a full
+    /// disk, an I/O error, a read-only remount), the runtime stops feeding systemd's watchdog,
+    /// which restarts the service. 0: never.
+    #[serde(default = "defaults::restart_after_failing_commits_s")]
+    pub restart_after_failing_commits_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -433,6 +438,8 @@ pub struct MqttConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// The name of an environment variable holding the password.
+    pub password_env: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
@@ -550,6 +557,9 @@ mod defaults {
     }
     pub fn retention_hours() -> u64 {
         168
+    }
+    pub fn restart_after_failing_commits_s() -> u64 {
+        60
     }
     pub fn max_size_mb() -> u64 {
         1024

@@ -70,6 +70,7 @@ impl SessionIntake {
             payload,
             by: CommandSource::Mqtt,
             received_ms: mes_edge_drivers::now_ms(),
+            user: None,
             done: Some(Box::new(done)),
         };
         // The engine takes commands as fast as it commits; if it is that far behind, the

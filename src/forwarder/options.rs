@@ -22,6 +22,13 @@ pub fn client_id(c: &CellConfig) -> String {
         .unwrap_or_else(|| format!("mes-edge-{}", c.cell.levels().join("-")))
 }
 
+/// The largest packet the cell takes from the broker: 4 times the largest command the engine
+/// accepts (64 KiB), so that a command somewhat over it still gets its rejection as a reply.
+/// A packet over this breaks the connection (and, unacknowledged, comes back at the next one):
+/// MOM must keep commands under it. With the engine's command queue (`COMMAND_QUEUE` in the
+/// runtime) this bounds the memory commands can take: 64 × 256 KiB = 16 MiB.
+pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
+
 /// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
 /// once, and never logged.
 pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
@@ -39,9 +46,9 @@ pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
         None
     };
     let keep_alive = Duration::from_secs(m.keep_alive_s);
-    // Commands over 64 KiB are rejected by the engine; a packet over the client's limit would
-    // instead break the connection and come back forever, so the limit is far above that.
-    let (incoming_max, outgoing_max) = (16 << 20, 1 << 20);
+    // Incoming packets are bounded so that the command queue is bounded in bytes (see
+    // MAX_INCOMING_PACKET); outgoing ones are our events.
+    let (incoming_max, outgoing_max) = (MAX_INCOMING_PACKET, 1 << 20);
     Ok(match m.protocol_version {
         MqttVersion::V5 => {
             let mut opts = rumqttc::v5::MqttOptions::new(client_id(c), url.host.clone(), url.port);
@@ -99,6 +106,13 @@ fn password(m: &MqttConfig) -> Result<Option<String>> {
     if let Some(p) = &m.password {
         return Ok(Some(p.clone()));
     }
+    if let Some(var) = &m.password_env {
+        // As OPC UA's `password_env`: e.g. from the unit's LoadCredential= or an
+        // EnvironmentFile= readable by root only, so the config file holds no secret.
+        return std::env::var(var).map(Some).with_context(|| {
+            format!("[mqtt] password_env: the environment variable {var} is not set")
+        });
+    }
     let Some(file) = &m.password_file else {
         return Ok(None);
     };
@@ -150,5 +164,35 @@ fn warn_if_world_readable(what: &str, path: &std::path::Path) {
                 "{what} is readable by every user of this computer; chmod 600 it (or 640 with the service's group)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> CellConfig {
+        let text = format!(
+            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+             [store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n{extra}"
+        );
+        crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn the_password_comes_from_the_environment_variable_named() {
+        let var = format!("MES_EDGE_TEST_MQTT_PASSWORD_{}", std::process::id());
+        let c = config(&format!(
+            "username = \"press4\"\npassword_env = \"{var}\"\n"
+        ));
+        let err = match mqtt_options(&c) {
+            Ok(_) => panic!("options without the password's variable set"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(&var) && err.contains("not set"), "{err}");
+        // SAFETY: the variable's name is this test's own; nothing else reads it.
+        unsafe { std::env::set_var(&var, "s3cret") };
+        assert_eq!(password(&c.mqtt).unwrap().as_deref(), Some("s3cret"));
+        mqtt_options(&c).unwrap();
     }
 }

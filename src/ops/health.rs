@@ -54,6 +54,14 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             engine_silence.as_secs()
         ));
     }
+    let commit_failure = ops.engine().commit_failure();
+    if let Some(f) = &commit_failure {
+        problems.push(format!(
+            "commits to the store have failed for {} s: {}",
+            f.for_.as_secs(),
+            f.error
+        ));
+    }
     let fwd_silence = ops.forwarder().silence();
     if fwd_silence > STALL {
         problems.push(format!(
@@ -72,6 +80,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
                 ));
             }
             json!({
+                "store_id": s.store_id,
                 "depth": s.depth,
                 "oldest_undelivered": s.oldest_undelivered_ts.map(rfc3339_ms),
                 "oldest_undelivered_age_s": age,
@@ -100,7 +109,12 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
                 "last_refusal": refusal.map(|r| r.1),
             },
             "outbox": outbox,
-            "engine": { "alive": engine_silence <= STALL },
+            "engine": {
+                "alive": engine_silence <= STALL,
+                "commits_failing": commit_failure.as_ref().map(|f| &f.error),
+                "commits_failing_for_s": commit_failure.as_ref().map(|f| f.for_.as_secs()),
+                "commit_failures_total": ops.engine().commit_failures(),
+            },
             "forwarder": { "alive": fwd_silence <= STALL },
         }),
     }
@@ -123,10 +137,14 @@ pub fn status_summary(ops: &Ops) -> String {
         Some((n, what)) => format!(", {n} events refused by broker: {what}"),
         None => String::new(),
     };
-    format!(
+    let mut line = format!(
         "devices online {online}/{}, {broker}, outbox depth {depth}{refused}",
         devices.len()
-    )
+    );
+    if let Some(f) = ops.engine().commit_failure() {
+        line.push_str(&format!(", STORE COMMITS FAILING: {}", f.error));
+    }
+    line
 }
 
 fn age_s(now_ms: i64, ts_ms: i64) -> f64 {

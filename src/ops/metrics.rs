@@ -161,6 +161,11 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
             fwd.acknowledged,
         ),
         (
+            "mes_edge_store_commit_failures_total",
+            "Commits to the store that failed (each retried); see /health while they go on.",
+            ops.engine().commit_failures(),
+        ),
+        (
             "mes_edge_broker_connects_total",
             "Connections to the broker (CONNACKs).",
             fwd.connects,

@@ -15,24 +15,82 @@ fn mono_ms() -> u64 {
 }
 
 /// A sign of life from a loop that must keep turning. The loop beats at every turn; the
-/// supervisor withholds systemd's watchdog when the beats stop.
+/// supervisor withholds systemd's watchdog when the beats stop. The engine also reports here
+/// whether its commits to the store succeed: a loop that turns but cannot commit is not well.
 #[derive(Debug, Clone)]
-pub struct Heartbeat(Arc<AtomicU64>);
+pub struct Heartbeat(Arc<Beats>);
+
+#[derive(Debug)]
+struct Beats {
+    last: AtomicU64,
+    /// Mono ms of the first failed commit of the current run of failures; 0 while commits work.
+    failing_since: AtomicU64,
+    failures_total: AtomicU64,
+    last_error: Mutex<String>,
+}
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        Heartbeat(Arc::new(AtomicU64::new(mono_ms())))
+        Heartbeat(Arc::new(Beats {
+            last: AtomicU64::new(mono_ms()),
+            failing_since: AtomicU64::new(0),
+            failures_total: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+        }))
     }
+}
+
+/// Commits failing without a success in between: since when, and the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitFailure {
+    pub for_: Duration,
+    pub error: String,
 }
 
 impl Heartbeat {
     pub fn beat(&self) {
-        self.0.store(mono_ms(), Relaxed);
+        self.0.last.store(mono_ms(), Relaxed);
     }
 
     /// Time since the last beat (or since the heartbeat was made).
     pub fn silence(&self) -> Duration {
-        Duration::from_millis(mono_ms().saturating_sub(self.0.load(Relaxed)))
+        Duration::from_millis(mono_ms().saturating_sub(self.0.last.load(Relaxed)))
+    }
+
+    /// A commit to the store failed with `error`.
+    pub fn commit_failed(&self, error: &str) {
+        self.0.failures_total.fetch_add(1, Relaxed);
+        let _ = self
+            .0
+            .failing_since
+            .compare_exchange(0, mono_ms(), Relaxed, Relaxed);
+        *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error.to_string();
+    }
+
+    /// A commit succeeded: whatever failed before is over.
+    pub fn committed(&self) {
+        if self.0.failing_since.load(Relaxed) != 0 {
+            self.0.failing_since.store(0, Relaxed);
+        }
+    }
+
+    /// Failed commits since start.
+    pub fn commit_failures(&self) -> u64 {
+        self.0.failures_total.load(Relaxed)
+    }
+
+    /// Whether commits are failing now, for how long and why.
+    pub fn commit_failure(&self) -> Option<CommitFailure> {
+        let since = self.0.failing_since.load(Relaxed);
+        (since != 0).then(|| CommitFailure {
+            for_: Duration::from_millis(mono_ms().saturating_sub(since)),
+            error: self
+                .0
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        })
     }
 }
 
@@ -198,6 +256,24 @@ mod tests {
         assert!(h.silence() >= Duration::from_millis(30));
         h.beat();
         assert!(h.silence() < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn commit_failures_last_until_a_commit_succeeds() {
+        let h = Heartbeat::default();
+        assert_eq!(h.commit_failure(), None);
+        h.commit_failed("disk I/O error");
+        std::thread::sleep(Duration::from_millis(30));
+        h.commit_failed("database or disk is full");
+        let f = h.commit_failure().unwrap();
+        assert!(
+            f.for_ >= Duration::from_millis(30),
+            "counted from the first"
+        );
+        assert_eq!(f.error, "database or disk is full");
+        h.committed();
+        assert_eq!(h.commit_failure(), None);
+        assert_eq!(h.commit_failures(), 2);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub async fn watch_over(
     if let Some(w) = watchdog {
         tracing::info!(interval = ?w, "systemd watchdog armed");
     }
+    let fail_limit = (store.restart_after_failing_commits_s > 0)
+        .then(|| Duration::from_secs(store.restart_after_failing_commits_s));
     let mut last_ping: Option<Instant> = None;
     let mut withheld = false;
     let mut last_seq = *committed.borrow_and_update();
@@ -70,7 +72,22 @@ pub async fn watch_over(
         }
         if let Some(w) = watchdog {
             let (engine, forwarder) = (ops.engine().silence(), ops.forwarder().silence());
-            if engine <= stall && forwarder <= stall {
+            // Turning but unable to commit for too long: a restart may clear it (a reopened
+            // file, a remounted disk), and if not, systemd's restart limit makes it plain.
+            let failing = ops
+                .engine()
+                .commit_failure()
+                .filter(|f| fail_limit.is_some_and(|l| f.for_ >= l));
+            if let Some(f) = &failing {
+                if !withheld {
+                    withheld = true;
+                    tracing::error!(
+                        failing_for = ?f.for_,
+                        "commits to the store have failed for {:?}: withholding the watchdog so systemd restarts the service within {w:?}; last error: {}",
+                        f.for_, f.error
+                    );
+                }
+            } else if engine <= stall && forwarder <= stall {
                 // Half a tick of slack: ticks jitter, and a ping due a millisecond later would
                 // otherwise wait a whole tick more.
                 if last_ping.is_none_or(|t| t.elapsed() + TICK / 2 >= ping_every) {
@@ -111,6 +128,16 @@ async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> O
             None => Outbox::open(&path, sync, &cell)?,
         };
         let stats = outbox.stats();
+        if let Ok(s) = &stats {
+            // How far this store went, for the store that may one day replace it.
+            let lineage = crate::store::identity::Lineage {
+                store_id: s.store_id.clone(),
+                last_seq: s.last_seq,
+            };
+            if crate::store::identity::read_lineage(&path).as_ref() != Some(&lineage) {
+                let _ = crate::store::identity::write_lineage(&path, &lineage);
+            }
+        }
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

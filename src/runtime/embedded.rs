@@ -68,7 +68,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             let outbox =
                 Outbox::open(&path, crate::config::Synchronous::Normal, "e/s/a/l/c").unwrap();
-            if outbox.last_seq() >= 3 {
+            // The store's announcement (store_created) and three part counts.
+            if outbox.last_seq() >= 4 {
                 break;
             }
         }
@@ -76,10 +77,14 @@ mod tests {
         cell.await.unwrap().unwrap();
         let outbox = Outbox::open(&path, crate::config::Synchronous::Normal, "e/s/a/l/c").unwrap();
         let rows = outbox.pending(0, 10).unwrap();
-        // A baseline, then three readings with parts: 1, 1 and 3. No device_status event: the
-        // config's device was never polled.
+        // The new store's announcement; a baseline, then three readings with parts: 1, 1 and 3.
+        // No device_status event: the config's device was never polled.
         let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-        assert_eq!(kinds, ["part_count"; 3], "{kinds:?}");
+        assert_eq!(
+            kinds,
+            ["store_created", "part_count", "part_count", "part_count"],
+            "{kinds:?}"
+        );
         assert_eq!(outbox.load_state().unwrap().good_total, 5);
     }
 }

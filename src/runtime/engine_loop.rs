@@ -26,6 +26,9 @@ pub struct CommandIn {
     /// When it reached the runtime, by the runtime's clock: the engine applies it after the
     /// readings taken before then and before those taken after, however far behind it is.
     pub received_ms: i64,
+    /// The Unix user who sent it over the control socket (SO_PEERCRED), if it came that way:
+    /// recorded in the events the command makes.
+    pub user: Option<String>,
     pub done: Option<Box<dyn FnOnce(&Reply) + Send>>,
 }
 
@@ -152,7 +155,11 @@ pub fn engine_loop(
             match input {
                 Input::Device(ev) => engine.apply(ev, &mut events),
                 Input::Command(c) => {
-                    replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events))
+                    let first = events.len();
+                    replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events));
+                    for e in &mut events[first..] {
+                        e.user.clone_from(&c.user);
+                    }
                 }
             }
         }
@@ -172,12 +179,16 @@ pub fn engine_loop(
                     committed.send_replace(c.last_seq);
                     write_back.after_commit(engine.state.orders.active(), &handle);
                     failures = 0;
+                    alive.committed();
                 }
                 Err(e) => {
                     failures += 1;
                     tracing::error!(failures, "commit failed, will retry the same batch: {e}");
+                    alive.commit_failed(&e.to_string());
                     engine.state = before;
-                    events.clear();
+                    // The engine makes the batch's events again; a store alarm made by
+                    // housekeeping is not made again, so it stays for the next attempt.
+                    events.retain(|ev| matches!(ev.body, EventBody::StoreAlarm { .. }));
                     replies.clear();
                     if closed && failures >= 5 {
                         tracing::error!("stopping with an uncommitted batch; the PLC counters still hold its parts");
@@ -303,6 +314,7 @@ url = "mqtt://127.0.0.1"
             payload: json.as_bytes().to_vec(),
             by: CommandSource::Operator,
             received_ms,
+            user: None,
             done: None,
         }
     }

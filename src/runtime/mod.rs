@@ -24,6 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// Commands waiting for the engine. Each is one MQTT packet of at most
+/// `forwarder::MAX_INCOMING_PACKET` bytes or a control socket message of at most 64 KiB, so the
+/// queue holds at most 16 MiB. Commands come at the pace of people; the engine takes them
+/// within a second.
+const COMMAND_QUEUE: usize = 64;
+
 /// Runs the cell until `shutdown` turns true, then stops in order: drivers, a last commit, and a
 /// bounded wait for the broker to acknowledge what is in flight.
 pub async fn run(config: CellConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -63,11 +69,16 @@ async fn run_cell(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
     }
-    let writer = Outbox::open(
+    // Held until the runtime ends: a second runtime on this store stops here.
+    let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
+    crate::store::identity::restrict_files(&config.store.path)?;
+    let mut writer = Outbox::open(
         &config.store.path,
         config.store.synchronous,
         &model.cell_path,
     )?;
+    let announced =
+        crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = Outbox::open(
         &config.store.path,
         config.store.synchronous,
@@ -76,16 +87,21 @@ async fn run_cell(
     let state = writer.load_state()?;
     tracing::info!(
         cell = %model.cell_path,
+        store_id = writer.store_id(),
         last_seq = writer.last_seq(),
         good_total = state.good_total,
         scrap_total = state.scrap_total,
         "store opened"
     );
-    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(256);
+    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
     let settings = forwarder_settings(&config, command_tx.clone())?;
     let control = crate::control::serve(&config.store.path, command_tx)?;
 
     let ops = Ops::new(&config);
+    // The store's announcement is an event committed by this process, too.
+    if announced.is_some() {
+        ops.add_produced(1);
+    }
     let (committed_tx, committed_rx) = watch::channel(writer.last_seq());
     let (fwd_stop_tx, fwd_stop) = watch::channel(false);
     let settings = ForwarderSettings {
@@ -149,6 +165,23 @@ async fn run_cell(
     fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
+    // How far this store went, exactly, for a store that may replace it (the supervisor only
+    // brings it up to date every few seconds).
+    if let Ok(s) = Outbox::open(
+        &config.store.path,
+        config.store.synchronous,
+        &model.cell_path,
+    )
+    .and_then(|o| o.stats())
+    {
+        let lineage = crate::store::identity::Lineage {
+            store_id: s.store_id,
+            last_seq: s.last_seq,
+        };
+        if let Err(e) = crate::store::identity::write_lineage(&config.store.path, &lineage) {
+            tracing::warn!("writing the store's identity file: {e}");
+        }
+    }
     if engine_died {
         anyhow::bail!("the engine thread ended unexpectedly; nothing uncommitted was counted");
     }

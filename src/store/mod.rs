@@ -3,9 +3,11 @@
 //! a count survive kill -9 exactly: either the parts and the new counter baseline are on disk, or
 //! neither is and the next reading counts them again.
 
+pub mod identity;
 pub mod inspect;
 mod outbox;
 mod schema;
 
+pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use schema::{open, StoreError, SCHEMA_VERSION};

@@ -12,6 +12,8 @@ pub struct Outbox {
     conn: Connection,
     cell: String,
     last_seq: u64,
+    /// The store's identity (meta table), in every envelope it commits.
+    store_id: String,
 }
 
 /// A committed event as the forwarder publishes it.
@@ -30,6 +32,8 @@ pub struct Committed {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxStats {
+    /// The store's identity: with `seq`, what names an event for MOM.
+    pub store_id: String,
     /// Events committed and not yet acknowledged by the broker.
     pub depth: u64,
     /// Timestamp of the oldest of them, UTC ms.
@@ -47,11 +51,90 @@ impl Outbox {
             conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
                 r.get(0)
             })?;
+        let store_id = meta(&conn, "store_id")?.unwrap_or_default();
         Ok(Outbox {
             conn,
             cell: cell.to_string(),
             last_seq: last_seq as u64,
+            store_id,
         })
+    }
+
+    pub fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// A value of the store's meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        meta(&self.conn, key)
+    }
+
+    /// Gives the store a new identity: its next events carry `store_id` (the ones committed
+    /// so far keep the one they were committed with), and it is announced again.
+    pub fn reidentify(&mut self, store_id: &str, origin: &str) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (k, v) in [
+            ("store_id", store_id),
+            ("origin", origin),
+            ("announced", "0"),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                [k, v],
+            )?;
+        }
+        tx.commit()?;
+        self.store_id = store_id.to_string();
+        Ok(())
+    }
+
+    /// Commits the store's first event, `store_created`, unless it has been committed: the
+    /// runtime calls this once at start, holding the store's lock. Gives back its seq.
+    pub fn announce(
+        &mut self,
+        previous_store_id: Option<String>,
+        previous_last_seq: Option<u64>,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        if self.meta("announced")?.as_deref() == Some("1") {
+            return Ok(None);
+        }
+        let origin = self.meta("origin")?.unwrap_or_else(|| "new".into());
+        let event = NewEvent::new(
+            now_ms,
+            vec!["store".into()],
+            crate::event::EventBody::StoreCreated {
+                store_id: self.store_id.clone(),
+                origin,
+                previous_store_id,
+                previous_last_seq,
+            },
+        );
+        // One transaction: the event and the flag, so it is announced exactly once.
+        let tx = self.conn.transaction()?;
+        let seq = self.last_seq + 1;
+        tx.execute(
+            "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                seq as i64,
+                event.id.to_string(),
+                event.ts_ms,
+                event.body.kind(),
+                event.to_payload(seq, &self.store_id, &self.cell),
+                now_ms
+            ],
+        )?;
+        tx.execute(
+            "UPDATE cell_state SET last_seq = ?1 WHERE id = 1",
+            [seq as i64],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('announced', '1')",
+            [],
+        )?;
+        tx.commit()?;
+        self.last_seq = seq;
+        Ok(Some(seq))
     }
 
     /// The committed cell state; default for a new store.
@@ -96,7 +179,7 @@ impl Outbox {
             )?;
             for e in events {
                 seq += 1;
-                let payload = e.to_payload(seq, &self.cell);
+                let payload = e.to_payload(seq, &self.store_id, &self.cell);
                 insert.execute(params![
                     seq as i64,
                     e.id.to_string(),
@@ -197,6 +280,7 @@ impl Outbox {
                     r.get(0)
                 })?;
         Ok(OutboxStats {
+            store_id: self.meta("store_id")?.unwrap_or_default(),
             depth: depth as u64,
             oldest_undelivered_ts: oldest,
             last_delivered_seq: last_delivered.map(|s| s as u64),
@@ -226,6 +310,12 @@ impl Outbox {
         }
         Ok(pruned)
     }
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -16,6 +16,10 @@ pub enum StoreError {
     FutureSchema { path: String, found: i64 },
     #[error("{path}: no store there (the runtime creates it at its first start)")]
     Missing { path: String },
+    #[error("{path}: another mes-edge runtime has this store open ({holder}); two runtimes on one store would count every part twice. Stop the other one (systemctl status 'mes-edge@*') or point [store] path elsewhere")]
+    Locked { path: String, holder: String },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -38,7 +42,72 @@ const MIGRATIONS: &[&str] = &[
         state    TEXT NOT NULL
     );
     INSERT INTO cell_state (id, last_seq, state) VALUES (1, 0, '{}');",
+    // 2: the store's identity (store_id, how it came to be) and whether its first event, the
+    // `store_created` announcement, has been committed. Filled in by `identify` below.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
+
+/// How a store came to have its identity: written to `meta.origin`, announced in its
+/// `store_created` event.
+pub const ORIGIN_NEW: &str = "new";
+pub const ORIGIN_MIGRATED: &str = "migrated";
+
+/// After migration 2: gives the store its `store_id`, and adds it to the payloads already in
+/// the outbox (a store of schema 1), so that every event this release publishes carries it.
+/// Only the envelope gains a field; `event_id`, `seq` and the rest stay as they were.
+fn identify(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<()> {
+    let store_id = uuid::Uuid::now_v7().to_string();
+    let origin = if from_version == 0 {
+        ORIGIN_NEW
+    } else {
+        ORIGIN_MIGRATED
+    };
+    let now = mes_edge_drivers::now_ms();
+    let mut put = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+    put.execute(["store_id", &store_id])?;
+    put.execute(["origin", origin])?;
+    put.execute(["created_ms", &now.to_string()])?;
+    put.execute(["announced", "0"])?;
+    if from_version >= 1 {
+        put.execute(["migrated_from_schema", &from_version.to_string()])?;
+        let mut rows = tx.prepare("SELECT seq, payload FROM outbox ORDER BY seq")?;
+        let mut update = tx.prepare("UPDATE outbox SET payload = ?2 WHERE seq = ?1")?;
+        let rows: Vec<(i64, Vec<u8>)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (seq, payload) in rows {
+            if let Some(p) = with_store_id(&payload, seq as u64, &store_id) {
+                update.execute(rusqlite::params![seq, p])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A schema-1 payload (`{"event_id":"…","seq":N,"ts":…`) with `"store_id":"…"` after `seq`,
+/// where this release's envelope has it: the bytes this release would have committed. None for a
+/// payload that does not start so (never written by mes-edge; left as it is).
+pub(super) fn with_store_id(payload: &[u8], seq: u64, store_id: &str) -> Option<Vec<u8>> {
+    let seq_field = format!(",\"seq\":{seq},");
+    if !payload.starts_with(b"{\"event_id\":\"") {
+        return None;
+    }
+    let at = payload
+        .windows(seq_field.len())
+        .position(|w| w == seq_field.as_bytes())?
+        + seq_field.len();
+    if payload[at..].starts_with(b"\"store_id\"") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(payload.len() + 50);
+    out.extend_from_slice(&payload[..at]);
+    out.extend_from_slice(format!("\"store_id\":\"{store_id}\",").as_bytes());
+    out.extend_from_slice(&payload[at..]);
+    Some(out)
+}
 
 /// Opens (creating if needed) the store at `path` and brings its schema up to date.
 /// Every connection gets the same settings: WAL, and the configured `synchronous`.
@@ -60,12 +129,26 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
             Synchronous::Normal => "NORMAL",
         },
     )?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    if version < SCHEMA_VERSION {
+        // All pending migrations in one transaction: a store is either as it was (a crash, a
+        // full disk) or fully migrated, its undelivered events with it.
+        // IMMEDIATE: the write lock first, then look again (another connection may have
+        // migrated it since).
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(now as usize) {
+            tx.execute_batch(sql)?;
+            if i + 1 == 2 {
+                identify(&tx, now)?;
+            }
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.commit()?;
+        if now > 0 && now < SCHEMA_VERSION {
+            tracing::info!(path = %path.display(), from = now, to = SCHEMA_VERSION, "store migrated");
+        }
     }
     Ok(conn)
 }
@@ -127,6 +210,202 @@ mod tests {
             open(&path, Synchronous::Full),
             Err(StoreError::Foreign { .. })
         ));
+    }
+
+    /// A store as schema 1 left it: its tables, one delivered and two undelivered events with
+    /// the envelope of that release.
+    fn schema_1_store(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        for seq in 1..=3i64 {
+            let payload = format!(
+                r#"{{"event_id":"01a2135b-04b9-7049-b098-2c01d8aed04{seq}","seq":{seq},"ts":1795621061817,"time":"2026-11-25T15:37:41.817Z","cell":"a/b/c/d/e","type":"part_count","data":{{"counter":"good","quantity":1,"counter_value":{seq},"previous_value":0,"rolled_over":false,"order_id":null}},"source":["good"]}}"#
+            );
+            conn.execute(
+                "INSERT INTO outbox VALUES (?1, ?2, 1795621061817, 'part_count', ?3, 1, ?4)",
+                rusqlite::params![
+                    seq,
+                    format!("01a2135b-04b9-7049-b098-2c01d8aed04{seq}"),
+                    payload.into_bytes(),
+                    (seq == 1).then_some(5i64)
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "UPDATE cell_state SET last_seq = 3, state = '{\"good_total\":3}'",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_schema_1_store_is_migrated_with_its_undelivered_events_and_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        schema_1_store(&path);
+        let before: Vec<(i64, String, Vec<u8>)> = {
+            let c = Connection::open(&path).unwrap();
+            let mut st = c
+                .prepare("SELECT seq, event_id, payload FROM outbox ORDER BY seq")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let conn = open(&path, Synchronous::Full).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let meta = |k: &str| -> String {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .unwrap()
+        };
+        let store_id = meta("store_id");
+        assert_eq!(
+            uuid::Uuid::parse_str(&store_id).unwrap().get_version_num(),
+            7
+        );
+        assert_eq!(meta("origin"), ORIGIN_MIGRATED);
+        assert_eq!(meta("migrated_from_schema"), "1");
+        assert_eq!(meta("announced"), "0");
+        let after: Vec<(i64, String, Vec<u8>, Option<i64>)> = {
+            let mut st = conn
+                .prepare("SELECT seq, event_id, payload, delivered_ms FROM outbox ORDER BY seq")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(after.len(), 3);
+        assert_eq!(
+            after.iter().map(|r| r.3.is_none()).collect::<Vec<_>>(),
+            vec![false, true, true],
+            "the undelivered stay undelivered"
+        );
+        for ((seq, id, old), (_, id2, new, _)) in before.iter().zip(&after) {
+            assert_eq!(id, id2);
+            let (o, n): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_slice(old).unwrap(),
+                serde_json::from_slice(new).unwrap(),
+            );
+            assert_eq!(n["store_id"], store_id.as_str());
+            assert_eq!(n["seq"], *seq);
+            let mut n = n;
+            n.as_object_mut().unwrap().remove("store_id");
+            assert_eq!(o, n, "only store_id added");
+        }
+        // Opened again: nothing changes.
+        drop(conn);
+        let conn = open(&path, Synchronous::Full).unwrap();
+        let again: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(again, store_id);
+    }
+
+    #[test]
+    fn a_migration_that_fails_leaves_the_store_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        schema_1_store(&path);
+        // A failure half-way through rewriting the payloads (as a full disk would be).
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER fail BEFORE UPDATE ON outbox WHEN NEW.seq = 3
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+            )
+            .unwrap();
+        let err = open(&path, Synchronous::Full).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        let meta: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(meta, 0, "no half-made identity");
+        let payloads: Vec<Vec<u8>> = conn
+            .prepare("SELECT payload FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            payloads
+                .iter()
+                .all(|p| !String::from_utf8_lossy(p).contains("store_id")),
+            "seq 1 and 2 were rewritten and rolled back"
+        );
+        assert_eq!(payloads.len(), 3);
+        drop(conn);
+        // And once the cause is gone, it migrates.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TRIGGER fail")
+            .unwrap();
+        let conn = open(&path, Synchronous::Full).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_migrated_payload_is_the_bytes_this_release_commits() {
+        use crate::event::{EventBody, NewEvent};
+        let e = NewEvent::new(
+            1_000,
+            vec!["x".into()],
+            EventBody::DeviceStatus {
+                device: "plc".into(),
+                online: false,
+                reason: Some("no answer".into()),
+            },
+        );
+        let old = {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&e.to_payload(17, "S", "a/b/c/d/e")).unwrap();
+            v.as_object_mut().unwrap().remove("store_id");
+            // The schema-1 envelope, in its field order.
+            format!(
+                r#"{{"event_id":"{}","seq":17,"ts":1000,"time":{},"cell":"a/b/c/d/e","type":"device_status","data":{},"source":["x"]}}"#,
+                e.id, v["time"], v["data"]
+            )
+        };
+        assert_eq!(
+            with_store_id(old.as_bytes(), 17, "S").unwrap(),
+            e.to_payload(17, "S", "a/b/c/d/e")
+        );
+        assert_eq!(with_store_id(b"{\"x\":1}", 17, "S"), None);
+    }
+
+    #[test]
+    fn a_new_store_is_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("cell.db"), Synchronous::Full).unwrap();
+        let origin: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(origin, ORIGIN_NEW);
     }
 
     #[test]
