@@ -187,7 +187,10 @@ impl Counter {
         };
         let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
         if let Some(p) = &mut self.pending {
-            if fits {
+            // A drop after which the counter counted up: a restarted counter, also when it now
+            // passes its old value (a reset at 2 reads 0, 1, 2, 3: three parts, not a glitch).
+            let counted_below = p.first < last && p.rises > 0;
+            if fits && !counted_below {
                 let p = self.pending.take().expect("pending");
                 self.last = Some(raw);
                 return Step::Glitch {
@@ -206,7 +209,7 @@ impl Counter {
             }
             p.lowest = p.lowest.min(raw);
             p.readings += 1;
-            return self.confirm_if_due(now_ms, rules);
+            return self.confirm_if_due(now_ms, rules, fits);
         }
         if fits {
             self.last = Some(raw);
@@ -239,20 +242,20 @@ impl Counter {
                 0
             },
         });
-        match self.confirm_if_due(now_ms, rules) {
+        match self.confirm_if_due(now_ms, rules, false) {
             Step::Held { .. } => Step::Held { from: last },
             confirmed => confirmed,
         }
     }
 
-    fn confirm_if_due(&mut self, now_ms: i64, rules: &CounterRules) -> Step {
+    fn confirm_if_due(&mut self, now_ms: i64, rules: &CounterRules, now: bool) -> Step {
         let (Some(last), Some(p)) = (self.last, &self.pending) else {
             return Step::Unchanged;
         };
         let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
         let lasted =
             p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
-        if !(counting_below || lasted) {
+        if !(now || counting_below || lasted) {
             return Step::Held { from: last };
         }
         let p = self.pending.take().expect("pending");
