@@ -8,7 +8,7 @@ use crate::orders::{adjust, CommandSource, JobCommand, ShiftAccount};
 
 const UNEXPLAINED: &str = "unexplained";
 /// A step back of the clock larger than this is a clock step, not a late reading.
-const CLOCK_STEP_MS: i64 = 60_000;
+pub(super) const CLOCK_STEP_MS: i64 = 60_000;
 
 impl Engine {
     /// Attributes the time since the last call to the machine state the cell was in, within the
@@ -17,8 +17,10 @@ impl Engine {
     /// minute restarts the accounting from the new time.
     pub(super) fn credit(&mut self, now_ms: i64) {
         let from = self.state.accounted_to;
+        let now_ms = self.now.map_or(now_ms, |limit| now_ms.min(limit));
         if now_ms <= from {
-            if from - now_ms > CLOCK_STEP_MS {
+            // Under the engine loop, steps are found against the monotonic clock instead.
+            if self.now.is_none() && from - now_ms > CLOCK_STEP_MS {
                 self.state.accounted_to = now_ms;
             }
             return;

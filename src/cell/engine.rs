@@ -52,11 +52,36 @@ pub struct Stop {
 pub struct Engine {
     pub model: CellModel,
     pub state: CellState,
+    /// The engine loop's clock at this turn: no reading or command is credited time beyond it.
+    /// None for an engine driven without the loop (tests), which then takes a step back of
+    /// the clock of more than a minute as a new start of the accounting.
+    pub(super) now: Option<i64>,
 }
 
 impl Engine {
     pub fn new(model: CellModel, state: CellState) -> Self {
-        Engine { model, state }
+        Engine {
+            model,
+            state,
+            now: None,
+        }
+    }
+
+    /// The engine loop's clock, read once per turn after any step of it was corrected for (see
+    /// [`Engine::clock_stepped`]). A reading stamped before a step and applied after it can
+    /// then neither credit the step nor restart the accounting in the old clock's time.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now = Some(now_ms);
+    }
+
+    /// At start, from a committed state: a clock found more than a minute behind the last
+    /// accounted time (set back while the runtime was down) restarts the accounting at `now_ms`
+    /// rather than crediting nothing until it catches up.
+    pub fn resume_at(&mut self, now_ms: i64) {
+        let behind = self.state.accounted_to - now_ms;
+        if self.state.accounted_to != 0 && behind > super::accounting::CLOCK_STEP_MS {
+            self.clock_stepped(-behind);
+        }
     }
 
     /// Applies one driver event, appending the production events it causes.

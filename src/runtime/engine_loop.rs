@@ -98,6 +98,7 @@ pub fn engine_loop(
     let mut last_commit = Instant::now();
     let mut dirty = false;
     let mut clock = (Instant::now(), now_ms());
+    engine.resume_at(clock.1);
     loop {
         alive.beat();
         if batch.is_empty() && waiting.is_empty() && !closed {
@@ -142,6 +143,7 @@ pub fn engine_loop(
             dirty = true;
         }
         clock = (mono, wall);
+        engine.set_now(wall);
         let before = engine.state.clone();
         if Instant::now() >= next_housekeeping {
             next_housekeeping = Instant::now() + HOUSEKEEPING;
@@ -165,7 +167,7 @@ pub fn engine_loop(
         }
         // After the batch: its readings credit time up to when they were taken, the tick
         // from there to now.
-        engine.tick(now_ms(), &mut events);
+        engine.tick(wall, &mut events);
         // A turn that produced no event only moved time accounts or baselines: that is committed
         // at most every IDLE_COMMIT, to spare the disk a write a second for years. A crash
         // loses at most that much time attribution, never a part or an event.
@@ -317,6 +319,39 @@ url = "mqtt://127.0.0.1"
             user: None,
             done: None,
         }
+    }
+
+    /// Readings stamped before a step of the clock and applied after it (they were queued when
+    /// the loop found the step) credit neither the step nor anything in the old clock's time.
+    #[test]
+    fn readings_stamped_before_a_clock_step_credit_no_step() {
+        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
+        let mut out = Vec::new();
+        let hour = 3_600_000;
+        let time = |e: &Engine| -> i64 { e.state.orders.get("WO-1").unwrap().times.values().sum() };
+        engine.set_now(1_000);
+        let start = r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"M"}}"#;
+        engine.command(start.as_bytes(), CommandSource::Mqtt, 1_000, &mut out);
+        engine.set_now(2_000);
+        engine.apply(&reading(100, 2_000), &mut out);
+        assert_eq!(time(&engine), 1_000);
+        // Two hours forward; a reading taken just before the step comes after it.
+        engine.clock_stepped(2 * hour);
+        engine.set_now(2 * hour + 3_000);
+        engine.apply(&reading(101, 2_500), &mut out);
+        engine.apply(&reading(102, 2 * hour + 3_000), &mut out);
+        assert_eq!(time(&engine), 2_000, "the step is not credited");
+        // An hour back; a reading taken just before it, an hour ahead of the clock now.
+        engine.clock_stepped(-hour);
+        engine.set_now(hour + 4_000);
+        engine.apply(&reading(103, 2 * hour + 3_500), &mut out);
+        engine.apply(&reading(104, hour + 5_000), &mut out);
+        assert_eq!(time(&engine), 3_000, "nothing beyond the loop's clock");
+        // And on from there by the new clock.
+        engine.set_now(hour + 5_000);
+        engine.apply(&reading(104, hour + 5_000), &mut out);
+        assert_eq!(time(&engine), 4_000);
     }
 
     /// The engine far behind: 20 readings queued, one part each, and a stop that arrived
