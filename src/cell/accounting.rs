@@ -1,14 +1,13 @@
 //! Where the cell's time and parts go: to the running order (or the "no order" bucket), to the
 //! shift, and to the reason of each stop. OEE is computed from these accounts.
 
+use super::clock::CLOCK_STEP_MS;
 use super::engine::{Engine, Stop};
 use super::MachineState;
 use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
 use crate::orders::{adjust, CommandSource, JobCommand, ShiftAccount};
 
 const UNEXPLAINED: &str = "unexplained";
-/// A step back of the clock larger than this is a clock step, not a late reading.
-pub(super) const CLOCK_STEP_MS: i64 = 60_000;
 
 impl Engine {
     /// Attributes the time since the last call to the machine state the cell was in, within the
@@ -59,25 +58,6 @@ impl Engine {
                 stop.shift_ms += dt;
             }
         }
-    }
-
-    /// The runtime's clock stepped by `step_ms` (NTP, an operator) between two turns of the
-    /// engine loop, as measured against the monotonic clock. Everything durations are measured
-    /// from moves with it, so a step forward is never credited to the current state and a step
-    /// back eats no time: durations follow the monotonic clock.
-    pub fn clock_stepped(&mut self, step_ms: i64) {
-        let st = &mut self.state;
-        for t in [
-            &mut st.accounted_to,
-            &mut st.state_since,
-            &mut st.last_oee_ms,
-        ] {
-            if *t != 0 {
-                *t = t.saturating_add(step_ms);
-            }
-        }
-        st.good.clock_stepped(step_ms);
-        st.scrap.clock_stepped(step_ms);
     }
 
     /// Closes the current stop (if any) and opens one for `state` if it is a stop. Returns the

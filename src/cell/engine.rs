@@ -1,7 +1,7 @@
-use super::{CellModel, Counter, MachineState, Role, Rule, Step};
-use crate::event::{CounterKind, EventBody, NewEvent};
+use super::{CellModel, Counter, MachineState, Role};
+use crate::event::{EventBody, NewEvent};
 use crate::orders::{OrderBook, ShiftAccount};
-use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample};
+use mes_edge_drivers::{DeviceEvent, DeviceStatus, Quality, Sample};
 use serde::{Deserialize, Serialize};
 
 /// Everything events are derived from. It is committed with the events it produced, so after a
@@ -64,23 +64,6 @@ impl Engine {
             model,
             state,
             now: None,
-        }
-    }
-
-    /// The engine loop's clock, read once per turn after any step of it was corrected for (see
-    /// [`Engine::clock_stepped`]). A reading stamped before a step and applied after it can
-    /// then neither credit the step nor restart the accounting in the old clock's time.
-    pub fn set_now(&mut self, now_ms: i64) {
-        self.now = Some(now_ms);
-    }
-
-    /// At start, from a committed state: a clock found more than a minute behind the last
-    /// accounted time (set back while the runtime was down) restarts the accounting at `now_ms`
-    /// rather than crediting nothing until it catches up.
-    pub fn resume_at(&mut self, now_ms: i64) {
-        let behind = self.state.accounted_to - now_ms;
-        if self.state.accounted_to != 0 && behind > super::accounting::CLOCK_STEP_MS {
-            self.clock_stepped(-behind);
         }
     }
 
@@ -218,215 +201,13 @@ impl Engine {
         ));
     }
 
-    fn count(&mut self, kind: CounterKind, raw: u64, s: &Sample, out: &mut Vec<NewEvent>) {
-        let rules = &self.model.counters[&kind];
-        let counter = match kind {
-            CounterKind::Good => &mut self.state.good,
-            CounterKind::Scrap => &mut self.state.scrap,
-        };
-        let previous = counter.last;
-        let step = counter.observe(raw, s.ts_ms, rules);
-        let source = vec![self.model.tag_name(s.tag).to_string()];
-        let ts = s.ts_ms;
-        let part = |quantity, previous_value, rule: Option<Rule>| Parts {
-            kind,
-            quantity,
-            counter_value: raw,
-            previous_value,
-            rolled_over: matches!(rule, Some(Rule::Rollover | Rule::RolloverWhileUnread)),
-            rule,
-            source_ts: s.source_ts_ms,
-        };
-        match step {
-            Step::Baseline { previous_tag: None } => {
-                tracing::info!(counter = ?kind, raw, "counter baseline")
-            }
-            Step::Baseline {
-                previous_tag: Some(old),
-            } => {
-                let tag = rules.tag.clone();
-                tracing::warn!(counter = ?kind, %old, %tag, raw, "counter moved to another tag: new baseline");
-                let body = EventBody::CounterReset {
-                    counter: kind,
-                    from: previous.unwrap_or(0),
-                    to: raw,
-                    rule: Some(Rule::TagChanged),
-                    counted: 0,
-                    previous_tag: Some(old),
-                    tag: Some(tag),
-                };
-                out.push(NewEvent::new(ts, source, body));
-            }
-            Step::Unchanged => {}
-            Step::Held { from } => {
-                tracing::info!(counter = ?kind, from, to = raw, "counter reading held until confirmed or disproved")
-            }
-            Step::Parts { quantity } => {
-                self.parts(part(quantity, previous.unwrap_or(0), None), ts, source, out)
-            }
-            Step::Correction { quantity, from } => {
-                tracing::warn!(counter = ?kind, from, to = raw, "counter stepped back: parts taken back");
-                self.correction(kind, quantity, from, raw, ts, source, out);
-            }
-            Step::Glitch {
-                quantity,
-                from,
-                low,
-                high,
-                readings,
-                duration_ms,
-            } => {
-                tracing::warn!(counter = ?kind, from, low, high, readings, duration_ms, "counter glitch: it came back; nothing counted for it");
-                let body = EventBody::CounterGlitch {
-                    counter: kind,
-                    value: from,
-                    low,
-                    high,
-                    readings,
-                    duration_ms,
-                };
-                out.push(NewEvent::new(ts, source.clone(), body));
-                if quantity > 0 {
-                    self.parts(part(quantity, from, None), ts, source, out);
-                }
-            }
-            Step::Confirmed {
-                rule,
-                quantity,
-                from,
-                first,
-            } => {
-                let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
-                if !rolled {
-                    tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, counted = quantity, "counter reset confirmed");
-                    let body = EventBody::CounterReset {
-                        counter: kind,
-                        from,
-                        to: first,
-                        rule: Some(rule),
-                        counted: quantity,
-                        previous_tag: None,
-                        tag: None,
-                    };
-                    out.push(NewEvent::new(ts, source.clone(), body));
-                }
-                // The value the parts are counted from: the old one across a rollover, zero
-                // for a restart from zero, the first reading after a jump.
-                let base = match rule {
-                    Rule::Rollover | Rule::RolloverWhileUnread => from,
-                    Rule::RestartedFromZero => 0,
-                    _ => first,
-                };
-                if quantity > 0 {
-                    self.parts(part(quantity, base, Some(rule)), ts, source, out);
-                }
-            }
-        }
-    }
-
-    fn parts(&mut self, p: Parts, ts_ms: i64, source: Vec<String>, out: &mut Vec<NewEvent>) {
-        match p.kind {
-            CounterKind::Good => self.state.good_total += p.quantity,
-            CounterKind::Scrap => self.state.scrap_total += p.quantity,
-        }
-        let order_id = self.attribute_parts(p.kind, p.quantity);
-        let body = EventBody::PartCount {
-            counter: p.kind,
-            quantity: p.quantity,
-            counter_value: p.counter_value,
-            previous_value: p.previous_value,
-            rolled_over: p.rolled_over,
-            order_id,
-            rule: p.rule,
-            source_ts: p.source_ts,
-        };
-        out.push(NewEvent::new(ts_ms, source, body));
-        self.auto_complete(ts_ms, out);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn correction(
-        &mut self,
-        kind: CounterKind,
-        quantity: u64,
-        from: u64,
-        to: u64,
-        ts_ms: i64,
-        source: Vec<String>,
-        out: &mut Vec<NewEvent>,
-    ) {
-        let total = match kind {
-            CounterKind::Good => &mut self.state.good_total,
-            CounterKind::Scrap => &mut self.state.scrap_total,
-        };
-        *total = total.saturating_sub(quantity);
-        let order_id = self.take_back_parts(kind, quantity);
-        let body = EventBody::CountCorrection {
-            counter: kind,
-            quantity: -(quantity.min(i64::MAX as u64) as i64),
-            counter_value: to,
-            previous_value: from,
-            order_id,
-        };
-        out.push(NewEvent::new(ts_ms, source, body));
-    }
-
-    /// Warns once when a device's clock leaves its tolerance, and once when it is back.
-    fn check_clock(&mut self, device: DeviceId, s: &Sample, out: &mut Vec<NewEvent>) {
-        let Some(source_ts) = s.source_ts_ms else {
-            return;
-        };
-        let skew = source_ts - s.ts_ms;
-        let tolerance = self
-            .model
-            .clock_tolerance_ms
-            .get(device.0 as usize)
-            .copied()
-            .unwrap_or(i64::MAX);
-        let name = self.model.device_name(device).to_string();
-        let warned = self.state.clock_skewed.contains(&name);
-        // Back within half the tolerance to clear: a clock hovering at the limit does not
-        // flap.
-        let within = if warned {
-            skew.abs() <= tolerance / 2
-        } else {
-            skew.abs() <= tolerance
-        };
-        if within != warned {
-            return;
-        }
-        if within {
-            self.state.clock_skewed.remove(&name);
-            tracing::info!(device = %name, skew_ms = skew, "device clock back within tolerance");
-        } else {
-            self.state.clock_skewed.insert(name.clone());
-            tracing::warn!(device = %name, skew_ms = skew, tolerance_ms = tolerance, "device clock is off; time is accounted on the runtime's clock");
-        }
-        let body = EventBody::ClockSkew {
-            device: name.clone(),
-            skew_ms: skew,
-            tolerance_ms: tolerance,
-            within_tolerance: within,
-        };
-        out.push(NewEvent::new(s.ts_ms, vec![name], body));
-    }
-}
-
-/// Parts about to be counted, and what the event says of them.
-struct Parts {
-    kind: CounterKind,
-    quantity: u64,
-    counter_value: u64,
-    previous_value: u64,
-    rolled_over: bool,
-    rule: Option<Rule>,
-    source_ts: Option<i64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::Role;
+    use crate::cell::{Role, Rule};
+    use crate::event::CounterKind;
     use mes_edge_drivers::{DeviceId, TagId, Value};
     use std::collections::HashMap;
 

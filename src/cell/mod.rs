@@ -2,8 +2,10 @@
 //! events are derived from. It does no I/O; the caller commits events and state together.
 
 mod accounting;
+mod clock;
 mod commands;
 mod counter;
+mod counting;
 mod engine;
 mod machine_state;
 mod model;

@@ -1,0 +1,173 @@
+//! Counter readings into parts: the counter rules (counter.rs) decide, this turns their steps
+//! into events and credits the parts to the running order, the shift and the totals.
+
+use super::{Engine, Rule, Step};
+use crate::event::{CounterKind, EventBody, NewEvent};
+use mes_edge_drivers::Sample;
+
+impl Engine {
+    pub(super) fn count(&mut self, kind: CounterKind, raw: u64, s: &Sample, out: &mut Vec<NewEvent>) {
+        let rules = &self.model.counters[&kind];
+        let counter = match kind {
+            CounterKind::Good => &mut self.state.good,
+            CounterKind::Scrap => &mut self.state.scrap,
+        };
+        let previous = counter.last;
+        let step = counter.observe(raw, s.ts_ms, rules);
+        let source = vec![self.model.tag_name(s.tag).to_string()];
+        let ts = s.ts_ms;
+        let part = |quantity, previous_value, rule: Option<Rule>| Parts {
+            kind,
+            quantity,
+            counter_value: raw,
+            previous_value,
+            rolled_over: matches!(rule, Some(Rule::Rollover | Rule::RolloverWhileUnread)),
+            rule,
+            source_ts: s.source_ts_ms,
+        };
+        match step {
+            Step::Baseline { previous_tag: None } => {
+                tracing::info!(counter = ?kind, raw, "counter baseline")
+            }
+            Step::Baseline {
+                previous_tag: Some(old),
+            } => {
+                let tag = rules.tag.clone();
+                tracing::warn!(counter = ?kind, %old, %tag, raw, "counter moved to another tag: new baseline");
+                let body = EventBody::CounterReset {
+                    counter: kind,
+                    from: previous.unwrap_or(0),
+                    to: raw,
+                    rule: Some(Rule::TagChanged),
+                    counted: 0,
+                    previous_tag: Some(old),
+                    tag: Some(tag),
+                };
+                out.push(NewEvent::new(ts, source, body));
+            }
+            Step::Unchanged => {}
+            Step::Held { from } => {
+                tracing::info!(counter = ?kind, from, to = raw, "counter reading held until confirmed or disproved")
+            }
+            Step::Parts { quantity } => {
+                self.parts(part(quantity, previous.unwrap_or(0), None), ts, source, out)
+            }
+            Step::Correction { quantity, from } => {
+                tracing::warn!(counter = ?kind, from, to = raw, "counter stepped back: parts taken back");
+                self.correction(kind, quantity, from, raw, ts, source, out);
+            }
+            Step::Glitch {
+                quantity,
+                from,
+                low,
+                high,
+                readings,
+                duration_ms,
+            } => {
+                tracing::warn!(counter = ?kind, from, low, high, readings, duration_ms, "counter glitch: it came back; nothing counted for it");
+                let body = EventBody::CounterGlitch {
+                    counter: kind,
+                    value: from,
+                    low,
+                    high,
+                    readings,
+                    duration_ms,
+                };
+                out.push(NewEvent::new(ts, source.clone(), body));
+                if quantity > 0 {
+                    self.parts(part(quantity, from, None), ts, source, out);
+                }
+            }
+            Step::Confirmed {
+                rule,
+                quantity,
+                from,
+                first,
+            } => {
+                let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
+                if !rolled {
+                    tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, counted = quantity, "counter reset confirmed");
+                    let body = EventBody::CounterReset {
+                        counter: kind,
+                        from,
+                        to: first,
+                        rule: Some(rule),
+                        counted: quantity,
+                        previous_tag: None,
+                        tag: None,
+                    };
+                    out.push(NewEvent::new(ts, source.clone(), body));
+                }
+                // The value the parts are counted from: the old one across a rollover, zero
+                // for a restart from zero, the first reading after a jump.
+                let base = match rule {
+                    Rule::Rollover | Rule::RolloverWhileUnread => from,
+                    Rule::RestartedFromZero => 0,
+                    _ => first,
+                };
+                if quantity > 0 {
+                    self.parts(part(quantity, base, Some(rule)), ts, source, out);
+                }
+            }
+        }
+    }
+
+    fn parts(&mut self, p: Parts, ts_ms: i64, source: Vec<String>, out: &mut Vec<NewEvent>) {
+        match p.kind {
+            CounterKind::Good => self.state.good_total += p.quantity,
+            CounterKind::Scrap => self.state.scrap_total += p.quantity,
+        }
+        let order_id = self.attribute_parts(p.kind, p.quantity);
+        let body = EventBody::PartCount {
+            counter: p.kind,
+            quantity: p.quantity,
+            counter_value: p.counter_value,
+            previous_value: p.previous_value,
+            rolled_over: p.rolled_over,
+            order_id,
+            rule: p.rule,
+            source_ts: p.source_ts,
+        };
+        out.push(NewEvent::new(ts_ms, source, body));
+        self.auto_complete(ts_ms, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn correction(
+        &mut self,
+        kind: CounterKind,
+        quantity: u64,
+        from: u64,
+        to: u64,
+        ts_ms: i64,
+        source: Vec<String>,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let total = match kind {
+            CounterKind::Good => &mut self.state.good_total,
+            CounterKind::Scrap => &mut self.state.scrap_total,
+        };
+        *total = total.saturating_sub(quantity);
+        let order_id = self.take_back_parts(kind, quantity);
+        let body = EventBody::CountCorrection {
+            counter: kind,
+            quantity: -(quantity.min(i64::MAX as u64) as i64),
+            counter_value: to,
+            previous_value: from,
+            order_id,
+        };
+        out.push(NewEvent::new(ts_ms, source, body));
+    }
+
+}
+
+/// Parts about to be counted, and what the event says of them.
+struct Parts {
+    kind: CounterKind,
+    quantity: u64,
+    counter_value: u64,
+    previous_value: u64,
+    rolled_over: bool,
+    rule: Option<Rule>,
+    source_ts: Option<i64>,
+}
