@@ -157,6 +157,28 @@ async fn a_real_reset_that_stays_counts_every_part_after_it() {
     rig.stop();
 }
 
+/// Reset to zero while the machine stands still: the PLC reports nothing more (the driver sends
+/// changes only), and the drop is confirmed by time; the parts after it are counted from zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_while_the_machine_stands_still_is_confirmed_by_time() {
+    let mut rig = Rig::start(5_000, 0, "").await;
+    rig.plc.write_u32(GOOD, 0).await;
+    rig.wait_events("counter_reset", 1).await;
+    let d = rig.delivered();
+    let reset = d.of_type("counter_reset").next().unwrap();
+    assert_eq!(reset["data"]["rule"], "restarted_from_zero");
+    assert_eq!(
+        (reset["data"]["from"].as_u64(), reset["data"]["to"].as_u64()),
+        (Some(5_000), Some(0))
+    );
+    for n in 1..=3 {
+        rig.plc.write_u32(GOOD, n).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    rig.expect_net("good", 3).await;
+    rig.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_returning_zeros_for_3_s_on_a_link_loss_counts_what_the_plc_made() {
     let mut rig = Rig::start(5_000, 100, "").await;

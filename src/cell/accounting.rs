@@ -204,6 +204,7 @@ impl Engine {
     /// Called about once a second: attributes time, rolls the shift over, publishes OEE.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
         self.credit(now_ms);
+        self.confirm_held(now_ms, out);
         if let Some(calendar) = &self.model.orders.calendar {
             let current = calendar.at(now_ms);
             let same = |a: &ShiftAccount| {

@@ -34,7 +34,11 @@ impl Engine {
     /// back eats no time: durations follow the monotonic clock.
     pub fn clock_stepped(&mut self, step_ms: i64) {
         let st = &mut self.state;
-        for t in [&mut st.accounted_to, &mut st.state_since, &mut st.last_oee_ms] {
+        for t in [
+            &mut st.accounted_to,
+            &mut st.state_since,
+            &mut st.last_oee_ms,
+        ] {
             if *t != 0 {
                 *t = t.saturating_add(step_ms);
             }

@@ -33,7 +33,7 @@ pub struct CounterRules {
 }
 
 /// A counter as last counted from: committed with the events it produced.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counter {
     /// The raw value the committed counts were taken up to; None before the first reading.
@@ -50,6 +50,24 @@ pub struct Counter {
     /// measuring window started (time, `counted`).
     pub rate_per_min: f64,
     pub rate_from: (i64, u64),
+    /// False since a bad reading of the tag, until the next good one: a held reading is not
+    /// confirmed by time while the counter cannot be read.
+    pub readable: bool,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter {
+            last: None,
+            tag: None,
+            last_ms: 0,
+            pending: None,
+            counted: 0,
+            rate_per_min: 0.0,
+            rate_from: (0, 0),
+            readable: true,
+        }
+    }
 }
 
 /// A reading below the baseline (or above it by more than `max_step`) and those after it.
@@ -60,6 +78,9 @@ pub struct Pending {
     /// The highest reading since the first: parts are counted past it only, so that a dip
     /// inside the window (a glitch within a real reset) counts nothing twice.
     pub top: u64,
+    /// The last reading.
+    #[serde(default)]
+    pub latest: u64,
     /// Parts the readings after the first show, should the first be real.
     pub since_first: u64,
     /// How often it counted up past `top`: a counter that counts below its old value is
@@ -153,8 +174,29 @@ const RATE_WINDOW_MS: i64 = 10_000;
 impl Counter {
     /// Takes a good reading `raw` at `now_ms` (the runtime's clock).
     pub fn observe(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+        self.readable = true;
         let step = self.decide(raw, now_ms, rules);
-        match &step {
+        self.account(&step, now_ms);
+        self.last_ms = now_ms;
+        step
+    }
+
+    /// A held reading that no new reading has disproved: confirmed once it has lasted
+    /// `confirm_ms` while the counter reads good (drivers report changes only, so a value that
+    /// holds brings no further readings). Gives the step and the reading it was confirmed at.
+    pub fn confirm_held(&mut self, now_ms: i64, rules: &CounterRules) -> Option<(Step, u64)> {
+        let p = self.pending.as_ref()?;
+        if !self.readable || now_ms - p.since_ms < rules.confirm_ms {
+            return None;
+        }
+        let latest = p.latest;
+        let step = self.confirm_if_due(now_ms, rules, true);
+        self.account(&step, now_ms);
+        Some((step, latest))
+    }
+
+    fn account(&mut self, step: &Step, now_ms: i64) {
+        match step {
             Step::Correction { quantity, .. } => {
                 self.counted = self.counted.saturating_sub(*quantity)
             }
@@ -164,8 +206,6 @@ impl Counter {
         if self.pending.is_none() {
             self.measure_rate(now_ms, matches!(step, Step::Baseline { .. }));
         }
-        self.last_ms = now_ms;
-        step
     }
 
     fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
@@ -202,6 +242,7 @@ impl Counter {
                     duration_ms: (now_ms - p.since_ms).max(0),
                 };
             }
+            p.latest = raw;
             if raw > p.top {
                 p.since_first += raw - p.top;
                 p.top = raw;
@@ -230,6 +271,7 @@ impl Counter {
         }
         self.pending = Some(Pending {
             first: raw,
+            latest: raw,
             lowest: raw,
             top: raw,
             since_first: 0,

@@ -176,6 +176,32 @@ fn a_reset_that_stays_at_zero_is_confirmed_after_its_window() {
 }
 
 #[test]
+fn a_held_reading_that_no_new_reading_disproves_is_confirmed_by_time_while_readable() {
+    // Drivers report changes only: 5000 -> 1 and then nothing (the machine paused).
+    let r = rules(32);
+    let mut c = counter_at(5_000, &r);
+    assert_eq!(c.observe(1, 10_000, &r), Step::Held { from: 5_000 });
+    assert_eq!(c.confirm_held(14_999, &r), None, "not yet");
+    // Unreadable meanwhile (device offline): not confirmed by time.
+    c.readable = false;
+    assert_eq!(c.confirm_held(20_000, &r), None);
+    c.readable = true;
+    let (step, raw) = c.confirm_held(20_000, &r).expect("confirmed");
+    assert_eq!(raw, 1);
+    assert_eq!(
+        step,
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 1,
+            from: 5_000,
+            first: 1
+        }
+    );
+    assert_eq!(c.observe(2, 21_000, &r), Step::Parts { quantity: 1 });
+    assert_eq!(c.confirm_held(30_000, &r), None, "nothing held");
+}
+
+#[test]
 fn a_jump_back_to_a_value_far_from_zero_counts_only_what_follows() {
     let r = rules(32);
     let mut c = counter_at(50_000, &r);

@@ -6,16 +6,66 @@ use crate::event::{CounterKind, EventBody, NewEvent};
 use mes_edge_drivers::Sample;
 
 impl Engine {
-    pub(super) fn count(&mut self, kind: CounterKind, raw: u64, s: &Sample, out: &mut Vec<NewEvent>) {
+    pub(super) fn count(
+        &mut self,
+        kind: CounterKind,
+        raw: u64,
+        s: &Sample,
+        out: &mut Vec<NewEvent>,
+    ) {
         let rules = &self.model.counters[&kind];
-        let counter = match kind {
-            CounterKind::Good => &mut self.state.good,
-            CounterKind::Scrap => &mut self.state.scrap,
-        };
+        let counter = self.state.counter(kind);
         let previous = counter.last;
         let step = counter.observe(raw, s.ts_ms, rules);
-        let source = vec![self.model.tag_name(s.tag).to_string()];
-        let ts = s.ts_ms;
+        let reading = Reading {
+            raw,
+            ts: s.ts_ms,
+            source_ts: s.source_ts_ms,
+            tag: self.model.tag_name(s.tag).to_string(),
+        };
+        self.counted(kind, step, previous, reading, out);
+    }
+
+    /// Drivers report a value when it changes, so a held reading that stays as it is gets no
+    /// further readings: once it has lasted `confirm_ms` while the tag reads good, it is
+    /// confirmed here (the engine ticks about once a second).
+    pub(super) fn confirm_held(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
+        for kind in [CounterKind::Good, CounterKind::Scrap] {
+            let Some(rules) = self.model.counters.get(&kind) else {
+                continue;
+            };
+            let counter = self.state.counter(kind);
+            let previous = counter.last;
+            let Some((step, raw)) = counter.confirm_held(now_ms, rules) else {
+                continue;
+            };
+            let reading = Reading {
+                raw,
+                ts: now_ms,
+                source_ts: None,
+                tag: self.model.counter_tag_name(kind).to_string(),
+            };
+            self.counted(kind, step, previous, reading, out);
+        }
+    }
+
+    /// The events and the accounting of one step of a counter.
+    fn counted(
+        &mut self,
+        kind: CounterKind,
+        step: Step,
+        previous: Option<u64>,
+        reading: Reading,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let rules = &self.model.counters[&kind];
+        let Reading {
+            raw,
+            ts,
+            source_ts,
+            tag,
+        } = reading;
+        let source = vec![tag];
         let part = |quantity, previous_value, rule: Option<Rule>| Parts {
             kind,
             quantity,
@@ -23,7 +73,7 @@ impl Engine {
             previous_value,
             rolled_over: matches!(rule, Some(Rule::Rollover | Rule::RolloverWhileUnread)),
             rule,
-            source_ts: s.source_ts_ms,
+            source_ts,
         };
         match step {
             Step::Baseline { previous_tag: None } => {
@@ -158,7 +208,6 @@ impl Engine {
         };
         out.push(NewEvent::new(ts_ms, source, body));
     }
-
 }
 
 /// Parts about to be counted, and what the event says of them.
@@ -170,4 +219,12 @@ struct Parts {
     rolled_over: bool,
     rule: Option<Rule>,
     source_ts: Option<i64>,
+}
+
+/// The reading a step was taken from, as its events name it.
+struct Reading {
+    raw: u64,
+    ts: i64,
+    source_ts: Option<i64>,
+    tag: String,
 }

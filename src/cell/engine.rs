@@ -1,5 +1,5 @@
 use super::{CellModel, Counter, MachineState, Role};
-use crate::event::{EventBody, NewEvent};
+use crate::event::{CounterKind, EventBody, NewEvent};
 use crate::orders::{OrderBook, ShiftAccount};
 use mes_edge_drivers::{DeviceEvent, DeviceStatus, Quality, Sample};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,15 @@ pub struct CellState {
     pub order_number: Option<i64>,
     /// Devices whose clock is off by more than their tolerance (warned once).
     pub clock_skewed: std::collections::BTreeSet<String>,
+}
+
+impl CellState {
+    pub fn counter(&mut self, kind: CounterKind) -> &mut Counter {
+        match kind {
+            CounterKind::Good => &mut self.good,
+            CounterKind::Scrap => &mut self.scrap,
+        }
+    }
 }
 
 /// A stop interval, and the time credited to it so far (under its reason, or "unexplained"),
@@ -119,11 +128,11 @@ impl Engine {
         match role {
             // A bad reading says nothing about parts: the counter keeps its baseline, and the next
             // good reading counts everything made in between.
-            Role::Counter(kind) => {
-                if let (true, Some(raw)) = (good, s.value.and_then(|v| v.as_u64())) {
-                    self.count(kind, raw, s, out);
-                }
-            }
+            Role::Counter(kind) => match s.value.and_then(|v| v.as_u64()).filter(|_| good) {
+                Some(raw) => self.count(kind, raw, s, out),
+                // Unreadable: a reading held meanwhile is not confirmed by time.
+                None => self.state.counter(kind).readable = false,
+            },
             Role::FaultCode => self.state.fault_code = int(),
             Role::OrderNumber => {
                 if let Some(n) = int() {
@@ -200,14 +209,12 @@ impl Engine {
             body,
         ));
     }
-
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cell::{Role, Rule};
-    use crate::event::CounterKind;
     use mes_edge_drivers::{DeviceId, TagId, Value};
     use std::collections::HashMap;
 
@@ -348,6 +355,29 @@ mod tests {
             }
         ));
         assert_eq!(e.state.good_total, 11 + 500 + 3);
+    }
+
+    #[test]
+    fn a_reset_that_holds_still_is_confirmed_at_a_tick() {
+        let mut e = engine();
+        run(&mut e, samples(&[(GOOD, Some(500), 1_000)]));
+        // Reset to 3 and nothing more reported (drivers report changes only).
+        assert!(run(&mut e, samples(&[(GOOD, Some(3), 2_000)])).is_empty());
+        let mut out = Vec::new();
+        e.tick(2_500, &mut out);
+        assert!(out
+            .iter()
+            .all(|ev| !matches!(ev.body, EventBody::PartCount { .. })));
+        e.tick(3_000, &mut out);
+        let counted: Vec<_> = out
+            .iter()
+            .filter_map(|ev| match &ev.body {
+                EventBody::CounterReset { rule, counted, .. } => Some((*rule, *counted)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counted, [(Some(Rule::RestartedFromZero), 3)]);
+        assert_eq!(e.state.good_total, 3);
     }
 
     #[test]

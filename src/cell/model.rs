@@ -162,6 +162,14 @@ impl CellModel {
         }
     }
 
+    /// The tag a counter signal reads.
+    pub fn counter_tag_name(&self, kind: CounterKind) -> &str {
+        self.roles
+            .iter()
+            .find(|(_, r)| **r == Role::Counter(kind))
+            .map_or("?", |(t, _)| self.tag_name(*t))
+    }
+
     pub fn tag_name(&self, t: TagId) -> &str {
         &self.tag_names[t.0 as usize]
     }
