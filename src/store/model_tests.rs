@@ -40,8 +40,11 @@ enum Op {
     Tick { ms: i64 },
     /// Housekeeping: retention, then the size cap.
     Prune { retention_ms: i64, cap: Cap },
-    /// The runtime stops (or is killed) and starts again.
+    /// The runtime stops and starts again.
     Reopen,
+    /// The runtime is killed (kill -9) and starts again: the store's files as they are on disk
+    /// at that moment (every write done, nothing closed or checkpointed) opened again.
+    Crash,
     /// `outbox replay --from --to`, within what the CLI accepts (1 <= from <= to <= last).
     Replay { from: u64, len: u64 },
     /// The runtime's start: `identity::claim`, which announces the store once.
@@ -78,7 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
             prop_oneof![Just(Cap::None), Just(Cap::Zero), (0u64..24).prop_map(Cap::Pages)]
         )
             .prop_map(|(retention_ms, cap)| Op::Prune { retention_ms, cap }),
-        2 => Just(Op::Reopen),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Crash),
         2 => (any::<u64>(), 0u64..4).prop_map(|(from, len)| Op::Replay { from, len }),
         1 => Just(Op::Claim),
     ]
@@ -143,15 +147,7 @@ struct Store {
 impl Store {
     /// A new store, or one the previous release (schema 1) left with `old` in its outbox.
     fn new(old: Option<&[Row]>, state: &CellState) -> Store {
-        // tmpfs when there is one: the test is about what the store does, not the disk, and
-        // thousands of small stores are made and closed.
-        let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .unwrap();
+        let dir = tempdir();
         let path = dir.path().join("cell.db");
         if let Some(rows) = old {
             schema_1_store(&path, rows, state);
@@ -186,6 +182,48 @@ impl Store {
             tools,
         }
     }
+}
+
+impl Store {
+    /// A kill -9: the store's files copied as they are while every connection is open (a
+    /// process that dies leaves its writes in the page cache, WAL included), then opened
+    /// where they were copied. The killed process's connections are dropped without touching
+    /// the copy.
+    fn crash(self) -> Store {
+        let dir = tempdir();
+        let path = dir.path().join("cell.db");
+        for ext in ["", "-wal"] {
+            let from = format!("{}{ext}", self.path.display());
+            if std::path::Path::new(&from).exists() {
+                std::fs::copy(&from, format!("{}{ext}", path.display())).unwrap();
+            }
+        }
+        let lineage = identity::identity_path(&self.path);
+        if lineage.exists() {
+            std::fs::copy(&lineage, identity::identity_path(&path)).unwrap();
+        }
+        drop(self);
+        let (engine, forwarder, tools) = connect(&path);
+        Store {
+            _dir: dir,
+            path,
+            engine,
+            forwarder,
+            tools,
+        }
+    }
+}
+
+/// A folder for a store, on tmpfs when there is one: the test is about what the store does,
+/// not the disk, and thousands of small stores are made and closed.
+fn tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap()
 }
 
 fn connect(path: &std::path::Path) -> (Outbox, Outbox, Connection) {
@@ -416,6 +454,7 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
         }
         // Done by `run`, which owns the store.
         Op::Reopen => Ok("reopen".into()),
+        Op::Crash => Ok("kill -9 and start again".into()),
         Op::Replay { from, len } => {
             if m.last_seq == 0 {
                 return Ok("replay: nothing committed".into());
@@ -506,15 +545,16 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
     }
     for r in &rows {
         let w = &m.rows[&r.seq];
-        if (
+        let got = (
             r.event_id.as_str(),
             r.kind.as_str(),
             r.ts_ms,
             r.delivered_ms,
-        ) != (w.event_id.as_str(), w.kind, w.ts_ms, w.delivered_ms)
-        {
+        );
+        let want = (w.event_id.as_str(), w.kind, w.ts_ms, w.delivered_ms);
+        if got != want {
             return Err(format!(
-                "seq {}: the store has {r:?}, the model {w:?}",
+                "seq {} (event_id, kind, ts, delivered): the store has {got:?}, the model {want:?}",
                 r.seq
             ));
         }
@@ -714,8 +754,10 @@ fn run(previous: Option<&[bool]>, ops: &[Op]) -> Result<(), String> {
     let mut trace = String::new();
     check(&m, &s).map_err(|err| format!("on a new store: {err}"))?;
     for (i, op) in ops.iter().enumerate() {
-        if let Op::Reopen = op {
-            s = s.reopen();
+        match op {
+            Op::Reopen => s = s.reopen(),
+            Op::Crash => s = s.crash(),
+            _ => {}
         }
         let step = apply(op, &mut m, &mut s).and_then(|line| {
             let _ = writeln!(trace, "{i:3} {line}");
@@ -731,7 +773,7 @@ fn run(previous: Option<&[bool]>, ops: &[Op]) -> Result<(), String> {
 }
 
 proptest! {
-    // 256 cases (proptest's default; PROPTEST_CASES=10000 for a longer hunt).
+    // 256 cases (proptest's default); PROPTEST_CASES=4000 for a longer hunt.
     #[test]
     fn the_store_behaves_as_its_model(
         previous in prop::option::weighted(0.2, prop::collection::vec(any::<bool>(), 0..6)),
