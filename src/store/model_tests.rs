@@ -162,8 +162,8 @@ impl Store {
         }
     }
 
-    /// The runtime stops (or is killed) and starts again: every connection closed, then the
-    /// store opened as at a start.
+    /// The runtime stops and starts again: every connection closed, then the store opened as
+    /// at a start.
     fn reopen(self) -> Store {
         let Store {
             _dir,
@@ -182,9 +182,7 @@ impl Store {
             tools,
         }
     }
-}
 
-impl Store {
     /// A kill -9: the store's files copied as they are while every connection is open (a
     /// process that dies leaves its writes in the page cache, WAL included), then opened
     /// where they were copied. The killed process's connections are dropped without touching
