@@ -5,6 +5,8 @@
 
 pub mod identity;
 pub mod inspect;
+#[cfg(test)]
+mod model_tests;
 mod outbox;
 mod schema;
 

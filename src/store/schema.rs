@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Schema versions this build can read and write.
 pub const SCHEMA_VERSION: i64 = 2;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
-const APPLICATION_ID: i64 = 0x4D45_5345;
+pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,7 +24,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the outbox and the cell state.
     "CREATE TABLE outbox (
         seq          INTEGER PRIMARY KEY,   -- the cell's sequence: gap-free, never reused
