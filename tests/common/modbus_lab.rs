@@ -3,29 +3,19 @@
 //! for reading back what the runtime wrote, and a socat pseudo-terminal pair as the serial line.
 //! Like the rest of the harness, a missing peer is a panic that says to run scripts/test.sh.
 
-use super::{free_port, python_bin, tail_file, LOG_TAIL_LINES, PEER_START_TIMEOUT};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader};
+use super::process::{PeerProcess, Ready};
+use super::{free_port, python_bin};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub fn lab_script() -> PathBuf {
-    super::modbus_server_script().with_file_name("modbus_lab.py")
+    super::peer_script("modbus_lab.py")
 }
 
 /// The socat binary (`MES_EDGE_SOCAT`, set by scripts/test.sh); panics if unset or missing.
 pub fn socat_bin() -> PathBuf {
     super::required_env_file("MES_EDGE_SOCAT")
-}
-
-fn log_file(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
 /// Which listeners a [`LabPeer`] opens, and how it behaves.
@@ -41,81 +31,37 @@ pub struct LabOptions {
     pub count_reads_at: Option<u16>,
 }
 
-/// A child process that printed a READY line; killed on drop, logs shown on a panic.
-struct Peer {
-    name: &'static str,
-    child: Child,
-    dir: tempfile::TempDir,
+/// `modbus_lab.py <args>` in `process`, up once it printed its READY line; panics if it does not
+/// come up.
+fn spawn_lab(mut process: PeerProcess, args: Vec<String>) -> PeerProcess {
+    let mut cmd = Command::new(python_bin());
+    cmd.arg("-u").arg(lab_script()).args(&args);
+    let ready = Ready::Line(Box::new(|line| line.starts_with("READY")));
+    if let Err(e) = process.spawn(cmd, ready) {
+        panic!("modbus_lab.py ({args:?}) did not get ready: {e}");
+    }
+    process
 }
 
-impl Peer {
-    fn spawn(name: &'static str, args: Vec<String>, dir: tempfile::TempDir) -> Peer {
-        let python = python_bin();
-        let stderr = dir.path().join("stderr.log");
-        let mut child = Command::new(&python)
-            .arg("-u")
-            .arg(lab_script())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file(&stderr)))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {name}: {e}", python.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + PEER_START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) if line.starts_with("READY") => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "modbus_lab.py {name} ({args:?}) did not get ready; stderr:\n{}",
-                        tail_file(&stderr, 30)
-                    );
-                }
-            }
-        }
-        Peer { name, child, dir }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- modbus_lab.py {} stderr ----\n{}",
-                self.name,
-                tail_file(&self.dir.path().join("stderr.log"), LOG_TAIL_LINES)
-            );
-        }
-    }
+fn lab_process(mode: &str) -> PeerProcess {
+    PeerProcess::new(
+        &format!("modbus_lab.py {mode}"),
+        &format!("mes-edge-modbus-lab-{mode}-"),
+        "stdout.log",
+        "stderr.log",
+    )
 }
 
 /// The pymodbus PLC of the Modbus tests; see the docstring of `tests/peers/modbus_lab.py`.
 pub struct LabPeer {
     pub tcp_port: u16,
     pub rtu_over_tcp_port: u16,
-    _peer: Peer,
+    _process: PeerProcess,
 }
 
 impl LabPeer {
     pub fn start(opts: LabOptions) -> LabPeer {
-        let dir = tempfile::Builder::new()
-            .prefix("mes-edge-modbus-lab-")
-            .tempdir()
-            .expect("tempdir");
+        let process = lab_process("serve");
         let (tcp_port, rtu_over_tcp_port) = (free_port(), free_port());
         let mut args = vec!["serve".to_string()];
         if opts.tcp {
@@ -138,7 +84,7 @@ impl LabPeer {
         let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
         args.extend(["--unit-ids".into(), units.join(",")]);
         if let Some(init) = &opts.init {
-            let path = dir.path().join("init.json");
+            let path = process.dir().join("init.json");
             std::fs::write(&path, serde_json::to_vec_pretty(init).unwrap()).unwrap();
             args.extend(["--init".into(), path.display().to_string()]);
         }
@@ -151,7 +97,7 @@ impl LabPeer {
         LabPeer {
             tcp_port,
             rtu_over_tcp_port,
-            _peer: Peer::spawn("serve", args, dir),
+            _process: spawn_lab(process, args),
         }
     }
 }
@@ -159,17 +105,16 @@ impl LabPeer {
 /// A TCP server that answers every Modbus request with something that is not a correct reply.
 pub struct GarbagePeer {
     pub port: u16,
-    _peer: Peer,
+    _process: PeerProcess,
 }
 
 impl GarbagePeer {
     pub fn start() -> GarbagePeer {
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let args = vec!["garbage".into(), "--port".into(), port.to_string()];
         GarbagePeer {
             port,
-            _peer: Peer::spawn("garbage", args, dir),
+            _process: spawn_lab(lab_process("garbage"), args),
         }
     }
 }
@@ -202,45 +147,27 @@ pub fn pymodbus_decode(port: u16, unit: u8, spec: &serde_json::Value) -> Vec<ser
 pub struct SocatPair {
     pub plc_end: PathBuf,
     pub runtime_end: PathBuf,
-    child: Child,
-    _dir: tempfile::TempDir,
+    _process: PeerProcess,
 }
 
 impl SocatPair {
     pub fn start() -> SocatPair {
-        let bin = socat_bin();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = (dir.path().join("plc"), dir.path().join("runtime"));
-        let log = dir.path().join("socat.log");
-        let mut child = Command::new(&bin)
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file(&log)))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(a.exists() && b.exists()) {
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                panic!("socat made no pty pair; log:\n{}", tail_file(&log, 20));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let mut process = PeerProcess::new("socat", "mes-edge-socat-", "socat.log", "socat.log")
+            .start_timeout(Duration::from_secs(10));
+        let (a, b) = (process.dir().join("plc"), process.dir().join("runtime"));
+        let mut cmd = Command::new(socat_bin());
+        cmd.arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()));
+        let (pa, pb) = (a.clone(), b.clone());
+        let up = move |_: &str| pa.exists() && pb.exists();
+        if let Err(e) = process.spawn(cmd, Ready::Check(Box::new(up))) {
+            panic!("socat made no pty pair: {e}");
         }
         SocatPair {
             plc_end: a,
             runtime_end: b,
-            child,
-            _dir: dir,
+            _process: process,
         }
-    }
-}
-
-impl Drop for SocatPair {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

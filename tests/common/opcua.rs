@@ -6,15 +6,12 @@
 //! on stdout what clients did to it (`WRITE OrderNumber ORD-1`, `CALLED StartOrder ...`). See the
 //! script's docstring for its address space.
 
-use super::{
-    append_file, free_port, kill_child, python_bin, tail_file, wait_child, write_marker,
-    LOG_TAIL_LINES, PEER_START_TIMEOUT,
-};
+use super::process::{self, PeerProcess, Ready, Retry};
+use super::{free_port, python_bin};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The namespace of the test PLC's nodes.
@@ -53,110 +50,71 @@ impl Default for OpcUaOptions {
 }
 
 pub fn opcua_server_script() -> PathBuf {
-    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(d) = dir {
-        let candidate = d.join("tests/peers/opcua_server.py");
-        if candidate.is_file() {
-            return candidate;
-        }
-        dir = d.parent();
-    }
-    panic!(
-        "tests/peers/opcua_server.py not found above {}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    super::peer_script("opcua_server.py")
 }
 
 pub struct OpcUaPeer {
-    port: u16,
-    dir: tempfile::TempDir,
     pub options: OpcUaOptions,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    /// Every stdout line of every start, in order.
-    lines: Arc<Mutex<Vec<String>>>,
     /// What the test set, given back as start values after a restart: a PLC keeps its counters.
     values: BTreeMap<String, String>,
-    starts: u32,
+    process: PeerProcess,
 }
 
 impl OpcUaPeer {
     /// Starts the server on a free port; returns once it listens. Panics (saying to run
     /// scripts/test.sh) if the Python with asyncua is missing.
     pub fn start(options: OpcUaOptions) -> OpcUaPeer {
-        let dir = tempfile::Builder::new()
-            .prefix("mes-edge-opcua-")
-            .tempdir()
-            .expect("tempdir");
         let mut peer = OpcUaPeer {
-            port: 0,
-            dir,
             options,
-            child: None,
-            stdin: None,
-            lines: Arc::new(Mutex::new(Vec::new())),
             values: BTreeMap::new(),
-            starts: 0,
+            process: PeerProcess::new(
+                "opcua_server.py",
+                "mes-edge-opcua-",
+                "opcua_server.stdout.log",
+                "opcua_server.stderr.log",
+            )
+            .with_stdin(),
         };
-        let mut last_err = String::new();
-        for _attempt in 0..5 {
-            peer.port = free_port();
-            match peer.spawn_and_wait() {
-                Ok(()) => return peer,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("opcua peer did not start: {last_err}");
+        process::start_on_free_port("opcua peer", 5, || {
+            peer.process.set_port(free_port());
+            peer.spawn_and_wait()
+        });
+        peer
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port()
     }
 
     /// `opc.tcp://127.0.0.1:PORT/`
     pub fn endpoint(&self) -> String {
-        format!("opc.tcp://127.0.0.1:{}/", self.port)
+        format!("opc.tcp://127.0.0.1:{}/", self.port())
     }
 
     /// The server's certificate (DER), made at its first secure start.
     pub fn certificate(&self) -> PathBuf {
-        self.dir.path().join("server-cert.der")
+        self.process.dir().join("server-cert.der")
     }
 
     /// The X.509 user identity the server accepts (with `x509_user`): certificate and key.
     pub fn user_certificate(&self) -> (PathBuf, PathBuf) {
         (
-            self.dir.path().join("user-cert.der"),
-            self.dir.path().join("user-key.pem"),
+            self.process.dir().join("user-cert.der"),
+            self.process.dir().join("user-key.pem"),
         )
     }
 
-    fn stdout_path(&self) -> PathBuf {
-        self.dir.path().join("opcua_server.stdout.log")
-    }
-
-    fn stderr_path(&self) -> PathBuf {
-        self.dir.path().join("opcua_server.stderr.log")
-    }
-
     fn spawn_and_wait(&mut self) -> Result<(), String> {
-        let python = python_bin();
-        let script = opcua_server_script();
-        self.starts += 1;
-        let marker = format!(
-            "==== harness: start #{} on port {} ====",
-            self.starts, self.port
-        );
-        write_marker(&self.stdout_path(), &marker);
-        write_marker(&self.stderr_path(), &marker);
-        let init = self.dir.path().join("init.json");
+        let dir = self.process.dir().to_path_buf();
+        let port = self.port().to_string();
+        let init = dir.join("init.json");
         std::fs::write(&init, serde_json::to_vec(&self.values).unwrap()).expect("write init.json");
-        let mut cmd = Command::new(&python);
+        let mut cmd = Command::new(python_bin());
         cmd.arg("-u")
-            .arg(&script)
-            .args(["--port", &self.port.to_string()])
+            .arg(opcua_server_script())
+            .args(["--port", &port])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(&dir)
             .args(["--security", self.options.security])
             .arg("--init")
             .arg(&init)
@@ -174,63 +132,8 @@ impl OpcUaPeer {
             cmd.arg("--new-cert");
             self.options.new_cert = false;
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(append_file(&self.stderr_path())))
-            .spawn()
-            .map_err(|e| format!("spawn {} {}: {e}", python.display(), script.display()))?;
-        let stdout = child.stdout.take().unwrap();
-        self.stdin = child.stdin.take();
-        let mut log = append_file(&self.stdout_path());
-        let lines = self.lines.clone();
-        let first = lines.lock().unwrap().len();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(log, "{line}");
-                lines.lock().unwrap().push(line);
-            }
-        });
-        self.child = Some(child);
-        let expected = format!("READY {}", self.port);
-        let deadline = Instant::now() + PEER_START_TIMEOUT;
-        loop {
-            if self.lines.lock().unwrap()[first..]
-                .iter()
-                .any(|l| l.trim() == expected)
-            {
-                return Ok(());
-            }
-            let c = self.child.as_mut().unwrap();
-            if let Ok(Some(status)) = c.try_wait() {
-                self.child = None;
-                return Err(format!(
-                    "opcua_server.py exited ({status}) before READY on port {}; stderr:\n{}",
-                    self.port,
-                    tail_file(&self.stderr_path(), 20)
-                ));
-            }
-            if Instant::now() >= deadline {
-                let mut c = self.child.take().unwrap();
-                kill_child(&mut c);
-                return Err(format!(
-                    "opcua_server.py printed no READY within {PEER_START_TIMEOUT:?} on port {}; stderr:\n{}",
-                    self.port,
-                    tail_file(&self.stderr_path(), 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn count(&self, line: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.as_str() == line)
-            .count()
+        self.process
+            .spawn(cmd, Ready::line(format!("READY {port}")))
     }
 
     /// Sets a Press variable (`GoodCount`, `State`, ...) as the machine would, and waits until
@@ -249,12 +152,12 @@ impl OpcUaPeer {
 
     /// Sends one stdin command and waits for its `ok` line.
     fn command(&mut self, line: &str, ok: &str) {
-        let before = self.count(ok);
-        let stdin = self.stdin.as_mut().expect("opcua peer is not running");
+        let before = self.process.count_lines(ok);
+        let stdin = self.process.stdin().expect("opcua peer is not running");
         writeln!(stdin, "{line}").expect("write to opcua_server.py");
         stdin.flush().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.count(ok) == before {
+        while self.process.count_lines(ok) == before {
             assert!(
                 Instant::now() < deadline,
                 "opcua_server.py did not confirm `{line}`\n{}",
@@ -266,86 +169,48 @@ impl OpcUaPeer {
 
     /// Every stdout line so far (READY, OK, WRITE ..., CALLED ...).
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.process.lines()
     }
 
     /// Waits until the server has printed `line` (e.g. `WRITE OrderNumber ORD-1`).
     pub async fn wait_line(&self, line: &str, timeout: Duration) -> bool {
-        super::eventually(timeout, || self.count(line) > 0).await
+        super::eventually(timeout, || self.process.count_lines(line) > 0).await
     }
 
     /// SIGTERM and wait. No-op if not running.
     pub fn stop(&mut self) {
-        self.stdin = None;
-        super::terminate_slot(&mut self.child);
+        self.process.stop();
     }
 
     pub fn is_running(&mut self) -> bool {
-        super::child_running(&mut self.child)
+        self.process.is_running()
     }
 
     /// SIGSTOP: the server hangs with its connections open, answering nothing (a controller
     /// whose OPC UA server is stuck, or a cable pulled without a reset).
     pub fn freeze(&mut self) {
-        self.signal(19);
+        self.process.signal(process::SIGSTOP);
     }
 
     /// SIGCONT after [`OpcUaPeer::freeze`].
     pub fn thaw(&mut self) {
-        self.signal(18);
-    }
-
-    fn signal(&mut self, sig: i32) {
-        let c = self.child.as_ref().expect("opcua peer is not running");
-        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
-        unsafe {
-            super::sys::kill(c.id() as i32, sig);
-        }
+        self.process.signal(process::SIGCONT);
     }
 
     /// Starts the server again on the same port with the values last set (a restart of the
     /// controller's OPC UA server; the PLC program keeps its counters).
     pub fn start_again(&mut self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("harness: opcua peer restart failed, retrying: {e}");
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("opcua peer did not start again: {e}"),
-            }
-        }
+        process::restart("opcua peer", Retry::AnyFailure, || self.spawn_and_wait());
     }
 
     /// Everything the server wrote to stderr (asyncua's warnings), every start.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+        self.process.stderr()
     }
 
     pub fn logs(&self) -> String {
-        format!(
-            "---- opcua_server.py stdout ({}) ----\n{}\n---- opcua_server.py stderr ({}) ----\n{}",
-            self.stdout_path().display(),
-            tail_file(&self.stdout_path(), LOG_TAIL_LINES),
-            self.stderr_path().display(),
-            tail_file(&self.stderr_path(), LOG_TAIL_LINES)
-        )
-    }
-}
-
-impl Drop for OpcUaPeer {
-    fn drop(&mut self) {
-        self.stdin = None;
-        if let Some(mut c) = self.child.take() {
-            kill_child(&mut c);
-            let _ = wait_child(&mut c, Duration::from_secs(1));
-        }
-        if std::thread::panicking() && self.starts > 0 {
-            eprintln!("{}", self.logs());
-        }
+        self.process.logs()
     }
 }
 

@@ -8,62 +8,54 @@
 //! `/usr/lib/rabbitmq/bin/rabbitmq-server`, which runs as the calling user, unlike the wrapper
 //! in /usr/sbin). Starting a node takes some 10 to 20 s.
 
-use super::{
-    append_file, child_running, free_port, kill_child, port_accepts, read_lossy,
-    respawn_on_same_port, tail_file, terminate_slot, write_marker, LOG_TAIL_LINES,
-};
+use super::process::{self, PeerProcess, Ready, Retry};
+use super::{free_port, port_accepts, read_lossy, Broker};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A node takes longer than Mosquitto to boot (an Erlang VM and a database).
 const RABBIT_START_TIMEOUT: Duration = Duration::from_secs(90);
 
-pub fn rabbitmq_bin() -> PathBuf {
+pub fn rabbitmq_bin() -> std::path::PathBuf {
     super::required_env_file("MES_EDGE_RABBITMQ")
 }
 
 pub struct RabbitMq {
-    port: u16,
     dist_port: u16,
     node: String,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    starts: u32,
+    process: PeerProcess,
 }
 
 impl RabbitMq {
     /// Starts a node with the MQTT plugin on a free port; returns once it takes connections.
     pub fn start() -> RabbitMq {
         let bin = rabbitmq_bin();
-        let dir = tempfile::Builder::new()
-            .prefix("mes-edge-rabbitmq-")
-            .tempdir()
-            .expect("tempdir");
+        let process = PeerProcess::new(
+            "rabbitmq",
+            "mes-edge-rabbitmq-",
+            "rabbitmq.log",
+            "rabbitmq.log",
+        )
+        .start_timeout(RABBIT_START_TIMEOUT)
+        .with_pid_file("rabbitmq.pid");
         for sub in ["home", "data", "log"] {
-            fs::create_dir_all(dir.path().join(sub)).unwrap();
+            fs::create_dir_all(process.dir().join(sub)).unwrap();
         }
-        let mut last_err = String::new();
         let mut r = RabbitMq {
-            port: 0,
             dist_port: 0,
             node: String::new(),
-            dir,
-            child: None,
-            starts: 0,
+            process,
         };
-        for _ in 0..3 {
-            r.port = free_port();
+        process::start_on_free_port("rabbitmq", 3, || {
+            r.process.set_port(free_port());
             r.dist_port = free_port();
-            r.node = format!("mesedge{}@localhost", r.port);
+            r.node = format!("mesedge{}@localhost", r.port());
             r.write_config();
-            match r.spawn_and_wait(&bin) {
-                Ok(()) => return r,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("rabbitmq did not start: {last_err}");
+            r.spawn_and_wait(&bin)
+        });
+        r
     }
 
     fn write_config(&self) {
@@ -79,100 +71,55 @@ impl RabbitMq {
              log.console = true\n\
              log.console.level = info\n\
              log.file = false\n",
-            port = self.port
+            port = self.port()
         );
-        fs::write(self.dir.path().join("rabbitmq.conf"), conf).unwrap();
-        fs::write(
-            self.dir.path().join("enabled_plugins"),
-            "[rabbitmq_mqtt].\n",
-        )
-        .unwrap();
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("rabbitmq.log")
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.dir.path().join("rabbitmq.pid")
+        let dir = self.process.dir();
+        fs::write(dir.join("rabbitmq.conf"), conf).unwrap();
+        fs::write(dir.join("enabled_plugins"), "[rabbitmq_mqtt].\n").unwrap();
     }
 
     fn spawn_and_wait(&mut self, bin: &Path) -> Result<(), String> {
-        self.starts += 1;
-        let log = self.log_path();
-        write_marker(
-            &log,
-            &format!(
-                "==== harness: start #{} on port {} ====",
-                self.starts, self.port
-            ),
-        );
-        let _ = fs::remove_file(self.pid_file());
-        let d = self.dir.path();
-        let child = Command::new(bin)
-            .env("HOME", d.join("home"))
+        let d = self.process.dir();
+        let mut cmd = Command::new(bin);
+        cmd.env("HOME", d.join("home"))
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
             .env("RABBITMQ_MNESIA_BASE", d.join("data"))
             .env("RABBITMQ_LOG_BASE", d.join("log"))
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_PID_FILE", self.pid_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(append_file(&log)))
-            .stderr(Stdio::from(append_file(&log)))
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + RABBIT_START_TIMEOUT;
-        loop {
-            let child = self.child.as_mut().unwrap();
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                let text = read_lossy(&log);
-                let why = if text.contains("eaddrinuse") {
-                    "port in use"
+            .env("RABBITMQ_PID_FILE", d.join("rabbitmq.pid"));
+        let port = self.port();
+        let up = move |_: &str| port_accepts(port);
+        self.process
+            .spawn(cmd, Ready::Check(Box::new(up)))
+            .map_err(|e| {
+                // What `process::restart` waits out: the old node still holds the port.
+                if read_lossy(&self.process.stdout_path()).contains("eaddrinuse") {
+                    format!("rabbitmq port in use: {e}")
                 } else {
-                    "exited"
-                };
-                return Err(format!(
-                    "rabbitmq {why} ({status}) while starting on port {}; log:\n{}",
-                    self.port,
-                    tail_file(&log, 30)
-                ));
-            }
-            if port_accepts(self.port) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                self.kill9();
-                return Err(format!(
-                    "rabbitmq did not accept MQTT connections on port {} within {RABBIT_START_TIMEOUT:?}; log:\n{}",
-                    self.port,
-                    tail_file(&log, 30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                    e
+                }
+            })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port()
     }
 
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        format!("mqtt://127.0.0.1:{}", self.port())
     }
 
     pub fn is_running(&mut self) -> bool {
-        child_running(&mut self.child)
+        self.process.is_running()
     }
 
     /// SIGTERM to the start script, which stops the node cleanly (its database kept).
     pub fn stop(&mut self) {
-        terminate_slot(&mut self.child);
+        self.process.stop();
         self.wait_vm_gone();
-        if port_accepts(self.port) {
+        if port_accepts(self.port()) {
             eprintln!("harness: rabbitmq still up after SIGTERM; killing its VM");
             self.kill9();
         }
@@ -180,31 +127,14 @@ impl RabbitMq {
 
     /// SIGKILL to the Erlang VM itself (a crash), then to the start script.
     pub fn kill9(&mut self) {
-        if let Some(pid) = self.vm_pid() {
-            // SAFETY: kill(2) on the pid the node wrote at boot; it is ours and still running
-            // (the start script, our child, has not been reaped).
-            unsafe {
-                super::sys::kill(pid, 9);
-            }
-        }
-        if let Some(mut c) = self.child.take() {
-            kill_child(&mut c);
-        }
+        self.process.kill9();
         self.wait_vm_gone();
-    }
-
-    fn vm_pid(&self) -> Option<i32> {
-        fs::read_to_string(self.pid_file())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
     }
 
     /// Waits (15 s at most) until the Erlang VM has let go of the MQTT port.
     fn wait_vm_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while port_accepts(self.port) && Instant::now() < deadline {
+        while port_accepts(self.port()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -213,23 +143,34 @@ impl RabbitMq {
     pub fn start_again(&mut self) {
         self.stop();
         let bin = rabbitmq_bin();
-        respawn_on_same_port("rabbitmq", || self.spawn_and_wait(&bin));
+        process::restart("rabbitmq", Retry::WhilePortInUse, || {
+            self.spawn_and_wait(&bin)
+        });
     }
 
     pub fn logs(&self) -> String {
-        format!(
-            "---- rabbitmq log ({}) ----\n{}",
-            self.log_path().display(),
-            tail_file(&self.log_path(), LOG_TAIL_LINES)
-        )
+        self.process.logs()
     }
 }
 
 impl Drop for RabbitMq {
     fn drop(&mut self) {
+        // Waits for the VM too, so that its folder goes after it; the logs come from the process.
         self.kill9();
-        if std::thread::panicking() && self.starts > 0 {
-            eprintln!("{}", self.logs());
-        }
+    }
+}
+
+impl Broker for RabbitMq {
+    fn port(&self) -> u16 {
+        RabbitMq::port(self)
+    }
+    fn stop(&mut self) {
+        RabbitMq::stop(self)
+    }
+    fn start_again(&mut self) {
+        RabbitMq::start_again(self)
+    }
+    fn logs(&self) -> String {
+        RabbitMq::logs(self)
     }
 }
