@@ -124,6 +124,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast "$@" || TEST_STATUS=$?
 fi
+# Every RabbitMQ node the tests started leaves Erlang's port mapper daemon behind: end it, so
+# that nothing of the run outlives it.
+if command -v epmd >/dev/null 2>&1; then
+    epmd -kill >/dev/null 2>&1 || true
+fi
 if [ "$OPS_STATUS" -ne 0 ]; then
     log "scripts/ops-checks.sh failed: see its FAIL lines above"
     exit "$OPS_STATUS"
