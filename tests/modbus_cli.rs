@@ -31,7 +31,7 @@ fn read_and_write_like_mbpoll() {
         unit_ids: vec![1, 5],
         init: Some(json!({
             "typed": [
-                {"address": 10, "type": "f32", "order": "CDAB", "value": 3.14},
+                {"address": 10, "type": "f32", "order": "CDAB", "value": 1.75},
                 {"address": 12, "type": "f32", "order": "CDAB", "value": -0.5},
                 {"address": 20, "type": "string", "order": "BADC", "value": "LOT-42", "length": 4},
             ],
@@ -49,7 +49,7 @@ fn read_and_write_like_mbpoll() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(values(&out), ["[10]: \t3.14", "[12]: \t-0.5"]);
+    assert_eq!(values(&out), ["[10]: \t1.75", "[12]: \t-0.5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("Protocol configuration: Modbus TCP"),
@@ -79,7 +79,7 @@ fn read_and_write_like_mbpoll() {
     ]);
     assert_eq!(
         values(&out),
-        ["[10]: \t3.14"],
+        ["[10]: \t1.75"],
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -472,7 +472,7 @@ mod tests {
             Value::Bool(true)
         );
         assert!(parse_value("1.5", DataType::U16).is_err());
-        assert_eq!(shown(Value::Float(3.14f32 as f64), DataType::F32), "3.14");
+        assert_eq!(shown(Value::Float(1.25f32 as f64), DataType::F32), "1.25");
         assert_eq!(parse_address("0x10").unwrap(), 16);
         assert!(parse_address("70000").is_err());
     }
