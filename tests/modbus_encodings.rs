@@ -40,8 +40,8 @@ fn samples() -> Vec<(&'static str, u16, serde_json::Value, Value)> {
         (
             "f64",
             4,
-            json!(-2.718281828459045),
-            Value::Float(-2.718281828459045),
+            json!(-1234.567890123456),
+            Value::Float(-1234.567890123456),
         ),
         (
             "string",

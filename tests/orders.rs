@@ -106,8 +106,7 @@ impl Cell {
         );
         self.replies()
             .into_iter()
-            .filter(|r| r["correlation_id"] == correlation_id)
-            .last()
+            .rfind(|r| r["correlation_id"] == correlation_id)
             .unwrap()
     }
 

@@ -195,7 +195,7 @@ async fn serve(spec: Spec, layout: Layout) -> anyhow::Result<()> {
             for (n, tag) in tags.into_iter().enumerate() {
                 let (devices, layout) = (devices.clone(), layout.clone());
                 tokio::spawn(async move {
-                    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1) * 0x2545_F491);
+                    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((n as u64 + 1) * 0x2545_F491));
                     loop {
                         let pause = min_ms + rng.next() % (max_ms - min_ms).max(1);
                         tokio::time::sleep(Duration::from_millis(pause)).await;

@@ -29,8 +29,11 @@ pub struct CommandIn {
     /// The Unix user who sent it over the control socket (SO_PEERCRED), if it came that way:
     /// recorded in the events the command makes.
     pub user: Option<String>,
-    pub done: Option<Box<dyn FnOnce(&Reply) + Send>>,
+    pub done: Option<ReplyTo>,
 }
+
+/// Where a command's reply goes once its effects are committed.
+pub type ReplyTo = Box<dyn FnOnce(&Reply) + Send>;
 
 enum Input {
     Device(DeviceEvent),
@@ -71,6 +74,8 @@ fn merge(
 /// The engine's thread: takes driver events and commands in batches, derives events, commits
 /// each batch with the state it leaves behind. A failed commit rolls the state back and retries
 /// the same batch, so a full or failing disk delays events but loses none of the parts.
+// The engine thread's whole world is handed in here; issue 13 gathers it into one inbox.
+#[allow(clippy::too_many_arguments)]
 pub fn engine_loop(
     mut engine: Engine,
     mut outbox: Outbox,

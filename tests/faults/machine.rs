@@ -194,7 +194,7 @@ async fn run(
         }
         let counting = *mode.lock().unwrap() == CounterMode::Counting;
         if state == 1 && counting {
-            if step % 7 == 0 {
+            if step.is_multiple_of(7) {
                 r.scrap = r.scrap.wrapping_add(1);
                 write(&mut plc, SCRAP, &[r.scrap]).await;
                 made.scrap.fetch_add(1, Ordering::SeqCst);

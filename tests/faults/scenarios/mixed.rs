@@ -37,7 +37,7 @@ async fn every_fault_mixed_at_random() {
                 tokio::time::sleep(rng.millis(1000, 6000)).await;
                 plant.broker.start_again();
             }
-            3 | 4 | 5 => {
+            3..=5 => {
                 let (link, lo, hi) = match fault {
                     3 => (Link::Cut, 500, 4000),
                     4 => (Link::Stalled, 2000, 13000),
