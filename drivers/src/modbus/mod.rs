@@ -4,7 +4,6 @@
 //! every change handed on as a [`crate::Sample`]. Writes arrive as [`crate::WriteRequest`]s and are
 //! made between reads on the same connection.
 
-mod backoff;
 mod device;
 pub mod encoding;
 mod line;
@@ -13,7 +12,6 @@ pub mod plan;
 mod tag;
 pub mod transport;
 
-pub use backoff::Backoff;
 pub use device::ModbusDevice;
 pub use encoding::{ByteOrder, DataType};
 pub use line::{run_line, write_op, ModbusLine};

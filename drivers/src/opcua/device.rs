@@ -5,8 +5,9 @@ use super::client::{connect, ClientSettings, Live, SessionEnd};
 use super::convert::{builtin_of, reading, value_of, variant_for, Reading};
 use super::resolve::{moved_namespaces, namespace_array, node_id, resolve_all};
 use super::{parse_node_id, Deadband, NodeTarget, NodeType, OpcUaDevice};
-use crate::modbus::Backoff;
-use crate::{now_ms, DeviceEvent, DeviceStatus, MethodCall, Quality, Sample, Value, WriteRequest};
+use crate::{
+    now_ms, Backoff, DeviceEvent, DeviceStatus, MethodCall, Quality, Sample, Value, WriteRequest,
+};
 use ::opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, Session};
 use ::opcua::types::{
     AttributeId, BrowsePath, DataChangeFilter, DataChangeNotification, DataChangeTrigger,
