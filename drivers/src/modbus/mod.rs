@@ -16,5 +16,5 @@ pub use device::ModbusDevice;
 pub use encoding::{ByteOrder, DataType};
 pub use line::{run_line, write_op, ModbusLine};
 pub use link::{CallError, Link, ReadData, WriteOp};
-pub use tag::{ModbusTag, Table};
+pub use tag::{ModbusTag, Table, MAX_READ_BITS, MAX_READ_REGISTERS};
 pub use transport::{default_frame_gap, Parity, SerialSettings, Transport};
