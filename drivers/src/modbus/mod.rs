@@ -4,6 +4,7 @@
 //! every change handed on as a [`crate::Sample`]. Writes arrive as [`crate::WriteRequest`]s and are
 //! made between reads on the same connection.
 
+pub mod commission;
 mod device;
 pub mod encoding;
 mod line;
