@@ -5,12 +5,14 @@
 //! MQTT: the runtime decides what a value means. This keeps every protocol interchangeable behind
 //! one small contract, which is what lets the cell engine ignore where a count came from.
 
+mod backoff;
 pub mod clock;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
 mod value;
 
+pub use backoff::Backoff;
 pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 
 pub use value::{

@@ -5,13 +5,13 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use mes_edge_drivers::modbus::commission::{self, Commissioning};
 use mes_edge_drivers::modbus::encoding::DataType;
 use mes_edge_drivers::modbus::plan::plan_groups;
 use mes_edge_drivers::modbus::{
-    default_frame_gap, write_op, Link, ModbusDevice, ModbusTag, Parity, ReadData, SerialSettings,
-    Table, Transport,
+    default_frame_gap, ModbusTag, Parity, SerialSettings, Table, Transport,
 };
-use mes_edge_drivers::{DeviceId, TagId, Text, Value};
+use mes_edge_drivers::{TagId, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -277,48 +277,16 @@ impl Options {
 
 async fn read(opts: &Options, transport: Transport, address: u16, count: u16) -> Result<()> {
     let first = opts.tag(address)?;
-    let span = first.span();
-    let total = span as u32 * count.max(1) as u32;
-    if address as u32 + total > 65536 {
-        bail!("{count} values from address {address} run past 65535");
-    }
-    if total > first.table.max_read() as u32 {
-        bail!(
-            "{total} {} do not fit one read (at most {})",
-            if first.table.is_bits() {
-                "bits"
-            } else {
-                "registers"
-            },
-            first.table.max_read()
-        );
-    }
+    commission::read_size(&first, count).map_err(|e| anyhow!(e))?;
     print!("{}", opts.header(&transport, &first, count.max(1)));
-    let mut link = Link::open(&transport, opts.timeout())
+    let device = Commissioning::open(&transport, opts.unit, opts.timeout())
         .await
         .map_err(|e| anyhow!(e))?;
     println!("\n-- Polling slave {}...", opts.unit);
-    let data = link
-        .read(
-            opts.unit,
-            first.table,
-            address,
-            total as u16,
-            opts.timeout(),
-            Duration::ZERO,
-        )
-        .await
-        .map_err(|e| anyhow!("read failed: {e}"))?;
-    link.close().await;
-    for k in 0..count.max(1) {
-        let mut tag = first.clone();
-        tag.address = address + k * span;
-        let value = match &data {
-            ReadData::Registers(regs) => tag.decode_registers(address, regs),
-            ReadData::Bits(bits) => tag.decode_bits(address, bits),
-        }
-        .ok_or_else(|| anyhow!("the reply is shorter than asked"))?;
-        println!("[{}]: \t{}", tag.address, shown(value, tag.data_type));
+    let values = device.read(&first, count).await.map_err(|e| anyhow!(e))?;
+    for (address, value) in values {
+        let value = value.ok_or_else(|| anyhow!("the reply is shorter than asked"))?;
+        println!("[{address}]: \t{}", shown(value, first.data_type));
     }
     Ok(())
 }
@@ -335,23 +303,6 @@ fn shown(value: Value, ty: DataType) -> String {
     }
 }
 
-fn parse_value(s: &str, ty: DataType) -> Result<Value> {
-    let bad = || anyhow!("cannot read {s:?} as {}", ty.name());
-    Ok(match ty {
-        DataType::Bool => match s.to_ascii_lowercase().as_str() {
-            "1" | "true" | "on" => Value::Bool(true),
-            "0" | "false" | "off" => Value::Bool(false),
-            _ => return Err(bad()),
-        },
-        DataType::U16 | DataType::U32 | DataType::U64 => Value::UInt(s.parse().map_err(|_| bad())?),
-        DataType::I16 | DataType::I32 | DataType::I64 => Value::Int(s.parse().map_err(|_| bad())?),
-        DataType::F32 | DataType::F64 => Value::Float(s.parse().map_err(|_| bad())?),
-        DataType::String => Value::Text(
-            Text::new(s).ok_or_else(|| anyhow!("{s:?} is longer than {} bytes", Text::CAPACITY))?,
-        ),
-    })
-}
-
 async fn write(
     opts: &Options,
     transport: Transport,
@@ -359,52 +310,15 @@ async fn write(
     values: &[String],
 ) -> Result<()> {
     let first = opts.tag(address)?;
-    let ty = first.data_type;
-    if first.bit.is_some() && values.len() > 1 {
-        bail!("one bit of a register is written one at a time");
-    }
-    let mut device = ModbusDevice::new(DeviceId(0), "cli", opts.unit, Vec::new());
-    device.single_writes = !opts.multiple_writes && values.len() == 1;
-    // Consecutive values go out in one request: the bits or registers of each, end to end.
-    let mut ops = Vec::new();
-    for (k, text) in values.iter().enumerate() {
-        let mut tag = first.clone();
-        tag.address = address
-            .checked_add(k as u16 * tag.span())
-            .ok_or_else(|| anyhow!("the values run past address 65535"))?;
-        device.tags = vec![tag];
-        ops.push(write_op(&device, 0, parse_value(text, ty)?).map_err(|e| anyhow!(e))?);
-    }
-    use mes_edge_drivers::modbus::WriteOp;
-    let op = if ops.len() == 1 {
-        ops.remove(0)
-    } else if first.table == Table::Coil {
-        let bits = ops
-            .iter()
-            .map(|o| match o {
-                WriteOp::Coils(_, b) => b[0],
-                _ => unreachable!("several coils are written with FC 15"),
-            })
-            .collect();
-        WriteOp::Coils(address, bits)
-    } else {
-        let regs = ops
-            .iter()
-            .flat_map(|o| match o {
-                WriteOp::Registers(_, r) => r.clone(),
-                _ => unreachable!("several registers are written with FC 16"),
-            })
-            .collect();
-        WriteOp::Registers(address, regs)
-    };
+    let op = commission::write_request(&first, opts.unit, values, opts.multiple_writes)
+        .map_err(|e| anyhow!(e))?;
     print!("{}", opts.header(&transport, &first, values.len() as u16));
-    let mut link = Link::open(&transport, opts.timeout())
+    Commissioning::open(&transport, opts.unit, opts.timeout())
+        .await
+        .map_err(|e| anyhow!(e))?
+        .write(&op)
         .await
         .map_err(|e| anyhow!(e))?;
-    link.write(opts.unit, &op, opts.timeout(), Duration::ZERO)
-        .await
-        .map_err(|e| anyhow!("write failed (FC {}): {e}", op.function()))?;
-    link.close().await;
     println!("\nWritten {} references.", values.len());
     Ok(())
 }
@@ -465,14 +379,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_parse_as_their_type() {
-        assert_eq!(parse_value("-3", DataType::I16).unwrap(), Value::Int(-3));
-        assert_eq!(
-            parse_value("on", DataType::Bool).unwrap(),
-            Value::Bool(true)
-        );
-        assert!(parse_value("1.5", DataType::U16).is_err());
-        assert_eq!(shown(Value::Float(1.25f32 as f64), DataType::F32), "1.25");
+    fn values_show_like_mbpoll_and_addresses_parse() {
+        assert_eq!(shown(Value::Float(0.1f32 as f64), DataType::F32), "0.1");
         assert_eq!(parse_address("0x10").unwrap(), 16);
         assert!(parse_address("70000").is_err());
     }

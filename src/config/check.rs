@@ -3,7 +3,7 @@
 
 use super::locate::{Problem, Seg};
 use super::types::*;
-use mes_edge_drivers::modbus::{plan::MAX_READ_REGISTERS, ByteOrder, DataType};
+use mes_edge_drivers::modbus::{ByteOrder, DataType, MAX_READ_REGISTERS};
 use std::collections::HashMap;
 
 // Beside this file (a #[path] so that the module list in config/mod.rs stays as it is).

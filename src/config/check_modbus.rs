@@ -4,7 +4,7 @@
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
-use mes_edge_drivers::modbus::plan::MAX_READ_BITS;
+use mes_edge_drivers::modbus::MAX_READ_BITS;
 use mes_edge_drivers::modbus::{DataType, Table};
 
 macro_rules! path {

@@ -1,7 +1,7 @@
 use super::link::{self, Client, Ev, EventLoop, Options, Refusal};
 use crate::store::{Outbox, OutboxRow};
-use mes_edge_drivers::modbus::Backoff;
 use mes_edge_drivers::now_ms;
+use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;

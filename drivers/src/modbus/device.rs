@@ -4,8 +4,9 @@
 
 use super::plan::{plan_groups, Limits, PollGroup, Refusals};
 use super::tag::ModbusTag;
-use super::Backoff;
-use crate::{now_ms, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Quality, Sample, Value};
+use crate::{
+    now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Quality, Sample, Value,
+};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

@@ -4,7 +4,7 @@
 //! every change handed on as a [`crate::Sample`]. Writes arrive as [`crate::WriteRequest`]s and are
 //! made between reads on the same connection.
 
-mod backoff;
+pub mod commission;
 mod device;
 pub mod encoding;
 mod line;
@@ -13,10 +13,9 @@ pub mod plan;
 mod tag;
 pub mod transport;
 
-pub use backoff::Backoff;
 pub use device::ModbusDevice;
 pub use encoding::{ByteOrder, DataType};
 pub use line::{run_line, write_op, ModbusLine};
 pub use link::{CallError, Link, ReadData, WriteOp};
-pub use tag::{ModbusTag, Table};
+pub use tag::{ModbusTag, Table, MAX_READ_BITS, MAX_READ_REGISTERS};
 pub use transport::{default_frame_gap, Parity, SerialSettings, Transport};

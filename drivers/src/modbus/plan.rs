@@ -9,13 +9,9 @@
 //! fit cannot share a request with the open one's first tag, and every later tag starts at or
 //! after it (the unit tests check this against an exhaustive search).
 
-use super::tag::{ModbusTag, Table};
+use super::tag::{ModbusTag, Table, MAX_READ_BITS, MAX_READ_REGISTERS};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Protocol ceilings for one read request (Modbus application protocol, 6.1 to 6.4).
-pub const MAX_READ_REGISTERS: u16 = 125;
-pub const MAX_READ_BITS: u16 = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

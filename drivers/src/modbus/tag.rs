@@ -3,6 +3,10 @@ use crate::{TagId, Value};
 use serde::Deserialize;
 use std::time::Duration;
 
+/// Protocol ceilings for one read request (Modbus application protocol, 6.1 to 6.4).
+pub const MAX_READ_REGISTERS: u16 = 125;
+pub const MAX_READ_BITS: u16 = 2000;
+
 /// The four Modbus data tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,9 +35,9 @@ impl Table {
     /// Protocol ceiling for one read of this table.
     pub fn max_read(self) -> u16 {
         if self.is_bits() {
-            super::plan::MAX_READ_BITS
+            MAX_READ_BITS
         } else {
-            super::plan::MAX_READ_REGISTERS
+            MAX_READ_REGISTERS
         }
     }
 
