@@ -399,7 +399,7 @@ fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
 
 fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
     let m = &c.mqtt;
-    match crate::forwarder::BrokerUrl::parse(&m.url) {
+    match super::BrokerUrl::parse(&m.url) {
         Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
         Ok(url) => {
             if !url.tls {
@@ -499,7 +499,7 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
 pub fn warnings(c: &CellConfig) -> Vec<Problem> {
     let mut w = Vec::new();
     let m = &c.mqtt;
-    let plaintext = crate::forwarder::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
+    let plaintext = super::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
     if plaintext {
         let key = ["password", "password_file", "password_env"]
             .into_iter()

@@ -7,9 +7,11 @@ mod check_opcua;
 mod check_orders;
 mod locate;
 mod types;
+mod url;
 
 pub use locate::{Located, Problem, Seg};
 pub use types::*;
+pub use url::BrokerUrl;
 
 use std::path::{Path, PathBuf};
 
