@@ -3,8 +3,6 @@
 //! commissioning a cell with the file open in an editor.
 
 mod check;
-mod check_opcua;
-mod check_orders;
 mod locate;
 mod types;
 mod url;
