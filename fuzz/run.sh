@@ -28,7 +28,13 @@ trap 'rm -rf "$WORK"' EXIT
 for t in "${TARGETS[@]}"; do
     mkdir -p "$WORK/$t"
     echo "fuzz/run.sh: $t for ${SECONDS_PER_TARGET} s" >&2
-    cargo fuzz run -O "$t" "$WORK/$t" "corpus/$t" -- \
+    # The cell config target also starts from every example config and every config case:
+    # read where they live rather than copied into the corpus.
+    SEEDS=("corpus/$t")
+    if [ "$t" = cell_config ]; then
+        SEEDS+=(../config ../tests/config-cases/*/)
+    fi
+    cargo fuzz run -O "$t" "$WORK/$t" "${SEEDS[@]}" -- \
         -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 \
         | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|INFO: Running|.*panicked)" || true
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then

@@ -7,8 +7,8 @@
 //! command the cell, and the operator's user (SO_PEERCRED) is recorded in the events of each
 //! command (`"user"` in the envelope).
 
+use crate::cell::CommandIn;
 use crate::orders::{CommandSource, Reply, MAX_PAYLOAD};
-use crate::runtime::CommandIn;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

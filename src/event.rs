@@ -1,19 +1,13 @@
 //! Production events: what the cell reports to MOM. Each is committed to the outbox with a stable
 //! id and the next number of the cell's sequence, and published exactly as committed.
 
-use crate::cell::{MachineState, Rule};
 pub use crate::orders::JobResponse;
 use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
+pub use crate::vocabulary::CounterKind;
+use crate::vocabulary::{MachineState, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CounterKind {
-    Good,
-    Scrap,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

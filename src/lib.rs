@@ -15,6 +15,7 @@ pub mod ops;
 pub mod orders;
 pub mod runtime;
 pub mod store;
+pub mod vocabulary;
 
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -63,7 +63,7 @@ pub fn main(config_path: &Path, load: Load) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(mes_edge::cli::stop_on_signal(tx));
+        tokio::spawn(mes_edge::ops::signals::stop_on_signal(tx));
         mes_edge::runtime::run_with_drivers(config, rx, embedded).await
     })
 }

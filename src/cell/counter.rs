@@ -8,6 +8,7 @@
 //! confirmed (it stays) or disproved (the counter comes back), and only then counted.
 //! docs/EVENTS.md "How counts are derived" states every rule with an example.
 
+pub use crate::vocabulary::Rule;
 use serde::{Deserialize, Serialize};
 
 /// The settings of one counter signal, from `[signals.good_count]` / `[signals.scrap_count]`.
@@ -91,27 +92,6 @@ pub struct Pending {
     pub readings: u32,
     /// How long the counter went unread before the first of these readings.
     pub unobserved_ms: i64,
-}
-
-/// Which rule decided a reading that did not simply count up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// Crossed the top of its range by at most `rollover_window` counts.
-    Rollover,
-    /// Crossed the top of its range after being unread for a while: the parts this implies
-    /// match the cell's recent rate over that time better than a restart from zero does.
-    RolloverWhileUnread,
-    /// Restarted from zero (the first reading after the drop was within `rollover_window`
-    /// of zero): everything since zero is counted.
-    RestartedFromZero,
-    /// Jumped back to a value not near zero: only the parts seen after the jump are counted.
-    JumpedBack,
-    /// Jumped forward by more than `max_step`, and stayed: the jump itself is not counted.
-    ImplausibleJump,
-    /// The signal now reads another tag (device, address, type, byte order or node id): a new
-    /// baseline, nothing counted across the two tags.
-    TagChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

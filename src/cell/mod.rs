@@ -7,12 +7,13 @@ mod commands;
 mod counter;
 mod counting;
 mod engine;
-mod machine_state;
+mod inbox;
 mod model;
 #[cfg(test)]
 mod scenario_tests;
 
+pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
-pub use machine_state::MachineState;
+pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};

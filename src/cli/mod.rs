@@ -133,23 +133,12 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Turns SIGTERM and Ctrl-C into the runtime's shutdown signal.
-pub async fn stop_on_signal(tx: tokio::sync::watch::Sender<bool>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    let _ = tx.send(true);
-}
-
 fn run(config: CellConfig, path: &Path) -> Result<()> {
     tokio_runtime()?.block_on(async {
         // SIGHUP first: until its handler is in place, a SIGHUP would end the process.
         let reload = crate::ops::reload::listen_for_hangup(path)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(stop_on_signal(tx));
+        tokio::spawn(crate::ops::signals::stop_on_signal(tx));
         crate::runtime::run_reloadable(config, rx, Some(reload)).await
     })
 }

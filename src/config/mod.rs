@@ -3,13 +3,13 @@
 //! commissioning a cell with the file open in an editor.
 
 mod check;
-mod check_opcua;
-mod check_orders;
 mod locate;
 mod types;
+mod url;
 
 pub use locate::{Located, Problem, Seg};
 pub use types::*;
+pub use url::BrokerUrl;
 
 use std::path::{Path, PathBuf};
 

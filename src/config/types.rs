@@ -1,4 +1,4 @@
-use crate::cell::MachineState;
+use crate::vocabulary::MachineState;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, Table};
 use mes_edge_drivers::opcua::{NodeType, SecurityMode, SecurityPolicy};
 use serde::Deserialize;
@@ -509,7 +509,7 @@ impl Default for HealthConfig {
 }
 
 mod defaults {
-    use crate::cell::MachineState;
+    use crate::vocabulary::MachineState;
     pub fn modbus_port() -> u16 {
         502
     }

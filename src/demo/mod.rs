@@ -124,9 +124,9 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
         match duration {
             Some(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => { let _ = stopper.send(true); }
-                _ = crate::cli::stop_on_signal(stopper.clone()) => {}
+                _ = crate::ops::signals::stop_on_signal(stopper.clone()) => {}
             },
-            None => crate::cli::stop_on_signal(stopper).await,
+            None => crate::ops::signals::stop_on_signal(stopper).await,
         }
     });
     crate::runtime::run(config, stop_rx)

@@ -4,8 +4,8 @@
 //! the engine answers the repeat without applying it twice.
 
 use super::link::{Client, Message};
+use crate::cell::CommandIn;
 use crate::orders::CommandSource;
-use crate::runtime::CommandIn;
 use rumqttc::QoS;
 use tokio::sync::mpsc;
 

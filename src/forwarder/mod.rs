@@ -13,13 +13,11 @@ pub mod link;
 mod marker;
 mod options;
 mod session;
-mod url;
 
 pub use commands::CommandIntake;
 pub use link::Options;
 pub use options::{client_id, mqtt_options};
 pub use session::{run, ForwarderSettings};
-pub use url::BrokerUrl;
 
 use crate::config::CellPath;
 

@@ -1,5 +1,5 @@
 use super::link::Options;
-use super::BrokerUrl;
+use crate::config::BrokerUrl;
 use crate::config::{CellConfig, MqttConfig, MqttVersion};
 use anyhow::{Context, Result};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod reload;
+pub mod signals;
 pub mod supervisor;
 
 pub use probe::{ForwarderProbe, Heartbeat};

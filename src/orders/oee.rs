@@ -13,7 +13,7 @@
 //! availability. Performance is reported as measured, even above 1 (an ideal cycle time set too
 //! slow shows up instead of being hidden). A figure whose denominator is zero is null.
 
-use crate::cell::MachineState;
+use crate::vocabulary::MachineState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

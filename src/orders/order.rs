@@ -1,7 +1,7 @@
 use super::oee::{compute, Oee, StateTimes};
 use super::state_machine::{JobState, SubState};
-use crate::cell::MachineState;
-use crate::event::CounterKind;
+use crate::vocabulary::CounterKind;
+use crate::vocabulary::MachineState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

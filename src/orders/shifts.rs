@@ -1,7 +1,7 @@
 //! The shift calendar: which shift a moment belongs to, in the plant's local time.
 
 use super::oee::{compute, Oee, StateTimes};
-use crate::cell::MachineState;
+use crate::vocabulary::MachineState;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;

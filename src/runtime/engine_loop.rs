@@ -1,8 +1,8 @@
 //! The engine's thread: driver events and commands in, committed events out.
 
-use crate::cell::Engine;
+use crate::cell::{CommandIn, Engine};
 use crate::event::{AlarmLevel, EventBody, NewEvent};
-use crate::orders::{CommandSource, Reply};
+use crate::orders::Reply;
 use crate::store::Outbox;
 use mes_edge_drivers::{now_ms, DeviceEvent};
 use std::time::{Duration, Instant};
@@ -16,24 +16,6 @@ const IDLE_COMMIT: Duration = Duration::from_secs(30);
 /// The wall clock moving this much more or less than the monotonic clock between two turns is
 /// a step (NTP, an operator), not drift: NTP slews small corrections.
 const CLOCK_STEP_MS: i64 = 1_000;
-
-/// A command on its way to the engine, from MQTT, the control socket or the CLI. `done` is
-/// called with the reply once the command's effects are committed (for MQTT: acknowledge the
-/// message, so a crash before the commit makes the broker deliver it again).
-pub struct CommandIn {
-    pub payload: Vec<u8>,
-    pub by: CommandSource,
-    /// When it reached the runtime, by the runtime's clock: the engine applies it after the
-    /// readings taken before then and before those taken after, however far behind it is.
-    pub received_ms: i64,
-    /// The Unix user who sent it over the control socket (SO_PEERCRED), if it came that way:
-    /// recorded in the events the command makes.
-    pub user: Option<String>,
-    pub done: Option<ReplyTo>,
-}
-
-/// Where a command's reply goes once its effects are committed.
-pub type ReplyTo = Box<dyn FnOnce(&Reply) + Send>;
 
 enum Input {
     Device(DeviceEvent),
@@ -271,6 +253,7 @@ mod tests {
     use super::*;
     use crate::cell::{CellModel, CellState};
     use crate::event::EventBody;
+    use crate::orders::CommandSource;
     use mes_edge_drivers::{DeviceId, Quality, Sample, TagId, Value};
     use std::collections::VecDeque;
 

@@ -9,9 +9,8 @@ mod write_back;
 pub use devices::opcua_devices;
 pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use embedded::{DriverFuture, EmbeddedDrivers};
-pub use engine_loop::CommandIn;
 
-use crate::cell::{CellModel, CellState, Engine};
+use crate::cell::{CellModel, CellState, CommandIn, Engine};
 use crate::config::CellConfig;
 use crate::forwarder::{self, ForwarderSettings};
 use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};

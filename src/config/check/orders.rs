@@ -1,14 +1,10 @@
 //! Checks of the work-order parts of a cell config: order signals, fault reasons, the product
 //! table and the shift calendar.
 
-use super::locate::{Problem, Seg};
-use super::types::*;
+use crate::config::*;
+use crate::config::{Problem, Seg};
 use mes_edge_drivers::modbus::DataType;
 use std::collections::HashSet;
-
-macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
-}
 
 /// What a signal needs of its tag.
 #[derive(Clone, Copy, PartialEq)]

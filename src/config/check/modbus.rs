@@ -7,10 +7,6 @@ use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
 use mes_edge_drivers::modbus::MAX_READ_BITS;
 use mes_edge_drivers::modbus::{DataType, Table};
 
-macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
-}
-
 /// The serial settings a device sets, by key.
 fn serial_fields(dev: &Device) -> Vec<&'static str> {
     [

@@ -6,13 +6,15 @@ use super::types::*;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, MAX_READ_REGISTERS};
 use std::collections::HashMap;
 
-// Beside this file (a #[path] so that the module list in config/mod.rs stays as it is).
-#[path = "check_modbus.rs"]
-mod check_modbus;
-
+/// A location in the file, as the keys leading to it: `path!["signals", key, "tag"]`. Defined
+/// before the modules below so that each of them can use it.
 macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
+
+mod modbus;
+mod opcua;
+mod orders;
 
 /// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
 /// state word would silently stop counting.
@@ -82,11 +84,11 @@ pub fn check(c: &CellConfig) -> Vec<Problem> {
     let mut p = Vec::new();
     check_cell(c, &mut p);
     let tags = check_devices(c, &mut p);
-    check_modbus::check_lines(c, &mut p);
+    modbus::check_lines(c, &mut p);
     check_signals(c, &tags, &mut p);
-    super::check_opcua::check_names(c, &mut p);
-    super::check_opcua::check_signal_nodes(c, &mut p);
-    super::check_orders::check(c, &mut p);
+    opcua::check_names(c, &mut p);
+    opcua::check_signal_nodes(c, &mut p);
+    orders::check(c, &mut p);
     check_store(c, &mut p);
     check_mqtt(c, &mut p);
     check_health(c, &mut p);
@@ -142,8 +144,8 @@ fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str
             ));
         }
         // Modbus transports, serial settings, string and writable tags.
-        check_modbus::check_device(d, dev, p);
-        super::check_opcua::check_device(d, dev, p);
+        modbus::check_device(d, dev, p);
+        opcua::check_device(d, dev, p);
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -268,7 +270,7 @@ fn type_name(t: DataType, o: ByteOrder) -> String {
 }
 
 fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
-    let nodes = super::check_opcua::nodes(c);
+    let nodes = opcua::nodes(c);
     let known = || {
         let mut names: Vec<&str> = tags.keys().chain(nodes.keys()).copied().collect();
         names.sort_unstable();
@@ -280,7 +282,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
     };
     let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
         let found = tags.get(name).map(|r| r.tag);
-        // OPC UA nodes are checked in check_opcua::check_signal_nodes.
+        // OPC UA nodes are checked in opcua::check_signal_nodes.
         if found.is_none() && !nodes.contains_key(name) {
             p.push(Problem::at(
                 path!["signals", key, sub],
@@ -399,7 +401,7 @@ fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
 
 fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
     let m = &c.mqtt;
-    match crate::forwarder::BrokerUrl::parse(&m.url) {
+    match super::BrokerUrl::parse(&m.url) {
         Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
         Ok(url) => {
             if !url.tls {
@@ -499,7 +501,7 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
 pub fn warnings(c: &CellConfig) -> Vec<Problem> {
     let mut w = Vec::new();
     let m = &c.mqtt;
-    let plaintext = crate::forwarder::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
+    let plaintext = super::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
     if plaintext {
         let key = ["password", "password_file", "password_env"]
             .into_iter()

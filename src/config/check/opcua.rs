@@ -1,16 +1,12 @@
 //! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
-use super::locate::{Problem, Seg};
-use super::types::*;
+use crate::config::*;
+use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, security_mismatch, NodeType, SecurityMode, SecurityPolicy,
 };
 use std::collections::{HashMap, HashSet};
-
-macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
-}
 
 /// Names of the OPC UA nodes of the cell, first definition wins.
 pub fn nodes(c: &CellConfig) -> HashMap<&str, &NodeConfig> {

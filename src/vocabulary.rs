@@ -1,0 +1,64 @@
+//! The ground floor: the words every part of the runtime shares — what a machine is doing,
+//! which counter a part came from, which rule counted it. Everything imports these from here;
+//! this imports nothing of the runtime.
+
+use serde::{Deserialize, Serialize};
+
+/// What the cell is doing, in the categories OEE's time model needs (ISO 22400-2): each maps to
+/// one of running, idle, a stop with a cause, or unknown while the cell cannot be seen.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    Running,
+    Idle,
+    /// Waiting for material from upstream.
+    Starved,
+    /// Cannot hand parts on downstream.
+    Blocked,
+    /// Unplanned stop: a fault, a jam.
+    Down,
+    PlannedStop,
+    /// Setup or changeover.
+    Setup,
+    /// The state word cannot be read (device offline, bad quality) or is not in the map.
+    #[default]
+    Unknown,
+}
+
+impl MachineState {
+    /// States in which the cell is not producing: their time is downtime, with a reason.
+    pub fn is_stop(self) -> bool {
+        !matches!(self, MachineState::Running)
+    }
+}
+
+/// Which of the cell's two part counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterKind {
+    Good,
+    Scrap,
+}
+
+/// Which rule decided a reading that did not simply count up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Crossed the top of its range by at most `rollover_window` counts.
+    Rollover,
+    /// Crossed the top of its range after being unread for a while: the parts this implies
+    /// match the cell's recent rate over that time better than a restart from zero does.
+    RolloverWhileUnread,
+    /// Restarted from zero (the first reading after the drop was within `rollover_window`
+    /// of zero): everything since zero is counted.
+    RestartedFromZero,
+    /// Jumped back to a value not near zero: only the parts seen after the jump are counted.
+    JumpedBack,
+    /// Jumped forward by more than `max_step`, and stayed: the jump itself is not counted.
+    ImplausibleJump,
+    /// The signal now reads another tag (device, address, type, byte order or node id): a new
+    /// baseline, nothing counted across the two tags.
+    TagChanged,
+}
