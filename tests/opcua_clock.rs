@@ -13,22 +13,12 @@ use common::opcua::{device_section, write_cell_config, OpcUaOptions, OpcUaPeer};
 use common::{Collector, Mosquitto, RuntimeProcess};
 use ops_support::{sample, scrape, with_health};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
 
 fn orders(config: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(["orders", "--config", config.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "orders {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::runtime::orders_cli(BIN, config, args);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

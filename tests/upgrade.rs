@@ -10,7 +10,6 @@ use common::cell::{write_config, Delivery, GOOD, SCRAP, STATE, TOPIC_FILTER};
 use common::{Collector, ModbusPeer, Mosquitto, Plc, RuntimeProcess};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
@@ -20,16 +19,7 @@ const FIXTURE: &str = concat!(
 );
 
 fn orders(config: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(["orders", "--config", config.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "orders {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::runtime::orders_cli(BIN, config, args);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,3 +156,18 @@ impl RuntimeProcess {
         self.process.logs()
     }
 }
+
+/// `mes-edge orders --config CONFIG ARGS...` (the operator's CLI, over the control socket of the
+/// running cell); panics with its stderr if it fails.
+pub fn orders_cli(bin: &str, config: &Path, args: &[&str]) {
+    let out = Command::new(bin)
+        .args(["orders", "--config", config.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "orders {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
