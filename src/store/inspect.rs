@@ -3,6 +3,7 @@
 //! the wrong file or a store of a newer mes-edge changes nothing.
 
 use super::schema::{check_identity, StoreError, SCHEMA_VERSION};
+use rusqlite::OptionalExtension;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
@@ -164,6 +165,7 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
     }
     v.last_seq = last_seq(conn)?;
     let mut expected: Option<u64> = None;
+    let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut reported_payloads = 0;
     let mut stmt = conn.prepare("SELECT seq, event_id, kind, payload FROM outbox ORDER BY seq")?;
     let mut rows = stmt.query([])?;
@@ -172,11 +174,9 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
         let (id, kind, payload): (String, String, Vec<u8>) = (r.get(1)?, r.get(2)?, r.get(3)?);
         v.rows += 1;
         v.first_seq.get_or_insert(seq);
-        if let Some(e) = expected {
-            if seq != e {
-                v.problems
-                    .push(format!("sequence gap: {e} to {} missing", seq - 1));
-            }
+        let from = expected.unwrap_or(1);
+        if seq > from {
+            gaps.push((from, seq - 1));
         }
         expected = Some(seq + 1);
         let mut bad = |why: String| {
@@ -213,16 +213,37 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
             reported_payloads - 20
         ));
     }
-    // Old rows may have been pruned after delivery, the newest never: the last row is the last
-    // committed sequence unless every row was pruned.
-    if let Some(next) = expected {
-        if next - 1 != v.last_seq {
-            v.problems.push(format!(
-                "the last row is seq {}, the committed sequence is at {}",
-                next - 1,
-                v.last_seq
-            ));
-        }
+    // Pruning deletes delivered rows whatever their seq, and counts them: every seq missing up
+    // to the last committed one must be one of those.
+    let after = expected.unwrap_or(1);
+    if after <= v.last_seq {
+        gaps.push((after, v.last_seq));
+    }
+    let missing: u64 = gaps.iter().map(|(a, b)| b - a + 1).sum();
+    let pruned: u64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [super::schema::PRUNED_ROWS],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if missing > pruned {
+        v.problems.push(format!(
+            "{} rows missing and {pruned} pruned: {} lost; missing seqs {}",
+            missing,
+            missing - pruned,
+            gaps.iter()
+                .take(10)
+                .map(|(a, b)| if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     Ok(v)
 }
@@ -333,11 +354,10 @@ mod tests {
             .unwrap();
         let v = verify(&conn).unwrap();
         let all = v.problems.join("\n");
-        assert!(all.contains("sequence gap: 3 to 3 missing"), "{all}");
         assert!(all.contains("seq 4: payload is not JSON"), "{all}");
         assert!(all.contains("seq 2: payload seq 9"), "{all}");
         assert!(
-            all.contains("the last row is seq 4, the committed sequence is at 5"),
+            all.contains("2 rows missing and 0 pruned: 2 lost; missing seqs 3, 5"),
             "{all}"
         );
     }

@@ -293,22 +293,38 @@ impl Outbox {
     /// Deletes delivered events older than the retention, then, while the store is over its cap,
     /// the oldest delivered ones regardless of age. Undelivered events are never deleted.
     pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut pruned = self.conn.execute(
+        let mut pruned = self.delete_counted(
             "DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1",
-            [delivered_before_ms],
-        )? as u64;
+            delivered_before_ms,
+        )?;
         while self.used_bytes()? > cap_bytes {
-            let n = self.conn.execute(
+            let n = self.delete_counted(
                 "DELETE FROM outbox WHERE seq IN
-                   (SELECT seq FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY seq LIMIT 10000)",
-                [],
-            )? as u64;
+                   (SELECT seq FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY seq LIMIT ?1)",
+                10_000,
+            )?;
             if n == 0 {
                 break;
             }
             pruned += n;
         }
         Ok(pruned)
+    }
+
+    /// Runs one pruning DELETE and adds what it deleted to the store's tally of pruned rows, in
+    /// one transaction (see [`super::schema::PRUNED_ROWS`]).
+    fn delete_counted(&mut self, sql: &str, arg: i64) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(sql, [arg])? as u64;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
+                rusqlite::params![super::schema::PRUNED_ROWS, n as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 }
 

@@ -54,6 +54,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// `store_created` event.
 pub const ORIGIN_NEW: &str = "new";
 pub const ORIGIN_MIGRATED: &str = "migrated";
+/// `meta` key: how many rows pruning has deleted, ever. Pruning deletes delivered rows whatever
+/// their seq (an event held back stays while later ones go), so this tally, not the order of
+/// the rows kept, is what tells a pruned row from a lost one.
+pub const PRUNED_ROWS: &str = "pruned_rows";
 
 /// After migration 2: gives the store its `store_id`, and adds it to the payloads already in
 /// the outbox (a store of schema 1), so that every event this release publishes carries it.
@@ -73,6 +77,14 @@ fn identify(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<(
     put.execute(["announced", "0"])?;
     if from_version >= 1 {
         put.execute(["migrated_from_schema", &from_version.to_string()])?;
+        // The previous release kept no tally of pruned rows: every row missing below its last
+        // seq is taken to have been pruned after delivery (its own verify said so).
+        let missing: i64 = tx.query_row(
+            "SELECT (SELECT last_seq FROM cell_state WHERE id = 1) - (SELECT count(*) FROM outbox)",
+            [],
+            |r| r.get(0),
+        )?;
+        put.execute([PRUNED_ROWS, &missing.max(0).to_string()])?;
         let mut rows = tx.prepare("SELECT seq, payload FROM outbox ORDER BY seq")?;
         let mut update = tx.prepare("UPDATE outbox SET payload = ?2 WHERE seq = ?1")?;
         let rows: Vec<(i64, Vec<u8>)> = rows
