@@ -59,8 +59,10 @@ impl Engine {
             .get(device.0 as usize)
             .copied()
             .unwrap_or(i64::MAX);
-        let name = self.model.device_name(device).to_string();
-        let warned = self.state.clock_skewed.contains(&name);
+        let warned = self
+            .state
+            .clock_skewed
+            .contains(self.model.device_name(device));
         // Back within half the tolerance to clear: a clock hovering at the limit does not
         // flap.
         let within = if warned {
@@ -71,6 +73,8 @@ impl Engine {
         if within != warned {
             return;
         }
+        // Only a change of side gets this far: the name is copied once per warning.
+        let name = self.model.device_name(device).to_string();
         if within {
             self.state.clock_skewed.remove(&name);
             tracing::info!(device = %name, skew_ms = skew, "device clock back within tolerance");

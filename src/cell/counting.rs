@@ -3,7 +3,7 @@
 
 use super::{Engine, Rule, Step};
 use crate::event::{CounterKind, EventBody, NewEvent};
-use mes_edge_drivers::Sample;
+use mes_edge_drivers::{Sample, TagId};
 
 impl Engine {
     pub(super) fn count(
@@ -21,7 +21,7 @@ impl Engine {
             raw,
             ts: s.ts_ms,
             source_ts: s.source_ts_ms,
-            tag: self.model.tag_name(s.tag).to_string(),
+            tag: s.tag,
         };
         self.counted(kind, step, previous, reading, out);
     }
@@ -39,11 +39,14 @@ impl Engine {
             let Some((step, raw)) = counter.confirm_held(now_ms, rules) else {
                 continue;
             };
+            let Some(tag) = self.model.counter_tag(kind) else {
+                continue;
+            };
             let reading = Reading {
                 raw,
                 ts: now_ms,
                 source_ts: None,
-                tag: self.model.counter_tag_name(kind).to_string(),
+                tag,
             };
             self.counted(kind, step, previous, reading, out);
         }
@@ -65,7 +68,6 @@ impl Engine {
             source_ts,
             tag,
         } = reading;
-        let source = vec![tag];
         let part = |quantity, previous_value, rule: Option<Rule>| Parts {
             kind,
             quantity,
@@ -75,9 +77,15 @@ impl Engine {
             rule,
             source_ts,
         };
+        // Most readings make no event: the tag's name is copied only in the arms that make one.
+        let source = |e: &Engine| vec![e.model.tag_name(tag).to_string()];
         match step {
+            Step::Unchanged => {}
             Step::Baseline { previous_tag: None } => {
                 tracing::info!(counter = ?kind, raw, "counter baseline")
+            }
+            Step::Held { from } => {
+                tracing::info!(counter = ?kind, from, to = raw, "counter reading held until confirmed or disproved")
             }
             Step::Baseline {
                 previous_tag: Some(old),
@@ -93,17 +101,15 @@ impl Engine {
                     previous_tag: Some(old),
                     tag: Some(tag),
                 };
-                out.push(NewEvent::new(ts, source, body));
-            }
-            Step::Unchanged => {}
-            Step::Held { from } => {
-                tracing::info!(counter = ?kind, from, to = raw, "counter reading held until confirmed or disproved")
+                out.push(NewEvent::new(ts, source(self), body));
             }
             Step::Parts { quantity } => {
+                let source = source(self);
                 self.parts(part(quantity, previous.unwrap_or(0), None), ts, source, out)
             }
             Step::Correction { quantity, from } => {
                 tracing::warn!(counter = ?kind, from, to = raw, "counter stepped back: parts taken back");
+                let source = source(self);
                 self.correction(kind, quantity, from, raw, ts, source, out);
             }
             Step::Glitch {
@@ -115,6 +121,7 @@ impl Engine {
                 duration_ms,
             } => {
                 tracing::warn!(counter = ?kind, from, low, high, readings, duration_ms, "counter glitch: it came back; nothing counted for it");
+                let source = source(self);
                 let body = EventBody::CounterGlitch {
                     counter: kind,
                     value: from,
@@ -135,6 +142,7 @@ impl Engine {
                 first,
             } => {
                 let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
+                let source = source(self);
                 if !rolled {
                     tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, counted = quantity, "counter reset confirmed");
                     let body = EventBody::CounterReset {
@@ -226,5 +234,5 @@ struct Reading {
     raw: u64,
     ts: i64,
     source_ts: Option<i64>,
-    tag: String,
+    tag: TagId,
 }

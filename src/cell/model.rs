@@ -163,11 +163,11 @@ impl CellModel {
     }
 
     /// The tag a counter signal reads.
-    pub fn counter_tag_name(&self, kind: CounterKind) -> &str {
+    pub fn counter_tag(&self, kind: CounterKind) -> Option<TagId> {
         self.roles
             .iter()
             .find(|(_, r)| **r == Role::Counter(kind))
-            .map_or("?", |(t, _)| self.tag_name(*t))
+            .map(|(t, _)| *t)
     }
 
     pub fn tag_name(&self, t: TagId) -> &str {

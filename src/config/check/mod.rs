@@ -49,6 +49,25 @@ fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
     }
 }
 
+/// A rollover window must fit in half the counter's range, whichever protocol reads it.
+fn check_rollover_window(key: &'static str, c: &CounterSignal, bits: u32, p: &mut Vec<Problem>) {
+    let half = if bits >= 64 {
+        u64::MAX / 2
+    } else {
+        1u64 << (bits - 1)
+    };
+    if c.rollover_window == 0 || c.rollover_window >= half {
+        p.push(Problem::at(
+            path!["signals", key, "rollover_window"],
+            format!(
+                "expected 1 to {} for a {bits}-bit counter, found {}",
+                half - 1,
+                c.rollover_window
+            ),
+        ));
+    }
+}
+
 /// The counter rules' own settings (docs/EVENTS.md "How counts are derived").
 fn check_counter_rules(key: &'static str, c: &CounterSignal, p: &mut Vec<Problem>) {
     if c.confirm_readings == 0 {
@@ -309,23 +328,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
                     format!("{:?}", tag.data_type).to_lowercase()
                 ),
             )),
-            Some(bits) => {
-                let half = if bits >= 64 {
-                    u64::MAX / 2
-                } else {
-                    1u64 << (bits - 1)
-                };
-                if counter.rollover_window == 0 || counter.rollover_window >= half {
-                    p.push(Problem::at(
-                        path!["signals", key, "rollover_window"],
-                        format!(
-                            "expected 1 to {} for a {bits}-bit counter, found {}",
-                            half - 1,
-                            counter.rollover_window
-                        ),
-                    ));
-                }
-            }
+            Some(bits) => check_rollover_window(key, counter, bits, p),
         }
         if tag.scale.is_some() || tag.offset.is_some() {
             p.push(Problem::at(

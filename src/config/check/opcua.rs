@@ -345,23 +345,7 @@ pub fn check_signal_nodes(c: &CellConfig, p: &mut Vec<Problem>) {
                     t.name()
                 ),
             )),
-            Some((_, Some(bits))) => {
-                let half = if bits >= 64 {
-                    u64::MAX / 2
-                } else {
-                    1u64 << (bits - 1)
-                };
-                if counter.rollover_window == 0 || counter.rollover_window >= half {
-                    p.push(Problem::at(
-                        path!["signals", key, "rollover_window"],
-                        format!(
-                            "expected 1 to {} for a {bits}-bit counter, found {}",
-                            half - 1,
-                            counter.rollover_window
-                        ),
-                    ));
-                }
-            }
+            Some((_, Some(bits))) => super::check_rollover_window(key, counter, bits, p),
         }
         if node.deadband_absolute.is_some() || node.deadband_percent.is_some() {
             p.push(Problem::at(
