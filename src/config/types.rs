@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CellConfig {
+pub struct CellFile {
     pub cell: CellPath,
     #[serde(default)]
     pub devices: Vec<Device>,
@@ -302,7 +302,7 @@ impl CellTag<'_> {
     }
 }
 
-impl CellConfig {
+impl CellFile {
     /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
     /// each device its `tags`, then its `nodes`, in config order. The cell model and the
     /// drivers both number with this, so a tag id means the same on both sides.

@@ -15,5 +15,5 @@ pub use command::{
 };
 pub use oee::{compute as compute_oee, Oee, StateTimes};
 pub use order::{adjust, JobOrder, JobResponse, OrderSpec};
-pub use shifts::{parse_time, parse_zone, ShiftAccount, ShiftCalendar, ShiftInstance};
+pub use shifts::{ShiftAccount, ShiftCalendar, ShiftInstance};
 pub use state_machine::{transition, JobCommand, JobState, SubState};

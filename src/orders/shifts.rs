@@ -22,20 +22,6 @@ pub struct ShiftInstance {
     pub end_ms: i64,
 }
 
-/// Parses `HH:MM` (or `HH:MM:SS`).
-pub fn parse_time(s: &str) -> Result<Time, String> {
-    s.parse::<Time>()
-        .map_err(|_| format!("expected a time of day like \"06:00\", found {s:?}"))
-}
-
-pub fn parse_zone(name: Option<&str>) -> Result<TimeZone, String> {
-    match name {
-        None => Ok(TimeZone::system()),
-        Some(n) => TimeZone::get(n)
-            .map_err(|e| format!("unknown time zone {n:?} ({e}); expected e.g. \"Europe/Berlin\"")),
-    }
-}
-
 impl ShiftCalendar {
     /// `shifts`: (name, start, end) as checked by the config; a shift whose end is not after its
     /// start runs past midnight.
@@ -129,6 +115,7 @@ impl ShiftAccount {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{parse_time, parse_zone};
     use super::*;
 
     fn ms(s: &str) -> i64 {

@@ -2,6 +2,7 @@
 //! keys are already checked by the parser.
 
 use super::locate::{Problem, Seg};
+use super::resolved::Parsed;
 use super::types::*;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, MAX_READ_REGISTERS};
 use std::collections::HashMap;
@@ -99,19 +100,26 @@ fn check_counter_rules(key: &'static str, c: &CounterSignal, p: &mut Vec<Problem
     }
 }
 
-pub fn check(c: &CellConfig) -> Vec<Problem> {
+/// Every problem of the file, or what the checks parsed on their way (each value is parsed
+/// here once, and kept: see [`super::CellConfig`]).
+pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     let mut p = Vec::new();
+    let mut parsed = Parsed::default();
     check_cell(c, &mut p);
-    let tags = check_devices(c, &mut p);
+    let tags = check_devices(c, &mut parsed, &mut p);
     modbus::check_lines(c, &mut p);
-    check_signals(c, &tags, &mut p);
+    check_signals(c, &tags, &mut parsed, &mut p);
     opcua::check_names(c, &mut p);
     opcua::check_signal_nodes(c, &mut p);
-    orders::check(c, &mut p);
+    orders::check(c, &mut parsed, &mut p);
     check_store(c, &mut p);
-    check_mqtt(c, &mut p);
+    parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
-    p
+    if p.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(p)
+    }
 }
 
 /// A name used as one MQTT topic level.
@@ -125,7 +133,7 @@ fn topic_level_problem(s: &str) -> Option<&'static str> {
     }
 }
 
-fn check_cell(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_cell(c: &CellFile, p: &mut Vec<Problem>) {
     let names = ["enterprise", "site", "area", "line", "cell"];
     for (key, value) in names.iter().zip(c.cell.levels()) {
         if let Some(expected) = topic_level_problem(value) {
@@ -143,7 +151,11 @@ struct TagRef<'a> {
     tag: &'a TagConfig,
 }
 
-fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str, TagRef<'a>> {
+fn check_devices<'a>(
+    c: &'a CellFile,
+    parsed: &mut Parsed,
+    p: &mut Vec<Problem>,
+) -> HashMap<&'a str, TagRef<'a>> {
     let mut devices: HashMap<&str, usize> = HashMap::new();
     let mut tags: HashMap<&str, TagRef> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
@@ -164,7 +176,7 @@ fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str
         }
         // Modbus transports, serial settings, string and writable tags.
         modbus::check_device(d, dev, p);
-        opcua::check_device(d, dev, p);
+        opcua::check_device(d, dev, parsed, p);
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -288,7 +300,12 @@ fn type_name(t: DataType, o: ByteOrder) -> String {
     format!("{} {o:?}", format!("{t:?}").to_lowercase())
 }
 
-fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
+fn check_signals(
+    c: &CellFile,
+    tags: &HashMap<&str, TagRef>,
+    parsed: &mut Parsed,
+    p: &mut Vec<Problem>,
+) {
     let nodes = opcua::nodes(c);
     let known = || {
         let mut names: Vec<&str> = tags.keys().chain(nodes.keys()).copied().collect();
@@ -363,18 +380,21 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
                 }
             }
         }
-        for word in state.states.keys() {
-            if word.parse::<i64>().is_err() {
-                p.push(Problem::at(
+        for (word, state) in &state.states {
+            match word.parse::<i64>() {
+                Ok(w) => {
+                    parsed.states.insert(w, *state);
+                }
+                Err(_) => p.push(Problem::at(
                     path!["signals", "machine_state", "states", word.as_str()],
                     format!("expected an integer state word as the key, found {word:?}"),
-                ));
+                )),
             }
         }
     }
 }
 
-fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
     if c.store.path.as_os_str().is_empty() {
         p.push(Problem::at(
             path!["store", "path"],
@@ -402,10 +422,14 @@ fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
     }
 }
 
-fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
+/// The broker's address if it parses.
+fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
     let m = &c.mqtt;
-    match super::BrokerUrl::parse(&m.url) {
-        Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
+    let broker = match super::BrokerUrl::parse(&m.url) {
+        Err(e) => {
+            p.push(Problem::at(path!["mqtt", "url"], e));
+            None
+        }
         Ok(url) => {
             if !url.tls {
                 for (key, set) in [
@@ -420,8 +444,9 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
                     }
                 }
             }
+            Some(url)
         }
-    }
+    };
     if m.cert_file.is_some() != m.key_file.is_some() {
         p.push(Problem::at(
             path!["mqtt"],
@@ -498,13 +523,14 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
             "expected a keep-alive of at least 5 s (rumqttc's minimum)",
         ));
     }
+    broker
 }
 
 /// What is allowed but probably a mistake: `check` prints these and still passes.
-pub fn warnings(c: &CellConfig) -> Vec<Problem> {
+pub(super) fn warnings(c: &super::CellConfig) -> Vec<Problem> {
     let mut w = Vec::new();
     let m = &c.mqtt;
-    let plaintext = super::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
+    let plaintext = !c.broker.tls;
     if plaintext {
         let key = ["password", "password_file", "password_env"]
             .into_iter()
@@ -524,7 +550,7 @@ pub fn warnings(c: &CellConfig) -> Vec<Problem> {
     w
 }
 
-fn check_health(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_health(c: &CellFile, p: &mut Vec<Problem>) {
     let h = &c.health;
     if h.listen.parse::<std::net::SocketAddr>().is_err() {
         p.push(Problem::at(

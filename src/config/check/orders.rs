@@ -2,6 +2,7 @@
 //! table and the shift calendar.
 
 use crate::config::*;
+use crate::config::resolved::Parsed;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::modbus::DataType;
 use std::collections::HashSet;
@@ -36,7 +37,7 @@ fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
     }
 }
 
-pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
+pub fn check(c: &CellFile, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     let tags = c.numbered_tags();
     let mut signal =
         |at: Vec<Seg>, name: &str, need: Need| match tags.iter().find(|(_, _, t)| t.name() == name)
@@ -78,15 +79,18 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
     }
     if let Some(s) = &c.signals.machine_state {
         for (code, reason) in &s.reasons {
-            if code.parse::<i64>().is_err() {
-                let at = path!["signals", "machine_state", "reasons", code.as_str()];
-                p.push(Problem::at(
-                    at,
+            let at = || path!["signals", "machine_state", "reasons", code.as_str()];
+            match code.parse::<i64>() {
+                Err(_) => p.push(Problem::at(
+                    at(),
                     format!("expected an integer fault code as the key, found {code:?}"),
-                ));
-            } else if reason.trim().is_empty() {
-                let at = path!["signals", "machine_state", "reasons", code.as_str()];
-                p.push(Problem::at(at, "expected a non-empty reason"));
+                )),
+                Ok(_) if reason.trim().is_empty() => {
+                    p.push(Problem::at(at(), "expected a non-empty reason"))
+                }
+                Ok(code) => {
+                    parsed.reasons.insert(code, reason.clone());
+                }
             }
         }
     }
@@ -115,8 +119,9 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
         }
     }
     if let Some(shifts) = &c.shifts {
-        if let Err(e) = crate::orders::parse_zone(shifts.timezone.as_deref()) {
-            p.push(Problem::at(path!["shifts", "timezone"], e));
+        match crate::config::parse_zone(shifts.timezone.as_deref()) {
+            Ok(zone) => parsed.zone = Some(zone),
+            Err(e) => p.push(Problem::at(path!["shifts", "timezone"], e)),
         }
         let mut names = HashSet::new();
         for (i, s) in shifts.shift.iter().enumerate() {
@@ -126,10 +131,13 @@ pub fn check(c: &CellConfig, p: &mut Vec<Problem>) {
                     "expected a non-empty shift name, unique",
                 ));
             }
-            for (key, value) in [("start", &s.start), ("end", &s.end)] {
-                if let Err(e) = crate::orders::parse_time(value) {
-                    p.push(Problem::at(path!["shifts", "shift", i, key], e));
-                }
+            let mut time = |key: &str, value: &str| {
+                crate::config::parse_time(value)
+                    .map_err(|e| p.push(Problem::at(path!["shifts", "shift", i, key], e)))
+                    .ok()
+            };
+            if let (Some(start), Some(end)) = (time("start", &s.start), time("end", &s.end)) {
+                parsed.shifts.push((s.name.clone(), start, end));
             }
             if s.start == s.end {
                 p.push(Problem::at(

@@ -1,0 +1,214 @@
+//! A cell config that passed its checks, with every value the checks parsed kept typed: the
+//! broker's address, the drivers' specs, the signals as tag ids, the state and reason maps,
+//! the shift calendar. Nothing downstream parses the file's text again, so nothing downstream
+//! can fail on it.
+
+use super::drivers::driver_specs;
+use super::locate::Problem;
+use super::types::*;
+use super::BrokerUrl;
+use crate::vocabulary::{CounterKind, MachineState};
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use mes_edge_drivers::opcua::NodeTarget;
+use mes_edge_drivers::{DriverSpec, TagId};
+use std::collections::HashMap;
+
+/// What the checks parsed on their way through the file, for [`CellConfig`].
+#[derive(Default)]
+pub(super) struct Parsed {
+    pub broker: Option<BrokerUrl>,
+    pub zone: Option<TimeZone>,
+    /// (name, start, end) of each shift whose times parsed.
+    pub shifts: Vec<(String, Time, Time)>,
+    pub states: HashMap<i64, MachineState>,
+    pub reasons: HashMap<i64, String>,
+    /// Per (device, node) index: where the node is on its server.
+    pub node_targets: HashMap<(usize, usize), NodeTarget>,
+}
+
+/// A checked cell config. It derefs to the file as written ([`CellFile`]) for the plain
+/// settings; what needed parsing or cross-referencing is here, typed.
+#[derive(Debug, Clone)]
+pub struct CellConfig {
+    file: CellFile,
+    pub broker: BrokerUrl,
+    /// One per Modbus line (the devices behind one connection) and one per OPC UA server, in
+    /// config order; tag and device ids as [`CellFile::numbered_tags`] numbers them.
+    pub drivers: Vec<DriverSpec>,
+    pub roles: SignalRoles,
+    pub calendar: Option<ShiftPlan>,
+}
+
+impl std::ops::Deref for CellConfig {
+    type Target = CellFile;
+    fn deref(&self) -> &CellFile {
+        &self.file
+    }
+}
+
+/// The cell's signals, as the tags that carry them.
+#[derive(Debug, Clone, Default)]
+pub struct SignalRoles {
+    pub counters: Vec<CounterPlan>,
+    pub state: Option<StatePlan>,
+    pub orders: Option<OrderTags>,
+    /// Where the write-back puts the active order's number and target, with the tags' names.
+    pub write_back_number: Option<(TagId, String)>,
+    pub write_back_target: Option<(TagId, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CounterPlan {
+    pub kind: CounterKind,
+    pub tag: TagId,
+    /// The counter's width: where it rolls over.
+    pub bits: u32,
+    /// What the tag reads (device, address, type...): a baseline is only carried on while it
+    /// stays the same.
+    pub identity: String,
+    pub settings: CounterSignal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatePlan {
+    pub tag: TagId,
+    pub fault_tag: Option<TagId>,
+    pub states: HashMap<i64, MachineState>,
+    pub unmapped: MachineState,
+    /// Fault code to downtime reason.
+    pub reasons: HashMap<i64, String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTags {
+    pub start: TagId,
+    pub number: TagId,
+    pub end: Option<TagId>,
+}
+
+/// The shift calendar: shifts in the plant's local time.
+#[derive(Debug, Clone)]
+pub struct ShiftPlan {
+    pub zone: TimeZone,
+    /// (name, start, end); a shift whose end is not after its start runs past midnight.
+    pub shifts: Vec<(String, Time, Time)>,
+}
+
+impl CellConfig {
+    /// Builds the checked config from a file that passed every check and what the checks
+    /// parsed. A reference the checks should have refused comes back as a problem, not a panic.
+    pub(super) fn resolve(file: CellFile, parsed: Parsed) -> Result<CellConfig, Problem> {
+        let broker = parsed
+            .broker
+            .ok_or_else(|| internal("the broker url was not parsed"))?;
+        let roles = roles(&file, &parsed.states, parsed.reasons)?;
+        let drivers = driver_specs(&file, &parsed.node_targets)?;
+        let calendar = match (&file.shifts, parsed.zone) {
+            (None, _) => None,
+            (Some(_), Some(zone)) => Some(ShiftPlan {
+                zone,
+                shifts: parsed.shifts,
+            }),
+            (Some(_), None) => return Err(internal("the shifts' time zone was not parsed")),
+        };
+        Ok(CellConfig {
+            file,
+            broker,
+            drivers,
+            roles,
+            calendar,
+        })
+    }
+}
+
+impl CellConfig {
+    /// The Modbus lines among [`CellConfig::drivers`].
+    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
+        self.drivers.iter().filter_map(|d| match d {
+            DriverSpec::Modbus(line) => Some(line),
+            DriverSpec::OpcUa(_) => None,
+        })
+    }
+
+    /// The OPC UA devices among [`CellConfig::drivers`].
+    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
+        self.drivers.iter().filter_map(|d| match d {
+            DriverSpec::OpcUa(dev) => Some(dev),
+            DriverSpec::Modbus(_) => None,
+        })
+    }
+}
+
+pub(super) fn internal(what: &str) -> Problem {
+    Problem::at(
+        vec![],
+        format!("{what} (a check missed this: please report it as a bug)"),
+    )
+}
+
+fn roles(
+    file: &CellFile,
+    states: &HashMap<i64, MachineState>,
+    reasons: HashMap<i64, String>,
+) -> Result<SignalRoles, Problem> {
+    let numbered = file.numbered_tags();
+    let by_name: HashMap<&str, (TagId, usize, CellTag)> = numbered
+        .iter()
+        .map(|(id, d, t)| (t.name(), (*id, *d, *t)))
+        .collect();
+    let find = |name: &str| {
+        by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| internal(&format!("unknown tag {name:?}")))
+    };
+    let id = |name: &str| find(name).map(|(id, _, _)| id);
+    let s = &file.signals;
+    let mut counters = Vec::new();
+    for (kind, signal) in [
+        (CounterKind::Good, &s.good_count),
+        (CounterKind::Scrap, &s.scrap_count),
+    ] {
+        let Some(signal) = signal else { continue };
+        let (tag, device, cell_tag) = find(&signal.tag)?;
+        let bits = cell_tag
+            .counter_bits()
+            .ok_or_else(|| internal(&format!("counter tag {:?} has no width", signal.tag)))?;
+        counters.push(CounterPlan {
+            kind,
+            tag,
+            bits,
+            identity: cell_tag.identity(&file.devices[device].name),
+            settings: signal.clone(),
+        });
+    }
+    let state = match &s.machine_state {
+        None => None,
+        Some(m) => Some(StatePlan {
+            tag: id(&m.tag)?,
+            fault_tag: m.fault_tag.as_deref().map(id).transpose()?,
+            states: states.clone(),
+            unmapped: m.unmapped,
+            reasons,
+        }),
+    };
+    let orders = match &s.orders {
+        None => None,
+        Some(o) => Some(OrderTags {
+            start: id(&o.start_tag)?,
+            number: id(&o.number_tag)?,
+            end: o.end_tag.as_deref().map(id).transpose()?,
+        }),
+    };
+    let named = |name: &Option<String>| -> Result<Option<(TagId, String)>, Problem> {
+        name.as_deref().map(|n| Ok((id(n)?, n.to_string()))).transpose()
+    };
+    Ok(SignalRoles {
+        counters,
+        state,
+        orders,
+        write_back_number: named(&file.orders.write_back.order_number_tag)?,
+        write_back_target: named(&file.orders.write_back.target_tag)?,
+    })
+}
