@@ -9,6 +9,7 @@ mod counting;
 mod engine;
 mod inbox;
 mod model;
+mod order_events;
 #[cfg(test)]
 mod scenario_tests;
 

@@ -3,6 +3,7 @@
 //! minute of the cell attributed to an order and a state, and OEE per ISO 22400-2.
 
 mod book;
+mod change;
 mod command;
 mod oee;
 mod order;
@@ -10,6 +11,7 @@ mod shifts;
 mod state_machine;
 
 pub use book::{by_name, OrderBook};
+pub use change::{OrderChange, OrderChanges};
 pub use command::{
     parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD,
 };

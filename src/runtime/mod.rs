@@ -59,7 +59,7 @@ async fn run_cell(
     mut reload: Option<ReloadRequests>,
     embedded: Option<EmbeddedDrivers>,
 ) -> Result<()> {
-    let model = CellModel::from_config(&config);
+    let cell_path = config.cell.joined();
     if let Some(dir) = config.store.path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
@@ -70,18 +70,18 @@ async fn run_cell(
     let mut writer = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )?;
     let announced =
         crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )?;
     let state = writer.load_state()?;
     tracing::info!(
-        cell = %model.cell_path,
+        cell = %cell_path,
         store_id = writer.store_id(),
         last_seq = writer.last_seq(),
         good_total = state.good_total,
@@ -165,7 +165,7 @@ async fn run_cell(
     if let Ok(s) = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )
     .and_then(|o| o.stats())
     {
