@@ -3,7 +3,6 @@
 //! devices numbered as [`CellFile::numbered_tags`] numbers them.
 
 use super::locate::Problem;
-use super::resolved::internal;
 use super::types::*;
 use mes_edge_drivers::modbus::{
     default_frame_gap, plan::Limits, ModbusDevice, ModbusLine, ModbusTag, SerialSettings, Transport,
@@ -173,7 +172,7 @@ fn opcua_device(
         let target = node_targets
             .get(&(d, n))
             .cloned()
-            .ok_or_else(|| internal(&format!("node {:?} has no parsed address", node.name)))?;
+            .ok_or_else(|| Problem::internal(&format!("node {:?} has no parsed address", node.name)))?;
         nodes.push(OpcUaNode {
             id: TagId(first_node + n as u32),
             name: node.name.clone(),

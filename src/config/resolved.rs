@@ -101,7 +101,7 @@ impl CellConfig {
     pub(super) fn resolve(file: CellFile, parsed: Parsed) -> Result<CellConfig, Problem> {
         let broker = parsed
             .broker
-            .ok_or_else(|| internal("the broker url was not parsed"))?;
+            .ok_or_else(|| Problem::internal("the broker url was not parsed"))?;
         let roles = roles(&file, &parsed.states, parsed.reasons)?;
         let drivers = driver_specs(&file, &parsed.node_targets)?;
         let calendar = match (&file.shifts, parsed.zone) {
@@ -110,7 +110,7 @@ impl CellConfig {
                 zone,
                 shifts: parsed.shifts,
             }),
-            (Some(_), None) => return Err(internal("the shifts' time zone was not parsed")),
+            (Some(_), None) => return Err(Problem::internal("the shifts' time zone was not parsed")),
         };
         Ok(CellConfig {
             file,
@@ -140,12 +140,6 @@ impl CellConfig {
     }
 }
 
-pub(super) fn internal(what: &str) -> Problem {
-    Problem::at(
-        vec![],
-        format!("{what} (a check missed this: please report it as a bug)"),
-    )
-}
 
 fn roles(
     file: &CellFile,
@@ -161,7 +155,7 @@ fn roles(
         by_name
             .get(name)
             .copied()
-            .ok_or_else(|| internal(&format!("unknown tag {name:?}")))
+            .ok_or_else(|| Problem::internal(&format!("unknown tag {name:?}")))
     };
     let id = |name: &str| find(name).map(|(id, _, _)| id);
     let s = &file.signals;
@@ -174,7 +168,7 @@ fn roles(
         let (tag, device, cell_tag) = find(&signal.tag)?;
         let bits = cell_tag
             .counter_bits()
-            .ok_or_else(|| internal(&format!("counter tag {:?} has no width", signal.tag)))?;
+            .ok_or_else(|| Problem::internal(&format!("counter tag {:?} has no width", signal.tag)))?;
         counters.push(CounterPlan {
             kind,
             tag,
