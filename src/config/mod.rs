@@ -4,6 +4,7 @@
 
 mod check;
 mod drivers;
+pub mod lab;
 mod locate;
 mod resolved;
 mod time;
