@@ -40,6 +40,9 @@ pub enum EventBody {
         /// time is the runtime's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source_ts: Option<i64>,
+        /// Scrap only: the reason the PLC's reject code gave the parts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The PLC took parts back (a small step back of its counter): `quantity` is negative, so
     /// that the sum of `part_count` and `count_correction` quantities is the PLC's net.
@@ -159,11 +162,31 @@ pub enum EventBody {
         is_final: bool,
         time_in_state_ms: StateTimes,
         downtime_ms: BTreeMap<String, i64>,
+        /// Scrap by reason ("unexplained" for parts given none).
+        #[serde(default)]
+        scrap_by_reason: BTreeMap<String, u64>,
         /// Shift scope only: time and parts with no order running.
         no_order_ms: Option<i64>,
         no_order_good: Option<u64>,
         no_order_scrap: Option<u64>,
         figures: Oee,
+    },
+    /// Scrap parts of an order given a reason after they were counted (operator or MOM).
+    ScrapReason {
+        order_id: String,
+        reason: String,
+        quantity: u64,
+        by: CommandSource,
+    },
+    /// Material consumed by an order: reported by command, or the PLC's loaded lot (published
+    /// at a lot change and when the order stops running).
+    MaterialConsumed {
+        order_id: Option<String>,
+        material: String,
+        lot: String,
+        quantity: f64,
+        unit: String,
+        by: CommandSource,
     },
     /// A reason attached to a stop, during it or afterwards.
     DowntimeReason {
@@ -202,6 +225,8 @@ impl EventBody {
             EventBody::JobResponse(_) => "job_response",
             EventBody::Oee { .. } => "oee",
             EventBody::DowntimeReason { .. } => "downtime_reason",
+            EventBody::ScrapReason { .. } => "scrap_reason",
+            EventBody::MaterialConsumed { .. } => "material_consumed",
         }
     }
 }

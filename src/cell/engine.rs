@@ -33,6 +33,19 @@ pub struct CellState {
     pub order_number: Option<i64>,
     /// Devices whose clock is off by more than their tolerance (warned once).
     pub clock_skewed: std::collections::BTreeSet<String>,
+    /// The PLC's last reject code (read with the scrap counter).
+    pub reject_code: Option<i64>,
+    /// The material lot loaded at the machine, and what the running order used of it so far.
+    pub loaded_lot: Option<String>,
+    pub lot_in_use: Option<LotInUse>,
+}
+
+/// The loaded lot's consumption by one order, not yet published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LotInUse {
+    pub order_id: String,
+    pub lot: String,
+    pub quantity: f64,
 }
 
 impl CellState {
@@ -104,12 +117,17 @@ impl Engine {
                 for s in samples {
                     self.check_clock(*device, s, out);
                 }
-                // The fault code and the order number first: a state change or an order start
-                // in the same read goes with the new code and number.
+                // The fault code, the order number, the reject code and the lot first: a state
+                // change, an order start or a part in the same read goes with them.
                 let (first, rest): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| {
                     matches!(
                         self.model.roles.get(&s.tag),
-                        Some(Role::FaultCode | Role::OrderNumber)
+                        Some(
+                            Role::FaultCode
+                                | Role::OrderNumber
+                                | Role::RejectCode
+                                | Role::MaterialLot
+                        )
                     )
                 });
                 for s in first.into_iter().chain(rest) {
@@ -120,6 +138,7 @@ impl Engine {
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
+        self.observe_statistic(s);
         let Some(&role) = self.model.roles.get(&s.tag) else {
             return;
         };
@@ -134,6 +153,8 @@ impl Engine {
                 None => self.state.counter(kind).readable = false,
             },
             Role::FaultCode => self.state.fault_code = int(),
+            Role::RejectCode => self.state.reject_code = int(),
+            Role::MaterialLot => self.lot_reading(s, out),
             Role::OrderNumber => {
                 if let Some(n) = int() {
                     self.state.order_number = Some(n);
@@ -258,6 +279,9 @@ mod tests {
                 auto_complete: false,
                 oee_interval_ms: 60_000,
             },
+            reject: None,
+            material: None,
+            statistics: HashMap::new(),
         };
         Engine::new(model, CellState::default())
     }

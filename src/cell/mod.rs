@@ -2,6 +2,7 @@
 //! events are derived from. It does no I/O; the caller commits events and state together.
 
 mod accounting;
+mod actuals;
 mod clock;
 mod commands;
 mod counter;

@@ -1,5 +1,5 @@
 use super::{CounterRules, MachineState};
-use crate::config::CellConfig;
+use crate::config::{CellConfig, MaterialPlan, RejectPlan};
 use crate::event::CounterKind;
 use crate::orders::ShiftCalendar;
 use mes_edge_drivers::{DeviceId, TagId};
@@ -15,6 +15,10 @@ pub enum Role {
     OrderStartBit,
     OrderNumber,
     OrderEndBit,
+    /// The PLC's reject code for the scrap it counts.
+    RejectCode,
+    /// The material lot loaded at the machine.
+    MaterialLot,
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -66,6 +70,10 @@ pub struct CellModel {
     pub states: HashMap<i64, MachineState>,
     pub unmapped: MachineState,
     pub orders: OrderModel,
+    pub reject: Option<RejectPlan>,
+    pub material: Option<MaterialPlan>,
+    /// Tags summarized per order, by name.
+    pub statistics: HashMap<TagId, String>,
 }
 
 impl CellModel {
@@ -104,6 +112,12 @@ impl CellModel {
             states = s.states.clone();
             unmapped = s.unmapped;
         }
+        if let Some(r) = &c.roles.reject {
+            roles.insert(r.tag, Role::RejectCode);
+        }
+        if let Some(m) = &c.roles.material {
+            roles.insert(m.lot_tag, Role::MaterialLot);
+        }
         if let Some(o) = &c.roles.orders {
             roles.insert(o.start, Role::OrderStartBit);
             roles.insert(o.number, Role::OrderNumber);
@@ -125,6 +139,9 @@ impl CellModel {
             states,
             unmapped,
             orders: OrderModel::from_config(c),
+            reject: c.roles.reject.clone(),
+            material: c.roles.material.clone(),
+            statistics: c.roles.statistics.iter().cloned().collect(),
         }
     }
 

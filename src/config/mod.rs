@@ -12,7 +12,9 @@ mod types;
 mod url;
 
 pub use locate::{Located, Problem, Seg};
-pub use resolved::{CellConfig, CounterPlan, OrderTags, ShiftPlan, SignalRoles, StatePlan};
+pub use resolved::{
+    CellConfig, CounterPlan, MaterialPlan, OrderTags, RejectPlan, ShiftPlan, SignalRoles, StatePlan,
+};
 pub use time::{parse_time, parse_zone};
 pub use types::*;
 pub use url::BrokerUrl;

@@ -23,6 +23,7 @@ pub(super) struct Parsed {
     pub shifts: Vec<(String, Time, Time)>,
     pub states: HashMap<i64, MachineState>,
     pub reasons: HashMap<i64, String>,
+    pub reject_reasons: HashMap<i64, String>,
     /// Per (device, node) index: where the node is on its server.
     pub node_targets: HashMap<(usize, usize), NodeTarget>,
 }
@@ -53,6 +54,12 @@ pub struct SignalRoles {
     pub counters: Vec<CounterPlan>,
     pub state: Option<StatePlan>,
     pub orders: Option<OrderTags>,
+    /// The PLC's reject code, read with the scrap counter.
+    pub reject: Option<RejectPlan>,
+    /// The material lot loaded at the machine.
+    pub material: Option<MaterialPlan>,
+    /// Tags summarized per order, with their names.
+    pub statistics: Vec<(TagId, String)>,
     /// Where the write-back puts the active order's number and target, with the tags' names.
     pub write_back_number: Option<(TagId, String)>,
     pub write_back_target: Option<(TagId, String)>,
@@ -80,6 +87,21 @@ pub struct StatePlan {
     pub reasons: HashMap<i64, String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct RejectPlan {
+    pub tag: TagId,
+    /// Reject code to scrap reason; code 0 means none given.
+    pub reasons: HashMap<i64, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaterialPlan {
+    pub lot_tag: TagId,
+    pub material: String,
+    pub quantity_per_part: f64,
+    pub unit: String,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct OrderTags {
     pub start: TagId,
@@ -102,7 +124,7 @@ impl CellConfig {
         let broker = parsed
             .broker
             .ok_or_else(|| Problem::internal("the broker url was not parsed"))?;
-        let roles = roles(&file, &parsed.states, parsed.reasons)?;
+        let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
         let drivers = driver_specs(&file, &parsed.node_targets)?;
         let calendar = match (&file.shifts, parsed.zone) {
             (None, _) => None,
@@ -145,6 +167,7 @@ fn roles(
     file: &CellFile,
     states: &HashMap<i64, MachineState>,
     reasons: HashMap<i64, String>,
+    reject_reasons: HashMap<i64, String>,
 ) -> Result<SignalRoles, Problem> {
     let numbered = file.numbered_tags();
     let by_name: HashMap<&str, (TagId, usize, CellTag)> = numbered
@@ -198,10 +221,35 @@ fn roles(
     let named = |name: &Option<String>| -> Result<Option<(TagId, String)>, Problem> {
         name.as_deref().map(|n| Ok((id(n)?, n.to_string()))).transpose()
     };
+    let reject = match s.scrap_count.as_ref().and_then(|c| c.reason_tag.as_deref()) {
+        None => None,
+        Some(tag) => Some(RejectPlan {
+            tag: id(tag)?,
+            reasons: reject_reasons,
+        }),
+    };
+    let material = match &s.material {
+        None => None,
+        Some(m) => Some(MaterialPlan {
+            lot_tag: id(&m.lot_tag)?,
+            material: m.material.clone(),
+            quantity_per_part: m.quantity_per_part,
+            unit: m.unit.clone(),
+        }),
+    };
+    let statistics = file
+        .orders
+        .statistics
+        .iter()
+        .map(|n| Ok((id(n)?, n.clone())))
+        .collect::<Result<_, Problem>>()?;
     Ok(SignalRoles {
         counters,
         state,
         orders,
+        reject,
+        material,
+        statistics,
         write_back_number: named(&file.orders.write_back.order_number_tag)?,
         write_back_target: named(&file.orders.write_back.target_tag)?,
     })

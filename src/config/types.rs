@@ -36,6 +36,10 @@ pub struct OrdersConfig {
     pub oee_interval_s: u64,
     #[serde(default)]
     pub write_back: WriteBackConfig,
+    /// Tags whose readings while an order runs are summarized in its job response (count, min,
+    /// max, mean, standard deviation).
+    #[serde(default)]
+    pub statistics: Vec<String>,
 }
 
 impl Default for OrdersConfig {
@@ -44,6 +48,7 @@ impl Default for OrdersConfig {
             auto_complete: false,
             oee_interval_s: defaults::oee_interval_s(),
             write_back: WriteBackConfig::default(),
+            statistics: Vec::new(),
         }
     }
 }
@@ -360,6 +365,20 @@ pub struct Signals {
     pub scrap_count: Option<CounterSignal>,
     pub machine_state: Option<StateSignal>,
     pub orders: Option<OrderSignals>,
+    pub material: Option<MaterialSignal>,
+}
+
+/// The material lot loaded at the machine, as the PLC holds it: every part made consumes
+/// `quantity_per_part` of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaterialSignal {
+    /// The loaded lot's number (an integer or string tag).
+    pub lot_tag: String,
+    pub material: String,
+    pub quantity_per_part: f64,
+    #[serde(default = "defaults::pieces")]
+    pub unit: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -383,6 +402,12 @@ pub struct CounterSignal {
     pub max_correction: u64,
     /// The most parts one reading may add; a larger jump is held like a drop. Default: no limit.
     pub max_step: Option<u64>,
+    /// Scrap counter only: a tag holding the PLC's reject code for the parts it counts, read
+    /// with the counter (docs/ORDERS.md "Scrap reasons").
+    pub reason_tag: Option<String>,
+    /// Reject code (as a TOML key) to scrap reason.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,6 +535,9 @@ impl Default for HealthConfig {
 
 mod defaults {
     use crate::vocabulary::MachineState;
+    pub fn pieces() -> String {
+        "pcs".into()
+    }
     pub fn modbus_port() -> u16 {
         502
     }

@@ -25,9 +25,34 @@ pub fn config_text(modbus_port: u16, mqtt_port: u16, store: &std::path::Path) ->
     );
     doc["devices"][0]["name"] = value("press");
     doc["devices"][0]["poll_interval_ms"] = value(200);
+    if let Some(tags) = doc["devices"][0]["tags"].as_array_of_tables_mut() {
+        for (name, address, data_type, scale) in [
+            ("reject_code", press::REJECT_CODE, "u16", None),
+            ("die_temperature", press::DIE_TEMPERATURE, "i16", Some(0.1)),
+        ] {
+            let mut tag = Table::new();
+            tag["name"] = value(name);
+            tag["table"] = value("holding");
+            tag["address"] = value(i64::from(address));
+            tag["type"] = value(data_type);
+            if let Some(scale) = scale {
+                tag["scale"] = value(scale);
+            }
+            tags.push(tag);
+        }
+    }
+    // The press's reject codes name the scrap; code 9 stays unmapped, to show "code 9".
+    let mut reasons = toml_edit::InlineTable::new();
+    reasons.insert("3", "burr".into());
+    reasons.insert("7", "crack".into());
+    doc["signals"]["scrap_count"]["reason_tag"] = value("reject_code");
+    doc["signals"]["scrap_count"]["reasons"] = value(reasons);
     let mut orders = Table::new();
     orders["auto_complete"] = value(true);
     orders["oee_interval_s"] = value(15);
+    let mut statistics = toml_edit::Array::new();
+    statistics.push("die_temperature");
+    orders["statistics"] = value(statistics);
     doc["orders"] = Item::Table(orders);
     let mut product = Table::new();
     product["material"] = value("BRK-220");
@@ -150,10 +175,14 @@ fn describe(topic: &str, payload: &[u8]) -> String {
     let d = &v["data"];
     let what = match v["type"].as_str().unwrap_or("?") {
         "part_count" => format!(
-            "{} +{} (counter {})",
+            "{} +{} (counter {}){}",
             d["counter"].as_str().unwrap_or("?"),
             d["quantity"],
-            d["counter_value"]
+            d["counter_value"],
+            d["reason"]
+                .as_str()
+                .map(|r| format!(", reason {r}"))
+                .unwrap_or_default()
         ),
         "machine_state" => format!(
             "{} -> {} after {:.1} s{}",
@@ -201,12 +230,17 @@ fn describe(topic: &str, payload: &[u8]) -> String {
                 .unwrap_or_default(),
         ),
         "job_response" => format!(
-            "{} {}: {} good, {} scrap, OEE {}",
+            "{} {}: {} good, {} scrap {}, OEE {}{}",
             d["order_id"].as_str().unwrap_or("?"),
             d["substate"].as_str().unwrap_or("?"),
             d["good"],
             d["scrap"],
+            d["scrap_by_reason"],
             figure(&d["oee"]["oee"]),
+            d["process_data"]["die_temperature"]["mean"]
+                .as_f64()
+                .map(|t| format!(", die {t:.1} C on average"))
+                .unwrap_or_default(),
         ),
         "oee" => format!(
             "{} {}: availability {}, performance {}, quality {}, OEE {}",

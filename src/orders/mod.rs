@@ -2,6 +2,7 @@
 //! the PLC), executed through the OPC 10031-4 job order state machine, with every part and every
 //! minute of the cell attributed to an order and a state, and OEE per ISO 22400-2.
 
+mod actuals;
 mod book;
 mod change;
 mod command;
@@ -10,9 +11,14 @@ mod order;
 mod shifts;
 mod state_machine;
 
+pub use actuals::{
+    add_consumed, add_scrap, explain_scrap, DataValue, MaterialActual, MaterialUse, ScrapReasons,
+    ValueStats, UNEXPLAINED,
+};
 pub use book::{by_name, OrderBook};
 pub use change::{OrderChange, OrderChanges};
 pub use command::{
+    MaterialIn,
     parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD,
 };
 pub use oee::{compute as compute_oee, Oee, StateTimes};

@@ -74,6 +74,9 @@ pub struct ShiftAccount {
     pub no_order_ms: i64,
     pub no_order_good: u64,
     pub no_order_scrap: u64,
+    /// Scrap made under orders, by reason.
+    #[serde(default)]
+    pub scrap_reasons: super::actuals::ScrapReasons,
 }
 
 impl ShiftAccount {
@@ -88,6 +91,7 @@ impl ShiftAccount {
             no_order_ms: 0,
             no_order_good: 0,
             no_order_scrap: 0,
+            scrap_reasons: Default::default(),
         }
     }
 

@@ -299,6 +299,7 @@ fn part(ts_ms: i64, q: u64) -> NewEvent {
             order_id: None,
             rule: None,
             source_ts: None,
+                reason: None,
         },
     )
 }

@@ -352,6 +352,7 @@ mod tests {
                 order_id: None,
                 rule: None,
                 source_ts: None,
+                reason: None,
             },
         )
     }

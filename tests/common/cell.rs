@@ -34,8 +34,20 @@ pub fn write_config(dir: &Path, modbus_port: u16, mqtt_port: u16) -> PathBuf {
 /// The same, with `extra` TOML appended (top-level tables such as `[signals.orders]`, or plain
 /// lines, which land in `[mqtt]`, the fixture's last table).
 pub fn write_config_with(dir: &Path, modbus_port: u16, mqtt_port: u16, extra: &str) -> PathBuf {
+    write_config_edited(dir, modbus_port, mqtt_port, |_| {}, extra)
+}
+
+/// The same, the lab press first changed by `edit` (a key in a table the fixture defines).
+pub fn write_config_edited(
+    dir: &Path,
+    modbus_port: u16,
+    mqtt_port: u16,
+    edit: impl FnOnce(&mut toml_edit::DocumentMut),
+    extra: &str,
+) -> PathBuf {
     let path = dir.join("cell.toml");
-    let doc = mes_edge::config::lab::press(modbus_port, mqtt_port, Path::new("cell.db"));
+    let mut doc = mes_edge::config::lab::press(modbus_port, mqtt_port, Path::new("cell.db"));
+    edit(&mut doc);
     std::fs::write(&path, format!("{doc}\n{extra}\n")).unwrap();
     path
 }

@@ -32,6 +32,12 @@ fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
         add("machine_state", "tag", Some(&m.tag));
         add("machine_state", "fault_tag", m.fault_tag.as_ref());
     }
+    if let Some(c) = &s.scrap_count {
+        add("scrap_count", "reason_tag", c.reason_tag.as_ref());
+    }
+    if let Some(m) = &s.material {
+        add("material", "lot_tag", Some(&m.lot_tag));
+    }
     if let Some(o) = &s.orders {
         add("orders", "start_tag", Some(&o.start_tag));
         add("orders", "number_tag", Some(&o.number_tag));
