@@ -188,6 +188,19 @@ pub enum EventBody {
         unit: String,
         by: CommandSource,
     },
+    /// A part made (a trigger: a counter's step or a bool tag's rising edge) with the values
+    /// of the configured tags when it was made: traceability at the cell.
+    PartRecord {
+        order_id: Option<String>,
+        lot: Option<String>,
+        /// From the serial tag, if one is configured and read good.
+        serial: Option<String>,
+        /// The counter whose step triggered it (with `parts` > 1 when a read saw several);
+        /// null for a trigger bit.
+        counter: Option<CounterKind>,
+        parts: u64,
+        values: BTreeMap<String, RecordedValue>,
+    },
     /// A reason attached to a stop, during it or afterwards.
     DowntimeReason {
         state: MachineState,
@@ -226,8 +239,31 @@ impl EventBody {
             EventBody::Oee { .. } => "oee",
             EventBody::DowntimeReason { .. } => "downtime_reason",
             EventBody::ScrapReason { .. } => "scrap_reason",
+            EventBody::PartRecord { .. } => "part_record",
             EventBody::MaterialConsumed { .. } => "material_consumed",
         }
+    }
+}
+
+/// A tag's value in a part record, with its quality (a bad reading may have no value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedValue {
+    pub value: serde_json::Value,
+    pub quality: mes_edge_drivers::Quality,
+}
+
+impl RecordedValue {
+    pub fn of(v: Option<mes_edge_drivers::Value>, quality: mes_edge_drivers::Quality) -> Self {
+        use mes_edge_drivers::Value;
+        let value = match v {
+            None => serde_json::Value::Null,
+            Some(Value::Bool(b)) => b.into(),
+            Some(Value::Int(i)) => i.into(),
+            Some(Value::UInt(u)) => u.into(),
+            Some(Value::Float(f)) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            Some(Value::Text(t)) => t.as_str().into(),
+        };
+        RecordedValue { value, quality }
     }
 }
 

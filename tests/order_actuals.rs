@@ -179,13 +179,13 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
     // The events say the same, each once.
     let d = c.delivery();
     d.assert_gap_free();
-    let scrap_reasons: Vec<Value> = d
+    let scrap: Vec<(Value, u64)> = d
         .of_type("part_count")
         .filter(|e| e["data"]["counter"] == "scrap")
-        .map(|e| e["data"]["reason"].clone())
+        .map(|e| (e["data"]["reason"].clone(), e["data"]["quantity"].as_u64().unwrap()))
         .collect();
-    assert_eq!(scrap_reasons.iter().filter(|r| **r == "burr").count(), 2, "{scrap_reasons:?}");
-    assert_eq!(scrap_reasons.iter().filter(|r| **r == "crack").count(), 1, "{scrap_reasons:?}");
+    let with = |r: Value| scrap.iter().filter(|(x, _)| *x == r).map(|(_, q)| q).sum::<u64>();
+    assert_eq!((with(json!("burr")), with(json!("crack")), with(Value::Null)), (2, 1, 2), "{scrap:?}");
     let consumed: Vec<(String, f64)> = d
         .of_type("material_consumed")
         .map(|e| {
@@ -203,4 +203,61 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
         .await;
     assert!(published_4712, "the last lot's use is published once the order stops: {consumed:?}");
     assert_eq!(d.of_type("scrap_reason").count(), 2);
+}
+
+/// Part records: each good part the PLC counts carries the serial number and the die
+/// temperature the PLC held when it counted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_part_carries_its_serial_number_and_the_values_it_was_made_with() {
+    const SERIAL: u16 = 50;
+    let extra = format!(
+        r#"
+[[devices.tags]]
+name = "die_temperature"
+table = "holding"
+address = {TEMP}
+type = "i16"
+scale = 0.1
+
+[[devices.tags]]
+name = "serial"
+table = "holding"
+address = {SERIAL}
+type = "u32"
+
+[part_record]
+trigger = "good_count"
+serial_tag = "serial"
+tags = ["die_temperature"]
+"#
+    );
+    let mut c = Cell::start(&extra).await;
+    let r = c
+        .command(json!({"correlation_id": "o1", "command": "store_and_start",
+            "order": {"id": "WO-9", "material": "BRK-220", "lot": "L-9"}}))
+        .await;
+    assert_eq!(r["state"], "Running", "{r}");
+    let mut made = Vec::new();
+    for (serial, raw) in [(5001u32, 2101i16), (5002, 2093), (5003, 2117)] {
+        // The PLC stamps the part, then counts it: one register write each, as a PLC scan would.
+        c.plc.write_u32(SERIAL, serial).await;
+        c.plc.write_u16(TEMP, raw as u16).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.make(1, 0).await;
+        made.push((serial.to_string(), raw as f64 * 0.1));
+    }
+    let have_all = c
+        .collector
+        .wait_for(|m| Delivery::of(m).of_type("part_record").count() >= 3, T)
+        .await;
+    assert!(have_all, "three part records");
+    let records: Vec<Value> = c.delivery().of_type("part_record").map(|e| e["data"].clone()).collect();
+    assert_eq!(records.len(), 3, "one record per part: {records:?}");
+    for (r, (serial, temp)) in records.iter().zip(&made) {
+        assert_eq!(r["serial"], json!(serial), "{r}");
+        assert_eq!((r["order_id"].as_str(), r["lot"].as_str()), (Some("WO-9"), Some("L-9")), "{r}");
+        assert_eq!((r["counter"].as_str(), r["parts"].as_u64()), (Some("good"), Some(1)), "{r}");
+        assert!(close(&r["values"]["die_temperature"]["value"], *temp), "{r} vs {temp}");
+        assert_eq!(r["values"]["die_temperature"]["quality"], "good", "{r}");
+    }
 }

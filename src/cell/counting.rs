@@ -193,6 +193,7 @@ impl Engine {
             reason,
         };
         out.push(NewEvent::new(ts_ms, source, body));
+        self.record_parts(p.kind, p.quantity, ts_ms, out);
         self.auto_complete(ts_ms, out);
     }
 

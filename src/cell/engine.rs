@@ -38,6 +38,8 @@ pub struct CellState {
     /// The material lot loaded at the machine, and what the running order used of it so far.
     pub loaded_lot: Option<String>,
     pub lot_in_use: Option<LotInUse>,
+    /// Last reading of the part-record trigger bit, so that edges survive a restart.
+    pub part_trigger_bit: Option<bool>,
 }
 
 /// The loaded lot's consumption by one order, not yet published.
@@ -78,6 +80,8 @@ pub struct Engine {
     /// None for an engine driven without the loop (tests), which then takes a step back of
     /// the clock of more than a minute as a new start of the accounting.
     pub(super) now: Option<i64>,
+    /// Last readings of the tags part records carry (re-read at every start, so not state).
+    pub(super) last_values: std::collections::HashMap<mes_edge_drivers::TagId, (Option<mes_edge_drivers::Value>, Quality)>,
 }
 
 impl Engine {
@@ -86,6 +90,7 @@ impl Engine {
             model,
             state,
             now: None,
+            last_values: Default::default(),
         }
     }
 
@@ -116,6 +121,7 @@ impl Engine {
                 }
                 for s in samples {
                     self.check_clock(*device, s, out);
+                    self.remember_for_record(s);
                 }
                 // The fault code, the order number, the reject code and the lot first: a state
                 // change, an order start or a part in the same read goes with them.
@@ -154,6 +160,7 @@ impl Engine {
             },
             Role::FaultCode => self.state.fault_code = int(),
             Role::RejectCode => self.state.reject_code = int(),
+            Role::PartTrigger => self.trigger_bit(s, out),
             Role::MaterialLot => self.lot_reading(s, out),
             Role::OrderNumber => {
                 if let Some(n) = int() {
@@ -282,6 +289,7 @@ mod tests {
             reject: None,
             material: None,
             statistics: HashMap::new(),
+            part_record: None,
         };
         Engine::new(model, CellState::default())
     }

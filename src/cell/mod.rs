@@ -11,6 +11,7 @@ mod engine;
 mod inbox;
 mod model;
 mod order_events;
+mod part_record;
 #[cfg(test)]
 mod scenario_tests;
 

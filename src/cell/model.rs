@@ -1,5 +1,5 @@
 use super::{CounterRules, MachineState};
-use crate::config::{CellConfig, MaterialPlan, RejectPlan};
+use crate::config::{CellConfig, MaterialPlan, PartRecordPlan, PartTrigger, RejectPlan};
 use crate::event::CounterKind;
 use crate::orders::ShiftCalendar;
 use mes_edge_drivers::{DeviceId, TagId};
@@ -19,6 +19,8 @@ pub enum Role {
     RejectCode,
     /// The material lot loaded at the machine.
     MaterialLot,
+    /// Its rising edge makes a part record.
+    PartTrigger,
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -74,6 +76,7 @@ pub struct CellModel {
     pub material: Option<MaterialPlan>,
     /// Tags summarized per order, by name.
     pub statistics: HashMap<TagId, String>,
+    pub part_record: Option<PartRecordPlan>,
 }
 
 impl CellModel {
@@ -118,6 +121,9 @@ impl CellModel {
         if let Some(m) = &c.roles.material {
             roles.insert(m.lot_tag, Role::MaterialLot);
         }
+        if let Some(PartTrigger::Bit(t)) = c.roles.part_record.as_ref().map(|r| r.trigger) {
+            roles.insert(t, Role::PartTrigger);
+        }
         if let Some(o) = &c.roles.orders {
             roles.insert(o.start, Role::OrderStartBit);
             roles.insert(o.number, Role::OrderNumber);
@@ -142,6 +148,7 @@ impl CellModel {
             reject: c.roles.reject.clone(),
             material: c.roles.material.clone(),
             statistics: c.roles.statistics.iter().cloned().collect(),
+            part_record: c.roles.part_record.clone(),
         }
     }
 

@@ -13,7 +13,7 @@ mod url;
 
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{
-    CellConfig, CounterPlan, MaterialPlan, OrderTags, RejectPlan, ShiftPlan, SignalRoles, StatePlan,
+    CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan, ShiftPlan, SignalRoles, StatePlan,
 };
 pub use time::{parse_time, parse_zone};
 pub use types::*;

@@ -60,6 +60,7 @@ pub struct SignalRoles {
     pub material: Option<MaterialPlan>,
     /// Tags summarized per order, with their names.
     pub statistics: Vec<(TagId, String)>,
+    pub part_record: Option<PartRecordPlan>,
     /// Where the write-back puts the active order's number and target, with the tags' names.
     pub write_back_number: Option<(TagId, String)>,
     pub write_back_target: Option<(TagId, String)>,
@@ -100,6 +101,23 @@ pub struct MaterialPlan {
     pub material: String,
     pub quantity_per_part: f64,
     pub unit: String,
+}
+
+/// What makes a part record, and what it carries.
+#[derive(Debug, Clone)]
+pub struct PartRecordPlan {
+    pub trigger: PartTrigger,
+    pub serial: Option<TagId>,
+    /// (tag, name) in the config's order.
+    pub tags: Vec<(TagId, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartTrigger {
+    /// Each step of this counter.
+    Counter(CounterKind),
+    /// Each rising edge of this bool tag.
+    Bit(TagId),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -243,6 +261,22 @@ fn roles(
         .iter()
         .map(|n| Ok((id(n)?, n.clone())))
         .collect::<Result<_, Problem>>()?;
+    let part_record = match &file.part_record {
+        None => None,
+        Some(r) => Some(PartRecordPlan {
+            trigger: match r.trigger.as_str() {
+                "good_count" => PartTrigger::Counter(CounterKind::Good),
+                "scrap_count" => PartTrigger::Counter(CounterKind::Scrap),
+                bit => PartTrigger::Bit(id(bit)?),
+            },
+            serial: r.serial_tag.as_deref().map(id).transpose()?,
+            tags: r
+                .tags
+                .iter()
+                .map(|n| Ok((id(n)?, n.clone())))
+                .collect::<Result<_, Problem>>()?,
+        }),
+    };
     Ok(SignalRoles {
         counters,
         state,
@@ -250,6 +284,7 @@ fn roles(
         reject,
         material,
         statistics,
+        part_record,
         write_back_number: named(&file.orders.write_back.order_number_tag)?,
         write_back_target: named(&file.orders.write_back.target_tag)?,
     })

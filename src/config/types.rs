@@ -23,6 +23,20 @@ pub struct CellFile {
     #[serde(default)]
     pub products: Vec<Product>,
     pub shifts: Option<ShiftsConfig>,
+    /// A snapshot of tags per part made, for traceability (docs/ORDERS.md "Part records").
+    pub part_record: Option<PartRecordConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartRecordConfig {
+    /// `good_count` or `scrap_count` (a step of that counter), or a bool tag (its rising edge).
+    pub trigger: String,
+    /// A tag carrying the part's serial number (integer or string).
+    pub serial_tag: Option<String>,
+    /// The tags whose last values the record carries.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,7 +19,8 @@ mod orders;
 
 /// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
 /// state word would silently stop counting.
-fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
+fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
+    let s = &c.signals;
     let mut roles: Vec<(&str, &str, &str)> = Vec::new();
     let mut add = |signal: &'static str, key: &'static str, tag: Option<&'a String>| {
         if let Some(tag) = tag {
@@ -43,10 +44,19 @@ fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
         add("orders", "number_tag", Some(&o.number_tag));
         add("orders", "end_tag", o.end_tag.as_ref());
     }
+    if let Some(r) = c.part_record.as_ref() {
+        if !matches!(r.trigger.as_str(), "good_count" | "scrap_count") {
+            roles.push(("part_record", "trigger", r.trigger.as_str()));
+        }
+    }
     for (i, (signal, key, tag)) in roles.iter().enumerate() {
         if let Some((first, first_key, _)) = roles[..i].iter().find(|(_, _, t)| t == tag) {
+            let at = match *signal {
+                "part_record" => path!["part_record", *key],
+                _ => path!["signals", *signal, *key],
+            };
             p.push(Problem::at(
-                path!["signals", *signal, *key],
+                at,
                 format!(
                     "tag {tag:?} is already [signals.{first}] {first_key}; a tag can have one \
                      role only (read the same address twice under two names if you must)"
@@ -360,7 +370,7 @@ fn check_signals(
             ));
         }
     }
-    check_one_role_per_tag(&c.signals, p);
+    check_one_role_per_tag(c, p);
     if let Some(state) = &c.signals.machine_state {
         let integer = |t: &TagConfig| {
             !matches!(

@@ -18,6 +18,8 @@ enum Need {
     Number,
     /// A lot number: an unscaled integer or a string.
     Lot,
+    /// Any tag.
+    Any,
 }
 
 fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
@@ -109,6 +111,30 @@ fn check_actuals(
                     m.quantity_per_part
                 ),
             ));
+        }
+    }
+    if let Some(r) = &c.part_record {
+        if !matches!(r.trigger.as_str(), "good_count" | "scrap_count") {
+            signal(path!["part_record", "trigger"], &r.trigger, Need::Bool, p);
+        } else if (r.trigger == "good_count" && c.signals.good_count.is_none())
+            || (r.trigger == "scrap_count" && c.signals.scrap_count.is_none())
+        {
+            p.push(Problem::at(
+                path!["part_record", "trigger"],
+                format!("expected a counter the cell has ([signals.{}] is not defined) or a bool tag", r.trigger),
+            ));
+        }
+        if let Some(serial) = &r.serial_tag {
+            signal(path!["part_record", "serial_tag"], serial, Need::Lot, p);
+        }
+        if r.tags.len() > 100 {
+            p.push(Problem::at(
+                path!["part_record", "tags"],
+                "expected at most 100 tags per part record",
+            ));
+        }
+        for (i, tag) in r.tags.iter().enumerate() {
+            signal(path!["part_record", "tags", i], tag, Need::Any, p);
         }
     }
     let mut seen = HashSet::new();
