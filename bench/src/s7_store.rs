@@ -54,6 +54,7 @@ fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
                     order_id: None,
                     rule: None,
                     source_ts: None,
+                    reason: None,
                 },
             ));
         }
