@@ -146,6 +146,9 @@ fn cell(f: &FigureData, tool: &str) -> String {
 
 /// peer / mes-edge when less is better, mes-edge / peer otherwise, of the medians.
 fn ratio(f: &FigureData, peer: &str) -> String {
+    if !f.ratios {
+        return String::new();
+    }
     match (f.summary(peer), f.summary("mes-edge")) {
         (Some(p), Some(m)) if p.median > 0.0 && m.median > 0.0 => {
             let r = if f.less_is_better {

@@ -48,6 +48,13 @@ pub struct FigureData {
     pub why_none: BTreeMap<String, String>,
     pub target: Option<Target>,
     pub bound: Option<Bound>,
+    /// Whether peer / mes-edge ratios mean anything (not for counts of different things).
+    #[serde(default = "yes")]
+    pub ratios: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,6 +111,9 @@ pub struct Figure<'a> {
     pub target: Option<Target>,
     pub bound: Option<Bound>,
 }
+
+/// Figures whose tools count different things: no ratio between them.
+const NO_RATIO: [&str; 1] = ["s2.messages"];
 
 impl<'a> Figure<'a> {
     /// A figure of mes-edge alone; the peers get `peers` as the reason.
@@ -175,6 +185,7 @@ impl Table {
                     why_none: BTreeMap::new(),
                     target: f.target.clone(),
                     bound: f.bound.clone(),
+                    ratios: !NO_RATIO.contains(&f.key),
                 });
                 self.results.figures.len() - 1
             }
