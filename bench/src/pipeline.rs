@@ -58,6 +58,7 @@ pub fn main(config_path: &Path, load: Load) -> anyhow::Result<()> {
     mes_edge::logging::init(false, &[]);
     // The same runtime shape as `mes-edge run` (src/cli): two worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
