@@ -264,8 +264,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         )
         .target(Target::Below { value: 7.0 })
         .bound(
-            &["s5.anon", "s5.pss"],
-            "what is the process's own (anonymous: heap, stacks, SQLite's caches) and what is shared library pages",
+            &["s5.anon", "s5.pss", "s5.binary"],
+            "RSS beyond the anonymous part (heap, stacks, SQLite's caches) is file-backed: the binary's own pages, mapped in as they run",
         ),
     );
     table.add(fig(
