@@ -60,7 +60,7 @@ impl Durations {
             s1_ceiling_seconds: 10.0,
             s1_probe_seconds: 15.0,
             s1_hold_seconds: 60.0,
-            s1_search_budget_seconds: 150.0,
+            s1_search_budget_seconds: 120.0,
             s1_latency_seconds: 20.0,
             s2_warmup: 5.0,
             s2_seconds: 30.0,
