@@ -50,7 +50,7 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
     }
     let _ = write!(
         s,
-        "[store]\npath = \"{}\"\n\n[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"bench-cell-{health_port}\"\n\n\
+        "[store]\npath = \"{}\"\nsynchronous = \"full\"\n\n[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"bench-cell-{health_port}\"\n\n\
          [health]\nlisten = \"127.0.0.1:{health_port}\"\n",
         store.display()
     );
