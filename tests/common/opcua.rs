@@ -78,6 +78,12 @@ impl OpcUaPeer {
     /// Starts the server on a free port; returns once it listens. Panics (saying to run
     /// scripts/test.sh) if the Python with asyncua is missing.
     pub fn start(options: OpcUaOptions) -> OpcUaPeer {
+        // Thousands of nodes take asyncua a while to add, longer on a busy machine.
+        let start_timeout = if options.bulk > 0 {
+            Duration::from_secs(120)
+        } else {
+            super::PEER_START_TIMEOUT
+        };
         let mut peer = OpcUaPeer {
             options,
             values: BTreeMap::new(),
@@ -87,7 +93,8 @@ impl OpcUaPeer {
                 "opcua_server.stdout.log",
                 "opcua_server.stderr.log",
             )
-            .with_stdin(),
+            .with_stdin()
+            .start_timeout(start_timeout),
         };
         process::start_on_free_port("opcua peer", 5, || {
             peer.process.set_port(free_port());

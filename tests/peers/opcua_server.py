@@ -284,15 +284,29 @@ async def main() -> int:
 
     bulk = []
     if args.bulk:
+        # One AddNodes call for all of them: one add_variable each takes minutes on a busy machine.
         folder = await press.add_folder(ua.NodeId("Bulk", idx), ua.QualifiedName("Bulk", idx))
+        items = []
         for k in range(args.bulk):
-            bulk.append(
-                await folder.add_variable(
-                    ua.NodeId(f"Bulk.{k}", idx),
-                    ua.QualifiedName(f"Bulk.{k}", idx),
-                    ua.Variant(k, ua.VariantType.UInt32),
-                )
-            )
+            item = ua.AddNodesItem()
+            item.RequestedNewNodeId = ua.NodeId(f"Bulk.{k}", idx)
+            item.BrowseName = ua.QualifiedName(f"Bulk.{k}", idx)
+            item.NodeClass = ua.NodeClass.Variable
+            item.ParentNodeId = folder.nodeid
+            item.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasComponent)
+            item.TypeDefinition = ua.NodeId(ua.ObjectIds.BaseDataVariableType)
+            attrs = ua.VariableAttributes()
+            attrs.DisplayName = ua.LocalizedText(f"Bulk.{k}")
+            attrs.DataType = ua.NodeId(ua.ObjectIds.UInt32)
+            attrs.Value = ua.Variant(k, ua.VariantType.UInt32)
+            attrs.ValueRank = ua.ValueRank.Scalar
+            attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
+            attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+            item.NodeAttributes = attrs
+            items.append(item)
+        for result in await server.iserver.isession.add_nodes(items):
+            result.StatusCode.check()
+            bulk.append(server.get_node(result.AddedNodeId))
 
     limit = args.max_items_per_call
     if limit and not args.hidden_limit:
