@@ -201,10 +201,12 @@ impl Attached<'_> {
                         );
                         continue;
                     }
-                    Ok(Chunk::TooMany) => return Err(format!(
+                    Ok(Chunk::TooMany) => {
+                        return Err(format!(
                         "creating monitored items in {:?}: the server refuses even one per call",
                         group.name
-                    )),
+                    ))
+                    }
                     Err(e) => {
                         return Err(format!("creating monitored items in {:?}: {e}", group.name))
                     }
