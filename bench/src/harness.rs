@@ -40,6 +40,7 @@ pub struct Durations {
     pub s4_seconds: f64,
     pub s5_settle: f64,
     pub s5_seconds: f64,
+    pub s6_seconds: f64,
 }
 
 impl Durations {
@@ -53,6 +54,7 @@ impl Durations {
             s4_seconds: 90.0,
             s5_settle: 10.0,
             s5_seconds: 30.0,
+            s6_seconds: 30.0,
         }
     }
     pub fn quick() -> Self {
@@ -65,6 +67,7 @@ impl Durations {
             s4_seconds: 10.0,
             s5_settle: 2.0,
             s5_seconds: 5.0,
+            s6_seconds: 5.0,
         }
     }
 }
