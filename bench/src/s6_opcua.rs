@@ -29,6 +29,9 @@ const RATE: u64 = 50_000;
 const NS: &str = "urn:mes-edge:s6-load";
 const DEVICE: &str = "s6_server";
 
+/// A figure: name, digits, value, whether less is better, the target and whether it is met.
+type Row = (String, usize, f64, bool, Option<(&'static str, bool)>);
+
 struct Result6 {
     nodes: u32,
     start_s: f64,
@@ -200,7 +203,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             r.start_s, r.received_per_s, r.offered_per_s, r.cpu, r.server_cpu, r.rss_max
         );
         let n = r.nodes;
-        let rows: [(String, usize, f64, bool, Option<(&str, bool)>); 5] = [
+        let rows: [Row; 5] = [
             (
                 format!("{n} items: changes/s received end to end (server change to engine)"),
                 0,

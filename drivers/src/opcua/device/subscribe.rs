@@ -21,8 +21,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Monitored items created per CreateMonitoredItems call when the server states no smaller
-/// MaxMonitoredItemsPerCall: a request of this size stays well inside the default message
-/// size limits, and one call's answer comes back within a request timeout.
+/// MaxMonitoredItemsPerCall (and nodes per polled read): async-opcua, server and client,
+/// decodes at most 1,000 array elements by default, a request this size stays well inside
+/// the default message size (327,675 bytes), and one call's answer comes back within a
+/// request timeout.
 pub(crate) const ITEMS_PER_CALL: usize = 1000;
 
 /// Data changes the server may put into one notification message: bounds the size of a
@@ -326,15 +328,21 @@ impl Attached<'_> {
         report: &mut Report<'_>,
         out: &mut Vec<Sample>,
     ) -> Result<(), String> {
-        let reads: Vec<ReadValueId> = polled
-            .iter()
-            .map(|&i| ReadValueId::from(self.ids[i].clone().unwrap_or_default()))
-            .collect();
-        let call = self.session().read(&reads, TimestampsToReturn::Both, 0.0);
-        let values: Vec<DataValue> = intake
-            .meanwhile(call, report, out)
-            .await?
-            .map_err(|e| format!("polled read: {e}"))?;
+        let mut values: Vec<DataValue> = Vec::with_capacity(polled.len());
+        // The client decodes at most 1,000 values per answer (async-opcua's array limit).
+        for chunk in polled.chunks(ITEMS_PER_CALL) {
+            let reads: Vec<ReadValueId> = chunk
+                .iter()
+                .map(|&i| ReadValueId::from(self.ids[i].clone().unwrap_or_default()))
+                .collect();
+            let call = self.session().read(&reads, TimestampsToReturn::Both, 0.0);
+            values.extend(
+                intake
+                    .meanwhile(call, report, out)
+                    .await?
+                    .map_err(|e| format!("polled read: {e}"))?,
+            );
+        }
         for (&i, dv) in polled.iter().zip(values.iter()) {
             report.changed(i, reading(dv, self.dev.nodes[i].expect), out);
         }
