@@ -139,6 +139,12 @@ fn build_client_now(conn: &Connection, s: &ClientSettings) -> Result<Client, Con
         .request_timeout(s.request_timeout)
         .publish_timeout(s.request_timeout.max(Duration::from_secs(10)))
         .session_timeout(60_000)
+        // A server that ignores MaxNotificationsPerPublish (asyncua does) sends all the changes
+        // of an interval in one message: thousands of values, where async-opcua decodes at
+        // most 1,000 array elements and 5 chunks by default and closes the connection.
+        .max_array_length(100_000)
+        .max_chunk_count(64)
+        .max_message_size(64 * 65_535)
         .client()
         .map_err(|errors| other(format!("OPC UA client settings: {}", errors.join("; "))))
 }
