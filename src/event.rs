@@ -40,6 +40,9 @@ pub enum EventBody {
         /// time is the runtime's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source_ts: Option<i64>,
+        /// Scrap only: the reason the PLC's reject code gave the parts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The PLC took parts back (a small step back of its counter): `quantity` is negative, so
     /// that the sum of `part_count` and `count_correction` quantities is the PLC's net.
@@ -159,11 +162,44 @@ pub enum EventBody {
         is_final: bool,
         time_in_state_ms: StateTimes,
         downtime_ms: BTreeMap<String, i64>,
+        /// Scrap by reason ("unexplained" for parts given none).
+        #[serde(default)]
+        scrap_by_reason: BTreeMap<String, u64>,
         /// Shift scope only: time and parts with no order running.
         no_order_ms: Option<i64>,
         no_order_good: Option<u64>,
         no_order_scrap: Option<u64>,
         figures: Oee,
+    },
+    /// Scrap parts of an order given a reason after they were counted (operator or MOM).
+    ScrapReason {
+        order_id: String,
+        reason: String,
+        quantity: u64,
+        by: CommandSource,
+    },
+    /// Material consumed by an order: reported by command, or the PLC's loaded lot (published
+    /// at a lot change and when the order stops running).
+    MaterialConsumed {
+        order_id: Option<String>,
+        material: String,
+        lot: String,
+        quantity: f64,
+        unit: String,
+        by: CommandSource,
+    },
+    /// A part made (a trigger: a counter's step or a bool tag's rising edge) with the values
+    /// of the configured tags when it was made: traceability at the cell.
+    PartRecord {
+        order_id: Option<String>,
+        lot: Option<String>,
+        /// From the serial tag, if one is configured and read good.
+        serial: Option<String>,
+        /// The counter whose step triggered it (with `parts` > 1 when a read saw several);
+        /// null for a trigger bit.
+        counter: Option<CounterKind>,
+        parts: u64,
+        values: BTreeMap<String, RecordedValue>,
     },
     /// A reason attached to a stop, during it or afterwards.
     DowntimeReason {
@@ -202,7 +238,32 @@ impl EventBody {
             EventBody::JobResponse(_) => "job_response",
             EventBody::Oee { .. } => "oee",
             EventBody::DowntimeReason { .. } => "downtime_reason",
+            EventBody::ScrapReason { .. } => "scrap_reason",
+            EventBody::PartRecord { .. } => "part_record",
+            EventBody::MaterialConsumed { .. } => "material_consumed",
         }
+    }
+}
+
+/// A tag's value in a part record, with its quality (a bad reading may have no value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedValue {
+    pub value: serde_json::Value,
+    pub quality: mes_edge_drivers::Quality,
+}
+
+impl RecordedValue {
+    pub fn of(v: Option<mes_edge_drivers::Value>, quality: mes_edge_drivers::Quality) -> Self {
+        use mes_edge_drivers::Value;
+        let value = match v {
+            None => serde_json::Value::Null,
+            Some(Value::Bool(b)) => b.into(),
+            Some(Value::Int(i)) => i.into(),
+            Some(Value::UInt(u)) => u.into(),
+            Some(Value::Float(f)) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            Some(Value::Text(t)) => t.as_str().into(),
+        };
+        RecordedValue { value, quality }
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Durations {
     pub s5_settle: f64,
     pub s5_seconds: f64,
     pub s6_seconds: f64,
+    pub s7_events: u64,
 }
 
 impl Durations {
@@ -55,6 +56,7 @@ impl Durations {
             s5_settle: 10.0,
             s5_seconds: 30.0,
             s6_seconds: 30.0,
+            s7_events: 10_000_000,
         }
     }
     pub fn quick() -> Self {
@@ -68,6 +70,7 @@ impl Durations {
             s5_settle: 2.0,
             s5_seconds: 5.0,
             s6_seconds: 5.0,
+            s7_events: 1_000_000,
         }
     }
 }

@@ -7,12 +7,14 @@
 
 mod backoff;
 pub mod clock;
+mod driver;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
 mod value;
 
 pub use backoff::Backoff;
+pub use driver::{Driver, DriverSpec};
 pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 
 pub use value::{

@@ -5,9 +5,7 @@ use super::clock::CLOCK_STEP_MS;
 use super::engine::{Engine, Stop};
 use super::MachineState;
 use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
-use crate::orders::{adjust, CommandSource, JobCommand, ShiftAccount};
-
-const UNEXPLAINED: &str = "unexplained";
+use crate::orders::{add_scrap, adjust, CommandSource, JobCommand, ShiftAccount, UNEXPLAINED};
 
 impl Engine {
     /// Attributes the time since the last call to the machine state the cell was in, within the
@@ -142,10 +140,14 @@ impl Engine {
     }
 
     fn attribute(&mut self, kind: CounterKind, quantity: u64, back: bool) -> Option<String> {
+        let reason = match (kind, back) {
+            (CounterKind::Scrap, false) => self.scrap_reason_now(),
+            _ => None,
+        };
         let running = self.state.orders.running_mut();
         let (id, ideal_cycle) = match running {
             Some(o) => {
-                o.add_parts(kind, quantity, back);
+                o.add_parts(kind, quantity, back, reason.as_deref());
                 (Some(o.id().to_string()), o.ideal_cycle_ms.unwrap_or(0.0))
             }
             None => {
@@ -164,7 +166,11 @@ impl Engine {
                 (false, CounterKind::Good) => &mut shift.no_order_good,
                 (false, CounterKind::Scrap) => &mut shift.no_order_scrap,
             };
-            let moved = adjust(count, quantity, back) as f64 * ideal_cycle;
+            let taken = adjust(count, quantity, back);
+            if id.is_some() && kind == CounterKind::Scrap {
+                add_scrap(&mut shift.scrap_reasons, reason.as_deref(), taken, back);
+            }
+            let moved = taken as f64 * ideal_cycle;
             shift.ideal_production_ms = if back {
                 (shift.ideal_production_ms - moved).max(0.0)
             } else {
@@ -205,6 +211,7 @@ impl Engine {
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
         self.credit(now_ms);
         self.confirm_held(now_ms, out);
+        self.flush_lot_of_stopped_order(now_ms, out);
         if let Some(calendar) = &self.model.orders.calendar {
             let current = calendar.at(now_ms);
             let same = |a: &ShiftAccount| {
@@ -232,6 +239,7 @@ impl Engine {
                     is_final: false,
                     time_in_state_ms: o.times.clone(),
                     downtime_ms: o.downtime.clone(),
+                    scrap_by_reason: o.scrap_reasons.clone(),
                     no_order_ms: None,
                     no_order_good: None,
                     no_order_scrap: None,
@@ -255,6 +263,7 @@ fn shift_oee(a: &ShiftAccount, to: i64, is_final: bool) -> NewEvent {
         is_final,
         time_in_state_ms: a.times.clone(),
         downtime_ms: a.downtime.clone(),
+        scrap_by_reason: a.scrap_reasons.clone(),
         no_order_ms: Some(a.no_order_ms),
         no_order_good: Some(a.no_order_good),
         no_order_scrap: Some(a.no_order_scrap),

@@ -57,6 +57,11 @@ impl Engine {
         now_ms: i64,
         out: &mut Vec<NewEvent>,
     ) -> Reply {
+        match cmd.command {
+            CommandName::ScrapReason => return self.give_scrap_reason(cmd, by, now_ms, out),
+            CommandName::ConsumeMaterial => return self.consume_material(cmd, by, now_ms, out),
+            _ => {}
+        }
         if cmd.command != CommandName::DowntimeReason {
             let products = &self.model.orders.products;
             return self
@@ -151,6 +156,8 @@ impl Engine {
                     order: Some(spec),
                     order_id: None,
                     reason: None,
+                    quantity: None,
+                    material: None,
                 };
                 let products = &self.model.orders.products;
                 let r = book.apply(

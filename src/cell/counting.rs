@@ -175,6 +175,11 @@ impl Engine {
             CounterKind::Good => self.state.good_total += p.quantity,
             CounterKind::Scrap => self.state.scrap_total += p.quantity,
         }
+        let reason = match p.kind {
+            CounterKind::Scrap => self.scrap_reason_now(),
+            CounterKind::Good => None,
+        };
+        self.consume_for_parts(p.quantity, false, ts_ms, out);
         let order_id = self.attribute_parts(p.kind, p.quantity);
         let body = EventBody::PartCount {
             counter: p.kind,
@@ -185,8 +190,10 @@ impl Engine {
             order_id,
             rule: p.rule,
             source_ts: p.source_ts,
+            reason,
         };
         out.push(NewEvent::new(ts_ms, source, body));
+        self.record_parts(p.kind, p.quantity, ts_ms, out);
         self.auto_complete(ts_ms, out);
     }
 
@@ -206,6 +213,7 @@ impl Engine {
             CounterKind::Scrap => &mut self.state.scrap_total,
         };
         *total = total.saturating_sub(quantity);
+        self.consume_for_parts(quantity, true, ts_ms, out);
         let order_id = self.take_back_parts(kind, quantity);
         let body = EventBody::CountCorrection {
             counter: kind,

@@ -33,6 +33,21 @@ pub struct CellState {
     pub order_number: Option<i64>,
     /// Devices whose clock is off by more than their tolerance (warned once).
     pub clock_skewed: std::collections::BTreeSet<String>,
+    /// The PLC's last reject code (read with the scrap counter).
+    pub reject_code: Option<i64>,
+    /// The material lot loaded at the machine, and what the running order used of it so far.
+    pub loaded_lot: Option<String>,
+    pub lot_in_use: Option<LotInUse>,
+    /// Last reading of the part-record trigger bit, so that edges survive a restart.
+    pub part_trigger_bit: Option<bool>,
+}
+
+/// The loaded lot's consumption by one order, not yet published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LotInUse {
+    pub order_id: String,
+    pub lot: String,
+    pub quantity: f64,
 }
 
 impl CellState {
@@ -65,6 +80,8 @@ pub struct Engine {
     /// None for an engine driven without the loop (tests), which then takes a step back of
     /// the clock of more than a minute as a new start of the accounting.
     pub(super) now: Option<i64>,
+    /// Last readings of the tags part records carry (re-read at every start, so not state).
+    pub(super) last_values: std::collections::HashMap<mes_edge_drivers::TagId, (Option<mes_edge_drivers::Value>, Quality)>,
 }
 
 impl Engine {
@@ -73,6 +90,7 @@ impl Engine {
             model,
             state,
             now: None,
+            last_values: Default::default(),
         }
     }
 
@@ -103,13 +121,19 @@ impl Engine {
                 }
                 for s in samples {
                     self.check_clock(*device, s, out);
+                    self.remember_for_record(s);
                 }
-                // The fault code and the order number first: a state change or an order start
-                // in the same read goes with the new code and number.
+                // The fault code, the order number, the reject code and the lot first: a state
+                // change, an order start or a part in the same read goes with them.
                 let (first, rest): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| {
                     matches!(
                         self.model.roles.get(&s.tag),
-                        Some(Role::FaultCode | Role::OrderNumber)
+                        Some(
+                            Role::FaultCode
+                                | Role::OrderNumber
+                                | Role::RejectCode
+                                | Role::MaterialLot
+                        )
                     )
                 });
                 for s in first.into_iter().chain(rest) {
@@ -120,6 +144,7 @@ impl Engine {
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
+        self.observe_statistic(s);
         let Some(&role) = self.model.roles.get(&s.tag) else {
             return;
         };
@@ -134,6 +159,9 @@ impl Engine {
                 None => self.state.counter(kind).readable = false,
             },
             Role::FaultCode => self.state.fault_code = int(),
+            Role::RejectCode => self.state.reject_code = int(),
+            Role::PartTrigger => self.trigger_bit(s, out),
+            Role::MaterialLot => self.lot_reading(s, out),
             Role::OrderNumber => {
                 if let Some(n) = int() {
                     self.state.order_number = Some(n);
@@ -258,6 +286,10 @@ mod tests {
                 auto_complete: false,
                 oee_interval_ms: 60_000,
             },
+            reject: None,
+            material: None,
+            statistics: HashMap::new(),
+            part_record: None,
         };
         Engine::new(model, CellState::default())
     }

@@ -2,6 +2,7 @@
 //! events are derived from. It does no I/O; the caller commits events and state together.
 
 mod accounting;
+mod actuals;
 mod clock;
 mod commands;
 mod counter;
@@ -9,6 +10,8 @@ mod counting;
 mod engine;
 mod inbox;
 mod model;
+mod order_events;
+mod part_record;
 #[cfg(test)]
 mod scenario_tests;
 

@@ -1,7 +1,7 @@
 use super::{CounterRules, MachineState};
-use crate::config::CellConfig;
+use crate::config::{CellConfig, MaterialPlan, PartRecordPlan, PartTrigger, RejectPlan};
 use crate::event::CounterKind;
-use crate::orders::{parse_time, parse_zone, ShiftCalendar};
+use crate::orders::ShiftCalendar;
 use mes_edge_drivers::{DeviceId, TagId};
 use std::collections::HashMap;
 
@@ -15,6 +15,12 @@ pub enum Role {
     OrderStartBit,
     OrderNumber,
     OrderEndBit,
+    /// The PLC's reject code for the scrap it counts.
+    RejectCode,
+    /// The material lot loaded at the machine.
+    MaterialLot,
+    /// Its rising edge makes a part record.
+    PartTrigger,
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -31,36 +37,22 @@ pub struct OrderModel {
 
 impl OrderModel {
     fn from_config(c: &CellConfig) -> Self {
-        let reasons = c
-            .signals
-            .machine_state
-            .iter()
-            .flat_map(|s| s.reasons.iter())
-            .map(|(code, reason)| (code.parse().expect("checked config"), reason.clone()))
-            .collect();
-        let calendar = c.shifts.as_ref().map(|s| {
-            let tz = parse_zone(s.timezone.as_deref()).expect("checked config");
-            let shifts = s
-                .shift
-                .iter()
-                .map(|d| {
-                    (
-                        d.name.clone(),
-                        parse_time(&d.start).expect("checked"),
-                        parse_time(&d.end).expect("checked"),
-                    )
-                })
-                .collect();
-            ShiftCalendar::new(tz, shifts)
-        });
         OrderModel {
-            reasons,
+            reasons: c
+                .roles
+                .state
+                .as_ref()
+                .map(|s| s.reasons.clone())
+                .unwrap_or_default(),
             products: c
                 .products
                 .iter()
                 .map(|p| (p.material.clone(), p.ideal_cycle_s * 1000.0))
                 .collect(),
-            calendar,
+            calendar: c
+                .calendar
+                .as_ref()
+                .map(|s| ShiftCalendar::new(s.zone.clone(), s.shifts.clone())),
             auto_complete: c.orders.auto_complete,
             oee_interval_ms: c.orders.oee_interval_s as i64 * 1000,
         }
@@ -80,69 +72,63 @@ pub struct CellModel {
     pub states: HashMap<i64, MachineState>,
     pub unmapped: MachineState,
     pub orders: OrderModel,
+    pub reject: Option<RejectPlan>,
+    pub material: Option<MaterialPlan>,
+    /// Tags summarized per order, by name.
+    pub statistics: HashMap<TagId, String>,
+    pub part_record: Option<PartRecordPlan>,
 }
 
 impl CellModel {
     /// Tags are numbered in the order the config lists them, devices likewise; the runtime builds
     /// the drivers with the same numbering.
     pub fn from_config(c: &CellConfig) -> Self {
-        let numbered = c.numbered_tags();
-        let tag_names: Vec<String> = numbered
+        let tag_names: Vec<String> = c
+            .numbered_tags()
             .iter()
             .map(|(_, _, t)| t.name().to_string())
             .collect();
-        let tag_types: HashMap<&str, _> = numbered
-            .iter()
-            .map(|(_, d, t)| (t.name(), (*t, c.devices[*d].name.as_str())))
-            .collect();
-        let id = |name: &str| {
-            TagId(
-                tag_names
-                    .iter()
-                    .position(|n| n == name)
-                    .expect("checked config") as u32,
-            )
-        };
         let mut roles = HashMap::new();
         let mut counters = HashMap::new();
-        for (kind, signal) in [
-            (CounterKind::Good, &c.signals.good_count),
-            (CounterKind::Scrap, &c.signals.scrap_count),
-        ] {
-            if let Some(s) = signal {
-                let (tag, device) = tag_types[s.tag.as_str()];
-                let rules = CounterRules {
-                    bits: tag.counter_bits().expect("checked config"),
+        for counter in &c.roles.counters {
+            let s = &counter.settings;
+            roles.insert(counter.tag, Role::Counter(counter.kind));
+            counters.insert(
+                counter.kind,
+                CounterRules {
+                    bits: counter.bits,
                     rollover_window: s.rollover_window,
                     confirm_readings: s.confirm_readings,
                     confirm_ms: s.confirm_ms.min(i64::MAX as u64) as i64,
                     max_correction: s.max_correction,
                     max_step: s.max_step,
-                    tag: tag.identity(device),
-                };
-                roles.insert(id(&s.tag), Role::Counter(kind));
-                counters.insert(kind, rules);
-            }
+                    tag: counter.identity.clone(),
+                },
+            );
         }
-        let mut states = HashMap::new();
-        let mut unmapped = MachineState::Unknown;
-        if let Some(s) = &c.signals.machine_state {
-            roles.insert(id(&s.tag), Role::StateWord);
-            if let Some(f) = &s.fault_tag {
-                roles.insert(id(f), Role::FaultCode);
+        let (mut states, mut unmapped) = (HashMap::new(), MachineState::Unknown);
+        if let Some(s) = &c.roles.state {
+            roles.insert(s.tag, Role::StateWord);
+            if let Some(f) = s.fault_tag {
+                roles.insert(f, Role::FaultCode);
             }
-            states = s
-                .states
-                .iter()
-                .map(|(k, v)| (k.parse().expect("checked config"), *v))
-                .collect();
+            states = s.states.clone();
             unmapped = s.unmapped;
         }
-        if let Some(o) = &c.signals.orders {
-            roles.insert(id(&o.start_tag), Role::OrderStartBit);
-            roles.insert(id(&o.number_tag), Role::OrderNumber);
-            if let Some(end) = &o.end_tag {
-                roles.insert(id(end), Role::OrderEndBit);
+        if let Some(r) = &c.roles.reject {
+            roles.insert(r.tag, Role::RejectCode);
+        }
+        if let Some(m) = &c.roles.material {
+            roles.insert(m.lot_tag, Role::MaterialLot);
+        }
+        if let Some(PartTrigger::Bit(t)) = c.roles.part_record.as_ref().map(|r| r.trigger) {
+            roles.insert(t, Role::PartTrigger);
+        }
+        if let Some(o) = &c.roles.orders {
+            roles.insert(o.start, Role::OrderStartBit);
+            roles.insert(o.number, Role::OrderNumber);
+            if let Some(end) = o.end {
+                roles.insert(end, Role::OrderEndBit);
             }
         }
         CellModel {
@@ -159,6 +145,10 @@ impl CellModel {
             states,
             unmapped,
             orders: OrderModel::from_config(c),
+            reject: c.roles.reject.clone(),
+            material: c.roles.material.clone(),
+            statistics: c.roles.statistics.iter().cloned().collect(),
+            part_record: c.roles.part_record.clone(),
         }
     }
 

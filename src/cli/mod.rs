@@ -52,6 +52,10 @@ enum Command {
     Orders(orders::OrdersArgs),
     /// Give the current (or last) stop a reason.
     Downtime(orders::DowntimeArgs),
+    /// Give scrap parts a reason.
+    Scrap(orders::ScrapArgs),
+    /// Record material consumed by an order.
+    Material(orders::MaterialArgs),
     /// Modbus commissioning: the requests a config makes; read or write a device directly.
     Modbus(modbus::ModbusArgs),
     /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
@@ -82,6 +86,8 @@ pub fn main() -> ExitCode {
         Command::Outbox { command } => outbox::main(command),
         Command::Orders(args) => orders::orders(args),
         Command::Downtime(args) => orders::downtime(args),
+        Command::Scrap(args) => orders::scrap(args),
+        Command::Material(args) => orders::material(args),
         Command::Modbus(args) => modbus::main(args),
         Command::Opcua(args) => opcua::main(args),
     };

@@ -325,12 +325,12 @@ async fn write(
 
 fn plan(file: &std::path::Path) -> Result<()> {
     let config = crate::config::load(file).map_err(|e| anyhow!("invalid config:\n{e}"))?;
-    let lines = crate::runtime::modbus_lines(&config);
+    let lines: Vec<_> = config.modbus_lines().collect();
     if lines.is_empty() {
         println!("{}: no Modbus devices", file.display());
         return Ok(());
     }
-    for line in &lines {
+    for line in lines {
         println!("line {}", line.transport);
         for dev in &line.devices {
             let names = &config

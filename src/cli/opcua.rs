@@ -285,7 +285,7 @@ mod imp {
     fn device_connection(path: &std::path::Path, name: Option<&str>) -> Result<Connection> {
         let config =
             crate::config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-        let devices = crate::runtime::opcua_devices(&config);
+        let devices: Vec<_> = config.opcua_devices().cloned().collect();
         let found = match name {
             Some(n) => devices.into_iter().find(|d| d.name == n),
             None if devices.len() == 1 => devices.into_iter().next(),

@@ -1,4 +1,5 @@
-//! `mes-edge orders ...` and `mes-edge downtime reason ...`: the operator's door to the cell.
+//! `mes-edge orders ...`, `downtime reason`, `scrap reason` and `material consume`: the
+//! operator's door to the cell.
 //! Reading (list, show) comes straight from the store, so it works with the service stopped;
 //! commands go to the running service over its control socket.
 
@@ -83,6 +84,87 @@ pub struct DowntimeArgs {
 enum DowntimeCommand {
     /// Give the current stop (or the last one, if the cell runs again) a reason code.
     Reason { code: String },
+}
+
+#[derive(Args)]
+pub struct ScrapArgs {
+    #[arg(long, short, global = true, default_value = "/etc/mes-edge/cell.toml")]
+    config: PathBuf,
+    /// The cell's control socket, in place of --config (see `mes-edge orders --help`).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ScrapCommand,
+}
+
+#[derive(Subcommand)]
+enum ScrapCommand {
+    /// Give scrap parts counted without a reason (of the active order, or --order) a reason.
+    Reason {
+        reason: String,
+        #[arg(long)]
+        quantity: u64,
+        #[arg(long)]
+        order: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct MaterialArgs {
+    #[arg(long, short, global = true, default_value = "/etc/mes-edge/cell.toml")]
+    config: PathBuf,
+    /// The cell's control socket, in place of --config (see `mes-edge orders --help`).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: MaterialCommand,
+}
+
+#[derive(Subcommand)]
+enum MaterialCommand {
+    /// Record a material lot consumed by the running order (or --order).
+    Consume {
+        #[arg(long)]
+        material: String,
+        #[arg(long)]
+        lot: String,
+        #[arg(long)]
+        quantity: f64,
+        #[arg(long, default_value = "pcs")]
+        unit: String,
+        #[arg(long)]
+        order: Option<String>,
+    },
+}
+
+pub fn scrap(args: ScrapArgs) -> Result<()> {
+    let ScrapCommand::Reason {
+        reason,
+        quantity,
+        order,
+    } = args.command;
+    send(
+        socket_of(args.socket, || load(&args.config))?,
+        serde_json::json!({ "command": "scrap_reason", "reason": reason, "quantity": quantity, "order_id": order }),
+    )
+}
+
+pub fn material(args: MaterialArgs) -> Result<()> {
+    let MaterialCommand::Consume {
+        material,
+        lot,
+        quantity,
+        unit,
+        order,
+    } = args.command;
+    send(
+        socket_of(args.socket, || load(&args.config))?,
+        serde_json::json!({
+            "command": "consume_material",
+            "material": { "material": material, "lot": lot, "quantity": quantity, "unit": unit },
+            "order_id": order,
+        }),
+    )
 }
 
 pub fn orders(args: OrdersArgs) -> Result<()> {

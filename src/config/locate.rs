@@ -39,6 +39,15 @@ impl Problem {
         }
     }
 
+    /// A reference the checks should have refused, found while resolving: a config error
+    /// rather than a panic.
+    pub fn internal(what: &str) -> Self {
+        Problem::at(
+            vec![],
+            format!("{what} (a check missed this: please report it as a bug)"),
+        )
+    }
+
     pub fn at_span(span: Option<Range<usize>>, message: String) -> Self {
         Problem {
             path: Vec::new(),

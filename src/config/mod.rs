@@ -3,11 +3,19 @@
 //! commissioning a cell with the file open in an editor.
 
 mod check;
+mod drivers;
+pub mod lab;
 mod locate;
+mod resolved;
+mod time;
 mod types;
 mod url;
 
 pub use locate::{Located, Problem, Seg};
+pub use resolved::{
+    CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan, ShiftPlan, SignalRoles, StatePlan,
+};
+pub use time::{parse_time, parse_zone};
 pub use types::*;
 pub use url::BrokerUrl;
 
@@ -44,10 +52,8 @@ pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
             message: format!("cannot read: {e}"),
         }],
     })?;
-    let mut config = parse(path, &text)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    config.resolve_paths(&base);
-    Ok(config)
+    parse_in(path, &text, Some(&base))
 }
 
 /// What [`load`] gives, with the warnings (allowed, probably a mistake) located in the file.
@@ -64,6 +70,11 @@ pub fn load_with_warnings(path: &Path) -> Result<(CellConfig, Vec<Located>), Con
 
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
+    parse_in(path, text, None)
+}
+
+/// [`parse`], relative paths in the file taken from `base` if given.
+fn parse_in(path: &Path, text: &str, base: Option<&Path>) -> Result<CellConfig, ConfigError> {
     let located = |problems: Vec<Problem>| {
         let mut problems: Vec<Located> = problems
             .into_iter()
@@ -72,19 +83,18 @@ pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
         problems.sort_by_key(|p| (p.line, p.column));
         ConfigError { problems }
     };
-    let config: CellConfig = toml::from_str(text).map_err(|e| {
+    let mut file: CellFile = toml::from_str(text).map_err(|e| {
         let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
         located(vec![problem])
     })?;
-    let problems = check::check(&config);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(located(problems))
+    if let Some(base) = base {
+        file.resolve_paths(base);
     }
+    let parsed = check::check(&file).map_err(located)?;
+    CellConfig::resolve(file, parsed).map_err(|p| located(vec![p]))
 }
 
-impl CellConfig {
+impl CellFile {
     fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {

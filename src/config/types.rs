@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CellConfig {
+pub struct CellFile {
     pub cell: CellPath,
     #[serde(default)]
     pub devices: Vec<Device>,
@@ -23,6 +23,20 @@ pub struct CellConfig {
     #[serde(default)]
     pub products: Vec<Product>,
     pub shifts: Option<ShiftsConfig>,
+    /// A snapshot of tags per part made, for traceability (docs/ORDERS.md "Part records").
+    pub part_record: Option<PartRecordConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartRecordConfig {
+    /// `good_count` or `scrap_count` (a step of that counter), or a bool tag (its rising edge).
+    pub trigger: String,
+    /// A tag carrying the part's serial number (integer or string).
+    pub serial_tag: Option<String>,
+    /// The tags whose last values the record carries.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +50,10 @@ pub struct OrdersConfig {
     pub oee_interval_s: u64,
     #[serde(default)]
     pub write_back: WriteBackConfig,
+    /// Tags whose readings while an order runs are summarized in its job response (count, min,
+    /// max, mean, standard deviation).
+    #[serde(default)]
+    pub statistics: Vec<String>,
 }
 
 impl Default for OrdersConfig {
@@ -44,6 +62,7 @@ impl Default for OrdersConfig {
             auto_complete: false,
             oee_interval_s: defaults::oee_interval_s(),
             write_back: WriteBackConfig::default(),
+            statistics: Vec::new(),
         }
     }
 }
@@ -302,7 +321,7 @@ impl CellTag<'_> {
     }
 }
 
-impl CellConfig {
+impl CellFile {
     /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
     /// each device its `tags`, then its `nodes`, in config order. The cell model and the
     /// drivers both number with this, so a tag id means the same on both sides.
@@ -360,6 +379,20 @@ pub struct Signals {
     pub scrap_count: Option<CounterSignal>,
     pub machine_state: Option<StateSignal>,
     pub orders: Option<OrderSignals>,
+    pub material: Option<MaterialSignal>,
+}
+
+/// The material lot loaded at the machine, as the PLC holds it: every part made consumes
+/// `quantity_per_part` of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaterialSignal {
+    /// The loaded lot's number (an integer or string tag).
+    pub lot_tag: String,
+    pub material: String,
+    pub quantity_per_part: f64,
+    #[serde(default = "defaults::pieces")]
+    pub unit: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -383,6 +416,12 @@ pub struct CounterSignal {
     pub max_correction: u64,
     /// The most parts one reading may add; a larger jump is held like a drop. Default: no limit.
     pub max_step: Option<u64>,
+    /// Scrap counter only: a tag holding the PLC's reject code for the parts it counts, read
+    /// with the counter (docs/ORDERS.md "Scrap reasons").
+    pub reason_tag: Option<String>,
+    /// Reject code (as a TOML key) to scrap reason.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,6 +549,9 @@ impl Default for HealthConfig {
 
 mod defaults {
     use crate::vocabulary::MachineState;
+    pub fn pieces() -> String {
+        "pcs".into()
+    }
     pub fn modbus_port() -> u16 {
         502
     }

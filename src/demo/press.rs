@@ -17,7 +17,9 @@
 //! | 3       | [`STATE_WORD`]           | u16  | read   | [`STATE_IDLE`] 0, [`STATE_RUNNING`] 1, [`STATE_DOWN`] 2 (jammed), [`STATE_STARVED`] 3 (no material) |
 //! | 4       | [`FAULT_CODE`]           | u16  | read   | 0 none, [`FAULT_DIE_JAM`] 17 while down, [`FAULT_FEEDER_EMPTY`] 23 while starved |
 //! | 5       | [`IDEAL_CYCLE_MS`]       | u16  | read   | configured cycle time in ms (saturates at 65535), for OEE performance |
-//! | 6-9     | reserved                 |      | read   | always 0 |
+//! | 6       | [`REJECT_CODE`]          | u16  | read   | the reject code of the last scrap part: 3 burr, 7 crack, 9 (unmapped in the demo's config) |
+//! | 7       | [`DIE_TEMPERATURE`]      | i16  | read   | die temperature in tenths of a degree C, wandering around 210.0 |
+//! | 8-9     | reserved                 |      | read   | always 0 |
 //! | 10-11   | [`ORDER_NUMBER`]         | u32  | write  | written by the runtime (FC 6/16), read back unchanged; 0 at start |
 //! | 12-99   | free                     | u16  | write  | scratch words, read back unchanged |
 //!
@@ -62,6 +64,10 @@ pub const STATE_WORD: u16 = 3;
 pub const FAULT_CODE: u16 = 4;
 /// Holding register 5: configured cycle time in milliseconds (saturating at 65535).
 pub const IDEAL_CYCLE_MS: u16 = 5;
+/// Holding register 6: the reject code the press gave its last scrap part.
+pub const REJECT_CODE: u16 = 6;
+/// Holding register 7: die temperature, i16 in tenths of a degree C.
+pub const DIE_TEMPERATURE: u16 = 7;
 /// Holding registers 10-11: order number, u32 ABCD, writable by the runtime, read back as written.
 pub const ORDER_NUMBER: u16 = 10;
 /// Number of registers and of bits served; addresses `0..REGISTER_COUNT` are valid.
@@ -259,6 +265,11 @@ struct Machine {
     scrap: u32,
     state: u16,
     fault: u16,
+    reject: u16,
+    temperature: i16,
+    /// Reject codes and temperatures draw from their own generator, so the parts and stops a
+    /// seed makes stay what they were before these registers existed.
+    aux: XorShift,
     /// The register image; 0..WRITABLE_FROM are rendered from the fields above on read.
     regs: [u16; REGISTER_COUNT as usize],
 }
@@ -266,6 +277,7 @@ struct Machine {
 impl Machine {
     fn new(settings: PressSettings) -> Self {
         let rng = XorShift::new(settings.seed);
+        let aux = XorShift::new(settings.seed ^ 0x005E_ED0F_7E57);
         Self {
             settings,
             rng,
@@ -273,6 +285,9 @@ impl Machine {
             scrap: 0,
             state: STATE_IDLE,
             fault: 0,
+            reject: 0,
+            temperature: 2100,
+            aux,
             regs: [0; REGISTER_COUNT as usize],
         }
     }
@@ -293,7 +308,15 @@ impl Machine {
         } else if self.rng.chance(s.idle_per_mille) {
             (STATE_IDLE, 0, s.idle_duration)
         } else {
+            // The die warms and cools by up to half a degree per part.
+            let step = (self.aux.next() % 11) as i16 - 5;
+            self.temperature = (self.temperature + step).clamp(2000, 2200);
             if self.rng.chance(s.scrap_per_mille) {
+                self.reject = match self.aux.next() % 10 {
+                    0..=5 => 3,
+                    6..=8 => 7,
+                    _ => 9,
+                };
                 self.scrap = self.scrap.wrapping_add(1);
             } else {
                 self.good = self.good.wrapping_add(1);
@@ -313,6 +336,8 @@ impl Machine {
             3 => self.state,
             4 => self.fault,
             5 => u16::try_from(self.settings.cycle.as_millis()).unwrap_or(u16::MAX),
+            6 => self.reject,
+            7 => self.temperature as u16,
             a if a < WRITABLE_FROM => 0,
             a => self.regs[a as usize],
         }

@@ -1,5 +1,4 @@
 use super::link::Options;
-use crate::config::BrokerUrl;
 use crate::config::{CellConfig, MqttConfig, MqttVersion};
 use anyhow::{Context, Result};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
@@ -33,7 +32,7 @@ pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
 /// once, and never logged.
 pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
     let m = &c.mqtt;
-    let url = BrokerUrl::parse(&m.url).map_err(anyhow::Error::msg)?;
+    let url = &c.broker;
     let login = match &m.username {
         Some(user) => Some((user.clone(), password(m)?.unwrap_or_default())),
         None => None,

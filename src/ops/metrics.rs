@@ -228,6 +228,32 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     );
     sample(o, "mes_edge_broker_connected", &[], bool_f(fwd.connected));
 
+    let (steps, longest, pruned) = ops.engine().housekeeping();
+    let housekeeping = [
+        (
+            "mes_edge_housekeeping_steps_total",
+            "counter",
+            "Housekeeping steps (pruning, store alarm) run on the engine thread.",
+            steps as f64,
+        ),
+        (
+            "mes_edge_housekeeping_longest_step_seconds",
+            "gauge",
+            "The longest time one housekeeping step held the engine thread since start.",
+            longest.as_secs_f64(),
+        ),
+        (
+            "mes_edge_events_pruned_total",
+            "counter",
+            "Delivered events pruned from the store (retention or size cap) since start.",
+            pruned as f64,
+        ),
+    ];
+    for (name, kind, help, v) in housekeeping {
+        family(o, name, kind, help);
+        sample(o, name, &[], v);
+    }
+
     if let Some(view) = ops.store() {
         let s = &view.stats;
         let gauges = [

@@ -118,18 +118,10 @@ impl Ops {
 
     /// Hands each device the metrics handle of its name, and makes these the devices `/health`
     /// and `/metrics` report.
-    pub fn instrument<'a>(
-        &self,
-        lines: impl IntoIterator<Item = &'a mut mes_edge_drivers::modbus::ModbusLine>,
-        opcua: impl IntoIterator<Item = &'a mut mes_edge_drivers::opcua::OpcUaDevice>,
-    ) {
-        let mut handles: Vec<(&String, &mut mes_edge_drivers::DeviceMetrics)> = lines
-            .into_iter()
-            .flat_map(|l| l.devices.iter_mut())
-            .map(|d| (&d.name, &mut d.metrics))
-            .chain(opcua.into_iter().map(|d| (&d.name, &mut d.metrics)))
-            .collect();
-        let names: Vec<String> = handles.iter().map(|(n, _)| (*n).clone()).collect();
+    pub fn instrument(&self, drivers: &mut [mes_edge_drivers::DriverSpec]) {
+        let mut handles: Vec<(&str, &mut mes_edge_drivers::DeviceMetrics)> =
+            drivers.iter_mut().flat_map(|d| d.metrics_mut()).collect();
+        let names: Vec<String> = handles.iter().map(|(n, _)| n.to_string()).collect();
         self.set_devices(&names);
         for (name, metrics) in &mut handles {
             **metrics = self.device(name);

@@ -27,6 +27,10 @@ struct Beats {
     failing_since: AtomicU64,
     failures_total: AtomicU64,
     last_error: Mutex<String>,
+    /// Housekeeping steps run on the engine thread, the longest in µs, and rows they pruned.
+    housekeeping_steps: AtomicU64,
+    housekeeping_longest_us: AtomicU64,
+    pruned_total: AtomicU64,
 }
 
 impl Default for Heartbeat {
@@ -36,6 +40,9 @@ impl Default for Heartbeat {
             failing_since: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            housekeeping_steps: AtomicU64::new(0),
+            housekeeping_longest_us: AtomicU64::new(0),
+            pruned_total: AtomicU64::new(0),
         }))
     }
 }
@@ -77,6 +84,24 @@ impl Heartbeat {
     /// Failed commits since start.
     pub fn commit_failures(&self) -> u64 {
         self.0.failures_total.load(Relaxed)
+    }
+
+    /// A housekeeping step held the engine thread for `took` and pruned `rows`.
+    pub fn housekept(&self, took: Duration, rows: u64) {
+        self.0.housekeeping_steps.fetch_add(1, Relaxed);
+        self.0
+            .housekeeping_longest_us
+            .fetch_max(took.as_micros() as u64, Relaxed);
+        self.0.pruned_total.fetch_add(rows, Relaxed);
+    }
+
+    /// (steps, longest step, rows pruned) since start.
+    pub fn housekeeping(&self) -> (u64, Duration, u64) {
+        (
+            self.0.housekeeping_steps.load(Relaxed),
+            Duration::from_micros(self.0.housekeeping_longest_us.load(Relaxed)),
+            self.0.pruned_total.load(Relaxed),
+        )
     }
 
     /// Whether commits are failing now, for how long and why.

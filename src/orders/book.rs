@@ -4,7 +4,7 @@ use super::command::{Command, CommandSource, Reply};
 use super::order::JobResponse;
 use super::order::{JobOrder, OrderSpec};
 use super::state_machine::{transition, JobCommand, JobState, SubState};
-use crate::event::{EventBody, NewEvent};
+use super::change::{OrderChange, OrderChanges};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -69,7 +69,7 @@ impl OrderBook {
         by: CommandSource,
         now_ms: i64,
         ideal_cycle_ms: &dyn Fn(&str) -> Option<f64>,
-        out: &mut Vec<NewEvent>,
+        out: &mut dyn OrderChanges,
     ) -> Reply {
         let job = cmd.command.job_command().expect("an order command");
         let result = match (&cmd.order, job) {
@@ -120,7 +120,7 @@ impl OrderBook {
         by: CommandSource,
         now_ms: i64,
         ideal_cycle_ms: &dyn Fn(&str) -> Option<f64>,
-        out: &mut Vec<NewEvent>,
+        out: &mut dyn OrderChanges,
     ) -> Result<(), String> {
         if let Some(o) = self.get(&spec.id) {
             return Err(format!(
@@ -142,14 +142,9 @@ impl OrderBook {
             .or_else(|| ideal_cycle_ms(&spec.material));
         self.orders
             .push(JobOrder::new(spec.clone(), cycle, state, now_ms));
-        out.push(order_event(
-            self.orders.last().unwrap(),
-            None,
-            job,
-            by,
-            None,
-            now_ms,
-        ));
+        if let Some(o) = self.orders.last() {
+            out.record(order_change(o, None, job, by, None, now_ms));
+        }
         Ok(())
     }
 
@@ -159,7 +154,7 @@ impl OrderBook {
         by: CommandSource,
         now_ms: i64,
         ideal_cycle_ms: &dyn Fn(&str) -> Option<f64>,
-        out: &mut Vec<NewEvent>,
+        out: &mut dyn OrderChanges,
     ) -> Result<(), String> {
         let i = self
             .index(&spec.id)
@@ -171,7 +166,7 @@ impl OrderBook {
             .map(|s| s * 1000.0)
             .or_else(|| ideal_cycle_ms(&spec.material));
         o.spec = spec.clone();
-        out.push(order_event(
+        out.record(order_change(
             o,
             Some(o.state),
             JobCommand::Update,
@@ -190,7 +185,7 @@ impl OrderBook {
         by: CommandSource,
         reason: Option<String>,
         now_ms: i64,
-        out: &mut Vec<NewEvent>,
+        out: &mut dyn OrderChanges,
     ) -> Result<(), String> {
         let i = self
             .index(id)
@@ -206,16 +201,13 @@ impl OrderBook {
         }
         let Some(next) = transition(previous, job)? else {
             self.orders.remove(i);
-            out.push(NewEvent::new(
-                now_ms,
-                vec![by_name(by).into()],
-                EventBody::OrderRemoved {
-                    order_id: id.to_string(),
-                    previous,
-                    command: job,
-                    by,
-                },
-            ));
+            out.record(OrderChange::Removed {
+                at_ms: now_ms,
+                order_id: id.to_string(),
+                previous,
+                command: job,
+                by,
+            });
             return Ok(());
         };
         let o = &mut self.orders[i];
@@ -234,13 +226,12 @@ impl OrderBook {
         if next.is_final() {
             o.ended_ms = Some(now_ms);
         }
-        out.push(order_event(o, Some(previous), job, by, reason, now_ms));
+        out.record(order_change(o, Some(previous), job, by, reason, now_ms));
         if next.is_final() {
-            out.push(NewEvent::new(
-                now_ms,
-                vec![o.id().to_string()],
-                EventBody::JobResponse(JobResponse::of(o)),
-            ));
+            out.record(OrderChange::Ended {
+                at_ms: now_ms,
+                response: Box::new(JobResponse::of(o)),
+            });
             self.trim_final();
         }
         Ok(())
@@ -248,7 +239,7 @@ impl OrderBook {
 
     /// Starts the next order allowed to start when the cell is free: highest priority, then
     /// the earliest stored.
-    pub fn begin_next(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
+    pub fn begin_next(&mut self, now_ms: i64, out: &mut dyn OrderChanges) {
         if self.active().is_some() {
             return;
         }
@@ -297,28 +288,25 @@ pub fn by_name(by: CommandSource) -> &'static str {
     }
 }
 
-fn order_event(
+fn order_change(
     o: &JobOrder,
     previous: Option<JobState>,
     command: JobCommand,
     by: CommandSource,
     reason: Option<String>,
     now_ms: i64,
-) -> NewEvent {
-    NewEvent::new(
-        now_ms,
-        vec![by_name(by).into()],
-        EventBody::OrderState {
-            order_id: o.id().to_string(),
-            material: o.spec.material.clone(),
-            state: o.state,
-            substate: o.substate,
-            previous,
-            command,
-            by,
-            reason,
-            good: o.good,
-            scrap: o.scrap,
-        },
-    )
+) -> OrderChange {
+    OrderChange::State {
+        at_ms: now_ms,
+        order_id: o.id().to_string(),
+        material: o.spec.material.clone(),
+        state: o.state,
+        substate: o.substate,
+        previous,
+        command,
+        by,
+        reason,
+        good: o.good,
+        scrap: o.scrap,
+    }
 }

@@ -35,6 +35,10 @@ pub enum CommandName {
     RevokeStart,
     /// Attach a reason to the current stop (or the last one, if the cell is running again).
     DowntimeReason,
+    /// Give `quantity` unexplained scrap parts of an order (default: the active one) `reason`.
+    ScrapReason,
+    /// Record material consumed by an order (default: the running one).
+    ConsumeMaterial,
 }
 
 impl CommandName {
@@ -51,7 +55,9 @@ impl CommandName {
             CommandName::Cancel => JobCommand::Cancel,
             CommandName::Clear => JobCommand::Clear,
             CommandName::RevokeStart => JobCommand::RevokeStart,
-            CommandName::DowntimeReason => return None,
+            CommandName::DowntimeReason
+            | CommandName::ScrapReason
+            | CommandName::ConsumeMaterial => return None,
         })
     }
 }
@@ -67,6 +73,28 @@ pub struct Command {
     /// The order acted on, for the other order commands.
     pub order_id: Option<String>,
     pub reason: Option<String>,
+    /// Scrap parts, for scrap_reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u64>,
+    /// The lot consumed, for consume_material.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<MaterialIn>,
+}
+
+/// Material consumed, as a command reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaterialIn {
+    pub material: String,
+    pub lot: String,
+    pub quantity: f64,
+    /// Default "pcs".
+    #[serde(default = "pieces")]
+    pub unit: String,
+}
+
+fn pieces() -> String {
+    "pcs".into()
 }
 
 /// The reply to a command, published on the cell's response topic.
@@ -156,6 +184,18 @@ fn validate(c: &Command) -> Result<(), String> {
     if c.correlation_id.is_empty() || c.correlation_id.len() > 128 {
         return Err("correlation_id must be 1 to 128 characters".into());
     }
+    if matches!(
+        c.command,
+        CommandName::ScrapReason | CommandName::ConsumeMaterial
+    ) {
+        return validate_actual(c);
+    }
+    if c.quantity.is_some() || c.material.is_some() {
+        return Err(format!(
+            "{:?} takes no `quantity` or `material` (scrap_reason and consume_material do)",
+            c.command
+        ));
+    }
     let needs_order = matches!(
         c.command,
         CommandName::Store | CommandName::StoreAndStart | CommandName::Update
@@ -195,6 +235,46 @@ fn validate(c: &Command) -> Result<(), String> {
         (Some(r), _) => check_text("reason", r, 256)?,
         (None, CommandName::DowntimeReason) => return Err("downtime_reason needs `reason`".into()),
         _ => {}
+    }
+    Ok(())
+}
+
+/// scrap_reason: `reason` and `quantity`; consume_material: `material`; both an optional
+/// `order_id`.
+fn validate_actual(c: &Command) -> Result<(), String> {
+    if c.order.is_some() {
+        return Err(format!("{:?} takes `order_id`, not `order`", c.command));
+    }
+    if let Some(id) = &c.order_id {
+        check_id("order_id", id)?;
+    }
+    if c.command == CommandName::ScrapReason {
+        if c.material.is_some() {
+            return Err("scrap_reason takes `reason` and `quantity`, not `material`".into());
+        }
+        let reason = c.reason.as_deref().ok_or("scrap_reason needs `reason`")?;
+        check_text("reason", reason, 64)?;
+        return match c.quantity {
+            None => Err("scrap_reason needs `quantity` (the scrap parts the reason is for)".into()),
+            Some(0) => Err("quantity must be at least 1".into()),
+            Some(_) => Ok(()),
+        };
+    }
+    if c.quantity.is_some() || c.reason.is_some() {
+        return Err("consume_material takes `material` (and `order_id`), not `quantity` or `reason`".into());
+    }
+    let m = c
+        .material
+        .as_ref()
+        .ok_or("consume_material needs `material`: {\"material\", \"lot\", \"quantity\", \"unit\"}")?;
+    check_text("material.material", &m.material, 64)?;
+    check_text("material.lot", &m.lot, 64)?;
+    check_text("material.unit", &m.unit, 16)?;
+    if !(m.quantity > 0.0 && m.quantity <= 1e12) {
+        return Err(format!(
+            "material.quantity must be above 0 and at most 1e12, found {}",
+            m.quantity
+        ));
     }
     Ok(())
 }
@@ -253,5 +333,22 @@ mod tests {
                 .1
                 .contains("needs `reason`")
         );
+        let why = reject(r#"{"correlation_id":"c9","command":"scrap_reason","reason":"burr"}"#).1;
+        assert!(why.contains("needs `quantity`"), "{why}");
+        let why = reject(
+            r#"{"correlation_id":"c10","command":"consume_material","material":{"material":"coil","lot":"L1","quantity":-2}}"#,
+        )
+        .1;
+        assert!(why.contains("material.quantity"), "{why}");
+        let why = reject(r#"{"correlation_id":"c11","command":"pause","order_id":"W","quantity":2}"#).1;
+        assert!(why.contains("takes no `quantity`"), "{why}");
+    }
+
+    #[test]
+    fn material_and_scrap_commands_parse() {
+        let c = parse(br#"{"correlation_id":"m1","command":"consume_material","material":{"material":"DC04 coil","lot":"L-778","quantity":120.5,"unit":"kg"}}"#).unwrap();
+        assert_eq!(c.material.unwrap().lot, "L-778");
+        let c = parse(br#"{"correlation_id":"s1","command":"scrap_reason","reason":"burr","quantity":2,"order_id":"WO-1"}"#).unwrap();
+        assert_eq!((c.quantity, c.reason.as_deref()), (Some(2), Some("burr")));
     }
 }

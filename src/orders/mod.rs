@@ -2,18 +2,26 @@
 //! the PLC), executed through the OPC 10031-4 job order state machine, with every part and every
 //! minute of the cell attributed to an order and a state, and OEE per ISO 22400-2.
 
+mod actuals;
 mod book;
+mod change;
 mod command;
 mod oee;
 mod order;
 mod shifts;
 mod state_machine;
 
+pub use actuals::{
+    add_consumed, add_scrap, explain_scrap, DataValue, MaterialActual, MaterialUse, ScrapReasons,
+    ValueStats, UNEXPLAINED,
+};
 pub use book::{by_name, OrderBook};
+pub use change::{OrderChange, OrderChanges};
 pub use command::{
+    MaterialIn,
     parse as parse_command, Command, CommandName, CommandSource, Reply, MAX_PAYLOAD,
 };
 pub use oee::{compute as compute_oee, Oee, StateTimes};
 pub use order::{adjust, JobOrder, JobResponse, OrderSpec};
-pub use shifts::{parse_time, parse_zone, ShiftAccount, ShiftCalendar, ShiftInstance};
+pub use shifts::{ShiftAccount, ShiftCalendar, ShiftInstance};
 pub use state_machine::{transition, JobCommand, JobState, SubState};

@@ -1,3 +1,6 @@
+use super::actuals::{
+    add_scrap, DataValue, MaterialActual, MaterialUse, ScrapReasons, ValueStats,
+};
 use super::oee::{compute, Oee, StateTimes};
 use super::state_machine::{JobState, SubState};
 use crate::vocabulary::CounterKind;
@@ -40,6 +43,15 @@ pub struct JobOrder {
     /// Stop time by reason while the order was Running ("unexplained" until a reason is given).
     pub downtime: BTreeMap<String, i64>,
     pub ideal_production_ms: f64,
+    /// Scrap by reason; sums to `scrap`. (Default: a store of an earlier release.)
+    #[serde(default)]
+    pub scrap_reasons: ScrapReasons,
+    /// Material lots consumed.
+    #[serde(default)]
+    pub consumed: Vec<MaterialActual>,
+    /// The configured process values while the order ran, by tag.
+    #[serde(default)]
+    pub process_data: BTreeMap<String, ValueStats>,
 }
 
 impl JobOrder {
@@ -57,6 +69,9 @@ impl JobOrder {
             times: StateTimes::new(),
             downtime: BTreeMap::new(),
             ideal_production_ms: 0.0,
+            scrap_reasons: ScrapReasons::new(),
+            consumed: Vec::new(),
+            process_data: BTreeMap::new(),
         }
     }
 
@@ -64,13 +79,17 @@ impl JobOrder {
         &self.spec.id
     }
 
-    /// Adds parts, or takes them back (`back`: the PLC corrected its counter).
-    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64, back: bool) {
+    /// Adds parts, or takes them back (`back`: the PLC corrected its counter); scrap goes under
+    /// `reason` (the PLC's reject code), or "unexplained".
+    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64, back: bool, reason: Option<&str>) {
         let count = match kind {
             CounterKind::Good => &mut self.good,
             CounterKind::Scrap => &mut self.scrap,
         };
         let taken = adjust(count, quantity, back);
+        if kind == CounterKind::Scrap {
+            add_scrap(&mut self.scrap_reasons, reason, taken, back);
+        }
         let ideal = taken as f64 * self.ideal_cycle_ms.unwrap_or(0.0);
         self.ideal_production_ms = if back {
             (self.ideal_production_ms - ideal).max(0.0)
@@ -109,6 +128,12 @@ pub struct JobResponse {
     pub time_in_state_ms: StateTimes,
     pub downtime_ms: BTreeMap<String, i64>,
     pub oee: Oee,
+    /// Scrap by reason ("unexplained" for parts given none); sums to `scrap`.
+    pub scrap_by_reason: ScrapReasons,
+    /// ISA-95 material actuals: the lots consumed, then the good parts produced.
+    pub material_actuals: Vec<MaterialActual>,
+    /// ISA-95 data values: each configured process value over the order's running time.
+    pub process_data: BTreeMap<String, DataValue>,
 }
 
 impl JobResponse {
@@ -128,6 +153,24 @@ impl JobResponse {
             time_in_state_ms: o.times.clone(),
             downtime_ms: o.downtime.clone(),
             oee: o.oee(),
+            scrap_by_reason: o.scrap_reasons.clone(),
+            material_actuals: o
+                .consumed
+                .iter()
+                .cloned()
+                .chain(std::iter::once(MaterialActual {
+                    material: o.spec.material.clone(),
+                    lot: o.spec.lot.clone(),
+                    quantity: o.good as f64,
+                    unit: "pcs".into(),
+                    use_: MaterialUse::Produced,
+                }))
+                .collect(),
+            process_data: o
+                .process_data
+                .iter()
+                .map(|(tag, s)| (tag.clone(), s.summary()))
+                .collect(),
         }
     }
 }

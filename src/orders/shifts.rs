@@ -22,20 +22,6 @@ pub struct ShiftInstance {
     pub end_ms: i64,
 }
 
-/// Parses `HH:MM` (or `HH:MM:SS`).
-pub fn parse_time(s: &str) -> Result<Time, String> {
-    s.parse::<Time>()
-        .map_err(|_| format!("expected a time of day like \"06:00\", found {s:?}"))
-}
-
-pub fn parse_zone(name: Option<&str>) -> Result<TimeZone, String> {
-    match name {
-        None => Ok(TimeZone::system()),
-        Some(n) => TimeZone::get(n)
-            .map_err(|e| format!("unknown time zone {n:?} ({e}); expected e.g. \"Europe/Berlin\"")),
-    }
-}
-
 impl ShiftCalendar {
     /// `shifts`: (name, start, end) as checked by the config; a shift whose end is not after its
     /// start runs past midnight.
@@ -88,6 +74,9 @@ pub struct ShiftAccount {
     pub no_order_ms: i64,
     pub no_order_good: u64,
     pub no_order_scrap: u64,
+    /// Scrap made under orders, by reason.
+    #[serde(default)]
+    pub scrap_reasons: super::actuals::ScrapReasons,
 }
 
 impl ShiftAccount {
@@ -102,6 +91,7 @@ impl ShiftAccount {
             no_order_ms: 0,
             no_order_good: 0,
             no_order_scrap: 0,
+            scrap_reasons: Default::default(),
         }
     }
 
@@ -129,6 +119,7 @@ impl ShiftAccount {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{parse_time, parse_zone};
     use super::*;
 
     fn ms(s: &str) -> i64 {

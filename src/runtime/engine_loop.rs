@@ -3,7 +3,7 @@
 use crate::cell::{CommandIn, Engine};
 use crate::event::{AlarmLevel, EventBody, NewEvent};
 use crate::orders::Reply;
-use crate::store::Outbox;
+use crate::store::{Outbox, PrunePass};
 use mes_edge_drivers::{now_ms, DeviceEvent};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, watch};
 /// what keeps one fsync per commit from capping throughput.
 const MAX_BATCH: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
+/// What one housekeeping step may spend deleting before it commits: the engine waits for it,
+/// and the step with its commit stays under 10 ms (issue 14).
+const HOUSEKEEPING_BUDGET: Duration = Duration::from_millis(4);
 const IDLE_COMMIT: Duration = Duration::from_secs(30);
 /// The wall clock moving this much more or less than the monotonic clock between two turns is
 /// a step (NTP, an operator), not drift: NTP slews small corrections.
@@ -78,8 +81,14 @@ pub fn engine_loop(
     let mut taken = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
     let mut events: Vec<NewEvent> = Vec::new();
-    let mut alarm = AlarmLevel::Cleared;
-    let mut next_housekeeping = Instant::now();
+    let mut housekeeping = Housekeeping {
+        pass: PrunePass::default(),
+        alarm: AlarmLevel::Cleared,
+        next: Instant::now(),
+        cap: cap_bytes,
+        retention_ms,
+        pruned: 0,
+    };
     let mut closed = false;
     let mut failures = 0u32;
     let mut last_commit = Instant::now();
@@ -132,9 +141,8 @@ pub fn engine_loop(
         clock = (mono, wall);
         engine.set_now(wall);
         let before = engine.state.clone();
-        if Instant::now() >= next_housekeeping {
-            next_housekeeping = Instant::now() + HOUSEKEEPING;
-            if let Some(ev) = housekeeping(&mut outbox, cap_bytes, retention_ms, &mut alarm) {
+        if Instant::now() >= housekeeping.next {
+            if let Some(ev) = housekeeping.step(&mut outbox, &alive) {
                 events.push(ev);
             }
         }
@@ -206,46 +214,77 @@ pub fn engine_loop(
     }
 }
 
-/// Prunes by retention and size cap, and raises a store alarm when the level changes.
-fn housekeeping(
-    outbox: &mut Outbox,
+/// Pruning by retention and size cap, in bounded steps, and the store alarm.
+struct Housekeeping {
+    pass: PrunePass,
+    alarm: AlarmLevel,
+    next: Instant,
     cap: u64,
     retention_ms: i64,
-    alarm: &mut AlarmLevel,
-) -> Option<NewEvent> {
-    let pruned = match outbox.prune(now_ms() - retention_ms, cap) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!("pruning the outbox: {e}");
+    /// Rows pruned by the steps of the current round, logged when it is done.
+    pruned: u64,
+}
+
+impl Housekeeping {
+    /// One step; raises a store alarm when the level changes. A step that leaves work behind
+    /// (a store over its cap, a long retention pass) is followed by another after three times
+    /// its length, so housekeeping takes at most a quarter of the engine's time while behind.
+    fn step(&mut self, outbox: &mut Outbox, alive: &crate::ops::Heartbeat) -> Option<NewEvent> {
+        let started = Instant::now();
+        let before = now_ms() - self.retention_ms;
+        let step = outbox.prune_step(&mut self.pass, before, self.cap, HOUSEKEEPING_BUDGET);
+        let alarm = match step {
+            Ok(_) => self.alarm(outbox),
+            Err(ref e) => {
+                tracing::error!("pruning the outbox: {e}");
+                None
+            }
+        };
+        let took = started.elapsed();
+        let (rows, again) = match step {
+            Ok(p) => (p.rows, !p.done),
+            Err(_) => (0, false),
+        };
+        alive.housekept(took, rows);
+        self.pruned += rows;
+        if !again && self.pruned > 0 {
+            tracing::info!(pruned = self.pruned, "pruned delivered events");
+            self.pruned = 0;
+        }
+        self.next = Instant::now()
+            + if again {
+                (took * 3).max(Duration::from_millis(1))
+            } else {
+                HOUSEKEEPING
+            };
+        alarm
+    }
+
+    fn alarm(&mut self, outbox: &Outbox) -> Option<NewEvent> {
+        let stats = outbox.stats().ok()?;
+        let (used, cap) = (stats.used_bytes, self.cap);
+        let level = if used >= cap {
+            AlarmLevel::Full
+        } else if used >= cap / 10 * 9 {
+            AlarmLevel::Warning
+        } else if used < cap / 10 * 8 {
+            AlarmLevel::Cleared
+        } else {
+            self.alarm
+        };
+        if level == self.alarm {
             return None;
         }
-    };
-    if pruned > 0 {
-        tracing::info!(pruned, "pruned delivered events");
+        self.alarm = level;
+        tracing::warn!(?level, used, cap, undelivered = stats.depth, "store alarm");
+        let body = EventBody::StoreAlarm {
+            level,
+            used_bytes: used,
+            cap_bytes: cap,
+            undelivered: stats.depth,
+        };
+        Some(NewEvent::new(now_ms(), vec!["store".into()], body))
     }
-    let stats = outbox.stats().ok()?;
-    let used = stats.used_bytes;
-    let level = if used >= cap {
-        AlarmLevel::Full
-    } else if used >= cap / 10 * 9 {
-        AlarmLevel::Warning
-    } else if used < cap / 10 * 8 {
-        AlarmLevel::Cleared
-    } else {
-        *alarm
-    };
-    if level == *alarm {
-        return None;
-    }
-    *alarm = level;
-    tracing::warn!(?level, used, cap, undelivered = stats.depth, "store alarm");
-    let body = EventBody::StoreAlarm {
-        level,
-        used_bytes: used,
-        cap_bytes: cap,
-        undelivered: stats.depth,
-    };
-    Some(NewEvent::new(now_ms(), vec!["store".into()], body))
 }
 
 #[cfg(test)]

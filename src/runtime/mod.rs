@@ -1,13 +1,10 @@
 //! Wires one cell together: drivers → engine (and store) → forwarder. Data flows one way; each
 //! stage only ever waits on the one before it.
 
-mod devices;
 mod embedded;
 mod engine_loop;
 mod write_back;
 
-pub use devices::opcua_devices;
-pub use devices::{modbus_drivers, modbus_lines, ModbusDriver};
 pub use embedded::{DriverFuture, EmbeddedDrivers};
 
 use crate::cell::{CellModel, CellState, CommandIn, Engine};
@@ -17,7 +14,6 @@ use crate::ops::{self, health::status_summary, notify::status_line, reload::Relo
 use crate::store::Outbox;
 use anyhow::{Context, Result};
 use engine_loop::engine_loop;
-use mes_edge_drivers::modbus;
 use rumqttc::QoS;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +59,7 @@ async fn run_cell(
     mut reload: Option<ReloadRequests>,
     embedded: Option<EmbeddedDrivers>,
 ) -> Result<()> {
-    let model = CellModel::from_config(&config);
+    let cell_path = config.cell.joined();
     if let Some(dir) = config.store.path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the store's folder {}", dir.display()))?;
@@ -74,18 +70,18 @@ async fn run_cell(
     let mut writer = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )?;
     let announced =
         crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )?;
     let state = writer.load_state()?;
     tracing::info!(
-        cell = %model.cell_path,
+        cell = %cell_path,
         store_id = writer.store_id(),
         last_seq = writer.last_seq(),
         good_total = state.good_total,
@@ -169,7 +165,7 @@ async fn run_cell(
     if let Ok(s) = Outbox::open(
         &config.store.path,
         config.store.synchronous,
-        &model.cell_path,
+        &cell_path,
     )
     .and_then(|o| o.stats())
     {
@@ -194,8 +190,6 @@ struct Cell {
     drivers_stop: watch::Sender<bool>,
     engine_thread: std::thread::JoinHandle<mpsc::Receiver<CommandIn>>,
     engine_done: tokio::sync::oneshot::Receiver<()>,
-    /// Write-back channels to the drivers, kept open as long as the drivers run.
-    _write_back: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 impl Cell {
@@ -226,60 +220,24 @@ fn start_cell(
     let (device_tx, device_rx) = mpsc::channel(1024);
     let (drivers_stop_tx, drivers_stop) = watch::channel(false);
     let mut drivers = tokio::task::JoinSet::new();
-    // Embedded drivers take the place of those of the config's devices.
-    if let Some(embedded) = embedded {
-        drivers.spawn(embedded(device_tx.clone(), drivers_stop.clone()));
+    let mut writers = write_back::Writers::new();
+    match embedded {
+        // Embedded drivers take the place of those of the config's devices.
+        Some(embedded) => {
+            drivers.spawn(embedded(device_tx.clone(), drivers_stop.clone()));
+        }
+        None => {
+            let mut specs = config.drivers.clone();
+            ops.instrument(&mut specs);
+            for spec in specs {
+                let driver = spec
+                    .start(device_tx.clone(), drivers_stop.clone())
+                    .map_err(anyhow::Error::msg)?;
+                drivers.spawn(driver.task);
+                writers.extend(driver.writers);
+            }
+        }
     }
-    // One task per Modbus line; `modbus_writes` is where a write-back to each writable tag goes.
-    let (mut modbus_drivers, modbus_writes) = match embedded {
-        Some(_) => Default::default(),
-        None => devices::modbus_drivers(config),
-    };
-    let mut opcua = match embedded {
-        Some(_) => Vec::new(),
-        None => devices::opcua_devices(config),
-    };
-    ops.instrument(
-        modbus_drivers.iter_mut().map(|d| &mut d.line),
-        opcua.iter_mut(),
-    );
-    for d in modbus_drivers {
-        drivers.spawn(modbus::run_line(
-            d.line,
-            d.writes,
-            device_tx.clone(),
-            drivers_stop.clone(),
-        ));
-    }
-    // The OPC UA devices add their nodes' writers (when built with the `opcua` feature).
-    #[cfg_attr(not(feature = "opcua"), allow(unused_mut))]
-    let mut writers: write_back::Writers = modbus_writes;
-    #[cfg(not(feature = "opcua"))]
-    if let Some(dev) = opcua.first() {
-        anyhow::bail!(
-            "device {:?} is OPC UA, and this build has no OPC UA driver (built without the `opcua` feature)",
-            dev.name
-        );
-    }
-    // Per OPC UA device, where writes and method calls go (the work-order write-back).
-    #[cfg(feature = "opcua")]
-    let _opcua_requests: Vec<_> = opcua
-        .into_iter()
-        .map(|dev| {
-            let (write_tx, write_rx) = mpsc::channel(16);
-            let (call_tx, call_rx) = mpsc::channel(16);
-            let id = dev.id;
-            writers.extend(dev.nodes.iter().map(|n| (n.id, write_tx.clone())));
-            drivers.spawn(mes_edge_drivers::opcua::run(
-                dev,
-                device_tx.clone(),
-                write_rx,
-                call_rx,
-                drivers_stop.clone(),
-            ));
-            (id, write_tx, call_tx)
-        })
-        .collect();
     drop(device_tx);
 
     let engine = Engine::new(model, state);
@@ -306,16 +264,11 @@ fn start_cell(
             let _ = engine_done_tx.send(());
             command_rx
         })?;
-    #[allow(unused_mut)]
-    let mut write_back: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(writers)];
-    #[cfg(feature = "opcua")]
-    write_back.push(Box::new(_opcua_requests));
     Ok(Cell {
         drivers,
         drivers_stop: drivers_stop_tx,
         engine_thread,
         engine_done,
-        _write_back: write_back,
     })
 }
 

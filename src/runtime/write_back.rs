@@ -21,16 +21,13 @@ pub struct WriteBack {
 
 impl WriteBack {
     pub fn new(config: &CellConfig, writers: &Writers) -> WriteBack {
-        let tags = config.numbered_tags();
-        let find = |name: &Option<String>| {
-            let name = name.as_deref()?;
-            let id = tags.iter().find(|(_, _, t)| t.name() == name)?.0;
-            Some((id, name.to_string(), writers.get(&id)?.clone()))
+        let find = |tag: &Option<(TagId, String)>| {
+            let (id, name) = tag.clone()?;
+            Some((id, name, writers.get(&id)?.clone()))
         };
-        let wb = &config.orders.write_back;
         WriteBack {
-            number: find(&wb.order_number_tag),
-            target: find(&wb.target_tag),
+            number: find(&config.roles.write_back_number),
+            target: find(&config.roles.write_back_target),
             last: None,
         }
     }

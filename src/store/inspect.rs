@@ -102,6 +102,24 @@ pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, Sto
         "UPDATE outbox SET delivered_ms = NULL WHERE seq BETWEEN ?1 AND ?2 AND delivered_ms IS NOT NULL",
         params![from as i64, to as i64],
     )? as u64;
+    if marked > 0 {
+        // The tally follows: fewer rows delivered, and the last acknowledged seq, if replayed,
+        // is now the highest one below the range's end not waiting for delivery.
+        let last: i64 = tx.query_row(
+            "SELECT last_delivered_seq FROM outbox_tally WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let last = if (from..=to).contains(&(last as u64)) {
+            super::schema::last_acknowledged(&tx, to + 1)? as i64
+        } else {
+            last
+        };
+        tx.execute(
+            "UPDATE outbox_tally SET delivered = delivered - ?1, last_delivered_seq = ?2 WHERE id = 1",
+            params![marked as i64, last],
+        )?;
+    }
     let missing = if present as u64 == to - from + 1 {
         Vec::new()
     } else {
@@ -167,11 +185,17 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
     let mut expected: Option<u64> = None;
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut reported_payloads = 0;
-    let mut stmt = conn.prepare("SELECT seq, event_id, kind, payload FROM outbox ORDER BY seq")?;
+    let (mut delivered, mut lowest_delivered) = (0u64, None);
+    let mut stmt = conn
+        .prepare("SELECT seq, event_id, kind, payload, delivered_ms FROM outbox ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
         let (id, kind, payload): (String, String, Vec<u8>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        if r.get::<_, Option<i64>>(4)?.is_some() {
+            delivered += 1;
+            lowest_delivered.get_or_insert(seq);
+        }
         v.rows += 1;
         v.first_seq.get_or_insert(seq);
         let from = expected.unwrap_or(1);
@@ -245,6 +269,23 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
                 .join(", ")
         ));
     }
+    // The tally the runtime reads its figures from, against the count just made.
+    let (tally, floor): (i64, i64) = conn.query_row(
+        "SELECT delivered, prune_floor FROM outbox_tally WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if tally as u64 != delivered {
+        v.problems.push(format!(
+            "the tally says {tally} rows delivered, the rows {delivered}; /health's outbox depth is off by the difference"
+        ));
+    }
+    if lowest_delivered.is_some_and(|s| s < floor as u64) {
+        v.problems.push(format!(
+            "delivered row {} below the prune floor {floor}: retention would not reach it",
+            lowest_delivered.unwrap_or_default()
+        ));
+    }
     Ok(v)
 }
 
@@ -269,6 +310,7 @@ mod tests {
                 order_id: None,
                 rule: None,
                 source_ts: None,
+                reason: None,
             },
         )
     }

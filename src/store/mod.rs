@@ -8,8 +8,10 @@ pub mod inspect;
 #[cfg(test)]
 mod model_tests;
 mod outbox;
+mod prune;
 mod schema;
 
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
+pub use prune::{PrunePass, Pruned};
 pub use schema::{open, StoreError, SCHEMA_VERSION};

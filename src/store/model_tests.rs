@@ -299,6 +299,7 @@ fn part(ts_ms: i64, q: u64) -> NewEvent {
             order_id: None,
             rule: None,
             source_ts: None,
+                reason: None,
         },
     )
 }
@@ -390,7 +391,19 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
         }
         Op::Prune { retention_ms, cap } => {
             let before = m.now - retention_ms;
-            let pruned = s.engine.prune(before, cap.bytes()).map_err(e("prune"))?;
+            // As the engine runs it: steps of one chunk each (a budget of zero), until done.
+            let mut pass = super::PrunePass::default();
+            let mut pruned = 0;
+            for _ in 0..10_000 {
+                let step = s
+                    .engine
+                    .prune_step(&mut pass, before, cap.bytes(), std::time::Duration::ZERO)
+                    .map_err(e("prune"))?;
+                pruned += step.rows;
+                if step.done {
+                    break;
+                }
+            }
             // Retention: every row delivered before the cut, whatever its seq.
             let expired: Vec<u64> = m
                 .rows
@@ -617,13 +630,11 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
         }
     }
     // Stats and the forwarder's count agree with the model.
-    let last_delivered = m
-        .rows
-        .iter()
+    // The last seq acknowledged: every seq committed is kept or was pruned after delivery.
+    let last_delivered = (1..=m.last_seq)
         .rev()
-        .find(|(_, r)| r.delivered_ms.is_some())
-        .map(|(&q, _)| q);
-    let oldest = m.undelivered().map(|(_, r)| r.ts_ms).min();
+        .find(|q| m.rows.get(q).is_none_or(|r| r.delivered_ms.is_some()));
+    let oldest = m.undelivered().map(|(_, r)| r.ts_ms).next();
     let want = (
         want.len() as u64,
         oldest,
@@ -677,6 +688,26 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
     ];
     if ids.iter().any(|id| *id != m.store_id) {
         return Err(format!("store ids {ids:?}, the model {}", m.store_id));
+    }
+    // The tally equals a recount, and no delivered row is below the prune floor.
+    let (tally, floor): (i64, i64) = s
+        .tools
+        .query_row(
+            "SELECT delivered, prune_floor FROM outbox_tally WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(e("tally"))?;
+    let delivered: Vec<u64> = m
+        .rows
+        .iter()
+        .filter(|(_, r)| r.delivered_ms.is_some())
+        .map(|(&q, _)| q)
+        .collect();
+    if tally as usize != delivered.len() || delivered.first().is_some_and(|&q| q < floor as u64) {
+        return Err(format!(
+            "tally: {tally} delivered, floor {floor}; the model's delivered rows {delivered:?}"
+        ));
     }
     // And the integrator's check finds nothing wrong: every seq missing was delivered and
     // pruned (the model says so above), in whatever order.

@@ -36,7 +36,8 @@ pub struct OutboxStats {
     pub store_id: String,
     /// Events committed and not yet acknowledged by the broker.
     pub depth: u64,
-    /// Timestamp of the oldest of them, UTC ms.
+    /// Timestamp of the first of them in sequence order, UTC ms (read by index, not by a scan
+    /// for the smallest).
     pub oldest_undelivered_ts: Option<i64>,
     pub last_delivered_seq: Option<u64>,
     pub last_seq: u64,
@@ -232,15 +233,30 @@ impl Outbox {
         Ok((n as u64, first.map(|s| s as u64)))
     }
 
-    /// Marks events acknowledged by the broker. Losing this write costs only a re-send.
+    /// Marks events acknowledged by the broker. Losing this write costs only a re-send. The
+    /// tally moves in the same transaction: how many rows are delivered, the highest seq
+    /// acknowledged, and the prune floor (a row delivered below it lowers it).
     pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
             )?;
+            let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
             for &seq in seqs {
-                stmt.execute(params![now_ms, seq as i64])?;
+                if stmt.execute(params![now_ms, seq as i64])? > 0 {
+                    n += 1;
+                    lo = lo.min(seq as i64);
+                    hi = hi.max(seq as i64);
+                }
+            }
+            if n > 0 {
+                tx.prepare_cached(
+                    "UPDATE outbox_tally SET delivered = delivered + ?1,
+                       prune_floor = min(prune_floor, ?2),
+                       last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
+                )?
+                .execute(params![n, lo, hi])?;
             }
         }
         tx.commit()?;
@@ -249,82 +265,50 @@ impl Outbox {
 
     /// Bytes in use (pages not on the free list): what the size cap is measured against.
     pub fn used_bytes(&self) -> Result<u64, StoreError> {
-        let q = |p: &str| {
-            self.conn
-                .pragma_query_value(None, p, |r| r.get::<_, i64>(0))
-        };
-        Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
+        super::prune::used_bytes(&self.conn)
     }
 
+    /// The outbox's numbers from its tally and two lookups by index: no count of rows, so
+    /// reading them costs the same at ten rows as at ten million.
     pub fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let (depth, oldest): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT count(*), min(ts_ms) FROM outbox WHERE delivered_ms IS NULL",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let last_delivered: Option<i64> = self
+        let (delivered, last_delivered, last_seq): (i64, i64, i64) = self
             .conn
-            .query_row(
-                "SELECT max(seq) FROM outbox WHERE delivered_ms IS NOT NULL",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        let rows: i64 = self
+            .prepare_cached(
+                "SELECT t.delivered, t.last_delivered_seq, c.last_seq
+                 FROM outbox_tally t, cell_state c WHERE t.id = 1 AND c.id = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let pruned = self.pruned_rows()?;
+        // The first undelivered event in sequence order (the partial index's first entry).
+        let oldest: Option<i64> = self
             .conn
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
-        let last_seq: i64 =
-            self.conn
-                .query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
-                    r.get(0)
-                })?;
+            .prepare_cached(
+                "SELECT ts_ms FROM outbox WHERE delivered_ms IS NULL ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let rows = (last_seq as u64).saturating_sub(pruned);
         Ok(OutboxStats {
             store_id: self.meta("store_id")?.unwrap_or_default(),
-            depth: depth as u64,
+            depth: rows.saturating_sub(delivered as u64),
             oldest_undelivered_ts: oldest,
-            last_delivered_seq: last_delivered.map(|s| s as u64),
+            last_delivered_seq: (last_delivered > 0).then_some(last_delivered as u64),
             last_seq: last_seq as u64,
-            rows: rows as u64,
+            rows,
             used_bytes: self.used_bytes()?,
         })
     }
 
-    /// Deletes delivered events older than the retention, then, while the store is over its cap,
-    /// the oldest delivered ones regardless of age. Undelivered events are never deleted.
-    pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut pruned = self.delete_counted(
-            "DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1",
-            delivered_before_ms,
-        )?;
-        while self.used_bytes()? > cap_bytes {
-            let n = self.delete_counted(
-                "DELETE FROM outbox WHERE seq IN
-                   (SELECT seq FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY seq LIMIT ?1)",
-                10_000,
-            )?;
-            if n == 0 {
-                break;
-            }
-            pruned += n;
-        }
-        Ok(pruned)
+    /// Rows pruning has deleted, ever (see [`super::schema::PRUNED_ROWS`]).
+    pub(super) fn pruned_rows(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(super::schema::PRUNED_ROWS)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
-    /// Runs one pruning DELETE and adds what it deleted to the store's tally of pruned rows, in
-    /// one transaction (see [`super::schema::PRUNED_ROWS`]).
-    fn delete_counted(&mut self, sql: &str, arg: i64) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(sql, [arg])? as u64;
-        if n > 0 {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
-                rusqlite::params![super::schema::PRUNED_ROWS, n as i64],
-            )?;
-        }
-        tx.commit()?;
-        Ok(n)
+    pub(super) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 }
 
@@ -352,6 +336,7 @@ mod tests {
                 order_id: None,
                 rule: None,
                 source_ts: None,
+                reason: None,
             },
         )
     }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -47,6 +47,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );",
+    // 3: the outbox's numbers, kept by the transactions that change them, so that neither
+    // housekeeping nor /health counts millions of rows. Filled in by `tally` below.
+    "CREATE TABLE outbox_tally (
+        id                 INTEGER PRIMARY KEY CHECK (id = 1),
+        delivered          INTEGER NOT NULL,  -- rows kept with delivered_ms set
+        last_delivered_seq INTEGER NOT NULL,  -- highest seq acknowledged, not replayed since; 0: none
+        prune_floor        INTEGER NOT NULL   -- no delivered row has a lower seq
     );",
 ];
 
@@ -97,6 +105,41 @@ fn identify(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<(
         }
     }
     Ok(())
+}
+
+/// After migration 3: counts what the outbox holds, once (the only full scan a store sees).
+fn tally(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    let last_seq: i64 = tx.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    let last_delivered = last_acknowledged(tx, last_seq as u64 + 1)?;
+    tx.execute(
+        "INSERT INTO outbox_tally (id, delivered, last_delivered_seq, prune_floor)
+         SELECT 1, count(delivered_ms), ?1,
+                coalesce(min(CASE WHEN delivered_ms IS NOT NULL THEN seq END), ?2)
+         FROM outbox",
+        rusqlite::params![last_delivered as i64, last_seq + 1],
+    )?;
+    Ok(())
+}
+
+/// The highest seq below `below` that is not waiting for delivery: every seq up to the last
+/// commit is either kept (delivered or not) or was pruned after delivery, so this is the last
+/// one the broker acknowledged. Walks the undelivered rows down from `below` (the partial
+/// index): for `outbox replay` and the migration, never for the runtime's figures.
+pub(super) fn last_acknowledged(conn: &Connection, below: u64) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare(
+        "SELECT seq FROM outbox WHERE delivered_ms IS NULL AND seq < ?1 ORDER BY seq DESC",
+    )?;
+    let mut rows = stmt.query([below as i64])?;
+    let mut candidate = below.saturating_sub(1);
+    while let Some(r) = rows.next()? {
+        if r.get::<_, i64>(0)? as u64 != candidate {
+            break;
+        }
+        candidate -= 1;
+    }
+    Ok(candidate)
 }
 
 /// A schema-1 payload (`{"event_id":"…","seq":N,"ts":…`) with `"store_id":"…"` after `seq`,
@@ -153,6 +196,9 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
             tx.execute_batch(sql)?;
             if i + 1 == 2 {
                 identify(&tx, now)?;
+            }
+            if i + 1 == 3 {
+                tally(&tx)?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

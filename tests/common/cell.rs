@@ -31,105 +31,24 @@ pub fn write_config(dir: &Path, modbus_port: u16, mqtt_port: u16) -> PathBuf {
     write_config_with(dir, modbus_port, mqtt_port, "")
 }
 
-/// The same, with `extra` TOML appended (top-level tables such as `[signals.orders]`).
+/// The same, with `extra` TOML appended (top-level tables such as `[signals.orders]`, or plain
+/// lines, which land in `[mqtt]`, the fixture's last table).
 pub fn write_config_with(dir: &Path, modbus_port: u16, mqtt_port: u16, extra: &str) -> PathBuf {
+    write_config_edited(dir, modbus_port, mqtt_port, |_| {}, extra)
+}
+
+/// The same, the lab press first changed by `edit` (a key in a table the fixture defines).
+pub fn write_config_edited(
+    dir: &Path,
+    modbus_port: u16,
+    mqtt_port: u16,
+    edit: impl FnOnce(&mut toml_edit::DocumentMut),
+    extra: &str,
+) -> PathBuf {
     let path = dir.join("cell.toml");
-    let text = format!(
-        r#"[cell]
-enterprise = "acme"
-site = "plant1"
-area = "pressing"
-line = "line2"
-cell = "press4"
-
-[[devices]]
-name = "plc"
-protocol = "modbus-tcp"
-host = "127.0.0.1"
-port = {modbus_port}
-timeout_ms = 500
-poll_interval_ms = 100
-
-[[devices.tags]]
-name = "good_count"
-table = "holding"
-address = {GOOD}
-type = "u32"
-
-[[devices.tags]]
-name = "scrap_count"
-table = "holding"
-address = {SCRAP}
-type = "u16"
-
-[[devices.tags]]
-name = "state_word"
-table = "holding"
-address = {STATE}
-type = "u16"
-
-[[devices.tags]]
-name = "fault_code"
-table = "holding"
-address = {FAULT}
-type = "u16"
-
-[[devices.tags]]
-name = "order_number"
-table = "holding"
-address = {ORDER_NUMBER}
-type = "u32"
-
-[[devices.tags]]
-name = "active_order"
-table = "holding"
-address = {ACTIVE_ORDER}
-type = "u32"
-write = true
-
-[[devices.tags]]
-name = "active_target"
-table = "holding"
-address = {ACTIVE_TARGET}
-type = "u32"
-write = true
-
-[[devices.tags]]
-name = "order_start"
-table = "coil"
-address = {ORDER_START}
-type = "bool"
-
-[[devices.tags]]
-name = "order_end"
-table = "coil"
-address = {ORDER_END}
-type = "bool"
-
-[signals.good_count]
-tag = "good_count"
-
-[signals.scrap_count]
-tag = "scrap_count"
-
-[signals.machine_state]
-tag = "state_word"
-fault_tag = "fault_code"
-states = {{ 0 = "idle", 1 = "running", 2 = "down" }}
-reasons = {{ 17 = "die jam" }}
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1:{mqtt_port}"
-client_id = "mes-edge-under-test"
-keep_alive_s = 5
-
-{extra}
-"#
-    );
-    std::fs::write(&path, text).unwrap();
+    let mut doc = mes_edge::config::lab::press(modbus_port, mqtt_port, Path::new("cell.db"));
+    edit(&mut doc);
+    std::fs::write(&path, format!("{doc}\n{extra}\n")).unwrap();
     path
 }
 

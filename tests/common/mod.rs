@@ -35,6 +35,7 @@ pub mod modbus_lab;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod opcua;
+pub mod order_cell;
 pub mod process;
 pub mod rabbitmq;
 pub mod runtime;

@@ -180,8 +180,8 @@ pub fn cell_config(devices: &str) -> String {
     )
 }
 
-/// The runtime's Modbus drivers, built from a cell config by the runtime's own builder
-/// (`mes_edge::runtime::modbus_drivers`), with everything they report recorded.
+/// The runtime's Modbus drivers, built from a cell config as the runtime builds them (the
+/// checked config's driver specs, started), with everything they report recorded.
 pub struct Drivers {
     events: std::sync::Arc<std::sync::Mutex<Vec<(Instant, mes_edge_drivers::DeviceEvent)>>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -203,17 +203,14 @@ impl Drivers {
             .iter()
             .flat_map(|d| d.tags.iter().map(|t| t.name.clone()))
             .collect();
-        let (drivers, writes) = mes_edge::runtime::modbus_drivers(&config);
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        for d in drivers {
-            tasks.spawn(mes_edge_drivers::modbus::run_line(
-                d.line,
-                d.writes,
-                tx.clone(),
-                stopped.clone(),
-            ));
+        let mut writes = std::collections::HashMap::new();
+        for spec in config.drivers.iter().cloned() {
+            let driver = spec.start(tx.clone(), stopped.clone()).unwrap();
+            tasks.spawn(driver.task);
+            writes.extend(driver.writers);
         }
         let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = events.clone();

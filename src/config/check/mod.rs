@@ -2,6 +2,7 @@
 //! keys are already checked by the parser.
 
 use super::locate::{Problem, Seg};
+use super::resolved::Parsed;
 use super::types::*;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, MAX_READ_REGISTERS};
 use std::collections::HashMap;
@@ -18,7 +19,8 @@ mod orders;
 
 /// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
 /// state word would silently stop counting.
-fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
+fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
+    let s = &c.signals;
     let mut roles: Vec<(&str, &str, &str)> = Vec::new();
     let mut add = |signal: &'static str, key: &'static str, tag: Option<&'a String>| {
         if let Some(tag) = tag {
@@ -31,15 +33,30 @@ fn check_one_role_per_tag<'a>(s: &'a Signals, p: &mut Vec<Problem>) {
         add("machine_state", "tag", Some(&m.tag));
         add("machine_state", "fault_tag", m.fault_tag.as_ref());
     }
+    if let Some(c) = &s.scrap_count {
+        add("scrap_count", "reason_tag", c.reason_tag.as_ref());
+    }
+    if let Some(m) = &s.material {
+        add("material", "lot_tag", Some(&m.lot_tag));
+    }
     if let Some(o) = &s.orders {
         add("orders", "start_tag", Some(&o.start_tag));
         add("orders", "number_tag", Some(&o.number_tag));
         add("orders", "end_tag", o.end_tag.as_ref());
     }
+    if let Some(r) = c.part_record.as_ref() {
+        if !matches!(r.trigger.as_str(), "good_count" | "scrap_count") {
+            roles.push(("part_record", "trigger", r.trigger.as_str()));
+        }
+    }
     for (i, (signal, key, tag)) in roles.iter().enumerate() {
         if let Some((first, first_key, _)) = roles[..i].iter().find(|(_, _, t)| t == tag) {
+            let at = match *signal {
+                "part_record" => path!["part_record", *key],
+                _ => path!["signals", *signal, *key],
+            };
             p.push(Problem::at(
-                path!["signals", *signal, *key],
+                at,
                 format!(
                     "tag {tag:?} is already [signals.{first}] {first_key}; a tag can have one \
                      role only (read the same address twice under two names if you must)"
@@ -99,19 +116,26 @@ fn check_counter_rules(key: &'static str, c: &CounterSignal, p: &mut Vec<Problem
     }
 }
 
-pub fn check(c: &CellConfig) -> Vec<Problem> {
+/// Every problem of the file, or what the checks parsed on their way (each value is parsed
+/// here once, and kept: see [`super::CellConfig`]).
+pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     let mut p = Vec::new();
+    let mut parsed = Parsed::default();
     check_cell(c, &mut p);
-    let tags = check_devices(c, &mut p);
+    let tags = check_devices(c, &mut parsed, &mut p);
     modbus::check_lines(c, &mut p);
-    check_signals(c, &tags, &mut p);
+    check_signals(c, &tags, &mut parsed, &mut p);
     opcua::check_names(c, &mut p);
     opcua::check_signal_nodes(c, &mut p);
-    orders::check(c, &mut p);
+    orders::check(c, &mut parsed, &mut p);
     check_store(c, &mut p);
-    check_mqtt(c, &mut p);
+    parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
-    p
+    if p.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(p)
+    }
 }
 
 /// A name used as one MQTT topic level.
@@ -125,7 +149,7 @@ fn topic_level_problem(s: &str) -> Option<&'static str> {
     }
 }
 
-fn check_cell(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_cell(c: &CellFile, p: &mut Vec<Problem>) {
     let names = ["enterprise", "site", "area", "line", "cell"];
     for (key, value) in names.iter().zip(c.cell.levels()) {
         if let Some(expected) = topic_level_problem(value) {
@@ -143,7 +167,11 @@ struct TagRef<'a> {
     tag: &'a TagConfig,
 }
 
-fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str, TagRef<'a>> {
+fn check_devices<'a>(
+    c: &'a CellFile,
+    parsed: &mut Parsed,
+    p: &mut Vec<Problem>,
+) -> HashMap<&'a str, TagRef<'a>> {
     let mut devices: HashMap<&str, usize> = HashMap::new();
     let mut tags: HashMap<&str, TagRef> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
@@ -164,7 +192,7 @@ fn check_devices<'a>(c: &'a CellConfig, p: &mut Vec<Problem>) -> HashMap<&'a str
         }
         // Modbus transports, serial settings, string and writable tags.
         modbus::check_device(d, dev, p);
-        opcua::check_device(d, dev, p);
+        opcua::check_device(d, dev, parsed, p);
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -288,7 +316,12 @@ fn type_name(t: DataType, o: ByteOrder) -> String {
     format!("{} {o:?}", format!("{t:?}").to_lowercase())
 }
 
-fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Problem>) {
+fn check_signals(
+    c: &CellFile,
+    tags: &HashMap<&str, TagRef>,
+    parsed: &mut Parsed,
+    p: &mut Vec<Problem>,
+) {
     let nodes = opcua::nodes(c);
     let known = || {
         let mut names: Vec<&str> = tags.keys().chain(nodes.keys()).copied().collect();
@@ -337,7 +370,7 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
             ));
         }
     }
-    check_one_role_per_tag(&c.signals, p);
+    check_one_role_per_tag(c, p);
     if let Some(state) = &c.signals.machine_state {
         let integer = |t: &TagConfig| {
             !matches!(
@@ -363,18 +396,21 @@ fn check_signals(c: &CellConfig, tags: &HashMap<&str, TagRef>, p: &mut Vec<Probl
                 }
             }
         }
-        for word in state.states.keys() {
-            if word.parse::<i64>().is_err() {
-                p.push(Problem::at(
+        for (word, state) in &state.states {
+            match word.parse::<i64>() {
+                Ok(w) => {
+                    parsed.states.insert(w, *state);
+                }
+                Err(_) => p.push(Problem::at(
                     path!["signals", "machine_state", "states", word.as_str()],
                     format!("expected an integer state word as the key, found {word:?}"),
-                ));
+                )),
             }
         }
     }
 }
 
-fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
     if c.store.path.as_os_str().is_empty() {
         p.push(Problem::at(
             path!["store", "path"],
@@ -402,10 +438,14 @@ fn check_store(c: &CellConfig, p: &mut Vec<Problem>) {
     }
 }
 
-fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
+/// The broker's address if it parses.
+fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
     let m = &c.mqtt;
-    match super::BrokerUrl::parse(&m.url) {
-        Err(e) => p.push(Problem::at(path!["mqtt", "url"], e)),
+    let broker = match super::BrokerUrl::parse(&m.url) {
+        Err(e) => {
+            p.push(Problem::at(path!["mqtt", "url"], e));
+            None
+        }
         Ok(url) => {
             if !url.tls {
                 for (key, set) in [
@@ -420,8 +460,9 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
                     }
                 }
             }
+            Some(url)
         }
-    }
+    };
     if m.cert_file.is_some() != m.key_file.is_some() {
         p.push(Problem::at(
             path!["mqtt"],
@@ -498,13 +539,14 @@ fn check_mqtt(c: &CellConfig, p: &mut Vec<Problem>) {
             "expected a keep-alive of at least 5 s (rumqttc's minimum)",
         ));
     }
+    broker
 }
 
 /// What is allowed but probably a mistake: `check` prints these and still passes.
-pub fn warnings(c: &CellConfig) -> Vec<Problem> {
+pub(super) fn warnings(c: &super::CellConfig) -> Vec<Problem> {
     let mut w = Vec::new();
     let m = &c.mqtt;
-    let plaintext = super::BrokerUrl::parse(&m.url).is_ok_and(|u| !u.tls);
+    let plaintext = !c.broker.tls;
     if plaintext {
         let key = ["password", "password_file", "password_env"]
             .into_iter()
@@ -524,7 +566,7 @@ pub fn warnings(c: &CellConfig) -> Vec<Problem> {
     w
 }
 
-fn check_health(c: &CellConfig, p: &mut Vec<Problem>) {
+fn check_health(c: &CellFile, p: &mut Vec<Problem>) {
     let h = &c.health;
     if h.listen.parse::<std::net::SocketAddr>().is_err() {
         p.push(Problem::at(

@@ -179,7 +179,7 @@ fn check_tag(d: usize, t: usize, dev: &Device, tag: &TagConfig, p: &mut Vec<Prob
 
 /// Devices on one serial port share its settings and need different unit ids; one host and
 /// port speaks one framing.
-pub fn check_lines(c: &CellConfig, p: &mut Vec<Problem>) {
+pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
         for (e, first) in c.devices[..d].iter().enumerate() {
             if !dev.protocol.is_modbus() || !first.protocol.is_modbus() {

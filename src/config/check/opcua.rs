@@ -2,14 +2,16 @@
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
 use crate::config::*;
+use crate::config::resolved::Parsed;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
-    parse_browse_path, parse_node_id, security_mismatch, NodeType, SecurityMode, SecurityPolicy,
+    parse_browse_path, parse_node_id, security_mismatch, NodeTarget, NodeType, SecurityMode,
+    SecurityPolicy,
 };
 use std::collections::{HashMap, HashSet};
 
 /// Names of the OPC UA nodes of the cell, first definition wins.
-pub fn nodes(c: &CellConfig) -> HashMap<&str, &NodeConfig> {
+pub fn nodes(c: &CellFile) -> HashMap<&str, &NodeConfig> {
     let mut out = HashMap::new();
     for n in c.devices.iter().flat_map(|d| d.nodes.iter()) {
         out.entry(n.name.as_str()).or_insert(n);
@@ -17,7 +19,7 @@ pub fn nodes(c: &CellConfig) -> HashMap<&str, &NodeConfig> {
     out
 }
 
-pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
     if dev.protocol != Protocol::Opcua {
         let opcua_only = [
@@ -122,7 +124,9 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
         }
     }
     for (n, node) in dev.nodes.iter().enumerate() {
-        check_node(d, n, node, &groups, p);
+        if let Some(target) = check_node(d, n, node, &groups, p) {
+            parsed.node_targets.insert((d, n), target);
+        }
     }
 }
 
@@ -183,31 +187,42 @@ fn check_identity(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     }
 }
 
-fn check_node(d: usize, n: usize, node: &NodeConfig, groups: &HashSet<&str>, p: &mut Vec<Problem>) {
+/// The node's address on its server, if it parses.
+fn check_node(
+    d: usize,
+    n: usize,
+    node: &NodeConfig,
+    groups: &HashSet<&str>,
+    p: &mut Vec<Problem>,
+) -> Option<NodeTarget> {
     let at = |key: &str| path!["devices", d, "nodes", n, key];
     if node.name.trim().is_empty() {
         p.push(Problem::at(at("name"), "expected a non-empty tag name"));
     }
-    match (&node.node_id, &node.browse_path) {
-        (Some(_), Some(_)) => p.push(Problem::at(
-            at("browse_path"),
-            "expected `node_id` or `browse_path`, not both",
-        )),
-        (None, None) => p.push(Problem::at(
-            path!["devices", d, "nodes", n],
-            "a node needs `node_id` (like \"ns=3;s=Line1.Press.Count\") or `browse_path`",
-        )),
-        (Some(id), None) => {
-            if let Err(e) = parse_node_id(id) {
-                p.push(Problem::at(at("node_id"), e));
-            }
+    let target = match (&node.node_id, &node.browse_path) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::at(
+                at("browse_path"),
+                "expected `node_id` or `browse_path`, not both",
+            ));
+            None
         }
-        (None, Some(bp)) => {
-            if let Err(e) = parse_browse_path(bp) {
-                p.push(Problem::at(at("browse_path"), e));
-            }
+        (None, None) => {
+            p.push(Problem::at(
+                path!["devices", d, "nodes", n],
+                "a node needs `node_id` (like \"ns=3;s=Line1.Press.Count\") or `browse_path`",
+            ));
+            None
         }
-    }
+        (Some(id), None) => parse_node_id(id)
+            .map(NodeTarget::Id)
+            .map_err(|e| p.push(Problem::at(at("node_id"), e)))
+            .ok(),
+        (None, Some(bp)) => parse_browse_path(bp)
+            .map(NodeTarget::Path)
+            .map_err(|e| p.push(Problem::at(at("browse_path"), e)))
+            .ok(),
+    };
     if node.sampling_interval_ms.is_some_and(|s| s > 3_600_000) {
         p.push(Problem::at(
             at("sampling_interval_ms"),
@@ -271,11 +286,12 @@ fn check_node(d: usize, n: usize, node: &NodeConfig, groups: &HashSet<&str>, p: 
             ));
         }
     }
+    target
 }
 
 /// Tag names are unique across Modbus tags and OPC UA nodes; Modbus-only clashes are reported
 /// with the Modbus tags.
-pub fn check_names(c: &CellConfig, p: &mut Vec<Problem>) {
+pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
     let mut seen: HashMap<&str, (usize, bool)> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
         for t in &dev.tags {
@@ -318,7 +334,7 @@ pub fn check_names(c: &CellConfig, p: &mut Vec<Problem>) {
 
 /// OPC UA nodes named by the cell's signals: a counter must be an unsigned integer of a known
 /// width, a state word or fault code an integer.
-pub fn check_signal_nodes(c: &CellConfig, p: &mut Vec<Problem>) {
+pub fn check_signal_nodes(c: &CellFile, p: &mut Vec<Problem>) {
     let nodes = nodes(c);
     for (key, counter) in [
         ("good_count", &c.signals.good_count),

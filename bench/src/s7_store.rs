@@ -1,0 +1,303 @@
+//! S7, a large store: 10 M events stored, 5 M of them undelivered (`--quick`: 1 M and 500 k).
+//! The store is built by the runtime's own commit path (`Outbox::commit`, batches of 50,000
+//! part counts, synchronous = "normal" while building) and the older half marked delivered
+//! (`Outbox::mark_delivered`, the forwarder's path). Then, on that store and on an empty one:
+//! intake as in S1 with the broker down (the store, not the broker, is what is measured), with
+//! the size cap set just under the store so that housekeeping prunes while intake runs; the
+//! longest housekeeping step from the runtime's /metrics; bytes written per event from
+//! /proc/PID/io; and a kill -9 under load followed by a start: to READY=1 and to the first event
+//! at the broker.
+
+use crate::collector::Collector;
+use crate::harness::{wait_for, Ctx};
+use crate::load_server::unix_ns;
+use crate::procs::{free_port, Broker, Proc};
+use crate::report::{Cell, Figure, Table};
+use crate::s1_pipeline::{write_config, EVENTS};
+use anyhow::{Context, Result};
+use mes_edge::cell::CellState;
+use mes_edge::config::Synchronous;
+use mes_edge::event::{CounterKind, EventBody, NewEvent};
+use mes_edge::store::Outbox;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CELL: &str = "bench/site/area/line/cell";
+const BATCH: u64 = 50_000;
+const INTAKE_SECONDS: f64 = 10.0;
+
+/// Commits `total` part counts, then marks the first `delivered` of them delivered.
+fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
+    let started = Instant::now();
+    std::fs::create_dir_all(db.parent().context("store folder")?)?;
+    let mut ob = Outbox::open(db, Synchronous::Normal, CELL)?;
+    let mut state = CellState::default();
+    let mut events = Vec::with_capacity(BATCH as usize);
+    let mut n = 0;
+    while n < total {
+        events.clear();
+        let now = mes_edge_drivers::now_ms();
+        for _ in 0..BATCH.min(total - n) {
+            n += 1;
+            events.push(NewEvent::new(
+                now,
+                vec!["d0_t0".into()],
+                EventBody::PartCount {
+                    counter: CounterKind::Good,
+                    quantity: 1,
+                    counter_value: n,
+                    previous_value: n - 1,
+                    rolled_over: false,
+                    order_id: None,
+                    rule: None,
+                    source_ts: None,
+                    reason: None,
+                },
+            ));
+        }
+        state.good_total = n;
+        ob.commit(&events, &state, now)?;
+    }
+    let mut seq = 1;
+    while seq <= delivered {
+        let to = (seq + BATCH).min(delivered + 1);
+        ob.mark_delivered(&(seq..to).collect::<Vec<_>>(), mes_edge_drivers::now_ms())?;
+        seq = to;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn file_bytes(db: &Path) -> u64 {
+    let size = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    size(db.display().to_string()) + size(format!("{}-wal", db.display()))
+}
+
+/// Bytes the process has caused to be sent to the block layer (/proc/PID/io `write_bytes`).
+fn write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A gauge or counter of the runtime's /metrics.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn health_port(config: &Path) -> Result<u16> {
+    let text = std::fs::read_to_string(config)?;
+    let at = text.find("listen = \"127.0.0.1:").context("no [health] listen")? + 20;
+    Ok(text[at..].split('"').next().context("port")?.parse()?)
+}
+
+/// The cell of S1 with `[store] max_size_mb`; with `notify`, READY=1 goes there.
+fn spawn(ctx: &Ctx, dir: &Path, config: &Path, rate: u64, notify: Option<&Path>) -> Result<Proc> {
+    let mut cmd = Command::new(&ctx.bench_bin);
+    cmd.arg("pipeline")
+        .arg("--config")
+        .arg(config)
+        .arg("--rate")
+        .arg(rate.to_string())
+        .arg("--seconds")
+        .arg(INTAKE_SECONDS.to_string())
+        .env("RUST_LOG", "warn");
+    if let Some(n) = notify {
+        cmd.env("NOTIFY_SOCKET", n);
+    }
+    Proc::spawn("pipeline", cmd, dir, true)
+}
+
+fn config_with_cap(dir: &Path, broker_port: u16, cap_mb: u64) -> Result<std::path::PathBuf> {
+    let config = write_config(dir, broker_port)?;
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("[store]\n", &format!("[store]\nmax_size_mb = {cap_mb}\n")),
+    )?;
+    Ok(config)
+}
+
+struct Intake {
+    per_s: f64,
+    written_per_event: f64,
+    longest_step_ms: f64,
+    steps: f64,
+    pruned: f64,
+}
+
+/// Events as fast as the runtime takes them for INTAKE_SECONDS, the broker down.
+fn intake(ctx: &Ctx, dir: &Path, cap_mb: u64) -> Result<Intake> {
+    let config = config_with_cap(dir, free_port(), cap_mb)?;
+    let port = health_port(&config)?;
+    let mut p = spawn(ctx, dir, &config, 0, None)?;
+    p.send_line("go")?;
+    let t0: i64 = p.wait_line("START", Duration::from_secs(30))?.parse()?;
+    let io0 = write_bytes(p.pid()).unwrap_or(0);
+    let line = p.wait_line("GENERATED", Duration::from_secs_f64(INTAKE_SECONDS + 60.0))?;
+    let mut f = line.split_whitespace();
+    let n: f64 = f.next().context("count")?.parse()?;
+    let t1: i64 = f.next().context("time")?.parse()?;
+    // The engine commits what was generated within a moment; then the writes are counted.
+    std::thread::sleep(Duration::from_millis(500));
+    let io1 = write_bytes(p.pid()).unwrap_or(0);
+    let m = |name| metric(port, name).unwrap_or(f64::NAN);
+    let r = Intake {
+        per_s: n / ((t1 - t0) as f64 / 1e9),
+        written_per_event: (io1 - io0) as f64 / n,
+        longest_step_ms: m("mes_edge_housekeeping_longest_step_seconds") * 1e3,
+        steps: m("mes_edge_housekeeping_steps_total"),
+        pruned: m("mes_edge_events_pruned_total"),
+    };
+    p.stop(Duration::from_secs(30));
+    Ok(r)
+}
+
+/// Kill -9 under load (events coming and the backlog draining), then a start: ms to READY=1
+/// and to the first event at the broker.
+fn cold_start(ctx: &Ctx, dir: &Path, cap_mb: u64) -> Result<(f64, f64)> {
+    let mut broker = Broker::new(dir, false)?;
+    broker.start()?;
+    let collector = Collector::start(broker.port, EVENTS, None);
+    collector.wait_subscribed(Duration::from_secs(10))?;
+    let config = config_with_cap(dir, broker.port, cap_mb)?;
+    let mut p = spawn(ctx, dir, &config, 1000, None)?;
+    p.send_line("go")?;
+    p.wait_line("START", Duration::from_secs(30))?;
+    std::thread::sleep(Duration::from_secs(2));
+    p.signal(libc::SIGKILL);
+    let _ = p.stop(Duration::from_secs(5));
+    // What the killed process had in flight arrives before the count starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path)?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let heard = collector.take().len();
+    let t_spawn = unix_ns();
+    let mut p = spawn(ctx, dir, &config, 1000, Some(&sock_path))?;
+    let mut buf = [0u8; 4096];
+    let mut ready = f64::NAN;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready.is_nan() && Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+                ready = (unix_ns() - t_spawn) as f64 / 1e6;
+            }
+        }
+    }
+    let mut first = f64::NAN;
+    wait_for(Duration::from_secs(30), || {
+        first = collector
+            .take()
+            .iter()
+            .find(|r| r.kind.as_deref() == Some("part_count"))
+            .map_or(f64::NAN, |r| (r.recv_ns - t_spawn) as f64 / 1e6);
+        !first.is_nan()
+    });
+    p.stop(Duration::from_secs(30));
+    println!("  kill -9 after {heard} messages; READY {ready:.0} ms, first event {first:.0} ms");
+    Ok((ready, first))
+}
+
+pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    let total = ctx.durations.s7_events;
+    let dir = ctx.sub("s7")?;
+    println!("S7 large store: {total} events, half of them undelivered");
+    let empty_dir = dir.join("empty");
+    std::fs::create_dir_all(&empty_dir)?;
+    let big_dir = dir.join("big");
+    let db = big_dir.join("store/cell.db");
+    let took = build_store(&db, total, total / 2)?;
+    let built_bytes = file_bytes(&db);
+    let used = Outbox::open(&db, Synchronous::Normal, CELL)?.used_bytes()?;
+    table.note(format!(
+        "S7: store of {total} events ({} undelivered) built in {took:.0} s by Outbox::commit in batches of {BATCH}; {:.2} GB on disk",
+        total / 2,
+        built_bytes as f64 / 1e9
+    ));
+    // The cap just under the store: housekeeping prunes delivered events while intake runs.
+    let cap_mb = (used as f64 * 0.99 / (1 << 20) as f64) as u64;
+    let empty = intake(ctx, &empty_dir, cap_mb)?;
+    let big = intake(ctx, &big_dir, cap_mb)?;
+    println!(
+        "  intake {:.0}/s empty, {:.0}/s large; housekeeping {} steps, longest {:.2} ms, {} pruned",
+        empty.per_s, big.per_s, big.steps, big.longest_step_ms, big.pruned
+    );
+    let (ready_ms, first_ms) = cold_start(ctx, &big_dir, cap_mb)?;
+    let rows = [
+        ("intake, empty store, events/s", empty.per_s, 0, None),
+        (
+            "intake, large store, events/s",
+            big.per_s,
+            0,
+            Some(("within 10% of empty", big.per_s >= 0.9 * empty.per_s)),
+        ),
+        (
+            "longest housekeeping step on the engine thread, ms",
+            big.longest_step_ms,
+            2,
+            Some(("<= 10", big.longest_step_ms <= 10.0)),
+        ),
+        ("events pruned during intake", big.pruned, 0, None),
+        (
+            "kill -9 -> READY, ms",
+            ready_ms,
+            0,
+            Some(("< 1000", ready_ms < 1000.0)),
+        ),
+        (
+            "kill -9 -> first event at the broker, ms",
+            first_ms,
+            0,
+            Some(("< 2000", first_ms < 2000.0)),
+        ),
+        (
+            "bytes on disk per stored event",
+            built_bytes as f64 / total as f64,
+            0,
+            None,
+        ),
+        (
+            "bytes written per event (write_bytes), large store",
+            big.written_per_event,
+            0,
+            None,
+        ),
+        (
+            "bytes written per event (write_bytes), empty store",
+            empty.written_per_event,
+            0,
+            None,
+        ),
+    ];
+    for (name, v, digits, target) in rows {
+        table.add(Figure {
+            scenario: "S7",
+            name,
+            digits,
+            mes_edge: Cell::Value(v),
+            python: Cell::na("-"),
+            node_red: Cell::na("-"),
+            less_is_better: true,
+            target,
+        });
+    }
+    table.note(
+        "S7: poll p99 on a large store is not measured (the embedded driver does not poll)".into(),
+    );
+    // The stores only: the logs stay with the run's.
+    let _ = std::fs::remove_dir_all(empty_dir.join("store"));
+    let _ = std::fs::remove_dir_all(big_dir.join("store"));
+    Ok(())
+}

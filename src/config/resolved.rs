@@ -1,0 +1,291 @@
+//! A cell config that passed its checks, with every value the checks parsed kept typed: the
+//! broker's address, the drivers' specs, the signals as tag ids, the state and reason maps,
+//! the shift calendar. Nothing downstream parses the file's text again, so nothing downstream
+//! can fail on it.
+
+use super::drivers::driver_specs;
+use super::locate::Problem;
+use super::types::*;
+use super::BrokerUrl;
+use crate::vocabulary::{CounterKind, MachineState};
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use mes_edge_drivers::opcua::NodeTarget;
+use mes_edge_drivers::{DriverSpec, TagId};
+use std::collections::HashMap;
+
+/// What the checks parsed on their way through the file, for [`CellConfig`].
+#[derive(Default)]
+pub(super) struct Parsed {
+    pub broker: Option<BrokerUrl>,
+    pub zone: Option<TimeZone>,
+    /// (name, start, end) of each shift whose times parsed.
+    pub shifts: Vec<(String, Time, Time)>,
+    pub states: HashMap<i64, MachineState>,
+    pub reasons: HashMap<i64, String>,
+    pub reject_reasons: HashMap<i64, String>,
+    /// Per (device, node) index: where the node is on its server.
+    pub node_targets: HashMap<(usize, usize), NodeTarget>,
+}
+
+/// A checked cell config. It derefs to the file as written ([`CellFile`]) for the plain
+/// settings; what needed parsing or cross-referencing is here, typed.
+#[derive(Debug, Clone)]
+pub struct CellConfig {
+    file: CellFile,
+    pub broker: BrokerUrl,
+    /// One per Modbus line (the devices behind one connection) and one per OPC UA server, in
+    /// config order; tag and device ids as [`CellFile::numbered_tags`] numbers them.
+    pub drivers: Vec<DriverSpec>,
+    pub roles: SignalRoles,
+    pub calendar: Option<ShiftPlan>,
+}
+
+impl std::ops::Deref for CellConfig {
+    type Target = CellFile;
+    fn deref(&self) -> &CellFile {
+        &self.file
+    }
+}
+
+/// The cell's signals, as the tags that carry them.
+#[derive(Debug, Clone, Default)]
+pub struct SignalRoles {
+    pub counters: Vec<CounterPlan>,
+    pub state: Option<StatePlan>,
+    pub orders: Option<OrderTags>,
+    /// The PLC's reject code, read with the scrap counter.
+    pub reject: Option<RejectPlan>,
+    /// The material lot loaded at the machine.
+    pub material: Option<MaterialPlan>,
+    /// Tags summarized per order, with their names.
+    pub statistics: Vec<(TagId, String)>,
+    pub part_record: Option<PartRecordPlan>,
+    /// Where the write-back puts the active order's number and target, with the tags' names.
+    pub write_back_number: Option<(TagId, String)>,
+    pub write_back_target: Option<(TagId, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CounterPlan {
+    pub kind: CounterKind,
+    pub tag: TagId,
+    /// The counter's width: where it rolls over.
+    pub bits: u32,
+    /// What the tag reads (device, address, type...): a baseline is only carried on while it
+    /// stays the same.
+    pub identity: String,
+    pub settings: CounterSignal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatePlan {
+    pub tag: TagId,
+    pub fault_tag: Option<TagId>,
+    pub states: HashMap<i64, MachineState>,
+    pub unmapped: MachineState,
+    /// Fault code to downtime reason.
+    pub reasons: HashMap<i64, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectPlan {
+    pub tag: TagId,
+    /// Reject code to scrap reason; code 0 means none given.
+    pub reasons: HashMap<i64, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaterialPlan {
+    pub lot_tag: TagId,
+    pub material: String,
+    pub quantity_per_part: f64,
+    pub unit: String,
+}
+
+/// What makes a part record, and what it carries.
+#[derive(Debug, Clone)]
+pub struct PartRecordPlan {
+    pub trigger: PartTrigger,
+    pub serial: Option<TagId>,
+    /// (tag, name) in the config's order.
+    pub tags: Vec<(TagId, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartTrigger {
+    /// Each step of this counter.
+    Counter(CounterKind),
+    /// Each rising edge of this bool tag.
+    Bit(TagId),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTags {
+    pub start: TagId,
+    pub number: TagId,
+    pub end: Option<TagId>,
+}
+
+/// The shift calendar: shifts in the plant's local time.
+#[derive(Debug, Clone)]
+pub struct ShiftPlan {
+    pub zone: TimeZone,
+    /// (name, start, end); a shift whose end is not after its start runs past midnight.
+    pub shifts: Vec<(String, Time, Time)>,
+}
+
+impl CellConfig {
+    /// Builds the checked config from a file that passed every check and what the checks
+    /// parsed. A reference the checks should have refused comes back as a problem, not a panic.
+    pub(super) fn resolve(file: CellFile, parsed: Parsed) -> Result<CellConfig, Problem> {
+        let broker = parsed
+            .broker
+            .ok_or_else(|| Problem::internal("the broker url was not parsed"))?;
+        let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
+        let drivers = driver_specs(&file, &parsed.node_targets)?;
+        let calendar = match (&file.shifts, parsed.zone) {
+            (None, _) => None,
+            (Some(_), Some(zone)) => Some(ShiftPlan {
+                zone,
+                shifts: parsed.shifts,
+            }),
+            (Some(_), None) => return Err(Problem::internal("the shifts' time zone was not parsed")),
+        };
+        Ok(CellConfig {
+            file,
+            broker,
+            drivers,
+            roles,
+            calendar,
+        })
+    }
+}
+
+impl CellConfig {
+    /// The Modbus lines among [`CellConfig::drivers`].
+    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
+        self.drivers.iter().filter_map(|d| match d {
+            DriverSpec::Modbus(line) => Some(line),
+            DriverSpec::OpcUa(_) => None,
+        })
+    }
+
+    /// The OPC UA devices among [`CellConfig::drivers`].
+    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
+        self.drivers.iter().filter_map(|d| match d {
+            DriverSpec::OpcUa(dev) => Some(dev),
+            DriverSpec::Modbus(_) => None,
+        })
+    }
+}
+
+
+fn roles(
+    file: &CellFile,
+    states: &HashMap<i64, MachineState>,
+    reasons: HashMap<i64, String>,
+    reject_reasons: HashMap<i64, String>,
+) -> Result<SignalRoles, Problem> {
+    let numbered = file.numbered_tags();
+    let by_name: HashMap<&str, (TagId, usize, CellTag)> = numbered
+        .iter()
+        .map(|(id, d, t)| (t.name(), (*id, *d, *t)))
+        .collect();
+    let find = |name: &str| {
+        by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Problem::internal(&format!("unknown tag {name:?}")))
+    };
+    let id = |name: &str| find(name).map(|(id, _, _)| id);
+    let s = &file.signals;
+    let mut counters = Vec::new();
+    for (kind, signal) in [
+        (CounterKind::Good, &s.good_count),
+        (CounterKind::Scrap, &s.scrap_count),
+    ] {
+        let Some(signal) = signal else { continue };
+        let (tag, device, cell_tag) = find(&signal.tag)?;
+        let bits = cell_tag
+            .counter_bits()
+            .ok_or_else(|| Problem::internal(&format!("counter tag {:?} has no width", signal.tag)))?;
+        counters.push(CounterPlan {
+            kind,
+            tag,
+            bits,
+            identity: cell_tag.identity(&file.devices[device].name),
+            settings: signal.clone(),
+        });
+    }
+    let state = match &s.machine_state {
+        None => None,
+        Some(m) => Some(StatePlan {
+            tag: id(&m.tag)?,
+            fault_tag: m.fault_tag.as_deref().map(id).transpose()?,
+            states: states.clone(),
+            unmapped: m.unmapped,
+            reasons,
+        }),
+    };
+    let orders = match &s.orders {
+        None => None,
+        Some(o) => Some(OrderTags {
+            start: id(&o.start_tag)?,
+            number: id(&o.number_tag)?,
+            end: o.end_tag.as_deref().map(id).transpose()?,
+        }),
+    };
+    let named = |name: &Option<String>| -> Result<Option<(TagId, String)>, Problem> {
+        name.as_deref().map(|n| Ok((id(n)?, n.to_string()))).transpose()
+    };
+    let reject = match s.scrap_count.as_ref().and_then(|c| c.reason_tag.as_deref()) {
+        None => None,
+        Some(tag) => Some(RejectPlan {
+            tag: id(tag)?,
+            reasons: reject_reasons,
+        }),
+    };
+    let material = match &s.material {
+        None => None,
+        Some(m) => Some(MaterialPlan {
+            lot_tag: id(&m.lot_tag)?,
+            material: m.material.clone(),
+            quantity_per_part: m.quantity_per_part,
+            unit: m.unit.clone(),
+        }),
+    };
+    let statistics = file
+        .orders
+        .statistics
+        .iter()
+        .map(|n| Ok((id(n)?, n.clone())))
+        .collect::<Result<_, Problem>>()?;
+    let part_record = match &file.part_record {
+        None => None,
+        Some(r) => Some(PartRecordPlan {
+            trigger: match r.trigger.as_str() {
+                "good_count" => PartTrigger::Counter(CounterKind::Good),
+                "scrap_count" => PartTrigger::Counter(CounterKind::Scrap),
+                bit => PartTrigger::Bit(id(bit)?),
+            },
+            serial: r.serial_tag.as_deref().map(id).transpose()?,
+            tags: r
+                .tags
+                .iter()
+                .map(|n| Ok((id(n)?, n.clone())))
+                .collect::<Result<_, Problem>>()?,
+        }),
+    };
+    Ok(SignalRoles {
+        counters,
+        state,
+        orders,
+        reject,
+        material,
+        statistics,
+        part_record,
+        write_back_number: named(&file.orders.write_back.order_number_tag)?,
+        write_back_target: named(&file.orders.write_back.target_tag)?,
+    })
+}

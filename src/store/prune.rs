@@ -1,0 +1,171 @@
+//! Pruning the outbox by sequence ranges, in steps that each hold the store's write lock for a
+//! bounded time: the engine thread runs them between its commits, so a step's length is how
+//! long production waits (issue 14: at most 10 ms).
+//!
+//! There is no index on `delivered_ms` (it would cost a B-tree write at every mark). Two facts
+//! take its place. Rows are committed in seq order, so from the first row committed at or after
+//! the retention cut on, no row can have been delivered before it. And the tally keeps a prune
+//! floor, lowered by every mark below it: no delivered row has a lower seq, so a walk for
+//! delivered rows starts there, not at the first row of a backlog.
+
+use super::outbox::Outbox;
+use super::schema::{StoreError, PRUNED_ROWS};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::time::{Duration, Instant};
+
+/// Seqs one pruning DELETE covers (about 30 pages of 500-byte events): the step's budget is
+/// checked between chunks, so a chunk read from a cold disk is what a step can overrun by
+/// (bench S7, debug build: 47 ms for a first chunk of 1,000).
+const CHUNK: u64 = if cfg!(test) { 3 } else { 250 };
+
+/// Where a retention pass stands between steps: the next seq to look at.
+#[derive(Debug, Default)]
+pub struct PrunePass {
+    at: Option<u64>,
+}
+
+/// What a step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub rows: u64,
+    /// The retention pass reached the cut and the store is under its cap (or holds nothing
+    /// delivered): nothing left to do until time moves on.
+    pub done: bool,
+}
+
+/// Bytes in use (pages not on the free list): what the size cap is measured against.
+pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let q = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
+    Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
+}
+
+impl Outbox {
+    /// Deletes delivered events older than the retention, then, while the store is over its cap,
+    /// the oldest delivered ones regardless of age. Undelivered events are never deleted. Runs
+    /// steps until done: for tools and tests; the engine runs [`Outbox::prune_step`].
+    pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
+        let mut pass = PrunePass::default();
+        let mut total = 0;
+        loop {
+            let step = self.prune_step(&mut pass, delivered_before_ms, cap_bytes, Duration::MAX)?;
+            total += step.rows;
+            if step.done {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One step of [`Outbox::prune`], in one transaction: chunks of `CHUNK` seqs until `budget`
+    /// is spent (at least one). The rows deleted, the tally and the count of pruned rows that
+    /// `outbox verify` holds missing rows against move together.
+    pub fn prune_step(
+        &mut self,
+        pass: &mut PrunePass,
+        before: i64,
+        cap: u64,
+        budget: Duration,
+    ) -> Result<Pruned, StoreError> {
+        let started = Instant::now();
+        let spent = || started.elapsed() >= budget;
+        // IMMEDIATE: the floor read here must still hold when the deletes commit.
+        let tx = self
+            .conn()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let floor0: i64 = tx.query_row(
+            "SELECT prune_floor FROM outbox_tally WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut floor = floor0 as u64;
+        let mut deleted = 0u64;
+        let first_from = |conn: &Connection, seq: u64| -> rusqlite::Result<Option<(u64, i64)>> {
+            conn.prepare_cached(
+                "SELECT seq, committed_ms FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+            )?
+            .query_row([seq as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()
+        };
+
+        // Retention: every row delivered before the cut, whatever its seq.
+        let mut at = pass.at.unwrap_or(floor).max(floor);
+        let retention_done = loop {
+            let Some((lo, committed)) = first_from(&tx, at)? else {
+                break true;
+            };
+            if committed >= before {
+                break true;
+            }
+            let hi = lo + CHUNK;
+            deleted += tx
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms < ?3",
+                )?
+                .execute(params![lo as i64, hi as i64, before])? as u64;
+            // The floor follows while nothing delivered is left behind it.
+            if at <= floor {
+                let left: bool = tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM outbox
+                         WHERE seq >= ?1 AND seq < ?2 AND delivered_ms IS NOT NULL)",
+                    )?
+                    .query_row(params![lo as i64, hi as i64], |r| r.get(0))?;
+                if !left {
+                    floor = hi;
+                }
+            }
+            at = hi;
+            if spent() {
+                break false;
+            }
+        };
+        pass.at = (!retention_done).then_some(at);
+
+        // The cap: the oldest delivered rows, from the floor up, a chunk at a time.
+        let mut cap_done = retention_done;
+        while cap_done && used_bytes(&tx)? > cap {
+            let Some((lo, _)) = first_from(&tx, floor)? else {
+                break;
+            };
+            let hi = lo + CHUNK;
+            deleted += tx
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms IS NOT NULL",
+                )?
+                .execute(params![lo as i64, hi as i64])? as u64;
+            floor = hi;
+            if spent() {
+                cap_done = used_bytes(&tx)? <= cap;
+                break;
+            }
+        }
+
+        if deleted > 0 || floor != floor0 as u64 {
+            // Everything deleted was delivered.
+            tx.prepare_cached(
+                "UPDATE outbox_tally SET delivered = delivered - ?1, prune_floor = ?2 WHERE id = 1",
+            )?
+            .execute(params![deleted as i64, floor as i64])?;
+        }
+        if deleted > 0 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
+                params![PRUNED_ROWS, deleted as i64],
+            )?;
+        }
+        let work = started.elapsed();
+        tx.commit()?;
+        if started.elapsed() >= Duration::from_millis(10) {
+            tracing::warn!(
+                ?work,
+                commit = ?started.elapsed() - work,
+                deleted,
+                "a pruning step held the store for over 10 ms"
+            );
+        }
+        Ok(Pruned {
+            rows: deleted,
+            done: retention_done && cap_done,
+        })
+    }
+}
