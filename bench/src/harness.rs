@@ -51,6 +51,7 @@ pub struct Durations {
     pub s4_seconds: f64,
     pub s5_settle: f64,
     pub s5_seconds: f64,
+    pub s6_seconds: f64,
     pub s7_events: u64,
 }
 
@@ -69,6 +70,7 @@ impl Durations {
             s4_seconds: 30.0,
             s5_settle: 5.0,
             s5_seconds: 20.0,
+            s6_seconds: 30.0,
             s7_events: 10_000_000,
         }
     }
@@ -86,6 +88,7 @@ impl Durations {
             s4_seconds: 10.0,
             s5_settle: 2.0,
             s5_seconds: 5.0,
+            s6_seconds: 5.0,
             s7_events: 1_000_000,
         }
     }

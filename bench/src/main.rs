@@ -25,6 +25,7 @@ mod s2_polling;
 mod s3_backlog;
 mod s4_latency;
 mod s5_footprint;
+mod s6_opcua;
 mod s7_store;
 mod stats;
 mod workload;
@@ -71,7 +72,7 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Every scenario, S1 to S5, then the table.
+    /// Every scenario, S1 to S7, then the table.
     All(RunArgs),
     /// One or more scenarios, e.g. `run s2 s4`.
     Run {
@@ -144,7 +145,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Cmd::All(args) => bench(
-            &["s1", "s2", "s3", "s4", "s5", "s7"].map(String::from),
+            &["s1", "s2", "s3", "s4", "s5", "s6", "s7"].map(String::from),
             args,
         ),
         Cmd::Run { scenarios, args } => bench(&scenarios, args),
@@ -235,8 +236,9 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
                 "s3" => s3_backlog::run(&ctx, &mut table),
                 "s4" => s4_latency::run(&ctx, &mut table),
                 "s5" => s5_footprint::run(&ctx, &mut table),
+                "s6" => s6_opcua::run(&ctx, &mut table),
                 "s7" => s7_store::run(&ctx, &mut table),
-                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s5 or s7"),
+                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s7"),
             };
             if let Err(e) = r {
                 table.note(format!("{} failed: {e:#}", s.to_uppercase()));

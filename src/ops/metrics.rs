@@ -112,6 +112,20 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
             m.connects as f64,
         );
     }
+    family(
+        o,
+        "mes_edge_device_samples_total",
+        "counter",
+        "Changed values the driver handed to the engine (OPC UA; not counted for Modbus yet).",
+    );
+    for (name, m) in &devices {
+        sample(
+            o,
+            "mes_edge_device_samples_total",
+            &[("device", name)],
+            m.samples as f64,
+        );
+    }
     let h = "mes_edge_device_poll_duration_seconds";
     family(
         o,
