@@ -10,6 +10,8 @@ mod engine;
 mod inbox;
 mod model;
 mod order_events;
+mod process;
+mod value_batch;
 #[cfg(test)]
 mod scenario_tests;
 
@@ -18,3 +20,5 @@ pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
+pub use process::{exceeds, ProcessValues, Running, MAX_VALUES_PER_BATCH};
+pub use value_batch::{ValueBatch, ValuePayload, ValueRecord};

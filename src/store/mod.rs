@@ -9,7 +9,9 @@ pub mod inspect;
 mod model_tests;
 mod outbox;
 mod schema;
+mod values;
 
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use schema::{open, StoreError, SCHEMA_VERSION};
+pub use values::{ValueDrops, ValueRow};

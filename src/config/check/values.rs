@@ -1,0 +1,151 @@
+//! Checks of process values: each tag's `publish` settings and the `[[process_values]]`
+//! groups; resolves them into the plan the engine reports by.
+
+use super::super::locate::{Problem, Seg};
+use super::super::values::{PublishSettings, ValuePlan, ValueRule};
+use super::CellFile;
+use std::collections::HashMap;
+
+/// The engine's loop wakes at least once a second: a shorter heartbeat could not be kept.
+const MIN_HEARTBEAT_MS: u64 = 1_000;
+
+fn check_settings(at: &[Seg], s: &PublishSettings, p: &mut Vec<Problem>) {
+    let key = |k: &str| {
+        let mut path = at.to_vec();
+        path.push(Seg::from(k));
+        path
+    };
+    if s.deadband.is_some() && s.deadband_percent.is_some() {
+        p.push(Problem::at(
+            key("deadband_percent"),
+            "expected one of deadband and deadband_percent, not both",
+        ));
+    }
+    if let Some(d) = s.deadband {
+        if !(d.is_finite() && d >= 0.0) {
+            p.push(Problem::at(
+                key("deadband"),
+                format!("expected a deadband of 0 or more (in the tag's units), found {d}"),
+            ));
+        }
+    }
+    if let Some(d) = s.deadband_percent {
+        if !(d.is_finite() && d > 0.0 && d <= 100.0) {
+            p.push(Problem::at(
+                key("deadband_percent"),
+                format!("expected a percentage above 0 and at most 100, found {d}"),
+            ));
+        }
+    }
+    if let Some(m) = s.max_interval_ms {
+        if m < MIN_HEARTBEAT_MS {
+            p.push(Problem::at(
+                key("max_interval_ms"),
+                format!("expected a heartbeat of at least {MIN_HEARTBEAT_MS} ms (leave it out for none), found {m}"),
+            ));
+        } else if let Some(min) = s.min_interval_ms.filter(|&min| min > m) {
+            p.push(Problem::at(
+                key("min_interval_ms"),
+                format!("expected a minimum interval of at most max_interval_ms ({m}), found {min}"),
+            ));
+        }
+    }
+}
+
+/// Checks every publish setting and group, and gives back the published tags with their rules.
+pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
+    let numbered = c.numbered_tags();
+    let by_name: HashMap<&str, usize> = numbered
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, t))| (t.name(), i))
+        .collect();
+    // The group settings of each tag (by its index in `numbered`), with the group's index.
+    let mut grouped: HashMap<usize, (usize, PublishSettings)> = HashMap::new();
+    for (g, group) in c.process_values.iter().enumerate() {
+        let at = vec![Seg::from("process_values"), Seg::from(g)];
+        check_settings(&at, &group.settings(), p);
+        let members: Vec<(usize, Vec<Seg>)> = match (&group.tags, &group.device) {
+            (Some(_), Some(_)) | (None, None) => {
+                p.push(Problem::at(
+                    at.clone(),
+                    "expected either `tags = [...]` or `device = \"...\"` in [[process_values]]",
+                ));
+                continue;
+            }
+            (Some(tags), None) => {
+                if tags.is_empty() {
+                    p.push(Problem::at(
+                        path!["process_values", g, "tags"],
+                        "expected at least one tag name",
+                    ));
+                }
+                let mut members = Vec::new();
+                for (k, name) in tags.iter().enumerate() {
+                    let here = path!["process_values", g, "tags", k];
+                    match by_name.get(name.as_str()) {
+                        Some(&i) => members.push((i, here)),
+                        None => p.push(Problem::at(
+                            here,
+                            format!("expected the name of a tag or node of the cell, found {name:?}"),
+                        )),
+                    }
+                }
+                members
+            }
+            (None, Some(device)) => match c.devices.iter().position(|d| &d.name == device) {
+                Some(d) => numbered
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, dev, _))| *dev == d)
+                    .map(|(i, _)| (i, path!["process_values", g, "device"]))
+                    .collect(),
+                None => {
+                    p.push(Problem::at(
+                        path!["process_values", g, "device"],
+                        format!("expected the name of a device of the cell, found {device:?}"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        for (i, here) in members {
+            if let Some((first, _)) = grouped.get(&i) {
+                p.push(Problem::at(
+                    here,
+                    format!(
+                        "tag {:?} is already in [[process_values]] #{}; expected each tag in one group at most \
+                         (give it its own settings with `publish = {{ ... }}` on the tag)",
+                        numbered[i].2.name(),
+                        first + 1
+                    ),
+                ));
+            } else {
+                grouped.insert(i, (g, group.settings()));
+            }
+        }
+    }
+    let mut plan = ValuePlan::new();
+    // Position of each tag among its device's tags or nodes, for the path of its `publish`.
+    let mut place: HashMap<(usize, bool), usize> = HashMap::new();
+    for (i, (id, d, tag)) in numbered.iter().enumerate() {
+        let (publish, list) = match tag {
+            super::CellTag::Modbus(t) => (&t.publish, "tags"),
+            super::CellTag::OpcUa(n) => (&n.publish, "nodes"),
+        };
+        let n = place.entry((*d, list == "nodes")).or_insert(0);
+        let at = path!["devices", *d, list, *n, "publish"];
+        *n += 1;
+        if let Some(own) = &publish.own {
+            check_settings(&at, own, p);
+        }
+        let settings = match (&publish.own, publish.on, grouped.get(&i)) {
+            (Some(own), _, _) => own.clone(),
+            (None, _, Some((_, group))) => group.clone(),
+            (None, true, None) => PublishSettings::default(),
+            (None, false, None) => continue,
+        };
+        plan.insert(*id, ValueRule::new(tag.name(), &c.devices[*d].name, &settings));
+    }
+    plan
+}
