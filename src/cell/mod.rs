@@ -11,9 +11,9 @@ mod inbox;
 mod model;
 mod order_events;
 mod process;
-mod value_batch;
 #[cfg(test)]
 mod scenario_tests;
+mod value_batch;
 
 pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};

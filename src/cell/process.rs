@@ -106,9 +106,9 @@ impl ProcessValues {
         if !news {
             return;
         }
-        let free_at = track
-            .published
-            .map_or(i64::MIN, |(_, _, at)| at.saturating_add(rule.min_interval_ms));
+        let free_at = track.published.map_or(i64::MIN, |(_, _, at)| {
+            at.saturating_add(rule.min_interval_ms)
+        });
         if s.ts_ms >= free_at {
             publish(rule, track, s.ts_ms, None, &mut self.open);
             if let Some(max) = rule.max_interval_ms {

@@ -40,12 +40,18 @@ fn absolute_deadband_compares_with_the_last_published_value() {
         ..Default::default()
     }));
     let run = Running::default();
-    for (i, v) in [100.0, 100.3, 100.5, 100.6, 100.2, 99.9, 101.0].iter().enumerate() {
+    for (i, v) in [100.0, 100.3, 100.5, 100.6, 100.2, 99.9, 101.0]
+        .iter()
+        .enumerate()
+    {
         pv.observe(&float(0, *v, i as i64 * 100), &run);
     }
     // 100.3 and 100.5 are within 0.5 of 100; 100.6 is not; 100.2 is within of 100.6 (no); 99.9
     // is 0.7 below 100.6; 101.0 is 1.1 above 99.9.
-    let got: Vec<f64> = published(&mut pv, 1_000).iter().map(|p| p.0.unwrap()).collect();
+    let got: Vec<f64> = published(&mut pv, 1_000)
+        .iter()
+        .map(|p| p.0.unwrap())
+        .collect();
     assert_eq!(got, vec![100.0, 100.6, 99.9, 101.0]);
 }
 
@@ -56,10 +62,16 @@ fn percent_deadband_is_of_the_last_published_value() {
         ..Default::default()
     }));
     let run = Running::default();
-    for (i, v) in [200.0, 219.0, 221.0, 242.0, 244.0, 0.0, 0.0, 0.1].iter().enumerate() {
+    for (i, v) in [200.0, 219.0, 221.0, 242.0, 244.0, 0.0, 0.0, 0.1]
+        .iter()
+        .enumerate()
+    {
         pv.observe(&float(0, *v, i as i64), &run);
     }
-    let got: Vec<f64> = published(&mut pv, 10).iter().map(|p| p.0.unwrap()).collect();
+    let got: Vec<f64> = published(&mut pv, 10)
+        .iter()
+        .map(|p| p.0.unwrap())
+        .collect();
     // 10% of 200 is 20: 219 no, 221 yes; 10% of 221 is 22.1: 242 no, 244 yes; 0 yes; from 0
     // any change.
     assert_eq!(got, vec![200.0, 221.0, 244.0, 0.0, 0.1]);
@@ -70,12 +82,20 @@ fn exceeds_treats_text_and_bools_as_any_change() {
     let d = Deadband::Absolute(5.0);
     assert!(!exceeds(d, Some(Value::Int(10)), Some(Value::UInt(15))));
     assert!(exceeds(d, Some(Value::Int(10)), Some(Value::UInt(16))));
-    assert!(exceeds(d, Some(Value::Bool(false)), Some(Value::Bool(true))));
+    assert!(exceeds(
+        d,
+        Some(Value::Bool(false)),
+        Some(Value::Bool(true))
+    ));
     let t = |s| Some(Value::Text(mes_edge_drivers::Text::new(s).unwrap()));
     assert!(exceeds(d, t("A-1"), t("A-2")));
     assert!(!exceeds(d, t("A-1"), t("A-1")));
     assert!(exceeds(d, None, Some(Value::Float(1.0))));
-    assert!(exceeds(d, Some(Value::Float(f64::NAN)), Some(Value::Float(1.0))));
+    assert!(exceeds(
+        d,
+        Some(Value::Float(f64::NAN)),
+        Some(Value::Float(1.0))
+    ));
 }
 
 #[test]
@@ -92,22 +112,36 @@ fn heartbeat_republishes_the_latest_reading_after_max_interval() {
     pv.observe(&float(0, 50.0, 1_000), &Running::default());
     pv.observe(&float(0, 50.4, 2_000), &Running::default());
     pv.due(5_999, &run);
-    assert_eq!(published(&mut pv, 5_999).len(), 1, "only the first reading so far");
+    assert_eq!(
+        published(&mut pv, 5_999).len(),
+        1,
+        "only the first reading so far"
+    );
     pv.due(6_000, &run);
     let batch = pv.take(6_000);
     let beat = &batch[0].values[0];
     // The latest reading (within the deadband, so never published), stamped now, with the order
     // running now.
     assert_eq!(beat.value, Some(Value::Float(50.4)));
-    assert_eq!((beat.ts, beat.order_id.as_deref(), beat.lot.as_deref()), (6_000, Some("WO-1"), Some("L-7")));
+    assert_eq!(
+        (beat.ts, beat.order_id.as_deref(), beat.lot.as_deref()),
+        (6_000, Some("WO-1"), Some("L-7"))
+    );
     // The next heartbeat is counted from this one; a change in between moves it on.
     pv.due(10_999, &run);
     assert!(pv.take(10_999).is_empty());
     pv.observe(&float(0, 60.0, 11_000), &run);
     pv.due(15_999, &run);
-    assert_eq!(published(&mut pv, 15_999).len(), 1, "the change, no heartbeat yet");
+    assert_eq!(
+        published(&mut pv, 15_999).len(),
+        1,
+        "the change, no heartbeat yet"
+    );
     pv.due(16_000, &run);
-    assert_eq!(published(&mut pv, 16_000), vec![(Some(60.0), Quality::Good, 16_000)]);
+    assert_eq!(
+        published(&mut pv, 16_000),
+        vec![(Some(60.0), Quality::Good, 16_000)]
+    );
 }
 
 #[test]
@@ -123,7 +157,10 @@ fn min_interval_holds_changes_and_publishes_the_latest_at_its_end() {
     pv.due(999, &run);
     assert_eq!(published(&mut pv, 999), vec![(Some(1.0), Quality::Good, 0)]);
     pv.due(1_000, &run);
-    assert_eq!(published(&mut pv, 1_000), vec![(Some(3.0), Quality::Good, 200)]);
+    assert_eq!(
+        published(&mut pv, 1_000),
+        vec![(Some(3.0), Quality::Good, 200)]
+    );
     // A change that goes back within the deadband of the published value is no longer news.
     pv.observe(&float(0, 4.0, 1_100), &run);
     pv.observe(&float(0, 3.0, 1_200), &run);
@@ -141,8 +178,14 @@ fn bad_quality_is_published_once_per_change_and_a_never_read_tag_publishes_nothi
     pv.observe(&float(0, 7.0, 100), &run);
     pv.observe(&sample(0, None, Quality::Bad, 200), &run);
     pv.observe(&sample(0, None, Quality::Bad, 300), &run);
-    pv.observe(&sample(0, Some(Value::Float(8.0)), Quality::Uncertain, 400), &run);
-    pv.observe(&sample(0, Some(Value::Float(8.0)), Quality::Uncertain, 500), &run);
+    pv.observe(
+        &sample(0, Some(Value::Float(8.0)), Quality::Uncertain, 400),
+        &run,
+    );
+    pv.observe(
+        &sample(0, Some(Value::Float(8.0)), Quality::Uncertain, 500),
+        &run,
+    );
     pv.observe(&float(0, 8.0, 600), &run);
     assert_eq!(
         published(&mut pv, 700),
@@ -163,17 +206,40 @@ fn one_batch_per_device_carrying_every_change_with_its_order() {
         lot: None,
     };
     pv.observe(&float(0, 1.0, 10), &run);
-    pv.observe(&sample(1, Some(Value::Text(mes_edge_drivers::Text::new("R-12").unwrap())), Quality::Good, 10), &run);
+    pv.observe(
+        &sample(
+            1,
+            Some(Value::Text(mes_edge_drivers::Text::new("R-12").unwrap())),
+            Quality::Good,
+            10,
+        ),
+        &run,
+    );
     pv.observe(&float(2, 180.0, 12), &run);
     pv.observe(&float(0, 2.0, 20), &run);
     let batches = pv.take(30);
     let shape: Vec<(&str, Vec<&str>)> = batches
         .iter()
-        .map(|b| (b.device.as_str(), b.values.iter().map(|v| v.tag.as_str()).collect()))
+        .map(|b| {
+            (
+                b.device.as_str(),
+                b.values.iter().map(|v| v.tag.as_str()).collect(),
+            )
+        })
         .collect();
-    assert_eq!(shape, vec![("oven", vec!["zone1"]), ("press", vec!["die_temp", "recipe", "die_temp"])]);
-    assert!(batches.iter().flat_map(|b| &b.values).all(|v| v.order_id.as_deref() == Some("WO-9")));
-    let json: serde_json::Value = serde_json::from_slice(&batches[1].to_payload(5, "S", "e/s/a/l/c")).unwrap();
+    assert_eq!(
+        shape,
+        vec![
+            ("oven", vec!["zone1"]),
+            ("press", vec!["die_temp", "recipe", "die_temp"])
+        ]
+    );
+    assert!(batches
+        .iter()
+        .flat_map(|b| &b.values)
+        .all(|v| v.order_id.as_deref() == Some("WO-9")));
+    let json: serde_json::Value =
+        serde_json::from_slice(&batches[1].to_payload(5, "S", "e/s/a/l/c")).unwrap();
     assert_eq!(json["batch"], 5);
     assert_eq!(json["values"][1]["value"], "R-12");
     assert_eq!(json["values"][0]["quality"], "good");
@@ -184,7 +250,10 @@ fn one_batch_per_device_carrying_every_change_with_its_order() {
 fn a_flood_of_one_device_is_split_at_the_batch_limit() {
     let mut plan = ValuePlan::new();
     for t in 0..5_000u32 {
-        plan.insert(TagId(t), ValueRule::new(&format!("t{t}"), "press", &PublishSettings::default()));
+        plan.insert(
+            TagId(t),
+            ValueRule::new(&format!("t{t}"), "press", &PublishSettings::default()),
+        );
     }
     let mut pv = ProcessValues::new(plan);
     for t in 0..5_000u32 {

@@ -37,7 +37,9 @@ impl<'de> Deserialize<'de> for Publish {
         impl<'de> Visitor<'de> for V {
             type Value = Publish;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("true, false or a table like { deadband = 0.5, max_interval_ms = 60000 }")
+                f.write_str(
+                    "true, false or a table like { deadband = 0.5, max_interval_ms = 60000 }",
+                )
             }
             fn visit_bool<E: de::Error>(self, on: bool) -> Result<Publish, E> {
                 Ok(Publish { on, own: None })

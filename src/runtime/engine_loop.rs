@@ -1,9 +1,10 @@
 //! The engine's thread: driver events and commands in, committed events out.
 
-use crate::cell::{CommandIn, Engine};
+use crate::cell::{CommandIn, Engine, ProcessValues, Running, ValueBatch};
 use crate::event::{AlarmLevel, EventBody, NewEvent};
 use crate::orders::Reply;
 use crate::store::Outbox;
+use crate::store::ValueDrops;
 use mes_edge_drivers::{now_ms, DeviceEvent};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -70,6 +71,9 @@ pub fn engine_loop(
     // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
     alive: crate::ops::Heartbeat,
     mut write_back: super::write_back::WriteBack,
+    // Process values: reported by exception here, where the running order is known.
+    mut values: ProcessValues,
+    value_probe: crate::ops::ValueProbe,
 ) {
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
@@ -85,6 +89,10 @@ pub fn engine_loop(
     let mut last_commit = Instant::now();
     let mut dirty = false;
     let mut clock = (Instant::now(), now_ms());
+    let mut value_batches: Vec<ValueBatch> = Vec::new();
+    // A batch retried after a failed commit keeps the values it made: they are not made again.
+    let mut retrying = false;
+    let mut drops = ValueDrops::default();
     engine.resume_at(clock.1);
     loop {
         alive.beat();
@@ -137,12 +145,26 @@ pub fn engine_loop(
             if let Some(ev) = housekeeping(&mut outbox, cap_bytes, retention_ms, &mut alarm) {
                 events.push(ev);
             }
+            if !values.is_empty() {
+                events.extend(value_housekeeping(
+                    &mut outbox,
+                    &store,
+                    &mut drops,
+                    &value_probe,
+                ));
+            }
         }
         // A batch retried after a failed commit is applied again from its start: the state
         // was rolled back to before it.
         for input in &batch {
             match input {
-                Input::Device(ev) => engine.apply(ev, &mut events),
+                Input::Device(ev) => {
+                    engine.apply(ev, &mut events);
+                    if let (false, DeviceEvent::Samples { samples, .. }) = (retrying, ev) {
+                        let now = running(&engine);
+                        samples.iter().for_each(|s| values.observe(s, &now));
+                    }
+                }
                 Input::Command(c) => {
                     let first = events.len();
                     replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events));
@@ -155,14 +177,34 @@ pub fn engine_loop(
         // After the batch: its readings credit time up to when they were taken, the tick
         // from there to now.
         engine.tick(wall, &mut events);
+        if !retrying && !values.is_empty() {
+            values.due(wall, &running(&engine));
+            value_batches.extend(values.take(wall));
+        }
         // A turn that produced no event only moved time accounts or baselines: that is committed
         // at most every IDLE_COMMIT, to spare the disk a write a second for years. A crash
         // loses at most that much time attribution, never a part or an event.
         dirty |= engine.state != before;
-        let due = !events.is_empty() || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
+        let due = !events.is_empty()
+            || !value_batches.is_empty()
+            || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
         if due {
-            match outbox.commit(&events, &engine.state, now_ms()) {
+            match outbox.commit_all(&events, &value_batches, &engine.state, now_ms()) {
                 Ok(c) => {
+                    retrying = false;
+                    if !value_batches.is_empty() {
+                        value_probe
+                            .committed(value_batches.iter().map(|b| b.values.len() as u64).sum());
+                        value_batches.clear();
+                        match outbox.cap_values(store.values_max_count) {
+                            Ok(d) if !d.is_empty() => {
+                                value_probe.dropped(&d);
+                                drops.add(d);
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!("capping process values: {e}"),
+                        }
+                    }
                     last_commit = Instant::now();
                     dirty = false;
                     committed.send_replace(c.last_seq);
@@ -175,9 +217,15 @@ pub fn engine_loop(
                     tracing::error!(failures, "commit failed, will retry the same batch: {e}");
                     alive.commit_failed(&e.to_string());
                     engine.state = before;
+                    retrying = true;
                     // The engine makes the batch's events again; a store alarm made by
                     // housekeeping is not made again, so it stays for the next attempt.
-                    events.retain(|ev| matches!(ev.body, EventBody::StoreAlarm { .. }));
+                    events.retain(|ev| {
+                        matches!(
+                            ev.body,
+                            EventBody::StoreAlarm { .. } | EventBody::ValuesDropped { .. }
+                        )
+                    });
                     replies.clear();
                     if closed && failures >= 5 {
                         tracing::error!("stopping with an uncommitted batch; the PLC counters still hold its parts");
@@ -204,6 +252,61 @@ pub fn engine_loop(
             return;
         }
     }
+}
+
+/// The order running at the cell, and its lot, for the values read now.
+fn running(engine: &Engine) -> Running {
+    let order = engine.state.orders.active();
+    Running {
+        order_id: order.map(|o| o.id().to_string()),
+        lot: order.and_then(|o| o.spec.lot.clone()),
+    }
+}
+
+/// Drops process values past their retention, and reports the values dropped since the last
+/// call, a `values_dropped` event for each reason (the cap, age).
+fn value_housekeeping(
+    outbox: &mut Outbox,
+    store: &crate::config::StoreConfig,
+    drops: &mut ValueDrops,
+    probe: &crate::ops::ValueProbe,
+) -> Vec<NewEvent> {
+    let before = now_ms() - store.values_retention_hours.saturating_mul(3_600_000) as i64;
+    let aged = match outbox.age_values(before) {
+        Ok(aged) => aged,
+        Err(e) => {
+            tracing::error!("dropping stale process values: {e}");
+            ValueDrops::default()
+        }
+    };
+    probe.dropped(&aged);
+    let mut out = Vec::new();
+    let held = outbox.values_held().unwrap_or(0);
+    for (reason, d) in [("cap", std::mem::take(drops)), ("age", aged)] {
+        if d.is_empty() {
+            continue;
+        }
+        tracing::warn!(
+            reason,
+            values = d.values,
+            batches = d.batches,
+            held,
+            "process values dropped unsent"
+        );
+        out.push(NewEvent::new(
+            now_ms(),
+            vec!["store".into()],
+            EventBody::ValuesDropped {
+                reason: reason.into(),
+                values: d.values,
+                batches: d.batches,
+                by_tag: d.by_tag,
+                held,
+                cap: store.values_max_count,
+            },
+        ));
+    }
+    out
 }
 
 /// Prunes by retention and size cap, and raises a store alarm when the level changes.

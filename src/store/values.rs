@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub struct ValueRow {
     pub batch: u64,
     pub device: String,
+    /// Values in the batch.
+    pub count: u64,
     pub payload: Vec<u8>,
 }
 
@@ -65,7 +67,13 @@ pub(super) fn insert(
     for (i, b) in batches.iter().enumerate() {
         let batch = last + 1 + i as i64;
         let payload = b.to_payload(batch as u64, store_id, cell);
-        insert.execute(params![batch, b.device, b.ts_ms, b.values.len() as i64, payload])?;
+        insert.execute(params![
+            batch,
+            b.device,
+            b.ts_ms,
+            b.values.len() as i64,
+            payload
+        ])?;
         held += b.values.len() as i64;
     }
     tx.prepare_cached("UPDATE value_count SET held = held + ?1 WHERE id = 1")?
@@ -126,13 +134,14 @@ impl Outbox {
     /// Undelivered value batches after `after`, oldest first.
     pub fn pending_values(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT batch, device, payload FROM value_batch WHERE batch > ?1 ORDER BY batch",
+            "SELECT batch, device, count, payload FROM value_batch WHERE batch > ?1 ORDER BY batch",
         )?;
         let rows = stmt.query_map([after as i64], |r| {
             Ok(ValueRow {
                 batch: r.get::<_, i64>(0)? as u64,
                 device: r.get(1)?,
-                payload: r.get(2)?,
+                count: r.get::<_, i64>(2)? as u64,
+                payload: r.get(3)?,
             })
         })?;
         Ok(rows.take(limit).collect::<Result<_, _>>()?)
@@ -208,20 +217,41 @@ mod tests {
     #[test]
     fn values_have_their_own_sequence_cap_and_age_and_never_touch_the_events() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ob = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
         let state = CellState::default();
         let c = ob
-            .commit_all(&[], &[batch("press", &["t1", "t2"], 10), batch("oven", &["z1"], 10)], &state, 10)
+            .commit_all(
+                &[],
+                &[
+                    batch("press", &["t1", "t2"], 10),
+                    batch("oven", &["z1"], 10),
+                ],
+                &state,
+                10,
+            )
             .unwrap();
         assert_eq!(c.last_seq, 0, "values take no event seq");
-        ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 20)], &state, 20).unwrap();
+        ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 20)], &state, 20)
+            .unwrap();
         assert_eq!(ob.values_held().unwrap(), 6);
         let rows = ob.pending_values(0, 10).unwrap();
-        assert_eq!(rows.iter().map(|r| r.batch).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            rows.iter().map(|r| r.batch).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         // Delivered ones go; the numbering never goes back.
         ob.values_delivered(&[1]).unwrap();
-        ob.commit_all(&[], &[batch("oven", &["z1"], 30)], &state, 30).unwrap();
-        assert_eq!(ob.pending_values(0, 10).unwrap().iter().map(|r| r.batch).collect::<Vec<_>>(), vec![2, 3, 4]);
+        ob.commit_all(&[], &[batch("oven", &["z1"], 30)], &state, 30)
+            .unwrap();
+        assert_eq!(
+            ob.pending_values(0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.batch)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
         assert_eq!(ob.values_held().unwrap(), 5);
         // Cap 4: the oldest batch (oven z1) goes, 4 are left.
         let drops = ob.cap_values(4).unwrap();
@@ -230,10 +260,16 @@ mod tests {
         assert_eq!(ob.values_held().unwrap(), 4);
         // Age: batch 3 (ts 20) is before 25.
         let drops = ob.age_values(25).unwrap();
-        assert_eq!(drops.by_tag, BTreeMap::from([("t1".into(), 1), ("t2".into(), 1), ("t3".into(), 1)]));
+        assert_eq!(
+            drops.by_tag,
+            BTreeMap::from([("t1".into(), 1), ("t2".into(), 1), ("t3".into(), 1)])
+        );
         assert_eq!(ob.values_held().unwrap(), 1);
         let json: serde_json::Value =
             serde_json::from_slice(&ob.pending_values(0, 10).unwrap()[0].payload).unwrap();
-        assert_eq!((json["batch"].as_u64(), json["device"].as_str()), (Some(4), Some("oven")));
+        assert_eq!(
+            (json["batch"].as_u64(), json["device"].as_str()),
+            (Some(4), Some("oven"))
+        );
     }
 }

@@ -46,7 +46,9 @@ fn check_settings(at: &[Seg], s: &PublishSettings, p: &mut Vec<Problem>) {
         } else if let Some(min) = s.min_interval_ms.filter(|&min| min > m) {
             p.push(Problem::at(
                 key("min_interval_ms"),
-                format!("expected a minimum interval of at most max_interval_ms ({m}), found {min}"),
+                format!(
+                    "expected a minimum interval of at most max_interval_ms ({m}), found {min}"
+                ),
             ));
         }
     }
@@ -87,7 +89,9 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
                         Some(&i) => members.push((i, here)),
                         None => p.push(Problem::at(
                             here,
-                            format!("expected the name of a tag or node of the cell, found {name:?}"),
+                            format!(
+                                "expected the name of a tag or node of the cell, found {name:?}"
+                            ),
                         )),
                     }
                 }
@@ -145,7 +149,25 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
             (None, true, None) => PublishSettings::default(),
             (None, false, None) => continue,
         };
-        plan.insert(*id, ValueRule::new(tag.name(), &c.devices[*d].name, &settings));
+        plan.insert(
+            *id,
+            ValueRule::new(tag.name(), &c.devices[*d].name, &settings),
+        );
+    }
+    // A device's values go to `.../values/{device}`: its name is one topic level.
+    let mut named: Vec<usize> = plan
+        .values()
+        .filter_map(|r| c.devices.iter().position(|d| d.name == r.device))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    for d in named {
+        if let Some(expected) = super::topic_level_problem(&c.devices[d].name) {
+            p.push(Problem::at(
+                path!["devices", d, "name"],
+                format!("expected {expected}: the device publishes process values"),
+            ));
+        }
     }
     plan
 }
