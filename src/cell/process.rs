@@ -4,7 +4,8 @@
 //! deadband (any change for text and bools), or its quality changed; not sooner than the tag's
 //! minimum interval after the last publish (the latest change goes out when it ends); and again
 //! after `max_interval_ms` without a publish (the heartbeat). A tag that has never given a
-//! value publishes nothing; a bad reading is published once per change of quality. The drivers
+//! value publishes nothing; a bad reading is published once per change of quality, and no
+//! heartbeat repeats it. The drivers
 //! hand on changes only, so the latest reading of a tag is its value until the next one.
 
 use super::value_batch::{ValueBatch, ValueRecord};
@@ -140,7 +141,9 @@ impl ProcessValues {
                     continue;
                 }
             } else if let Some(max) = rule.max_interval_ms {
-                if now >= at.saturating_add(max) {
+                // A bad value is said once per change of quality, not repeated.
+                let bad = track.latest.as_ref().is_some_and(|r| r.quality == Quality::Bad);
+                if !bad && now >= at.saturating_add(max) {
                     // Still this value now: the drivers would have handed on a change.
                     publish(rule, track, now, Some((now, running)), &mut self.open);
                 }

@@ -199,6 +199,28 @@ fn bad_quality_is_published_once_per_change_and_a_never_read_tag_publishes_nothi
 }
 
 #[test]
+fn no_heartbeat_repeats_a_bad_value() {
+    let mut pv = ProcessValues::new(rules(PublishSettings {
+        max_interval_ms: Some(1_000),
+        ..Default::default()
+    }));
+    let run = Running::default();
+    pv.observe(&float(0, 7.0, 0), &run);
+    pv.observe(&sample(0, None, Quality::Bad, 100), &run);
+    pv.due(5_000, &run);
+    assert_eq!(
+        published(&mut pv, 5_000),
+        vec![(Some(7.0), Quality::Good, 0), (None, Quality::Bad, 100)]
+    );
+    pv.observe(&float(0, 7.0, 6_000), &run);
+    pv.due(7_000, &run);
+    assert_eq!(
+        published(&mut pv, 7_000),
+        vec![(Some(7.0), Quality::Good, 6_000), (Some(7.0), Quality::Good, 7_000)]
+    );
+}
+
+#[test]
 fn one_batch_per_device_carrying_every_change_with_its_order() {
     let mut pv = ProcessValues::new(rules(PublishSettings::default()));
     let run = Running {
