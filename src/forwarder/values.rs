@@ -160,10 +160,11 @@ impl Sending<'_> {
             .saturating_sub(self.queued.len() + self.inflight.len())
     }
 
-    /// Whether an event waits to go out (one the broker refuses and holds back aside).
+    /// Whether an event waits to go out (one the broker refuses and holds back aside). The
+    /// store binds seq as an i64: i64::MAX is "all of them".
     fn events_waiting(&self) -> bool {
         let held = self.settings.events.refusal().map_or(0, |(n, _)| n);
-        match self.outbox.undelivered_up_to(u64::MAX) {
+        match self.outbox.undelivered_up_to(i64::MAX as u64) {
             Ok((n, _)) => n > held,
             Err(e) => {
                 tracing::error!("reading the outbox: {e}");
