@@ -2,7 +2,8 @@
 //!
 //! Per tag: `publish = true`, or `publish = { deadband = 0.5, max_interval_ms = 60000 }`.
 //! Per group: a `[[process_values]]` table naming `tags` or a `device`, with the same settings.
-//! A tag's own `publish` table wins over a group's settings.
+//! A tag's own `publish` table wins over a group's settings; `publish = false` takes a tag out
+//! of its group (a device group with exceptions).
 
 use mes_edge_drivers::TagId;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -26,7 +27,8 @@ pub struct PublishSettings {
 /// A tag's `publish` key: `true`/`false`, or a table of settings (which means `true`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Publish {
-    pub on: bool,
+    /// None when the key is left out: the tag's group (if any) decides.
+    pub on: Option<bool>,
     /// Given as a table: these settings win over a group's.
     pub own: Option<PublishSettings>,
 }
@@ -42,12 +44,15 @@ impl<'de> Deserialize<'de> for Publish {
                 )
             }
             fn visit_bool<E: de::Error>(self, on: bool) -> Result<Publish, E> {
-                Ok(Publish { on, own: None })
+                Ok(Publish {
+                    on: Some(on),
+                    own: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Publish, A::Error> {
                 let own = PublishSettings::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(Publish {
-                    on: true,
+                    on: Some(true),
                     own: Some(own),
                 })
             }

@@ -160,7 +160,8 @@ pub fn engine_loop(
             match input {
                 Input::Device(ev) => {
                     engine.apply(ev, &mut events);
-                    if let (false, DeviceEvent::Samples { samples, .. }) = (retrying, ev) {
+                    let fresh = !retrying && !values.is_empty();
+                    if let (true, DeviceEvent::Samples { samples, .. }) = (fresh, ev) {
                         let now = running(&engine);
                         samples.iter().for_each(|s| values.observe(s, &now));
                     }

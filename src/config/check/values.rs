@@ -145,9 +145,9 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
         }
         let settings = match (&publish.own, publish.on, grouped.get(&i)) {
             (Some(own), _, _) => own.clone(),
+            (None, Some(false), _) | (None, None, None) => continue,
             (None, _, Some((_, group))) => group.clone(),
-            (None, true, None) => PublishSettings::default(),
-            (None, false, None) => continue,
+            (None, Some(true), None) => PublishSettings::default(),
         };
         plan.insert(
             *id,
@@ -170,4 +170,114 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
         }
     }
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::values::{Deadband, ValueRule};
+    use std::path::Path;
+
+    const CELL: &str = r#"
+[cell]
+enterprise = "e"
+site = "s"
+area = "a"
+line = "l"
+cell = "c"
+
+[[devices]]
+name = "press"
+protocol = "modbus-tcp"
+host = "127.0.0.1"
+
+[[devices.tags]]
+name = "die_temp"
+table = "holding"
+address = 0
+type = "i16"
+publish = { deadband = 0.5, max_interval_ms = 60000 }
+
+[[devices.tags]]
+name = "oil"
+table = "holding"
+address = 1
+type = "u16"
+
+[[devices.tags]]
+name = "recipe"
+table = "holding"
+address = 2
+type = "string"
+length = 4
+
+[[devices.tags]]
+name = "spare"
+table = "holding"
+address = 6
+type = "u16"
+publish = false
+
+[[devices]]
+name = "oven"
+protocol = "opcua"
+endpoint = "opc.tcp://127.0.0.1:4840"
+
+[[devices.nodes]]
+name = "zone1"
+node_id = "ns=2;s=Zone1"
+publish = true
+
+[[process_values]]
+device = "press"
+deadband_percent = 2.0
+min_interval_ms = 1000
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+"#;
+
+    /// A tag's own table wins over its group, `publish = false` takes it out, `true` alone
+    /// publishes every change; the ids are the cell's tag numbering.
+    #[test]
+    fn own_settings_win_over_the_group_and_false_takes_a_tag_out() {
+        let config = crate::config::parse(Path::new("cell.toml"), CELL).unwrap();
+        let mut rules: Vec<(u32, ValueRule)> = config
+            .values
+            .iter()
+            .map(|(id, r)| (id.0, r.clone()))
+            .collect();
+        rules.sort_by_key(|(id, _)| *id);
+        let shape: Vec<(u32, &str, &str, Deadband, Option<i64>, i64)> = rules
+            .iter()
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.tag.as_str(),
+                    r.device.as_str(),
+                    r.deadband,
+                    r.max_interval_ms,
+                    r.min_interval_ms,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (
+                    0,
+                    "die_temp",
+                    "press",
+                    Deadband::Absolute(0.5),
+                    Some(60_000),
+                    0
+                ),
+                (1, "oil", "press", Deadband::Percent(2.0), None, 1_000),
+                (2, "recipe", "press", Deadband::Percent(2.0), None, 1_000),
+                (4, "zone1", "oven", Deadband::None, None, 0),
+            ]
+        );
+    }
 }
