@@ -8,6 +8,7 @@ mod common;
 mod ops_support;
 
 use common::cell::{write_config_with, Delivery, COMMAND_TOPIC, GOOD, TOPIC_FILTER};
+use common::opcua::{device_section, node, write_cell_config, OpcUaOptions, OpcUaPeer};
 use common::{mqtt_publish, Collector, ModbusPeer, Mosquitto, Plc, Received, RuntimeProcess};
 use rumqttc::QoS;
 use serde_json::{json, Value};
@@ -61,7 +62,12 @@ fn batches(msgs: &[Received]) -> Vec<Value> {
         .filter(|m| m.topic.contains("/values/"))
         .filter(|m| seen.insert(m.payload["batch"].as_u64().unwrap()))
         .map(|m| {
-            assert!(m.topic.ends_with("/values/plc"), "topic {}", m.topic);
+            let device = m.payload["device"].as_str().unwrap();
+            assert!(
+                m.topic.ends_with(&format!("/values/{device}")),
+                "topic {}",
+                m.topic
+            );
             m.payload.clone()
         })
         .collect()
@@ -522,5 +528,62 @@ async fn a_flood_of_values_against_a_stopped_broker_never_delays_parts_and_survi
         "the flood reached {:.0} values/s",
         n as f64 / down
     );
+    assert!(rt.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opcua_node_is_published_by_deadband_with_its_bad_status_once() {
+    let broker = Mosquitto::start();
+    let mut peer = OpcUaPeer::start(OpcUaOptions::default());
+    peer.set("Temperature", 20.0);
+    let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        "{}\n[[devices.nodes]]\nname = \"temperature\"\nnode_id = \"{}\"\ntype = \"f64\"\npublish = {{ deadband = 0.5 }}\n",
+        device_section(&peer.endpoint(), ""),
+        node("Temperature")
+    );
+    let path = write_cell_config(dir.path(), &section, 2, broker.port());
+    let mut rt = run(&path);
+    wait(&collector, "the first value", &rt, |m| {
+        !records(m, "temperature").is_empty()
+    })
+    .await;
+    for v in [20.3, 20.6, 20.2, 19.9] {
+        peer.set("Temperature", v);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    peer.bad("Temperature");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    peer.set("Temperature", 19.9);
+    wait(&collector, "good again", &rt, |m| {
+        records(m, "temperature").len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The driver hands on a Bad reading without its value: null, with the quality.
+    let got: Vec<(Option<f64>, String)> = records(&collector.snapshot(), "temperature")
+        .iter()
+        .map(|r| {
+            (
+                r["value"].as_f64(),
+                r["quality"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(Option<f64>, String)> = [
+        (Some(20.0), "good"),
+        (Some(20.6), "good"),
+        (Some(19.9), "good"),
+        (None, "bad"),
+        (Some(19.9), "good"),
+    ]
+    .iter()
+    .map(|(v, q)| (*v, q.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    // OPC UA stamps its values: the device's own time travels with them.
+    let first = &records(&collector.snapshot(), "temperature")[0];
+    assert!(first["source_ts"].as_i64().is_some(), "{first}");
     assert!(rt.terminate().success());
 }

@@ -144,6 +144,11 @@ impl OpcUaPeer {
         self.values.insert(name.to_string(), value);
     }
 
+    /// The sensor behind a Press variable fails: the node keeps its value, status Bad.
+    pub fn bad(&mut self, name: &str) {
+        self.command(&format!("bad {name}"), &format!("OK bad {name}"));
+    }
+
     /// Later `set`s carry a source timestamp `how` from the server's clock: seconds (e.g.
     /// "3600"), "max" (9999-12-31T23:59:59Z) or "off".
     pub fn clock(&mut self, how: &str) {
