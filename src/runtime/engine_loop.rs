@@ -91,6 +91,8 @@ pub fn engine_loop(
     let mut clock = (Instant::now(), now_ms());
     let mut value_batches: Vec<ValueBatch> = Vec::new();
     // A batch retried after a failed commit keeps the values it made: they are not made again.
+    // Readings that join the batch while commits fail are not reported as values (the lower
+    // class: their next change or heartbeat is); every part they carry is still counted.
     let mut retrying = false;
     let mut drops = ValueDrops::default();
     engine.resume_at(clock.1);

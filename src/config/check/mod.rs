@@ -416,6 +416,12 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
             ));
         }
     }
+    if c.store.values_retention_hours == 0 {
+        p.push(Problem::at(
+            path!["store", "values_retention_hours"],
+            "expected at least 1 hour (undelivered values older than this are dropped)",
+        ));
+    }
     if c.store.values_max_count == 0 {
         p.push(Problem::at(
             path!["store", "values_max_count"],
