@@ -3,6 +3,7 @@
 
 mod embedded;
 mod engine_loop;
+mod values;
 mod write_back;
 
 pub use embedded::{DriverFuture, EmbeddedDrivers};
