@@ -250,23 +250,21 @@ url = "mqtt://127.0.0.1"
             .map(|(id, r)| (id.0, r.clone()))
             .collect();
         rules.sort_by_key(|(id, _)| *id);
-        let shape: Vec<(u32, &str, &str, Deadband, Option<i64>, i64)> = rules
-            .iter()
-            .map(|(id, r)| {
-                (
-                    *id,
-                    r.tag.as_str(),
-                    r.device.as_str(),
-                    r.deadband,
-                    r.max_interval_ms,
-                    r.min_interval_ms,
-                )
-            })
-            .collect();
+        let rule = |id: u32, tag: &str, device: &str, deadband, max, min| {
+            let r = ValueRule {
+                tag: tag.into(),
+                device: device.into(),
+                deadband,
+                max_interval_ms: max,
+                min_interval_ms: min,
+            };
+            (id, r)
+        };
+        let group = Deadband::Percent(2.0);
         assert_eq!(
-            shape,
+            rules,
             vec![
-                (
+                rule(
                     0,
                     "die_temp",
                     "press",
@@ -274,9 +272,9 @@ url = "mqtt://127.0.0.1"
                     Some(60_000),
                     0
                 ),
-                (1, "oil", "press", Deadband::Percent(2.0), None, 1_000),
-                (2, "recipe", "press", Deadband::Percent(2.0), None, 1_000),
-                (4, "zone1", "oven", Deadband::None, None, 0),
+                rule(1, "oil", "press", group, None, 1_000),
+                rule(2, "recipe", "press", group, None, 1_000),
+                rule(4, "zone1", "oven", Deadband::None, None, 0),
             ]
         );
     }
