@@ -91,10 +91,9 @@ pub fn engine_loop(
     let mut dirty = false;
     let mut clock = (Instant::now(), now_ms());
     let mut value_batches: Vec<ValueBatch> = Vec::new();
-    // A batch retried after a failed commit keeps the values it made: they are not made again.
-    // Readings that join the batch while commits fail are not reported as values (the lower
-    // class: their next change or heartbeat is); every part they carry is still counted.
-    let mut retrying = false;
+    // Value batches wait with the batch while commits fail: each reading is taken by the values
+    // once, so a retried batch's readings (the first `observed` inputs) are not taken again.
+    let mut observed = 0usize;
     let mut drops = ValueDrops::default();
     engine.resume_at(clock.1);
     loop {
@@ -159,11 +158,11 @@ pub fn engine_loop(
         }
         // A batch retried after a failed commit is applied again from its start: the state
         // was rolled back to before it.
-        for input in &batch {
+        for (i, input) in batch.iter().enumerate() {
             match input {
                 Input::Device(ev) => {
                     engine.apply(ev, &mut events);
-                    let fresh = !retrying && !values.is_empty();
+                    let fresh = i >= observed && !values.is_empty();
                     if let (true, DeviceEvent::Samples { samples, .. }) = (fresh, ev) {
                         let now = running(&engine);
                         samples.iter().for_each(|s| values.observe(s, &now));
@@ -181,7 +180,8 @@ pub fn engine_loop(
         // After the batch: its readings credit time up to when they were taken, the tick
         // from there to now.
         engine.tick(wall, &mut events);
-        if !retrying && !values.is_empty() {
+        observed = batch.len();
+        if !values.is_empty() {
             values.due(wall, &running(&engine));
             value_batches.extend(values.take(wall));
         }
@@ -195,7 +195,6 @@ pub fn engine_loop(
         if due {
             match outbox.commit_all(&events, &value_batches, &engine.state, now_ms()) {
                 Ok(c) => {
-                    retrying = false;
                     if !value_batches.is_empty() {
                         value_probe
                             .committed(value_batches.iter().map(|b| b.values.len() as u64).sum());
@@ -221,7 +220,6 @@ pub fn engine_loop(
                     tracing::error!(failures, "commit failed, will retry the same batch: {e}");
                     alive.commit_failed(&e.to_string());
                     engine.state = before;
-                    retrying = true;
                     // The engine makes the batch's events again; a store alarm made by
                     // housekeeping is not made again, so it stays for the next attempt.
                     events.retain(|ev| {
@@ -251,6 +249,7 @@ pub fn engine_loop(
             }
         }
         drop(replies_iter);
+        observed = 0;
         events.clear();
         if closed {
             return;

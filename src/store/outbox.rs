@@ -183,7 +183,6 @@ impl Outbox {
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
         let tx = self.conn.transaction()?;
-        super::values::insert(&tx, values, &self.store_id, &self.cell)?;
         let mut seq = self.last_seq;
         {
             let mut insert = tx.prepare_cached(
@@ -205,6 +204,8 @@ impl Outbox {
             tx.prepare_cached("UPDATE cell_state SET last_seq = ?1, state = ?2 WHERE id = 1")?
                 .execute(params![seq as i64, state])?;
         }
+        // After a write: the transaction holds the write lock before the values' insert reads.
+        super::values::insert(&tx, values, &self.store_id, &self.cell)?;
         tx.commit()?;
         let first_seq = self.last_seq + 1;
         self.last_seq = seq;

@@ -6,7 +6,7 @@
 use super::schema::StoreError;
 use super::Outbox;
 use crate::cell::{ValueBatch, ValuePayload};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::BTreeMap;
 
 /// A value batch as the forwarder publishes it.
@@ -42,7 +42,9 @@ impl ValueDrops {
 }
 
 /// Inserts `batches` in the engine's commit transaction, numbering them on from the last batch
-/// ever committed (deleted ones included).
+/// ever committed (deleted ones included). The transaction must have written already: a
+/// deferred transaction that reads first and writes later fails at once (SQLITE_BUSY, no busy
+/// wait) when another connection wrote in between, as the forwarder does.
 pub(super) fn insert(
     tx: &Transaction,
     batches: &[ValueBatch],
@@ -84,20 +86,20 @@ pub(super) fn insert(
 impl Outbox {
     /// Values held undelivered.
     pub fn values_held(&self) -> Result<u64, StoreError> {
-        let held: i64 = self
-            .conn
-            .prepare_cached("SELECT held FROM value_count WHERE id = 1")?
-            .query_row([], |r| r.get(0))?;
-        Ok(held.max(0) as u64)
+        held(&self.conn)
     }
 
     /// Drops the oldest batches while more than `cap` values are held.
     pub fn cap_values(&mut self, cap: u64) -> Result<ValueDrops, StoreError> {
-        let held = self.values_held()?;
+        if self.values_held()? <= cap {
+            return Ok(ValueDrops::default());
+        }
+        // Immediate: it reads, then deletes, while the forwarder deletes too (see `insert`).
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held = held(&tx)?;
         if held <= cap {
             return Ok(ValueDrops::default());
         }
-        let tx = self.conn.transaction()?;
         let mut over = (held - cap) as i64;
         let mut doomed = Vec::new();
         {
@@ -118,7 +120,7 @@ impl Outbox {
 
     /// Drops undelivered batches made before `before_ms`: stale by `values_retention_hours`.
     pub fn age_values(&mut self, before_ms: i64) -> Result<ValueDrops, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let doomed = {
             let mut stmt = tx.prepare_cached(
                 "SELECT batch, count, payload FROM value_batch WHERE ts_ms < ?1 ORDER BY batch",
@@ -164,6 +166,13 @@ impl Outbox {
         tx.commit()?;
         Ok(())
     }
+}
+
+fn held(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    let held: i64 = conn
+        .prepare_cached("SELECT held FROM value_count WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    Ok(held.max(0) as u64)
 }
 
 /// Deletes batches unsent and counts their values by tag.
