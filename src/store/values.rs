@@ -89,13 +89,16 @@ impl Outbox {
         held(&self.conn)
     }
 
-    /// Drops the oldest batches while more than `cap` values are held.
+    /// Drops the oldest batches while more than `cap` values are held, never the newest (so the
+    /// values held may pass the cap by one batch, at most 2,000 values).
     pub fn cap_values(&mut self, cap: u64) -> Result<ValueDrops, StoreError> {
         if self.values_held()? <= cap {
             return Ok(ValueDrops::default());
         }
         // Immediate: it reads, then deletes, while the forwarder deletes too (see `insert`).
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let held = held(&tx)?;
         if held <= cap {
             return Ok(ValueDrops::default());
@@ -103,8 +106,12 @@ impl Outbox {
         let mut over = (held - cap) as i64;
         let mut doomed = Vec::new();
         {
-            let mut stmt =
-                tx.prepare_cached("SELECT batch, count, payload FROM value_batch ORDER BY batch")?;
+            // Never the newest batch: a device's batch of one busy turn may alone be over a
+            // small cap, and dropping it would leave nothing of what the cell saw last.
+            let mut stmt = tx.prepare_cached(
+                "SELECT batch, count, payload FROM value_batch
+                 WHERE batch < (SELECT max(batch) FROM value_batch) ORDER BY batch",
+            )?;
             let mut rows = stmt.query([])?;
             while over > 0 {
                 let Some(r) = rows.next()? else { break };
@@ -120,7 +127,9 @@ impl Outbox {
 
     /// Drops undelivered batches made before `before_ms`: stale by `values_retention_hours`.
     pub fn age_values(&mut self, before_ms: i64) -> Result<ValueDrops, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let doomed = {
             let mut stmt = tx.prepare_cached(
                 "SELECT batch, count, payload FROM value_batch WHERE ts_ms < ?1 ORDER BY batch",
@@ -280,5 +289,11 @@ mod tests {
             (json["batch"].as_u64(), json["device"].as_str()),
             (Some(4), Some("oven"))
         );
+        // A batch alone over the cap stays: only older ones go.
+        ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 40)], &state, 40)
+            .unwrap();
+        let drops = ob.cap_values(1).unwrap();
+        assert_eq!((drops.batches, drops.values), (1, 1));
+        assert_eq!(ob.values_held().unwrap(), 3);
     }
 }
