@@ -195,7 +195,7 @@ async fn deadband_heartbeat_batching_and_bad_quality_value_by_value() {
         let gap = pair[1]["ts"].as_i64().unwrap() - pair[0]["ts"].as_i64().unwrap();
         if pair[0]["value"] == pair[1]["value"] {
             assert!(
-                (1_900..=3_200).contains(&gap),
+                (1_900..=4_000).contains(&gap),
                 "a heartbeat {gap} ms after the last publish: {pair:?}"
             );
         }
@@ -311,6 +311,7 @@ async fn values_over_their_cap_are_dropped_counted_and_alarmed_while_no_event_is
     .await;
 
     broker.stop();
+    let stopped_ms = mes_edge_drivers::now_ms();
     // 5 s of 20 changing values every 100 ms (about 1,000 values) and a part each time.
     let mut good = 0u32;
     for round in 1..=50u16 {
@@ -329,11 +330,12 @@ async fn values_over_their_cap_are_dropped_counted_and_alarmed_while_no_event_is
             &[("tag", "zone_0")],
         )
     };
-    assert!(
-        dropped_zone_0().unwrap_or(0.0) > 0.0,
-        "zone_0 drops on /metrics\n{}",
-        rt.logs()
-    );
+    let seen = common::eventually(Duration::from_secs(15), || {
+        dropped_zone_0().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    assert!(seen, "zone_0 drops on /metrics\n{}", rt.logs());
+    let returned_ms = mes_edge_drivers::now_ms();
     broker.start_again();
 
     // Every part arrives; the alarm reports what was dropped, the same as the metrics.
@@ -390,14 +392,25 @@ async fn values_over_their_cap_are_dropped_counted_and_alarmed_while_no_event_is
         by_tag,
         by_tag_metric.into_iter().filter(|(_, n)| *n > 0).collect()
     );
-    assert!(
-        values >= 700,
-        "about 1,000 values made, 100 kept: {values} dropped"
-    );
+    assert!(values > 0, "values dropped while the broker was away");
     // Delivered + dropped = committed, and the dropped batches are the gaps in `batch`.
     let got = batches(&msgs);
     let delivered: u64 = got.iter().map(values_in).sum();
     assert_eq!(delivered + values, committed);
+    // Of what the outage made, the cap kept 100 values, and the newest batch whatever its size.
+    let outage: Vec<&Value> = got
+        .iter()
+        .filter(|b| (stopped_ms..returned_ms).contains(&b["ts"].as_i64().unwrap()))
+        .collect();
+    let newest = outage
+        .iter()
+        .max_by_key(|b| b["batch"].as_u64())
+        .map_or(0, |b| values_in(b));
+    let kept: u64 = outage.iter().map(|b| values_in(b)).sum();
+    assert!(
+        kept - newest <= 100,
+        "kept {kept} values of the outage, the newest batch {newest}"
+    );
     let numbers: Vec<u64> = got.iter().map(|b| b["batch"].as_u64().unwrap()).collect();
     let gaps = numbers.iter().max().unwrap() - numbers.len() as u64;
     assert_eq!(
