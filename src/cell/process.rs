@@ -142,7 +142,10 @@ impl ProcessValues {
                 }
             } else if let Some(max) = rule.max_interval_ms {
                 // A bad value is said once per change of quality, not repeated.
-                let bad = track.latest.as_ref().is_some_and(|r| r.quality == Quality::Bad);
+                let bad = track
+                    .latest
+                    .as_ref()
+                    .is_some_and(|r| r.quality == Quality::Bad);
                 if !bad && now >= at.saturating_add(max) {
                     // Still this value now: the drivers would have handed on a change.
                     publish(rule, track, now, Some((now, running)), &mut self.open);

@@ -216,7 +216,10 @@ fn no_heartbeat_repeats_a_bad_value() {
     pv.due(7_000, &run);
     assert_eq!(
         published(&mut pv, 7_000),
-        vec![(Some(7.0), Quality::Good, 6_000), (Some(7.0), Quality::Good, 7_000)]
+        vec![
+            (Some(7.0), Quality::Good, 6_000),
+            (Some(7.0), Quality::Good, 7_000)
+        ]
     );
 }
 
