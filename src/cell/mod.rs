@@ -12,11 +12,15 @@ mod inbox;
 mod model;
 mod order_events;
 mod part_record;
+mod process;
 #[cfg(test)]
 mod scenario_tests;
+mod value_batch;
 
 pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
+pub use process::{exceeds, ProcessValues, Running, MAX_VALUES_PER_BATCH};
+pub use value_batch::{ValueBatch, ValuePayload, ValueRecord};

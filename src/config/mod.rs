@@ -10,6 +10,7 @@ mod resolved;
 mod time;
 mod types;
 mod url;
+pub mod values;
 
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{

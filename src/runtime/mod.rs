@@ -3,6 +3,7 @@
 
 mod embedded;
 mod engine_loop;
+mod values;
 mod write_back;
 
 pub use embedded::{DriverFuture, EmbeddedDrivers};
@@ -109,6 +110,20 @@ async fn run_cell(
         committed_rx.clone(),
         fwd_stop,
     ));
+    let values_fwd = tokio::spawn(forwarder::run_values(
+        forwarder::ValueSettings {
+            options: forwarder::values_options(&config)?,
+            topic: {
+                let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
+                Arc::new(move |device| forwarder::values_topic(&root, &cell, device))
+            },
+            window: config.mqtt.inflight as usize,
+            probe: ops.values().clone(),
+            events: ops.forwarder().clone(),
+        },
+        Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?,
+        fwd_stop_tx.subscribe(),
+    ));
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
@@ -158,6 +173,7 @@ async fn run_cell(
     cell.stop().await?;
     let _ = fwd_stop_tx.send(true);
     fwd.await?;
+    values_fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
     // How far this store went, exactly, for a store that may replace it (the supervisor only
@@ -245,6 +261,8 @@ fn start_cell(
     let handle = tokio::runtime::Handle::current();
     let alive = ops.engine().clone();
     let write_back = write_back::WriteBack::new(config, &writers);
+    let values = crate::cell::ProcessValues::new(config.values.clone());
+    let value_probe = ops.values().clone();
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
@@ -260,6 +278,8 @@ fn start_cell(
                 handle,
                 alive,
                 write_back,
+                values,
+                value_probe,
             );
             let _ = engine_done_tx.send(());
             command_rx

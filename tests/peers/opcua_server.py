@@ -59,6 +59,7 @@ stdin commands (one per line), each answered on stdout:
                                              the server's clock (a controller set to local time)
     clock max          -> "OK clock"         ... the latest OPC UA can say: 9999-12-31T23:59:59Z
     clock off          -> "OK clock"         ... no source timestamp of our own again
+    bad NAME           -> "OK bad NAME"      the node keeps its value with status BadSensorFailure
     get NAME           -> "VALUE NAME <value>"
     bulk K VALUE       -> "OK bulk K"        sets Bulk.<k> (with --bulk)
 stdout also reports what clients did:
@@ -394,6 +395,17 @@ async def main() -> int:
                             ) + datetime.timedelta(seconds=clock["mode"])
                         await nodes[name].write_value(ua.DataValue(variant, SourceTimestamp=stamp))
                     say(f"OK set {name}")
+                elif parts[0] == "bad" and len(parts) == 2:
+                    # The sensor failed: the value stays, its status turns Bad.
+                    name = parts[1]
+                    current = await nodes[name].read_data_value()
+                    await nodes[name].write_value(
+                        ua.DataValue(
+                            current.Value,
+                            StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure),
+                        )
+                    )
+                    say(f"OK bad {name}")
                 elif parts[0] == "clock" and len(parts) == 2:
                     arg = parts[1]
                     clock["mode"] = None if arg == "off" else "max" if arg == "max" else float(arg)
