@@ -193,6 +193,8 @@ impl OpcUaPeer {
             }
         }
         (ok, refused)
+    }
+
     /// The sensor behind a Press variable fails: the node keeps its value, status Bad.
     pub fn bad(&mut self, name: &str) {
         self.command(&format!("bad {name}"), &format!("OK bad {name}"));
