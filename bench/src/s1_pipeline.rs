@@ -41,6 +41,7 @@ pub fn write_config_with(
         poll_ms: 1000,
         good: Some(0),
         scrap: None,
+        publish: false,
     };
     let path = dir.join("cell.toml");
     let mut text = cell_config(

@@ -43,9 +43,11 @@ pub struct Result2 {
     pub messages_per_s: f64,
 }
 
-pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result2> {
+/// `publish`: mes-edge publishes every tag as a process value by exception.
+pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Result2> {
     let d = ctx.durations;
-    let dir = ctx.sub(&format!("s2/{}", tool.name()))?;
+    let name = if publish { "mes-edge-publishing" } else { tool.name() };
+    let dir = ctx.sub(&format!("s2/{name}"))?;
     let dir = dir.join(format!("run{}", run + 1));
     std::fs::create_dir_all(&dir)?;
     let mut broker = Broker::new(&dir, false)?;
@@ -66,8 +68,11 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result2> {
         poll_ms: POLL_MS,
         good: Some(0),
         scrap: None,
+        publish,
     };
-    let collector = Collector::start(broker.port, topic_filter(tool), None);
+    // With publishing, the value batches are counted too (they have a topic of their own).
+    let filter = if publish { "mes/bench/site/area/line/cell/#" } else { topic_filter(tool) };
+    let collector = Collector::start(broker.port, filter, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
     let mut p = start_tool(ctx, tool, &dir, &w, broker.port, None)?;
     std::thread::sleep(Duration::from_secs_f64(d.s2_warmup));
@@ -139,7 +144,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             "S2 polling: {} ({DEVICES} devices x 500 tags every {POLL_MS} ms)",
             tool.name()
         );
-        let r = run_tool(ctx, tool, table.run);
+        let r = run_tool(ctx, tool, table.run, false);
         match &r {
             Ok(r) => println!(
                 "  {:.2} polls/s per device (min {:.2}), {:.1} requests per poll; interval p50 {:.1} / p99 {:.1} / max {:.1} ms, sd {:.1} ms; CPU {:.1}%; RSS {:.1} MB (max {:.1}, anon {:.1}, PSS {:.1}); {:.0} msg/s",
@@ -149,6 +154,19 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         }
         results.push((tool, r));
     }
+    // mes-edge again, every tag published as a process value by exception (issue 15): its CPU
+    // beside its CPU without, and beside the peers, which publish every change.
+    let publishing = if results.iter().any(|(t, _)| *t == Tool::MesEdge) {
+        println!("S2 polling: mes-edge, every tag published as a process value");
+        let r = run_tool(ctx, Tool::MesEdge, table.run, true);
+        match &r {
+            Ok(r) => println!("  CPU {:.1}%; {:.0} msg/s", r.cpu, r.messages_per_s),
+            Err(e) => println!("  failed: {e:#}"),
+        }
+        Some(r)
+    } else {
+        None
+    };
     let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| -> Cell {
         match results.iter().find(|(t, _)| *t == tool) {
             Some((_, Ok(r))) => Cell::Value(f(r)),
@@ -222,5 +240,42 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         target: None,
         bound: None,
     });
+    let with_publishing = |f: &dyn Fn(&Result2) -> f64| -> Cell {
+        match &publishing {
+            Some(Ok(r)) => Cell::Value(f(r)),
+            Some(Err(e)) => Cell::Text(format!("failed: {e}")),
+            None => Cell::na("not run"),
+        }
+    };
+    for (key, name, unit, digits, f) in [
+        (
+            "s2.cpu_publishing",
+            "CPU with every tag published (mes-edge: process values by exception, batched per device and poll; peers: every change)",
+            "% of one core",
+            1,
+            &(|r: &Result2| r.cpu) as &dyn Fn(&Result2) -> f64,
+        ),
+        (
+            "s2.messages_publishing",
+            "MQTT messages published, the same (mes-edge: value batches and events)",
+            "msg/s",
+            0,
+            &|r: &Result2| r.messages_per_s,
+        ),
+    ] {
+        table.add(Figure {
+            scenario: "S2",
+            key,
+            name,
+            unit,
+            digits,
+            mes_edge: with_publishing(f),
+            python: get(Tool::Python, f),
+            node_red: get(Tool::NodeRed, f),
+            less_is_better: true,
+            target: None,
+            bound: None,
+        });
+    }
     Ok(())
 }

@@ -76,6 +76,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result4> {
         poll_ms: POLL_MS,
         good: Some(0),
         scrap: Some(1),
+        publish: false,
     };
     let collector = Collector::start(broker.port, topic_filter(tool), None);
     collector.wait_subscribed(Duration::from_secs(10))?;

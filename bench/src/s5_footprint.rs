@@ -76,6 +76,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result5> {
         poll_ms: POLL_MS,
         good: Some(0),
         scrap: None,
+        publish: false,
     };
     let sock_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);

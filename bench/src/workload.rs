@@ -13,6 +13,8 @@ pub struct Workload<'a> {
     /// Tags (by index in the layout) of device 0 that are the good and scrap part counters.
     pub good: Option<usize>,
     pub scrap: Option<usize>,
+    /// mes-edge publishes every tag as a process value, by exception (issue 15's S2 row).
+    pub publish: bool,
 }
 
 /// Tag `i` of device `d`, named the same by every tool.
@@ -40,6 +42,11 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
                 t.addr,
                 t.kind.name()
             );
+        }
+    }
+    if w.publish {
+        for d in 0..w.ports.len() {
+            let _ = write!(s, "[[process_values]]\ndevice = \"plc{d}\"\n\n");
         }
     }
     if let Some(g) = w.good {
