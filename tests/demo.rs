@@ -15,7 +15,17 @@ fn the_demo_shows_production_events_as_the_broker_delivers_them() {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<&str> = stdout.lines().filter(|l| l.starts_with('#')).collect();
+    let events: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with('#') && !l.starts_with("#v"))
+        .collect();
+    // Value batches have their own sequence (`#v1`, ...): the die temperature is one.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("#v") && l.contains("die_temperature = ")),
+        "{stdout}"
+    );
     assert!(
         events
             .iter()
