@@ -1,4 +1,5 @@
 use super::schema::{open, StoreError};
+pub(super) use super::schema::used_bytes;
 use crate::cell::CellState;
 use crate::config::Synchronous;
 use crate::event::NewEvent;
@@ -278,7 +279,7 @@ impl Outbox {
 
     /// Bytes in use (pages not on the free list): what the size cap is measured against.
     pub fn used_bytes(&self) -> Result<u64, StoreError> {
-        super::prune::used_bytes(&self.conn)
+        used_bytes(&self.conn)
     }
 
     /// The outbox's numbers from its tally and two lookups by index: no count of rows, so

@@ -8,7 +8,7 @@
 //! floor, lowered by every mark below it: no delivered row has a lower seq, so a walk for
 //! delivered rows starts there, not at the first row of a backlog.
 
-use super::outbox::Outbox;
+use super::outbox::{used_bytes, Outbox};
 use super::schema::{StoreError, PRUNED_ROWS};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::time::{Duration, Instant};
@@ -31,12 +31,6 @@ pub struct Pruned {
     /// The retention pass reached the cut and the store is under its cap (or holds nothing
     /// delivered): nothing left to do until time moves on.
     pub done: bool,
-}
-
-/// Bytes in use (pages not on the free list): what the size cap is measured against.
-pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
-    let q = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
-    Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
 }
 
 impl Outbox {

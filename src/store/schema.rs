@@ -252,6 +252,12 @@ pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, Stor
     Ok(version)
 }
 
+/// Bytes in use (pages not on the free list): what the size cap is measured against.
+pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let q = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
+    Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
