@@ -25,6 +25,8 @@ pub struct CellFile {
     pub shifts: Option<ShiftsConfig>,
     /// A snapshot of tags per part made, for traceability (docs/ORDERS.md "Part records").
     pub part_record: Option<PartRecordConfig>,
+    /// The cell as a Sparkplug B edge node (docs/SPARKPLUG.md).
+    pub sparkplug: Option<super::sparkplug::SparkplugConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

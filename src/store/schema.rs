@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -55,6 +55,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         delivered          INTEGER NOT NULL,  -- rows kept with delivered_ms set
         last_delivered_seq INTEGER NOT NULL,  -- highest seq acknowledged, not replayed since; 0: none
         prune_floor        INTEGER NOT NULL   -- no delivered row has a lower seq
+    );",
+    // 4: a delivery cursor per output besides the JSON forwarder (which marks rows): Sparkplug B.
+    // Rows after the lowest cursor are kept even once delivered to MOM (see prune.rs).
+    "CREATE TABLE sink_cursor (
+        sink   TEXT PRIMARY KEY,
+        seq    INTEGER NOT NULL,   -- every event up to here was acknowledged to this sink
+        state  TEXT NOT NULL,      -- the sink's own figures as of `seq` (JSON)
+        bd_seq INTEGER NOT NULL    -- Sparkplug: the birth/death sequence of the last connect
     );",
 ];
 
