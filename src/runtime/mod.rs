@@ -3,6 +3,7 @@
 
 mod embedded;
 mod engine_loop;
+mod sparkplug;
 mod write_back;
 
 pub use embedded::{DriverFuture, EmbeddedDrivers};
@@ -103,12 +104,18 @@ async fn run_cell(
         probe: ops.forwarder().clone(),
         ..settings
     };
-    let fwd = tokio::spawn(forwarder::run(
-        settings,
-        reader,
-        committed_rx.clone(),
-        fwd_stop,
-    ));
+    // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM).
+    let json = config.sparkplug.as_ref().is_none_or(|s| !s.enabled || s.json);
+    let fwd = json.then(|| {
+        tokio::spawn(forwarder::run(
+            settings,
+            reader,
+            committed_rx.clone(),
+            fwd_stop.clone(),
+        ))
+    });
+    let writers = sparkplug::SharedWriters::default();
+    let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, writers.clone())?;
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
@@ -122,6 +129,7 @@ async fn run_cell(
         committed_tx.clone(),
         &ops,
         embedded.as_ref(),
+        &writers,
     )?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
@@ -141,7 +149,7 @@ async fn run_cell(
                         config = new;
                         let writer = Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?;
                         let state = writer.load_state()?;
-                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref())?;
+                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref(), &writers)?;
                         ops.reload_applied();
                         tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
                     }
@@ -157,7 +165,9 @@ async fn run_cell(
     // a bounded time for the broker's acknowledgements.
     cell.stop().await?;
     let _ = fwd_stop_tx.send(true);
-    fwd.await?;
+    for task in [fwd, spb].into_iter().flatten() {
+        task.await?;
+    }
     let _ = ops_stop_tx.send(true);
     control.abort();
     // How far this store went, exactly, for a store that may replace it (the supervisor only
@@ -207,6 +217,7 @@ impl Cell {
 }
 
 /// Starts the drivers and the engine thread for `config`, the engine resuming from `state`.
+#[allow(clippy::too_many_arguments)]
 fn start_cell(
     config: &CellConfig,
     writer: Outbox,
@@ -215,6 +226,7 @@ fn start_cell(
     committed_tx: watch::Sender<u64>,
     ops: &Ops,
     embedded: Option<&EmbeddedDrivers>,
+    shared_writers: &sparkplug::SharedWriters,
 ) -> Result<Cell> {
     let model = CellModel::from_config(config);
     let (device_tx, device_rx) = mpsc::channel(1024);
@@ -239,6 +251,9 @@ fn start_cell(
         }
     }
     drop(device_tx);
+    if let Ok(mut shared) = shared_writers.lock() {
+        shared.clone_from(&writers);
+    }
 
     let engine = Engine::new(model, state);
     let store_cfg = config.store.clone();

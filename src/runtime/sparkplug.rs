@@ -1,0 +1,63 @@
+//! Wires the Sparkplug B sink (when `[sparkplug] enabled`): its own store connection and
+//! cursor, and the path of DCMD writes to the drivers.
+
+use super::write_back::Writers;
+use crate::config::CellConfig;
+use crate::sparkplug::{self, DeviceWrite};
+use crate::store::Outbox;
+use anyhow::Result;
+use mes_edge_drivers::WriteRequest;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// The drivers' write channels of the cell now running (rebuilt at each reload).
+pub type SharedWriters = Arc<Mutex<Writers>>;
+
+/// Starts the sink if the config enables it; otherwise forgets its cursor, so that an output
+/// turned off no longer holds rows in the store.
+pub fn start(
+    config: &CellConfig,
+    writer: &mut Outbox,
+    committed: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    writers: SharedWriters,
+) -> Result<Option<JoinHandle<()>>> {
+    let (writes_tx, writes_rx) = mpsc::channel(64);
+    let Some(settings) = sparkplug::settings(config, Some(writes_tx))? else {
+        if writer.drop_sink(sparkplug::SINK)? {
+            tracing::info!("Sparkplug B turned off: its cursor no longer holds events in the store");
+        }
+        return Ok(None);
+    };
+    tracing::info!(
+        group_id = %settings.topics.group,
+        edge_node_id = %settings.topics.node,
+        primary_host = settings.primary_host.as_deref().unwrap_or("none"),
+        "Sparkplug B edge node"
+    );
+    tokio::spawn(device_writes(writes_rx, writers));
+    let reader = writer.open_again(config.store.synchronous)?;
+    Ok(Some(tokio::spawn(sparkplug::run(settings, reader, committed, stop))))
+}
+
+/// Hands each DCMD write to the driver of its tag, and logs what the driver answered.
+async fn device_writes(mut rx: mpsc::Receiver<DeviceWrite>, writers: SharedWriters) {
+    while let Some(w) = rx.recv().await {
+        let tx = writers.lock().ok().and_then(|m| m.get(&w.tag).cloned());
+        let Some(tx) = tx else {
+            tracing::warn!(tag = %w.name, "DCMD refused: no driver takes writes to this tag");
+            continue;
+        };
+        let (reply, answer) = oneshot::channel();
+        let req = WriteRequest { tag: w.tag, value: w.value, reply };
+        let result = match tx.send(req).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| Err("the driver stopped".into())),
+            Err(_) => Err("the driver stopped".into()),
+        };
+        match result {
+            Ok(()) => tracing::info!(tag = %w.name, value = ?w.value, "DCMD write"),
+            Err(e) => tracing::warn!(tag = %w.name, value = ?w.value, "DCMD write failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Sparkplug B end to end, against peers we did not write: Mosquitto as the broker, a pymodbus
+//! server as the PLC and pysparkplug as the host application that decodes what the edge node
+//! publishes. The runtime is the real binary, killed and restarted as a line-side PC would be.
+
+mod common;
+#[path = "sparkplug/host.rs"]
+mod host;
+
+use common::cell::{write_config_with, ACTIVE_TARGET, GOOD};
+use common::{ModbusPeer, Mosquitto, Plc, RuntimeProcess};
+use host::{good_total, metric, of_type, seq_breaks, Host};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
+
+fn config(dir: &Path, plc: u16, broker: u16, sparkplug: &str) -> std::path::PathBuf {
+    write_config_with(dir, plc, broker, &format!("[sparkplug]\nenabled = true\n{sparkplug}"))
+}
+
+fn run_cell(config: &Path) -> RuntimeProcess {
+    RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()])
+}
+
+fn bd_seq(msg: &Value) -> u64 {
+    metric(msg, "bdSeq").and_then(|m| m["value"].as_u64()).expect("bdSeq")
+}
+
+async fn make_parts(plc: &mut Plc, from: u32, n: u32) -> u32 {
+    let mut count = from;
+    for _ in 0..n {
+        count += 1;
+        plc.write_u32(GOOD, count).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 100).await;
+    let mut host = Host::start(broker.port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
+
+    assert!(
+        host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "no NBIRTH and DBIRTH: {:?}\n{}",
+        host.messages(),
+        rt.logs()
+    );
+    let msgs = host.from_node();
+    let nbirth = of_type(&msgs, "NBIRTH").next().unwrap().clone();
+    assert_eq!(nbirth["group"], host::GROUP, "group id from the ISA-95 path");
+    assert_eq!(nbirth["seq"], 0);
+    let expect = [
+        ("bdSeq", "INT64", None),
+        ("Node Control/Rebirth", "BOOLEAN", Some(1)),
+        ("Production/Good Total", "UINT64", Some(2)),
+        ("Production/Scrap Total", "UINT64", Some(3)),
+        ("Machine/State", "STRING", Some(4)),
+        ("Order/Id", "STRING", Some(5)),
+        ("OEE/Order/OEE", "DOUBLE", Some(12)),
+        ("Events/Job Response", "STRING", Some(17)),
+    ];
+    for (name, datatype, alias) in expect {
+        let m = metric(&nbirth, name).unwrap_or_else(|| panic!("{name} not in NBIRTH: {nbirth}"));
+        assert_eq!(m["datatype"], datatype, "{name}");
+        assert_eq!(m["alias"].as_u64(), alias, "{name}");
+    }
+    assert_eq!(metric(&nbirth, "Node Control/Rebirth").unwrap()["value"], false);
+    let dbirth = of_type(&msgs, "DBIRTH").next().unwrap().clone();
+    assert_eq!(dbirth["device"], "plc");
+    let good = metric(&dbirth, "good_count").expect("the PLC's tags in its DBIRTH");
+    assert_eq!(good["datatype"], "UINT32");
+    assert_eq!(good["alias"], 1000);
+    assert_eq!(metric(&dbirth, "active_target").unwrap()["datatype"], "UINT32");
+
+    // Parts made at the PLC: the node's good total follows, one NDATA per counted step.
+    let before = good_total(&host.from_node()).unwrap_or(0);
+    make_parts(&mut plc, 100, 7).await;
+    assert!(
+        host.wait(|_| good_total(&host.from_node()) == Some(before + 7), 15).await,
+        "good total {:?}, expected {}\n{}",
+        good_total(&host.from_node()),
+        before + 7,
+        rt.logs()
+    );
+
+    // Rebirth on NCMD: a new NBIRTH with seq 0, the same bdSeq and the current figures.
+    host.rebirth();
+    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "no rebirth\n{}", rt.logs());
+    make_parts(&mut plc, 107, 3).await;
+    assert!(host.wait(|_| good_total(&host.from_node()) == Some(before + 10), 15).await);
+    let msgs = host.from_node();
+    let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
+    assert_eq!(bd_seq(births[0]), bd_seq(births[1]), "a rebirth keeps the connection's bdSeq");
+    assert_eq!(
+        metric(births[1], "Production/Good Total").unwrap()["value"],
+        before + 7,
+        "the rebirth carries the current total"
+    );
+    assert!(of_type(&msgs, "DBIRTH").count() >= 2, "devices are reborn with the node");
+    assert_eq!(seq_breaks(&msgs), Vec::<Value>::new(), "seq continuity: {msgs:?}");
+    let ndata = of_type(&msgs, "NDATA").count();
+    assert!(ndata >= 10, "one NDATA per counted step, got {ndata}");
+    let status = rt.terminate();
+    assert!(status.success(), "{status:?}\n{}", rt.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 0).await;
+    let host = Host::start(broker.port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), peer.port(), broker.port(), "");
+    let mut rt = run_cell(&cfg);
+    let mut count = 0;
+    for round in 1..=3usize {
+        assert!(
+            host.wait(|m| of_type(m, "NBIRTH").count() >= round, 60).await,
+            "no NBIRTH #{round}\n{}",
+            rt.logs()
+        );
+        count = make_parts(&mut plc, count, 2).await;
+        assert!(host.wait(|_| good_total(&host.from_node()) == Some(count as u64), 15).await);
+        if round < 3 {
+            rt.kill9();
+            // The broker publishes the will once it notices the connection is gone.
+            assert!(
+                host.wait(|m| of_type(m, "NDEATH").count() >= round, 10).await,
+                "no NDEATH after kill -9 #{round}"
+            );
+            rt.start_again();
+        } else {
+            assert!(rt.terminate().success(), "{}", rt.logs());
+            assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await, "no NDEATH at a clean stop");
+        }
+    }
+    let msgs = host.from_node();
+    let births: Vec<u64> = of_type(&msgs, "NBIRTH").map(bd_seq).collect();
+    let deaths: Vec<u64> = of_type(&msgs, "NDEATH").map(bd_seq).collect();
+    assert_eq!(births, deaths, "each NDEATH pairs with the NBIRTH before it");
+    assert_eq!(births.len(), 3);
+    assert!(births.windows(2).all(|w| w[1] == (w[0] + 1) % 256), "a new bdSeq per connect: {births:?}");
+    assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
+    assert_eq!(good_total(&msgs), Some(6), "the total across kill -9 is the PLC's parts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcmd_writes_a_writable_tag_and_refuses_another() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 5).await;
+    let mut host = Host::start(broker.port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
+    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+
+    host.dcmd("plc", "active_target", "UINT32", json!(4242));
+    host.dcmd("plc", "good_count", "UINT32", json!(9));
+    let mut target = 0;
+    for _ in 0..100 {
+        target = plc.read_u32(ACTIVE_TARGET).await;
+        if target == 4242 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(target, 4242, "the DCMD reached the register\n{}", rt.logs());
+    assert!(
+        rt.wait_for_output("DCMD refused", Duration::from_secs(5)).await,
+        "no refusal logged\n{}",
+        rt.logs()
+    );
+    assert!(rt.logs().contains("not writable"), "{}", rt.logs());
+    assert_eq!(plc.read_u32(GOOD).await, 5, "the non-writable tag is unchanged");
+    assert!(rt.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 0).await;
+    let mut host = Host::start(broker.port(), Some("scada")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = run_cell(&config(
+        dir.path(),
+        peer.port(),
+        broker.port(),
+        "primary_host_id = \"scada\"\n",
+    ));
+    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+    let mut count = make_parts(&mut plc, 0, 3).await;
+    assert!(host.wait(|_| good_total(&host.from_node()) == Some(3), 15).await, "{}", rt.logs());
+
+    host.set_online(false);
+    assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await, "the node dies with its host\n{}", rt.logs());
+    let seen_before = host.from_node().len();
+    count = make_parts(&mut plc, count, 5).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let meanwhile = host.from_node().len() - seen_before;
+    assert_eq!(meanwhile, 0, "nothing after the NDEATH while the host is offline");
+
+    host.set_online(true);
+    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "{}", rt.logs());
+    assert!(host.wait(|_| good_total(&host.from_node()) == Some(count as u64), 15).await);
+    let msgs = host.from_node();
+    let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
+    assert_eq!(metric(births[1], "Production/Good Total").unwrap()["value"], 8, "the birth shows now");
+    let after: Vec<&Value> = msgs.iter().skip_while(|m| *m != births[1]).collect();
+    let history: Vec<u64> = after
+        .iter()
+        .filter(|m| m["type"] == "NDATA")
+        .filter_map(|m| metric(m, "Production/Good Total"))
+        .filter(|m| m["is_historical"] == true)
+        .filter_map(|m| m["value"].as_u64())
+        .collect();
+    assert_eq!(history, vec![4, 5, 6, 7, 8], "every part made meanwhile, as history, in order");
+    assert!(rt.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 500).await;
+    let host = Host::start(broker.port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
+    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+    make_parts(&mut plc, 500, 4).await;
+    assert!(host.wait(|_| good_total(&host.from_node()) == Some(4), 15).await);
+    // The PLC restarts its counter from zero (a shift change, a PLC restart).
+    plc.write_u32(GOOD, 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    make_parts(&mut plc, 0, 3).await;
+    assert!(
+        host.wait(|_| good_total(&host.from_node()) == Some(7), 15).await,
+        "good total {:?}, the PLC made 7\n{}",
+        good_total(&host.from_node()),
+        rt.logs()
+    );
+    assert!(rt.terminate().success());
+}
