@@ -6,8 +6,8 @@ mod common;
 #[path = "sparkplug/host.rs"]
 mod host;
 
-use common::cell::{write_config_with, ACTIVE_TARGET, GOOD};
-use common::{ModbusPeer, Mosquitto, Plc, RuntimeProcess};
+use common::cell::{write_config_with, Delivery, ACTIVE_TARGET, GOOD, TOPIC_FILTER};
+use common::{Collector, ModbusPeer, Mosquitto, Plc, RuntimeProcess};
 use host::{good_total, metric, of_type, seq_breaks, Host};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -119,6 +119,8 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
     let mut plc = Plc::connect(peer.port(), 1).await;
     plc.write_u32(GOOD, 0).await;
     let host = Host::start(broker.port(), None).await;
+    // MOM's JSON events, delivered by the other output over the same outbox.
+    let mom = Collector::start(broker.port(), TOPIC_FILTER).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), peer.port(), broker.port(), "");
     let mut rt = run_cell(&cfg);
@@ -152,6 +154,16 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
     assert!(births.windows(2).all(|w| w[1] == (w[0] + 1) % 256), "a new bdSeq per connect: {births:?}");
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
     assert_eq!(good_total(&msgs), Some(6), "the total across kill -9 is the PLC's parts");
+    // Both outputs had every event: JSON's part counts are the same six parts.
+    assert!(mom.wait_for(|m| Delivery::of(m).parts("good") >= 6, Duration::from_secs(10)).await);
+    let json = Delivery::of(&mom.snapshot());
+    json.assert_gap_free();
+    assert_eq!(json.parts("good"), 6);
+    let verify = std::process::Command::new(BIN)
+        .args(["outbox", "verify", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,4 +265,31 @@ async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
         rt.logs()
     );
     assert!(rt.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 0).await;
+    let host = Host::start(broker.port(), None).await;
+    let mom = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), peer.port(), broker.port(), "json = false\n");
+    let mut rt = run_cell(&cfg);
+    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+    make_parts(&mut plc, 0, 3).await;
+    assert!(host.wait(|_| good_total(&host.from_node()) == Some(3), 15).await, "{}", rt.logs());
+    assert!(rt.terminate().success(), "{}", rt.logs());
+    assert!(
+        mom.snapshot().iter().all(|m| !m.topic.contains("/events/")),
+        "no JSON events in Sparkplug-only mode"
+    );
+    let stats = std::process::Command::new(BIN)
+        .args(["outbox", "stats", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout).to_string();
+    assert!(stats.contains("depth (undelivered): 0"), "the Sparkplug sink marks rows delivered:\n{stats}");
 }

@@ -36,9 +36,41 @@ pub fn start(
         primary_host = settings.primary_host.as_deref().unwrap_or("none"),
         "Sparkplug B edge node"
     );
+    if settings.marks_delivered {
+        settle_before_cursor(writer)?;
+    }
     tokio::spawn(device_writes(writes_rx, writers));
     let reader = writer.open_again(config.store.synchronous)?;
     Ok(Some(tokio::spawn(sparkplug::run(settings, reader, committed, stop))))
+}
+
+/// Sparkplug B only: no JSON forwarder will deliver the rows committed before the Sparkplug
+/// cursor was made (a new store's `store_created`, or what JSON had not delivered when it was
+/// turned off), and the Sparkplug sink starts after them: they are marked delivered, said in
+/// the log, so that the outbox's depth and pruning mean what the running outputs have left.
+fn settle_before_cursor(writer: &mut Outbox) -> Result<()> {
+    let cursor = writer.sink_cursor(sparkplug::SINK, |c| sparkplug::Figures::from_cell(c).to_json())?;
+    let (mut marked, mut after) = (0, 0);
+    loop {
+        let seqs: Vec<u64> = writer
+            .pending(after, 10_000)?
+            .into_iter()
+            .map(|r| r.seq)
+            .take_while(|&s| s <= cursor.seq)
+            .collect();
+        let Some(&last) = seqs.last() else { break };
+        writer.mark_delivered(&seqs, mes_edge_drivers::now_ms())?;
+        marked += seqs.len();
+        after = last;
+    }
+    if marked > 0 {
+        tracing::info!(
+            events = marked,
+            up_to = cursor.seq,
+            "events committed before Sparkplug B took over, not published as JSON ([sparkplug] json = false): marked delivered"
+        );
+    }
+    Ok(())
 }
 
 /// Hands each DCMD write to the driver of its tag, and logs what the driver answered.

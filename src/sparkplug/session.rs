@@ -342,12 +342,17 @@ impl<'a> Session<'a> {
     async fn drain(&mut self, events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>) -> Ended {
         let deadline = tokio::time::sleep(Duration::from_secs(3));
         tokio::pin!(deadline);
+        // The engine's last batch is committed just before the stop reaches the sinks.
+        if self.fill().is_err() {
+            return Ended::Shutdown;
+        }
         while self.born && !(self.queued.is_empty() && self.inflight.is_empty()) {
             tokio::select! {
                 ev = events.recv() => match ev {
                     Some(Ok(Ev::Written(p))) => { let _ = self.on_event(Ev::Written(p), 0); }
                     Some(Ok(Ev::Acked(p))) => {
                         if let Some(Some(seq)) = self.inflight.remove(&p) { self.done(seq); }
+                        if self.fill().is_err() { break; }
                     }
                     Some(Ok(_)) => {}
                     _ => break,
