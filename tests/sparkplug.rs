@@ -53,7 +53,7 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
         host.messages(),
         rt.logs()
     );
-    let msgs = host.from_node();
+    let msgs = host.node_messages();
     let nbirth = of_type(&msgs, "NBIRTH").next().unwrap().clone();
     assert_eq!(nbirth["group"], host::GROUP, "group id from the ISA-95 path");
     assert_eq!(nbirth["seq"], 0);
@@ -81,12 +81,12 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     assert_eq!(metric(&dbirth, "active_target").unwrap()["datatype"], "UINT32");
 
     // Parts made at the PLC: the node's good total follows, one NDATA per counted step.
-    let before = good_total(&host.from_node()).unwrap_or(0);
+    let before = good_total(&host.node_messages()).unwrap_or(0);
     make_parts(&mut plc, 100, 7).await;
     assert!(
-        host.wait(|_| good_total(&host.from_node()) == Some(before + 7), 15).await,
+        host.wait(|_| good_total(&host.node_messages()) == Some(before + 7), 15).await,
         "good total {:?}, expected {}\n{}",
-        good_total(&host.from_node()),
+        good_total(&host.node_messages()),
         before + 7,
         rt.logs()
     );
@@ -95,8 +95,8 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     host.rebirth();
     assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "no rebirth\n{}", rt.logs());
     make_parts(&mut plc, 107, 3).await;
-    assert!(host.wait(|_| good_total(&host.from_node()) == Some(before + 10), 15).await);
-    let msgs = host.from_node();
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(before + 10), 15).await);
+    let msgs = host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(bd_seq(births[0]), bd_seq(births[1]), "a rebirth keeps the connection's bdSeq");
     assert_eq!(
@@ -132,7 +132,7 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
             rt.logs()
         );
         count = make_parts(&mut plc, count, 2).await;
-        assert!(host.wait(|_| good_total(&host.from_node()) == Some(count as u64), 15).await);
+        assert!(host.wait(|_| good_total(&host.node_messages()) == Some(count as u64), 15).await);
         if round < 3 {
             rt.kill9();
             // The broker publishes the will once it notices the connection is gone.
@@ -146,7 +146,7 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
             assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await, "no NDEATH at a clean stop");
         }
     }
-    let msgs = host.from_node();
+    let msgs = host.node_messages();
     let births: Vec<u64> = of_type(&msgs, "NBIRTH").map(bd_seq).collect();
     let deaths: Vec<u64> = of_type(&msgs, "NDEATH").map(bd_seq).collect();
     assert_eq!(births, deaths, "each NDEATH pairs with the NBIRTH before it");
@@ -214,20 +214,20 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
     ));
     assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await, "{}", rt.logs());
     let mut count = make_parts(&mut plc, 0, 3).await;
-    assert!(host.wait(|_| good_total(&host.from_node()) == Some(3), 15).await, "{}", rt.logs());
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(3), 15).await, "{}", rt.logs());
 
     host.set_online(false);
     assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await, "the node dies with its host\n{}", rt.logs());
-    let seen_before = host.from_node().len();
+    let seen_before = host.node_messages().len();
     count = make_parts(&mut plc, count, 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let meanwhile = host.from_node().len() - seen_before;
+    let meanwhile = host.node_messages().len() - seen_before;
     assert_eq!(meanwhile, 0, "nothing after the NDEATH while the host is offline");
 
     host.set_online(true);
     assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "{}", rt.logs());
-    assert!(host.wait(|_| good_total(&host.from_node()) == Some(count as u64), 15).await);
-    let msgs = host.from_node();
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(count as u64), 15).await);
+    let msgs = host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(metric(births[1], "Production/Good Total").unwrap()["value"], 8, "the birth shows now");
     let after: Vec<&Value> = msgs.iter().skip_while(|m| *m != births[1]).collect();
@@ -253,15 +253,15 @@ async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
     let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
     assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
     make_parts(&mut plc, 500, 4).await;
-    assert!(host.wait(|_| good_total(&host.from_node()) == Some(4), 15).await);
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(4), 15).await);
     // The PLC restarts its counter from zero (a shift change, a PLC restart).
     plc.write_u32(GOOD, 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     make_parts(&mut plc, 0, 3).await;
     assert!(
-        host.wait(|_| good_total(&host.from_node()) == Some(7), 15).await,
+        host.wait(|_| good_total(&host.node_messages()) == Some(7), 15).await,
         "good total {:?}, the PLC made 7\n{}",
-        good_total(&host.from_node()),
+        good_total(&host.node_messages()),
         rt.logs()
     );
     assert!(rt.terminate().success());
@@ -280,7 +280,7 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
     let mut rt = run_cell(&cfg);
     assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
     make_parts(&mut plc, 0, 3).await;
-    assert!(host.wait(|_| good_total(&host.from_node()) == Some(3), 15).await, "{}", rt.logs());
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(3), 15).await, "{}", rt.logs());
     assert!(rt.terminate().success(), "{}", rt.logs());
     assert!(
         mom.snapshot().iter().all(|m| !m.topic.contains("/events/")),
@@ -292,4 +292,47 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
         .unwrap();
     let stats = String::from_utf8_lossy(&stats.stdout).to_string();
     assert!(stats.contains("depth (undelivered): 0"), "the Sparkplug sink marks rows delivered:\n{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
+    let broker = Mosquitto::start();
+    let mut peer = ModbusPeer::start();
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 300).await;
+    let host = Host::start(broker.port(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
+    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+    make_parts(&mut plc, 300, 4).await;
+    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(4), 15).await);
+
+    // The PLC goes away: its device dies; it comes back with every counter at zero.
+    plc.disconnect();
+    peer.stop();
+    assert!(
+        host.wait(|m| of_type(m, "DDEATH").count() >= 1, 20).await,
+        "no DDEATH\n{}",
+        rt.logs()
+    );
+    peer.start_again();
+    assert!(
+        host.wait(|m| of_type(m, "DBIRTH").count() >= 2, 30).await,
+        "no DBIRTH after the PLC came back\n{}",
+        rt.logs()
+    );
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    make_parts(&mut plc, 0, 3).await;
+    assert!(
+        host.wait(|_| good_total(&host.node_messages()) == Some(7), 20).await,
+        "good total {:?}, the PLC made 7\n{}",
+        good_total(&host.node_messages()),
+        rt.logs()
+    );
+    let msgs = host.node_messages();
+    let death = of_type(&msgs, "DDEATH").next().unwrap();
+    assert_eq!(death["device"], "plc");
+    assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
+    assert!(rt.terminate().success());
 }

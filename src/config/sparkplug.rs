@@ -1,7 +1,7 @@
 //! `[sparkplug]`: the cell as a Sparkplug B edge node beside (or instead of) its JSON events.
 
-use super::locate::Seg;
 use super::locate::Problem;
+use super::locate::Seg;
 use super::types::{CellFile, CellPath};
 use serde::Deserialize;
 
@@ -42,7 +42,9 @@ impl SparkplugConfig {
     }
 
     pub fn edge_node_id(&self, cell: &CellPath) -> String {
-        self.edge_node_id.clone().unwrap_or_else(|| cell.cell.clone())
+        self.edge_node_id
+            .clone()
+            .unwrap_or_else(|| cell.cell.clone())
     }
 }
 
@@ -83,7 +85,10 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {
     if s.qos > 1 {
         p.push(Problem::at(
             at("qos"),
-            format!("expected 0 or 1 (Sparkplug has no QoS 2 data), found {}", s.qos),
+            format!(
+                "expected 0 or 1 (Sparkplug has no QoS 2 data), found {}",
+                s.qos
+            ),
         ));
     }
     for (i, d) in c.devices.iter().enumerate() {

@@ -26,7 +26,9 @@ pub fn start(
     let (writes_tx, writes_rx) = mpsc::channel(64);
     let Some(settings) = sparkplug::settings(config, Some(writes_tx))? else {
         if writer.drop_sink(sparkplug::SINK)? {
-            tracing::info!("Sparkplug B turned off: its cursor no longer holds events in the store");
+            tracing::info!(
+                "Sparkplug B turned off: its cursor no longer holds events in the store"
+            );
         }
         return Ok(None);
     };
@@ -41,7 +43,9 @@ pub fn start(
     }
     tokio::spawn(device_writes(writes_rx, writers));
     let reader = writer.open_again(config.store.synchronous)?;
-    Ok(Some(tokio::spawn(sparkplug::run(settings, reader, committed, stop))))
+    Ok(Some(tokio::spawn(sparkplug::run(
+        settings, reader, committed, stop,
+    ))))
 }
 
 /// Sparkplug B only: no JSON forwarder will deliver the rows committed before the Sparkplug
@@ -49,7 +53,9 @@ pub fn start(
 /// turned off), and the Sparkplug sink starts after them: they are marked delivered, said in
 /// the log, so that the outbox's depth and pruning mean what the running outputs have left.
 fn settle_before_cursor(writer: &mut Outbox) -> Result<()> {
-    let cursor = writer.sink_cursor(sparkplug::SINK, |c| sparkplug::Figures::from_cell(c).to_json())?;
+    let cursor = writer.sink_cursor(sparkplug::SINK, |c| {
+        sparkplug::Figures::from_cell(c).to_json()
+    })?;
     let (mut marked, mut after) = (0, 0);
     loop {
         let seqs: Vec<u64> = writer
@@ -82,9 +88,15 @@ async fn device_writes(mut rx: mpsc::Receiver<DeviceWrite>, writers: SharedWrite
             continue;
         };
         let (reply, answer) = oneshot::channel();
-        let req = WriteRequest { tag: w.tag, value: w.value, reply };
+        let req = WriteRequest {
+            tag: w.tag,
+            value: w.value,
+            reply,
+        };
         let result = match tx.send(req).await {
-            Ok(()) => answer.await.unwrap_or_else(|_| Err("the driver stopped".into())),
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err("the driver stopped".into())),
             Err(_) => Err("the driver stopped".into()),
         };
         match result {

@@ -32,7 +32,10 @@ fn value(v: &Wire) -> Option<Value> {
 /// Checks each metric of a DCMD for `device` and hands the allowed writes on.
 pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) {
     let Some(payload) = super::payload::decode(bytes) else {
-        tracing::warn!(device, "DCMD refused: the payload is not a Sparkplug B payload");
+        tracing::warn!(
+            device,
+            "DCMD refused: the payload is not a Sparkplug B payload"
+        );
         return;
     };
     let Some(spec) = s.devices.get(device) else {
@@ -40,10 +43,15 @@ pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) 
         return;
     };
     for m in &payload.metrics {
-        let tag = spec.tags.iter().find(|t| {
-            m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias)
-        });
-        let metric = m.name.clone().or(m.alias.map(|a| format!("alias {a}"))).unwrap_or_default();
+        let tag = spec
+            .tags
+            .iter()
+            .find(|t| m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias));
+        let metric = m
+            .name
+            .clone()
+            .or(m.alias.map(|a| format!("alias {a}")))
+            .unwrap_or_default();
         let refuse = |why: &str| tracing::warn!(device, %metric, "DCMD refused: {why}");
         let Some(tag) = tag else {
             refuse("the device has no such metric");
@@ -61,7 +69,11 @@ pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) 
             refuse("this runtime takes no writes");
             continue;
         };
-        let w = DeviceWrite { tag: tag.tag, name: tag.name.clone(), value: v };
+        let w = DeviceWrite {
+            tag: tag.tag,
+            name: tag.name.clone(),
+            value: v,
+        };
         if let Err(e) = writes.try_send(w) {
             tracing::warn!(device, %metric, "DCMD dropped: {e}");
         }

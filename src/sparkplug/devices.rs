@@ -82,10 +82,22 @@ impl Devices {
     /// DBIRTH: the device's tags by name, alias and type; values null until process values
     /// are published.
     pub fn birth(&self, device: &str, seq: u8, ts: u64) -> Vec<u8> {
-        let tags = self.get(device).map(|d| d.tags.as_slice()).unwrap_or_default();
+        let tags = self
+            .get(device)
+            .map(|d| d.tags.as_slice())
+            .unwrap_or_default();
         let metrics = tags
             .iter()
-            .map(|t| metric(Some(&t.name), Some(t.alias), t.datatype, &MetricValue::Null, ts, false))
+            .map(|t| {
+                metric(
+                    Some(&t.name),
+                    Some(t.alias),
+                    t.datatype,
+                    &MetricValue::Null,
+                    ts,
+                    false,
+                )
+            })
             .collect();
         encode(metrics, Some(seq as u64), ts)
     }

@@ -29,24 +29,78 @@ pub const REBIRTH: &str = "Node Control/Rebirth";
 /// The node's metrics; a metric's alias is its index here. bdSeq (alias 0) and the rebirth
 /// control (alias 1) are the protocol's; the rest are the cell's production figures.
 pub const NODE_METRICS: &[MetricDef] = &[
-    MetricDef { name: BD_SEQ, datatype: DataType::Int64 },
-    MetricDef { name: REBIRTH, datatype: DataType::Boolean },
-    MetricDef { name: "Production/Good Total", datatype: DataType::UInt64 },
-    MetricDef { name: "Production/Scrap Total", datatype: DataType::UInt64 },
-    MetricDef { name: "Machine/State", datatype: DataType::String },
-    MetricDef { name: "Order/Id", datatype: DataType::String },
-    MetricDef { name: "Order/State", datatype: DataType::String },
-    MetricDef { name: "Order/Good", datatype: DataType::UInt64 },
-    MetricDef { name: "Order/Scrap", datatype: DataType::UInt64 },
-    MetricDef { name: "OEE/Order/Availability", datatype: DataType::Double },
-    MetricDef { name: "OEE/Order/Performance", datatype: DataType::Double },
-    MetricDef { name: "OEE/Order/Quality", datatype: DataType::Double },
-    MetricDef { name: "OEE/Order/OEE", datatype: DataType::Double },
-    MetricDef { name: "OEE/Shift/Availability", datatype: DataType::Double },
-    MetricDef { name: "OEE/Shift/Performance", datatype: DataType::Double },
-    MetricDef { name: "OEE/Shift/Quality", datatype: DataType::Double },
-    MetricDef { name: "OEE/Shift/OEE", datatype: DataType::Double },
-    MetricDef { name: "Events/Job Response", datatype: DataType::String },
+    MetricDef {
+        name: BD_SEQ,
+        datatype: DataType::Int64,
+    },
+    MetricDef {
+        name: REBIRTH,
+        datatype: DataType::Boolean,
+    },
+    MetricDef {
+        name: "Production/Good Total",
+        datatype: DataType::UInt64,
+    },
+    MetricDef {
+        name: "Production/Scrap Total",
+        datatype: DataType::UInt64,
+    },
+    MetricDef {
+        name: "Machine/State",
+        datatype: DataType::String,
+    },
+    MetricDef {
+        name: "Order/Id",
+        datatype: DataType::String,
+    },
+    MetricDef {
+        name: "Order/State",
+        datatype: DataType::String,
+    },
+    MetricDef {
+        name: "Order/Good",
+        datatype: DataType::UInt64,
+    },
+    MetricDef {
+        name: "Order/Scrap",
+        datatype: DataType::UInt64,
+    },
+    MetricDef {
+        name: "OEE/Order/Availability",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Order/Performance",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Order/Quality",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Order/OEE",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Shift/Availability",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Shift/Performance",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Shift/Quality",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "OEE/Shift/OEE",
+        datatype: DataType::Double,
+    },
+    MetricDef {
+        name: "Events/Job Response",
+        datatype: DataType::String,
+    },
 ];
 
 const GOOD: u64 = 2;
@@ -157,7 +211,9 @@ impl Figures {
                 let total = self.u64(alias).saturating_add_signed(q);
                 put(self, alias, MetricValue::U64(total));
                 let order = data["order_id"].as_str();
-                if order.is_some() && self.value(ORDER_ID) == MetricValue::Text(order.unwrap_or_default().into()) {
+                if order.is_some()
+                    && self.value(ORDER_ID) == MetricValue::Text(order.unwrap_or_default().into())
+                {
                     let a = ORDER_ID + 2 + (alias - GOOD);
                     let n = self.u64(a).saturating_add_signed(q);
                     put(self, a, MetricValue::U64(n));
@@ -172,13 +228,22 @@ impl Figures {
                 let text = |k: &str| MetricValue::Text(data[k].as_str().unwrap_or_default().into());
                 put(self, ORDER_ID, text("order_id"));
                 put(self, ORDER_ID + 1, text("state"));
-                put(self, ORDER_ID + 2, MetricValue::U64(data["good"].as_u64().unwrap_or(0)));
-                put(self, ORDER_ID + 3, MetricValue::U64(data["scrap"].as_u64().unwrap_or(0)));
+                put(
+                    self,
+                    ORDER_ID + 2,
+                    MetricValue::U64(data["good"].as_u64().unwrap_or(0)),
+                );
+                put(
+                    self,
+                    ORDER_ID + 3,
+                    MetricValue::U64(data["scrap"].as_u64().unwrap_or(0)),
+                );
             }
-            "order_removed" => {
-                if self.value(ORDER_ID) == MetricValue::Text(data["order_id"].as_str().unwrap_or_default().into()) {
-                    put(self, ORDER_ID + 1, MetricValue::Text("removed".into()));
-                }
+            "order_removed"
+                if self.value(ORDER_ID)
+                    == MetricValue::Text(data["order_id"].as_str().unwrap_or_default().into()) =>
+            {
+                put(self, ORDER_ID + 1, MetricValue::Text("removed".into()));
             }
             "oee" => {
                 let base = match data["scope"].as_str() {
@@ -187,7 +252,10 @@ impl Figures {
                     _ => return Change::Nothing,
                 };
                 let figures = &data["figures"];
-                for (i, k) in ["availability", "performance", "quality", "oee"].iter().enumerate() {
+                for (i, k) in ["availability", "performance", "quality", "oee"]
+                    .iter()
+                    .enumerate()
+                {
                     if let Some(v) = figures[k].as_f64() {
                         put(self, base + i as u64, MetricValue::F64(v));
                     }
@@ -228,16 +296,40 @@ mod tests {
     fn totals_follow_counts_and_corrections_and_survive_the_cursor() {
         let mut f = Figures::default();
         f.apply("part_count", &json!({"counter":"good","quantity":5}));
-        f.apply("order_state", &json!({"order_id":"WO-1","state":"running","good":0,"scrap":0}));
-        let c = f.apply("part_count", &json!({"counter":"good","quantity":2,"order_id":"WO-1"}));
-        assert_eq!(c, Change::Node(vec![(2, MetricValue::U64(7)), (7, MetricValue::U64(2))]));
-        f.apply("count_correction", &json!({"counter":"good","quantity":-1,"order_id":"WO-1"}));
+        f.apply(
+            "order_state",
+            &json!({"order_id":"WO-1","state":"running","good":0,"scrap":0}),
+        );
+        let c = f.apply(
+            "part_count",
+            &json!({"counter":"good","quantity":2,"order_id":"WO-1"}),
+        );
+        assert_eq!(
+            c,
+            Change::Node(vec![(2, MetricValue::U64(7)), (7, MetricValue::U64(2))])
+        );
+        f.apply(
+            "count_correction",
+            &json!({"counter":"good","quantity":-1,"order_id":"WO-1"}),
+        );
         assert_eq!(f.value(2), MetricValue::U64(6));
         let again = Figures::from_json(&f.to_json());
         assert_eq!(again, f);
-        assert_eq!(f.apply("machine_state", &json!({"state":"idle"})), Change::Node(vec![(4, MetricValue::Text("idle".into()))]));
-        assert_eq!(f.apply("machine_state", &json!({"state":"idle"})), Change::Nothing);
-        assert_eq!(f.apply("device_status", &json!({"device":"plc","online":true})), Change::DeviceOnline("plc".into()));
-        assert_eq!(f.apply("device_status", &json!({"device":"plc","online":true})), Change::Nothing);
+        assert_eq!(
+            f.apply("machine_state", &json!({"state":"idle"})),
+            Change::Node(vec![(4, MetricValue::Text("idle".into()))])
+        );
+        assert_eq!(
+            f.apply("machine_state", &json!({"state":"idle"})),
+            Change::Nothing
+        );
+        assert_eq!(
+            f.apply("device_status", &json!({"device":"plc","online":true})),
+            Change::DeviceOnline("plc".into())
+        );
+        assert_eq!(
+            f.apply("device_status", &json!({"device":"plc","online":true})),
+            Change::Nothing
+        );
     }
 }

@@ -7,6 +7,7 @@ mod devices;
 mod metrics;
 mod payload;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
+#[rustfmt::skip]
 pub mod proto;
 mod session;
 mod sink;

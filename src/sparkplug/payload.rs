@@ -36,7 +36,14 @@ pub fn metric(
 
 fn bd_seq_metric(bd_seq: u8, ts: u64) -> payload::Metric {
     // bdSeq goes by name only: the host pairs NDEATH with NBIRTH on it before aliases apply.
-    metric(Some(BD_SEQ), None, DataType::Int64, &MetricValue::U64(bd_seq as u64), ts, false)
+    metric(
+        Some(BD_SEQ),
+        None,
+        DataType::Int64,
+        &MetricValue::U64(bd_seq as u64),
+        ts,
+        false,
+    )
 }
 
 /// NBIRTH: every node metric by name, alias and type, with the figures' values.
@@ -49,7 +56,14 @@ pub fn node_birth(figures: &Figures, bd_seq: u8, ts: u64) -> Vec<u8> {
         } else {
             figures.value(alias)
         };
-        metrics.push(metric(Some(def.name), Some(alias), def.datatype, &value, ts, false));
+        metrics.push(metric(
+            Some(def.name),
+            Some(alias),
+            def.datatype,
+            &value,
+            ts,
+            false,
+        ));
     }
     encode(metrics, Some(0), ts)
 }

@@ -123,8 +123,12 @@ impl<'a> Session<'a> {
         tracing::info!(bd_seq = self.bd_seq, "Sparkplug edge node connected");
         let t = &self.s.topics;
         // Commands first: the spec wants the node listening before it is born.
-        self.client.try_subscribe(t.node("NCMD"), QoS::AtMostOnce).map_err(Self::lost)?;
-        self.client.try_subscribe(t.device("DCMD", "+"), QoS::AtMostOnce).map_err(Self::lost)?;
+        self.client
+            .try_subscribe(t.node("NCMD"), QoS::AtMostOnce)
+            .map_err(Self::lost)?;
+        self.client
+            .try_subscribe(t.device("DCMD", "+"), QoS::AtMostOnce)
+            .map_err(Self::lost)?;
         match &self.s.primary_host {
             Some(host) => self
                 .client
@@ -197,7 +201,11 @@ impl<'a> Session<'a> {
         let ts = now_ms() as u64;
         self.born = true;
         self.msg_seq = 1;
-        self.publish(self.s.topics.node("NBIRTH"), payload::node_birth(&figures, self.bd_seq, ts), None)?;
+        self.publish(
+            self.s.topics.node("NBIRTH"),
+            payload::node_birth(&figures, self.bd_seq, ts),
+            None,
+        )?;
         for (device, online) in &figures.devices {
             if *online && self.s.devices.get(device).is_some() {
                 let seq = self.next_seq();
@@ -237,13 +245,17 @@ impl<'a> Session<'a> {
     }
 
     fn publish(&mut self, topic: String, bytes: Vec<u8>, row: Queued) -> Result<(), Ended> {
-        self.client.try_publish(topic, self.s.qos, false, bytes).map_err(Self::lost)?;
+        self.client
+            .try_publish(topic, self.s.qos, false, bytes)
+            .map_err(Self::lost)?;
         self.queued.push_back(row);
         Ok(())
     }
 
     fn room(&self) -> usize {
-        self.s.window.saturating_sub(self.queued.len() + self.inflight.len())
+        self.s
+            .window
+            .saturating_sub(self.queued.len() + self.inflight.len())
     }
 
     /// Publishes the events after the last one published, as far as the window allows.
@@ -277,21 +289,35 @@ impl<'a> Session<'a> {
                             })
                             .collect();
                         let seq = self.next_seq() as u64;
-                        Some((self.s.topics.node("NDATA"), payload::encode(metrics, Some(seq), now_ms() as u64)))
+                        Some((
+                            self.s.topics.node("NDATA"),
+                            payload::encode(metrics, Some(seq), now_ms() as u64),
+                        ))
                     }
                     // A device's past status is history: the birth already told where it stands.
                     Change::DeviceOnline(_) | Change::DeviceOffline(_) if historical => None,
                     Change::DeviceOnline(d) if self.s.devices.get(&d).is_some() => {
                         let seq = self.next_seq();
-                        Some((self.s.topics.device("DBIRTH", &d), self.s.devices.birth(&d, seq, now_ms() as u64)))
+                        Some((
+                            self.s.topics.device("DBIRTH", &d),
+                            self.s.devices.birth(&d, seq, now_ms() as u64),
+                        ))
                     }
                     Change::DeviceOffline(d) if self.s.devices.get(&d).is_some() => {
                         let seq = self.next_seq();
-                        Some((self.s.topics.device("DDEATH", &d), super::devices::Devices::death(seq, now_ms() as u64)))
+                        Some((
+                            self.s.topics.device("DDEATH", &d),
+                            super::devices::Devices::death(seq, now_ms() as u64),
+                        ))
                     }
                     Change::DeviceOnline(_) | Change::DeviceOffline(_) => None,
                 };
-                self.pending.push_back(Pending { seq: r.seq, kind, data, done: message.is_none() });
+                self.pending.push_back(Pending {
+                    seq: r.seq,
+                    kind,
+                    data,
+                    done: message.is_none(),
+                });
                 if let Some((topic, bytes)) = message {
                     self.publish(topic, bytes, Some(r.seq))?;
                 }

@@ -78,13 +78,21 @@ pub async fn run(
         let (client, eventloop) = AsyncClient::new(opts, settings.window * 2 + 64);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(eventloop, tx));
-        let mut session = super::session::Session::new(&settings, &client, &mut outbox, cursor, bd_seq);
-        let ended = session.run(&mut rx, &mut committed, &mut shutdown, &mut backoff).await;
+        let mut session =
+            super::session::Session::new(&settings, &client, &mut outbox, cursor, bd_seq);
+        let ended = session
+            .run(&mut rx, &mut committed, &mut shutdown, &mut backoff)
+            .await;
         session.persist();
         if !matches!(ended, Ended::Lost(_)) {
             // A clean DISCONNECT drops the will: the death certificate is ours to send.
             let death = payload::node_death(bd_seq, now_ms() as u64);
-            let _ = client.try_publish(settings.topics.node("NDEATH"), QoS::AtLeastOnce, false, death);
+            let _ = client.try_publish(
+                settings.topics.node("NDEATH"),
+                QoS::AtLeastOnce,
+                false,
+                death,
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
@@ -95,7 +103,9 @@ pub async fn run(
         let delay = match ended {
             Ended::Shutdown => return,
             Ended::HostOffline => {
-                tracing::info!("Sparkplug primary host offline: edge node disconnected, waiting for it");
+                tracing::info!(
+                    "Sparkplug primary host offline: edge node disconnected, waiting for it"
+                );
                 Duration::from_millis(500)
             }
             Ended::Lost(reason) => {
@@ -152,7 +162,10 @@ pub(super) fn asks_rebirth(bytes: &[u8]) -> bool {
     payload::decode(bytes).is_some_and(|p| {
         p.metrics.iter().any(|m| {
             (m.name.as_deref() == Some(REBIRTH) || m.alias == Some(1))
-                && matches!(m.value, Some(super::proto::payload::metric::Value::BooleanValue(true)))
+                && matches!(
+                    m.value,
+                    Some(super::proto::payload::metric::Value::BooleanValue(true))
+                )
         })
     })
 }

@@ -16,7 +16,10 @@ impl Topics {
 
     /// DBIRTH, DDEATH, DDATA, DCMD; `+` for every device.
     pub fn device(&self, message: &str, device: &str) -> String {
-        format!("{NAMESPACE}/{}/{message}/{}/{device}", self.group, self.node)
+        format!(
+            "{NAMESPACE}/{}/{message}/{}/{device}",
+            self.group, self.node
+        )
     }
 
     /// The primary host application's state, retained by the broker.

@@ -90,7 +90,11 @@ impl Outbox {
     }
 
     /// Committed events after `after_seq`, delivered to MOM or not, in sequence order.
-    pub fn rows_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    pub fn rows_after(
+        &mut self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut stmt = self
             .conn()
             .prepare_cached("SELECT seq, kind, payload FROM outbox WHERE seq > ?1 ORDER BY seq")?;
@@ -133,22 +137,39 @@ mod tests {
     #[test]
     fn a_cursor_starts_at_the_last_commit_and_holds_rows_from_pruning() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ob = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
-        let mut state = CellState::default();
-        state.good_total = 2;
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let state = CellState {
+            good_total: 2,
+            ..Default::default()
+        };
         ob.commit(&[part(), part()], &state, 5).unwrap();
-        let c = ob.sink_cursor("sparkplug", |s| s.good_total.to_string()).unwrap();
+        let c = ob
+            .sink_cursor("sparkplug", |s| s.good_total.to_string())
+            .unwrap();
         assert_eq!((c.seq, c.state.as_str()), (2, "2"));
         ob.commit(&[part(), part(), part()], &state, 5).unwrap();
         ob.mark_delivered(&[1, 2, 3, 4, 5], 10).unwrap();
         ob.advance_sink("sparkplug", 3, "3").unwrap();
         // Delivered to MOM, but 4 and 5 not yet to the other output: only 1 to 3 go.
         assert_eq!(ob.prune(11, 0).unwrap(), 3);
-        let seqs: Vec<u64> = ob.rows_after(0, 10).unwrap().iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = ob
+            .rows_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(seqs, vec![4, 5]);
         ob.set_sink_bd_seq("sparkplug", 7).unwrap();
         let again = ob.sink_cursor("sparkplug", |_| unreachable!()).unwrap();
-        assert_eq!(again, SinkCursor { seq: 3, state: "3".into(), bd_seq: 7 });
+        assert_eq!(
+            again,
+            SinkCursor {
+                seq: 3,
+                state: "3".into(),
+                bd_seq: 7
+            }
+        );
         assert!(ob.drop_sink("sparkplug").unwrap());
         assert_eq!(ob.prune(11, 0).unwrap(), 2);
         let v = crate::store::inspect::verify(ob.conn()).unwrap();

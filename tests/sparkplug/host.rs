@@ -42,7 +42,11 @@ impl Host {
             }
         });
         let host = Host { child, stdin, seen };
-        assert!(host.wait(|m| m.iter().any(|v| v["type"] == "READY"), 20).await, "host not ready");
+        assert!(
+            host.wait(|m| m.iter().any(|v| v["type"] == "READY"), 20)
+                .await,
+            "host not ready"
+        );
         host
     }
 
@@ -51,7 +55,7 @@ impl Host {
     }
 
     /// The edge node's messages (births, data, deaths; not STATE or commands).
-    pub fn from_node(&self) -> Vec<Value> {
+    pub fn node_messages(&self) -> Vec<Value> {
         self.messages()
             .into_iter()
             .filter(|v| {
@@ -87,8 +91,10 @@ impl Host {
     }
 
     pub fn dcmd(&mut self, device: &str, name: &str, datatype: &str, value: Value) {
-        self.send(json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
-                         "name": name, "datatype": datatype, "value": value}));
+        self.send(
+            json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
+                         "name": name, "datatype": datatype, "value": value}),
+        );
     }
 }
 
@@ -101,7 +107,10 @@ impl Drop for Host {
 
 /// A metric of a decoded message by name (aliases are resolved by pysparkplug from the birth).
 pub fn metric<'a>(msg: &'a Value, name: &str) -> Option<&'a Value> {
-    msg["metrics"].as_array()?.iter().find(|m| m["name"] == name)
+    msg["metrics"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
 }
 
 pub fn of_type<'a>(msgs: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -111,9 +120,9 @@ pub fn of_type<'a>(msgs: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a
 /// The last value of the node's good total the host saw (births and data).
 pub fn good_total(msgs: &[Value]) -> Option<u64> {
     msgs.iter()
+        .rev()
         .filter(|m| m["type"] == "NBIRTH" || m["type"] == "NDATA")
-        .filter_map(|m| metric(m, "Production/Good Total")?["value"].as_u64())
-        .last()
+        .find_map(|m| metric(m, "Production/Good Total")?["value"].as_u64())
 }
 
 /// Every message after each NBIRTH carries the next seq (mod 256) until the next NBIRTH or
