@@ -37,7 +37,13 @@ def on_message(_client, message):
     else:
         line["seq"] = getattr(p, "seq", None)
         line["timestamp"] = p.timestamp
-        metrics = p.metrics if hasattr(p, "metrics") else (p.bd_seq_metric,)
+        # NDEATH carries its bdSeq apart; DDEATH carries no metric at all.
+        if hasattr(p, "metrics"):
+            metrics = p.metrics
+        elif hasattr(p, "bd_seq_metric"):
+            metrics = (p.bd_seq_metric,)
+        else:
+            metrics = ()
         line["metrics"] = [
             {
                 "name": m.name,
