@@ -37,23 +37,43 @@ async fn make_parts(plc: &mut Plc, from: u32, n: u32) -> u32 {
     count
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq() {
+/// The peers and the cell of one test: Mosquitto, a pymodbus PLC whose good counter starts at
+/// `good`, the pysparkplug host, MOM's JSON collector and the runtime with `[sparkplug]` on.
+struct Lab {
+    _broker: Mosquitto,
+    peer: ModbusPeer,
+    plc: Plc,
+    host: Host,
+    mom: Collector,
+    _dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    rt: RuntimeProcess,
+}
+
+async fn lab(good: u32, host_id: Option<&str>, sparkplug: &str) -> Lab {
     let broker = Mosquitto::start();
     let peer = ModbusPeer::start();
     let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 100).await;
-    let mut host = Host::start(broker.port(), None).await;
+    plc.write_u32(GOOD, good).await;
+    let host = Host::start(broker.port(), host_id).await;
+    let mom = Collector::start(broker.port(), TOPIC_FILTER).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
+    let cfg = config(dir.path(), peer.port(), broker.port(), sparkplug);
+    let rt = run_cell(&cfg);
+    Lab { _broker: broker, peer, plc, host, mom, _dir: dir, cfg, rt }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq() {
+    let mut l = lab(100, None, "").await;
 
     assert!(
-        host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
         "no NBIRTH and DBIRTH: {:?}\n{}",
-        host.messages(),
-        rt.logs()
+        l.host.messages(),
+        l.rt.logs()
     );
-    let msgs = host.node_messages();
+    let msgs = l.host.node_messages();
     let nbirth = of_type(&msgs, "NBIRTH").next().unwrap().clone();
     assert_eq!(nbirth["group"], host::GROUP, "group id from the ISA-95 path");
     assert_eq!(nbirth["seq"], 0);
@@ -81,22 +101,22 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     assert_eq!(metric(&dbirth, "active_target").unwrap()["datatype"], "UINT32");
 
     // Parts made at the PLC: the node's good total follows, one NDATA per counted step.
-    let before = good_total(&host.node_messages()).unwrap_or(0);
-    make_parts(&mut plc, 100, 7).await;
+    let before = good_total(&l.host.node_messages()).unwrap_or(0);
+    make_parts(&mut l.plc, 100, 7).await;
     assert!(
-        host.wait(|_| good_total(&host.node_messages()) == Some(before + 7), 15).await,
+        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(before + 7), 15).await,
         "good total {:?}, expected {}\n{}",
-        good_total(&host.node_messages()),
+        good_total(&l.host.node_messages()),
         before + 7,
-        rt.logs()
+        l.rt.logs()
     );
 
     // Rebirth on NCMD: a new NBIRTH with seq 0, the same bdSeq and the current figures.
-    host.rebirth();
-    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "no rebirth\n{}", rt.logs());
-    make_parts(&mut plc, 107, 3).await;
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(before + 10), 15).await);
-    let msgs = host.node_messages();
+    l.host.rebirth();
+    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "no rebirth\n{}", l.rt.logs());
+    make_parts(&mut l.plc, 107, 3).await;
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(before + 10), 15).await);
+    let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(bd_seq(births[0]), bd_seq(births[1]), "a rebirth keeps the connection's bdSeq");
     assert_eq!(
@@ -108,45 +128,36 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new(), "seq continuity: {msgs:?}");
     let ndata = of_type(&msgs, "NDATA").count();
     assert!(ndata >= 10, "one NDATA per counted step, got {ndata}");
-    let status = rt.terminate();
-    assert!(status.success(), "{status:?}\n{}", rt.logs());
+    let status = l.rt.terminate();
+    assert!(status.success(), "{status:?}\n{}", l.rt.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
-    let broker = Mosquitto::start();
-    let peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 0).await;
-    let host = Host::start(broker.port(), None).await;
-    // MOM's JSON events, delivered by the other output over the same outbox.
-    let mom = Collector::start(broker.port(), TOPIC_FILTER).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), peer.port(), broker.port(), "");
-    let mut rt = run_cell(&cfg);
+    let mut l = lab(0, None, "").await;
     let mut count = 0;
     for round in 1..=3usize {
         assert!(
-            host.wait(|m| of_type(m, "NBIRTH").count() >= round, 60).await,
+            l.host.wait(|m| of_type(m, "NBIRTH").count() >= round, 60).await,
             "no NBIRTH #{round}\n{}",
-            rt.logs()
+            l.rt.logs()
         );
-        count = make_parts(&mut plc, count, 2).await;
-        assert!(host.wait(|_| good_total(&host.node_messages()) == Some(count as u64), 15).await);
+        count = make_parts(&mut l.plc, count, 2).await;
+        assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(count as u64), 15).await);
         if round < 3 {
-            rt.kill9();
+            l.rt.kill9();
             // The broker publishes the will once it notices the connection is gone.
             assert!(
-                host.wait(|m| of_type(m, "NDEATH").count() >= round, 10).await,
+                l.host.wait(|m| of_type(m, "NDEATH").count() >= round, 10).await,
                 "no NDEATH after kill -9 #{round}"
             );
-            rt.start_again();
+            l.rt.start_again();
         } else {
-            assert!(rt.terminate().success(), "{}", rt.logs());
-            assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await, "no NDEATH at a clean stop");
+            assert!(l.rt.terminate().success(), "{}", l.rt.logs());
+            assert!(l.host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await, "no NDEATH at a clean stop");
         }
     }
-    let msgs = host.node_messages();
+    let msgs = l.host.node_messages();
     let births: Vec<u64> = of_type(&msgs, "NBIRTH").map(bd_seq).collect();
     let deaths: Vec<u64> = of_type(&msgs, "NDEATH").map(bd_seq).collect();
     assert_eq!(births, deaths, "each NDEATH pairs with the NBIRTH before it");
@@ -155,12 +166,12 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
     assert_eq!(good_total(&msgs), Some(6), "the total across kill -9 is the PLC's parts");
     // Both outputs had every event: JSON's part counts are the same six parts.
-    assert!(mom.wait_for(|m| Delivery::of(m).parts("good") >= 6, Duration::from_secs(10)).await);
-    let json = Delivery::of(&mom.snapshot());
+    assert!(l.mom.wait_for(|m| Delivery::of(m).parts("good") >= 6, Duration::from_secs(10)).await);
+    let json = Delivery::of(&l.mom.snapshot());
     json.assert_gap_free();
     assert_eq!(json.parts("good"), 6);
     let verify = std::process::Command::new(BIN)
-        .args(["outbox", "verify", "--config", cfg.to_str().unwrap()])
+        .args(["outbox", "verify", "--config", l.cfg.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
@@ -168,66 +179,49 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcmd_writes_a_writable_tag_and_refuses_another() {
-    let broker = Mosquitto::start();
-    let peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 5).await;
-    let mut host = Host::start(broker.port(), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
-    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
+    let mut l = lab(5, None, "").await;
+    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
 
-    host.dcmd("plc", "active_target", "UINT32", json!(4242));
-    host.dcmd("plc", "good_count", "UINT32", json!(9));
+    l.host.dcmd("plc", "active_target", "UINT32", json!(4242));
+    l.host.dcmd("plc", "good_count", "UINT32", json!(9));
     let mut target = 0;
     for _ in 0..100 {
-        target = plc.read_u32(ACTIVE_TARGET).await;
+        target = l.plc.read_u32(ACTIVE_TARGET).await;
         if target == 4242 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(target, 4242, "the DCMD reached the register\n{}", rt.logs());
+    assert_eq!(target, 4242, "the DCMD reached the register\n{}", l.rt.logs());
     assert!(
-        rt.wait_for_output("DCMD refused", Duration::from_secs(5)).await,
+        l.rt.wait_for_output("DCMD refused", Duration::from_secs(5)).await,
         "no refusal logged\n{}",
-        rt.logs()
+        l.rt.logs()
     );
-    assert!(rt.logs().contains("not writable"), "{}", rt.logs());
-    assert_eq!(plc.read_u32(GOOD).await, 5, "the non-writable tag is unchanged");
-    assert!(rt.terminate().success());
+    assert!(l.rt.logs().contains("not writable"), "{}", l.rt.logs());
+    assert_eq!(l.plc.read_u32(GOOD).await, 5, "the non-writable tag is unchanged");
+    assert!(l.rt.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
-    let broker = Mosquitto::start();
-    let peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 0).await;
-    let mut host = Host::start(broker.port(), Some("scada")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&config(
-        dir.path(),
-        peer.port(),
-        broker.port(),
-        "primary_host_id = \"scada\"\n",
-    ));
-    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await, "{}", rt.logs());
-    let mut count = make_parts(&mut plc, 0, 3).await;
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(3), 15).await, "{}", rt.logs());
+    let mut l = lab(0, Some("scada"), "primary_host_id = \"scada\"\n").await;
+    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    let mut count = make_parts(&mut l.plc, 0, 3).await;
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(3), 15).await, "{}", l.rt.logs());
 
-    host.set_online(false);
-    assert!(host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await, "the node dies with its host\n{}", rt.logs());
-    let seen_before = host.node_messages().len();
-    count = make_parts(&mut plc, count, 5).await;
+    l.host.set_online(false);
+    assert!(l.host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await, "the node dies with its host\n{}", l.rt.logs());
+    let seen_before = l.host.node_messages().len();
+    count = make_parts(&mut l.plc, count, 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let meanwhile = host.node_messages().len() - seen_before;
+    let meanwhile = l.host.node_messages().len() - seen_before;
     assert_eq!(meanwhile, 0, "nothing after the NDEATH while the host is offline");
 
-    host.set_online(true);
-    assert!(host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "{}", rt.logs());
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(count as u64), 15).await);
-    let msgs = host.node_messages();
+    l.host.set_online(true);
+    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "{}", l.rt.logs());
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(count as u64), 15).await);
+    let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(metric(births[1], "Production/Good Total").unwrap()["value"], 8, "the birth shows now");
     let after: Vec<&Value> = msgs.iter().skip_while(|m| *m != births[1]).collect();
@@ -239,55 +233,41 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
         .filter_map(|m| m["value"].as_u64())
         .collect();
     assert_eq!(history, vec![4, 5, 6, 7, 8], "every part made meanwhile, as history, in order");
-    assert!(rt.terminate().success());
+    assert!(l.rt.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
-    let broker = Mosquitto::start();
-    let peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 500).await;
-    let host = Host::start(broker.port(), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
-    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
-    make_parts(&mut plc, 500, 4).await;
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(4), 15).await);
+    let mut l = lab(500, None, "").await;
+    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    make_parts(&mut l.plc, 500, 4).await;
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(4), 15).await);
     // The PLC restarts its counter from zero (a shift change, a PLC restart).
-    plc.write_u32(GOOD, 0).await;
+    l.plc.write_u32(GOOD, 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    make_parts(&mut plc, 0, 3).await;
+    make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        host.wait(|_| good_total(&host.node_messages()) == Some(7), 15).await,
+        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(7), 15).await,
         "good total {:?}, the PLC made 7\n{}",
-        good_total(&host.node_messages()),
-        rt.logs()
+        good_total(&l.host.node_messages()),
+        l.rt.logs()
     );
-    assert!(rt.terminate().success());
+    assert!(l.rt.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged() {
-    let broker = Mosquitto::start();
-    let peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 0).await;
-    let host = Host::start(broker.port(), None).await;
-    let mom = Collector::start(broker.port(), TOPIC_FILTER).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), peer.port(), broker.port(), "json = false\n");
-    let mut rt = run_cell(&cfg);
-    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
-    make_parts(&mut plc, 0, 3).await;
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(3), 15).await, "{}", rt.logs());
-    assert!(rt.terminate().success(), "{}", rt.logs());
+    let mut l = lab(0, None, "json = false\n").await;
+    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    make_parts(&mut l.plc, 0, 3).await;
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(3), 15).await, "{}", l.rt.logs());
+    assert!(l.rt.terminate().success(), "{}", l.rt.logs());
     assert!(
-        mom.snapshot().iter().all(|m| !m.topic.contains("/events/")),
+        l.mom.snapshot().iter().all(|m| !m.topic.contains("/events/")),
         "no JSON events in Sparkplug-only mode"
     );
     let stats = std::process::Command::new(BIN)
-        .args(["outbox", "stats", "--config", cfg.to_str().unwrap()])
+        .args(["outbox", "stats", "--config", l.cfg.to_str().unwrap()])
         .output()
         .unwrap();
     let stats = String::from_utf8_lossy(&stats.stdout).to_string();
@@ -296,43 +276,37 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
-    let broker = Mosquitto::start();
-    let mut peer = ModbusPeer::start();
-    let mut plc = Plc::connect(peer.port(), 1).await;
-    plc.write_u32(GOOD, 300).await;
-    let host = Host::start(broker.port(), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut rt = run_cell(&config(dir.path(), peer.port(), broker.port(), ""));
-    assert!(host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", rt.logs());
-    make_parts(&mut plc, 300, 4).await;
-    assert!(host.wait(|_| good_total(&host.node_messages()) == Some(4), 15).await);
+    let mut l = lab(300, None, "").await;
+    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    make_parts(&mut l.plc, 300, 4).await;
+    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(4), 15).await);
 
     // The PLC goes away: its device dies; it comes back with every counter at zero.
-    plc.disconnect();
-    peer.stop();
+    l.plc.disconnect();
+    l.peer.stop();
     assert!(
-        host.wait(|m| of_type(m, "DDEATH").count() >= 1, 20).await,
+        l.host.wait(|m| of_type(m, "DDEATH").count() >= 1, 20).await,
         "no DDEATH\n{}",
-        rt.logs()
+        l.rt.logs()
     );
-    peer.start_again();
+    l.peer.start_again();
     assert!(
-        host.wait(|m| of_type(m, "DBIRTH").count() >= 2, 30).await,
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 2, 30).await,
         "no DBIRTH after the PLC came back\n{}",
-        rt.logs()
+        l.rt.logs()
     );
-    let mut plc = Plc::connect(peer.port(), 1).await;
+    l.plc = Plc::connect(l.peer.port(), 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    make_parts(&mut plc, 0, 3).await;
+    make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        host.wait(|_| good_total(&host.node_messages()) == Some(7), 20).await,
+        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(7), 20).await,
         "good total {:?}, the PLC made 7\n{}",
-        good_total(&host.node_messages()),
-        rt.logs()
+        good_total(&l.host.node_messages()),
+        l.rt.logs()
     );
-    let msgs = host.node_messages();
+    let msgs = l.host.node_messages();
     let death = of_type(&msgs, "DDEATH").next().unwrap();
     assert_eq!(death["device"], "plc");
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
-    assert!(rt.terminate().success());
+    assert!(l.rt.terminate().success());
 }

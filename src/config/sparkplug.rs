@@ -5,7 +5,7 @@ use super::locate::Seg;
 use super::types::{CellFile, CellPath};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparkplugConfig {
     /// Publish the cell as a Sparkplug B edge node (its own MQTT session on `[mqtt] url`).

@@ -6,9 +6,8 @@ use crate::config::CellConfig;
 use crate::sparkplug::{self, DeviceWrite};
 use crate::store::Outbox;
 use anyhow::Result;
-use mes_edge_drivers::WriteRequest;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The drivers' write channels of the cell now running (rebuilt at each reload).
@@ -87,18 +86,7 @@ async fn device_writes(mut rx: mpsc::Receiver<DeviceWrite>, writers: SharedWrite
             tracing::warn!(tag = %w.name, "DCMD refused: no driver takes writes to this tag");
             continue;
         };
-        let (reply, answer) = oneshot::channel();
-        let req = WriteRequest {
-            tag: w.tag,
-            value: w.value,
-            reply,
-        };
-        let result = match tx.send(req).await {
-            Ok(()) => answer
-                .await
-                .unwrap_or_else(|_| Err("the driver stopped".into())),
-            Err(_) => Err("the driver stopped".into()),
-        };
+        let result = super::write_back::write(&tx, w.tag, w.value).await;
         match result {
             Ok(()) => tracing::info!(tag = %w.name, value = ?w.value, "DCMD write"),
             Err(e) => tracing::warn!(tag = %w.name, value = ?w.value, "DCMD write failed: {e}"),

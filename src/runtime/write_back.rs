@@ -52,23 +52,27 @@ impl WriteBack {
                 continue;
             };
             handle.spawn(async move {
-                let (reply, answer) = oneshot::channel();
-                let req = WriteRequest {
-                    tag,
-                    value: Value::UInt(value),
-                    reply,
-                };
-                let result = match tx.send(req).await {
-                    Ok(()) => answer
-                        .await
-                        .unwrap_or_else(|_| Err("the driver stopped".into())),
-                    Err(_) => Err("the driver stopped".into()),
-                };
-                match result {
+                match write(&tx, tag, Value::UInt(value)).await {
                     Ok(()) => tracing::info!(tag = %name, value, "order write-back"),
                     Err(e) => tracing::warn!(tag = %name, value, "order write-back failed: {e}"),
                 }
             });
         }
+    }
+}
+
+/// Writes `value` to `tag` through its driver and waits for the driver's answer.
+pub async fn write(
+    tx: &mpsc::Sender<WriteRequest>,
+    tag: TagId,
+    value: Value,
+) -> Result<(), String> {
+    let (reply, answer) = oneshot::channel();
+    let req = WriteRequest { tag, value, reply };
+    match tx.send(req).await {
+        Ok(()) => answer
+            .await
+            .unwrap_or_else(|_| Err("the driver stopped".into())),
+        Err(_) => Err("the driver stopped".into()),
     }
 }
