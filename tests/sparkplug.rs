@@ -200,6 +200,21 @@ async fn dcmd_writes_a_writable_tag_and_refuses_another() {
     );
     assert!(l.rt.logs().contains("not writable"), "{}", l.rt.logs());
     assert_eq!(l.plc.read_u32(GOOD).await, 5, "the non-writable tag is unchanged");
+    // Both came through the engine's command door: each has its reply, committed and published.
+    let replies = |m: &[common::Received]| -> Vec<Value> {
+        m.iter()
+            .filter(|r| r.topic.ends_with("/responses") && r.payload["data"]["command"] == "write_tag")
+            .map(|r| r.payload["data"].clone())
+            .collect()
+    };
+    assert!(l.mom.wait_for(|m| replies(m).len() >= 2, Duration::from_secs(10)).await);
+    let replies = replies(&l.mom.snapshot());
+    assert!(replies.iter().any(|r| r["accepted"] == true), "{replies:?}");
+    assert!(
+        replies.iter().any(|r| r["accepted"] == false
+            && r["reason"].as_str().unwrap_or("").contains("not writable")),
+        "{replies:?}"
+    );
     assert!(l.rt.terminate().success());
 }
 

@@ -12,6 +12,7 @@ mod inbox;
 mod model;
 mod order_events;
 mod part_record;
+mod tag_write;
 #[cfg(test)]
 mod scenario_tests;
 
@@ -19,4 +20,5 @@ pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use inbox::{CommandIn, ReplyTo};
+pub use tag_write::TagWrite;
 pub use model::{CellModel, OrderModel, Role};

@@ -91,6 +91,8 @@ async fn run_cell(
     );
     let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
     let settings = forwarder_settings(&config, command_tx.clone())?;
+    // A Sparkplug host's DCMD comes through the same door as every command.
+    let spb_commands = command_tx.clone();
     let control = crate::control::serve(&config.store.path, command_tx)?;
 
     let ops = Ops::new(&config);
@@ -114,8 +116,7 @@ async fn run_cell(
             fwd_stop.clone(),
         ))
     });
-    let writers = sparkplug::SharedWriters::default();
-    let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, writers.clone())?;
+    let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, spb_commands)?;
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
@@ -129,7 +130,6 @@ async fn run_cell(
         committed_tx.clone(),
         &ops,
         embedded.as_ref(),
-        &writers,
     )?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
@@ -149,7 +149,7 @@ async fn run_cell(
                         config = new;
                         let writer = Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?;
                         let state = writer.load_state()?;
-                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref(), &writers)?;
+                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref())?;
                         ops.reload_applied();
                         tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
                     }
@@ -217,7 +217,6 @@ impl Cell {
 }
 
 /// Starts the drivers and the engine thread for `config`, the engine resuming from `state`.
-#[allow(clippy::too_many_arguments)]
 fn start_cell(
     config: &CellConfig,
     writer: Outbox,
@@ -226,7 +225,6 @@ fn start_cell(
     committed_tx: watch::Sender<u64>,
     ops: &Ops,
     embedded: Option<&EmbeddedDrivers>,
-    shared_writers: &sparkplug::SharedWriters,
 ) -> Result<Cell> {
     let model = CellModel::from_config(config);
     let (device_tx, device_rx) = mpsc::channel(1024);
@@ -251,9 +249,6 @@ fn start_cell(
         }
     }
     drop(device_tx);
-    if let Ok(mut shared) = shared_writers.lock() {
-        shared.clone_from(&writers);
-    }
 
     let engine = Engine::new(model, state);
     let store_cfg = config.store.clone();

@@ -1,17 +1,12 @@
 //! Wires the Sparkplug B sink (when `[sparkplug] enabled`): its own store connection and
-//! cursor, and the path of DCMD writes to the drivers.
+//! cursor; its DCMD writes go to the engine's command door like every command.
 
-use super::write_back::Writers;
 use crate::config::CellConfig;
-use crate::sparkplug::{self, DeviceWrite};
+use crate::sparkplug;
 use crate::store::Outbox;
 use anyhow::Result;
-use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-
-/// The drivers' write channels of the cell now running (rebuilt at each reload).
-pub type SharedWriters = Arc<Mutex<Writers>>;
 
 /// Starts the sink if the config enables it; otherwise forgets its cursor, so that an output
 /// turned off no longer holds rows in the store.
@@ -20,10 +15,9 @@ pub fn start(
     writer: &mut Outbox,
     committed: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
-    writers: SharedWriters,
+    commands: mpsc::Sender<crate::cell::CommandIn>,
 ) -> Result<Option<JoinHandle<()>>> {
-    let (writes_tx, writes_rx) = mpsc::channel(64);
-    let Some(settings) = sparkplug::settings(config, Some(writes_tx))? else {
+    let Some(settings) = sparkplug::settings(config, Some(commands))? else {
         if writer.drop_sink(sparkplug::SINK)? {
             tracing::info!(
                 "Sparkplug B turned off: its cursor no longer holds events in the store"
@@ -40,7 +34,6 @@ pub fn start(
     if settings.marks_delivered {
         settle_before_cursor(writer)?;
     }
-    tokio::spawn(device_writes(writes_rx, writers));
     let reader = writer.open_again(config.store.synchronous)?;
     Ok(Some(tokio::spawn(sparkplug::run(
         settings, reader, committed, stop,
@@ -76,20 +69,4 @@ fn settle_before_cursor(writer: &mut Outbox) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Hands each DCMD write to the driver of its tag, and logs what the driver answered.
-async fn device_writes(mut rx: mpsc::Receiver<DeviceWrite>, writers: SharedWriters) {
-    while let Some(w) = rx.recv().await {
-        let tx = writers.lock().ok().and_then(|m| m.get(&w.tag).cloned());
-        let Some(tx) = tx else {
-            tracing::warn!(tag = %w.name, "DCMD refused: no driver takes writes to this tag");
-            continue;
-        };
-        let result = super::write_back::write(&tx, w.tag, w.value).await;
-        match result {
-            Ok(()) => tracing::info!(tag = %w.name, value = ?w.value, "DCMD write"),
-            Err(e) => tracing::warn!(tag = %w.name, value = ?w.value, "DCMD write failed: {e}"),
-        }
-    }
 }

@@ -1,41 +1,36 @@
-//! DCMD: a host application writing a device's tag. Only tags marked `write = true` take a
-//! write; any other metric is refused, with the reason in the log (Sparkplug has no reply to a
-//! command: the host sees the refusal as a value that does not change).
+//! DCMD: a host application writing a device's tags. Each metric is named (by name or alias)
+//! to one of the device's tags and goes to the engine as a `write_tag` command, through the
+//! same door as every other command: the engine accepts it only for a tag marked
+//! `write = true`, answers it (a `command_response` event, committed), and the write reaches
+//! the driver after the commit. Sparkplug has no reply to a command, so a refusal is logged
+//! with its reason; a host sees it as a value that does not change.
 
 use super::proto::payload::metric::Value as Wire;
 use super::sink::SparkplugSettings;
-use mes_edge_drivers::{TagId, Value};
+use crate::cell::CommandIn;
+use crate::orders::{CommandSource, Reply};
+use serde_json::{json, Value as Json};
 use tokio::sync::mpsc;
 
-/// A write a DCMD asks for, on its way to the driver of the tag.
-#[derive(Debug)]
-pub struct DeviceWrite {
-    pub tag: TagId,
-    pub name: String,
-    pub value: Value,
-}
+/// The engine's command door.
+pub type Writes = mpsc::Sender<CommandIn>;
 
-pub type Writes = mpsc::Sender<DeviceWrite>;
-
-fn value(v: &Wire) -> Option<Value> {
+fn value(v: &Wire) -> Option<Json> {
     Some(match v {
-        Wire::IntValue(i) => Value::UInt(*i as u64),
-        Wire::LongValue(i) => Value::UInt(*i),
-        Wire::BooleanValue(b) => Value::Bool(*b),
-        Wire::FloatValue(f) => Value::Float(*f as f64),
-        Wire::DoubleValue(f) => Value::Float(*f),
-        Wire::StringValue(s) => Value::Text(mes_edge_drivers::Text::new(s)?),
+        Wire::IntValue(i) => json!(i),
+        Wire::LongValue(i) => json!(i),
+        Wire::BooleanValue(b) => json!(b),
+        Wire::FloatValue(f) => json!(f),
+        Wire::DoubleValue(f) => json!(f),
+        Wire::StringValue(s) => json!(s),
         _ => return None,
     })
 }
 
-/// Checks each metric of a DCMD for `device` and hands the allowed writes on.
+/// Hands each metric of a DCMD for `device` to the engine as a write_tag command.
 pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) {
     let Some(payload) = super::payload::decode(bytes) else {
-        tracing::warn!(
-            device,
-            "DCMD refused: the payload is not a Sparkplug B payload"
-        );
+        tracing::warn!(device, "DCMD refused: the payload is not a Sparkplug B payload");
         return;
     };
     let Some(spec) = s.devices.get(device) else {
@@ -43,39 +38,51 @@ pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) 
         return;
     };
     for m in &payload.metrics {
-        let tag = spec
-            .tags
-            .iter()
-            .find(|t| m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias));
         let metric = m
             .name
             .clone()
             .or(m.alias.map(|a| format!("alias {a}")))
             .unwrap_or_default();
-        let refuse = |why: &str| tracing::warn!(device, %metric, "DCMD refused: {why}");
+        let tag = spec.tags.iter().find(|t| {
+            m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias)
+        });
         let Some(tag) = tag else {
-            refuse("the device has no such metric");
+            tracing::warn!(device, %metric, "DCMD refused: the device has no such metric");
             continue;
         };
-        if !tag.writable {
-            refuse("the tag is not writable (it needs write = true in the cell config)");
-            continue;
-        }
         let Some(v) = m.value.as_ref().and_then(value) else {
-            refuse("no value, or a type a tag cannot take");
+            tracing::warn!(device, %metric, "DCMD refused: no value, or a type a tag cannot take");
             continue;
         };
-        let Some(writes) = &s.writes else {
-            refuse("this runtime takes no writes");
+        let Some(door) = &s.writes else {
+            tracing::warn!(device, %metric, "DCMD refused: this runtime takes no commands");
             continue;
         };
-        let w = DeviceWrite {
-            tag: tag.tag,
-            name: tag.name.clone(),
-            value: v,
+        let payload = json!({
+            "correlation_id": format!("dcmd-{}", uuid::Uuid::now_v7()),
+            "command": "write_tag",
+            "tag": tag.name,
+            "value": v,
+        });
+        let (device, name) = (device.to_string(), tag.name.clone());
+        let done = move |r: &Reply| match (r.accepted, &r.reason) {
+            (true, _) => tracing::info!(%device, tag = %name, "DCMD write accepted"),
+            (false, why) => tracing::warn!(
+                %device,
+                tag = %name,
+                "DCMD refused: {}",
+                why.as_deref().unwrap_or("rejected")
+            ),
         };
-        if let Err(e) = writes.try_send(w) {
-            tracing::warn!(device, %metric, "DCMD dropped: {e}");
+        let cmd = CommandIn {
+            payload: payload.to_string().into_bytes(),
+            by: CommandSource::Sparkplug,
+            received_ms: mes_edge_drivers::now_ms(),
+            user: None,
+            done: Some(Box::new(done)),
+        };
+        if let Err(e) = door.try_send(cmd) {
+            tracing::warn!(%metric, "DCMD dropped, the engine's command queue is full: {e}");
         }
     }
 }

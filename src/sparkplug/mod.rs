@@ -13,7 +13,7 @@ mod session;
 mod sink;
 mod topics;
 
-pub use commands::{DeviceWrite, Writes};
+pub use commands::Writes;
 pub use devices::{DeviceSpec, Devices, TagSpec};
 pub use metrics::{Figures, MetricValue, NODE_METRICS};
 pub use sink::{run, SparkplugSettings, SINK};

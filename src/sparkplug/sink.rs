@@ -29,7 +29,7 @@ pub struct SparkplugSettings {
     /// Messages awaiting their acknowledgement at once.
     pub window: usize,
     pub devices: super::devices::Devices,
-    /// Where DCMD writes to writable tags go (the runtime's write path); None: refused.
+    /// The engine's command door, where DCMD writes go as write_tag commands; None: refused.
     pub writes: Option<super::commands::Writes>,
 }
 
