@@ -144,7 +144,10 @@ url = "mqtt://127.0.0.1:1883"
 
         // The Sparkplug sink keeps its session and cursor across a reload: turning it on waits
         // for a restart too.
-        let p = write(dir.path(), &format!("{CELL}\n[sparkplug]\nenabled = true\n"));
+        let p = write(
+            dir.path(),
+            &format!("{CELL}\n[sparkplug]\nenabled = true\n"),
+        );
         let err = prepare(&p, &running).unwrap_err();
         assert!(err[0].contains("[sparkplug] changed"), "{err:?}");
     }

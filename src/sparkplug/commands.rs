@@ -30,7 +30,10 @@ fn value(v: &Wire) -> Option<Json> {
 /// Hands each metric of a DCMD for `device` to the engine as a write_tag command.
 pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) {
     let Some(payload) = super::payload::decode(bytes) else {
-        tracing::warn!(device, "DCMD refused: the payload is not a Sparkplug B payload");
+        tracing::warn!(
+            device,
+            "DCMD refused: the payload is not a Sparkplug B payload"
+        );
         return;
     };
     let Some(spec) = s.devices.get(device) else {
@@ -43,9 +46,10 @@ pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) 
             .clone()
             .or(m.alias.map(|a| format!("alias {a}")))
             .unwrap_or_default();
-        let tag = spec.tags.iter().find(|t| {
-            m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias)
-        });
+        let tag = spec
+            .tags
+            .iter()
+            .find(|t| m.name.as_deref() == Some(t.name.as_str()) || m.alias == Some(t.alias));
         let Some(tag) = tag else {
             tracing::warn!(device, %metric, "DCMD refused: the device has no such metric");
             continue;
