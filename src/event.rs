@@ -113,6 +113,19 @@ pub enum EventBody {
         cap_bytes: u64,
         undelivered: u64,
     },
+    /// Process values were dropped unsent (docs/VALUES.md): over the store's cap for values
+    /// (`cap`, oldest first) or older than their retention (`age`). One event per 10 s at most,
+    /// summing the drops since the last.
+    ValuesDropped {
+        reason: String,
+        values: u64,
+        batches: u64,
+        /// Values dropped, by tag.
+        by_tag: BTreeMap<String, u64>,
+        /// Values still held undelivered, and the cap.
+        held: u64,
+        cap: u64,
+    },
     /// The first event of a store (of a `store_id`): its sequence starts here. MOM learns that
     /// a new store took over the cell, and from which store where the runtime knows it.
     StoreCreated {
@@ -231,6 +244,7 @@ impl EventBody {
             EventBody::MachineState { .. } => "machine_state",
             EventBody::DeviceStatus { .. } => "device_status",
             EventBody::StoreAlarm { .. } => "store_alarm",
+            EventBody::ValuesDropped { .. } => "values_dropped",
             EventBody::StoreCreated { .. } => "store_created",
             EventBody::OrderState { .. } => "order_state",
             EventBody::OrderRemoved { .. } => "order_removed",

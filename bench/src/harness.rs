@@ -29,10 +29,21 @@ impl Tool {
     }
 }
 
-/// How long each scenario runs; `--quick` shortens all of them for a smoke run.
-#[derive(Debug, Clone, Copy)]
+/// How long each scenario runs; `--quick` shortens all of them for a smoke run. The full
+/// windows are sized so that `bench/run` (every scenario, both peers, three runs) fits in about
+/// forty minutes on the two-core machine of BENCHMARKS.md.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Durations {
-    pub s1_seconds: f64,
+    /// S1: flat out, for the committed intake.
+    pub s1_intake_seconds: f64,
+    /// S1: the batching publisher, for the broker's ceiling.
+    pub s1_ceiling_seconds: f64,
+    /// S1: each probe of the search for the steady-state rate.
+    pub s1_probe_seconds: f64,
+    /// S1: the hold that confirms a steady-state rate.
+    pub s1_hold_seconds: f64,
+    /// S1: the most the search (probes and holds) may take.
+    pub s1_search_budget_seconds: f64,
     pub s1_latency_seconds: f64,
     pub s2_warmup: f64,
     pub s2_seconds: f64,
@@ -40,26 +51,36 @@ pub struct Durations {
     pub s4_seconds: f64,
     pub s5_settle: f64,
     pub s5_seconds: f64,
+    pub s6_seconds: f64,
     pub s7_events: u64,
 }
 
 impl Durations {
     pub fn full() -> Self {
         Durations {
-            s1_seconds: 30.0,
-            s1_latency_seconds: 30.0,
-            s2_warmup: 10.0,
-            s2_seconds: 60.0,
-            s3_events: 1_000_000,
-            s4_seconds: 90.0,
-            s5_settle: 10.0,
-            s5_seconds: 30.0,
+            s1_intake_seconds: 10.0,
+            s1_ceiling_seconds: 10.0,
+            s1_probe_seconds: 15.0,
+            s1_hold_seconds: 60.0,
+            s1_search_budget_seconds: 120.0,
+            s1_latency_seconds: 20.0,
+            s2_warmup: 5.0,
+            s2_seconds: 30.0,
+            s3_events: 500_000,
+            s4_seconds: 30.0,
+            s5_settle: 5.0,
+            s5_seconds: 20.0,
+            s6_seconds: 30.0,
             s7_events: 10_000_000,
         }
     }
     pub fn quick() -> Self {
         Durations {
-            s1_seconds: 5.0,
+            s1_intake_seconds: 3.0,
+            s1_ceiling_seconds: 3.0,
+            s1_probe_seconds: 3.0,
+            s1_hold_seconds: 5.0,
+            s1_search_budget_seconds: 15.0,
             s1_latency_seconds: 5.0,
             s2_warmup: 3.0,
             s2_seconds: 8.0,
@@ -67,7 +88,19 @@ impl Durations {
             s4_seconds: 10.0,
             s5_settle: 2.0,
             s5_seconds: 5.0,
+            s6_seconds: 5.0,
             s7_events: 1_000_000,
+        }
+    }
+
+    /// As results.json records them.
+    pub fn to_map(self) -> std::collections::BTreeMap<String, f64> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+                .collect(),
+            _ => Default::default(),
         }
     }
 }

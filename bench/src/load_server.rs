@@ -1,9 +1,10 @@
 //! The load servers: one tokio-modbus TCP server per simulated device, all in this separate
 //! process (`mes-edge-bench load-server`), so that serving never competes inside the process
 //! being measured. Each device holds the registers of a [`Layout`]; a mode decides how values
-//! change. The server also measures what every tool is judged on: how often each device's
-//! first block is read (the achieved poll rate) and how evenly (jitter), seen from the PLC side,
-//! the same way for mes-edge, Node-RED and the Python poller.
+//! change. The server also measures what every tool is judged on, seen from the PLC side the
+//! same way for mes-edge, Node-RED and the Python poller: how often every register of every
+//! tag is read (the achieved poll rate, whatever blocks a tool reads them in), and how evenly
+//! the first block is read (jitter).
 //!
 //! Protocol with the harness, one line each way: it prints `READY port,port,...` once bound;
 //! on stdin `reset` clears the statistics, `report` prints `REPORT {json}`; in counter mode every
@@ -53,6 +54,9 @@ struct Device {
     values: Vec<f64>,
     reads: u64,
     registers_read: u64,
+    /// Reads of each register: whatever blocks a tool splits its tags into, every tag's
+    /// registers must be read once per poll.
+    register_reads: Vec<u64>,
     /// When the device's first block (address 0) was read: one per poll cycle of any tool.
     cycle_starts: Vec<Instant>,
 }
@@ -81,6 +85,9 @@ impl Service for DeviceService {
                 } else {
                     d.reads += 1;
                     d.registers_read += n as u64;
+                    for r in &mut d.register_reads[a..a + n] {
+                        *r += 1;
+                    }
                     if addr == 0 {
                         d.cycle_starts.push(Instant::now());
                     }
@@ -135,6 +142,7 @@ async fn serve(spec: Spec, layout: Layout) -> anyhow::Result<()> {
                     values: vec![0.0; layout.tags.len()],
                     reads: 0,
                     registers_read: 0,
+                    register_reads: vec![0; spec.registers as usize],
                     cycle_starts: Vec::new(),
                 };
                 for (i, t) in layout.tags.iter().enumerate() {
@@ -220,6 +228,7 @@ async fn serve(spec: Spec, layout: Layout) -> anyhow::Result<()> {
                     let mut d = d.lock().unwrap();
                     d.reads = 0;
                     d.registers_read = 0;
+                    d.register_reads.iter_mut().for_each(|r| *r = 0);
                     d.cycle_starts.clear();
                 }
                 since = Instant::now();
@@ -228,7 +237,7 @@ async fn serve(spec: Spec, layout: Layout) -> anyhow::Result<()> {
                 let secs = since.elapsed().as_secs_f64();
                 let per_device: Vec<DeviceReport> = devices
                     .iter()
-                    .map(|d| report(&d.lock().unwrap(), secs))
+                    .map(|d| report(&d.lock().unwrap(), &layout, secs))
                     .collect();
                 println!("REPORT {}", serde_json::to_string(&per_device)?);
             }
@@ -246,11 +255,23 @@ pub struct DeviceReport {
     pub reads: u64,
     pub registers_read: u64,
     pub cycles: u64,
+    /// Of the registers the layout's tags occupy: the fewest and the most reads of one.
+    pub tag_register_reads_min: u64,
+    pub tag_register_reads_max: u64,
     /// Intervals between successive reads of the first block, ms.
     pub intervals_ms: Vec<f64>,
 }
 
-fn report(d: &Device, seconds: f64) -> DeviceReport {
+fn report(d: &Device, layout: &Layout, seconds: f64) -> DeviceReport {
+    let used = layout.tags.iter().flat_map(|t| {
+        let a = t.addr as usize;
+        if t.kind == Kind::U16 {
+            a..a + 1
+        } else {
+            a..a + 2
+        }
+    });
+    let reads: Vec<u64> = used.map(|a| d.register_reads[a]).collect();
     let intervals_ms = d
         .cycle_starts
         .windows(2)
@@ -261,6 +282,8 @@ fn report(d: &Device, seconds: f64) -> DeviceReport {
         reads: d.reads,
         registers_read: d.registers_read,
         cycles: d.cycle_starts.len() as u64,
+        tag_register_reads_min: reads.iter().copied().min().unwrap_or(0),
+        tag_register_reads_max: reads.iter().copied().max().unwrap_or(0),
         intervals_ms,
     }
 }

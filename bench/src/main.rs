@@ -12,16 +12,20 @@ mod collector;
 mod harness;
 mod layout;
 mod load_server;
+mod machine;
+mod markdown;
 mod node_red;
 mod pipeline;
 mod procs;
 mod procstat;
 mod report;
 mod s1_pipeline;
+mod s1_steady;
 mod s2_polling;
 mod s3_backlog;
 mod s4_latency;
 mod s5_footprint;
+mod s6_opcua;
 mod s7_store;
 mod stats;
 mod workload;
@@ -49,6 +53,9 @@ struct RunArgs {
     /// Run mes-edge only.
     #[arg(long)]
     no_peers: bool,
+    /// Repetitions of every scenario (default 3, or 1 with --quick); figures are their medians.
+    #[arg(long)]
+    runs: Option<usize>,
     /// The mes-edge binary (default: next to this one).
     #[arg(long)]
     mes_edge: Option<PathBuf>,
@@ -65,7 +72,7 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Every scenario, S1 to S5, then the table.
+    /// Every scenario, S1 to S7, then the table.
     All(RunArgs),
     /// One or more scenarios, e.g. `run s2 s4`.
     Run {
@@ -74,19 +81,28 @@ enum Cmd {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// BENCHMARKS.md from a run's results.json (to stdout, or --out).
+    Report {
+        results: PathBuf,
+        /// The narrative (default: bench/BENCHMARKS.template.md of the source tree).
+        #[arg(long)]
+        template: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// (internal) The Modbus load servers, one TCP port per device.
     LoadServer {
         #[arg(long)]
         spec: String,
     },
-    /// (internal) A bare MQTT publisher: the broker's ceiling (S1).
+    /// (internal) A batching MQTT publisher: the broker's ceiling (S1).
     Publish {
         #[arg(long)]
         port: u16,
         #[arg(long)]
-        count: u64,
-        #[arg(long, default_value_t = 1000)]
-        inflight: u16,
+        seconds: f64,
+        #[arg(long, default_value_t = 10_000)]
+        window: u32,
     },
     /// (internal) The runtime fed by an embedded driver (S1, S3).
     Pipeline {
@@ -105,11 +121,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::LoadServer { spec } => load_server::main(&spec),
+        Cmd::Report {
+            results,
+            template,
+            out,
+        } => markdown::main(&results, template, out),
         Cmd::Publish {
             port,
-            count,
-            inflight,
-        } => ceiling::publish(port, count, inflight),
+            seconds,
+            window,
+        } => ceiling::publish(port, seconds, window),
         Cmd::Pipeline {
             config,
             rate,
@@ -124,7 +145,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Cmd::All(args) => bench(
-            &["s1", "s2", "s3", "s4", "s5", "s7"].map(String::from),
+            &["s1", "s2", "s3", "s4", "s5", "s6", "s7"].map(String::from),
             args,
         ),
         Cmd::Run { scenarios, args } => bench(&scenarios, args),
@@ -183,62 +204,62 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
         ctx.mes_edge_bin.display()
     );
     ctx.tools()?;
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let mut table = report::Table::default();
-    let machine = machine();
-    println!("{machine}");
-    println!("load average before: {}", procstat::load_average());
-    for s in scenarios {
-        let before = procstat::load_average();
-        let r = match s.as_str() {
-            "s1" => s1_pipeline::run(&ctx, &mut table),
-            "s2" => s2_polling::run(&ctx, &mut table),
-            "s3" => s3_backlog::run(&ctx, &mut table),
-            "s4" => s4_latency::run(&ctx, &mut table),
-            "s5" => s5_footprint::run(&ctx, &mut table),
-            "s7" => s7_store::run(&ctx, &mut table),
-            other => anyhow::bail!("unknown scenario {other:?}; expected s1..s5 or s7"),
-        };
-        if let Err(e) = r {
-            table.note(format!("{} failed: {e:#}", s.to_uppercase()));
-        }
-        table.note(format!(
-            "{}: load average before {before}, after {}",
-            s.to_uppercase(),
-            procstat::load_average()
-        ));
+    let r = &mut table.results;
+    r.runs = runs;
+    r.quick = args.quick;
+    r.durations = ctx.durations.to_map();
+    r.machine = machine::facts(&ctx);
+    r.build = machine::build(&ctx);
+    r.started = machine::utc_now();
+    for (k, v) in &r.machine {
+        println!("{k}: {v}");
     }
-    let md = table.markdown();
-    println!("\n{md}");
-    std::fs::write(dir.join("results.md"), format!("{machine}\n\n{md}"))?;
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(&table)?,
+    let save = |table: &report::Table| -> Result<()> {
+        std::fs::write(
+            dir.join("results.json"),
+            serde_json::to_string_pretty(&table.results)?,
+        )?;
+        Ok(())
+    };
+    // Interleaved: a burst of load from elsewhere lands on one run of each scenario, not on
+    // every run of one.
+    for run in 0..runs {
+        table.run = run;
+        for s in scenarios {
+            println!("== {} run {}/{runs}", s.to_uppercase(), run + 1);
+            let before = procstat::load_average();
+            let r = match s.as_str() {
+                "s1" => s1_pipeline::run(&ctx, &mut table),
+                "s2" => s2_polling::run(&ctx, &mut table),
+                "s3" => s3_backlog::run(&ctx, &mut table),
+                "s4" => s4_latency::run(&ctx, &mut table),
+                "s5" => s5_footprint::run(&ctx, &mut table),
+                "s6" => s6_opcua::run(&ctx, &mut table),
+                "s7" => s7_store::run(&ctx, &mut table),
+                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s7"),
+            };
+            if let Err(e) = r {
+                table.note(format!("{} failed: {e:#}", s.to_uppercase()));
+            }
+            table.results.load.push(report::LoadAverage {
+                scenario: s.to_uppercase(),
+                run,
+                before,
+                after: procstat::load_average(),
+            });
+            // Written after every scenario: an interrupted run keeps what it measured.
+            table.results.finished = machine::utc_now();
+            save(&table)?;
+        }
+    }
+    let md = markdown::render(
+        &table.results,
+        &std::fs::read_to_string(ctx.bench_dir().join("BENCHMARKS.template.md"))?,
     )?;
+    std::fs::write(dir.join("BENCHMARKS.md"), &md)?;
+    println!("\n{md}");
     println!("results and logs in {}", dir.display());
     Ok(())
-}
-
-/// Cores, CPU model and the disk the stores are on.
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("?")
-        .trim();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = mem
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|k| k.parse::<u64>().ok())
-        .unwrap_or(0)
-        / (1 << 20);
-    format!("machine: {cores} cores, {model}, {mem} GiB memory")
 }

@@ -1,5 +1,6 @@
 //! CPU and memory of a process, as the kernel counts them: CPU time from /proc/PID/stat (user
-//! plus system, all threads), resident memory from /proc/PID/status.
+//! plus system, all threads), resident memory from /proc/PID/status and /proc/PID/smaps_rollup.
+//! Memory is in MB (a million bytes), as the targets are.
 
 use std::time::Instant;
 
@@ -35,15 +36,38 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-pub fn rss_mib(pid: u32) -> Option<f64> {
-    status_kib(pid, "VmRSS").map(|k| k as f64 / 1024.0)
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmRSS").map(kib_to_mb)
 }
 
-/// The 1-minute load average.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+/// Resident anonymous memory (heap, stacks): what the process allocated itself.
+pub fn anon_mb(pid: u32) -> Option<f64> {
+    status_kib(pid, "RssAnon").map(kib_to_mb)
+}
+
+/// Proportional set size: shared pages divided among the processes that map them.
+pub fn pss_mb(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("Pss:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+        .map(kib_to_mb)
+}
+
+fn kib_to_mb(k: u64) -> f64 {
+    k as f64 * 1024.0 / 1e6
+}
+
+/// The load averages over 1, 5 and 15 minutes.
+pub fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut f = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(f64::NAN));
+    [(); 3].map(|_| f.next().unwrap_or(f64::NAN))
 }
 
 /// CPU use of one process between two points in time.
@@ -73,13 +97,18 @@ impl CpuWindow {
 #[derive(Debug, Clone, Default)]
 pub struct RssTrace {
     pub samples: Vec<f64>,
+    /// The most anonymous RSS and PSS seen.
+    pub anon_max: f64,
+    pub pss_max: f64,
 }
 
 impl RssTrace {
     pub fn sample(&mut self, pid: u32) {
-        if let Some(r) = rss_mib(pid) {
+        if let Some(r) = rss_mb(pid) {
             self.samples.push(r);
         }
+        self.anon_max = self.anon_max.max(anon_mb(pid).unwrap_or(0.0));
+        self.pss_max = self.pss_max.max(pss_mb(pid).unwrap_or(0.0));
     }
     pub fn max(&self) -> f64 {
         self.samples.iter().copied().fold(0.0, f64::max)
@@ -104,7 +133,7 @@ impl RssSampler {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut rss = RssTrace::default();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && rss_mib(pid).is_some() {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && rss_mb(pid).is_some() {
                 rss.sample(pid);
                 std::thread::sleep(every);
             }

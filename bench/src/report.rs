@@ -1,26 +1,86 @@
-//! The table every run ends with: one row per figure, a column per tool, the ratios, the
-//! issue's target and whether it is met.
+//! What a run records: every figure of every repetition, per tool, with its target. This is
+//! `results.json`, the single source of BENCHMARKS.md (`mes-edge-bench report`, in
+//! `markdown.rs`): the medians, spreads, ratios and met / not met are all worked out there from
+//! these values, never typed.
 
-use serde::Serialize;
-use std::fmt::Write;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub scenario: &'static str,
-    pub figure: String,
-    pub mes_edge: String,
-    pub python: String,
-    pub node_red: String,
-    /// peer / mes-edge, for figures where less is better (CPU, memory, latency).
-    pub ratio_python: String,
-    pub ratio_node_red: String,
-    pub target: String,
-    pub met: String,
+pub const TOOLS: [&str; 3] = ["mes-edge", "python-poller", "node-red"];
+
+/// A threshold for one tool's median, or a ratio between a peer's median and mes-edge's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// mes-edge's median below `value` (strictly).
+    Below { value: f64 },
+    /// mes-edge's median at most `value`.
+    AtMost { value: f64 },
+    /// mes-edge's median at least `value`.
+    AtLeast { value: f64 },
+    /// mes-edge's worst run at most `value` (losses: one bad run is a failure).
+    EveryRunAtMost { value: f64 },
+    /// Each named peer's median at least so many times mes-edge's (less is better).
+    PeerTimes { times: BTreeMap<String, f64> },
+    /// mes-edge's median at least `share` of another figure's median (a ceiling).
+    ShareOf { figure: String, share: f64 },
 }
 
-#[derive(Default, Serialize)]
-pub struct Table {
-    pub rows: Vec<Row>,
+/// When a target is not met: the measured figures that show what bounds it, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bound {
+    pub figures: Vec<String>,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FigureData {
+    pub scenario: String,
+    /// Stable name for targets and bounds to refer to (`s1.ceiling`).
+    pub key: String,
+    pub name: String,
+    pub unit: String,
+    pub digits: usize,
+    pub less_is_better: bool,
+    /// Per tool, one value per run (null where a run produced none).
+    pub values: BTreeMap<String, Vec<Option<f64>>>,
+    /// Per tool, why there is no figure (a peer without a durable store, a failure).
+    pub why_none: BTreeMap<String, String>,
+    pub target: Option<Target>,
+    pub bound: Option<Bound>,
+    /// Whether peer / mes-edge ratios mean anything (not for counts of different things).
+    #[serde(default = "yes")]
+    pub ratios: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadAverage {
+    pub scenario: String,
+    pub run: usize,
+    pub before: [f64; 3],
+    pub after: [f64; 3],
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// Machine facts (cores, CPU, memory, kernel, disk fsync rate, peers' versions).
+    pub machine: BTreeMap<String, String>,
+    /// The build measured: commit, features, profile.
+    pub build: BTreeMap<String, String>,
+    pub runs: usize,
+    pub quick: bool,
+    /// Per scenario, its workload in words, with the parameters this run used.
+    pub scenarios: BTreeMap<String, String>,
+    /// Measured windows, seconds (or counts), as the run used them.
+    pub durations: BTreeMap<String, f64>,
+    pub started: String,
+    pub finished: String,
+    pub load: Vec<LoadAverage>,
+    pub figures: Vec<FigureData>,
     pub notes: Vec<String>,
 }
 
@@ -35,89 +95,214 @@ impl Cell {
     pub fn na(why: &str) -> Cell {
         Cell::Text(why.to_string())
     }
-    fn show(&self, digits: usize) -> String {
-        match self {
-            Cell::Value(v) if v.is_nan() => "-".into(),
-            Cell::Value(v) => format!("{v:.digits$}"),
-            Cell::Text(t) => t.clone(),
-        }
-    }
-    fn value(&self) -> Option<f64> {
-        match self {
-            Cell::Value(v) if v.is_finite() => Some(*v),
-            _ => None,
-        }
-    }
 }
 
+/// One figure of one run, as a scenario reports it.
 pub struct Figure<'a> {
     pub scenario: &'static str,
+    pub key: &'a str,
     pub name: &'a str,
+    pub unit: &'a str,
     pub digits: usize,
     pub mes_edge: Cell,
     pub python: Cell,
     pub node_red: Cell,
-    /// Ratios are peer / mes-edge when less is better, mes-edge / peer when more is better.
     pub less_is_better: bool,
-    pub target: Option<(&'a str, bool)>,
+    pub target: Option<Target>,
+    pub bound: Option<Bound>,
+}
+
+/// Figures whose tools count different things: no ratio between them.
+const NO_RATIO: [&str; 1] = ["s2.messages"];
+
+impl<'a> Figure<'a> {
+    /// A figure of mes-edge alone; the peers get `peers` as the reason.
+    pub fn mes_edge(
+        scenario: &'static str,
+        key: &'a str,
+        name: &'a str,
+        unit: &'a str,
+        value: f64,
+        peers: &str,
+    ) -> Figure<'a> {
+        Figure {
+            scenario,
+            key,
+            name,
+            unit,
+            digits: 0,
+            mes_edge: Cell::Value(value),
+            python: Cell::na(peers),
+            node_red: Cell::na(peers),
+            less_is_better: true,
+            target: None,
+            bound: None,
+        }
+    }
+    pub fn digits(mut self, d: usize) -> Self {
+        self.digits = d;
+        self
+    }
+    pub fn more_is_better(mut self) -> Self {
+        self.less_is_better = false;
+        self
+    }
+    pub fn target(mut self, t: Target) -> Self {
+        self.target = Some(t);
+        self
+    }
+    pub fn bound(mut self, figures: &[&str], why: &str) -> Self {
+        self.bound = Some(Bound {
+            figures: figures.iter().map(|s| s.to_string()).collect(),
+            why: why.to_string(),
+        });
+        self
+    }
+}
+
+/// Collects the figures of every run of every scenario.
+#[derive(Default)]
+pub struct Table {
+    pub results: Results,
+    /// The repetition being run (0-based).
+    pub run: usize,
 }
 
 impl Table {
     pub fn add(&mut self, f: Figure) {
-        let ratio = |peer: &Cell| match (peer.value(), f.mes_edge.value()) {
-            (Some(p), Some(m)) if p > 0.0 && m > 0.0 => {
-                let r = if f.less_is_better { p / m } else { m / p };
-                format!("{r:.1}x")
+        let run = self.run;
+        let i = match self.results.figures.iter().position(|x| x.key == f.key) {
+            Some(i) => i,
+            None => {
+                self.results.figures.push(FigureData {
+                    scenario: f.scenario.to_string(),
+                    key: f.key.to_string(),
+                    name: f.name.to_string(),
+                    unit: f.unit.to_string(),
+                    digits: f.digits,
+                    less_is_better: f.less_is_better,
+                    values: BTreeMap::new(),
+                    why_none: BTreeMap::new(),
+                    target: f.target.clone(),
+                    bound: f.bound.clone(),
+                    ratios: !NO_RATIO.contains(&f.key),
+                });
+                self.results.figures.len() - 1
             }
-            _ => "-".into(),
         };
-        self.rows.push(Row {
-            scenario: f.scenario,
-            figure: f.name.to_string(),
-            mes_edge: f.mes_edge.show(f.digits),
-            python: f.python.show(f.digits),
-            node_red: f.node_red.show(f.digits),
-            ratio_python: ratio(&f.python),
-            ratio_node_red: ratio(&f.node_red),
-            target: f.target.map_or(String::new(), |t| t.0.to_string()),
-            met: f.target.map_or(
-                String::new(),
-                |t| if t.1 { "yes".into() } else { "NO".into() },
-            ),
-        });
+        let fig = &mut self.results.figures[i];
+        for (tool, cell) in TOOLS.iter().zip([f.mes_edge, f.python, f.node_red]) {
+            match cell {
+                Cell::Value(v) => {
+                    let vs = fig.values.entry(tool.to_string()).or_default();
+                    vs.resize(run, None);
+                    vs.push(v.is_finite().then_some(v));
+                }
+                Cell::Text(t) => {
+                    fig.why_none.entry(tool.to_string()).or_insert(t);
+                }
+            }
+        }
     }
 
     pub fn note(&mut self, n: String) {
         println!("  note: {n}");
-        self.notes.push(n);
+        let n = if self.results.runs > 1 {
+            format!("run {}: {n}", self.run + 1)
+        } else {
+            n
+        };
+        self.results.notes.push(n);
+    }
+}
+
+/// The median and the spread of one tool's runs (runs without a value left out).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+pub fn summary(values: &[Option<f64>]) -> Option<Summary> {
+    let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Summary {
+        median,
+        min: v[0],
+        max: v[n - 1],
+        n,
+    })
+}
+
+impl FigureData {
+    pub fn summary(&self, tool: &str) -> Option<Summary> {
+        self.values.get(tool).and_then(|v| summary(v))
+    }
+}
+
+impl Results {
+    pub fn figure(&self, key: &str) -> Option<&FigureData> {
+        self.figures.iter().find(|f| f.key == key)
     }
 
-    pub fn markdown(&self) -> String {
-        let mut s = String::from(
-            "| scenario | figure | mes-edge | Python poller | Node-RED | Python / mes-edge | Node-RED / mes-edge | target | met |\n\
-             |---|---|---:|---:|---:|---:|---:|---|---|\n",
-        );
-        for r in &self.rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.scenario,
-                r.figure,
-                r.mes_edge,
-                r.python,
-                r.node_red,
-                r.ratio_python,
-                r.ratio_node_red,
-                r.target,
-                r.met
-            );
-        }
-        if !self.notes.is_empty() {
-            s.push('\n');
-            for n in &self.notes {
-                let _ = writeln!(s, "- {n}");
+    /// Whether a figure's target is met, from the recorded values; None without a target or
+    /// without the values to judge it.
+    pub fn met(&self, f: &FigureData) -> Option<bool> {
+        let me = f.summary("mes-edge");
+        Some(match f.target.as_ref()? {
+            Target::Below { value } => me?.median < *value,
+            Target::AtMost { value } => me?.median <= *value,
+            Target::AtLeast { value } => me?.median >= *value,
+            Target::EveryRunAtMost { value } => me?.max <= *value,
+            Target::PeerTimes { times } => {
+                let m = me?.median;
+                let mut ok = m > 0.0;
+                for (peer, x) in times {
+                    ok &= f.summary(peer)?.median / m >= *x;
+                }
+                ok
             }
-        }
-        s
+            Target::ShareOf { figure, share } => {
+                let c = self.figure(figure)?.summary("mes-edge")?.median;
+                c > 0.0 && me?.median / c >= *share
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_spread_leave_out_missing_runs() {
+        let s = summary(&[Some(3.0), None, Some(1.0), Some(2.0)]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(summary(&[Some(4.0), Some(2.0)]).unwrap().median, 3.0);
+        assert!(summary(&[None]).is_none());
+    }
+
+    #[test]
+    fn a_run_without_a_value_keeps_the_later_runs_in_place() {
+        let mut t = Table::default();
+        let fig = |v: f64| Figure::mes_edge("S9", "s9.x", "x", "ms", v, "n/a");
+        t.add(fig(1.0));
+        t.run = 2;
+        t.add(fig(3.0));
+        let v = &t.results.figures[0].values["mes-edge"];
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[1], None);
+        assert_eq!(t.results.figures[0].why_none["node-red"], "n/a");
     }
 }

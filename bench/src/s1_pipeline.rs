@@ -1,15 +1,18 @@
-//! S1, pipeline throughput: part counts generated as fast as the runtime takes them (the
-//! embedded driver of `mes-edge-bench pipeline`), each committed with synchronous = "full" and
-//! forwarded with QoS 1 to Mosquitto; sustained events per second with nothing lost, counted by
-//! the collector. Then the same at 1,000 events/s for the latency from an event's timestamp to
-//! its arrival at the collector.
+//! S1, the pipeline: part counts from the embedded driver of `mes-edge-bench pipeline`, each
+//! committed with synchronous = "full" and forwarded with QoS 1 to Mosquitto, counted by the
+//! collector. Four measurements: the committed intake flat out; the broker's ceiling (a
+//! batching publisher, `ceiling.rs`); the steady-state delivery, the highest fixed input rate
+//! held without a growing backlog (`s1_steady.rs`), as a share of that ceiling; and the latency
+//! from an event's timestamp to the collector at 1,000 events/s.
 
 use crate::collector::{check_sequence, Collector, Rec};
 use crate::harness::{layout, wait_for, Ctx};
+use crate::load_server::unix_ns;
 use crate::pipeline::Load;
 use crate::procs::{free_port, Broker, Proc};
 use crate::procstat::{CpuWindow, RssSampler};
-use crate::report::{Cell, Figure, Table};
+use crate::report::{Figure, Table, Target};
+use crate::s1_steady;
 use crate::stats::spread;
 use crate::workload::{cell_config, Workload};
 use anyhow::{Context, Result};
@@ -38,6 +41,7 @@ pub fn write_config_with(
         poll_ms: 1000,
         good: Some(0),
         scrap: None,
+        publish: false,
     };
     let path = dir.join("cell.toml");
     let mut text = cell_config(
@@ -68,18 +72,17 @@ pub fn spawn_pipeline(ctx: &Ctx, dir: &Path, config: &Path, load: Load) -> Resul
     Proc::spawn("pipeline", cmd, dir, true)
 }
 
+/// What one pipeline run measured.
 pub struct Run {
     pub generated: u64,
+    /// Events committed per second, START to the last one committed.
     pub intake_per_s: f64,
-    pub delivered_per_s: f64,
     pub missing: u64,
     pub duplicates: u64,
     pub latency_ms: Vec<f64>,
     pub cpu_runtime: f64,
     pub cpu_broker: f64,
-    pub cpu_collector: f64,
     pub rss_max: f64,
-    pub seconds: f64,
 }
 
 fn part_counts(recs: &[Rec]) -> impl Iterator<Item = &Rec> {
@@ -87,15 +90,36 @@ fn part_counts(recs: &[Rec]) -> impl Iterator<Item = &Rec> {
         .filter(|r| r.kind.as_deref() == Some("part_count"))
 }
 
-pub fn run_once(ctx: &Ctx, dir: &Path, load: Load, inflight: Option<u16>) -> Result<Run> {
+/// The last seq committed in the store (read-only, beside the running cell).
+pub fn committed(db: &Path) -> Option<u64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    conn.busy_timeout(Duration::from_secs(1)).ok()?;
+    conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .ok()
+    .map(|v| v as u64)
+}
+
+/// A broker, the collector and the pipeline, connected and waiting for `go`.
+pub struct Rig {
+    pub broker: Broker,
+    pub collector: Collector,
+    pub p: Proc,
+    pub db: std::path::PathBuf,
+}
+
+pub fn rig(ctx: &Ctx, dir: &Path, load: Load) -> Result<Rig> {
     std::fs::create_dir_all(dir)?;
     // A broker of its own per run: no retained status or queued message from another run.
     let mut broker = Broker::new(dir, false)?;
     broker.start()?;
     let collector = Collector::start(broker.port, EVENTS, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
-    let config = write_config_with(dir, broker.port, inflight)?;
-    let mut p = spawn_pipeline(ctx, dir, &config, load)?;
+    let config = write_config(dir, broker.port)?;
+    let p = spawn_pipeline(ctx, dir, &config, load)?;
     // Generation starts once the forwarder is connected (its retained `online` arrived).
     anyhow::ensure!(
         wait_for(Duration::from_secs(20), || collector
@@ -104,36 +128,86 @@ pub fn run_once(ctx: &Ctx, dir: &Path, load: Load, inflight: Option<u16>) -> Res
         "the runtime did not connect to the broker; see {}",
         p.log.display()
     );
+    Ok(Rig {
+        broker,
+        collector,
+        p,
+        db: dir.join("store/cell.db"),
+    })
+}
+
+/// Flat out for `load.seconds`: how fast events are committed while the forwarder delivers.
+/// Delivery is not waited for (the steady-state search measures it).
+pub fn intake(ctx: &Ctx, dir: &Path, load: Load) -> Result<Run> {
+    let Rig {
+        broker,
+        collector: _collector,
+        mut p,
+        db,
+    } = rig(ctx, dir, load)?;
     p.send_line("go")?;
     let t0: i64 = p.wait_line("START", Duration::from_secs(10))?.parse()?;
     let cpu = [
         CpuWindow::start(p.pid()),
-        CpuWindow::start(broker.pid().unwrap()),
-        CpuWindow::start(std::process::id()),
+        CpuWindow::start(broker.pid().context("no broker")?),
     ];
-    let start = Instant::now();
     let rss = RssSampler::start(p.pid(), Duration::from_millis(250));
-    let generated_line = p.wait_line("GENERATED", Duration::from_secs_f64(load.seconds + 120.0))?;
-    let mut f = generated_line.split_whitespace();
-    let generated: u64 = f.next().context("count")?.parse()?;
-    let t_gen: i64 = f.next().context("time")?.parse()?;
-    // Then everything must arrive: progress is watched, not a fixed timeout.
+    let line = p.wait_line("GENERATED", Duration::from_secs_f64(load.seconds + 120.0))?;
+    let generated: u64 = line.split_whitespace().next().context("count")?.parse()?;
+    // The readings still in the driver's channel are committed within moments.
+    wait_for(Duration::from_secs(10), || {
+        committed(&db).is_some_and(|c| c >= generated)
+    });
+    let t_done = unix_ns();
+    let cpus: Vec<f64> = cpu.iter().map(|c| c.percent()).collect();
+    let rss = rss.finish();
+    let last = committed(&db).unwrap_or(0);
+    anyhow::ensure!(
+        p.stop(Duration::from_secs(15)),
+        "the runtime did not stop within 15 s of SIGTERM"
+    );
+    Ok(Run {
+        generated,
+        // `last` counts the device's online event too: a seq is one event committed.
+        intake_per_s: last as f64 / ((t_done - t0) as f64 / 1e9),
+        missing: 0,
+        duplicates: 0,
+        latency_ms: Vec::new(),
+        cpu_runtime: cpus[0],
+        cpu_broker: cpus[1],
+        rss_max: rss.max(),
+    })
+}
+
+/// At `load.rate`, then everything must arrive: losses and the latency of every event.
+pub fn delivered(ctx: &Ctx, dir: &Path, load: Load) -> Result<Run> {
+    let Rig {
+        broker,
+        collector,
+        mut p,
+        ..
+    } = rig(ctx, dir, load)?;
+    p.send_line("go")?;
+    p.wait_line("START", Duration::from_secs(10))?;
+    let cpu = [
+        CpuWindow::start(p.pid()),
+        CpuWindow::start(broker.pid().context("no broker")?),
+    ];
+    let rss = RssSampler::start(p.pid(), Duration::from_millis(250));
+    let line = p.wait_line("GENERATED", Duration::from_secs_f64(load.seconds + 120.0))?;
+    let generated: u64 = line.split_whitespace().next().context("count")?.parse()?;
+    // Progress is watched, not a fixed timeout.
     let mut last = (0usize, Instant::now());
-    loop {
+    while collector.len_of_kind("part_count") < generated as usize
+        && last.1.elapsed() < Duration::from_secs(30)
+    {
         let n = collector.len();
-        if collector.len_of_kind("part_count") >= generated as usize {
-            break;
-        }
         if n != last.0 {
             last = (n, Instant::now());
-        }
-        if last.1.elapsed() > Duration::from_secs(30) {
-            break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let cpus: Vec<f64> = cpu.iter().map(|c| c.percent()).collect();
-    let seconds = start.elapsed().as_secs_f64();
     let rss = rss.finish();
     anyhow::ensure!(
         p.stop(Duration::from_secs(15)),
@@ -141,8 +215,6 @@ pub fn run_once(ctx: &Ctx, dir: &Path, load: Load, inflight: Option<u16>) -> Res
     );
     let recs = collector.take();
     crate::collector::dump(&dir.join("collector.csv"), &recs)?;
-    let parts: Vec<&Rec> = part_counts(&recs).collect();
-    let last_recv = parts.iter().map(|r| r.recv_ns).max().unwrap_or(t0);
     let last_seq = recs
         .iter()
         .filter_map(|r| r.seq)
@@ -150,48 +222,161 @@ pub fn run_once(ctx: &Ctx, dir: &Path, load: Load, inflight: Option<u16>) -> Res
         .unwrap_or(0)
         .max(generated);
     let (_, missing, duplicates) = check_sequence(&recs, last_seq);
-    let latency_ms = parts
-        .iter()
+    let latency_ms = part_counts(&recs)
         .filter_map(|r| Some((r.recv_ns - r.ts_ms? * 1_000_000) as f64 / 1e6))
         .collect();
     Ok(Run {
         generated,
-        intake_per_s: generated as f64 / ((t_gen - t0) as f64 / 1e9),
-        delivered_per_s: parts.len() as f64 / ((last_recv - t0) as f64 / 1e9),
+        intake_per_s: f64::NAN,
         missing,
         duplicates,
         latency_ms,
         cpu_runtime: cpus[0],
         cpu_broker: cpus[1],
-        cpu_collector: cpus[2],
         rss_max: rss.max(),
-        seconds,
     })
 }
 
+const NONE: &str = "n/a: no durable store";
+
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let d = ctx.durations;
-    let dir = ctx.sub("s1")?;
-    println!(
-        "S1 throughput: as fast as the runtime takes them for {} s",
-        d.s1_seconds
+    let dir = ctx.sub(&format!("s1/run{}", table.run + 1))?;
+    table.results.scenarios.insert(
+        "S1".into(),
+        format!(
+            "the pipeline's embedded driver: flat out for {} s (committed intake, synchronous = \"full\"); \
+             the broker's ceiling from a batching publisher ({} s, same Mosquitto and collector); \
+             a search over fixed input rates ({} s probes, {} s in all) for the highest rate held {} s without a growing backlog; \
+             {} s at 1,000 events/s for the latency",
+            d.s1_intake_seconds, d.s1_ceiling_seconds, d.s1_probe_seconds, d.s1_search_budget_seconds,
+            d.s1_hold_seconds, d.s1_latency_seconds
+        ),
     );
-    let tp = run_once(
+    println!("S1 intake: flat out for {} s", d.s1_intake_seconds);
+    let tp = intake(
         ctx,
-        &dir.join("throughput"),
+        &dir.join("intake"),
         Load {
             rate: 0,
             count: u64::MAX,
-            seconds: d.s1_seconds,
+            seconds: d.s1_intake_seconds,
         },
-        None,
     )?;
     println!(
-        "  {} events: taken {:.0}/s, delivered {:.0}/s, missing {}, duplicates {}; CPU runtime {:.0}%, broker {:.0}%, collector {:.0}%",
-        tp.generated, tp.intake_per_s, tp.delivered_per_s, tp.missing, tp.duplicates, tp.cpu_runtime, tp.cpu_broker, tp.cpu_collector
+        "  {} events: committed {:.0}/s; CPU runtime {:.0}%, broker {:.0}%; RSS {:.1} MB",
+        tp.generated, tp.intake_per_s, tp.cpu_runtime, tp.cpu_broker, tp.rss_max
     );
+    let f = |key, name, unit, v| Figure::mes_edge("S1", key, name, unit, v, NONE);
+    table.add(
+        f("s1.intake", "events committed per second, flat out (synchronous = \"full\")", "events/s", tp.intake_per_s)
+            .more_is_better()
+            .target(Target::AtLeast { value: 150_000.0 })
+            .bound(
+                &["s1.intake_cpu", "s1.intake_broker_cpu"],
+                "the engine thread, the forwarder, Mosquitto and the collector share the two cores while the intake runs",
+            ),
+    );
+    table.add(f(
+        "s1.intake_cpu",
+        "CPU of the runtime at full intake",
+        "% of one core",
+        tp.cpu_runtime,
+    ));
+    table.add(f(
+        "s1.intake_broker_cpu",
+        "CPU of Mosquitto at full intake",
+        "% of one core",
+        tp.cpu_broker,
+    ));
+    table.add(
+        f(
+            "s1.intake_rss",
+            "RSS of the runtime at full intake (most)",
+            "MB",
+            tp.rss_max,
+        )
+        .digits(1),
+    );
+
+    println!(
+        "S1 the broker's ceiling: a batching publisher for {} s",
+        d.s1_ceiling_seconds
+    );
+    let c = crate::ceiling::measure(ctx, &dir.join("ceiling"), d.s1_ceiling_seconds)?;
+    println!(
+        "  {:.0}/s ({} sent), missing {}; CPU publisher {:.0}%, broker {:.0}%, collector {:.0}%",
+        c.per_s, c.sent, c.missing, c.cpu_publisher, c.cpu_broker, c.cpu_collector
+    );
+    table.add(
+        f(
+            "s1.ceiling",
+            "the broker's ceiling: batching publisher to the collector",
+            "msg/s",
+            c.per_s,
+        )
+        .more_is_better(),
+    );
+    table.add(f(
+        "s1.ceiling_broker_cpu",
+        "CPU of Mosquitto at the ceiling",
+        "% of one core",
+        c.cpu_broker,
+    ));
+    table.add(f(
+        "s1.ceiling_collector_cpu",
+        "CPU of the collector at the ceiling",
+        "% of one core",
+        c.cpu_collector,
+    ));
+
+    let steady = s1_steady::search(ctx, &dir.join("steady"), c.per_s)?;
+    table.add(
+        f(
+            "s1.steady",
+            "steady-state delivery: highest fixed input rate held without a growing backlog",
+            "events/s",
+            steady.rate,
+        )
+        .more_is_better()
+        .target(Target::ShareOf {
+            figure: "s1.ceiling".into(),
+            share: 0.9,
+        })
+        .bound(
+            &[
+                "s1.ceiling",
+                "s1.steady_cpu",
+                "s1.steady_broker_cpu",
+                "s1.ceiling_broker_cpu",
+            ],
+            "the runtime and Mosquitto at the highest rate held, beside Mosquitto at the ceiling",
+        ),
+    );
+    table.add(
+        f(
+            "s1.steady_delivered",
+            "delivered at the collector during that hold",
+            "events/s",
+            steady.delivered_per_s,
+        )
+        .more_is_better(),
+    );
+    table.add(f(
+        "s1.steady_cpu",
+        "CPU of the runtime during that hold",
+        "% of one core",
+        steady.cpu_runtime,
+    ));
+    table.add(f(
+        "s1.steady_broker_cpu",
+        "CPU of Mosquitto during that hold",
+        "% of one core",
+        steady.cpu_broker,
+    ));
+
     println!("S1 latency: 1,000 events/s for {} s", d.s1_latency_seconds);
-    let lat = run_once(
+    let lat = delivered(
         ctx,
         &dir.join("latency"),
         Load {
@@ -199,125 +384,57 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             count: u64::MAX,
             seconds: d.s1_latency_seconds,
         },
-        None,
     )?;
-    println!(
-        "S1 throughput with [mqtt] inflight = 1000, {} s",
-        d.s1_seconds
-    );
-    let wide = run_once(
-        ctx,
-        &dir.join("throughput-inflight-1000"),
-        Load {
-            rate: 0,
-            count: u64::MAX,
-            seconds: d.s1_seconds,
-        },
-        Some(1000),
-    )?;
-    println!(
-        "  {} events: taken {:.0}/s, delivered {:.0}/s, missing {}; CPU runtime {:.0}%, broker {:.0}%, collector {:.0}%",
-        wide.generated, wide.intake_per_s, wide.delivered_per_s, wide.missing, wide.cpu_runtime, wide.cpu_broker, wide.cpu_collector
-    );
-    let n = (d.s1_seconds * 20_000.0) as u64;
-    println!("S1 the broker's ceiling: {n} event-sized QoS 1 messages from a bare rumqttc publisher, inflight 1000");
-    let ceiling = crate::ceiling::measure(ctx, &dir.join("ceiling"), n, 1000)?;
-    println!(
-        "  {:.0}/s, missing {}; CPU publisher {:.0}%, broker {:.0}%, collector {:.0}%",
-        ceiling.per_s,
-        ceiling.missing,
-        ceiling.cpu_publisher,
-        ceiling.cpu_broker,
-        ceiling.cpu_collector
-    );
     let l = spread(lat.latency_ms.clone());
     println!(
-        "  {} events, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; missing {}",
-        l.n, l.p50, l.p99, l.max, lat.missing
+        "  {} events, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; missing {}, duplicates {}",
+        l.n, l.p50, l.p99, l.max, lat.missing, lat.duplicates
     );
-
-    let none = || Cell::na("n/a: no durable store");
-    let ok = tp.missing == 0 && tp.delivered_per_s >= 50_000.0;
-    table.add(Figure {
-        scenario: "S1",
-        name: "events/s sustained, committed (sync FULL) and PUBACKed, nothing lost",
-        digits: 0,
-        mes_edge: Cell::Value(tp.delivered_per_s),
-        python: none(),
-        node_red: none(),
-        less_is_better: false,
-        target: Some((">= 50,000/s", ok)),
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name: "the same with [mqtt] inflight = 1000 (default 100)",
-        digits: 0,
-        mes_edge: Cell::Value(wide.delivered_per_s),
-        python: none(),
-        node_red: none(),
-        less_is_better: false,
-        target: None,
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name: "the broker's ceiling: bare rumqttc publisher, same collector, msg/s",
-        digits: 0,
-        mes_edge: Cell::Value(ceiling.per_s),
-        python: none(),
-        node_red: none(),
-        less_is_better: false,
-        target: None,
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name: "events/s taken in and committed by the engine",
-        digits: 0,
-        mes_edge: Cell::Value(tp.intake_per_s),
-        python: none(),
-        node_red: none(),
-        less_is_better: false,
-        target: None,
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name: "events missing / duplicated at the collector",
-        digits: 0,
-        mes_edge: Cell::Text(format!(
-            "{} / {} of {}",
-            tp.missing, tp.duplicates, tp.generated
-        )),
-        python: none(),
-        node_red: none(),
-        less_is_better: true,
-        target: Some(("0 missing", tp.missing == 0)),
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name:
-            "CPU % of one core at full load: runtime / Mosquitto / collector; runtime RSS max MiB",
-        digits: 0,
-        mes_edge: Cell::Text(format!(
-            "{:.0} / {:.0} / {:.0}; {:.1}",
-            tp.cpu_runtime, tp.cpu_broker, tp.cpu_collector, tp.rss_max
-        )),
-        python: none(),
-        node_red: none(),
-        less_is_better: true,
-        target: None,
-    });
-    table.add(Figure {
-        scenario: "S1",
-        name: "latency event ts -> collector at 1,000/s, p50 / p99 / max ms",
-        digits: 1,
-        mes_edge: Cell::Text(format!("{:.1} / {:.1} / {:.1}", l.p50, l.p99, l.max)),
-        python: none(),
-        node_red: none(),
-        less_is_better: true,
-        target: None,
-    });
+    table.add(
+        f(
+            "s1.latency_p50",
+            "latency event timestamp -> collector at 1,000/s, p50",
+            "ms",
+            l.p50,
+        )
+        .digits(1),
+    );
+    table.add(
+        f(
+            "s1.latency_p99",
+            "latency event timestamp -> collector at 1,000/s, p99",
+            "ms",
+            l.p99,
+        )
+        .digits(1)
+        .target(Target::Below { value: 10.0 })
+        .bound(
+            &["s1.latency_p50", "s1.latency_max"],
+            "the latency's distribution",
+        ),
+    );
+    table.add(
+        f(
+            "s1.latency_max",
+            "latency event timestamp -> collector at 1,000/s, max",
+            "ms",
+            l.max,
+        )
+        .digits(1),
+    );
+    table.add(
+        f(
+            "s1.lost",
+            "events missing or duplicated at the collector (hold and latency runs)",
+            "events",
+            (steady.missing + steady.duplicates + lat.missing + lat.duplicates) as f64,
+        )
+        .target(Target::EveryRunAtMost { value: 0.0 }),
+    );
     table.note(format!(
-        "S1: {} events in {:.0} s at full load; latency run {} events, {} missing. Event timestamps are whole ms, so latencies read up to 1 ms high.",
-        tp.generated, tp.seconds, l.n, lat.missing
+        "S1: intake run {} events; ceiling {} messages sent, {} missing; steady-state search probed {}; latency run {} events. \
+         Event timestamps are whole ms, so latencies read up to 1 ms high.",
+        tp.generated, c.sent, c.missing, steady.probes, l.n
     ));
     Ok(())
 }

@@ -11,10 +11,10 @@ use crate::harness::{wait_for, Ctx};
 use crate::load_server::unix_ns;
 use crate::pipeline::Load;
 use crate::procs::Broker;
-use crate::procstat::{rss_mib, CpuWindow, RssSampler};
-use crate::report::{Cell, Figure, Table};
+use crate::procstat::{rss_mb, CpuWindow, RssSampler};
+use crate::report::{Figure, Table, Target};
 use crate::s1_pipeline::{spawn_pipeline, write_config, EVENTS};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,14 @@ fn store_view(db: &Path) -> Result<(u64, u64, Option<i64>, Option<i64>)> {
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let n = ctx.durations.s3_events;
-    let dir = ctx.sub("s3")?;
+    let dir = ctx.sub(&format!("s3/run{}", table.run + 1))?;
+    table.results.scenarios.insert(
+        "S3".into(),
+        format!(
+            "the broker stopped; the pipeline commits {n} events flat out; the broker restarted (its persistence keeps the \
+             collector's session); the drain from the broker's return to the last PUBACK"
+        ),
+    );
     println!("S3 backlog: {n} events committed while the broker is down, then drained");
     let mut broker = Broker::new(&dir, true)?;
     broker.start()?;
@@ -72,12 +79,13 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         "the store did not reach {generated} committed events"
     );
     let fill_s = (unix_ns() - t0) as f64 / 1e9;
-    let rss_before = rss_mib(p.pid()).unwrap_or(f64::NAN);
-    println!("  {generated} events committed in {fill_s:.1} s with the broker down; RSS {rss_before:.1} MiB");
+    let rss_before = rss_mb(p.pid()).unwrap_or(f64::NAN);
+    println!("  {generated} events committed in {fill_s:.1} s with the broker down; RSS {rss_before:.1} MB");
 
     let rss = RssSampler::start(p.pid(), Duration::from_millis(100));
     let cpu = CpuWindow::start(p.pid());
     broker.start()?;
+    let broker_cpu = CpuWindow::start(broker.pid().context("no broker")?);
     let t_back = unix_ns();
     let collector = Collector::start(broker.port, EVENTS, Some(SESSION));
     let mut progress = (0usize, Instant::now());
@@ -95,6 +103,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         store_view(&db).map(|v| v.1 == 0).unwrap_or(false)
     });
     let cpu = cpu.percent();
+    let broker_cpu = broker_cpu.percent();
     let rss = rss.finish();
     let (_, depth, first_ms, last_ms) = store_view(&db)?;
     p.stop(Duration::from_secs(15));
@@ -117,52 +126,86 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     println!(
         "  broker back -> first PUBACK {to_first:.2} s, -> last PUBACK {to_last:.2} s (last at collector {to_collector:.2} s); \
          drain {drain_s:.2} s = {rate:.0}/s; undelivered left {depth}; missing {missing}, duplicates {dups}; \
-         RSS {:.1} -> max {:.1} -> {:.1} MiB; CPU {cpu:.0}%",
+         RSS {:.1} -> max {:.1} -> {:.1} MB; CPU {cpu:.0}%, broker {broker_cpu:.0}%",
         rss.first(),
         rss.max(),
         rss.last()
     );
-    let none = || Cell::na("n/a: no durable buffer");
     let growth = rss.max() - rss_before.min(rss.first());
-    let flat = growth <= 10.0;
-    table.add(Figure {
-        scenario: "S3",
-        name: "broker back -> last PUBACK, s (of which reconnect backoff)",
-        digits: 2,
-        mes_edge: Cell::Text(format!("{to_last:.2} ({to_first:.2})")),
-        python: none(),
-        node_red: none(),
-        less_is_better: true,
-        target: None,
-    });
-    table.add(Figure {
-        scenario: "S3",
-        name: "drain rate, first to last PUBACK, events/s",
-        digits: 0,
-        mes_edge: Cell::Value(rate),
-        python: none(),
-        node_red: none(),
-        less_is_better: false,
-        target: Some((">= 50,000/s", rate >= 50_000.0 && missing == 0)),
-    });
-    table.add(Figure {
-        scenario: "S3",
-        name: "RSS before / max during / after the drain, MiB",
-        digits: 1,
-        mes_edge: Cell::Text(format!(
-            "{:.1} / {:.1} / {:.1}",
-            rss_before,
-            rss.max(),
-            rss.last()
-        )),
-        python: none(),
-        node_red: none(),
-        less_is_better: true,
-        target: Some(("flat (grows <= 10 MiB)", flat)),
-    });
+    let f =
+        |key, name, unit, v| Figure::mes_edge("S3", key, name, unit, v, "n/a: no durable buffer");
+    table.add(f("s3.to_last", "broker back -> last PUBACK", "s", to_last).digits(2));
+    table.add(
+        f(
+            "s3.to_first",
+            "broker back -> first PUBACK (reconnect backoff)",
+            "s",
+            to_first,
+        )
+        .digits(2),
+    );
+    table.add(
+        f(
+            "s3.drain",
+            "drain rate, first to last PUBACK",
+            "events/s",
+            rate,
+        )
+        .more_is_better()
+        .target(Target::ShareOf {
+            figure: "s1.ceiling".into(),
+            share: 0.9,
+        })
+        .bound(
+            &["s3.broker_cpu", "s3.cpu", "s1.ceiling"],
+            "Mosquitto and the runtime during the drain, beside the broker's ceiling",
+        ),
+    );
+    table.add(f(
+        "s3.broker_cpu",
+        "CPU of Mosquitto during the drain",
+        "% of one core",
+        broker_cpu,
+    ));
+    table.add(f(
+        "s3.cpu",
+        "CPU of the runtime during the drain",
+        "% of one core",
+        cpu,
+    ));
+    table.add(f("s3.rss_before", "RSS before the drain", "MB", rss_before).digits(1));
+    table.add(
+        f(
+            "s3.rss_growth",
+            "RSS growth during the drain (most minus before)",
+            "MB",
+            growth,
+        )
+        .digits(1)
+        .target(Target::AtMost { value: 10.0 }),
+    );
+    table.add(f("s3.rss_after", "RSS after the drain", "MB", rss.last()).digits(1));
+    table.add(
+        f(
+            "s3.lost",
+            "events missing or duplicated at the collector",
+            "events",
+            (missing + dups) as f64,
+        )
+        .target(Target::EveryRunAtMost { value: 0.0 }),
+    );
+    table.add(
+        f(
+            "s3.fill",
+            "events committed per second with the broker down",
+            "events/s",
+            generated as f64 / fill_s,
+        )
+        .more_is_better(),
+    );
     table.note(format!(
         "S3: {generated} events committed in {fill_s:.1} s with the broker down; {missing} missing and {dups} duplicates at the collector; \
-         PUBACK times are when the forwarder marked them in the store (it flushes every 1,024 acknowledgements or 100 ms); runtime CPU during the drain {cpu:.0}%."
+         PUBACK times are when the forwarder marked them in the store (it flushes every 1,024 acknowledgements or 100 ms); runtime CPU during the drain {cpu:.0}%, Mosquitto {broker_cpu:.0}%."
     ));
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::collector::{Collector, Rec};
 use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::Broker;
-use crate::report::{Cell, Figure, Table};
+use crate::report::{Cell, Figure, Table, Target};
 use crate::stats::{spread, Spread};
 use crate::workload::Workload;
 use anyhow::Result;
@@ -54,9 +54,9 @@ pub fn match_changes(tool: Tool, changes: &[(usize, f64, i64)], recs: &[Rec]) ->
     (lat, unmatched)
 }
 
-pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result4> {
+pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result4> {
     let d = ctx.durations;
-    let dir = ctx.sub(&format!("s4/{}", tool.name()))?;
+    let dir = ctx.sub(&format!("s4/{}/run{}", tool.name(), run + 1))?;
     let mut broker = Broker::new(&dir, false)?;
     broker.start()?;
     let spec = load_spec(
@@ -76,6 +76,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result4> {
         poll_ms: POLL_MS,
         good: Some(0),
         scrap: Some(1),
+        publish: false,
     };
     let collector = Collector::start(broker.port, topic_filter(tool), None);
     collector.wait_subscribed(Duration::from_secs(10))?;
@@ -110,13 +111,21 @@ pub fn run_tool(ctx: &Ctx, tool: Tool) -> Result<Result4> {
 }
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    table.results.scenarios.insert(
+        "S4".into(),
+        format!(
+            "one device, two u32 counters each stepping by one at a random moment every 150-350 ms, polled every {POLL_MS} ms, \
+             {} s; then the same counters on an OPC UA server (asyncua) at 10 ms sampling and publishing, mes-edge only",
+            ctx.durations.s4_seconds
+        ),
+    );
     let mut results = Vec::new();
     for tool in ctx.tools()? {
         println!(
             "S4 change to publish, Modbus at {POLL_MS} ms: {}",
             tool.name()
         );
-        let r = run_tool(ctx, tool);
+        let r = run_tool(ctx, tool, table.run);
         match &r {
             Ok(r) => println!(
                 "  {} changes ({} not delivered): p50 {:.1} / p99 {:.1} / max {:.1} ms",
@@ -133,100 +142,136 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             None => Cell::na("not run"),
         }
     };
-    let me = results
-        .iter()
-        .find_map(|(t, r)| (*t == Tool::MesEdge).then_some(r.as_ref().ok()).flatten());
-    let met = me.is_some_and(|m| m.latency.p99 <= POLL_MS as f64 + 10.0 && m.unmatched == 0);
-    let p99_target = format!("p99 <= {} ms", POLL_MS + 10);
-    let rows: [(&str, &dyn Fn(&Result4) -> f64, Option<(&str, bool)>); 3] = [
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a dyn Fn(&Result4) -> f64,
+        Option<Target>,
+    );
+    let rows: [Row; 4] = [
         (
-            "Modbus change -> collector p50, ms",
+            "s4.modbus_p50",
+            "Modbus change -> collector, p50",
             &|r| r.latency.p50,
             None,
         ),
         (
-            "Modbus change -> collector p99, ms",
+            "s4.modbus_p99",
+            "Modbus change -> collector, p99",
             &|r| r.latency.p99,
-            Some((p99_target.as_str(), met)),
+            Some(Target::AtMost {
+                value: POLL_MS as f64 + 10.0,
+            }),
         ),
         (
-            "Modbus change -> collector max, ms",
+            "s4.modbus_max",
+            "Modbus change -> collector, max",
             &|r| r.latency.max,
             None,
         ),
+        (
+            "s4.modbus_undelivered",
+            "Modbus changes never delivered",
+            &|r| r.unmatched as f64,
+            Some(Target::EveryRunAtMost { value: 0.0 }),
+        ),
     ];
-    for (name, f, target) in rows {
+    for (key, name, f, target) in rows {
+        let unit = if key.ends_with("undelivered") {
+            "changes"
+        } else {
+            "ms"
+        };
         table.add(Figure {
             scenario: "S4",
+            key,
             name,
-            digits: 1,
+            unit,
+            digits: if unit == "ms" { 1 } else { 0 },
             mes_edge: get(Tool::MesEdge, f),
             python: get(Tool::Python, f),
             node_red: get(Tool::NodeRed, f),
             less_is_better: true,
             target,
+            bound: None,
         });
     }
     println!("S4 change to publish, OPC UA at 10 ms sampling: mes-edge");
-    let opcua = run_opcua(ctx);
-    let (cell, met) = match &opcua {
+    let opcua = run_opcua(ctx, table.run);
+    let peers = "not set up for OPC UA";
+    let f = |key, name, unit, v| Figure::mes_edge("S4", key, name, unit, v, peers);
+    match &opcua {
         Ok(r) => {
             println!(
                 "  {} changes ({} not delivered): p50 {:.1} / p99 {:.1} / max {:.1} ms",
                 r.changes, r.unmatched, r.latency.p50, r.latency.p99, r.latency.max
             );
-            (
-                Cell::Text(format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    r.latency.p50, r.latency.p99, r.latency.max
-                )),
-                r.latency.p99 <= 25.0 && r.unmatched == 0,
-            )
+            table.add(
+                f(
+                    "s4.opcua_p50",
+                    "OPC UA change -> collector at 10 ms sampling, p50",
+                    "ms",
+                    r.latency.p50,
+                )
+                .digits(1),
+            );
+            table.add(
+                f(
+                    "s4.opcua_p99",
+                    "OPC UA change -> collector at 10 ms sampling, p99",
+                    "ms",
+                    r.latency.p99,
+                )
+                .digits(1)
+                .target(Target::AtMost { value: 25.0 }),
+            );
+            table.add(
+                f(
+                    "s4.opcua_max",
+                    "OPC UA change -> collector at 10 ms sampling, max",
+                    "ms",
+                    r.latency.max,
+                )
+                .digits(1),
+            );
+            table.add(
+                f(
+                    "s4.opcua_undelivered",
+                    "OPC UA changes never delivered",
+                    "changes",
+                    r.unmatched as f64,
+                )
+                .target(Target::EveryRunAtMost { value: 0.0 }),
+            );
         }
         Err(e) => {
             println!("  failed: {e:#}");
-            (Cell::Text(format!("failed: {e}")), false)
+            table.note(format!("S4 OPC UA failed: {e:#}"));
         }
-    };
-    table.add(Figure {
-        scenario: "S4",
-        name: "OPC UA change -> collector, 10 ms sampling, p50 / p99 / max ms",
-        digits: 1,
-        mes_edge: cell,
-        python: Cell::na("not set up for OPC UA"),
-        node_red: Cell::na("not set up for OPC UA"),
-        less_is_better: true,
-        target: Some(("p99 <= 25 ms", met)),
-    });
-    if let Ok(r) = &opcua {
-        table.note(format!(
-            "S4 OPC UA: mes-edge {} changes, {} undelivered.",
-            r.changes, r.unmatched
-        ));
     }
     let counts: Vec<String> = results
         .iter()
         .filter_map(|(t, r)| {
-            r.as_ref().ok().map(|r| {
-                format!(
-                    "{} {} changes, {} undelivered",
-                    t.name(),
-                    r.changes,
-                    r.unmatched
-                )
-            })
+            r.as_ref()
+                .ok()
+                .map(|r| format!("{} {} changes", t.name(), r.changes))
         })
+        .chain(
+            opcua
+                .iter()
+                .map(|r| format!("mes-edge over OPC UA {} changes", r.changes)),
+        )
         .collect();
-    table.note(format!("S4 Modbus: {}.", counts.join("; ")));
+    table.note(format!("S4: {}.", counts.join("; ")));
     Ok(())
 }
 
 /// S4 for OPC UA: the same two counters on an asyncua server (bench/peers/opcua_load.py),
 /// subscribed by mes-edge with 10 ms sampling and a 10 ms publishing interval. mes-edge only:
 /// neither peer is set up for OPC UA here.
-pub fn run_opcua(ctx: &Ctx) -> Result<Result4> {
+pub fn run_opcua(ctx: &Ctx, run: usize) -> Result<Result4> {
     let d = ctx.durations;
-    let dir = ctx.sub("s4/mes-edge-opcua")?;
+    let dir = ctx.sub(&format!("s4/mes-edge-opcua/run{}", run + 1))?;
     let python = ctx
         .python
         .as_ref()

@@ -12,7 +12,7 @@ use crate::collector::Collector;
 use crate::harness::{wait_for, Ctx};
 use crate::load_server::unix_ns;
 use crate::procs::{free_port, Broker, Proc};
-use crate::report::{Cell, Figure, Table};
+use crate::report::{Cell, Figure, Table, Target};
 use crate::s1_pipeline::{write_config, EVENTS};
 use anyhow::{Context, Result};
 use mes_edge::cell::CellState;
@@ -54,6 +54,7 @@ fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
                     order_id: None,
                     rule: None,
                     source_ts: None,
+                    reason: None,
                 },
             ));
         }
@@ -209,6 +210,9 @@ fn cold_start(ctx: &Ctx, dir: &Path, cap_mb: u64) -> Result<(f64, f64)> {
     Ok((ready, first))
 }
 
+/// key, name, unit, value, digits, less is better, target.
+type Row<'a> = (&'a str, &'a str, &'a str, f64, usize, bool, Option<Target>);
+
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let total = ctx.durations.s7_events;
     let dir = ctx.sub("s7")?;
@@ -234,62 +238,90 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         empty.per_s, big.per_s, big.steps, big.longest_step_ms, big.pruned
     );
     let (ready_ms, first_ms) = cold_start(ctx, &big_dir, cap_mb)?;
-    let rows = [
-        ("intake, empty store, events/s", empty.per_s, 0, None),
+    let share = |figure: &str, share: f64| Target::ShareOf {
+        figure: figure.into(),
+        share,
+    };
+    let rows: Vec<Row> = vec![
+        ("s7.intake_empty", "intake, empty store", "events/s", empty.per_s, 0, false, None),
         (
-            "intake, large store, events/s",
+            "s7.intake_large",
+            "intake, large store (within 10% of the empty store's)",
+            "events/s",
             big.per_s,
             0,
-            Some(("within 10% of empty", big.per_s >= 0.9 * empty.per_s)),
+            false,
+            Some(share("s7.intake_empty", 0.9)),
         ),
         (
-            "longest housekeeping step on the engine thread, ms",
+            "s7.housekeeping_step",
+            "longest housekeeping step on the engine thread",
+            "ms",
             big.longest_step_ms,
             2,
-            Some(("<= 10", big.longest_step_ms <= 10.0)),
+            true,
+            Some(Target::AtMost { value: 10.0 }),
         ),
-        ("events pruned during intake", big.pruned, 0, None),
+        ("s7.pruned", "events pruned during intake", "events", big.pruned, 0, false, None),
         (
-            "kill -9 -> READY, ms",
+            "s7.ready",
+            "kill -9 -> READY",
+            "ms",
             ready_ms,
             0,
-            Some(("< 1000", ready_ms < 1000.0)),
+            true,
+            Some(Target::Below { value: 1000.0 }),
         ),
         (
-            "kill -9 -> first event at the broker, ms",
+            "s7.first_publish",
+            "kill -9 -> first event at the broker",
+            "ms",
             first_ms,
             0,
-            Some(("< 2000", first_ms < 2000.0)),
+            true,
+            Some(Target::Below { value: 2000.0 }),
         ),
         (
+            "s7.disk_per_event",
             "bytes on disk per stored event",
+            "B",
             built_bytes as f64 / total as f64,
             0,
+            true,
             None,
         ),
         (
+            "s7.written_large",
             "bytes written per event (write_bytes), large store",
+            "B",
             big.written_per_event,
             0,
+            true,
             None,
         ),
         (
+            "s7.written_empty",
             "bytes written per event (write_bytes), empty store",
+            "B",
             empty.written_per_event,
             0,
+            true,
             None,
         ),
     ];
-    for (name, v, digits, target) in rows {
+    for (key, name, unit, v, digits, less_is_better, target) in rows {
         table.add(Figure {
             scenario: "S7",
+            key,
             name,
+            unit,
             digits,
             mes_edge: Cell::Value(v),
             python: Cell::na("-"),
             node_red: Cell::na("-"),
-            less_is_better: true,
+            less_is_better,
             target,
+            bound: None,
         });
     }
     table.note(

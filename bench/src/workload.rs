@@ -13,6 +13,8 @@ pub struct Workload<'a> {
     /// Tags (by index in the layout) of device 0 that are the good and scrap part counters.
     pub good: Option<usize>,
     pub scrap: Option<usize>,
+    /// mes-edge publishes every tag as a process value, by exception (issue 15's S2 row).
+    pub publish: bool,
 }
 
 /// Tag `i` of device `d`, named the same by every tool.
@@ -42,6 +44,11 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
             );
         }
     }
+    if w.publish {
+        for d in 0..w.ports.len() {
+            let _ = write!(s, "[[process_values]]\ndevice = \"plc{d}\"\n\n");
+        }
+    }
     if let Some(g) = w.good {
         let _ = write!(s, "[signals.good_count]\ntag = \"{}\"\n\n", tag_name(0, g));
     }
@@ -50,7 +57,7 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
     }
     let _ = write!(
         s,
-        "[store]\npath = \"{}\"\n\n[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"bench-cell-{health_port}\"\n\n\
+        "[store]\npath = \"{}\"\nsynchronous = \"full\"\n\n[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"bench-cell-{health_port}\"\n\n\
          [health]\nlisten = \"127.0.0.1:{health_port}\"\n",
         store.display()
     );

@@ -22,6 +22,7 @@ struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
     connects: AtomicU64,
+    samples: AtomicU64,
     connected: AtomicBool,
     /// UTC ms of the last read that brought values back; 0 = never.
     last_good_read_ms: AtomicI64,
@@ -43,6 +44,8 @@ pub struct DeviceMetricsSnapshot {
     pub errors: u64,
     /// Connections established.
     pub connects: u64,
+    /// Changed values handed to the engine (the OPC UA driver counts them; Modbus not yet).
+    pub samples: u64,
     pub connected: bool,
     pub last_good_read_ms: Option<i64>,
     /// The device's clock minus the runtime's, ms, at its last stamped value (OPC UA).
@@ -60,6 +63,7 @@ impl Default for Counters {
             requests: AtomicU64::default(),
             errors: AtomicU64::default(),
             connects: AtomicU64::default(),
+            samples: AtomicU64::default(),
             connected: AtomicBool::default(),
             last_good_read_ms: AtomicI64::default(),
             clock_skew_ms: AtomicI64::new(CLOCK_UNKNOWN),
@@ -96,6 +100,11 @@ impl DeviceMetrics {
         if connected && !was {
             self.0.connects.fetch_add(1, Relaxed);
         }
+    }
+
+    /// `n` changed values were handed to the engine.
+    pub fn samples(&self, n: usize) {
+        self.0.samples.fetch_add(n as u64, Relaxed);
     }
 
     /// Values came back from the device at `ts_ms` (UTC ms).
@@ -136,6 +145,7 @@ impl DeviceMetrics {
             requests: c.requests.load(Relaxed),
             errors: c.errors.load(Relaxed),
             connects: c.connects.load(Relaxed),
+            samples: c.samples.load(Relaxed),
             connected: c.connected.load(Relaxed),
             last_good_read_ms: (last > 0).then_some(last),
             clock_skew_ms: (skew != CLOCK_UNKNOWN).then_some(skew),

@@ -58,7 +58,7 @@ fn order_event(change: OrderChange) -> NewEvent {
         ),
         OrderChange::Ended { at_ms, response } => {
             let key = response.order_id.clone();
-            NewEvent::new(at_ms, vec![key], EventBody::JobResponse(response))
+            NewEvent::new(at_ms, vec![key], EventBody::JobResponse(*response))
         }
     }
 }

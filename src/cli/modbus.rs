@@ -349,7 +349,7 @@ fn plan(file: &std::path::Path) -> Result<()> {
                     if g.blocks.len() == 1 { "" } else { "s" }
                 );
                 per_second += g.blocks.len() as f64 / g.interval.as_secs_f64().max(0.001);
-                for b in &g.blocks {
+                for b in g.blocks.iter() {
                     let tags: Vec<&str> = b.tags.iter().map(|&i| names[i].name.as_str()).collect();
                     println!(
                         "      FC {} {} {}..{} ({} {}): {}",

@@ -11,6 +11,7 @@ mod sparkplug;
 mod time;
 mod types;
 mod url;
+pub mod values;
 
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{

@@ -26,6 +26,7 @@ pub(super) struct Parsed {
     pub reject_reasons: HashMap<i64, String>,
     /// Per (device, node) index: where the node is on its server.
     pub node_targets: HashMap<(usize, usize), NodeTarget>,
+    pub values: super::values::ValuePlan,
 }
 
 /// A checked cell config. It derefs to the file as written ([`CellFile`]) for the plain
@@ -39,6 +40,8 @@ pub struct CellConfig {
     pub drivers: Vec<DriverSpec>,
     pub roles: SignalRoles,
     pub calendar: Option<ShiftPlan>,
+    /// The tags published as process values, with their reporting rules.
+    pub values: super::values::ValuePlan,
 }
 
 impl std::ops::Deref for CellConfig {
@@ -158,6 +161,7 @@ impl CellConfig {
             drivers,
             roles,
             calendar,
+            values: parsed.values,
         })
     }
 }

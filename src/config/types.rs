@@ -23,6 +23,9 @@ pub struct CellFile {
     #[serde(default)]
     pub products: Vec<Product>,
     pub shifts: Option<ShiftsConfig>,
+    /// Groups of tags published as process values (docs/VALUES.md).
+    #[serde(default)]
+    pub process_values: Vec<super::values::ProcessValueGroup>,
     /// A snapshot of tags per part made, for traceability (docs/ORDERS.md "Part records").
     pub part_record: Option<PartRecordConfig>,
     /// The cell as a Sparkplug B edge node (docs/SPARKPLUG.md).
@@ -274,6 +277,9 @@ pub struct NodeConfig {
     pub poll: bool,
     /// One of the device's `[[devices.subscriptions]]`; default: the device's own.
     pub subscription: Option<String>,
+    /// Publish the node as a process value (docs/VALUES.md).
+    #[serde(default)]
+    pub publish: super::values::Publish,
 }
 
 /// One tag of the cell, whichever protocol reads it.
@@ -360,6 +366,9 @@ pub struct TagConfig {
     /// Whether write-back may set it (holding registers and coils only).
     #[serde(default)]
     pub write: bool,
+    /// Publish the tag as a process value (docs/VALUES.md).
+    #[serde(default)]
+    pub publish: super::values::Publish,
 }
 
 impl TagConfig {
@@ -468,6 +477,13 @@ pub struct StoreConfig {
     /// which restarts the service. 0: never.
     #[serde(default = "defaults::restart_after_failing_commits_s")]
     pub restart_after_failing_commits_s: u64,
+    /// Most process values held undelivered; over it the oldest value batches are dropped
+    /// (counted, alarmed). Production events are never dropped.
+    #[serde(default = "defaults::values_max_count")]
+    pub values_max_count: u64,
+    /// Undelivered process values older than this are dropped as stale.
+    #[serde(default = "defaults::values_retention_hours")]
+    pub values_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -607,6 +623,12 @@ mod defaults {
     }
     pub fn max_size_mb() -> u64 {
         1024
+    }
+    pub fn values_max_count() -> u64 {
+        1_000_000
+    }
+    pub fn values_retention_hours() -> u64 {
+        24
     }
     pub fn oee_interval_s() -> u64 {
         60

@@ -38,6 +38,11 @@ pub fn config_text(modbus_port: u16, mqtt_port: u16, store: &std::path::Path) ->
             tag["type"] = value(data_type);
             if let Some(scale) = scale {
                 tag["scale"] = value(scale);
+                // A process value: published when it moves half a degree, or every 10 s.
+                let mut publish = toml_edit::InlineTable::new();
+                publish.insert("deadband", 0.5.into());
+                publish.insert("max_interval_ms", 10_000.into());
+                tag["publish"] = value(publish);
             }
             tags.push(tag);
         }
@@ -254,6 +259,18 @@ fn describe(topic: &str, payload: &[u8]) -> String {
                 .map(|t| format!(", die {t:.1} C on average"))
                 .unwrap_or_default(),
         ),
+        _ if topic.contains("/values/") => format!(
+            "{}",
+            v["values"]
+                .as_array()
+                .map(|vs| {
+                    vs.iter()
+                        .map(|x| format!("{} = {}", x["tag"].as_str().unwrap_or("?"), x["value"]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        ),
         "oee" => format!(
             "{} {}: availability {}, performance {}, quality {}, OEE {}",
             d["scope"].as_str().unwrap_or("?"),
@@ -267,8 +284,12 @@ fn describe(topic: &str, payload: &[u8]) -> String {
     };
     format!(
         "#{:<5} {:<14} {}   {}",
-        v["seq"].to_string(),
-        v["type"].as_str().unwrap_or("?"),
+        // Value batches have their own sequence, apart from the events'.
+        match v["batch"].as_u64() {
+            Some(b) => format!("v{b}"),
+            None => v["seq"].to_string(),
+        },
+        v["type"].as_str().unwrap_or("values"),
         what,
         topic
     )

@@ -277,7 +277,7 @@ struct Machine {
 impl Machine {
     fn new(settings: PressSettings) -> Self {
         let rng = XorShift::new(settings.seed);
-        let aux = XorShift::new(settings.seed ^ 0x5EED_0F_7E57);
+        let aux = XorShift::new(settings.seed ^ 0x005E_ED0F_7E57);
         Self {
             settings,
             rng,

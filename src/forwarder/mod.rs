@@ -13,10 +13,12 @@ pub mod link;
 mod marker;
 pub(crate) mod options;
 mod session;
+mod values;
 
 pub use commands::CommandIntake;
 pub use link::Options;
-pub use options::{client_id, mqtt_options};
+pub use options::{client_id, mqtt_options, values_options};
+pub use values::{run as run_values, ValueSettings};
 pub use session::{run, ForwarderSettings};
 
 use crate::config::CellPath;
@@ -29,6 +31,12 @@ pub fn event_topic(topic_root: &str, cell: &CellPath, kind: &str) -> String {
         return format!("{}/{}/responses", topic_root, cell.joined());
     }
     format!("{}/{}/events/{}", topic_root, cell.joined(), kind)
+}
+
+/// `{topic_root}/{enterprise}/{site}/{area}/{line}/{cell}/values/{device}`: a device's process
+/// values, in batches (docs/EVENTS.md "Process values").
+pub fn values_topic(topic_root: &str, cell: &CellPath, device: &str) -> String {
+    format!("{}/{}/values/{}", topic_root, cell.joined(), device)
 }
 
 /// Where MOM sends the cell its commands.

@@ -31,6 +31,17 @@ pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
 /// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
 /// once, and never logged.
 pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
+    options_for(c, client_id(c), true)
+}
+
+/// The options of the process values' own connection (forwarder/values.rs): its own client id
+/// (`{client id}-values`), a clean session, no Last Will (the events' connection owns the
+/// status topic) and nothing subscribed.
+pub fn values_options(c: &CellConfig) -> Result<Options> {
+    options_for(c, format!("{}-values", client_id(c)), false)
+}
+
+fn options_for(c: &CellConfig, id: String, events: bool) -> Result<Options> {
     let m = &c.mqtt;
     let url = &c.broker;
     let login = match &m.username {
@@ -50,25 +61,29 @@ pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
     let (incoming_max, outgoing_max) = (MAX_INCOMING_PACKET, 1 << 20);
     Ok(match m.protocol_version {
         MqttVersion::V5 => {
-            let mut opts = rumqttc::v5::MqttOptions::new(client_id(c), url.host.clone(), url.port);
-            // A persistent session that outlives the connection: commands queued for the cell
-            // while it is away are kept for it (MQTT 5 ends the session at the disconnect
-            // without an expiry interval).
-            opts.set_clean_start(false);
-            opts.set_session_expiry_interval(Some(m.session_expiry_s));
+            let mut opts = rumqttc::v5::MqttOptions::new(id, url.host.clone(), url.port);
             opts.set_keep_alive(keep_alive);
             opts.set_outgoing_inflight_upper_limit(m.inflight);
             opts.set_max_packet_size(Some(incoming_max as u32));
+            // A persistent session that outlives the connection: commands queued for the cell
+            // while it is away are kept for it (MQTT 5 ends the session at the disconnect
+            // without an expiry interval).
+            opts.set_clean_start(!events);
+            if events {
+                opts.set_session_expiry_interval(Some(m.session_expiry_s));
+            }
             // Commands are acknowledged after their effects are committed, not on arrival.
-            opts.set_manual_acks(true);
+            opts.set_manual_acks(events);
             // The session publishes `online` to the same topic after each CONNACK (session.rs).
-            opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
-                status_topic(c),
-                "offline",
-                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                true,
-                None,
-            ));
+            if events {
+                opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                    status_topic(c),
+                    "offline",
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    true,
+                    None,
+                ));
+            }
             if let Some((user, pass)) = login {
                 opts.set_credentials(user, pass);
             }
@@ -78,18 +93,20 @@ pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
             Options::V5(opts)
         }
         MqttVersion::V311 => {
-            let mut opts = MqttOptions::new(client_id(c), url.host.clone(), url.port);
-            opts.set_clean_session(false);
+            let mut opts = MqttOptions::new(id, url.host.clone(), url.port);
+            opts.set_clean_session(!events);
             opts.set_keep_alive(keep_alive);
             opts.set_inflight(m.inflight);
             opts.set_max_packet_size(incoming_max, outgoing_max);
-            opts.set_manual_acks(true);
-            opts.set_last_will(LastWill::new(
-                status_topic(c),
-                "offline",
-                QoS::AtLeastOnce,
-                true,
-            ));
+            opts.set_manual_acks(events);
+            if events {
+                opts.set_last_will(LastWill::new(
+                    status_topic(c),
+                    "offline",
+                    QoS::AtLeastOnce,
+                    true,
+                ));
+            }
             if let Some((user, pass)) = login {
                 opts.set_credentials(user, pass);
             }

@@ -112,6 +112,20 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
             m.connects as f64,
         );
     }
+    family(
+        o,
+        "mes_edge_device_samples_total",
+        "counter",
+        "Changed values the driver handed to the engine (OPC UA; not counted for Modbus yet).",
+    );
+    for (name, m) in &devices {
+        sample(
+            o,
+            "mes_edge_device_samples_total",
+            &[("device", name)],
+            m.samples as f64,
+        );
+    }
     let h = "mes_edge_device_poll_duration_seconds";
     family(
         o,
@@ -180,6 +194,7 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         family(o, name, "counter", help);
         sample(o, name, &[], v as f64);
     }
+    values(o, ops);
     family(
         o,
         "mes_edge_events_refused_total",
@@ -297,6 +312,36 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         refused as f64,
     );
     out
+}
+
+/// Process values: a lower class than events, with their own counts.
+fn values(o: &mut String, ops: &Ops) {
+    let (committed, delivered, dropped) = ops.values().counts();
+    for (name, help, v) in [
+        (
+            "mes_edge_values_committed_total",
+            "Process values committed to the store since start.",
+            committed,
+        ),
+        (
+            "mes_edge_values_delivered_total",
+            "Process values the broker acknowledged since start.",
+            delivered,
+        ),
+    ] {
+        family(o, name, "counter", help);
+        sample(o, name, &[], v as f64);
+    }
+    let name = "mes_edge_values_dropped_total";
+    family(
+        o,
+        name,
+        "counter",
+        "Process values dropped unsent since start, by tag: over [store] values_max_count or older than values_retention_hours.",
+    );
+    for (tag, n) in &dropped {
+        sample(o, name, &[("tag", tag)], *n as f64);
+    }
 }
 
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {

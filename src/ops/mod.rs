@@ -13,8 +13,10 @@ pub mod probe;
 pub mod reload;
 pub mod signals;
 pub mod supervisor;
+pub mod values;
 
 pub use probe::{ForwarderProbe, Heartbeat};
+pub use values::ValueProbe;
 
 use crate::config::CellConfig;
 use crate::store::OutboxStats;
@@ -41,6 +43,7 @@ struct State {
     devices: Mutex<Vec<(String, DeviceMetrics)>>,
     engine: Heartbeat,
     forwarder: ForwarderProbe,
+    values: ValueProbe,
     store: Mutex<Option<StoreView>>,
     /// Events committed since this process started.
     produced: AtomicU64,
@@ -70,6 +73,7 @@ impl Ops {
             devices: Mutex::new(Vec::new()),
             engine: Heartbeat::default(),
             forwarder: ForwarderProbe::default(),
+            values: ValueProbe::default(),
             store: Mutex::new(None),
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
@@ -142,6 +146,11 @@ impl Ops {
 
     pub fn forwarder(&self) -> &ForwarderProbe {
         &self.0.forwarder
+    }
+
+    /// Process values committed, delivered and dropped.
+    pub fn values(&self) -> &ValueProbe {
+        &self.0.values
     }
 
     pub fn store(&self) -> Option<StoreView> {

@@ -230,7 +230,7 @@ impl OrderBook {
         if next.is_final() {
             out.record(OrderChange::Ended {
                 at_ms: now_ms,
-                response: JobResponse::of(o),
+                response: Box::new(JobResponse::of(o)),
             });
             self.trim_final();
         }

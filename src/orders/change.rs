@@ -32,7 +32,10 @@ pub enum OrderChange {
         by: CommandSource,
     },
     /// An order reached Ended or Aborted: its summary.
-    Ended { at_ms: i64, response: JobResponse },
+    Ended {
+        at_ms: i64,
+        response: Box<JobResponse>,
+    },
 }
 
 /// Where the book records its changes.

@@ -1,9 +1,10 @@
 //! The engine's thread: driver events and commands in, committed events out.
 
-use crate::cell::{CommandIn, Engine};
+use super::values::{running, value_housekeeping};
+use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch};
 use crate::event::{AlarmLevel, EventBody, NewEvent};
 use crate::orders::Reply;
-use crate::store::{Outbox, PrunePass};
+use crate::store::{Outbox, PrunePass, ValueDrops};
 use mes_edge_drivers::{now_ms, DeviceEvent};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -73,6 +74,9 @@ pub fn engine_loop(
     // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
     alive: crate::ops::Heartbeat,
     mut write_back: super::write_back::WriteBack,
+    // Process values: reported by exception here, where the running order is known.
+    mut values: ProcessValues,
+    value_probe: crate::ops::ValueProbe,
 ) {
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
@@ -94,6 +98,11 @@ pub fn engine_loop(
     let mut last_commit = Instant::now();
     let mut dirty = false;
     let mut clock = (Instant::now(), now_ms());
+    let mut value_batches: Vec<ValueBatch> = Vec::new();
+    // Value batches wait with the batch while commits fail: each reading is taken by the values
+    // once, so a retried batch's readings (the first `observed` inputs) are not taken again.
+    let mut observed = 0usize;
+    let mut drops = ValueDrops::default();
     engine.resume_at(clock.1);
     loop {
         alive.beat();
@@ -145,12 +154,27 @@ pub fn engine_loop(
             if let Some(ev) = housekeeping.step(&mut outbox, &alive) {
                 events.push(ev);
             }
+            if !values.is_empty() {
+                events.extend(value_housekeeping(
+                    &mut outbox,
+                    &store,
+                    &mut drops,
+                    &value_probe,
+                ));
+            }
         }
         // A batch retried after a failed commit is applied again from its start: the state
         // was rolled back to before it.
-        for input in &batch {
+        for (i, input) in batch.iter().enumerate() {
             match input {
-                Input::Device(ev) => engine.apply(ev, &mut events),
+                Input::Device(ev) => {
+                    engine.apply(ev, &mut events);
+                    let fresh = i >= observed && !values.is_empty();
+                    if let (true, DeviceEvent::Samples { samples, .. }) = (fresh, ev) {
+                        let now = running(&engine);
+                        samples.iter().for_each(|s| values.observe(s, &now));
+                    }
+                }
                 Input::Command(c) => {
                     let first = events.len();
                     replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events));
@@ -163,14 +187,34 @@ pub fn engine_loop(
         // After the batch: its readings credit time up to when they were taken, the tick
         // from there to now.
         engine.tick(wall, &mut events);
+        observed = batch.len();
+        if !values.is_empty() {
+            values.due(wall, &running(&engine));
+            value_batches.extend(values.take(wall));
+        }
         // A turn that produced no event only moved time accounts or baselines: that is committed
         // at most every IDLE_COMMIT, to spare the disk a write a second for years. A crash
         // loses at most that much time attribution, never a part or an event.
         dirty |= engine.state != before;
-        let due = !events.is_empty() || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
+        let due = !events.is_empty()
+            || !value_batches.is_empty()
+            || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
         if due {
-            match outbox.commit(&events, &engine.state, now_ms()) {
+            match outbox.commit_all(&events, &value_batches, &engine.state, now_ms()) {
                 Ok(c) => {
+                    if !value_batches.is_empty() {
+                        value_probe
+                            .committed(value_batches.iter().map(|b| b.values.len() as u64).sum());
+                        value_batches.clear();
+                        match outbox.cap_values(store.values_max_count) {
+                            Ok(d) if !d.is_empty() => {
+                                value_probe.dropped(&d);
+                                drops.add(d);
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!("capping process values: {e}"),
+                        }
+                    }
                     last_commit = Instant::now();
                     dirty = false;
                     committed.send_replace(c.last_seq);
@@ -189,7 +233,12 @@ pub fn engine_loop(
                     engine.take_writes();
                     // The engine makes the batch's events again; a store alarm made by
                     // housekeeping is not made again, so it stays for the next attempt.
-                    events.retain(|ev| matches!(ev.body, EventBody::StoreAlarm { .. }));
+                    events.retain(|ev| {
+                        matches!(
+                            ev.body,
+                            EventBody::StoreAlarm { .. } | EventBody::ValuesDropped { .. }
+                        )
+                    });
                     replies.clear();
                     if closed && failures >= 5 {
                         tracing::error!("stopping with an uncommitted batch; the PLC counters still hold its parts");
@@ -211,6 +260,7 @@ pub fn engine_loop(
             }
         }
         drop(replies_iter);
+        observed = 0;
         events.clear();
         if closed {
             return;

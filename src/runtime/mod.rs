@@ -4,6 +4,7 @@
 mod embedded;
 mod engine_loop;
 mod sparkplug;
+mod values;
 mod write_back;
 
 pub use embedded::{DriverFuture, EmbeddedDrivers};
@@ -117,6 +118,20 @@ async fn run_cell(
         ))
     });
     let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, spb_commands)?;
+    let values_fwd = tokio::spawn(forwarder::run_values(
+        forwarder::ValueSettings {
+            options: forwarder::values_options(&config)?,
+            topic: {
+                let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
+                Arc::new(move |device| forwarder::values_topic(&root, &cell, device))
+            },
+            window: config.mqtt.inflight as usize,
+            probe: ops.values().clone(),
+            events: ops.forwarder().clone(),
+        },
+        Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?,
+        fwd_stop_tx.subscribe(),
+    ));
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
@@ -168,6 +183,7 @@ async fn run_cell(
     for task in [fwd, spb].into_iter().flatten() {
         task.await?;
     }
+    values_fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
     // How far this store went, exactly, for a store that may replace it (the supervisor only
@@ -255,6 +271,8 @@ fn start_cell(
     let handle = tokio::runtime::Handle::current();
     let alive = ops.engine().clone();
     let write_back = write_back::WriteBack::new(config, &writers);
+    let values = crate::cell::ProcessValues::new(config.values.clone());
+    let value_probe = ops.values().clone();
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
@@ -270,6 +288,8 @@ fn start_cell(
                 handle,
                 alive,
                 write_back,
+                values,
+                value_probe,
             );
             let _ = engine_done_tx.send(());
             command_rx

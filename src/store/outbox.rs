@@ -9,7 +9,7 @@ use std::path::Path;
 /// The cell's outbox. The engine holds one (it commits); the forwarder holds another on the same
 /// file (it reads what is pending and marks what the broker acknowledged). WAL lets them overlap.
 pub struct Outbox {
-    conn: Connection,
+    pub(super) conn: Connection,
     cell: String,
     last_seq: u64,
     /// The store's identity (meta table), in every envelope it commits.
@@ -172,6 +172,17 @@ impl Outbox {
         state: &CellState,
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
+        self.commit_all(events, &[], state, now_ms)
+    }
+
+    /// [`Outbox::commit`] with process values (store/values.rs), in the same transaction.
+    pub fn commit_all(
+        &mut self,
+        events: &[NewEvent],
+        values: &[crate::cell::ValueBatch],
+        state: &CellState,
+        now_ms: i64,
+    ) -> Result<Committed, StoreError> {
         let tx = self.conn.transaction()?;
         let mut seq = self.last_seq;
         {
@@ -194,6 +205,8 @@ impl Outbox {
             tx.prepare_cached("UPDATE cell_state SET last_seq = ?1, state = ?2 WHERE id = 1")?
                 .execute(params![seq as i64, state])?;
         }
+        // After a write: the transaction holds the write lock before the values' insert reads.
+        super::values::insert(&tx, values, &self.store_id, &self.cell)?;
         tx.commit()?;
         let first_seq = self.last_seq + 1;
         self.last_seq = seq;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -56,7 +56,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_delivered_seq INTEGER NOT NULL,  -- highest seq acknowledged, not replayed since; 0: none
         prune_floor        INTEGER NOT NULL   -- no delivered row has a lower seq
     );",
-    // 4: a delivery cursor per output besides the JSON forwarder (which marks rows): Sparkplug B.
+    // 4: process values, a lower class than events (store/values.rs): their own sequence
+    // (`batch`), cap and age; a batch is deleted once the broker has it.
+    "CREATE TABLE value_batch (
+        batch        INTEGER PRIMARY KEY AUTOINCREMENT,
+        device       TEXT NOT NULL,
+        ts_ms        INTEGER NOT NULL,
+        count        INTEGER NOT NULL,      -- values in the batch
+        payload      BLOB NOT NULL
+    );
+    CREATE TABLE value_count (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        held INTEGER NOT NULL               -- sum of value_batch.count, kept with every change
+    );
+    INSERT INTO value_count (id, held) VALUES (1, 0);",
+    // 5: a delivery cursor per output besides the JSON forwarder (which marks rows): Sparkplug B.
     // Rows after the lowest cursor are kept even once delivered to MOM (see prune.rs).
     "CREATE TABLE sink_cursor (
         sink   TEXT PRIMARY KEY,

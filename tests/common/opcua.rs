@@ -22,6 +22,11 @@ pub fn node(name: &str) -> String {
     format!("nsu={NS};s=Press.{name}")
 }
 
+/// `nsu=urn:mes-edge:test-plc;s=Bulk.<k>`
+pub fn bulk_node(k: u32) -> String {
+    format!("nsu={NS};s=Bulk.{k}")
+}
+
 /// How the server is started.
 #[derive(Clone, Debug)]
 pub struct OpcUaOptions {
@@ -35,6 +40,12 @@ pub struct OpcUaOptions {
     pub new_cert: bool,
     /// Also accept one X.509 user identity: [`OpcUaPeer::user_certificate`].
     pub x509_user: bool,
+    /// This many more UInt32 variables, `s=Bulk.<k>` (see [`bulk_node`]), start value k.
+    pub bulk: u32,
+    /// Refuse CreateMonitoredItems calls of more items (BadTooManyOperations); 0: no limit.
+    pub max_items_per_call: u32,
+    /// Enforce `max_items_per_call` without stating it in the server's operation limits.
+    pub hidden_limit: bool,
 }
 
 impl Default for OpcUaOptions {
@@ -45,6 +56,9 @@ impl Default for OpcUaOptions {
             extra_namespaces: 0,
             new_cert: false,
             x509_user: false,
+            bulk: 0,
+            max_items_per_call: 0,
+            hidden_limit: false,
         }
     }
 }
@@ -64,6 +78,12 @@ impl OpcUaPeer {
     /// Starts the server on a free port; returns once it listens. Panics (saying to run
     /// scripts/test.sh) if the Python with asyncua is missing.
     pub fn start(options: OpcUaOptions) -> OpcUaPeer {
+        // Thousands of nodes take asyncua a while to add, longer on a busy machine.
+        let start_timeout = if options.bulk > 0 {
+            Duration::from_secs(120)
+        } else {
+            super::PEER_START_TIMEOUT
+        };
         let mut peer = OpcUaPeer {
             options,
             values: BTreeMap::new(),
@@ -73,7 +93,8 @@ impl OpcUaPeer {
                 "opcua_server.stdout.log",
                 "opcua_server.stderr.log",
             )
-            .with_stdin(),
+            .with_stdin()
+            .start_timeout(start_timeout),
         };
         process::start_on_free_port("opcua peer", 5, || {
             peer.process.set_port(free_port());
@@ -128,6 +149,14 @@ impl OpcUaPeer {
         if self.options.x509_user {
             cmd.arg("--x509-user");
         }
+        cmd.args(["--bulk", &self.options.bulk.to_string()]);
+        cmd.args([
+            "--max-items-per-call",
+            &self.options.max_items_per_call.to_string(),
+        ]);
+        if self.options.hidden_limit {
+            cmd.arg("--hidden-limit");
+        }
         if self.options.new_cert {
             cmd.arg("--new-cert");
             self.options.new_cert = false;
@@ -142,6 +171,33 @@ impl OpcUaPeer {
         let value = value.to_string();
         self.command(&format!("set {name} {value}"), &format!("OK set {name}"));
         self.values.insert(name.to_string(), value);
+    }
+
+    /// Sets `Bulk.<k>` (with [`OpcUaOptions::bulk`]) and waits until the server has taken it.
+    pub fn bulk(&mut self, k: u32, value: u32) {
+        self.command(&format!("bulk {k} {value}"), &format!("OK bulk {k}"));
+    }
+
+    /// The sizes of the CreateMonitoredItems calls the server took (`ok`) and refused.
+    pub fn create_item_calls(&self) -> (Vec<usize>, Vec<usize>) {
+        let (mut ok, mut refused) = (Vec::new(), Vec::new());
+        for line in self.lines() {
+            let mut f = line.split_whitespace();
+            if f.next() != Some("CREATE_ITEMS") {
+                continue;
+            }
+            let n: usize = f.next().and_then(|n| n.parse().ok()).expect("a size");
+            match f.next() {
+                Some("ok") => ok.push(n),
+                _ => refused.push(n),
+            }
+        }
+        (ok, refused)
+    }
+
+    /// The sensor behind a Press variable fails: the node keeps its value, status Bad.
+    pub fn bad(&mut self, name: &str) {
+        self.command(&format!("bad {name}"), &format!("OK bad {name}"));
     }
 
     /// Later `set`s carry a source timestamp `how` from the server's clock: seconds (e.g.

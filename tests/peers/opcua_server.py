@@ -43,6 +43,13 @@ array changed), under Objects/Press:
                                                   -> accepted: Boolean; sets OrderNumber and
                                                   TargetQuantity
 
+``--bulk N`` adds N more UInt32 variables, ``s=Bulk.<k>`` for k in 0..N (browse name
+``<ns>:Bulk.<k>``, start value k), under Objects/Press/Bulk: a controller with many tags.
+``--max-items-per-call K`` makes the server state K as its MaxMonitoredItemsPerCall operation
+limit and refuse a CreateMonitoredItems call of more items with BadTooManyOperations (asyncua
+states 10000 and enforces nothing by itself); ``--hidden-limit`` enforces K without stating it
+(the limit node keeps asyncua's 10000). Every CreateMonitoredItems call is reported on stdout.
+
 Browse names are ``<ns>:<name>``. ``--init FILE.json`` gives start values by name, e.g.
 {"GoodCount": 41, "State": 1}.
 
@@ -52,8 +59,11 @@ stdin commands (one per line), each answered on stdout:
                                              the server's clock (a controller set to local time)
     clock max          -> "OK clock"         ... the latest OPC UA can say: 9999-12-31T23:59:59Z
     clock off          -> "OK clock"         ... no source timestamp of our own again
+    bad NAME           -> "OK bad NAME"      the node keeps its value with status BadSensorFailure
     get NAME           -> "VALUE NAME <value>"
+    bulk K VALUE       -> "OK bulk K"        sets Bulk.<k> (with --bulk)
 stdout also reports what clients did:
+    CREATE_ITEMS <n> ok|refused             at every CreateMonitoredItems call, its size
     WRITE NAME <value>                      after a client's write to a Press node
     CALLED StartOrder <order> <quantity>    when the method is called
 """
@@ -72,6 +82,7 @@ from pathlib import Path
 
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -210,6 +221,9 @@ async def main() -> int:
     ap.add_argument("--init", type=Path)
     ap.add_argument("--extra-namespaces", type=int, default=0)
     ap.add_argument("--new-cert", action="store_true")
+    ap.add_argument("--bulk", type=int, default=0)
+    ap.add_argument("--max-items-per-call", type=int, default=0)
+    ap.add_argument("--hidden-limit", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -268,6 +282,50 @@ async def main() -> int:
         ua.Range(Low=0.0, High=100.0),
     )
     by_id = {n.nodeid: name for name, n in nodes.items()}
+
+    bulk = []
+    if args.bulk:
+        # One AddNodes call for all of them: one add_variable each takes minutes on a busy machine.
+        folder = await press.add_folder(ua.NodeId("Bulk", idx), ua.QualifiedName("Bulk", idx))
+        items = []
+        for k in range(args.bulk):
+            item = ua.AddNodesItem()
+            item.RequestedNewNodeId = ua.NodeId(f"Bulk.{k}", idx)
+            item.BrowseName = ua.QualifiedName(f"Bulk.{k}", idx)
+            item.NodeClass = ua.NodeClass.Variable
+            item.ParentNodeId = folder.nodeid
+            item.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasComponent)
+            item.TypeDefinition = ua.NodeId(ua.ObjectIds.BaseDataVariableType)
+            attrs = ua.VariableAttributes()
+            attrs.DisplayName = ua.LocalizedText(f"Bulk.{k}")
+            attrs.DataType = ua.NodeId(ua.ObjectIds.UInt32)
+            attrs.Value = ua.Variant(k, ua.VariantType.UInt32)
+            attrs.ValueRank = ua.ValueRank.Scalar
+            attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
+            attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+            item.NodeAttributes = attrs
+            items.append(item)
+        for result in await server.iserver.isession.add_nodes(items):
+            result.StatusCode.check()
+            bulk.append(server.get_node(result.AddedNodeId))
+
+    limit = args.max_items_per_call
+    if limit and not args.hidden_limit:
+        await server.get_node(
+            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)
+        ).write_value(ua.Variant(limit, ua.VariantType.UInt32))
+    service = server.iserver.subscription_service
+    create_items = service.create_monitored_items
+
+    async def create_items_within_limit(params):
+        n = len(params.ItemsToCreate)
+        if limit and n > limit:
+            say(f"CREATE_ITEMS {n} refused")
+            raise ServiceError(ua.StatusCodes.BadTooManyOperations)
+        say(f"CREATE_ITEMS {n} ok")
+        return await create_items(params)
+
+    service.create_monitored_items = create_items_within_limit
 
     async def start_order(parent, order, quantity):
         say(f"CALLED StartOrder {order.Value} {quantity.Value}")
@@ -337,10 +395,24 @@ async def main() -> int:
                             ) + datetime.timedelta(seconds=clock["mode"])
                         await nodes[name].write_value(ua.DataValue(variant, SourceTimestamp=stamp))
                     say(f"OK set {name}")
+                elif parts[0] == "bad" and len(parts) == 2:
+                    # The sensor failed: the value stays, its status turns Bad.
+                    name = parts[1]
+                    current = await nodes[name].read_data_value()
+                    await nodes[name].write_value(
+                        ua.DataValue(
+                            current.Value,
+                            StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure),
+                        )
+                    )
+                    say(f"OK bad {name}")
                 elif parts[0] == "clock" and len(parts) == 2:
                     arg = parts[1]
                     clock["mode"] = None if arg == "off" else "max" if arg == "max" else float(arg)
                     say("OK clock")
+                elif parts[0] == "bulk" and len(parts) == 3:
+                    await bulk[int(parts[1])].write_value(ua.Variant(int(parts[2]), ua.VariantType.UInt32))
+                    say(f"OK bulk {parts[1]}")
                 elif parts[0] == "get" and len(parts) == 2:
                     say(f"VALUE {parts[1]} {await nodes[parts[1]].read_value()}")
                 elif parts[0]:

@@ -2,11 +2,12 @@
 //! its planned requests, when each is due, what it has refused, its status and the last value
 //! handed on for each tag.
 
-use super::plan::{plan_groups, Limits, PollGroup, Refusals};
-use super::tag::ModbusTag;
+use super::plan::{plan_groups, Limits, PollGroup, ReadBlock, Refusals};
+use super::tag::{ModbusTag, Table};
 use crate::{
     now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Quality, Sample, Value,
 };
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -59,6 +60,11 @@ pub(super) struct DeviceState {
     pub refusals: Refusals,
     /// What was last handed on for each tag; only changes go out.
     last: Vec<Option<(Option<Value>, Quality)>>,
+    /// The registers each block last read, by (table, start, count): a block that reads the
+    /// same words again holds the same values, so it is not decoded. Emptied whenever a tag's
+    /// last value is set other than by decoding its block (bad, offline, a refusal's halves,
+    /// a new plan), so that a skipped decode never hides a change.
+    raw: HashMap<(Table, u16, u16), Vec<u16>>,
     pub online: Option<bool>,
     probe: Backoff,
     /// While offline: when the device is next tried (one request, no retries).
@@ -74,6 +80,7 @@ impl DeviceState {
             groups,
             refusals: Refusals::default(),
             last: vec![None; dev.tags.len()],
+            raw: HashMap::new(),
             online: None,
             probe: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             next_probe: now,
@@ -96,7 +103,27 @@ impl DeviceState {
             .map(|(g, at)| (at, g))
     }
 
+    /// Whether `regs` are the words `block` read last time; if not, remembers them.
+    pub fn same_as_last_read(&mut self, block: &ReadBlock, regs: &[u16]) -> bool {
+        let last = self
+            .raw
+            .entry((block.table, block.start, block.count))
+            .or_default();
+        if last.as_slice() == regs {
+            return true;
+        }
+        last.clear();
+        last.extend_from_slice(regs);
+        false
+    }
+
+    /// Forgets every block's last words: the next read of each is decoded.
+    pub fn forget_reads(&mut self) {
+        self.raw.clear();
+    }
+
     pub fn replan(&mut self, dev: &ModbusDevice) {
+        self.raw.clear();
         // The intervals do not change, so group indices and their due times stay valid.
         self.groups = plan_groups(&dev.tags, dev.limits, &self.refusals);
     }
@@ -202,6 +229,7 @@ impl DeviceState {
         dev.metrics.set_connected(false);
         tracing::warn!(device = %dev.name, unit = dev.unit, %reason, "modbus device offline");
         self.online = Some(false);
+        self.raw.clear();
         let ts_ms = now_ms();
         for i in 0..dev.tags.len() {
             self.changed(dev, i, None, ts_ms, &mut samples);
@@ -227,5 +255,30 @@ impl DeviceState {
         if self.online == Some(false) {
             self.next_probe = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_decoded_again_only_when_its_words_change_or_were_forgotten() {
+        let tags = vec![ModbusTag::new(
+            crate::TagId(0),
+            Table::Holding,
+            0,
+            super::super::encoding::DataType::U16,
+        )];
+        let dev = ModbusDevice::new(DeviceId(0), "plc", 1, tags);
+        let mut st = DeviceState::new(&dev);
+        let block = st.groups[0].blocks[0].clone();
+        assert!(!st.same_as_last_read(&block, &[7]));
+        assert!(st.same_as_last_read(&block, &[7]));
+        assert!(!st.same_as_last_read(&block, &[8]));
+        st.forget_reads();
+        assert!(!st.same_as_last_read(&block, &[8]));
+        st.replan(&dev);
+        assert!(!st.same_as_last_read(&block, &[8]));
     }
 }

@@ -282,12 +282,12 @@ impl<'a> Runner<'a> {
         let dev = &self.line.devices[d];
         let probing = self.states[d].online == Some(false);
         let attempts = if probing { 1 } else { 1 + dev.retries };
-        let blocks = self.states[d].groups[g].blocks.clone();
+        let blocks = std::sync::Arc::clone(&self.states[d].groups[g].blocks);
         let started = Instant::now();
         let mut samples = Vec::new();
         let mut answered = false;
         let mut silent = None;
-        for block in &blocks {
+        for block in blocks.iter() {
             // Writes go between reads, so a write waits for one request at most.
             while *writes_open {
                 match writes.try_recv() {
@@ -356,6 +356,8 @@ impl<'a> Runner<'a> {
         samples: &mut Vec<Sample>,
     ) -> Result<(), ReadFail> {
         let dev = &self.line.devices[d];
+        // The halves set tags' last values from reads other than their plan's blocks.
+        self.states[d].forget_reads();
         let mut refused = vec![block.clone()];
         let mut learned = false;
         while let Some(b) = refused.pop() {
@@ -437,6 +439,11 @@ impl<'a> Runner<'a> {
         let dev = &self.line.devices[d];
         let ts_ms = now_ms();
         dev.metrics.good_read(ts_ms);
+        if let ReadData::Registers(regs) = data {
+            if self.states[d].same_as_last_read(block, regs) {
+                return;
+            }
+        }
         for &i in &block.tags {
             let tag = &dev.tags[i];
             let value = match data {
@@ -450,6 +457,7 @@ impl<'a> Runner<'a> {
     fn bad(&mut self, d: usize, tags: &[usize], samples: &mut Vec<Sample>) {
         let dev = &self.line.devices[d];
         let ts_ms = now_ms();
+        self.states[d].forget_reads();
         for &i in tags {
             self.states[d].changed(dev, i, None, ts_ms, samples);
         }

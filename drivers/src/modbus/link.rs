@@ -148,14 +148,16 @@ impl Link {
             Table::Holding => Request::ReadHoldingRegisters(start, count),
             Table::Input => Request::ReadInputRegisters(start, count),
         };
-        let what = format!("read {} {start}+{count}", table.name());
+        // Named only when something goes wrong: a poll makes thousands of these a second.
+        let what = || format!("read {} {start}+{count}", table.name());
         let response = self.call(unit, request, limit, gap, &what).await?;
         let n = count as usize;
         match response {
             Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words) => {
                 if words.len() != n {
                     return Err(CallError::BadReply(format!(
-                        "{what}: the reply holds {} registers",
+                        "{}: the reply holds {} registers",
+                        what(),
                         words.len()
                     )));
                 }
@@ -165,7 +167,8 @@ impl Link {
                 // Bits come packed in whole bytes: up to 7 padding bits past the count.
                 if bits.len() < n || bits.len() >= n + 8 {
                     return Err(CallError::BadReply(format!(
-                        "{what}: the reply holds {} bits",
+                        "{}: the reply holds {} bits",
+                        what(),
                         bits.len()
                     )));
                 }
@@ -173,7 +176,8 @@ impl Link {
                 Ok(ReadData::Bits(bits))
             }
             other => Err(CallError::BadReply(format!(
-                "{what}: answered with {other:?}"
+                "{}: answered with {other:?}",
+                what()
             ))),
         }
     }
@@ -204,7 +208,9 @@ impl Link {
                 format!("mask write register {a}"),
             ),
         };
-        let response = self.call(unit, request, limit, gap, &what).await?;
+        let response = self
+            .call(unit, request, limit, gap, &|| what.clone())
+            .await?;
         // The reply echoes what was written; one that does not was not our write.
         let echoed = match (op, &response) {
             (WriteOp::Coil(a, v), Response::WriteSingleCoil(ra, rv)) => a == ra && v == rv,
@@ -235,10 +241,15 @@ impl Link {
         request: Request<'_>,
         limit: Duration,
         gap: Duration,
-        what: &str,
+        what: &(dyn Fn() -> String + Sync),
     ) -> Result<Response, CallError> {
-        if let Some(last) = self.last_io {
-            tokio::time::sleep_until(last + gap.max(self.frame_gap)).await;
+        // No timer when no silence is due (Modbus TCP without a request gap, or a gap already
+        // past): most requests.
+        let quiet = gap.max(self.frame_gap);
+        if let Some(last) = self.last_io.filter(|_| !quiet.is_zero()) {
+            if last + quiet > Instant::now() {
+                tokio::time::sleep_until(last + quiet).await;
+            }
         }
         self.ctx.set_slave(Slave(unit));
         let result = timeout(limit, self.ctx.call(request)).await;
@@ -246,9 +257,10 @@ impl Link {
         match result {
             Ok(Ok(Ok(response))) => Ok(response),
             Ok(Ok(Err(code))) => Err(CallError::Exception(code)),
-            Ok(Err(e)) => Err(CallError::Broken(format!("{what} (unit {unit}): {e}"))),
+            Ok(Err(e)) => Err(CallError::Broken(format!("{} (unit {unit}): {e}", what()))),
             Err(_) => Err(CallError::NoAnswer(format!(
-                "{what} (unit {unit}): no answer within {limit:?}"
+                "{} (unit {unit}): no answer within {limit:?}",
+                what()
             ))),
         }
     }

@@ -95,7 +95,9 @@ impl ReadBlock {
 pub struct PollGroup {
     pub interval: Duration,
     pub tags: Vec<usize>,
-    pub blocks: Vec<ReadBlock>,
+    /// Shared, so that a poll holds on to its plan for the price of a reference count while a
+    /// refusal learned mid-poll replans the device.
+    pub blocks: std::sync::Arc<[ReadBlock]>,
 }
 
 /// Plans the reads for all of `tags`, as one group.
@@ -114,7 +116,7 @@ pub fn plan_groups(tags: &[ModbusTag], limits: Limits, refusals: &Refusals) -> V
         .into_iter()
         .map(|(interval, members)| PollGroup {
             interval,
-            blocks: plan_tags(tags, &members, limits, refusals),
+            blocks: plan_tags(tags, &members, limits, refusals).into(),
             tags: members,
         })
         .collect()

@@ -3,6 +3,7 @@
 //! reconnect by itself: the driver rebuilds the whole session after a loss, so namespaces,
 //! browse paths and subscriptions are resolved afresh against whatever server came back.
 
+use super::inbox::{Inbox, INBOX_BOUND};
 use super::{Connection, Identity, SecurityMode, SecurityPolicy};
 use ::opcua::client::{Client, ClientBuilder, IdentityToken, Session, SessionPollResult};
 use ::opcua::crypto::{self, CertificateStore, X509};
@@ -138,6 +139,12 @@ fn build_client_now(conn: &Connection, s: &ClientSettings) -> Result<Client, Con
         .request_timeout(s.request_timeout)
         .publish_timeout(s.request_timeout.max(Duration::from_secs(10)))
         .session_timeout(60_000)
+        // A server that ignores MaxNotificationsPerPublish (asyncua does) sends all the changes
+        // of an interval in one message: thousands of values, where async-opcua decodes at
+        // most 1,000 array elements and 5 chunks by default and closes the connection.
+        .max_array_length(100_000)
+        .max_chunk_count(64)
+        .max_message_size(64 * 65_535)
         .client()
         .map_err(|errors| other(format!("OPC UA client settings: {}", errors.join("; "))))
 }
@@ -277,12 +284,15 @@ pub(crate) enum SessionEnd {
 pub(crate) struct Live {
     pub session: Arc<Session>,
     pub ended: mpsc::UnboundedReceiver<SessionEnd>,
+    /// Where subscription callbacks put notifications; the event loop waits while it is full.
+    pub inbox: Arc<Inbox>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Live {
     /// Closes the session politely (bounded), then stops the event loop.
     pub async fn close(self) {
+        self.inbox.unbound();
         let _ = timeout(Duration::from_secs(2), self.session.disconnect()).await;
         self.task.abort();
     }
@@ -313,11 +323,16 @@ pub(crate) async fn connect(conn: &Connection, s: &ClientSettings) -> Result<Liv
 
     let (up_tx, up_rx) = tokio::sync::oneshot::channel::<Result<(), StatusCode>>();
     let (end_tx, ended) = mpsc::unbounded_channel();
+    let inbox = Arc::new(Inbox::new(INBOX_BOUND));
+    let room = inbox.clone();
     let task = tokio::spawn(async move {
         let stream = event_loop.enter();
         tokio::pin!(stream);
         let mut up_tx = Some(up_tx);
         loop {
+            // Back-pressure: no further message is taken from the server while the device loop
+            // has a full inbox (see inbox.rs).
+            room.room().await;
             let (code, end) = match stream.next().await {
                 Some(Ok(SessionPollResult::Reconnected(_))) => {
                     if let Some(tx) = up_tx.take() {
@@ -374,6 +389,7 @@ pub(crate) async fn connect(conn: &Connection, s: &ClientSettings) -> Result<Liv
         Ok(Ok(Ok(()))) => Ok(Live {
             session,
             ended,
+            inbox,
             task: task.0.take().expect("the event loop task"),
         }),
         Ok(Ok(Err(code))) => Err(failed(code)),

@@ -1,10 +1,12 @@
 //! The OPC UA device loop: connect, resolve, subscribe, hand on changes; on any loss report the
 //! device offline with its tags bad, back off, and build everything again from scratch.
 //!
-//! The loop is here; its jobs are beside it: [`subscribe`] (subscriptions, monitored items,
-//! their notifications and polled reads), [`report`] (samples and device status, only changes)
-//! and [`requests`] (writes and method calls).
+//! The loop is here; its jobs are beside it: [`subscribe`] (subscriptions, monitored items and
+//! polled reads), [`intake`] (notifications in, also while a service call is under way),
+//! [`report`] (samples and device status, only changes) and [`requests`] (writes and method
+//! calls).
 
+mod intake;
 mod report;
 mod requests;
 mod subscribe;
@@ -14,6 +16,7 @@ use super::{NodeType, OpcUaDevice};
 use crate::{Backoff, DeviceEvent, MethodCall, WriteRequest};
 use ::opcua::client::Session;
 use ::opcua::types::NodeId;
+use intake::Intake;
 use report::Report;
 use requests::Requests;
 use std::collections::HashMap;
@@ -125,10 +128,10 @@ impl<'a> Attached<'a> {
         first_namespaces: &mut Option<Vec<String>>,
         backoff: &mut Backoff,
     ) -> Ending {
-        let (note_tx, mut notes) = mpsc::unbounded_channel();
+        let mut intake = Intake::new(self.dev, self.live.inbox.clone());
         let mut samples = Vec::new();
         if let Err(why) = self
-            .attach(report, note_tx, first_namespaces, &mut samples)
+            .attach(report, &mut intake, first_namespaces, &mut samples)
             .await
         {
             return Ending::Lost(why);
@@ -138,17 +141,15 @@ impl<'a> Attached<'a> {
             .collect();
         // Online means the values are known, as after a Modbus device's first complete poll: a
         // count made right after the online event must not become part of the baseline.
-        match self
-            .first_values(report, &mut notes, shutdown, &mut samples)
+        if let Err(ending) = self
+            .first_values(report, &mut intake, shutdown, &mut samples)
             .await
         {
-            Ok(()) => {}
-            Err(ending) => return ending,
+            return ending;
         }
         if !polled.is_empty() {
-            match self.poll(&polled, report).await {
-                Ok(out) => samples.extend(out),
-                Err(why) => return Ending::Lost(why),
+            if let Err(why) = self.poll(&polled, &mut intake, report, &mut samples).await {
+                return Ending::Lost(why);
             }
         }
         backoff.reset();
@@ -160,29 +161,35 @@ impl<'a> Attached<'a> {
             self.dev.poll_interval,
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let inbox = intake.inbox.clone();
         loop {
+            let mut out = Vec::new();
             tokio::select! {
                 _ = shutdown.changed() => return Ending::Shutdown,
                 end = self.live.ended.recv() => {
                     let SessionEnd::Lost(why) = end.unwrap_or(SessionEnd::Lost("session ended".into()));
                     return Ending::Lost(why);
                 }
-                note = notes.recv() => {
-                    let mut out = Vec::new();
-                    if let Err(why) = self.take(note, report, &mut out, |_| {}) {
+                note = inbox.next() => {
+                    if let Err(why) = intake.take(note, report, &mut out) {
                         return Ending::Lost(why);
-                    }
-                    if !report.send(out).await {
-                        return Ending::RuntimeGone;
                     }
                 }
                 _ = ticker.tick(), if !polled.is_empty() => {
-                    match self.poll(&polled, report).await {
-                        Ok(out) => if !report.send(out).await { return Ending::RuntimeGone },
-                        Err(why) => return Ending::Lost(why),
+                    if let Err(why) = self.poll(&polled, &mut intake, report, &mut out).await {
+                        return Ending::Lost(why);
                     }
                 }
-                req = requests.next() => self.answer(req).await,
+                req = requests.next() => {
+                    if let Err(why) = intake.meanwhile(self.answer(req), report, &mut out).await {
+                        return Ending::Lost(why);
+                    }
+                }
+            }
+            // While the runtime is slow to take these, the inbox fills and the event loop
+            // waits: back-pressure to the server, nothing dropped here.
+            if !report.send(out).await {
+                return Ending::RuntimeGone;
             }
         }
     }

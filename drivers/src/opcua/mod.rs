@@ -19,6 +19,8 @@ mod device;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "opcua")]
+mod inbox;
+#[cfg(feature = "opcua")]
 mod resolve;
 
 pub use address::{parse_browse_path, parse_node_id, BrowseStep, Namespace, NodeAddress};

@@ -62,6 +62,10 @@ pub(crate) fn moved_namespaces(first: &[String], now: &[String]) -> Vec<(u16, St
         .collect()
 }
 
+/// Browse paths translated per call: async-opcua's server takes at most 100
+/// (MaxNodesPerTranslateBrowsePathsToNodeIds), as do other small servers.
+const PATHS_PER_CALL: usize = 100;
+
 /// Node ids for all targets; each entry fails alone, so one bad node leaves the others alive.
 pub(crate) async fn resolve_all(
     session: &Session,
@@ -115,34 +119,33 @@ pub(crate) async fn resolve_all(
             NodeTarget::Id(_) => None,
         })
         .collect();
-    if paths.is_empty() {
-        return out;
-    }
-    let request: Vec<BrowsePath> = paths.iter().map(|(_, p)| p.clone()).collect();
-    match session.translate_browse_paths_to_node_ids(&request).await {
-        Ok(results) => {
-            for ((i, _), r) in paths
-                .iter()
-                .zip(results.iter().map(Some).chain(std::iter::repeat(None)))
-            {
-                out[*i] = match r {
-                    Some(r) if r.status_code.is_good() => r
-                        .targets
-                        .as_deref()
-                        .and_then(|t| t.first())
-                        .map(|t| t.target_id.node_id.clone())
-                        .ok_or_else(|| format!("browse path {} leads nowhere", targets[*i])),
-                    Some(r) => Err(format!(
-                        "browse path {} not found on the server ({})",
-                        targets[*i], r.status_code
-                    )),
-                    None => Err(format!("browse path {}: no answer", targets[*i])),
-                };
+    for chunk in paths.chunks(PATHS_PER_CALL) {
+        let request: Vec<BrowsePath> = chunk.iter().map(|(_, p)| p.clone()).collect();
+        match session.translate_browse_paths_to_node_ids(&request).await {
+            Ok(results) => {
+                for ((i, _), r) in chunk
+                    .iter()
+                    .zip(results.iter().map(Some).chain(std::iter::repeat(None)))
+                {
+                    out[*i] = match r {
+                        Some(r) if r.status_code.is_good() => r
+                            .targets
+                            .as_deref()
+                            .and_then(|t| t.first())
+                            .map(|t| t.target_id.node_id.clone())
+                            .ok_or_else(|| format!("browse path {} leads nowhere", targets[*i])),
+                        Some(r) => Err(format!(
+                            "browse path {} not found on the server ({})",
+                            targets[*i], r.status_code
+                        )),
+                        None => Err(format!("browse path {}: no answer", targets[*i])),
+                    };
+                }
             }
-        }
-        Err(e) => {
-            for (i, _) in &paths {
-                out[*i] = Err(format!("browse path {}: {e}", targets[*i]));
+            Err(e) => {
+                for (i, _) in chunk {
+                    out[*i] = Err(format!("browse path {}: {e}", targets[*i]));
+                }
             }
         }
     }

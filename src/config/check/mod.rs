@@ -16,6 +16,7 @@ macro_rules! path {
 mod modbus;
 mod opcua;
 mod orders;
+mod values;
 
 /// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
 /// state word would silently stop counting.
@@ -128,6 +129,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     opcua::check_names(c, &mut p);
     opcua::check_signal_nodes(c, &mut p);
     orders::check(c, &mut parsed, &mut p);
+    parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
     parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
@@ -430,6 +432,18 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
                 ),
             ));
         }
+    }
+    if c.store.values_retention_hours == 0 {
+        p.push(Problem::at(
+            path!["store", "values_retention_hours"],
+            "expected at least 1 hour (undelivered values older than this are dropped)",
+        ));
+    }
+    if c.store.values_max_count == 0 {
+        p.push(Problem::at(
+            path!["store", "values_max_count"],
+            "expected room for at least 1 process value",
+        ));
     }
     if c.store.max_size_mb == 0 {
         p.push(Problem::at(

@@ -71,15 +71,22 @@ impl Report<'_> {
     }
 
     pub(super) async fn send(&self, samples: Vec<Sample>) -> bool {
-        samples.is_empty()
-            || self
-                .tx
-                .send(DeviceEvent::Samples {
-                    device: self.dev.id,
-                    samples,
-                })
-                .await
-                .is_ok()
+        if samples.is_empty() {
+            return true;
+        }
+        let n = samples.len();
+        let sent = self
+            .tx
+            .send(DeviceEvent::Samples {
+                device: self.dev.id,
+                samples,
+            })
+            .await
+            .is_ok();
+        if sent {
+            self.dev.metrics.samples(n);
+        }
+        sent
     }
 
     pub(super) async fn went_online(&mut self) -> bool {

@@ -1,10 +1,12 @@
-//! Subscribing: subscriptions and monitored items created on a fresh session, the notifications
-//! they bring taken in, and the nodes read by polling instead.
+//! Subscribing: subscriptions and monitored items created on a fresh session (in chunks the
+//! server accepts), their first values awaited, and the nodes read by polling instead.
 
+use super::intake::Intake;
 use super::report::Report;
 use super::{Attached, Ending};
 use crate::opcua::client::SessionEnd;
 use crate::opcua::convert::reading;
+use crate::opcua::inbox::{Inbox, Note};
 use crate::opcua::resolve::{moved_namespaces, namespace_array, resolve_all};
 use crate::opcua::{Deadband, NodeTarget};
 use crate::Sample;
@@ -12,21 +14,28 @@ use ::opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore};
 use ::opcua::types::{
     AttributeId, DataChangeFilter, DataChangeNotification, DataChangeTrigger, DataValue,
     DeadbandType, ExtensionObject, MonitoredItemCreateRequest, MonitoringMode,
-    MonitoringParameters, NotificationMessage, ReadValueId, StatusChangeNotification, StatusCode,
-    TimestampsToReturn,
+    MonitoringParameters, NodeId, NotificationMessage, ReadValueId, StatusChangeNotification,
+    StatusCode, TimestampsToReturn, VariableId, Variant,
 };
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+use tokio::sync::watch;
 
-/// What a subscription's callback hands to the device loop.
-pub(super) enum Note {
-    Values(Vec<(u32, DataValue)>),
-    Ended { group: usize, status: StatusCode },
-}
+/// Monitored items created per CreateMonitoredItems call when the server states no smaller
+/// MaxMonitoredItemsPerCall (and nodes per polled read): async-opcua, server and client,
+/// decodes at most 1,000 array elements by default, a request this size stays well inside
+/// the default message size (327,675 bytes), and one call's answer comes back within a
+/// request timeout.
+pub(crate) const ITEMS_PER_CALL: usize = 1000;
 
-/// The subscription callback runs inside the client's event loop: it only forwards.
+/// Data changes the server may put into one notification message: bounds the size of a
+/// message (50,000 first values in one would pass the client's default message size limit)
+/// and so the memory the inbox's bound stands for.
+pub(crate) const NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
+
+/// The subscription callback runs inside the client's event loop: it only queues.
 struct Forward {
     group: usize,
-    tx: mpsc::UnboundedSender<Note>,
+    inbox: Arc<Inbox>,
 }
 
 impl OnSubscriptionNotificationCore for Forward {
@@ -35,65 +44,49 @@ impl OnSubscriptionNotificationCore for Forward {
         notification: NotificationMessage,
         _items: MonitoredItemMap<'_>,
     ) {
+        let mut values = Vec::new();
+        let mut ended = None;
         for obj in notification.notification_data.into_iter().flatten() {
             if let Some(dc) = obj.inner_as::<DataChangeNotification>() {
-                let values = dc
-                    .monitored_items
-                    .iter()
-                    .flatten()
-                    .map(|n| (n.client_handle, n.value.clone()))
-                    .collect();
-                let _ = self.tx.send(Note::Values(values));
+                values.extend(
+                    dc.monitored_items
+                        .iter()
+                        .flatten()
+                        .map(|n| (n.client_handle, n.value.clone())),
+                );
             } else if let Some(sc) = obj.inner_as::<StatusChangeNotification>() {
-                let _ = self.tx.send(Note::Ended {
-                    group: self.group,
-                    status: sc.status,
-                });
+                ended = Some(sc.status);
             }
+        }
+        // One message, at most two notes: the bound in inbox.rs counts on it.
+        if !values.is_empty() {
+            self.inbox.push(Note::Values(values));
+        }
+        if let Some(status) = ended {
+            self.inbox.push(Note::Ended {
+                group: self.group,
+                status,
+            });
         }
     }
 }
 
-impl Attached<'_> {
-    /// Hands on the values a notification brought, calling `seen` with each node they were for.
-    /// An error is the end of the subscriptions (the server ended one, or the client stopped).
-    pub(super) fn take(
-        &self,
-        note: Option<Note>,
-        report: &mut Report<'_>,
-        out: &mut Vec<Sample>,
-        mut seen: impl FnMut(usize),
-    ) -> Result<(), String> {
-        match note {
-            Some(Note::Values(values)) => {
-                for (handle, dv) in values {
-                    let i = handle.wrapping_sub(1) as usize;
-                    if let Some(node) = self.dev.nodes.get(i) {
-                        report.changed(i, reading(&dv, node.expect), out);
-                        seen(i);
-                    }
-                }
-                Ok(())
-            }
-            Some(Note::Ended { group, status }) => Err(format!(
-                "the server ended subscription {:?} ({status})",
-                self.dev.groups[group].name
-            )),
-            None => Err("subscriptions stopped".into()),
-        }
-    }
+/// How the server answered a CreateMonitoredItems call of one chunk.
+enum Chunk {
+    Created(Vec<StatusCode>),
+    TooMany,
+}
 
-    /// Waits for the initial value the server sends for every monitored item (bounded: a server
+impl Attached<'_> {
+    /// Waits for the first value the server sends for every monitored item (bounded: a server
     /// that never sends one leaves that tag without a value, not the device offline).
     pub(super) async fn first_values(
         &mut self,
         report: &mut Report<'_>,
-        notes: &mut mpsc::UnboundedReceiver<Note>,
+        intake: &mut Intake<'_>,
         shutdown: &mut watch::Receiver<bool>,
         samples: &mut Vec<Sample>,
     ) -> Result<(), Ending> {
-        let mut waiting: std::collections::HashSet<usize> =
-            self.monitored.iter().copied().collect();
         let slowest = self
             .dev
             .groups
@@ -103,14 +96,15 @@ impl Attached<'_> {
             .unwrap_or_default();
         let wait = slowest * 3 + self.dev.timeout;
         let deadline = tokio::time::Instant::now() + wait;
-        while !waiting.is_empty() {
+        let inbox = intake.inbox.clone();
+        while intake.awaiting() > 0 {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::warn!(
                         device = %self.dev.name,
                         "no first value within {:?} for {} monitored nodes",
                         wait,
-                        waiting.len()
+                        intake.awaiting()
                     );
                     break;
                 }
@@ -119,11 +113,8 @@ impl Attached<'_> {
                     let SessionEnd::Lost(why) = end.unwrap_or(SessionEnd::Lost("session ended".into()));
                     return Err(Ending::Lost(why));
                 }
-                note = notes.recv() => {
-                    let taken = self.take(note, report, samples, |i| {
-                        waiting.remove(&i);
-                    });
-                    if let Err(why) = taken {
+                note = inbox.next() => {
+                    if let Err(why) = intake.take(note, report, samples) {
                         return Err(Ending::Lost(why));
                     }
                 }
@@ -137,7 +128,7 @@ impl Attached<'_> {
     pub(super) async fn attach(
         &mut self,
         report: &mut Report<'_>,
-        note_tx: mpsc::UnboundedSender<Note>,
+        intake: &mut Intake<'_>,
         first_namespaces: &mut Option<Vec<String>>,
         samples: &mut Vec<Sample>,
     ) -> Result<(), String> {
@@ -163,56 +154,134 @@ impl Attached<'_> {
                 Err(why) => report.bad(i, why, samples),
             }
         }
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.dev.groups.len()];
+        for (i, n) in self.dev.nodes.iter().enumerate() {
+            if !n.poll && self.ids[i].is_some() {
+                members[n.group].push(i);
+            }
+        }
+        if members.iter().all(|m| m.is_empty()) {
+            return Ok(());
+        }
+        let mut per_call = self.items_per_call().await;
         for (g, group) in self.dev.groups.iter().enumerate() {
-            let members: Vec<usize> = (0..self.dev.nodes.len())
-                .filter(|&i| {
-                    let n = &self.dev.nodes[i];
-                    n.group == g && !n.poll && self.ids[i].is_some()
-                })
-                .collect();
-            if members.is_empty() {
+            if members[g].is_empty() {
                 continue;
             }
             let interval = group.publishing_interval;
             // The server sends a keep-alive after this many empty intervals (at least every
             // few seconds), and drops the subscription after three missed keep-alives.
             let keep_alive_count = (5000 / interval.as_millis().max(1) as u32).clamp(3, 1000);
-            let sub = self
-                .session()
-                .create_subscription(
-                    interval,
-                    keep_alive_count * 3,
-                    keep_alive_count,
-                    0,
-                    0,
-                    true,
-                    Forward {
-                        group: g,
-                        tx: note_tx.clone(),
-                    },
-                )
-                .await
+            let created = self.session().create_subscription(
+                interval,
+                keep_alive_count * 3,
+                keep_alive_count,
+                NOTIFICATIONS_PER_PUBLISH,
+                0,
+                true,
+                Forward {
+                    group: g,
+                    inbox: intake.inbox.clone(),
+                },
+            );
+            let sub = intake
+                .meanwhile(created, report, samples)
+                .await?
                 .map_err(|e| format!("creating subscription {:?}: {e}", group.name))?;
-            let items: Vec<MonitoredItemCreateRequest> =
-                members.iter().map(|&i| self.item(i)).collect();
-            let created = self
-                .session()
-                .create_monitored_items(sub, TimestampsToReturn::Both, items)
-                .await
-                .map_err(|e| format!("creating monitored items in {:?}: {e}", group.name))?;
-            for (&i, c) in members.iter().zip(created.iter()) {
-                if c.result.status_code.is_good() {
-                    self.monitored.push(i);
-                } else {
-                    let why = format!(
-                        "node {} cannot be monitored: {}",
-                        self.dev.nodes[i].target, c.result.status_code
-                    );
-                    report.bad(i, why, samples);
+            let mut rest: &[usize] = &members[g];
+            while !rest.is_empty() {
+                let chunk = &rest[..per_call.min(rest.len())];
+                let statuses = match self.create_items(sub, chunk, intake, report, samples).await {
+                    Ok(Chunk::Created(s)) => s,
+                    // A server that enforces a limit it does not state: try again with less.
+                    Ok(Chunk::TooMany) if per_call > 1 => {
+                        per_call /= 2;
+                        tracing::info!(
+                            device = %self.dev.name,
+                            "the server refused {} monitored items in one call; {per_call} per call from now on",
+                            chunk.len()
+                        );
+                        continue;
+                    }
+                    Ok(Chunk::TooMany) => {
+                        return Err(format!(
+                        "creating monitored items in {:?}: the server refuses even one per call",
+                        group.name
+                    ))
+                    }
+                    Err(e) => {
+                        return Err(format!("creating monitored items in {:?}: {e}", group.name))
+                    }
+                };
+                for (&i, status) in chunk.iter().zip(statuses) {
+                    if status.is_good() {
+                        self.monitored.push(i);
+                        intake.expect_first(i);
+                    } else {
+                        let why = format!(
+                            "node {} cannot be monitored: {status}",
+                            self.dev.nodes[i].target
+                        );
+                        report.bad(i, why, samples);
+                    }
                 }
+                rest = &rest[chunk.len()..];
             }
         }
+        tracing::info!(
+            device = %self.dev.name,
+            "{} nodes monitored, at most {per_call} per call",
+            self.monitored.len()
+        );
         Ok(())
+    }
+
+    /// The server's MaxMonitoredItemsPerCall if it states one below ours, else [`ITEMS_PER_CALL`].
+    async fn items_per_call(&self) -> usize {
+        let id: NodeId =
+            VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall.into();
+        let stated = self
+            .session()
+            .read(&[ReadValueId::from(id)], TimestampsToReturn::Neither, 0.0)
+            .await
+            .ok()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|dv| dv.value)
+            .and_then(|v| match v {
+                Variant::UInt32(n) => Some(n as usize),
+                _ => None,
+            });
+        match stated {
+            Some(n) if n > 0 => n.min(ITEMS_PER_CALL),
+            _ => ITEMS_PER_CALL,
+        }
+    }
+
+    /// One CreateMonitoredItems call for `chunk`.
+    async fn create_items(
+        &self,
+        sub: u32,
+        chunk: &[usize],
+        intake: &mut Intake<'_>,
+        report: &mut Report<'_>,
+        samples: &mut Vec<Sample>,
+    ) -> Result<Chunk, String> {
+        let items: Vec<MonitoredItemCreateRequest> = chunk.iter().map(|&i| self.item(i)).collect();
+        let call = self
+            .session()
+            .create_monitored_items(sub, TimestampsToReturn::Both, items);
+        match intake.meanwhile(call, report, samples).await? {
+            Ok(created) if created.len() == chunk.len() => Ok(Chunk::Created(
+                created.iter().map(|c| c.result.status_code).collect(),
+            )),
+            Ok(created) => Err(format!(
+                "the server answered {} of {} items",
+                created.len(),
+                chunk.len()
+            )),
+            Err(e) if e.status() == StatusCode::BadTooManyOperations => Ok(Chunk::TooMany),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn item(&self, i: usize) -> MonitoredItemCreateRequest {
@@ -251,24 +320,32 @@ impl Attached<'_> {
         }
     }
 
+    /// Reads the polled nodes, taking in notifications meanwhile.
     pub(super) async fn poll(
         &self,
         polled: &[usize],
+        intake: &mut Intake<'_>,
         report: &mut Report<'_>,
-    ) -> Result<Vec<Sample>, String> {
-        let reads: Vec<ReadValueId> = polled
-            .iter()
-            .map(|&i| ReadValueId::from(self.ids[i].clone().unwrap_or_default()))
-            .collect();
-        let values = self
-            .session()
-            .read(&reads, TimestampsToReturn::Both, 0.0)
-            .await
-            .map_err(|e| format!("polled read: {e}"))?;
-        let mut out = Vec::new();
-        for (&i, dv) in polled.iter().zip(values.iter()) {
-            report.changed(i, reading(dv, self.dev.nodes[i].expect), &mut out);
+        out: &mut Vec<Sample>,
+    ) -> Result<(), String> {
+        let mut values: Vec<DataValue> = Vec::with_capacity(polled.len());
+        // The client decodes at most 1,000 values per answer (async-opcua's array limit).
+        for chunk in polled.chunks(ITEMS_PER_CALL) {
+            let reads: Vec<ReadValueId> = chunk
+                .iter()
+                .map(|&i| ReadValueId::from(self.ids[i].clone().unwrap_or_default()))
+                .collect();
+            let call = self.session().read(&reads, TimestampsToReturn::Both, 0.0);
+            values.extend(
+                intake
+                    .meanwhile(call, report, out)
+                    .await?
+                    .map_err(|e| format!("polled read: {e}"))?,
+            );
         }
-        Ok(out)
+        for (&i, dv) in polled.iter().zip(values.iter()) {
+            report.changed(i, reading(dv, self.dev.nodes[i].expect), out);
+        }
+        Ok(())
     }
 }

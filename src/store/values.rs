@@ -1,0 +1,299 @@
+//! Process values in the store: a lower class than events. Their batches have their own
+//! sequence (the events' `seq` stays gap-free and never carries a value), their own cap and
+//! age, and are deleted once the broker has them. Over the cap the oldest batches are dropped,
+//! and what was dropped is handed back, by tag, for the metrics and the alarm.
+
+use super::schema::StoreError;
+use super::Outbox;
+use crate::cell::{ValueBatch, ValuePayload};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::BTreeMap;
+
+/// A value batch as the forwarder publishes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRow {
+    pub batch: u64,
+    pub device: String,
+    /// Values in the batch.
+    pub count: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Values dropped unsent, by tag.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValueDrops {
+    pub batches: u64,
+    pub values: u64,
+    pub by_tag: BTreeMap<String, u64>,
+}
+
+impl ValueDrops {
+    pub fn is_empty(&self) -> bool {
+        self.batches == 0
+    }
+
+    pub fn add(&mut self, other: ValueDrops) {
+        self.batches += other.batches;
+        self.values += other.values;
+        for (tag, n) in other.by_tag {
+            *self.by_tag.entry(tag).or_default() += n;
+        }
+    }
+}
+
+/// Inserts `batches` in the engine's commit transaction, numbering them on from the last batch
+/// ever committed (deleted ones included). The transaction must have written already: a
+/// deferred transaction that reads first and writes later fails at once (SQLITE_BUSY, no busy
+/// wait) when another connection wrote in between, as the forwarder does.
+pub(super) fn insert(
+    tx: &Transaction,
+    batches: &[ValueBatch],
+    store_id: &str,
+    cell: &str,
+) -> Result<(), StoreError> {
+    if batches.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'value_batch'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO value_batch (batch, device, ts_ms, count, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut held = 0i64;
+    for (i, b) in batches.iter().enumerate() {
+        let batch = last + 1 + i as i64;
+        let payload = b.to_payload(batch as u64, store_id, cell);
+        insert.execute(params![
+            batch,
+            b.device,
+            b.ts_ms,
+            b.values.len() as i64,
+            payload
+        ])?;
+        held += b.values.len() as i64;
+    }
+    tx.prepare_cached("UPDATE value_count SET held = held + ?1 WHERE id = 1")?
+        .execute([held])?;
+    Ok(())
+}
+
+impl Outbox {
+    /// Values held undelivered.
+    pub fn values_held(&self) -> Result<u64, StoreError> {
+        held(&self.conn)
+    }
+
+    /// Drops the oldest batches while more than `cap` values are held, never the newest (so the
+    /// values held may pass the cap by one batch, at most 2,000 values).
+    pub fn cap_values(&mut self, cap: u64) -> Result<ValueDrops, StoreError> {
+        if self.values_held()? <= cap {
+            return Ok(ValueDrops::default());
+        }
+        // Immediate: it reads, then deletes, while the forwarder deletes too (see `insert`).
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held = held(&tx)?;
+        if held <= cap {
+            return Ok(ValueDrops::default());
+        }
+        let mut over = (held - cap) as i64;
+        let mut doomed = Vec::new();
+        {
+            // Never the newest batch: a device's batch of one busy turn may alone be over a
+            // small cap, and dropping it would leave nothing of what the cell saw last.
+            let mut stmt = tx.prepare_cached(
+                "SELECT batch, count, payload FROM value_batch
+                 WHERE batch < (SELECT max(batch) FROM value_batch) ORDER BY batch",
+            )?;
+            let mut rows = stmt.query([])?;
+            while over > 0 {
+                let Some(r) = rows.next()? else { break };
+                let count: i64 = r.get(1)?;
+                over -= count;
+                doomed.push((r.get::<_, i64>(0)?, count, r.get::<_, Vec<u8>>(2)?));
+            }
+        }
+        let drops = delete(&tx, doomed)?;
+        tx.commit()?;
+        Ok(drops)
+    }
+
+    /// Drops undelivered batches made before `before_ms`: stale by `values_retention_hours`.
+    pub fn age_values(&mut self, before_ms: i64) -> Result<ValueDrops, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let doomed = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT batch, count, payload FROM value_batch WHERE ts_ms < ?1 ORDER BY batch",
+            )?;
+            let rows = stmt.query_map([before_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let drops = delete(&tx, doomed)?;
+        tx.commit()?;
+        Ok(drops)
+    }
+
+    /// Undelivered value batches after `after`, oldest first.
+    pub fn pending_values(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT batch, device, count, payload FROM value_batch WHERE batch > ?1 ORDER BY batch",
+        )?;
+        let rows = stmt.query_map([after as i64], |r| {
+            Ok(ValueRow {
+                batch: r.get::<_, i64>(0)? as u64,
+                device: r.get(1)?,
+                count: r.get::<_, i64>(2)? as u64,
+                payload: r.get(3)?,
+            })
+        })?;
+        Ok(rows.take(limit).collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes batches the broker acknowledged (dropped meanwhile ones are already gone).
+    pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut gone = 0i64;
+        {
+            let mut del =
+                tx.prepare_cached("DELETE FROM value_batch WHERE batch = ?1 RETURNING count")?;
+            for &b in batches {
+                let n: Option<i64> = del.query_row([b as i64], |r| r.get(0)).optional()?;
+                gone += n.unwrap_or(0);
+            }
+            tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
+                .execute([gone])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn held(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    let held: i64 = conn
+        .prepare_cached("SELECT held FROM value_count WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    Ok(held.max(0) as u64)
+}
+
+/// Deletes batches unsent and counts their values by tag.
+fn delete(tx: &Transaction, doomed: Vec<(i64, i64, Vec<u8>)>) -> Result<ValueDrops, StoreError> {
+    let mut drops = ValueDrops::default();
+    let mut del = tx.prepare_cached("DELETE FROM value_batch WHERE batch = ?1")?;
+    for (batch, count, payload) in doomed {
+        del.execute([batch])?;
+        drops.batches += 1;
+        drops.values += count as u64;
+        match serde_json::from_slice::<ValuePayload>(&payload) {
+            Ok(p) => {
+                for v in p.values {
+                    *drops.by_tag.entry(v.tag).or_default() += 1;
+                }
+            }
+            Err(_) => *drops.by_tag.entry("?".into()).or_default() += count as u64,
+        }
+    }
+    tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
+        .execute([drops.values as i64])?;
+    Ok(drops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::{CellState, ValueRecord};
+    use crate::config::Synchronous;
+    use mes_edge_drivers::{Quality, Value};
+
+    fn batch(device: &str, tags: &[&str], ts_ms: i64) -> ValueBatch {
+        ValueBatch {
+            device: device.into(),
+            ts_ms,
+            values: tags
+                .iter()
+                .map(|t| ValueRecord {
+                    tag: t.to_string(),
+                    value: Some(Value::Float(1.5)),
+                    quality: Quality::Good,
+                    ts: ts_ms,
+                    source_ts: None,
+                    order_id: None,
+                    lot: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn values_have_their_own_sequence_cap_and_age_and_never_touch_the_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let state = CellState::default();
+        let c = ob
+            .commit_all(
+                &[],
+                &[
+                    batch("press", &["t1", "t2"], 10),
+                    batch("oven", &["z1"], 10),
+                ],
+                &state,
+                10,
+            )
+            .unwrap();
+        assert_eq!(c.last_seq, 0, "values take no event seq");
+        ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 20)], &state, 20)
+            .unwrap();
+        assert_eq!(ob.values_held().unwrap(), 6);
+        let rows = ob.pending_values(0, 10).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.batch).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        // Delivered ones go; the numbering never goes back.
+        ob.values_delivered(&[1]).unwrap();
+        ob.commit_all(&[], &[batch("oven", &["z1"], 30)], &state, 30)
+            .unwrap();
+        assert_eq!(
+            ob.pending_values(0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.batch)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(ob.values_held().unwrap(), 5);
+        // Cap 4: the oldest batch (oven z1) goes, 4 are left.
+        let drops = ob.cap_values(4).unwrap();
+        assert_eq!((drops.batches, drops.values), (1, 1));
+        assert_eq!(drops.by_tag.get("z1"), Some(&1));
+        assert_eq!(ob.values_held().unwrap(), 4);
+        // Age: batch 3 (ts 20) is before 25.
+        let drops = ob.age_values(25).unwrap();
+        assert_eq!(
+            drops.by_tag,
+            BTreeMap::from([("t1".into(), 1), ("t2".into(), 1), ("t3".into(), 1)])
+        );
+        assert_eq!(ob.values_held().unwrap(), 1);
+        let json: serde_json::Value =
+            serde_json::from_slice(&ob.pending_values(0, 10).unwrap()[0].payload).unwrap();
+        assert_eq!(
+            (json["batch"].as_u64(), json["device"].as_str()),
+            (Some(4), Some("oven"))
+        );
+        // A batch alone over the cap stays: only older ones go.
+        ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 40)], &state, 40)
+            .unwrap();
+        let drops = ob.cap_values(1).unwrap();
+        assert_eq!((drops.batches, drops.values), (1, 1));
+        assert_eq!(ob.values_held().unwrap(), 3);
+    }
+}
