@@ -69,7 +69,7 @@ REQ="$ROOT/tests/peers/requirements.txt"
 STAMP="$VENV/.requirements-stamp"
 WANT="$(sha256sum "$REQ" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-    || ! "$VENV/bin/python" -c 'import pymodbus, asyncua' >/dev/null 2>&1; then
+    || ! "$VENV/bin/python" -c 'import pymodbus, asyncua, pysparkplug' >/dev/null 2>&1; then
     log "creating $VENV from $REQ"
     rm -rf "$VENV"
     mkdir -p "$ROOT/target"

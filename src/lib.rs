@@ -14,6 +14,7 @@ pub mod logging;
 pub mod ops;
 pub mod orders;
 pub mod runtime;
+pub mod sparkplug;
 pub mod store;
 pub mod vocabulary;
 

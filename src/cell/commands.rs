@@ -60,6 +60,7 @@ impl Engine {
         match cmd.command {
             CommandName::ScrapReason => return self.give_scrap_reason(cmd, by, now_ms, out),
             CommandName::ConsumeMaterial => return self.consume_material(cmd, by, now_ms, out),
+            CommandName::WriteTag => return self.write_tag(cmd),
             _ => {}
         }
         if cmd.command != CommandName::DowntimeReason {
@@ -158,6 +159,8 @@ impl Engine {
                     reason: None,
                     quantity: None,
                     material: None,
+                    tag: None,
+                    value: None,
                 };
                 let products = &self.model.orders.products;
                 let r = book.apply(

@@ -82,6 +82,9 @@ pub struct Engine {
     pub(super) now: Option<i64>,
     /// Last readings of the tags part records carry (re-read at every start, so not state).
     pub(super) last_values: std::collections::HashMap<mes_edge_drivers::TagId, (Option<mes_edge_drivers::Value>, Quality)>,
+    /// Tag writes accepted in this batch, for the runtime to hand to the drivers once it is
+    /// committed (see [`Engine::take_writes`]).
+    pub(super) writes: Vec<super::tag_write::TagWrite>,
 }
 
 impl Engine {
@@ -91,6 +94,7 @@ impl Engine {
             state,
             now: None,
             last_values: Default::default(),
+            writes: Vec::new(),
         }
     }
 
@@ -290,6 +294,7 @@ mod tests {
             material: None,
             statistics: HashMap::new(),
             part_record: None,
+            writable: HashMap::new(),
         };
         Engine::new(model, CellState::default())
     }

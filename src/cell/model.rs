@@ -77,6 +77,8 @@ pub struct CellModel {
     /// Tags summarized per order, by name.
     pub statistics: HashMap<TagId, String>,
     pub part_record: Option<PartRecordPlan>,
+    /// Tags marked `write = true`, by name: what a write_tag command may set.
+    pub writable: HashMap<String, TagId>,
 }
 
 impl CellModel {
@@ -131,7 +133,16 @@ impl CellModel {
                 roles.insert(end, Role::OrderEndBit);
             }
         }
+        let writable = c
+            .numbered_tags()
+            .into_iter()
+            .filter_map(|(id, _, t)| match t {
+                crate::config::CellTag::Modbus(m) if m.write => Some((m.name.clone(), id)),
+                _ => None,
+            })
+            .collect();
         CellModel {
+            writable,
             cell_path: c.cell.joined(),
             tag_names,
             device_names: c.devices.iter().map(|d| d.name.clone()).collect(),

@@ -42,6 +42,9 @@ enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
+        /// The cell is a Sparkplug B edge node too; its messages are shown decoded.
+        #[arg(long)]
+        sparkplug: bool,
     },
     /// Look into a cell's store.
     Outbox {
@@ -82,7 +85,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files } => return check(&files),
         Command::Run { config: path } => load(&path).and_then(|c| run(c, &path)),
-        Command::Demo { duration } => demo(duration),
+        Command::Demo { duration, sparkplug } => demo(duration, sparkplug),
         Command::Outbox { command } => outbox::main(command),
         Command::Orders(args) => orders::orders(args),
         Command::Downtime(args) => orders::downtime(args),
@@ -152,13 +155,14 @@ fn run(config: CellConfig, path: &Path) -> Result<()> {
 }
 
 #[cfg(feature = "demo")]
-fn demo(duration: Option<u64>) -> Result<()> {
+fn demo(duration: Option<u64>, sparkplug: bool) -> Result<()> {
     tokio_runtime()?.block_on(crate::demo::run(
         duration.map(std::time::Duration::from_secs),
+        sparkplug,
     ))
 }
 
 #[cfg(not(feature = "demo"))]
-fn demo(_: Option<u64>) -> Result<()> {
+fn demo(_: Option<u64>, _: bool) -> Result<()> {
     anyhow::bail!("this build has no demo (built without the `demo` feature)")
 }

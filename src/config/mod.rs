@@ -7,6 +7,7 @@ mod drivers;
 pub mod lab;
 mod locate;
 mod resolved;
+mod sparkplug;
 mod time;
 mod types;
 mod url;
@@ -18,6 +19,7 @@ pub use resolved::{
 };
 pub use time::{parse_time, parse_zone};
 pub use types::*;
+pub use sparkplug::SparkplugConfig;
 pub use url::BrokerUrl;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,8 @@ pub struct CellFile {
     pub process_values: Vec<super::values::ProcessValueGroup>,
     /// A snapshot of tags per part made, for traceability (docs/ORDERS.md "Part records").
     pub part_record: Option<PartRecordConfig>,
+    /// The cell as a Sparkplug B edge node (docs/SPARKPLUG.md).
+    pub sparkplug: Option<super::sparkplug::SparkplugConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,7 +11,7 @@
 mod commands;
 pub mod link;
 mod marker;
-mod options;
+pub(crate) mod options;
 mod session;
 mod values;
 

@@ -118,7 +118,7 @@ fn options_for(c: &CellConfig, id: String, events: bool) -> Result<Options> {
     })
 }
 
-fn password(m: &MqttConfig) -> Result<Option<String>> {
+pub(crate) fn password(m: &MqttConfig) -> Result<Option<String>> {
     if let Some(p) = &m.password {
         return Ok(Some(p.clone()));
     }
@@ -138,7 +138,7 @@ fn password(m: &MqttConfig) -> Result<Option<String>> {
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
-fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
+pub(crate) fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
     let ca = m
         .ca_file
         .as_ref()

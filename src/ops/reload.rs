@@ -54,7 +54,7 @@ pub fn refuse(ops: &super::Ops, path: &Path, problems: &[String]) {
 
 /// Sections a reload cannot change: they name the store and the broker session the runtime
 /// keeps running across the reload.
-const NEEDS_RESTART: &str = "[cell], [store], [mqtt] and [health]";
+const NEEDS_RESTART: &str = "[cell], [store], [mqtt], [health] and [sparkplug]";
 
 /// Reads and checks the config at `path` against the one in force. `Err` holds one line per
 /// problem, `file:line:column: ...` where the problem has a place in the file.
@@ -73,6 +73,9 @@ pub fn prepare(path: &Path, running: &CellConfig) -> Result<CellConfig, Vec<Stri
     }
     if new.health != running.health {
         changed.push("[health]");
+    }
+    if new.sparkplug != running.sparkplug {
+        changed.push("[sparkplug]");
     }
     if !changed.is_empty() {
         return Err(vec![format!(
@@ -138,6 +141,15 @@ url = "mqtt://127.0.0.1:1883"
         let p = write(dir.path(), &CELL.replace(":1883", ":1884"));
         let err = prepare(&p, &running).unwrap_err();
         assert!(err[0].contains("[mqtt] changed"), "{err:?}");
+
+        // The Sparkplug sink keeps its session and cursor across a reload: turning it on waits
+        // for a restart too.
+        let p = write(
+            dir.path(),
+            &format!("{CELL}\n[sparkplug]\nenabled = true\n"),
+        );
+        let err = prepare(&p, &running).unwrap_err();
+        assert!(err[0].contains("[sparkplug] changed"), "{err:?}");
     }
 
     #[test]

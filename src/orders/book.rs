@@ -284,6 +284,7 @@ pub fn by_name(by: CommandSource) -> &'static str {
         CommandSource::Mqtt => "mqtt",
         CommandSource::Operator => "operator",
         CommandSource::Plc => "plc",
+        CommandSource::Sparkplug => "sparkplug",
         CommandSource::Cell => "cell",
     }
 }

@@ -15,6 +15,8 @@ pub enum CommandSource {
     Mqtt,
     Operator,
     Plc,
+    /// A Sparkplug B host's DCMD (a tag write).
+    Sparkplug,
     /// The runtime itself: auto-completion at the target quantity, starting the next order.
     Cell,
 }
@@ -39,6 +41,8 @@ pub enum CommandName {
     ScrapReason,
     /// Record material consumed by an order (default: the running one).
     ConsumeMaterial,
+    /// Set a tag marked `write = true` to `value` (a Sparkplug DCMD comes this way).
+    WriteTag,
 }
 
 impl CommandName {
@@ -57,7 +61,8 @@ impl CommandName {
             CommandName::RevokeStart => JobCommand::RevokeStart,
             CommandName::DowntimeReason
             | CommandName::ScrapReason
-            | CommandName::ConsumeMaterial => return None,
+            | CommandName::ConsumeMaterial
+            | CommandName::WriteTag => return None,
         })
     }
 }
@@ -79,6 +84,11 @@ pub struct Command {
     /// The lot consumed, for consume_material.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub material: Option<MaterialIn>,
+    /// The tag and the value, for write_tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
 }
 
 /// Material consumed, as a command reports it.
@@ -189,6 +199,20 @@ fn validate(c: &Command) -> Result<(), String> {
         CommandName::ScrapReason | CommandName::ConsumeMaterial
     ) {
         return validate_actual(c);
+    }
+    if c.command == CommandName::WriteTag {
+        let only = c.order.is_none()
+            && c.order_id.is_none()
+            && c.reason.is_none()
+            && c.quantity.is_none()
+            && c.material.is_none();
+        return match (&c.tag, &c.value, only) {
+            (Some(tag), Some(_), true) => check_text("tag", tag, 128),
+            _ => Err("write_tag takes `tag` and `value` only".into()),
+        };
+    }
+    if c.tag.is_some() || c.value.is_some() {
+        return Err(format!("{:?} takes no `tag` or `value` (write_tag does)", c.command));
     }
     if c.quantity.is_some() || c.material.is_some() {
         return Err(format!(
@@ -302,6 +326,16 @@ mod tests {
         let (id, why) = reject(r#"{"correlation_id":"c2","command":"pause"}"#);
         assert_eq!(id.as_deref(), Some("c2"));
         assert_eq!(why, "Pause needs `order_id` (and no `order`)");
+        let c = parse(br#"{"correlation_id":"w1","command":"write_tag","tag":"active_target","value":42}"#)
+            .unwrap();
+        assert_eq!((c.tag.as_deref(), c.value), (Some("active_target"), Some(serde_json::json!(42))));
+        assert_eq!(
+            reject(r#"{"correlation_id":"w2","command":"write_tag","tag":"t"}"#).1,
+            "write_tag takes `tag` and `value` only"
+        );
+        assert!(reject(r#"{"correlation_id":"w3","command":"pause","order_id":"W","tag":"t"}"#)
+            .1
+            .contains("takes no `tag`"));
         assert!(reject(r#"{"command":"pause","order_id":"WO-1"}"#)
             .1
             .contains("missing field `correlation_id`"));

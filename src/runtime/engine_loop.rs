@@ -219,6 +219,9 @@ pub fn engine_loop(
                     dirty = false;
                     committed.send_replace(c.last_seq);
                     write_back.after_commit(engine.state.orders.active(), &handle);
+                    for w in engine.take_writes() {
+                        write_back.write_tag(w, &handle);
+                    }
                     failures = 0;
                     alive.committed();
                 }
@@ -227,6 +230,7 @@ pub fn engine_loop(
                     tracing::error!(failures, "commit failed, will retry the same batch: {e}");
                     alive.commit_failed(&e.to_string());
                     engine.state = before;
+                    engine.take_writes();
                     // The engine makes the batch's events again; a store alarm made by
                     // housekeeping is not made again, so it stays for the next attempt.
                     events.retain(|ev| {

@@ -3,6 +3,7 @@
 
 mod embedded;
 mod engine_loop;
+mod sparkplug;
 mod values;
 mod write_back;
 
@@ -91,6 +92,8 @@ async fn run_cell(
     );
     let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
     let settings = forwarder_settings(&config, command_tx.clone())?;
+    // A Sparkplug host's DCMD comes through the same door as every command.
+    let spb_commands = command_tx.clone();
     let control = crate::control::serve(&config.store.path, command_tx)?;
 
     let ops = Ops::new(&config);
@@ -104,12 +107,17 @@ async fn run_cell(
         probe: ops.forwarder().clone(),
         ..settings
     };
-    let fwd = tokio::spawn(forwarder::run(
-        settings,
-        reader,
-        committed_rx.clone(),
-        fwd_stop,
-    ));
+    // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM).
+    let json = config.sparkplug.as_ref().is_none_or(|s| !s.enabled || s.json);
+    let fwd = json.then(|| {
+        tokio::spawn(forwarder::run(
+            settings,
+            reader,
+            committed_rx.clone(),
+            fwd_stop.clone(),
+        ))
+    });
+    let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, spb_commands)?;
     let values_fwd = tokio::spawn(forwarder::run_values(
         forwarder::ValueSettings {
             options: forwarder::values_options(&config)?,
@@ -172,7 +180,9 @@ async fn run_cell(
     // a bounded time for the broker's acknowledgements.
     cell.stop().await?;
     let _ = fwd_stop_tx.send(true);
-    fwd.await?;
+    for task in [fwd, spb].into_iter().flatten() {
+        task.await?;
+    }
     values_fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();

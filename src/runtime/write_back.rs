@@ -17,6 +17,8 @@ pub struct WriteBack {
     /// What was last written: (order id, target), or None for "no order". Unknown at start, so
     /// the first turn of the engine writes what is active (the PLC may have restarted too).
     last: Option<Option<(String, u64)>>,
+    /// Every writable tag's driver channel, for write_tag commands.
+    all: Writers,
 }
 
 impl WriteBack {
@@ -29,7 +31,23 @@ impl WriteBack {
             number: find(&config.roles.write_back_number),
             target: find(&config.roles.write_back_target),
             last: None,
+            all: writers.clone(),
         }
+    }
+
+    /// A write_tag command's write, after its reply is committed: to the tag's driver, the
+    /// driver's answer logged.
+    pub fn write_tag(&self, w: crate::cell::TagWrite, handle: &tokio::runtime::Handle) {
+        let Some(tx) = self.all.get(&w.tag).cloned() else {
+            tracing::warn!(tag = %w.name, "write refused: no driver takes writes to this tag");
+            return;
+        };
+        handle.spawn(async move {
+            match write(&tx, w.tag, w.value).await {
+                Ok(()) => tracing::info!(tag = %w.name, value = ?w.value, "tag written"),
+                Err(e) => tracing::warn!(tag = %w.name, value = ?w.value, "tag write failed: {e}"),
+            }
+        });
     }
 
     /// Called after each commit with the order now active.
@@ -52,23 +70,27 @@ impl WriteBack {
                 continue;
             };
             handle.spawn(async move {
-                let (reply, answer) = oneshot::channel();
-                let req = WriteRequest {
-                    tag,
-                    value: Value::UInt(value),
-                    reply,
-                };
-                let result = match tx.send(req).await {
-                    Ok(()) => answer
-                        .await
-                        .unwrap_or_else(|_| Err("the driver stopped".into())),
-                    Err(_) => Err("the driver stopped".into()),
-                };
-                match result {
+                match write(&tx, tag, Value::UInt(value)).await {
                     Ok(()) => tracing::info!(tag = %name, value, "order write-back"),
                     Err(e) => tracing::warn!(tag = %name, value, "order write-back failed: {e}"),
                 }
             });
         }
+    }
+}
+
+/// Writes `value` to `tag` through its driver and waits for the driver's answer.
+pub async fn write(
+    tx: &mpsc::Sender<WriteRequest>,
+    tag: TagId,
+    value: Value,
+) -> Result<(), String> {
+    let (reply, answer) = oneshot::channel();
+    let req = WriteRequest { tag, value, reply };
+    match tx.send(req).await {
+        Ok(()) => answer
+            .await
+            .unwrap_or_else(|_| Err("the driver stopped".into())),
+        Err(_) => Err("the driver stopped".into()),
     }
 }

@@ -286,6 +286,26 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
             lowest_delivered.unwrap_or_default()
         ));
     }
+    // Another output's cursor: the rows after it must all be kept (pruning holds them).
+    let mut cursors = conn.prepare("SELECT sink, seq FROM sink_cursor")?;
+    let cursors: Vec<(String, i64)> = cursors
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (sink, seq) in cursors {
+        let seq = seq as u64;
+        if seq > v.last_seq {
+            v.problems.push(format!(
+                "the {sink} cursor is at seq {seq}, past the last committed {}",
+                v.last_seq
+            ));
+        }
+        if let Some((a, _)) = gaps.iter().find(|(_, b)| *b > seq) {
+            v.problems.push(format!(
+                "seq {} is missing but the {sink} output has not had it (its cursor is at {seq})",
+                a.max(&(seq + 1))
+            ));
+        }
+    }
     Ok(v)
 }
 

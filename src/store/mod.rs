@@ -10,10 +10,12 @@ mod model_tests;
 mod outbox;
 mod prune;
 mod schema;
+mod sink_cursor;
 mod values;
 
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use prune::{PrunePass, Pruned};
 pub use schema::{open, StoreError, SCHEMA_VERSION};
+pub use sink_cursor::SinkCursor;
 pub use values::{ValueDrops, ValueRow};

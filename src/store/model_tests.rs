@@ -49,6 +49,11 @@ enum Op {
     Replay { from: u64, len: u64 },
     /// The runtime's start: `identity::claim`, which announces the store once.
     Claim,
+    /// A second output (Sparkplug B): its cursor made at the last commit if there is none, then
+    /// moved on by up to `n` events (its broker's acknowledgements).
+    Sink { n: u64 },
+    /// That output turned off: its cursor forgotten.
+    SinkOff,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +90,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Crash),
         2 => (any::<u64>(), 0u64..4).prop_map(|(from, len)| Op::Replay { from, len }),
         1 => Just(Op::Claim),
+        2 => (0u64..4).prop_map(|n| Op::Sink { n }),
+        1 => Just(Op::SinkOff),
     ]
 }
 
@@ -112,6 +119,8 @@ struct Model {
     commits: u64,
     /// How the store came to be, as its `store_created` says.
     origin: &'static str,
+    /// The second output's cursor: rows after it are kept, delivered or not.
+    sink: Option<u64>,
 }
 
 impl Model {
@@ -405,9 +414,11 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
                 }
             }
             // Retention: every row delivered before the cut, whatever its seq.
+            let held = m.sink.unwrap_or(u64::MAX);
             let expired: Vec<u64> = m
                 .rows
                 .iter()
+                .filter(|(&q, _)| q <= held)
                 .filter(|(_, r)| r.delivered_ms.is_some_and(|d| d < before))
                 .map(|(&q, _)| q)
                 .collect();
@@ -425,7 +436,7 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             let delivered: Vec<u64> = m
                 .rows
                 .iter()
-                .filter(|(_, r)| r.delivered_ms.is_some())
+                .filter(|(&q, r)| q <= held && r.delivered_ms.is_some())
                 .map(|(&q, _)| q)
                 .collect();
             let for_cap: Vec<u64> = m
@@ -464,6 +475,29 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             ))
         }
         // Done by `run`, which owns the store.
+        Op::Sink { n } => {
+            let c = s
+                .engine
+                .sink_cursor("sparkplug", |_| String::new())
+                .map_err(e("sink cursor"))?;
+            let at = *m.sink.get_or_insert(m.last_seq);
+            if c.seq != at {
+                return Err(format!("the sink cursor is at {}, the model's at {at}", c.seq));
+            }
+            let to = (at + n).min(m.last_seq);
+            s.engine
+                .advance_sink("sparkplug", to, "")
+                .map_err(e("advance sink"))?;
+            m.sink = Some(to);
+            Ok(format!("sink cursor {at} -> {to}"))
+        }
+        Op::SinkOff => {
+            let dropped = s.engine.drop_sink("sparkplug").map_err(e("drop sink"))?;
+            if dropped != m.sink.take().is_some() {
+                return Err(format!("drop_sink said {dropped}"));
+            }
+            Ok("sink off".into())
+        }
         Op::Reopen => Ok("reopen".into()),
         Op::Crash => Ok("kill -9 and start again".into()),
         Op::Replay { from, len } => {
@@ -740,6 +774,7 @@ fn run(previous: Option<&[bool]>, ops: &[Op]) -> Result<(), String> {
         now: 1_000_000,
         commits: 0,
         origin,
+        sink: None,
     };
     // Migrated: the same events, undelivered ones undelivered, each payload now carrying the
     // store's id and otherwise the bytes this release would have committed.

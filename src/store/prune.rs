@@ -72,6 +72,10 @@ impl Outbox {
         )?;
         let mut floor = floor0 as u64;
         let mut deleted = 0u64;
+        // Rows another output (Sparkplug B) has not had acknowledged stay, delivered or not.
+        let hold: Option<i64> =
+            tx.query_row("SELECT min(seq) FROM sink_cursor", [], |r| r.get(0))?;
+        let hold = hold.map_or(u64::MAX, |s| s as u64 + 1);
         let first_from = |conn: &Connection, seq: u64| -> rusqlite::Result<Option<(u64, i64)>> {
             conn.prepare_cached(
                 "SELECT seq, committed_ms FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT 1",
@@ -86,10 +90,10 @@ impl Outbox {
             let Some((lo, committed)) = first_from(&tx, at)? else {
                 break true;
             };
-            if committed >= before {
+            if committed >= before || lo >= hold {
                 break true;
             }
-            let hi = lo + CHUNK;
+            let hi = (lo + CHUNK).min(hold);
             deleted += tx
                 .prepare_cached(
                     "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms < ?3",
@@ -120,7 +124,10 @@ impl Outbox {
             let Some((lo, _)) = first_from(&tx, floor)? else {
                 break;
             };
-            let hi = lo + CHUNK;
+            if lo >= hold {
+                break;
+            }
+            let hi = (lo + CHUNK).min(hold);
             deleted += tx
                 .prepare_cached(
                     "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms IS NOT NULL",

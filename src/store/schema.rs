@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -70,6 +70,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         held INTEGER NOT NULL               -- sum of value_batch.count, kept with every change
     );
     INSERT INTO value_count (id, held) VALUES (1, 0);",
+    // 5: a delivery cursor per output besides the JSON forwarder (which marks rows): Sparkplug B.
+    // Rows after the lowest cursor are kept even once delivered to MOM (see prune.rs).
+    "CREATE TABLE sink_cursor (
+        sink   TEXT PRIMARY KEY,
+        seq    INTEGER NOT NULL,   -- every event up to here was acknowledged to this sink
+        state  TEXT NOT NULL,      -- the sink's own figures as of `seq` (JSON)
+        bd_seq INTEGER NOT NULL    -- Sparkplug: the birth/death sequence of the last connect
+    );",
 ];
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its

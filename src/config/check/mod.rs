@@ -133,6 +133,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     check_store(c, &mut p);
     parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
+    super::sparkplug::check(c, &mut p);
     if p.is_empty() {
         Ok(parsed)
     } else {

@@ -1,0 +1,72 @@
+//! Wires the Sparkplug B sink (when `[sparkplug] enabled`): its own store connection and
+//! cursor; its DCMD writes go to the engine's command door like every command.
+
+use crate::config::CellConfig;
+use crate::sparkplug;
+use crate::store::Outbox;
+use anyhow::Result;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Starts the sink if the config enables it; otherwise forgets its cursor, so that an output
+/// turned off no longer holds rows in the store.
+pub fn start(
+    config: &CellConfig,
+    writer: &mut Outbox,
+    committed: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    commands: mpsc::Sender<crate::cell::CommandIn>,
+) -> Result<Option<JoinHandle<()>>> {
+    let Some(settings) = sparkplug::settings(config, Some(commands))? else {
+        if writer.drop_sink(sparkplug::SINK)? {
+            tracing::info!(
+                "Sparkplug B turned off: its cursor no longer holds events in the store"
+            );
+        }
+        return Ok(None);
+    };
+    tracing::info!(
+        group_id = %settings.topics.group,
+        edge_node_id = %settings.topics.node,
+        primary_host = settings.primary_host.as_deref().unwrap_or("none"),
+        "Sparkplug B edge node"
+    );
+    if settings.marks_delivered {
+        settle_before_cursor(writer)?;
+    }
+    let reader = writer.open_again(config.store.synchronous)?;
+    Ok(Some(tokio::spawn(sparkplug::run(
+        settings, reader, committed, stop,
+    ))))
+}
+
+/// Sparkplug B only: no JSON forwarder will deliver the rows committed before the Sparkplug
+/// cursor was made (a new store's `store_created`, or what JSON had not delivered when it was
+/// turned off), and the Sparkplug sink starts after them: they are marked delivered, said in
+/// the log, so that the outbox's depth and pruning mean what the running outputs have left.
+fn settle_before_cursor(writer: &mut Outbox) -> Result<()> {
+    let cursor = writer.sink_cursor(sparkplug::SINK, |c| {
+        sparkplug::Figures::from_cell(c).to_json()
+    })?;
+    let (mut marked, mut after) = (0, 0);
+    loop {
+        let seqs: Vec<u64> = writer
+            .pending(after, 10_000)?
+            .into_iter()
+            .map(|r| r.seq)
+            .take_while(|&s| s <= cursor.seq)
+            .collect();
+        let Some(&last) = seqs.last() else { break };
+        writer.mark_delivered(&seqs, mes_edge_drivers::now_ms())?;
+        marked += seqs.len();
+        after = last;
+    }
+    if marked > 0 {
+        tracing::info!(
+            events = marked,
+            up_to = cursor.seq,
+            "events committed before Sparkplug B took over, not published as JSON ([sparkplug] json = false): marked delivered"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Sparkplug B: the cell as an edge node and its PLCs as devices, beside (or instead of) the
+//! JSON events (docs/SPARKPLUG.md). A sink of its own over the same outbox: its own MQTT
+//! session and its own delivery cursor, so the engine and the JSON forwarder do not change.
+
+mod commands;
+mod devices;
+mod metrics;
+mod payload;
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+#[rustfmt::skip]
+pub mod proto;
+mod session;
+mod sink;
+mod topics;
+
+pub use commands::Writes;
+pub use devices::{DeviceSpec, Devices, TagSpec};
+pub use metrics::{Figures, MetricValue, NODE_METRICS};
+pub use sink::{run, SparkplugSettings, SINK};
+pub use topics::Topics;
+
+use crate::config::CellConfig;
+use anyhow::Result;
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The sink's settings from a config whose `[sparkplug]` is enabled (None otherwise). Its
+/// session goes to `[mqtt] url` with `[mqtt]`'s login and TLS, as MQTT 3.1.1 with a clean
+/// session (Sparkplug's state lives in births, not in broker sessions), client id
+/// `{client id}-spb`.
+pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<SparkplugSettings>> {
+    let Some(sp) = c.sparkplug.as_ref().filter(|s| s.enabled) else {
+        return Ok(None);
+    };
+    let m = &c.mqtt;
+    let id = format!("{}-spb", crate::forwarder::client_id(c));
+    let mut opts = MqttOptions::new(id, c.broker.host.clone(), c.broker.port);
+    opts.set_clean_session(true);
+    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
+    opts.set_inflight(m.inflight.max(1));
+    opts.set_max_packet_size(256 * 1024, 1 << 20);
+    if let Some(user) = &m.username {
+        let pass = crate::forwarder::options::password(m)?.unwrap_or_default();
+        opts.set_credentials(user.clone(), pass);
+    }
+    if c.broker.tls {
+        let tls = crate::forwarder::options::tls_config(m)?;
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    Ok(Some(SparkplugSettings {
+        mqtt: opts,
+        topics: Topics {
+            group: sp.group_id(&c.cell),
+            node: sp.edge_node_id(&c.cell),
+        },
+        primary_host: sp.primary_host_id.clone(),
+        qos: if sp.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+        marks_delivered: !sp.json,
+        window: m.inflight.max(1) as usize,
+        devices: Devices::from_config(c),
+        writes,
+    }))
+}

@@ -1,0 +1,399 @@
+//! One connection of the Sparkplug sink: waits for the primary host (if one is configured),
+//! births the node and its online devices, then publishes each committed event that changes a
+//! metric as one NDATA (or a DBIRTH/DDEATH for a device's status), in sequence order. Events
+//! committed before the birth are history: their metrics go out with `is_historical`, after a
+//! birth that already shows the figures they lead to.
+
+use super::metrics::{Change, Figures, NODE_METRICS};
+use super::payload::{self, metric};
+use super::sink::{asks_rebirth, host_state, Ended, Ev, Inflight, Queued, SparkplugSettings, SINK};
+use crate::store::{Outbox, SinkCursor};
+use mes_edge_drivers::{now_ms, Backoff};
+use rumqttc::{AsyncClient, QoS};
+use serde_json::Value as Json;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// An event handed to the client (or skipped: it changes no metric), in sequence order.
+pub struct Pending {
+    seq: u64,
+    kind: String,
+    data: Json,
+    done: bool,
+}
+
+pub(super) struct Session<'a> {
+    s: &'a SparkplugSettings,
+    client: &'a AsyncClient,
+    outbox: &'a mut Outbox,
+    bd_seq: u8,
+    /// The next message's `seq` (0–255, NBIRTH takes 0).
+    msg_seq: u8,
+    born: bool,
+    /// The primary host's last STATE timestamp: an older message is stale.
+    host_ts: i64,
+    /// What has been published: births are made from it.
+    live: Figures,
+    live_seq: u64,
+    /// What the broker acknowledged, stored with the cursor.
+    durable: Figures,
+    durable_seq: u64,
+    dirty: bool,
+    /// Events up to here were committed before the first birth: history.
+    birth_seq: u64,
+    pending: VecDeque<Pending>,
+    queued: VecDeque<Queued>,
+    inflight: Inflight,
+    to_mark: Vec<u64>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        s: &'a SparkplugSettings,
+        client: &'a AsyncClient,
+        outbox: &'a mut Outbox,
+        cursor: SinkCursor,
+        bd_seq: u8,
+    ) -> Self {
+        let figures = Figures::from_json(&cursor.state);
+        Session {
+            s,
+            client,
+            outbox,
+            bd_seq,
+            msg_seq: 0,
+            born: false,
+            host_ts: 0,
+            live: figures.clone(),
+            live_seq: cursor.seq,
+            durable: figures,
+            durable_seq: cursor.seq,
+            dirty: false,
+            birth_seq: 0,
+            pending: VecDeque::new(),
+            queued: VecDeque::new(),
+            inflight: Inflight::new(),
+            to_mark: Vec::new(),
+        }
+    }
+
+    pub async fn run(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>,
+        committed: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Ended {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        let mut connected = false;
+        loop {
+            let step = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(Ok(Ev::ConnAck)) => {
+                        connected = true;
+                        backoff.reset();
+                        self.connected(*committed.borrow())
+                    }
+                    Some(Ok(ev)) => self.on_event(ev, *committed.borrow()),
+                    Some(Err(e)) => Err(Ended::Lost(e)),
+                    None => Err(Ended::Lost("event loop ended".into())),
+                },
+                _ = committed.changed(), if self.born => self.fill(),
+                _ = tick.tick() => {
+                    self.persist();
+                    if self.born && *committed.borrow() > self.live_seq { self.fill() } else { Ok(()) }
+                }
+                _ = &mut deadline, if !connected => Err(Ended::Lost("no CONNACK within 30 s".into())),
+                _ = shutdown.changed() => return self.drain(events).await,
+            };
+            if let Err(ended) = step {
+                return ended;
+            }
+        }
+    }
+
+    fn lost(e: rumqttc::ClientError) -> Ended {
+        Ended::Lost(e.to_string())
+    }
+
+    fn connected(&mut self, committed: u64) -> Result<(), Ended> {
+        tracing::info!(bd_seq = self.bd_seq, "Sparkplug edge node connected");
+        let t = &self.s.topics;
+        // Commands first: the spec wants the node listening before it is born.
+        self.client
+            .try_subscribe(t.node("NCMD"), QoS::AtMostOnce)
+            .map_err(Self::lost)?;
+        self.client
+            .try_subscribe(t.device("DCMD", "+"), QoS::AtMostOnce)
+            .map_err(Self::lost)?;
+        match &self.s.primary_host {
+            Some(host) => self
+                .client
+                .try_subscribe(super::topics::Topics::state(host), QoS::AtLeastOnce)
+                .map_err(Self::lost),
+            None => self.birth(committed),
+        }
+    }
+
+    fn on_event(&mut self, ev: Ev, committed: u64) -> Result<(), Ended> {
+        match ev {
+            Ev::ConnAck => {}
+            Ev::Written(pkid) => {
+                let row = self.queued.pop_front().flatten();
+                if pkid == 0 {
+                    // QoS 0: written is all the delivery there is.
+                    if let Some(seq) = row {
+                        self.done(seq);
+                    }
+                } else {
+                    self.inflight.insert(pkid, row);
+                }
+            }
+            Ev::Acked(pkid) => {
+                if let Some(Some(seq)) = self.inflight.remove(&pkid) {
+                    self.done(seq);
+                }
+                if self.room() * 4 >= self.s.window {
+                    self.fill()?;
+                }
+            }
+            Ev::Message(topic, bytes) => self.message(&topic, &bytes, committed)?,
+            Ev::Closed => return Err(Ended::Lost("the broker disconnected".into())),
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, topic: &str, bytes: &[u8], committed: u64) -> Result<(), Ended> {
+        let t = &self.s.topics;
+        if topic == t.node("NCMD") {
+            if asks_rebirth(bytes) && self.born {
+                tracing::info!("Sparkplug rebirth requested");
+                return self.birth(committed);
+            }
+        } else if let Some(device) = t.device_of(topic) {
+            let device = device.to_string();
+            super::commands::device_command(self.s, &device, bytes);
+        } else if let Some((online, ts)) = host_state(bytes) {
+            if ts < self.host_ts {
+                return Ok(());
+            }
+            self.host_ts = ts;
+            if online && !self.born {
+                return self.birth(committed);
+            }
+            if !online && self.born {
+                return Err(Ended::HostOffline);
+            }
+        }
+        Ok(())
+    }
+
+    /// NBIRTH and a DBIRTH per online device, with the figures of every event committed so far
+    /// (the first birth of a connection makes what is committed before it history).
+    fn birth(&mut self, committed: u64) -> Result<(), Ended> {
+        if !self.born {
+            self.birth_seq = committed;
+        }
+        let figures = self.figures_up_to(self.birth_seq.max(self.live_seq))?;
+        let ts = now_ms() as u64;
+        self.born = true;
+        self.msg_seq = 1;
+        self.publish(
+            self.s.topics.node("NBIRTH"),
+            payload::node_birth(&figures, self.bd_seq, ts),
+            None,
+        )?;
+        for (device, online) in &figures.devices {
+            if *online && self.s.devices.get(device).is_some() {
+                let seq = self.next_seq();
+                let bytes = self.s.devices.birth(device, seq, ts);
+                self.publish(self.s.topics.device("DBIRTH", device), bytes, None)?;
+            }
+        }
+        self.fill()
+    }
+
+    /// The published figures with the events after them up to `seq` folded in.
+    fn figures_up_to(&mut self, seq: u64) -> Result<Figures, Ended> {
+        let mut f = self.live.clone();
+        let mut at = self.live_seq;
+        while at < seq {
+            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(at, 1000))
+                .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in rows {
+                if r.seq > seq {
+                    return Ok(f);
+                }
+                let (kind, data, _) = event(&r.payload);
+                f.apply(&kind, &data);
+                at = r.seq;
+            }
+        }
+        Ok(f)
+    }
+
+    fn next_seq(&mut self) -> u8 {
+        let s = self.msg_seq;
+        self.msg_seq = self.msg_seq.wrapping_add(1);
+        s
+    }
+
+    fn publish(&mut self, topic: String, bytes: Vec<u8>, row: Queued) -> Result<(), Ended> {
+        self.client
+            .try_publish(topic, self.s.qos, false, bytes)
+            .map_err(Self::lost)?;
+        self.queued.push_back(row);
+        Ok(())
+    }
+
+    fn room(&self) -> usize {
+        self.s
+            .window
+            .saturating_sub(self.queued.len() + self.inflight.len())
+    }
+
+    /// Publishes the events after the last one published, as far as the window allows.
+    fn fill(&mut self) -> Result<(), Ended> {
+        if !self.born {
+            return Ok(());
+        }
+        loop {
+            let room = self.room();
+            if room == 0 {
+                return Ok(());
+            }
+            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(self.live_seq, room))
+                .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for r in rows {
+                let (kind, data, ts) = event(&r.payload);
+                let historical = r.seq <= self.birth_seq;
+                let change = self.live.apply(&kind, &data);
+                self.live_seq = r.seq;
+                let message = match change {
+                    Change::Nothing => None,
+                    Change::Node(changes) => {
+                        let metrics = changes
+                            .iter()
+                            .map(|(alias, v)| {
+                                let dt = NODE_METRICS[*alias as usize].datatype;
+                                metric(None, Some(*alias), dt, v, ts, historical)
+                            })
+                            .collect();
+                        let seq = self.next_seq() as u64;
+                        Some((
+                            self.s.topics.node("NDATA"),
+                            payload::encode(metrics, Some(seq), now_ms() as u64),
+                        ))
+                    }
+                    // A device's past status is history: the birth already told where it stands.
+                    Change::DeviceOnline(_) | Change::DeviceOffline(_) if historical => None,
+                    Change::DeviceOnline(d) if self.s.devices.get(&d).is_some() => {
+                        let seq = self.next_seq();
+                        Some((
+                            self.s.topics.device("DBIRTH", &d),
+                            self.s.devices.birth(&d, seq, now_ms() as u64),
+                        ))
+                    }
+                    Change::DeviceOffline(d) if self.s.devices.get(&d).is_some() => {
+                        let seq = self.next_seq();
+                        Some((
+                            self.s.topics.device("DDEATH", &d),
+                            super::devices::Devices::death(seq, now_ms() as u64),
+                        ))
+                    }
+                    Change::DeviceOnline(_) | Change::DeviceOffline(_) => None,
+                };
+                self.pending.push_back(Pending {
+                    seq: r.seq,
+                    kind,
+                    data,
+                    done: message.is_none(),
+                });
+                if let Some((topic, bytes)) = message {
+                    self.publish(topic, bytes, Some(r.seq))?;
+                }
+            }
+            self.advance();
+        }
+    }
+
+    fn done(&mut self, seq: u64) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
+            p.done = true;
+        }
+        self.advance();
+    }
+
+    /// Moves the acknowledged figures on over every leading event that is done.
+    fn advance(&mut self) {
+        while self.pending.front().is_some_and(|p| p.done) {
+            let p = self.pending.pop_front().expect("front exists");
+            self.durable.apply(&p.kind, &p.data);
+            self.durable_seq = p.seq;
+            self.dirty = true;
+            if self.s.marks_delivered {
+                self.to_mark.push(p.seq);
+            }
+        }
+    }
+
+    /// Stores the cursor and, in Sparkplug-only mode, the delivery marks.
+    pub fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let (seq, state) = (self.durable_seq, self.durable.to_json());
+        let marks = std::mem::take(&mut self.to_mark);
+        let res = tokio::task::block_in_place(|| {
+            self.outbox.advance_sink(SINK, seq, &state)?;
+            self.outbox.mark_delivered(&marks, now_ms())
+        });
+        match res {
+            Ok(()) => self.dirty = false,
+            // Kept dirty: tried again at the next tick; lost only costs a re-send.
+            Err(e) => tracing::error!("storing the Sparkplug cursor: {e}"),
+        }
+    }
+
+    /// A clean stop: a bounded wait for what is in flight.
+    async fn drain(&mut self, events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>) -> Ended {
+        let deadline = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(deadline);
+        // The engine's last batch is committed just before the stop reaches the sinks.
+        if self.fill().is_err() {
+            return Ended::Shutdown;
+        }
+        while self.born && !(self.queued.is_empty() && self.inflight.is_empty()) {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(Ok(Ev::Written(p))) => { let _ = self.on_event(Ev::Written(p), 0); }
+                    Some(Ok(Ev::Acked(p))) => {
+                        if let Some(Some(seq)) = self.inflight.remove(&p) { self.done(seq); }
+                        if self.fill().is_err() { break; }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        Ended::Shutdown
+    }
+}
+
+/// An outbox row's `type`, `data` and `ts`.
+fn event(payload: &[u8]) -> (String, Json, u64) {
+    let mut v: Json = serde_json::from_slice(payload).unwrap_or_default();
+    let kind = v["type"].as_str().unwrap_or_default().to_string();
+    let ts = v["ts"].as_u64().unwrap_or(0);
+    (kind, v["data"].take(), ts)
+}

@@ -1,0 +1,177 @@
+//! The Sparkplug B sink: its own MQTT session (a clean session whose will is the NDEATH) that
+//! publishes the outbox's events in sequence order as node metrics, and its own cursor over the
+//! outbox, moved at the broker's acknowledgements (QoS 1) so that every event reaches it at
+//! least once, whatever the JSON forwarder does.
+
+use super::metrics::{Figures, REBIRTH};
+use super::payload;
+use super::topics::Topics;
+use crate::store::Outbox;
+use mes_edge_drivers::{now_ms, Backoff};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The cursor's name in the store.
+pub const SINK: &str = "sparkplug";
+
+#[derive(Clone)]
+pub struct SparkplugSettings {
+    /// Without a will: each connect sets its own NDEATH.
+    pub mqtt: MqttOptions,
+    pub topics: Topics,
+    pub primary_host: Option<String>,
+    /// Births and data.
+    pub qos: QoS,
+    /// Sparkplug only: no JSON forwarder marks the rows, so this sink does.
+    pub marks_delivered: bool,
+    /// Messages awaiting their acknowledgement at once.
+    pub window: usize,
+    pub devices: super::devices::Devices,
+    /// The engine's command door, where DCMD writes go as write_tag commands; None: refused.
+    pub writes: Option<super::commands::Writes>,
+}
+
+pub(super) enum Ended {
+    Shutdown,
+    /// The primary host went offline: NDEATH sent, reconnect and wait for it.
+    HostOffline,
+    Lost(String),
+}
+
+/// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
+pub async fn run(
+    settings: SparkplugSettings,
+    mut outbox: Outbox,
+    mut committed: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        // A new bdSeq for every connect, on disk before the CONNECT carries it in its will: after
+        // a kill -9 the next connect cannot reuse the number the host paired with the last birth.
+        let start = tokio::task::block_in_place(|| {
+            let c = outbox.sink_cursor(SINK, |cell| Figures::from_cell(cell).to_json())?;
+            let bd_seq = c.bd_seq.wrapping_add(1);
+            outbox.set_sink_bd_seq(SINK, bd_seq)?;
+            Ok::<_, crate::store::StoreError>((c, bd_seq))
+        });
+        let (cursor, bd_seq) = match start {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("reading the Sparkplug cursor: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut opts = settings.mqtt.clone();
+        opts.set_last_will(LastWill::new(
+            settings.topics.node("NDEATH"),
+            payload::node_death(bd_seq, now_ms() as u64),
+            QoS::AtLeastOnce,
+            false,
+        ));
+        let (client, eventloop) = AsyncClient::new(opts, settings.window * 2 + 64);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let poller = tokio::spawn(poll(eventloop, tx));
+        let mut session =
+            super::session::Session::new(&settings, &client, &mut outbox, cursor, bd_seq);
+        let ended = session
+            .run(&mut rx, &mut committed, &mut shutdown, &mut backoff)
+            .await;
+        session.persist();
+        if !matches!(ended, Ended::Lost(_)) {
+            // A clean DISCONNECT drops the will: the death certificate is ours to send.
+            let death = payload::node_death(bd_seq, now_ms() as u64);
+            let _ = client.try_publish(
+                settings.topics.node("NDEATH"),
+                QoS::AtLeastOnce,
+                false,
+                death,
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+        // The DISCONNECT must reach the broker before the process may end, or the broker sends
+        // the will as well: the event loop ends once it is written.
+        let _ = tokio::time::timeout(Duration::from_secs(1), poller).await;
+        drop(rx);
+        let delay = match ended {
+            Ended::Shutdown => return,
+            Ended::HostOffline => {
+                tracing::info!(
+                    "Sparkplug primary host offline: edge node disconnected, waiting for it"
+                );
+                Duration::from_millis(500)
+            }
+            Ended::Lost(reason) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%reason, retry_in = ?delay, "Sparkplug broker connection lost");
+                delay
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Drives the event loop, handing on what the session needs, until its first error.
+async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
+    loop {
+        let ev = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
+            Ok(Event::Incoming(Packet::PubAck(a))) => Ev::Acked(a.pkid),
+            Ok(Event::Incoming(Packet::Publish(p))) => Ev::Message(p.topic, p.payload.to_vec()),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Written(pkid),
+            Ok(Event::Incoming(Packet::Disconnect)) => Ev::Closed,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        if tx.send(Ok(ev)).is_err() {
+            return;
+        }
+    }
+}
+
+/// What the session hears from its event loop.
+pub(super) enum Ev {
+    ConnAck,
+    Written(u16),
+    Acked(u16),
+    Message(String, Vec<u8>),
+    Closed,
+}
+
+/// A publish handed to the client: the event row it carries, if any (births carry none).
+pub(super) type Queued = Option<u64>;
+
+/// Publishes written and waiting for their PUBACK, by packet id.
+pub(super) type Inflight = HashMap<u16, Queued>;
+
+/// Is this NCMD a rebirth request?
+pub(super) fn asks_rebirth(bytes: &[u8]) -> bool {
+    payload::decode(bytes).is_some_and(|p| {
+        p.metrics.iter().any(|m| {
+            (m.name.as_deref() == Some(REBIRTH) || m.alias == Some(1))
+                && matches!(
+                    m.value,
+                    Some(super::proto::payload::metric::Value::BooleanValue(true))
+                )
+        })
+    })
+}
+
+/// A primary host's STATE message (Sparkplug 3.0: `{"online": bool, "timestamp": ms}`).
+pub(super) fn host_state(bytes: &[u8]) -> Option<(bool, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    Some((v["online"].as_bool()?, v["timestamp"].as_i64().unwrap_or(0)))
+}

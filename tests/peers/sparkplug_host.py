@@ -1,0 +1,113 @@
+"""A Sparkplug B host application for the tests, built on pysparkplug (PyPI), not on mes-edge.
+
+Subscribes to spBv1.0/#, decodes every message with pysparkplug (aliases resolved against the
+births it saw) and prints one JSON line per message on stdout. Takes commands as JSON lines on
+stdin:
+  {"cmd": "state", "online": true}       publish its STATE (retained), as a primary host does
+  {"cmd": "rebirth", "group": g, "node": n}
+  {"cmd": "dcmd", "group": g, "node": n, "device": d, "name": m, "datatype": "UINT32", "value": v}
+With --host-id it announces itself online at start, with an offline STATE as its will.
+"""
+
+import argparse
+import json
+import sys
+import threading
+
+import pysparkplug as psp
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def on_message(_client, message):
+    t = message.topic
+    p = message.payload
+    line = {
+        "type": str(t.message_type),
+        "group": t.group_id,
+        "node": t.edge_node_id,
+        "device": t.device_id,
+        "host": t.sparkplug_host_id,
+    }
+    if isinstance(p, psp.State):
+        line.update(online=p.online, timestamp=p.timestamp)
+    else:
+        line["seq"] = getattr(p, "seq", None)
+        line["timestamp"] = p.timestamp
+        # NDEATH carries its bdSeq apart; DDEATH carries no metric at all.
+        if hasattr(p, "metrics"):
+            metrics = p.metrics
+        elif hasattr(p, "bd_seq_metric"):
+            metrics = (p.bd_seq_metric,)
+        else:
+            metrics = ()
+        line["metrics"] = [
+            {
+                "name": m.name,
+                "alias": m.alias,
+                "datatype": m.datatype.name,
+                "value": m.value,
+                "timestamp": m.timestamp,
+                "is_historical": m.is_historical,
+                "is_null": m.is_null,
+            }
+            for m in metrics
+        ]
+    out(line)
+
+
+def state_message(host_id, online):
+    return psp.Message(
+        topic=psp.Topic(message_type=psp.MessageType.STATE, sparkplug_host_id=host_id),
+        payload=psp.State(timestamp=psp.get_current_timestamp(), online=online),
+        qos=psp.QoS.AT_LEAST_ONCE,
+        retain=True,
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host-id")
+    args = ap.parse_args()
+
+    client = psp.Client(client_id="sparkplug-test-host")
+    if args.host_id:
+        client.set_will(state_message(args.host_id, False))
+    connected = threading.Event()
+    client.subscribe(psp.Topic(group_id=psp.MULTI_LEVEL_WILDCARD), psp.QoS.AT_LEAST_ONCE, on_message)
+    client.connect("127.0.0.1", port=args.port, blocking=False, callback=lambda _c: connected.set())
+    connected.wait(10)
+    if args.host_id:
+        client.publish(state_message(args.host_id, True))
+    out({"type": "READY"})
+
+    for raw in sys.stdin:
+        cmd = json.loads(raw)
+        now = psp.get_current_timestamp()
+        if cmd["cmd"] == "state":
+            client.publish(state_message(args.host_id, cmd["online"]))
+        elif cmd["cmd"] == "rebirth":
+            metric = psp.Metric(timestamp=now, name="Node Control/Rebirth",
+                                datatype=psp.DataType.BOOLEAN, value=True)
+            client.publish(psp.Message(
+                topic=psp.Topic(message_type=psp.MessageType.NCMD, group_id=cmd["group"],
+                                edge_node_id=cmd["node"]),
+                payload=psp.NCmd(timestamp=now, metrics=(metric,)),
+                qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
+        elif cmd["cmd"] == "dcmd":
+            metric = psp.Metric(timestamp=now, name=cmd["name"],
+                                datatype=psp.DataType[cmd["datatype"]], value=cmd["value"])
+            client.publish(psp.Message(
+                topic=psp.Topic(message_type=psp.MessageType.DCMD, group_id=cmd["group"],
+                                edge_node_id=cmd["node"], device_id=cmd["device"]),
+                payload=psp.DCmd(timestamp=now, metrics=(metric,)),
+                qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
+        out({"type": "DONE", "cmd": cmd["cmd"]})
+
+
+if __name__ == "__main__":
+    main()
