@@ -259,18 +259,15 @@ fn describe(topic: &str, payload: &[u8]) -> String {
                 .map(|t| format!(", die {t:.1} C on average"))
                 .unwrap_or_default(),
         ),
-        _ if topic.contains("/values/") => format!(
-            "{}",
-            v["values"]
-                .as_array()
-                .map(|vs| {
-                    vs.iter()
-                        .map(|x| format!("{} = {}", x["tag"].as_str().unwrap_or("?"), x["value"]))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        ),
+        _ if topic.contains("/values/") => v["values"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .map(|x| format!("{} = {}", x["tag"].as_str().unwrap_or("?"), x["value"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
         "oee" => format!(
             "{} {}: availability {}, performance {}, quality {}, OEE {}",
             d["scope"].as_str().unwrap_or("?"),
