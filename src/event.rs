@@ -274,7 +274,9 @@ impl RecordedValue {
             Some(Value::Bool(b)) => b.into(),
             Some(Value::Int(i)) => i.into(),
             Some(Value::UInt(u)) => u.into(),
-            Some(Value::Float(f)) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            Some(Value::Float(f)) => {
+                serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+            }
             Some(Value::Text(t)) => t.as_str().into(),
         };
         RecordedValue { value, quality }

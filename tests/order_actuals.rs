@@ -107,15 +107,32 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
         .command(json!({"correlation_id": "s2", "command": "scrap_reason", "reason": "dent", "quantity": 5}))
         .await;
     assert_eq!(r["accepted"], false, "{r}");
-    assert!(r["reason"].as_str().unwrap().contains("1 scrap parts without a reason"), "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 scrap parts without a reason"),
+        "{r}"
+    );
     let r = c
         .command(json!({"correlation_id": "m0", "command": "consume_material", "material": {"material": "grease"}}))
         .await;
-    assert_eq!(r["accepted"], false, "a malformed material command is refused: {r}");
-    assert!(r["reason"].as_str().unwrap().contains("missing field `lot`"), "{r}");
+    assert_eq!(
+        r["accepted"], false,
+        "a malformed material command is refused: {r}"
+    );
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `lot`"),
+        "{r}"
+    );
     let r = c
-        .command(json!({"correlation_id": "m1", "command": "consume_material",
-            "material": {"material": "grease", "lot": "G-1", "quantity": 0.2, "unit": "kg"}}))
+        .command(
+            json!({"correlation_id": "m1", "command": "consume_material",
+            "material": {"material": "grease", "lot": "G-1", "quantity": 0.2, "unit": "kg"}}),
+        )
         .await;
     assert_eq!(r["accepted"], true, "{r}");
 
@@ -128,7 +145,14 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
     let reply = cmd_ok(&c.cli(&["scrap", "reason", "scratch", "--quantity", "1"]));
     assert_eq!(reply["accepted"], true, "{reply}");
     let reply = cmd_ok(&c.cli(&[
-        "material", "consume", "--material", "label", "--lot", "LB-9", "--quantity", "12",
+        "material",
+        "consume",
+        "--material",
+        "label",
+        "--lot",
+        "LB-9",
+        "--quantity",
+        "12",
     ]));
     assert_eq!(reply["accepted"], true, "{reply}");
 
@@ -143,7 +167,11 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
     assert_eq!(r["state"], "Ended", "{r}");
 
     let jr = c.job_response("WO-7").await;
-    assert_eq!((jr["good"].as_u64(), jr["scrap"].as_u64()), (Some(14), Some(5)), "{jr}");
+    assert_eq!(
+        (jr["good"].as_u64(), jr["scrap"].as_u64()),
+        (Some(14), Some(5)),
+        "{jr}"
+    );
     assert_eq!(
         jr["scrap_by_reason"],
         json!({"burr": 2, "crack": 1, "dent": 1, "scratch": 1}),
@@ -159,12 +187,21 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
             .clone()
     };
     let coil = actual("DC04 coil", "4711");
-    assert!(close(&coil["quantity"], 15.0 * PER_PART) && coil["use"] == "consumed", "{coil}");
-    assert!(close(&actual("DC04 coil", "4712")["quantity"], 4.0 * PER_PART), "{jr}");
+    assert!(
+        close(&coil["quantity"], 15.0 * PER_PART) && coil["use"] == "consumed",
+        "{coil}"
+    );
+    assert!(
+        close(&actual("DC04 coil", "4712")["quantity"], 4.0 * PER_PART),
+        "{jr}"
+    );
     assert!(close(&actual("grease", "G-1")["quantity"], 0.2), "{jr}");
     assert_eq!(actual("label", "LB-9")["unit"], "pcs", "{jr}");
     let produced = actual("BRK-220", "L-7");
-    assert_eq!((produced["quantity"].as_f64(), produced["use"].as_str()), (Some(14.0), Some("produced")));
+    assert_eq!(
+        (produced["quantity"].as_f64(), produced["use"].as_str()),
+        (Some(14.0), Some("produced"))
+    );
 
     let t = &jr["process_data"]["die_temperature"];
     let n = served.len() as f64;
@@ -172,9 +209,19 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
     let sd = (served.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     let min = served.iter().cloned().fold(f64::MAX, f64::min);
     let max = served.iter().cloned().fold(f64::MIN, f64::max);
-    assert_eq!(t["count"].as_u64(), Some(served.len() as u64), "{t} vs served {served:?}");
-    assert!(close(&t["min"], min) && close(&t["max"], max), "{t} vs {served:?}");
-    assert!(close(&t["mean"], mean) && close(&t["sd"], sd), "{t} vs {served:?}");
+    assert_eq!(
+        t["count"].as_u64(),
+        Some(served.len() as u64),
+        "{t} vs served {served:?}"
+    );
+    assert!(
+        close(&t["min"], min) && close(&t["max"], max),
+        "{t} vs {served:?}"
+    );
+    assert!(
+        close(&t["mean"], mean) && close(&t["sd"], sd),
+        "{t} vs {served:?}"
+    );
 
     // The events say the same, each once.
     let d = c.delivery();
@@ -182,10 +229,25 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
     let scrap: Vec<(Value, u64)> = d
         .of_type("part_count")
         .filter(|e| e["data"]["counter"] == "scrap")
-        .map(|e| (e["data"]["reason"].clone(), e["data"]["quantity"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["data"]["reason"].clone(),
+                e["data"]["quantity"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    let with = |r: Value| scrap.iter().filter(|(x, _)| *x == r).map(|(_, q)| q).sum::<u64>();
-    assert_eq!((with(json!("burr")), with(json!("crack")), with(Value::Null)), (2, 1, 2), "{scrap:?}");
+    let with = |r: Value| {
+        scrap
+            .iter()
+            .filter(|(x, _)| *x == r)
+            .map(|(_, q)| q)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (with(json!("burr")), with(json!("crack")), with(Value::Null)),
+        (2, 1, 2),
+        "{scrap:?}"
+    );
     let consumed: Vec<(String, f64)> = d
         .of_type("material_consumed")
         .map(|e| {
@@ -195,13 +257,29 @@ async fn scrap_reasons_material_and_process_data_end_in_the_job_response_across_
             )
         })
         .collect();
-    let of_lot = |lot: &str| consumed.iter().filter(|(l, _)| l == lot).map(|(_, q)| q).sum::<f64>();
+    let of_lot = |lot: &str| {
+        consumed
+            .iter()
+            .filter(|(l, _)| l == lot)
+            .map(|(_, q)| q)
+            .sum::<f64>()
+    };
     assert!((of_lot("4711") - 7.5).abs() < 1e-9, "{consumed:?}");
     let published_4712 = c
         .collector
-        .wait_for(|m| Delivery::of(m).of_type("material_consumed").any(|e| e["data"]["lot"] == "4712"), T)
+        .wait_for(
+            |m| {
+                Delivery::of(m)
+                    .of_type("material_consumed")
+                    .any(|e| e["data"]["lot"] == "4712")
+            },
+            T,
+        )
         .await;
-    assert!(published_4712, "the last lot's use is published once the order stops: {consumed:?}");
+    assert!(
+        published_4712,
+        "the last lot's use is published once the order stops: {consumed:?}"
+    );
     assert_eq!(d.of_type("scrap_reason").count(), 2);
 }
 
@@ -251,13 +329,28 @@ tags = ["die_temperature"]
         .wait_for(|m| Delivery::of(m).of_type("part_record").count() >= 3, T)
         .await;
     assert!(have_all, "three part records");
-    let records: Vec<Value> = c.delivery().of_type("part_record").map(|e| e["data"].clone()).collect();
+    let records: Vec<Value> = c
+        .delivery()
+        .of_type("part_record")
+        .map(|e| e["data"].clone())
+        .collect();
     assert_eq!(records.len(), 3, "one record per part: {records:?}");
     for (r, (serial, temp)) in records.iter().zip(&made) {
         assert_eq!(r["serial"], json!(serial), "{r}");
-        assert_eq!((r["order_id"].as_str(), r["lot"].as_str()), (Some("WO-9"), Some("L-9")), "{r}");
-        assert_eq!((r["counter"].as_str(), r["parts"].as_u64()), (Some("good"), Some(1)), "{r}");
-        assert!(close(&r["values"]["die_temperature"]["value"], *temp), "{r} vs {temp}");
+        assert_eq!(
+            (r["order_id"].as_str(), r["lot"].as_str()),
+            (Some("WO-9"), Some("L-9")),
+            "{r}"
+        );
+        assert_eq!(
+            (r["counter"].as_str(), r["parts"].as_u64()),
+            (Some("good"), Some(1)),
+            "{r}"
+        );
+        assert!(
+            close(&r["values"]["die_temperature"]["value"], *temp),
+            "{r} vs {temp}"
+        );
         assert_eq!(r["values"]["die_temperature"]["quality"], "good", "{r}");
     }
 }

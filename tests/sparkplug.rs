@@ -16,7 +16,12 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
 
 fn config(dir: &Path, plc: u16, broker: u16, sparkplug: &str) -> std::path::PathBuf {
-    write_config_with(dir, plc, broker, &format!("[sparkplug]\nenabled = true\n{sparkplug}"))
+    write_config_with(
+        dir,
+        plc,
+        broker,
+        &format!("[sparkplug]\nenabled = true\n{sparkplug}"),
+    )
 }
 
 fn run_cell(config: &Path) -> RuntimeProcess {
@@ -24,7 +29,9 @@ fn run_cell(config: &Path) -> RuntimeProcess {
 }
 
 fn bd_seq(msg: &Value) -> u64 {
-    metric(msg, "bdSeq").and_then(|m| m["value"].as_u64()).expect("bdSeq")
+    metric(msg, "bdSeq")
+        .and_then(|m| m["value"].as_u64())
+        .expect("bdSeq")
 }
 
 async fn make_parts(plc: &mut Plc, from: u32, n: u32) -> u32 {
@@ -60,7 +67,16 @@ async fn lab(good: u32, host_id: Option<&str>, sparkplug: &str) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), peer.port(), broker.port(), sparkplug);
     let rt = run_cell(&cfg);
-    Lab { _broker: broker, peer, plc, host, mom, _dir: dir, cfg, rt }
+    Lab {
+        _broker: broker,
+        peer,
+        plc,
+        host,
+        mom,
+        _dir: dir,
+        cfg,
+        rt,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +91,11 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     );
     let msgs = l.host.node_messages();
     let nbirth = of_type(&msgs, "NBIRTH").next().unwrap().clone();
-    assert_eq!(nbirth["group"], host::GROUP, "group id from the ISA-95 path");
+    assert_eq!(
+        nbirth["group"],
+        host::GROUP,
+        "group id from the ISA-95 path"
+    );
     assert_eq!(nbirth["seq"], 0);
     let expect = [
         ("bdSeq", "INT64", None),
@@ -92,19 +112,30 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
         assert_eq!(m["datatype"], datatype, "{name}");
         assert_eq!(m["alias"].as_u64(), alias, "{name}");
     }
-    assert_eq!(metric(&nbirth, "Node Control/Rebirth").unwrap()["value"], false);
+    assert_eq!(
+        metric(&nbirth, "Node Control/Rebirth").unwrap()["value"],
+        false
+    );
     let dbirth = of_type(&msgs, "DBIRTH").next().unwrap().clone();
     assert_eq!(dbirth["device"], "plc");
     let good = metric(&dbirth, "good_count").expect("the PLC's tags in its DBIRTH");
     assert_eq!(good["datatype"], "UINT32");
     assert_eq!(good["alias"], 1000);
-    assert_eq!(metric(&dbirth, "active_target").unwrap()["datatype"], "UINT32");
+    assert_eq!(
+        metric(&dbirth, "active_target").unwrap()["datatype"],
+        "UINT32"
+    );
 
     // Parts made at the PLC: the node's good total follows, one NDATA per counted step.
     let before = good_total(&l.host.node_messages()).unwrap_or(0);
     make_parts(&mut l.plc, 100, 7).await;
     assert!(
-        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(before + 7), 15).await,
+        l.host
+            .wait(
+                |_| good_total(&l.host.node_messages()) == Some(before + 7),
+                15
+            )
+            .await,
         "good total {:?}, expected {}\n{}",
         good_total(&l.host.node_messages()),
         before + 7,
@@ -113,19 +144,41 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
 
     // Rebirth on NCMD: a new NBIRTH with seq 0, the same bdSeq and the current figures.
     l.host.rebirth();
-    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "no rebirth\n{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await,
+        "no rebirth\n{}",
+        l.rt.logs()
+    );
     make_parts(&mut l.plc, 107, 3).await;
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(before + 10), 15).await);
+    assert!(
+        l.host
+            .wait(
+                |_| good_total(&l.host.node_messages()) == Some(before + 10),
+                15
+            )
+            .await
+    );
     let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
-    assert_eq!(bd_seq(births[0]), bd_seq(births[1]), "a rebirth keeps the connection's bdSeq");
+    assert_eq!(
+        bd_seq(births[0]),
+        bd_seq(births[1]),
+        "a rebirth keeps the connection's bdSeq"
+    );
     assert_eq!(
         metric(births[1], "Production/Good Total").unwrap()["value"],
         before + 7,
         "the rebirth carries the current total"
     );
-    assert!(of_type(&msgs, "DBIRTH").count() >= 2, "devices are reborn with the node");
-    assert_eq!(seq_breaks(&msgs), Vec::<Value>::new(), "seq continuity: {msgs:?}");
+    assert!(
+        of_type(&msgs, "DBIRTH").count() >= 2,
+        "devices are reborn with the node"
+    );
+    assert_eq!(
+        seq_breaks(&msgs),
+        Vec::<Value>::new(),
+        "seq continuity: {msgs:?}"
+    );
     let ndata = of_type(&msgs, "NDATA").count();
     assert!(ndata >= 10, "one NDATA per counted step, got {ndata}");
     let status = l.rt.terminate();
@@ -138,35 +191,66 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
     let mut count = 0;
     for round in 1..=3usize {
         assert!(
-            l.host.wait(|m| of_type(m, "NBIRTH").count() >= round, 60).await,
+            l.host
+                .wait(|m| of_type(m, "NBIRTH").count() >= round, 60)
+                .await,
             "no NBIRTH #{round}\n{}",
             l.rt.logs()
         );
         count = make_parts(&mut l.plc, count, 2).await;
-        assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(count as u64), 15).await);
+        assert!(
+            l.host
+                .wait(
+                    |_| good_total(&l.host.node_messages()) == Some(count as u64),
+                    15
+                )
+                .await
+        );
         if round < 3 {
             l.rt.kill9();
             // The broker publishes the will once it notices the connection is gone.
             assert!(
-                l.host.wait(|m| of_type(m, "NDEATH").count() >= round, 10).await,
+                l.host
+                    .wait(|m| of_type(m, "NDEATH").count() >= round, 10)
+                    .await,
                 "no NDEATH after kill -9 #{round}"
             );
             l.rt.start_again();
         } else {
             assert!(l.rt.terminate().success(), "{}", l.rt.logs());
-            assert!(l.host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await, "no NDEATH at a clean stop");
+            assert!(
+                l.host.wait(|m| of_type(m, "NDEATH").count() >= 3, 10).await,
+                "no NDEATH at a clean stop"
+            );
         }
     }
     let msgs = l.host.node_messages();
     let births: Vec<u64> = of_type(&msgs, "NBIRTH").map(bd_seq).collect();
     let deaths: Vec<u64> = of_type(&msgs, "NDEATH").map(bd_seq).collect();
-    assert_eq!(births, deaths, "each NDEATH pairs with the NBIRTH before it");
+    assert_eq!(
+        births, deaths,
+        "each NDEATH pairs with the NBIRTH before it"
+    );
     assert_eq!(births.len(), 3);
-    assert!(births.windows(2).all(|w| w[1] == (w[0] + 1) % 256), "a new bdSeq per connect: {births:?}");
+    assert!(
+        births.windows(2).all(|w| w[1] == (w[0] + 1) % 256),
+        "a new bdSeq per connect: {births:?}"
+    );
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new());
-    assert_eq!(good_total(&msgs), Some(6), "the total across kill -9 is the PLC's parts");
+    assert_eq!(
+        good_total(&msgs),
+        Some(6),
+        "the total across kill -9 is the PLC's parts"
+    );
     // Both outputs had every event: JSON's part counts are the same six parts.
-    assert!(l.mom.wait_for(|m| Delivery::of(m).parts("good") >= 6, Duration::from_secs(10)).await);
+    assert!(
+        l.mom
+            .wait_for(
+                |m| Delivery::of(m).parts("good") >= 6,
+                Duration::from_secs(10)
+            )
+            .await
+    );
     let json = Delivery::of(&l.mom.snapshot());
     json.assert_gap_free();
     assert_eq!(json.parts("good"), 6);
@@ -174,13 +258,21 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
         .args(["outbox", "verify", "--config", l.cfg.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcmd_writes_a_writable_tag_and_refuses_another() {
     let mut l = lab(5, None, "").await;
-    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
 
     l.host.dcmd("plc", "active_target", "UINT32", json!(4242));
     l.host.dcmd("plc", "good_count", "UINT32", json!(9));
@@ -192,22 +284,38 @@ async fn dcmd_writes_a_writable_tag_and_refuses_another() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(target, 4242, "the DCMD reached the register\n{}", l.rt.logs());
+    assert_eq!(
+        target,
+        4242,
+        "the DCMD reached the register\n{}",
+        l.rt.logs()
+    );
     assert!(
-        l.rt.wait_for_output("DCMD refused", Duration::from_secs(5)).await,
+        l.rt.wait_for_output("DCMD refused", Duration::from_secs(5))
+            .await,
         "no refusal logged\n{}",
         l.rt.logs()
     );
     assert!(l.rt.logs().contains("not writable"), "{}", l.rt.logs());
-    assert_eq!(l.plc.read_u32(GOOD).await, 5, "the non-writable tag is unchanged");
+    assert_eq!(
+        l.plc.read_u32(GOOD).await,
+        5,
+        "the non-writable tag is unchanged"
+    );
     // Both came through the engine's command door: each has its reply, committed and published.
     let replies = |m: &[common::Received]| -> Vec<Value> {
         m.iter()
-            .filter(|r| r.topic.ends_with("/responses") && r.payload["data"]["command"] == "write_tag")
+            .filter(|r| {
+                r.topic.ends_with("/responses") && r.payload["data"]["command"] == "write_tag"
+            })
             .map(|r| r.payload["data"].clone())
             .collect()
     };
-    assert!(l.mom.wait_for(|m| replies(m).len() >= 2, Duration::from_secs(10)).await);
+    assert!(
+        l.mom
+            .wait_for(|m| replies(m).len() >= 2, Duration::from_secs(10))
+            .await
+    );
     let replies = replies(&l.mom.snapshot());
     assert!(replies.iter().any(|r| r["accepted"] == true), "{replies:?}");
     assert!(
@@ -221,24 +329,56 @@ async fn dcmd_writes_a_writable_tag_and_refuses_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
     let mut l = lab(0, Some("scada"), "primary_host_id = \"scada\"\n").await;
-    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
     let mut count = make_parts(&mut l.plc, 0, 3).await;
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(3), 15).await, "{}", l.rt.logs());
+    assert!(
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(3), 15)
+            .await,
+        "{}",
+        l.rt.logs()
+    );
 
     l.host.set_online(false);
-    assert!(l.host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await, "the node dies with its host\n{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "NDEATH").count() >= 1, 10).await,
+        "the node dies with its host\n{}",
+        l.rt.logs()
+    );
     let seen_before = l.host.node_messages().len();
     count = make_parts(&mut l.plc, count, 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let meanwhile = l.host.node_messages().len() - seen_before;
-    assert_eq!(meanwhile, 0, "nothing after the NDEATH while the host is offline");
+    assert_eq!(
+        meanwhile, 0,
+        "nothing after the NDEATH while the host is offline"
+    );
 
     l.host.set_online(true);
-    assert!(l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await, "{}", l.rt.logs());
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(count as u64), 15).await);
+    assert!(
+        l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 10).await,
+        "{}",
+        l.rt.logs()
+    );
+    assert!(
+        l.host
+            .wait(
+                |_| good_total(&l.host.node_messages()) == Some(count as u64),
+                15
+            )
+            .await
+    );
     let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
-    assert_eq!(metric(births[1], "Production/Good Total").unwrap()["value"], 8, "the birth shows now");
+    assert_eq!(
+        metric(births[1], "Production/Good Total").unwrap()["value"],
+        8,
+        "the birth shows now"
+    );
     let after: Vec<&Value> = msgs.iter().skip_while(|m| *m != births[1]).collect();
     let history: Vec<u64> = after
         .iter()
@@ -247,22 +387,36 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
         .filter(|m| m["is_historical"] == true)
         .filter_map(|m| m["value"].as_u64())
         .collect();
-    assert_eq!(history, vec![4, 5, 6, 7, 8], "every part made meanwhile, as history, in order");
+    assert_eq!(
+        history,
+        vec![4, 5, 6, 7, 8],
+        "every part made meanwhile, as history, in order"
+    );
     assert!(l.rt.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
     let mut l = lab(500, None, "").await;
-    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
     make_parts(&mut l.plc, 500, 4).await;
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(4), 15).await);
+    assert!(
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(4), 15)
+            .await
+    );
     // The PLC restarts its counter from zero (a shift change, a PLC restart).
     l.plc.write_u32(GOOD, 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(7), 15).await,
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(7), 15)
+            .await,
         "good total {:?}, the PLC made 7\n{}",
         good_total(&l.host.node_messages()),
         l.rt.logs()
@@ -273,12 +427,25 @@ async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged() {
     let mut l = lab(0, None, "json = false\n").await;
-    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
     make_parts(&mut l.plc, 0, 3).await;
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(3), 15).await, "{}", l.rt.logs());
+    assert!(
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(3), 15)
+            .await,
+        "{}",
+        l.rt.logs()
+    );
     assert!(l.rt.terminate().success(), "{}", l.rt.logs());
     assert!(
-        l.mom.snapshot().iter().all(|m| !m.topic.contains("/events/")),
+        l.mom
+            .snapshot()
+            .iter()
+            .all(|m| !m.topic.contains("/events/")),
         "no JSON events in Sparkplug-only mode"
     );
     let stats = std::process::Command::new(BIN)
@@ -286,15 +453,26 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
         .output()
         .unwrap();
     let stats = String::from_utf8_lossy(&stats.stdout).to_string();
-    assert!(stats.contains("depth (undelivered): 0"), "the Sparkplug sink marks rows delivered:\n{stats}");
+    assert!(
+        stats.contains("depth (undelivered): 0"),
+        "the Sparkplug sink marks rows delivered:\n{stats}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
     let mut l = lab(300, None, "").await;
-    assert!(l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await, "{}", l.rt.logs());
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
     make_parts(&mut l.plc, 300, 4).await;
-    assert!(l.host.wait(|_| good_total(&l.host.node_messages()) == Some(4), 15).await);
+    assert!(
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(4), 15)
+            .await
+    );
 
     // The PLC goes away: its device dies; it comes back with every counter at zero.
     l.plc.disconnect();
@@ -314,7 +492,9 @@ async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        l.host.wait(|_| good_total(&l.host.node_messages()) == Some(7), 20).await,
+        l.host
+            .wait(|_| good_total(&l.host.node_messages()) == Some(7), 20)
+            .await,
         "good total {:?}, the PLC made 7\n{}",
         good_total(&l.host.node_messages()),
         l.rt.logs()

@@ -46,7 +46,11 @@ pub struct Result2 {
 /// `publish`: mes-edge publishes every tag as a process value by exception.
 pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Result2> {
     let d = ctx.durations;
-    let name = if publish { "mes-edge-publishing" } else { tool.name() };
+    let name = if publish {
+        "mes-edge-publishing"
+    } else {
+        tool.name()
+    };
     let dir = ctx.sub(&format!("s2/{name}"))?;
     let dir = dir.join(format!("run{}", run + 1));
     std::fs::create_dir_all(&dir)?;
@@ -71,7 +75,11 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         publish,
     };
     // With publishing, the value batches are counted too (they have a topic of their own).
-    let filter = if publish { "mes/bench/site/area/line/cell/#" } else { topic_filter(tool) };
+    let filter = if publish {
+        "mes/bench/site/area/line/cell/#"
+    } else {
+        topic_filter(tool)
+    };
     let collector = Collector::start(broker.port, filter, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
     let mut p = start_tool(ctx, tool, &dir, &w, broker.port, None)?;

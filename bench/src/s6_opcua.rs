@@ -30,7 +30,15 @@ const NS: &str = "urn:mes-edge:s6-load";
 const DEVICE: &str = "s6_server";
 
 /// key, name, unit, digits, value, less is better, target.
-type Row = (String, String, &'static str, usize, f64, bool, Option<Target>);
+type Row = (
+    String,
+    String,
+    &'static str,
+    usize,
+    f64,
+    bool,
+    Option<Target>,
+);
 
 struct Result6 {
     nodes: u32,

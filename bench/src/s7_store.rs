@@ -97,7 +97,10 @@ fn metric(port: u16, name: &str) -> Option<f64> {
 
 fn health_port(config: &Path) -> Result<u16> {
     let text = std::fs::read_to_string(config)?;
-    let at = text.find("listen = \"127.0.0.1:").context("no [health] listen")? + 20;
+    let at = text
+        .find("listen = \"127.0.0.1:")
+        .context("no [health] listen")?
+        + 20;
     Ok(text[at..].split('"').next().context("port")?.parse()?)
 }
 
@@ -191,7 +194,10 @@ fn cold_start(ctx: &Ctx, dir: &Path, cap_mb: u64) -> Result<(f64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while ready.is_nan() && Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
                 ready = (unix_ns() - t_spawn) as f64 / 1e6;
             }
         }
@@ -243,7 +249,15 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         share,
     };
     let rows: Vec<Row> = vec![
-        ("s7.intake_empty", "intake, empty store", "events/s", empty.per_s, 0, false, None),
+        (
+            "s7.intake_empty",
+            "intake, empty store",
+            "events/s",
+            empty.per_s,
+            0,
+            false,
+            None,
+        ),
         (
             "s7.intake_large",
             "intake, large store (within 10% of the empty store's)",
@@ -262,7 +276,15 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             true,
             Some(Target::AtMost { value: 10.0 }),
         ),
-        ("s7.pruned", "events pruned during intake", "events", big.pruned, 0, false, None),
+        (
+            "s7.pruned",
+            "events pruned during intake",
+            "events",
+            big.pruned,
+            0,
+            false,
+            None,
+        ),
         (
             "s7.ready",
             "kill -9 -> READY",

@@ -36,7 +36,10 @@ impl Engine {
             return;
         }
         if let Some(o) = self.state.orders.running_mut() {
-            o.process_data.entry(name.clone()).or_default().add(v.as_f64());
+            o.process_data
+                .entry(name.clone())
+                .or_default()
+                .add(v.as_f64());
         }
     }
 
@@ -54,7 +57,13 @@ impl Engine {
     }
 
     /// Parts made consume the loaded lot (taken back: the consumption is taken back too).
-    pub(super) fn consume_for_parts(&mut self, quantity: u64, back: bool, ts_ms: i64, out: &mut Vec<NewEvent>) {
+    pub(super) fn consume_for_parts(
+        &mut self,
+        quantity: u64,
+        back: bool,
+        ts_ms: i64,
+        out: &mut Vec<NewEvent>,
+    ) {
         let Some(plan) = self.model.material.clone() else {
             return;
         };
@@ -70,7 +79,13 @@ impl Engine {
         };
         let sign = if back { -1.0 } else { 1.0 };
         let quantity = sign * quantity as f64 * plan.quantity_per_part;
-        add_consumed(&mut o.consumed, &plan.material, Some(&lot), quantity, &plan.unit);
+        add_consumed(
+            &mut o.consumed,
+            &plan.material,
+            Some(&lot),
+            quantity,
+            &plan.unit,
+        );
         let id = o.id().to_string();
         let used = self.state.lot_in_use.get_or_insert(LotInUse {
             order_id: id,
@@ -169,7 +184,13 @@ impl Engine {
         let Some(o) = self.order_for(cmd) else {
             return Reply::rejected(Some(cmd), no_order(cmd));
         };
-        add_consumed(&mut o.consumed, &m.material, Some(&m.lot), m.quantity, &m.unit);
+        add_consumed(
+            &mut o.consumed,
+            &m.material,
+            Some(&m.lot),
+            m.quantity,
+            &m.unit,
+        );
         let id = o.id().to_string();
         let body = EventBody::MaterialConsumed {
             order_id: Some(id.clone()),

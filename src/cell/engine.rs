@@ -81,7 +81,10 @@ pub struct Engine {
     /// the clock of more than a minute as a new start of the accounting.
     pub(super) now: Option<i64>,
     /// Last readings of the tags part records carry (re-read at every start, so not state).
-    pub(super) last_values: std::collections::HashMap<mes_edge_drivers::TagId, (Option<mes_edge_drivers::Value>, Quality)>,
+    pub(super) last_values: std::collections::HashMap<
+        mes_edge_drivers::TagId,
+        (Option<mes_edge_drivers::Value>, Quality),
+    >,
     /// Tag writes accepted in this batch, for the runtime to hand to the drivers once it is
     /// committed (see [`Engine::take_writes`]).
     pub(super) writes: Vec<super::tag_write::TagWrite>,

@@ -13,16 +13,16 @@ mod model;
 mod order_events;
 mod part_record;
 mod process;
-mod tag_write;
 #[cfg(test)]
 mod scenario_tests;
+mod tag_write;
 mod value_batch;
 
 pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use inbox::{CommandIn, ReplyTo};
-pub use tag_write::TagWrite;
 pub use model::{CellModel, OrderModel, Role};
 pub use process::{exceeds, ProcessValues, Running, MAX_VALUES_PER_BATCH};
+pub use tag_write::TagWrite;
 pub use value_batch::{ValueBatch, ValuePayload, ValueRecord};

@@ -21,7 +21,13 @@ impl Engine {
     }
 
     /// A counter stepped: a record if that counter is the trigger.
-    pub(super) fn record_parts(&mut self, kind: CounterKind, parts: u64, ts_ms: i64, out: &mut Vec<NewEvent>) {
+    pub(super) fn record_parts(
+        &mut self,
+        kind: CounterKind,
+        parts: u64,
+        ts_ms: i64,
+        out: &mut Vec<NewEvent>,
+    ) {
         let triggered = self
             .model
             .part_record
@@ -49,7 +55,13 @@ impl Engine {
         }
     }
 
-    fn record(&mut self, counter: Option<CounterKind>, parts: u64, ts_ms: i64, out: &mut Vec<NewEvent>) {
+    fn record(
+        &mut self,
+        counter: Option<CounterKind>,
+        parts: u64,
+        ts_ms: i64,
+        out: &mut Vec<NewEvent>,
+    ) {
         let Some(plan) = &self.model.part_record else {
             return;
         };

@@ -85,7 +85,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files } => return check(&files),
         Command::Run { config: path } => load(&path).and_then(|c| run(c, &path)),
-        Command::Demo { duration, sparkplug } => demo(duration, sparkplug),
+        Command::Demo {
+            duration,
+            sparkplug,
+        } => demo(duration, sparkplug),
         Command::Outbox { command } => outbox::main(command),
         Command::Orders(args) => orders::orders(args),
         Command::Downtime(args) => orders::downtime(args),

@@ -169,10 +169,9 @@ fn opcua_device(
         .collect();
     let mut nodes = Vec::with_capacity(dev.nodes.len());
     for (n, node) in dev.nodes.iter().enumerate() {
-        let target = node_targets
-            .get(&(d, n))
-            .cloned()
-            .ok_or_else(|| Problem::internal(&format!("node {:?} has no parsed address", node.name)))?;
+        let target = node_targets.get(&(d, n)).cloned().ok_or_else(|| {
+            Problem::internal(&format!("node {:?} has no parsed address", node.name))
+        })?;
         nodes.push(OpcUaNode {
             id: TagId(first_node + n as u32),
             name: node.name.clone(),

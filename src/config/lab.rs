@@ -43,7 +43,11 @@ mod tests {
         assert_eq!(config.devices[0].port, 1502);
         assert_eq!(config.broker.port, 11883);
         assert_eq!(config.store.path, Path::new("/tmp/lab.db"));
-        let names: Vec<&str> = config.devices[0].tags.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = config.devices[0]
+            .tags
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         assert!(!names.contains(&"order_start") && names.contains(&"order_number"));
     }
 }

@@ -15,11 +15,12 @@ pub mod values;
 
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{
-    CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan, ShiftPlan, SignalRoles, StatePlan,
+    CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,
+    ShiftPlan, SignalRoles, StatePlan,
 };
+pub use sparkplug::SparkplugConfig;
 pub use time::{parse_time, parse_zone};
 pub use types::*;
-pub use sparkplug::SparkplugConfig;
 pub use url::BrokerUrl;
 
 use std::path::{Path, PathBuf};

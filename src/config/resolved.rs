@@ -153,7 +153,9 @@ impl CellConfig {
                 zone,
                 shifts: parsed.shifts,
             }),
-            (Some(_), None) => return Err(Problem::internal("the shifts' time zone was not parsed")),
+            (Some(_), None) => {
+                return Err(Problem::internal("the shifts' time zone was not parsed"))
+            }
         };
         Ok(CellConfig {
             file,
@@ -184,7 +186,6 @@ impl CellConfig {
     }
 }
 
-
 fn roles(
     file: &CellFile,
     states: &HashMap<i64, MachineState>,
@@ -211,9 +212,9 @@ fn roles(
     ] {
         let Some(signal) = signal else { continue };
         let (tag, device, cell_tag) = find(&signal.tag)?;
-        let bits = cell_tag
-            .counter_bits()
-            .ok_or_else(|| Problem::internal(&format!("counter tag {:?} has no width", signal.tag)))?;
+        let bits = cell_tag.counter_bits().ok_or_else(|| {
+            Problem::internal(&format!("counter tag {:?} has no width", signal.tag))
+        })?;
         counters.push(CounterPlan {
             kind,
             tag,
@@ -241,7 +242,9 @@ fn roles(
         }),
     };
     let named = |name: &Option<String>| -> Result<Option<(TagId, String)>, Problem> {
-        name.as_deref().map(|n| Ok((id(n)?, n.to_string()))).transpose()
+        name.as_deref()
+            .map(|n| Ok((id(n)?, n.to_string())))
+            .transpose()
     };
     let reject = match s.scrap_count.as_ref().and_then(|c| c.reason_tag.as_deref()) {
         None => None,

@@ -15,14 +15,25 @@ pub fn config_text(modbus_port: u16, mqtt_port: u16, store: &std::path::Path) ->
     use crate::config::lab;
     use toml_edit::{value, ArrayOfTables, Item, Table};
     debug_assert_eq!(
-        (press::GOOD_COUNT, press::SCRAP_COUNT, press::STATE_WORD, press::FAULT_CODE),
+        (
+            press::GOOD_COUNT,
+            press::SCRAP_COUNT,
+            press::STATE_WORD,
+            press::FAULT_CODE
+        ),
         (0, 2, 3, 4),
         "the simulator's register map is the lab press's"
     );
     let mut doc = lab::press(modbus_port, mqtt_port, store);
     lab::drop_tags(
         &mut doc,
-        &["order_number", "active_order", "active_target", "order_start", "order_end"],
+        &[
+            "order_number",
+            "active_order",
+            "active_target",
+            "order_start",
+            "order_end",
+        ],
     );
     doc["devices"][0]["name"] = value("press");
     doc["devices"][0]["poll_interval_ms"] = value(200);
@@ -172,7 +183,11 @@ async fn print_events(port: u16, filter: String, command_topic: String, sparkplu
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 // The cell publishes events only once it has subscribed to its commands (its
                 // status may come just before the subscription reaches the broker).
-                let drained = if p.topic.contains("/events/") { orders.len() } else { 0 };
+                let drained = if p.topic.contains("/events/") {
+                    orders.len()
+                } else {
+                    0
+                };
                 for order in orders.drain(..drained) {
                     let _ =
                         client.try_publish(command_topic.clone(), QoS::AtLeastOnce, false, order);

@@ -18,8 +18,8 @@ mod values;
 pub use commands::CommandIntake;
 pub use link::Options;
 pub use options::{client_id, mqtt_options, values_options};
-pub use values::{run as run_values, ValueSettings};
 pub use session::{run, ForwarderSettings};
+pub use values::{run as run_values, ValueSettings};
 
 use crate::config::CellPath;
 

@@ -1,10 +1,10 @@
 //! The cell's order book: the job orders it holds, and what each command does to them.
 
+use super::change::{OrderChange, OrderChanges};
 use super::command::{Command, CommandSource, Reply};
 use super::order::JobResponse;
 use super::order::{JobOrder, OrderSpec};
 use super::state_machine::{transition, JobCommand, JobState, SubState};
-use super::change::{OrderChange, OrderChanges};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 

@@ -212,7 +212,10 @@ fn validate(c: &Command) -> Result<(), String> {
         };
     }
     if c.tag.is_some() || c.value.is_some() {
-        return Err(format!("{:?} takes no `tag` or `value` (write_tag does)", c.command));
+        return Err(format!(
+            "{:?} takes no `tag` or `value` (write_tag does)",
+            c.command
+        ));
     }
     if c.quantity.is_some() || c.material.is_some() {
         return Err(format!(
@@ -285,12 +288,13 @@ fn validate_actual(c: &Command) -> Result<(), String> {
         };
     }
     if c.quantity.is_some() || c.reason.is_some() {
-        return Err("consume_material takes `material` (and `order_id`), not `quantity` or `reason`".into());
+        return Err(
+            "consume_material takes `material` (and `order_id`), not `quantity` or `reason`".into(),
+        );
     }
-    let m = c
-        .material
-        .as_ref()
-        .ok_or("consume_material needs `material`: {\"material\", \"lot\", \"quantity\", \"unit\"}")?;
+    let m = c.material.as_ref().ok_or(
+        "consume_material needs `material`: {\"material\", \"lot\", \"quantity\", \"unit\"}",
+    )?;
     check_text("material.material", &m.material, 64)?;
     check_text("material.lot", &m.lot, 64)?;
     check_text("material.unit", &m.unit, 16)?;
@@ -326,16 +330,23 @@ mod tests {
         let (id, why) = reject(r#"{"correlation_id":"c2","command":"pause"}"#);
         assert_eq!(id.as_deref(), Some("c2"));
         assert_eq!(why, "Pause needs `order_id` (and no `order`)");
-        let c = parse(br#"{"correlation_id":"w1","command":"write_tag","tag":"active_target","value":42}"#)
-            .unwrap();
-        assert_eq!((c.tag.as_deref(), c.value), (Some("active_target"), Some(serde_json::json!(42))));
+        let c = parse(
+            br#"{"correlation_id":"w1","command":"write_tag","tag":"active_target","value":42}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.tag.as_deref(), c.value),
+            (Some("active_target"), Some(serde_json::json!(42)))
+        );
         assert_eq!(
             reject(r#"{"correlation_id":"w2","command":"write_tag","tag":"t"}"#).1,
             "write_tag takes `tag` and `value` only"
         );
-        assert!(reject(r#"{"correlation_id":"w3","command":"pause","order_id":"W","tag":"t"}"#)
-            .1
-            .contains("takes no `tag`"));
+        assert!(
+            reject(r#"{"correlation_id":"w3","command":"pause","order_id":"W","tag":"t"}"#)
+                .1
+                .contains("takes no `tag`")
+        );
         assert!(reject(r#"{"command":"pause","order_id":"WO-1"}"#)
             .1
             .contains("missing field `correlation_id`"));
@@ -374,7 +385,8 @@ mod tests {
         )
         .1;
         assert!(why.contains("material.quantity"), "{why}");
-        let why = reject(r#"{"correlation_id":"c11","command":"pause","order_id":"W","quantity":2}"#).1;
+        let why =
+            reject(r#"{"correlation_id":"c11","command":"pause","order_id":"W","quantity":2}"#).1;
         assert!(why.contains("takes no `quantity`"), "{why}");
     }
 

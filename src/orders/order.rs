@@ -1,6 +1,4 @@
-use super::actuals::{
-    add_scrap, DataValue, MaterialActual, MaterialUse, ScrapReasons, ValueStats,
-};
+use super::actuals::{add_scrap, DataValue, MaterialActual, MaterialUse, ScrapReasons, ValueStats};
 use super::oee::{compute, Oee, StateTimes};
 use super::state_machine::{JobState, SubState};
 use crate::vocabulary::CounterKind;
@@ -81,7 +79,13 @@ impl JobOrder {
 
     /// Adds parts, or takes them back (`back`: the PLC corrected its counter); scrap goes under
     /// `reason` (the PLC's reject code), or "unexplained".
-    pub fn add_parts(&mut self, kind: CounterKind, quantity: u64, back: bool, reason: Option<&str>) {
+    pub fn add_parts(
+        &mut self,
+        kind: CounterKind,
+        quantity: u64,
+        back: bool,
+        reason: Option<&str>,
+    ) {
         let count = match kind {
             CounterKind::Good => &mut self.good,
             CounterKind::Scrap => &mut self.scrap,

@@ -119,8 +119,8 @@ impl ShiftAccount {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse_time, parse_zone};
     use super::*;
+    use crate::config::{parse_time, parse_zone};
 
     fn ms(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_millisecond()

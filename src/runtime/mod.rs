@@ -69,18 +69,10 @@ async fn run_cell(
     // Held until the runtime ends: a second runtime on this store stops here.
     let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
     crate::store::identity::restrict_files(&config.store.path)?;
-    let mut writer = Outbox::open(
-        &config.store.path,
-        config.store.synchronous,
-        &cell_path,
-    )?;
+    let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
     let announced =
         crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
-    let reader = Outbox::open(
-        &config.store.path,
-        config.store.synchronous,
-        &cell_path,
-    )?;
+    let reader = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
     let state = writer.load_state()?;
     tracing::info!(
         cell = %cell_path,
@@ -108,7 +100,10 @@ async fn run_cell(
         ..settings
     };
     // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM).
-    let json = config.sparkplug.as_ref().is_none_or(|s| !s.enabled || s.json);
+    let json = config
+        .sparkplug
+        .as_ref()
+        .is_none_or(|s| !s.enabled || s.json);
     let fwd = json.then(|| {
         tokio::spawn(forwarder::run(
             settings,
@@ -117,7 +112,13 @@ async fn run_cell(
             fwd_stop.clone(),
         ))
     });
-    let spb = sparkplug::start(&config, &mut writer, committed_rx.clone(), fwd_stop, spb_commands)?;
+    let spb = sparkplug::start(
+        &config,
+        &mut writer,
+        committed_rx.clone(),
+        fwd_stop,
+        spb_commands,
+    )?;
     let values_fwd = tokio::spawn(forwarder::run_values(
         forwarder::ValueSettings {
             options: forwarder::values_options(&config)?,
@@ -188,12 +189,8 @@ async fn run_cell(
     control.abort();
     // How far this store went, exactly, for a store that may replace it (the supervisor only
     // brings it up to date every few seconds).
-    if let Ok(s) = Outbox::open(
-        &config.store.path,
-        config.store.synchronous,
-        &cell_path,
-    )
-    .and_then(|o| o.stats())
+    if let Ok(s) = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)
+        .and_then(|o| o.stats())
     {
         let lineage = crate::store::identity::Lineage {
             store_id: s.store_id,

@@ -55,7 +55,11 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
             node: sp.edge_node_id(&c.cell),
         },
         primary_host: sp.primary_host_id.clone(),
-        qos: if sp.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+        qos: if sp.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        },
         marks_delivered: !sp.json,
         window: m.inflight.max(1) as usize,
         devices: Devices::from_config(c),

@@ -186,8 +186,8 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut reported_payloads = 0;
     let (mut delivered, mut lowest_delivered) = (0u64, None);
-    let mut stmt = conn
-        .prepare("SELECT seq, event_id, kind, payload, delivered_ms FROM outbox ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare("SELECT seq, event_id, kind, payload, delivered_ms FROM outbox ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;

@@ -308,7 +308,7 @@ fn part(ts_ms: i64, q: u64) -> NewEvent {
             order_id: None,
             rule: None,
             source_ts: None,
-                reason: None,
+            reason: None,
         },
     )
 }
@@ -482,7 +482,10 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
                 .map_err(e("sink cursor"))?;
             let at = *m.sink.get_or_insert(m.last_seq);
             if c.seq != at {
-                return Err(format!("the sink cursor is at {}, the model's at {at}", c.seq));
+                return Err(format!(
+                    "the sink cursor is at {}, the model's at {at}",
+                    c.seq
+                ));
             }
             let to = (at + n).min(m.last_seq);
             s.engine

@@ -1,5 +1,5 @@
-use super::schema::{open, StoreError};
 pub(super) use super::schema::used_bytes;
+use super::schema::{open, StoreError};
 use crate::cell::CellState;
 use crate::config::Synchronous;
 use crate::event::NewEvent;

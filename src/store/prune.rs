@@ -80,7 +80,9 @@ impl Outbox {
             conn.prepare_cached(
                 "SELECT seq, committed_ms FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT 1",
             )?
-            .query_row([seq as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .query_row([seq as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
             .optional()
         };
 

@@ -214,4 +214,3 @@ pub fn cmd_ok(out: &std::process::Output) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
-

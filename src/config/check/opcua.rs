@@ -1,8 +1,8 @@
 //! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
-use crate::config::*;
 use crate::config::resolved::Parsed;
+use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, security_mismatch, NodeTarget, NodeType, SecurityMode,

@@ -1,8 +1,8 @@
 //! Checks of the work-order parts of a cell config: order signals, fault reasons, the product
 //! table and the shift calendar.
 
-use crate::config::*;
 use crate::config::resolved::Parsed;
+use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::modbus::DataType;
 use mes_edge_drivers::TagId;
@@ -70,7 +70,12 @@ fn check_actuals(
     }
     if let Some(scrap) = &c.signals.scrap_count {
         if let Some(tag) = &scrap.reason_tag {
-            signal(path!["signals", "scrap_count", "reason_tag"], tag, Need::Integer, p);
+            signal(
+                path!["signals", "scrap_count", "reason_tag"],
+                tag,
+                Need::Integer,
+                p,
+            );
         } else if !scrap.reasons.is_empty() {
             p.push(Problem::at(
                 path!["signals", "scrap_count", "reasons"],
@@ -94,7 +99,12 @@ fn check_actuals(
         }
     }
     if let Some(m) = &c.signals.material {
-        signal(path!["signals", "material", "lot_tag"], &m.lot_tag, Need::Lot, p);
+        signal(
+            path!["signals", "material", "lot_tag"],
+            &m.lot_tag,
+            Need::Lot,
+            p,
+        );
         for (key, value) in [("material", &m.material), ("unit", &m.unit)] {
             if value.trim().is_empty() || value.len() > 64 {
                 p.push(Problem::at(
@@ -121,7 +131,10 @@ fn check_actuals(
         {
             p.push(Problem::at(
                 path!["part_record", "trigger"],
-                format!("expected a counter the cell has ([signals.{}] is not defined) or a bool tag", r.trigger),
+                format!(
+                    "expected a counter the cell has ([signals.{}] is not defined) or a bool tag",
+                    r.trigger
+                ),
             ));
         }
         if let Some(serial) = &r.serial_tag {
@@ -151,7 +164,13 @@ fn check_actuals(
 }
 
 /// A tag a signal names: it exists and is what the signal needs.
-fn signal_tag(tags: &[(TagId, usize, CellTag)], at: Vec<Seg>, name: &str, need: Need, p: &mut Vec<Problem>) {
+fn signal_tag(
+    tags: &[(TagId, usize, CellTag)],
+    at: Vec<Seg>,
+    name: &str,
+    need: Need,
+    p: &mut Vec<Problem>,
+) {
     match tags.iter().find(|(_, _, t)| t.name() == name) {
         None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
         Some((_, _, t)) => {
