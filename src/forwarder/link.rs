@@ -177,6 +177,18 @@ impl Client {
 }
 
 impl EventLoop {
+    /// Drives the event loop, handing on every event, until its first error (which is handed
+    /// on too) or until nobody listens.
+    pub async fn drive(mut self, tx: tokio::sync::mpsc::UnboundedSender<Result<Ev, String>>) {
+        loop {
+            let ev = self.poll().await;
+            let failed = ev.is_err();
+            if tx.send(ev).is_err() || failed {
+                return;
+            }
+        }
+    }
+
     pub async fn poll(&mut self) -> Result<Ev, String> {
         match self {
             EventLoop::V5(e) => e.poll().await.map(ev5).map_err(|e| e.to_string()),

@@ -1,4 +1,4 @@
-use super::link::{self, Client, Ev, EventLoop, Options, Refusal};
+use super::link::{self, Client, Ev, Options, Refusal};
 use crate::store::{Outbox, OutboxRow};
 use mes_edge_drivers::now_ms;
 use mes_edge_drivers::Backoff;
@@ -49,7 +49,7 @@ pub async fn run(
         }
         let (client, eventloop) = link::new(&settings.options, settings.window * 2 + 16);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let poller = tokio::spawn(poll(eventloop, events_tx));
+        let poller = tokio::spawn(eventloop.drive(events_tx));
         let mut s = Session {
             settings: &settings,
             client: &client,
@@ -113,17 +113,6 @@ fn publish_status(settings: &ForwarderSettings, client: &Client, status: String)
     if let Some(topic) = settings.options.status_topic() {
         if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, true, status.clone()) {
             tracing::warn!("publishing status {status}: {e}");
-        }
-    }
-}
-
-/// Drives the event loop, handing on what the session needs, until its first error.
-async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
-    loop {
-        let ev = eventloop.poll().await;
-        let failed = ev.is_err();
-        if tx.send(ev).is_err() || failed {
-            return;
         }
     }
 }

@@ -7,7 +7,7 @@
 //! at the broker's acknowledgement. A batch the broker refuses stays and is sent again at the
 //! next connection (the value cap bounds what waits).
 
-use super::link::{self, Client, Ev, EventLoop, Options};
+use super::link::{self, Client, Ev, Options};
 use crate::ops::{ForwarderProbe, ValueProbe};
 use crate::store::Outbox;
 use mes_edge_drivers::Backoff;
@@ -45,7 +45,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
         }
         let (client, eventloop) = link::new(&settings.options, settings.window * 2 + 16);
         let (tx, rx) = mpsc::unbounded_channel();
-        let poller = tokio::spawn(poll(eventloop, tx));
+        let poller = tokio::spawn(eventloop.drive(tx));
         let mut s = Sending {
             settings: &settings,
             client: &client,
@@ -65,16 +65,6 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
-        }
-    }
-}
-
-async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
-    loop {
-        let ev = eventloop.poll().await;
-        let failed = ev.is_err();
-        if tx.send(ev).is_err() || failed {
-            return;
         }
     }
 }
