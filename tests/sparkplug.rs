@@ -424,15 +424,137 @@ async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
     assert!(l.rt.terminate().success());
 }
 
+/// Holding registers of the process values the tests add to the lab press's PLC.
+const DIE_TEMP: u16 = 30;
+const OIL: u16 = 31;
+
+/// Two process values on the PLC: the die temperature (i16, 0.1 °C, deadband 0.5) and the oil
+/// pressure (u16, every change).
+const VALUE_TAGS: &str = r#"
+[[devices.tags]]
+name = "die_temp"
+table = "holding"
+address = 30
+type = "i16"
+scale = 0.1
+publish = { deadband = 0.5 }
+
+[[devices.tags]]
+name = "oil_pressure"
+table = "holding"
+address = 31
+type = "u16"
+publish = true
+"#;
+
+/// The values of the device metric `name` in the host's DDATA, in arrival order.
+fn ddata_values(msgs: &[Value], name: &str) -> Vec<Value> {
+    of_type(msgs, "DDATA")
+        .filter_map(|m| metric(m, name).map(|v| v["value"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_the_last() {
+    let mut l = lab(0, None, VALUE_TAGS).await;
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
+    let msgs = l.host.node_messages();
+    let dbirth = of_type(&msgs, "DBIRTH").next().unwrap().clone();
+    assert_eq!(metric(&dbirth, "die_temp").unwrap()["datatype"], "DOUBLE");
+    assert_eq!(metric(&dbirth, "oil_pressure").unwrap()["datatype"], "UINT16");
+
+    // What the PLC serves, step by step (raw registers); the deadband keeps 100.2 back.
+    let served: [(u16, u16); 5] = [(1000, 7), (1006, 7), (1002, 8), (999, 8), (999, 9)];
+    for (temp, oil) in served {
+        l.plc.write_u16s(DIE_TEMP, &[temp, oil]).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let want_temps = [100.0, 100.6, 99.9];
+    let want_oil = [7, 8, 9];
+    let done = |m: &[Value]| {
+        ddata_values(m, "die_temp").len() >= want_temps.len()
+            && ddata_values(m, "oil_pressure").len() >= want_oil.len()
+    };
+    assert!(
+        l.host.wait(|_| done(&l.host.node_messages()), 15).await,
+        "DDATA: {:?}\n{}",
+        of_type(&l.host.node_messages(), "DDATA").collect::<Vec<_>>(),
+        l.rt.logs()
+    );
+    let msgs = l.host.node_messages();
+    let temps: Vec<f64> = ddata_values(&msgs, "die_temp")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(temps.len(), want_temps.len(), "{temps:?}");
+    for (got, want) in temps.iter().zip(want_temps) {
+        assert!((got - want).abs() < 1e-9, "die_temp {temps:?}, served {want_temps:?}");
+    }
+    let oil: Vec<u64> = ddata_values(&msgs, "oil_pressure")
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(oil, want_oil, "oil_pressure: every change the PLC served");
+    // The values carry the reading's time, not the publish's.
+    for m in of_type(&msgs, "DDATA") {
+        for v in m["metrics"].as_array().unwrap() {
+            assert!(v["timestamp"].as_u64().unwrap() <= m["timestamp"].as_u64().unwrap());
+        }
+    }
+
+    // JSON MOM got the same values on its own topic.
+    assert!(
+        l.mom
+            .wait_for(
+                |m| {
+                    m.iter()
+                        .filter(|m| m.topic.contains("/values/plc"))
+                        .flat_map(|m| m.payload["values"].as_array().cloned().unwrap_or_default())
+                        .filter(|v| v["tag"] == "oil_pressure")
+                        .count()
+                        >= 3
+                },
+                Duration::from_secs(10)
+            )
+            .await,
+        "the JSON values forwarder still gets every batch"
+    );
+
+    // A rebirth: the device's birth shows the last values, not nulls.
+    l.host.rebirth();
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 2, 10).await,
+        "no rebirth\n{}",
+        l.rt.logs()
+    );
+    let msgs = l.host.node_messages();
+    let reborn = of_type(&msgs, "DBIRTH").nth(1).unwrap();
+    assert!(
+        (metric(reborn, "die_temp").unwrap()["value"].as_f64().unwrap() - 99.9).abs() < 1e-9,
+        "{reborn}"
+    );
+    assert_eq!(metric(reborn, "oil_pressure").unwrap()["value"], 9);
+    assert_eq!(seq_breaks(&msgs), Vec::<Value>::new(), "{msgs:?}");
+    assert!(l.rt.terminate().success(), "{}", l.rt.logs());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged() {
-    let mut l = lab(0, None, "json = false\n").await;
+    let mut l = lab(0, None, &format!("json = false\n{VALUE_TAGS}")).await;
     assert!(
         l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
         "{}",
         l.rt.logs()
     );
     make_parts(&mut l.plc, 0, 3).await;
+    for oil in [5, 6] {
+        l.plc.write_u16(OIL, oil).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert!(
         l.host
             .wait(|_| good_total(&l.host.node_messages()) == Some(3), 15)
@@ -440,14 +562,36 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
         "{}",
         l.rt.logs()
     );
+    assert!(
+        l.host
+            .wait(
+                |_| ddata_values(&l.host.node_messages(), "oil_pressure").len() >= 2,
+                15
+            )
+            .await,
+        "process values as DDATA without JSON\n{}",
+        l.rt.logs()
+    );
     assert!(l.rt.terminate().success(), "{}", l.rt.logs());
     assert!(
         l.mom
             .snapshot()
             .iter()
-            .all(|m| !m.topic.contains("/events/")),
-        "no JSON events in Sparkplug-only mode"
+            .all(|m| !m.topic.contains("/events/") && !m.topic.contains("/values/")),
+        "no JSON events or values in Sparkplug-only mode"
     );
+    // What the Sparkplug sink had acknowledged is gone from the store: the values held are
+    // those the PLC changed after its last acknowledgement, at most.
+    let store = l.cfg.parent().unwrap().join("cell.db");
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let (held, batches): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT held FROM value_count), (SELECT count(*) FROM value_batch)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((held, batches), (0, 0), "value batches left in the store");
     let stats = std::process::Command::new(BIN)
         .args(["outbox", "stats", "--config", l.cfg.to_str().unwrap()])
         .output()

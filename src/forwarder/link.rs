@@ -116,14 +116,26 @@ pub enum Ev {
 pub fn new(options: &Options, cap: usize) -> (Client, EventLoop) {
     match options {
         Options::V5(o) => {
-            let (c, e) = rumqttc::v5::AsyncClient::new(o.clone(), cap);
+            let mut o = o.clone();
+            o.set_network_options(no_delay());
+            let (c, e) = rumqttc::v5::AsyncClient::new(o, cap);
             (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
         Options::V311(o) => {
-            let (c, e) = rumqttc::AsyncClient::new(o.clone(), cap);
+            let (c, mut e) = rumqttc::AsyncClient::new(o.clone(), cap);
+            e.set_network_options(no_delay());
             (Client::V311(c), EventLoop::V311(Box::new(e)))
         }
     }
+}
+
+/// rumqttc leaves Nagle's algorithm on: a PUBLISH written while the broker's ACK of the previous
+/// one is outstanding would wait for it (up to the peer's delayed-ACK timer, ~40 ms on Linux).
+/// Events are small and each is written on its own, so latency pays for Nagle and nothing gains.
+pub fn no_delay() -> rumqttc::NetworkOptions {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    n
 }
 
 fn qos5(q: QoS) -> rumqttc::v5::mqttbytes::QoS {

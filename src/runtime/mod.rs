@@ -119,20 +119,25 @@ async fn run_cell(
         fwd_stop,
         spb_commands,
     )?;
-    let values_fwd = tokio::spawn(forwarder::run_values(
-        forwarder::ValueSettings {
-            options: forwarder::values_options(&config)?,
-            topic: {
-                let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
-                Arc::new(move |device| forwarder::values_topic(&root, &cell, device))
+    // Sparkplug B only: the values go out as DDATA alone.
+    let values_fwd = if json {
+        Some(tokio::spawn(forwarder::run_values(
+            forwarder::ValueSettings {
+                options: forwarder::values_options(&config)?,
+                topic: {
+                    let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
+                    Arc::new(move |device| forwarder::values_topic(&root, &cell, device))
+                },
+                window: config.mqtt.inflight as usize,
+                probe: ops.values().clone(),
+                events: ops.forwarder().clone(),
             },
-            window: config.mqtt.inflight as usize,
-            probe: ops.values().clone(),
-            events: ops.forwarder().clone(),
-        },
-        Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?,
-        fwd_stop_tx.subscribe(),
-    ));
+            Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?,
+            fwd_stop_tx.subscribe(),
+        )))
+    } else {
+        None
+    };
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
@@ -181,10 +186,9 @@ async fn run_cell(
     // a bounded time for the broker's acknowledgements.
     cell.stop().await?;
     let _ = fwd_stop_tx.send(true);
-    for task in [fwd, spb].into_iter().flatten() {
+    for task in [fwd, spb, values_fwd].into_iter().flatten() {
         task.await?;
     }
-    values_fwd.await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
     // How far this store went, exactly, for a store that may replace it (the supervisor only

@@ -1,16 +1,16 @@
 //! The cell's PLCs as Sparkplug devices: each one's birth certificate lists its tags (by name,
-//! alias and type), born when the device comes online and dead when it goes offline.
-//!
-//! Process values (issue 15) are not in the outbox yet: the tags are born with null values,
-//! and [`Devices::data`] is the seam that turns a batch of a device's values into its DDATA
-//! once they are (see docs/SPARKPLUG.md, "Process values").
+//! alias and type), born when the device comes online and dead when it goes offline; its
+//! process values (docs/VALUES.md) go out as its DDATA, and a birth carries the last of them.
 
 use super::metrics::MetricValue;
 use super::payload::{encode, metric};
-use super::proto::DataType;
+use super::proto::{payload, DataType};
+use crate::cell::ValueRecord;
 use crate::config::{CellConfig, CellTag};
 use mes_edge_drivers::modbus::DataType as Modbus;
-use mes_edge_drivers::TagId;
+use mes_edge_drivers::opcua::NodeType as Node;
+use mes_edge_drivers::{Quality, TagId, Value};
+use std::collections::BTreeMap;
 
 /// Device metric aliases start here, above the node's own.
 const FIRST_TAG_ALIAS: u64 = 1000;
@@ -50,8 +50,27 @@ fn sparkplug_type(t: Modbus, scaled: bool) -> DataType {
     }
 }
 
+/// An OPC UA node's declared type; a node without one is not listed (a birth needs a type).
+fn node_type(t: Option<Node>) -> Option<DataType> {
+    Some(match t? {
+        Node::Bool => DataType::Boolean,
+        Node::I8 => DataType::Int8,
+        Node::U8 => DataType::UInt8,
+        Node::I16 => DataType::Int16,
+        Node::U16 => DataType::UInt16,
+        Node::I32 => DataType::Int32,
+        Node::U32 => DataType::UInt32,
+        Node::I64 => DataType::Int64,
+        Node::U64 => DataType::UInt64,
+        Node::F32 => DataType::Float,
+        Node::F64 => DataType::Double,
+        Node::String => DataType::String,
+        Node::DateTime => DataType::DateTime,
+    })
+}
+
 impl Devices {
-    /// Every configured device with its Modbus tags (OPC UA nodes are not listed yet).
+    /// Every configured device with its Modbus tags and its OPC UA nodes of a declared type.
     pub fn from_config(c: &CellConfig) -> Devices {
         let mut devices: Vec<DeviceSpec> = c
             .devices
@@ -62,15 +81,23 @@ impl Devices {
             })
             .collect();
         for (id, d, tag) in c.numbered_tags() {
-            if let CellTag::Modbus(t) = tag {
-                devices[d].tags.push(TagSpec {
-                    tag: id,
-                    name: t.name.clone(),
-                    alias: FIRST_TAG_ALIAS + id.0 as u64,
-                    datatype: sparkplug_type(t.data_type, t.scale.is_some() || t.offset.is_some()),
-                    writable: t.write,
-                });
-            }
+            let (datatype, writable) = match tag {
+                CellTag::Modbus(t) => (
+                    sparkplug_type(t.data_type, t.scale.is_some() || t.offset.is_some()),
+                    t.write,
+                ),
+                CellTag::OpcUa(n) => match node_type(n.data_type) {
+                    Some(t) => (t, false),
+                    None => continue,
+                },
+            };
+            devices[d].tags.push(TagSpec {
+                tag: id,
+                name: tag.name().to_string(),
+                alias: FIRST_TAG_ALIAS + id.0 as u64,
+                datatype,
+                writable,
+            });
         }
         Devices(devices)
     }
@@ -79,24 +106,29 @@ impl Devices {
         self.0.iter().find(|d| d.name == name)
     }
 
-    /// DBIRTH: the device's tags by name, alias and type; values null until process values
-    /// are published.
-    pub fn birth(&self, device: &str, seq: u8, ts: u64) -> Vec<u8> {
+    /// DBIRTH: the device's tags by name, alias and type, each with the last value published
+    /// for it (`last`, by alias), null before the first.
+    pub fn birth(&self, device: &str, last: Option<&LastValues>, seq: u8, ts: u64) -> Vec<u8> {
         let tags = self
             .get(device)
             .map(|d| d.tags.as_slice())
             .unwrap_or_default();
         let metrics = tags
             .iter()
-            .map(|t| {
-                metric(
+            .map(|t| match last.and_then(|l| l.get(&t.alias)) {
+                Some(m) => payload::Metric {
+                    name: Some(t.name.clone()),
+                    is_historical: None,
+                    ..m.clone()
+                },
+                None => metric(
                     Some(&t.name),
                     Some(t.alias),
                     t.datatype,
                     &MetricValue::Null,
                     ts,
                     false,
-                )
+                ),
             })
             .collect();
         encode(metrics, Some(seq as u64), ts)
@@ -107,24 +139,145 @@ impl Devices {
         encode(Vec::new(), Some(seq as u64), ts)
     }
 
-    /// DDATA for a batch of one device's values (tag, value, when read): the seam for process
-    /// values. Tags the device does not have are left out.
+    /// A device's process values as DDATA metrics, by alias, each at its reading's time. Tags
+    /// the device does not list (OPC UA nodes) are left out.
     pub fn data(
         &self,
         device: &str,
-        values: &[(TagId, MetricValue, u64)],
-        seq: u8,
-        ts: u64,
+        values: &[ValueRecord],
         historical: bool,
-    ) -> Option<Vec<u8>> {
-        let d = self.get(device)?;
-        let metrics: Vec<_> = values
+    ) -> Vec<payload::Metric> {
+        let Some(d) = self.get(device) else {
+            return Vec::new();
+        };
+        values
             .iter()
-            .filter_map(|(tag, v, at)| {
-                let t = d.tags.iter().find(|t| t.tag == *tag)?;
-                Some(metric(None, Some(t.alias), t.datatype, v, *at, historical))
+            .filter_map(|v| {
+                let t = d.tags.iter().find(|t| t.name == v.tag)?;
+                Some(value_metric(t, v, historical))
             })
-            .collect();
-        (!metrics.is_empty()).then(|| encode(metrics, Some(seq as u64), ts))
+            .collect()
+    }
+}
+
+/// The last metric published per tag alias: a birth carries them.
+pub type LastValues = BTreeMap<u64, payload::Metric>;
+
+/// One process value as a metric: typed as the birth says; a reading of bad quality (no value)
+/// is null, and a value that is not good carries its quality as the `Quality` property, with
+/// the OPC DA codes Ignition reads (0 bad, 64 uncertain).
+fn value_metric(t: &TagSpec, v: &ValueRecord, historical: bool) -> payload::Metric {
+    let value = match (v.value, v.quality) {
+        (_, Quality::Bad) | (None, _) => MetricValue::Null,
+        (Some(x), _) => typed(t.datatype, x),
+    };
+    let mut m = metric(None, Some(t.alias), t.datatype, &value, v.ts as u64, historical);
+    let code = match v.quality {
+        Quality::Good => None,
+        Quality::Uncertain => Some(64),
+        Quality::Bad => Some(0),
+    };
+    if let Some(code) = code {
+        m.properties = Some(payload::PropertySet {
+            keys: vec!["Quality".into()],
+            values: vec![payload::PropertyValue {
+                r#type: Some(DataType::Int32 as u32),
+                is_null: None,
+                value: Some(payload::property_value::Value::IntValue(code)),
+            }],
+        });
+    }
+    m
+}
+
+/// A tag's value in the type its birth declares (the driver decoded it as that type; a value
+/// of another shape is converted, not dropped).
+fn typed(t: DataType, v: Value) -> MetricValue {
+    match (t, v) {
+        (DataType::Boolean, v) => MetricValue::Bool(v.as_f64() != 0.0),
+        (DataType::String | DataType::Text, Value::Text(s)) => MetricValue::Text(s.as_str().into()),
+        (DataType::String | DataType::Text, v) => MetricValue::Text(format!("{}", v.as_f64())),
+        // Text for a number: no value of the born type to give.
+        (_, Value::Text(_)) => MetricValue::Null,
+        (DataType::Float | DataType::Double, v) => MetricValue::F64(v.as_f64()),
+        (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64, Value::Int(i)) => {
+            MetricValue::I64(i)
+        }
+        (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64, v) => {
+            MetricValue::I64(v.as_f64() as i64)
+        }
+        (_, Value::UInt(u)) => MetricValue::U64(u),
+        (_, v) => MetricValue::U64(v.as_f64().max(0.0) as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparkplug::proto::payload::metric::Value as V;
+
+    fn spec(datatype: DataType) -> TagSpec {
+        TagSpec {
+            tag: TagId(3),
+            name: "t".into(),
+            alias: 1003,
+            datatype,
+            writable: false,
+        }
+    }
+
+    fn record(value: Option<Value>, quality: Quality) -> ValueRecord {
+        ValueRecord {
+            tag: "t".into(),
+            value,
+            quality,
+            ts: 1_000,
+            source_ts: None,
+            order_id: None,
+            lot: None,
+        }
+    }
+
+    #[test]
+    fn values_go_in_the_field_their_born_type_names() {
+        let cases = [
+            (DataType::Int16, Value::Int(-2), V::IntValue(-2i32 as u32)),
+            (DataType::UInt16, Value::UInt(7), V::IntValue(7)),
+            (DataType::UInt32, Value::UInt(70_000), V::IntValue(70_000)),
+            (DataType::Int64, Value::Int(-5), V::LongValue(-5i64 as u64)),
+            (DataType::UInt64, Value::UInt(1 << 40), V::LongValue(1 << 40)),
+            (DataType::Float, Value::Float(1.5), V::FloatValue(1.5)),
+            (DataType::Double, Value::Float(99.9), V::DoubleValue(99.9)),
+            // A scaled integer tag is born Double; the driver hands a float.
+            (DataType::Double, Value::Int(3), V::DoubleValue(3.0)),
+            (DataType::Boolean, Value::Bool(true), V::BooleanValue(true)),
+        ];
+        for (t, v, want) in cases {
+            let m = value_metric(&spec(t), &record(Some(v), Quality::Good), false);
+            assert_eq!(m.value, Some(want), "{t:?} {v:?}");
+            assert_eq!(m.datatype, Some(t as u32));
+            assert_eq!((m.alias, m.timestamp), (Some(1003), Some(1_000)));
+            assert!(m.properties.is_none(), "a good value carries no quality");
+        }
+    }
+
+    #[test]
+    fn a_bad_reading_is_null_with_its_quality_and_an_uncertain_one_keeps_its_value() {
+        let bad = value_metric(&spec(DataType::Double), &record(None, Quality::Bad), true);
+        assert_eq!((bad.value, bad.is_null), (None, Some(true)));
+        assert_eq!(bad.is_historical, Some(true));
+        let q = bad.properties.expect("quality");
+        assert_eq!(q.keys, vec!["Quality".to_string()]);
+        assert_eq!(q.values[0].value, Some(payload::property_value::Value::IntValue(0)));
+        let unsure = value_metric(
+            &spec(DataType::Double),
+            &record(Some(Value::Float(2.0)), Quality::Uncertain),
+            false,
+        );
+        assert_eq!(unsure.value, Some(V::DoubleValue(2.0)));
+        assert_eq!(
+            unsure.properties.unwrap().values[0].value,
+            Some(payload::property_value::Value::IntValue(64))
+        );
     }
 }

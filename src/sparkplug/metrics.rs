@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub enum MetricValue {
     Bool(bool),
     U64(u64),
+    /// A signed tag's value (process values; no node metric is signed).
+    I64(i64),
     F64(f64),
     Text(String),
     Null,
@@ -180,7 +182,7 @@ impl Figures {
             MetricValue::U64(v) => Some(StoredValue::U64(v)),
             MetricValue::F64(v) => Some(StoredValue::F64(v)),
             MetricValue::Text(v) => Some(StoredValue::Text(v)),
-            MetricValue::Bool(_) | MetricValue::Null => None,
+            MetricValue::Bool(_) | MetricValue::I64(_) | MetricValue::Null => None,
         };
     }
 

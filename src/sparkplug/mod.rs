@@ -12,6 +12,7 @@ pub mod proto;
 mod session;
 mod sink;
 mod topics;
+mod values;
 
 pub use commands::Writes;
 pub use devices::{DeviceSpec, Devices, TagSpec};

@@ -15,9 +15,24 @@ pub fn metric(
     historical: bool,
 ) -> payload::Metric {
     use payload::metric::Value;
+    // The spec's fields by type: 32 bits and less in `int_value`, 64 in `long_value`, signed
+    // ones as their two's complement; Float in `float_value`.
+    let small = matches!(
+        datatype,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    );
     let v = match value {
         MetricValue::Bool(b) => Some(Value::BooleanValue(*b)),
+        MetricValue::U64(v) if small => Some(Value::IntValue(*v as u32)),
         MetricValue::U64(v) => Some(Value::LongValue(*v)),
+        MetricValue::I64(v) if small => Some(Value::IntValue(*v as i32 as u32)),
+        MetricValue::I64(v) => Some(Value::LongValue(*v as u64)),
+        MetricValue::F64(v) if datatype == DataType::Float => Some(Value::FloatValue(*v as f32)),
         MetricValue::F64(v) => Some(Value::DoubleValue(*v)),
         MetricValue::Text(s) => Some(Value::StringValue(s.clone())),
         MetricValue::Null => None,

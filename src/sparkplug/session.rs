@@ -2,16 +2,20 @@
 //! births the node and its online devices, then publishes each committed event that changes a
 //! metric as one NDATA (or a DBIRTH/DDEATH for a device's status), in sequence order. Events
 //! committed before the birth are history: their metrics go out with `is_historical`, after a
-//! birth that already shows the figures they lead to.
+//! birth that already shows the figures they lead to. Once every committed event is handed
+//! out, the process values follow as DDATA (values.rs).
 
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
-use super::sink::{asks_rebirth, host_state, Ended, Ev, Inflight, Queued, SparkplugSettings, SINK};
+use super::sink::{
+    asks_rebirth, host_state, Ended, Ev, Inflight, Queued, Row, SparkplugSettings, SINK,
+};
+use super::values::ValueStream;
 use crate::store::{Outbox, SinkCursor};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value as Json;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -46,6 +50,9 @@ pub(super) struct Session<'a> {
     queued: VecDeque<Queued>,
     inflight: Inflight,
     to_mark: Vec<u64>,
+    values: ValueStream,
+    /// Devices whose DBIRTH this connection published and no DDEATH since: only they get DDATA.
+    born_devices: BTreeSet<String>,
 }
 
 impl<'a> Session<'a> {
@@ -57,6 +64,7 @@ impl<'a> Session<'a> {
         bd_seq: u8,
     ) -> Self {
         let figures = Figures::from_json(&cursor.state);
+        let values = ValueStream::new(cursor.value_batch);
         Session {
             s,
             client,
@@ -75,6 +83,8 @@ impl<'a> Session<'a> {
             queued: VecDeque::new(),
             inflight: Inflight::new(),
             to_mark: Vec::new(),
+            values,
+            born_devices: BTreeSet::new(),
         }
     }
 
@@ -104,7 +114,8 @@ impl<'a> Session<'a> {
                 _ = committed.changed(), if self.born => self.fill(),
                 _ = tick.tick() => {
                     self.persist();
-                    if self.born && *committed.borrow() > self.live_seq { self.fill() } else { Ok(()) }
+                    // Also without a new event: a turn of the engine may commit values alone.
+                    if self.born { self.fill() } else { Ok(()) }
                 }
                 _ = &mut deadline, if !connected => Err(Ended::Lost("no CONNACK within 30 s".into())),
                 _ = shutdown.changed() => return self.drain(events).await,
@@ -145,16 +156,16 @@ impl<'a> Session<'a> {
                 let row = self.queued.pop_front().flatten();
                 if pkid == 0 {
                     // QoS 0: written is all the delivery there is.
-                    if let Some(seq) = row {
-                        self.done(seq);
+                    if let Some(row) = row {
+                        self.done(row);
                     }
                 } else {
                     self.inflight.insert(pkid, row);
                 }
             }
             Ev::Acked(pkid) => {
-                if let Some(Some(seq)) = self.inflight.remove(&pkid) {
-                    self.done(seq);
+                if let Some(Some(row)) = self.inflight.remove(&pkid) {
+                    self.done(row);
                 }
                 if self.room() * 4 >= self.s.window {
                     self.fill()?;
@@ -196,11 +207,15 @@ impl<'a> Session<'a> {
     fn birth(&mut self, committed: u64) -> Result<(), Ended> {
         if !self.born {
             self.birth_seq = committed;
+            let last = tokio::task::block_in_place(|| self.outbox.last_value_batch())
+                .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
+            self.values.born(last);
         }
         let figures = self.figures_up_to(self.birth_seq.max(self.live_seq))?;
         let ts = now_ms() as u64;
         self.born = true;
         self.msg_seq = 1;
+        self.born_devices.clear();
         self.publish(
             self.s.topics.node("NBIRTH"),
             payload::node_birth(&figures, self.bd_seq, ts),
@@ -209,8 +224,10 @@ impl<'a> Session<'a> {
         for (device, online) in &figures.devices {
             if *online && self.s.devices.get(device).is_some() {
                 let seq = self.next_seq();
-                let bytes = self.s.devices.birth(device, seq, ts);
+                let last = self.values.last(device);
+                let bytes = self.s.devices.birth(device, last, seq, ts);
                 self.publish(self.s.topics.device("DBIRTH", device), bytes, None)?;
+                self.born_devices.insert(device.clone());
             }
         }
         self.fill()
@@ -271,7 +288,7 @@ impl<'a> Session<'a> {
             let rows = tokio::task::block_in_place(|| self.outbox.rows_after(self.live_seq, room))
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             if rows.is_empty() {
-                return Ok(());
+                return self.fill_values();
             }
             for r in rows {
                 let (kind, data, ts) = event(&r.payload);
@@ -298,12 +315,14 @@ impl<'a> Session<'a> {
                     Change::DeviceOnline(_) | Change::DeviceOffline(_) if historical => None,
                     Change::DeviceOnline(d) if self.s.devices.get(&d).is_some() => {
                         let seq = self.next_seq();
-                        Some((
-                            self.s.topics.device("DBIRTH", &d),
-                            self.s.devices.birth(&d, seq, now_ms() as u64),
-                        ))
+                        let last = self.values.last(&d);
+                        let bytes = self.s.devices.birth(&d, last, seq, now_ms() as u64);
+                        let topic = self.s.topics.device("DBIRTH", &d);
+                        self.born_devices.insert(d);
+                        Some((topic, bytes))
                     }
                     Change::DeviceOffline(d) if self.s.devices.get(&d).is_some() => {
+                        self.born_devices.remove(&d);
                         let seq = self.next_seq();
                         Some((
                             self.s.topics.device("DDEATH", &d),
@@ -319,18 +338,52 @@ impl<'a> Session<'a> {
                     done: message.is_none(),
                 });
                 if let Some((topic, bytes)) = message {
-                    self.publish(topic, bytes, Some(r.seq))?;
+                    self.publish(topic, bytes, Some(Row::Event(r.seq)))?;
                 }
             }
             self.advance();
         }
     }
 
-    fn done(&mut self, seq: u64) {
-        if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
-            p.done = true;
+    /// Publishes the process values after the last batch published, as far as the window
+    /// allows: called once no committed event waits.
+    fn fill_values(&mut self) -> Result<(), Ended> {
+        loop {
+            let room = self.room();
+            if room == 0 {
+                return Ok(());
+            }
+            let after = self.values.live;
+            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, room))
+                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for r in rows {
+                let born = &self.born_devices;
+                let Some((device, metrics)) =
+                    self.values.take(&r, &self.s.devices, |d| born.contains(d))
+                else {
+                    continue;
+                };
+                let seq = self.next_seq() as u64;
+                let bytes = payload::encode(metrics, Some(seq), now_ms() as u64);
+                let topic = self.s.topics.device("DDATA", &device);
+                self.publish(topic, bytes, Some(Row::Values(r.batch)))?;
+            }
         }
-        self.advance();
+    }
+
+    fn done(&mut self, row: Row) {
+        match row {
+            Row::Event(seq) => {
+                if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
+                    p.done = true;
+                }
+                self.advance();
+            }
+            Row::Values(batch) => self.values.done(batch),
+        }
     }
 
     /// Moves the acknowledged figures on over every leading event that is done.
@@ -346,8 +399,19 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Stores the cursor and, in Sparkplug-only mode, the delivery marks.
+    /// Stores the cursors and, in Sparkplug-only mode, the delivery marks.
     pub fn persist(&mut self) {
+        if let Some(batch) = self.values.to_store() {
+            // With JSON on, a batch also waits for the JSON values forwarder.
+            let json = !self.s.marks_delivered;
+            let res = tokio::task::block_in_place(|| {
+                self.outbox.advance_sink_values(SINK, batch, json)
+            });
+            match res {
+                Ok(()) => self.values.stored(batch),
+                Err(e) => tracing::error!("storing the Sparkplug values cursor: {e}"),
+            }
+        }
         if !self.dirty {
             return;
         }
@@ -377,7 +441,7 @@ impl<'a> Session<'a> {
                 ev = events.recv() => match ev {
                     Some(Ok(Ev::Written(p))) => { let _ = self.on_event(Ev::Written(p), 0); }
                     Some(Ok(Ev::Acked(p))) => {
-                        if let Some(Some(seq)) = self.inflight.remove(&p) { self.done(seq); }
+                        if let Some(Some(row)) = self.inflight.remove(&p) { self.done(row); }
                         if self.fill().is_err() { break; }
                     }
                     Some(Ok(_)) => {}

@@ -75,7 +75,8 @@ pub async fn run(
             QoS::AtLeastOnce,
             false,
         ));
-        let (client, eventloop) = AsyncClient::new(opts, settings.window * 2 + 64);
+        let (client, mut eventloop) = AsyncClient::new(opts, settings.window * 2 + 64);
+        eventloop.set_network_options(crate::forwarder::link::no_delay());
         let (tx, mut rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(eventloop, tx));
         let mut session =
@@ -151,8 +152,17 @@ pub(super) enum Ev {
     Closed,
 }
 
-/// A publish handed to the client: the event row it carries, if any (births carry none).
-pub(super) type Queued = Option<u64>;
+/// What a publish carries, to be marked done at its acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Row {
+    /// An event, by `seq`.
+    Event(u64),
+    /// A batch of process values, by `batch`.
+    Values(u64),
+}
+
+/// A publish handed to the client: the row it carries, if any (births carry none).
+pub(super) type Queued = Option<Row>;
 
 /// Publishes written and waiting for their PUBACK, by packet id.
 pub(super) type Inflight = HashMap<u16, Queued>;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -78,6 +78,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         state  TEXT NOT NULL,      -- the sink's own figures as of `seq` (JSON)
         bd_seq INTEGER NOT NULL    -- Sparkplug: the birth/death sequence of the last connect
     );",
+    // 6: process values for the outputs with a cursor (Sparkplug's DDATA). A batch stays until
+    // the JSON values forwarder has it (`json_done`, or no JSON) and every cursor is past it.
+    "ALTER TABLE value_batch ADD COLUMN json_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sink_cursor ADD COLUMN value_batch INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its

@@ -14,6 +14,8 @@ pub struct SinkCursor {
     pub seq: u64,
     pub state: String,
     pub bd_seq: u8,
+    /// Every process-value batch up to here was acknowledged to this output (or dropped).
+    pub value_batch: u64,
 }
 
 impl Outbox {
@@ -29,13 +31,14 @@ impl Outbox {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found = tx
             .query_row(
-                "SELECT seq, state, bd_seq FROM sink_cursor WHERE sink = ?1",
+                "SELECT seq, state, bd_seq, value_batch FROM sink_cursor WHERE sink = ?1",
                 [sink],
                 |r| {
                     Ok(SinkCursor {
                         seq: r.get::<_, i64>(0)? as u64,
                         state: r.get(1)?,
                         bd_seq: r.get::<_, i64>(2)? as u8,
+                        value_batch: r.get::<_, i64>(3)? as u64,
                     })
                 },
             )
@@ -55,10 +58,13 @@ impl Outbox {
             state: initial(&cell),
             // The first connect takes 0 (the number is raised before each connect).
             bd_seq: 255,
+            // Like the events, values start with what is committed from now on.
+            value_batch: super::values::last_batch(&tx)?,
         };
         tx.execute(
-            "INSERT INTO sink_cursor (sink, seq, state, bd_seq) VALUES (?1, ?2, ?3, ?4)",
-            params![sink, seq, c.state, c.bd_seq as i64],
+            "INSERT INTO sink_cursor (sink, seq, state, bd_seq, value_batch)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![sink, seq, c.state, c.bd_seq as i64, c.value_batch as i64],
         )?;
         tx.commit()?;
         Ok(c)
@@ -81,12 +87,14 @@ impl Outbox {
         Ok(())
     }
 
-    /// Forgets an output that was turned off, so that it no longer holds rows from pruning.
+    /// Forgets an output that was turned off, so that it no longer holds rows from pruning, nor
+    /// value batches the JSON values forwarder has had.
     pub fn drop_sink(&mut self, sink: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])?
-            > 0)
+        let tx = self.conn().transaction()?;
+        let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
+        super::values::delete_done(&tx, true)?;
+        tx.commit()?;
+        Ok(dropped)
     }
 
     /// Committed events after `after_seq`, delivered to MOM or not, in sequence order.
@@ -167,7 +175,8 @@ mod tests {
             SinkCursor {
                 seq: 3,
                 state: "3".into(),
-                bd_seq: 7
+                bd_seq: 7,
+                value_batch: 0,
             }
         );
         assert!(ob.drop_sink("sparkplug").unwrap());

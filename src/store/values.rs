@@ -54,14 +54,7 @@ pub(super) fn insert(
     if batches.is_empty() {
         return Ok(());
     }
-    let last: i64 = tx
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'value_batch'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
+    let last = last_batch(tx)? as i64;
     let mut insert = tx.prepare_cached(
         "INSERT INTO value_batch (batch, device, ts_ms, count, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -142,11 +135,28 @@ impl Outbox {
         Ok(drops)
     }
 
-    /// Undelivered value batches after `after`, oldest first.
+    /// Value batches after `after` the JSON values forwarder has not had acknowledged, oldest
+    /// first.
     pub fn pending_values(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.value_rows(
+            "SELECT batch, device, count, payload FROM value_batch
+             WHERE batch > ?1 AND json_done = 0 ORDER BY batch",
+            after,
+            limit,
+        )
+    }
+
+    /// Value batches after `after`, whoever else has them: for an output with a cursor.
+    pub fn value_rows_after(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
+        self.value_rows(
             "SELECT batch, device, count, payload FROM value_batch WHERE batch > ?1 ORDER BY batch",
-        )?;
+            after,
+            limit,
+        )
+    }
+
+    fn value_rows(&self, sql: &str, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([after as i64], |r| {
             Ok(ValueRow {
                 batch: r.get::<_, i64>(0)? as u64,
@@ -158,23 +168,70 @@ impl Outbox {
         Ok(rows.take(limit).collect::<Result<_, _>>()?)
     }
 
-    /// Deletes batches the broker acknowledged (dropped meanwhile ones are already gone).
+    /// The JSON values forwarder's broker acknowledged these batches (dropped meanwhile ones
+    /// are already gone): each goes once every output cursor is past it too.
     pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        let mut gone = 0i64;
         {
-            let mut del =
-                tx.prepare_cached("DELETE FROM value_batch WHERE batch = ?1 RETURNING count")?;
+            let mut done = tx.prepare_cached("UPDATE value_batch SET json_done = 1 WHERE batch = ?1")?;
             for &b in batches {
-                let n: Option<i64> = del.query_row([b as i64], |r| r.get(0)).optional()?;
-                gone += n.unwrap_or(0);
+                done.execute([b as i64])?;
             }
-            tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
-                .execute([gone])?;
         }
+        delete_done(&tx, true)?;
         tx.commit()?;
         Ok(())
     }
+
+    /// Moves `sink`'s value cursor on to `batch` (every batch up to it acknowledged to that
+    /// output) and deletes what every reader has had. `json`: whether a JSON values forwarder
+    /// runs, whose acknowledgement a batch also waits for.
+    pub fn advance_sink_values(
+        &mut self,
+        sink: &str,
+        batch: u64,
+        json: bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("UPDATE sink_cursor SET value_batch = ?2 WHERE sink = ?1")?
+            .execute(params![sink, batch as i64])?;
+        delete_done(&tx, json)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The last value batch ever committed (0: none).
+    pub fn last_value_batch(&self) -> Result<u64, StoreError> {
+        last_batch(&self.conn)
+    }
+}
+
+pub(super) fn last_batch(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'value_batch'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(last.unwrap_or(0).max(0) as u64)
+}
+
+/// Deletes the batches every reader has had: the JSON values forwarder (when `json`) and every
+/// output cursor (none: no cursor holds any).
+pub(super) fn delete_done(tx: &Transaction, json: bool) -> Result<(), StoreError> {
+    let gone: i64 = {
+        let mut del = tx.prepare_cached(
+            "DELETE FROM value_batch
+             WHERE batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), 9223372036854775807)
+               AND (json_done = 1 OR ?1 = 0)
+             RETURNING count",
+        )?;
+        let rows = del.query_map([json], |r| r.get::<_, i64>(0))?;
+        rows.sum::<Result<i64, _>>()?
+    };
+    if gone > 0 {
+        tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
+            .execute([gone])?;
+    }
+    Ok(())
 }
 
 fn held(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
@@ -296,4 +353,46 @@ mod tests {
         assert_eq!((drops.batches, drops.values), (1, 1));
         assert_eq!(ob.values_held().unwrap(), 3);
     }
+
+    #[test]
+    fn a_batch_stays_until_json_and_every_cursor_have_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let state = CellState::default();
+        let batches = |ob: &Outbox| -> Vec<u64> {
+            ob.value_rows_after(0, 100).unwrap().iter().map(|r| r.batch).collect()
+        };
+        // Batch 1 before the cursor is made: not the new output's (as with events).
+        ob.commit_all(&[], &[batch("press", &["t1"], 10)], &state, 10).unwrap();
+        let c = ob.sink_cursor("sparkplug", |_| String::new()).unwrap();
+        assert_eq!(c.value_batch, 1);
+        ob.commit_all(&[], &[batch("press", &["t1"], 20), batch("oven", &["z1", "z2"], 20)], &state, 20)
+            .unwrap();
+        // JSON has 1 and 2: 1 goes (the cursor is past it), 2 waits for the cursor.
+        ob.values_delivered(&[1, 2]).unwrap();
+        assert_eq!(batches(&ob), vec![2, 3]);
+        assert_eq!(
+            ob.pending_values(0, 10).unwrap().iter().map(|r| r.batch).collect::<Vec<_>>(),
+            vec![3],
+            "JSON does not get batch 2 again"
+        );
+        // The cursor passes 3: 2 goes, 3 waits for JSON.
+        ob.advance_sink_values("sparkplug", 3, true).unwrap();
+        assert_eq!(batches(&ob), vec![3]);
+        assert_eq!(ob.values_held().unwrap(), 2);
+        // Sparkplug only: the cursor alone decides.
+        ob.commit_all(&[], &[batch("press", &["t1"], 30)], &state, 30).unwrap();
+        ob.advance_sink_values("sparkplug", 4, false).unwrap();
+        assert!(batches(&ob).is_empty());
+        assert_eq!(ob.values_held().unwrap(), 0);
+        // An output turned off holds nothing JSON has had.
+        ob.commit_all(&[], &[batch("press", &["t1"], 40)], &state, 40).unwrap();
+        ob.values_delivered(&[5]).unwrap();
+        assert_eq!(batches(&ob), vec![5]);
+        assert!(ob.drop_sink("sparkplug").unwrap());
+        assert!(batches(&ob).is_empty());
+        assert_eq!(ob.last_value_batch().unwrap(), 5);
+    }
+
 }
