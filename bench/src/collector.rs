@@ -115,8 +115,9 @@ impl Collector {
         self.inner.lock().unwrap().recs.first().cloned()
     }
 
-    pub fn snapshot_tail(&self) -> Option<Rec> {
-        self.inner.lock().unwrap().recs.last().cloned()
+    /// Whether anything collected so far is `f`.
+    pub fn saw(&self, f: impl Fn(&Rec) -> bool) -> bool {
+        self.inner.lock().unwrap().recs.iter().any(f)
     }
 }
 

@@ -120,11 +120,12 @@ pub fn rig(ctx: &Ctx, dir: &Path, load: Load) -> Result<Rig> {
     collector.wait_subscribed(Duration::from_secs(10))?;
     let config = write_config(dir, broker.port)?;
     let p = spawn_pipeline(ctx, dir, &config, load)?;
-    // Generation starts once the forwarder is connected (its retained `online` arrived).
+    // Generation starts once the forwarder is connected (its retained `online` arrived). Not
+    // "the last message is `online`": the store's announcement follows it at once, and only
+    // Nagle's delay on the runtime's socket (now off) used to leave a window to see it last.
     anyhow::ensure!(
         wait_for(Duration::from_secs(20), || collector
-            .snapshot_tail()
-            .is_some_and(|r| r.tag.as_deref() == Some("online"))),
+            .saw(|r| r.tag.as_deref() == Some("online"))),
         "the runtime did not connect to the broker; see {}",
         p.log.display()
     );
