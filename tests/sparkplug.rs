@@ -99,7 +99,8 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     assert_eq!(nbirth["seq"], 0);
     let expect = [
         ("bdSeq", "INT64", None),
-        ("Node Control/Rebirth", "BOOLEAN", Some(1)),
+        // By name only: Sparkplug 3.0 gives the rebirth control no alias.
+        ("Node Control/Rebirth", "BOOLEAN", None),
         ("Production/Good Total", "UINT64", Some(2)),
         ("Production/Scrap Total", "UINT64", Some(3)),
         ("Machine/State", "STRING", Some(4)),
@@ -392,6 +393,37 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
         vec![4, 5, 6, 7, 8],
         "every part made meanwhile, as history, in order"
     );
+
+    // An offline STATE older than the online one the node has: stale, ignored (no NDEATH).
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 3_600_000;
+    l.host.send_state_at(false, an_hour_ago);
+    assert!(
+        l.host
+            .wait(|m| m.iter().filter(|m| m["type"] == "DONE").count() >= 3, 5)
+            .await,
+        "the host did not send the old STATE"
+    );
+    count = make_parts(&mut l.plc, count, 2).await;
+    assert!(
+        l.host
+            .wait(
+                |_| good_total(&l.host.node_messages()) == Some(count as u64),
+                15
+            )
+            .await,
+        "{}",
+        l.rt.logs()
+    );
+    assert_eq!(
+        of_type(&l.host.node_messages(), "NDEATH").count(),
+        1,
+        "a stale offline STATE kills nothing\n{}",
+        l.rt.logs()
+    );
     assert!(l.rt.terminate().success());
 }
 
@@ -447,6 +479,17 @@ type = "u16"
 publish = true
 "#;
 
+/// Whether a message's metrics are in time order.
+fn in_time_order(msg: &Value) -> bool {
+    let ts: Vec<u64> = msg["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["timestamp"].as_u64().unwrap())
+        .collect();
+    ts.windows(2).all(|w| w[0] <= w[1])
+}
+
 /// The values of the device metric `name` in the host's DDATA, in arrival order.
 fn ddata_values(msgs: &[Value], name: &str) -> Vec<Value> {
     of_type(msgs, "DDATA")
@@ -465,16 +508,20 @@ async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_
     let msgs = l.host.node_messages();
     let dbirth = of_type(&msgs, "DBIRTH").next().unwrap().clone();
     assert_eq!(metric(&dbirth, "die_temp").unwrap()["datatype"], "DOUBLE");
-    assert_eq!(metric(&dbirth, "oil_pressure").unwrap()["datatype"], "UINT16");
+    assert_eq!(
+        metric(&dbirth, "oil_pressure").unwrap()["datatype"],
+        "UINT16"
+    );
 
-    // What the PLC serves, step by step (raw registers); the deadband keeps 100.2 back.
+    // What the PLC serves, step by step (raw registers), after the zeros it held when the cell
+    // started (read before the device was born); the deadband keeps 100.2 back.
     let served: [(u16, u16); 5] = [(1000, 7), (1006, 7), (1002, 8), (999, 8), (999, 9)];
     for (temp, oil) in served {
         l.plc.write_u16s(DIE_TEMP, &[temp, oil]).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let want_temps = [100.0, 100.6, 99.9];
-    let want_oil = [7, 8, 9];
+    let want_temps = [0.0, 100.0, 100.6, 99.9];
+    let want_oil = [0, 7, 8, 9];
     let done = |m: &[Value]| {
         ddata_values(m, "die_temp").len() >= want_temps.len()
             && ddata_values(m, "oil_pressure").len() >= want_oil.len()
@@ -492,18 +539,28 @@ async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_
         .collect();
     assert_eq!(temps.len(), want_temps.len(), "{temps:?}");
     for (got, want) in temps.iter().zip(want_temps) {
-        assert!((got - want).abs() < 1e-9, "die_temp {temps:?}, served {want_temps:?}");
+        assert!(
+            (got - want).abs() < 1e-9,
+            "die_temp {temps:?}, served {want_temps:?}"
+        );
     }
     let oil: Vec<u64> = ddata_values(&msgs, "oil_pressure")
         .iter()
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert_eq!(oil, want_oil, "oil_pressure: every change the PLC served");
-    // The values carry the reading's time, not the publish's.
+    // The values carry the reading's time, not the publish's, and a message's metrics are in
+    // time order (births too), as Sparkplug 3.0 asks.
     for m in of_type(&msgs, "DDATA") {
         for v in m["metrics"].as_array().unwrap() {
             assert!(v["timestamp"].as_u64().unwrap() <= m["timestamp"].as_u64().unwrap());
         }
+    }
+    for m in msgs
+        .iter()
+        .filter(|m| m["type"] == "DDATA" || m["type"] == "DBIRTH")
+    {
+        assert!(in_time_order(m), "metrics out of time order: {m}");
     }
 
     // JSON MOM got the same values on its own topic.
@@ -534,11 +591,36 @@ async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_
     let msgs = l.host.node_messages();
     let reborn = of_type(&msgs, "DBIRTH").nth(1).unwrap();
     assert!(
-        (metric(reborn, "die_temp").unwrap()["value"].as_f64().unwrap() - 99.9).abs() < 1e-9,
+        (metric(reborn, "die_temp").unwrap()["value"]
+            .as_f64()
+            .unwrap()
+            - 99.9)
+            .abs()
+            < 1e-9,
         "{reborn}"
     );
     assert_eq!(metric(reborn, "oil_pressure").unwrap()["value"], 9);
+    assert!(in_time_order(reborn), "{reborn}");
     assert_eq!(seq_breaks(&msgs), Vec::<Value>::new(), "{msgs:?}");
+
+    // kill -9 and a start: the first birth of the new process shows the values too (the stored
+    // ones, marked stale, or the PLC's first readings if they came first), never nulls.
+    l.rt.kill9();
+    l.rt.start_again();
+    assert!(
+        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 3, 60).await,
+        "no DBIRTH after the restart\n{}",
+        l.rt.logs()
+    );
+    let msgs = l.host.node_messages();
+    let after_restart = of_type(&msgs, "DBIRTH").nth(2).unwrap();
+    let temp = metric(after_restart, "die_temp").unwrap();
+    assert!(
+        (temp["value"].as_f64().expect("not null") - 99.9).abs() < 1e-9,
+        "{after_restart}"
+    );
+    assert_eq!(metric(after_restart, "oil_pressure").unwrap()["value"], 9);
+    assert!(in_time_order(after_restart), "{after_restart}");
     assert!(l.rt.terminate().success(), "{}", l.rt.logs());
 }
 

@@ -106,6 +106,8 @@ fn stats(c: &CellConfig) -> Result<()> {
     );
     println!("last committed seq:  {}", s.last_seq);
     println!("rows kept:           {}", s.rows);
+    println!("process values held: {}", s.values_held);
+    println!("last value batch:    {}", s.last_value_batch);
     println!(
         "size in use:         {:.1} MB of {} MB",
         s.used_bytes as f64 / 1048576.0,

@@ -53,8 +53,9 @@ fn bad_id(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("expected a Sparkplug id, found an empty one".into());
     }
+    // U+0000 is not allowed anywhere in an MQTT topic.
     id.chars()
-        .find(|c| matches!(c, '/' | '+' | '#'))
+        .find(|c| matches!(c, '/' | '+' | '#' | '\0'))
         .map(|c| format!("a Sparkplug id is one topic level and cannot contain {c:?}: {id:?}"))
 }
 
@@ -97,6 +98,18 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {
                 vec![Seg::from("devices"), Seg::from(i), Seg::from("name")],
                 format!("the device is a Sparkplug device: {why}"),
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_id_is_one_topic_level_of_legal_characters() {
+        assert_eq!(super::bad_id("press4"), None);
+        assert_eq!(super::bad_id("acme:plant1:pressing:line2"), None);
+        for bad in ["", "a/b", "a+", "#", "a\0b"] {
+            assert!(super::bad_id(bad).is_some(), "{bad:?}");
         }
     }
 }

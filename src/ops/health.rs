@@ -87,6 +87,8 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
                 "last_seq": s.last_seq,
                 "last_delivered_seq": s.last_delivered_seq,
                 "store_used_bytes": s.used_bytes,
+                "values_held": s.values_held,
+                "last_value_batch": s.last_value_batch,
                 "store_file_bytes": view.file_bytes,
             })
         }

@@ -108,12 +108,13 @@ impl Devices {
 
     /// DBIRTH: the device's tags by name, alias and type, each with the last value published
     /// for it (`last`, by alias), null before the first.
+    /// The metrics go in time order, as the spec wants them.
     pub fn birth(&self, device: &str, last: Option<&LastValues>, seq: u8, ts: u64) -> Vec<u8> {
         let tags = self
             .get(device)
             .map(|d| d.tags.as_slice())
             .unwrap_or_default();
-        let metrics = tags
+        let mut metrics: Vec<_> = tags
             .iter()
             .map(|t| match last.and_then(|l| l.get(&t.alias)) {
                 Some(m) => payload::Metric {
@@ -131,6 +132,7 @@ impl Devices {
                 ),
             })
             .collect();
+        metrics.sort_by_key(|m| m.timestamp);
         encode(metrics, Some(seq as u64), ts)
     }
 
@@ -163,29 +165,42 @@ impl Devices {
 /// The last metric published per tag alias: a birth carries them.
 pub type LastValues = BTreeMap<u64, payload::Metric>;
 
+/// Sparkplug 3.0's `Quality` property codes (the only ones it allows): 0 bad, 192 good, 500
+/// stale.
+pub const QUALITY_BAD: u32 = 0;
+pub const QUALITY_STALE: u32 = 500;
+
+/// The `Quality` property (Int32) with `code`.
+pub fn quality(code: u32) -> payload::PropertySet {
+    payload::PropertySet {
+        keys: vec!["Quality".into()],
+        values: vec![payload::PropertyValue {
+            r#type: Some(DataType::Int32 as u32),
+            is_null: None,
+            value: Some(payload::property_value::Value::IntValue(code)),
+        }],
+    }
+}
+
 /// One process value as a metric: typed as the birth says; a reading of bad quality (no value)
-/// is null, and a value that is not good carries its quality as the `Quality` property, with
-/// the OPC DA codes Ignition reads (0 bad, 64 uncertain).
+/// is null. A value that is not good carries the `Quality` property: bad (0), also for an
+/// OPC UA uncertain reading, whose value is kept (the spec has no code for uncertain, and a
+/// value MOM cannot trust is not good). A good one carries none: good is the default.
 fn value_metric(t: &TagSpec, v: &ValueRecord, historical: bool) -> payload::Metric {
     let value = match (v.value, v.quality) {
         (_, Quality::Bad) | (None, _) => MetricValue::Null,
         (Some(x), _) => typed(t.datatype, x),
     };
-    let mut m = metric(None, Some(t.alias), t.datatype, &value, v.ts as u64, historical);
-    let code = match v.quality {
-        Quality::Good => None,
-        Quality::Uncertain => Some(64),
-        Quality::Bad => Some(0),
-    };
-    if let Some(code) = code {
-        m.properties = Some(payload::PropertySet {
-            keys: vec!["Quality".into()],
-            values: vec![payload::PropertyValue {
-                r#type: Some(DataType::Int32 as u32),
-                is_null: None,
-                value: Some(payload::property_value::Value::IntValue(code)),
-            }],
-        });
+    let mut m = metric(
+        None,
+        Some(t.alias),
+        t.datatype,
+        &value,
+        v.ts as u64,
+        historical,
+    );
+    if v.quality != Quality::Good {
+        m.properties = Some(quality(QUALITY_BAD));
     }
     m
 }
@@ -245,7 +260,11 @@ mod tests {
             (DataType::UInt16, Value::UInt(7), V::IntValue(7)),
             (DataType::UInt32, Value::UInt(70_000), V::IntValue(70_000)),
             (DataType::Int64, Value::Int(-5), V::LongValue(-5i64 as u64)),
-            (DataType::UInt64, Value::UInt(1 << 40), V::LongValue(1 << 40)),
+            (
+                DataType::UInt64,
+                Value::UInt(1 << 40),
+                V::LongValue(1 << 40),
+            ),
             (DataType::Float, Value::Float(1.5), V::FloatValue(1.5)),
             (DataType::Double, Value::Float(99.9), V::DoubleValue(99.9)),
             // A scaled integer tag is born Double; the driver hands a float.
@@ -268,7 +287,10 @@ mod tests {
         assert_eq!(bad.is_historical, Some(true));
         let q = bad.properties.expect("quality");
         assert_eq!(q.keys, vec!["Quality".to_string()]);
-        assert_eq!(q.values[0].value, Some(payload::property_value::Value::IntValue(0)));
+        assert_eq!(
+            q.values[0].value,
+            Some(payload::property_value::Value::IntValue(0))
+        );
         let unsure = value_metric(
             &spec(DataType::Double),
             &record(Some(Value::Float(2.0)), Quality::Uncertain),
@@ -277,7 +299,9 @@ mod tests {
         assert_eq!(unsure.value, Some(V::DoubleValue(2.0)));
         assert_eq!(
             unsure.properties.unwrap().values[0].value,
-            Some(payload::property_value::Value::IntValue(64))
+            Some(payload::property_value::Value::IntValue(0)),
+            "Sparkplug has no code for uncertain: bad, its value kept"
         );
+        assert_eq!(q.values[0].r#type, Some(DataType::Int32 as u32));
     }
 }

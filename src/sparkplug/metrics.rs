@@ -28,8 +28,9 @@ pub struct MetricDef {
 pub const BD_SEQ: &str = "bdSeq";
 pub const REBIRTH: &str = "Node Control/Rebirth";
 
-/// The node's metrics; a metric's alias is its index here. bdSeq (alias 0) and the rebirth
-/// control (alias 1) are the protocol's; the rest are the cell's production figures.
+/// The node's metrics; a metric's alias is its index here. bdSeq (index 0) and the rebirth
+/// control (index 1) are the protocol's and go by name only; the rest are the cell's
+/// production figures.
 pub const NODE_METRICS: &[MetricDef] = &[
     MetricDef {
         name: BD_SEQ,

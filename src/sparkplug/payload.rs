@@ -61,19 +61,20 @@ fn bd_seq_metric(bd_seq: u8, ts: u64) -> payload::Metric {
     )
 }
 
-/// NBIRTH: every node metric by name, alias and type, with the figures' values.
+/// NBIRTH: every node metric by name, alias and type, with the figures' values. The rebirth
+/// control goes by name only (Sparkplug 3.0: no alias for it, so that any host can ask).
 pub fn node_birth(figures: &Figures, bd_seq: u8, ts: u64) -> Vec<u8> {
     let mut metrics = vec![bd_seq_metric(bd_seq, ts)];
     for (alias, def) in NODE_METRICS.iter().enumerate().skip(1) {
         let alias = alias as u64;
-        let value = if def.name == REBIRTH {
-            MetricValue::Bool(false)
+        let (value, alias) = if def.name == REBIRTH {
+            (MetricValue::Bool(false), None)
         } else {
-            figures.value(alias)
+            (figures.value(alias), Some(alias))
         };
         metrics.push(metric(
             Some(def.name),
-            Some(alias),
+            alias,
             def.datatype,
             &value,
             ts,

@@ -10,7 +10,7 @@ use super::payload::{self, metric};
 use super::sink::{
     asks_rebirth, host_state, Ended, Ev, Inflight, Queued, Row, SparkplugSettings, SINK,
 };
-use super::values::ValueStream;
+use super::values::{DeviceValues, ValueStream};
 use crate::store::{Outbox, SinkCursor};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
@@ -35,8 +35,9 @@ pub(super) struct Session<'a> {
     /// The next message's `seq` (0–255, NBIRTH takes 0).
     msg_seq: u8,
     born: bool,
-    /// The primary host's last STATE timestamp: an older message is stale.
-    host_ts: i64,
+    /// The primary host's last STATE timestamp (kept across connections): an older message is
+    /// stale.
+    pub host_ts: i64,
     /// What has been published: births are made from it.
     live: Figures,
     live_seq: u64,
@@ -62,9 +63,11 @@ impl<'a> Session<'a> {
         outbox: &'a mut Outbox,
         cursor: SinkCursor,
         bd_seq: u8,
+        host_ts: i64,
+        last: DeviceValues,
     ) -> Self {
         let figures = Figures::from_json(&cursor.state);
-        let values = ValueStream::new(cursor.value_batch);
+        let values = ValueStream::new(cursor.value_batch, last);
         Session {
             s,
             client,
@@ -72,7 +75,7 @@ impl<'a> Session<'a> {
             bd_seq,
             msg_seq: 0,
             born: false,
-            host_ts: 0,
+            host_ts,
             live: figures.clone(),
             live_seq: cursor.seq,
             durable: figures,
@@ -133,12 +136,12 @@ impl<'a> Session<'a> {
     fn connected(&mut self, committed: u64) -> Result<(), Ended> {
         tracing::info!(bd_seq = self.bd_seq, "Sparkplug edge node connected");
         let t = &self.s.topics;
-        // Commands first: the spec wants the node listening before it is born.
+        // Commands first, at QoS 1: the spec wants the node listening before it is born.
         self.client
-            .try_subscribe(t.node("NCMD"), QoS::AtMostOnce)
+            .try_subscribe(t.node("NCMD"), QoS::AtLeastOnce)
             .map_err(Self::lost)?;
         self.client
-            .try_subscribe(t.device("DCMD", "+"), QoS::AtMostOnce)
+            .try_subscribe(t.device("DCMD", "+"), QoS::AtLeastOnce)
             .map_err(Self::lost)?;
         match &self.s.primary_host {
             Some(host) => self
@@ -187,7 +190,13 @@ impl<'a> Session<'a> {
         } else if let Some(device) = t.device_of(topic) {
             let device = device.to_string();
             super::commands::device_command(self.s, &device, bytes);
-        } else if let Some((online, ts)) = host_state(bytes) {
+        } else if let Some((online, ts)) = self
+            .s
+            .primary_host
+            .as_deref()
+            .filter(|host| topic == super::topics::Topics::state(host))
+            .and_then(|_| host_state(bytes))
+        {
             if ts < self.host_ts {
                 return Ok(());
             }
@@ -210,6 +219,7 @@ impl<'a> Session<'a> {
             let last = tokio::task::block_in_place(|| self.outbox.last_value_batch())
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             self.values.born(last);
+            self.fold_values()?;
         }
         let figures = self.figures_up_to(self.birth_seq.max(self.live_seq))?;
         let ts = now_ms() as u64;
@@ -224,13 +234,31 @@ impl<'a> Session<'a> {
         for (device, online) in &figures.devices {
             if *online && self.s.devices.get(device).is_some() {
                 let seq = self.next_seq();
-                let last = self.values.last(device);
+                let last = self.values.last.get(device);
                 let bytes = self.s.devices.birth(device, last, seq, ts);
                 self.publish(self.s.topics.device("DBIRTH", device), bytes, None)?;
                 self.born_devices.insert(device.clone());
             }
         }
         self.fill()
+    }
+
+    /// Folds the value batches committed before the birth into the last values (the births
+    /// show the newest), leaving them to go out as history.
+    fn fold_values(&mut self) -> Result<(), Ended> {
+        let (mut after, up_to) = (self.values.live, self.values.birth_batch());
+        while after < up_to {
+            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, 1000))
+                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            let Some(last) = rows.last().map(|r| r.batch) else {
+                break;
+            };
+            for r in rows.iter().take_while(|r| r.batch <= up_to) {
+                self.values.fold(r, &self.s.devices);
+            }
+            after = last;
+        }
+        Ok(())
     }
 
     /// The published figures with the events after them up to `seq` folded in.
@@ -315,7 +343,7 @@ impl<'a> Session<'a> {
                     Change::DeviceOnline(_) | Change::DeviceOffline(_) if historical => None,
                     Change::DeviceOnline(d) if self.s.devices.get(&d).is_some() => {
                         let seq = self.next_seq();
-                        let last = self.values.last(&d);
+                        let last = self.values.last.get(&d);
                         let bytes = self.s.devices.birth(&d, last, seq, now_ms() as u64);
                         let topic = self.s.topics.device("DBIRTH", &d);
                         self.born_devices.insert(d);
@@ -323,6 +351,7 @@ impl<'a> Session<'a> {
                     }
                     Change::DeviceOffline(d) if self.s.devices.get(&d).is_some() => {
                         self.born_devices.remove(&d);
+                        self.values.last.stale(&d);
                         let seq = self.next_seq();
                         Some((
                             self.s.topics.device("DDEATH", &d),
@@ -401,14 +430,20 @@ impl<'a> Session<'a> {
 
     /// Stores the cursors and, in Sparkplug-only mode, the delivery marks.
     pub fn persist(&mut self) {
-        if let Some(batch) = self.values.to_store() {
+        let changed = self.values.last.take_changed();
+        if let Some(batch) = self
+            .values
+            .to_store()
+            .or((!changed.is_empty()).then_some(self.values.durable()))
+        {
             // With JSON on, a batch also waits for the JSON values forwarder.
             let json = !self.s.marks_delivered;
             let res = tokio::task::block_in_place(|| {
-                self.outbox.advance_sink_values(SINK, batch, json)
+                self.outbox.advance_sink_values(SINK, batch, json, &changed)
             });
             match res {
-                Ok(()) => self.values.stored(batch),
+                Ok(()) => self.values.stored(),
+                // Tried again at the next tick (the last values at their next change).
                 Err(e) => tracing::error!("storing the Sparkplug values cursor: {e}"),
             }
         }
@@ -426,6 +461,11 @@ impl<'a> Session<'a> {
             // Kept dirty: tried again at the next tick; lost only costs a re-send.
             Err(e) => tracing::error!("storing the Sparkplug cursor: {e}"),
         }
+    }
+
+    /// Each tag's last value, for the next connection.
+    pub fn take_last(&mut self) -> DeviceValues {
+        std::mem::take(&mut self.values.last)
     }
 
     /// A clean stop: a bounded wait for what is in flight.

@@ -48,6 +48,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // The primary host's last STATE timestamp: a retained older STATE after a reconnect is stale.
+    let mut host_ts = 0i64;
+    // Each tag's last value, kept across connections; read from the store at the first.
+    let mut last: Option<super::values::DeviceValues> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -58,6 +62,10 @@ pub async fn run(
             let c = outbox.sink_cursor(SINK, |cell| Figures::from_cell(cell).to_json())?;
             let bd_seq = c.bd_seq.wrapping_add(1);
             outbox.set_sink_bd_seq(SINK, bd_seq)?;
+            if last.is_none() {
+                let stored = outbox.sink_device_values(SINK)?;
+                last = Some(super::values::DeviceValues::from_stored(stored));
+            }
             Ok::<_, crate::store::StoreError>((c, bd_seq))
         });
         let (cursor, bd_seq) = match start {
@@ -79,12 +87,21 @@ pub async fn run(
         eventloop.set_network_options(crate::forwarder::link::no_delay());
         let (tx, mut rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(eventloop, tx));
-        let mut session =
-            super::session::Session::new(&settings, &client, &mut outbox, cursor, bd_seq);
+        let mut session = super::session::Session::new(
+            &settings,
+            &client,
+            &mut outbox,
+            cursor,
+            bd_seq,
+            host_ts,
+            last.take().unwrap_or_default(),
+        );
         let ended = session
             .run(&mut rx, &mut committed, &mut shutdown, &mut backoff)
             .await;
         session.persist();
+        host_ts = session.host_ts;
+        last = Some(session.take_last());
         if !matches!(ended, Ended::Lost(_)) {
             // A clean DISCONNECT drops the will: the death certificate is ours to send.
             let death = payload::node_death(bd_seq, now_ms() as u64);
@@ -171,7 +188,7 @@ pub(super) type Inflight = HashMap<u16, Queued>;
 pub(super) fn asks_rebirth(bytes: &[u8]) -> bool {
     payload::decode(bytes).is_some_and(|p| {
         p.metrics.iter().any(|m| {
-            (m.name.as_deref() == Some(REBIRTH) || m.alias == Some(1))
+            m.name.as_deref() == Some(REBIRTH)
                 && matches!(
                     m.value,
                     Some(super::proto::payload::metric::Value::BooleanValue(true))

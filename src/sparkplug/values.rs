@@ -2,14 +2,84 @@
 //! behind a cursor of its own, after the events (counts, states and orders go first), and keeps
 //! the last value of every tag so that a device's birth shows where it stands.
 
-use super::devices::{Devices, LastValues};
+use super::devices::{quality, Devices, LastValues, QUALITY_STALE};
+use super::payload;
 use super::proto::payload::Metric;
 use crate::cell::ValuePayload;
 use crate::store::ValueRow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The last metric of every tag, per device: what a birth shows. Kept by the sink across its
+/// connections and stored with its cursor, so that a restart does not birth known tags as null.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceValues {
+    by_device: BTreeMap<String, LastValues>,
+    /// Devices changed since they were last stored.
+    changed: BTreeSet<String>,
+}
+
+impl DeviceValues {
+    /// What the store kept (each device's metrics as an encoded payload), marked stale: they
+    /// were published by an earlier process, and hold until the device reports again.
+    pub fn from_stored(stored: Vec<(String, Vec<u8>)>) -> Self {
+        let mut v = DeviceValues::default();
+        for (device, bytes) in stored {
+            let Some(p) = payload::decode(&bytes) else {
+                continue;
+            };
+            let last: LastValues = p
+                .metrics
+                .into_iter()
+                .filter_map(|m| Some((m.alias?, m)))
+                .collect();
+            v.by_device.insert(device.clone(), last);
+            v.stale(&device);
+            v.changed.clear();
+        }
+        v
+    }
+
+    pub fn get(&self, device: &str) -> Option<&LastValues> {
+        self.by_device.get(device)
+    }
+
+    fn set(&mut self, device: &str, metrics: &[Metric]) {
+        let last = self.by_device.entry(device.to_string()).or_default();
+        for m in metrics {
+            if let Some(alias) = m.alias {
+                last.insert(alias, m.clone());
+            }
+        }
+        self.changed.insert(device.to_string());
+    }
+
+    /// The device died: its values stay, as stale, until it reports again.
+    pub fn stale(&mut self, device: &str) {
+        if let Some(last) = self.by_device.get_mut(device) {
+            for m in last.values_mut() {
+                m.properties = Some(quality(QUALITY_STALE));
+            }
+            self.changed.insert(device.to_string());
+        }
+    }
+
+    /// The changed devices' metrics, encoded, to store; and forgets that they changed.
+    pub fn take_changed(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|d| {
+                let metrics = self
+                    .by_device
+                    .get(&d)
+                    .map(|l| l.values().cloned().collect());
+                (d, payload::encode(metrics.unwrap_or_default(), None, 0))
+            })
+            .collect()
+    }
+}
 
 pub(super) struct ValueStream {
-    /// The last batch handed to the client.
+    /// The last batch handed to the client (or folded into a birth).
     pub live: u64,
     /// Every batch up to here acknowledged (or skipped): stored with the cursor.
     durable: u64,
@@ -18,19 +88,18 @@ pub(super) struct ValueStream {
     pending: VecDeque<(u64, bool)>,
     /// Batches up to here were committed before the connection's first birth: history.
     birth_batch: u64,
-    /// The last metric published per device and tag alias.
-    last: BTreeMap<String, LastValues>,
+    pub last: DeviceValues,
 }
 
 impl ValueStream {
-    pub fn new(cursor: u64) -> Self {
+    pub fn new(cursor: u64, last: DeviceValues) -> Self {
         ValueStream {
             live: cursor,
             durable: cursor,
             dirty: false,
             pending: VecDeque::new(),
             birth_batch: 0,
-            last: BTreeMap::new(),
+            last,
         }
     }
 
@@ -39,15 +108,24 @@ impl ValueStream {
         self.birth_batch = last_batch;
     }
 
-    pub fn last(&self, device: &str) -> Option<&LastValues> {
-        self.last.get(device)
+    pub fn birth_batch(&self) -> u64 {
+        self.birth_batch
     }
 
-    /// Takes the next batch: its device and DDATA metrics, or None when nothing in it is
-    /// published (its device is not born, or lists none of its tags). A device that is not
-    /// born (it went offline, so its DDEATH is out) gets no DDATA: the spec allows data only
-    /// between a device's birth and death, and its death already tells the host its values
-    /// are stale.
+    /// Takes a batch committed before the birth into the last values, without publishing it:
+    /// the birth shows the newest values, and the batch goes out later as history.
+    pub fn fold(&mut self, row: &ValueRow, devices: &Devices) {
+        if let Some(p) = decode(row) {
+            let metrics = devices.data(&row.device, &p.values, false);
+            self.last.set(&row.device, &metrics);
+        }
+    }
+
+    /// Takes the next batch: its device and DDATA metrics (in time order), or None when
+    /// nothing in it is published (its device is not born, or lists none of its tags). A
+    /// device that is not born (it went offline, so its DDEATH is out) gets no DDATA: the spec
+    /// allows data only between a device's birth and its death, and its death already tells the
+    /// host its values are stale.
     pub fn take(
         &mut self,
         row: &ValueRow,
@@ -56,24 +134,19 @@ impl ValueStream {
     ) -> Option<(String, Vec<Metric>)> {
         self.live = row.batch;
         let historical = row.batch <= self.birth_batch;
-        let metrics = match serde_json::from_slice::<ValuePayload>(&row.payload) {
-            Ok(p) if born(&row.device) => devices.data(&row.device, &p.values, historical),
-            Ok(_) => Vec::new(),
-            Err(e) => {
-                tracing::error!(batch = row.batch, "a value batch that does not decode: {e}");
-                Vec::new()
-            }
+        let mut metrics = match decode(row) {
+            Some(p) if born(&row.device) => devices.data(&row.device, &p.values, historical),
+            _ => Vec::new(),
         };
         self.pending.push_back((row.batch, metrics.is_empty()));
         if metrics.is_empty() {
             self.advance();
             return None;
         }
-        let last = self.last.entry(row.device.clone()).or_default();
-        for m in &metrics {
-            if let Some(alias) = m.alias {
-                last.insert(alias, m.clone());
-            }
+        metrics.sort_by_key(|m| m.timestamp);
+        // History is older than what the birth showed (folded in): it does not replace it.
+        if !historical {
+            self.last.set(&row.device, &metrics);
         }
         Some((row.device.clone(), metrics))
     }
@@ -94,14 +167,22 @@ impl ValueStream {
         }
     }
 
-    /// The acknowledged place to store, if it moved since the last time.
+    /// The acknowledged place, if it moved since it was last stored.
     pub fn to_store(&self) -> Option<u64> {
         self.dirty.then_some(self.durable)
     }
 
-    pub fn stored(&mut self, batch: u64) {
-        if self.durable == batch {
-            self.dirty = false;
-        }
+    pub fn durable(&self) -> u64 {
+        self.durable
     }
+
+    pub fn stored(&mut self) {
+        self.dirty = false;
+    }
+}
+
+fn decode(row: &ValueRow) -> Option<ValuePayload<'_>> {
+    serde_json::from_slice(&row.payload)
+        .map_err(|e| tracing::error!(batch = row.batch, "a value batch that does not decode: {e}"))
+        .ok()
 }

@@ -44,6 +44,10 @@ pub struct OutboxStats {
     pub last_seq: u64,
     pub rows: u64,
     pub used_bytes: u64,
+    /// Process values held (the lower class, docs/VALUES.md): not yet had by every output.
+    pub values_held: u64,
+    /// The last value batch committed (0: none).
+    pub last_value_batch: u64,
 }
 
 impl Outbox {
@@ -310,6 +314,8 @@ impl Outbox {
             last_seq: last_seq as u64,
             rows,
             used_bytes: self.used_bytes()?,
+            values_held: self.values_held()?,
+            last_value_batch: self.last_value_batch()?,
         })
     }
 

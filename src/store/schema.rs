@@ -80,8 +80,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
     // 6: process values for the outputs with a cursor (Sparkplug's DDATA). A batch stays until
     // the JSON values forwarder has it (`json_done`, or no JSON) and every cursor is past it.
+    // `sink_value`: each device's last values as the output published them (Sparkplug: its
+    // births show them after a restart).
     "ALTER TABLE value_batch ADD COLUMN json_done INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE sink_cursor ADD COLUMN value_batch INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE sink_cursor ADD COLUMN value_batch INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sink_value (
+        sink    TEXT NOT NULL,
+        device  TEXT NOT NULL,
+        metrics BLOB NOT NULL,
+        PRIMARY KEY (sink, device)
+    );",
 ];
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its

@@ -92,6 +92,7 @@ impl Outbox {
     pub fn drop_sink(&mut self, sink: &str) -> Result<bool, StoreError> {
         let tx = self.conn().transaction()?;
         let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
+        tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
         super::values::delete_done(&tx, true)?;
         tx.commit()?;
         Ok(dropped)

@@ -1,6 +1,7 @@
 //! Process values in the store: a lower class than events. Their batches have their own
 //! sequence (the events' `seq` stays gap-free and never carries a value), their own cap and
-//! age, and are deleted once the broker has them. Over the cap the oldest batches are dropped,
+//! age, and are deleted once every output has them (the JSON values forwarder's broker and each
+//! output cursor, e.g. Sparkplug's DDATA). Over the cap the oldest batches are dropped,
 //! and what was dropped is handed back, by tag, for the metrics and the alarm.
 
 use super::schema::StoreError;
@@ -173,7 +174,8 @@ impl Outbox {
     pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            let mut done = tx.prepare_cached("UPDATE value_batch SET json_done = 1 WHERE batch = ?1")?;
+            let mut done =
+                tx.prepare_cached("UPDATE value_batch SET json_done = 1 WHERE batch = ?1")?;
             for &b in batches {
                 done.execute([b as i64])?;
             }
@@ -184,20 +186,39 @@ impl Outbox {
     }
 
     /// Moves `sink`'s value cursor on to `batch` (every batch up to it acknowledged to that
-    /// output) and deletes what every reader has had. `json`: whether a JSON values forwarder
-    /// runs, whose acknowledgement a batch also waits for.
+    /// output), stores the `last` values of the devices that changed (the output's own
+    /// encoding), and deletes what every reader has had. `json`: whether a JSON values
+    /// forwarder runs, whose acknowledgement a batch also waits for.
     pub fn advance_sink_values(
         &mut self,
         sink: &str,
         batch: u64,
         json: bool,
+        last: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("UPDATE sink_cursor SET value_batch = ?2 WHERE sink = ?1")?
             .execute(params![sink, batch as i64])?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO sink_value (sink, device, metrics) VALUES (?1, ?2, ?3)",
+            )?;
+            for (device, metrics) in last {
+                put.execute(params![sink, device, metrics])?;
+            }
+        }
         delete_done(&tx, json)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The last values `sink` stored per device.
+    pub fn sink_device_values(&self, sink: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT device, metrics FROM sink_value WHERE sink = ?1")?;
+        let rows = stmt.query_map([sink], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The last value batch ever committed (0: none).
@@ -361,38 +382,62 @@ mod tests {
             Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
         let state = CellState::default();
         let batches = |ob: &Outbox| -> Vec<u64> {
-            ob.value_rows_after(0, 100).unwrap().iter().map(|r| r.batch).collect()
+            ob.value_rows_after(0, 100)
+                .unwrap()
+                .iter()
+                .map(|r| r.batch)
+                .collect()
         };
         // Batch 1 before the cursor is made: not the new output's (as with events).
-        ob.commit_all(&[], &[batch("press", &["t1"], 10)], &state, 10).unwrap();
+        ob.commit_all(&[], &[batch("press", &["t1"], 10)], &state, 10)
+            .unwrap();
         let c = ob.sink_cursor("sparkplug", |_| String::new()).unwrap();
         assert_eq!(c.value_batch, 1);
-        ob.commit_all(&[], &[batch("press", &["t1"], 20), batch("oven", &["z1", "z2"], 20)], &state, 20)
-            .unwrap();
+        ob.commit_all(
+            &[],
+            &[
+                batch("press", &["t1"], 20),
+                batch("oven", &["z1", "z2"], 20),
+            ],
+            &state,
+            20,
+        )
+        .unwrap();
         // JSON has 1 and 2: 1 goes (the cursor is past it), 2 waits for the cursor.
         ob.values_delivered(&[1, 2]).unwrap();
         assert_eq!(batches(&ob), vec![2, 3]);
         assert_eq!(
-            ob.pending_values(0, 10).unwrap().iter().map(|r| r.batch).collect::<Vec<_>>(),
+            ob.pending_values(0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.batch)
+                .collect::<Vec<_>>(),
             vec![3],
             "JSON does not get batch 2 again"
         );
         // The cursor passes 3: 2 goes, 3 waits for JSON.
-        ob.advance_sink_values("sparkplug", 3, true).unwrap();
+        ob.advance_sink_values("sparkplug", 3, true, &[("press".into(), vec![1, 2])])
+            .unwrap();
+        assert_eq!(
+            ob.sink_device_values("sparkplug").unwrap(),
+            vec![("press".to_string(), vec![1u8, 2])]
+        );
         assert_eq!(batches(&ob), vec![3]);
         assert_eq!(ob.values_held().unwrap(), 2);
         // Sparkplug only: the cursor alone decides.
-        ob.commit_all(&[], &[batch("press", &["t1"], 30)], &state, 30).unwrap();
-        ob.advance_sink_values("sparkplug", 4, false).unwrap();
+        ob.commit_all(&[], &[batch("press", &["t1"], 30)], &state, 30)
+            .unwrap();
+        ob.advance_sink_values("sparkplug", 4, false, &[]).unwrap();
         assert!(batches(&ob).is_empty());
         assert_eq!(ob.values_held().unwrap(), 0);
         // An output turned off holds nothing JSON has had.
-        ob.commit_all(&[], &[batch("press", &["t1"], 40)], &state, 40).unwrap();
+        ob.commit_all(&[], &[batch("press", &["t1"], 40)], &state, 40)
+            .unwrap();
         ob.values_delivered(&[5]).unwrap();
         assert_eq!(batches(&ob), vec![5]);
         assert!(ob.drop_sink("sparkplug").unwrap());
         assert!(batches(&ob).is_empty());
+        assert!(ob.sink_device_values("sparkplug").unwrap().is_empty());
         assert_eq!(ob.last_value_batch().unwrap(), 5);
     }
-
 }

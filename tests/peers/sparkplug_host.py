@@ -4,6 +4,7 @@ Subscribes to spBv1.0/#, decodes every message with pysparkplug (aliases resolve
 births it saw) and prints one JSON line per message on stdout. Takes commands as JSON lines on
 stdin:
   {"cmd": "state", "online": true}       publish its STATE (retained), as a primary host does
+                                         ("timestamp": ms to send an old one)
   {"cmd": "rebirth", "group": g, "node": n}
   {"cmd": "dcmd", "group": g, "node": n, "device": d, "name": m, "datatype": "UINT32", "value": v}
 With --host-id it announces itself online at start, with an offline STATE as its will.
@@ -59,10 +60,12 @@ def on_message(_client, message):
     out(line)
 
 
-def state_message(host_id, online):
+def state_message(host_id, online, timestamp=None):
+    if timestamp is None:
+        timestamp = psp.get_current_timestamp()
     return psp.Message(
         topic=psp.Topic(message_type=psp.MessageType.STATE, sparkplug_host_id=host_id),
-        payload=psp.State(timestamp=psp.get_current_timestamp(), online=online),
+        payload=psp.State(timestamp=timestamp, online=online),
         qos=psp.QoS.AT_LEAST_ONCE,
         retain=True,
     )
@@ -89,7 +92,7 @@ def main():
         cmd = json.loads(raw)
         now = psp.get_current_timestamp()
         if cmd["cmd"] == "state":
-            client.publish(state_message(args.host_id, cmd["online"]))
+            client.publish(state_message(args.host_id, cmd["online"], cmd.get("timestamp")))
         elif cmd["cmd"] == "rebirth":
             metric = psp.Metric(timestamp=now, name="Node Control/Rebirth",
                                 datatype=psp.DataType.BOOLEAN, value=True)

@@ -86,6 +86,11 @@ impl Host {
         self.send(json!({"cmd": "state", "online": online}));
     }
 
+    /// A STATE with the timestamp `ts` (ms): an old one, as a broker may deliver late.
+    pub fn send_state_at(&mut self, online: bool, ts: u64) {
+        self.send(json!({"cmd": "state", "online": online, "timestamp": ts}));
+    }
+
     pub fn rebirth(&mut self) {
         self.send(json!({"cmd": "rebirth", "group": GROUP, "node": NODE}));
     }
