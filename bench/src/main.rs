@@ -7,6 +7,7 @@
 //! subscriber on a thread of the harness). `pipeline` is the runtime with an embedded driver
 //! for S1 and S3.
 
+mod bounds;
 mod ceiling;
 mod collector;
 mod harness;

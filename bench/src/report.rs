@@ -109,7 +109,6 @@ pub struct Figure<'a> {
     pub node_red: Cell,
     pub less_is_better: bool,
     pub target: Option<Target>,
-    pub bound: Option<Bound>,
 }
 
 /// Figures whose tools count different things: no ratio between them.
@@ -136,7 +135,6 @@ impl<'a> Figure<'a> {
             node_red: Cell::na(peers),
             less_is_better: true,
             target: None,
-            bound: None,
         }
     }
     pub fn digits(mut self, d: usize) -> Self {
@@ -149,13 +147,6 @@ impl<'a> Figure<'a> {
     }
     pub fn target(mut self, t: Target) -> Self {
         self.target = Some(t);
-        self
-    }
-    pub fn bound(mut self, figures: &[&str], why: &str) -> Self {
-        self.bound = Some(Bound {
-            figures: figures.iter().map(|s| s.to_string()).collect(),
-            why: why.to_string(),
-        });
         self
     }
 }
@@ -184,7 +175,7 @@ impl Table {
                     values: BTreeMap::new(),
                     why_none: BTreeMap::new(),
                     target: f.target.clone(),
-                    bound: f.bound.clone(),
+                    bound: crate::bounds::of(f.key),
                     ratios: !NO_RATIO.contains(&f.key),
                 });
                 self.results.figures.len() - 1

@@ -217,10 +217,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         ("s2.pss", "PSS (most over the run)", "MB", 1, &|r| r.pss_max, true, None),
     ];
     for (key, name, unit, digits, f, less, target) in rows {
-        let bound = (key == "s2.cpu_per_tag").then(|| crate::report::Bound {
-            figures: vec!["s2.cpu".into(), "s2.requests".into(), "s2.polls".into()],
-            why: "mes-edge's CPU for the requests it makes (each a socket write, a read and a wake-up)".into(),
-        });
         table.add(Figure {
             scenario: "S2",
             key,
@@ -232,7 +228,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             node_red: get(Tool::NodeRed, f),
             less_is_better: less,
             target,
-            bound,
         });
     }
     table.add(Figure {
@@ -246,7 +241,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         node_red: get(Tool::NodeRed, &|r| r.messages_per_s),
         less_is_better: true,
         target: None,
-        bound: None,
     });
     let with_publishing = |f: &dyn Fn(&Result2) -> f64| -> Cell {
         match &publishing {
@@ -282,7 +276,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             node_red: get(Tool::NodeRed, f),
             less_is_better: true,
             target: None,
-            bound: None,
         });
     }
     Ok(())

@@ -155,11 +155,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         .target(Target::ShareOf {
             figure: "s1.ceiling".into(),
             share: 0.9,
-        })
-        .bound(
-            &["s3.broker_cpu", "s3.cpu", "s1.ceiling"],
-            "Mosquitto and the runtime during the drain, beside the broker's ceiling",
-        ),
+        }),
     );
     table.add(f(
         "s3.broker_cpu",

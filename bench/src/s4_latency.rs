@@ -193,7 +193,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             node_red: get(Tool::NodeRed, f),
             less_is_better: true,
             target,
-            bound: None,
         });
     }
     println!("S4 change to publish, OPC UA at 10 ms sampling: mes-edge");

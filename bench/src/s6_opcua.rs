@@ -272,7 +272,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
                 node_red: Cell::na("-"),
                 less_is_better: less,
                 target,
-                bound: None,
             });
         }
         table.note(format!(

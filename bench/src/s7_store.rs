@@ -343,7 +343,6 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             node_red: Cell::na("-"),
             less_is_better,
             target,
-            bound: None,
         });
     }
     table.note(
