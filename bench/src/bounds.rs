@@ -3,7 +3,14 @@
 //! (a results.json recorded before a bound was written down gets it from here). Only words and
 //! figure keys live here: the values always come from the run.
 
-use crate::report::Bound;
+use serde::{Deserialize, Serialize};
+
+/// When a target is not met: the measured figures that show what bounds it, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bound {
+    pub figures: Vec<String>,
+    pub why: String,
+}
 
 const BOUNDS: &[(&str, &[&str], &str)] = &[
     (

@@ -26,12 +26,7 @@ pub enum Target {
     ShareOf { figure: String, share: f64 },
 }
 
-/// When a target is not met: the measured figures that show what bounds it, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Bound {
-    pub figures: Vec<String>,
-    pub why: String,
-}
+pub use crate::bounds::Bound;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FigureData {

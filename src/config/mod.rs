@@ -2,6 +2,7 @@
 //! reported as `file:line:column: what was expected`, because the person reading it is
 //! commissioning a cell with the file open in an editor.
 
+mod cell_path;
 mod check;
 mod drivers;
 pub mod lab;
@@ -13,6 +14,7 @@ mod types;
 mod url;
 pub mod values;
 
+pub use cell_path::CellPath;
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,

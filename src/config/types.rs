@@ -1,3 +1,4 @@
+use super::cell_path::CellPath;
 use crate::vocabulary::MachineState;
 use mes_edge_drivers::modbus::{ByteOrder, DataType, Table};
 use mes_edge_drivers::opcua::{NodeType, SecurityMode, SecurityPolicy};
@@ -117,34 +118,6 @@ pub struct OrderSignals {
     pub number_tag: String,
     /// A bool whose rising edge ends (Stop) the running order.
     pub end_tag: Option<String>,
-}
-
-/// Where the cell sits in the ISA-95 equipment hierarchy; it names the cell's MQTT topics.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CellPath {
-    pub enterprise: String,
-    pub site: String,
-    pub area: String,
-    pub line: String,
-    pub cell: String,
-}
-
-impl CellPath {
-    pub fn levels(&self) -> [&str; 5] {
-        [
-            &self.enterprise,
-            &self.site,
-            &self.area,
-            &self.line,
-            &self.cell,
-        ]
-    }
-
-    /// `enterprise/site/area/line/cell`.
-    pub fn joined(&self) -> String {
-        self.levels().join("/")
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

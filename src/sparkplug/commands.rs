@@ -6,14 +6,10 @@
 //! with its reason; a host sees it as a value that does not change.
 
 use super::proto::payload::metric::Value as Wire;
-use super::sink::SparkplugSettings;
+use super::settings::SparkplugSettings;
 use crate::cell::CommandIn;
 use crate::orders::{CommandSource, Reply};
 use serde_json::{json, Value as Json};
-use tokio::sync::mpsc;
-
-/// The engine's command door.
-pub type Writes = mpsc::Sender<CommandIn>;
 
 fn value(v: &Wire) -> Option<Json> {
     Some(match v {

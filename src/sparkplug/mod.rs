@@ -10,14 +10,16 @@ mod payload;
 #[rustfmt::skip]
 pub mod proto;
 mod session;
+mod settings;
 mod sink;
 mod topics;
 mod values;
+mod wire;
 
-pub use commands::Writes;
 pub use devices::{DeviceSpec, Devices, TagSpec};
 pub use metrics::{Figures, MetricValue, NODE_METRICS};
-pub use sink::{run, SparkplugSettings, SINK};
+pub use settings::{SparkplugSettings, Writes, SINK};
+pub use sink::run;
 pub use topics::Topics;
 
 use crate::config::CellConfig;

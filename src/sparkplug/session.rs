@@ -7,10 +7,9 @@
 
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
-use super::sink::{
-    asks_rebirth, host_state, Ended, Ev, Inflight, Queued, Row, SparkplugSettings, SINK,
-};
+use super::settings::{SparkplugSettings, SINK};
 use super::values::{DeviceValues, ValueStream};
+use super::wire::{asks_rebirth, host_state, Ended, Ev, Inflight, Queued, Row};
 use crate::store::{Outbox, SinkCursor};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};

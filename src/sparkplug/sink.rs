@@ -3,42 +3,15 @@
 //! outbox, moved at the broker's acknowledgements (QoS 1) so that every event reaches it at
 //! least once, whatever the JSON forwarder does.
 
-use super::metrics::{Figures, REBIRTH};
+use super::metrics::Figures;
 use super::payload;
-use super::topics::Topics;
+use super::settings::{SparkplugSettings, SINK};
+use super::wire::{poll, Ended};
 use crate::store::Outbox;
 use mes_edge_drivers::{now_ms, Backoff};
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::HashMap;
+use rumqttc::{AsyncClient, LastWill, QoS};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// The cursor's name in the store.
-pub const SINK: &str = "sparkplug";
-
-#[derive(Clone)]
-pub struct SparkplugSettings {
-    /// Without a will: each connect sets its own NDEATH.
-    pub mqtt: MqttOptions,
-    pub topics: Topics,
-    pub primary_host: Option<String>,
-    /// Births and data.
-    pub qos: QoS,
-    /// Sparkplug only: no JSON forwarder marks the rows, so this sink does.
-    pub marks_delivered: bool,
-    /// Messages awaiting their acknowledgement at once.
-    pub window: usize,
-    pub devices: super::devices::Devices,
-    /// The engine's command door, where DCMD writes go as write_tag commands; None: refused.
-    pub writes: Option<super::commands::Writes>,
-}
-
-pub(super) enum Ended {
-    Shutdown,
-    /// The primary host went offline: NDEATH sent, reconnect and wait for it.
-    HostOffline,
-    Lost(String),
-}
 
 /// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
 pub async fn run(
@@ -137,68 +110,4 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
     }
-}
-
-/// Drives the event loop, handing on what the session needs, until its first error.
-async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
-    loop {
-        let ev = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
-            Ok(Event::Incoming(Packet::PubAck(a))) => Ev::Acked(a.pkid),
-            Ok(Event::Incoming(Packet::Publish(p))) => Ev::Message(p.topic, p.payload.to_vec()),
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Written(pkid),
-            Ok(Event::Incoming(Packet::Disconnect)) => Ev::Closed,
-            Ok(_) => continue,
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        if tx.send(Ok(ev)).is_err() {
-            return;
-        }
-    }
-}
-
-/// What the session hears from its event loop.
-pub(super) enum Ev {
-    ConnAck,
-    Written(u16),
-    Acked(u16),
-    Message(String, Vec<u8>),
-    Closed,
-}
-
-/// What a publish carries, to be marked done at its acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Row {
-    /// An event, by `seq`.
-    Event(u64),
-    /// A batch of process values, by `batch`.
-    Values(u64),
-}
-
-/// A publish handed to the client: the row it carries, if any (births carry none).
-pub(super) type Queued = Option<Row>;
-
-/// Publishes written and waiting for their PUBACK, by packet id.
-pub(super) type Inflight = HashMap<u16, Queued>;
-
-/// Is this NCMD a rebirth request?
-pub(super) fn asks_rebirth(bytes: &[u8]) -> bool {
-    payload::decode(bytes).is_some_and(|p| {
-        p.metrics.iter().any(|m| {
-            m.name.as_deref() == Some(REBIRTH)
-                && matches!(
-                    m.value,
-                    Some(super::proto::payload::metric::Value::BooleanValue(true))
-                )
-        })
-    })
-}
-
-/// A primary host's STATE message (Sparkplug 3.0: `{"online": bool, "timestamp": ms}`).
-pub(super) fn host_state(bytes: &[u8]) -> Option<(bool, i64)> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    Some((v["online"].as_bool()?, v["timestamp"].as_i64().unwrap_or(0)))
 }

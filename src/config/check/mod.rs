@@ -16,6 +16,7 @@ macro_rules! path {
 mod modbus;
 mod opcua;
 mod orders;
+mod sparkplug;
 mod values;
 
 /// A tag in two roles would be overwritten in the cell's role map: a counter that is also the
@@ -133,7 +134,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     check_store(c, &mut p);
     parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
-    super::sparkplug::check(c, &mut p);
+    sparkplug::check(c, &mut p);
     if p.is_empty() {
         Ok(parsed)
     } else {

@@ -1,0 +1,31 @@
+//! What the Sparkplug sink runs with: its MQTT session's options, its topics, its devices and
+//! the engine's command door for DCMD writes.
+
+use super::devices::Devices;
+use super::topics::Topics;
+use crate::cell::CommandIn;
+use rumqttc::{MqttOptions, QoS};
+use tokio::sync::mpsc;
+
+/// The engine's command door.
+pub type Writes = mpsc::Sender<CommandIn>;
+
+/// The cursor's name in the store.
+pub const SINK: &str = "sparkplug";
+
+#[derive(Clone)]
+pub struct SparkplugSettings {
+    /// Without a will: each connect sets its own NDEATH.
+    pub mqtt: MqttOptions,
+    pub topics: Topics,
+    pub primary_host: Option<String>,
+    /// Births and data.
+    pub qos: QoS,
+    /// Sparkplug only: no JSON forwarder marks the rows, so this sink does.
+    pub marks_delivered: bool,
+    /// Messages awaiting their acknowledgement at once.
+    pub window: usize,
+    pub devices: Devices,
+    /// The engine's command door, where DCMD writes go as write_tag commands; None: refused.
+    pub writes: Option<Writes>,
+}
