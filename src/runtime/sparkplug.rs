@@ -31,6 +31,11 @@ pub fn start(
         primary_host = settings.primary_host.as_deref().unwrap_or("none"),
         "Sparkplug B edge node"
     );
+    // The cursor before the engine starts, so that every event and value batch of this run is
+    // the sink's, however late its task gets going.
+    writer.sink_cursor(sparkplug::SINK, |c| {
+        sparkplug::Figures::from_cell(c).to_json()
+    })?;
     if settings.marks_delivered {
         settle_before_cursor(writer)?;
     }

@@ -36,6 +36,8 @@ pub async fn run(
             let bd_seq = c.bd_seq.wrapping_add(1);
             outbox.set_sink_bd_seq(SINK, bd_seq)?;
             if last.is_none() {
+                // Once per start: JSON may have been turned on or off since batches were marked.
+                outbox.settle_values(!settings.marks_delivered)?;
                 let stored = outbox.sink_device_values(SINK)?;
                 last = Some(super::values::DeviceValues::from_stored(stored));
             }

@@ -93,7 +93,7 @@ impl Outbox {
         let tx = self.conn().transaction()?;
         let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
         tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
-        super::values::delete_done(&tx, true)?;
+        super::values::delete_done(&tx, true, 0)?;
         tx.commit()?;
         Ok(dropped)
     }

@@ -170,17 +170,32 @@ impl Outbox {
     }
 
     /// The JSON values forwarder's broker acknowledged these batches (dropped meanwhile ones
-    /// are already gone): each goes once every output cursor is past it too.
+    /// are already gone): each goes now if every output cursor is past it too, or is marked
+    /// for the cursor that passes it later. By primary key: no scan, however many are held.
     pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        let mut gone = 0i64;
         {
+            let mut del = tx.prepare_cached(
+                "DELETE FROM value_batch WHERE batch = ?1
+                   AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
+                 RETURNING count",
+            )?;
             let mut done =
                 tx.prepare_cached("UPDATE value_batch SET json_done = 1 WHERE batch = ?1")?;
             for &b in batches {
-                done.execute([b as i64])?;
+                match del
+                    .query_row(params![b as i64, i64::MAX], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    Some(n) => gone += n,
+                    None => {
+                        done.execute([b as i64])?;
+                    }
+                }
             }
         }
-        delete_done(&tx, true)?;
+        forget_held(&tx, gone)?;
         tx.commit()?;
         Ok(())
     }
@@ -197,6 +212,9 @@ impl Outbox {
         last: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        let was: i64 = tx
+            .prepare_cached("SELECT value_batch FROM sink_cursor WHERE sink = ?1")?
+            .query_row([sink], |r| r.get(0))?;
         tx.prepare_cached("UPDATE sink_cursor SET value_batch = ?2 WHERE sink = ?1")?
             .execute(params![sink, batch as i64])?;
         {
@@ -207,7 +225,17 @@ impl Outbox {
                 put.execute(params![sink, device, metrics])?;
             }
         }
-        delete_done(&tx, json)?;
+        // Only what this move passed can have become everyone's: a range of the primary key.
+        delete_done(&tx, json, was as u64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes every batch every reader has had: at an output's start, when whether a JSON
+    /// values forwarder runs (`json`) may have changed since the batches were marked.
+    pub fn settle_values(&mut self, json: bool) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        delete_done(&tx, json, 0)?;
         tx.commit()?;
         Ok(())
     }
@@ -235,22 +263,29 @@ pub(super) fn last_batch(conn: &rusqlite::Connection) -> Result<u64, StoreError>
     Ok(last.unwrap_or(0).max(0) as u64)
 }
 
-/// Deletes the batches every reader has had: the JSON values forwarder (when `json`) and every
-/// output cursor (none: no cursor holds any).
-pub(super) fn delete_done(tx: &Transaction, json: bool) -> Result<(), StoreError> {
+/// Deletes the batches after `after` that every reader has had: the JSON values forwarder (when
+/// `json`) and every output cursor (none: no cursor holds any).
+pub(super) fn delete_done(tx: &Transaction, json: bool, after: u64) -> Result<(), StoreError> {
     let gone: i64 = {
         let mut del = tx.prepare_cached(
             "DELETE FROM value_batch
-             WHERE batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), 9223372036854775807)
-               AND (json_done = 1 OR ?1 = 0)
+             WHERE batch > ?1
+               AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
+               AND (json_done = 1 OR ?3 = 0)
              RETURNING count",
         )?;
-        let rows = del.query_map([json], |r| r.get::<_, i64>(0))?;
+        let rows = del.query_map(params![after as i64, i64::MAX, json], |r| {
+            r.get::<_, i64>(0)
+        })?;
         rows.sum::<Result<i64, _>>()?
     };
-    if gone > 0 {
+    forget_held(tx, gone)
+}
+
+fn forget_held(tx: &Transaction, values: i64) -> Result<(), StoreError> {
+    if values > 0 {
         tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
-            .execute([gone])?;
+            .execute([values])?;
     }
     Ok(())
 }
@@ -424,9 +459,12 @@ mod tests {
         );
         assert_eq!(batches(&ob), vec![3]);
         assert_eq!(ob.values_held().unwrap(), 2);
-        // Sparkplug only: the cursor alone decides.
+        // Restarted Sparkplug-only: what JSON never had goes once the cursor is past it.
+        ob.settle_values(false).unwrap();
+        assert!(batches(&ob).is_empty());
         ob.commit_all(&[], &[batch("press", &["t1"], 30)], &state, 30)
             .unwrap();
+        assert_eq!(batches(&ob), vec![4]);
         ob.advance_sink_values("sparkplug", 4, false, &[]).unwrap();
         assert!(batches(&ob).is_empty());
         assert_eq!(ob.values_held().unwrap(), 0);
