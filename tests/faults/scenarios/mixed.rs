@@ -69,6 +69,7 @@ async fn every_fault_mixed_at_random() {
             7 => {
                 plant.pause_and_settle().await;
                 let online = plant.online_count();
+                let (was, resets) = (plant.machine().registers(), plant.resets());
                 plant.peer.kill9();
                 plant.faults += 1;
                 tokio::time::sleep(rng.millis(200, 3000)).await;
@@ -79,6 +80,9 @@ async fn every_fault_mixed_at_random() {
                 // passed its old value first, counts as ordinary parts and loses that old value
                 // (docs/RELIABILITY.md). Its reconnect backoff can reach 30 s.
                 plant.wait_online(online + 1).await;
+                plant
+                    .wait_resets_confirmed(resets, (was.good, was.scrap))
+                    .await;
                 plant.machine().resume();
             }
             8 => {
@@ -89,7 +93,11 @@ async fn every_fault_mixed_at_random() {
             }
             9 => {
                 plant.pause_and_settle().await;
+                let (was, resets) = (plant.machine().registers(), plant.resets());
                 plant.machine().jump_to(0, 0).await;
+                plant
+                    .wait_resets_confirmed(resets, (was.good, was.scrap))
+                    .await;
                 plant.machine().resume();
                 plant.faults += 1;
             }
