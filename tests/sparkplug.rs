@@ -57,6 +57,31 @@ struct Lab {
     rt: RuntimeProcess,
 }
 
+impl Lab {
+    /// Waits for the node's births and its PLC's (the `n`th DBIRTH); panics with what the host
+    /// saw and the runtime's log.
+    async fn wait_births(&self, n: usize) {
+        assert!(
+            self.host
+                .wait(|m| of_type(m, "DBIRTH").count() >= n, 60)
+                .await,
+            "no DBIRTH #{n}: {:?}\n{}",
+            self.host.messages(),
+            self.rt.logs()
+        );
+    }
+
+    /// Whether the host's good total reaches `total` within `secs`.
+    async fn good_total_reaches(&self, total: u64, secs: u64) -> bool {
+        self.host
+            .wait(
+                |_| good_total(&self.host.node_messages()) == Some(total),
+                secs,
+            )
+            .await
+    }
+}
+
 async fn lab(good: u32, host_id: Option<&str>, sparkplug: &str) -> Lab {
     let broker = Mosquitto::start();
     let peer = ModbusPeer::start();
@@ -83,12 +108,7 @@ async fn lab(good: u32, host_id: Option<&str>, sparkplug: &str) -> Lab {
 async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq() {
     let mut l = lab(100, None, "").await;
 
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "no NBIRTH and DBIRTH: {:?}\n{}",
-        l.host.messages(),
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
     let msgs = l.host.node_messages();
     let nbirth = of_type(&msgs, "NBIRTH").next().unwrap().clone();
     assert_eq!(
@@ -131,12 +151,7 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
     let before = good_total(&l.host.node_messages()).unwrap_or(0);
     make_parts(&mut l.plc, 100, 7).await;
     assert!(
-        l.host
-            .wait(
-                |_| good_total(&l.host.node_messages()) == Some(before + 7),
-                15
-            )
-            .await,
+        l.good_total_reaches(before + 7, 15).await,
         "good total {:?}, expected {}\n{}",
         good_total(&l.host.node_messages()),
         before + 7,
@@ -151,14 +166,7 @@ async fn births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq
         l.rt.logs()
     );
     make_parts(&mut l.plc, 107, 3).await;
-    assert!(
-        l.host
-            .wait(
-                |_| good_total(&l.host.node_messages()) == Some(before + 10),
-                15
-            )
-            .await
-    );
+    assert!(l.good_total_reaches(before + 10, 15).await);
     let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(
@@ -199,14 +207,7 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
             l.rt.logs()
         );
         count = make_parts(&mut l.plc, count, 2).await;
-        assert!(
-            l.host
-                .wait(
-                    |_| good_total(&l.host.node_messages()) == Some(count as u64),
-                    15
-                )
-                .await
-        );
+        assert!(l.good_total_reaches(count as u64, 15).await);
         if round < 3 {
             l.rt.kill9();
             // The broker publishes the will once it notices the connection is gone.
@@ -269,11 +270,7 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcmd_writes_a_writable_tag_and_refuses_another() {
     let mut l = lab(5, None, "").await;
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "{}",
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
 
     l.host.dcmd("plc", "active_target", "UINT32", json!(4242));
     l.host.dcmd("plc", "good_count", "UINT32", json!(9));
@@ -336,13 +333,7 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
         l.rt.logs()
     );
     let mut count = make_parts(&mut l.plc, 0, 3).await;
-    assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(3), 15)
-            .await,
-        "{}",
-        l.rt.logs()
-    );
+    assert!(l.good_total_reaches(3, 15).await, "{}", l.rt.logs());
 
     l.host.set_online(false);
     assert!(
@@ -365,14 +356,7 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
         "{}",
         l.rt.logs()
     );
-    assert!(
-        l.host
-            .wait(
-                |_| good_total(&l.host.node_messages()) == Some(count as u64),
-                15
-            )
-            .await
-    );
+    assert!(l.good_total_reaches(count as u64, 15).await);
     let msgs = l.host.node_messages();
     let births: Vec<&Value> = of_type(&msgs, "NBIRTH").collect();
     assert_eq!(
@@ -409,12 +393,7 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
     );
     count = make_parts(&mut l.plc, count, 2).await;
     assert!(
-        l.host
-            .wait(
-                |_| good_total(&l.host.node_messages()) == Some(count as u64),
-                15
-            )
-            .await,
+        l.good_total_reaches(count as u64, 15).await,
         "{}",
         l.rt.logs()
     );
@@ -430,25 +409,15 @@ async fn data_made_while_the_primary_host_is_offline_arrives_as_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_good_total_stays_the_plcs_parts_across_a_counter_reset() {
     let mut l = lab(500, None, "").await;
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "{}",
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
     make_parts(&mut l.plc, 500, 4).await;
-    assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(4), 15)
-            .await
-    );
+    assert!(l.good_total_reaches(4, 15).await);
     // The PLC restarts its counter from zero (a shift change, a PLC restart).
     l.plc.write_u32(GOOD, 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(7), 15)
-            .await,
+        l.good_total_reaches(7, 15).await,
         "good total {:?}, the PLC made 7\n{}",
         good_total(&l.host.node_messages()),
         l.rt.logs()
@@ -500,11 +469,7 @@ fn ddata_values(msgs: &[Value], name: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_the_last() {
     let mut l = lab(0, None, VALUE_TAGS).await;
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "{}",
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
     let msgs = l.host.node_messages();
     let dbirth = of_type(&msgs, "DBIRTH").next().unwrap().clone();
     assert_eq!(metric(&dbirth, "die_temp").unwrap()["datatype"], "DOUBLE");
@@ -627,23 +592,13 @@ async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged() {
     let mut l = lab(0, None, &format!("json = false\n{VALUE_TAGS}")).await;
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "{}",
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
     make_parts(&mut l.plc, 0, 3).await;
     for oil in [5, 6] {
         l.plc.write_u16(OIL, oil).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(3), 15)
-            .await,
-        "{}",
-        l.rt.logs()
-    );
+    assert!(l.good_total_reaches(3, 15).await, "{}", l.rt.logs());
     assert!(
         l.host
             .wait(
@@ -688,17 +643,9 @@ async fn sparkplug_only_publishes_no_json_and_marks_what_its_broker_acknowledged
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
     let mut l = lab(300, None, "").await;
-    assert!(
-        l.host.wait(|m| of_type(m, "DBIRTH").count() >= 1, 60).await,
-        "{}",
-        l.rt.logs()
-    );
+    l.wait_births(1).await;
     make_parts(&mut l.plc, 300, 4).await;
-    assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(4), 15)
-            .await
-    );
+    assert!(l.good_total_reaches(4, 15).await);
 
     // The PLC goes away: its device dies; it comes back with every counter at zero.
     l.plc.disconnect();
@@ -718,9 +665,7 @@ async fn a_plc_restart_kills_and_rebirths_its_device_and_the_total_counts_on() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     make_parts(&mut l.plc, 0, 3).await;
     assert!(
-        l.host
-            .wait(|_| good_total(&l.host.node_messages()) == Some(7), 20)
-            .await,
+        l.good_total_reaches(7, 20).await,
         "good total {:?}, the PLC made 7\n{}",
         good_total(&l.host.node_messages()),
         l.rt.logs()

@@ -345,11 +345,16 @@ mod tests {
         }
     }
 
+    /// A new store in a folder that lives as long as the test holds it.
+    fn store() -> (tempfile::TempDir, Outbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        (dir, ob)
+    }
+
     #[test]
     fn values_have_their_own_sequence_cap_and_age_and_never_touch_the_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ob =
-            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let (_dir, mut ob) = store();
         let state = CellState::default();
         let c = ob
             .commit_all(
@@ -412,9 +417,7 @@ mod tests {
 
     #[test]
     fn a_batch_stays_until_json_and_every_cursor_have_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ob =
-            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let (_dir, mut ob) = store();
         let state = CellState::default();
         let batches = |ob: &Outbox| -> Vec<u64> {
             ob.value_rows_after(0, 100)
