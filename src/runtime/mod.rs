@@ -13,7 +13,7 @@ use crate::cell::{CellModel, CellState, CommandIn, Engine};
 use crate::config::CellConfig;
 use crate::forwarder::{self, ForwarderSettings};
 use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};
-use crate::store::Outbox;
+use crate::store::{Checkpointer, Outbox};
 use anyhow::{Context, Result};
 use engine_loop::engine_loop;
 use rumqttc::QoS;
@@ -69,10 +69,14 @@ async fn run_cell(
     // Held until the runtime ends: a second runtime on this store stops here.
     let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
     crate::store::identity::restrict_files(&config.store.path)?;
+    // Every connection of the runtime, and every one opened again from them, checkpoints on
+    // the checkpointer's thread.
+    let checkpointer = Checkpointer::start(&config.store.path, config.store.synchronous)?;
     let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
+    checkpointer.attach(&mut writer)?;
     let announced =
         crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
-    let reader = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
+    let reader = writer.open_again(config.store.synchronous)?;
     let state = writer.load_state()?;
     tracing::info!(
         cell = %cell_path,
@@ -132,7 +136,7 @@ async fn run_cell(
                 probe: ops.values().clone(),
                 events: ops.forwarder().clone(),
             },
-            Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?,
+            writer.open_again(config.store.synchronous)?,
             fwd_stop_tx.subscribe(),
         )))
     } else {
@@ -168,7 +172,8 @@ async fn run_cell(
                     Ok(new) => {
                         let commands = cell.stop().await?.context("the engine thread ended during a reload")?;
                         config = new;
-                        let writer = Outbox::open(&config.store.path, config.store.synchronous, &config.cell.joined())?;
+                        let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
+                        checkpointer.attach(&mut writer)?;
                         let state = writer.load_state()?;
                         cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref())?;
                         ops.reload_applied();

@@ -3,6 +3,7 @@
 //! a count survive kill -9 exactly: either the parts and the new counter baseline are on disk, or
 //! neither is and the next reading counts them again.
 
+mod checkpoint;
 pub mod identity;
 pub mod inspect;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod schema;
 mod sink_cursor;
 mod values;
 
+pub use checkpoint::Checkpointer;
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use prune::{PrunePass, Pruned};

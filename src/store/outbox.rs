@@ -15,6 +15,8 @@ pub struct Outbox {
     last_seq: u64,
     /// The store's identity (meta table), in every envelope it commits.
     store_id: String,
+    /// Where this connection's WAL checkpoints run, if not on its own thread.
+    pub(super) checkpointer: Option<super::Checkpointer>,
 }
 
 /// A committed event as the forwarder publishes it.
@@ -63,6 +65,7 @@ impl Outbox {
             cell: cell.to_string(),
             last_seq: last_seq as u64,
             store_id,
+            checkpointer: None,
         })
     }
 
@@ -166,7 +169,11 @@ impl Outbox {
     /// Another connection to the same store, with its own `synchronous` level.
     pub fn open_again(&self, sync: Synchronous) -> Result<Self, StoreError> {
         let path = self.conn.path().unwrap_or_default().to_string();
-        Outbox::open(Path::new(&path), sync, &self.cell)
+        let mut again = Outbox::open(Path::new(&path), sync, &self.cell)?;
+        if let Some(c) = &self.checkpointer {
+            c.attach(&mut again)?;
+        }
+        Ok(again)
     }
 
     /// Commits `events` with the next sequence numbers and `state`, all or nothing. One call is
