@@ -16,7 +16,7 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     (
         "s1.intake",
         &["s1.intake_cpu", "s1.intake_broker_cpu"],
-        "the engine thread, the forwarder, Mosquitto and the collector share the two cores while the intake runs",
+        "the engine thread, the checkpointer, the forwarder, Mosquitto and the collector share the two cores while the intake runs",
     ),
     (
         "s1.steady",
@@ -66,7 +66,12 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     (
         "s7.housekeeping_step",
         &["s7.pruned", "s7.written_large"],
-        "a step deletes rows for up to 4 ms and then commits; the commit's WAL write and fsync (synchronous = \"full\"), and a WAL checkpoint when one falls due, land in the step after the deletion",
+        "a step deletes rows for up to 4 ms or 1,000 rows and then commits; the commit writes every page the rows were on to the WAL and waits for its fsync (synchronous = \"full\"), beside the engine committing flat out and the checkpointer copying the WAL",
+    ),
+    (
+        "s7.poll_p99_large",
+        &["s7.poll_p99_empty", "s7.pruned", "s7.intake_large"],
+        "the polled device shares the two cores with the engine committing flat out, the checkpointer and the load server; on the large store the pruning steps add to the engine's work",
     ),
 ];
 

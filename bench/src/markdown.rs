@@ -190,7 +190,8 @@ fn target_text(r: &Results, f: &FigureData) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         Some(Target::ShareOf { figure, share }) => format!(
-            "≥ {}% of {}",
+            "{} {}% of {}",
+            if f.less_is_better { "≤" } else { "≥" },
             num(share * 100.0, 0),
             r.figure(figure)
                 .map_or(figure.as_str(), |c| c.name.as_str())

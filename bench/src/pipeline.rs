@@ -3,14 +3,15 @@
 //! embedded driver instead of a PLC. The driver reads the good-part counter faster than any PLC
 //! could be polled: each reading is one more part, so each is one `part_count` event. This is
 //! how S1 and S3 load the engine, the SQLite outbox and the MQTT forwarder without a protocol's
-//! round trip in the way.
+//! round trip in the way. The config's other devices are polled as configured (S7 polls one
+//! beside the generator, to see what a busy store does to a poll).
 //!
 //! Stdin `go` starts the generator; stdout gets `START unix_ns` and, when it is done,
 //! `GENERATED events unix_ns`. SIGTERM stops the runtime as it stops in production.
 
 use crate::load_server::unix_ns;
 use mes_edge::runtime::{DriverFuture, EmbeddedDrivers};
-use mes_edge_drivers::{now_ms, DeviceEvent, DeviceId, Quality, Sample, TagId, Value};
+use mes_edge_drivers::{now_ms, DeviceEvent, DeviceId, DriverSpec, Quality, Sample, TagId, Value};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,8 +53,24 @@ pub fn main(config_path: &Path, load: Load) -> anyhow::Result<()> {
         }
     });
     let go = Arc::new(go_rx);
+    let others: Vec<DriverSpec> = config
+        .drivers
+        .iter()
+        .filter(|s| !serves(s, device))
+        .cloned()
+        .collect();
     let embedded: EmbeddedDrivers = Arc::new(move |tx, stop| -> DriverFuture {
-        Box::pin(generate(tx, stop, (*go).clone(), tag, device, load))
+        let mut tasks = tokio::task::JoinSet::new();
+        for spec in others.iter().cloned() {
+            match spec.start(tx.clone(), stop.clone()) {
+                Ok(driver) => {
+                    tasks.spawn(driver.task);
+                }
+                Err(e) => eprintln!("a device of the config cannot be driven: {e}"),
+            }
+        }
+        tasks.spawn(generate(tx, stop, (*go).clone(), tag, device, load));
+        Box::pin(async move { while tasks.join_next().await.is_some() {} })
     });
     mes_edge::logging::init(false, &[]);
     // The same runtime shape as `mes-edge run` (src/cli): two worker threads.
@@ -66,6 +83,14 @@ pub fn main(config_path: &Path, load: Load) -> anyhow::Result<()> {
         tokio::spawn(mes_edge::ops::signals::stop_on_signal(tx));
         mes_edge::runtime::run_with_drivers(config, rx, embedded).await
     })
+}
+
+/// Whether `spec` drives `device` (the generator's, which it takes the place of).
+fn serves(spec: &DriverSpec, device: DeviceId) -> bool {
+    match spec {
+        DriverSpec::Modbus(line) => line.devices.iter().any(|d| d.id == device),
+        DriverSpec::OpcUa(dev) => dev.id == device,
+    }
 }
 
 async fn generate(

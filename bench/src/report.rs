@@ -22,7 +22,8 @@ pub enum Target {
     EveryRunAtMost { value: f64 },
     /// Each named peer's median at least so many times mes-edge's (less is better).
     PeerTimes { times: BTreeMap<String, f64> },
-    /// mes-edge's median at least `share` of another figure's median (a ceiling).
+    /// mes-edge's median against another figure's median: at least `share` of it (a ceiling)
+    /// where more is better, at most `share` of it (a baseline) where less is better.
     ShareOf { figure: String, share: f64 },
 }
 
@@ -261,7 +262,13 @@ impl Results {
             }
             Target::ShareOf { figure, share } => {
                 let c = self.figure(figure)?.summary("mes-edge")?.median;
-                c > 0.0 && me?.median / c >= *share
+                let ratio = me?.median / c;
+                c > 0.0
+                    && if f.less_is_better {
+                        ratio <= *share
+                    } else {
+                        ratio >= *share
+                    }
             }
         })
     }

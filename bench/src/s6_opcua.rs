@@ -197,6 +197,13 @@ fn run_size(ctx: &Ctx, nodes: u32, seconds: f64) -> Result<Result6> {
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let seconds = ctx.durations.s6_seconds;
+    table.results.scenarios.insert(
+        "S6".into(),
+        format!(
+            "mes-edge subscribed to 10,000 and then 50,000 monitored items of an OPC UA load server (async-opcua, a separate process) \
+             making {RATE} changes/s in all, {seconds} s each, mes-edge only"
+        ),
+    );
     for nodes in [10_000u32, 50_000] {
         println!("S6 OPC UA scale: mes-edge, {nodes} monitored items, {RATE} changes/s offered");
         let r = match run_size(ctx, nodes, seconds) {

@@ -28,21 +28,8 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
     let mut s = String::from(
         "[cell]\nenterprise = \"bench\"\nsite = \"site\"\narea = \"area\"\nline = \"line\"\ncell = \"cell\"\n\n",
     );
-    for (d, port) in w.ports.iter().enumerate() {
-        let _ = write!(
-            s,
-            "[[devices]]\nname = \"plc{d}\"\nprotocol = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\npoll_interval_ms = {}\n\n",
-            w.poll_ms
-        );
-        for (i, t) in w.layout.tags.iter().enumerate() {
-            let _ = write!(
-                s,
-                "[[devices.tags]]\nname = \"{}\"\ntable = \"holding\"\naddress = {}\ntype = \"{}\"\n\n",
-                tag_name(d, i),
-                t.addr,
-                t.kind.name()
-            );
-        }
+    for (d, &port) in w.ports.iter().enumerate() {
+        s.push_str(&device_config(d, port, w.layout, w.poll_ms));
     }
     if w.publish {
         for d in 0..w.ports.len() {
@@ -61,6 +48,23 @@ pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u1
          [health]\nlisten = \"127.0.0.1:{health_port}\"\n",
         store.display()
     );
+    s
+}
+
+/// Device `d` of a cell config: `plc{d}` on `port`, its tags `d{d}_t{i}` as `layout` places them.
+pub fn device_config(d: usize, port: u16, layout: &Layout, poll_ms: u64) -> String {
+    let mut s = format!(
+        "[[devices]]\nname = \"plc{d}\"\nprotocol = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\npoll_interval_ms = {poll_ms}\n\n"
+    );
+    for (i, t) in layout.tags.iter().enumerate() {
+        let _ = write!(
+            s,
+            "[[devices.tags]]\nname = \"{}\"\ntable = \"holding\"\naddress = {}\ntype = \"{}\"\n\n",
+            tag_name(d, i),
+            t.addr,
+            t.kind.name()
+        );
+    }
     s
 }
 
