@@ -31,7 +31,7 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     (
         "s1.latency_p99",
         &["s1.latency_p50", "s1.latency_max"],
-        "the latency's distribution",
+        "each event waits for its commit's fsync (synchronous = \"full\"): the tail follows the disk's slowest fsyncs, which the machine's facts give for the run",
     ),
     (
         "s2.cpu_per_tag",

@@ -40,20 +40,25 @@ fn package_version(dir: &Path) -> Option<String> {
     Some(v.get("version")?.as_str()?.to_string())
 }
 
-/// 4 KiB written and fsynced in a loop for a second, in the run's folder (where the stores are).
-fn fsync_per_s(dir: &Path) -> Option<f64> {
+/// 4 KiB written and fsynced in a loop for ten seconds, in the run's folder (where the stores
+/// are): the rate, and the slowest fsyncs, which are what a commit with synchronous = "full"
+/// waits for at its worst (a latency figure's tail on a shared disk).
+fn fsync_probe(dir: &Path) -> Option<(f64, f64, f64)> {
     let path = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&path).ok()?;
     let block = [0u8; 4096];
-    let (start, mut n) = (Instant::now(), 0u32);
-    while start.elapsed() < Duration::from_secs(1) {
+    let start = Instant::now();
+    let mut took = Vec::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
         f.write_all(&block).ok()?;
         f.sync_all().ok()?;
-        n += 1;
+        took.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let rate = took.len() as f64 / start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&path);
-    Some(rate)
+    let s = crate::stats::spread(took);
+    Some((rate, s.p99, s.max))
 }
 
 pub fn facts(ctx: &Ctx) -> BTreeMap<String, String> {
@@ -86,9 +91,14 @@ pub fn facts(ctx: &Ctx) -> BTreeMap<String, String> {
     });
     put("memory", mem);
     put("kernel", first_line("uname", &["-sr"]));
+    let fsync = fsync_probe(&ctx.dir);
     put(
         "disk: 4 KiB write + fsync per second",
-        fsync_per_s(&ctx.dir).map(|r| format!("{r:.0}")),
+        fsync.map(|(r, _, _)| format!("{r:.0}")),
+    );
+    put(
+        "disk: slowest fsyncs over ten seconds (p99, max)",
+        fsync.map(|(_, p99, max)| format!("{p99:.2} ms, {max:.1} ms")),
     );
     put(
         "Mosquitto",
