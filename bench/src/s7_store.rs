@@ -259,6 +259,16 @@ fn cold_start(ctx: &Ctx, dir: &Path, cap_mb: u64) -> Result<(f64, f64)> {
     Ok((ready, first))
 }
 
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// key, name, unit, value, digits, less is better, target.
 type Row<'a> = (&'a str, &'a str, &'a str, f64, usize, bool, Option<Target>);
 
@@ -277,6 +287,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let empty_dir = dir.join("empty");
     std::fs::create_dir_all(&empty_dir)?;
     let big_dir = dir.join("big");
+    // The stores go when S7 ends, failed or not (5 GB each); the logs stay with the run's.
+    let _stores = RemoveOnDrop(vec![empty_dir.join("store"), big_dir.join("store")]);
     let db = big_dir.join("store/cell.db");
     let took = build_store(&db, total, total / 2)?;
     let built_bytes = file_bytes(&db);
@@ -414,8 +426,5 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             target,
         });
     }
-    // The stores only: the logs stay with the run's.
-    let _ = std::fs::remove_dir_all(empty_dir.join("store"));
-    let _ = std::fs::remove_dir_all(big_dir.join("store"));
     Ok(())
 }
