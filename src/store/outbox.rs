@@ -416,6 +416,32 @@ mod tests {
         assert_eq!(v["cell"], "a/b/c/d/e");
     }
 
+    /// A step stops at `STEP_ROWS` (6 under test) whatever time it has left: its commit writes
+    /// every page the rows were on, and that is the engine's wait too.
+    #[test]
+    fn a_pruning_step_deletes_at_most_its_rows_whatever_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let events: Vec<_> = (0..20).map(part).collect();
+        ob.commit(&events, &CellState::default(), 5).unwrap();
+        ob.mark_delivered(&(1..=20).collect::<Vec<_>>(), 10)
+            .unwrap();
+        let mut pass = super::super::PrunePass::default();
+        let mut steps = Vec::new();
+        loop {
+            let step = ob
+                .prune_step(&mut pass, 11, u64::MAX, std::time::Duration::MAX)
+                .unwrap();
+            steps.push(step.rows);
+            if step.done {
+                break;
+            }
+        }
+        assert!(steps.iter().all(|&r| r <= 6), "{steps:?}");
+        assert_eq!(steps.iter().sum::<u64>(), 20, "{steps:?}");
+    }
+
     #[test]
     fn pending_skips_delivered_and_prune_keeps_undelivered() {
         let dir = tempfile::tempdir().unwrap();
