@@ -99,13 +99,8 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     let done = move |r: &Reply| {
         let _ = tx.send(r.clone());
     };
-    let cmd = CommandIn {
-        payload,
-        by: CommandSource::Operator,
-        received_ms: mes_edge_drivers::now_ms(),
-        user,
-        done: Some(Box::new(done)),
-    };
+    let mut cmd = CommandIn::new(payload, CommandSource::Operator).on_reply(done);
+    cmd.user = user;
     if engine.send(cmd).await.is_err() {
         return;
     }

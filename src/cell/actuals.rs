@@ -226,13 +226,5 @@ fn no_order(cmd: &Command) -> String {
 }
 
 fn accepted(cmd: &Command, order_id: String) -> Reply {
-    Reply {
-        correlation_id: Some(cmd.correlation_id.clone()),
-        command: Some(cmd.command),
-        order_id: Some(order_id),
-        accepted: true,
-        reason: None,
-        state: None,
-        duplicate: false,
-    }
+    Reply::accepted(cmd, Some(order_id))
 }

@@ -86,15 +86,7 @@ impl Engine {
                     order_id: stop.order_id.clone(),
                 };
                 out.push(NewEvent::new(now_ms, vec![by_name(by).into()], body));
-                Reply {
-                    correlation_id: Some(cmd.correlation_id.clone()),
-                    command: Some(cmd.command),
-                    order_id: stop.order_id,
-                    accepted: true,
-                    reason: None,
-                    state: None,
-                    duplicate: false,
-                }
+                Reply::accepted(cmd, stop.order_id)
             }
         }
     }

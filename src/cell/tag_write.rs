@@ -49,15 +49,7 @@ impl Engine {
             name: name.to_string(),
             value,
         });
-        Reply {
-            correlation_id: Some(cmd.correlation_id.clone()),
-            command: Some(cmd.command),
-            order_id: None,
-            accepted: true,
-            reason: None,
-            state: None,
-            duplicate: false,
-        }
+        Reply::accepted(cmd, None)
     }
 
     /// The writes accepted since the last call: after a commit, for the drivers; after a failed

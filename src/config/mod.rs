@@ -4,6 +4,7 @@
 
 mod cell_path;
 mod check;
+mod commands;
 mod drivers;
 pub mod lab;
 mod locate;
@@ -15,6 +16,7 @@ mod url;
 pub mod values;
 
 pub use cell_path::CellPath;
+pub use commands::{AllowConfig, AllowedValue, CommandsConfig};
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,

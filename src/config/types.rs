@@ -31,6 +31,9 @@ pub struct CellFile {
     pub part_record: Option<PartRecordConfig>,
     /// The cell as a Sparkplug B edge node (docs/SPARKPLUG.md).
     pub sparkplug: Option<super::sparkplug::SparkplugConfig>,
+    /// Who may send which commands, and how old they may be (docs/COMMANDS.md).
+    #[serde(default)]
+    pub commands: super::commands::CommandsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -339,6 +342,14 @@ pub struct TagConfig {
     /// Whether write-back may set it (holding registers and coils only).
     #[serde(default)]
     pub write: bool,
+    /// Engineering limits of a writable tag: a write_tag outside them is rejected.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The only values a write_tag may set.
+    pub allowed: Option<Vec<super::commands::AllowedValue>>,
+    /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag; every
+    /// source allowed write_tag if left out.
+    pub write_sources: Option<Vec<String>>,
     /// Publish the tag as a process value (docs/VALUES.md).
     #[serde(default)]
     pub publish: super::values::Publish,

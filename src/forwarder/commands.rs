@@ -66,13 +66,7 @@ impl SessionIntake {
                 publish,
             });
         };
-        let cmd = CommandIn {
-            payload,
-            by: CommandSource::Mqtt,
-            received_ms: mes_edge_drivers::now_ms(),
-            user: None,
-            done: Some(Box::new(done)),
-        };
+        let cmd = CommandIn::new(payload, CommandSource::Mqtt).on_reply(done);
         // The engine takes commands as fast as it commits; if it is that far behind, the
         // message stays unacknowledged and the broker holds it.
         if let Err(e) = self.intake.engine.try_send(cmd) {

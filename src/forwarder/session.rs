@@ -94,7 +94,7 @@ pub async fn run(
         match ended {
             Ended::Shutdown => return,
             Ended::Lost(reason) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.after_loss();
                 tracing::warn!(%reason, retry_in = ?delay, "broker connection lost");
                 settings.probe.backing_off(delay);
                 tokio::select! {
@@ -238,7 +238,7 @@ impl Session<'_> {
                     "connected to broker"
                 );
                 *connected = true;
-                backoff.reset();
+                backoff.connected();
                 self.settings.probe.connected(true);
                 self.status = "";
                 self.report_refusals();

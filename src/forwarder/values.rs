@@ -60,7 +60,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         poller.abort();
         let Some(reason) = lost else { return };
-        let delay = backoff.next_delay();
+        let delay = backoff.after_loss();
         tracing::debug!(%reason, retry_in = ?delay, "process values: broker connection lost");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -103,7 +103,7 @@ impl Sending<'_> {
                     match ev {
                         Ev::ConnAck { .. } => {
                             connected = true;
-                            backoff.reset();
+                            backoff.connected();
                             self.fill();
                         }
                         Ev::Written(0) => {}

@@ -89,17 +89,13 @@ impl OrderBook {
         match result {
             Ok(()) => {
                 self.begin_next(now_ms, out);
+                let state = order_id
+                    .as_deref()
+                    .and_then(|id| self.get(id))
+                    .map(|o| o.state);
                 Reply {
-                    correlation_id: Some(cmd.correlation_id.clone()),
-                    command: Some(cmd.command),
-                    state: order_id
-                        .as_deref()
-                        .and_then(|id| self.get(id))
-                        .map(|o| o.state),
-                    order_id,
-                    accepted: true,
-                    reason: None,
-                    duplicate: false,
+                    state,
+                    ..Reply::accepted(cmd, order_id)
                 }
             }
             Err(reason) => {

@@ -107,6 +107,29 @@ fn pieces() -> String {
     "pcs".into()
 }
 
+/// What became of a command. `accepted` in a reply is `status == accepted`, kept for the
+/// integrations written before the other outcomes existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyStatus {
+    /// Applied; for write_tag: checked, and the driver will be asked to write exactly that.
+    Accepted,
+    /// Not applied, `reason` says why.
+    Rejected,
+    /// Not applied: it arrived or waited past its expiry or the cell's maximum age for it.
+    Expired,
+    /// Not applied: the cell could not take it now; send it again later.
+    Busy,
+}
+
+/// MQTT 5 request/response: where a copy of the reply goes, with the request's Correlation
+/// Data (hex in the reply's JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseRoute {
+    pub topic: String,
+    pub correlation_data: Option<Vec<u8>>,
+}
+
 /// The reply to a command, published on the cell's response topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
@@ -122,9 +145,51 @@ pub struct Reply {
     /// True if this correlation id was seen before: the command was not applied again, and
     /// this is the first reply once more.
     pub duplicate: bool,
+    /// None only in replies stored by a release before it existed (see [`Reply::status`]).
+    #[serde(default)]
+    pub status: Option<ReplyStatus>,
+    /// MQTT 5: the request's Response Topic, where a copy of this reply is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_topic: Option<String>,
+    /// MQTT 5: the request's Correlation Data, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_data: Option<String>,
 }
 
 impl Reply {
+    /// What became of the command, also for a reply stored before `status` existed.
+    pub fn status(&self) -> ReplyStatus {
+        self.status.unwrap_or(if self.accepted {
+            ReplyStatus::Accepted
+        } else {
+            ReplyStatus::Rejected
+        })
+    }
+
+    /// `cmd` applied.
+    pub fn accepted(cmd: &Command, order_id: Option<String>) -> Reply {
+        Reply {
+            correlation_id: Some(cmd.correlation_id.clone()),
+            command: Some(cmd.command),
+            order_id,
+            accepted: true,
+            reason: None,
+            state: None,
+            duplicate: false,
+            status: Some(ReplyStatus::Accepted),
+            response_topic: None,
+            correlation_data: None,
+        }
+    }
+
+    /// Not applied, with `status` (rejected, expired or busy) and the reason.
+    pub fn refused(cmd: Option<&Command>, status: ReplyStatus, reason: impl Into<String>) -> Reply {
+        Reply {
+            status: Some(status),
+            ..Reply::rejected(cmd, reason)
+        }
+    }
+
     pub fn rejected(cmd: Option<&Command>, reason: impl Into<String>) -> Reply {
         Reply {
             correlation_id: cmd.map(|c| c.correlation_id.clone()),
@@ -138,6 +203,9 @@ impl Reply {
             reason: Some(reason.into()),
             state: None,
             duplicate: false,
+            status: Some(ReplyStatus::Rejected),
+            response_topic: None,
+            correlation_data: None,
         }
     }
 }

@@ -18,7 +18,8 @@ pub use actuals::{
 pub use book::{by_name, OrderBook};
 pub use change::{OrderChange, OrderChanges};
 pub use command::{
-    parse as parse_command, Command, CommandName, CommandSource, MaterialIn, Reply, MAX_PAYLOAD,
+    parse as parse_command, Command, CommandName, CommandSource, MaterialIn, Reply, ReplyStatus,
+    ResponseRoute, MAX_PAYLOAD,
 };
 pub use oee::{compute as compute_oee, Oee, StateTimes};
 pub use order::{adjust, JobOrder, JobResponse, OrderSpec};

@@ -394,11 +394,8 @@ url = "mqtt://127.0.0.1"
 
     fn command(json: &str, received_ms: i64) -> CommandIn {
         CommandIn {
-            payload: json.as_bytes().to_vec(),
-            by: CommandSource::Operator,
             received_ms,
-            user: None,
-            done: None,
+            ..CommandIn::new(json.as_bytes().to_vec(), CommandSource::Operator)
         }
     }
 

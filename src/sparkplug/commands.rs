@@ -74,13 +74,8 @@ pub(super) fn device_command(s: &SparkplugSettings, device: &str, bytes: &[u8]) 
                 why.as_deref().unwrap_or("rejected")
             ),
         };
-        let cmd = CommandIn {
-            payload: payload.to_string().into_bytes(),
-            by: CommandSource::Sparkplug,
-            received_ms: mes_edge_drivers::now_ms(),
-            user: None,
-            done: Some(Box::new(done)),
-        };
+        let cmd = CommandIn::new(payload.to_string().into_bytes(), CommandSource::Sparkplug)
+            .on_reply(done);
         if let Err(e) = door.try_send(cmd) {
             tracing::warn!(%metric, "DCMD dropped, the engine's command queue is full: {e}");
         }

@@ -106,7 +106,7 @@ impl<'a> Session<'a> {
                 ev = events.recv() => match ev {
                     Some(Ok(Ev::ConnAck)) => {
                         connected = true;
-                        backoff.reset();
+                        backoff.connected();
                         self.connected(*committed.borrow())
                     }
                     Some(Ok(ev)) => self.on_event(ev, *committed.borrow()),

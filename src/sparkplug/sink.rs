@@ -102,7 +102,7 @@ pub async fn run(
                 Duration::from_millis(500)
             }
             Ended::Lost(reason) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.after_loss();
                 tracing::warn!(%reason, retry_in = ?delay, "Sparkplug broker connection lost");
                 delay
             }
