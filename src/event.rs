@@ -214,6 +214,21 @@ pub enum EventBody {
         parts: u64,
         values: BTreeMap<String, RecordedValue>,
     },
+    /// What became of a write to a tag (a write_tag command, a DCMD, the order write-back):
+    /// written, failed with the driver's reason, superseded by a newer write to the same tag,
+    /// or unknown (the runtime stopped before the driver answered).
+    TagWrite {
+        tag: String,
+        value: serde_json::Value,
+        /// The tag's last reading before the write, if it had one.
+        previous: Option<serde_json::Value>,
+        by: CommandSource,
+        correlation_id: Option<String>,
+        result: crate::cell::tag_write_status::WriteStatus,
+        reason: Option<String>,
+        /// When the write was accepted, UTC ms.
+        accepted_ts: i64,
+    },
     /// A reason attached to a stop, during it or afterwards.
     DowntimeReason {
         state: MachineState,
@@ -255,6 +270,7 @@ impl EventBody {
             EventBody::ScrapReason { .. } => "scrap_reason",
             EventBody::PartRecord { .. } => "part_record",
             EventBody::MaterialConsumed { .. } => "material_consumed",
+            EventBody::TagWrite { .. } => "tag_write",
         }
     }
 }

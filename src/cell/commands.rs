@@ -3,15 +3,21 @@
 //! effects commit with the reply.
 
 use super::engine::Engine;
+use super::inbox::CommandIn;
 use crate::event::{EventBody, NewEvent};
+use crate::logging::field;
 use crate::orders::{
     by_name, parse_command, Command, CommandName, CommandSource, JobCommand, JobState, OrderSpec,
-    Reply,
+    Reply, ReplyStatus,
 };
 
+/// A command issued further ahead of the cell's clock than this cannot be judged fresh or
+/// stale: one of the two clocks is wrong, and a write to a machine waits until that is fixed.
+const MAX_AHEAD_MS: i64 = 60_000;
+
 impl Engine {
-    /// Applies a command payload and returns the reply (also appended as a command_response
-    /// event). A command whose correlation id was seen before is answered, not applied again.
+    /// Applies a command payload received at `now_ms` from `by`, with nothing else known of it
+    /// (see [`Engine::command_in`]).
     pub fn command(
         &mut self,
         payload: &[u8],
@@ -19,9 +25,21 @@ impl Engine {
         now_ms: i64,
         out: &mut Vec<NewEvent>,
     ) -> Reply {
-        let reply = match parse_command(payload) {
+        let c = CommandIn {
+            received_ms: now_ms,
+            ..CommandIn::new(payload.to_vec(), by)
+        };
+        self.command_in(&c, out)
+    }
+
+    /// Applies a command and returns the reply (also appended as a command_response event).
+    /// A command is checked before anything of it is applied: its source must be allowed to
+    /// send it, and it must still be fresh. A command whose correlation id was seen before is
+    /// answered, not applied again.
+    pub fn command_in(&mut self, c: &CommandIn, out: &mut Vec<NewEvent>) -> Reply {
+        let (by, now_ms) = (c.by, c.received_ms);
+        let mut reply = match parse_command(&c.payload) {
             Err((correlation_id, reason)) => {
-                tracing::warn!(?by, ?correlation_id, "command rejected: {reason}");
                 let mut r = Reply::rejected(None, reason);
                 r.correlation_id = correlation_id;
                 r
@@ -32,35 +50,99 @@ impl Engine {
                     ..first.clone()
                 },
                 None => {
-                    self.credit(now_ms);
-                    let reply = self.apply_command(&cmd, by, now_ms, out);
-                    if !reply.accepted {
-                        tracing::warn!(?by, correlation_id = %cmd.correlation_id, "command rejected: {}", reply.reason.as_deref().unwrap_or(""));
+                    let reply = match self.admit(&cmd, c) {
+                        Err(refused) => refused,
+                        Ok(()) => {
+                            self.credit(now_ms);
+                            self.apply_command(&cmd, c, out)
+                        }
+                    };
+                    // Expired: a fresh copy under the same id may still come, and is applied.
+                    if reply.status() != ReplyStatus::Expired {
+                        self.state.orders.remember(reply.clone());
                     }
-                    self.state.orders.remember(reply.clone());
                     reply
                 }
             },
         };
-        out.push(NewEvent::new(
+        if reply.status() != ReplyStatus::Accepted && !reply.duplicate {
+            tracing::warn!(
+                ?by,
+                correlation_id = %field(reply.correlation_id.as_deref().unwrap_or("")),
+                status = ?reply.status(),
+                "command not applied: {}",
+                field(reply.reason.as_deref().unwrap_or(""))
+            );
+        }
+        if let Some(route) = &c.respond_to {
+            reply.response_topic = Some(route.topic.clone());
+            reply.correlation_data = route.correlation_data.as_ref().map(|d| hex(d));
+        }
+        let mut ev = NewEvent::new(
             now_ms,
             vec![by_name(by).into()],
             EventBody::CommandResponse(reply.clone()),
-        ));
+        );
+        ev.user.clone_from(&c.user);
+        out.push(ev);
         reply
     }
 
-    fn apply_command(
-        &mut self,
-        cmd: &Command,
-        by: CommandSource,
-        now_ms: i64,
-        out: &mut Vec<NewEvent>,
-    ) -> Reply {
+    /// Whether `cmd` may be applied now: its source allowed to send it, not expired, not past
+    /// the cell's maximum age for it, not issued by a clock far ahead of the cell's.
+    fn admit(&self, cmd: &Command, c: &CommandIn) -> Result<(), Reply> {
+        let policy = &self.model.policy;
+        if !policy.allows(c.by, cmd.command) {
+            return Err(Reply::rejected(
+                Some(cmd),
+                policy.refusal(c.by, cmd.command),
+            ));
+        }
+        // Judged when the engine comes to it, which may be well after it arrived.
+        let now = self.now.unwrap_or(c.received_ms).max(c.received_ms);
+        let expired = |why: String| Err(Reply::refused(Some(cmd), ReplyStatus::Expired, why));
+        for (what, at) in [
+            ("its expiry", c.expires_ms),
+            ("its expires_at", cmd.expires_ms()),
+        ] {
+            if let Some(at) = at.filter(|&at| now > at) {
+                return expired(format!("{what} passed {} s ago", secs(now - at)));
+            }
+        }
+        let issued = cmd.issued_ms();
+        if let Some(ahead) = issued.map(|i| i - now).filter(|&a| a > MAX_AHEAD_MS) {
+            return Err(Reply::rejected(
+                Some(cmd),
+                format!(
+                    "issued_at is {} s ahead of the cell's clock: one of the two clocks is wrong",
+                    secs(ahead)
+                ),
+            ));
+        }
+        if let Some(max) = policy.max_age_ms(cmd.command) {
+            let age = now - issued.unwrap_or(c.received_ms);
+            if age > max {
+                let from = if issued.is_some() {
+                    "issued"
+                } else {
+                    "received"
+                };
+                return expired(format!(
+                    "{from} {} s ago, over the cell's maximum age of {} s for it",
+                    secs(age),
+                    secs(max)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_command(&mut self, cmd: &Command, c: &CommandIn, out: &mut Vec<NewEvent>) -> Reply {
+        let (by, now_ms) = (c.by, c.received_ms);
         match cmd.command {
             CommandName::ScrapReason => return self.give_scrap_reason(cmd, by, now_ms, out),
             CommandName::ConsumeMaterial => return self.consume_material(cmd, by, now_ms, out),
-            CommandName::WriteTag => return self.write_tag(cmd),
+            CommandName::WriteTag => return self.write_tag(cmd, c),
             _ => {}
         }
         if cmd.command != CommandName::DowntimeReason {
@@ -95,6 +177,16 @@ impl Engine {
     /// a start while another order is active ends that one first, and an unknown order number
     /// becomes a new order.
     pub(super) fn plc_order_signal(&mut self, start: bool, ts_ms: i64, out: &mut Vec<NewEvent>) {
+        let needs = if start {
+            CommandName::Start
+        } else {
+            CommandName::Stop
+        };
+        if !self.model.policy.allows(CommandSource::Plc, needs) {
+            let why = self.model.policy.refusal(CommandSource::Plc, needs);
+            tracing::warn!("PLC order signal ignored: {why}");
+            return;
+        }
         let book = &mut self.state.orders;
         let active = book.active().map(|o| o.id().to_string());
         if !start {
@@ -153,6 +245,8 @@ impl Engine {
                     material: None,
                     tag: None,
                     value: None,
+                    issued_at: None,
+                    expires_at: None,
                 };
                 let products = &self.model.orders.products;
                 let r = book.apply(
@@ -194,4 +288,12 @@ impl Engine {
         }
         book.begin_next(ts_ms, out);
     }
+}
+
+fn secs(ms: i64) -> String {
+    format!("{:.1}", ms as f64 / 1000.0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -40,6 +40,10 @@ pub struct CellState {
     pub lot_in_use: Option<LotInUse>,
     /// Last reading of the part-record trigger bit, so that edges survive a restart.
     pub part_trigger_bit: Option<bool>,
+    /// The last tag write's number: each accepted write gets the next.
+    pub last_write_id: u64,
+    /// Accepted writes whose driver has not answered yet, by number.
+    pub pending_writes: std::collections::BTreeMap<u64, super::tag_write::PendingWrite>,
 }
 
 /// The loaded lot's consumption by one order, not yet published.
@@ -88,6 +92,9 @@ pub struct Engine {
     /// Tag writes accepted in this batch, for the runtime to hand to the drivers once it is
     /// committed (see [`Engine::take_writes`]).
     pub(super) writes: Vec<super::tag_write::TagWrite>,
+    /// What the order write-back last wrote (order id and target, or None for no order);
+    /// None before the first write of this run, so that it writes what is active at start.
+    pub(super) written_back: Option<Option<(String, u64)>>,
 }
 
 impl Engine {
@@ -98,6 +105,7 @@ impl Engine {
             now: None,
             last_values: Default::default(),
             writes: Vec::new(),
+            written_back: None,
         }
     }
 
@@ -298,6 +306,9 @@ mod tests {
             statistics: HashMap::new(),
             part_record: None,
             writable: HashMap::new(),
+            policy: crate::cell::CommandPolicy::from_config(&Default::default()),
+            write_back: [None, None],
+            written_tags: Default::default(),
         };
         Engine::new(model, CellState::default())
     }

@@ -12,6 +12,7 @@ mod inbox;
 mod model;
 mod order_events;
 mod part_record;
+mod policy;
 mod process;
 #[cfg(test)]
 mod scenario_tests;
@@ -23,6 +24,11 @@ pub use counter::{Counter, CounterRules, Pending, Rule, Step};
 pub use engine::{CellState, Engine};
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
+pub use policy::{CommandPolicy, WritableTag};
 pub use process::{exceeds, ProcessValues, Running, MAX_VALUES_PER_BATCH};
-pub use tag_write::TagWrite;
+pub use tag_write::{PendingWrite, TagWrite, WriteOutcome, WriteResult};
+/// The result a `tag_write` event names.
+pub mod tag_write_status {
+    pub use super::tag_write::WriteStatus;
+}
 pub use value_batch::{ValueBatch, ValuePayload, ValueRecord};

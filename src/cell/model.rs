@@ -77,8 +77,14 @@ pub struct CellModel {
     /// Tags summarized per order, by name.
     pub statistics: HashMap<TagId, String>,
     pub part_record: Option<PartRecordPlan>,
-    /// Tags marked `write = true`, by name: what a write_tag command may set.
-    pub writable: HashMap<String, TagId>,
+    /// Tags marked `write = true`, by name: what a write_tag command may set, and its checks.
+    pub writable: HashMap<String, super::policy::WritableTag>,
+    /// Who may command what, and how old a command may be.
+    pub policy: super::policy::CommandPolicy,
+    /// Where the active order's number and target quantity are written, with the tags' names.
+    pub write_back: [Option<(TagId, String)>; 2],
+    /// The tags of `writable`, by id.
+    pub written_tags: std::collections::HashSet<TagId>,
 }
 
 impl CellModel {
@@ -133,16 +139,15 @@ impl CellModel {
                 roles.insert(end, Role::OrderEndBit);
             }
         }
-        let writable = c
-            .numbered_tags()
-            .into_iter()
-            .filter_map(|(id, _, t)| match t {
-                crate::config::CellTag::Modbus(m) if m.write => Some((m.name.clone(), id)),
-                _ => None,
-            })
-            .collect();
+        let writable = super::policy::WritableTag::all(c);
         CellModel {
+            written_tags: writable.values().map(|w| w.id).collect(),
             writable,
+            policy: super::policy::CommandPolicy::from_config(&c.commands),
+            write_back: [
+                c.roles.write_back_number.clone(),
+                c.roles.write_back_target.clone(),
+            ],
             cell_path: c.cell.joined(),
             tag_names,
             device_names: c.devices.iter().map(|d| d.name.clone()).collect(),

@@ -12,6 +12,10 @@ impl Engine {
     /// Keeps the last reading of the tags a record carries (read before the trigger in the same
     /// poll, so a record has the values the part was made with).
     pub(super) fn remember_for_record(&mut self, s: &Sample) {
+        // A writable tag's last value is the `previous` of a write to it.
+        if self.model.written_tags.contains(&s.tag) {
+            self.last_values.insert(s.tag, (s.value, s.quality));
+        }
         let Some(plan) = &self.model.part_record else {
             return;
         };

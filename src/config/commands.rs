@@ -35,3 +35,75 @@ pub enum AllowedValue {
     Number(f64),
     Text(String),
 }
+
+/// Every command name a `[commands]` list may hold (the engine's `CommandName`s; a test in
+/// `cell::policy` keeps the two the same).
+pub const COMMAND_NAMES: &[&str] = &[
+    "store",
+    "store_and_start",
+    "start",
+    "update",
+    "pause",
+    "resume",
+    "stop",
+    "abort",
+    "cancel",
+    "clear",
+    "revoke_start",
+    "downtime_reason",
+    "scrap_reason",
+    "consume_material",
+    "write_tag",
+];
+
+/// The order commands, what `orders` in an allow list stands for.
+pub const ORDER_COMMANDS: &[&str] = &[
+    "store",
+    "store_and_start",
+    "start",
+    "update",
+    "pause",
+    "resume",
+    "stop",
+    "abort",
+    "cancel",
+    "clear",
+    "revoke_start",
+];
+
+/// The sources a tag's `write_sources` may name: those that can send write_tag.
+pub const WRITE_SOURCES: &[&str] = &["mqtt", "operator", "sparkplug"];
+
+/// The command names an allow list stands for, `orders` and `all` expanded; Err(the first name
+/// that is none).
+pub fn expand(list: &[String]) -> Result<Vec<&'static str>, String> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in list {
+        let names: &[&'static str] = match name.as_str() {
+            "all" => COMMAND_NAMES,
+            "orders" => ORDER_COMMANDS,
+            other => match COMMAND_NAMES.iter().find(|n| **n == other) {
+                Some(n) => std::slice::from_ref(n),
+                None => return Err(name.clone()),
+            },
+        };
+        for n in names {
+            if !out.contains(n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl AllowConfig {
+    /// Each source with its allow list as written, `None` where the config leaves it out.
+    pub fn lists(&self) -> [(&'static str, Option<&Vec<String>>); 4] {
+        [
+            ("mqtt", self.mqtt.as_ref()),
+            ("operator", self.operator.as_ref()),
+            ("sparkplug", self.sparkplug.as_ref()),
+            ("plc", self.plc.as_ref()),
+        ]
+    }
+}

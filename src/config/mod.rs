@@ -17,6 +17,10 @@ pub mod values;
 
 pub use cell_path::CellPath;
 pub use commands::{AllowConfig, AllowedValue, CommandsConfig};
+/// The command names `[commands]` lists may hold.
+pub mod commands_names {
+    pub use super::commands::{expand, COMMAND_NAMES, ORDER_COMMANDS, WRITE_SOURCES};
+}
 pub use locate::{Located, Problem, Seg};
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Who sent a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandSource {
     Mqtt,
@@ -21,7 +21,7 @@ pub enum CommandSource {
     Cell,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandName {
     Store,
@@ -89,6 +89,40 @@ pub struct Command {
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
+    /// When the sender issued it: UTC ms, or RFC 3339 text. Its age is judged from here
+    /// against the cell's maximum age for the command (docs/COMMANDS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<serde_json::Value>,
+    /// The last moment it may be applied: UTC ms, or RFC 3339 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<serde_json::Value>,
+}
+
+impl Command {
+    /// `issued_at` in UTC ms, if given (checked by [`parse`]).
+    pub fn issued_ms(&self) -> Option<i64> {
+        self.issued_at.as_ref().and_then(|v| instant(v).ok())
+    }
+
+    /// `expires_at` in UTC ms, if given (checked by [`parse`]).
+    pub fn expires_ms(&self) -> Option<i64> {
+        self.expires_at.as_ref().and_then(|v| instant(v).ok())
+    }
+}
+
+/// A moment in a command: UTC ms since the epoch, or RFC 3339 text with its offset.
+fn instant(v: &serde_json::Value) -> Result<i64, String> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .filter(|ms| (0..=253_402_300_799_999).contains(ms))
+            .ok_or_else(|| format!("expected UTC ms since 1970, found {n}")),
+        serde_json::Value::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|e| format!("expected RFC 3339 time like \"2026-12-06T10:00:00Z\": {e}")),
+        other => Err(format!("expected UTC ms or RFC 3339 text, found {other}")),
+    }
 }
 
 /// Material consumed, as a command reports it.
@@ -261,6 +295,11 @@ fn check_text(what: &str, s: &str, max: usize) -> Result<(), String> {
 fn validate(c: &Command) -> Result<(), String> {
     if c.correlation_id.is_empty() || c.correlation_id.len() > 128 {
         return Err("correlation_id must be 1 to 128 characters".into());
+    }
+    for (key, v) in [("issued_at", &c.issued_at), ("expires_at", &c.expires_at)] {
+        if let Some(v) = v {
+            instant(v).map_err(|e| format!("{key}: {e}"))?;
+        }
     }
     if matches!(
         c.command,

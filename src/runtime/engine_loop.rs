@@ -1,7 +1,7 @@
 //! The engine's thread: driver events and commands in, committed events out.
 
 use super::values::{running, value_housekeeping};
-use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch};
+use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch, WriteOutcome};
 use crate::event::{AlarmLevel, EventBody, NewEvent};
 use crate::orders::Reply;
 use crate::store::{Outbox, PrunePass, ValueDrops};
@@ -24,6 +24,8 @@ const CLOCK_STEP_MS: i64 = 1_000;
 enum Input {
     Device(DeviceEvent),
     Command(CommandIn),
+    /// A write's result from its driver's queue.
+    Written(WriteOutcome),
 }
 
 /// When a driver event was taken, by the runtime's clock.
@@ -73,7 +75,10 @@ pub fn engine_loop(
     handle: tokio::runtime::Handle,
     // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
     alive: crate::ops::Heartbeat,
-    mut write_back: super::write_back::WriteBack,
+    // Accepted writes go out through these once committed; their results come back on
+    // `written`.
+    writes: super::write_back::WriteQueues,
+    written: &mut mpsc::UnboundedReceiver<WriteOutcome>,
     // Process values: reported by exception here, where the running order is known.
     mut values: ProcessValues,
     value_probe: crate::ops::ValueProbe,
@@ -104,6 +109,7 @@ pub fn engine_loop(
     let mut observed = 0usize;
     let mut drops = ValueDrops::default();
     engine.resume_at(clock.1);
+    engine.writes_left_unanswered(clock.1, &mut events);
     loop {
         alive.beat();
         if batch.is_empty() && waiting.is_empty() && !closed {
@@ -111,12 +117,14 @@ pub fn engine_loop(
                 tokio::select! {
                     d = devices.recv() => Some(d.map(Input::Device)),
                     Some(c) = commands.recv() => Some(Some(Input::Command(c))),
+                    Some(w) = written.recv() => Some(Some(Input::Written(w))),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => None,
                 }
             });
             match first {
                 Some(Some(Input::Device(ev))) => taken.push(ev),
                 Some(Some(Input::Command(c))) => waiting.push_back(c),
+                Some(Some(w @ Input::Written(_))) => batch.push(w),
                 Some(None) => closed = true,
                 None => {}
             }
@@ -136,6 +144,9 @@ pub fn engine_loop(
             waiting.push_back(c);
         }
         merge(std::mem::take(&mut taken), &mut waiting, more, &mut batch);
+        while let Ok(w) = written.try_recv() {
+            batch.push(Input::Written(w));
+        }
         // Before `before`: a batch retried after a failed commit keeps the step's correction.
         let (mono, wall) = (Instant::now(), now_ms());
         let step = wall - clock.1 - mono.duration_since(clock.0).as_millis() as i64;
@@ -177,16 +188,18 @@ pub fn engine_loop(
                 }
                 Input::Command(c) => {
                     let first = events.len();
-                    replies.push(engine.command(&c.payload, c.by, c.received_ms, &mut events));
+                    replies.push(engine.command_in(c, &mut events));
                     for e in &mut events[first..] {
                         e.user.clone_from(&c.user);
                     }
                 }
+                Input::Written(w) => engine.write_done(w, &mut events),
             }
         }
         // After the batch: its readings credit time up to when they were taken, the tick
         // from there to now.
         engine.tick(wall, &mut events);
+        engine.order_write_back();
         observed = batch.len();
         if !values.is_empty() {
             values.due(wall, &running(&engine));
@@ -198,6 +211,7 @@ pub fn engine_loop(
         dirty |= engine.state != before;
         let due = !events.is_empty()
             || !value_batches.is_empty()
+            || engine.has_writes()
             || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
         if due {
             match outbox.commit_all(&events, &value_batches, &engine.state, now_ms()) {
@@ -218,9 +232,8 @@ pub fn engine_loop(
                     last_commit = Instant::now();
                     dirty = false;
                     committed.send_replace(c.last_seq);
-                    write_back.after_commit(engine.state.orders.active(), &handle);
                     for w in engine.take_writes() {
-                        write_back.write_tag(w, &handle);
+                        writes.push(w);
                     }
                     failures = 0;
                     alive.committed();
@@ -231,6 +244,7 @@ pub fn engine_loop(
                     alive.commit_failed(&e.to_string());
                     engine.state = before;
                     engine.take_writes();
+                    engine.forget_write_back();
                     // The engine makes the batch's events again; a store alarm made by
                     // housekeeping is not made again, so it stays for the next attempt.
                     events.retain(|ev| {
@@ -467,6 +481,7 @@ url = "mqtt://127.0.0.1"
                 Input::Command(c) => {
                     engine.command(&c.payload, c.by, c.received_ms, &mut out);
                 }
+                Input::Written(w) => engine.write_done(w, &mut out),
             }
         }
         let on_order: u64 = out

@@ -276,7 +276,8 @@ fn start_cell(
     let store_cfg = config.store.clone();
     let handle = tokio::runtime::Handle::current();
     let alive = ops.engine().clone();
-    let write_back = write_back::WriteBack::new(config, &writers);
+    let (written_tx, written_rx) = mpsc::unbounded_channel();
+    let writes = write_back::WriteQueues::start(&writers, written_tx, &handle);
     let values = crate::cell::ProcessValues::new(config.values.clone());
     let value_probe = ops.values().clone();
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
@@ -284,6 +285,7 @@ fn start_cell(
         .name("engine".into())
         .spawn(move || {
             let mut command_rx = command_rx;
+            let mut written_rx = written_rx;
             engine_loop(
                 engine,
                 writer,
@@ -293,7 +295,8 @@ fn start_cell(
                 store_cfg,
                 handle,
                 alive,
-                write_back,
+                writes,
+                &mut written_rx,
                 values,
                 value_probe,
             );

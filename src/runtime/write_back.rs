@@ -1,80 +1,103 @@
-//! Write-back: the active order's number and target quantity written into the PLC when the
-//! active order changes (and zeros when no order is active), so the machine's HMI shows what
-//! the cell is working on. It goes through the drivers, on their connections.
+//! The write queues: every accepted write (a write_tag, a DCMD, the order write-back) goes to
+//! its tag's driver through one queue per driver, in the order the engine accepted them, one
+//! at a time. A write still waiting when a newer write to the same tag arrives is superseded:
+//! the newest accepted value is what the machine ends with, and an older value is never
+//! written after a newer one. Each write's result goes back to the engine, which commits it
+//! as a `tag_write` event.
 
-use crate::config::CellConfig;
-use crate::orders::JobOrder;
-use mes_edge_drivers::{TagId, Value, WriteRequest};
-use std::collections::HashMap;
+use crate::cell::{TagWrite, WriteOutcome, WriteResult};
+use mes_edge_drivers::{now_ms, TagId, Value, WriteRequest};
+use std::collections::{HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot};
 
 /// Where writes to each writable tag go.
 pub type Writers = HashMap<TagId, mpsc::Sender<WriteRequest>>;
 
-pub struct WriteBack {
-    number: Option<(TagId, String, mpsc::Sender<WriteRequest>)>,
-    target: Option<(TagId, String, mpsc::Sender<WriteRequest>)>,
-    /// What was last written: (order id, target), or None for "no order". Unknown at start, so
-    /// the first turn of the engine writes what is active (the PLC may have restarted too).
-    last: Option<Option<(String, u64)>>,
-    /// Every writable tag's driver channel, for write_tag commands.
-    all: Writers,
+pub struct WriteQueues {
+    by_tag: HashMap<TagId, mpsc::UnboundedSender<TagWrite>>,
+    outcomes: mpsc::UnboundedSender<WriteOutcome>,
 }
 
-impl WriteBack {
-    pub fn new(config: &CellConfig, writers: &Writers) -> WriteBack {
-        let find = |tag: &Option<(TagId, String)>| {
-            let (id, name) = tag.clone()?;
-            Some((id, name, writers.get(&id)?.clone()))
-        };
-        WriteBack {
-            number: find(&config.roles.write_back_number),
-            target: find(&config.roles.write_back_target),
-            last: None,
-            all: writers.clone(),
-        }
-    }
-
-    /// A write_tag command's write, after its reply is committed: to the tag's driver, the
-    /// driver's answer logged.
-    pub fn write_tag(&self, w: crate::cell::TagWrite, handle: &tokio::runtime::Handle) {
-        let Some(tx) = self.all.get(&w.tag).cloned() else {
-            tracing::warn!(tag = %w.name, "write refused: no driver takes writes to this tag");
-            return;
-        };
-        handle.spawn(async move {
-            match write(&tx, w.tag, w.value).await {
-                Ok(()) => tracing::info!(tag = %w.name, value = ?w.value, "tag written"),
-                Err(e) => tracing::warn!(tag = %w.name, value = ?w.value, "tag write failed: {e}"),
-            }
-        });
-    }
-
-    /// Called after each commit with the order now active.
-    pub fn after_commit(&mut self, active: Option<&JobOrder>, handle: &tokio::runtime::Handle) {
-        if self.number.is_none() && self.target.is_none() {
-            return;
-        }
-        let now = active.map(|o| (o.id().to_string(), o.spec.quantity));
-        if self.last.as_ref() == Some(&now) {
-            return;
-        }
-        self.last = Some(now.clone());
-        let (number, target) = match &now {
-            // The PLC holds a number: an order id of digits goes as that number; another id as 0.
-            Some((id, qty)) => (id.parse::<u64>().unwrap_or(0), *qty),
-            None => (0, 0),
-        };
-        for (slot, value) in [(&self.number, number), (&self.target, target)] {
-            let Some((tag, name, tx)) = slot.clone() else {
-                continue;
-            };
-            handle.spawn(async move {
-                match write(&tx, tag, Value::UInt(value)).await {
-                    Ok(()) => tracing::info!(tag = %name, value, "order write-back"),
-                    Err(e) => tracing::warn!(tag = %name, value, "order write-back failed: {e}"),
+impl WriteQueues {
+    /// One queue (a task on `handle`) per driver of `writers`.
+    pub fn start(
+        writers: &Writers,
+        outcomes: mpsc::UnboundedSender<WriteOutcome>,
+        handle: &tokio::runtime::Handle,
+    ) -> WriteQueues {
+        let mut queues: Vec<(mpsc::Sender<WriteRequest>, mpsc::UnboundedSender<TagWrite>)> =
+            Vec::new();
+        let mut by_tag = HashMap::new();
+        for (tag, driver) in writers {
+            let queue = match queues.iter().find(|(d, _)| d.same_channel(driver)) {
+                Some((_, q)) => q.clone(),
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    handle.spawn(drive(driver.clone(), rx, outcomes.clone()));
+                    queues.push((driver.clone(), tx.clone()));
+                    tx
                 }
+            };
+            by_tag.insert(*tag, queue);
+        }
+        WriteQueues { by_tag, outcomes }
+    }
+
+    /// Hands a committed write to its driver's queue.
+    pub fn push(&self, w: TagWrite) {
+        let id = w.id;
+        let refused = match self.by_tag.get(&w.tag) {
+            Some(q) => q.send(w).err().map(|_| "the driver's write queue stopped"),
+            None => Some("no driver takes writes to this tag"),
+        };
+        if let Some(why) = refused {
+            let _ = self.outcomes.send(WriteOutcome {
+                id,
+                result: WriteResult::Failed(why.into()),
+                ts_ms: now_ms(),
             });
+        }
+    }
+}
+
+/// One driver's queue: writes in order, each after the one before has been answered.
+async fn drive(
+    driver: mpsc::Sender<WriteRequest>,
+    mut incoming: mpsc::UnboundedReceiver<TagWrite>,
+    outcomes: mpsc::UnboundedSender<WriteOutcome>,
+) {
+    let mut queue: VecDeque<TagWrite> = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match incoming.recv().await {
+                Some(w) => queue.push_back(w),
+                None => return,
+            }
+        }
+        while let Ok(w) = incoming.try_recv() {
+            queue.push_back(w);
+        }
+        let Some(w) = queue.pop_front() else { continue };
+        let result = match queue.iter().rev().find(|n| n.tag == w.tag) {
+            Some(newer) => WriteResult::Superseded { by: newer.id },
+            None => match write(&driver, w.tag, w.value).await {
+                Ok(()) => {
+                    tracing::info!(tag = %w.name, value = ?w.value, "tag written");
+                    WriteResult::Written
+                }
+                Err(e) => {
+                    tracing::warn!(tag = %w.name, value = ?w.value, "tag write failed: {e}");
+                    WriteResult::Failed(e)
+                }
+            },
+        };
+        let outcome = WriteOutcome {
+            id: w.id,
+            result,
+            ts_ms: now_ms(),
+        };
+        if outcomes.send(outcome).is_err() {
+            return;
         }
     }
 }

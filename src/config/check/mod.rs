@@ -13,6 +13,7 @@ macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
 
+mod commands;
 mod modbus;
 mod opcua;
 mod orders;
@@ -135,6 +136,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     parsed.broker = check_mqtt(c, &mut p);
     check_health(c, &mut p);
     sparkplug::check(c, &mut p);
+    commands::check(c, &mut p);
     if p.is_empty() {
         Ok(parsed)
     } else {
