@@ -50,9 +50,9 @@ impl Engine {
                     ..first.clone()
                 },
                 None => {
-                    let reply = match self.admit(&cmd, c) {
-                        Err(refused) => refused,
-                        Ok(()) => {
+                    let reply = match self.refusal(&cmd, c) {
+                        Some(refused) => refused,
+                        None => {
                             self.credit(now_ms);
                             self.apply_command(&cmd, c, out)
                         }
@@ -88,19 +88,19 @@ impl Engine {
         reply
     }
 
-    /// Whether `cmd` may be applied now: its source allowed to send it, not expired, not past
-    /// the cell's maximum age for it, not issued by a clock far ahead of the cell's.
-    fn admit(&self, cmd: &Command, c: &CommandIn) -> Result<(), Reply> {
+    /// Why `cmd` may not be applied now, if it may not: its source not allowed to send it,
+    /// expired, past the cell's maximum age for it, issued by a clock far ahead of the cell's.
+    fn refusal(&self, cmd: &Command, c: &CommandIn) -> Option<Reply> {
         let policy = &self.model.policy;
         if !policy.allows(c.by, cmd.command) {
-            return Err(Reply::rejected(
+            return Some(Reply::rejected(
                 Some(cmd),
                 policy.refusal(c.by, cmd.command),
             ));
         }
         // Judged when the engine comes to it, which may be well after it arrived.
         let now = self.now.unwrap_or(c.received_ms).max(c.received_ms);
-        let expired = |why: String| Err(Reply::refused(Some(cmd), ReplyStatus::Expired, why));
+        let expired = |why: String| Some(Reply::refused(Some(cmd), ReplyStatus::Expired, why));
         for (what, at) in [
             ("its expiry", c.expires_ms),
             ("its expires_at", cmd.expires_ms()),
@@ -111,7 +111,7 @@ impl Engine {
         }
         let issued = cmd.issued_ms();
         if let Some(ahead) = issued.map(|i| i - now).filter(|&a| a > MAX_AHEAD_MS) {
-            return Err(Reply::rejected(
+            return Some(Reply::rejected(
                 Some(cmd),
                 format!(
                     "issued_at is {} s ahead of the cell's clock: one of the two clocks is wrong",
@@ -134,7 +134,7 @@ impl Engine {
                 ));
             }
         }
-        Ok(())
+        None
     }
 
     fn apply_command(&mut self, cmd: &Command, c: &CommandIn, out: &mut Vec<NewEvent>) -> Reply {
