@@ -82,6 +82,45 @@ impl Message {
             Message::V311(p) => &p.payload,
         }
     }
+
+    /// Sent because it was retained on the topic, not as it was published.
+    pub fn retained(&self) -> bool {
+        match self {
+            Message::V5(p) => p.retain,
+            Message::V311(p) => p.retain,
+        }
+    }
+
+    /// What MQTT 5 says of the message besides its payload (nothing under 3.1.1).
+    pub fn properties(&self) -> MessageProps {
+        let Message::V5(p) = self else {
+            return MessageProps::default();
+        };
+        let Some(props) = &p.properties else {
+            return MessageProps::default();
+        };
+        MessageProps {
+            expiry_s: props.message_expiry_interval,
+            user: props
+                .user_properties
+                .iter()
+                .find(|(k, _)| k == "user")
+                .map(|(_, v)| v.clone()),
+            response_topic: props.response_topic.clone(),
+            correlation_data: props.correlation_data.as_ref().map(|d| d.to_vec()),
+        }
+    }
+}
+
+/// An incoming message's MQTT 5 properties that a command uses.
+#[derive(Debug, Default)]
+pub struct MessageProps {
+    /// Message Expiry Interval: what is left of it when the broker sent the message.
+    pub expiry_s: Option<u32>,
+    /// The user property `user`: who the sender says it is.
+    pub user: Option<String>,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Vec<u8>>,
 }
 
 /// What the session acts on; everything else is `Other`.
@@ -170,6 +209,41 @@ impl Client {
             Client::V5(c) => c.try_subscribe(topic, qos5(qos)).map_err(|e| e.to_string()),
             Client::V311(c) => c.try_subscribe(topic, qos).map_err(|e| e.to_string()),
         }
+    }
+
+    /// Subscribes to the command topic at QoS 1; under MQTT 5 asking the broker not to send
+    /// the retained message (retain handling 2).
+    pub fn try_subscribe_commands(&self, topic: String) -> Result<(), String> {
+        match self {
+            Client::V5(c) => {
+                let filter = p5::Filter {
+                    retain_forward_rule: p5::RetainForwardRule::Never,
+                    ..p5::Filter::new(topic, qos5(QoS::AtLeastOnce))
+                };
+                c.try_subscribe_many([filter]).map_err(|e| e.to_string())
+            }
+            Client::V311(c) => c
+                .try_subscribe(topic, QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A reply at QoS 0 on a request's Response Topic, with its Correlation Data (MQTT 5).
+    pub fn try_publish_response(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        correlation_data: Option<Vec<u8>>,
+    ) -> Result<(), String> {
+        let Client::V5(c) = self else {
+            return Err("a Response Topic is MQTT 5".into());
+        };
+        let props = p5::PublishProperties {
+            correlation_data: correlation_data.map(Into::into),
+            ..Default::default()
+        };
+        c.try_publish_with_properties(topic, qos5(QoS::AtMostOnce), false, payload, props)
+            .map_err(|e| e.to_string())
     }
 
     pub fn try_ack(&self, msg: &Message) -> Result<(), String> {

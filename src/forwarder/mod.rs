@@ -15,7 +15,7 @@ pub(crate) mod options;
 mod session;
 mod values;
 
-pub use commands::CommandIntake;
+pub use commands::{CommandIntake, RECEIVE_MAXIMUM};
 pub use link::Options;
 pub use options::{client_id, mqtt_options, values_options};
 pub use session::{run, ForwarderSettings};

@@ -28,6 +28,11 @@ pub fn client_id(c: &CellConfig) -> String {
 /// runtime) this bounds the memory commands can take: 64 × 256 KiB = 16 MiB.
 pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
 
+/// The same under MQTT 3.1.1, which has no way to tell the broker (see `options_for`). The
+/// intake keeps no more than 64 KiB of any command, so this costs memory only while one such
+/// packet is read.
+pub const MAX_INCOMING_PACKET_311: usize = 16 << 20;
+
 /// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
 /// once, and never logged.
 pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
@@ -65,6 +70,9 @@ fn options_for(c: &CellConfig, id: String, events: bool) -> Result<Options> {
             opts.set_keep_alive(keep_alive);
             opts.set_outgoing_inflight_upper_limit(m.inflight);
             opts.set_max_packet_size(Some(incoming_max as u32));
+            if events {
+                opts.set_receive_maximum(Some(super::commands::RECEIVE_MAXIMUM));
+            }
             // A persistent session that outlives the connection: commands queued for the cell
             // while it is away are kept for it (MQTT 5 ends the session at the disconnect
             // without an expiry interval).
@@ -97,7 +105,10 @@ fn options_for(c: &CellConfig, id: String, events: bool) -> Result<Options> {
             opts.set_clean_session(!events);
             opts.set_keep_alive(keep_alive);
             opts.set_inflight(m.inflight);
-            opts.set_max_packet_size(incoming_max, outgoing_max);
+            // 3.1.1 cannot tell the broker a size limit: a packet over the client's limit breaks
+            // the connection, and a retained one breaks every next connection too. So the
+            // client takes up to 16 MiB and the engine rejects a command over 64 KiB as usual.
+            opts.set_max_packet_size(MAX_INCOMING_PACKET_311, outgoing_max);
             opts.set_manual_acks(events);
             if events {
                 opts.set_last_will(LastWill::new(

@@ -194,6 +194,9 @@ impl Session<'_> {
                 _ = flush.tick() => {
                     self.settings.probe.beat();
                     self.flush_acked();
+                    if let Some(intake) = &mut self.intake {
+                        intake.hand_on(self.client);
+                    }
                     if connected {
                         self.retry_refused();
                         self.report_refusals();
@@ -211,7 +214,7 @@ impl Session<'_> {
                 }
                 _ = &mut connect_deadline, if !connected => return self.lost("no CONNACK within 30 s".into()),
                 Some(ack) = acks.recv() => {
-                    if let Some(intake) = &self.intake {
+                    if let Some(intake) = &mut self.intake {
                         intake.acknowledge(ack, self.client);
                     }
                 }
@@ -246,7 +249,7 @@ impl Session<'_> {
                     intake.subscribe(self.client)?;
                 }
             }
-            Ev::Command(msg) => match &self.intake {
+            Ev::Command(msg) => match &mut self.intake {
                 Some(intake) => intake.received(msg, self.client),
                 None => {
                     tracing::warn!(topic = %msg.topic(), "message on a topic the cell does not take")

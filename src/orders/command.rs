@@ -250,10 +250,7 @@ pub fn parse(payload: &[u8]) -> Result<Command, (Option<String>, String)> {
     if payload.len() > MAX_PAYLOAD {
         return Err((
             None,
-            format!(
-                "payload of {} bytes is over the limit of {MAX_PAYLOAD}",
-                payload.len()
-            ),
+            format!("payload over the limit of {MAX_PAYLOAD} bytes"),
         ));
     }
     let value: serde_json::Value =

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Commands waiting for the engine. Each is one MQTT packet of at most
-/// `forwarder::MAX_INCOMING_PACKET` bytes or a control socket message of at most 64 KiB, so the
-/// queue holds at most 16 MiB. Commands come at the pace of people; the engine takes them
-/// within a second.
-const COMMAND_QUEUE: usize = 64;
+/// Commands waiting for the engine. Each holds at most 64 KiB of payload (the MQTT intake keeps
+/// no more of a larger one; the control socket reads no more), so the queue holds at most
+/// 8 MiB. Above the MQTT 5 Receive Maximum (`forwarder::RECEIVE_MAXIMUM`), so that what the
+/// broker sends always finds room beside the operator's and Sparkplug's commands.
+const COMMAND_QUEUE: usize = 128;
 
 /// Runs the cell until `shutdown` turns true, then stops in order: drivers, a last commit, and a
 /// bounded wait for the broker to acknowledge what is in flight.
@@ -329,6 +329,11 @@ fn forwarder_settings(
         drain: Duration::from_secs(5),
         commands: Some(forwarder::CommandIntake {
             topic: forwarder::command_topic(&config.mqtt.topic_root, &config.cell),
+            responses: forwarder::event_topic(
+                &config.mqtt.topic_root,
+                &config.cell,
+                "command_response",
+            ),
             engine: commands,
         }),
         // The runtime hands in the probe its health endpoint reads.
