@@ -204,10 +204,10 @@ impl WritableTag {
                 ))
             }
         };
-        self.within_limits(&value)?;
         if !self.is_bool() {
             t.encode_registers(value).map_err(|e| e.to_string())?;
         }
+        self.within_limits(&value)?;
         Ok(value)
     }
 

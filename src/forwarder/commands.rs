@@ -3,11 +3,13 @@
 //! and reply; if the process dies first, the broker delivers it again (persistent session) and
 //! the engine answers the repeat without applying it twice.
 //!
-//! What the cell cannot take yet stays with the broker: under MQTT 5 the CONNECT's Receive
-//! Maximum ([`RECEIVE_MAXIMUM`]) bounds the unacknowledged commands the broker sends, and the
-//! engine's queue holds more than that. Under 3.1.1 the broker's own in-flight limit does the
-//! same (Mosquitto: 20); past it, commands wait here in a bounded backlog, and one that finds
-//! the backlog full is answered `busy` and acknowledged, never dropped without a word.
+//! What the cell cannot take yet should stay with the broker: under MQTT 5 the CONNECT's
+//! Receive Maximum ([`RECEIVE_MAXIMUM`]) asks the broker to send no more unacknowledged
+//! commands than that, and the engine's queue holds more. Under 3.1.1 only the broker's own
+//! in-flight limit bounds them, and Mosquitto 2.0.11 was measured sending a 2,000-command flood
+//! past the Receive Maximum too (tests/commands.rs). So commands the engine's queue has no room
+//! for wait here, in order, in a backlog bounded in bytes ([`BACKLOG_BYTES`]); one that finds
+//! it full is answered `busy` and acknowledged, never dropped without a word.
 //!
 //! A retained message is never applied: it is an old command the broker hands to every new
 //! subscriber. MQTT 5 subscribes with "do not send retained"; under 3.1.1 the flag is checked.
@@ -27,9 +29,9 @@ use tokio::sync::mpsc;
 /// share, so that the queue always has room for what the broker sends.
 pub const RECEIVE_MAXIMUM: u16 = 32;
 
-/// Commands held here while the engine's queue is full (3.1.1, or a broker that ignores the
-/// Receive Maximum). Over it a command is answered `busy`.
-const BACKLOG: usize = 256;
+/// Payload bytes of the commands held here while the engine's queue is full (each at most
+/// 64 KiB). Over it a command is answered `busy`.
+const BACKLOG_BYTES: usize = 16 << 20;
 
 /// A committed command's message, to acknowledge on the connection it came from, and its reply
 /// (a copy goes to an MQTT 5 Response Topic).
@@ -42,9 +44,9 @@ pub struct Ack {
 #[derive(Clone)]
 pub struct CommandIntake {
     pub topic: String,
-    /// The cell's response topic, where a `busy` answer goes (the engine's replies go there
-    /// as command_response events).
-    pub responses: String,
+    /// Where a `busy` answer goes: not the response topic, whose messages are all events
+    /// with a sequence number (docs/COMMANDS.md).
+    pub busy: String,
     pub engine: mpsc::Sender<CommandIn>,
 }
 
@@ -59,6 +61,8 @@ impl CommandIntake {
             generation,
             acks,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            unacked: VecDeque::new(),
         }
     }
 }
@@ -73,8 +77,12 @@ pub struct SessionIntake {
     intake: CommandIntake,
     generation: u64,
     acks: mpsc::UnboundedSender<Ack>,
-    /// Commands the engine's queue had no room for, in the order they came.
+    /// Commands the engine's queue had no room for, in the order they came, and their bytes.
     backlog: VecDeque<CommandIn>,
+    backlog_bytes: usize,
+    /// Committed commands whose acknowledgement found the client's request queue full: sent
+    /// at the next turn, so that the broker is not left holding them until a reconnect.
+    unacked: VecDeque<Message>,
 }
 
 impl SessionIntake {
@@ -99,6 +107,7 @@ impl SessionIntake {
             return;
         }
         let cmd = self.command_of(publish);
+        self.backlog_bytes += cmd.payload.len();
         self.backlog.push_back(cmd);
         self.hand_on(client);
     }
@@ -141,9 +150,16 @@ impl SessionIntake {
     /// Hands the backlog to the engine as far as its queue has room; what is over the backlog
     /// is answered `busy`.
     pub(super) fn hand_on(&mut self, client: &Client) {
+        while let Some(msg) = self.unacked.pop_front() {
+            if client.try_ack(&msg).is_err() {
+                self.unacked.push_front(msg);
+                break;
+            }
+        }
         while let Some(cmd) = self.backlog.pop_front() {
+            let bytes = cmd.payload.len();
             match self.intake.engine.try_send(cmd) {
-                Ok(()) => {}
+                Ok(()) => self.backlog_bytes -= bytes,
                 Err(mpsc::error::TrySendError::Full(cmd)) => {
                     self.backlog.push_front(cmd);
                     break;
@@ -151,8 +167,9 @@ impl SessionIntake {
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
-        while self.backlog.len() > BACKLOG {
+        while self.backlog_bytes > BACKLOG_BYTES {
             let cmd = self.backlog.pop_back().expect("over the backlog");
+            self.backlog_bytes -= cmd.payload.len();
             self.busy(cmd, client);
         }
     }
@@ -172,8 +189,17 @@ impl SessionIntake {
         warn(|| {
             tracing::warn!("command answered busy: the engine's queue and the backlog are full")
         });
+        if let Some(route) = &cmd.respond_to {
+            reply.response_topic = Some(route.topic.clone());
+            reply.correlation_data = route
+                .correlation_data
+                .as_ref()
+                .map(|d| d.iter().map(|b| format!("{b:02x}")).collect());
+        }
         let text = serde_json::to_vec(&reply).expect("a reply serializes");
-        let _ = client.try_publish(self.intake.responses.clone(), QoS::AtMostOnce, false, text);
+        let _ = client.try_publish(self.intake.busy.clone(), QoS::AtMostOnce, false, text);
+        // Acknowledged with the answer given (the done callback also sends any Response Topic
+        // copy).
         if let Some(done) = cmd.done {
             done(&reply);
         }
@@ -186,9 +212,7 @@ impl SessionIntake {
         if let Some(topic) = &ack.reply.response_topic {
             respond(client, topic, &ack.reply);
         }
-        if let Err(e) = client.try_ack(&ack.publish) {
-            tracing::warn!("acknowledging a command: {e}");
-        }
+        self.unacked.push_back(ack.publish);
         self.hand_on(client);
     }
 }

@@ -329,10 +329,9 @@ fn forwarder_settings(
         drain: Duration::from_secs(5),
         commands: Some(forwarder::CommandIntake {
             topic: forwarder::command_topic(&config.mqtt.topic_root, &config.cell),
-            responses: forwarder::event_topic(
-                &config.mqtt.topic_root,
-                &config.cell,
-                "command_response",
+            busy: format!(
+                "{}/busy",
+                forwarder::event_topic(&config.mqtt.topic_root, &config.cell, "command_response")
             ),
             engine: commands,
         }),

@@ -82,8 +82,23 @@ impl ModbusPeer {
         if self.has_init {
             cmd.arg("--init").arg(self.process.dir().join("init.json"));
         }
+        cmd.arg("--write-log").arg(self.write_log());
         self.process
             .spawn(cmd, Ready::line(format!("READY {port}")))
+    }
+
+    fn write_log(&self) -> std::path::PathBuf {
+        self.process.dir().join("writes.jsonl")
+    }
+
+    /// Every write a client made to the peer's tables, as the peer recorded it, in order
+    /// (across restarts of the peer): `{"t_ms", "table", "address", "values"}`.
+    pub fn writes(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(self.write_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     pub fn port(&self) -> u16 {

@@ -13,7 +13,7 @@ pub const T: Duration = Duration::from_secs(15);
 
 pub struct Cell {
     pub broker: Mosquitto,
-    _peer: ModbusPeer,
+    pub peer: ModbusPeer,
     pub plc: Plc,
     pub collector: Collector,
     pub config: std::path::PathBuf,
@@ -44,7 +44,7 @@ impl Cell {
         assert!(online, "the runtime came up");
         Cell {
             broker,
-            _peer: peer,
+            peer,
             plc,
             collector,
             config,

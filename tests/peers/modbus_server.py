@@ -5,7 +5,12 @@ Written against pymodbus==3.11.4 (pinned in tests/peers/requirements.txt); the
 datastore API differs in other versions.
 
 Usage:
-    modbus_server.py --host 127.0.0.1 --port 15020 [--unit-ids 1,2] [--init FILE.json] [--verbose]
+    modbus_server.py --host 127.0.0.1 --port 15020 [--unit-ids 1,2] [--init FILE.json]
+                     [--write-log FILE.jsonl] [--verbose]
+
+--write-log appends one JSON line per write a client makes, as the server stored it:
+{"t_ms": wall clock ms, "table": "registers" | "bits", "address": protocol address,
+ "values": [...]}. What the PLC received, and when, is then the peer's own record.
 
 Once the socket listens, prints exactly one line ``READY <port>`` to stdout and
 flushes. Exits 0 on SIGTERM or SIGINT. Exits non-zero (without READY) if it
@@ -62,6 +67,7 @@ import json
 import logging
 import signal
 import sys
+import time
 
 from pymodbus.datastore import (
     ModbusDeviceContext,
@@ -77,11 +83,32 @@ FC_HOLDING = 3
 FC_COILS = 1
 
 
+class LoggedBlock(ModbusSequentialDataBlock):
+    """A data block that records every write made once the server is up (WRITE_LOG)."""
+
+    def __init__(self, address, values, table):
+        super().__init__(address, values)
+        self.table = table
+
+    def setValues(self, address, values):
+        result = super().setValues(address, values)
+        if WRITE_LOG is not None:
+            values = values if isinstance(values, list) else [values]
+            line = {"t_ms": time.time() * 1000, "table": self.table,
+                    "address": address - 1, "values": [int(v) for v in values]}
+            WRITE_LOG.write(json.dumps(line) + "\n")
+            WRITE_LOG.flush()
+        return result
+
+
+WRITE_LOG = None
+
+
 def make_unit_context() -> ModbusDeviceContext:
     # ModbusDeviceContext.getValues/setValues do `address += 1` before touching the
     # block, so a block starting at address 1 covers protocol addresses 0..SIZE-1.
-    registers = ModbusSequentialDataBlock(1, [0] * SIZE)
-    bits = ModbusSequentialDataBlock(1, [False] * SIZE)
+    registers = LoggedBlock(1, [0] * SIZE, "registers")
+    bits = LoggedBlock(1, [False] * SIZE, "bits")
     # Shared blocks: input registers mirror holding registers, discrete inputs mirror coils.
     return ModbusDeviceContext(hr=registers, ir=registers, co=bits, di=bits)
 
@@ -136,6 +163,9 @@ async def serve(args: argparse.Namespace) -> int:
                 raise ValueError(f"init: unit {uid} is not in --unit-ids")
             apply_init(units[uid], unit_spec)
 
+    if args.write_log:
+        global WRITE_LOG
+        WRITE_LOG = open(args.write_log, "a", encoding="utf-8")
     context = ModbusServerContext(devices=units, single=False)
     server = ModbusTcpServer(context, address=(args.host, args.port))
 
@@ -158,6 +188,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--write-log", default=None)
     parser.add_argument("--unit-ids", type=parse_unit_ids, default=[1])
     parser.add_argument("--init", help="JSON file with initial values (see module docstring)")
     parser.add_argument("--verbose", action="store_true", help="pymodbus debug log on stderr")
