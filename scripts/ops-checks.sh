@@ -90,6 +90,8 @@ check "user mes-edge with home /var/lib/mes-edge and no login" \
 check "group mes-edge-operators" sh -c 'getent group mes-edge-operators >/dev/null'
 check "state directory /var/lib/mes-edge mes-edge:mes-edge 711" owner_mode /var/lib/mes-edge "mes-edge:mes-edge 711"
 check "the unit bounds memory (MemoryMax=)" grep -q '^MemoryMax=' "$UNIT"
+# The value itself is checked by `systemd-analyze verify` above; this is that it is there.
+check "the unit bounds file descriptors (LimitNOFILE=)" grep -qx 'LimitNOFILE=[0-9]*' "$UNIT"
 check "example config root:mes-edge 640" owner_mode /etc/mes-edge/example.toml "root:mes-edge 640"
 check "mes-edge check of the shipped config, as the service user" \
     runuser -u mes-edge -- /usr/bin/mes-edge check /etc/mes-edge/example.toml

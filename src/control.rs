@@ -8,13 +8,30 @@
 //! command (`"user"` in the envelope).
 
 use crate::cell::CommandIn;
-use crate::orders::{CommandSource, Reply, MAX_PAYLOAD};
+use crate::logging::Throttle;
+use crate::orders::{CommandSource, Reply, ReplyStatus, MAX_PAYLOAD};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Connections served at once. Each holds a file descriptor for as long as its command takes:
+/// without a cap, a flood of idle connections used up the process's descriptors and the
+/// health endpoint, the store and the drivers could open none. One over the cap is told
+/// `busy` and closed at once; the CLI tries again until its deadline.
+pub const MAX_CONNECTIONS: usize = 16;
+/// The whole command must arrive within this. The CLI sends it in one write; what trickles in
+/// slower is holding a slot, not sending a command.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// The reply must be taken within this: a client that does not read gives its slot back.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a committed command's reply may take (the engine's queue, then the commit).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the CLI keeps trying while the socket says `busy`.
+const BUSY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The group whose members may command the cell over its control socket (sysusers.d).
 pub const OPERATORS_GROUP: &str = "mes-edge-operators";
@@ -70,26 +87,67 @@ pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::tas
             );
         }
     }
-    Ok(tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((conn, _)) => {
-                    tokio::spawn(handle(conn, engine.clone()));
+    Ok(tokio::spawn(accept_loop(listener, engine)))
+}
+
+async fn accept_loop(listener: UnixListener, engine: mpsc::Sender<CommandIn>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // A flood must not become a flood of log lines as well.
+    let mut refusals = Throttle::new(Duration::from_secs(60), 3);
+    let mut failures = Throttle::new(Duration::from_secs(60), 3);
+    loop {
+        match listener.accept().await {
+            Ok((conn, _)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        handle(conn, engine).await;
+                        drop(slot);
+                    });
                 }
-                Err(e) => {
-                    tracing::warn!("control socket: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(_) => {
+                    refuse_busy(conn);
+                    if let Some(held) = refusals.allow() {
+                        tracing::warn!(
+                            "control socket: {MAX_CONNECTIONS} connections already open; refused one as busy ({held} more refused since the last such line)"
+                        );
+                    }
                 }
+            },
+            Err(e) => {
+                // Out of file descriptors, most likely: wait instead of spinning.
+                if let Some(held) = failures.allow() {
+                    tracing::warn!(
+                        "control socket: accept failed: {e} ({held} more since the last such line)"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-    }))
+    }
+}
+
+/// Says `busy` if the line fits in the socket's buffer now, and closes the connection either
+/// way: a refused client must not hold a descriptor a moment longer.
+fn refuse_busy(conn: UnixStream) {
+    let reason =
+        format!("the control socket has {MAX_CONNECTIONS} connections open; try again in a moment");
+    let mut line = serde_json::to_vec(&Reply::refused(None, ReplyStatus::Busy, reason))
+        .expect("a reply serializes");
+    line.push(b'\n');
+    // Through the std stream: tokio's try_write answers WouldBlock until the reactor has seen
+    // the new socket writable, which it has not yet.
+    if let Ok(conn) = conn.into_std() {
+        use std::io::Write;
+        let _ = (&conn).write(&line);
+    }
 }
 
 async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     let mut payload = Vec::new();
     let mut limited = (&mut conn).take(MAX_PAYLOAD as u64 + 1);
-    let read =
-        tokio::time::timeout(Duration::from_secs(5), limited.read_to_end(&mut payload)).await;
+    // One deadline for the whole command, however slowly it trickles in.
+    let read = tokio::time::timeout(READ_TIMEOUT, limited.read_to_end(&mut payload)).await;
     if !matches!(read, Ok(Ok(_))) {
         return;
     }
@@ -104,10 +162,10 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
     if engine.send(cmd).await.is_err() {
         return;
     }
-    if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(30), rx).await {
+    if let Ok(Ok(reply)) = tokio::time::timeout(REPLY_TIMEOUT, rx).await {
         let mut text = serde_json::to_vec(&reply).expect("a reply serializes");
         text.push(b'\n');
-        let _ = conn.write_all(&text).await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, conn.write_all(&text)).await;
     }
 }
 
@@ -127,17 +185,40 @@ pub fn user_name(uid: u32) -> String {
 }
 
 /// Sends one command to the running service on its control socket `path` and waits for its
-/// reply.
+/// reply. A `busy` refusal from the socket's connection cap came before the command was read:
+/// the command is sent again, until [`BUSY_DEADLINE`].
 pub async fn request(path: &Path, payload: &[u8]) -> Result<Reply> {
+    let deadline = Instant::now() + BUSY_DEADLINE;
+    loop {
+        let reply = request_once(path, payload).await?;
+        let unread = reply.status() == ReplyStatus::Busy && reply.correlation_id.is_none();
+        if !unread || Instant::now() >= deadline {
+            return Ok(reply);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn request_once(path: &Path, payload: &[u8]) -> Result<Reply> {
     let mut conn = UnixStream::connect(&path)
         .await
         .with_context(|| format!("is the service running? no answer on {}", path.display()))?;
-    conn.write_all(payload).await?;
-    conn.shutdown().await?;
+    // A connection refused as busy is closed before the runtime reads it: the write may fail
+    // then, and the refusal is still there to read.
+    let sent = async {
+        conn.write_all(payload).await?;
+        conn.shutdown().await
+    }
+    .await;
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+    let read = tokio::time::timeout(REPLY_TIMEOUT, conn.read_to_end(&mut answer))
         .await
-        .context("no reply within 30 s")??;
+        .context("no reply within 30 s")?;
+    // The kernel reports the refused command's unread bytes as a reset after the refusal.
+    if answer.is_empty() {
+        read?;
+        sent?;
+    }
     serde_json::from_slice(&answer)
         .with_context(|| format!("unreadable reply {:?}", String::from_utf8_lossy(&answer)))
 }

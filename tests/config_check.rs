@@ -121,3 +121,88 @@ fn a_password_over_plaintext_mqtt_is_a_warning_not_an_error() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// A config whose `[mqtt]` table is its last, with `extra` lines added to it.
+fn config_with_mqtt(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config-cases/zero-poll-interval/cell.toml");
+    let text = std::fs::read_to_string(case)
+        .unwrap()
+        .replace("poll_interval_ms = 0", "poll_interval_ms = 100")
+        .replace("mqtt://10.0.0.1", "mqtts://10.0.0.1")
+        + "\nca_file = \"ca.pem\"\n"
+        + extra;
+    let path = dir.join("cell.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_password_others_can_read_is_a_warning_in_the_config_as_in_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_mqtt(dir.path(), "username = \"press4\"\npassword = \"s3cret\"\n");
+    chmod(&config, 0o644);
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success(), "a warning does not fail the check");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("cell.toml:30:12: warning: the config file holding `password` is readable by every user of this computer (mode 644): cell.toml; chmod 640 it with the service's group, or move the password to `password_file` or `password_env`\n")
+    );
+    // Readable by its group only: as the package installs configs, no warning.
+    chmod(&config, 0o640);
+    let out = check(dir.path(), "cell.toml");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+
+    // The same logic, the same words, for a password file.
+    let config = config_with_mqtt(
+        dir.path(),
+        "username = \"press4\"\npassword_file = \"press4.password\"\n",
+    );
+    chmod(&config, 0o644);
+    let secret = dir.path().join("press4.password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    chmod(&secret, 0o644);
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cell.toml:30:17: warning: password_file is readable by every user of this computer (mode 644): press4.password; chmod 600 it (or 640 with the service's group)\n"
+    );
+    chmod(&secret, 0o600);
+    assert_eq!(
+        String::from_utf8_lossy(&check(dir.path(), "cell.toml").stderr),
+        ""
+    );
+}
+
+#[test]
+fn a_user_name_over_opcua_policy_none_is_a_warning_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config-cases/opcua-credentials-without-security-policy/cell.toml");
+    let text = std::fs::read_to_string(case).unwrap().replace(
+        "username = \"mes\"",
+        "security_policy = \"None\"\nusername = \"mes\"",
+    );
+    // The robot's user certificate over Basic256Sha256: no warning for it.
+    let text = text.replace(
+        "user_cert_file",
+        "security_policy = \"Basic256Sha256\"\nuser_cert_file",
+    );
+    std::fs::write(dir.path().join("cell.toml"), text).unwrap();
+    let out = check(dir.path(), "cell.toml");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cell.toml:12:19: warning: a user name and password over security policy None: the session is neither signed nor encrypted, and the password is protected only if the server's user token policy encrypts it; use Basic256Sha256 or stronger\n"
+    );
+}

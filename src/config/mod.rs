@@ -72,7 +72,7 @@ pub fn load(path: &Path) -> Result<CellConfig, ConfigError> {
 pub fn load_with_warnings(path: &Path) -> Result<(CellConfig, Vec<Located>), ConfigError> {
     let config = load(path)?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut warnings: Vec<Located> = check::warnings(&config)
+    let mut warnings: Vec<Located> = check::warnings(&config, path)
         .into_iter()
         .map(|p| locate::locate(path, &text, p))
         .collect();

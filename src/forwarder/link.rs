@@ -325,7 +325,7 @@ fn ev5(ev: rumqttc::v5::Event) -> Ev {
             refusal: puback_refusal(&a.reason).map(|(code, name)| Refusal {
                 code,
                 name,
-                reason_string: a.properties.and_then(|p| p.reason_string),
+                reason_string: broker_words(a.properties.and_then(|p| p.reason_string)),
             }),
         },
         Event::Incoming(Incoming::PubRec(r)) => Ev::PubRec {
@@ -333,13 +333,13 @@ fn ev5(ev: rumqttc::v5::Event) -> Ev {
             refusal: pubrec_refusal(&r.reason).map(|(code, name)| Refusal {
                 code,
                 name,
-                reason_string: r.properties.and_then(|p| p.reason_string),
+                reason_string: broker_words(r.properties.and_then(|p| p.reason_string)),
             }),
         },
         Event::Incoming(Incoming::PubComp(c)) => Ev::PubComp { pkid: c.pkid },
         Event::Incoming(Incoming::SubAck(a)) => Ev::SubAck {
             refused: a.return_codes.iter().find_map(suback_refusal).map(|why| {
-                match a.properties.and_then(|p| p.reason_string) {
+                match broker_words(a.properties.and_then(|p| p.reason_string)) {
                     Some(words) => format!("{why} \"{words}\""),
                     None => why.to_string(),
                 }
@@ -348,13 +348,18 @@ fn ev5(ev: rumqttc::v5::Event) -> Ev {
         Event::Incoming(Incoming::Disconnect(d)) => Ev::Disconnect(format!(
             "broker sent DISCONNECT: {:?}{}",
             d.reason_code,
-            d.properties
-                .and_then(|p| p.reason_string)
+            broker_words(d.properties.and_then(|p| p.reason_string))
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default()
         )),
         _ => Ev::Other,
     }
+}
+
+/// An MQTT 5 reason string, the broker's own words: they end up in log lines, the status topic
+/// and /health, so escaped and cut like any text from the network.
+fn broker_words(s: Option<String>) -> Option<String> {
+    s.map(|s| crate::logging::field(&s))
 }
 
 /// The code and name of a PUBACK reason of 0x80 or above (MQTT 5, 3.4.2.1); None for success

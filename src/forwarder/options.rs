@@ -34,7 +34,8 @@ pub const MAX_INCOMING_PACKET: usize = 256 * 1024;
 pub const MAX_INCOMING_PACKET_311: usize = 16 << 20;
 
 /// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
-/// once, and never logged.
+/// once, and never logged (a secret file others can read is warned of with the config's
+/// warnings: config/check/secrets.rs).
 pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
     options_for(c, client_id(c), true)
 }
@@ -143,7 +144,6 @@ pub(crate) fn password(m: &MqttConfig) -> Result<Option<String>> {
     let Some(file) = &m.password_file else {
         return Ok(None);
     };
-    warn_if_world_readable("password_file", file);
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading password_file {}", file.display()))?;
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
@@ -169,29 +169,12 @@ pub(crate) fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .with_context(|| format!("reading cert_file {}", cert.display()))?;
-            warn_if_world_readable("key_file", key);
             let key = PrivateKeyDer::from_pem_file(key)
                 .with_context(|| format!("reading key_file {}", key.display()))?;
             builder.with_client_auth_cert(certs, key)?
         }
         _ => builder.with_no_client_auth(),
     })
-}
-
-/// A secret anyone on the PC can read is no secret: say so (once, at start), naming the file
-/// and never its content.
-fn warn_if_world_readable(what: &str, path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o004 != 0 {
-            tracing::warn!(
-                file = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "{what} is readable by every user of this computer; chmod 600 it (or 640 with the service's group)"
-            );
-        }
-    }
 }
 
 #[cfg(test)]

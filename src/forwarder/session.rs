@@ -95,6 +95,8 @@ pub async fn run(
             Ended::Shutdown => return,
             Ended::Lost(reason) => {
                 let delay = backoff.after_loss();
+                // The client's error can quote what the broker sent (a certificate's names).
+                let reason = crate::logging::field(&reason);
                 tracing::warn!(%reason, retry_in = ?delay, "broker connection lost");
                 settings.probe.backing_off(delay);
                 tokio::select! {
@@ -103,6 +105,18 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// A message on a topic the cell never subscribed to: logged, but a broker that keeps sending
+/// them must not fill the journal.
+fn off_topic(topic: &str) {
+    static LINES: std::sync::Mutex<crate::logging::Throttle> =
+        std::sync::Mutex::new(crate::logging::Throttle::new(Duration::from_secs(60), 3));
+    let allowed = LINES.lock().unwrap_or_else(|e| e.into_inner()).allow();
+    if let Some(held) = allowed {
+        let topic = crate::logging::field(topic);
+        tracing::warn!(%topic, held, "message on a topic the cell does not take");
     }
 }
 
@@ -251,9 +265,7 @@ impl Session<'_> {
             }
             Ev::Command(msg) => match &mut self.intake {
                 Some(intake) => intake.received(msg, self.client),
-                None => {
-                    tracing::warn!(topic = %msg.topic(), "message on a topic the cell does not take")
-                }
+                None => off_topic(&msg.topic()),
             },
             // The QoS 0 status publish: no packet id, not an event.
             Ev::Written(0) => {}

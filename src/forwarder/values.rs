@@ -61,6 +61,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
         poller.abort();
         let Some(reason) = lost else { return };
         let delay = backoff.after_loss();
+        let reason = crate::logging::field(&reason);
         tracing::debug!(%reason, retry_in = ?delay, "process values: broker connection lost");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

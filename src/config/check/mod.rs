@@ -17,6 +17,7 @@ mod commands;
 mod modbus;
 mod opcua;
 mod orders;
+mod secrets;
 mod sparkplug;
 mod values;
 
@@ -465,6 +466,13 @@ fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
             None
         }
         Ok(url) => {
+            // `run` cannot build the TLS connection without it (forwarder/options.rs).
+            if url.tls && m.ca_file.is_none() {
+                p.push(Problem::at(
+                    path!["mqtt", "url"],
+                    "an `mqtts://` url needs `ca_file`, the CA that signed the broker's certificate",
+                ));
+            }
             if !url.tls {
                 for (key, set) in [
                     ("ca_file", m.ca_file.is_some()),
@@ -556,12 +564,21 @@ fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
             path!["mqtt", "keep_alive_s"],
             "expected a keep-alive of at least 5 s (rumqttc's minimum)",
         ));
+    } else if m.keep_alive_s > u16::MAX as u64 {
+        // The CONNECT packet carries it in 16 bits: more would be cut to a different value.
+        p.push(Problem::at(
+            path!["mqtt", "keep_alive_s"],
+            format!(
+                "expected a keep-alive of at most 65535 s, found {}",
+                m.keep_alive_s
+            ),
+        ));
     }
     broker
 }
 
 /// What is allowed but probably a mistake: `check` prints these and still passes.
-pub(super) fn warnings(c: &super::CellConfig) -> Vec<Problem> {
+pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Problem> {
     let mut w = Vec::new();
     let m = &c.mqtt;
     let plaintext = !c.broker.tls;
@@ -581,6 +598,8 @@ pub(super) fn warnings(c: &super::CellConfig) -> Vec<Problem> {
             ));
         }
     }
+    opcua::warnings(c, &mut w);
+    secrets::warnings(c, file, &mut w);
     w
 }
 

@@ -64,6 +64,12 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
                     at("endpoint"),
                     format!("expected an endpoint like \"opc.tcp://host:4840\", found {url:?}"),
                 ));
+            } else if let Some(port) = bad_port(url) {
+                // The client would fail to parse it at every connect, and the device stay offline.
+                p.push(Problem::at(
+                    at("endpoint"),
+                    format!("expected a port from 1 to 65535 in the endpoint, found {port:?}"),
+                ));
             }
         }
     }
@@ -92,6 +98,7 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
         p.push(Problem::at(at(key), why));
     }
     check_identity(d, dev, p);
+    check_policy_written(d, dev, p);
     if dev.publishing_interval_ms == Some(0) {
         p.push(Problem::at(
             at("publishing_interval_ms"),
@@ -126,6 +133,56 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
     for (n, node) in dev.nodes.iter().enumerate() {
         if let Some(target) = check_node(d, n, node, &groups, p) {
             parsed.node_targets.insert((d, n), target);
+        }
+    }
+}
+
+/// The port of an `opc.tcp://host[:port][/path]` endpoint, if it is not one.
+fn bad_port(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("opc.tcp://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let after_host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => authority.find(':').map_or("", |i| &authority[i..]),
+    };
+    let port = after_host.strip_prefix(':').filter(|p| !p.is_empty())?;
+    match port.parse::<u16>() {
+        Ok(n) if n > 0 => None,
+        _ => Some(port),
+    }
+}
+
+/// A device that proves who it is must say which security it does so over: the default None
+/// would send the credential on a channel neither signed nor encrypted (docs/OPCUA.md).
+fn check_policy_written(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+    let credential = if dev.username.is_some() {
+        "username"
+    } else if dev.user_cert_file.is_some() {
+        "user_cert_file"
+    } else {
+        return;
+    };
+    if dev.security_policy.is_none() {
+        p.push(Problem::at(
+            path!["devices", d, credential],
+            format!(
+                "`{credential}` needs `security_policy` written out: expected e.g. \"Basic256Sha256\", or \"None\" to send the credential on an unencrypted channel knowingly"
+            ),
+        ));
+    }
+}
+
+/// User names and passwords on a None channel: allowed when written out, never quietly.
+pub fn warnings(c: &CellFile, w: &mut Vec<Problem>) {
+    for (d, dev) in c.devices.iter().enumerate() {
+        if dev.protocol == Protocol::Opcua
+            && dev.username.is_some()
+            && dev.security_policy == Some(SecurityPolicy::None)
+        {
+            w.push(Problem::at(
+                path!["devices", d, "security_policy"],
+                "warning: a user name and password over security policy None: the session is neither signed nor encrypted, and the password is protected only if the server's user token policy encrypts it; use Basic256Sha256 or stronger",
+            ));
         }
     }
 }
