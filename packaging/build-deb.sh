@@ -80,6 +80,7 @@ DOC="$PKG/usr/share/doc/mes-edge"
 install -D -m 0644 "$ROOT/README.md" "$DOC/README.md"
 install -D -m 0644 "$ROOT/docs/OPERATIONS.md" "$DOC/OPERATIONS.md"
 install -D -m 0644 "$ROOT/docs/EVENTS.md" "$DOC/EVENTS.md"
+install -D -m 0644 "$ROOT/docs/COMMANDS.md" "$DOC/COMMANDS.md"
 cat > "$DOC/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: mes-edge

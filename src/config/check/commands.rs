@@ -86,8 +86,13 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {
                     p.push(Problem::at(
                         path!["devices", d, "tags", i, "allowed", k],
                         format!(
-                            "expected a value of the tag's type ({}), found {v:?}",
-                            t.data_type.name()
+                            "expected a value of the tag's type ({}), found {}",
+                            t.data_type.name(),
+                            match v {
+                                AllowedValue::Bool(b) => b.to_string(),
+                                AllowedValue::Number(n) => n.to_string(),
+                                AllowedValue::Text(t) => format!("{t:?}"),
+                            }
                         ),
                     ));
                 }
