@@ -8,7 +8,8 @@ stdin:
   {"cmd": "rebirth", "group": g, "node": n}   ("count": k sends k requests at once)
   {"cmd": "dcmd", "group": g, "node": n, "device": d, "name": m, "datatype": "UINT32", "value": v}
                                          ("retain": true to leave it on the broker;
-                                          "pad": k for a STRING value of k bytes)
+                                          "pad": k for a STRING value of k bytes;
+                                          "count": k to send it k times)
   {"cmd": "kick", "client_id": c}        connect as client c and leave: the broker drops the
                                          session that had that id (a broken connection)
 With --host-id it announces itself online at start, with an offline STATE as its will.
@@ -125,12 +126,13 @@ def main():
             value = "x" * cmd["pad"] if "pad" in cmd else cmd["value"]
             metric = psp.Metric(timestamp=now, name=cmd["name"],
                                 datatype=psp.DataType[cmd["datatype"]], value=value)
-            client.publish(psp.Message(
-                topic=psp.Topic(message_type=psp.MessageType.DCMD, group_id=cmd["group"],
-                                edge_node_id=cmd["node"], device_id=cmd["device"]),
-                payload=psp.DCmd(timestamp=now, metrics=(metric,)),
-                qos=psp.QoS.AT_LEAST_ONCE if cmd.get("retain") else psp.QoS.AT_MOST_ONCE,
-                retain=cmd.get("retain", False)), include_dtypes=True)
+            for _ in range(cmd.get("count", 1)):
+                client.publish(psp.Message(
+                    topic=psp.Topic(message_type=psp.MessageType.DCMD, group_id=cmd["group"],
+                                    edge_node_id=cmd["node"], device_id=cmd["device"]),
+                    payload=psp.DCmd(timestamp=now, metrics=(metric,)),
+                    qos=psp.QoS.AT_LEAST_ONCE if cmd.get("retain") else psp.QoS.AT_MOST_ONCE,
+                    retain=cmd.get("retain", False)), include_dtypes=True)
         out({"type": "DONE", "cmd": cmd["cmd"]})
 
 

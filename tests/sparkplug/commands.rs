@@ -320,3 +320,70 @@ async fn a_state_stamped_far_ahead_is_refused_and_the_real_host_is_still_followe
     );
     assert!(l.rt.terminate().success(), "{}", l.rt.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_names_from_the_network_cannot_forge_or_flood_log_lines() {
+    let mut l = lab(0, None, &command_tags(common::free_port())).await;
+    l.wait_births(1).await;
+    let forged = "speed\n<3>mes-edge[1]: ERROR forged line";
+    l.host.dcmd("plc", forged, "UINT16", json!(1));
+    l.host.dcmd("plc", &"m".repeat(250_000), "UINT16", json!(1));
+    // 300 refusals in a burst, then a command that is applied: by then all were handled.
+    let sent = l.host.done();
+    l.host
+        .dcmd_flood("plc", "no_such_tag", "UINT16", json!(1), 300);
+    assert!(l.host.wait(|_| l.host.done() >= sent + 1, 20).await);
+    l.host.dcmd("plc", "speed", "UINT16", json!(9));
+    assert_eq!(
+        register_becomes(&mut l.plc, SPEED, 9).await,
+        9,
+        "{}",
+        l.rt.logs()
+    );
+    let logs = l.rt.logs();
+    assert!(
+        !logs.lines().any(|line| line.starts_with("<3>")
+            || (line.contains("ERROR forged") && !line.contains("speed\\n<3>"))),
+        "a metric name forged a log line\n{logs}"
+    );
+    assert!(
+        logs.contains("speed\\n<3>mes-edge"),
+        "the name, escaped\n{logs}"
+    );
+    assert!(
+        logs.lines().all(|line| line.len() < 2_000),
+        "a 250 KB name logged whole"
+    );
+    assert!(logs.contains("(250000 bytes)"), "{logs}");
+    let refusals = logs.matches("DCMD refused").count();
+    assert!(
+        refusals <= 25,
+        "302 refusals made {refusals} warning lines\n{logs}"
+    );
+    assert!(l.rt.terminate().success(), "{}", l.rt.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparkplug_only_runtime_is_healthy_with_its_session_connected() {
+    let health = common::free_port();
+    let l = lab(
+        0,
+        None,
+        &format!("json = false\n[health]\nlisten = \"127.0.0.1:{health}\"\n"),
+    )
+    .await;
+    l.wait_births(1).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], health));
+    let mut h = ops_support::scrape(addr, "/health", false);
+    for _ in 0..100 {
+        if h.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        h = ops_support::scrape(addr, "/health", false);
+    }
+    assert_eq!(h.status, 200, "{}\n{}", h.body, l.rt.logs());
+    assert_eq!(h.json["broker"]["connected"], true, "{}", h.body);
+    assert_eq!(h.json["sparkplug"]["connected"], true, "{}", h.body);
+    assert_eq!(h.json["sparkplug"]["births"], 1, "{}", h.body);
+}

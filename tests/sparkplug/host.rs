@@ -118,6 +118,21 @@ impl Host {
         );
     }
 
+    /// The same DCMD `count` times, as fast as the host can publish them.
+    pub fn dcmd_flood(
+        &mut self,
+        device: &str,
+        name: &str,
+        datatype: &str,
+        value: Value,
+        count: u32,
+    ) {
+        self.send(
+            json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
+                         "name": name, "datatype": datatype, "value": value, "count": count}),
+        );
+    }
+
     /// `count` rebirth requests, as fast as the host can publish them.
     pub fn rebirth_flood(&mut self, count: u32) {
         self.send(json!({"cmd": "rebirth", "group": GROUP, "node": NODE, "count": count}));
