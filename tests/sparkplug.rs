@@ -7,7 +7,6 @@ mod commands;
 mod common;
 #[path = "sparkplug/host.rs"]
 mod host;
-#[allow(dead_code)]
 mod ops_support;
 
 use common::cell::{write_config_with, Delivery, ACTIVE_TARGET, GOOD, TOPIC_FILTER};

@@ -38,11 +38,9 @@ impl CommandQueue {
         CommandQueue { tx }
     }
 
-    /// Queues `cmd`, or gives it back if the queue is full (or the engine is gone).
-    pub fn offer(&self, cmd: CommandIn) -> Result<(), CommandIn> {
-        self.tx.try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
-        })
+    /// Queues `cmd`; false if the queue is full (or the engine is gone).
+    pub fn offer(&self, cmd: CommandIn) -> bool {
+        self.tx.try_send(cmd).is_ok()
     }
 }
 
@@ -116,9 +114,10 @@ mod tests {
         let mut taken = 0;
         let mut refused = 0;
         for _ in 0..(QUEUE + 10) {
-            match q.offer(cmd()) {
-                Ok(()) => taken += 1,
-                Err(_) => refused += 1,
+            if q.offer(cmd()) {
+                taken += 1;
+            } else {
+                refused += 1;
             }
         }
         assert!(taken >= QUEUE && refused > 0, "{taken} {refused}");

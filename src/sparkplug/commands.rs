@@ -97,8 +97,8 @@ impl Intake {
             cmd.user = Some("sparkplug host".into());
             cmd.expires_ms = Some(cmd.received_ms + MAX_AGE_MS);
             match queue.offer(cmd) {
-                Ok(()) => self.probe.command_queued(),
-                Err(_) => {
+                true => self.probe.command_queued(),
+                false => {
                     self.probe.command_dropped();
                     say(
                         &self.refusals,

@@ -233,6 +233,7 @@ async fn an_oversized_retained_dcmd_costs_no_reconnect_loop() {
     );
     let looped = l.host.wait(|m| of_type(m, "NBIRTH").count() >= 3, 10).await;
     let births = nbirths(&l);
+    eprintln!("oversized DCMD: NBIRTH bdSeqs {births:?}");
     assert!(
         !looped,
         "reconnect loop: bdSeqs {births:?}\n{}",
@@ -264,6 +265,7 @@ async fn a_rebirth_flood_gives_a_few_rebirths_and_keeps_the_session() {
     );
     let more = l.host.wait(|m| of_type(m, "NBIRTH").count() >= 4, 8).await;
     let births = nbirths(&l);
+    eprintln!("rebirth flood: NBIRTH bdSeqs {births:?}");
     assert!(!more, "500 requests gave {} rebirths", births.len() - 1);
     assert!(
         births.iter().all(|b| *b == births[0]),
@@ -332,7 +334,7 @@ async fn metric_names_from_the_network_cannot_forge_or_flood_log_lines() {
     let sent = l.host.done();
     l.host
         .dcmd_flood("plc", "no_such_tag", "UINT16", json!(1), 300);
-    assert!(l.host.wait(|_| l.host.done() >= sent + 1, 20).await);
+    assert!(l.host.wait(|_| l.host.done() > sent, 20).await);
     l.host.dcmd("plc", "speed", "UINT16", json!(9));
     assert_eq!(
         register_becomes(&mut l.plc, SPEED, 9).await,
