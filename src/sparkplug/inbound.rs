@@ -56,12 +56,13 @@ impl Inbound {
                 // Stored on the broker by someone, sent again at every subscribe: not a command
                 // anyone gives now.
                 self.probe.command_refused();
+                // Once per message, and a broker holding thousands of them is still a few lines.
                 if self.retained.first_time(&m.topic, &m.payload) {
-                    tracing::warn!(
-                        topic = %field(&m.topic),
-                        bytes = m.payload.len(),
-                        "Sparkplug command ignored: it is retained on the broker, so not new (said once per message)"
-                    );
+                    self.warn(format_args!(
+                        "Sparkplug command ignored: it is retained on the broker, so not new (said once per message): {} bytes on {}",
+                        m.payload.len(),
+                        field(&m.topic)
+                    ));
                 }
                 return Heard::Nothing;
             }
