@@ -2,9 +2,12 @@
 //! server as the PLC and pysparkplug as the host application that decodes what the edge node
 //! publishes. The runtime is the real binary, killed and restarted as a line-side PC would be.
 
+#[path = "sparkplug/commands.rs"]
+mod commands;
 mod common;
 #[path = "sparkplug/host.rs"]
 mod host;
+mod ops_support;
 
 use common::cell::{write_config_with, Delivery, ACTIVE_TARGET, GOOD, TOPIC_FILTER};
 use common::{Collector, ModbusPeer, Mosquitto, Plc, RuntimeProcess};
@@ -269,7 +272,7 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcmd_writes_a_writable_tag_and_refuses_another() {
-    let mut l = lab(5, None, "").await;
+    let mut l = lab(5, None, "[commands.allow]\nsparkplug = [\"write_tag\"]\n").await;
     l.wait_births(1).await;
 
     l.host.dcmd("plc", "active_target", "UINT32", json!(4242));

@@ -97,6 +97,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             Value::Null
         }
     };
+    let sparkplug = super::sparkplug::health(ops.sparkplug(), &mut problems);
     let ok = problems.is_empty();
     Health {
         ok,
@@ -118,6 +119,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
                 "commit_failures_total": ops.engine().commit_failures(),
             },
             "forwarder": { "alive": fwd_silence <= STALL },
+            "sparkplug": sparkplug,
         }),
     }
 }

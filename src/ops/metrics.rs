@@ -195,6 +195,10 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         sample(o, name, &[], v as f64);
     }
     values(o, ops);
+    for (name, kind, help, v) in super::sparkplug::metrics(ops.sparkplug()) {
+        family(o, name, kind, help);
+        sample(o, name, &[], v);
+    }
     family(
         o,
         "mes_edge_events_refused_total",

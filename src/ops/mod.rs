@@ -12,10 +12,12 @@ pub mod notify;
 pub mod probe;
 pub mod reload;
 pub mod signals;
+pub mod sparkplug;
 pub mod supervisor;
 pub mod values;
 
 pub use probe::{ForwarderProbe, Heartbeat};
+pub use sparkplug::SparkplugProbe;
 pub use values::ValueProbe;
 
 use crate::config::CellConfig;
@@ -44,6 +46,7 @@ struct State {
     engine: Heartbeat,
     forwarder: ForwarderProbe,
     values: ValueProbe,
+    sparkplug: SparkplugProbe,
     store: Mutex<Option<StoreView>>,
     /// Events committed since this process started.
     produced: AtomicU64,
@@ -74,6 +77,7 @@ impl Ops {
             engine: Heartbeat::default(),
             forwarder: ForwarderProbe::default(),
             values: ValueProbe::default(),
+            sparkplug: SparkplugProbe::default(),
             store: Mutex::new(None),
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
@@ -146,6 +150,11 @@ impl Ops {
 
     pub fn forwarder(&self) -> &ForwarderProbe {
         &self.0.forwarder
+    }
+
+    /// The Sparkplug B session, if the runtime runs one.
+    pub fn sparkplug(&self) -> &SparkplugProbe {
+        &self.0.sparkplug
     }
 
     /// Process values committed, delivered and dropped.

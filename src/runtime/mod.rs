@@ -122,6 +122,7 @@ async fn run_cell(
         committed_rx.clone(),
         fwd_stop,
         spb_commands,
+        &ops,
     )?;
     // Sparkplug B only: the values go out as DDATA alone.
     let values_fwd = if json {

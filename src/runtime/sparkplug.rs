@@ -16,8 +16,9 @@ pub fn start(
     committed: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
     commands: mpsc::Sender<crate::cell::CommandIn>,
+    ops: &crate::ops::Ops,
 ) -> Result<Option<JoinHandle<()>>> {
-    let Some(settings) = sparkplug::settings(config, Some(commands))? else {
+    let Some(mut settings) = sparkplug::settings(config, Some(commands))? else {
         if writer.drop_sink(sparkplug::SINK)? {
             tracing::info!(
                 "Sparkplug B turned off: its cursor no longer holds events in the store"
@@ -25,6 +26,11 @@ pub fn start(
         }
         return Ok(None);
     };
+    settings.probe = ops.sparkplug().clone();
+    // Sparkplug B only: the session is the runtime's broker connection in /health and to the
+    // watchdog, where the absent JSON forwarder would otherwise read as down.
+    let stand_in = settings.marks_delivered.then(|| ops.forwarder().clone());
+    settings.probe.enable(stand_in);
     tracing::info!(
         group_id = %settings.topics.group,
         edge_node_id = %settings.topics.node,

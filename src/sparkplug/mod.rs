@@ -2,8 +2,12 @@
 //! JSON events (docs/SPARKPLUG.md). A sink of its own over the same outbox: its own MQTT
 //! session and its own delivery cursor, so the engine and the JSON forwarder do not change.
 
+mod command_queue;
+mod command_value;
 mod commands;
 mod devices;
+mod guard;
+mod inbound;
 mod metrics;
 mod payload;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -17,6 +21,7 @@ mod values;
 mod wire;
 
 pub use devices::{DeviceSpec, Devices, TagSpec};
+pub use guard::{MAX_COMMAND_BYTES, MAX_INCOMING_PACKET, REBIRTH_WINDOW, STATE_AHEAD_MAX_MS};
 pub use metrics::{Figures, MetricValue, NODE_METRICS};
 pub use settings::{SparkplugSettings, Writes, SINK};
 pub use sink::run;
@@ -42,7 +47,9 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
     opts.set_clean_session(true);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
     opts.set_inflight(m.inflight.max(1));
-    opts.set_max_packet_size(256 * 1024, 1 << 20);
+    // Above the largest command taken (MAX_COMMAND_BYTES): a bigger one is refused with a log
+    // line instead of breaking the connection, as rumqttc does with a packet over its limit.
+    opts.set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
     if let Some(user) = &m.username {
         let pass = crate::forwarder::options::password(m)?.unwrap_or_default();
         opts.set_credentials(user.clone(), pass);
@@ -67,5 +74,6 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
         window: m.inflight.max(1) as usize,
         devices: Devices::from_config(c),
         writes,
+        probe: crate::ops::SparkplugProbe::default(),
     }))
 }

@@ -5,11 +5,12 @@
 //! birth that already shows the figures they lead to. Once every committed event is handed
 //! out, the process values follow as DDATA (values.rs).
 
+use super::inbound::{Heard, Inbound};
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
 use super::settings::{SparkplugSettings, SINK};
 use super::values::{DeviceValues, ValueStream};
-use super::wire::{asks_rebirth, host_state, Ended, Ev, Inflight, Queued, Row};
+use super::wire::{Ended, Ev, Incoming, Inflight, Queued, Row};
 use crate::store::{Outbox, SinkCursor};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
@@ -34,9 +35,8 @@ pub(super) struct Session<'a> {
     /// The next message's `seq` (0–255, NBIRTH takes 0).
     msg_seq: u8,
     born: bool,
-    /// The primary host's last STATE timestamp (kept across connections): an older message is
-    /// stale.
-    pub host_ts: i64,
+    /// What the node hears, and what it keeps of it across connections.
+    inbound: &'a mut Inbound,
     /// What has been published: births are made from it.
     live: Figures,
     live_seq: u64,
@@ -62,7 +62,7 @@ impl<'a> Session<'a> {
         outbox: &'a mut Outbox,
         cursor: SinkCursor,
         bd_seq: u8,
-        host_ts: i64,
+        inbound: &'a mut Inbound,
         last: DeviceValues,
     ) -> Self {
         let figures = Figures::from_json(&cursor.state);
@@ -74,7 +74,7 @@ impl<'a> Session<'a> {
             bd_seq,
             msg_seq: 0,
             born: false,
-            host_ts,
+            inbound,
             live: figures.clone(),
             live_seq: cursor.seq,
             durable: figures,
@@ -107,6 +107,7 @@ impl<'a> Session<'a> {
                     Some(Ok(Ev::ConnAck)) => {
                         connected = true;
                         backoff.connected();
+                        self.s.probe.connected(true, self.bd_seq);
                         self.connected(*committed.borrow())
                     }
                     Some(Ok(ev)) => self.on_event(ev, *committed.borrow()),
@@ -116,8 +117,12 @@ impl<'a> Session<'a> {
                 _ = committed.changed(), if self.born => self.fill(),
                 _ = tick.tick() => {
                     self.persist();
+                    self.s.probe.beat();
+                    if self.born && self.inbound.rebirth_due() {
+                        tracing::info!("Sparkplug rebirth requested");
+                        self.birth(*committed.borrow())
                     // Also without a new event: a turn of the engine may commit values alone.
-                    if self.born { self.fill() } else { Ok(()) }
+                    } else if self.born { self.fill() } else { Ok(()) }
                 }
                 _ = &mut deadline, if !connected => Err(Ended::Lost("no CONNACK within 30 s".into())),
                 _ = shutdown.changed() => return self.drain(events).await,
@@ -173,41 +178,19 @@ impl<'a> Session<'a> {
                     self.fill()?;
                 }
             }
-            Ev::Message(topic, bytes) => self.message(&topic, &bytes, committed)?,
+            Ev::Message(m) => self.message(&m, committed)?,
             Ev::Closed => return Err(Ended::Lost("the broker disconnected".into())),
         }
         Ok(())
     }
 
-    fn message(&mut self, topic: &str, bytes: &[u8], committed: u64) -> Result<(), Ended> {
-        let t = &self.s.topics;
-        if topic == t.node("NCMD") {
-            if asks_rebirth(bytes) && self.born {
-                tracing::info!("Sparkplug rebirth requested");
-                return self.birth(committed);
-            }
-        } else if let Some(device) = t.device_of(topic) {
-            let device = device.to_string();
-            super::commands::device_command(self.s, &device, bytes);
-        } else if let Some((online, ts)) = self
-            .s
-            .primary_host
-            .as_deref()
-            .filter(|host| topic == super::topics::Topics::state(host))
-            .and_then(|_| host_state(bytes))
-        {
-            if ts < self.host_ts {
-                return Ok(());
-            }
-            self.host_ts = ts;
-            if online && !self.born {
-                return self.birth(committed);
-            }
-            if !online && self.born {
-                return Err(Ended::HostOffline);
-            }
+    fn message(&mut self, m: &Incoming, committed: u64) -> Result<(), Ended> {
+        match self.inbound.heard(self.s, m, self.born) {
+            Heard::Rebirth => self.birth(committed),
+            Heard::HostOnline if !self.born => self.birth(committed),
+            Heard::HostOffline if self.born => Err(Ended::HostOffline),
+            Heard::Nothing | Heard::HostOnline | Heard::HostOffline => Ok(()),
         }
-        Ok(())
     }
 
     /// NBIRTH and a DBIRTH per online device, with the figures of every event committed so far
@@ -223,6 +206,7 @@ impl<'a> Session<'a> {
         let figures = self.figures_up_to(self.birth_seq.max(self.live_seq))?;
         let ts = now_ms() as u64;
         self.born = true;
+        self.inbound.born();
         self.msg_seq = 1;
         self.born_devices.clear();
         self.publish(

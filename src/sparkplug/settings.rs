@@ -28,4 +28,6 @@ pub struct SparkplugSettings {
     pub devices: Devices,
     /// The engine's command door, where DCMD writes go as write_tag commands; None: refused.
     pub writes: Option<Writes>,
+    /// What `/health` and `/metrics` show of the session.
+    pub probe: crate::ops::SparkplugProbe,
 }

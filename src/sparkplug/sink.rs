@@ -21,8 +21,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    // The primary host's last STATE timestamp: a retained older STATE after a reconnect is stale.
-    let mut host_ts = 0i64;
+    // The command queue, the primary host's last STATE, the retained commands already reported.
+    let mut inbound = super::inbound::Inbound::new(&settings);
     // Each tag's last value, kept across connections; read from the store at the first.
     let mut last: Option<super::values::DeviceValues> = None;
     loop {
@@ -68,14 +68,14 @@ pub async fn run(
             &mut outbox,
             cursor,
             bd_seq,
-            host_ts,
+            &mut inbound,
             last.take().unwrap_or_default(),
         );
         let ended = session
             .run(&mut rx, &mut committed, &mut shutdown, &mut backoff)
             .await;
         session.persist();
-        host_ts = session.host_ts;
+        settings.probe.connected(false, bd_seq);
         last = Some(session.take_last());
         if !matches!(ended, Ended::Lost(_)) {
             // A clean DISCONNECT drops the will: the death certificate is ours to send.
@@ -99,10 +99,12 @@ pub async fn run(
                 tracing::info!(
                     "Sparkplug primary host offline: edge node disconnected, waiting for it"
                 );
+                settings.probe.backing_off(Duration::from_millis(500));
                 Duration::from_millis(500)
             }
             Ended::Lost(reason) => {
                 let delay = backoff.after_loss();
+                settings.probe.backing_off(delay);
                 tracing::warn!(%reason, retry_in = ?delay, "Sparkplug broker connection lost");
                 delay
             }

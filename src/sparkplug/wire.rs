@@ -20,7 +20,11 @@ pub(super) async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Res
         let ev = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
             Ok(Event::Incoming(Packet::PubAck(a))) => Ev::Acked(a.pkid),
-            Ok(Event::Incoming(Packet::Publish(p))) => Ev::Message(p.topic, p.payload.to_vec()),
+            Ok(Event::Incoming(Packet::Publish(p))) => Ev::Message(Incoming {
+                retained: p.retain,
+                topic: p.topic,
+                payload: p.payload.to_vec(),
+            }),
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Written(pkid),
             Ok(Event::Incoming(Packet::Disconnect)) => Ev::Closed,
             Ok(_) => continue,
@@ -40,8 +44,16 @@ pub(super) enum Ev {
     ConnAck,
     Written(u16),
     Acked(u16),
-    Message(String, Vec<u8>),
+    Message(Incoming),
     Closed,
+}
+
+/// A publish from the broker. Under MQTT 3.1.1 a broker sets `retain` only on a message it
+/// sends because of a new subscription (a stored one), never on one forwarded live.
+pub(super) struct Incoming {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retained: bool,
 }
 
 /// What a publish carries, to be marked done at its acknowledgement.

@@ -5,8 +5,13 @@ births it saw) and prints one JSON line per message on stdout. Takes commands as
 stdin:
   {"cmd": "state", "online": true}       publish its STATE (retained), as a primary host does
                                          ("timestamp": ms to send an old one)
-  {"cmd": "rebirth", "group": g, "node": n}
+  {"cmd": "rebirth", "group": g, "node": n}   ("count": k sends k requests at once)
   {"cmd": "dcmd", "group": g, "node": n, "device": d, "name": m, "datatype": "UINT32", "value": v}
+                                         ("retain": true to leave it on the broker;
+                                          "pad": k for a STRING value of k bytes;
+                                          "count": k to send it k times)
+  {"cmd": "kick", "client_id": c}        connect as client c and leave: the broker drops the
+                                         session that had that id (a broken connection)
 With --host-id it announces itself online at start, with an offline STATE as its will.
 """
 
@@ -15,6 +20,7 @@ import json
 import sys
 import threading
 
+import paho.mqtt.client as paho
 import pysparkplug as psp
 
 
@@ -71,6 +77,18 @@ def state_message(host_id, online, timestamp=None):
     )
 
 
+def kick(port, client_id):
+    """Takes over `client_id` for a moment: the broker closes the connection that held it."""
+    done = threading.Event()
+    c = paho.Client(client_id=client_id, clean_session=True)
+    c.on_connect = lambda *_: done.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    done.wait(10)
+    c.disconnect()
+    c.loop_stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -96,19 +114,25 @@ def main():
         elif cmd["cmd"] == "rebirth":
             metric = psp.Metric(timestamp=now, name="Node Control/Rebirth",
                                 datatype=psp.DataType.BOOLEAN, value=True)
-            client.publish(psp.Message(
-                topic=psp.Topic(message_type=psp.MessageType.NCMD, group_id=cmd["group"],
-                                edge_node_id=cmd["node"]),
-                payload=psp.NCmd(timestamp=now, metrics=(metric,)),
-                qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
+            for _ in range(cmd.get("count", 1)):
+                client.publish(psp.Message(
+                    topic=psp.Topic(message_type=psp.MessageType.NCMD, group_id=cmd["group"],
+                                    edge_node_id=cmd["node"]),
+                    payload=psp.NCmd(timestamp=now, metrics=(metric,)),
+                    qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
+        elif cmd["cmd"] == "kick":
+            kick(args.port, cmd["client_id"])
         elif cmd["cmd"] == "dcmd":
+            value = "x" * cmd["pad"] if "pad" in cmd else cmd["value"]
             metric = psp.Metric(timestamp=now, name=cmd["name"],
-                                datatype=psp.DataType[cmd["datatype"]], value=cmd["value"])
-            client.publish(psp.Message(
-                topic=psp.Topic(message_type=psp.MessageType.DCMD, group_id=cmd["group"],
-                                edge_node_id=cmd["node"], device_id=cmd["device"]),
-                payload=psp.DCmd(timestamp=now, metrics=(metric,)),
-                qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
+                                datatype=psp.DataType[cmd["datatype"]], value=value)
+            for _ in range(cmd.get("count", 1)):
+                client.publish(psp.Message(
+                    topic=psp.Topic(message_type=psp.MessageType.DCMD, group_id=cmd["group"],
+                                    edge_node_id=cmd["node"], device_id=cmd["device"]),
+                    payload=psp.DCmd(timestamp=now, metrics=(metric,)),
+                    qos=psp.QoS.AT_LEAST_ONCE if cmd.get("retain") else psp.QoS.AT_MOST_ONCE,
+                    retain=cmd.get("retain", False)), include_dtypes=True)
         out({"type": "DONE", "cmd": cmd["cmd"]})
 
 

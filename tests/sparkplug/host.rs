@@ -101,6 +101,55 @@ impl Host {
                          "name": name, "datatype": datatype, "value": value}),
         );
     }
+
+    /// A DCMD the broker keeps (retained) and sends again to every new subscription.
+    pub fn dcmd_retained(&mut self, device: &str, name: &str, datatype: &str, value: Value) {
+        self.send(
+            json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
+                         "name": name, "datatype": datatype, "value": value, "retain": true}),
+        );
+    }
+
+    /// A retained DCMD with a STRING value of `bytes` bytes.
+    pub fn dcmd_oversized_retained(&mut self, device: &str, name: &str, bytes: usize) {
+        self.send(
+            json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
+                         "name": name, "datatype": "STRING", "pad": bytes, "retain": true}),
+        );
+    }
+
+    /// The same DCMD `count` times, as fast as the host can publish them.
+    pub fn dcmd_flood(
+        &mut self,
+        device: &str,
+        name: &str,
+        datatype: &str,
+        value: Value,
+        count: u32,
+    ) {
+        self.send(
+            json!({"cmd": "dcmd", "group": GROUP, "node": NODE, "device": device,
+                         "name": name, "datatype": datatype, "value": value, "count": count}),
+        );
+    }
+
+    /// `count` rebirth requests, as fast as the host can publish them.
+    pub fn rebirth_flood(&mut self, count: u32) {
+        self.send(json!({"cmd": "rebirth", "group": GROUP, "node": NODE, "count": count}));
+    }
+
+    /// Connects as `client_id` and leaves: the broker drops the edge node's connection.
+    pub fn kick(&mut self, client_id: &str) {
+        self.send(json!({"cmd": "kick", "client_id": client_id}));
+    }
+
+    /// Commands the host has carried out (each prints DONE once sent).
+    pub fn done(&self) -> usize {
+        self.messages()
+            .iter()
+            .filter(|m| m["type"] == "DONE")
+            .count()
+    }
 }
 
 impl Drop for Host {
