@@ -276,7 +276,7 @@ impl Engine {
             Some(_) => Ok(()),
         };
         if let Err(e) = result {
-            tracing::warn!(order = %id, "PLC order start refused: {e}");
+            tracing::warn!(order = %crate::logging::field(&id), "PLC order start refused: {e}");
         }
         // An order allowed to start waits behind higher priorities; the PLC's goes first.
         if let Some(o) = book

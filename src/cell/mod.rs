@@ -17,6 +17,8 @@ mod process;
 #[cfg(test)]
 mod scenario_tests;
 mod tag_write;
+#[cfg(test)]
+mod tag_write_tests;
 mod value_batch;
 
 pub use crate::vocabulary::MachineState;
