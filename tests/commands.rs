@@ -437,3 +437,52 @@ async fn mqtt_5_request_response_answers_on_the_response_topic() {
         .unwrap();
     assert_eq!(ev["user"], "scheduler");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_retained_command_costs_no_reconnect_loop_under_3_1_1() {
+    let c = Cell::start_edited(
+        |doc| doc["mqtt"]["protocol_version"] = toml_edit::value("3.1.1"),
+        TAGS,
+    )
+    .await;
+    // 300 KB: over the 256 KiB the cell once took under 3.1.1, retained so that every new
+    // connection would be handed it again.
+    let big = json!({"correlation_id": "big", "command": "write_tag", "tag": "speed",
+        "value": 100, "pad": "x".repeat(300_000)});
+    common::mqtt_publish(
+        c.broker.port(),
+        COMMANDS,
+        big.to_string(),
+        rumqttc::QoS::AtLeastOnce,
+        true,
+        T,
+    )
+    .await;
+    // Rejected unread: its correlation id is past the part the cell keeps.
+    let over = |m: &[common::Received]| {
+        common::cell::Delivery::of(m)
+            .of_type("command_response")
+            .filter(|e| {
+                e["data"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("over the limit"))
+            })
+            .count()
+    };
+    assert!(
+        c.collector.wait_for(|m| over(m) == 1, T).await,
+        "{:?}",
+        c.replies()
+    );
+    // A command after it is applied: the connection that took the big one is still up.
+    let r = c.command(write_tag("after", "speed", json!(2400))).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    assert!(
+        common::eventually(T, || writes_at(&c, SPEED).iter().any(|w| w.1 == 2400)).await,
+        "{:?}",
+        writes_at(&c, SPEED)
+    );
+    let connects = c.broker.logs().matches("as mes-edge-under-test").count();
+    assert_eq!(connects, 1, "one connection, no loop: {}", c.broker.logs());
+    assert_eq!(over(&c.collector.snapshot()), 1, "answered once");
+}
