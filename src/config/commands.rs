@@ -37,7 +37,7 @@ pub enum AllowedValue {
 }
 
 /// Every command name a `[commands]` list may hold (the engine's `CommandName`s; a test in
-/// `cell::policy` keeps the two the same).
+/// `cell::policy` keeps the two the same), the order commands first.
 pub const COMMAND_NAMES: &[&str] = &[
     "store",
     "store_and_start",
@@ -56,20 +56,9 @@ pub const COMMAND_NAMES: &[&str] = &[
     "write_tag",
 ];
 
-/// The order commands, what `orders` in an allow list stands for.
-pub const ORDER_COMMANDS: &[&str] = &[
-    "store",
-    "store_and_start",
-    "start",
-    "update",
-    "pause",
-    "resume",
-    "stop",
-    "abort",
-    "cancel",
-    "clear",
-    "revoke_start",
-];
+/// The order commands, what `orders` in an allow list stands for: the first of
+/// [`COMMAND_NAMES`].
+pub const ORDER_COMMANDS: &[&str] = COMMAND_NAMES.split_at(11).0;
 
 /// The sources a tag's `write_sources` may name: those that can send write_tag.
 pub const WRITE_SOURCES: &[&str] = &["mqtt", "operator", "sparkplug"];
