@@ -281,6 +281,12 @@ mod tests {
         ];
         let names: Vec<String> = all.iter().map(|c| name_of(*c)).collect();
         assert_eq!(names, COMMAND_NAMES);
+        let orders: Vec<&str> = all
+            .iter()
+            .filter(|c| c.job_command().is_some())
+            .map(|c| COMMAND_NAMES[all.iter().position(|a| a == *c).unwrap()])
+            .collect();
+        assert_eq!(orders, crate::config::commands_names::ORDER_COMMANDS);
     }
 
     #[test]
