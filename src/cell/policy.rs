@@ -283,8 +283,9 @@ mod tests {
         assert_eq!(names, COMMAND_NAMES);
         let orders: Vec<&str> = all
             .iter()
-            .filter(|c| c.job_command().is_some())
-            .map(|c| COMMAND_NAMES[all.iter().position(|a| a == *c).unwrap()])
+            .zip(COMMAND_NAMES)
+            .filter(|(c, _)| c.job_command().is_some())
+            .map(|(_, n)| *n)
             .collect();
         assert_eq!(orders, crate::config::commands_names::ORDER_COMMANDS);
     }
