@@ -92,7 +92,7 @@ pub fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
 /// byte as committed. A running forwarder notices within a second; a stopped one sends them at
 /// its next connection. Rows pruned after delivery cannot be replayed and are reported.
 pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = super::schema::write_tx(conn)?;
     let (present, pending): (i64, i64) = tx.query_row(
         "SELECT count(*), count(*) - count(delivered_ms) FROM outbox WHERE seq BETWEEN ?1 AND ?2",
         params![from as i64, to as i64],

@@ -81,7 +81,7 @@ impl Outbox {
     /// Gives the store a new identity: its next events carry `store_id` (the ones committed
     /// so far keep the one they were committed with), and it is announced again.
     pub fn reidentify(&mut self, store_id: &str, origin: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         for (k, v) in [
             ("store_id", store_id),
             ("origin", origin),
@@ -120,7 +120,7 @@ impl Outbox {
             },
         );
         // One transaction: the event and the flag, so it is announced exactly once.
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         let seq = self.last_seq + 1;
         tx.execute(
             "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -195,7 +195,7 @@ impl Outbox {
         state: &CellState,
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         let mut seq = self.last_seq;
         {
             let mut insert = tx.prepare_cached(
@@ -262,7 +262,7 @@ impl Outbox {
     /// tally moves in the same transaction: how many rows are delivered, the highest seq
     /// acknowledged, and the prune floor (a row delivered below it lowers it).
     pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",

@@ -247,6 +247,15 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
 
 /// Refuses a file that is not a mes-edge store (or an empty new one) and a store of a newer
 /// schema, before anything is written to it; gives back the schema version.
+/// A write transaction that takes the write lock at its start, waiting out the busy timeout if
+/// another connection holds it. A deferred transaction that reads and then writes fails at once
+/// (SQLITE_BUSY_SNAPSHOT, no waiting) when another connection wrote in between: under WAL that
+/// made the Sparkplug sink's value cursor fail with "database is locked" (issue 23). Every
+/// transaction that writes opens this way.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let foreign = |why: String| StoreError::Foreign {
         path: path.display().to_string(),

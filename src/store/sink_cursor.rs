@@ -90,7 +90,7 @@ impl Outbox {
     /// Forgets an output that was turned off, so that it no longer holds rows from pruning, nor
     /// value batches the JSON values forwarder has had.
     pub fn drop_sink(&mut self, sink: &str) -> Result<bool, StoreError> {
-        let tx = self.conn().transaction()?;
+        let tx = super::schema::write_tx(self.conn())?;
         let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
         tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
         super::values::delete_done(&tx, true, 0)?;

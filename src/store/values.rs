@@ -173,7 +173,7 @@ impl Outbox {
     /// are already gone): each goes now if every output cursor is past it too, or is marked
     /// for the cursor that passes it later. By primary key: no scan, however many are held.
     pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         let mut gone = 0i64;
         {
             let mut del = tx.prepare_cached(
@@ -211,7 +211,7 @@ impl Outbox {
         json: bool,
         last: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         let was: i64 = tx
             .prepare_cached("SELECT value_batch FROM sink_cursor WHERE sink = ?1")?
             .query_row([sink], |r| r.get(0))?;
@@ -234,7 +234,7 @@ impl Outbox {
     /// Deletes every batch every reader has had: at an output's start, when whether a JSON
     /// values forwarder runs (`json`) may have changed since the batches were marked.
     pub fn settle_values(&mut self, json: bool) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = super::schema::write_tx(&mut self.conn)?;
         delete_done(&tx, json, 0)?;
         tx.commit()?;
         Ok(())
@@ -413,6 +413,32 @@ mod tests {
         let drops = ob.cap_values(1).unwrap();
         assert_eq!((drops.batches, drops.values), (1, 1));
         assert_eq!(ob.values_held().unwrap(), 3);
+    }
+
+    /// The engine commits on one connection while the Sparkplug sink moves its value cursor
+    /// on another, as the runtime does: the cursor's read-then-write never meets "database is
+    /// locked" (a deferred transaction did, at once and without the busy timeout).
+    #[test]
+    fn the_sinks_cursor_moves_while_the_engine_commits() {
+        let (_dir, mut ob) = store();
+        ob.sink_cursor("sparkplug", |_| String::new()).unwrap();
+        let mut sink = ob.open_again(Synchronous::Normal).unwrap();
+        let engine = std::thread::spawn(move || {
+            let state = CellState::default();
+            for i in 0..1_500 {
+                ob.commit_all(&[], &[batch("press", &["t1"], i)], &state, i)
+                    .unwrap();
+            }
+        });
+        let mut moves = 0;
+        while !engine.is_finished() {
+            let last = sink.last_value_batch().unwrap();
+            sink.advance_sink_values("sparkplug", last, true, &[("press".into(), vec![1])])
+                .unwrap_or_else(|e| panic!("after {moves} moves: {e}"));
+            moves += 1;
+        }
+        engine.join().unwrap();
+        assert!(moves > 10, "the two ran side by side ({moves} moves)");
     }
 
     #[test]
