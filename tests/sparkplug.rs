@@ -270,6 +270,45 @@ async fn ndeath_carries_the_births_bd_seq_after_kill_9_and_at_a_clean_stop() {
     );
 }
 
+/// Sparkplug 3.0: bdSeq rises by one "on every new MQTT CONNECT packet". Attempts that never
+/// reach the broker (it is down: the TCP connect is refused) send no CONNECT and use no number,
+/// so the birth after an outage carries the next number after the one before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bd_seq_rises_by_one_per_connect_not_per_attempt() {
+    let mut l = lab(0, None, "").await;
+    assert!(
+        l.host.wait(|m| of_type(m, "NBIRTH").count() >= 1, 60).await,
+        "{}",
+        l.rt.logs()
+    );
+    l._broker.stop();
+    // Refused attempts at 0.5, 1 and 2 s of backoff.
+    assert!(
+        common::eventually(Duration::from_secs(20), || {
+            l.rt.stderr()
+                .matches("Sparkplug broker not reached")
+                .count()
+                >= 3
+        })
+        .await,
+        "{}",
+        l.rt.logs()
+    );
+    l._broker.start_again();
+    assert!(
+        l.host.wait(|m| of_type(m, "NBIRTH").count() >= 2, 60).await,
+        "no NBIRTH after the outage\n{}",
+        l.rt.logs()
+    );
+    let msgs = l.host.node_messages();
+    let births: Vec<u64> = of_type(&msgs, "NBIRTH").map(bd_seq).collect();
+    assert_eq!(
+        births[1],
+        (births[0] + 1) % 256,
+        "one CONNECT since the last birth, whatever the attempts: {births:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcmd_writes_a_writable_tag_and_refuses_another() {
     let mut l = lab(5, None, "[commands.allow]\nsparkplug = [\"write_tag\"]\n").await;

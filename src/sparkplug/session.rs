@@ -159,6 +159,7 @@ impl<'a> Session<'a> {
     fn on_event(&mut self, ev: Ev, committed: u64) -> Result<(), Ended> {
         match ev {
             Ev::ConnAck => {}
+            Ev::Unreached(why) => return Err(Ended::Unreached(why)),
             Ev::Written(pkid) => {
                 let row = self.queued.pop_front().flatten();
                 if pkid == 0 {

@@ -77,7 +77,7 @@ pub async fn run(
         session.persist();
         settings.probe.connected(false, bd_seq);
         last = Some(session.take_last());
-        if !matches!(ended, Ended::Lost(_)) {
+        if !matches!(ended, Ended::Lost(_) | Ended::Unreached(_)) {
             // A clean DISCONNECT drops the will: the death certificate is ours to send.
             let death = payload::node_death(bd_seq, now_ms() as u64);
             let _ = client.try_publish(
@@ -101,6 +101,17 @@ pub async fn run(
                 );
                 settings.probe.backing_off(Duration::from_millis(500));
                 Duration::from_millis(500)
+            }
+            Ended::Unreached(reason) => {
+                // The number goes to the next CONNECT that is sent.
+                let back = bd_seq.wrapping_sub(1);
+                if let Err(e) = tokio::task::block_in_place(|| outbox.set_sink_bd_seq(SINK, back)) {
+                    tracing::error!("storing the Sparkplug bdSeq: {e}");
+                }
+                let delay = backoff.after_loss();
+                settings.probe.backing_off(delay);
+                tracing::warn!(%reason, retry_in = ?delay, "Sparkplug broker not reached");
+                delay
             }
             Ended::Lost(reason) => {
                 let delay = backoff.after_loss();

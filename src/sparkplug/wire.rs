@@ -12,13 +12,34 @@ pub(super) enum Ended {
     /// The primary host went offline: NDEATH sent, reconnect and wait for it.
     HostOffline,
     Lost(String),
+    /// The broker was never reached (TCP or TLS failed): no CONNECT packet went out, so its
+    /// bdSeq was not used (Sparkplug 3.0: bdSeq increments "on every new MQTT CONNECT packet").
+    Unreached(String),
+}
+
+/// Whether an event loop error came before any CONNECT packet could be written: the socket or
+/// the TLS handshake failed.
+fn before_connect(e: &rumqttc::ConnectionError) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        rumqttc::ConnectionError::Tls(_) => true,
+        rumqttc::ConnectionError::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused | NotFound | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+        ),
+        _ => false,
+    }
 }
 
 /// Drives the event loop, handing on what the session needs, until its first error.
 pub(super) async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Ev, String>>) {
+    let mut acked = false;
     loop {
         let ev = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::ConnAck,
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                acked = true;
+                Ev::ConnAck
+            }
             Ok(Event::Incoming(Packet::PubAck(a))) => Ev::Acked(a.pkid),
             Ok(Event::Incoming(Packet::Publish(p))) => Ev::Message(Incoming {
                 retained: p.retain,
@@ -28,6 +49,10 @@ pub(super) async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Res
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Written(pkid),
             Ok(Event::Incoming(Packet::Disconnect)) => Ev::Closed,
             Ok(_) => continue,
+            Err(e) if !acked && before_connect(&e) => {
+                let _ = tx.send(Ok(Ev::Unreached(e.to_string())));
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Err(e.to_string()));
                 return;
@@ -42,6 +67,8 @@ pub(super) async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Res
 /// What the session hears from its event loop.
 pub(super) enum Ev {
     ConnAck,
+    /// The event loop ended before a CONNECT went out (see [`Ended::Unreached`]).
+    Unreached(String),
     Written(u16),
     Acked(u16),
     Message(Incoming),
