@@ -1,7 +1,8 @@
 //! Which store an event comes from, on the real binary against Mosquitto and a pymodbus PLC:
 //! a store of the previous release is migrated with every undelivered event sent; a store
 //! deleted and made again starts at seq 1 with a new `store_id` and says which store it
-//! replaces; a second runtime on one store stops at its start.
+//! replaces; a second runtime on one store stops at its start, also when its config names the
+//! store by another name (a symlink).
 
 mod common;
 
@@ -249,6 +250,37 @@ async fn a_second_runtime_on_the_same_store_stops_with_a_clear_error() {
         "{err}"
     );
     assert!(first.is_running(), "the first one runs on");
+    // A second name for the same store: a symlink, and the config naming it. Refused naming
+    // the holder, and the live runtime goes on committing.
+    let link = dir.path().join("alias.db");
+    std::os::unix::fs::symlink(dir.path().join("cell.db"), &link).unwrap();
+    let aliased = dir.path().join("alias.toml");
+    std::fs::write(
+        &aliased,
+        std::fs::read_to_string(&other)
+            .unwrap()
+            .replace("cell.db", "alias.db"),
+    )
+    .unwrap();
+    let mut alias = RuntimeProcess::spawn(BIN, ["run", "--config", aliased.to_str().unwrap()]);
+    let status = alias.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", alias.logs());
+    let err = alias.stderr();
+    assert!(
+        err.contains("holds the store file itself")
+            && err.contains(&format!("pid {}", first.pid().unwrap())),
+        "{err}"
+    );
+    let mut plc = common::Plc::connect(peer.port(), 1).await;
+    plc.write_u32(common::cell::GOOD, 3).await;
+    assert!(
+        collector
+            .wait_for(|m| Delivery::of(m).parts("good") == 3, Duration::from_secs(15))
+            .await,
+        "the live runtime counts on\n{}",
+        first.logs()
+    );
+    Delivery::of(&collector.snapshot()).assert_gap_free();
     assert!(first.terminate().success());
     // Once the first is gone (even killed), the store is free.
     let mut third = RuntimeProcess::spawn(BIN, ["run", "--config", other.to_str().unwrap()]);

@@ -1,8 +1,12 @@
 //! Which store is the cell's, and that only one runtime has it.
 //!
-//! - The lock: `press4.lock` next to `press4.db`, flock(2)ed for as long as a runtime runs. A
-//!   second runtime on the same store exits at its start with the holder's pid; the kernel drops
-//!   the lock when the holder dies, kill -9 included, so a stale file never blocks a restart.
+//! - The lock: the store file itself and `press4.lock` next to it, flock(2)ed for as long as a
+//!   runtime runs. A second runtime on the same store exits at its start with the holder's pid;
+//!   the kernel drops the locks when the holder dies, kill -9 included, so a stale file never
+//!   blocks a restart. The store file's own lock is what makes a second name for the store (a
+//!   symlink, a hard link, another path to it) a second runtime on the same store, refused: a
+//!   lock file's name comes from the path string. (flock and SQLite's POSIX locks do not
+//!   interact on Linux.)
 //! - The identity file: `press4.identity` next to the store, `{"store_id": …, "last_seq": …}`,
 //!   rewritten at start, every few seconds and at a clean stop by the runtime. When the store is deleted and
 //!   made again, replaced or restored from a backup, the file still names the cell's previous
@@ -69,12 +73,81 @@ pub fn restrict_files(store: &Path) -> Result<(), StoreError> {
 /// The store's lock, held until dropped (or the process ends).
 #[derive(Debug)]
 pub struct StoreLock {
+    _store: File,
     _file: File,
 }
 
 impl StoreLock {
     /// Takes the lock of the store at `store`, or says who holds it.
     pub fn acquire(store: &Path) -> Result<StoreLock, StoreError> {
+        let store_file = lock_store_file(store)?;
+        let file = lock_file(store)?;
+        Ok(StoreLock {
+            _store: store_file,
+            _file: file,
+        })
+    }
+}
+
+/// The store file itself, flocked: whatever name it was opened by, it is one inode.
+fn lock_store_file(store: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let io = |error| StoreError::Io {
+        path: store.display().to_string(),
+        error,
+    };
+    // Created empty if new: SQLite takes an empty file for a new database.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .open(store)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let meta = file.metadata().map_err(io)?;
+            let holder = match flock_holder(meta.dev(), meta.ino()) {
+                Some(pid) => format!("pid {pid}"),
+                None => "another process".into(),
+            };
+            Err(StoreError::Locked {
+                path: store.display().to_string(),
+                holder: format!("{holder} holds the store file itself, perhaps by another name (a symlink or a hard link)"),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// The pid holding a flock on the file (`dev`, `ino`), from /proc/locks: `N: FLOCK ADVISORY
+/// WRITE PID MAJ:MIN:INODE START END`.
+fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (libc_major(dev), libc_minor(dev));
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// glibc's gnu_dev_major / gnu_dev_minor, for /proc/locks' device numbers.
+fn libc_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)
+}
+
+fn libc_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)
+}
+
+/// `press4.lock`, flocked, with the holder's pid in it for the next one who finds it locked.
+fn lock_file(store: &Path) -> Result<File, StoreError> {
+    {
         let path = lock_path(store);
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = OpenOptions::new()
@@ -115,7 +188,7 @@ impl StoreLock {
         let _ = file.rewind();
         let _ = write!(file, "pid {}", std::process::id());
         let _ = file.flush();
-        Ok(StoreLock { _file: file })
+        Ok(file)
     }
 }
 
@@ -328,5 +401,29 @@ mod tests {
         );
         drop(first);
         StoreLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn a_second_name_for_a_locked_store_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        let _first = StoreLock::acquire(&path).unwrap();
+        let link = dir.path().join("other.db");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let hard = dir.path().join("hard.db");
+        std::fs::hard_link(&path, &hard).unwrap();
+        for other in [link, hard] {
+            let err = StoreLock::acquire(&other).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, StoreError::Locked { .. }), "{text}");
+            assert!(
+                text.contains(&format!("pid {}", std::process::id())),
+                "{text}"
+            );
+            assert!(
+                !other.with_extension("lock").exists(),
+                "refused before anything is made for the second name"
+            );
+        }
     }
 }
