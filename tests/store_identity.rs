@@ -275,7 +275,10 @@ async fn a_second_runtime_on_the_same_store_stops_with_a_clear_error() {
     plc.write_u32(common::cell::GOOD, 3).await;
     assert!(
         collector
-            .wait_for(|m| Delivery::of(m).parts("good") == 3, Duration::from_secs(15))
+            .wait_for(
+                |m| Delivery::of(m).parts("good") == 3,
+                Duration::from_secs(15)
+            )
             .await,
         "the live runtime counts on\n{}",
         first.logs()

@@ -74,6 +74,13 @@ async fn run_cell(
     let checkpointer = Checkpointer::start(&config.store.path, config.store.synchronous)?;
     let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
     checkpointer.attach(&mut writer)?;
+    if let Some((recorded, held)) = writer.reconcile_sequence()? {
+        tracing::warn!(
+            recorded,
+            held,
+            "the store's last sequence number was behind the events it holds (was it written by a second runtime?); the sequence goes on after the last event held"
+        );
+    }
     let announced =
         crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
     let reader = writer.open_again(config.store.synchronous)?;

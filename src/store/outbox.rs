@@ -166,6 +166,28 @@ impl Outbox {
         self.last_seq
     }
 
+    /// The writer at its start: `last_seq` no lower than the largest seq held. Lower, every
+    /// commit would fail on the outbox's primary key for good (a second runtime on the store
+    /// once wrote its own `last_seq` back over the live one's, issue 23). Gives back the
+    /// (recorded, held) pair when it had to move.
+    pub fn reconcile_sequence(&mut self) -> Result<Option<(u64, u64)>, StoreError> {
+        let held: Option<i64> = self
+            .conn
+            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))?;
+        let held = held.unwrap_or(0) as u64;
+        if held <= self.last_seq {
+            return Ok(None);
+        }
+        let tx = super::schema::write_tx(&mut self.conn)?;
+        tx.execute(
+            "UPDATE cell_state SET last_seq = ?1 WHERE id = 1",
+            [held as i64],
+        )?;
+        tx.commit()?;
+        let was = std::mem::replace(&mut self.last_seq, held);
+        Ok(Some((was, held)))
+    }
+
     /// Another connection to the same store, with its own `synchronous` level.
     pub fn open_again(&self, sync: Synchronous) -> Result<Self, StoreError> {
         let path = self.conn.path().unwrap_or_default().to_string();
@@ -393,6 +415,28 @@ mod tests {
                 .first_seq,
             3
         );
+    }
+
+    #[test]
+    fn a_last_seq_behind_the_rows_held_is_moved_up_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        ob.commit(&[part(1), part(2), part(3)], &CellState::default(), 5)
+            .unwrap();
+        ob.conn
+            .execute("UPDATE cell_state SET last_seq = 1 WHERE id = 1", [])
+            .unwrap();
+        drop(ob);
+        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        assert!(
+            ob.commit(&[part(4)], &CellState::default(), 5).is_err(),
+            "seq 2 is held"
+        );
+        assert_eq!(ob.reconcile_sequence().unwrap(), Some((1, 3)));
+        assert_eq!(ob.reconcile_sequence().unwrap(), None);
+        let c = ob.commit(&[part(4)], &CellState::default(), 5).unwrap();
+        assert_eq!(c.first_seq, 4);
     }
 
     #[test]
