@@ -245,8 +245,6 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Refuses a file that is not a mes-edge store (or an empty new one) and a store of a newer
-/// schema, before anything is written to it; gives back the schema version.
 /// A write transaction that takes the write lock at its start, waiting out the busy timeout if
 /// another connection holds it. A deferred transaction that reads and then writes fails at once
 /// (SQLITE_BUSY_SNAPSHOT, no waiting) when another connection wrote in between: under WAL that
@@ -256,6 +254,8 @@ pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Refuses a file that is not a mes-edge store (or an empty new one) and a store of a newer
+/// schema, before anything is written to it; gives back the schema version.
 pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let foreign = |why: String| StoreError::Foreign {
         path: path.display().to_string(),
