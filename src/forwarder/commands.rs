@@ -98,12 +98,14 @@ impl SessionIntake {
             warn(
                 || tracing::warn!(topic = %field(&topic), "message on a topic the cell does not take"),
             );
-            let _ = client.try_ack(&publish);
+            self.unacked.push_back(publish);
+            self.hand_on(client);
             return;
         }
         if publish.retained() {
             retained_once(publish.payload());
-            let _ = client.try_ack(&publish);
+            self.unacked.push_back(publish);
+            self.hand_on(client);
             return;
         }
         let cmd = self.command_of(publish);
