@@ -224,7 +224,7 @@ pub enum EventBody {
         previous: Option<serde_json::Value>,
         by: CommandSource,
         correlation_id: Option<String>,
-        result: crate::cell::tag_write_status::WriteStatus,
+        result: WriteStatus,
         reason: Option<String>,
         /// When the write was accepted, UTC ms.
         accepted_ts: i64,
@@ -238,6 +238,16 @@ pub enum EventBody {
         by: CommandSource,
         order_id: Option<String>,
     },
+}
+
+/// The result as the `tag_write` event names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteStatus {
+    Written,
+    Failed,
+    Superseded,
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

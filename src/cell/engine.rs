@@ -43,7 +43,7 @@ pub struct CellState {
     /// The last tag write's number: each accepted write gets the next.
     pub last_write_id: u64,
     /// Accepted writes whose driver has not answered yet, by number.
-    pub pending_writes: std::collections::BTreeMap<u64, super::tag_write::PendingWrite>,
+    pub pending_writes: std::collections::BTreeMap<u64, super::write::PendingWrite>,
 }
 
 /// The loaded lot's consumption by one order, not yet published.
@@ -91,7 +91,7 @@ pub struct Engine {
     >,
     /// Tag writes accepted in this batch, for the runtime to hand to the drivers once it is
     /// committed (see [`Engine::take_writes`]).
-    pub(super) writes: Vec<super::tag_write::TagWrite>,
+    pub(super) writes: Vec<super::write::TagWrite>,
     /// What the order write-back last wrote (order id and target, or None for no order);
     /// None before the first write of this run, so that it writes what is active at start.
     pub(super) written_back: Option<Option<(String, u64)>>,

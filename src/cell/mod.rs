@@ -20,6 +20,7 @@ mod tag_write;
 #[cfg(test)]
 mod tag_write_tests;
 mod value_batch;
+mod write;
 
 pub use crate::vocabulary::MachineState;
 pub use counter::{Counter, CounterRules, Pending, Rule, Step};
@@ -28,9 +29,5 @@ pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
 pub use policy::{CommandPolicy, WritableTag};
 pub use process::{exceeds, ProcessValues, Running, MAX_VALUES_PER_BATCH};
-pub use tag_write::{PendingWrite, TagWrite, WriteOutcome, WriteResult};
-/// The result a `tag_write` event names.
-pub mod tag_write_status {
-    pub use super::tag_write::WriteStatus;
-}
 pub use value_batch::{ValueBatch, ValuePayload, ValueRecord};
+pub use write::{PendingWrite, TagWrite, WriteOutcome, WriteResult};

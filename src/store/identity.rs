@@ -109,9 +109,16 @@ fn lock_store_file(store: &Path) -> Result<File, StoreError> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {
             let meta = file.metadata().map_err(io)?;
+            // /proc/locks, or (where the unit's ProcSubset=pid hides it) the lock file next to
+            // the store's real name, for a symlink.
             let holder = match flock_holder(meta.dev(), meta.ino()) {
                 Some(pid) => format!("pid {pid}"),
-                None => "another process".into(),
+                None => std::fs::canonicalize(store)
+                    .ok()
+                    .and_then(|real| std::fs::read_to_string(lock_path(&real)).ok())
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "another process".into()),
             };
             Err(StoreError::Locked {
                 path: store.display().to_string(),
