@@ -4,18 +4,23 @@
 //! ([`reload`]). Everything here only reads what the cell's parts report through [`Ops`]; none of
 //! it can stop production.
 
+pub mod access;
+pub mod api;
 pub mod health;
 pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
+pub mod page;
 pub mod probe;
 pub mod reload;
 pub mod signals;
 pub mod supervisor;
+pub mod tags;
 pub mod values;
 
 pub use probe::{ForwarderProbe, Heartbeat};
+pub use tags::TagBoard;
 pub use values::ValueProbe;
 
 use crate::config::CellConfig;
@@ -44,6 +49,9 @@ struct State {
     engine: Heartbeat,
     forwarder: ForwarderProbe,
     values: ValueProbe,
+    /// The last reading of each tag, for the status page.
+    tags: TagBoard,
+    store_path: std::path::PathBuf,
     store: Mutex<Option<StoreView>>,
     /// Events committed since this process started.
     produced: AtomicU64,
@@ -74,6 +82,8 @@ impl Ops {
             engine: Heartbeat::default(),
             forwarder: ForwarderProbe::default(),
             values: ValueProbe::default(),
+            tags: TagBoard::default(),
+            store_path: config.store.path.clone(),
             store: Mutex::new(None),
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
@@ -151,6 +161,14 @@ impl Ops {
     /// Process values committed, delivered and dropped.
     pub fn values(&self) -> &ValueProbe {
         &self.0.values
+    }
+
+    pub fn tags(&self) -> &TagBoard {
+        &self.0.tags
+    }
+
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.0.store_path
     }
 
     pub fn store(&self) -> Option<StoreView> {
