@@ -278,3 +278,44 @@ async fn beyond_loopback_the_page_and_the_api_ask_for_the_token() {
         "{d}"
     );
 }
+
+/// The README's first minute: `mes-edge demo` prints the page's address, and the page there
+/// shows the simulated press making parts (docs/status-page.png is this test's screenshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_the_page_and_the_page_shows_the_press() {
+    use std::io::BufRead;
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_mes-edge"))
+        .args(["demo", "--duration", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .take(20)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("status page")
+                .and_then(|(_, r)| r.split_whitespace().last().map(String::from))
+        })
+        .expect("the demo prints the status page's address");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // Keep reading, so that the demo never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let d = page_until(
+        &url,
+        Duration::from_secs(25),
+        "parts of the demo's order",
+        |d| text_of(d, "order-good").is_some_and(|g| g.parse::<u64>().is_ok_and(|g| g >= 3)),
+    )
+    .await;
+    assert!(d.contains(">die_temperature<"), "{d}");
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || screenshot(&u, "demo-1024x768.png", "1024,768"))
+        .await
+        .unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let _ = drain.join();
+}
