@@ -59,6 +59,13 @@ if [ ! -x "$SOCAT" ]; then
     apt_install socat
 fi
 
+# Headless Chromium drives the status page in tests/status_page.rs.
+CHROMIUM=/usr/bin/chromium
+if [ ! -x "$CHROMIUM" ]; then
+    log "installing chromium"
+    apt_install chromium
+fi
+
 # --- 2. Python venv with the pinned peers ------------------------------------------------------
 if ! command -v python3 >/dev/null 2>&1; then
     log "installing python3"
@@ -90,6 +97,7 @@ export MES_EDGE_MOSQUITTO="$MOSQUITTO"
 export MES_EDGE_PYTHON="$VENV/bin/python"
 export MES_EDGE_SOCAT="$SOCAT"
 export MES_EDGE_RABBITMQ="$RABBITMQ"
+export MES_EDGE_CHROMIUM="$CHROMIUM"
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked

@@ -119,6 +119,7 @@ impl CellFile {
             &mut self.mqtt.cert_file,
             &mut self.mqtt.key_file,
             &mut self.mqtt.password_file,
+            &mut self.health.token_file,
         ]
         .into_iter()
         .flatten()

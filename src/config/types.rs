@@ -525,6 +525,10 @@ pub struct HealthConfig {
     /// `/health` answers 503 when the oldest undelivered event is older than this.
     #[serde(default = "HealthConfig::default_max_undelivered_age_s")]
     pub max_undelivered_age_s: u64,
+    /// The status page and `/api/v1` ask for this token (the file's first line) when `listen`
+    /// is not a loopback address; without it they refuse. `/health` and `/metrics` stay open.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl HealthConfig {
@@ -545,6 +549,7 @@ impl Default for HealthConfig {
             enabled: Self::default_enabled(),
             listen: Self::default_listen(),
             max_undelivered_age_s: Self::default_max_undelivered_age_s(),
+            token_file: None,
         }
     }
 }

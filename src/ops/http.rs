@@ -1,9 +1,13 @@
-//! A small HTTP/1.1 responder for `/health` and `/metrics`: GET only, one request per
-//! connection, the request head bounded in size and time, a bounded number of connections at
-//! once. Monitoring agents and curl need nothing more, and a web framework would be most of the
-//! binary's dependencies for two read-only pages.
+//! A small HTTP/1.1 responder for `/health`, `/metrics`, the status page (`/`) and its API
+//! (`/api/v1/...`): GET only, one request per connection, the request head bounded in size and
+//! time, a bounded number of connections at once, and the page and API bounded in rate.
+//! Monitoring agents, curl and one polling page need nothing more; hyper was weighed and not
+//! taken yet (docs/STATUS-PAGE.md).
 
-use super::{health, metrics, Ops};
+use super::access::Access;
+use super::api::{Api, Query};
+use super::{health, metrics, page, Ops};
+use crate::config::HealthConfig;
 use mes_edge_drivers::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +22,27 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 16;
 
+/// What every connection's answer needs.
+#[derive(Clone)]
+struct Server {
+    ops: Ops,
+    api: Api,
+    access: Arc<Access>,
+}
+
 /// Serves until `stop` turns true.
-pub async fn serve(listener: TcpListener, ops: Ops, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    ops: Ops,
+    config: HealthConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let local = listener.local_addr().ok();
+    let server = Server {
+        api: Api::new(ops.clone(), ops.store_path().to_path_buf()),
+        access: Arc::new(Access::new(&config, local)),
+        ops,
+    };
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -38,15 +61,15 @@ pub async fn serve(listener: TcpListener, ops: Ops, mut stop: watch::Receiver<bo
             },
             _ = super::stopped(&mut stop) => return,
         };
-        let ops = ops.clone();
+        let server = server.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(2 * IO_TIMEOUT, answer(stream, &ops)).await;
+            let _ = tokio::time::timeout(2 * IO_TIMEOUT, answer(stream, &server)).await;
             drop(permit);
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, ops: &Ops) {
+async fn answer(mut stream: TcpStream, server: &Server) {
     let response = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
         Err(_) => Response::text(
             408,
@@ -54,7 +77,7 @@ async fn answer(mut stream: TcpStream, ops: &Ops) {
             "the request did not arrive in time\n",
         ),
         Ok(Err(resp)) => resp,
-        Ok(Ok(head)) => route(&head, ops),
+        Ok(Ok(head)) => route(&head, server).await,
     };
     let _ = tokio::time::timeout(IO_TIMEOUT, async {
         stream.write_all(&response.to_bytes()).await?;
@@ -95,8 +118,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn route(head: &str, ops: &Ops) -> Response {
-    let line = head.lines().next().unwrap_or_default();
+async fn route(head: &str, server: &Server) -> Response {
+    let mut lines = head.lines();
+    let line = lines.next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -112,10 +136,12 @@ fn route(head: &str, ops: &Ops) -> Response {
     }
     if method != "GET" {
         let mut r = Response::text(405, "Method Not Allowed", "GET only\n");
-        r.extra = Some(("Allow", "GET"));
+        r.extra.push(("Allow", "GET".into()));
         return r;
     }
-    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let ops = &server.ops;
     match path {
         "/health" => {
             let h = health::health(ops, now_ms());
@@ -126,42 +152,101 @@ fn route(head: &str, ops: &Ops) -> Response {
             };
             let mut body = serde_json::to_string_pretty(&h.body).unwrap_or_default();
             body.push('\n');
-            Response {
-                code,
-                reason,
-                content_type: "application/json",
-                body,
-                extra: None,
+            Response::new(code, reason, "application/json", body.into_bytes())
+        }
+        "/metrics" => Response::new(
+            200,
+            "OK",
+            metrics::CONTENT_TYPE,
+            metrics::render(ops, now_ms()).into_bytes(),
+        ),
+        "/" | "/index.html" | "/favicon.ico" => {
+            let q = Query::parse(query);
+            if let Err(refusal) = server.access.admit(lines, q.get("token")) {
+                return refusal;
+            }
+            if path == "/favicon.ico" {
+                return Response::new(204, "No Content", "image/x-icon", Vec::new());
+            }
+            page::response()
+        }
+        _ if path.starts_with("/api/v1/") => {
+            let q = Query::parse(query);
+            if let Err(refusal) = server.access.admit(lines, q.get("token")) {
+                return refusal;
+            }
+            let api = server.api.clone();
+            let what = path["/api/v1/".len()..].to_string();
+            let query = query.to_string();
+            // SQLite blocks: off the async threads.
+            let answer = tokio::task::spawn_blocking(move || {
+                api.answer(&what, &Query::parse(&query), now_ms())
+            })
+            .await;
+            match answer {
+                Ok(Ok(v)) => {
+                    let mut body = serde_json::to_vec(&v).unwrap_or_default();
+                    body.push(b'\n');
+                    Response::new(200, "OK", "application/json", body)
+                }
+                Ok(Err((code, why))) => Response::json_error(code, &why),
+                Err(_) => Response::json_error(500, "the answer failed"),
             }
         }
-        "/metrics" => Response {
-            code: 200,
-            reason: "OK",
-            content_type: metrics::CONTENT_TYPE,
-            body: metrics::render(ops, now_ms()),
-            extra: None,
-        },
-        _ => Response::text(404, "Not Found", "not here; try /health or /metrics\n"),
+        _ => Response::text(
+            404,
+            "Not Found",
+            "not here; try /, /health, /metrics or /api/v1/status\n",
+        ),
     }
 }
 
-struct Response {
+pub struct Response {
     code: u16,
     reason: &'static str,
     content_type: &'static str,
-    body: String,
-    extra: Option<(&'static str, &'static str)>,
+    body: Vec<u8>,
+    pub(super) extra: Vec<(&'static str, String)>,
 }
 
 impl Response {
-    fn text(code: u16, reason: &'static str, body: &str) -> Response {
+    pub(super) fn new(
+        code: u16,
+        reason: &'static str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Response {
         Response {
             code,
             reason,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-            extra: None,
+            content_type,
+            body,
+            extra: Vec::new(),
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn code(&self) -> u16 {
+        self.code
+    }
+
+    pub(super) fn text(code: u16, reason: &'static str, body: &str) -> Response {
+        Response::new(code, reason, "text/plain; charset=utf-8", body.into())
+    }
+
+    pub(super) fn json_error(code: u16, why: &str) -> Response {
+        let reason = match code {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            429 => "Too Many Requests",
+            503 => "Service Unavailable",
+            _ => "Internal Server Error",
+        };
+        let mut body = serde_json::to_vec(&serde_json::json!({ "error": why })).unwrap_or_default();
+        body.push(b'\n');
+        Response::new(code, reason, "application/json", body)
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -172,12 +257,12 @@ impl Response {
             self.content_type,
             self.body.len()
         );
-        if let Some((k, v)) = self.extra {
+        for (k, v) in &self.extra {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
-        out.extend_from_slice(self.body.as_bytes());
+        out.extend_from_slice(&self.body);
         out
     }
 }

@@ -4,20 +4,25 @@
 //! ([`reload`]). Everything here only reads what the cell's parts report through [`Ops`]; none of
 //! it can stop production.
 
+pub mod access;
+pub mod api;
 pub mod health;
 pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
+pub mod page;
 pub mod probe;
 pub mod reload;
 pub mod signals;
 pub mod sparkplug;
 pub mod supervisor;
+pub mod tags;
 pub mod values;
 
 pub use probe::{ForwarderProbe, Heartbeat};
 pub use sparkplug::SparkplugProbe;
+pub use tags::TagBoard;
 pub use values::ValueProbe;
 
 use crate::config::CellConfig;
@@ -47,6 +52,9 @@ struct State {
     forwarder: ForwarderProbe,
     values: ValueProbe,
     sparkplug: SparkplugProbe,
+    /// The last reading of each tag, for the status page.
+    tags: TagBoard,
+    store_path: std::path::PathBuf,
     store: Mutex<Option<StoreView>>,
     /// Events committed since this process started.
     produced: AtomicU64,
@@ -78,6 +86,8 @@ impl Ops {
             forwarder: ForwarderProbe::default(),
             values: ValueProbe::default(),
             sparkplug: SparkplugProbe::default(),
+            tags: TagBoard::default(),
+            store_path: config.store.path.clone(),
             store: Mutex::new(None),
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
@@ -160,6 +170,14 @@ impl Ops {
     /// Process values committed, delivered and dropped.
     pub fn values(&self) -> &ValueProbe {
         &self.0.values
+    }
+
+    pub fn tags(&self) -> &TagBoard {
+        &self.0.tags
+    }
+
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.0.store_path
     }
 
     pub fn store(&self) -> Option<StoreView> {

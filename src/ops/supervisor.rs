@@ -190,7 +190,12 @@ pub async fn start_endpoint(
         "health and metrics on http://{}/health and /metrics",
         config.listen
     );
-    tokio::spawn(super::http::serve(listener, ops.clone(), stop));
+    tokio::spawn(super::http::serve(
+        listener,
+        ops.clone(),
+        config.clone(),
+        stop,
+    ));
     addr
 }
 

@@ -82,6 +82,8 @@ pub fn engine_loop(
     // Process values: reported by exception here, where the running order is known.
     mut values: ProcessValues,
     value_probe: crate::ops::ValueProbe,
+    // The status page's last reading of each tag.
+    tags: crate::ops::TagBoard,
 ) {
     let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
     let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
@@ -179,6 +181,7 @@ pub fn engine_loop(
         for (i, input) in batch.iter().enumerate() {
             match input {
                 Input::Device(ev) => {
+                    tags.observe(ev);
                     engine.apply(ev, &mut events);
                     let fresh = i >= observed && !values.is_empty();
                     if let (true, DeviceEvent::Samples { samples, .. }) = (fresh, ev) {

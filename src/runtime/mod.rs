@@ -288,6 +288,8 @@ fn start_cell(
     let writes = write_back::WriteQueues::start(&writers, written_tx, &handle);
     let values = crate::cell::ProcessValues::new(config.values.clone());
     let value_probe = ops.values().clone();
+    ops.tags().set_tags(config);
+    let tags = ops.tags().clone();
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
@@ -307,6 +309,7 @@ fn start_cell(
                 &mut written_rx,
                 values,
                 value_probe,
+                tags,
             );
             let _ = engine_done_tx.send(());
             command_rx

@@ -36,6 +36,9 @@ pub fn warnings(c: &CellConfig, config_file: &Path, w: &mut Vec<Problem>) {
             files.push((path!["mqtt", key], key, f));
         }
     }
+    if let Some(f) = &c.health.token_file {
+        files.push((path!["health", "token_file"], "token_file", f));
+    }
     for (d, dev) in c.devices.iter().enumerate() {
         for (key, file) in [
             ("password_file", &dev.password_file),

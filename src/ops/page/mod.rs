@@ -1,0 +1,49 @@
+//! The status page: one HTML document with its style and script inlined, built into the binary
+//! and put together once, so that the page is one request, needs no internet and asks the
+//! runtime for nothing but `/api/v1/...`. The Content-Security-Policy holds the page to that.
+
+use super::http::Response;
+use std::sync::LazyLock;
+
+const HTML: &str = include_str!("assets/index.html");
+const CSS: &str = include_str!("assets/page.css");
+const JS: &str = include_str!("assets/page.js");
+
+static PAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    HTML.replace("/*STYLE*/", CSS)
+        .replace("/*SCRIPT*/", JS)
+        .into_bytes()
+});
+
+/// The page's size as served, bytes (docs/STATUS-PAGE.md states it; a test keeps it small).
+pub fn size() -> usize {
+    PAGE.len()
+}
+
+pub fn response() -> Response {
+    let mut r = Response::new(200, "OK", "text/html; charset=utf-8", PAGE.clone());
+    // Nothing but this server: no CDN, no beacon, no frame around it. The token may be in the
+    // address: no referrer carries it anywhere.
+    r.extra.push((
+        "Content-Security-Policy",
+        "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
+         script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'none'"
+            .into(),
+    ));
+    r.extra.push(("Referrer-Policy", "no-referrer".into()));
+    r.extra.push(("X-Content-Type-Options", "nosniff".into()));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_is_whole_and_small() {
+        assert!(!super::PAGE.is_empty());
+        let page = String::from_utf8(super::PAGE.clone()).unwrap();
+        assert!(!page.contains("/*STYLE*/") && !page.contains("/*SCRIPT*/"));
+        assert!(!page.contains("http://") && !page.contains("https://"));
+        assert!(super::size() < 40 * 1024, "{} bytes", super::size());
+    }
+}

@@ -1,0 +1,107 @@
+//! The status page's look into the running cell's store: a read-only connection (it can never
+//! take the writer's lock or change a row) and the few queries the page's API needs. The
+//! engine commits state and events in one transaction, so what is read here is always a state
+//! the cell was in.
+
+use super::inspect::StoredEvent;
+use super::schema::StoreError;
+use crate::cell::CellState;
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// A filtered query looks at no more than the last this many events: the outbox has no index
+/// by type, and a page polled every second must not scan a store of millions of rows.
+pub const SCAN_ROWS: i64 = 20_000;
+
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // A reader waits for nothing in WAL mode but a checkpoint's brief lock.
+    conn.busy_timeout(Duration::from_secs(2))?;
+    Ok(conn)
+}
+
+/// The committed cell state (counters, machine state, orders, shift).
+pub fn cell_state(conn: &Connection) -> Result<CellState, StoreError> {
+    let text: String = conn.query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
+}
+
+/// Up to `limit` events of `kind` committed at or after `since_ms`, the newest last. Rows
+/// pruned after delivery are gone: the page shows what the store still holds.
+pub fn recent_of_kind(
+    conn: &Connection,
+    kind: &str,
+    since_ms: i64,
+    limit: u64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
+         WHERE kind = ?1 AND ts_ms >= ?2 AND seq > (SELECT last_seq FROM cell_state) - ?4
+         ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![kind, since_ms, limit.min(i64::MAX as u64) as i64, SCAN_ROWS],
+        |r| {
+            Ok(StoredEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                event_id: r.get(1)?,
+                kind: r.get(2)?,
+                ts_ms: r.get(3)?,
+                delivered_ms: r.get(4)?,
+                payload: r.get(5)?,
+            })
+        },
+    )?;
+    let mut out: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// The newest events of `kind` (any kind if None) with a sequence number above `after`, at most
+/// `limit`, oldest first; with `after` 0 the page gets the last `limit` events.
+pub fn events_after(
+    conn: &Connection,
+    after: u64,
+    limit: u64,
+    kind: Option<&str>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
+         WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2)
+           AND seq > (SELECT last_seq FROM cell_state) - ?4
+         ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            after as i64,
+            kind,
+            limit.min(i64::MAX as u64) as i64,
+            SCAN_ROWS
+        ],
+        |r| {
+            Ok(StoredEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                event_id: r.get(1)?,
+                kind: r.get(2)?,
+                ts_ms: r.get(3)?,
+                delivered_ms: r.get(4)?,
+                payload: r.get(5)?,
+            })
+        },
+    )?;
+    let mut out: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}

@@ -1,0 +1,321 @@
+//! The status page in a real browser (Debian's headless Chromium) against the real binary, a
+//! pymodbus press and Mosquitto. What the page shows is checked against what the independent
+//! peers made and received: the PLC's counters and the events an MQTT subscriber got.
+//! Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
+
+mod common;
+
+use common::free_port;
+use common::order_cell::{Cell, T};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "status-page-test-token-0123456789";
+
+/// The browser: `$MES_EDGE_CHROMIUM` or Debian's. Missing, the test fails saying what to install.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("MES_EDGE_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.is_file(),
+        "no Chromium at {}: apt-get install -y --no-install-recommends chromium \
+         (scripts/test.sh installs it), or set MES_EDGE_CHROMIUM",
+        path.display()
+    );
+    path
+}
+
+/// Runs headless Chromium on `url` with `args` (its own profile, so that tests running at once
+/// do not share one) and returns its stdout.
+fn browse(url: &str, args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish with {url} in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap()
+}
+
+fn dom(url: &str) -> String {
+    browse(url, &["--dump-dom"])
+}
+
+/// The text of the element with `id` in a dumped DOM (its first text node).
+fn text_of(dom: &str, id: &str) -> Option<String> {
+    let start = dom.find(&format!("id=\"{id}\""))?;
+    let rest = &dom[start..];
+    let rest = &rest[rest.find('>')? + 1..];
+    Some(rest[..rest.find('<')?].to_string())
+}
+
+/// Dumps the page until `check` accepts it, or fails with the last DOM after `within`.
+async fn page_until(
+    url: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let u = url.to_string();
+        let d = tokio::task::spawn_blocking(move || dom(&u)).await.unwrap();
+        if check(&d) {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {what}:\n{d}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    let _ = std::fs::remove_file(&file);
+    browse(
+        url,
+        &[
+            &format!("--screenshot={}", file.display()),
+            &format!("--window-size={size}"),
+        ],
+    );
+    let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "screenshot {} is {len} bytes", file.display());
+    file
+}
+
+/// One GET over a plain socket: (status code, body).
+fn get(port: u16, target: &str, headers: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp[9..12].parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+async fn cell_with_page(listen: &str, token_file: Option<&Path>) -> Cell {
+    let (listen, token_file) = (listen.to_string(), token_file.map(Path::to_path_buf));
+    let c = Cell::start_edited(
+        move |doc| {
+            let mut health = toml_edit::Table::new();
+            health["listen"] = toml_edit::value(listen);
+            if let Some(f) = token_file {
+                health["token_file"] = toml_edit::value(f.display().to_string());
+            }
+            doc["health"] = toml_edit::Item::Table(health);
+        },
+        "",
+    )
+    .await;
+    let r = c
+        .command(json!({"correlation_id": "p1", "command": "store_and_start",
+            "order": {"id": "WO-P1", "material": "BRK-220", "quantity": 40, "ideal_cycle_s": 0.5, "lot": "L-9"}}))
+        .await;
+    assert_eq!(r["state"], "Running", "{r}");
+    c
+}
+
+fn counts(dom: &str) -> (Option<String>, Option<String>) {
+    (text_of(dom, "order-good"), text_of(dom, "order-scrap"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go() {
+    let port = free_port();
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None).await;
+    let url = format!("http://127.0.0.1:{port}/");
+
+    c.make(12, 2).await;
+    let received = c.parts_of(json!("WO-P1"));
+    assert_eq!(
+        received,
+        (12, 2),
+        "the subscriber got every part the PLC made"
+    );
+    let want = (Some("12".to_string()), Some("2".to_string()));
+    let d = page_until(&url, T, "12 good and 2 scrap", |d| counts(d) == want).await;
+    assert_eq!(text_of(&d, "order-id").as_deref(), Some("WO-P1"));
+    assert_eq!(text_of(&d, "state").as_deref(), Some("running"));
+    assert!(
+        d.contains(">good_count<"),
+        "the live tags list the counter: {d}"
+    );
+
+    // The press goes on: the page follows what MOM receives.
+    c.make(7, 1).await;
+    let received = c.parts_of(json!("WO-P1"));
+    assert_eq!(received, (19, 3));
+    let want = (Some("19".to_string()), Some("3".to_string()));
+    page_until(&url, T, "19 good and 3 scrap", |d| counts(d) == want).await;
+    let (code, body) = get(port, "/api/v1/events?after=0&limit=500&type=part_count", "");
+    assert_eq!(code, 200, "{body}");
+    let events: Value = serde_json::from_str(&body).unwrap();
+    let api_good: u64 = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["data"]["counter"] == "good")
+        .map(|e| e["event"]["data"]["quantity"].as_u64().unwrap())
+        .sum();
+    assert_eq!(api_good, 19, "the API's events hold the parts MOM got");
+
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        screenshot(&u, "page-1024x768.png", "1024,768");
+        screenshot(&u, "page-phone-390x844.png", "390,844");
+    })
+    .await
+    .unwrap();
+
+    // The PLC goes away: the page says so (the device's timeout, then its reconnect attempts).
+    c.peer.stop();
+    let d = page_until(
+        &url,
+        Duration::from_secs(40),
+        "the press disconnected",
+        |d| d.contains(">disconnected<"),
+    )
+    .await;
+    assert!(
+        d.contains("device plc is not connected"),
+        "the problem is named at the top: {d}"
+    );
+    let (_, body) = get(port, "/api/v1/status", "");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["devices"][0]["connected"], false, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_the_page_and_the_api_ask_for_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("page-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let port = free_port();
+    let mut c = cell_with_page(&format!("0.0.0.0:{port}"), Some(&token_file)).await;
+    c.make(3, 0).await;
+
+    for target in [
+        "/",
+        "/api/v1/status",
+        "/api/v1/tags",
+        "/api/v1/orders",
+        "/api/v1/events",
+    ] {
+        let (code, body) = get(port, target, "");
+        assert_eq!(code, 401, "{target} without the token: {body}");
+        assert!(!body.contains("WO-P1"), "{target} told nothing: {body}");
+        let (code, _) = get(
+            port,
+            &format!("{target}?token=wrong-token-0123456789abc"),
+            "",
+        );
+        assert_eq!(code, 401, "{target} with a wrong token");
+        let (code, body) = get(port, target, &format!("Authorization: Bearer {TOKEN}\r\n"));
+        assert_eq!(code, 200, "{target} with the bearer token: {body}");
+    }
+    let (code, body) = get(port, &format!("/api/v1/status?token={TOKEN}"), "");
+    assert_eq!(code, 200, "{body}");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["order"]["good"], 3, "{s}");
+    // Monitoring keeps its status code without a token.
+    let (code, body) = get(port, "/health", "");
+    assert!(code == 200 || code == 503, "{code} {body}");
+    assert_eq!(get(port, "/metrics", "").0, 200);
+
+    // The browser: refused without the token; with it in the address, the page keeps it for
+    // every call it makes.
+    let d = tokio::task::spawn_blocking(move || dom(&format!("http://127.0.0.1:{port}/")))
+        .await
+        .unwrap();
+    assert!(
+        d.contains("a token is required") && !d.contains("order-good"),
+        "{d}"
+    );
+    let url = format!("http://127.0.0.1:{port}/?token={TOKEN}");
+    let want = (Some("3".to_string()), Some("0".to_string()));
+    let d = page_until(&url, T, "3 good with the token", |d| counts(d) == want).await;
+    assert!(
+        text_of(&d, "live").is_some_and(|t| t.starts_with("live")),
+        "{d}"
+    );
+}
+
+/// The README's first minute: `mes-edge demo` prints the page's address, and the page there
+/// shows the simulated press making parts (docs/status-page.png is this test's screenshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_the_page_and_the_page_shows_the_press() {
+    use std::io::BufRead;
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_mes-edge"))
+        .args(["demo", "--duration", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .take(20)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("status page")
+                .and_then(|(_, r)| r.split_whitespace().last().map(String::from))
+        })
+        .expect("the demo prints the status page's address");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // Keep reading, so that the demo never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let d = page_until(
+        &url,
+        Duration::from_secs(25),
+        "parts of the demo's order",
+        |d| text_of(d, "order-good").is_some_and(|g| g.parse::<u64>().is_ok_and(|g| g >= 3)),
+    )
+    .await;
+    assert!(d.contains(">die_temperature<"), "{d}");
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || screenshot(&u, "demo-1024x768.png", "1024,768"))
+        .await
+        .unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let _ = drain.join();
+}
