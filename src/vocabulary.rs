@@ -62,3 +62,16 @@ pub enum Rule {
     /// baseline, nothing counted across the two tags.
     TagChanged,
 }
+
+/// What told a rule that a drop was a restart, besides the counter's own readings
+/// (docs/EVENTS.md "How counts are derived", rule 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The counter's own readings, nothing else.
+    Readings,
+    /// Another counter of the same device restarted from zero at the same moment.
+    SiblingRestarted,
+    /// The device went offline and came back between the counter's last reading and the drop.
+    SessionRestarted,
+}

@@ -8,7 +8,7 @@
 //! confirmed (it stays) or disproved (the counter comes back), and only then counted.
 //! docs/EVENTS.md "How counts are derived" states every rule with an example.
 
-pub use crate::vocabulary::Rule;
+pub use crate::vocabulary::{Evidence, Rule};
 use serde::{Deserialize, Serialize};
 
 /// The settings of one counter signal, from `[signals.good_count]` / `[signals.scrap_count]`.
@@ -31,6 +31,29 @@ pub struct CounterRules {
     pub max_step: Option<u64>,
     /// What the counter reads: device, table, address, type and byte order (or node id).
     pub tag: String,
+    /// The device it is read from (its index in the config): counters of one device are
+    /// each other's company (see [`Company`]).
+    pub device: usize,
+}
+
+/// What the cell knows at a reading besides this counter's own readings: a drop that the
+/// counter alone would call a glitch or a correction is a restart when its company says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Company {
+    /// The device's session: one more each time it came back online after being offline.
+    pub session: u64,
+    /// Another counter of the same device is dropping (in this read, or held) by more than a
+    /// correction: its verdict may be a restart that explains this counter's step back.
+    pub sibling_dropping: bool,
+    /// When another counter of the same device last restarted from zero (its drop first seen).
+    pub sibling_restarted_at: Option<i64>,
+}
+
+impl Company {
+    fn sibling_restarted_near(&self, t_ms: i64, rules: &CounterRules) -> bool {
+        self.sibling_restarted_at
+            .is_some_and(|at| (t_ms - at).abs() <= rules.confirm_ms)
+    }
 }
 
 /// A counter as last counted from: committed with the events it produced.
@@ -54,6 +77,11 @@ pub struct Counter {
     /// False since a bad reading of the tag, until the next good one: a held reading is not
     /// confirmed by time while the counter cannot be read.
     pub readable: bool,
+    /// The device's session at the last good reading (see [`Company::session`]).
+    pub session: u64,
+    /// When the last drop confirmed as a restart from zero was first seen: its sibling
+    /// counters' drops at that moment are restarts too.
+    pub restarted_at: Option<i64>,
 }
 
 impl Default for Counter {
@@ -67,6 +95,8 @@ impl Default for Counter {
             rate_per_min: 0.0,
             rate_from: (0, 0),
             readable: true,
+            session: 0,
+            restarted_at: None,
         }
     }
 }
@@ -92,6 +122,13 @@ pub struct Pending {
     pub readings: u32,
     /// How long the counter went unread before the first of these readings.
     pub unobserved_ms: i64,
+    /// What says the drop is a restart, besides the readings; None: nothing so far.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// A step back within `max_correction`, held only because a sibling counter was dropping:
+    /// a correction after all unless evidence of a restart comes.
+    #[serde(default)]
+    pub correction: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +145,14 @@ pub enum Step {
     Correction {
         quantity: u64,
         from: u64,
+    },
+    /// A step back held while a sibling counter's drop was judged, and no restart came of it:
+    /// `quantity` parts taken back (`from` to `first`), then `parts` counted after it.
+    HeldCorrection {
+        quantity: u64,
+        from: u64,
+        first: u64,
+        parts: u64,
     },
     /// A reading that does not fit is held; nothing counted yet.
     Held {
@@ -129,6 +174,7 @@ pub enum Step {
         quantity: u64,
         from: u64,
         first: u64,
+        evidence: Evidence,
     },
 }
 
@@ -138,7 +184,10 @@ impl Step {
         match *self {
             Step::Parts { quantity }
             | Step::Glitch { quantity, .. }
-            | Step::Confirmed { quantity, .. } => quantity,
+            | Step::Confirmed { quantity, .. }
+            | Step::HeldCorrection {
+                parts: quantity, ..
+            } => quantity,
             _ => 0,
         }
     }
@@ -152,25 +201,49 @@ const RISES_TO_CONFIRM: u32 = 2;
 const RATE_WINDOW_MS: i64 = 10_000;
 
 impl Counter {
-    /// Takes a good reading `raw` at `now_ms` (the runtime's clock).
+    /// Takes a good reading `raw` at `now_ms` (the runtime's clock), alone.
     pub fn observe(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+        let alone = Company {
+            session: self.session,
+            ..Company::default()
+        };
+        self.observe_with(raw, now_ms, rules, &alone)
+    }
+
+    /// Takes a good reading `raw` at `now_ms` with what the rest of the cell knows.
+    pub fn observe_with(
+        &mut self,
+        raw: u64,
+        now_ms: i64,
+        rules: &CounterRules,
+        company: &Company,
+    ) -> Step {
         self.readable = true;
-        let step = self.decide(raw, now_ms, rules);
+        let step = self.decide(raw, now_ms, rules, company);
         self.account(&step, now_ms);
         self.last_ms = now_ms;
+        self.session = company.session;
         step
     }
 
     /// A held reading that no new reading has disproved: confirmed once it has lasted
     /// `confirm_ms` while the counter reads good (drivers report changes only, so a value that
     /// holds brings no further readings). Gives the step and the reading it was confirmed at.
-    pub fn confirm_held(&mut self, now_ms: i64, rules: &CounterRules) -> Option<(Step, u64)> {
+    pub fn confirm_held(
+        &mut self,
+        now_ms: i64,
+        rules: &CounterRules,
+        company: &Company,
+    ) -> Option<(Step, u64)> {
         let p = self.pending.as_ref()?;
         if !self.readable || now_ms - p.since_ms < rules.confirm_ms {
             return None;
         }
         let latest = p.latest;
-        let step = self.confirm_if_due(now_ms, rules, true);
+        let step = self.confirm_if_due(now_ms, rules, true, company);
+        if let Step::Held { .. } = step {
+            return None;
+        }
         self.account(&step, now_ms);
         Some((step, latest))
     }
@@ -180,6 +253,9 @@ impl Counter {
             Step::Correction { quantity, .. } => {
                 self.counted = self.counted.saturating_sub(*quantity)
             }
+            Step::HeldCorrection {
+                quantity, parts, ..
+            } => self.counted = self.counted.saturating_sub(*quantity) + parts,
             s => self.counted += s.parts(),
         }
         // While a reading is held its parts are not known yet: no rate from that window.
@@ -188,7 +264,7 @@ impl Counter {
         }
     }
 
-    fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+    fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules, co: &Company) -> Step {
         if self.tag.as_deref() != Some(rules.tag.as_str()) {
             let previous = self.tag.replace(rules.tag.clone());
             // A store of a release that kept no tag: its baseline was read from the tag this
@@ -207,10 +283,20 @@ impl Counter {
         };
         let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
         if let Some(p) = &mut self.pending {
+            if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
+                p.evidence = Some(Evidence::SiblingRestarted);
+            }
             // A drop after which the counter counted up: a restarted counter, also when it now
             // passes its old value (a reset at 2 reads 0, 1, 2, 3: three parts, not a glitch).
             let counted_below = p.first < last && p.rises > 0;
-            if fits && !counted_below {
+            // Told it restarted, a counter that counts up from its drop is counting from zero
+            // even when its first count passes the old value (1 -> 0 -> 1): as far as a count
+            // since zero can go (`rollover_window`, the bound of "near zero").
+            let told = p.evidence.is_some()
+                && p.first < last
+                && raw > p.top
+                && raw <= rules.rollover_window;
+            if fits && !counted_below && !told {
                 let p = self.pending.take().expect("pending");
                 self.last = Some(raw);
                 return Step::Glitch {
@@ -230,7 +316,7 @@ impl Counter {
             }
             p.lowest = p.lowest.min(raw);
             p.readings += 1;
-            return self.confirm_if_due(now_ms, rules, fits);
+            return self.confirm_if_due(now_ms, rules, fits, co);
         }
         if fits {
             self.last = Some(raw);
@@ -242,7 +328,17 @@ impl Counter {
                 }
             };
         }
-        if raw < last && raw > 0 && last - raw <= rules.max_correction {
+        // Restart evidence at the drop: the device's session changed since the last reading, or
+        // a sibling restarted from zero just now.
+        let evidence = if self.session != co.session {
+            Some(Evidence::SessionRestarted)
+        } else if co.sibling_restarted_near(now_ms, rules) {
+            Some(Evidence::SiblingRestarted)
+        } else {
+            None
+        };
+        let correction = raw < last && raw > 0 && last - raw <= rules.max_correction;
+        if correction && evidence.is_none() && !co.sibling_dropping {
             self.last = Some(raw);
             return Step::Correction {
                 quantity: last - raw,
@@ -263,37 +359,63 @@ impl Counter {
             } else {
                 0
             },
+            evidence,
+            correction: correction && evidence.is_none(),
         });
-        match self.confirm_if_due(now_ms, rules, false) {
+        match self.confirm_if_due(now_ms, rules, false, co) {
             Step::Held { .. } => Step::Held { from: last },
             confirmed => confirmed,
         }
     }
 
-    fn confirm_if_due(&mut self, now_ms: i64, rules: &CounterRules, now: bool) -> Step {
-        let (Some(last), Some(p)) = (self.last, &self.pending) else {
+    fn confirm_if_due(
+        &mut self,
+        now_ms: i64,
+        rules: &CounterRules,
+        now: bool,
+        co: &Company,
+    ) -> Step {
+        let (Some(last), Some(p)) = (self.last, &mut self.pending) else {
             return Step::Unchanged;
         };
+        if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
+            p.evidence = Some(Evidence::SiblingRestarted);
+        }
         let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
         let lasted =
             p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
-        if !(now || counting_below || lasted) {
+        // A step back held for a sibling's verdict waits for it: the sibling is confirmed or
+        // disproved within its own window while the device reads good.
+        let waiting = p.correction && p.evidence.is_none() && co.sibling_dropping;
+        if !(now || counting_below || lasted) || waiting {
             return Step::Held { from: last };
         }
         let p = self.pending.take().expect("pending");
+        // A reading below `top` now is a new drop of its own, judged from here on.
+        self.last = Some(p.top);
+        if p.correction && p.evidence.is_none() {
+            return Step::HeldCorrection {
+                quantity: last - p.first,
+                from: last,
+                first: p.first,
+                parts: p.since_first,
+            };
+        }
         let (rule, quantity) = if p.first > last {
             (Rule::ImplausibleJump, p.since_first)
         } else {
             let (rule, before_first) = self.classify_drop(last, &p, rules);
             (rule, before_first + p.since_first)
         };
-        // A reading below `top` now is a new drop of its own, judged from here on.
-        self.last = Some(p.top);
+        if rule == Rule::RestartedFromZero {
+            self.restarted_at = Some(p.since_ms);
+        }
         Step::Confirmed {
             rule,
             quantity,
             from: last,
             first: p.first,
+            evidence: p.evidence.unwrap_or(Evidence::Readings),
         }
     }
 
@@ -332,6 +454,9 @@ impl Counter {
         shift(&mut self.rate_from.0);
         if let Some(p) = &mut self.pending {
             shift(&mut p.since_ms);
+        }
+        if let Some(t) = &mut self.restarted_at {
+            shift(t);
         }
     }
 

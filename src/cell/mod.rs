@@ -8,6 +8,8 @@ mod commands;
 mod counter;
 mod counting;
 mod engine;
+#[cfg(test)]
+mod evidence_tests;
 mod inbox;
 mod model;
 mod order_events;
@@ -20,8 +22,8 @@ mod tag_write;
 mod value_batch;
 
 pub use crate::vocabulary::MachineState;
-pub use counter::{Counter, CounterRules, Pending, Rule, Step};
-pub use engine::{CellState, Engine};
+pub use counter::{Company, Counter, CounterRules, Evidence, Pending, Rule, Step};
+pub use engine::{CellState, DeviceSession, Engine};
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
 pub use policy::{CommandPolicy, WritableTag};

@@ -96,6 +96,8 @@ impl CellModel {
             .iter()
             .map(|(_, _, t)| t.name().to_string())
             .collect();
+        let device_of: HashMap<TagId, usize> =
+            c.numbered_tags().iter().map(|(t, d, _)| (*t, *d)).collect();
         let mut roles = HashMap::new();
         let mut counters = HashMap::new();
         for counter in &c.roles.counters {
@@ -111,6 +113,7 @@ impl CellModel {
                     max_correction: s.max_correction,
                     max_step: s.max_step,
                     tag: counter.identity.clone(),
+                    device: device_of.get(&counter.tag).copied().unwrap_or(0),
                 },
             );
         }
