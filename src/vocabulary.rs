@@ -25,12 +25,17 @@ pub enum MachineState {
     /// The state word cannot be read (device offline, bad quality) or is not in the map.
     #[default]
     Unknown,
+    /// The runtime was not running (or lost its record of the time with an uncommitted turn):
+    /// nobody looked. Never a state a PLC's word maps to; neither running nor down, and not in
+    /// OEE's planned busy time (docs/ORDERS.md).
+    Unobserved,
 }
 
 impl MachineState {
     /// States in which the cell is not producing: their time is downtime, with a reason.
+    /// Unobserved time is not: nothing says the cell was not producing.
     pub fn is_stop(self) -> bool {
-        !matches!(self, MachineState::Running)
+        !matches!(self, MachineState::Running | MachineState::Unobserved)
     }
 }
 

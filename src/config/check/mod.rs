@@ -403,7 +403,19 @@ fn check_signals(
                 }
             }
         }
+        if state.unmapped == crate::vocabulary::MachineState::Unobserved {
+            p.push(Problem::at(
+                path!["signals", "machine_state", "unmapped"],
+                "\"unobserved\" is the runtime's own (time it did not see), not a state a PLC reports",
+            ));
+        }
         for (word, state) in &state.states {
+            if *state == crate::vocabulary::MachineState::Unobserved {
+                p.push(Problem::at(
+                    path!["signals", "machine_state", "states", word.as_str()],
+                    "\"unobserved\" is the runtime's own (time it did not see), not a state a PLC reports",
+                ));
+            }
             match word.parse::<i64>() {
                 Ok(w) => {
                     parsed.states.insert(w, *state);
