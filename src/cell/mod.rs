@@ -5,6 +5,8 @@ mod accounting;
 mod actuals;
 mod clock;
 mod commands;
+#[cfg(test)]
+mod company_model_tests;
 mod counter;
 mod counting;
 mod engine;
