@@ -79,4 +79,6 @@ pub enum Evidence {
     SiblingRestarted,
     /// The device went offline and came back between the counter's last reading and the drop.
     SessionRestarted,
+    /// The counter's `reset_tag` rose (a bool) or went up (a count of resets).
+    ResetTag,
 }

@@ -82,6 +82,11 @@ pub struct Counter {
     /// When the last drop confirmed as a restart from zero was first seen: its sibling
     /// counters' drops at that moment are restarts too.
     pub restarted_at: Option<i64>,
+    /// The last reading of the counter's `reset_tag` (a bool as 0 or 1), for its edges.
+    pub reset_mark: Option<u64>,
+    /// The reset tag told a reset that no reading of the counter has shown yet: its next
+    /// reading counts from zero, whatever it is.
+    pub reset_seen: bool,
 }
 
 impl Default for Counter {
@@ -97,6 +102,8 @@ impl Default for Counter {
             readable: true,
             session: 0,
             restarted_at: None,
+            reset_mark: None,
+            reset_seen: false,
         }
     }
 }
@@ -248,6 +255,32 @@ impl Counter {
         Some((step, latest))
     }
 
+    /// A reading `mark` of the counter's reset tag (a bool as 0 or 1, or a count of resets).
+    /// A rise tells a reset: a drop held now is a restart at once (the step it makes, with the
+    /// reading it was confirmed at); with none held, the next reading counts from zero.
+    pub fn reset_tag(
+        &mut self,
+        mark: u64,
+        now_ms: i64,
+        rules: &CounterRules,
+        company: &Company,
+    ) -> Option<(Step, u64)> {
+        let rose = self.reset_mark.is_some_and(|m| mark > m);
+        self.reset_mark = Some(mark);
+        if !rose || self.last.is_none() {
+            return None;
+        }
+        let Some(p) = &mut self.pending else {
+            self.reset_seen = true;
+            return None;
+        };
+        p.evidence = Some(Evidence::ResetTag);
+        let latest = p.latest;
+        let step = self.confirm_if_due(now_ms, rules, true, company);
+        self.account(&step, now_ms);
+        Some((step, latest))
+    }
+
     fn account(&mut self, step: &Step, now_ms: i64) {
         match step {
             Step::Correction { quantity, .. } => {
@@ -281,6 +314,27 @@ impl Counter {
             self.last = Some(raw);
             return Step::Baseline { previous_tag: None };
         };
+        if std::mem::take(&mut self.reset_seen) {
+            // Told for certain: this reading is the count since the reset, even at or above
+            // the old value (a counter at 1, reset, one part: 1 -> 1 is a part).
+            self.pending = None;
+            self.last = Some(raw);
+            let (rule, quantity) = if raw <= rules.rollover_window {
+                (Rule::RestartedFromZero, raw)
+            } else {
+                (Rule::JumpedBack, 0)
+            };
+            if rule == Rule::RestartedFromZero {
+                self.restarted_at = Some(now_ms);
+            }
+            return Step::Confirmed {
+                rule,
+                quantity,
+                from: last,
+                first: raw,
+                evidence: Evidence::ResetTag,
+            };
+        }
         let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
         if let Some(p) = &mut self.pending {
             if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
@@ -401,7 +455,13 @@ impl Counter {
                 parts: p.since_first,
             };
         }
-        let (rule, quantity) = if p.first > last {
+        let told = p.evidence == Some(Evidence::ResetTag);
+        let (rule, quantity) = if told && p.first <= rules.rollover_window {
+            // A reset for certain: not a rollover, however close to the top it was.
+            (Rule::RestartedFromZero, p.first + p.since_first)
+        } else if told {
+            (Rule::JumpedBack, p.since_first)
+        } else if p.first > last {
             (Rule::ImplausibleJump, p.since_first)
         } else {
             let (rule, before_first) = self.classify_drop(last, &p, rules);

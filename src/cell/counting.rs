@@ -28,6 +28,36 @@ impl Engine {
         self.counted(kind, step, previous, reading, out);
     }
 
+    /// A reading of a counter's reset tag: see [`super::Counter::reset_tag`].
+    pub(super) fn reset_tag(
+        &mut self,
+        kind: CounterKind,
+        mark: u64,
+        s: &Sample,
+        out: &mut Vec<NewEvent>,
+    ) {
+        if !self.model.counters.contains_key(&kind) {
+            return;
+        }
+        let company = self.company(kind);
+        let rules = &self.model.counters[&kind];
+        let counter = self.state.counter(kind);
+        let previous = counter.last;
+        let Some((step, raw)) = counter.reset_tag(mark, s.ts_ms, rules, &company) else {
+            return;
+        };
+        let Some(tag) = self.model.counter_tag(kind) else {
+            return;
+        };
+        let reading = Reading {
+            raw,
+            ts: s.ts_ms,
+            source_ts: s.source_ts_ms,
+            tag,
+        };
+        self.counted(kind, step, previous, reading, out);
+    }
+
     /// Drivers report a value when it changes, so a held reading that stays as it is gets no
     /// further readings: once it has lasted `confirm_ms` while the tag reads good, it is
     /// confirmed here (the engine ticks about once a second).

@@ -168,6 +168,7 @@ impl Engine {
                                 | Role::OrderNumber
                                 | Role::RejectCode
                                 | Role::MaterialLot
+                                | Role::ResetTag(_)
                         )
                     )
                 });
@@ -221,6 +222,12 @@ impl Engine {
                 // Unreadable: a reading held meanwhile is not confirmed by time.
                 None => self.state.counter(kind).readable = false,
             },
+            Role::ResetTag(kind) => {
+                let mark = s.value.filter(|_| good).map(|v| v.as_f64().max(0.0) as u64);
+                if let Some(mark) = mark {
+                    self.reset_tag(kind, mark, s, out);
+                }
+            }
             Role::FaultCode => self.state.fault_code = int(),
             Role::RejectCode => self.state.reject_code = int(),
             Role::PartTrigger => self.trigger_bit(s, out),

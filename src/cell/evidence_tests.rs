@@ -245,3 +245,73 @@ fn without_a_reconnect_one_to_zero_to_one_stays_a_glitch() {
         .iter()
         .any(|e| matches!(e.body, EventBody::CounterGlitch { .. })));
 }
+
+const RESETS: TagId = TagId(2);
+
+/// The oven with a reset tag for its reject counter.
+fn oven_with_reset_tag() -> Engine {
+    let mut e = oven();
+    e.model.tag_names.push("reject_resets".into());
+    e.model
+        .roles
+        .insert(RESETS, Role::ResetTag(CounterKind::Scrap));
+    e
+}
+
+#[test]
+fn a_reset_flag_makes_the_next_reading_a_count_from_zero() {
+    let mut e = oven_with_reset_tag();
+    let mut events = read(&mut e, 1_000, &[(SCRAP, 1), (RESETS, 0)]);
+    // The PLC resets the counter and makes one reject before the next poll: the counter reads
+    // 1 as before (no change, so no reading), the flag rises.
+    events.extend(read(&mut e, 2_000, &[(RESETS, 1)]));
+    events.extend(read(&mut e, 3_000, &[(SCRAP, 2)]));
+    assert_eq!(
+        net(&events, CounterKind::Scrap),
+        2,
+        "1 and 2 since the reset"
+    );
+    // Again, the flag and the drop in one read (the flag is taken first): 0, then a part.
+    events.extend(read(&mut e, 4_000, &[(RESETS, 0)]));
+    events.extend(read(&mut e, 5_000, &[(SCRAP, 0), (RESETS, 1)]));
+    events.extend(read(&mut e, 5_100, &[(SCRAP, 1)]));
+    assert_eq!(net(&events, CounterKind::Scrap), 3);
+    let evidence: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::CounterReset { evidence, .. } => *evidence,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence, [Evidence::ResetTag, Evidence::ResetTag]);
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::CounterGlitch { .. })));
+}
+
+#[test]
+fn a_count_of_resets_that_goes_up_confirms_a_held_drop_at_once() {
+    let mut e = oven_with_reset_tag();
+    let mut events = read(&mut e, 1_000, &[(SCRAP, 500), (RESETS, 7)]);
+    events.extend(read(&mut e, 2_000, &[(SCRAP, 3)]));
+    assert_eq!(net(&events, CounterKind::Scrap), 0, "held");
+    events.extend(read(&mut e, 2_100, &[(RESETS, 8)]));
+    assert_eq!(
+        net(&events, CounterKind::Scrap),
+        3,
+        "confirmed by the count of resets"
+    );
+    // Read again unchanged: no edge, nothing more.
+    events.extend(read(&mut e, 2_200, &[(RESETS, 8)]));
+    events.extend(read(&mut e, 2_300, &[(SCRAP, 4)]));
+    assert_eq!(net(&events, CounterKind::Scrap), 4);
+}
+
+#[test]
+fn a_reset_tag_read_for_the_first_time_tells_nothing() {
+    let mut e = oven_with_reset_tag();
+    let mut events = read(&mut e, 1_000, &[(SCRAP, 10)]);
+    events.extend(read(&mut e, 2_000, &[(RESETS, 1)]));
+    events.extend(read(&mut e, 3_000, &[(SCRAP, 12)]));
+    assert_eq!(net(&events, CounterKind::Scrap), 2);
+}

@@ -21,6 +21,8 @@ pub enum Role {
     MaterialLot,
     /// Its rising edge makes a part record.
     PartTrigger,
+    /// Tells a reset of this counter for certain: a rise of a bool, an increase of a count.
+    ResetTag(CounterKind),
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -103,6 +105,9 @@ impl CellModel {
         for counter in &c.roles.counters {
             let s = &counter.settings;
             roles.insert(counter.tag, Role::Counter(counter.kind));
+            if let Some(t) = counter.reset_tag {
+                roles.insert(t, Role::ResetTag(counter.kind));
+            }
             counters.insert(
                 counter.kind,
                 CounterRules {
