@@ -5,11 +5,17 @@
 //! are not always the counter: a Modbus gateway answers 0 for a moment when its own link blips,
 //! a PLC program takes a part back, a PLC restarts from zero, a 16-bit counter wraps. The one
 //! thing the rules never do is invent parts: a reading that does not fit is held until it is
-//! confirmed (it stays) or disproved (the counter comes back), and only then counted.
+//! confirmed (it stays) or disproved (the counter comes back), and only then counted. Where
+//! one counter's readings cannot tell a restart from a glitch or a correction, what the rest of
+//! the cell saw decides (counter_company.rs: a reconnect, a sibling's restart, a reset tag).
 //! docs/EVENTS.md "How counts are derived" states every rule with an example.
 
 pub use crate::vocabulary::{Evidence, Rule};
+pub use company::Company;
 use serde::{Deserialize, Serialize};
+
+#[path = "counter_company.rs"]
+mod company;
 
 /// The settings of one counter signal, from `[signals.good_count]` / `[signals.scrap_count]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,26 +40,6 @@ pub struct CounterRules {
     /// The device it is read from (its index in the config): counters of one device are
     /// each other's company (see [`Company`]).
     pub device: usize,
-}
-
-/// What the cell knows at a reading besides this counter's own readings: a drop that the
-/// counter alone would call a glitch or a correction is a restart when its company says so.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Company {
-    /// The device's session: one more each time it came back online after being offline.
-    pub session: u64,
-    /// Another counter of the same device is dropping (in this read, or held) by more than a
-    /// correction: its verdict may be a restart that explains this counter's step back.
-    pub sibling_dropping: bool,
-    /// When another counter of the same device last restarted from zero (its drop first seen).
-    pub sibling_restarted_at: Option<i64>,
-}
-
-impl Company {
-    fn sibling_restarted_near(&self, t_ms: i64, rules: &CounterRules) -> bool {
-        self.sibling_restarted_at
-            .is_some_and(|at| (t_ms - at).abs() <= rules.confirm_ms)
-    }
 }
 
 /// A counter as last counted from: committed with the events it produced.
@@ -251,32 +237,6 @@ impl Counter {
         if let Step::Held { .. } = step {
             return None;
         }
-        self.account(&step, now_ms);
-        Some((step, latest))
-    }
-
-    /// A reading `mark` of the counter's reset tag (a bool as 0 or 1, or a count of resets).
-    /// A rise tells a reset: a drop held now is a restart at once (the step it makes, with the
-    /// reading it was confirmed at); with none held, the next reading counts from zero.
-    pub fn reset_tag(
-        &mut self,
-        mark: u64,
-        now_ms: i64,
-        rules: &CounterRules,
-        company: &Company,
-    ) -> Option<(Step, u64)> {
-        let rose = self.reset_mark.is_some_and(|m| mark > m);
-        self.reset_mark = Some(mark);
-        if !rose || self.last.is_none() {
-            return None;
-        }
-        let Some(p) = &mut self.pending else {
-            self.reset_seen = true;
-            return None;
-        };
-        p.evidence = Some(Evidence::ResetTag);
-        let latest = p.latest;
-        let step = self.confirm_if_due(now_ms, rules, true, company);
         self.account(&step, now_ms);
         Some((step, latest))
     }
