@@ -4,7 +4,7 @@
 pub use crate::orders::JobResponse;
 use crate::orders::{CommandSource, JobCommand, JobState, Oee, Reply, StateTimes, SubState};
 pub use crate::vocabulary::CounterKind;
-use crate::vocabulary::{MachineState, Rule};
+use crate::vocabulary::{Evidence, MachineState, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -33,9 +33,10 @@ pub enum EventBody {
         rolled_over: bool,
         /// The order Running when the parts were made; null: the "no order" bucket.
         order_id: Option<String>,
-        /// The rule that counted them, when not a plain step forward (docs/EVENTS.md).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rule: Option<Rule>,
+        /// The rule that counted them, when not a plain step forward, and the evidence it
+        /// used (docs/EVENTS.md): `"rule"` and `"evidence"` in the payload.
+        #[serde(flatten)]
+        rule: Option<Counted>,
         /// The device's own timestamp of the reading (OPC UA), for information: the event's
         /// time is the runtime's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +63,10 @@ pub enum EventBody {
         to: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<Rule>,
+        /// What told the rule it was a restart (the counter's readings, a sibling counter, the
+        /// device's session); none for a changed tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Evidence>,
         #[serde(default)]
         counted: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,6 +253,15 @@ pub enum WriteStatus {
     Failed,
     Superseded,
     Unknown,
+}
+
+/// How parts that were not a plain step forward were counted: the rule, and what told it.
+/// Flattened into `part_count`, so a reader sees `"rule"` and `"evidence"` side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    pub rule: Rule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,12 +25,17 @@ pub enum MachineState {
     /// The state word cannot be read (device offline, bad quality) or is not in the map.
     #[default]
     Unknown,
+    /// The runtime was not running (or lost its record of the time with an uncommitted turn):
+    /// nobody looked. Never a state a PLC's word maps to; neither running nor down, and not in
+    /// OEE's planned busy time (docs/ORDERS.md).
+    Unobserved,
 }
 
 impl MachineState {
     /// States in which the cell is not producing: their time is downtime, with a reason.
+    /// Unobserved time is not: nothing says the cell was not producing.
     pub fn is_stop(self) -> bool {
-        !matches!(self, MachineState::Running)
+        !matches!(self, MachineState::Running | MachineState::Unobserved)
     }
 }
 
@@ -61,4 +66,19 @@ pub enum Rule {
     /// The signal now reads another tag (device, address, type, byte order or node id): a new
     /// baseline, nothing counted across the two tags.
     TagChanged,
+}
+
+/// What told a rule that a drop was a restart, besides the counter's own readings
+/// (docs/EVENTS.md "How counts are derived", rule 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The counter's own readings, nothing else.
+    Readings,
+    /// Another counter of the same device restarted from zero at the same moment.
+    SiblingRestarted,
+    /// The device went offline and came back between the counter's last reading and the drop.
+    SessionRestarted,
+    /// The counter's `reset_tag` rose (a bool) or went up (a count of resets).
+    ResetTag,
 }

@@ -291,3 +291,75 @@ async fn a_secure_session_with_user_and_password_after_the_server_certificate_is
     assert_eq!(online, 1, "not online again with an untrusted certificate");
     assert!(rt.terminate().success());
 }
+
+/// A controller that shows its reset only with its next part (a fast machine read slowly):
+/// the good counter jumps 559 -> 2 and the reject counter 5 -> 1 at once. Alone, the reject
+/// counter's step back is a correction of -4 and its part is lost; at the moment the good
+/// counter restarts from zero it is a restart too (docs/EVENTS.md rule 7). MOM gets what the
+/// controller counted on both counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_seen_only_with_the_next_part_counts_both_counters() {
+    let broker = Mosquitto::start();
+    let mut peer = OpcUaPeer::start(OpcUaOptions::default());
+    peer.set("GoodCount", 550);
+    peer.set("ScrapCount", 4);
+    let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_cell_config(
+        dir.path(),
+        &device_section(&peer.endpoint(), ""),
+        2,
+        broker.port(),
+    );
+    let mut rt = run_cell(&config);
+    wait_status(&collector, &rt, true, 1).await;
+    // Parts before the reset: 9 good, 1 reject (the baselines are taken).
+    for g in 551..=559 {
+        peer.set("GoodCount", g);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    peer.set("ScrapCount", 5);
+    let d = wait_parts(&collector, 9, 1).await;
+    assert_eq!((d.parts("good"), d.parts("scrap")), (9, 1));
+
+    // Reset, seen with the next part of each counter.
+    peer.set("GoodCount", 2);
+    peer.set("ScrapCount", 1);
+    for g in 3..=5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peer.set("GoodCount", g);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    peer.set("ScrapCount", 2);
+    let d = wait_parts(&collector, 9 + 5, 1 + 2).await;
+    assert_eq!(
+        (d.parts("good"), d.parts("scrap")),
+        (14, 3),
+        "what the controller counted\n{}",
+        rt.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let d = Delivery::of(&collector.snapshot());
+    assert_eq!((d.parts("good"), d.parts("scrap")), (14, 3), "nothing more");
+    d.assert_gap_free();
+    assert_eq!(d.of_type("count_correction").count(), 0);
+    let reset = |counter: &str| {
+        d.of_type("counter_reset")
+            .find(|e| e["data"]["counter"] == counter)
+            .map(|e| {
+                (
+                    e["data"]["rule"].as_str().unwrap_or("-").to_string(),
+                    e["data"]["evidence"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+    };
+    assert_eq!(
+        reset("good"),
+        Some(("restarted_from_zero".into(), "readings".into()))
+    );
+    assert_eq!(
+        reset("scrap"),
+        Some(("restarted_from_zero".into(), "sibling_restarted".into()))
+    );
+    assert!(rt.terminate().success(), "clean exit on SIGTERM");
+}

@@ -5,31 +5,49 @@
 //! else on the machine, so the runtime adds an offset to it. The offset is zero unless the
 //! environment variable `MES_EDGE_TEST_CLOCK_OFFSET_FILE` names a file: that file holds a signed
 //! number of milliseconds, and a thread re-reads it every 50 ms, so a test steps the clock of a
-//! running process by rewriting the file. Production never sets the variable; the cost is then
-//! one atomic load per reading.
+//! running process by rewriting the file. The hook exists only in builds with debug assertions
+//! (the test builds): a release build (`cargo build --release`, the .deb) has no way to move
+//! its clock but the system's, whatever its environment says.
 //!
 //! Event ids (UUID v7) keep the real clock: they only have to be unique, and are.
 
+#[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicI64, Ordering};
+#[cfg(debug_assertions)]
 use std::sync::Once;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(debug_assertions)]
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The variable naming the offset file (tests only).
+/// The variable naming the offset file (test builds only).
 pub const OFFSET_FILE_VAR: &str = "MES_EDGE_TEST_CLOCK_OFFSET_FILE";
 
+#[cfg(debug_assertions)]
 static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+#[cfg(debug_assertions)]
 static WATCH: Once = Once::new();
 
 /// Milliseconds since the Unix epoch, UTC, plus the test offset if one is set.
 pub fn now_ms() -> i64 {
-    WATCH.call_once(watch_offset_file);
     let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    real.saturating_add(OFFSET_MS.load(Ordering::Relaxed))
+    real.saturating_add(offset_ms())
 }
 
+#[cfg(debug_assertions)]
+fn offset_ms() -> i64 {
+    WATCH.call_once(watch_offset_file);
+    OFFSET_MS.load(Ordering::Relaxed)
+}
+
+#[cfg(not(debug_assertions))]
+fn offset_ms() -> i64 {
+    0
+}
+
+#[cfg(debug_assertions)]
 fn watch_offset_file() {
     let Some(path) = std::env::var_os(OFFSET_FILE_VAR).filter(|p| !p.is_empty()) else {
         return;

@@ -3,7 +3,7 @@
 
 use super::clock::CLOCK_STEP_MS;
 use super::engine::{Engine, Stop};
-use super::MachineState;
+use super::{MachineState, Role};
 use crate::event::{CounterKind, EventBody, NewEvent, OeeScope};
 use crate::orders::{add_scrap, adjust, CommandSource, JobCommand, ShiftAccount, UNEXPLAINED};
 
@@ -13,6 +13,54 @@ impl Engine {
     /// little before the last command is simply late; a clock stepped back by more than a
     /// minute restarts the accounting from the new time.
     pub(super) fn credit(&mut self, now_ms: i64) {
+        self.credit_to(now_ms, self.state.machine_state);
+    }
+
+    /// At start: the time from the last accounted moment to `now_ms` went unseen (the runtime
+    /// was down, or its last turns were not committed). It is credited to `unobserved`, not to
+    /// the state the cell was last seen in, and a cell with a state word shows the interval as
+    /// a `machine_state` of its own, which its next reading ends with the interval's length.
+    pub(super) fn unobserved_until(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
+        let from = self.state.accounted_to;
+        if from == 0 || now_ms <= from {
+            return;
+        }
+        let state_tag = self
+            .model
+            .roles
+            .iter()
+            .find(|(_, r)| **r == Role::StateWord)
+            .map(|(t, _)| *t);
+        let previous = self.state.machine_state;
+        if let (Some(tag), false) = (state_tag, previous == MachineState::Unobserved) {
+            let since = self.state.state_since;
+            let previous_reason = self.change_stop(MachineState::Unobserved, None, from);
+            self.state.machine_state = MachineState::Unobserved;
+            self.state.state_since = from;
+            let body = EventBody::MachineState {
+                state: MachineState::Unobserved,
+                previous,
+                previous_since: (since != 0).then_some(since),
+                previous_duration_ms: if since == 0 { 0 } else { (from - since).max(0) },
+                state_word: self.state.state_word,
+                fault_code: self.state.fault_code,
+                reason: None,
+                previous_reason,
+            };
+            out.push(NewEvent::new(
+                from,
+                vec![self.model.tag_name(tag).to_string()],
+                body,
+            ));
+        }
+        tracing::info!(
+            unobserved_ms = now_ms - from,
+            "time since the last committed turn is accounted as unobserved"
+        );
+        self.credit_to(now_ms, MachineState::Unobserved);
+    }
+
+    fn credit_to(&mut self, now_ms: i64, state: MachineState) {
         let from = self.state.accounted_to;
         let now_ms = self.now.map_or(now_ms, |limit| now_ms.min(limit));
         if now_ms <= from {
@@ -27,7 +75,6 @@ impl Engine {
             return;
         }
         let dt = now_ms - from;
-        let state = self.state.machine_state;
         let reason = state.is_stop().then(|| {
             self.state
                 .stop

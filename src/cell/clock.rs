@@ -20,12 +20,14 @@ impl Engine {
 
     /// At start, from a committed state: a clock found more than a minute behind the last
     /// accounted time (set back while the runtime was down) restarts the accounting at `now_ms`
-    /// rather than crediting nothing until it catches up.
-    pub fn resume_at(&mut self, now_ms: i64) {
+    /// rather than crediting nothing until it catches up. The time between is unobserved
+    /// (see [`Engine::unobserved_until`]).
+    pub fn resume_at(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
         let behind = self.state.accounted_to - now_ms;
         if self.state.accounted_to != 0 && behind > CLOCK_STEP_MS {
             self.clock_stepped(-behind);
         }
+        self.unobserved_until(now_ms, out);
     }
 
     /// The runtime's clock stepped by `step_ms` (NTP, an operator) between two turns of the

@@ -5,11 +5,17 @@
 //! are not always the counter: a Modbus gateway answers 0 for a moment when its own link blips,
 //! a PLC program takes a part back, a PLC restarts from zero, a 16-bit counter wraps. The one
 //! thing the rules never do is invent parts: a reading that does not fit is held until it is
-//! confirmed (it stays) or disproved (the counter comes back), and only then counted.
+//! confirmed (it stays) or disproved (the counter comes back), and only then counted. Where
+//! one counter's readings cannot tell a restart from a glitch or a correction, what the rest of
+//! the cell saw decides (counter_company.rs: a reconnect, a sibling's restart, a reset tag).
 //! docs/EVENTS.md "How counts are derived" states every rule with an example.
 
-pub use crate::vocabulary::Rule;
+pub use crate::vocabulary::{Evidence, Rule};
+pub use company::Company;
 use serde::{Deserialize, Serialize};
+
+#[path = "counter_company.rs"]
+mod company;
 
 /// The settings of one counter signal, from `[signals.good_count]` / `[signals.scrap_count]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,9 @@ pub struct CounterRules {
     pub max_step: Option<u64>,
     /// What the counter reads: device, table, address, type and byte order (or node id).
     pub tag: String,
+    /// The device it is read from (its index in the config): counters of one device are
+    /// each other's company (see [`Company`]).
+    pub device: usize,
 }
 
 /// A counter as last counted from: committed with the events it produced.
@@ -54,6 +63,16 @@ pub struct Counter {
     /// False since a bad reading of the tag, until the next good one: a held reading is not
     /// confirmed by time while the counter cannot be read.
     pub readable: bool,
+    /// The device's session at the last good reading (see [`Company::session`]).
+    pub session: u64,
+    /// When the last drop confirmed as a restart from zero was first seen: its sibling
+    /// counters' drops at that moment are restarts too.
+    pub restarted_at: Option<i64>,
+    /// The last reading of the counter's `reset_tag` (a bool as 0 or 1), for its edges.
+    pub reset_mark: Option<u64>,
+    /// The reset tag told a reset that no reading of the counter has shown yet: its next
+    /// reading counts from zero, whatever it is.
+    pub reset_seen: bool,
 }
 
 impl Default for Counter {
@@ -67,6 +86,10 @@ impl Default for Counter {
             rate_per_min: 0.0,
             rate_from: (0, 0),
             readable: true,
+            session: 0,
+            restarted_at: None,
+            reset_mark: None,
+            reset_seen: false,
         }
     }
 }
@@ -92,6 +115,13 @@ pub struct Pending {
     pub readings: u32,
     /// How long the counter went unread before the first of these readings.
     pub unobserved_ms: i64,
+    /// What says the drop is a restart, besides the readings; None: nothing so far.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// A step back within `max_correction`, held only because a sibling counter was dropping:
+    /// a correction after all unless evidence of a restart comes.
+    #[serde(default)]
+    pub correction: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +138,14 @@ pub enum Step {
     Correction {
         quantity: u64,
         from: u64,
+    },
+    /// A step back held while a sibling counter's drop was judged, and no restart came of it:
+    /// `quantity` parts taken back (`from` to `first`), then `parts` counted after it.
+    HeldCorrection {
+        quantity: u64,
+        from: u64,
+        first: u64,
+        parts: u64,
     },
     /// A reading that does not fit is held; nothing counted yet.
     Held {
@@ -129,6 +167,7 @@ pub enum Step {
         quantity: u64,
         from: u64,
         first: u64,
+        evidence: Evidence,
     },
 }
 
@@ -138,7 +177,10 @@ impl Step {
         match *self {
             Step::Parts { quantity }
             | Step::Glitch { quantity, .. }
-            | Step::Confirmed { quantity, .. } => quantity,
+            | Step::Confirmed { quantity, .. }
+            | Step::HeldCorrection {
+                parts: quantity, ..
+            } => quantity,
             _ => 0,
         }
     }
@@ -152,25 +194,49 @@ const RISES_TO_CONFIRM: u32 = 2;
 const RATE_WINDOW_MS: i64 = 10_000;
 
 impl Counter {
-    /// Takes a good reading `raw` at `now_ms` (the runtime's clock).
+    /// Takes a good reading `raw` at `now_ms` (the runtime's clock), alone.
     pub fn observe(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+        let alone = Company {
+            session: self.session,
+            ..Company::default()
+        };
+        self.observe_with(raw, now_ms, rules, &alone)
+    }
+
+    /// Takes a good reading `raw` at `now_ms` with what the rest of the cell knows.
+    pub fn observe_with(
+        &mut self,
+        raw: u64,
+        now_ms: i64,
+        rules: &CounterRules,
+        company: &Company,
+    ) -> Step {
         self.readable = true;
-        let step = self.decide(raw, now_ms, rules);
+        let step = self.decide(raw, now_ms, rules, company);
         self.account(&step, now_ms);
         self.last_ms = now_ms;
+        self.session = company.session;
         step
     }
 
     /// A held reading that no new reading has disproved: confirmed once it has lasted
     /// `confirm_ms` while the counter reads good (drivers report changes only, so a value that
     /// holds brings no further readings). Gives the step and the reading it was confirmed at.
-    pub fn confirm_held(&mut self, now_ms: i64, rules: &CounterRules) -> Option<(Step, u64)> {
+    pub fn confirm_held(
+        &mut self,
+        now_ms: i64,
+        rules: &CounterRules,
+        company: &Company,
+    ) -> Option<(Step, u64)> {
         let p = self.pending.as_ref()?;
         if !self.readable || now_ms - p.since_ms < rules.confirm_ms {
             return None;
         }
         let latest = p.latest;
-        let step = self.confirm_if_due(now_ms, rules, true);
+        let step = self.confirm_if_due(now_ms, rules, true, company);
+        if let Step::Held { .. } = step {
+            return None;
+        }
         self.account(&step, now_ms);
         Some((step, latest))
     }
@@ -180,6 +246,9 @@ impl Counter {
             Step::Correction { quantity, .. } => {
                 self.counted = self.counted.saturating_sub(*quantity)
             }
+            Step::HeldCorrection {
+                quantity, parts, ..
+            } => self.counted = self.counted.saturating_sub(*quantity) + parts,
             s => self.counted += s.parts(),
         }
         // While a reading is held its parts are not known yet: no rate from that window.
@@ -188,7 +257,7 @@ impl Counter {
         }
     }
 
-    fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules) -> Step {
+    fn decide(&mut self, raw: u64, now_ms: i64, rules: &CounterRules, co: &Company) -> Step {
         if self.tag.as_deref() != Some(rules.tag.as_str()) {
             let previous = self.tag.replace(rules.tag.clone());
             // A store of a release that kept no tag: its baseline was read from the tag this
@@ -205,12 +274,43 @@ impl Counter {
             self.last = Some(raw);
             return Step::Baseline { previous_tag: None };
         };
+        if std::mem::take(&mut self.reset_seen) {
+            // Told for certain: this reading is the count since the reset, even at or above
+            // the old value (a counter at 1, reset, one part: 1 -> 1 is a part).
+            self.pending = None;
+            self.last = Some(raw);
+            let (rule, quantity) = if raw <= rules.rollover_window {
+                (Rule::RestartedFromZero, raw)
+            } else {
+                (Rule::JumpedBack, 0)
+            };
+            if rule == Rule::RestartedFromZero {
+                self.restarted_at = Some(now_ms);
+            }
+            return Step::Confirmed {
+                rule,
+                quantity,
+                from: last,
+                first: raw,
+                evidence: Evidence::ResetTag,
+            };
+        }
         let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
         if let Some(p) = &mut self.pending {
+            if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
+                p.evidence = Some(Evidence::SiblingRestarted);
+            }
             // A drop after which the counter counted up: a restarted counter, also when it now
             // passes its old value (a reset at 2 reads 0, 1, 2, 3: three parts, not a glitch).
             let counted_below = p.first < last && p.rises > 0;
-            if fits && !counted_below {
+            // Told it restarted, a counter that counts up from its drop is counting from zero
+            // even when its first count passes the old value (1 -> 0 -> 1): as far as a count
+            // since zero can go (`rollover_window`, the bound of "near zero").
+            let told = p.evidence.is_some()
+                && p.first < last
+                && raw > p.top
+                && raw <= rules.rollover_window;
+            if fits && !counted_below && !told {
                 let p = self.pending.take().expect("pending");
                 self.last = Some(raw);
                 return Step::Glitch {
@@ -230,7 +330,7 @@ impl Counter {
             }
             p.lowest = p.lowest.min(raw);
             p.readings += 1;
-            return self.confirm_if_due(now_ms, rules, fits);
+            return self.confirm_if_due(now_ms, rules, fits, co);
         }
         if fits {
             self.last = Some(raw);
@@ -242,7 +342,17 @@ impl Counter {
                 }
             };
         }
-        if raw < last && raw > 0 && last - raw <= rules.max_correction {
+        // Restart evidence at the drop: the device's session changed since the last reading, or
+        // a sibling restarted from zero just now.
+        let evidence = if self.session != co.session {
+            Some(Evidence::SessionRestarted)
+        } else if co.sibling_restarted_near(now_ms, rules) {
+            Some(Evidence::SiblingRestarted)
+        } else {
+            None
+        };
+        let correction = raw < last && raw > 0 && last - raw <= rules.max_correction;
+        if correction && evidence.is_none() && !co.sibling_dropping {
             self.last = Some(raw);
             return Step::Correction {
                 quantity: last - raw,
@@ -263,37 +373,69 @@ impl Counter {
             } else {
                 0
             },
+            evidence,
+            correction: correction && evidence.is_none(),
         });
-        match self.confirm_if_due(now_ms, rules, false) {
+        match self.confirm_if_due(now_ms, rules, false, co) {
             Step::Held { .. } => Step::Held { from: last },
             confirmed => confirmed,
         }
     }
 
-    fn confirm_if_due(&mut self, now_ms: i64, rules: &CounterRules, now: bool) -> Step {
-        let (Some(last), Some(p)) = (self.last, &self.pending) else {
+    fn confirm_if_due(
+        &mut self,
+        now_ms: i64,
+        rules: &CounterRules,
+        now: bool,
+        co: &Company,
+    ) -> Step {
+        let (Some(last), Some(p)) = (self.last, &mut self.pending) else {
             return Step::Unchanged;
         };
+        if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
+            p.evidence = Some(Evidence::SiblingRestarted);
+        }
         let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
         let lasted =
             p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;
-        if !(now || counting_below || lasted) {
+        // A step back held for a sibling's verdict waits for it: the sibling is confirmed or
+        // disproved within its own window while the device reads good.
+        let waiting = p.correction && p.evidence.is_none() && co.sibling_dropping;
+        if !(now || counting_below || lasted) || waiting {
             return Step::Held { from: last };
         }
         let p = self.pending.take().expect("pending");
-        let (rule, quantity) = if p.first > last {
+        // A reading below `top` now is a new drop of its own, judged from here on.
+        self.last = Some(p.top);
+        if p.correction && p.evidence.is_none() {
+            return Step::HeldCorrection {
+                quantity: last - p.first,
+                from: last,
+                first: p.first,
+                parts: p.since_first,
+            };
+        }
+        let told = p.evidence == Some(Evidence::ResetTag);
+        let (rule, quantity) = if told && p.first <= rules.rollover_window {
+            // A reset for certain: not a rollover, however close to the top it was.
+            (Rule::RestartedFromZero, p.first + p.since_first)
+        } else if told {
+            (Rule::JumpedBack, p.since_first)
+        } else if p.first > last {
             (Rule::ImplausibleJump, p.since_first)
         } else {
             let (rule, before_first) = self.classify_drop(last, &p, rules);
             (rule, before_first + p.since_first)
         };
-        // A reading below `top` now is a new drop of its own, judged from here on.
-        self.last = Some(p.top);
+        if rule == Rule::RestartedFromZero {
+            self.restarted_at = Some(p.since_ms);
+        }
         Step::Confirmed {
             rule,
             quantity,
             from: last,
             first: p.first,
+            evidence: p.evidence.unwrap_or(Evidence::Readings),
         }
     }
 
@@ -332,6 +474,9 @@ impl Counter {
         shift(&mut self.rate_from.0);
         if let Some(p) = &mut self.pending {
             shift(&mut p.since_ms);
+        }
+        if let Some(t) = &mut self.restarted_at {
+            shift(t);
         }
     }
 

@@ -1,5 +1,16 @@
 use super::*;
 
+impl Counter {
+    /// A held reading confirmed by time with no sibling and no session change.
+    fn confirm_held_alone(&mut self, now_ms: i64, r: &CounterRules) -> Option<(Step, u64)> {
+        let alone = Company {
+            session: self.session,
+            ..Company::default()
+        };
+        self.confirm_held(now_ms, r, &alone)
+    }
+}
+
 fn rules(bits: u32) -> CounterRules {
     CounterRules {
         bits,
@@ -9,6 +20,7 @@ fn rules(bits: u32) -> CounterRules {
         max_correction: 5,
         max_step: None,
         tag: "plc/holding:0/u32/ABCD".into(),
+        device: 0,
     }
 }
 
@@ -127,7 +139,8 @@ fn a_real_reset_is_confirmed_and_counts_the_parts_of_its_window() {
             rule: Rule::RestartedFromZero,
             quantity: 4,
             from: 5_000,
-            first: 2
+            first: 2,
+            evidence: Evidence::Readings
         }
     );
     assert_eq!(net, 9, "everything since zero");
@@ -168,7 +181,8 @@ fn a_reset_that_stays_at_zero_is_confirmed_after_its_window() {
             rule: Rule::RestartedFromZero,
             quantity: 0,
             from: 5_000,
-            first: 0
+            first: 0,
+            evidence: Evidence::Readings
         }
     );
     assert_eq!(steps[6], Step::Parts { quantity: 1 });
@@ -181,12 +195,12 @@ fn a_held_reading_that_no_new_reading_disproves_is_confirmed_by_time_while_reada
     let r = rules(32);
     let mut c = counter_at(5_000, &r);
     assert_eq!(c.observe(1, 10_000, &r), Step::Held { from: 5_000 });
-    assert_eq!(c.confirm_held(14_999, &r), None, "not yet");
+    assert_eq!(c.confirm_held_alone(14_999, &r), None, "not yet");
     // Unreadable meanwhile (device offline): not confirmed by time.
     c.readable = false;
-    assert_eq!(c.confirm_held(20_000, &r), None);
+    assert_eq!(c.confirm_held_alone(20_000, &r), None);
     c.readable = true;
-    let (step, raw) = c.confirm_held(20_000, &r).expect("confirmed");
+    let (step, raw) = c.confirm_held_alone(20_000, &r).expect("confirmed");
     assert_eq!(raw, 1);
     assert_eq!(
         step,
@@ -194,11 +208,12 @@ fn a_held_reading_that_no_new_reading_disproves_is_confirmed_by_time_while_reada
             rule: Rule::RestartedFromZero,
             quantity: 1,
             from: 5_000,
-            first: 1
+            first: 1,
+            evidence: Evidence::Readings
         }
     );
     assert_eq!(c.observe(2, 21_000, &r), Step::Parts { quantity: 1 });
-    assert_eq!(c.confirm_held(30_000, &r), None, "nothing held");
+    assert_eq!(c.confirm_held_alone(30_000, &r), None, "nothing held");
 }
 
 #[test]
@@ -342,6 +357,182 @@ fn a_store_of_the_previous_release_deserializes() {
     assert_eq!(c.last, Some(5_000));
     assert_eq!(c.tag, None);
     assert_eq!(c.pending, None);
+}
+
+#[test]
+fn across_a_session_restart_one_to_zero_to_one_is_a_restart_that_counts_the_part() {
+    // A scrap counter at 1; the PLC restarts (offline, online: session 1) and makes one scrap
+    // part within the confirmation window. Alone, 1 -> 0 -> 1 is a glitch and the part is lost.
+    let r = rules(16);
+    let mut alone = counter_at(1, &r);
+    let (_, net) = feed(&mut alone, &r, 1_000, 100, &[0, 1]);
+    assert_eq!(net, 0, "the counter alone cannot tell");
+    let mut c = counter_at(1, &r);
+    let reconnected = Company {
+        session: 1,
+        ..Company::default()
+    };
+    assert_eq!(
+        c.observe_with(0, 1_000, &r, &reconnected),
+        Step::Held { from: 1 }
+    );
+    assert_eq!(
+        c.observe_with(1, 1_100, &r, &reconnected),
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 1,
+            from: 1,
+            first: 0,
+            evidence: Evidence::SessionRestarted
+        }
+    );
+    assert_eq!(c.restarted_at, Some(1_000));
+    assert_eq!(
+        c.observe_with(2, 1_200, &r, &reconnected),
+        Step::Parts { quantity: 1 }
+    );
+}
+
+#[test]
+fn across_a_session_restart_a_comeback_past_near_zero_is_still_a_glitch() {
+    // A gateway that answers 0 after a reconnect and then the PLC's 5003: a restart cannot
+    // have counted 5003 parts since zero within rollover_window, so nothing is invented.
+    let r = rules(32);
+    let mut c = counter_at(5_000, &r);
+    let co = Company {
+        session: 1,
+        ..Company::default()
+    };
+    assert_eq!(
+        c.observe_with(0, 1_000, &r, &co),
+        Step::Held { from: 5_000 }
+    );
+    assert!(matches!(
+        c.observe_with(5_003, 1_100, &r, &co),
+        Step::Glitch { quantity: 3, .. }
+    ));
+}
+
+#[test]
+fn a_step_back_across_a_session_restart_is_a_restart_not_a_correction() {
+    let r = rules(16);
+    let mut c = counter_at(5, &r);
+    let co = Company {
+        session: 3,
+        ..Company::default()
+    };
+    c.session = 2;
+    assert_eq!(c.observe_with(4, 1_000, &r, &co), Step::Held { from: 5 });
+    let (step, _) = c.confirm_held(6_000, &r, &co).expect("confirmed by time");
+    assert_eq!(
+        step,
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 4,
+            from: 5,
+            first: 4,
+            evidence: Evidence::SessionRestarted
+        }
+    );
+}
+
+#[test]
+fn a_step_back_while_a_sibling_drops_waits_for_the_siblings_verdict() {
+    let r = rules(16);
+    let dropping = Company {
+        sibling_dropping: true,
+        ..Company::default()
+    };
+    // The sibling restarts from zero: the reject counter's 5 -> 1 is a restart, 1 part.
+    let mut c = counter_at(5, &r);
+    assert_eq!(
+        c.observe_with(1, 1_000, &r, &dropping),
+        Step::Held { from: 5 }
+    );
+    assert_eq!(
+        c.confirm_held(7_000, &r, &dropping),
+        None,
+        "the sibling is judged"
+    );
+    let restarted = Company {
+        sibling_restarted_at: Some(1_000),
+        ..Company::default()
+    };
+    let (step, _) = c.confirm_held(7_000, &r, &restarted).expect("confirmed");
+    assert_eq!(
+        step,
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 1,
+            from: 5,
+            first: 1,
+            evidence: Evidence::SiblingRestarted
+        }
+    );
+    assert_eq!(c.observe(2, 8_000, &r), Step::Parts { quantity: 1 });
+    // The sibling was a glitch: the step back was a correction after all, and the parts
+    // counted after it count.
+    let mut c = counter_at(5, &r);
+    c.observe_with(1, 1_000, &r, &dropping);
+    c.observe_with(2, 1_100, &r, &dropping);
+    let (step, _) = c
+        .confirm_held_alone(7_000, &r)
+        .expect("decided once the sibling is");
+    assert_eq!(
+        step,
+        Step::HeldCorrection {
+            quantity: 4,
+            from: 5,
+            first: 1,
+            parts: 1
+        }
+    );
+    assert_eq!(c.last, Some(2));
+}
+
+#[test]
+fn a_sibling_restarted_a_moment_ago_makes_a_step_back_a_restart() {
+    // The sibling's drop came in the read before and was confirmed already.
+    let r = rules(16);
+    let mut c = counter_at(5, &r);
+    let co = Company {
+        sibling_restarted_at: Some(900),
+        ..Company::default()
+    };
+    assert_eq!(c.observe_with(1, 1_000, &r, &co), Step::Held { from: 5 });
+    // The restarted counter counts past its old value: 1 -> 6 is 5 more since zero.
+    assert!(matches!(
+        c.observe_with(6, 1_100, &r, &co),
+        Step::Confirmed {
+            rule: Rule::RestartedFromZero,
+            quantity: 6,
+            evidence: Evidence::SiblingRestarted,
+            ..
+        }
+    ));
+    // Long after a sibling's restart, a step back is a correction again.
+    assert_eq!(
+        c.observe_with(5, 60_000, &r, &co),
+        Step::Correction {
+            quantity: 1,
+            from: 6
+        }
+    );
+}
+
+#[test]
+fn max_correction_zero_takes_no_part_back() {
+    let r = CounterRules {
+        max_correction: 0,
+        ..rules(32)
+    };
+    let mut c = counter_at(5_003, &r);
+    // A step back is held like any drop: back within the window, a glitch (nothing counted).
+    let (steps, net) = feed(&mut c, &r, 1_000, 100, &[5_002, 5_003, 5_004]);
+    assert!(matches!(steps[0], Step::Held { .. }));
+    assert!(matches!(steps[1], Step::Glitch { quantity: 0, .. }));
+    assert_eq!(net, 1);
+    assert!(!steps.iter().any(|s| matches!(s, Step::Correction { .. })));
 }
 
 /// A property test against a model of the machine: a PLC counter of 16 bits made to count at a

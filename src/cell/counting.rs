@@ -1,8 +1,9 @@
 //! Counter readings into parts: the counter rules (counter.rs) decide, this turns their steps
 //! into events and credits the parts to the running order, the shift and the totals.
 
+use super::counter::Company;
 use super::{Engine, Rule, Step};
-use crate::event::{CounterKind, EventBody, NewEvent};
+use crate::event::{Counted, CounterKind, EventBody, NewEvent};
 use mes_edge_drivers::{Sample, TagId};
 
 impl Engine {
@@ -13,10 +14,11 @@ impl Engine {
         s: &Sample,
         out: &mut Vec<NewEvent>,
     ) {
+        let company = self.company(kind);
         let rules = &self.model.counters[&kind];
         let counter = self.state.counter(kind);
         let previous = counter.last;
-        let step = counter.observe(raw, s.ts_ms, rules);
+        let step = counter.observe_with(raw, s.ts_ms, rules, &company);
         let reading = Reading {
             raw,
             ts: s.ts_ms,
@@ -26,17 +28,49 @@ impl Engine {
         self.counted(kind, step, previous, reading, out);
     }
 
+    /// A reading of a counter's reset tag: see [`super::Counter::reset_tag`].
+    pub(super) fn reset_tag(
+        &mut self,
+        kind: CounterKind,
+        mark: u64,
+        s: &Sample,
+        out: &mut Vec<NewEvent>,
+    ) {
+        if !self.model.counters.contains_key(&kind) {
+            return;
+        }
+        let company = self.company(kind);
+        let rules = &self.model.counters[&kind];
+        let counter = self.state.counter(kind);
+        let previous = counter.last;
+        let Some((step, raw)) = counter.reset_tag(mark, s.ts_ms, rules, &company) else {
+            return;
+        };
+        let Some(tag) = self.model.counter_tag(kind) else {
+            return;
+        };
+        let reading = Reading {
+            raw,
+            ts: s.ts_ms,
+            source_ts: s.source_ts_ms,
+            tag,
+        };
+        self.counted(kind, step, previous, reading, out);
+    }
+
     /// Drivers report a value when it changes, so a held reading that stays as it is gets no
     /// further readings: once it has lasted `confirm_ms` while the tag reads good, it is
     /// confirmed here (the engine ticks about once a second).
     pub(super) fn confirm_held(&mut self, now_ms: i64, out: &mut Vec<NewEvent>) {
         for kind in [CounterKind::Good, CounterKind::Scrap] {
-            let Some(rules) = self.model.counters.get(&kind) else {
+            if !self.model.counters.contains_key(&kind) {
                 continue;
-            };
+            }
+            let company = self.company(kind);
+            let rules = &self.model.counters[&kind];
             let counter = self.state.counter(kind);
             let previous = counter.last;
-            let Some((step, raw)) = counter.confirm_held(now_ms, rules) else {
+            let Some((step, raw)) = counter.confirm_held(now_ms, rules, &company) else {
                 continue;
             };
             let Some(tag) = self.model.counter_tag(kind) else {
@@ -68,12 +102,15 @@ impl Engine {
             source_ts,
             tag,
         } = reading;
-        let part = |quantity, previous_value, rule: Option<Rule>| Parts {
+        let part = |quantity, previous_value, rule: Option<Counted>| Parts {
             kind,
             quantity,
             counter_value: raw,
             previous_value,
-            rolled_over: matches!(rule, Some(Rule::Rollover | Rule::RolloverWhileUnread)),
+            rolled_over: matches!(
+                rule.map(|r| r.rule),
+                Some(Rule::Rollover | Rule::RolloverWhileUnread)
+            ),
             rule,
             source_ts,
         };
@@ -97,6 +134,7 @@ impl Engine {
                     from: previous.unwrap_or(0),
                     to: raw,
                     rule: Some(Rule::TagChanged),
+                    evidence: None,
                     counted: 0,
                     previous_tag: Some(old),
                     tag: Some(tag),
@@ -111,6 +149,19 @@ impl Engine {
                 tracing::warn!(counter = ?kind, from, to = raw, "counter stepped back: parts taken back");
                 let source = source(self);
                 self.correction(kind, quantity, from, raw, ts, source, out);
+            }
+            Step::HeldCorrection {
+                quantity,
+                from,
+                first,
+                parts,
+            } => {
+                tracing::warn!(counter = ?kind, from, to = first, "counter stepped back while a sibling's drop was judged; no restart came of it: parts taken back");
+                let source = source(self);
+                self.correction(kind, quantity, from, first, ts, source.clone(), out);
+                if parts > 0 {
+                    self.parts(part(parts, first, None), ts, source, out);
+                }
             }
             Step::Glitch {
                 quantity,
@@ -140,16 +191,18 @@ impl Engine {
                 quantity,
                 from,
                 first,
+                evidence,
             } => {
                 let rolled = matches!(rule, Rule::Rollover | Rule::RolloverWhileUnread);
                 let source = source(self);
                 if !rolled {
-                    tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, counted = quantity, "counter reset confirmed");
+                    tracing::warn!(counter = ?kind, from, first, now = raw, ?rule, ?evidence, counted = quantity, "counter reset confirmed");
                     let body = EventBody::CounterReset {
                         counter: kind,
                         from,
                         to: first,
                         rule: Some(rule),
+                        evidence: Some(evidence),
                         counted: quantity,
                         previous_tag: None,
                         tag: None,
@@ -164,10 +217,44 @@ impl Engine {
                     _ => first,
                 };
                 if quantity > 0 {
-                    self.parts(part(quantity, base, Some(rule)), ts, source, out);
+                    let counted = Counted {
+                        rule,
+                        evidence: Some(evidence),
+                    };
+                    self.parts(part(quantity, base, Some(counted)), ts, source, out);
                 }
             }
         }
+    }
+
+    /// What the rest of the cell says at a reading of `kind`: the session of its device and
+    /// the other counter of the same device, if there is one.
+    fn company(&self, kind: CounterKind) -> Company {
+        let rules = &self.model.counters[&kind];
+        let device = self
+            .model
+            .device_name(mes_edge_drivers::DeviceId(rules.device as u32));
+        let mut co = Company {
+            session: self.state.sessions.get(device).map_or(0, |s| s.number),
+            ..Company::default()
+        };
+        let other = match kind {
+            CounterKind::Good => CounterKind::Scrap,
+            CounterKind::Scrap => CounterKind::Good,
+        };
+        let same_device = |r: &super::CounterRules| r.device == rules.device;
+        if self.model.counters.get(&other).is_some_and(same_device) {
+            let sibling = match other {
+                CounterKind::Good => &self.state.good,
+                CounterKind::Scrap => &self.state.scrap,
+            };
+            co.sibling_restarted_at = sibling.restarted_at;
+            co.sibling_dropping = self.dropping_now.contains(&other)
+                || sibling.pending.as_ref().is_some_and(|p| {
+                    !p.correction && sibling.last.is_some_and(|last| p.first < last)
+                });
+        }
+        co
     }
 
     fn parts(&mut self, p: Parts, ts_ms: i64, source: Vec<String>, out: &mut Vec<NewEvent>) {
@@ -233,7 +320,7 @@ struct Parts {
     counter_value: u64,
     previous_value: u64,
     rolled_over: bool,
-    rule: Option<Rule>,
+    rule: Option<Counted>,
     source_ts: Option<i64>,
 }
 

@@ -44,6 +44,17 @@ pub struct CellState {
     pub last_write_id: u64,
     /// Accepted writes whose driver has not answered yet, by number.
     pub pending_writes: std::collections::BTreeMap<u64, super::write::PendingWrite>,
+    /// Each device's connection session, by name: a counter drop across a new session is a
+    /// restart (docs/EVENTS.md, rule 7).
+    pub sessions: std::collections::BTreeMap<String, DeviceSession>,
+}
+
+/// A device's sessions as the engine saw them: `number` grows by one each time the device
+/// comes back online after it was reported offline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSession {
+    pub number: u64,
+    pub offline: bool,
 }
 
 /// The loaded lot's consumption by one order, not yet published.
@@ -95,6 +106,9 @@ pub struct Engine {
     /// What the order write-back last wrote (order id and target, or None for no order);
     /// None before the first write of this run, so that it writes what is active at start.
     pub(super) written_back: Option<Option<(String, u64)>>,
+    /// Counters whose reading in the batch being applied drops by more than a correction:
+    /// their siblings' step backs in the same read wait for their verdict.
+    pub(super) dropping_now: Vec<CounterKind>,
 }
 
 impl Engine {
@@ -106,6 +120,7 @@ impl Engine {
             last_values: Default::default(),
             writes: Vec::new(),
             written_back: None,
+            dropping_now: Vec::new(),
         }
     }
 
@@ -123,6 +138,11 @@ impl Engine {
                     DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
                 };
                 let device = self.model.device_name(*device).to_string();
+                let session = self.state.sessions.entry(device.clone()).or_default();
+                if online && session.offline {
+                    session.number += 1;
+                }
+                session.offline = !online;
                 let body = EventBody::DeviceStatus {
                     device: device.clone(),
                     online,
@@ -148,14 +168,43 @@ impl Engine {
                                 | Role::OrderNumber
                                 | Role::RejectCode
                                 | Role::MaterialLot
+                                | Role::ResetTag(_)
                         )
                     )
                 });
+                self.dropping_now = self.drops_in(samples);
                 for s in first.into_iter().chain(rest) {
                     self.apply_sample(s, out);
                 }
+                self.dropping_now.clear();
             }
         }
+    }
+
+    /// The counters whose good reading in `samples` is below their baseline by more than a
+    /// correction (or to zero): drops whose verdict their siblings' step backs wait for.
+    fn drops_in(&self, samples: &[Sample]) -> Vec<CounterKind> {
+        samples
+            .iter()
+            .filter(|s| s.quality == Quality::Good)
+            .filter_map(|s| match self.model.roles.get(&s.tag) {
+                Some(Role::Counter(kind)) => Some((*kind, s.value?.as_u64()?)),
+                _ => None,
+            })
+            .filter(|(kind, raw)| {
+                let last = match kind {
+                    CounterKind::Good => self.state.good.last,
+                    CounterKind::Scrap => self.state.scrap.last,
+                };
+                let reach = self
+                    .model
+                    .counters
+                    .get(kind)
+                    .map_or(0, |r| r.max_correction);
+                last.is_some_and(|last| *raw < last && (*raw == 0 || last - raw > reach))
+            })
+            .map(|(kind, _)| kind)
+            .collect()
     }
 
     fn apply_sample(&mut self, s: &Sample, out: &mut Vec<NewEvent>) {
@@ -173,6 +222,12 @@ impl Engine {
                 // Unreadable: a reading held meanwhile is not confirmed by time.
                 None => self.state.counter(kind).readable = false,
             },
+            Role::ResetTag(kind) => {
+                let mark = s.value.filter(|_| good).map(|v| v.as_f64().max(0.0) as u64);
+                if let Some(mark) = mark {
+                    self.reset_tag(kind, mark, s, out);
+                }
+            }
             Role::FaultCode => self.state.fault_code = int(),
             Role::RejectCode => self.state.reject_code = int(),
             Role::PartTrigger => self.trigger_bit(s, out),
@@ -285,6 +340,7 @@ mod tests {
                     max_correction: 5,
                     max_step: None,
                     tag: "plc/holding:0/u16/ABCD".into(),
+                    device: 0,
                 },
             )]),
             clock_tolerance_ms: vec![10_000],
@@ -370,7 +426,10 @@ mod tests {
             [EventBody::PartCount {
                 quantity: 11,
                 rolled_over: true,
-                rule: Some(Rule::Rollover),
+                rule: Some(crate::event::Counted {
+                    rule: Rule::Rollover,
+                    evidence: Some(crate::cell::Evidence::Readings),
+                }),
                 ..
             }]
         ));
@@ -384,6 +443,7 @@ mod tests {
                 from: 5,
                 to: 0,
                 rule: Some(Rule::RestartedFromZero),
+                evidence: Some(crate::cell::Evidence::Readings),
                 counted: 0,
                 previous_tag: None,
                 tag: None,

@@ -5,9 +5,13 @@ mod accounting;
 mod actuals;
 mod clock;
 mod commands;
+#[cfg(test)]
+mod company_model_tests;
 mod counter;
 mod counting;
 mod engine;
+#[cfg(test)]
+mod evidence_tests;
 mod inbox;
 mod model;
 mod order_events;
@@ -23,8 +27,8 @@ mod value_batch;
 mod write;
 
 pub use crate::vocabulary::MachineState;
-pub use counter::{Counter, CounterRules, Pending, Rule, Step};
-pub use engine::{CellState, Engine};
+pub use counter::{Company, Counter, CounterRules, Evidence, Pending, Rule, Step};
+pub use engine::{CellState, DeviceSession, Engine};
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
 pub use policy::{CommandPolicy, WritableTag};

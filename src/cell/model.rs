@@ -21,6 +21,8 @@ pub enum Role {
     MaterialLot,
     /// Its rising edge makes a part record.
     PartTrigger,
+    /// Tells a reset of this counter for certain: a rise of a bool, an increase of a count.
+    ResetTag(CounterKind),
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -96,11 +98,16 @@ impl CellModel {
             .iter()
             .map(|(_, _, t)| t.name().to_string())
             .collect();
+        let device_of: HashMap<TagId, usize> =
+            c.numbered_tags().iter().map(|(t, d, _)| (*t, *d)).collect();
         let mut roles = HashMap::new();
         let mut counters = HashMap::new();
         for counter in &c.roles.counters {
             let s = &counter.settings;
             roles.insert(counter.tag, Role::Counter(counter.kind));
+            if let Some(t) = counter.reset_tag {
+                roles.insert(t, Role::ResetTag(counter.kind));
+            }
             counters.insert(
                 counter.kind,
                 CounterRules {
@@ -111,6 +118,7 @@ impl CellModel {
                     max_correction: s.max_correction,
                     max_step: s.max_step,
                     tag: counter.identity.clone(),
+                    device: device_of.get(&counter.tag).copied().unwrap_or(0),
                 },
             );
         }

@@ -331,3 +331,68 @@ fn late_readings_and_clock_steps_never_count_time_twice() {
         c.engine.state.orders.get("A").unwrap().times[&crate::cell::MachineState::Running];
     assert_eq!(running, 25_000, "20 s before the step, 5 s after it");
 }
+
+/// The runtime is down for ten minutes while the order runs: those ten minutes are unobserved,
+/// not running, in the machine_state intervals, the job response and OEE's inputs.
+///   T0 -  10 s .. + 300 s  running (seen)
+///   T0 + 300 s .. + 901 s  unobserved (the runtime stopped after its turn at +300 s, started
+///                          again at +900 s, read the state word at +901 s)
+///   T0 + 901 s .. +1200 s  running (seen)
+/// Planned busy time = 1200 - 601 = 599 s, all of it running: availability 1.
+#[test]
+fn ten_minutes_with_the_runtime_down_are_unobserved_not_running() {
+    let mut c = Cell::new();
+    c.read(
+        T0 - 10 * S,
+        &[(GOOD, 0), (SCRAP, 0), (STATE, 1), (FAULT, 0)],
+    );
+    let r = c.command(T0, r#"{"correlation_id":"1","command":"store_and_start","order":{"id":"WO-1","material":"BRK-220","quantity":1000}}"#);
+    assert!(r.accepted, "{r:?}");
+    c.read(T0 + 300 * S, &[(GOOD, 135)]);
+    c.engine.tick(T0 + 300 * S, &mut c.events);
+    // Stopped here; started again from the committed state ten minutes later.
+    let state = c.engine.state.clone();
+    c.engine = Engine::new(c.engine.model.clone(), state);
+    c.engine.resume_at(T0 + 900 * S, &mut c.events);
+    c.read(T0 + 901 * S, &[(GOOD, 405), (STATE, 1)]);
+    c.read(T0 + 1200 * S, &[(GOOD, 540)]);
+    let r = c.command(
+        T0 + 1200 * S,
+        r#"{"correlation_id":"2","command":"stop","order_id":"WO-1"}"#,
+    );
+    assert!(r.accepted, "{r:?}");
+
+    use crate::cell::MachineState::*;
+    let intervals: Vec<_> = c
+        .events
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::MachineState {
+                state,
+                previous,
+                previous_duration_ms,
+                ..
+            } => Some((e.ts_ms - T0, previous, previous_duration_ms, state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        intervals,
+        vec![
+            (-10 * S, Unknown, 0, Running),
+            (300 * S, Running, 310 * S, Unobserved),
+            (901 * S, Unobserved, 601 * S, Running),
+        ]
+    );
+    let jr = c.job_response();
+    assert_eq!(jr.good, 540, "the parts made while unobserved are counted");
+    let times: Vec<_> = jr.time_in_state_ms.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(times, vec![(Running, 599_000), (Unobserved, 601_000)]);
+    assert!(jr.downtime_ms.is_empty(), "{:?}", jr.downtime_ms);
+    let o = &jr.oee;
+    assert_eq!(
+        (o.planned_busy_ms, o.actual_production_ms, o.unobserved_ms),
+        (599_000, 599_000, 601_000)
+    );
+    assert_eq!(o.availability, Some(1.0));
+}

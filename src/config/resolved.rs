@@ -78,6 +78,8 @@ pub struct CounterPlan {
     /// What the tag reads (device, address, type...): a baseline is only carried on while it
     /// stays the same.
     pub identity: String,
+    /// The tag that tells a reset for certain, if any.
+    pub reset_tag: Option<TagId>,
     pub settings: CounterSignal,
 }
 
@@ -220,6 +222,7 @@ fn roles(
             tag,
             bits,
             identity: cell_tag.identity(&file.devices[device].name),
+            reset_tag: signal.reset_tag.as_deref().map(id).transpose()?,
             settings: signal.clone(),
         });
     }

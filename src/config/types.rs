@@ -411,6 +411,10 @@ pub struct CounterSignal {
     pub max_correction: u64,
     /// The most parts one reading may add; a larger jump is held like a drop. Default: no limit.
     pub max_step: Option<u64>,
+    /// A tag that tells a reset of this counter for certain: a bool the PLC raises when it
+    /// resets the counter, or a count of resets it keeps. Its rise (or increase) makes the
+    /// counter's drop, or its next reading, a restart (docs/EVENTS.md rule 7).
+    pub reset_tag: Option<String>,
     /// Scrap counter only: a tag holding the PLC's reject code for the parts it counts, read
     /// with the counter (docs/ORDERS.md "Scrap reasons").
     pub reason_tag: Option<String>,

@@ -10,7 +10,8 @@
 //! - OEE = availability × performance × quality.
 //!
 //! Down, starved, blocked, idle, setup and unknown (device offline) all count against
-//! availability. Performance is reported as measured, even above 1 (an ideal cycle time set too
+//! availability. Unobserved time (the runtime was not running) is in neither APT nor PBT: the
+//! figures are those of the time that was seen (docs/ORDERS.md says why). Performance is reported as measured, even above 1 (an ideal cycle time set too
 //! slow shows up instead of being hidden). A figure whose denominator is zero is null.
 
 use crate::vocabulary::MachineState;
@@ -23,6 +24,9 @@ pub type StateTimes = BTreeMap<MachineState, i64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Oee {
     pub planned_busy_ms: i64,
+    /// Time the runtime did not see, left out of planned busy time.
+    #[serde(default)]
+    pub unobserved_ms: i64,
     pub actual_production_ms: i64,
     pub good: u64,
     pub scrap: u64,
@@ -74,7 +78,8 @@ fn warnings(figures: [(&str, Option<f64>); 4]) -> Vec<OeeWarning> {
 pub fn compute(times: &StateTimes, good: u64, scrap: u64, ideal_production_ms: f64) -> Oee {
     let total: i64 = times.values().sum();
     let planned_stop = times.get(&MachineState::PlannedStop).copied().unwrap_or(0);
-    let pbt = total - planned_stop;
+    let unobserved = times.get(&MachineState::Unobserved).copied().unwrap_or(0);
+    let pbt = total - planned_stop - unobserved;
     let apt = times.get(&MachineState::Running).copied().unwrap_or(0);
     let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
     let availability = ratio(apt as f64, pbt as f64);
@@ -87,6 +92,7 @@ pub fn compute(times: &StateTimes, good: u64, scrap: u64, ideal_production_ms: f
     };
     Oee {
         planned_busy_ms: pbt,
+        unobserved_ms: unobserved,
         actual_production_ms: apt,
         good,
         scrap,

@@ -110,7 +110,7 @@ pub fn engine_loop(
     // once, so a retried batch's readings (the first `observed` inputs) are not taken again.
     let mut observed = 0usize;
     let mut drops = ValueDrops::default();
-    engine.resume_at(clock.1);
+    engine.resume_at(clock.1, &mut events);
     engine.writes_left_unanswered(clock.1, &mut events);
     loop {
         alive.beat();

@@ -202,9 +202,10 @@ impl Plant {
     /// Waits until the runtime has confirmed the drop to zero of each counter that stood above
     /// zero (`was`: its value before), counting resets from `before` (see [`Plant::resets`]).
     /// A counter near zero that restarts and counts straight back to its old value before the
-    /// drop is confirmed looks like a glitch, and those parts are lost (docs/EVENTS.md, "Where
-    /// the count cannot be exact"): a counter at 1 that makes one part reads 0, 1. A scenario
-    /// that wants exact totals lets the runtime confirm the reset first.
+    /// drop is confirmed looks like a glitch when nothing else says restart, and those parts are
+    /// lost (docs/EVENTS.md, rule 7 and "Where the count cannot be exact"): a counter at 1 that
+    /// makes one part reads 0, 1. Across a reconnect, or as the other counter restarts, it is a
+    /// restart. A scenario that wants exact totals lets the runtime confirm the reset first.
     pub async fn wait_resets_confirmed(&self, before: (usize, usize), was: (u32, u16)) {
         let want = (
             before.0 + usize::from(was.0 > 0),

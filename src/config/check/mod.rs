@@ -39,6 +39,10 @@ fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
     }
     if let Some(c) = &s.scrap_count {
         add("scrap_count", "reason_tag", c.reason_tag.as_ref());
+        add("scrap_count", "reset_tag", c.reset_tag.as_ref());
+    }
+    if let Some(c) = &s.good_count {
+        add("good_count", "reset_tag", c.reset_tag.as_ref());
     }
     if let Some(m) = &s.material {
         add("material", "lot_tag", Some(&m.lot_tag));
@@ -403,7 +407,19 @@ fn check_signals(
                 }
             }
         }
+        if state.unmapped == crate::vocabulary::MachineState::Unobserved {
+            p.push(Problem::at(
+                path!["signals", "machine_state", "unmapped"],
+                "\"unobserved\" is the runtime's own (time it did not see), not a state a PLC reports",
+            ));
+        }
         for (word, state) in &state.states {
+            if *state == crate::vocabulary::MachineState::Unobserved {
+                p.push(Problem::at(
+                    path!["signals", "machine_state", "states", word.as_str()],
+                    "\"unobserved\" is the runtime's own (time it did not see), not a state a PLC reports",
+                ));
+            }
             match word.parse::<i64>() {
                 Ok(w) => {
                     parsed.states.insert(w, *state);

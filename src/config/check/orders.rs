@@ -20,6 +20,8 @@ enum Need {
     Lot,
     /// Any tag.
     Any,
+    /// A bool or an unscaled integer: a flag raised, or a count kept.
+    Flag,
 }
 
 fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
@@ -38,6 +40,9 @@ fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
                 Need::WritableInteger if !t.write => Some("expected a tag with `write = true`"),
                 Need::Number if matches!(t.data_type, DataType::Bool | DataType::String) => {
                     Some("expected a numeric tag")
+                }
+                Need::Flag if !int && t.data_type != DataType::Bool => {
+                    Some("expected a bool or an unscaled integer tag")
                 }
                 Need::Lot if !int && t.data_type != DataType::String => {
                     Some("expected an unscaled integer or a string tag")
@@ -60,6 +65,14 @@ fn check_actuals(
     let signal = |at: Vec<Seg>, name: &str, need: Need, p: &mut Vec<Problem>| {
         signal_tag(tags, at, name, need, p)
     };
+    for (key, counter) in [
+        ("good_count", &c.signals.good_count),
+        ("scrap_count", &c.signals.scrap_count),
+    ] {
+        if let Some(tag) = counter.as_ref().and_then(|c| c.reset_tag.as_ref()) {
+            signal(path!["signals", key, "reset_tag"], tag, Need::Flag, p);
+        }
+    }
     if let Some(good) = &c.signals.good_count {
         if good.reason_tag.is_some() || !good.reasons.is_empty() {
             p.push(Problem::at(
