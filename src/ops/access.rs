@@ -5,7 +5,7 @@
 //! needs their status codes. The page and API are also bounded in rate, one budget for all
 //! clients, so that no poller can take the runtime's CPU from production.
 
-use super::http::Response;
+use super::response::Response;
 use crate::config::HealthConfig;
 use std::net::SocketAddr;
 use std::sync::Mutex;

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod page;
 pub mod probe;
 pub mod reload;
+mod response;
 pub mod signals;
 pub mod sparkplug;
 pub mod supervisor;

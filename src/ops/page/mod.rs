@@ -2,7 +2,7 @@
 //! and put together once, so that the page is one request, needs no internet and asks the
 //! runtime for nothing but `/api/v1/...`. The Content-Security-Policy holds the page to that.
 
-use super::http::Response;
+use super::response::Response;
 use std::sync::LazyLock;
 
 const HTML: &str = include_str!("assets/index.html");
