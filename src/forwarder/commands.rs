@@ -140,6 +140,7 @@ impl SessionIntake {
             }
         });
         let (acks, generation) = (self.acks.clone(), self.generation);
+        let publish = publish.emptied();
         cmd.on_reply(move |reply: &Reply| {
             let _ = acks.send(Ack {
                 generation,

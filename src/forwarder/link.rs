@@ -83,6 +83,21 @@ impl Message {
         }
     }
 
+    /// The message without its payload: what its acknowledgement needs (packet id, QoS), so a
+    /// command waiting for its commit holds its payload once, not twice.
+    pub fn emptied(self) -> Message {
+        match self {
+            Message::V5(mut p) => {
+                p.payload = Default::default();
+                Message::V5(p)
+            }
+            Message::V311(mut p) => {
+                p.payload = Default::default();
+                Message::V311(p)
+            }
+        }
+    }
+
     /// Sent because it was retained on the topic, not as it was published.
     pub fn retained(&self) -> bool {
         match self {
