@@ -54,6 +54,18 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// The last `n` rows, oldest first.
+/// A row of `SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox`.
+pub(super) fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: r.get::<_, i64>(0)? as u64,
+        event_id: r.get(1)?,
+        kind: r.get(2)?,
+        ts_ms: r.get(3)?,
+        delivered_ms: r.get(4)?,
+        payload: r.get(5)?,
+    })
+}
+
 pub fn tail(conn: &Connection, n: u64) -> Result<Vec<StoredEvent>, StoreError> {
     after(conn, last_seq(conn)?.saturating_sub(n), n)
 }
@@ -66,16 +78,7 @@ pub fn after(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<StoredEvent>
     )?;
     let rows = stmt.query_map(
         params![seq as i64, limit.min(i64::MAX as u64) as i64],
-        |r| {
-            Ok(StoredEvent {
-                seq: r.get::<_, i64>(0)? as u64,
-                event_id: r.get(1)?,
-                kind: r.get(2)?,
-                ts_ms: r.get(3)?,
-                delivered_ms: r.get(4)?,
-                payload: r.get(5)?,
-            })
-        },
+        stored_event,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -3,7 +3,7 @@
 //! engine commits state and events in one transaction, so what is read here is always a state
 //! the cell was in.
 
-use super::inspect::StoredEvent;
+use super::inspect::{stored_event, StoredEvent};
 use super::schema::StoreError;
 use crate::cell::CellState;
 use rusqlite::{params, Connection, OpenFlags};
@@ -26,16 +26,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 
 /// The committed cell state (counters, machine state, orders, shift).
 pub fn cell_state(conn: &Connection) -> Result<CellState, StoreError> {
-    let text: String = conn.query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| {
-        r.get(0)
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
-    })
+    super::outbox::load_state(conn)
 }
 
 /// Up to `limit` events of `kind` committed at or after `since_ms`, the newest last. Rows
@@ -53,16 +44,7 @@ pub fn recent_of_kind(
     )?;
     let rows = stmt.query_map(
         params![kind, since_ms, limit.min(i64::MAX as u64) as i64, SCAN_ROWS],
-        |r| {
-            Ok(StoredEvent {
-                seq: r.get::<_, i64>(0)? as u64,
-                event_id: r.get(1)?,
-                kind: r.get(2)?,
-                ts_ms: r.get(3)?,
-                delivered_ms: r.get(4)?,
-                payload: r.get(5)?,
-            })
-        },
+        stored_event,
     )?;
     let mut out: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
     out.reverse();
@@ -90,16 +72,7 @@ pub fn events_after(
             limit.min(i64::MAX as u64) as i64,
             SCAN_ROWS
         ],
-        |r| {
-            Ok(StoredEvent {
-                seq: r.get::<_, i64>(0)? as u64,
-                event_id: r.get(1)?,
-                kind: r.get(2)?,
-                ts_ms: r.get(3)?,
-                delivered_ms: r.get(4)?,
-                payload: r.get(5)?,
-            })
-        },
+        stored_event,
     )?;
     let mut out: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
     out.reverse();

@@ -148,18 +148,7 @@ impl Outbox {
 
     /// The committed cell state; default for a new store.
     pub fn load_state(&self) -> Result<CellState, StoreError> {
-        let text: String =
-            self.conn
-                .query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| {
-                    r.get(0)
-                })?;
-        serde_json::from_str(&text).map_err(|e| {
-            StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                Box::new(e),
-            ))
-        })
+        load_state(&self.conn)
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -365,6 +354,20 @@ fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
+}
+
+/// The committed cell state, on any connection to the store.
+pub(super) fn load_state(conn: &Connection) -> Result<CellState, StoreError> {
+    let text: String = conn.query_row("SELECT state FROM cell_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
 }
 
 #[cfg(test)]
