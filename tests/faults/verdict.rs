@@ -75,9 +75,14 @@ pub fn committed(store: &std::path::Path) -> (u64, BTreeMap<u64, Vec<u8>>) {
     (last as u64, rows)
 }
 
+/// The store and the broker as one moment saw them. The broker's messages are taken before the
+/// store is read, so everything the broker has was committed by then: the runtime, still running,
+/// may commit and deliver another event (a state change, a periodic OEE) while the criteria are
+/// checked, and a broker snapshot taken after the store read would be ahead of it.
 pub struct Verdict {
     last_seq: u64,
     rows: BTreeMap<u64, Vec<u8>>,
+    msgs: Vec<crate::common::Received>,
 }
 
 impl Verdict {
@@ -90,15 +95,19 @@ impl Verdict {
     ) -> Verdict {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let (last_seq, rows) = committed(plant.store_path());
             let msgs = plant.collector.snapshot();
+            let (last_seq, rows) = committed(plant.store_path());
             let d = Delivery::of(&msgs);
             let all_there = rows.keys().all(|s| d.by_seq.contains_key(s));
             let counted = d.parts("good") == good && d.parts("scrap") == scrap;
             if (all_there && counted && d.last_seq() == last_seq)
                 || std::time::Instant::now() > deadline
             {
-                return Verdict { last_seq, rows };
+                return Verdict {
+                    last_seq,
+                    rows,
+                    msgs,
+                };
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -113,9 +122,9 @@ impl Verdict {
         seed: Option<u64>,
     ) -> Report {
         let name = plant.name;
-        let msgs = plant.collector.snapshot();
+        let msgs = &self.msgs;
         // Panics if a sequence number arrived twice with different bytes.
-        let d = Delivery::of(&msgs);
+        let d = Delivery::of(msgs);
         let lost: Vec<u64> = self
             .rows
             .keys()
