@@ -305,3 +305,108 @@ async fn a_store_alarm_raised_while_commits_fail_is_sent_once_they_work() {
     assert_eq!(alarm["data"]["level"], "warning", "{alarm}");
     assert!(rt.terminate().success(), "{}", rt.logs());
 }
+
+/// A store whose middle 64 KiB a failing disk overwrote: the runtime refuses it at its start as
+/// corrupt, naming the store and what to do, not as "not a mes-edge store", and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_store_is_refused_at_start_as_corrupt_with_what_to_do() {
+    use mes_edge::event::{EventBody, NewEvent};
+    use std::io::{Seek, SeekFrom};
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), "");
+    let db = dir.path().join("cell.db");
+    {
+        let cell = "acme/plant1/pressing/line2/press4";
+        let mut ob =
+            mes_edge::store::Outbox::open(&db, mes_edge::config::Synchronous::Full, cell).unwrap();
+        for _ in 0..300 {
+            let e = NewEvent::new(
+                1,
+                vec!["filler".into()],
+                EventBody::DeviceStatus {
+                    device: "filler".into(),
+                    online: false,
+                    reason: Some("x".repeat(4000)),
+                },
+            );
+            ob.commit(&[e], &ob.load_state().unwrap(), 1).unwrap();
+        }
+    }
+    // The last connection's close copied the WAL into the file.
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(len > 1 << 20, "a store of {len} bytes");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.seek(SeekFrom::Start(len / 2 / 4096 * 4096)).unwrap();
+    f.write_all(&[0x55; 64 * 1024]).unwrap();
+    drop(f);
+    let before = std::fs::read(&db).unwrap();
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    let status = rt.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", rt.logs());
+    let err = rt.stderr();
+    assert!(
+        err.contains(&format!("{}: the store is corrupt", db.display()))
+            && err.contains("outbox verify"),
+        "{err}"
+    );
+    assert!(!err.contains("not a mes-edge store"), "{err}");
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the store was written to"
+    );
+}
+
+/// Another writer took the runtime's next sequence number behind its back (what a second name
+/// for the store once allowed): the commit breaks the outbox's key. The runtime stops with that
+/// reason at once, instead of retrying the same commit every second for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_number_taken_behind_the_runtimes_back_stops_it_with_the_reason() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let collector = Collector::start(broker.port(), TOPIC_FILTER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), "");
+    let db = dir.path().join("cell.db");
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    assert!(
+        collector
+            .wait_for(
+                |m| Delivery::of(m).of_type("device_status").count() == 1,
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        rt.logs()
+    );
+    // The intruder's row at the next seq (SQLite's lock is not the runtime's lock).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let taken: i64 = conn
+        .query_row(
+            "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms)
+             SELECT last_seq + 1, 'intruder', 0, 'device_status', '{}', 0 FROM cell_state
+             RETURNING seq",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    plc.write_u32(GOOD, 1).await;
+    let status = rt.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", rt.logs());
+    let logs = rt.logs();
+    assert!(
+        logs.contains("UNIQUE constraint failed: outbox.seq")
+            && logs.contains("the engine stopped"),
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("commit failed, will retry").count(),
+        0,
+        "not retried: {logs}"
+    );
+    eprintln!("seq {taken} taken behind the runtime's back: it stopped");
+}

@@ -1,25 +1,29 @@
-//! The engine's thread: driver events and commands in, committed events out.
+//! The engine's thread: driver events and commands in, committed events out. Each turn takes
+//! what has arrived (in the order it happened), follows the wall clock, applies the batch,
+//! commits it with the state it leaves behind, and only then answers the commands in it.
 
+use super::housekeeping::Housekeeping;
 use super::values::{running, value_housekeeping};
+use super::write_back::WriteQueues;
 use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch, WriteOutcome};
-use crate::event::{AlarmLevel, EventBody, NewEvent};
+use crate::event::{EventBody, NewEvent};
 use crate::orders::Reply;
-use crate::store::{Outbox, PrunePass, ValueDrops};
+use crate::store::{Outbox, ValueDrops};
 use mes_edge_drivers::{now_ms, DeviceEvent};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Driver events taken into one commit at most. Under load batches grow towards this, which is
 /// what keeps one fsync per commit from capping throughput.
 const MAX_BATCH: usize = 4096;
-const HOUSEKEEPING: Duration = Duration::from_secs(10);
-/// What one housekeeping step may spend deleting before it commits: the engine waits for it,
-/// and the step with its commit stays under 10 ms (issue 14).
-const HOUSEKEEPING_BUDGET: Duration = Duration::from_millis(4);
 const IDLE_COMMIT: Duration = Duration::from_secs(30);
 /// The wall clock moving this much more or less than the monotonic clock between two turns is
 /// a step (NTP, an operator), not drift: NTP slews small corrections.
 const CLOCK_STEP_MS: i64 = 1_000;
+/// A commit that keeps failing while the cell stops is given up after this many attempts: the
+/// PLC's counters still hold its parts for the next start.
+const ATTEMPTS_AT_STOP: u32 = 5;
 
 enum Input {
     Device(DeviceEvent),
@@ -43,7 +47,7 @@ fn taken_ms(ev: &DeviceEvent) -> i64 {
 /// never credited after it, and readings taken after a stop never before it.
 fn merge(
     devices: Vec<DeviceEvent>,
-    waiting: &mut std::collections::VecDeque<CommandIn>,
+    waiting: &mut VecDeque<CommandIn>,
     more: bool,
     batch: &mut Vec<Input>,
 ) {
@@ -59,302 +63,333 @@ fn merge(
     }
 }
 
-/// The engine's thread: takes driver events and commands in batches, derives events, commits
-/// each batch with the state it leaves behind. A failed commit rolls the state back and retries
-/// the same batch, so a full or failing disk delays events but loses none of the parts.
-// The engine thread's whole world is handed in here; issue 13 gathers it into one inbox.
-#[allow(clippy::too_many_arguments)]
-pub fn engine_loop(
-    mut engine: Engine,
-    mut outbox: Outbox,
-    mut devices: mpsc::Receiver<DeviceEvent>,
-    // Borrowed: commands outlive one engine thread (a reload starts a new one).
-    commands: &mut mpsc::Receiver<CommandIn>,
-    committed: watch::Sender<u64>,
-    store: crate::config::StoreConfig,
-    handle: tokio::runtime::Handle,
-    // Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
-    alive: crate::ops::Heartbeat,
-    // Accepted writes go out through these once committed; their results come back on
-    // `written`.
-    writes: super::write_back::WriteQueues,
-    written: &mut mpsc::UnboundedReceiver<WriteOutcome>,
-    // Process values: reported by exception here, where the running order is known.
-    mut values: ProcessValues,
-    value_probe: crate::ops::ValueProbe,
-    // The status page's last reading of each tag.
-    tags: crate::ops::TagBoard,
-) {
-    let cap_bytes = store.max_size_mb.saturating_mul(1 << 20);
-    let retention_ms = store.retention_hours.saturating_mul(3_600_000) as i64;
-    let mut batch: Vec<Input> = Vec::new();
-    let mut waiting = std::collections::VecDeque::new();
-    let mut taken = Vec::new();
-    let mut replies: Vec<Reply> = Vec::new();
-    let mut events: Vec<NewEvent> = Vec::new();
-    let mut housekeeping = Housekeeping {
-        pass: PrunePass::default(),
-        alarm: AlarmLevel::Cleared,
-        next: Instant::now(),
-        cap: cap_bytes,
-        retention_ms,
-        pruned: 0,
-    };
-    let mut closed = false;
-    let mut failures = 0u32;
-    let mut last_commit = Instant::now();
-    let mut dirty = false;
-    let mut clock = (Instant::now(), now_ms());
-    let mut value_batches: Vec<ValueBatch> = Vec::new();
-    // Value batches wait with the batch while commits fail: each reading is taken by the values
-    // once, so a retried batch's readings (the first `observed` inputs) are not taken again.
-    let mut observed = 0usize;
-    let mut drops = ValueDrops::default();
-    engine.resume_at(clock.1, &mut events);
-    engine.writes_left_unanswered(clock.1, &mut events);
-    loop {
-        alive.beat();
-        if batch.is_empty() && waiting.is_empty() && !closed {
-            let first = handle.block_on(async {
+/// Everything the engine thread is handed.
+pub(super) struct EngineInputs {
+    pub engine: Engine,
+    pub outbox: Outbox,
+    pub devices: mpsc::Receiver<DeviceEvent>,
+    /// Commands outlive one engine thread (a reload starts a new one): given back at its end.
+    pub commands: mpsc::Receiver<CommandIn>,
+    /// Results of writes from the drivers' write queues.
+    pub written: mpsc::UnboundedReceiver<WriteOutcome>,
+    pub committed: watch::Sender<u64>,
+    pub store: crate::config::StoreConfig,
+    pub handle: tokio::runtime::Handle,
+    /// Beaten at every turn; systemd's watchdog stops being pinged when the beats stop.
+    pub alive: crate::ops::Heartbeat,
+    /// Accepted writes go out through these once committed.
+    pub writes: WriteQueues,
+    /// Process values: reported by exception here, where the running order is known.
+    pub values: ProcessValues,
+    pub value_probe: crate::ops::ValueProbe,
+    /// The status page's last reading of each tag.
+    pub tags: crate::ops::TagBoard,
+}
+
+/// How a turn's commit went.
+enum Commit {
+    /// Committed, or nothing was due.
+    Done,
+    /// Failed; the state is rolled back and the same batch is tried again.
+    Retry,
+    /// The loop ends: the reason, if it is a fault.
+    Stop(Option<String>),
+}
+
+/// The engine's loop and what it carries from one turn to the next.
+pub(super) struct EngineLoop {
+    io: EngineInputs,
+    batch: Vec<Input>,
+    /// Commands that arrived after every reading taken so far.
+    waiting: VecDeque<CommandIn>,
+    replies: Vec<Reply>,
+    events: Vec<NewEvent>,
+    value_batches: Vec<ValueBatch>,
+    /// Value batches wait with the batch while commits fail: each reading is taken by the
+    /// values once, so a retried batch's readings (the first `observed` inputs) are not taken
+    /// again.
+    observed: usize,
+    drops: ValueDrops,
+    housekeeping: Housekeeping,
+    /// The drivers are gone: the loop ends after committing what they handed in.
+    closed: bool,
+    failures: u32,
+    last_commit: Instant,
+    /// The state changed since the last commit without an event.
+    dirty: bool,
+    /// The clocks at the last turn: (monotonic, wall in UTC ms).
+    clock: (Instant, i64),
+}
+
+impl EngineLoop {
+    pub fn new(io: EngineInputs) -> EngineLoop {
+        EngineLoop {
+            housekeeping: Housekeeping::new(&io.store),
+            io,
+            batch: Vec::new(),
+            waiting: VecDeque::new(),
+            replies: Vec::new(),
+            events: Vec::new(),
+            value_batches: Vec::new(),
+            observed: 0,
+            drops: ValueDrops::default(),
+            closed: false,
+            failures: 0,
+            last_commit: Instant::now(),
+            dirty: false,
+            clock: (Instant::now(), now_ms()),
+        }
+    }
+
+    /// Takes driver events and commands in batches, derives events, commits each batch with
+    /// the state it leaves behind. A failed commit rolls the state back and retries the same
+    /// batch, so a full or failing disk delays events but loses none of the parts; a fault no
+    /// retry mends (a corrupt store, a broken constraint) ends the loop with its reason.
+    /// Gives back the command channel and that reason.
+    pub fn run(mut self) -> (mpsc::Receiver<CommandIn>, Option<String>) {
+        self.io.engine.resume_at(self.clock.1, &mut self.events);
+        self.io
+            .engine
+            .writes_left_unanswered(self.clock.1, &mut self.events);
+        let fault = loop {
+            self.io.alive.beat();
+            self.gather();
+            let wall = self.follow_clock();
+            let before = self.io.engine.state.clone();
+            self.housekeep();
+            self.apply_batch(wall);
+            match self.commit(before) {
+                Commit::Done => {}
+                Commit::Retry => continue,
+                Commit::Stop(fault) => break fault,
+            }
+            self.answer();
+            if self.closed {
+                break None;
+            }
+        };
+        (self.io.commands, fault)
+    }
+
+    /// Waits up to a second for the first input when nothing is waiting, then takes what else
+    /// has arrived, up to a batch.
+    fn gather(&mut self) {
+        let mut taken = Vec::new();
+        if self.batch.is_empty() && self.waiting.is_empty() && !self.closed {
+            let io = &mut self.io;
+            let first = io.handle.block_on(async {
                 tokio::select! {
-                    d = devices.recv() => Some(d.map(Input::Device)),
-                    Some(c) = commands.recv() => Some(Some(Input::Command(c))),
-                    Some(w) = written.recv() => Some(Some(Input::Written(w))),
+                    d = io.devices.recv() => Some(d.map(Input::Device)),
+                    Some(c) = io.commands.recv() => Some(Some(Input::Command(c))),
+                    Some(w) = io.written.recv() => Some(Some(Input::Written(w))),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => None,
                 }
             });
             match first {
                 Some(Some(Input::Device(ev))) => taken.push(ev),
-                Some(Some(Input::Command(c))) => waiting.push_back(c),
-                Some(Some(w @ Input::Written(_))) => batch.push(w),
-                Some(None) => closed = true,
+                Some(Some(Input::Command(c))) => self.waiting.push_back(c),
+                Some(Some(w @ Input::Written(_))) => self.batch.push(w),
+                Some(None) => self.closed = true,
                 None => {}
             }
         }
-        while batch.len() + taken.len() < MAX_BATCH {
-            match devices.try_recv() {
+        while self.batch.len() + taken.len() < MAX_BATCH {
+            match self.io.devices.try_recv() {
                 Ok(ev) => taken.push(ev),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
+                    self.closed = true;
                     break;
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
-        let more = batch.len() + taken.len() >= MAX_BATCH && !closed;
-        while let Ok(c) = commands.try_recv() {
-            waiting.push_back(c);
+        let more = self.batch.len() + taken.len() >= MAX_BATCH && !self.closed;
+        while let Ok(c) = self.io.commands.try_recv() {
+            self.waiting.push_back(c);
         }
-        merge(std::mem::take(&mut taken), &mut waiting, more, &mut batch);
-        while let Ok(w) = written.try_recv() {
-            batch.push(Input::Written(w));
+        merge(taken, &mut self.waiting, more, &mut self.batch);
+        while let Ok(w) = self.io.written.try_recv() {
+            self.batch.push(Input::Written(w));
         }
-        // Before `before`: a batch retried after a failed commit keeps the step's correction.
+    }
+
+    /// Tells the engine of a step of the wall clock since the last turn (before the turn's
+    /// `before`: a batch retried after a failed commit keeps the step's correction) and of
+    /// the time now. Gives back the wall clock's time.
+    fn follow_clock(&mut self) -> i64 {
         let (mono, wall) = (Instant::now(), now_ms());
-        let step = wall - clock.1 - mono.duration_since(clock.0).as_millis() as i64;
+        let step = wall - self.clock.1 - mono.duration_since(self.clock.0).as_millis() as i64;
         if step.abs() >= CLOCK_STEP_MS {
             tracing::warn!(
                 step_ms = step,
                 "the clock stepped; durations go on by the monotonic clock"
             );
-            engine.clock_stepped(step);
-            dirty = true;
+            self.io.engine.clock_stepped(step);
+            self.dirty = true;
         }
-        clock = (mono, wall);
-        engine.set_now(wall);
-        let before = engine.state.clone();
-        if Instant::now() >= housekeeping.next {
-            if let Some(ev) = housekeeping.step(&mut outbox, &alive) {
-                events.push(ev);
-            }
-            if !values.is_empty() {
-                events.extend(value_housekeeping(
-                    &mut outbox,
-                    &store,
-                    &mut drops,
-                    &value_probe,
-                ));
-            }
+        self.clock = (mono, wall);
+        self.io.engine.set_now(wall);
+        wall
+    }
+
+    fn housekeep(&mut self) {
+        if !self.housekeeping.due() {
+            return;
         }
-        // A batch retried after a failed commit is applied again from its start: the state
-        // was rolled back to before it.
-        for (i, input) in batch.iter().enumerate() {
+        let io = &mut self.io;
+        if let Some(ev) = self.housekeeping.step(&mut io.outbox, &io.alive) {
+            self.events.push(ev);
+        }
+        if !io.values.is_empty() {
+            self.events.extend(value_housekeeping(
+                &mut io.outbox,
+                &io.store,
+                &mut self.drops,
+                &io.value_probe,
+            ));
+        }
+    }
+
+    /// Applies the batch from its start (a batch retried after a failed commit too: the state
+    /// was rolled back to before it); then its readings credit time up to when they were
+    /// taken, the tick from there to now.
+    fn apply_batch(&mut self, wall: i64) {
+        let io = &mut self.io;
+        let engine = &mut io.engine;
+        for (i, input) in self.batch.iter().enumerate() {
             match input {
                 Input::Device(ev) => {
-                    tags.observe(ev);
-                    engine.apply(ev, &mut events);
-                    let fresh = i >= observed && !values.is_empty();
+                    io.tags.observe(ev);
+                    engine.apply(ev, &mut self.events);
+                    let fresh = i >= self.observed && !io.values.is_empty();
                     if let (true, DeviceEvent::Samples { samples, .. }) = (fresh, ev) {
-                        let now = running(&engine);
-                        samples.iter().for_each(|s| values.observe(s, &now));
+                        let now = running(engine);
+                        samples.iter().for_each(|s| io.values.observe(s, &now));
                     }
                 }
                 Input::Command(c) => {
-                    let first = events.len();
-                    replies.push(engine.command_in(c, &mut events));
-                    for e in &mut events[first..] {
+                    let first = self.events.len();
+                    self.replies.push(engine.command_in(c, &mut self.events));
+                    for e in &mut self.events[first..] {
                         e.user.clone_from(&c.user);
                     }
                 }
-                Input::Written(w) => engine.write_done(w, &mut events),
+                Input::Written(w) => engine.write_done(w, &mut self.events),
             }
         }
-        // After the batch: its readings credit time up to when they were taken, the tick
-        // from there to now.
-        engine.tick(wall, &mut events);
+        engine.tick(wall, &mut self.events);
         engine.order_write_back();
-        observed = batch.len();
-        if !values.is_empty() {
-            values.due(wall, &running(&engine));
-            value_batches.extend(values.take(wall));
+        self.observed = self.batch.len();
+        if !io.values.is_empty() {
+            io.values.due(wall, &running(engine));
+            self.value_batches.extend(io.values.take(wall));
         }
-        // A turn that produced no event only moved time accounts or baselines: that is committed
-        // at most every IDLE_COMMIT, to spare the disk a write a second for years. A crash
-        // loses at most that much time attribution, never a part or an event.
-        dirty |= engine.state != before;
-        let due = !events.is_empty()
-            || !value_batches.is_empty()
-            || engine.has_writes()
-            || (dirty && (closed || last_commit.elapsed() >= IDLE_COMMIT));
-        if due {
-            match outbox.commit_all(&events, &value_batches, &engine.state, now_ms()) {
-                Ok(c) => {
-                    if !value_batches.is_empty() {
-                        value_probe
-                            .committed(value_batches.iter().map(|b| b.values.len() as u64).sum());
-                        value_batches.clear();
-                        match outbox.cap_values(store.values_max_count) {
-                            Ok(d) if !d.is_empty() => {
-                                value_probe.dropped(&d);
-                                drops.add(d);
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::error!("capping process values: {e}"),
-                        }
-                    }
-                    last_commit = Instant::now();
-                    dirty = false;
-                    committed.send_replace(c.last_seq);
-                    for w in engine.take_writes() {
-                        writes.push(w);
-                    }
-                    failures = 0;
-                    alive.committed();
+    }
+
+    /// Commits the turn if it is due. A turn that produced no event only moved time accounts
+    /// or baselines: that is committed at most every IDLE_COMMIT, to spare the disk a write a
+    /// second for years. A crash loses at most that much time attribution, never a part or an
+    /// event.
+    fn commit(&mut self, before: crate::cell::CellState) -> Commit {
+        let io = &mut self.io;
+        self.dirty |= io.engine.state != before;
+        let due = !self.events.is_empty()
+            || !self.value_batches.is_empty()
+            || io.engine.has_writes()
+            || (self.dirty && (self.closed || self.last_commit.elapsed() >= IDLE_COMMIT));
+        if !due {
+            return Commit::Done;
+        }
+        match io.outbox.commit_all(
+            &self.events,
+            &self.value_batches,
+            &io.engine.state,
+            now_ms(),
+        ) {
+            Ok(c) => {
+                self.values_committed();
+                let io = &mut self.io;
+                self.last_commit = Instant::now();
+                self.dirty = false;
+                io.committed.send_replace(c.last_seq);
+                for w in io.engine.take_writes() {
+                    io.writes.push(w);
                 }
-                Err(e) => {
-                    failures += 1;
-                    tracing::error!(failures, "commit failed, will retry the same batch: {e}");
-                    alive.commit_failed(&e.to_string());
-                    engine.state = before;
-                    engine.take_writes();
-                    engine.forget_write_back();
-                    // The engine makes the batch's events again; a store alarm made by
-                    // housekeeping is not made again, so it stays for the next attempt.
-                    events.retain(|ev| {
-                        matches!(
-                            ev.body,
-                            EventBody::StoreAlarm { .. } | EventBody::ValuesDropped { .. }
-                        )
-                    });
-                    replies.clear();
-                    if closed && failures >= 5 {
-                        tracing::error!("stopping with an uncommitted batch; the PLC counters still hold its parts");
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
+                self.failures = 0;
+                io.alive.committed();
+                Commit::Done
+            }
+            Err(e) if e.is_permanent() => {
+                tracing::error!("the store refused the commit for good, stopping: {e}");
+                io.alive.commit_failed(&e.to_string());
+                Commit::Stop(Some(e.to_string()))
+            }
+            Err(e) => {
+                self.failures += 1;
+                let failures = self.failures;
+                tracing::error!(failures, "commit failed, will retry the same batch: {e}");
+                io.alive.commit_failed(&e.to_string());
+                io.engine.state = before;
+                io.engine.take_writes();
+                io.engine.forget_write_back();
+                // The engine makes the batch's events again; a store alarm made by
+                // housekeeping is not made again, so it stays for the next attempt.
+                self.events.retain(|ev| {
+                    matches!(
+                        ev.body,
+                        EventBody::StoreAlarm { .. } | EventBody::ValuesDropped { .. }
+                    )
+                });
+                self.replies.clear();
+                if self.closed && failures >= ATTEMPTS_AT_STOP {
+                    tracing::error!(
+                        "stopping with an uncommitted batch; the PLC counters still hold its parts"
+                    );
+                    return Commit::Stop(None);
                 }
+                std::thread::sleep(Duration::from_secs(1));
+                Commit::Retry
             }
         }
-        // Committed: now the senders of commands may learn their replies.
-        let mut replies_iter = replies.drain(..);
-        for input in batch.drain(..) {
+    }
+
+    /// After a commit with value batches: the probe hears of them and the values' cap is kept.
+    fn values_committed(&mut self) {
+        if self.value_batches.is_empty() {
+            return;
+        }
+        let io = &mut self.io;
+        io.value_probe.committed(
+            self.value_batches
+                .iter()
+                .map(|b| b.values.len() as u64)
+                .sum(),
+        );
+        self.value_batches.clear();
+        match io.outbox.cap_values(io.store.values_max_count) {
+            Ok(d) if !d.is_empty() => {
+                io.value_probe.dropped(&d);
+                self.drops.add(d);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("capping process values: {e}"),
+        }
+    }
+
+    /// Committed: now the senders of commands may learn their replies.
+    fn answer(&mut self) {
+        let mut replies = self.replies.drain(..);
+        for input in self.batch.drain(..) {
             if let Input::Command(c) = input {
-                let reply = replies_iter.next().expect("a reply per command");
+                let reply = replies.next().expect("a reply per command");
                 if let Some(done) = c.done {
                     done(&reply);
                 }
             }
         }
-        drop(replies_iter);
-        observed = 0;
-        events.clear();
-        if closed {
-            return;
-        }
-    }
-}
-
-/// Pruning by retention and size cap, in bounded steps, and the store alarm.
-struct Housekeeping {
-    pass: PrunePass,
-    alarm: AlarmLevel,
-    next: Instant,
-    cap: u64,
-    retention_ms: i64,
-    /// Rows pruned by the steps of the current round, logged when it is done.
-    pruned: u64,
-}
-
-impl Housekeeping {
-    /// One step; raises a store alarm when the level changes. A step that leaves work behind
-    /// (a store over its cap, a long retention pass) is followed by another after three times
-    /// its length, so housekeeping takes at most a quarter of the engine's time while behind.
-    fn step(&mut self, outbox: &mut Outbox, alive: &crate::ops::Heartbeat) -> Option<NewEvent> {
-        let started = Instant::now();
-        let before = now_ms() - self.retention_ms;
-        let step = outbox.prune_step(&mut self.pass, before, self.cap, HOUSEKEEPING_BUDGET);
-        let alarm = match step {
-            Ok(_) => self.alarm(outbox),
-            Err(ref e) => {
-                tracing::error!("pruning the outbox: {e}");
-                None
-            }
-        };
-        let took = started.elapsed();
-        let (rows, again) = match step {
-            Ok(p) => (p.rows, !p.done),
-            Err(_) => (0, false),
-        };
-        alive.housekept(took, rows);
-        self.pruned += rows;
-        if !again && self.pruned > 0 {
-            tracing::info!(pruned = self.pruned, "pruned delivered events");
-            self.pruned = 0;
-        }
-        self.next = Instant::now()
-            + if again {
-                (took * 3).max(Duration::from_millis(1))
-            } else {
-                HOUSEKEEPING
-            };
-        alarm
-    }
-
-    fn alarm(&mut self, outbox: &Outbox) -> Option<NewEvent> {
-        let stats = outbox.stats().ok()?;
-        let (used, cap) = (stats.used_bytes, self.cap);
-        let level = if used >= cap {
-            AlarmLevel::Full
-        } else if used >= cap / 10 * 9 {
-            AlarmLevel::Warning
-        } else if used < cap / 10 * 8 {
-            AlarmLevel::Cleared
-        } else {
-            self.alarm
-        };
-        if level == self.alarm {
-            return None;
-        }
-        self.alarm = level;
-        tracing::warn!(?level, used, cap, undelivered = stats.depth, "store alarm");
-        let body = EventBody::StoreAlarm {
-            level,
-            used_bytes: used,
-            cap_bytes: cap,
-            undelivered: stats.depth,
-        };
-        Some(NewEvent::new(now_ms(), vec!["store".into()], body))
+        drop(replies);
+        self.observed = 0;
+        self.events.clear();
     }
 }
 

@@ -3,7 +3,10 @@
 
 mod embedded;
 mod engine_loop;
+mod housekeeping;
+mod outputs;
 mod sparkplug;
+mod store_open;
 mod values;
 mod write_back;
 
@@ -11,14 +14,12 @@ pub use embedded::{DriverFuture, EmbeddedDrivers};
 
 use crate::cell::{CellModel, CellState, CommandIn, Engine};
 use crate::config::CellConfig;
-use crate::forwarder::{self, ForwarderSettings};
 use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};
-use crate::store::{Checkpointer, Outbox};
+use crate::store::Outbox;
 use anyhow::{Context, Result};
-use engine_loop::engine_loop;
-use rumqttc::QoS;
-use std::sync::Arc;
-use std::time::Duration;
+use engine_loop::{EngineInputs, EngineLoop};
+use outputs::Outputs;
+use store_open::HeldStore;
 use tokio::sync::{mpsc, watch};
 
 /// Commands waiting for the engine. Each holds at most 64 KiB of payload (the MQTT intake keeps
@@ -62,99 +63,28 @@ async fn run_cell(
     embedded: Option<EmbeddedDrivers>,
 ) -> Result<()> {
     let cell_path = config.cell.joined();
-    if let Some(dir) = config.store.path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the store's folder {}", dir.display()))?;
-    }
-    // Held until the runtime ends: a second runtime on this store stops here.
-    let _lock = crate::store::StoreLock::acquire(&config.store.path)?;
-    crate::store::identity::restrict_files(&config.store.path)?;
-    // Every connection of the runtime, and every one opened again from them, checkpoints on
-    // the checkpointer's thread.
-    let checkpointer = Checkpointer::start(&config.store.path, config.store.synchronous)?;
-    let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
-    checkpointer.attach(&mut writer)?;
-    if let Some((recorded, held)) = writer.reconcile_sequence()? {
-        tracing::warn!(
-            recorded,
-            held,
-            "the store's last sequence number was behind the events it holds (was it written by a second runtime?); the sequence goes on after the last event held"
-        );
-    }
-    let announced =
-        crate::store::identity::claim(&mut writer, &config.store.path, mes_edge_drivers::now_ms())?;
-    let reader = writer.open_again(config.store.synchronous)?;
-    let state = writer.load_state()?;
-    tracing::info!(
-        cell = %cell_path,
-        store_id = writer.store_id(),
-        last_seq = writer.last_seq(),
-        good_total = state.good_total,
-        scrap_total = state.scrap_total,
-        "store opened"
-    );
-    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
-    let settings = forwarder_settings(&config, command_tx.clone())?;
-    // A Sparkplug host's DCMD comes through the same door as every command.
-    let spb_commands = command_tx.clone();
-    let control = crate::control::serve(&config.store.path, command_tx)?;
-
+    let (store, mut writer, state) = HeldStore::open(&config, &cell_path)?;
     let ops = Ops::new(&config);
     // The store's announcement is an event committed by this process, too.
-    if announced.is_some() {
+    if store.announced {
         ops.add_produced(1);
     }
+    let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
     let (committed_tx, committed_rx) = watch::channel(writer.last_seq());
-    let (fwd_stop_tx, fwd_stop) = watch::channel(false);
-    let settings = ForwarderSettings {
-        probe: ops.forwarder().clone(),
-        ..settings
-    };
-    // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM).
-    let json = config
-        .sparkplug
-        .as_ref()
-        .is_none_or(|s| !s.enabled || s.json);
-    let fwd = json.then(|| {
-        tokio::spawn(forwarder::run(
-            settings,
-            reader,
-            committed_rx.clone(),
-            fwd_stop.clone(),
-        ))
-    });
-    let spb = sparkplug::start(
+    let reader = writer.open_again(config.store.synchronous)?;
+    let outputs = Outputs::start(
         &config,
-        &mut writer,
-        committed_rx.clone(),
-        fwd_stop,
-        spb_commands,
         &ops,
+        &mut writer,
+        reader,
+        &committed_rx,
+        command_tx.clone(),
     )?;
-    // Sparkplug B only: the values go out as DDATA alone.
-    let values_fwd = if json {
-        Some(tokio::spawn(forwarder::run_values(
-            forwarder::ValueSettings {
-                options: forwarder::values_options(&config)?,
-                topic: {
-                    let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
-                    Arc::new(move |device| forwarder::values_topic(&root, &cell, device))
-                },
-                window: config.mqtt.inflight as usize,
-                probe: ops.values().clone(),
-                events: ops.forwarder().clone(),
-            },
-            writer.open_again(config.store.synchronous)?,
-            fwd_stop_tx.subscribe(),
-        )))
-    } else {
-        None
-    };
+    let control = crate::control::serve(&config.store.path, command_tx)?;
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =
         ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
-
     let mut cell = start_cell(
         &config,
         writer,
@@ -169,59 +99,80 @@ async fn run_cell(
     // After READY: systemd hears that first, then the watchdog and status updates.
     tokio::spawn(supervisor);
 
-    // The engine only ends early by panicking: stop, and let systemd restart the service.
+    // The engine only ends early by a store fault no retry mends, or by panicking: stop, and
+    // let systemd restart the service.
     let engine_died = loop {
         tokio::select! {
-            _ = ops::stopped(&mut shutdown) => break false,
-            _ = &mut cell.engine_done => break true,
+            _ = ops::stopped(&mut shutdown) => break None,
+            ended = &mut cell.engine_done => break Some(ended.unwrap_or_else(|_| "it panicked".into())),
             path = ops::reload::requested(&mut reload) => {
-                ops.notify("RELOADING=1");
-                match ops::reload::prepare(&path, &config) {
-                    Ok(new) => {
-                        let commands = cell.stop().await?.context("the engine thread ended during a reload")?;
-                        config = new;
-                        let mut writer = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)?;
-                        checkpointer.attach(&mut writer)?;
-                        let state = writer.load_state()?;
-                        cell = start_cell(&config, writer, state, commands, committed_tx.clone(), &ops, embedded.as_ref())?;
-                        ops.reload_applied();
-                        tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
-                    }
-                    Err(problems) => ops::reload::refuse(&ops, &path, &problems),
-                }
-                ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
+                cell = reload_cell(cell, &path, &mut config, &store, &committed_tx, &ops, embedded.as_ref()).await?;
             }
         }
     };
     tracing::info!("stopping");
     ops.notify("STOPPING=1");
-    // Polling stops and the engine commits what the drivers handed it; then the forwarder gets
+    // Polling stops and the engine commits what the drivers handed it; then the outputs get
     // a bounded time for the broker's acknowledgements.
     cell.stop().await?;
-    let _ = fwd_stop_tx.send(true);
-    for task in [fwd, spb, values_fwd].into_iter().flatten() {
-        task.await?;
-    }
+    outputs.stop().await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
-    // How far this store went, exactly, for a store that may replace it (the supervisor only
-    // brings it up to date every few seconds).
-    if let Ok(s) = Outbox::open(&config.store.path, config.store.synchronous, &cell_path)
-        .and_then(|o| o.stats())
-    {
-        let lineage = crate::store::identity::Lineage {
-            store_id: s.store_id,
-            last_seq: s.last_seq,
-        };
-        if let Err(e) = crate::store::identity::write_lineage(&config.store.path, &lineage) {
-            tracing::warn!("writing the store's identity file: {e}");
-        }
-    }
-    if engine_died {
-        anyhow::bail!("the engine thread ended unexpectedly; nothing uncommitted was counted");
+    store.close(&config, &cell_path, engine_died.is_none());
+    if let Some(why) = engine_died {
+        anyhow::bail!("the engine stopped: {why}; nothing uncommitted was counted");
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A reload (SIGHUP): a config that passes its checks replaces the cell (drivers, model,
+/// engine thread) and the store, the outputs and the counts run on; one that does not is
+/// refused and the one in force stays.
+async fn reload_cell(
+    cell: Cell,
+    path: &std::path::Path,
+    config: &mut CellConfig,
+    store: &HeldStore,
+    committed_tx: &watch::Sender<u64>,
+    ops: &Ops,
+    embedded: Option<&EmbeddedDrivers>,
+) -> Result<Cell> {
+    ops.notify("RELOADING=1");
+    let cell = match ops::reload::prepare(path, config) {
+        Ok(new) => {
+            let commands = cell
+                .stop()
+                .await?
+                .context("the engine thread ended during a reload")?;
+            *config = new;
+            let mut writer = Outbox::open(
+                &config.store.path,
+                config.store.synchronous,
+                &config.cell.joined(),
+            )?;
+            store.checkpointer.attach(&mut writer)?;
+            let state = writer.load_state()?;
+            let cell = start_cell(
+                config,
+                writer,
+                state,
+                commands,
+                committed_tx.clone(),
+                ops,
+                embedded,
+            )?;
+            ops.reload_applied();
+            tracing::info!(config = %path.display(), devices = config.devices.len(), "config reloaded");
+            cell
+        }
+        Err(problems) => {
+            ops::reload::refuse(ops, path, &problems);
+            cell
+        }
+    };
+    ops.notify(&format!("READY=1\n{}", status_line(&status_summary(ops))));
+    Ok(cell)
 }
 
 /// The part of the cell a reload rebuilds: the drivers, the cell model and the engine thread.
@@ -229,7 +180,8 @@ struct Cell {
     drivers: tokio::task::JoinSet<()>,
     drivers_stop: watch::Sender<bool>,
     engine_thread: std::thread::JoinHandle<mpsc::Receiver<CommandIn>>,
-    engine_done: tokio::sync::oneshot::Receiver<()>,
+    /// Why the engine thread ended; dropped unsent if it panicked.
+    engine_done: tokio::sync::oneshot::Receiver<String>,
 }
 
 impl Cell {
@@ -280,73 +232,36 @@ fn start_cell(
     }
     drop(device_tx);
 
-    let engine = Engine::new(model, state);
-    let store_cfg = config.store.clone();
     let handle = tokio::runtime::Handle::current();
-    let alive = ops.engine().clone();
-    let (written_tx, written_rx) = mpsc::unbounded_channel();
-    let writes = write_back::WriteQueues::start(&writers, written_tx, &handle);
-    let values = crate::cell::ProcessValues::new(config.values.clone());
-    let value_probe = ops.values().clone();
+    let (written_tx, written) = mpsc::unbounded_channel();
     ops.tags().set_tags(config);
-    let tags = ops.tags().clone();
-    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
+    let inputs = EngineInputs {
+        engine: Engine::new(model, state),
+        outbox: writer,
+        devices: device_rx,
+        commands: command_rx,
+        written,
+        committed: committed_tx,
+        store: config.store.clone(),
+        writes: write_back::WriteQueues::start(&writers, written_tx, &handle),
+        handle,
+        alive: ops.engine().clone(),
+        values: crate::cell::ProcessValues::new(config.values.clone()),
+        value_probe: ops.values().clone(),
+        tags: ops.tags().clone(),
+    };
+    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<String>();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
-            let mut command_rx = command_rx;
-            let mut written_rx = written_rx;
-            engine_loop(
-                engine,
-                writer,
-                device_rx,
-                &mut command_rx,
-                committed_tx,
-                store_cfg,
-                handle,
-                alive,
-                writes,
-                &mut written_rx,
-                values,
-                value_probe,
-                tags,
-            );
-            let _ = engine_done_tx.send(());
-            command_rx
+            let (commands, fault) = EngineLoop::new(inputs).run();
+            let _ = engine_done_tx.send(fault.unwrap_or_else(|| "its inputs closed".into()));
+            commands
         })?;
     Ok(Cell {
         drivers,
         drivers_stop: drivers_stop_tx,
         engine_thread,
         engine_done,
-    })
-}
-
-fn forwarder_settings(
-    config: &CellConfig,
-    commands: mpsc::Sender<CommandIn>,
-) -> Result<ForwarderSettings> {
-    let options = forwarder::mqtt_options(config)?;
-    let (root, cell) = (config.mqtt.topic_root.clone(), config.cell.clone());
-    Ok(ForwarderSettings {
-        options,
-        qos: if config.mqtt.qos == 2 {
-            QoS::ExactlyOnce
-        } else {
-            QoS::AtLeastOnce
-        },
-        topic: Arc::new(move |kind| forwarder::event_topic(&root, &cell, kind)),
-        window: config.mqtt.inflight as usize,
-        drain: Duration::from_secs(5),
-        commands: Some(forwarder::CommandIntake {
-            topic: forwarder::command_topic(&config.mqtt.topic_root, &config.cell),
-            busy: format!(
-                "{}/busy",
-                forwarder::event_topic(&config.mqtt.topic_root, &config.cell, "command_response")
-            ),
-            engine: commands,
-        }),
-        // The runtime hands in the probe its health endpoint reads.
-        probe: Default::default(),
     })
 }

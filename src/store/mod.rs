@@ -6,6 +6,7 @@
 mod checkpoint;
 pub mod identity;
 pub mod inspect;
+pub mod integrity;
 pub mod live;
 #[cfg(test)]
 mod model_tests;

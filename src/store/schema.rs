@@ -20,8 +20,63 @@ pub enum StoreError {
     Locked { path: String, holder: String },
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    #[error("{path}: the store is corrupt ({detail}). Nothing more is written to it. Stop the service; keep a copy of the store with its -wal file; `mes-edge outbox verify` and `mes-edge outbox stats` show what is readable and what MOM has not had; then move the store away: the runtime starts a new one, announced to MOM with a new store_id, and the PLC's counters carry on (docs/OPERATIONS.md, \"A corrupt store\")")]
+    Corrupt { path: String, detail: String },
     #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+}
+
+/// SQLite's word for a file whose pages do not hold what its structure says.
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Corruption is told apart wherever it is met (a read at open, a commit): the path is not
+    /// known here, the runtime names it when it reports the error.
+    fn from(e: rusqlite::Error) -> Self {
+        if is_corruption(&e) {
+            StoreError::Corrupt {
+                path: "the store".into(),
+                detail: e.to_string(),
+            }
+        } else {
+            StoreError::Sqlite(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Names the store's path in a corruption met where the path was not known.
+    pub fn named(self, path: &Path) -> Self {
+        match self {
+            StoreError::Corrupt { detail, .. } => StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail,
+            },
+            other => other,
+        }
+    }
+
+    /// An error no retry mends: a corrupt store, or a constraint the commit broke (a sequence
+    /// number taken: another writer went past the lock). The runtime stops with the reason
+    /// instead of retrying the same commit every second; a full disk or an I/O error is retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } => true,
+            // A sequence number or event id already taken. Not every constraint: a trigger's
+            // RAISE(ABORT) is one too, and says nothing of the store's own keys.
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ),
+            _ => false,
+        }
+    }
 }
 
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -261,10 +316,26 @@ pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, Stor
         path: path.display().to_string(),
         why,
     };
-    // The first read of a file that is not SQLite fails here with "file is not a database".
+    // The first read of a file that is not SQLite fails here with "file is not a database";
+    // a file that begins as SQLite does and fails is a store with a broken header.
     let app_id: i64 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
-        .map_err(|e| foreign(e.to_string()))?;
+        .map_err(|e| {
+            let sqlite_header = std::fs::File::open(path)
+                .and_then(|mut f| {
+                    let mut magic = [0u8; 16];
+                    std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic)
+                })
+                .is_ok_and(|m| &m == b"SQLite format 3\0");
+            if sqlite_header && is_corruption(&e) {
+                StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                }
+            } else {
+                foreign(e.to_string())
+            }
+        })?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     if app_id != APPLICATION_ID && (app_id != 0 || tables != 0) {
