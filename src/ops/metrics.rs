@@ -2,7 +2,7 @@
 //! dozen lines, where a client library would bring a registry we would only fill from ours.
 
 use super::Ops;
-use mes_edge_drivers::LATENCY_BUCKETS_S;
+use mes_edge_drivers::{DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -22,110 +22,60 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         &[("version", env!("CARGO_PKG_VERSION")), ("cell", ops.cell())],
         1.0,
     );
+    devices(o, &ops.devices());
+    delivery(o, ops);
+    values(o, ops);
+    for (name, kind, help, v) in super::sparkplug::metrics(ops.sparkplug()) {
+        family(o, name, kind, help);
+        sample(o, name, &[], v);
+    }
+    housekeeping(o, ops);
+    store(o, ops, now_ms);
+    reloads(o, ops);
+    out
+}
 
-    let devices = ops.devices();
-    family(
-        o,
-        "mes_edge_device_connected",
-        "gauge",
-        "1 while the device answers, 0 while it is offline.",
-    );
-    for (name, m) in &devices {
-        sample(
-            o,
-            "mes_edge_device_connected",
-            &[("device", name)],
-            bool_f(m.connected),
-        );
-    }
-    family(
-        o,
-        "mes_edge_device_last_good_read_timestamp_seconds",
-        "gauge",
-        "When values last came back from the device (Unix time); absent if never.",
-    );
-    for (name, m) in &devices {
-        if let Some(ts) = m.last_good_read_ms {
-            sample(
-                o,
-                "mes_edge_device_last_good_read_timestamp_seconds",
-                &[("device", name)],
-                ts as f64 / 1000.0,
-            );
+type Device = (String, DeviceMetricsSnapshot);
+
+/// Each device's connection and reads: one family per figure, a sample per device (absent
+/// where the device has no such figure).
+fn devices(o: &mut String, devices: &[Device]) {
+    type Figure = fn(&DeviceMetricsSnapshot) -> Option<f64>;
+    let figures: [(&str, &str, &str, Figure); 7] = [
+        ("mes_edge_device_connected", "gauge",
+            "1 while the device answers, 0 while it is offline.",
+            |m| Some(bool_f(m.connected))),
+        ("mes_edge_device_last_good_read_timestamp_seconds", "gauge",
+            "When values last came back from the device (Unix time); absent if never.",
+            |m| m.last_good_read_ms.map(|ts| ts as f64 / 1000.0)),
+        ("mes_edge_device_clock_skew_ms", "gauge",
+            "The device's clock minus the runtime's at its last stamped value (OPC UA source timestamps); absent for devices that stamp nothing.",
+            |m| m.clock_skew_ms.map(|skew| skew as f64)),
+        ("mes_edge_device_requests_total", "counter",
+            "Requests sent to the device.",
+            |m| Some(m.requests as f64)),
+        ("mes_edge_device_errors_total", "counter",
+            "Failed connects, timeouts, broken connections and protocol exceptions.",
+            |m| Some(m.errors as f64)),
+        ("mes_edge_device_connects_total", "counter",
+            "Connections established to the device.",
+            |m| Some(m.connects as f64)),
+        ("mes_edge_device_samples_total", "counter",
+            "Changed values the driver handed to the engine (OPC UA; not counted for Modbus yet).",
+            |m| Some(m.samples as f64)),
+    ];
+    for (name, kind, help, figure) in figures {
+        family(o, name, kind, help);
+        for (device, m) in devices {
+            if let Some(v) = figure(m) {
+                sample(o, name, &[("device", device)], v);
+            }
         }
     }
-    family(
-        o,
-        "mes_edge_device_clock_skew_ms",
-        "gauge",
-        "The device's clock minus the runtime's at its last stamped value (OPC UA source timestamps); absent for devices that stamp nothing.",
-    );
-    for (name, m) in &devices {
-        if let Some(skew) = m.clock_skew_ms {
-            sample(
-                o,
-                "mes_edge_device_clock_skew_ms",
-                &[("device", name)],
-                skew as f64,
-            );
-        }
-    }
-    family(
-        o,
-        "mes_edge_device_requests_total",
-        "counter",
-        "Requests sent to the device.",
-    );
-    for (name, m) in &devices {
-        sample(
-            o,
-            "mes_edge_device_requests_total",
-            &[("device", name)],
-            m.requests as f64,
-        );
-    }
-    family(
-        o,
-        "mes_edge_device_errors_total",
-        "counter",
-        "Failed connects, timeouts, broken connections and protocol exceptions.",
-    );
-    for (name, m) in &devices {
-        sample(
-            o,
-            "mes_edge_device_errors_total",
-            &[("device", name)],
-            m.errors as f64,
-        );
-    }
-    family(
-        o,
-        "mes_edge_device_connects_total",
-        "counter",
-        "Connections established to the device.",
-    );
-    for (name, m) in &devices {
-        sample(
-            o,
-            "mes_edge_device_connects_total",
-            &[("device", name)],
-            m.connects as f64,
-        );
-    }
-    family(
-        o,
-        "mes_edge_device_samples_total",
-        "counter",
-        "Changed values the driver handed to the engine (OPC UA; not counted for Modbus yet).",
-    );
-    for (name, m) in &devices {
-        sample(
-            o,
-            "mes_edge_device_samples_total",
-            &[("device", name)],
-            m.samples as f64,
-        );
-    }
+    poll_durations(o, devices);
+}
+
+fn poll_durations(o: &mut String, devices: &[Device]) {
     let h = "mes_edge_device_poll_duration_seconds";
     family(
         o,
@@ -133,7 +83,7 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         "histogram",
         "Time to read one poll group of the device's tags (one poll).",
     );
-    for (name, m) in &devices {
+    for (name, m) in devices {
         let mut cumulative = 0;
         for (i, count) in m.latency_buckets.iter().enumerate() {
             cumulative += count;
@@ -156,7 +106,10 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
             m.latency_count as f64,
         );
     }
+}
 
+/// The JSON events' way to the broker: what was produced, published, acknowledged, refused.
+fn delivery(o: &mut String, ops: &Ops) {
     let fwd = ops.forwarder().counts();
     let counters = [
         (
@@ -194,11 +147,6 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         family(o, name, "counter", help);
         sample(o, name, &[], v as f64);
     }
-    values(o, ops);
-    for (name, kind, help, v) in super::sparkplug::metrics(ops.sparkplug()) {
-        family(o, name, kind, help);
-        sample(o, name, &[], v);
-    }
     family(
         o,
         "mes_edge_events_refused_total",
@@ -232,7 +180,9 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         "1 while connected to the broker.",
     );
     sample(o, "mes_edge_broker_connected", &[], bool_f(fwd.connected));
+}
 
+fn housekeeping(o: &mut String, ops: &Ops) {
     let (steps, longest, pruned) = ops.engine().housekeeping();
     let housekeeping = [
         (
@@ -258,64 +208,53 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         family(o, name, kind, help);
         sample(o, name, &[], v);
     }
+}
 
-    if let Some(view) = ops.store() {
-        let s = &view.stats;
-        let gauges = [
-            (
-                "mes_edge_outbox_depth",
-                "Committed events the broker has not acknowledged.",
-                s.depth as f64,
-            ),
-            (
-                "mes_edge_outbox_oldest_undelivered_age_seconds",
-                "Age of the oldest unacknowledged event; 0 when there is none.",
-                s.oldest_undelivered_ts
-                    .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
-                    .unwrap_or(0.0),
-            ),
-            (
-                "mes_edge_outbox_last_seq",
-                "Sequence number of the last committed event.",
-                s.last_seq as f64,
-            ),
-            (
-                "mes_edge_store_used_bytes",
-                "Bytes of the store in use (pages minus free pages).",
-                s.used_bytes as f64,
-            ),
-            (
-                "mes_edge_store_file_bytes",
-                "Size of the store's database and WAL files.",
-                view.file_bytes as f64,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            family(o, name, "gauge", help);
-            sample(o, name, &[], v);
-        }
+/// The store's figures as the supervisor last read them (absent before its first read).
+fn store(o: &mut String, ops: &Ops, now_ms: i64) {
+    let Some(view) = ops.store() else { return };
+    let s = &view.stats;
+    let gauges = [
+        (
+            "mes_edge_outbox_depth",
+            "Committed events the broker has not acknowledged.",
+            s.depth as f64,
+        ),
+        (
+            "mes_edge_outbox_oldest_undelivered_age_seconds",
+            "Age of the oldest unacknowledged event; 0 when there is none.",
+            s.oldest_undelivered_ts
+                .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0),
+        ),
+        (
+            "mes_edge_outbox_last_seq",
+            "Sequence number of the last committed event.",
+            s.last_seq as f64,
+        ),
+        (
+            "mes_edge_store_used_bytes",
+            "Bytes of the store in use (pages minus free pages).",
+            s.used_bytes as f64,
+        ),
+        (
+            "mes_edge_store_file_bytes",
+            "Size of the store's database and WAL files.",
+            view.file_bytes as f64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        family(o, name, "gauge", help);
+        sample(o, name, &[], v);
     }
+}
 
+fn reloads(o: &mut String, ops: &Ops) {
     let (applied, refused) = ops.reloads();
-    family(
-        o,
-        "mes_edge_config_reloads_total",
-        "counter",
-        "Config reloads (SIGHUP) by result.",
-    );
-    sample(
-        o,
-        "mes_edge_config_reloads_total",
-        &[("result", "applied")],
-        applied as f64,
-    );
-    sample(
-        o,
-        "mes_edge_config_reloads_total",
-        &[("result", "refused")],
-        refused as f64,
-    );
-    out
+    let name = "mes_edge_config_reloads_total";
+    family(o, name, "counter", "Config reloads (SIGHUP) by result.");
+    sample(o, name, &[("result", "applied")], applied as f64);
+    sample(o, name, &[("result", "refused")], refused as f64);
 }
 
 /// Process values: a lower class than events, with their own counts.
