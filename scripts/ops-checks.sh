@@ -163,15 +163,27 @@ wait "$RUN_PID" 2>/dev/null || true
 if [ -n "$RT_PID" ] && kill -0 "$RT_PID" 2>/dev/null; then kill "$RT_PID"; sleep 1; fi
 rm -f /tmp/ops-check-run.$$
 userdel mes-edge-opcheck
-rm -f /etc/mes-edge/opcheck.toml
 
 # What a running cell leaves behind, so that the purge has something real to remove.
 runuser -u mes-edge -- sh -c 'echo store > /var/lib/mes-edge/press4.db'
 mkdir -p /etc/systemd/system/multi-user.target.wants
 ln -sf "$UNIT" /etc/systemd/system/multi-user.target.wants/mes-edge@press4.service
 
-check "dpkg --purge" "${SUDO[@]}" dpkg --purge mes-edge
+# The opcheck cell never reached a broker: its store holds undelivered events, so the purge
+# keeps it (in /var/backups/mes-edge, named on stderr); press4's (the shipped config's) is not a
+# store mes-edge can read: it may be a corrupt one, so it is kept too, and said so.
+rm -rf /var/backups/mes-edge
+PURGE_OUT=/tmp/ops-check-purge.$$
+check "dpkg --purge" sh -c "${SUDO[*]} dpkg --purge mes-edge 2>$PURGE_OUT"
 trap - EXIT
+check "purge kept the store with undelivered events" test -s /var/backups/mes-edge/opcheck.db
+check "purge said which store it kept and why" \
+    grep -q 'kept /var/lib/mes-edge/opcheck.db ([0-9]* undelivered events) in /var/backups/mes-edge' "$PURGE_OUT"
+check "purge kept an unreadable store, saying so" \
+    grep -q 'kept /var/lib/mes-edge/press4.db (unreadable by mes-edge outbox stats)' "$PURGE_OUT"
+rm -rf /var/backups/mes-edge "$PURGE_OUT"
+rm -f /etc/mes-edge/opcheck.toml
+rmdir /etc/mes-edge 2>/dev/null || true
 for path in /usr/bin/mes-edge "$UNIT" /etc/mes-edge /var/lib/mes-edge \
     /usr/lib/sysusers.d/mes-edge.conf /usr/lib/tmpfiles.d/mes-edge.conf \
     /etc/systemd/system/multi-user.target.wants/mes-edge@press4.service /usr/share/doc/mes-edge; do
