@@ -6,9 +6,9 @@
 mod common;
 mod ops_support;
 
-use common::cell::write_config;
+use common::cell::{write_config, write_config_with};
 use common::{free_port, ModbusPeer, Mosquitto, RuntimeProcess};
-use ops_support::{signal, with_health, BIN, SIGHUP, SIGTERM};
+use ops_support::{scrape, signal, with_health, BIN, SIGHUP, SIGTERM};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,6 +118,68 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
         .wait_exit(Duration::from_secs(10))
         .expect("exits after SIGTERM");
     assert!(status.success(), "exit 0: {status}\n{}", rt.logs());
+}
+
+/// Sparkplug B only (`json = false`): no JSON forwarder turns, and the Sparkplug session stands
+/// in for it. Under the shipped unit's watchdog (here 4 s, so a loop silent for 3 s is hung)
+/// the pings go on and `/health` stays 200 while the PLC makes parts and while it makes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_only_keeps_its_watchdog_and_health() {
+    let broker = Mosquitto::start();
+    let peer = ModbusPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(
+        dir.path(),
+        peer.port(),
+        broker.port(),
+        "[sparkplug]\nenabled = true\njson = false\n",
+    );
+    let health = with_health(&config);
+    let socket = dir.path().join("notify");
+    let rx = UnixDatagram::bind(&socket).unwrap();
+    let mut rt = RuntimeProcess::spawn_with(
+        BIN,
+        ["run", "--config", config.to_str().unwrap()],
+        [
+            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
+            ("WATCHDOG_USEC", "4000000"),
+        ],
+        None,
+    );
+    let start = tokio::task::block_in_place(|| {
+        receive_until(&rx, Duration::from_secs(15), |m| m.starts_with("READY=1"))
+    });
+    assert!(
+        start.iter().any(|m| m.starts_with("READY=1")),
+        "{start:?}\n{}",
+        rt.logs()
+    );
+    let mut plc = common::Plc::connect(peer.port(), 1).await;
+    for (i, good) in (1..=10u32).enumerate() {
+        plc.write_u32(common::cell::GOOD, good).await;
+        let h = scrape(health, "/health", false);
+        assert_eq!(
+            h.status,
+            200,
+            "parts made, {i} s in: {}\n{}",
+            h.body,
+            rt.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Ten seconds without a part: nothing is committed, nothing published.
+    let idle = tokio::task::block_in_place(|| receive(&rx, Duration::from_secs(10)));
+    let pings = idle.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(
+        pings >= 5,
+        "watchdog pings while idle: {idle:?}\n{}",
+        rt.logs()
+    );
+    let h = scrape(health, "/health", false);
+    assert_eq!(h.status, 200, "{}\n{}", h.body, rt.logs());
+    let body: serde_json::Value = serde_json::from_str(&h.body).unwrap();
+    assert_eq!(body["broker"]["connected"], true, "{}", h.body);
+    assert!(rt.terminate().success(), "{}", rt.logs());
 }
 
 /// `(dev, inode)` of an open file, as `$JOURNAL_STREAM` gives them.
