@@ -84,7 +84,7 @@ fn stats(c: &CellConfig) -> Result<()> {
             c.store.path.display()
         );
     }
-    let outbox = Outbox::open(&c.store.path, c.store.synchronous, &c.cell.joined())?;
+    let outbox = Outbox::open_read_only(&c.store.path, &c.cell.joined())?;
     let s = outbox.stats()?;
     let age = s.oldest_undelivered_ts.map(|ts| {
         format!(

@@ -117,15 +117,11 @@ pub async fn watch_over(
 
 /// Reads the store's numbers on a blocking thread, with a connection of its own (kept open).
 async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> Option<Outbox> {
-    let (path, sync, cell) = (
-        store.path.clone(),
-        store.synchronous,
-        ops.cell().to_string(),
-    );
+    let (path, cell) = (store.path.clone(), ops.cell().to_string());
     let res = tokio::task::spawn_blocking(move || {
         let outbox = match reader {
             Some(o) => o,
-            None => Outbox::open(&path, sync, &cell)?,
+            None => Outbox::open_read_only(&path, &cell)?,
         };
         let stats = outbox.stats();
         if let Ok(s) = &stats {

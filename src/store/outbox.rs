@@ -69,6 +69,34 @@ impl Outbox {
         })
     }
 
+    /// A connection that only reads, for those who look (the supervisor, `outbox stats`): it
+    /// never creates, migrates or writes the store; a store of another schema is refused.
+    pub fn open_read_only(path: &Path, cell: &str) -> Result<Self, StoreError> {
+        let conn = super::live::open_read_only(path)?;
+        let version = super::schema::check_identity(&conn, path)?;
+        if version != super::SCHEMA_VERSION {
+            return Err(StoreError::Foreign {
+                path: path.display().to_string(),
+                why: format!(
+                    "schema {version}, this build reads {}: start the runtime once to migrate it",
+                    super::SCHEMA_VERSION
+                ),
+            });
+        }
+        let last_seq: i64 =
+            conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let store_id = meta(&conn, "store_id")?.unwrap_or_default();
+        Ok(Outbox {
+            conn,
+            cell: cell.to_string(),
+            last_seq: last_seq as u64,
+            store_id,
+            checkpointer: None,
+        })
+    }
+
     pub fn store_id(&self) -> &str {
         &self.store_id
     }
