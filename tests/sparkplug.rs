@@ -24,7 +24,10 @@ fn config(dir: &Path, plc: u16, broker: u16, sparkplug: &str) -> std::path::Path
     let health = if sparkplug.contains("[health]") {
         String::new()
     } else {
-        format!("\n[health]\nlisten = \"127.0.0.1:{}\"\n", common::free_port())
+        format!(
+            "\n[health]\nlisten = \"127.0.0.1:{}\"\n",
+            common::free_port()
+        )
     };
     write_config_with(
         dir,

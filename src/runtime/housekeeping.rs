@@ -3,7 +3,6 @@
 
 use crate::event::{AlarmLevel, EventBody, NewEvent};
 use crate::store::{Outbox, PrunePass};
-use mes_edge_drivers::now_ms;
 use std::time::{Duration, Instant};
 
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
@@ -23,30 +22,38 @@ pub(super) struct Housekeeping {
 }
 
 impl Housekeeping {
-    pub fn new(store: &crate::config::StoreConfig) -> Housekeeping {
+    pub fn new(store: &crate::config::StoreConfig, mono: Instant) -> Housekeeping {
         Housekeeping {
             pass: PrunePass::default(),
             alarm: AlarmLevel::Cleared,
-            next: Instant::now(),
+            next: mono,
             cap: store.max_size_mb.saturating_mul(1 << 20),
             retention_ms: store.retention_hours.saturating_mul(3_600_000) as i64,
             pruned: 0,
         }
     }
 
-    pub fn due(&self) -> bool {
-        Instant::now() >= self.next
+    pub fn due(&self, mono: Instant) -> bool {
+        mono >= self.next
     }
 
     /// One step; raises a store alarm when the level changes. A step that leaves work behind
     /// (a store over its cap, a long retention pass) is followed by another after three times
     /// its length, so housekeeping takes at most a quarter of the engine's time while behind.
-    pub fn step(&mut self, outbox: &mut Outbox, alive: &crate::ops::Heartbeat) -> Option<NewEvent> {
+    /// `mono` and `wall`: the engine loop's clocks at this turn. The step's own length is
+    /// measured on the system's clock: it is work done, not time passing for the cell.
+    pub fn step(
+        &mut self,
+        outbox: &mut Outbox,
+        alive: &crate::ops::Heartbeat,
+        mono: Instant,
+        wall: i64,
+    ) -> Option<NewEvent> {
         let started = Instant::now();
-        let before = now_ms() - self.retention_ms;
+        let before = wall - self.retention_ms;
         let step = outbox.prune_step(&mut self.pass, before, self.cap, HOUSEKEEPING_BUDGET);
         let alarm = match step {
-            Ok(_) => self.alarm(outbox),
+            Ok(_) => self.alarm(outbox, wall),
             Err(ref e) => {
                 tracing::error!("pruning the outbox: {e}");
                 None
@@ -63,7 +70,7 @@ impl Housekeeping {
             tracing::info!(pruned = self.pruned, "pruned delivered events");
             self.pruned = 0;
         }
-        self.next = Instant::now()
+        self.next = mono
             + if again {
                 (took * 3).max(Duration::from_millis(1))
             } else {
@@ -72,7 +79,7 @@ impl Housekeeping {
         alarm
     }
 
-    fn alarm(&mut self, outbox: &Outbox) -> Option<NewEvent> {
+    fn alarm(&mut self, outbox: &Outbox, wall: i64) -> Option<NewEvent> {
         let stats = outbox.stats().ok()?;
         let (used, cap) = (stats.used_bytes, self.cap);
         let level = if used >= cap {
@@ -95,6 +102,6 @@ impl Housekeeping {
             cap_bytes: cap,
             undelivered: stats.depth,
         };
-        Some(NewEvent::new(now_ms(), vec!["store".into()], body))
+        Some(NewEvent::new(wall, vec!["store".into()], body))
     }
 }

@@ -1,6 +1,7 @@
 //! Wires one cell together: drivers → engine (and store) → forwarder. Data flows one way; each
 //! stage only ever waits on the one before it.
 
+mod clock;
 mod embedded;
 mod engine_loop;
 mod housekeeping;
@@ -249,6 +250,7 @@ fn start_cell(
         values: crate::cell::ProcessValues::new(config.values.clone()),
         value_probe: ops.values().clone(),
         tags: ops.tags().clone(),
+        clock: Box::new(clock::SystemClock),
     };
     let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<String>();
     let engine_thread = std::thread::Builder::new()

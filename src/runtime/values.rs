@@ -4,7 +4,6 @@
 use crate::cell::{Engine, Running};
 use crate::event::{EventBody, NewEvent};
 use crate::store::{Outbox, ValueDrops};
-use mes_edge_drivers::now_ms;
 
 /// The order running at the cell, and its lot, for the values read now.
 pub(super) fn running(engine: &Engine) -> Running {
@@ -22,8 +21,9 @@ pub(super) fn value_housekeeping(
     store: &crate::config::StoreConfig,
     drops: &mut ValueDrops,
     probe: &crate::ops::ValueProbe,
+    wall: i64,
 ) -> Vec<NewEvent> {
-    let before = now_ms() - store.values_retention_hours.saturating_mul(3_600_000) as i64;
+    let before = wall - store.values_retention_hours.saturating_mul(3_600_000) as i64;
     let aged = match outbox.age_values(before) {
         Ok(aged) => aged,
         Err(e) => {
@@ -46,7 +46,7 @@ pub(super) fn value_housekeeping(
             "process values dropped unsent"
         );
         out.push(NewEvent::new(
-            now_ms(),
+            wall,
             vec!["store".into()],
             EventBody::ValuesDropped {
                 reason: reason.into(),

@@ -69,7 +69,13 @@ pub fn check_and_mark_in_use(conn: &mut Connection, path: &Path) -> Result<Integ
     } else {
         Integrity::NotChecked
     };
-    set_mark(conn, "0")?;
+    // Already "in use" after an unclean stop: nothing to write. A store on a full disk still
+    // starts (its commits wait for room, as they do while running); it only keeps its old mark.
+    if mark.as_deref() != Some("0") {
+        if let Err(e) = set_mark(conn, "0") {
+            tracing::warn!("marking the store in use: {e}; an unclean stop from here on may not be told at the next start");
+        }
+    }
     Ok(found)
 }
 
