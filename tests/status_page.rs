@@ -4,6 +4,8 @@
 //! Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
 
 mod common;
+#[path = "status_page/devtools.rs"]
+mod devtools;
 
 use common::free_port;
 use common::order_cell::{Cell, T};
@@ -318,4 +320,93 @@ async fn the_demo_prints_the_page_and_the_page_shows_the_press() {
     let _ = demo.kill();
     let _ = demo.wait();
     let _ = drain.join();
+}
+
+/// One page kept open over the DevTools protocol: it follows the press without a reload, every
+/// request it makes (recorded by the browser, not by the runtime) goes to the runtime's own
+/// listener, it says plainly when the runtime stops answering and comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop() {
+    use tokio::task::block_in_place;
+    let port = free_port();
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None).await;
+    c.make(5, 1).await;
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut page = block_in_place(|| devtools::Page::open(&chromium(), &format!("{origin}/")));
+    let good = "(document.getElementById('order-good') || {}).textContent";
+    block_in_place(|| page.until(good, T, "5 good", |v| v == "5"));
+    let shown = Instant::now();
+
+    c.make(4, 0).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (9, 1),
+        "the subscriber got them"
+    );
+    block_in_place(|| page.until(good, T, "9 good, without a reload", |v| v == "9"));
+    // A few seconds of the page updating itself, whatever the machine is quick to do.
+    let watched = Duration::from_secs(4);
+    if let Some(rest) = watched.checked_sub(shown.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+
+    let requests = block_in_place(|| page.requests());
+    let page_loads = requests
+        .iter()
+        .filter(|u| **u == format!("{origin}/"))
+        .count();
+    assert_eq!(
+        page_loads, 1,
+        "one load, then updates in place: {requests:?}"
+    );
+    let status_calls = requests
+        .iter()
+        .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
+        .count();
+    assert!(
+        status_calls >= 3,
+        "the page asked the API as it went: {requests:?}"
+    );
+    let elsewhere: Vec<_> = requests
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
+    );
+    assert_eq!(
+        page.security_log(),
+        Vec::<Value>::new(),
+        "nothing blocked by its policy"
+    );
+
+    // The runtime goes: the page says so, since when, within its 3 s, and greys what it shows.
+    c.runtime.kill9();
+    let live = "document.getElementById('live').textContent";
+    block_in_place(|| {
+        page.until(live, Duration::from_secs(10), "not answering", |v| {
+            v == "not answering"
+        })
+    });
+    let down = block_in_place(|| page.text("down")).unwrap_or_default();
+    assert!(down.starts_with("The runtime is not answering"), "{down}");
+    assert_eq!(
+        block_in_place(|| page.text("order-good")).as_deref(),
+        Some("9"),
+        "the last answer stays, marked as such"
+    );
+    // Started again, the same page comes back by itself and goes on following the press.
+    c.runtime.start_again();
+    c.make(2, 0).await;
+    block_in_place(|| {
+        page.until(
+            good,
+            Duration::from_secs(30),
+            "11 good after the restart",
+            |v| v == "11",
+        )
+    });
+    let live_now = block_in_place(|| page.text("live")).unwrap_or_default();
+    assert!(live_now.starts_with("live"), "{live_now}");
 }
