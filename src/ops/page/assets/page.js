@@ -117,16 +117,19 @@ const num = (x) => +x.toPrecision(6);
 // One sparkline a published value over the trend's window, drawn from the API's points.
 function trends(r) {
   $("trends-box").hidden = !r.trends.length;
-  $("trends-span").textContent = "last " + r.window_s / 60 + " min";
-  const W = 120, H = 24, span = r.window_s * 1000;
+  $("trends-span").textContent = "up to the last " + r.window_s / 60 + " min";
+  const W = 120, H = 24;
   fill("trends", r.trends.map((t) => {
+    // Across what is known, up to the window: a runtime up for a minute draws that minute wide.
+    const from = Math.max(r.now_ms - r.window_s * 1000, t.points.length ? t.points[0][0] : 0);
+    const span = Math.max(r.now_ms - from, 1);
     const vs = t.points.map((p) => p[1]);
     const lo = Math.min(...vs), hi = Math.max(...vs);
     // A value is reported when it changes: while the readings are good, the last one holds now.
     const pts = vs.length && t.quality !== "bad" ? t.points.concat([[r.now_ms, vs[vs.length - 1]]]) : t.points;
     const svg = $("spark").content.firstElementChild.cloneNode(true);
     svg.querySelector("polyline").setAttribute("points", pts.map(([ts, v]) =>
-      (W * (1 - (r.now_ms - ts) / span)).toFixed(1) + ","
+      (W * Math.max(0, 1 - (r.now_ms - ts) / span)).toFixed(1) + ","
       + (hi > lo ? H - 2 - (H - 4) * (v - lo) / (hi - lo) : H / 2).toFixed(1)).join(" "));
     const cell = el("td");
     cell.append(svg);
