@@ -191,7 +191,20 @@ impl Page {
 }
 
 impl Drop for Page {
+    /// Asks the browser to close (its helper processes go with it), killing it if it has not
+    /// within 5 s.
     fn drop(&mut self) {
+        let close = json!({"id": u64::MAX, "method": "Browser.close"});
+        let mut bytes = serde_json::to_vec(&close).unwrap_or_default();
+        bytes.push(0);
+        let _ = self.to_browser.write_all(&bytes);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
