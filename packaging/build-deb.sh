@@ -91,7 +91,7 @@ for doc in OPERATIONS EVENTS COMMANDS; do
     ln -s "docs/$doc.md" "$DOC/$doc.md"
 done
 # A link in the README to a file the package does not carry is a mistake of this script.
-missing="$(cd "$ROOT" && grep -o '](\(docs\|config\)/[^)#]*\|](BENCHMARKS.md' README.md \
+missing="$(cd "$ROOT" && { grep -o '](\(docs\|config\)/[^)#]*\|](BENCHMARKS.md' README.md || true; } \
     | sed 's/^](//' | sort -u | while read -r f; do [ -e "$DOC/$f" ] || echo "$f"; done)"
 [ -z "$missing" ] || { echo "build-deb: the README links files the package lacks: $missing" >&2; exit 1; }
 cat > "$DOC/copyright" <<'EOF'
