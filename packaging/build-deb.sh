@@ -18,7 +18,8 @@
 #
 # The package: /usr/bin/mes-edge, the unit /lib/systemd/system/mes-edge@.service, the user
 # (sysusers.d) and the state directory /var/lib/mes-edge (tmpfiles.d), an example cell config
-# /etc/mes-edge/example.toml (a conffile), the docs in /usr/share/doc/mes-edge.
+# /etc/mes-edge/example.toml (a conffile), the docs and every example config in
+# /usr/share/doc/mes-edge.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +63,7 @@ install -d -m 0755 "$PKG/etc/mes-edge"
 #   mes-edge check /etc/mes-edge/press4.toml
 #   systemctl enable --now mes-edge@press4
 # Operations (logs, health, metrics, reload): /usr/share/doc/mes-edge/OPERATIONS.md
+# A commented example for each feature: /usr/share/doc/mes-edge/config/ (README.md lists them)
 
 EOF
     cat "$ROOT/config/press-modbus-tcp.toml"
@@ -76,11 +78,22 @@ EOF
 } > "$PKG/etc/mes-edge/example.toml"
 chmod 0644 "$PKG/etc/mes-edge/example.toml"
 
+# The docs laid out as in the repository, so the README's links (docs/..., config/...,
+# BENCHMARKS.md) and the docs' links to each other work where they are installed: every file
+# the README links, every doc, and the example configs. OPERATIONS, EVENTS and COMMANDS keep
+# their older paths beside the README (the unit's Documentation= names OPERATIONS.md there).
 DOC="$PKG/usr/share/doc/mes-edge"
 install -D -m 0644 "$ROOT/README.md" "$DOC/README.md"
-install -D -m 0644 "$ROOT/docs/OPERATIONS.md" "$DOC/OPERATIONS.md"
-install -D -m 0644 "$ROOT/docs/EVENTS.md" "$DOC/EVENTS.md"
-install -D -m 0644 "$ROOT/docs/COMMANDS.md" "$DOC/COMMANDS.md"
+install -D -m 0644 "$ROOT/BENCHMARKS.md" "$DOC/BENCHMARKS.md"
+install -D -m 0644 -t "$DOC/docs" "$ROOT"/docs/*.md "$ROOT"/docs/*.png
+install -D -m 0644 -t "$DOC/config" "$ROOT"/config/*.toml
+for doc in OPERATIONS EVENTS COMMANDS; do
+    ln -s "docs/$doc.md" "$DOC/$doc.md"
+done
+# A link in the README to a file the package does not carry is a mistake of this script.
+missing="$(cd "$ROOT" && { grep -o '](\(docs\|config\)/[^)#]*\|](BENCHMARKS.md' README.md || true; } \
+    | sed 's/^](//' | sort -u | while read -r f; do [ -e "$DOC/$f" ] || echo "$f"; done)"
+[ -z "$missing" ] || { echo "build-deb: the README links files the package lacks: $missing" >&2; exit 1; }
 cat > "$DOC/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: mes-edge

@@ -206,3 +206,30 @@ fn a_user_name_over_opcua_policy_none_is_a_warning_naming_the_line() {
         "cell.toml:12:19: warning: a user name and password over security policy None: the session is neither signed nor encrypted, and the password is protected only if the server's user token policy encrypts it; use Basic256Sha256 or stronger\n"
     );
 }
+
+#[test]
+fn a_status_page_open_to_the_network_without_a_token_is_a_warning_naming_the_line() {
+    // The runtime starts that way, its page and API refusing every request (403): check says
+    // so before the engineer finds out from a browser, and does not refuse the file.
+    let dir = tempfile::tempdir().unwrap();
+    config_with_mqtt(dir.path(), "\n[health]\nlisten = \"0.0.0.0:9464\"\n");
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success(), "a warning does not fail the check");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cell.toml: ok\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cell.toml:31:10: warning: not a loopback address and no `token_file`: the status page and /api/v1 will refuse every request (403), /health and /metrics stay open; set `token_file` (docs/STATUS-PAGE.md)\n"
+    );
+    // With a token file, on loopback, or with the listener off: nothing to say.
+    for health in [
+        "listen = \"0.0.0.0:9464\"\ntoken_file = \"page-token\"",
+        "listen = \"127.0.0.1:9464\"",
+        "listen = \"[::1]:9464\"",
+        "enabled = false\nlisten = \"0.0.0.0:9464\"",
+    ] {
+        config_with_mqtt(dir.path(), &format!("\n[health]\n{health}\n"));
+        let out = check(dir.path(), "cell.toml");
+        assert!(out.status.success(), "{health}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{health}");
+    }
+}

@@ -4,6 +4,8 @@
 //! Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
 
 mod common;
+#[path = "status_page/devtools.rs"]
+mod devtools;
 
 use common::free_port;
 use common::order_cell::{Cell, T};
@@ -14,6 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "status-page-test-token-0123456789";
+/// A holding register the lab press leaves free: the die temperature, tenths of a degree.
+const DIE_TEMPERATURE: u16 = 30;
 
 /// The browser: `$MES_EDGE_CHROMIUM` or Debian's. Missing, the test fails saying what to install.
 fn chromium() -> PathBuf {
@@ -132,16 +136,33 @@ fn get(port: u16, target: &str, headers: &str) -> (u16, String) {
     (code, body)
 }
 
-async fn cell_with_page(listen: &str, token_file: Option<&Path>) -> Cell {
+/// The lab press with the page on `listen`, a published die temperature and, if `sparkplug`,
+/// the cell as a Sparkplug B edge node too (on the same Mosquitto).
+async fn cell_with_page(listen: &str, token_file: Option<&Path>, sparkplug: bool) -> Cell {
     let (listen, token_file) = (listen.to_string(), token_file.map(Path::to_path_buf));
     let c = Cell::start_edited(
         move |doc| {
+            if sparkplug {
+                doc["sparkplug"]["enabled"] = toml_edit::value(true);
+            }
             let mut health = toml_edit::Table::new();
             health["listen"] = toml_edit::value(listen);
             if let Some(f) = token_file {
                 health["token_file"] = toml_edit::value(f.display().to_string());
             }
             doc["health"] = toml_edit::Item::Table(health);
+            // A process value, for the page's trends: published at any change.
+            let mut tag = toml_edit::Table::new();
+            tag["name"] = toml_edit::value("die_temperature");
+            tag["table"] = toml_edit::value("holding");
+            tag["address"] = toml_edit::value(DIE_TEMPERATURE as i64);
+            tag["type"] = toml_edit::value("u16");
+            tag["scale"] = toml_edit::value(0.1);
+            tag["publish"] = toml_edit::value(true);
+            doc["devices"][0]["tags"]
+                .as_array_of_tables_mut()
+                .expect("the lab press's tags")
+                .push(tag);
         },
         "",
     )
@@ -161,7 +182,7 @@ fn counts(dom: &str) -> (Option<String>, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go() {
     let port = free_port();
-    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None).await;
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
     let url = format!("http://127.0.0.1:{port}/");
 
     c.make(12, 2).await;
@@ -230,7 +251,7 @@ async fn beyond_loopback_the_page_and_the_api_ask_for_the_token() {
     let token_file = dir.path().join("page-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let port = free_port();
-    let mut c = cell_with_page(&format!("0.0.0.0:{port}"), Some(&token_file)).await;
+    let mut c = cell_with_page(&format!("0.0.0.0:{port}"), Some(&token_file), false).await;
     c.make(3, 0).await;
 
     for target in [
@@ -318,4 +339,160 @@ async fn the_demo_prints_the_page_and_the_page_shows_the_press() {
     let _ = demo.kill();
     let _ = demo.wait();
     let _ = drain.join();
+}
+
+/// One page kept open over the DevTools protocol: it follows the press without a reload and
+/// draws the trend of the die temperature the PLC served, every request it makes (recorded by
+/// the browser, not by the runtime) goes to the runtime's own listener, it says plainly when
+/// the runtime stops answering and comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop() {
+    use tokio::task::block_in_place;
+    let port = free_port();
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None, true).await;
+    let host = common::mqtt::Collector::start(c.broker.port(), "spBv1.0/#").await;
+    // The PLC serves die temperatures, each long enough for a point of the trend of its own
+    // (two of its steps); the first is the register's 0 until the test writes.
+    let served = [0.0, 21.5, 22.0, 23.5];
+    let hold = Duration::from_millis(2 * mes_edge::ops::trend::STEP_MS as u64 + 500);
+    c.plc.write_u16(DIE_TEMPERATURE, 215).await;
+    let mut held_since = Instant::now();
+    c.make(5, 1).await;
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut page = block_in_place(|| devtools::Page::open(&chromium(), &format!("{origin}/")));
+    let good = "(document.getElementById('order-good') || {}).textContent";
+    block_in_place(|| page.until(good, T, "5 good", |v| v == "5"));
+
+    c.make(4, 0).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (9, 1),
+        "the subscriber got them"
+    );
+    block_in_place(|| page.until(good, T, "9 good, without a reload", |v| v == "9"));
+    // Seconds of the page updating itself while the temperature moves.
+    for raw in [220, 235] {
+        tokio::time::sleep(hold.saturating_sub(held_since.elapsed())).await;
+        c.plc.write_u16(DIE_TEMPERATURE, raw).await;
+        held_since = Instant::now();
+    }
+    tokio::time::sleep(hold).await;
+
+    // The trend: the API's points are the values the PLC served, in the order it served them;
+    // the page draws them and says the newest, the least and the most.
+    let (code, body) = get(port, "/api/v1/trends", "");
+    assert_eq!(code, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let trend = api["trends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "die_temperature")
+        .unwrap_or_else(|| panic!("a trend of the published value: {api}"));
+    let values: Vec<f64> = trend["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[1].as_f64().unwrap() * 10.0).round() / 10.0)
+        .collect();
+    let mut seen = values.clone();
+    seen.dedup();
+    let mut rest = served.iter();
+    assert!(
+        seen.iter().all(|v| rest.any(|s| s == v)),
+        "the trend holds what the PLC served, in its order: {values:?}"
+    );
+    assert!(
+        seen.ends_with(&[21.5, 22.0, 23.5]),
+        "every value the PLC served for two steps is a point: {values:?}"
+    );
+    let low = if seen[0] == 0.0 { "0" } else { "21.5" };
+    let row = "[...document.querySelectorAll('#trends tr')].map((tr) => [tr.cells[1].textContent, \
+               tr.cells[2].textContent, tr.cells[4].textContent, \
+               tr.querySelector('polyline').getAttribute('points').split(' ').length])[0]";
+    // The Sparkplug row: the session Mosquitto delivered the node's data from is connected,
+    // and nothing waits behind its cursor.
+    let ndata = host
+        .wait_for(|m| m.iter().any(|r| r.topic.contains("/NDATA/press4")), T)
+        .await;
+    assert!(ndata, "a Sparkplug host got the node's data");
+    let sparkplug_row = "[...document.querySelectorAll('#delivery tr')].map((tr) => \
+                         [...tr.cells].map((td) => td.textContent)).find((r) => r[0] == 'Sparkplug')";
+    block_in_place(|| {
+        page.until(
+            sparkplug_row,
+            T,
+            "the Sparkplug row, connected, 0 waiting",
+            |v| v[1] == "connected" && v[2] == "0" && v[4] == "0",
+        )
+    });
+    let drawn = block_in_place(|| {
+        page.until(row, T, "the die temperature's trend", |v| {
+            v[0] == "die_temperature" && v[1] == "23.5" && v[2] == format!("{low} – 23.5")
+        })
+    });
+    assert!(
+        drawn[3].as_u64().unwrap() >= 3,
+        "a line of the points: {drawn}"
+    );
+
+    let requests = block_in_place(|| page.requests());
+    let page_loads = requests
+        .iter()
+        .filter(|u| **u == format!("{origin}/"))
+        .count();
+    assert_eq!(
+        page_loads, 1,
+        "one load, then updates in place: {requests:?}"
+    );
+    let status_calls = requests
+        .iter()
+        .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
+        .count();
+    assert!(
+        status_calls >= 3,
+        "the page asked the API as it went: {requests:?}"
+    );
+    let elsewhere: Vec<_> = requests
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
+    );
+    assert_eq!(
+        page.security_log(),
+        Vec::<Value>::new(),
+        "nothing blocked by its policy"
+    );
+
+    // The runtime goes: the page says so, since when, within its 3 s, and greys what it shows.
+    c.runtime.kill9();
+    let live = "document.getElementById('live').textContent";
+    block_in_place(|| {
+        page.until(live, Duration::from_secs(10), "not answering", |v| {
+            v == "not answering"
+        })
+    });
+    let down = block_in_place(|| page.text("down")).unwrap_or_default();
+    assert!(down.starts_with("The runtime is not answering"), "{down}");
+    assert_eq!(
+        block_in_place(|| page.text("order-good")).as_deref(),
+        Some("9"),
+        "the last answer stays, marked as such"
+    );
+    // Started again, the same page comes back by itself and goes on following the press.
+    c.runtime.start_again();
+    c.make(2, 0).await;
+    block_in_place(|| {
+        page.until(
+            good,
+            Duration::from_secs(30),
+            "11 good after the restart",
+            |v| v == "11",
+        )
+    });
+    let live_now = block_in_place(|| page.text("live")).unwrap_or_default();
+    assert!(live_now.starts_with("live"), "{live_now}");
 }

@@ -104,6 +104,12 @@ impl Api {
         match path {
             "status" => self.with_store(|c| self.status(c, now_ms)),
             "tags" => Ok(json!({ "tags": self.0.ops.tags().snapshot(q.get("filter").unwrap_or("")) })),
+            "trends" => Ok(json!({
+                "now_ms": now_ms,
+                "step_s": super::trend::STEP_MS / 1000,
+                "window_s": super::trend::WINDOW_MS / 1000,
+                "trends": self.0.ops.tags().trends(),
+            })),
             "events" => {
                 let after = q.number("after").map_err(bad)?.unwrap_or(0);
                 let limit = q.number("limit").map_err(bad)?.unwrap_or(50).clamp(1, MAX_EVENTS);
@@ -203,9 +209,35 @@ impl Api {
                     "held": store.as_ref().map(|s| s.stats.values_held),
                     "dropped": v_dropped.values().sum::<u64>(),
                 },
+                "sparkplug": sparkplug_delivery(ops, c, now_ms)?,
             },
         }))
     }
+}
+
+/// The Sparkplug B output beside the JSON events, null when it is off: its session, how far
+/// its cursor is behind the outbox, and what it refused (the host's commands and STATEs; under
+/// MQTT 3.1.1 the broker cannot refuse a publication).
+fn sparkplug_delivery(
+    ops: &Ops,
+    c: &Connection,
+    now_ms: i64,
+) -> Result<Value, crate::store::StoreError> {
+    let sp = ops.sparkplug().counts();
+    if !sp.enabled {
+        return Ok(Value::Null);
+    }
+    let behind = live::sink_behind(c, crate::sparkplug::SINK)?;
+    let oldest = behind.and_then(|(_, ts)| ts);
+    Ok(json!({
+        "connected": sp.connected,
+        "depth": behind.map(|(n, _)| n),
+        "oldest_undelivered_age_s": oldest.map(|t| (now_ms - t).max(0) as f64 / 1000.0),
+        "births": sp.births,
+        "primary_host_online": sp.host.map(|(online, _)| online),
+        "commands_refused": sp.commands_refused,
+        "states_refused": sp.states_refused,
+    }))
 }
 
 fn devices_json(ops: &Ops, now_ms: i64) -> Vec<Value> {

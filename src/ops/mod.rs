@@ -19,6 +19,7 @@ pub mod signals;
 pub mod sparkplug;
 pub mod supervisor;
 pub mod tags;
+pub mod trend;
 pub mod values;
 
 pub use probe::{ForwarderProbe, Heartbeat};

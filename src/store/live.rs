@@ -78,3 +78,27 @@ pub fn events_after(
     out.reverse();
     Ok(out)
 }
+
+/// How far an output with its own cursor (Sparkplug B: `sink`) is behind the outbox: the events
+/// after its cursor and the time of the first of them; None if it has no cursor (never ran).
+/// Rows after the lowest cursor are never pruned, so the count is the sequence's difference.
+pub fn sink_behind(
+    conn: &Connection,
+    sink: &str,
+) -> Result<Option<(u64, Option<i64>)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let cursor: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT s.seq, c.last_seq FROM sink_cursor s, cell_state c WHERE s.sink = ?1 AND c.id = 1",
+        )?
+        .query_row([sink], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((seq, last)) = cursor else {
+        return Ok(None);
+    };
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT ts_ms FROM outbox WHERE seq = ?1")?
+        .query_row([seq + 1], |r| r.get(0))
+        .optional()?;
+    Ok(Some(((last - seq).max(0) as u64, oldest)))
+}

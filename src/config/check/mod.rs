@@ -14,6 +14,7 @@ macro_rules! path {
 }
 
 mod commands;
+mod health;
 mod modbus;
 mod opcua;
 mod orders;
@@ -139,7 +140,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
     parsed.broker = check_mqtt(c, &mut p);
-    check_health(c, &mut p);
+    health::check(c, &mut p);
     sparkplug::check(c, &mut p);
     commands::check(c, &mut p);
     if p.is_empty() {
@@ -615,25 +616,7 @@ pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Pro
         }
     }
     opcua::warnings(c, &mut w);
+    health::warnings(c, &mut w);
     secrets::warnings(c, file, &mut w);
     w
-}
-
-fn check_health(c: &CellFile, p: &mut Vec<Problem>) {
-    let h = &c.health;
-    if h.listen.parse::<std::net::SocketAddr>().is_err() {
-        p.push(Problem::at(
-            path!["health", "listen"],
-            format!(
-                "expected an IP address and port like \"127.0.0.1:9464\", found {:?}",
-                h.listen
-            ),
-        ));
-    }
-    if h.max_undelivered_age_s == 0 {
-        p.push(Problem::at(
-            path!["health", "max_undelivered_age_s"],
-            "expected an age of at least 1 s",
-        ));
-    }
 }

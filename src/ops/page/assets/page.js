@@ -85,7 +85,18 @@ function status(s) {
       el("td", e.depth ?? "–", "num"), el("td", old === null ? "–" : age(old), old > 60 ? "warn" : ""),
       el("td", e.refused_held || 0, e.refused_held ? "alarm" : "")]),
     row(["values", "", el("td", v.held ?? "–", "num"), "", el("td", v.dropped ? v.dropped + " dropped" : "0", v.dropped ? "warn" : "")]),
-  ]);
+  ].concat(s.delivery.sparkplug ? [sparkplug(s.delivery.sparkplug)] : []));
+}
+
+// Refused, for Sparkplug: the host's commands and STATEs it did not take (the broker cannot
+// refuse a publication under MQTT 3.1.1).
+function sparkplug(p) {
+  const old = p.oldest_undelivered_age_s, refused = p.commands_refused + p.states_refused;
+  const host = p.primary_host_online === null ? "" : p.primary_host_online ? " · host online" : " · host offline";
+  return row(["Sparkplug", el("td", (p.connected ? "connected" : "disconnected") + host,
+      p.connected && p.primary_host_online !== false ? "" : "alarm"),
+    el("td", p.depth ?? "–", "num"), el("td", old === null ? "–" : age(old), old > 60 ? "warn" : ""),
+    el("td", refused, refused ? "warn" : "")]);
 }
 
 function oee(id, x, name) {
@@ -97,9 +108,34 @@ function oee(id, x, name) {
 
 function tags(t) {
   fill("tags", t.tags.map((x) => row([x.device, x.tag,
-    el("td", x.value === null ? "–" : typeof x.value === "number" ? +x.value.toPrecision(6) : x.value, "num"),
+    el("td", x.value === null ? "–" : typeof x.value === "number" ? num(x.value) : x.value, "num"),
     el("td", x.quality ?? "never read", x.quality ? "q-" + x.quality : "dim"),
     x.ts ? new Date(x.ts).toLocaleTimeString() : "–"])));
+}
+
+const num = (x) => +x.toPrecision(6);
+// One sparkline a published value over the trend's window, drawn from the API's points.
+function trends(r) {
+  $("trends-box").hidden = !r.trends.length;
+  $("trends-span").textContent = "up to the last " + r.window_s / 60 + " min";
+  const W = 120, H = 24;
+  fill("trends", r.trends.map((t) => {
+    // Across what is known, up to the window: a runtime up for a minute draws that minute wide.
+    const from = Math.max(r.now_ms - r.window_s * 1000, t.points.length ? t.points[0][0] : 0);
+    const span = Math.max(r.now_ms - from, 1);
+    const vs = t.points.map((p) => p[1]);
+    const lo = Math.min(...vs), hi = Math.max(...vs);
+    // A value is reported when it changes: while the readings are good, the last one holds now.
+    const pts = vs.length && t.quality !== "bad" ? t.points.concat([[r.now_ms, vs[vs.length - 1]]]) : t.points;
+    const svg = $("spark").content.firstElementChild.cloneNode(true);
+    svg.querySelector("polyline").setAttribute("points", pts.map(([ts, v]) =>
+      (W * Math.max(0, 1 - (r.now_ms - ts) / span)).toFixed(1) + ","
+      + (hi > lo ? H - 2 - (H - 4) * (v - lo) / (hi - lo) : H / 2).toFixed(1)).join(" "));
+    const cell = el("td");
+    cell.append(svg);
+    return row([t.device, t.tag, el("td", vs.length ? num(vs[vs.length - 1]) : "–", "num"), cell,
+      el("td", vs.length ? num(lo) + " – " + num(hi) : "–", "num dim")]);
+  }));
 }
 
 function summary(ev) {
@@ -161,6 +197,7 @@ async function poll() {
     status(s); tags(t); addEvents(e);
     if (tick % 5 === 1) orders(await get("orders"));
     if (tick % 15 === 1) timeline(await get("timeline?hours=4"));
+    if (tick % 2 === 1) trends(await get("trends"));
     lastOk = Date.now(); failingSince = 0;
     document.body.classList.remove("stale");
     $("down").hidden = true;
