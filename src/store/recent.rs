@@ -49,25 +49,17 @@ impl Outbox {
 mod tests {
     use crate::cell::CellState;
     use crate::config::Synchronous;
-    use crate::event::{CounterKind, EventBody, NewEvent};
+    use crate::event::{EventBody, NewEvent};
     use crate::store::{Outbox, OutboxRow};
 
-    fn part(q: u64) -> NewEvent {
-        NewEvent::new(
-            1_000,
-            vec!["good".into()],
-            EventBody::PartCount {
-                counter: CounterKind::Good,
-                quantity: q,
-                counter_value: q,
-                previous_value: 0,
-                rolled_over: false,
-                order_id: None,
-                rule: None,
-                source_ts: None,
-                reason: None,
-            },
-        )
+    /// A device going on- and offline: the smallest event there is.
+    fn status(online: bool) -> NewEvent {
+        let body = EventBody::DeviceStatus {
+            device: "plc".into(),
+            online,
+            reason: None,
+        };
+        NewEvent::new(1_000, vec![], body)
     }
 
     fn seqs(rows: Vec<OutboxRow>) -> Vec<u64> {
@@ -77,9 +69,14 @@ mod tests {
     #[test]
     fn hands_back_what_was_acknowledged_since_in_seq_order() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cell.db");
-        let mut o = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        let events: Vec<NewEvent> = (1..=6).map(part).collect();
+        let at = dir.path().join("press4.db");
+        let mut o = Outbox::open(
+            &at,
+            Synchronous::Normal,
+            "acme/plant1/pressing/line2/press4",
+        )
+        .unwrap();
+        let events: Vec<NewEvent> = (1..=6).map(|i| status(i % 2 == 0)).collect();
         o.commit(&events, &CellState::default(), 5).unwrap();
         o.mark_delivered(&[1, 2], 1_000).unwrap();
         o.mark_delivered(&[3, 4], 5_000).unwrap();
@@ -89,7 +86,7 @@ mod tests {
         assert_eq!(seqs(o.delivered_since(0, 3).unwrap()), [2, 3, 4]);
         assert!(o.delivered_since(6_000, 100).unwrap().is_empty());
         let row = &o.delivered_since(5_000, 1).unwrap()[0];
-        assert_eq!((row.seq, row.kind.as_str()), (4, "part_count"));
+        assert_eq!((row.seq, row.kind.as_str()), (4, "device_status"));
         // Read-only: the rows are still delivered, nothing pending came back.
         assert!(o.pending(0, 100).unwrap().iter().all(|r| r.seq >= 5));
     }
