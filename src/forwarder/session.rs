@@ -148,13 +148,16 @@ pub async fn run(
                 // The client's error can quote what the broker sent (a certificate's names).
                 let reason = crate::logging::field(&reason);
                 let delay = match picker.lost(connacked, Instant::now()) {
-                    Next::Again { at_most } => backoff.after_loss().min(at_most),
+                    Next::Again { at_most } => {
+                        let delay = backoff.after_loss().min(at_most);
+                        tracing::warn!(%reason, broker = %broker.url, retry_in = ?delay, "broker connection lost");
+                        delay
+                    }
                     Next::Move(next) => {
                         tracing::warn!(%reason, broker = %broker.url, next = %brokers.nodes[next].url, "broker connection lost and not back within failover_after_s: trying the next broker");
                         Duration::ZERO
                     }
                 };
-                tracing::warn!(%reason, broker = %broker.url, retry_in = ?delay, "broker connection lost");
                 settings.probe.backing_off(delay);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
