@@ -149,7 +149,7 @@ async fn a_rabbitmq_cluster_node_killed_mid_production_hands_the_cell_to_the_nex
     .await;
 }
 
-async fn failover(dir: &Path, mut plant: Plant<'_>) {
+async fn failover(dir: &Path, plant: Plant<'_>) {
     let name = plant.name;
     let peer = ModbusPeer::start();
     let urls = plant.urls.clone();
@@ -187,7 +187,6 @@ async fn failover(dir: &Path, mut plant: Plant<'_>) {
     let before_kill = plant.last_seq();
     assert!(before_kill > 10, "{name}: production reached MOM");
     plant.primary.kill9();
-    let killed = Instant::now();
     let failover = wait_until(Duration::from_secs(FAILOVER_AFTER_S + 30), || {
         plant.last_seq() > before_kill
     })
