@@ -50,6 +50,28 @@ fn run_press(mut plc: Plc, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u32
     })
 }
 
+/// The retained status on `port` as an MQTT 5 subscriber (paho-mqtt) reads it: its payload and
+/// its user property `broker`.
+fn retained_status(port: u16) -> (String, Option<String>) {
+    let out = std::process::Command::new(common::python_bin())
+        .arg(common::peer_script("mqtt_retained.py"))
+        .arg(port.to_string())
+        .arg("mes/acme/plant1/pressing/line2/press4/status")
+        .output()
+        .expect("run mqtt_retained.py");
+    assert!(
+        out.status.success(),
+        "mqtt_retained.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let broker = v["user_properties"]["broker"].as_str().map(str::to_string);
+    (
+        v["payload"].as_str().unwrap_or_default().to_string(),
+        broker,
+    )
+}
+
 /// The url of the broker the cell is on, from /health.
 fn broker_in_use(health: std::net::SocketAddr) -> Option<String> {
     scrape(health, "/health", false).json["broker"]["url"]
@@ -301,5 +323,21 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         Some(1.0)
     );
     assert!(resent >= before_kill as f64, "{name}: resent {resent}");
+    if !plant.mqtt_311 {
+        // Each broker's retained status names the broker it went to (MQTT 5 user property):
+        // `online` on the primary the cell is back on, `offline` on the broker it left.
+        let ports: Vec<u16> = urls
+            .iter()
+            .map(|u| u.rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            retained_status(ports[0]),
+            ("online".to_string(), Some(urls[0].clone()))
+        );
+        assert_eq!(
+            retained_status(ports[1]),
+            ("offline".to_string(), Some(urls[1].clone()))
+        );
+    }
     assert_eq!(rt.terminate().code(), Some(0), "log:\n{}", rt.stderr());
 }

@@ -82,7 +82,10 @@ pub async fn run(
             ))
         });
         let (client, eventloop) = link::new(&broker.options, settings.window * 2 + 16);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        // Held until after the DISCONNECT below: the event loop stops at its next event once
+        // nobody listens, and would close the connection before writing the DISCONNECT (the
+        // broker would then publish the Last Will).
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(eventloop.drive(events_tx));
         let mut s = Session {
             settings: &settings,
@@ -116,7 +119,7 @@ pub async fn run(
         };
         let ended = s
             .run(
-                events_rx,
+                &mut events_rx,
                 &mut committed,
                 &mut shutdown,
                 &mut backoff,
@@ -244,7 +247,7 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(
         &mut self,
-        mut events: mpsc::UnboundedReceiver<Result<Ev, String>>,
+        events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>,
         committed: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
@@ -312,7 +315,7 @@ impl Session<'_> {
                         intake.acknowledge(ack, self.client);
                     }
                 }
-                _ = shutdown.changed() => return self.drain(&mut events, connected).await,
+                _ = shutdown.changed() => return self.drain(events, connected).await,
             }
         }
     }
