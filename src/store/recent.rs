@@ -19,8 +19,12 @@ impl Outbox {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        // From the highest seq acknowledged (the tally), not the last committed: a backlog of
+        // undelivered rows above it (a long outage) is not read at all.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, kind, payload, delivered_ms FROM outbox ORDER BY seq DESC",
+            "SELECT seq, kind, payload, delivered_ms FROM outbox
+             WHERE seq <= (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1)
+             ORDER BY seq DESC",
         )?;
         let mut rows = stmt.query(params![])?;
         let mut found = Vec::new();
