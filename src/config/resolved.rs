@@ -17,7 +17,8 @@ use std::collections::HashMap;
 /// What the checks parsed on their way through the file, for [`CellConfig`].
 #[derive(Default)]
 pub(super) struct Parsed {
-    pub broker: Option<BrokerUrl>,
+    /// `[mqtt] url`, or every one of `urls` in order, if they parsed.
+    pub brokers: Vec<BrokerUrl>,
     pub zone: Option<TimeZone>,
     /// (name, start, end) of each shift whose times parsed.
     pub shifts: Vec<(String, Time, Time)>,
@@ -34,7 +35,10 @@ pub(super) struct Parsed {
 #[derive(Debug, Clone)]
 pub struct CellConfig {
     file: CellFile,
+    /// The first broker (`[mqtt] url`, or the first of `urls`).
     pub broker: BrokerUrl,
+    /// Every broker in order of preference, `broker` first; one unless `[mqtt] urls` lists more.
+    pub brokers: Vec<BrokerUrl>,
     /// One per Modbus line (the devices behind one connection) and one per OPC UA server, in
     /// config order; tag and device ids as [`CellFile::numbered_tags`] numbers them.
     pub drivers: Vec<DriverSpec>,
@@ -145,7 +149,9 @@ impl CellConfig {
     /// parsed. A reference the checks should have refused comes back as a problem, not a panic.
     pub(super) fn resolve(file: CellFile, parsed: Parsed) -> Result<CellConfig, Problem> {
         let broker = parsed
-            .broker
+            .brokers
+            .first()
+            .cloned()
             .ok_or_else(|| Problem::internal("the broker url was not parsed"))?;
         let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
         let drivers = driver_specs(&file, &parsed.node_targets)?;
@@ -162,6 +168,7 @@ impl CellConfig {
         Ok(CellConfig {
             file,
             broker,
+            brokers: parsed.brokers,
             drivers,
             roles,
             calendar,

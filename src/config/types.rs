@@ -478,7 +478,23 @@ pub struct StoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host:port` or `mqtts://host:port`.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Instead of `url`: brokers in order of preference (an active and a standby, or the nodes
+    /// of a cluster), all with the same TLS and login settings (docs/RELIABILITY.md "Brokers
+    /// that fail over").
+    #[serde(default)]
+    pub urls: Option<Vec<String>>,
+    /// With `urls`: how long a lost broker has to come back before the cell moves to the next.
+    #[serde(default = "defaults::failover_after_s")]
+    pub failover_after_s: u64,
+    /// With `urls`: go back to the first broker once it answers again.
+    #[serde(default = "defaults::prefer_primary")]
+    pub prefer_primary: bool,
+    /// With `urls`: on a move to another broker after a loss, the events the lost broker
+    /// acknowledged in this many seconds before it went are published again (0: none).
+    #[serde(default = "defaults::resend_window_s")]
+    pub resend_window_s: u64,
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -640,5 +656,14 @@ mod defaults {
     }
     pub fn session_expiry_s() -> u32 {
         86_400
+    }
+    pub fn failover_after_s() -> u64 {
+        10
+    }
+    pub fn prefer_primary() -> bool {
+        true
+    }
+    pub fn resend_window_s() -> u64 {
+        60
     }
 }

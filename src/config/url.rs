@@ -46,6 +46,18 @@ impl BrokerUrl {
     }
 }
 
+/// The url as a person reads it in /health, /metrics and the log: `mqtt://host:port`.
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +86,13 @@ mod tests {
             .unwrap_err()
             .contains("port"));
         assert!(BrokerUrl::parse("mqtt://user:pw@b").is_err());
+        assert_eq!(
+            BrokerUrl::parse("tcp://[::1]").unwrap().to_string(),
+            "mqtt://[::1]:1883"
+        );
+        assert_eq!(
+            BrokerUrl::parse("ssl://b").unwrap().to_string(),
+            "mqtts://b:8883"
+        );
     }
 }

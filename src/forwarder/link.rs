@@ -219,6 +219,27 @@ impl Client {
         }
     }
 
+    /// The cell's retained status at QoS 0; under MQTT 5 with the user property `broker`
+    /// naming the broker it goes to (3.1.1 has no properties).
+    pub fn try_publish_status(
+        &self,
+        topic: String,
+        status: String,
+        broker: &str,
+    ) -> Result<(), String> {
+        match self {
+            Client::V5(c) => {
+                let props = p5::PublishProperties {
+                    user_properties: vec![("broker".into(), broker.into())],
+                    ..Default::default()
+                };
+                c.try_publish_with_properties(topic, qos5(QoS::AtMostOnce), true, status, props)
+                    .map_err(|e| e.to_string())
+            }
+            Client::V311(_) => self.try_publish(topic, QoS::AtMostOnce, true, status),
+        }
+    }
+
     pub fn try_subscribe(&self, topic: String, qos: QoS) -> Result<(), String> {
         match self {
             Client::V5(c) => c.try_subscribe(topic, qos5(qos)).map_err(|e| e.to_string()),

@@ -9,6 +9,7 @@
 //! and sequence number. MOM de-duplicates on the event id.
 
 mod commands;
+pub mod failover;
 pub mod link;
 mod marker;
 pub(crate) mod options;
@@ -16,6 +17,7 @@ mod session;
 mod values;
 
 pub use commands::{CommandIntake, RECEIVE_MAXIMUM};
+pub use failover::Brokers;
 pub use link::Options;
 pub use options::{client_id, mqtt_options, values_options};
 pub use session::{run, ForwarderSettings};

@@ -1,5 +1,6 @@
+use super::failover::{Brokers, Node};
 use super::link::Options;
-use crate::config::{CellConfig, MqttConfig, MqttVersion};
+use crate::config::{BrokerUrl, CellConfig, MqttConfig, MqttVersion};
 use anyhow::{Context, Result};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
@@ -36,20 +37,44 @@ pub const MAX_INCOMING_PACKET_311: usize = 16 << 20;
 /// Builds the client options, MQTT 5 unless the config says 3.1.1. Secrets are read here,
 /// once, and never logged (a secret file others can read is warned of with the config's
 /// warnings: config/check/secrets.rs).
-pub fn mqtt_options(c: &CellConfig) -> Result<Options> {
-    options_for(c, client_id(c), true)
-}
-
-/// The options of the process values' own connection (forwarder/values.rs): its own client id
-/// (`{client id}-values`), a clean session, no Last Will (the events' connection owns the
-/// status topic) and nothing subscribed.
-pub fn values_options(c: &CellConfig) -> Result<Options> {
-    options_for(c, format!("{}-values", client_id(c)), false)
-}
-
-fn options_for(c: &CellConfig, id: String, events: bool) -> Result<Options> {
+/// One set per broker in `[mqtt] urls` (or the one `url`), in order, with what failover needs.
+pub fn mqtt_options(c: &CellConfig) -> Result<Brokers> {
     let m = &c.mqtt;
-    let url = &c.broker;
+    let nodes = c
+        .brokers
+        .iter()
+        .map(|url| {
+            Ok(Node {
+                url: url.to_string(),
+                options: options_for(c, url, client_id(c), true)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The primary is asked whether it is back by a client of its own: the cell's id would take
+    // over its session on a cluster that shares sessions.
+    let primary_probe = options_for(c, &c.broker, format!("{}-probe", client_id(c)), false)?;
+    Ok(Brokers {
+        nodes,
+        failover_after: Duration::from_secs(m.failover_after_s),
+        prefer_primary: m.prefer_primary,
+        resend_window: Duration::from_secs(m.resend_window_s),
+        primary_probe,
+    })
+}
+
+/// The options of the process values' own connection (forwarder/values.rs), one per broker:
+/// its own client id (`{client id}-values`), a clean session, no Last Will (the events'
+/// connection owns the status topic) and nothing subscribed.
+pub fn values_options(c: &CellConfig) -> Result<Vec<Options>> {
+    let id = format!("{}-values", client_id(c));
+    c.brokers
+        .iter()
+        .map(|url| options_for(c, url, id.clone(), false))
+        .collect()
+}
+
+fn options_for(c: &CellConfig, url: &BrokerUrl, id: String, events: bool) -> Result<Options> {
+    let m = &c.mqtt;
     let login = match &m.username {
         Some(user) => Some((user.clone(), password(m)?.unwrap_or_default())),
         None => None,

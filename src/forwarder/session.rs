@@ -1,16 +1,20 @@
-use super::link::{self, Client, Ev, Options, Refusal};
+use super::failover::{self, Brokers, Next, Picker};
+use super::link::{self, Client, Ev, Refusal};
 use crate::store::{Outbox, OutboxRow};
 use mes_edge_drivers::now_ms;
 use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 #[derive(Clone)]
 pub struct ForwarderSettings {
-    pub options: Options,
+    /// The broker or brokers (`[mqtt] urls`), in order of preference.
+    pub options: Brokers,
     pub qos: QoS,
     /// Builds the topic of an event from its type.
     pub topic: std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>,
@@ -27,6 +31,15 @@ pub struct ForwarderSettings {
 enum Ended {
     Shutdown,
     Lost(String),
+    /// The primary answers again (`prefer_primary`): left between publishes.
+    BackToPrimary,
+}
+
+/// A connection to another broker than the last one.
+struct Moved {
+    from: String,
+    /// After a loss: events acknowledged since this wall-clock time (ms) are published again.
+    resend_since_ms: Option<i64>,
 }
 
 /// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
@@ -42,13 +55,37 @@ pub async fn run(
     let marker = super::marker::Marker::start(&outbox);
     // Re-sends of refused events back off from 1 s to a minute, across reconnects.
     let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let brokers = &settings.options;
+    let mut picker = Picker::new(brokers.nodes.len(), brokers.failover_after);
     loop {
         generation += 1;
         if *shutdown.borrow() {
             return;
         }
-        let (client, eventloop) = link::new(&settings.options, settings.window * 2 + 16);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let node = picker.node();
+        let broker = &brokers.nodes[node];
+        let moved = picker
+            .home()
+            .filter(|(home, _)| *home != node)
+            .map(|(home, lost)| Moved {
+                from: brokers.nodes[home].url.clone(),
+                resend_since_ms: lost.filter(|_| !brokers.resend_window.is_zero()).map(|at| {
+                    let ago = at.elapsed() + brokers.resend_window;
+                    now_ms() - ago.as_millis() as i64
+                }),
+            });
+        let primary_back = Arc::new(AtomicBool::new(false));
+        let watcher = (node != 0 && brokers.prefer_primary).then(|| {
+            tokio::spawn(failover::watch_primary(
+                brokers.primary_probe.clone(),
+                primary_back.clone(),
+            ))
+        });
+        let (client, eventloop) = link::new(&broker.options, settings.window * 2 + 16);
+        // Held until after the DISCONNECT below: the event loop stops at its next event once
+        // nobody listens, and would close the connection before writing the DISCONNECT (the
+        // broker would then publish the Last Will).
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(eventloop.drive(events_tx));
         let mut s = Session {
             settings: &settings,
@@ -73,31 +110,57 @@ pub async fn run(
                 .commands
                 .as_ref()
                 .map(|c| c.session(generation, acks_tx.clone())),
+            node,
+            moved,
+            resend: VecDeque::new(),
+            connacked: false,
+            primary_back: watcher.is_some().then_some(primary_back),
+            leaving: false,
         };
         let ended = s
             .run(
-                events_rx,
+                &mut events_rx,
                 &mut committed,
                 &mut shutdown,
                 &mut backoff,
                 &mut acks,
             )
             .await;
+        let connacked = s.connacked;
+        if let Some(w) = watcher {
+            w.abort();
+        }
         // A clean DISCONNECT cancels the Last Will: say `offline` ourselves first.
-        if matches!(ended, Ended::Shutdown) {
-            publish_status(&settings, &client, "offline".into());
+        if matches!(ended, Ended::Shutdown | Ended::BackToPrimary) {
+            publish_status(&settings, &client, node, "offline".into());
         }
         settings.probe.connected(false);
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         poller.abort();
+        if connacked {
+            picker.connected();
+        }
         match ended {
             Ended::Shutdown => return,
+            Ended::BackToPrimary => {
+                tracing::info!(from = %broker.url, to = %brokers.nodes[0].url, "the primary broker answers again: moving back to it");
+                picker.to_primary();
+            }
             Ended::Lost(reason) => {
-                let delay = backoff.after_loss();
                 // The client's error can quote what the broker sent (a certificate's names).
                 let reason = crate::logging::field(&reason);
-                tracing::warn!(%reason, retry_in = ?delay, "broker connection lost");
+                let delay = match picker.lost(connacked, Instant::now()) {
+                    Next::Again { at_most } => {
+                        let delay = backoff.after_loss().min(at_most);
+                        tracing::warn!(%reason, broker = %broker.url, retry_in = ?delay, "broker connection lost");
+                        delay
+                    }
+                    Next::Move(next) => {
+                        tracing::warn!(%reason, broker = %broker.url, next = %brokers.nodes[next].url, "broker connection lost and not back within failover_after_s: trying the next broker");
+                        Duration::ZERO
+                    }
+                };
                 settings.probe.backing_off(delay);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -123,9 +186,13 @@ fn off_topic(topic: &str) {
 /// The retained status on the Last Will's topic: `online`, `offline`, or `refused: …` while
 /// the broker refuses events. QoS 0, so that its packet id (0) stays out of the events'
 /// bookkeeping; TCP still delivers it in order with what follows.
-fn publish_status(settings: &ForwarderSettings, client: &Client, status: String) {
+///
+/// Under MQTT 5 it carries the user property `broker`, the url of the broker it went to: with
+/// brokers that fail over, MOM subscribed to each can tell which one the cell is on.
+fn publish_status(settings: &ForwarderSettings, client: &Client, node: usize, status: String) {
     if let Some(topic) = settings.options.status_topic() {
-        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, true, status.clone()) {
+        let broker = &settings.options.nodes[node].url;
+        if let Err(e) = client.try_publish_status(topic, status.clone(), broker) {
             tracing::warn!("publishing status {status}: {e}");
         }
     }
@@ -164,12 +231,23 @@ struct Session<'a> {
     /// What the status topic says now ("" before the first CONNACK).
     status: &'static str,
     intake: Option<super::commands::SessionIntake>,
+    /// Which of the brokers this connection goes to.
+    node: usize,
+    /// Set when this is another broker than the last one; taken at the CONNACK.
+    moved: Option<Moved>,
+    /// Events the lost broker acknowledged lately, published again before the pending ones.
+    resend: VecDeque<OutboxRow>,
+    connacked: bool,
+    /// Set by the primary's watcher (failover.rs): the primary answers again.
+    primary_back: Option<Arc<AtomicBool>>,
+    /// Handing nothing more to the client: on the way back to the primary.
+    leaving: bool,
 }
 
 impl Session<'_> {
     async fn run(
         &mut self,
-        mut events: mpsc::UnboundedReceiver<Result<Ev, String>>,
+        events: &mut mpsc::UnboundedReceiver<Result<Ev, String>>,
         committed: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
@@ -215,6 +293,11 @@ impl Session<'_> {
                         self.retry_refused();
                         self.report_refusals();
                     }
+                    if connected && self.ready_to_leave() {
+                        self.flush_acked();
+                        tokio::task::block_in_place(|| self.marker.wait());
+                        return Ended::BackToPrimary;
+                    }
                     self.ticks = self.ticks.wrapping_add(1);
                     if connected && self.ticks.is_multiple_of(10) {
                         self.pick_up_replays();
@@ -232,7 +315,7 @@ impl Session<'_> {
                         intake.acknowledge(ack, self.client);
                     }
                 }
-                _ = shutdown.changed() => return self.drain(&mut events, connected).await,
+                _ = shutdown.changed() => return self.drain(events, connected).await,
             }
         }
     }
@@ -252,10 +335,13 @@ impl Session<'_> {
                     } else {
                         "3.1.1"
                     },
+                    broker = %self.settings.options.nodes[self.node].url,
                     "connected to broker"
                 );
                 *connected = true;
+                self.connacked = true;
                 backoff.connected();
+                self.arrived();
                 self.settings.probe.connected(true);
                 self.status = "";
                 self.report_refusals();
@@ -303,6 +389,57 @@ impl Session<'_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Connected: the probe names the broker; on another broker than the last one after a
+    /// loss, the events the lost one acknowledged lately are read to be published again.
+    fn arrived(&mut self) {
+        let url = &self.settings.options.nodes[self.node].url;
+        self.settings.probe.broker_in_use(url, self.node);
+        let Some(moved) = self.moved.take() else {
+            return;
+        };
+        let reason = if moved.resend_since_ms.is_some() {
+            "lost"
+        } else {
+            "primary_back"
+        };
+        self.settings.probe.failed_over(reason);
+        let Some(since) = moved.resend_since_ms else {
+            tracing::info!(from = %moved.from, to = %url, "moved to another broker");
+            return;
+        };
+        let rows = tokio::task::block_in_place(|| {
+            self.outbox.delivered_since(since, failover::RESEND_MAX)
+        });
+        match rows {
+            Ok(rows) => {
+                tracing::warn!(
+                    from = %moved.from,
+                    to = %url,
+                    resent = rows.len(),
+                    first = rows.first().map(|r| r.seq),
+                    "failed over to another broker; publishing again the events the lost one acknowledged within resend_window_s"
+                );
+                self.settings.probe.resent(rows.len() as u64);
+                self.resend = rows.into();
+            }
+            Err(e) => tracing::error!("reading the events delivered before the failover: {e}"),
+        }
+    }
+
+    /// With the primary back: stop handing events to the client, and leave once everything
+    /// handed to it is acknowledged (never in the middle of a publish).
+    fn ready_to_leave(&mut self) -> bool {
+        if self
+            .primary_back
+            .as_ref()
+            .is_some_and(|back| back.load(Relaxed))
+            && self.resend.is_empty()
+        {
+            self.leaving = true;
+        }
+        self.leaving && self.queued.is_empty() && self.inflight.is_empty()
     }
 
     /// A connection that ended before its CONNACK. A broker without MQTT 5 (RabbitMQ 3.x)
@@ -429,7 +566,7 @@ impl Session<'_> {
                 (Some(what), true) => format!("refused: {held} events, {what}"),
                 _ => "online".to_string(),
             };
-            publish_status(self.settings, self.client, text);
+            publish_status(self.settings, self.client, self.node, text);
         }
     }
 
@@ -464,6 +601,29 @@ impl Session<'_> {
 
     /// Hands the client as many pending events as the window allows.
     fn fill(&mut self) {
+        if self.leaving {
+            return;
+        }
+        // What the lost broker acknowledged lately goes first: it is older than what is pending.
+        while self.room() > 0 {
+            let Some(row) = self.resend.pop_front() else {
+                break;
+            };
+            let topic = (self.settings.topic)(&row.kind);
+            if let Err(e) =
+                self.client
+                    .try_publish(topic, self.settings.qos, false, row.payload.clone())
+            {
+                tracing::debug!("client queue full: {e}");
+                self.resend.push_front(row);
+                return;
+            }
+            self.queued.push_back(row.seq);
+            self.kinds.insert(row.seq, row.kind);
+        }
+        if !self.resend.is_empty() {
+            return;
+        }
         loop {
             let room = self.room();
             if room == 0 {

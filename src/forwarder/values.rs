@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, watch};
 
 #[derive(Clone)]
 pub struct ValueSettings {
-    pub options: Options,
+    /// One per broker of `[mqtt] urls`: the values follow the events to the broker they are on.
+    pub options: Vec<Options>,
     /// `{root}/{cell path}/values/{device}`, from the device's name.
     pub topic: Arc<dyn Fn(&str) -> String + Send + Sync>,
     /// Batches awaiting acknowledgement at once.
@@ -43,7 +44,11 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
         if *shutdown.borrow() {
             return;
         }
-        let (client, eventloop) = link::new(&settings.options, settings.window * 2 + 16);
+        let node = settings
+            .events
+            .broker_node()
+            .min(settings.options.len() - 1);
+        let (client, eventloop) = link::new(&settings.options[node], settings.window * 2 + 16);
         let (tx, rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(eventloop.drive(tx));
         let mut s = Sending {
@@ -54,6 +59,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
             inflight: HashMap::new(),
             acked: Vec::new(),
             cursor: 0,
+            node,
         };
         let lost = s.run(rx, &mut shutdown, &mut backoff).await;
         s.flush_acked();
@@ -81,6 +87,8 @@ struct Sending<'a> {
     acked: Vec<(u64, u64)>,
     /// Highest batch handed to the client in this connection.
     cursor: u64,
+    /// The broker of this connection, in `[mqtt] urls`.
+    node: usize,
 }
 
 impl Sending<'_> {
@@ -136,6 +144,10 @@ impl Sending<'_> {
                 }
                 _ = tick.tick() => {
                     self.flush_acked();
+                    // The events moved to another broker: so do the values, between batches.
+                    if self.settings.events.broker_node() != self.node && self.inflight.is_empty() && self.queued.is_empty() {
+                        return Some("following the events to another broker".into());
+                    }
                     if connected {
                         self.fill();
                     }

@@ -108,6 +108,9 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             "devices": devices,
             "broker": {
                 "connected": fwd.connected,
+                "url": ops.forwarder().broker().map(|b| b.0),
+                "primary": ops.forwarder().broker().map(|b| b.1),
+                "failovers": ops.forwarder().failovers().iter().map(|f| f.1).sum::<u64>(),
                 "refused_held": refusal.as_ref().map_or(0, |r| r.0),
                 "last_refusal": refusal.map(|r| r.1),
             },

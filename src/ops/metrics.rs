@@ -24,6 +24,7 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     );
     devices(o, &ops.devices());
     delivery(o, ops);
+    brokers(o, ops);
     values(o, ops);
     for (name, kind, help, v) in super::sparkplug::metrics(ops.sparkplug()) {
         family(o, name, kind, help);
@@ -255,6 +256,52 @@ fn reloads(o: &mut String, ops: &Ops) {
     family(o, name, "counter", "Config reloads (SIGHUP) by result.");
     sample(o, name, &[("result", "applied")], applied as f64);
     sample(o, name, &[("result", "refused")], refused as f64);
+}
+
+/// Which broker the cell is on, and its moves between brokers (`[mqtt] urls`).
+fn brokers(o: &mut String, ops: &Ops) {
+    let fwd = ops.forwarder();
+    family(
+        o,
+        "mes_edge_broker_info",
+        "gauge",
+        "1 for the broker of the last connection (role primary: the first of [mqtt] urls).",
+    );
+    if let Some((url, primary)) = fwd.broker() {
+        let role = if primary { "primary" } else { "standby" };
+        sample(
+            o,
+            "mes_edge_broker_info",
+            &[("url", &url), ("role", role)],
+            1.0,
+        );
+    }
+    family(
+        o,
+        "mes_edge_broker_failovers_total",
+        "counter",
+        "Moves to another broker since start: reason lost (not back within failover_after_s) or primary_back.",
+    );
+    for (reason, n) in fwd.failovers() {
+        sample(
+            o,
+            "mes_edge_broker_failovers_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
+    family(
+        o,
+        "mes_edge_broker_resent_total",
+        "counter",
+        "Events the lost broker had acknowledged, published again after failovers (resend_window_s).",
+    );
+    sample(
+        o,
+        "mes_edge_broker_resent_total",
+        &[],
+        fwd.resent_total() as f64,
+    );
 }
 
 /// Process values: a lower class than events, with their own counts.

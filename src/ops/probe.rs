@@ -145,6 +145,15 @@ struct ForwarderCounts {
     refused_held: Mutex<(u64, String)>,
     /// Why the broker refused the subscription to the command topic, at the last SUBACK.
     subscription_refused: Mutex<Option<String>>,
+    /// The broker of the last CONNACK (its url, and whether it is the first of `urls`).
+    broker: Mutex<Option<(String, bool)>>,
+    /// Moves to another broker since start, by why: `lost` or `primary_back`.
+    failovers: Mutex<BTreeMap<&'static str, u64>>,
+    /// Events published again after a failover, already acknowledged by the lost broker.
+    resent: AtomicU64,
+    /// The index in `[mqtt] urls` of the broker of the last CONNACK, for the process values'
+    /// connection to follow.
+    broker_node: std::sync::atomic::AtomicUsize,
 }
 
 /// A copy of the forwarder's counts.
@@ -258,6 +267,57 @@ impl ForwarderProbe {
             .iter()
             .map(|((r, c), n)| (*r, *c, *n))
             .collect()
+    }
+
+    /// Connected to `url`, `node` in `[mqtt] urls` (0: the primary, or the only one).
+    pub fn broker_in_use(&self, url: &str, node: usize) {
+        *self.0.broker.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((url.to_string(), node == 0));
+        self.0.broker_node.store(node, Relaxed);
+    }
+
+    /// The index in `[mqtt] urls` of the broker the events went to last.
+    pub fn broker_node(&self) -> usize {
+        self.0.broker_node.load(Relaxed)
+    }
+
+    /// The broker of the last CONNACK, and whether it is the primary.
+    pub fn broker(&self) -> Option<(String, bool)> {
+        self.0
+            .broker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Connected to another broker than the last one, because the last was `lost` or because
+    /// the primary was back (`primary_back`).
+    pub fn failed_over(&self, why: &'static str) {
+        *self
+            .0
+            .failovers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(why)
+            .or_default() += 1;
+    }
+
+    /// Moves to another broker since start, by why.
+    pub fn failovers(&self) -> Vec<(&'static str, u64)> {
+        let moves = self.0.failovers.lock().unwrap_or_else(|e| e.into_inner());
+        ["lost", "primary_back"]
+            .into_iter()
+            .map(|why| (why, moves.get(why).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    pub fn resent(&self, n: u64) {
+        self.0.resent.fetch_add(n, Relaxed);
+    }
+
+    /// Events published again after failovers (acknowledged by the broker lost).
+    pub fn resent_total(&self) -> u64 {
+        self.0.resent.load(Relaxed)
     }
 
     pub fn counts(&self) -> ForwarderSnapshot {

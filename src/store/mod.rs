@@ -12,6 +12,7 @@ pub mod live;
 mod model_tests;
 mod outbox;
 mod prune;
+mod recent;
 mod schema;
 mod sink_cursor;
 mod values;

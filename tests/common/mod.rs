@@ -46,7 +46,7 @@ pub use {
     modbus::{ModbusPeer, Plc, PlcError},
     mosquitto::Mosquitto,
     mqtt::{mqtt_publish, Collector, Received},
-    rabbitmq::RabbitMq,
+    rabbitmq::{RabbitCluster, RabbitMq},
     runtime::RuntimeProcess,
 };
 
@@ -69,6 +69,8 @@ pub trait Broker {
     fn port(&self) -> u16;
     /// Stopped cleanly (SIGTERM).
     fn stop(&mut self);
+    /// Killed with SIGKILL (a crash).
+    fn kill9(&mut self);
     /// Started again on the same port, with what it keeps across a restart.
     fn start_again(&mut self);
     fn logs(&self) -> String;

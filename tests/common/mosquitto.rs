@@ -145,6 +145,9 @@ impl Broker for Mosquitto {
     fn stop(&mut self) {
         Mosquitto::stop(self)
     }
+    fn kill9(&mut self) {
+        Mosquitto::kill9(self)
+    }
     fn start_again(&mut self) {
         Mosquitto::start_again(self)
     }

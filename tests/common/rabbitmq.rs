@@ -1,6 +1,7 @@
 //! A RabbitMQ broker (Debian's `rabbitmq-server`) with its MQTT plugin, as the second broker the
-//! forwarder is tested against. One node per test: its own node name, config, data and log
-//! folders in a temp dir, the MQTT listener on a free port, AMQP off. RabbitMQ 3.10's MQTT
+//! forwarder is tested against. Each node has its own node name, config, data and log folders
+//! in a temp dir, the MQTT listener on a free port, AMQP off; [`RabbitCluster`] joins several
+//! such nodes (one Erlang cookie, `rabbitmqctl join_cluster`) into one cluster. RabbitMQ 3.10's MQTT
 //! plugin speaks MQTT 3.1.1 only; durable (clean session = false) sessions are queues in the
 //! node's database, which survives a restart of the node in the same folder.
 //!
@@ -26,11 +27,52 @@ pub struct RabbitMq {
     dist_port: u16,
     node: String,
     process: PeerProcess,
+    /// Set for a node of a cluster: the Erlang cookie its members share.
+    cookie: Option<String>,
+}
+
+/// Nodes of one cluster: joined to the first, MQTT sessions in quorum queues (replicated on
+/// every node, so a session outlives the node it was made on).
+pub struct RabbitCluster {
+    pub nodes: Vec<RabbitMq>,
+}
+
+impl RabbitCluster {
+    /// Starts `n` nodes on free ports and joins them into one cluster; returns once every node
+    /// takes MQTT connections and `cluster_status` lists them all as running.
+    pub fn start(n: usize) -> RabbitCluster {
+        let cookie = format!(
+            "MESEDGE{}",
+            super::unique_name("cookie").replace(['-', '_'], "")
+        );
+        let nodes: Vec<RabbitMq> = (0..n)
+            .map(|_| RabbitMq::start_with(Some(&cookie)))
+            .collect();
+        for node in &nodes[1..] {
+            for args in [
+                vec!["stop_app"],
+                vec!["join_cluster", nodes[0].node.as_str()],
+                vec!["start_app"],
+            ] {
+                node.ctl(&args);
+            }
+        }
+        let status = nodes[0].ctl(&["cluster_status", "--formatter", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&status)
+            .unwrap_or_else(|e| panic!("cluster_status is not JSON ({e}): {status}"));
+        let running = v["running_nodes"].as_array().map_or(0, Vec::len);
+        assert_eq!(running, n, "a cluster of {n} running nodes: {status}");
+        RabbitCluster { nodes }
+    }
 }
 
 impl RabbitMq {
     /// Starts a node with the MQTT plugin on a free port; returns once it takes connections.
     pub fn start() -> RabbitMq {
+        Self::start_with(None)
+    }
+
+    fn start_with(cookie: Option<&str>) -> RabbitMq {
         let bin = rabbitmq_bin();
         let process = PeerProcess::new(
             "rabbitmq",
@@ -43,10 +85,17 @@ impl RabbitMq {
         for sub in ["home", "data", "log"] {
             fs::create_dir_all(process.dir().join(sub)).unwrap();
         }
+        if let Some(cookie) = cookie {
+            use std::os::unix::fs::PermissionsExt;
+            let file = process.dir().join("home/.erlang.cookie");
+            fs::write(&file, cookie).unwrap();
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).unwrap();
+        }
         let mut r = RabbitMq {
             dist_port: 0,
             node: String::new(),
             process,
+            cookie: cookie.map(str::to_string),
         };
         process::start_on_free_port("rabbitmq", 3, || {
             r.process.set_port(free_port());
@@ -70,8 +119,15 @@ impl RabbitMq {
              loopback_users = none\n\
              log.console = true\n\
              log.console.level = info\n\
-             log.file = false\n",
-            port = self.port()
+             log.file = false\n\
+             {cluster}",
+            port = self.port(),
+            // Sessions replicated across the cluster's nodes (RabbitMQ 3.10's MQTT plugin).
+            cluster = if self.cookie.is_some() {
+                "mqtt.durable_queue_type = quorum\n"
+            } else {
+                ""
+            }
         );
         let dir = self.process.dir();
         fs::write(dir.join("rabbitmq.conf"), conf).unwrap();
@@ -101,6 +157,27 @@ impl RabbitMq {
                     e
                 }
             })
+    }
+
+    /// `rabbitmqctl -n NODE ARGS` (with the node's HOME, for its cookie); panics on failure.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let bin = rabbitmq_bin().with_file_name("rabbitmqctl");
+        let out = Command::new(&bin)
+            .env("HOME", self.process.dir().join("home"))
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rabbitmqctl -n {} {args:?}: {}\n{text}{}",
+            self.node,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
     }
 
     pub fn port(&self) -> u16 {
@@ -166,6 +243,9 @@ impl Broker for RabbitMq {
     }
     fn stop(&mut self) {
         RabbitMq::stop(self)
+    }
+    fn kill9(&mut self) {
+        RabbitMq::kill9(self)
     }
     fn start_again(&mut self) {
         RabbitMq::start_again(self)

@@ -16,6 +16,7 @@ macro_rules! path {
 mod commands;
 mod health;
 mod modbus;
+mod mqtt;
 mod opcua;
 mod orders;
 mod secrets;
@@ -139,7 +140,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     orders::check(c, &mut parsed, &mut p);
     parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
-    parsed.broker = check_mqtt(c, &mut p);
+    parsed.brokers = check_mqtt(c, &mut p);
     health::check(c, &mut p);
     sparkplug::check(c, &mut p);
     commands::check(c, &mut p);
@@ -474,38 +475,33 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
     }
 }
 
-/// The broker's address if it parses.
-fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
+/// The brokers' addresses that parse (`url`, or each of `urls`).
+fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Vec<super::BrokerUrl> {
     let m = &c.mqtt;
-    let broker = match super::BrokerUrl::parse(&m.url) {
-        Err(e) => {
-            p.push(Problem::at(path!["mqtt", "url"], e));
-            None
+    let brokers = mqtt::brokers(m, p);
+    if let Some(url) = brokers.first() {
+        let key = if m.urls.is_some() { "urls" } else { "url" };
+        // `run` cannot build the TLS connection without it (forwarder/options.rs).
+        if url.tls && m.ca_file.is_none() {
+            p.push(Problem::at(
+                path!["mqtt", key],
+                "an `mqtts://` url needs `ca_file`, the CA that signed the broker's certificate",
+            ));
         }
-        Ok(url) => {
-            // `run` cannot build the TLS connection without it (forwarder/options.rs).
-            if url.tls && m.ca_file.is_none() {
-                p.push(Problem::at(
-                    path!["mqtt", "url"],
-                    "an `mqtts://` url needs `ca_file`, the CA that signed the broker's certificate",
-                ));
-            }
-            if !url.tls {
-                for (key, set) in [
-                    ("ca_file", m.ca_file.is_some()),
-                    ("cert_file", m.cert_file.is_some()),
-                ] {
-                    if set {
-                        p.push(Problem::at(
-                            path!["mqtt", key],
-                            "TLS files go with an `mqtts://` url",
-                        ));
-                    }
+        if !url.tls {
+            for (key, set) in [
+                ("ca_file", m.ca_file.is_some()),
+                ("cert_file", m.cert_file.is_some()),
+            ] {
+                if set {
+                    p.push(Problem::at(
+                        path!["mqtt", key],
+                        "TLS files go with an `mqtts://` url",
+                    ));
                 }
             }
-            Some(url)
         }
-    };
+    }
     if m.cert_file.is_some() != m.key_file.is_some() {
         p.push(Problem::at(
             path!["mqtt"],
@@ -591,7 +587,7 @@ fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Option<super::BrokerUrl> {
             ),
         ));
     }
-    broker
+    brokers
 }
 
 /// What is allowed but probably a mistake: `check` prints these and still passes.
@@ -615,6 +611,7 @@ pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Pro
             ));
         }
     }
+    mqtt::warnings(c, &mut w);
     opcua::warnings(c, &mut w);
     health::warnings(c, &mut w);
     secrets::warnings(c, file, &mut w);
