@@ -11,6 +11,8 @@ mod driver;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
+mod presence;
+pub mod s7;
 mod value;
 
 pub use backoff::Backoff;
