@@ -50,6 +50,21 @@ fn sparkplug_type(t: Modbus, scaled: bool) -> DataType {
     }
 }
 
+fn s7_type(t: mes_edge_drivers::s7::S7Type) -> DataType {
+    use mes_edge_drivers::s7::S7Type as S7;
+    match t {
+        S7::Bool => DataType::Boolean,
+        S7::Byte => DataType::UInt8,
+        S7::Word => DataType::UInt16,
+        S7::DWord => DataType::UInt32,
+        S7::Int => DataType::Int16,
+        S7::DInt => DataType::Int32,
+        S7::Real => DataType::Float,
+        S7::LReal => DataType::Double,
+        S7::String { .. } | S7::DateAndTime => DataType::String,
+    }
+}
+
 /// An OPC UA node's declared type; a node without one is not listed (a birth needs a type).
 fn node_type(t: Option<Node>) -> Option<DataType> {
     Some(match t? {
@@ -88,6 +103,10 @@ impl Devices {
                 ),
                 CellTag::OpcUa(n) => match node_type(n.data_type) {
                     Some(t) => (t, false),
+                    None => continue,
+                },
+                CellTag::S7(t) => match t.s7_type() {
+                    Some(ty) => (s7_type(ty), t.write),
                     None => continue,
                 },
             };
