@@ -265,11 +265,12 @@ fn plan(file: &std::path::Path, pdu: u16) -> Result<()> {
                         .map(|&i| names.get(i).map_or("?", String::as_str))
                         .collect();
                     println!(
-                        "      {} bytes {}..{} ({} bytes): {}",
+                        "      {} bytes {}..{} ({} byte{}): {}",
                         item.area,
                         item.start,
                         item.start + item.len as u32 - 1,
                         item.len,
+                        if item.len == 1 { "" } else { "s" },
                         tags.join(", ")
                     );
                 }

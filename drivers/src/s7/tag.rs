@@ -56,7 +56,7 @@ impl S7Type {
             "date_and_time" | "dt" => S7Type::DateAndTime,
             "string" => match length {
                 Some(max) if max > 0 => S7Type::String { max },
-                _ => return Err("a string needs `length`, its declared length (STRING[20] has length 20, at most 254)".into()),
+                _ => return Err("a string needs `length`, its declared length (STRING[20] has length 20)".into()),
             },
             other => return Err(format!(
                 "unknown S7 type {other:?}; expected bool, byte, word, dword, int, dint, real, lreal, string or date_and_time"
