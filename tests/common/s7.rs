@@ -19,8 +19,13 @@ impl S7Peer {
     pub fn start(press_ms: u32) -> S7Peer {
         let mut peer = S7Peer {
             press_ms,
-            process: PeerProcess::new("s7_server.py", "mes-edge-s7-", "s7_server.stdout.log", "s7_server.stderr.log")
-                .with_stdin(),
+            process: PeerProcess::new(
+                "s7_server.py",
+                "mes-edge-s7-",
+                "s7_server.stdout.log",
+                "s7_server.stderr.log",
+            )
+            .with_stdin(),
         };
         process::start_on_free_port("s7 peer", 5, || {
             peer.process.set_port(free_port());
@@ -32,10 +37,14 @@ impl S7Peer {
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let port = self.port().to_string();
         let mut cmd = Command::new(python_bin());
-        cmd.arg("-u")
-            .arg(peer_script("s7_server.py"))
-            .args(["--port", &port, "--press-ms", &self.press_ms.to_string()]);
-        self.process.spawn(cmd, Ready::line(format!("READY {port}")))
+        cmd.arg("-u").arg(peer_script("s7_server.py")).args([
+            "--port",
+            &port,
+            "--press-ms",
+            &self.press_ms.to_string(),
+        ]);
+        self.process
+            .spawn(cmd, Ready::line(format!("READY {port}")))
     }
 
     pub fn port(&self) -> u16 {
@@ -50,10 +59,17 @@ impl S7Peer {
         stdin.flush().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(l) = self.process.lines()[before..].iter().find(|l| l.starts_with(answer)) {
+            if let Some(l) = self.process.lines()[before..]
+                .iter()
+                .find(|l| l.starts_with(answer))
+            {
                 return l.clone();
             }
-            assert!(Instant::now() < deadline, "s7_server.py did not answer `{line}`\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "s7_server.py did not answer `{line}`\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -72,13 +88,20 @@ impl S7Peer {
 
     /// A value of the PLC's memory, decoded by snap7.util, as text.
     pub fn get(&mut self, area: &str, db: u16, ty: &str, byte: u32) -> String {
-        let line = self.command(&format!("get {area} {db} {ty} {byte}"), &format!("GOT {area} {db} {ty} {byte} "));
+        let line = self.command(
+            &format!("get {area} {db} {ty} {byte}"),
+            &format!("GOT {area} {db} {ty} {byte} "),
+        );
         line.rsplit(' ').next().unwrap().to_string()
     }
 
     /// The writes clients made, as the peer recorded them: `WRITE <AREA> <db> <start> <hex>`.
     pub fn writes(&self) -> Vec<String> {
-        self.process.lines().into_iter().filter(|l| l.starts_with("WRITE ")).collect()
+        self.process
+            .lines()
+            .into_iter()
+            .filter(|l| l.starts_with("WRITE "))
+            .collect()
     }
 
     /// SIGTERM and wait: the CPU is gone (powered off, or its Ethernet unplugged).

@@ -124,10 +124,10 @@ pub fn data_frame(pdu: &[u8]) -> Vec<u8> {
 /// The user data of a COTP data TPDU (a TPKT payload), and whether it ends the PDU (EOT).
 pub fn cotp_data(cotp: &[u8]) -> Result<(&[u8], bool), FrameError> {
     let hlen = *cotp.first().ok_or(FrameError::Malformed("empty COTP"))? as usize;
-    if cotp.get(1) != Some(&0xF0) || hlen < 2 {
+    let (Some(0xF0), Some(nr), true) = (cotp.get(1), cotp.get(2), hlen >= 2) else {
         return Err(FrameError::Malformed("expected a COTP data TPDU"));
-    }
-    let eot = cotp[2] & 0x80 != 0;
+    };
+    let eot = nr & 0x80 != 0;
     let data = cotp
         .get(hlen + 1..)
         .ok_or(FrameError::Malformed("COTP header longer than its TPDU"))?;
@@ -381,6 +381,13 @@ mod tests {
             Err(FrameError::WrongReference { got: 1, want: 2 })
         ));
         assert!(FrameError::Refused(0x8104).to_string().contains("PUT/GET"));
+    }
+
+    #[test]
+    fn a_cotp_header_cut_short_is_an_error_not_a_panic() {
+        // Found by fuzz/fuzz_targets/s7_frame.rs.
+        assert!(cotp_data(&[2, 0xF0]).is_err());
+        assert_eq!(cotp_data(&[2, 0xF0, 0x80, 0x32]), Ok((&[0x32][..], true)));
     }
 
     #[test]
