@@ -24,7 +24,8 @@ enum S7Command {
     /// Print the read requests a cell config makes per S7 device, at a PDU size.
     Plan {
         file: PathBuf,
-        /// The PDU size the CPU accepts (240 on an S7-300, 480 on most S7-1200, 960 on S7-1500).
+        /// The PDU size the CPU accepts (typically 240 on an S7-300 or S7-1200, 480 on an S7-400,
+        /// 960 on an S7-1500).
         #[arg(long, default_value_t = 480)]
         pdu: u16,
     },

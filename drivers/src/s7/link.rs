@@ -13,8 +13,8 @@ pub struct Endpoint {
     pub port: u16,
     pub local_tsap: u16,
     pub remote_tsap: u16,
-    /// The PDU size offered; the CPU answers with what it accepts (240 on an S7-300, 480 or
-    /// 960 on newer CPUs).
+    /// The PDU size offered; the CPU answers with what it accepts (typically 240 on an S7-300
+    /// or S7-1200, 480 on an S7-400, 960 on an S7-1500).
     pub pdu_size: u16,
 }
 
