@@ -285,10 +285,21 @@ mod tests {
         assert_eq!(p.max_age_ms(CommandName::Store), None);
     }
 
+    use mes_edge_drivers::modbus::{DataType, ModbusTag};
+
     fn tag(ty: DataType) -> WritableTag {
+        encoded(ModbusTag::new(
+            TagId(0),
+            mes_edge_drivers::modbus::Table::Holding,
+            0,
+            ty,
+        ))
+    }
+
+    fn encoded(encoding: impl WriteEncoding + 'static) -> WritableTag {
         WritableTag {
             id: TagId(0),
-            encoding: ModbusTag::new(TagId(0), mes_edge_drivers::modbus::Table::Holding, 0, ty),
+            encoding: Arc::new(encoding),
             min: None,
             max: None,
             allowed: None,
@@ -320,5 +331,25 @@ mod tests {
         assert_eq!(limited.check(&json!(20)).unwrap(), Value::Int(20));
         let text = tag(DataType::String);
         assert!(text.check(&json!(5)).is_err());
+    }
+
+    #[test]
+    fn an_s7_tag_is_checked_by_its_own_encoding() {
+        use mes_edge_drivers::s7::{S7Tag, S7Type};
+        use serde_json::json;
+        let s7 = |addr: &str, ty| encoded(S7Tag::new(TagId(0), addr.parse().unwrap(), ty));
+        let int = s7("DB10.DBW4", S7Type::Int);
+        assert_eq!(int.check(&json!(-5)).unwrap(), Value::Int(-5));
+        assert!(int.check(&json!(40000)).unwrap_err().contains("range"));
+        let bit = s7("DB10.DBX2.3", S7Type::Bool);
+        assert_eq!(bit.check(&json!(1)).unwrap(), Value::Bool(true));
+        assert!(bit.check(&json!(2)).is_err());
+        let name = s7("DB10.DBB20", S7Type::String { max: 4 });
+        assert!(name
+            .check(&json!("ABCDE"))
+            .unwrap_err()
+            .contains("STRING[4]"));
+        let real = s7("MD4", S7Type::Real);
+        assert_eq!(real.check(&json!(2.5)).unwrap(), Value::Float(2.5));
     }
 }

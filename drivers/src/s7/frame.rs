@@ -302,7 +302,7 @@ pub fn parse_read<'a>(
         let len = u16::from_be_bytes([*lh, *ll]) as usize;
         // Lengths are in bits but for REAL and octet strings, which count bytes.
         let len = match transport {
-            0x03 | 0x04 | 0x05 => len.div_ceil(8),
+            0x03..=0x05 => len.div_ceil(8),
             0x07 | 0x09 => len,
             _ => {
                 return Err(FrameError::Malformed(

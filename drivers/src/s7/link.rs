@@ -76,7 +76,7 @@ impl Link {
         })
         .await
         .map_err(bounded("ISO connection request"))??;
-        frame::check_connect_confirm(&cc).map_err(|e| lost(e))?;
+        frame::check_connect_confirm(&cc).map_err(lost)?;
         let pdu_ref = link.take_ref();
         let reply = link
             .exchange(frame::setup_request(pdu_ref, ep.pdu_size))

@@ -268,7 +268,7 @@ fn bcd(b: u8) -> Option<u32> {
 }
 
 fn to_bcd(v: u32) -> u8 {
-    ((v / 10) << 4 | v % 10) as u8
+    (((v / 10) << 4) | (v % 10)) as u8
 }
 
 /// DATE_AND_TIME's 8 BCD bytes: year (90..99 is 1990s), month, day, hour, minute, second, then
