@@ -5,7 +5,7 @@
 use crate::modbus::{run_line, ModbusLine};
 use crate::opcua::OpcUaDevice;
 use crate::s7::S7Device;
-use crate::{DeviceEvent, DeviceMetrics, TagId, WriteRequest};
+use crate::{DeviceEvent, DeviceId, DeviceMetrics, TagId, WriteRequest};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::{mpsc, watch};
@@ -31,6 +31,15 @@ pub struct Driver {
 }
 
 impl DriverSpec {
+    /// The devices this driver drives.
+    pub fn device_ids(&self) -> Vec<DeviceId> {
+        match self {
+            DriverSpec::Modbus(line) => line.devices.iter().map(|d| d.id).collect(),
+            DriverSpec::OpcUa(dev) => vec![dev.id],
+            DriverSpec::S7(dev) => vec![dev.id],
+        }
+    }
+
     /// Each device's name with the metrics handle the runtime's `/metrics` reads.
     pub fn metrics_mut(&mut self) -> Vec<(&str, &mut DeviceMetrics)> {
         match self {
