@@ -232,29 +232,62 @@ fn runtime_config(dir: &std::path::Path, s7_port: u16, broker_port: u16) -> std:
 
 const COMMANDS: &str = "mes/acme/plant1/pressing/line2/press5/commands";
 
+/// The runtime reading a press CPU, with a broker and MOM's subscriber.
+struct Cell {
+    broker: Mosquitto,
+    peer: S7Peer,
+    collector: Collector,
+    rt: RuntimeProcess,
+    /// The good counter when the runtime started: the press stands until the test starts it.
+    baseline: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Cell {
+    /// Returns once the runtime has reported the CPU and taken its baseline.
+    async fn start(press_ms: u32) -> Cell {
+        let broker = Mosquitto::start();
+        let mut peer = S7Peer::start(press_ms);
+        let baseline = peer.press(false);
+        let collector = Collector::start(broker.port(), "mes/#").await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = runtime_config(dir.path(), peer.port(), broker.port());
+        let rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+        let online = collector
+            .wait_for(
+                |m| Delivery::of(m).of_type("device_status").count() >= 1,
+                Duration::from_secs(30),
+            )
+            .await;
+        assert!(
+            online,
+            "device_status expected; runtime log:\n{}",
+            rt.stderr()
+        );
+        // A few polls (100 ms) more: the counter's baseline is taken.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Cell {
+            broker,
+            peer,
+            collector,
+            rt,
+            baseline,
+            _dir: dir,
+        }
+    }
+
+    fn delivered(&self) -> Delivery {
+        Delivery::of(&self.collector.snapshot())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_tag_command_lands_in_the_plc_and_one_out_of_range_does_not() {
-    let broker = Mosquitto::start();
-    let mut peer = S7Peer::start(0);
-    let collector = Collector::start(broker.port(), "mes/#").await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = runtime_config(dir.path(), peer.port(), broker.port());
-    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    let online = collector
-        .wait_for(
-            |m| Delivery::of(m).of_type("device_status").count() >= 1,
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(
-        online,
-        "device_status expected; runtime log:\n{}",
-        rt.stderr()
-    );
+    let mut c = Cell::start(0).await;
     for (id, value) in [("w1", json!(-42)), ("w2", json!(500))] {
         let cmd = json!({"correlation_id": id, "command": "write_tag", "tag": "stroke_setpoint", "value": value});
         mqtt_publish(
-            broker.port(),
+            c.broker.port(),
             COMMANDS,
             cmd.to_string(),
             QoS::AtLeastOnce,
@@ -263,27 +296,31 @@ async fn a_write_tag_command_lands_in_the_plc_and_one_out_of_range_does_not() {
         )
         .await;
     }
-    let answered = collector
+    let answered = c
+        .collector
         .wait_for(
             |m| Delivery::of(m).of_type("command_response").count() >= 2,
             Duration::from_secs(20),
         )
         .await;
-    let d = Delivery::of(&collector.snapshot());
-    let replies: Vec<_> = d
+    let replies: Vec<_> = c
+        .delivered()
         .of_type("command_response")
         .map(|e| e["data"].clone())
         .collect();
     assert!(
         answered,
         "two replies expected: {replies:#?}\n{}",
-        rt.stderr()
+        c.rt.stderr()
     );
     // The truth: what the PLC holds, and the writes it recorded.
-    assert_eq!(peer.get("DB", 10, "int", 46), "-42", "replies {replies:#?}");
-    let writes = peer.writes();
     assert_eq!(
-        writes,
+        c.peer.get("DB", 10, "int", 46),
+        "-42",
+        "replies {replies:#?}"
+    );
+    assert_eq!(
+        c.peer.writes(),
         vec!["WRITE DB 10 46 ffd6".to_string()],
         "only the write within limits reached the PLC"
     );
@@ -292,33 +329,15 @@ async fn a_write_tag_command_lands_in_the_plc_and_one_out_of_range_does_not() {
         .find(|r| r["correlation_id"] == "w2")
         .unwrap();
     assert!(refused.to_string().contains("max"), "{refused}");
-    assert!(rt.terminate().success(), "clean exit");
+    assert!(c.rt.terminate().success(), "clean exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_press_on_s7_is_counted_exactly_through_a_kill_9() {
-    let broker = Mosquitto::start();
-    let mut peer = S7Peer::start(20);
-    // The press stands while the runtime takes its baseline.
-    let baseline = peer.press(false);
-    let collector = Collector::start(broker.port(), "mes/#").await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = runtime_config(dir.path(), peer.port(), broker.port());
-    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    let online = collector
-        .wait_for(
-            |m| Delivery::of(m).of_type("device_status").count() >= 1,
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(
-        online,
-        "device_status expected; runtime log:\n{}",
-        rt.stderr()
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    peer.press(true);
-    let counting = collector
+    let mut c = Cell::start(20).await;
+    c.peer.press(true);
+    let counting = c
+        .collector
         .wait_for(
             |m| Delivery::of(m).parts("good") >= 20,
             Duration::from_secs(30),
@@ -327,35 +346,35 @@ async fn a_press_on_s7_is_counted_exactly_through_a_kill_9() {
     assert!(
         counting,
         "parts counted before the kill; runtime log:\n{}",
-        rt.stderr()
+        c.rt.stderr()
     );
-    rt.kill9();
+    c.rt.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    rt.start_again();
+    c.rt.start_again();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let made = peer.press(false) - baseline;
+    let made = c.peer.press(false) - c.baseline;
     eprintln!("the press made {made} parts");
     assert!(made > 50, "the press made {made} parts");
-    let all = collector
+    let all = c
+        .collector
         .wait_for(
             |m| Delivery::of(m).parts("good") >= made as u64,
             Duration::from_secs(30),
         )
         .await;
-    let d = Delivery::of(&collector.snapshot());
     assert!(
         all,
         "MOM counted {} of {made}\n{}",
-        d.parts("good"),
-        rt.stderr()
+        c.delivered().parts("good"),
+        c.rt.stderr()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = Delivery::of(&collector.snapshot());
+    let d = c.delivered();
     assert_eq!(
         d.parts("good"),
         made as u64,
         "good parts at MOM equal the PLC's counter"
     );
     d.assert_gap_free();
-    assert!(rt.terminate().success(), "clean exit");
+    assert!(c.rt.terminate().success(), "clean exit");
 }

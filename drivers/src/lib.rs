@@ -13,6 +13,7 @@ pub mod modbus;
 pub mod opcua;
 mod presence;
 pub mod s7;
+mod schedule;
 mod value;
 
 pub use backoff::Backoff;

@@ -142,6 +142,20 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// A value as the commissioning commands print it: bits as 0/1, text quoted, a 32-bit float
+/// (`f32`) in its own precision (21.5, not 21.5000003...).
+fn shown(value: mes_edge_drivers::Value, f32: bool) -> String {
+    use mes_edge_drivers::Value;
+    match value {
+        Value::Bool(b) => (b as u8).to_string(),
+        Value::Int(v) => v.to_string(),
+        Value::UInt(v) => v.to_string(),
+        Value::Float(v) if f32 => (v as f32).to_string(),
+        Value::Float(v) => v.to_string(),
+        Value::Text(t) => format!("{:?}", t.as_str()),
+    }
+}
+
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
     // Two workers. One was measured (bench S2 and S5, 2026-12-01): CPU and idle memory within
     // the noise of two, and a worse poll-interval p99 in one run of two.

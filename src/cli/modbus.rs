@@ -293,14 +293,7 @@ async fn read(opts: &Options, transport: Transport, address: u16, count: u16) ->
 
 /// A value the way mbpoll shows it: bits as 0/1, f32 in its own precision.
 fn shown(value: Value, ty: DataType) -> String {
-    match value {
-        Value::Bool(b) => (b as u8).to_string(),
-        Value::Int(v) => v.to_string(),
-        Value::UInt(v) => v.to_string(),
-        Value::Float(v) if ty == DataType::F32 => (v as f32).to_string(),
-        Value::Float(v) => v.to_string(),
-        Value::Text(t) => format!("{:?}", t.as_str()),
-    }
+    super::shown(value, ty == DataType::F32)
 }
 
 async fn write(

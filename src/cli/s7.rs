@@ -193,7 +193,12 @@ async fn read(opts: &Options, host: &str, tags: &[S7Tag]) -> Result<()> {
     let mut refused = 0;
     for (tag, value) in tags.iter().zip(values) {
         match value {
-            Ok(v) => println!("{} ({}): {}", tag.address, tag.data_type.name(), shown(v)),
+            Ok(v) => println!(
+                "{} ({}): {}",
+                tag.address,
+                tag.data_type.name(),
+                super::shown(v, tag.data_type == S7Type::Real)
+            ),
             Err(e) => {
                 refused += 1;
                 println!("{} ({}): BAD, {e}", tag.address, tag.data_type.name());
@@ -204,16 +209,6 @@ async fn read(opts: &Options, host: &str, tags: &[S7Tag]) -> Result<()> {
         bail!("{refused} of {} values could not be read", tags.len());
     }
     Ok(())
-}
-
-fn shown(v: Value) -> String {
-    match v {
-        Value::Bool(b) => (b as u8).to_string(),
-        Value::Int(v) => v.to_string(),
-        Value::UInt(v) => v.to_string(),
-        Value::Float(v) => v.to_string(),
-        Value::Text(t) => format!("{:?}", t.as_str()),
-    }
 }
 
 async fn write(opts: &Options, host: &str, tag: &S7Tag, value: Value) -> Result<()> {

@@ -11,7 +11,7 @@
 use super::address::Area;
 use super::frame::{read_reply_size, read_request_size, ACK_HEADER, ITEM_REPLY_HEADER, MAX_ITEMS};
 use super::tag::S7Tag;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,11 +53,7 @@ pub struct PollGroup {
 
 /// The device's poll groups, fastest first, each planned for a PDU of `pdu` bytes.
 pub fn plan_groups(tags: &[S7Tag], max_gap: u32, pdu: u16, alone: &Refusals) -> Vec<PollGroup> {
-    let mut by_interval: BTreeMap<Duration, Vec<usize>> = BTreeMap::new();
-    for (i, t) in tags.iter().enumerate() {
-        by_interval.entry(t.poll_interval).or_default().push(i);
-    }
-    by_interval
+    crate::schedule::by_interval(tags.iter().map(|t| t.poll_interval))
         .into_iter()
         .map(|(interval, members)| PollGroup {
             interval,

@@ -1,0 +1,16 @@
+//! Poll groups: tags read at one interval are read together, and never ride along with tags
+//! of another interval (a tag read every 5 s is not read every 100 ms because a neighbour is).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The indices of `intervals` grouped by interval, fastest first, each in order.
+pub fn by_interval(
+    intervals: impl IntoIterator<Item = Duration>,
+) -> BTreeMap<Duration, Vec<usize>> {
+    let mut groups: BTreeMap<Duration, Vec<usize>> = BTreeMap::new();
+    for (i, interval) in intervals.into_iter().enumerate() {
+        groups.entry(interval).or_default().push(i);
+    }
+    groups
+}
