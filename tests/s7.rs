@@ -159,6 +159,53 @@ async fn a_refused_db_or_address_turns_only_its_own_tag_bad() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_tags_are_read_in_requests_that_fit_the_smallest_pdu() {
+    let peer = S7Peer::start(0);
+    // Every other DINT of DB20 (which holds 1000 * k + 7 at byte 4k): 800 bytes with gaps, more
+    // than one 240-byte reply carries, so the plan takes several requests of several items.
+    let names: Vec<String> = (0..100).map(|k| format!("d{k}")).collect();
+    let addresses: Vec<String> = (0..100).map(|k| format!("DB20.DBD{}", 8 * k)).collect();
+    let tags: Vec<(&str, &str, &str)> = names
+        .iter()
+        .zip(&addresses)
+        .map(|(n, a)| (n.as_str(), a.as_str(), "dint"))
+        .collect();
+    let config = device("cpu", peer.port(), &tags)
+        .replace("timeout_ms = 500\n", "timeout_ms = 500\npdu_size = 240\n");
+    let drivers = Drivers::start(&cell_config(&config));
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert!(
+        drivers.wait_all(&all, Duration::from_secs(10)).await,
+        "every tag read\n{}",
+        peer.logs()
+    );
+    for k in 0..100 {
+        let s = drivers.latest(&names[k]).unwrap();
+        assert_eq!(s.quality, Quality::Good, "{}", addresses[k]);
+        assert_eq!(
+            s.value,
+            Some(Value::Int(1000 * 2 * k as i64 + 7)),
+            "{}",
+            addresses[k]
+        );
+    }
+    assert_eq!(drivers.statuses(0), vec![true]);
+    drivers.stop().await;
+    let plan = mes_edge_drivers::s7::plan::plan_groups(
+        &mes_edge::config::parse(std::path::Path::new("cell.toml"), &cell_config(&config))
+            .unwrap()
+            .s7_devices()
+            .next()
+            .unwrap()
+            .tags,
+        16,
+        240,
+        &Default::default(),
+    );
+    assert!(plan[0].requests.len() > 1, "{plan:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpu_going_away_turns_its_tags_bad_and_leaves_the_other_device_alone() {
     let mut gone = S7Peer::start(0);
     let busy = S7Peer::start(20);

@@ -27,6 +27,7 @@ Memory (every value encoded by snap7.util's setters, the peer's own encoders):
         DBB26  STRING[10] 'PART-42'
         DBB38  DATE_AND_TIME 2026-03-01 06:07:08.123
         DBW46  INT   100 (a setpoint tests write)
+    DB20 (1024 bytes), many tags: DBD(4k) DINT 1000 * k + 7, for k = 0..255
     M  (32 bytes): M0.1 true, MB1 9, MD4 77, MW20 4242
     I  (16 bytes): I0.1 true, IW2 555
     Q  (16 bytes): Q0.0 true, QB3 0x5A (90)
@@ -96,7 +97,10 @@ def memory() -> dict:
     q = bytearray(16)
     util.set_bool(q, 0, 0, True)
     util.set_byte(q, 3, 0x5A)
-    return {("DB", 1): db1, ("DB", 10): db10, ("M", 0): m, ("I", 0): i, ("Q", 0): q}
+    db20 = bytearray(1024)
+    for k in range(256):
+        util.set_dint(db20, 4 * k, 1000 * k + 7)
+    return {("DB", 1): db1, ("DB", 10): db10, ("DB", 20): db20, ("M", 0): m, ("I", 0): i, ("Q", 0): q}
 
 
 SETTERS = {"int": util.set_int, "dint": util.set_dint, "word": util.set_word, "real": util.set_real}
