@@ -77,8 +77,27 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut link: Option<Link> = None;
     let mut writes_open = true;
+    // While the CPU is unreachable: when it is tried next, and why it is not connected.
+    let mut retry_at = Instant::now();
+    let mut down = String::new();
     while !*stop.borrow() {
         let Some(l) = link.as_mut() else {
+            // Writes are answered at once while the CPU is unreachable, not left waiting.
+            while Instant::now() < retry_at {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(retry_at) => {}
+                    w = writes.recv(), if writes_open => match w {
+                        Some(w) => {
+                            let _ = w.reply.send(Err(format!("{}: not connected: {down}", dev.name)));
+                        }
+                        None => writes_open = false,
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+            if *stop.borrow() {
+                break;
+            }
             let opened = tokio::select! {
                 r = Link::open(&dev.endpoint, dev.timeout) => r,
                 _ = stop.changed() => break,
@@ -96,23 +115,10 @@ pub async fn run(
                 }
                 Err(e) => {
                     dev.metrics.connect_failed();
-                    if !presence
-                        .went_offline(format!("{}: {e}", dev.endpoint), Vec::new(), &tx)
-                        .await
-                    {
+                    down = format!("{}: {e}", dev.endpoint);
+                    retry_at = Instant::now() + backoff.after_loss();
+                    if !presence.went_offline(down.clone(), Vec::new(), &tx).await {
                         return;
-                    }
-                    let until = Instant::now() + backoff.after_loss();
-                    // Writes are answered at once while the CPU is unreachable, not left waiting.
-                    loop {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(until) => break,
-                            w = writes.recv(), if writes_open => match w {
-                                Some(w) => { let _ = w.reply.send(Err(format!("{}: not connected: {e}", dev.name))); }
-                                None => writes_open = false,
-                            },
-                            _ = stop.changed() => break,
-                        }
                     }
                 }
             }
@@ -155,12 +161,10 @@ pub async fn run(
             if let Some(l) = link.take() {
                 l.close().await;
             }
+            retry_at = Instant::now() + backoff.after_loss();
+            down = reason.clone();
             if !presence.went_offline(reason, samples, &tx).await {
                 return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.after_loss()) => {}
-                _ = stop.changed() => break,
             }
         }
     }
