@@ -425,3 +425,54 @@ async fn a_press_on_s7_is_counted_exactly_through_a_kill_9() {
     d.assert_gap_free();
     assert!(c.rt.terminate().success(), "clean exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_cold_restart_resets_the_counter_and_every_part_after_it_is_counted() {
+    let mut c = Cell::start(20).await;
+    c.peer.press(true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = c.peer.press(false) - c.baseline;
+    let counted = c
+        .collector
+        .wait_for(
+            |m| Delivery::of(m).parts("good") >= before as u64,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        counted,
+        "MOM counted {} of {before}",
+        c.delivered().parts("good")
+    );
+    // A cold restart: the CPU is away, then back with its counter at 0 and the press running.
+    c.peer.start_again();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = c.peer.press(false);
+    eprintln!("{before} parts before the restart, {after} after");
+    assert!(after > 20, "the press made {after} parts after the restart");
+    let all = c
+        .collector
+        .wait_for(
+            |m| Delivery::of(m).parts("good") >= (before + after) as u64,
+            Duration::from_secs(30),
+        )
+        .await;
+    let d = c.delivered();
+    assert!(
+        all,
+        "MOM counted {} of {}\n{}",
+        d.parts("good"),
+        before + after,
+        c.rt.stderr()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let d = c.delivered();
+    assert_eq!(
+        d.parts("good"),
+        (before + after) as u64,
+        "parts before and after the reset"
+    );
+    assert_eq!(d.of_type("counter_reset").count(), 1, "one counter_reset");
+    d.assert_gap_free();
+    assert!(c.rt.terminate().success(), "clean exit");
+}
