@@ -323,4 +323,70 @@ mod tests {
         );
         assert_eq!(q.values[0].r#type, Some(DataType::Int32 as u32));
     }
+
+    #[test]
+    fn s7_tags_are_born_with_their_s7_types_and_writable_as_configured() {
+        let text = r#"
+[cell]
+enterprise = "acme"
+site = "plant1"
+area = "a"
+line = "l"
+cell = "c"
+
+[[devices]]
+name = "cpu"
+protocol = "s7"
+host = "10.0.0.5"
+
+[[devices.s7_tags]]
+name = "count"
+address = "DB1.DBD0"
+
+[[devices.s7_tags]]
+name = "setpoint"
+address = "DB1.DBW4"
+type = "int"
+write = true
+
+[[devices.s7_tags]]
+name = "temperature"
+address = "MD8"
+type = "real"
+
+[[devices.s7_tags]]
+name = "guard"
+address = "I0.1"
+
+[[devices.s7_tags]]
+name = "stamp"
+address = "DB1.DBB20"
+type = "date_and_time"
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+"#;
+        let c = crate::config::parse(std::path::Path::new("cell.toml"), text).unwrap();
+        let devices = Devices::from_config(&c);
+        let tags: Vec<(&str, DataType, bool)> = devices
+            .get("cpu")
+            .unwrap()
+            .tags
+            .iter()
+            .map(|t| (t.name.as_str(), t.datatype, t.writable))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("count", DataType::UInt32, false),
+                ("setpoint", DataType::Int16, true),
+                ("temperature", DataType::Float, false),
+                ("guard", DataType::Boolean, false),
+                ("stamp", DataType::String, false),
+            ]
+        );
+    }
 }
