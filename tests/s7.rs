@@ -326,6 +326,30 @@ impl Cell {
     fn delivered(&self) -> Delivery {
         Delivery::of(&self.collector.snapshot())
     }
+
+    /// Waits until MOM's net good count is `n`, then a while longer to see that it stays there
+    /// (nothing counted twice arrives late); the sequence is gap-free.
+    async fn expect_good(&self, n: i64) -> Delivery {
+        let n = n as u64;
+        let all = self
+            .collector
+            .wait_for(
+                |m| Delivery::of(m).parts("good") >= n,
+                Duration::from_secs(30),
+            )
+            .await;
+        let counted = self.delivered().parts("good");
+        assert!(all, "MOM counted {counted} of {n}\n{}", self.rt.stderr());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let d = self.delivered();
+        assert_eq!(
+            d.parts("good"),
+            n,
+            "good parts at MOM equal the PLC's counter"
+        );
+        d.assert_gap_free();
+        d
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,27 +426,7 @@ async fn a_press_on_s7_is_counted_exactly_through_a_kill_9() {
     let made = c.peer.press(false) - c.baseline;
     eprintln!("the press made {made} parts");
     assert!(made > 50, "the press made {made} parts");
-    let all = c
-        .collector
-        .wait_for(
-            |m| Delivery::of(m).parts("good") >= made as u64,
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(
-        all,
-        "MOM counted {} of {made}\n{}",
-        c.delivered().parts("good"),
-        c.rt.stderr()
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = c.delivered();
-    assert_eq!(
-        d.parts("good"),
-        made as u64,
-        "good parts at MOM equal the PLC's counter"
-    );
-    d.assert_gap_free();
+    c.expect_good(made).await;
     assert!(c.rt.terminate().success(), "clean exit");
 }
 
@@ -432,47 +436,14 @@ async fn a_cpu_cold_restart_resets_the_counter_and_every_part_after_it_is_counte
     c.peer.press(true);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = c.peer.press(false) - c.baseline;
-    let counted = c
-        .collector
-        .wait_for(
-            |m| Delivery::of(m).parts("good") >= before as u64,
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(
-        counted,
-        "MOM counted {} of {before}",
-        c.delivered().parts("good")
-    );
+    c.expect_good(before).await;
     // A cold restart: the CPU is away, then back with its counter at 0 and the press running.
     c.peer.start_again();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = c.peer.press(false);
     eprintln!("{before} parts before the restart, {after} after");
     assert!(after > 20, "the press made {after} parts after the restart");
-    let all = c
-        .collector
-        .wait_for(
-            |m| Delivery::of(m).parts("good") >= (before + after) as u64,
-            Duration::from_secs(30),
-        )
-        .await;
-    let d = c.delivered();
-    assert!(
-        all,
-        "MOM counted {} of {}\n{}",
-        d.parts("good"),
-        before + after,
-        c.rt.stderr()
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = c.delivered();
-    assert_eq!(
-        d.parts("good"),
-        (before + after) as u64,
-        "parts before and after the reset"
-    );
+    let d = c.expect_good(before + after).await;
     assert_eq!(d.of_type("counter_reset").count(), 1, "one counter_reset");
-    d.assert_gap_free();
     assert!(c.rt.terminate().success(), "clean exit");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The indices of `intervals` grouped by interval, fastest first, each in order.
 pub fn by_interval(
@@ -13,4 +14,13 @@ pub fn by_interval(
         groups.entry(interval).or_default().push(i);
     }
     groups
+}
+
+/// The group due first and when (the first of those due at once).
+pub fn earliest(due: &[Instant]) -> Option<(Instant, usize)> {
+    due.iter()
+        .copied()
+        .enumerate()
+        .min_by_key(|&(_, at)| at)
+        .map(|(g, at)| (at, g))
 }

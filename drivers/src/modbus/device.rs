@@ -95,12 +95,7 @@ impl DeviceState {
         if self.online == Some(false) {
             return Some((self.next_probe, 0));
         }
-        self.due
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(_, at)| at)
-            .map(|(g, at)| (at, g))
+        crate::schedule::earliest(&self.due)
     }
 
     /// Whether `regs` are the words `block` read last time; if not, remembers them.

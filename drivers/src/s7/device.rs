@@ -43,12 +43,7 @@ impl State {
     }
 
     fn next(&self) -> Option<(Instant, usize)> {
-        self.due
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(_, at)| at)
-            .map(|(g, at)| (at, g))
+        crate::schedule::earliest(&self.due)
     }
 
     fn hurry(&mut self, i: usize) {
