@@ -137,7 +137,7 @@ pub async fn run(
             }
         };
         let outcome = match step {
-            Step::Idle => Ok(()),
+            Step::Idle => Outcome::Done,
             Step::Write(w) => {
                 let result = write(&dev, l, &mut st, w.tag, w.value).await;
                 let lost = match &result {
@@ -148,11 +148,14 @@ pub async fn run(
                     Ok(()) => None,
                 };
                 let _ = w.reply.send(result.map_err(|(msg, _)| msg));
-                lost.map_or(Ok(()), |reason| Err((reason, Vec::new())))
+                lost.map_or(Outcome::Done, |reason| Outcome::Lost(reason, Vec::new()))
             }
             Step::Poll(g) => poll(&dev, l, &mut st, &mut presence, g, &tx).await,
         };
-        if let Err((reason, samples)) = outcome {
+        if let Outcome::Gone = outcome {
+            break;
+        }
+        if let Outcome::Lost(reason, samples) = outcome {
             if let Some(l) = link.take() {
                 l.close().await;
             }
@@ -168,7 +171,16 @@ pub async fn run(
     }
 }
 
-/// Reads group `g`; on a lost connection, the reason and the samples gathered so far.
+/// How a poll or a write left the connection.
+enum Outcome {
+    Done,
+    /// The connection is lost: why, and the samples gathered before.
+    Lost(String, Vec<Sample>),
+    /// The runtime dropped its receiver: the driver stops.
+    Gone,
+}
+
+/// Reads group `g`.
 async fn poll(
     dev: &S7Device,
     link: &mut Link,
@@ -176,7 +188,7 @@ async fn poll(
     presence: &mut Presence,
     g: usize,
     tx: &mpsc::Sender<DeviceEvent>,
-) -> Result<(), (String, Vec<Sample>)> {
+) -> Outcome {
     let requests = st.groups[g].requests.clone();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -184,7 +196,7 @@ async fn poll(
     for req in requests.iter() {
         match read(dev, link, req, st, presence, &mut samples).await {
             Ok(l) => learned |= l,
-            Err(reason) => return Err((reason, samples)),
+            Err(reason) => return Outcome::Lost(reason, samples),
         }
     }
     dev.metrics.latency(started.elapsed());
@@ -196,9 +208,9 @@ async fn poll(
         st.due[g] = (st.due[g] + st.groups[g].interval).max(now);
     }
     if !presence.report(samples, tx).await {
-        return Err(("the runtime is gone".into(), Vec::new()));
+        return Outcome::Gone;
     }
-    Ok(())
+    Outcome::Done
 }
 
 /// One read request. Ok(true) if a shared item was refused and the plan must change.
@@ -222,9 +234,13 @@ async fn read(
         Ok(r) => r,
         Err(LinkError::Lost(e)) => return Err(format!("{}: {e}", dev.endpoint)),
         Err(LinkError::Refused(e)) => {
-            tracing::warn!(device = %dev.name, "s7 read refused: {e}");
-            for i in req.items.iter().flat_map(|i| &i.tags) {
-                presence.changed(*i, None, ts_ms, samples);
+            let tags = req.items.iter().flat_map(|i| &i.tags);
+            // Once per refusal, not at every poll of a CPU that keeps refusing.
+            if tags.clone().any(|&i| !presence.is_bad(i)) {
+                tracing::warn!(device = %dev.name, "s7 read refused: {e}");
+            }
+            for &i in tags {
+                presence.changed(i, None, ts_ms, samples);
             }
             return Ok(false);
         }
