@@ -7,25 +7,22 @@ use crate::{
 };
 use tokio::sync::mpsc;
 
-pub struct Presence {
-    device: DeviceId,
-    name: String,
-    metrics: DeviceMetrics,
+/// Each tag's last value and quality handed on, so that only changes go out.
+pub struct LastValues {
     tags: Vec<TagId>,
     last: Vec<Option<(Option<Value>, Quality)>>,
-    online: Option<bool>,
 }
 
-impl Presence {
-    pub fn new(device: DeviceId, name: &str, metrics: DeviceMetrics, tags: Vec<TagId>) -> Presence {
-        Presence {
-            device,
-            name: name.to_string(),
-            metrics,
+impl LastValues {
+    pub fn new(tags: Vec<TagId>) -> LastValues {
+        LastValues {
             last: vec![None; tags.len()],
             tags,
-            online: None,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tags.len()
     }
 
     /// Whether tag `i` was last handed on as bad.
@@ -51,6 +48,36 @@ impl Presence {
                 source_ts_ms: None,
             });
         }
+    }
+}
+
+pub struct Presence {
+    device: DeviceId,
+    name: String,
+    metrics: DeviceMetrics,
+    values: LastValues,
+    online: Option<bool>,
+}
+
+impl Presence {
+    pub fn new(device: DeviceId, name: &str, metrics: DeviceMetrics, tags: Vec<TagId>) -> Presence {
+        Presence {
+            device,
+            name: name.to_string(),
+            metrics,
+            values: LastValues::new(tags),
+            online: None,
+        }
+    }
+
+    /// Whether tag `i` was last handed on as bad.
+    pub fn is_bad(&self, i: usize) -> bool {
+        self.values.is_bad(i)
+    }
+
+    /// Adds a sample for tag `i` to `out` if its value or quality changed; no value is bad.
+    pub fn changed(&mut self, i: usize, value: Option<Value>, ts_ms: i64, out: &mut Vec<Sample>) {
+        self.values.changed(i, value, ts_ms, out);
     }
 
     async fn send(&self, samples: Vec<Sample>, tx: &mpsc::Sender<DeviceEvent>) -> bool {
@@ -107,8 +134,8 @@ impl Presence {
         tracing::warn!(device = %self.name, %reason, "device offline");
         self.online = Some(false);
         let ts_ms = now_ms();
-        for i in 0..self.tags.len() {
-            self.changed(i, None, ts_ms, &mut samples);
+        for i in 0..self.values.len() {
+            self.values.changed(i, None, ts_ms, &mut samples);
         }
         self.status(DeviceStatus::Offline { reason }, ts_ms, tx)
             .await
