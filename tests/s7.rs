@@ -211,7 +211,10 @@ async fn a_cpu_going_away_turns_its_tags_bad_and_leaves_the_other_device_alone()
     let busy = S7Peer::start(20);
     let config = cell_config(&format!(
         "{}\n{}",
-        device("cpu_a", gone.port(), &[("a_word", "DB10.DBW2", "word")]),
+        device("cpu_a", gone.port(), &[("a_word", "DB10.DBW2", "word")]).replace(
+            "address = \"DB10.DBW2\"\n",
+            "address = \"DB10.DBW2\"\nwrite = true\n"
+        ),
         device("cpu_b", busy.port(), &[("b_count", "DB1.DBD0", "dint")])
     ));
     let drivers = Drivers::start(&config);
@@ -229,6 +232,18 @@ async fn a_cpu_going_away_turns_its_tags_bad_and_leaves_the_other_device_alone()
     .await;
     assert!(bad, "a_word {:?}", drivers.latest("a_word"));
     assert_eq!(drivers.statuses(0), vec![true, false]);
+    // A write while it is away is refused at once, not left waiting for the next try.
+    let asked = std::time::Instant::now();
+    let refused = drivers.write("a_word", Value::UInt(5)).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("not connected")),
+        "{refused:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        asked.elapsed()
+    );
     // While cpu_a is away, cpu_b's counter is read on: many new values in 2 s (one per poll).
     let before = drivers.samples("b_count").len();
     tokio::time::sleep(Duration::from_secs(2)).await;
