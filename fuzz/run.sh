@@ -15,7 +15,7 @@ SECONDS_PER_TARGET="${1:-20}"
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(cell_config mqtt_command modbus_decode opcua_value event_encoder)
+    TARGETS=(cell_config mqtt_command modbus_decode opcua_value event_encoder s7_frame)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: installing cargo-fuzz" >&2
@@ -34,10 +34,15 @@ for t in "${TARGETS[@]}"; do
     if [ "$t" = cell_config ]; then
         SEEDS+=(../config ../tests/config-cases/*/)
     fi
+    # The fuzzer's own status, taken in the pipeline's statement: after `|| true` PIPESTATUS
+    # would be true's, and a crash would pass.
+    set +e
     cargo fuzz run -O "$t" "$WORK/$t" "${SEEDS[@]}" -- \
         -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 \
-        | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|INFO: Running|.*panicked)" || true
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|INFO: Running|.*panicked)"
+    status="${PIPESTATUS[0]}"
+    set -e
+    if [ "$status" -ne 0 ]; then
         echo "fuzz/run.sh: $t FAILED; the input is in fuzz/artifacts/$t/" >&2
         exit 1
     fi

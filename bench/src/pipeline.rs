@@ -87,10 +87,7 @@ pub fn main(config_path: &Path, load: Load) -> anyhow::Result<()> {
 
 /// Whether `spec` drives `device` (the generator's, which it takes the place of).
 fn serves(spec: &DriverSpec, device: DeviceId) -> bool {
-    match spec {
-        DriverSpec::Modbus(line) => line.devices.iter().any(|d| d.id == device),
-        DriverSpec::OpcUa(dev) => dev.id == device,
-    }
+    spec.device_ids().contains(&device)
 }
 
 async fn generate(

@@ -4,7 +4,8 @@
 
 use crate::modbus::{run_line, ModbusLine};
 use crate::opcua::OpcUaDevice;
-use crate::{DeviceEvent, DeviceMetrics, TagId, WriteRequest};
+use crate::s7::S7Device;
+use crate::{DeviceEvent, DeviceId, DeviceMetrics, TagId, WriteRequest};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::{mpsc, watch};
@@ -13,12 +14,13 @@ use tokio::sync::{mpsc, watch};
 /// and a write-back happens when an order changes, so a few slots are plenty.
 const WRITE_QUEUE: usize = 16;
 
-/// What a driver is built from: one Modbus line (the devices behind one connection) or one
-/// OPC UA server.
+/// What a driver is built from: one Modbus line (the devices behind one connection), one
+/// OPC UA server or one S7 CPU.
 #[derive(Debug, Clone)]
 pub enum DriverSpec {
     Modbus(ModbusLine),
     OpcUa(OpcUaDevice),
+    S7(S7Device),
 }
 
 /// A started driver: the task that polls or subscribes until the stop signal turns true, and
@@ -29,6 +31,15 @@ pub struct Driver {
 }
 
 impl DriverSpec {
+    /// The devices this driver drives.
+    pub fn device_ids(&self) -> Vec<DeviceId> {
+        match self {
+            DriverSpec::Modbus(line) => line.devices.iter().map(|d| d.id).collect(),
+            DriverSpec::OpcUa(dev) => vec![dev.id],
+            DriverSpec::S7(dev) => vec![dev.id],
+        }
+    }
+
     /// Each device's name with the metrics handle the runtime's `/metrics` reads.
     pub fn metrics_mut(&mut self) -> Vec<(&str, &mut DeviceMetrics)> {
         match self {
@@ -38,6 +49,7 @@ impl DriverSpec {
                 .map(|d| (d.name.as_str(), &mut d.metrics))
                 .collect(),
             DriverSpec::OpcUa(dev) => vec![(dev.name.as_str(), &mut dev.metrics)],
+            DriverSpec::S7(dev) => vec![(dev.name.as_str(), &mut dev.metrics)],
         }
     }
 
@@ -64,6 +76,15 @@ impl DriverSpec {
                 })
             }
             DriverSpec::OpcUa(dev) => start_opcua(dev, write_tx, write_rx, events, stop),
+            DriverSpec::S7(dev) => Ok(Driver {
+                writers: dev
+                    .tags
+                    .iter()
+                    .filter(|t| t.writable)
+                    .map(|t| (t.id, write_tx.clone()))
+                    .collect(),
+                task: Box::pin(crate::s7::run(dev, write_rx, events, stop)),
+            }),
         }
     }
 }

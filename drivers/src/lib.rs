@@ -11,6 +11,9 @@ mod driver;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
+mod presence;
+pub mod s7;
+mod schedule;
 mod value;
 
 pub use backoff::Backoff;

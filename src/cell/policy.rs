@@ -2,11 +2,12 @@
 //! what a write_tag may set on each writable tag: the checks a command passes before the
 //! engine answers `accepted` (docs/COMMANDS.md).
 
+use crate::config::writes::{ValueKind, WriteEncoding};
 use crate::config::{AllowedValue, CellConfig, CommandsConfig};
 use crate::orders::{CommandName, CommandSource};
-use mes_edge_drivers::modbus::{DataType, ModbusTag};
 use mes_edge_drivers::{TagId, Text, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// How long a write_tag may have travelled and waited before it is too old to reach a machine:
 /// a setpoint meant for the machine as it was half a minute ago may be wrong for it now.
@@ -106,7 +107,7 @@ pub struct WritableTag {
     pub id: TagId,
     /// The driver's own description of the tag: the value is encoded with it before the
     /// write is accepted, so `accepted` means the driver can write exactly that.
-    encoding: ModbusTag,
+    encoding: Arc<dyn WriteEncoding>,
     min: Option<f64>,
     max: Option<f64>,
     allowed: Option<Vec<AllowedValue>>,
@@ -115,36 +116,26 @@ pub struct WritableTag {
 }
 
 impl WritableTag {
-    /// Every `write = true` tag of the config, by name.
+    /// Every `write = true` tag of the config, by name, whichever protocol writes it.
     pub fn all(c: &CellConfig) -> HashMap<String, WritableTag> {
         let mut out = HashMap::new();
         for (id, _, tag) in c.numbered_tags() {
-            let crate::config::CellTag::Modbus(t) = tag else {
+            let Some(spec) = tag.write_spec(id) else {
                 continue;
             };
-            if !t.write {
-                continue;
-            }
-            let mut encoding = ModbusTag::new(id, t.table, t.address, t.data_type);
-            encoding.order = t.order;
-            encoding.bit = t.bit;
-            encoding.length = t.length;
-            encoding.scale = t.scale;
-            encoding.offset = t.offset;
-            encoding.writable = true;
-            let sources = t.write_sources.as_ref().map(|l| {
+            let sources = spec.write_sources.as_ref().map(|l| {
                 l.iter()
                     .filter_map(|s| serde_json::from_value(serde_json::json!(s)).ok())
                     .collect()
             });
             out.insert(
-                t.name.clone(),
+                tag.name().to_string(),
                 WritableTag {
                     id,
-                    encoding,
-                    min: t.min,
-                    max: t.max,
-                    allowed: t.allowed.clone(),
+                    encoding: spec.encoding,
+                    min: spec.min,
+                    max: spec.max,
+                    allowed: spec.allowed,
                     sources,
                 },
             );
@@ -156,56 +147,47 @@ impl WritableTag {
         self.sources.as_ref().is_none_or(|s| s.contains(&by))
     }
 
-    fn is_bool(&self) -> bool {
-        self.encoding.table.is_bits()
-            || self.encoding.bit.is_some()
-            || self.encoding.data_type == DataType::Bool
-    }
-
     /// The value `v` asks for, as the tag's type holds it, within its limits; or why not.
     pub fn check(&self, v: &serde_json::Value) -> Result<Value, String> {
         use serde_json::Value as J;
-        let t = &self.encoding;
-        let value = match (v, t.data_type) {
-            (J::Bool(b), _) if self.is_bool() => Value::Bool(*b),
-            (J::Number(n), _) if self.is_bool() => match n.as_u64() {
+        let kind = self.encoding.kind();
+        let value = match (v, kind) {
+            (J::Bool(b), ValueKind::Bool) => Value::Bool(*b),
+            (J::Number(n), ValueKind::Bool) => match n.as_u64() {
                 Some(0) => Value::Bool(false),
                 Some(1) => Value::Bool(true),
                 _ => return Err(format!("expected true or false, found {n}")),
             },
-            (_, _) if self.is_bool() => return Err(format!("expected true or false, found {v}")),
-            (J::String(s), DataType::String) => Value::Text(
+            (_, ValueKind::Bool) => return Err(format!("expected true or false, found {v}")),
+            (J::String(s), ValueKind::Text) => Value::Text(
                 Text::new(s).ok_or_else(|| format!("text of {} bytes is too long", s.len()))?,
             ),
-            (J::Number(n), DataType::F32 | DataType::F64) => {
-                Value::Float(n.as_f64().ok_or("expected a number")?)
-            }
-            (J::Number(n), DataType::String) => {
+            (J::Number(n), ValueKind::Text) => {
                 return Err(format!("expected text for a string tag, found {n}"))
             }
-            (J::Number(n), _) if t.scale.is_some() || t.offset.is_some() => {
+            (J::Number(n), ValueKind::Float) => {
                 Value::Float(n.as_f64().ok_or("expected a number")?)
             }
-            (J::Number(n), ty) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (J::Number(n), ValueKind::Int) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => Value::Int(i),
                 (_, Some(u), _) => Value::UInt(u),
                 (_, _, Some(f)) if f.fract() == 0.0 => Value::Float(f),
                 _ => {
                     return Err(format!(
                         "expected a whole number for {}, found {n}",
-                        ty.name()
+                        self.encoding.type_name()
                     ))
                 }
             },
-            (other, ty) => {
+            (other, _) => {
                 return Err(format!(
                     "expected a value of the tag's type ({}), found {other}",
-                    ty.name()
+                    self.encoding.type_name()
                 ))
             }
         };
-        if !self.is_bool() {
-            t.encode_registers(value).map_err(|e| e.to_string())?;
+        if kind != ValueKind::Bool {
+            self.encoding.encodes(value)?;
         }
         self.within_limits(&value)?;
         Ok(value)
@@ -303,10 +285,21 @@ mod tests {
         assert_eq!(p.max_age_ms(CommandName::Store), None);
     }
 
+    use mes_edge_drivers::modbus::{DataType, ModbusTag};
+
     fn tag(ty: DataType) -> WritableTag {
+        encoded(ModbusTag::new(
+            TagId(0),
+            mes_edge_drivers::modbus::Table::Holding,
+            0,
+            ty,
+        ))
+    }
+
+    fn encoded(encoding: impl WriteEncoding + 'static) -> WritableTag {
         WritableTag {
             id: TagId(0),
-            encoding: ModbusTag::new(TagId(0), mes_edge_drivers::modbus::Table::Holding, 0, ty),
+            encoding: Arc::new(encoding),
             min: None,
             max: None,
             allowed: None,
@@ -338,5 +331,25 @@ mod tests {
         assert_eq!(limited.check(&json!(20)).unwrap(), Value::Int(20));
         let text = tag(DataType::String);
         assert!(text.check(&json!(5)).is_err());
+    }
+
+    #[test]
+    fn an_s7_tag_is_checked_by_its_own_encoding() {
+        use mes_edge_drivers::s7::{S7Tag, S7Type};
+        use serde_json::json;
+        let s7 = |addr: &str, ty| encoded(S7Tag::new(TagId(0), addr.parse().unwrap(), ty));
+        let int = s7("DB10.DBW4", S7Type::Int);
+        assert_eq!(int.check(&json!(-5)).unwrap(), Value::Int(-5));
+        assert!(int.check(&json!(40000)).unwrap_err().contains("range"));
+        let bit = s7("DB10.DBX2.3", S7Type::Bool);
+        assert_eq!(bit.check(&json!(1)).unwrap(), Value::Bool(true));
+        assert!(bit.check(&json!(2)).is_err());
+        let name = s7("DB10.DBB20", S7Type::String { max: 4 });
+        assert!(name
+            .check(&json!("ABCDE"))
+            .unwrap_err()
+            .contains("STRING[4]"));
+        let real = s7("MD4", S7Type::Real);
+        assert_eq!(real.check(&json!(2.5)).unwrap(), Value::Float(2.5));
     }
 }

@@ -1,9 +1,10 @@
-//! The command line: `run`, `check`, `demo`, `outbox ...`.
+//! The command line: `run`, `check`, `demo`, `outbox ...`, the commissioning commands.
 
 mod modbus;
 mod opcua;
 mod orders;
 mod outbox;
+mod s7;
 
 use crate::config::{self, CellConfig};
 use anyhow::Result;
@@ -63,6 +64,8 @@ enum Command {
     Modbus(modbus::ModbusArgs),
     /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
     Opcua(opcua::OpcuaArgs),
+    /// Siemens S7 commissioning: the requests a config makes; read or write a CPU directly.
+    S7(s7::S7Args),
 }
 
 pub fn main() -> ExitCode {
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Material(args) => orders::material(args),
         Command::Modbus(args) => modbus::main(args),
         Command::Opcua(args) => opcua::main(args),
+        Command::S7(args) => s7::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +139,20 @@ fn check(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A value as the commissioning commands print it: bits as 0/1, text quoted, a 32-bit float
+/// (`f32`) in its own precision (21.5, not 21.5000003...).
+fn shown(value: mes_edge_drivers::Value, f32: bool) -> String {
+    use mes_edge_drivers::Value;
+    match value {
+        Value::Bool(b) => (b as u8).to_string(),
+        Value::Int(v) => v.to_string(),
+        Value::UInt(v) => v.to_string(),
+        Value::Float(v) if f32 => (v as f32).to_string(),
+        Value::Float(v) => v.to_string(),
+        Value::Text(t) => format!("{:?}", t.as_str()),
     }
 }
 

@@ -124,20 +124,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// `host:port`, with the Modbus port 502 unless one is given; an IPv6 address with a port is
-/// written `[::1]:1502`.
-fn with_port(host: &str) -> String {
+/// `host:port`, with `port` unless one is given; an IPv6 address with a port is written
+/// `[::1]:1502`.
+pub(super) fn with_port(host: &str, port: u16) -> String {
     if host.starts_with('[') {
         if host.contains("]:") {
             host.to_string()
         } else {
-            format!("{host}:502")
+            format!("{host}:{port}")
         }
     } else {
         match host.matches(':').count() {
-            0 => format!("{host}:502"),
+            0 => format!("{host}:{port}"),
             1 => host.to_string(),
-            _ => format!("[{host}]:502"),
+            _ => format!("[{host}]:{port}"),
         }
     }
 }
@@ -172,7 +172,7 @@ impl Options {
         let Some((host, rest)) = target.split_first() else {
             bail!("expected HOST[:PORT]");
         };
-        let address = with_port(host);
+        let address = with_port(host, 502);
         let transport = if self.rtu_over_tcp {
             Transport::RtuOverTcp { address }
         } else {
@@ -293,14 +293,7 @@ async fn read(opts: &Options, transport: Transport, address: u16, count: u16) ->
 
 /// A value the way mbpoll shows it: bits as 0/1, f32 in its own precision.
 fn shown(value: Value, ty: DataType) -> String {
-    match value {
-        Value::Bool(b) => (b as u8).to_string(),
-        Value::Int(v) => v.to_string(),
-        Value::UInt(v) => v.to_string(),
-        Value::Float(v) if ty == DataType::F32 => (v as f32).to_string(),
-        Value::Float(v) => v.to_string(),
-        Value::Text(t) => format!("{:?}", t.as_str()),
-    }
+    super::shown(value, ty == DataType::F32)
 }
 
 async fn write(
@@ -387,10 +380,10 @@ mod tests {
 
     #[test]
     fn hosts_get_the_modbus_port_unless_they_name_one() {
-        assert_eq!(with_port("plc1"), "plc1:502");
-        assert_eq!(with_port("10.0.0.5:1502"), "10.0.0.5:1502");
-        assert_eq!(with_port("[::1]"), "[::1]:502");
-        assert_eq!(with_port("[::1]:1502"), "[::1]:1502");
-        assert_eq!(with_port("fe80::1"), "[fe80::1]:502");
+        assert_eq!(with_port("plc1", 502), "plc1:502");
+        assert_eq!(with_port("10.0.0.5:1502", 502), "10.0.0.5:1502");
+        assert_eq!(with_port("[::1]", 502), "[::1]:502");
+        assert_eq!(with_port("[::1]:1502", 502), "[::1]:1502");
+        assert_eq!(with_port("fe80::1", 502), "[fe80::1]:502");
     }
 }

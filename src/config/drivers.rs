@@ -24,12 +24,15 @@ pub(super) fn driver_specs(
 ) -> Result<Vec<DriverSpec>, Problem> {
     let state_dir = file.store.path.parent().unwrap_or(Path::new("."));
     let mut specs: Vec<DriverSpec> = Vec::new();
-    // Tags are numbered per device: its Modbus tags, then its nodes.
+    // Tags are numbered per device: its Modbus tags, then its nodes, then its S7 tags.
     let mut next_tag = 0u32;
     for (d, dev) in file.devices.iter().enumerate() {
         let first_tag = next_tag;
-        next_tag += (dev.tags.len() + dev.nodes.len()) as u32;
-        if let Some(transport) = modbus_transport(dev) {
+        next_tag += (dev.tags.len() + dev.nodes.len() + dev.s7_tags.len()) as u32;
+        let first_s7 = first_tag + (dev.tags.len() + dev.nodes.len()) as u32;
+        if let Some(spec) = super::s7::driver(d, dev, first_s7) {
+            specs.push(spec);
+        } else if let Some(transport) = modbus_transport(dev) {
             let device = modbus_device(d, dev, first_tag);
             let line = specs.iter_mut().find_map(|s| match s {
                 DriverSpec::Modbus(l) if same_line(&l.transport, &transport) => Some(l),
@@ -105,7 +108,7 @@ fn same_line(a: &Transport, b: &Transport) -> bool {
 }
 
 fn modbus_transport(dev: &Device) -> Option<Transport> {
-    let address = || format!("{}:{}", dev.host.as_deref().unwrap_or_default(), dev.port);
+    let address = || format!("{}:{}", dev.host.as_deref().unwrap_or_default(), dev.port());
     match dev.protocol {
         Protocol::ModbusTcp => Some(Transport::Tcp { address: address() }),
         Protocol::ModbusRtuOverTcp => Some(Transport::RtuOverTcp { address: address() }),

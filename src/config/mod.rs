@@ -9,11 +9,13 @@ mod drivers;
 pub mod lab;
 mod locate;
 mod resolved;
+pub mod s7;
 mod sparkplug;
 mod time;
 mod types;
 mod url;
 pub mod values;
+pub mod writes;
 
 pub use cell_path::CellPath;
 pub use commands::{AllowConfig, AllowedValue, CommandsConfig};

@@ -182,7 +182,7 @@ impl CellConfig {
     pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
         self.drivers.iter().filter_map(|d| match d {
             DriverSpec::Modbus(line) => Some(line),
-            DriverSpec::OpcUa(_) => None,
+            _ => None,
         })
     }
 
@@ -190,7 +190,15 @@ impl CellConfig {
     pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
         self.drivers.iter().filter_map(|d| match d {
             DriverSpec::OpcUa(dev) => Some(dev),
-            DriverSpec::Modbus(_) => None,
+            _ => None,
+        })
+    }
+
+    /// The S7 devices among [`CellConfig::drivers`].
+    pub fn s7_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::s7::S7Device> {
+        self.drivers.iter().filter_map(|d| match d {
+            DriverSpec::S7(dev) => Some(dev),
+            _ => None,
         })
     }
 }

@@ -132,6 +132,8 @@ pub enum Protocol {
     /// Modbus RTU frames over TCP (serial-to-Ethernet gateways in transparent mode).
     ModbusRtuOverTcp,
     Opcua,
+    /// Siemens S7 over S7comm (PUT/GET); see docs/S7.md.
+    S7,
 }
 
 impl Protocol {
@@ -149,8 +151,9 @@ pub struct Device {
     pub name: String,
     pub protocol: Protocol,
     pub host: Option<String>,
-    #[serde(default = "defaults::modbus_port")]
-    pub port: u16,
+    /// Default: the protocol's own (502 for Modbus, 102 for S7); see [`Device::port`].
+    #[serde(rename = "port")]
+    pub port_set: Option<u16>,
     #[serde(default = "defaults::unit_id")]
     pub unit_id: u8,
     #[serde(default = "defaults::timeout_ms")]
@@ -219,6 +222,27 @@ pub struct Device {
     pub subscriptions: Vec<SubscriptionConfig>,
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
+    // S7 (`protocol = "s7"`); see docs/S7.md.
+    /// Rack and slot of the CPU (default 0 and 1), or the TSAPs instead.
+    pub rack: Option<u8>,
+    pub slot: Option<u8>,
+    pub local_tsap: Option<u16>,
+    pub remote_tsap: Option<u16>,
+    /// The PDU size offered to the CPU (default 960; the CPU answers with what it accepts).
+    pub pdu_size: Option<u16>,
+    #[serde(default)]
+    pub s7_tags: Vec<super::s7::S7TagConfig>,
+}
+
+impl Device {
+    /// The TCP port: as set, else the protocol's own.
+    pub fn port(&self) -> u16 {
+        match (self.port_set, self.protocol) {
+            (Some(p), _) => p,
+            (None, Protocol::S7) => super::s7::DEFAULT_PORT,
+            (None, _) => defaults::modbus_port(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +287,7 @@ pub struct NodeConfig {
 pub enum CellTag<'a> {
     Modbus(&'a TagConfig),
     OpcUa(&'a NodeConfig),
+    S7(&'a super::s7::S7TagConfig),
 }
 
 impl CellTag<'_> {
@@ -270,6 +295,7 @@ impl CellTag<'_> {
         match self {
             CellTag::Modbus(t) => &t.name,
             CellTag::OpcUa(n) => &n.name,
+            CellTag::S7(t) => &t.name,
         }
     }
 
@@ -294,6 +320,32 @@ impl CellTag<'_> {
                     .unwrap_or("?"),
                 n.data_type.map_or("?", |t| t.name())
             ),
+            CellTag::S7(t) => t.identity(device),
+        }
+    }
+
+    /// What a write_tag may set on the tag (numbered `id`), if it has `write = true`.
+    pub fn write_spec(&self, id: mes_edge_drivers::TagId) -> Option<super::writes::WriteSpec> {
+        match self {
+            CellTag::Modbus(t) if t.write => {
+                let mut encoding =
+                    mes_edge_drivers::modbus::ModbusTag::new(id, t.table, t.address, t.data_type);
+                encoding.order = t.order;
+                encoding.bit = t.bit;
+                encoding.length = t.length;
+                encoding.scale = t.scale;
+                encoding.offset = t.offset;
+                encoding.writable = true;
+                Some(super::writes::WriteSpec {
+                    encoding: std::sync::Arc::new(encoding),
+                    min: t.min,
+                    max: t.max,
+                    allowed: t.allowed.clone(),
+                    write_sources: t.write_sources.clone(),
+                })
+            }
+            CellTag::S7(t) => t.write_spec(id),
+            _ => None,
         }
     }
 
@@ -301,13 +353,14 @@ impl CellTag<'_> {
         match self {
             CellTag::Modbus(t) => t.data_type.counter_bits(),
             CellTag::OpcUa(n) => n.data_type.and_then(NodeType::counter_bits),
+            CellTag::S7(t) => t.counter_bits(),
         }
     }
 }
 
 impl CellFile {
     /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
-    /// each device its `tags`, then its `nodes`, in config order. The cell model and the
+    /// each device its `tags`, then its `nodes`, then its `s7_tags`, in config order. The cell model and the
     /// drivers both number with this, so a tag id means the same on both sides.
     pub fn numbered_tags(&self) -> Vec<(mes_edge_drivers::TagId, usize, CellTag<'_>)> {
         let tags = self.devices.iter().enumerate().flat_map(|(d, dev)| {
@@ -315,6 +368,7 @@ impl CellFile {
                 .iter()
                 .map(move |t| (d, CellTag::Modbus(t)))
                 .chain(dev.nodes.iter().map(move |n| (d, CellTag::OpcUa(n))))
+                .chain(dev.s7_tags.iter().map(move |t| (d, CellTag::S7(t))))
         });
         tags.enumerate()
             .map(|(i, (d, t))| (mes_edge_drivers::TagId(i as u32), d, t))

@@ -50,6 +50,21 @@ fn sparkplug_type(t: Modbus, scaled: bool) -> DataType {
     }
 }
 
+fn s7_type(t: mes_edge_drivers::s7::S7Type) -> DataType {
+    use mes_edge_drivers::s7::S7Type as S7;
+    match t {
+        S7::Bool => DataType::Boolean,
+        S7::Byte => DataType::UInt8,
+        S7::Word => DataType::UInt16,
+        S7::DWord => DataType::UInt32,
+        S7::Int => DataType::Int16,
+        S7::DInt => DataType::Int32,
+        S7::Real => DataType::Float,
+        S7::LReal => DataType::Double,
+        S7::String { .. } | S7::DateAndTime => DataType::String,
+    }
+}
+
 /// An OPC UA node's declared type; a node without one is not listed (a birth needs a type).
 fn node_type(t: Option<Node>) -> Option<DataType> {
     Some(match t? {
@@ -88,6 +103,10 @@ impl Devices {
                 ),
                 CellTag::OpcUa(n) => match node_type(n.data_type) {
                     Some(t) => (t, false),
+                    None => continue,
+                },
+                CellTag::S7(t) => match t.s7_type() {
+                    Some(ty) => (s7_type(ty), t.write),
                     None => continue,
                 },
             };
@@ -303,5 +322,71 @@ mod tests {
             "Sparkplug has no code for uncertain: bad, its value kept"
         );
         assert_eq!(q.values[0].r#type, Some(DataType::Int32 as u32));
+    }
+
+    #[test]
+    fn s7_tags_are_born_with_their_s7_types_and_writable_as_configured() {
+        let text = r#"
+[cell]
+enterprise = "acme"
+site = "plant1"
+area = "a"
+line = "l"
+cell = "c"
+
+[[devices]]
+name = "cpu"
+protocol = "s7"
+host = "10.0.0.5"
+
+[[devices.s7_tags]]
+name = "count"
+address = "DB1.DBD0"
+
+[[devices.s7_tags]]
+name = "setpoint"
+address = "DB1.DBW4"
+type = "int"
+write = true
+
+[[devices.s7_tags]]
+name = "temperature"
+address = "MD8"
+type = "real"
+
+[[devices.s7_tags]]
+name = "guard"
+address = "I0.1"
+
+[[devices.s7_tags]]
+name = "stamp"
+address = "DB1.DBB20"
+type = "date_and_time"
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+"#;
+        let c = crate::config::parse(std::path::Path::new("cell.toml"), text).unwrap();
+        let devices = Devices::from_config(&c);
+        let tags: Vec<(&str, DataType, bool)> = devices
+            .get("cpu")
+            .unwrap()
+            .tags
+            .iter()
+            .map(|t| (t.name.as_str(), t.datatype, t.writable))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("count", DataType::UInt32, false),
+                ("setpoint", DataType::Int16, true),
+                ("temperature", DataType::Float, false),
+                ("guard", DataType::Boolean, false),
+                ("stamp", DataType::String, false),
+            ]
+        );
     }
 }

@@ -39,6 +39,7 @@ pub mod order_cell;
 pub mod process;
 pub mod rabbitmq;
 pub mod runtime;
+pub mod s7;
 
 // The names tests import from `common` itself; each test crate uses some of them.
 #[allow(unused_imports)]

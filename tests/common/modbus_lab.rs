@@ -180,7 +180,7 @@ pub fn cell_config(devices: &str) -> String {
     )
 }
 
-/// The runtime's Modbus drivers, built from a cell config as the runtime builds them (the
+/// The runtime's drivers (any protocol), built from a cell config as the runtime builds them (the
 /// checked config's driver specs, started), with everything they report recorded.
 pub struct Drivers {
     events: std::sync::Arc<std::sync::Mutex<Vec<(Instant, mes_edge_drivers::DeviceEvent)>>>,
@@ -194,14 +194,14 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// Checks the config (panics with its problems) and starts a task per Modbus line.
+    /// Checks the config (panics with its problems) and starts a task per driver.
     pub fn start(config_text: &str) -> Drivers {
         let config = mes_edge::config::parse(Path::new("cell.toml"), config_text)
             .unwrap_or_else(|e| panic!("test config does not check:\n{e}\n{config_text}"));
         let tags = config
-            .devices
+            .numbered_tags()
             .iter()
-            .flat_map(|d| d.tags.iter().map(|t| t.name.clone()))
+            .map(|(_, _, t)| t.name().to_string())
             .collect();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -4,9 +4,8 @@
 
 use super::plan::{plan_groups, Limits, PollGroup, ReadBlock, Refusals};
 use super::tag::{ModbusTag, Table};
-use crate::{
-    now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Quality, Sample, Value,
-};
+use crate::presence::LastValues;
+use crate::{now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Sample, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -59,7 +58,7 @@ pub(super) struct DeviceState {
     pub due: Vec<Instant>,
     pub refusals: Refusals,
     /// What was last handed on for each tag; only changes go out.
-    last: Vec<Option<(Option<Value>, Quality)>>,
+    last: LastValues,
     /// The registers each block last read, by (table, start, count): a block that reads the
     /// same words again holds the same values, so it is not decoded. Emptied whenever a tag's
     /// last value is set other than by decoding its block (bad, offline, a refusal's halves,
@@ -79,7 +78,7 @@ impl DeviceState {
             due: vec![now; groups.len()],
             groups,
             refusals: Refusals::default(),
-            last: vec![None; dev.tags.len()],
+            last: LastValues::new(dev.tags.iter().map(|t| t.id).collect()),
             raw: HashMap::new(),
             online: None,
             probe: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
@@ -95,12 +94,7 @@ impl DeviceState {
         if self.online == Some(false) {
             return Some((self.next_probe, 0));
         }
-        self.due
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(_, at)| at)
-            .map(|(g, at)| (at, g))
+        crate::schedule::earliest(&self.due)
     }
 
     /// Whether `regs` are the words `block` read last time; if not, remembers them.
@@ -148,22 +142,8 @@ impl DeviceState {
         ts_ms: i64,
         out: &mut Vec<Sample>,
     ) {
-        let quality = if value.is_some() {
-            Quality::Good
-        } else {
-            Quality::Bad
-        };
-        let now = Some((value, quality));
-        if self.last[i] != now {
-            self.last[i] = now;
-            out.push(Sample {
-                tag: dev.tags[i].id,
-                value,
-                quality,
-                ts_ms,
-                source_ts_ms: None,
-            });
-        }
+        debug_assert_eq!(self.last.len(), dev.tags.len());
+        self.last.changed(i, value, ts_ms, out);
     }
 
     /// Reports the device online (once per outage) and hands on the samples. False if the

@@ -108,11 +108,7 @@ pub fn plan(tags: &[ModbusTag], limits: Limits) -> Vec<ReadBlock> {
 
 /// The device's poll groups, fastest first, each planned.
 pub fn plan_groups(tags: &[ModbusTag], limits: Limits, refusals: &Refusals) -> Vec<PollGroup> {
-    let mut by_interval: BTreeMap<Duration, Vec<usize>> = BTreeMap::new();
-    for (i, t) in tags.iter().enumerate() {
-        by_interval.entry(t.poll_interval).or_default().push(i);
-    }
-    by_interval
+    crate::schedule::by_interval(tags.iter().map(|t| t.poll_interval))
         .into_iter()
         .map(|(interval, members)| PollGroup {
             interval,

@@ -19,6 +19,7 @@ mod modbus;
 mod mqtt;
 mod opcua;
 mod orders;
+mod s7;
 mod secrets;
 mod sparkplug;
 mod values;
@@ -137,6 +138,8 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     check_signals(c, &tags, &mut parsed, &mut p);
     opcua::check_names(c, &mut p);
     opcua::check_signal_nodes(c, &mut p);
+    s7::check_names(c, &mut p);
+    s7::check_signal_tags(c, &mut p);
     orders::check(c, &mut parsed, &mut p);
     parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
@@ -206,6 +209,7 @@ fn check_devices<'a>(
         // Modbus transports, serial settings, string and writable tags.
         modbus::check_device(d, dev, p);
         opcua::check_device(d, dev, parsed, p);
+        s7::check_device(d, dev, p);
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -336,8 +340,14 @@ fn check_signals(
     p: &mut Vec<Problem>,
 ) {
     let nodes = opcua::nodes(c);
+    let s7_tags = s7::tags(c);
     let known = || {
-        let mut names: Vec<&str> = tags.keys().chain(nodes.keys()).copied().collect();
+        let mut names: Vec<&str> = tags
+            .keys()
+            .chain(nodes.keys())
+            .chain(s7_tags.keys())
+            .copied()
+            .collect();
         names.sort_unstable();
         if names.is_empty() {
             "no tags are defined under [[devices.tags]]".to_string()
@@ -347,8 +357,8 @@ fn check_signals(
     };
     let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
         let found = tags.get(name).map(|r| r.tag);
-        // OPC UA nodes are checked in opcua::check_signal_nodes.
-        if found.is_none() && !nodes.contains_key(name) {
+        // OPC UA nodes and S7 tags are checked in opcua.rs and s7.rs.
+        if found.is_none() && !nodes.contains_key(name) && !s7_tags.contains_key(name) {
             p.push(Problem::at(
                 path!["signals", key, sub],
                 format!("unknown tag {name:?}; {}", known()),

@@ -193,7 +193,7 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
             let same_endpoint = networked(dev)
                 && networked(first)
                 && dev.host == first.host
-                && dev.port == first.port;
+                && dev.port() == first.port();
             if serial {
                 let settings = |x: &Device| {
                     (

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 /// What a signal needs of its tag.
 #[derive(Clone, Copy, PartialEq)]
-enum Need {
+pub(super) enum Need {
     Bool,
     Integer,
     WritableInteger,
@@ -52,6 +52,9 @@ fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
         }
         // OPC UA nodes carry their type; a wrong one shows as a bad value at run time.
         CellTag::OpcUa(_) => None,
+        CellTag::S7(t) => t
+            .s7_type()
+            .and_then(|ty| super::s7::tag_problem(ty, t.write, need)),
     }
 }
 

@@ -1,0 +1,167 @@
+//! S7 in the cell config: the `[[devices.s7_tags]]` entries and the resolution of an
+//! `protocol = "s7"` device to the driver's [`S7Device`]. Checks are in `check/s7.rs`.
+
+use super::types::{CellFile, Device, Protocol};
+use mes_edge_drivers::s7::frame::remote_tsap;
+use mes_edge_drivers::s7::{Address, Endpoint, S7Device, S7Tag, S7Type};
+use mes_edge_drivers::{DeviceId, DriverSpec, TagId};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// ISO-on-TCP's port (RFC 1006).
+pub const DEFAULT_PORT: u16 = 102;
+/// The PDU size offered; S7-1500 CPUs accept 960, the others answer with less.
+pub const DEFAULT_PDU: u16 = 960;
+/// Our TSAP: a PG connection, as STEP 7 and snap7 connect.
+pub const DEFAULT_LOCAL_TSAP: u16 = 0x0100;
+/// Unused bytes read to save an item: reading a few more bytes costs less than an item header.
+pub const MAX_GAP: u32 = 16;
+
+/// One S7 value of the cell: `address = "DB10.DBW4"`, `type = "int"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S7TagConfig {
+    pub name: String,
+    pub address: String,
+    /// bool, byte, word, dword, int, dint, real, lreal, string or date_and_time; default from
+    /// the address's width (X bool, B byte, W word, D dword).
+    #[serde(rename = "type")]
+    pub data_type: Option<String>,
+    /// A string's declared length (STRING[20] has 20).
+    pub length: Option<u8>,
+    /// Read this tag at its own interval instead of the device's `poll_interval_ms`.
+    pub poll_interval_ms: Option<u64>,
+    /// Whether write_tag and the write-back may set it.
+    #[serde(default)]
+    pub write: bool,
+    /// Engineering limits of a writable tag: a write_tag outside them is rejected.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The only values a write_tag may set.
+    pub allowed: Option<Vec<super::commands::AllowedValue>>,
+    /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag.
+    pub write_sources: Option<Vec<String>>,
+    /// Publish the tag as a process value (docs/VALUES.md).
+    #[serde(default)]
+    pub publish: super::values::Publish,
+}
+
+impl S7TagConfig {
+    /// The parsed address and type, or what is wrong with them (key, message).
+    pub fn parsed(&self) -> Result<(Address, S7Type), (&'static str, String)> {
+        let address: Address = self.address.parse().map_err(|e| ("address", e))?;
+        let ty = match &self.data_type {
+            Some(name) => S7Type::parse(name, self.length).map_err(|e| ("type", e))?,
+            None => S7Type::default_for(address.width),
+        };
+        ty.fits(address.width)
+            .map_err(|e| ("address", format!("{}: {e}", self.address)))?;
+        Ok((address, ty))
+    }
+
+    pub fn s7_type(&self) -> Option<S7Type> {
+        self.parsed().ok().map(|(_, t)| t)
+    }
+
+    /// What the tag reads, for a counter's baseline.
+    pub fn identity(&self, device: &str) -> String {
+        match self.parsed() {
+            Ok((a, t)) => format!("{device}/s7:{a}/{}", t.name()),
+            Err(_) => format!("{device}/s7:{}/?", self.address),
+        }
+    }
+
+    pub fn counter_bits(&self) -> Option<u32> {
+        self.s7_type().and_then(S7Type::counter_bits)
+    }
+
+    /// The driver's tag, numbered `id`, read every `interval` unless it has its own.
+    pub fn driver_tag(&self, id: TagId, interval: Duration) -> Option<S7Tag> {
+        let (address, data_type) = self.parsed().ok()?;
+        let mut tag = S7Tag::new(id, address, data_type);
+        tag.poll_interval = self
+            .poll_interval_ms
+            .map_or(interval, Duration::from_millis);
+        tag.writable = self.write;
+        Some(tag)
+    }
+}
+
+impl super::writes::WriteEncoding for S7Tag {
+    fn kind(&self) -> super::writes::ValueKind {
+        use super::writes::ValueKind;
+        match self.data_type {
+            S7Type::Bool => ValueKind::Bool,
+            S7Type::String { .. } | S7Type::DateAndTime => ValueKind::Text,
+            S7Type::Real | S7Type::LReal => ValueKind::Float,
+            _ => ValueKind::Int,
+        }
+    }
+
+    fn type_name(&self) -> String {
+        self.data_type.name().to_string()
+    }
+
+    fn encodes(&self, value: mes_edge_drivers::Value) -> Result<(), String> {
+        self.encode(value).map(|_| ())
+    }
+}
+
+impl S7TagConfig {
+    /// What a write_tag may set on the tag, if it is writable.
+    pub fn write_spec(&self, id: TagId) -> Option<super::writes::WriteSpec> {
+        let tag = self.driver_tag(id, Duration::ZERO).filter(|t| t.writable)?;
+        Some(super::writes::WriteSpec {
+            encoding: std::sync::Arc::new(tag),
+            min: self.min,
+            max: self.max,
+            allowed: self.allowed.clone(),
+            write_sources: self.write_sources.clone(),
+        })
+    }
+}
+
+/// The driver of an S7 device whose first tag is numbered `first_tag`; None for another
+/// protocol. The config was checked, so every address parses.
+pub(super) fn driver(d: usize, dev: &Device, first_tag: u32) -> Option<DriverSpec> {
+    if dev.protocol != Protocol::S7 {
+        return None;
+    }
+    let interval = Duration::from_millis(dev.poll_interval_ms);
+    let tags = dev
+        .s7_tags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
+        .collect();
+    Some(DriverSpec::S7(S7Device {
+        id: DeviceId(d as u32),
+        name: dev.name.clone(),
+        endpoint: endpoint(dev),
+        timeout: Duration::from_millis(dev.timeout_ms),
+        max_gap: MAX_GAP,
+        tags,
+        // The runtime hands in the handle its metrics endpoint reads.
+        metrics: Default::default(),
+    }))
+}
+
+pub fn endpoint(dev: &Device) -> Endpoint {
+    Endpoint {
+        host: dev.host.clone().unwrap_or_default(),
+        port: dev.port(),
+        local_tsap: dev.local_tsap.unwrap_or(DEFAULT_LOCAL_TSAP),
+        remote_tsap: dev
+            .remote_tsap
+            .unwrap_or_else(|| remote_tsap(dev.rack.unwrap_or(0), dev.slot.unwrap_or(1))),
+        pdu_size: dev.pdu_size.unwrap_or(DEFAULT_PDU),
+    }
+}
+
+/// The names of device `id`'s S7 tags, in the driver's order.
+pub fn tag_names(file: &CellFile, id: DeviceId) -> Vec<String> {
+    file.devices
+        .get(id.0 as usize)
+        .map(|d| d.s7_tags.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default()
+}
