@@ -97,17 +97,7 @@ async fn a_full_disk_shows_in_health_metrics_status_and_the_watchdog_and_nothing
     let dir = tempfile::tempdir().unwrap();
     let config = config_on(dir.path(), &disk.0, peer.port(), broker.port());
     let health = with_health(&config);
-    let socket = dir.path().join("notify");
-    let rx = UnixDatagram::bind(&socket).unwrap();
-    let mut rt = RuntimeProcess::spawn_with(
-        BIN,
-        ["run", "--config", config.to_str().unwrap()],
-        [
-            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
-            ("WATCHDOG_USEC", "4000000"),
-        ],
-        None,
-    );
+    let (mut rt, rx) = ops_support::run_under_watchdog(&config, dir.path());
     assert!(
         collector
             .wait_for(

@@ -7,7 +7,7 @@ mod common;
 mod ops_support;
 
 use common::cell::{write_config, write_config_with};
-use common::{free_port, ModbusPeer, Mosquitto, RuntimeProcess};
+use common::{free_port, ModbusPeer, Mosquitto};
 use ops_support::{scrape, signal, with_health, BIN, SIGHUP, SIGTERM};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -55,18 +55,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), peer.port(), broker.port());
     with_health(&config);
-    let socket = dir.path().join("notify");
-    let rx = UnixDatagram::bind(&socket).unwrap();
-    let mut rt = RuntimeProcess::spawn_with(
-        BIN,
-        ["run", "--config", config.to_str().unwrap()],
-        [
-            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
-            // WatchdogSec=4s: a ping at least every second while the runtime is well.
-            ("WATCHDOG_USEC", "4000000"),
-        ],
-        None,
-    );
+    let (mut rt, rx) = ops_support::run_under_watchdog(&config, dir.path());
     let pid = rt.pid().unwrap();
 
     let start = tokio::task::block_in_place(|| {
@@ -135,17 +124,7 @@ async fn sparkplug_only_keeps_its_watchdog_and_health() {
         "[sparkplug]\nenabled = true\njson = false\n",
     );
     let health = with_health(&config);
-    let socket = dir.path().join("notify");
-    let rx = UnixDatagram::bind(&socket).unwrap();
-    let mut rt = RuntimeProcess::spawn_with(
-        BIN,
-        ["run", "--config", config.to_str().unwrap()],
-        [
-            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
-            ("WATCHDOG_USEC", "4000000"),
-        ],
-        None,
-    );
+    let (mut rt, rx) = ops_support::run_under_watchdog(&config, dir.path());
     let start = tokio::task::block_in_place(|| {
         receive_until(&rx, Duration::from_secs(15), |m| m.starts_with("READY=1"))
     });

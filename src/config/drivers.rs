@@ -30,7 +30,7 @@ pub(super) fn driver_specs(
         let first_tag = next_tag;
         next_tag += (dev.tags.len() + dev.nodes.len() + dev.s7_tags.len()) as u32;
         let first_s7 = first_tag + (dev.tags.len() + dev.nodes.len()) as u32;
-        if let Some(spec) = super::s7::driver(d, dev, first_s7) {
+        if let Some(spec) = super::s7::device::driver(d, dev, first_s7) {
             specs.push(spec);
         } else if let Some(transport) = modbus_transport(dev) {
             let device = modbus_device(d, dev, first_tag);

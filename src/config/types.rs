@@ -231,7 +231,7 @@ pub struct Device {
     /// The PDU size offered to the CPU (default 960; the CPU answers with what it accepts).
     pub pdu_size: Option<u16>,
     #[serde(default)]
-    pub s7_tags: Vec<super::s7::S7TagConfig>,
+    pub s7_tags: Vec<super::s7::tag::S7TagConfig>,
 }
 
 impl Device {
@@ -239,7 +239,7 @@ impl Device {
     pub fn port(&self) -> u16 {
         match (self.port_set, self.protocol) {
             (Some(p), _) => p,
-            (None, Protocol::S7) => super::s7::DEFAULT_PORT,
+            (None, Protocol::S7) => super::s7::tag::DEFAULT_PORT,
             (None, _) => defaults::modbus_port(),
         }
     }
@@ -287,7 +287,7 @@ pub struct NodeConfig {
 pub enum CellTag<'a> {
     Modbus(&'a TagConfig),
     OpcUa(&'a NodeConfig),
-    S7(&'a super::s7::S7TagConfig),
+    S7(&'a super::s7::tag::S7TagConfig),
 }
 
 impl CellTag<'_> {

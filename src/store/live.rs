@@ -6,23 +6,13 @@
 use super::inspect::{stored_event, StoredEvent};
 use super::schema::StoreError;
 use crate::cell::CellState;
-use rusqlite::{params, Connection, OpenFlags};
-use std::path::Path;
-use std::time::Duration;
+use rusqlite::{params, Connection};
 
 /// A filtered query looks at no more than the last this many events: the outbox has no index
 /// by type, and a page polled every second must not scan a store of millions of rows.
 pub const SCAN_ROWS: i64 = 20_000;
 
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // A reader waits for nothing in WAL mode but a checkpoint's brief lock.
-    conn.busy_timeout(Duration::from_secs(2))?;
-    Ok(conn)
-}
+pub use super::schema::open_read_only;
 
 /// The committed cell state (counters, machine state, orders, shift).
 pub fn cell_state(conn: &Connection) -> Result<CellState, StoreError> {

@@ -54,7 +54,10 @@ pub struct OutboxStats {
 
 impl Outbox {
     pub fn open(path: &Path, sync: Synchronous, cell: &str) -> Result<Self, StoreError> {
-        let conn = open(path, sync)?;
+        Self::on(open(path, sync)?, cell)
+    }
+
+    fn on(conn: Connection, cell: &str) -> Result<Self, StoreError> {
         let last_seq: i64 =
             conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
                 r.get(0)
@@ -72,7 +75,7 @@ impl Outbox {
     /// A connection that only reads, for those who look (the supervisor, `outbox stats`): it
     /// never creates, migrates or writes the store; a store of another schema is refused.
     pub fn open_read_only(path: &Path, cell: &str) -> Result<Self, StoreError> {
-        let conn = super::live::open_read_only(path)?;
+        let conn = super::schema::open_read_only(path)?;
         let version = super::schema::check_identity(&conn, path)?;
         if version != super::SCHEMA_VERSION {
             return Err(StoreError::Foreign {
@@ -83,18 +86,7 @@ impl Outbox {
                 ),
             });
         }
-        let last_seq: i64 =
-            conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
-                r.get(0)
-            })?;
-        let store_id = meta(&conn, "store_id")?.unwrap_or_default();
-        Ok(Outbox {
-            conn,
-            cell: cell.to_string(),
-            last_seq: last_seq as u64,
-            store_id,
-            checkpointer: None,
-        })
+        Self::on(conn, cell)
     }
 
     pub fn store_id(&self) -> &str {

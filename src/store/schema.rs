@@ -300,6 +300,18 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A connection that only reads (the status page, the supervisor, `outbox stats`): it never
+/// creates, migrates or writes the store.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // A reader waits for nothing in WAL mode but a checkpoint's brief lock.
+    conn.busy_timeout(Duration::from_secs(2))?;
+    Ok(conn)
+}
+
 /// A write transaction that takes the write lock at its start, waiting out the busy timeout if
 /// another connection holds it. A deferred transaction that reads and then writes fails at once
 /// (SQLITE_BUSY_SNAPSHOT, no waiting) when another connection wrote in between: under WAL that

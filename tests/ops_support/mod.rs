@@ -225,3 +225,27 @@ async fn pipe(
         }
     }
 }
+
+/// The runtime on `config` with systemd's place taken by the test: sd_notify datagrams go to a
+/// socket in `dir` (returned, bound) and the watchdog is 4 s (a ping at least every second
+/// while the runtime is well; a loop silent for 3 s is hung).
+pub fn run_under_watchdog(
+    config: &Path,
+    dir: &Path,
+) -> (
+    crate::common::RuntimeProcess,
+    std::os::unix::net::UnixDatagram,
+) {
+    let socket = dir.join("notify");
+    let rx = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    let rt = crate::common::RuntimeProcess::spawn_with(
+        BIN,
+        ["run", "--config", config.to_str().unwrap()],
+        [
+            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
+            ("WATCHDOG_USEC", "4000000"),
+        ],
+        None,
+    );
+    (rt, rx)
+}

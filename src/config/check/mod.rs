@@ -17,6 +17,7 @@ mod commands;
 mod health;
 mod modbus;
 mod mqtt;
+mod need;
 mod opcua;
 mod orders;
 mod s7;

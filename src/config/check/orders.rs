@@ -8,21 +8,7 @@ use mes_edge_drivers::modbus::DataType;
 use mes_edge_drivers::TagId;
 use std::collections::HashSet;
 
-/// What a signal needs of its tag.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Need {
-    Bool,
-    Integer,
-    WritableInteger,
-    /// A number to summarize: not a bool or a string.
-    Number,
-    /// A lot number: an unscaled integer or a string.
-    Lot,
-    /// Any tag.
-    Any,
-    /// A bool or an unscaled integer: a flag raised, or a count kept.
-    Flag,
-}
+use super::need::Need;
 
 fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
     match t {

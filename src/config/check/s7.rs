@@ -2,8 +2,8 @@
 //! addresses and types (with what was expected), writable areas, names, and S7 tags used as
 //! the cell's signals.
 
-use super::orders::Need;
-use crate::config::s7::S7TagConfig;
+use super::need::Need;
+use crate::config::s7::tag::S7TagConfig;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::s7::plan::{item_capacity, MIN_PDU};

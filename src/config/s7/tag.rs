@@ -1,10 +1,7 @@
-//! S7 in the cell config: the `[[devices.s7_tags]]` entries and the resolution of an
-//! `protocol = "s7"` device to the driver's [`S7Device`]. Checks are in `check/s7.rs`.
+//! The `[[devices.s7_tags]]` entries of the cell config, and what each resolves to.
 
-use super::types::{CellFile, Device, Protocol};
-use mes_edge_drivers::s7::frame::remote_tsap;
-use mes_edge_drivers::s7::{Address, Endpoint, S7Device, S7Tag, S7Type};
-use mes_edge_drivers::{DeviceId, DriverSpec, TagId};
+use mes_edge_drivers::s7::{Address, S7Tag, S7Type};
+use mes_edge_drivers::TagId;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -38,12 +35,12 @@ pub struct S7TagConfig {
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// The only values a write_tag may set.
-    pub allowed: Option<Vec<super::commands::AllowedValue>>,
+    pub allowed: Option<Vec<crate::config::commands::AllowedValue>>,
     /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag.
     pub write_sources: Option<Vec<String>>,
     /// Publish the tag as a process value (docs/VALUES.md).
     #[serde(default)]
-    pub publish: super::values::Publish,
+    pub publish: crate::config::values::Publish,
 }
 
 impl S7TagConfig {
@@ -87,9 +84,9 @@ impl S7TagConfig {
     }
 }
 
-impl super::writes::WriteEncoding for S7Tag {
-    fn kind(&self) -> super::writes::ValueKind {
-        use super::writes::ValueKind;
+impl crate::config::writes::WriteEncoding for S7Tag {
+    fn kind(&self) -> crate::config::writes::ValueKind {
+        use crate::config::writes::ValueKind;
         match self.data_type {
             S7Type::Bool => ValueKind::Bool,
             S7Type::String { .. } | S7Type::DateAndTime => ValueKind::Text,
@@ -109,9 +106,9 @@ impl super::writes::WriteEncoding for S7Tag {
 
 impl S7TagConfig {
     /// What a write_tag may set on the tag, if it is writable.
-    pub fn write_spec(&self, id: TagId) -> Option<super::writes::WriteSpec> {
+    pub fn write_spec(&self, id: TagId) -> Option<crate::config::writes::WriteSpec> {
         let tag = self.driver_tag(id, Duration::ZERO).filter(|t| t.writable)?;
-        Some(super::writes::WriteSpec {
+        Some(crate::config::writes::WriteSpec {
             encoding: std::sync::Arc::new(tag),
             min: self.min,
             max: self.max,
@@ -119,49 +116,4 @@ impl S7TagConfig {
             write_sources: self.write_sources.clone(),
         })
     }
-}
-
-/// The driver of an S7 device whose first tag is numbered `first_tag`; None for another
-/// protocol. The config was checked, so every address parses.
-pub(super) fn driver(d: usize, dev: &Device, first_tag: u32) -> Option<DriverSpec> {
-    if dev.protocol != Protocol::S7 {
-        return None;
-    }
-    let interval = Duration::from_millis(dev.poll_interval_ms);
-    let tags = dev
-        .s7_tags
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
-        .collect();
-    Some(DriverSpec::S7(S7Device {
-        id: DeviceId(d as u32),
-        name: dev.name.clone(),
-        endpoint: endpoint(dev),
-        timeout: Duration::from_millis(dev.timeout_ms),
-        max_gap: MAX_GAP,
-        tags,
-        // The runtime hands in the handle its metrics endpoint reads.
-        metrics: Default::default(),
-    }))
-}
-
-pub fn endpoint(dev: &Device) -> Endpoint {
-    Endpoint {
-        host: dev.host.clone().unwrap_or_default(),
-        port: dev.port(),
-        local_tsap: dev.local_tsap.unwrap_or(DEFAULT_LOCAL_TSAP),
-        remote_tsap: dev
-            .remote_tsap
-            .unwrap_or_else(|| remote_tsap(dev.rack.unwrap_or(0), dev.slot.unwrap_or(1))),
-        pdu_size: dev.pdu_size.unwrap_or(DEFAULT_PDU),
-    }
-}
-
-/// The names of device `id`'s S7 tags, in the driver's order.
-pub fn tag_names(file: &CellFile, id: DeviceId) -> Vec<String> {
-    file.devices
-        .get(id.0 as usize)
-        .map(|d| d.s7_tags.iter().map(|t| t.name.clone()).collect())
-        .unwrap_or_default()
 }

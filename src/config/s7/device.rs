@@ -1,0 +1,53 @@
+//! An `protocol = "s7"` device of the cell config resolved to the driver's [`S7Device`].
+
+use super::tag::{DEFAULT_LOCAL_TSAP, DEFAULT_PDU, MAX_GAP};
+use crate::config::types::{CellFile, Device, Protocol};
+use mes_edge_drivers::s7::frame::remote_tsap;
+use mes_edge_drivers::s7::{Endpoint, S7Device};
+use mes_edge_drivers::{DeviceId, DriverSpec, TagId};
+use std::time::Duration;
+
+/// The driver of an S7 device whose first tag is numbered `first_tag`; None for another
+/// protocol. The config was checked, so every address parses.
+pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Option<DriverSpec> {
+    if dev.protocol != Protocol::S7 {
+        return None;
+    }
+    let interval = Duration::from_millis(dev.poll_interval_ms);
+    let tags = dev
+        .s7_tags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
+        .collect();
+    Some(DriverSpec::S7(S7Device {
+        id: DeviceId(d as u32),
+        name: dev.name.clone(),
+        endpoint: endpoint(dev),
+        timeout: Duration::from_millis(dev.timeout_ms),
+        max_gap: MAX_GAP,
+        tags,
+        // The runtime hands in the handle its metrics endpoint reads.
+        metrics: Default::default(),
+    }))
+}
+
+pub fn endpoint(dev: &Device) -> Endpoint {
+    Endpoint {
+        host: dev.host.clone().unwrap_or_default(),
+        port: dev.port(),
+        local_tsap: dev.local_tsap.unwrap_or(DEFAULT_LOCAL_TSAP),
+        remote_tsap: dev
+            .remote_tsap
+            .unwrap_or_else(|| remote_tsap(dev.rack.unwrap_or(0), dev.slot.unwrap_or(1))),
+        pdu_size: dev.pdu_size.unwrap_or(DEFAULT_PDU),
+    }
+}
+
+/// The names of device `id`'s S7 tags, in the driver's order.
+pub fn tag_names(file: &CellFile, id: DeviceId) -> Vec<String> {
+    file.devices
+        .get(id.0 as usize)
+        .map(|d| d.s7_tags.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default()
+}
