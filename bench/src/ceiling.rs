@@ -6,7 +6,7 @@
 //! collector counts what arrives; that rate is the ceiling S1's delivery is a share of.
 
 use crate::collector::{check_sequence, Collector};
-use crate::harness::Ctx;
+use crate::ctx::Ctx;
 use crate::load_server::unix_ns;
 use crate::procs::{Broker, Proc};
 use crate::procstat::CpuWindow;
@@ -174,7 +174,7 @@ pub fn measure(ctx: &Ctx, dir: &Path, seconds: f64) -> Result<Ceiling> {
     std::fs::create_dir_all(dir)?;
     let mut broker = Broker::new(dir, false)?;
     broker.start()?;
-    let collector = Collector::start(broker.port, crate::s1_pipeline::EVENTS, None);
+    let collector = Collector::start(broker.port, crate::s1_rig::EVENTS, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
     let mut cmd = Command::new(&ctx.bench_bin);
     cmd.args(["publish", "--port", &broker.port.to_string()])

@@ -2,7 +2,7 @@
 //! the disk's fsync rate, the peers' versions) and the build measured, so that BENCHMARKS.md
 //! states them from the run, not from memory.
 
-use crate::harness::Ctx;
+use crate::ctx::Ctx;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;

@@ -10,6 +10,7 @@
 mod bounds;
 mod ceiling;
 mod collector;
+mod ctx;
 mod harness;
 mod layout;
 mod load_server;
@@ -21,6 +22,7 @@ mod procs;
 mod procstat;
 mod report;
 mod s1_pipeline;
+mod s1_rig;
 mod s1_steady;
 mod s2_polling;
 mod s3_backlog;
@@ -33,7 +35,7 @@ mod workload;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use harness::{Ctx, Durations};
+use ctx::{Ctx, Durations};
 use std::path::PathBuf;
 
 #[derive(Parser)]

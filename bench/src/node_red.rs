@@ -4,7 +4,7 @@
 //! built-in MQTT out node (QoS 1). The flow is generated from the workload; Node-RED runs
 //! headless (no editor, no HTTP nodes) with its user folder in the run's folder.
 
-use crate::harness::Ctx;
+use crate::ctx::Ctx;
 use crate::procs::{free_port, Proc};
 use crate::workload::PeerSpec;
 use anyhow::{Context, Result};

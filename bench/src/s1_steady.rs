@@ -9,10 +9,10 @@
 //! the best rate with a full hold; if the hold fails, it steps down once.
 
 use crate::collector::check_sequence;
-use crate::harness::Ctx;
+use crate::ctx::Ctx;
 use crate::pipeline::Load;
 use crate::procstat::CpuWindow;
-use crate::s1_pipeline::rig;
+use crate::s1_rig::rig;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};

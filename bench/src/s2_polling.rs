@@ -9,7 +9,8 @@
 //! steps every 10 s).
 
 use crate::collector::Collector;
-use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
+use crate::ctx::{Ctx, Tool};
+use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
 use crate::load_server::Mode;
 use crate::procs::Broker;
 use crate::procstat::{CpuWindow, RssSampler};

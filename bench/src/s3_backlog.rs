@@ -7,13 +7,14 @@
 //! still counts every event.
 
 use crate::collector::{check_sequence, Collector};
-use crate::harness::{wait_for, Ctx};
+use crate::ctx::Ctx;
+use crate::harness::wait_for;
 use crate::load_server::unix_ns;
 use crate::pipeline::Load;
 use crate::procs::Broker;
 use crate::procstat::{rss_mb, CpuWindow, RssSampler};
 use crate::report::{Figure, Table, Target};
-use crate::s1_pipeline::{spawn_pipeline, write_config, EVENTS};
+use crate::s1_rig::{spawn_pipeline, write_config, EVENTS};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};

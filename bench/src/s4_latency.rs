@@ -6,7 +6,8 @@
 //! it is published), for the peers their change message.
 
 use crate::collector::{Collector, Rec};
-use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
+use crate::ctx::{Ctx, Tool};
+use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::Broker;
 use crate::report::{Cell, Figure, Table, Target};

@@ -7,7 +7,8 @@
 //! event; peers: the first values).
 
 use crate::collector::Collector;
-use crate::harness::{layout, load_spec, start_tool, topic_filter, Ctx, LoadServer, Tool};
+use crate::ctx::{Ctx, Tool};
+use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::Broker;
 use crate::procstat::{CpuWindow, RssSampler};

@@ -14,7 +14,7 @@
 //! does once every item has its first value), CPU (per cent of one core) and RSS over the
 //! window. Anchor: UMH publishes 38,837 msg/s at about 157% CPU and 1-1.5 GB for 50,000 nodes.
 
-use crate::harness::Ctx;
+use crate::ctx::Ctx;
 use crate::procs::{free_port, Broker, Proc};
 use crate::procstat::{CpuWindow, RssSampler};
 use crate::report::{Cell, Figure, Table, Target};

@@ -10,11 +10,12 @@
 //! to READY=1 and to the first event at the broker.
 
 use crate::collector::Collector;
-use crate::harness::{layout, load_spec, wait_for, Ctx, LoadServer};
+use crate::ctx::Ctx;
+use crate::harness::{layout, load_spec, wait_for, LoadServer};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::{free_port, Broker, Proc};
 use crate::report::{Cell, Figure, Table, Target};
-use crate::s1_pipeline::{write_config, EVENTS};
+use crate::s1_rig::{write_config, EVENTS};
 use crate::s2_polling::{LAYOUT, POLL_MS};
 use crate::stats::spread;
 use crate::workload::device_config;
