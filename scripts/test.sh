@@ -3,6 +3,8 @@
 #
 #   scripts/test.sh [extra args for the test runner]
 #   e.g. scripts/test.sh --test harness_smoke
+#   scripts/test.sh --quick       the edit-test loop: unit tests, the config cases and one
+#                                 scenario per peer (no ops-checks, no fuzzing)
 #
 # 1. Installs Mosquitto and rabbitmq-server from Debian if missing. No system service is used:
 #    tests start their own broker processes on free ports (tests/common).
@@ -17,6 +19,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then
+    QUICK=1
+    shift
+fi
 
 log() { echo "scripts/test.sh: $*" >&2; }
 
@@ -98,6 +106,26 @@ export MES_EDGE_PYTHON="$VENV/bin/python"
 export MES_EDGE_SOCAT="$SOCAT"
 export MES_EDGE_RABBITMQ="$RABBITMQ"
 export MES_EDGE_CHROMIUM="$CHROMIUM"
+
+# --- 4a. The quick lane: every unit test, the config cases, and one scenario per peer ----------
+# Only the test binaries it runs are built.
+if [ "$QUICK" -eq 1 ]; then
+    ONE_PER_PEER='kind(lib) | kind(bin) | binary(config_check)
+        | (binary(backbone) & test(parts_counted_end_to_end_equal_the_plc_across_counter_rollover))
+        | (binary(backbone) & test(rabbitmq_down_for_))
+        | (binary(modbus_rtu) & test(parts_and_states_over_a_serial_line_end_to_end))
+        | (binary(opcua_cell) & test(a_subscribed_counter_node_counts_parts_exactly_end_to_end))
+        | (binary(s7) & test(every_type_and_area_reads_as_the_plc_holds_it))
+        | (binary(sparkplug) & test(births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq))
+        | (binary(status_page) & test(the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go))'
+    if cargo nextest --version >/dev/null 2>&1; then
+        exec cargo nextest run --workspace --locked --no-fail-fast --lib --bins \
+            --test config_check --test backbone --test modbus_rtu --test opcua_cell --test s7 \
+            --test sparkplug --test status_page -E "$ONE_PER_PEER" "$@"
+    fi
+    log "--quick needs cargo-nextest (its filter picks one scenario per peer): cargo install cargo-nextest"
+    exit 2
+fi
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked
