@@ -112,7 +112,7 @@ export MES_EDGE_CHROMIUM="$CHROMIUM"
 if [ "$QUICK" -eq 1 ]; then
     ONE_PER_PEER='kind(lib) | kind(bin) | binary(config_check)
         | (binary(backbone) & test(parts_counted_end_to_end_equal_the_plc_across_counter_rollover))
-        | (binary(backbone) & test(rabbitmq_down_for_))
+        | (binary(ops_health) & test(the_status_topic_and_the_last_will_on_rabbitmq))
         | (binary(modbus_rtu) & test(parts_and_states_over_a_serial_line_end_to_end))
         | (binary(opcua_cell) & test(a_subscribed_counter_node_counts_parts_exactly_end_to_end))
         | (binary(s7) & test(every_type_and_area_reads_as_the_plc_holds_it))
@@ -120,7 +120,7 @@ if [ "$QUICK" -eq 1 ]; then
         | (binary(status_page) & test(the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go))'
     if cargo nextest --version >/dev/null 2>&1; then
         exec cargo nextest run --workspace --locked --no-fail-fast --lib --bins \
-            --test config_check --test backbone --test modbus_rtu --test opcua_cell --test s7 \
+            --test config_check --test backbone --test ops_health --test modbus_rtu --test opcua_cell --test s7 \
             --test sparkplug --test status_page -E "$ONE_PER_PEER" "$@"
     fi
     log "--quick needs cargo-nextest (its filter picks one scenario per peer): cargo install cargo-nextest"
