@@ -34,16 +34,7 @@ async fn a_commands_events_name_the_operator_and_others_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), peer.port(), broker.port());
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    assert!(
-        collector
-            .wait_for(
-                |m| Delivery::of(m).of_type("device_status").count() == 1,
-                Duration::from_secs(20)
-            )
-            .await,
-        "{}",
-        rt.logs()
-    );
+    common::cell::wait_first_device_status(&collector, &rt).await;
     let socket = dir.path().join("cell.sock");
     // Commanded by socket path, without the config (as an operator who may not read it).
     let out = Command::new(BIN)

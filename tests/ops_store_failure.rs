@@ -98,16 +98,7 @@ async fn a_full_disk_shows_in_health_metrics_status_and_the_watchdog_and_nothing
     let config = config_on(dir.path(), &disk.0, peer.port(), broker.port());
     let health = with_health(&config);
     let (mut rt, rx) = ops_support::run_under_watchdog(&config, dir.path());
-    assert!(
-        collector
-            .wait_for(
-                |m| Delivery::of(m).of_type("device_status").count() == 1,
-                Duration::from_secs(20)
-            )
-            .await,
-        "{}",
-        rt.logs()
-    );
+    common::cell::wait_first_device_status(&collector, &rt).await;
     let mut h = scrape(health, "/health", false);
     assert!(
         eventually(Duration::from_secs(12), || {
@@ -360,16 +351,7 @@ async fn a_sequence_number_taken_behind_the_runtimes_back_stops_it_with_the_reas
     let config = write_config_with(dir.path(), peer.port(), broker.port(), "");
     let db = dir.path().join("cell.db");
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    assert!(
-        collector
-            .wait_for(
-                |m| Delivery::of(m).of_type("device_status").count() == 1,
-                Duration::from_secs(20)
-            )
-            .await,
-        "{}",
-        rt.logs()
-    );
+    common::cell::wait_first_device_status(&collector, &rt).await;
     // The intruder's row at the next seq (SQLite's lock is not the runtime's lock).
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();

@@ -153,13 +153,7 @@ async fn a_store_deleted_and_made_again_has_a_new_id_starts_at_one_and_names_the
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), peer.port(), broker.port());
     let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    let first = collector
-        .wait_for(
-            |m| Delivery::of(m).of_type("device_status").count() == 1,
-            Duration::from_secs(20),
-        )
-        .await;
-    assert!(first, "{}", rt.logs());
+    common::cell::wait_first_device_status(&collector, &rt).await;
     let d = Delivery::of(&collector.snapshot());
     let created = &d.by_seq[&1];
     assert_eq!(
@@ -186,13 +180,7 @@ async fn a_store_deleted_and_made_again_has_a_new_id_starts_at_one_and_names_the
     }
     collector.clear();
     rt.start_again();
-    let again = collector
-        .wait_for(
-            |m| Delivery::of(m).of_type("device_status").count() == 1,
-            Duration::from_secs(20),
-        )
-        .await;
-    assert!(again, "{}", rt.logs());
+    common::cell::wait_first_device_status(&collector, &rt).await;
     let d = Delivery::of(&collector.snapshot());
     let created = &d.by_seq[&1];
     assert_eq!(created["type"], "store_created", "seq starts again at 1");
@@ -213,16 +201,7 @@ async fn a_second_runtime_on_the_same_store_stops_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), peer.port(), broker.port());
     let mut first = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    assert!(
-        collector
-            .wait_for(
-                |m| Delivery::of(m).of_type("device_status").count() == 1,
-                Duration::from_secs(20)
-            )
-            .await,
-        "{}",
-        first.logs()
-    );
+    common::cell::wait_first_device_status(&collector, &first).await;
     // The second one with its own health port and client id: only the store is shared.
     let other = dir.path().join("other.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(

@@ -7,6 +7,7 @@
 //! correction; a step back at the moment the other counter restarts is never a correction; a
 //! glitch is never a reset; a step back alone stays a correction.
 
+use super::evidence_tests::net;
 use super::{CellModel, CellState, Engine, Evidence};
 use crate::event::{CounterKind, EventBody, NewEvent};
 use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};
@@ -168,21 +169,6 @@ impl Rig {
         };
         self.engine.apply(&ev, &mut self.events);
     }
-}
-
-fn net(events: &[NewEvent], kind: CounterKind) -> i64 {
-    events
-        .iter()
-        .map(|e| match e.body {
-            EventBody::PartCount {
-                counter, quantity, ..
-            } if counter == kind => quantity as i64,
-            EventBody::CountCorrection {
-                counter, quantity, ..
-            } if counter == kind => quantity,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// What a fault's events must show, checked on the events from the fault until it settled.

@@ -25,16 +25,14 @@ impl TagBoard {
     /// The tags of the config in force (at start and after each reload); forgets the readings,
     /// since a reload may renumber the tags.
     pub fn set_tags(&self, config: &crate::config::CellConfig) {
-        let names: Vec<(String, String)> = config
+        let (names, trends): (Vec<(String, String)>, Vec<Option<Trend>>) = config
             .numbered_tags()
             .into_iter()
-            .map(|(_, d, t)| (config.devices[d].name.clone(), t.name().to_string()))
-            .collect();
-        let trends = config
-            .numbered_tags()
-            .into_iter()
-            .map(|(id, _, _)| config.values.contains_key(&id).then(Trend::default))
-            .collect();
+            .map(|(id, d, t)| {
+                let name = (config.devices[d].name.clone(), t.name().to_string());
+                (name, config.values.contains_key(&id).then(Trend::default))
+            })
+            .unzip();
         let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
         b.last = vec![None; names.len()];
         b.names = names;

@@ -136,3 +136,18 @@ impl Delivery {
         self.by_seq.values().filter(move |e| e["type"] == kind)
     }
 }
+
+/// Waits until the cell's first `device_status` has reached MOM: the runtime is up, connected
+/// to the broker and has read its PLC. Panics with the runtime's log after 20 s.
+pub async fn wait_first_device_status(collector: &super::Collector, rt: &super::RuntimeProcess) {
+    assert!(
+        collector
+            .wait_for(
+                |m| Delivery::of(m).of_type("device_status").count() == 1,
+                std::time::Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        rt.logs()
+    );
+}
