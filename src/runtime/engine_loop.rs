@@ -9,7 +9,7 @@ use super::write_back::WriteQueues;
 use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch, WriteOutcome};
 use crate::event::{EventBody, NewEvent};
 use crate::orders::Reply;
-use crate::store::{Outbox, ValueDrops};
+use crate::store::{StoreOwner, ValueDrops};
 use mes_edge_drivers::DeviceEvent;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -67,7 +67,8 @@ fn merge(
 /// Everything the engine thread is handed.
 pub(super) struct EngineInputs {
     pub engine: Engine,
-    pub outbox: Outbox,
+    /// Commits and housekeeping go to the store's owner.
+    pub owner: StoreOwner,
     pub devices: mpsc::Receiver<DeviceEvent>,
     /// Commands outlive one engine thread (a reload starts a new one): given back at its end.
     pub commands: mpsc::Receiver<CommandIn>,
@@ -249,15 +250,12 @@ impl EngineLoop {
             return;
         }
         let io = &mut self.io;
-        if let Some(ev) = self
-            .housekeeping
-            .step(&mut io.outbox, &io.alive, mono, wall)
-        {
+        if let Some(ev) = self.housekeeping.step(&io.owner, &io.alive, mono, wall) {
             self.events.push(ev);
         }
         if !io.values.is_empty() {
             self.events.extend(value_housekeeping(
-                &mut io.outbox,
+                &io.owner,
                 &io.store,
                 &mut self.drops,
                 &io.value_probe,
@@ -318,10 +316,23 @@ impl EngineLoop {
             return Commit::Done;
         }
         let now = io.clock.wall_ms();
-        match io
-            .outbox
-            .commit_all(&self.events, &self.value_batches, &io.engine.state, now)
+        let (events, values) = (
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.value_batches),
+        );
+        let result = match io
+            .owner
+            .commit(events, values, io.engine.state.clone(), now)
         {
+            Ok(c) => {
+                (self.events, self.value_batches) = (c.events, c.values);
+                c.result
+            }
+            // The owner is gone: the batch is not committed, and no later one will be.
+            Err(e) => Err(e),
+        };
+        let io = &mut self.io;
+        match result {
             Ok(c) => {
                 self.values_committed();
                 let io = &mut self.io;
@@ -382,7 +393,8 @@ impl EngineLoop {
                 .sum(),
         );
         self.value_batches.clear();
-        match io.outbox.cap_values(io.store.values_max_count) {
+        let cap = io.store.values_max_count;
+        match io.owner.run(move |o| o.cap_values(cap)) {
             Ok(d) if !d.is_empty() => {
                 io.value_probe.dropped(&d);
                 self.drops.add(d);
@@ -530,10 +542,11 @@ url = "mqtt://127.0.0.1"
             let (commands, command_rx) = mpsc::channel(64);
             let (written_tx, written) = mpsc::unbounded_channel();
             let outbox =
-                Outbox::open(&store, crate::config::Synchronous::Normal, "e/s/a/l/c").unwrap();
+                crate::store::Outbox::open(&store, crate::config::Synchronous::Normal, "e/s/a/l/c")
+                    .unwrap();
             let inputs = EngineInputs {
                 engine: Engine::new(CellModel::from_config(&config), CellState::default()),
-                outbox,
+                owner: StoreOwner::start(outbox).unwrap(),
                 devices: device_rx,
                 commands: command_rx,
                 written,

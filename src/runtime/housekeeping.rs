@@ -2,7 +2,7 @@
 //! steps between batches, and the store alarm.
 
 use crate::event::{AlarmLevel, EventBody, NewEvent};
-use crate::store::{Outbox, PrunePass};
+use crate::store::{OutboxStats, PrunePass, StoreOwner};
 use std::time::{Duration, Instant};
 
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
@@ -44,16 +44,30 @@ impl Housekeeping {
     /// measured on the system's clock: it is work done, not time passing for the cell.
     pub fn step(
         &mut self,
-        outbox: &mut Outbox,
+        owner: &StoreOwner,
         alive: &crate::ops::Heartbeat,
         mono: Instant,
         wall: i64,
     ) -> Option<NewEvent> {
         let started = Instant::now();
-        let before = wall - self.retention_ms;
-        let step = outbox.prune_step(&mut self.pass, before, self.cap, HOUSEKEEPING_BUDGET);
+        let (before, cap) = (wall - self.retention_ms, self.cap);
+        let mut pass = std::mem::take(&mut self.pass);
+        // The step and the figures the alarm needs, in one turn of the owner.
+        let done = owner.call(move |o| {
+            let step = o.prune_step(&mut pass, before, cap, HOUSEKEEPING_BUDGET);
+            let stats = step.as_ref().ok().and_then(|_| o.stats().ok());
+            (pass, step, stats)
+        });
+        let step = match done {
+            Ok((pass, step, stats)) => {
+                self.pass = pass;
+                step.map(|s| (s, stats))
+            }
+            Err(e) => Err(e),
+        };
         let alarm = match step {
-            Ok(_) => self.alarm(outbox, wall),
+            Ok((_, Some(ref stats))) => self.alarm(stats, wall),
+            Ok(_) => None,
             Err(ref e) => {
                 tracing::error!("pruning the outbox: {e}");
                 None
@@ -61,7 +75,7 @@ impl Housekeeping {
         };
         let took = started.elapsed();
         let (rows, again) = match step {
-            Ok(p) => (p.rows, !p.done),
+            Ok((p, _)) => (p.rows, !p.done),
             Err(_) => (0, false),
         };
         alive.housekept(took, rows);
@@ -79,8 +93,7 @@ impl Housekeeping {
         alarm
     }
 
-    fn alarm(&mut self, outbox: &Outbox, wall: i64) -> Option<NewEvent> {
-        let stats = outbox.stats().ok()?;
+    fn alarm(&mut self, stats: &OutboxStats, wall: i64) -> Option<NewEvent> {
         let (used, cap) = (stats.used_bytes, self.cap);
         let level = if used >= cap {
             AlarmLevel::Full

@@ -22,6 +22,8 @@ pub enum StoreError {
     Io { path: String, error: std::io::Error },
     #[error("{path}: the store is corrupt ({detail}). Nothing more is written to it. Stop the service; keep a copy of the store with its -wal file; `mes-edge outbox verify` and `mes-edge outbox stats` show what is readable and what MOM has not had; then move the store away: the runtime starts a new one, announced to MOM with a new store_id, and the PLC's counters carry on (docs/OPERATIONS.md, \"A corrupt store\")")]
     Corrupt { path: String, detail: String },
+    #[error("the store's owner thread has stopped (a fault in the store's code); nothing more is written")]
+    OwnerGone,
     #[error("{0}")]
     Sqlite(rusqlite::Error),
 }
@@ -66,7 +68,7 @@ impl StoreError {
     /// instead of retrying the same commit every second; a full disk or an I/O error is retried.
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::Corrupt { .. } => true,
+            StoreError::Corrupt { .. } | StoreError::OwnerGone => true,
             // A sequence number or event id already taken. Not every constraint: a trigger's
             // RAISE(ABORT) is one too, and says nothing of the store's own keys.
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
