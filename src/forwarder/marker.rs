@@ -26,7 +26,8 @@ impl Marker {
 
     /// Hands acknowledged events over for marking; gives them back if the owner has stopped.
     pub fn hand_over(&self, seqs: Vec<u64>) -> Result<(), Vec<u64>> {
-        self.owner.mark(seqs, &self.pending)
+        self.owner
+            .mark(seqs, mes_edge_drivers::now_ms(), &self.pending)
     }
 
     /// Whether events handed over are still waiting to be marked.

@@ -19,7 +19,7 @@ pub struct Outbox {
     pub(super) checkpointer: Option<super::Checkpointer>,
     /// On the store owner's connection: events acknowledged and not yet marked, written by the
     /// next commit's transaction or by [`Outbox::write_marks_due`].
-    pub(super) marks_due: Vec<u64>,
+    pub(super) marks_due: Vec<(u64, i64)>,
 }
 
 /// A committed event as the forwarder publishes it.
@@ -255,7 +255,7 @@ impl Outbox {
         // After a write: the transaction holds the write lock before the values' insert reads.
         super::values::insert(&tx, values, &self.store_id, &self.cell)?;
         // Acknowledgements waiting on the owner ride in this transaction and its fsync.
-        mark_in(&tx, &self.marks_due, now_ms)?;
+        mark_in(&tx, &self.marks_due)?;
         tx.commit()?;
         self.marks_due.clear();
         let first_seq = self.last_seq + 1;
@@ -299,8 +299,9 @@ impl Outbox {
     /// Marks events acknowledged by the broker, in a transaction of their own. Losing this
     /// write costs only a re-send.
     pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
+        let marks: Vec<(u64, i64)> = seqs.iter().map(|&s| (s, now_ms)).collect();
         let tx = super::schema::write_tx(&mut self.conn)?;
-        mark_in(&tx, seqs, now_ms)?;
+        mark_in(&tx, &marks)?;
         tx.commit()?;
         Ok(())
     }
@@ -311,9 +312,15 @@ impl Outbox {
         if self.marks_due.is_empty() {
             return;
         }
-        let seqs = std::mem::take(&mut self.marks_due);
-        if let Err(e) = self.mark_delivered(&seqs, mes_edge_drivers::now_ms()) {
-            tracing::error!(events = seqs.len(), "marking delivered events: {e}");
+        let marks = std::mem::take(&mut self.marks_due);
+        let written = super::schema::write_tx(&mut self.conn)
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                mark_in(&tx, &marks)?;
+                Ok(tx.commit()?)
+            });
+        if let Err(e) = written {
+            tracing::error!(events = marks.len(), "marking delivered events: {e}");
         }
     }
 
@@ -525,18 +532,19 @@ mod tests {
     }
 }
 
-/// Marks `seqs` delivered in `tx`, with the tally: how many rows are delivered, the highest seq
-/// acknowledged, and the prune floor (a row delivered below it lowers it).
-fn mark_in(tx: &rusqlite::Transaction, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
-    if seqs.is_empty() {
+/// Marks events delivered in `tx` (each seq with the time its acknowledgement came), with the
+/// tally: how many rows are delivered, the highest seq acknowledged, and the prune floor (a row
+/// delivered below it lowers it).
+fn mark_in(tx: &rusqlite::Transaction, marks: &[(u64, i64)]) -> Result<(), StoreError> {
+    if marks.is_empty() {
         return Ok(());
     }
     let mut stmt = tx.prepare_cached(
         "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
     )?;
     let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
-    for &seq in seqs {
-        if stmt.execute(params![now_ms, seq as i64])? > 0 {
+    for &(seq, at_ms) in marks {
+        if stmt.execute(params![at_ms, seq as i64])? > 0 {
             n += 1;
             lo = lo.min(seq as i64);
             hi = hi.max(seq as i64);

@@ -28,14 +28,16 @@ pub struct Commit {
 }
 
 enum Request {
-    /// Runs on the owner's connection; the closure sends its own answer.
+    /// Runs on the owner's connection; the closure sends its own answer. The engine's commit
+    /// is one: the marks waiting ride in its transaction ([`Outbox::commit_all`]).
     Run(Job),
-    /// The engine's commit: the marks waiting ride in its transaction.
-    Commit(Job),
+    /// Answered once every mark handed over before it is written.
+    Flush(Sender<()>),
     /// Events the broker acknowledged: written with the next transaction due, or on their own
     /// once nothing else waits. `count` goes down by their number once written (or failed).
     Mark {
         seqs: Vec<u64>,
+        at_ms: i64,
         count: Arc<AtomicUsize>,
     },
 }
@@ -111,26 +113,25 @@ impl StoreOwner {
         state: CellState,
         now_ms: i64,
     ) -> Result<Commit, StoreError> {
-        let (done, answer) = std::sync::mpsc::sync_channel(1);
-        self.send(Request::Commit(Box::new(move |o| {
-            let result = o.commit_all(&events, &values, &state, now_ms);
-            let _ = done.send(Commit {
-                events,
-                values,
-                result,
-            });
-        })))?;
+        let (request, answer) = commit_request(events, values, state, now_ms);
+        self.send(request)?;
         answer.recv().map_err(|_| StoreError::OwnerGone)
     }
 
-    /// Hands acknowledged events over to be marked delivered; `count` rises by their number
-    /// now and falls once they are written. Does not wait. Gives them back if the owner has
-    /// stopped.
-    pub fn mark(&self, seqs: Vec<u64>, count: &Arc<AtomicUsize>) -> Result<(), Vec<u64>> {
+    /// Hands events acknowledged at `at_ms` over to be marked delivered; `count` rises by
+    /// their number now and falls once they are written. Does not wait. Gives them back if the
+    /// owner has stopped.
+    pub fn mark(
+        &self,
+        seqs: Vec<u64>,
+        at_ms: i64,
+        count: &Arc<AtomicUsize>,
+    ) -> Result<(), Vec<u64>> {
         let n = seqs.len();
         count.fetch_add(n, Ordering::SeqCst);
         let request = Request::Mark {
             seqs,
+            at_ms,
             count: count.clone(),
         };
         self.tx.send(request).map_err(|e| {
@@ -142,9 +143,11 @@ impl StoreOwner {
         })
     }
 
-    /// Waits until everything handed over before this call is written (or has failed).
+    /// Waits until every mark handed over before this call is written (or has failed).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.call(|_| ())
+        let (done, answer) = channel();
+        self.send(Request::Flush(done))?;
+        answer.recv().map_err(|_| StoreError::OwnerGone)
     }
 
     fn send(&self, r: Request) -> Result<(), StoreError> {
@@ -152,32 +155,144 @@ impl StoreOwner {
     }
 }
 
+fn commit_request(
+    events: Vec<NewEvent>,
+    values: Vec<ValueBatch>,
+    state: CellState,
+    now_ms: i64,
+) -> (Request, Receiver<Commit>) {
+    let (done, answer) = channel();
+    let job = move |o: &mut Outbox| {
+        let result = o.commit_all(&events, &values, &state, now_ms);
+        let _ = done.send(Commit {
+            events,
+            values,
+            result,
+        });
+    };
+    (Request::Run(Box::new(job)), answer)
+}
+
 /// The owner's loop: each round takes every request waiting and runs the jobs in the order they
-/// came. The marks among them ride in the round's first commit; before any other job (a flush,
-/// a cursor, a reader's turn) and at the end of the round they are written on their own.
+/// came. The marks among them ride in the round's first commit; before a flush's answer and at
+/// the end of the round they are written on their own.
 fn serve(mut outbox: Outbox, rx: Receiver<Request>) {
     while let Ok(first) = rx.recv() {
-        let mut jobs = Vec::new();
         let mut counts: Vec<(Arc<AtomicUsize>, usize)> = Vec::new();
+        let mut round = Vec::new();
         for r in std::iter::once(first).chain(rx.try_iter()) {
             match r {
-                Request::Run(job) => jobs.push((job, false)),
-                Request::Commit(job) => jobs.push((job, true)),
-                Request::Mark { seqs, count } => {
+                Request::Mark { seqs, at_ms, count } => {
                     counts.push((count, seqs.len()));
-                    outbox.marks_due.extend(seqs);
+                    outbox
+                        .marks_due
+                        .extend(seqs.into_iter().map(|s| (s, at_ms)));
                 }
+                other => round.push(other),
             }
         }
-        for (job, commits) in jobs {
-            if !commits {
-                outbox.write_marks_due();
+        for r in round {
+            match r {
+                Request::Run(job) => job(&mut outbox),
+                Request::Flush(done) => {
+                    outbox.write_marks_due();
+                    let _ = done.send(());
+                }
+                Request::Mark { .. } => unreachable!("taken above"),
             }
-            job(&mut outbox);
         }
         outbox.write_marks_due();
         for (count, n) in counts {
             count.fetch_sub(n, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+    use crate::event::{EventBody, NewEvent};
+    use std::sync::atomic::AtomicU64;
+
+    fn event() -> NewEvent {
+        let body = EventBody::DeviceStatus {
+            device: "plc".into(),
+            online: true,
+            reason: None,
+        };
+        NewEvent::new(1, vec!["plc".into()], body)
+    }
+
+    /// Marks handed over while the owner is busy ride in the engine's next commit: one
+    /// transaction (one fsync) for both, and the commit's answer comes with them written.
+    #[test]
+    fn marks_waiting_for_the_owner_ride_in_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let outbox = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let owner = StoreOwner::start(outbox).unwrap();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
+        owner
+            .call(move |o| {
+                o.conn().commit_hook(Some(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    false
+                }))
+            })
+            .unwrap()
+            .unwrap();
+        let first = owner
+            .commit(vec![event(), event()], vec![], CellState::default(), 1)
+            .unwrap();
+        assert_eq!(first.result.unwrap().last_seq, 2);
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
+        // The owner held up by a job, as by a long prune step: the marks and the next commit
+        // queue behind it and are taken in one round.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        owner
+            .send(Request::Run(Box::new(move |_| {
+                let _ = started.send(());
+                let _ = held.recv();
+            })))
+            .unwrap();
+        running.recv().unwrap();
+        let marking = Arc::new(AtomicUsize::new(0));
+        owner.mark(vec![1, 2], 5, &marking).unwrap();
+        assert_eq!(marking.load(Ordering::SeqCst), 2);
+        let (request, next) = commit_request(vec![event()], vec![], CellState::default(), 6);
+        owner.send(request).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(next.recv().unwrap().result.unwrap().last_seq, 3);
+        assert_eq!(
+            commits.load(Ordering::SeqCst),
+            2,
+            "the marks had a transaction of their own"
+        );
+        owner.flush().unwrap();
+        assert_eq!(marking.load(Ordering::SeqCst), 0);
+        let stats = owner.run(|o| o.stats()).unwrap();
+        assert_eq!((stats.depth, stats.last_delivered_seq), (1, Some(2)));
+    }
+
+    /// A job that panics takes the owner down; every part then hears so instead of hanging.
+    #[test]
+    fn every_caller_hears_when_the_owner_has_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "e").unwrap();
+        let owner = StoreOwner::start(outbox).unwrap();
+        let _ = owner.call(|_| panic!("a fault in the store's code"));
+        let err = owner.run(|o| o.stats()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::OwnerGone) && err.is_permanent(),
+            "{err}"
+        );
+        let c = owner.commit(vec![event()], vec![], CellState::default(), 1);
+        assert!(matches!(c, Err(StoreError::OwnerGone)));
+        let marking = Arc::new(AtomicUsize::new(0));
+        assert_eq!(owner.mark(vec![1], 1, &marking), Err(vec![1]));
+        assert_eq!(marking.load(Ordering::SeqCst), 0);
     }
 }
