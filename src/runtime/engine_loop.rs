@@ -114,6 +114,10 @@ pub(super) struct EngineLoop {
     observed: usize,
     drops: ValueDrops,
     housekeeping: Housekeeping,
+    /// A pruning step is due: carried by this turn's commit, or run alone if none is due.
+    prune_due: bool,
+    /// Events a step carried by a commit raised after it: committed at the next turn.
+    raised: Vec<NewEvent>,
     /// The drivers are gone: the loop ends after committing what they handed in.
     closed: bool,
     failures: u32,
@@ -129,6 +133,8 @@ impl EngineLoop {
         let (mono, wall) = (io.clock.mono(), io.clock.wall_ms());
         EngineLoop {
             housekeeping: Housekeeping::new(&io.store, mono),
+            prune_due: false,
+            raised: Vec::new(),
             io,
             batch: Vec::new(),
             waiting: VecDeque::new(),
@@ -244,15 +250,17 @@ impl EngineLoop {
         wall
     }
 
+    /// Housekeeping due at this turn: the values' age now; the outbox's pruning step goes with
+    /// the turn's commit (see [`EngineLoop::commit`]). What an earlier turn's step raised (a
+    /// store alarm) goes into this turn's events.
     fn housekeep(&mut self, wall: i64) {
+        self.events.append(&mut self.raised);
         let mono = self.clock.0;
         if !self.housekeeping.due(mono) {
             return;
         }
+        self.prune_due = true;
         let io = &mut self.io;
-        if let Some(ev) = self.housekeeping.step(&io.owner, &io.alive, mono, wall) {
-            self.events.push(ev);
-        }
         if !io.values.is_empty() {
             self.events.extend(value_housekeeping(
                 &io.owner,
@@ -312,7 +320,13 @@ impl EngineLoop {
             || io.engine.has_writes()
             || (self.dirty
                 && (self.closed || self.clock.0.duration_since(self.last_commit) >= IDLE_COMMIT));
+        let (mono, wall) = self.clock;
+        let step = std::mem::take(&mut self.prune_due).then(|| self.housekeeping.step_due(wall));
         if !due {
+            if step.is_some() {
+                let ev = self.housekeeping.step(&io.owner, &io.alive, mono, wall);
+                self.raised.extend(ev);
+            }
             return Commit::Done;
         }
         let now = io.clock.wall_ms();
@@ -320,12 +334,17 @@ impl EngineLoop {
             std::mem::take(&mut self.events),
             std::mem::take(&mut self.value_batches),
         );
-        let result = match io
-            .owner
-            .commit(events, values, io.engine.state.clone(), now)
-        {
+        let state = io.engine.state.clone();
+        let result = match io.owner.commit(events, values, state, now, step) {
             Ok(c) => {
                 (self.events, self.value_batches) = (c.events, c.values);
+                // A step rolled back with a failed commit is due again at the next turn.
+                if let (Ok(_), Some((st, stats))) = (&c.result, c.step) {
+                    let ev = self
+                        .housekeeping
+                        .done(Ok((st, stats)), &io.alive, mono, wall);
+                    self.raised.extend(ev);
+                }
                 c.result
             }
             // The owner is gone: the batch is not committed, and no later one will be.

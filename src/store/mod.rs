@@ -22,7 +22,7 @@ pub use checkpoint::Checkpointer;
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use owner::{Commit, StoreOwner};
-pub use prune::{PrunePass, Pruned};
+pub use prune::{PrunePass, PruneStep, Pruned};
 pub use schema::{open, StoreError, SCHEMA_VERSION};
 pub use sink_cursor::SinkCursor;
 pub use values::{ValueDrops, ValueRow};

@@ -557,7 +557,7 @@ fn commit(m: &mut Model, s: &mut Store, events: usize) -> Result<String, String>
         .collect();
     let c = s
         .owner
-        .commit(evs.clone(), Vec::new(), state.clone(), m.now)
+        .commit(evs.clone(), Vec::new(), state.clone(), m.now, None)
         .map_err(e("commit"))?
         .result
         .map_err(e("commit"))?;
@@ -873,7 +873,7 @@ fn verify_passes_a_store_pruned_out_of_order() {
     let s = Store::new(None, &CellState::default());
     let events = [part(1, 1), part(1, 2), part(1, 3)];
     s.owner
-        .commit(events.to_vec(), Vec::new(), CellState::default(), 1)
+        .commit(events.to_vec(), Vec::new(), CellState::default(), 1, None)
         .unwrap()
         .result
         .unwrap();

@@ -230,6 +230,20 @@ impl Outbox {
         state: &CellState,
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
+        self.commit_with(events, values, state, now_ms, None)
+    }
+
+    /// [`Outbox::commit_all`] with a housekeeping step in the same transaction: its deletes
+    /// share the commit's fsync. On failure the step is rolled back with the rest (its pass
+    /// may have moved on: the caller keeps the one it handed in).
+    pub fn commit_with(
+        &mut self,
+        events: &[NewEvent],
+        values: &[crate::cell::ValueBatch],
+        state: &CellState,
+        now_ms: i64,
+        step: Option<&mut super::PruneStep>,
+    ) -> Result<Committed, StoreError> {
         let tx = super::schema::write_tx(&mut self.conn)?;
         let mut seq = self.last_seq;
         {
@@ -254,8 +268,20 @@ impl Outbox {
         }
         // After a write: the transaction holds the write lock before the values' insert reads.
         super::values::insert(&tx, values, &self.store_id, &self.cell)?;
-        // Acknowledgements waiting on the owner ride in this transaction and its fsync.
+        // Acknowledgements waiting on the owner ride in this transaction and its fsync, and
+        // the housekeeping step after them (what they mark delivered it may prune next time).
         mark_in(&tx, &self.marks_due)?;
+        if let Some(st) = step {
+            let started = std::time::Instant::now();
+            st.pruned = Some(super::prune::prune_in(
+                &tx,
+                &mut st.pass,
+                st.before,
+                st.cap,
+                st.budget,
+            )?);
+            st.took = started.elapsed();
+        }
         tx.commit()?;
         self.marks_due.clear();
         let first_seq = self.last_seq + 1;

@@ -10,7 +10,8 @@
 //! transaction that is due anyway: delivery marks handed over while a commit waits are written
 //! in the commit's transaction, under its fsync.
 
-use super::outbox::{Committed, Outbox};
+use super::outbox::{Committed, Outbox, OutboxStats};
+use super::prune::PruneStep;
 use super::schema::StoreError;
 use crate::cell::{CellState, ValueBatch};
 use crate::event::NewEvent;
@@ -25,6 +26,9 @@ pub struct Commit {
     pub events: Vec<NewEvent>,
     pub values: Vec<ValueBatch>,
     pub result: Result<Committed, StoreError>,
+    /// The housekeeping step that rode in it, and the outbox's figures after it (for the
+    /// store alarm).
+    pub step: Option<(PruneStep, Option<OutboxStats>)>,
 }
 
 enum Request {
@@ -104,16 +108,18 @@ impl StoreOwner {
         self.ask(f).await?
     }
 
-    /// Commits `events` and `values` with `state` (see [`Outbox::commit_all`]), and gives them
-    /// back with the result: the engine keeps them to try again if the commit fails.
+    /// Commits `events` and `values` with `state` and a housekeeping `step` if one is due (see
+    /// [`Outbox::commit_with`]), and gives them back with the result: the engine keeps them to
+    /// try again if the commit fails.
     pub fn commit(
         &self,
         events: Vec<NewEvent>,
         values: Vec<ValueBatch>,
         state: CellState,
         now_ms: i64,
+        step: Option<PruneStep>,
     ) -> Result<Commit, StoreError> {
-        let (request, answer) = commit_request(events, values, state, now_ms);
+        let (request, answer) = commit_request(events, values, state, now_ms, step);
         self.send(request)?;
         answer.recv().map_err(|_| StoreError::OwnerGone)
     }
@@ -160,14 +166,20 @@ fn commit_request(
     values: Vec<ValueBatch>,
     state: CellState,
     now_ms: i64,
+    mut step: Option<PruneStep>,
 ) -> (Request, Receiver<Commit>) {
     let (done, answer) = channel();
     let job = move |o: &mut Outbox| {
-        let result = o.commit_all(&events, &values, &state, now_ms);
+        let result = o.commit_with(&events, &values, &state, now_ms, step.as_mut());
+        let step = step.map(|st| {
+            let stats = (result.is_ok() && st.pruned.is_some()).then(|| o.stats().ok());
+            (st, stats.flatten())
+        });
         let _ = done.send(Commit {
             events,
             values,
             result,
+            step,
         });
     };
     (Request::Run(Box::new(job)), answer)
@@ -244,7 +256,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let first = owner
-            .commit(vec![event(), event()], vec![], CellState::default(), 1)
+            .commit(
+                vec![event(), event()],
+                vec![],
+                CellState::default(),
+                1,
+                None,
+            )
             .unwrap();
         assert_eq!(first.result.unwrap().last_seq, 2);
         assert_eq!(commits.load(Ordering::SeqCst), 1);
@@ -262,7 +280,7 @@ mod tests {
         let marking = Arc::new(AtomicUsize::new(0));
         owner.mark(vec![1, 2], 5, &marking).unwrap();
         assert_eq!(marking.load(Ordering::SeqCst), 2);
-        let (request, next) = commit_request(vec![event()], vec![], CellState::default(), 6);
+        let (request, next) = commit_request(vec![event()], vec![], CellState::default(), 6, None);
         owner.send(request).unwrap();
         release.send(()).unwrap();
         assert_eq!(next.recv().unwrap().result.unwrap().last_seq, 3);
@@ -277,6 +295,54 @@ mod tests {
         assert_eq!((stats.depth, stats.last_delivered_seq), (1, Some(2)));
     }
 
+    /// A housekeeping step carried by a commit deletes in the commit's transaction: no
+    /// transaction (no fsync) of its own, and the outbox's figures after it come back.
+    #[test]
+    fn a_pruning_step_rides_in_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "e").unwrap();
+        let owner = StoreOwner::start(outbox).unwrap();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
+        let events = (0..3).map(|_| event()).collect();
+        owner
+            .commit(events, vec![], CellState::default(), 1, None)
+            .unwrap()
+            .result
+            .unwrap();
+        owner.run(|o| o.mark_delivered(&[1, 2], 2)).unwrap();
+        owner
+            .call(move |o| {
+                o.conn().commit_hook(Some(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    false
+                }))
+            })
+            .unwrap()
+            .unwrap();
+        let step = PruneStep {
+            pass: Default::default(),
+            before: 10,
+            cap: u64::MAX,
+            budget: std::time::Duration::from_secs(1),
+            pruned: None,
+            took: std::time::Duration::ZERO,
+        };
+        let c = owner
+            .commit(vec![event()], vec![], CellState::default(), 20, Some(step))
+            .unwrap();
+        assert_eq!(c.result.unwrap().last_seq, 4);
+        let (step, stats) = c.step.unwrap();
+        assert_eq!(step.pruned.unwrap().rows, 2, "seq 1 and 2, delivered at 2");
+        assert_eq!(
+            commits.load(Ordering::SeqCst),
+            1,
+            "one transaction for both"
+        );
+        let stats = stats.unwrap();
+        assert_eq!((stats.rows, stats.depth), (2, 2));
+    }
+
     /// A job that panics takes the owner down; every part then hears so instead of hanging.
     #[test]
     fn every_caller_hears_when_the_owner_has_stopped() {
@@ -289,7 +355,7 @@ mod tests {
             matches!(err, StoreError::OwnerGone) && err.is_permanent(),
             "{err}"
         );
-        let c = owner.commit(vec![event()], vec![], CellState::default(), 1);
+        let c = owner.commit(vec![event()], vec![], CellState::default(), 1, None);
         assert!(matches!(c, Err(StoreError::OwnerGone)));
         let marking = Arc::new(AtomicUsize::new(0));
         assert_eq!(owner.mark(vec![1], 1, &marking), Err(vec![1]));
