@@ -247,7 +247,8 @@ fn connect(dir: tempfile::TempDir, path: PathBuf) -> Store {
 /// without `store_id`, and `state`. Opening it migrates it.
 fn schema_1_store(path: &std::path::Path, rows: &[Row], state: &CellState) {
     let conn = Connection::open(path).unwrap();
-    conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+    conn.execute_batch(super::schema::MIGRATIONS[0].sql)
+        .unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
     conn.pragma_update(None, "application_id", super::schema::APPLICATION_ID)
         .unwrap();
