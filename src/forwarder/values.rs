@@ -69,6 +69,7 @@ pub async fn run(
             node,
         };
         let lost = s.run(rx, &mut shutdown, &mut backoff).await;
+        settings.probe.set_connected(false);
         s.flush_acked();
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         poller.abort();
@@ -120,6 +121,7 @@ impl Sending<'_> {
                     match ev {
                         Ev::ConnAck { .. } => {
                             connected = true;
+                            self.settings.probe.set_connected(true);
                             backoff.connected();
                             self.fill();
                         }

@@ -34,10 +34,7 @@ impl Outputs {
         let mut tasks = Vec::new();
         // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM), and the
         // values go out as DDATA alone.
-        let json = config
-            .sparkplug
-            .as_ref()
-            .is_none_or(|s| !s.enabled || s.json);
+        let json = ops.sinks_enabled().events;
         if json {
             let settings = ForwarderSettings {
                 probe: ops.forwarder().clone(),

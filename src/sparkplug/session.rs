@@ -394,6 +394,7 @@ impl<'a> Session<'a> {
     fn done(&mut self, row: Row) {
         match row {
             Row::Event(seq) => {
+                self.s.probe.acknowledged();
                 if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
                     p.done = true;
                 }

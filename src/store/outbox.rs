@@ -421,6 +421,35 @@ pub(super) fn load_state(conn: &Connection) -> Result<CellState, StoreError> {
     })
 }
 
+/// Marks events delivered in `tx` (each seq with the time its acknowledgement came), with the
+/// tally: how many rows are delivered, the highest seq acknowledged, and the prune floor (a row
+/// delivered below it lowers it).
+fn mark_in(tx: &rusqlite::Transaction, marks: &[(u64, i64)]) -> Result<(), StoreError> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
+    )?;
+    let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
+    for &(seq, at_ms) in marks {
+        if stmt.execute(params![at_ms, seq as i64])? > 0 {
+            n += 1;
+            lo = lo.min(seq as i64);
+            hi = hi.max(seq as i64);
+        }
+    }
+    if n > 0 {
+        tx.prepare_cached(
+            "UPDATE outbox_tally SET delivered = delivered + ?1,
+               prune_floor = min(prune_floor, ?2),
+               last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
+        )?
+        .execute(params![n, lo, hi])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,33 +585,4 @@ mod tests {
         let st = ob.stats().unwrap();
         assert_eq!((st.rows, st.depth, st.last_seq), (3, 3, 5));
     }
-}
-
-/// Marks events delivered in `tx` (each seq with the time its acknowledgement came), with the
-/// tally: how many rows are delivered, the highest seq acknowledged, and the prune floor (a row
-/// delivered below it lowers it).
-fn mark_in(tx: &rusqlite::Transaction, marks: &[(u64, i64)]) -> Result<(), StoreError> {
-    if marks.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = tx.prepare_cached(
-        "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
-    )?;
-    let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
-    for &(seq, at_ms) in marks {
-        if stmt.execute(params![at_ms, seq as i64])? > 0 {
-            n += 1;
-            lo = lo.min(seq as i64);
-            hi = hi.max(seq as i64);
-        }
-    }
-    if n > 0 {
-        tx.prepare_cached(
-            "UPDATE outbox_tally SET delivered = delivered + ?1,
-               prune_floor = min(prune_floor, ?2),
-               last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
-        )?
-        .execute(params![n, lo, hi])?;
-    }
-    Ok(())
 }
