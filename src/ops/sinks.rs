@@ -165,40 +165,8 @@ pub const FIGURES: [Figure; 3] = [
 mod tests {
     use super::*;
 
-    const CELL: &str = r#"
-[cell]
-enterprise = "e"
-site = "s"
-area = "a"
-line = "l"
-cell = "c"
-
-[[devices]]
-name = "plc"
-protocol = "modbus-tcp"
-host = "127.0.0.1"
-
-[[devices.tags]]
-name = "good"
-table = "holding"
-address = 0
-type = "u32"
-PUBLISH
-
-[signals.good_count]
-tag = "good"
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1"
-"#;
-
     fn enabled(publish: &str, sparkplug: &str) -> Enabled {
-        let text = CELL.replace("PUBLISH", publish) + sparkplug;
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
-        Enabled::of(&config)
+        Enabled::of(&crate::config::test_cell(publish, sparkplug))
     }
 
     #[test]

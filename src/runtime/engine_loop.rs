@@ -449,35 +449,6 @@ mod tests {
     use mes_edge_drivers::{DeviceId, Quality, Sample, TagId, Value};
     use std::collections::VecDeque;
 
-    const CONFIG: &str = r#"
-[cell]
-enterprise = "e"
-site = "s"
-area = "a"
-line = "l"
-cell = "c"
-
-[[devices]]
-name = "plc"
-protocol = "modbus-tcp"
-host = "127.0.0.1"
-
-[[devices.tags]]
-name = "good"
-table = "holding"
-address = 0
-type = "u32"
-
-[signals.good_count]
-tag = "good"
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1"
-"#;
-
     fn reading(good: u64, ts_ms: i64) -> DeviceEvent {
         DeviceEvent::Samples {
             device: DeviceId(0),
@@ -502,7 +473,7 @@ url = "mqtt://127.0.0.1"
     /// the loop found the step) credit neither the step nor anything in the old clock's time.
     #[test]
     fn readings_stamped_before_a_clock_step_credit_no_step() {
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let config = crate::config::test_cell("", "");
         let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
         let mut out = Vec::new();
         let hour = 3_600_000;
@@ -547,7 +518,7 @@ url = "mqtt://127.0.0.1"
         fn new() -> Rig {
             let dir = tempfile::tempdir().unwrap();
             let store = dir.path().join("cell.db");
-            let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+            let config = crate::config::test_cell("", "");
             // Multi-thread: `Handle::block_on` (the loop's wait) drives no timer on a
             // current-thread runtime; a worker does.
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -695,7 +666,7 @@ url = "mqtt://127.0.0.1"
     /// while the 10th was being taken. The parts after the stop are not the order's.
     #[test]
     fn a_backlog_never_credits_parts_made_after_a_stop_to_the_stopped_order() {
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let config = crate::config::test_cell("", "");
         let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
         let mut out = Vec::new();
         engine.apply(&reading(100, 1_000), &mut out);

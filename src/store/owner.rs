@@ -236,14 +236,8 @@ mod tests {
         NewEvent::new(1, vec!["plc".into()], body)
     }
 
-    /// Marks handed over while the owner is busy ride in the engine's next commit: one
-    /// transaction (one fsync) for both, and the commit's answer comes with them written.
-    #[test]
-    fn marks_waiting_for_the_owner_ride_in_the_next_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let outbox = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
-        let owner = StoreOwner::start(outbox).unwrap();
+    /// Counts the transactions the owner's connection commits from now on.
+    fn count_commits(owner: &StoreOwner) -> Arc<AtomicU64> {
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
         owner
@@ -255,6 +249,18 @@ mod tests {
             })
             .unwrap()
             .unwrap();
+        commits
+    }
+
+    /// Marks handed over while the owner is busy ride in the engine's next commit: one
+    /// transaction (one fsync) for both, and the commit's answer comes with them written.
+    #[test]
+    fn marks_waiting_for_the_owner_ride_in_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let outbox = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let owner = StoreOwner::start(outbox).unwrap();
+        let commits = count_commits(&owner);
         let first = owner
             .commit(
                 vec![event(), event()],
@@ -302,8 +308,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "e").unwrap();
         let owner = StoreOwner::start(outbox).unwrap();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counted = commits.clone();
         let events = (0..3).map(|_| event()).collect();
         owner
             .commit(events, vec![], CellState::default(), 1, None)
@@ -311,15 +315,7 @@ mod tests {
             .result
             .unwrap();
         owner.run(|o| o.mark_delivered(&[1, 2], 2)).unwrap();
-        owner
-            .call(move |o| {
-                o.conn().commit_hook(Some(move || {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    false
-                }))
-            })
-            .unwrap()
-            .unwrap();
+        let commits = count_commits(&owner);
         let step = PruneStep {
             pass: Default::default(),
             before: 10,
