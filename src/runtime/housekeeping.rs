@@ -41,14 +41,8 @@ impl Housekeeping {
     /// The step due now, for the engine's commit to carry (its deletes then share the
     /// commit's fsync) or for [`Housekeeping::step`] to run alone.
     pub fn step_due(&self, wall: i64) -> PruneStep {
-        PruneStep {
-            pass: self.pass.clone(),
-            before: wall - self.retention_ms,
-            cap: self.cap,
-            budget: HOUSEKEEPING_BUDGET,
-            pruned: None,
-            took: Duration::ZERO,
-        }
+        let before = wall - self.retention_ms;
+        PruneStep::new(self.pass.clone(), before, self.cap, HOUSEKEEPING_BUDGET)
     }
 
     /// Runs the step due alone, in a transaction of its own (a turn with nothing to commit).
@@ -62,9 +56,7 @@ impl Housekeeping {
         let mut st = self.step_due(wall);
         // The step and the figures the alarm needs, in one turn of the owner.
         let done = owner.call(move |o| {
-            let started = Instant::now();
-            let pruned = o.prune_step(&mut st.pass, st.before, st.cap, st.budget)?;
-            (st.pruned, st.took) = (Some(pruned), started.elapsed());
+            o.prune_step(&mut st)?;
             Ok((st, o.stats().ok()))
         });
         self.done(done.and_then(|r| r), alive, mono, wall)

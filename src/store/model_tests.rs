@@ -377,14 +377,14 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
         Op::Prune { retention_ms, cap } => {
             let before = m.now - retention_ms;
             // As the engine runs it: steps of one chunk each (a budget of zero), until done.
-            let mut pass = super::PrunePass::default();
+            let budget = std::time::Duration::ZERO;
+            let mut st = super::PruneStep::new(Default::default(), before, cap.bytes(), budget);
             let mut pruned = 0;
             for _ in 0..10_000 {
-                let (cap, budget) = (cap.bytes(), std::time::Duration::ZERO);
                 let step;
-                (pass, step) = s.on(move |o| {
-                    let step = o.prune_step(&mut pass, before, cap, budget);
-                    (pass, step)
+                (st, step) = s.on(move |o| {
+                    let step = o.prune_step(&mut st);
+                    (st, step)
                 });
                 let step = step.map_err(e("prune"))?;
                 pruned += step.rows;

@@ -272,15 +272,7 @@ impl Outbox {
         // the housekeeping step after them (what they mark delivered it may prune next time).
         mark_in(&tx, &self.marks_due)?;
         if let Some(st) = step {
-            let started = std::time::Instant::now();
-            st.pruned = Some(super::prune::prune_in(
-                &tx,
-                &mut st.pass,
-                st.before,
-                st.cap,
-                st.budget,
-            )?);
-            st.took = started.elapsed();
+            super::prune::prune_in(&tx, st)?;
         }
         tx.commit()?;
         self.marks_due.clear();
@@ -554,12 +546,15 @@ mod tests {
         ob.commit(&events, &CellState::default(), 5).unwrap();
         ob.mark_delivered(&(1..=20).collect::<Vec<_>>(), 10)
             .unwrap();
-        let mut pass = super::super::PrunePass::default();
+        let mut st = super::super::PruneStep::new(
+            Default::default(),
+            11,
+            u64::MAX,
+            std::time::Duration::MAX,
+        );
         let mut steps = Vec::new();
         loop {
-            let step = ob
-                .prune_step(&mut pass, 11, u64::MAX, std::time::Duration::MAX)
-                .unwrap();
+            let step = ob.prune_step(&mut st).unwrap();
             steps.push(step.rows);
             if step.done {
                 break;

@@ -226,6 +226,7 @@ mod tests {
     use crate::config::Synchronous;
     use crate::event::{EventBody, NewEvent};
     use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
 
     fn event() -> NewEvent {
         let body = EventBody::DeviceStatus {
@@ -316,14 +317,7 @@ mod tests {
             .unwrap();
         owner.run(|o| o.mark_delivered(&[1, 2], 2)).unwrap();
         let commits = count_commits(&owner);
-        let step = PruneStep {
-            pass: Default::default(),
-            before: 10,
-            cap: u64::MAX,
-            budget: std::time::Duration::from_secs(1),
-            pruned: None,
-            took: std::time::Duration::ZERO,
-        };
+        let step = PruneStep::new(Default::default(), 10, u64::MAX, Duration::from_secs(1));
         let c = owner
             .commit(vec![event()], vec![], CellState::default(), 20, Some(step))
             .unwrap();

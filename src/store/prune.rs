@@ -42,6 +42,19 @@ pub struct PruneStep {
     pub took: Duration,
 }
 
+impl PruneStep {
+    pub fn new(pass: PrunePass, before: i64, cap: u64, budget: Duration) -> PruneStep {
+        PruneStep {
+            pass,
+            before,
+            cap,
+            budget,
+            pruned: None,
+            took: Duration::ZERO,
+        }
+    }
+}
+
 /// What a step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
@@ -56,10 +69,15 @@ impl Outbox {
     /// the oldest delivered ones regardless of age. Undelivered events are never deleted. Runs
     /// steps until done: for tools and tests; the engine runs [`Outbox::prune_step`].
     pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut pass = PrunePass::default();
+        let mut st = PruneStep::new(
+            PrunePass::default(),
+            delivered_before_ms,
+            cap_bytes,
+            Duration::MAX,
+        );
         let mut total = 0;
         loop {
-            let step = self.prune_step(&mut pass, delivered_before_ms, cap_bytes, Duration::MAX)?;
+            let step = self.prune_step(&mut st)?;
             total += step.rows;
             if step.done {
                 return Ok(total);
@@ -67,23 +85,15 @@ impl Outbox {
         }
     }
 
-    /// One step of [`Outbox::prune`], in one transaction: chunks of `CHUNK` seqs until `budget`
-    /// is spent or `STEP_ROWS` are deleted (at least one chunk). The rows deleted, the tally and
-    /// the count of pruned rows that `outbox verify` holds missing rows against move together.
-    pub fn prune_step(
-        &mut self,
-        pass: &mut PrunePass,
-        before: i64,
-        cap: u64,
-        budget: Duration,
-    ) -> Result<Pruned, StoreError> {
+    /// One step of [`Outbox::prune`] in a transaction of its own (see [`prune_in`]).
+    pub fn prune_step(&mut self, st: &mut PruneStep) -> Result<Pruned, StoreError> {
         let started = Instant::now();
         // IMMEDIATE: the floor read here must still hold when the deletes commit.
         let tx = self
             .conn()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let locked = started.elapsed();
-        let pruned = prune_in(&tx, pass, before, cap, budget)?;
+        let pruned = prune_in(&tx, st)?;
         let work = started.elapsed();
         tx.commit()?;
         if started.elapsed() >= Duration::from_millis(10) {
@@ -100,9 +110,22 @@ impl Outbox {
 }
 
 /// A pruning step's work inside `tx`, which the caller commits: its own transaction
-/// ([`Outbox::prune_step`]) or the engine's next commit (store/housekeeping), where the deletes
-/// share the commit's fsync instead of waiting for one of their own.
+/// ([`Outbox::prune_step`]) or the engine's next commit (`Outbox::commit_with`), where the
+/// deletes share the commit's fsync instead of waiting for one of their own. Chunks of `CHUNK`
+/// seqs until the step's budget is spent or `STEP_ROWS` are deleted (at least one chunk). The
+/// rows deleted, the tally and the count of pruned rows that `outbox verify` holds missing
+/// rows against move together. Records in `st` what it pruned and how long its work took.
 pub(super) fn prune_in(
+    tx: &rusqlite::Transaction,
+    st: &mut PruneStep,
+) -> Result<Pruned, StoreError> {
+    let started = Instant::now();
+    let pruned = prune_chunks(tx, &mut st.pass, st.before, st.cap, st.budget)?;
+    (st.pruned, st.took) = (Some(pruned), started.elapsed());
+    Ok(pruned)
+}
+
+fn prune_chunks(
     tx: &rusqlite::Transaction,
     pass: &mut PrunePass,
     before: i64,
