@@ -78,10 +78,16 @@ fn config(dir: &Path, plc: u16, a: &Mosquitto, b: &Mosquitto) -> PathBuf {
 
 impl Lab {
     async fn start() -> Lab {
+        Lab::with_host_on(&[0, 1]).await
+    }
+
+    /// The host with a session on the servers of `servers` (0: the first, 1: the second).
+    async fn with_host_on(servers: &[usize]) -> Lab {
         let (a, b) = (Mosquitto::start(), Mosquitto::start());
         let peer = ModbusPeer::start();
         Plc::connect(peer.port(), 1).await.write_u32(GOOD, 0).await;
-        let host = Host::start_on(&[a.port(), b.port()], Some("scada")).await;
+        let ports: Vec<u16> = servers.iter().map(|&i| [a.port(), b.port()][i]).collect();
+        let host = Host::start_on(&ports, Some("scada")).await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), peer.port(), &a, &b);
         let rt = RuntimeProcess::spawn(BIN, ["run", "--config", cfg.to_str().unwrap()]);
@@ -262,4 +268,26 @@ async fn the_primary_host_offline_on_one_server_walks_the_edge_node_to_the_next_
     tokio::time::sleep(Duration::from_secs(1)).await;
     let truth = l.finish(press).await;
     println!("SPARKPLUG FAILOVER | host offline on one server | parts made {truth} = the host's good total");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_the_primary_host_never_came_to_is_left_after_the_failover_time() {
+    // The host is on the second server only: no STATE at all on the first.
+    let l = Lab::with_host_on(&[1]).await;
+    let started = Instant::now();
+    let birth = l.birth_on(l.b.port(), 1, 30).await;
+    let took = started.elapsed();
+    println!(
+        "SPARKPLUG FAILOVER | no host on the first server | NBIRTH on the second {:.2} s after the runtime's start",
+        took.as_secs_f64()
+    );
+    assert!(
+        took >= Duration::from_secs(FAILOVER_AFTER_S),
+        "waited for the host on the first server first"
+    );
+    // The wait on the first server used one CONNECT.
+    assert_eq!(bd_seq(&birth), 1);
+    let press = Press::start(l.peer.port()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    l.finish(press).await;
 }
