@@ -9,9 +9,10 @@ use super::inbound::{Heard, Inbound};
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
 use super::settings::{SparkplugSettings, SINK};
+use super::sink::SinkStore;
 use super::values::{DeviceValues, ValueStream};
 use super::wire::{Ended, Ev, Incoming, Inflight, Queued, Row};
-use crate::store::{Outbox, SinkCursor};
+use crate::store::SinkCursor;
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value as Json;
@@ -30,7 +31,7 @@ pub struct Pending {
 pub(super) struct Session<'a> {
     s: &'a SparkplugSettings,
     client: &'a AsyncClient,
-    outbox: &'a mut Outbox,
+    outbox: &'a mut SinkStore,
     bd_seq: u8,
     /// The next message's `seq` (0–255, NBIRTH takes 0).
     msg_seq: u8,
@@ -61,7 +62,7 @@ impl<'a> Session<'a> {
     pub fn new(
         s: &'a SparkplugSettings,
         client: &'a AsyncClient,
-        outbox: &'a mut Outbox,
+        outbox: &'a mut SinkStore,
         cursor: SinkCursor,
         bd_seq: u8,
         inbound: &'a mut Inbound,
@@ -252,7 +253,7 @@ impl<'a> Session<'a> {
     fn birth(&mut self, committed: u64) -> Result<(), Ended> {
         if !self.born {
             self.birth_seq = committed;
-            let last = tokio::task::block_in_place(|| self.outbox.last_value_batch())
+            let last = tokio::task::block_in_place(|| self.outbox.reader.last_value_batch())
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             self.values.born(last);
             self.fold_values()?;
@@ -286,8 +287,9 @@ impl<'a> Session<'a> {
     fn fold_values(&mut self) -> Result<(), Ended> {
         let (mut after, up_to) = (self.values.live, self.values.birth_batch());
         while after < up_to {
-            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, 1000))
-                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.value_rows_after(after, 1000))
+                    .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
             let Some(last) = rows.last().map(|r| r.batch) else {
                 break;
             };
@@ -304,7 +306,7 @@ impl<'a> Session<'a> {
         let mut f = self.live.clone();
         let mut at = self.live_seq;
         while at < seq {
-            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(at, 1000))
+            let rows = tokio::task::block_in_place(|| self.outbox.reader.rows_after(at, 1000))
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             if rows.is_empty() {
                 break;
@@ -351,8 +353,9 @@ impl<'a> Session<'a> {
             if room == 0 {
                 return Ok(());
             }
-            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(self.live_seq, room))
-                .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.rows_after(self.live_seq, room))
+                    .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             if rows.is_empty() {
                 return self.fill_values();
             }
@@ -421,8 +424,9 @@ impl<'a> Session<'a> {
                 return Ok(());
             }
             let after = self.values.live;
-            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, room))
-                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.value_rows_after(after, room))
+                    .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
             if rows.is_empty() {
                 return Ok(());
             }
@@ -477,7 +481,9 @@ impl<'a> Session<'a> {
             // With JSON on, a batch also waits for the JSON values forwarder.
             let json = !self.s.marks_delivered;
             let res = tokio::task::block_in_place(|| {
-                self.outbox.advance_sink_values(SINK, batch, json, &changed)
+                self.outbox
+                    .owner
+                    .run(move |o| o.advance_sink_values(SINK, batch, json, &changed))
             });
             match res {
                 Ok(()) => self.values.stored(),
@@ -491,8 +497,10 @@ impl<'a> Session<'a> {
         let (seq, state) = (self.durable_seq, self.durable.to_json());
         let marks = std::mem::take(&mut self.to_mark);
         let res = tokio::task::block_in_place(|| {
-            self.outbox.advance_sink(SINK, seq, &state)?;
-            self.outbox.mark_delivered(&marks, now_ms())
+            self.outbox.owner.run(move |o| {
+                o.advance_sink(SINK, seq, &state)?;
+                o.mark_delivered(&marks, now_ms())
+            })
         });
         match res {
             Ok(()) => self.dirty = false,

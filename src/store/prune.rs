@@ -1,6 +1,7 @@
-//! Pruning the outbox by sequence ranges, in steps that each hold the store's write lock for a
-//! bounded time: the engine thread runs them between its commits, so a step's length is how
-//! long production waits (issue 14: at most 10 ms).
+//! Pruning the outbox by sequence ranges, in steps that each take a bounded time: the engine's
+//! commits carry them (the store's owner runs the step in the commit's transaction), so a
+//! step's length is how long production waits (issue 14: at most 10 ms), and it waits for no
+//! fsync of its own.
 //!
 //! There is no index on `delivered_ms` (it would cost a B-tree write at every mark). Two facts
 //! take its place. Rows are committed in seq order, so from the first row committed at or after
@@ -23,9 +24,22 @@ const CHUNK: u64 = if cfg!(test) { 3 } else { 100 };
 const STEP_ROWS: u64 = if cfg!(test) { 6 } else { 1_000 };
 
 /// Where a retention pass stands between steps: the next seq to look at.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PrunePass {
     at: Option<u64>,
+}
+
+/// A housekeeping step handed to the engine's commit (see [`prune_in`]): where the pass stands,
+/// the retention cut, the size cap and the time budget; once committed, what it pruned and how
+/// long its work took.
+#[derive(Debug, Clone)]
+pub struct PruneStep {
+    pub pass: PrunePass,
+    pub before: i64,
+    pub cap: u64,
+    pub budget: Duration,
+    pub pruned: Option<Pruned>,
+    pub took: Duration,
 }
 
 /// What a step did.
@@ -64,12 +78,40 @@ impl Outbox {
         budget: Duration,
     ) -> Result<Pruned, StoreError> {
         let started = Instant::now();
-        let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
         // IMMEDIATE: the floor read here must still hold when the deletes commit.
         let tx = self
             .conn()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let locked = started.elapsed();
+        let pruned = prune_in(&tx, pass, before, cap, budget)?;
+        let work = started.elapsed();
+        tx.commit()?;
+        if started.elapsed() >= Duration::from_millis(10) {
+            tracing::warn!(
+                waited_for_lock = ?locked,
+                work = ?(work - locked),
+                commit = ?started.elapsed() - work,
+                deleted = pruned.rows,
+                "a pruning step held the store for over 10 ms"
+            );
+        }
+        Ok(pruned)
+    }
+}
+
+/// A pruning step's work inside `tx`, which the caller commits: its own transaction
+/// ([`Outbox::prune_step`]) or the engine's next commit (store/housekeeping), where the deletes
+/// share the commit's fsync instead of waiting for one of their own.
+pub(super) fn prune_in(
+    tx: &rusqlite::Transaction,
+    pass: &mut PrunePass,
+    before: i64,
+    cap: u64,
+    budget: Duration,
+) -> Result<Pruned, StoreError> {
+    let started = Instant::now();
+    {
+        let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
         let floor0: i64 = tx.query_row(
             "SELECT prune_floor FROM outbox_tally WHERE id = 1",
             [],
@@ -94,7 +136,7 @@ impl Outbox {
         // Retention: every row delivered before the cut, whatever its seq.
         let mut at = pass.at.unwrap_or(floor).max(floor);
         let retention_done = loop {
-            let Some((lo, committed)) = first_from(&tx, at)? else {
+            let Some((lo, committed)) = first_from(tx, at)? else {
                 break true;
             };
             if committed >= before || lo >= hold {
@@ -127,8 +169,8 @@ impl Outbox {
 
         // The cap: the oldest delivered rows, from the floor up, a chunk at a time.
         let mut cap_done = retention_done;
-        while cap_done && used_bytes(&tx)? > cap {
-            let Some((lo, _)) = first_from(&tx, floor)? else {
+        while cap_done && used_bytes(tx)? > cap {
+            let Some((lo, _)) = first_from(tx, floor)? else {
                 break;
             };
             if lo >= hold {
@@ -142,7 +184,7 @@ impl Outbox {
                 .execute(params![lo as i64, hi as i64])? as u64;
             floor = hi;
             if spent(deleted) {
-                cap_done = used_bytes(&tx)? <= cap;
+                cap_done = used_bytes(tx)? <= cap;
                 break;
             }
         }
@@ -160,17 +202,6 @@ impl Outbox {
                  ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
                 params![PRUNED_ROWS, deleted as i64],
             )?;
-        }
-        let work = started.elapsed();
-        tx.commit()?;
-        if started.elapsed() >= Duration::from_millis(10) {
-            tracing::warn!(
-                waited_for_lock = ?locked,
-                work = ?(work - locked),
-                commit = ?started.elapsed() - work,
-                deleted,
-                "a pruning step held the store for over 10 ms"
-            );
         }
         Ok(Pruned {
             rows: deleted,
