@@ -116,9 +116,9 @@ impl Servers {
         self.many() && self.walk().since_birth < self.len()
     }
 
-    /// The connection ended or the attempt failed (`had_connack`: after a CONNACK). True when
-    /// the next attempt goes to another server, which is tried without the backoff's wait.
-    pub fn lost(&self, had_connack: bool) -> bool {
+    /// The connection ended or the attempt failed (`had_connack`: after a CONNACK): another
+    /// server next, or the same one again, no later than `at_most` if it is to be left then.
+    pub fn lost(&self, had_connack: bool) -> Next {
         let (from, next) = {
             let mut w = self.walk();
             let next = w.picker.lost(had_connack, Instant::now());
@@ -133,10 +133,10 @@ impl Servers {
                     failover_after_s = self.failover_after.as_secs(),
                     "Sparkplug server not back within the failover time: trying the next one"
                 );
-                true
             }
-            Next::Again { .. } => false,
+            Next::Again { .. } => {}
         }
+        next
     }
 
     /// Leaves the current server for the next one on purpose: the primary host is not online
@@ -193,10 +193,17 @@ mod tests {
     fn a_lost_server_has_the_failover_time_then_the_next_is_tried() {
         let s = servers_failing_over_after(2, Duration::from_millis(50));
         s.connected();
-        assert!(!s.lost(true), "tried again first");
+        assert!(
+            matches!(s.lost(true), Next::Again { at_most } if at_most <= Duration::from_millis(50)),
+            "tried again first, within the failover time"
+        );
         assert_eq!(s.index(), 0);
         std::thread::sleep(Duration::from_millis(60));
-        assert!(s.lost(false), "not back within 3 s");
+        assert_eq!(
+            s.lost(false),
+            Next::Move(1),
+            "not back within the failover time"
+        );
         assert_eq!(s.index(), 1);
     }
 
@@ -231,7 +238,12 @@ mod tests {
         s.connected();
         s.move_on();
         assert!(!s.moves_on_at_once());
-        assert!(!s.lost(true));
+        assert_eq!(
+            s.lost(true),
+            Next::Again {
+                at_most: Duration::MAX
+            }
+        );
         assert_eq!(s.index(), 0);
     }
 }

@@ -156,8 +156,10 @@ impl<'a> Session<'a> {
         self.s.primary_host.is_some() && self.s.mqtt.many()
     }
 
-    /// Where the next connection goes (servers.rs); a move to another server skips the backoff.
+    /// Where the next connection goes (servers.rs); a move to another server skips the backoff,
+    /// and the backoff does not wait past the time a lost server has to come back.
     fn leaving(&mut self, ended: &Ended, connected: bool, backoff: &mut Backoff) {
+        use crate::forwarder::failover::Next;
         let moved = match ended {
             Ended::HostOffline => {
                 self.s.mqtt.move_on();
@@ -167,7 +169,18 @@ impl<'a> Session<'a> {
                 self.s.mqtt.move_on();
                 true
             }
-            Ended::Lost(_) | Ended::Unreached(_) => self.s.mqtt.lost(connected),
+            Ended::Lost(_) | Ended::Unreached(_) => match self.s.mqtt.lost(connected) {
+                Next::Move(_) => true,
+                Next::Again { at_most } => {
+                    // The sink waits `backoff.after_loss()` next: a step past the failover time
+                    // starts the series over, so the server is asked again before that time
+                    // and left soon after it (forwarder/failover.rs caps its delay the same way).
+                    if backoff.clone().after_loss() > at_most {
+                        backoff.reset();
+                    }
+                    false
+                }
+            },
             Ended::Shutdown => false,
         };
         if moved && self.s.mqtt.many() {
