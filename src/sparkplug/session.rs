@@ -54,6 +54,8 @@ pub(super) struct Session<'a> {
     values: ValueStream,
     /// Devices whose DBIRTH this connection published and no DDEATH since: only they get DDATA.
     born_devices: BTreeSet<String>,
+    /// The session ends to move to the next server (servers.rs), not because it was lost.
+    moving_on: bool,
 }
 
 impl<'a> Session<'a> {
@@ -88,6 +90,7 @@ impl<'a> Session<'a> {
             to_mark: Vec::new(),
             values,
             born_devices: BTreeSet::new(),
+            moving_on: false,
         }
     }
 
@@ -101,6 +104,9 @@ impl<'a> Session<'a> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let deadline = tokio::time::sleep(Duration::from_secs(30));
         tokio::pin!(deadline);
+        // Reset at the CONNACK: how long the primary host has to be online on this server.
+        let host_wait = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(host_wait);
         let mut connected = false;
         loop {
             let step = tokio::select! {
@@ -108,6 +114,8 @@ impl<'a> Session<'a> {
                     Some(Ok(Ev::ConnAck)) => {
                         connected = true;
                         backoff.connected();
+                        self.s.mqtt.connected();
+                        host_wait.as_mut().reset(tokio::time::Instant::now() + self.s.mqtt.failover_after());
                         self.s.probe.connected(true, self.bd_seq);
                         self.connected(*committed.borrow())
                     }
@@ -126,11 +134,57 @@ impl<'a> Session<'a> {
                     } else if self.born { self.fill() } else { Ok(()) }
                 }
                 _ = &mut deadline, if !connected => Err(Ended::Lost("no CONNACK within 30 s".into())),
+                _ = &mut host_wait, if connected && !self.born && self.waits_for_host() => {
+                    self.moving_on = true;
+                    Err(Ended::Lost(format!(
+                        "the primary host was not online on {} within {} s",
+                        self.s.mqtt.url(),
+                        self.s.mqtt.failover_after().as_secs()
+                    )))
+                }
                 _ = shutdown.changed() => return self.drain(events).await,
             };
             if let Err(ended) = step {
+                self.leaving(&ended, connected, backoff);
                 return ended;
             }
+        }
+    }
+
+    /// Several servers and a primary host: a server where the host is not online is left.
+    fn waits_for_host(&self) -> bool {
+        self.s.primary_host.is_some() && self.s.mqtt.many()
+    }
+
+    /// Where the next connection goes (servers.rs); a move to another server skips the backoff,
+    /// and the backoff does not wait past the time a lost server has to come back.
+    fn leaving(&mut self, ended: &Ended, connected: bool, backoff: &mut Backoff) {
+        use crate::forwarder::failover::Next;
+        let moved = match ended {
+            Ended::HostOffline => {
+                self.s.mqtt.move_on();
+                true
+            }
+            Ended::Lost(_) if self.moving_on => {
+                self.s.mqtt.move_on();
+                true
+            }
+            Ended::Lost(_) | Ended::Unreached(_) => match self.s.mqtt.lost(connected) {
+                Next::Move(_) => true,
+                Next::Again { at_most } => {
+                    // The sink waits `backoff.after_loss()` next: a step past the failover time
+                    // starts the series over, so the server is asked again before that time
+                    // and left soon after it (forwarder/failover.rs caps its delay the same way).
+                    if backoff.clone().after_loss() > at_most {
+                        backoff.reset();
+                    }
+                    false
+                }
+            },
+            Ended::Shutdown => false,
+        };
+        if moved && self.s.mqtt.many() {
+            backoff.reset();
         }
     }
 
@@ -139,7 +193,11 @@ impl<'a> Session<'a> {
     }
 
     fn connected(&mut self, committed: u64) -> Result<(), Ended> {
-        tracing::info!(bd_seq = self.bd_seq, "Sparkplug edge node connected");
+        tracing::info!(
+            bd_seq = self.bd_seq,
+            server = %self.s.mqtt.url(),
+            "Sparkplug edge node connected"
+        );
         let t = &self.s.topics;
         // Commands first, at QoS 1: the spec wants the node listening before it is born.
         self.client
@@ -191,6 +249,14 @@ impl<'a> Session<'a> {
             Heard::Rebirth => self.birth(committed),
             Heard::HostOnline if !self.born => self.birth(committed),
             Heard::HostOffline if self.born => Err(Ended::HostOffline),
+            // Not born here: the next server may have the host (per the walk's rules).
+            Heard::HostOffline if self.waits_for_host() && self.s.mqtt.moves_on_at_once() => {
+                self.moving_on = true;
+                Err(Ended::Lost(format!(
+                    "the primary host is offline on {}",
+                    self.s.mqtt.url()
+                )))
+            }
             Heard::Nothing | Heard::HostOnline | Heard::HostOffline => Ok(()),
         }
     }
@@ -209,6 +275,7 @@ impl<'a> Session<'a> {
         let ts = now_ms() as u64;
         self.born = true;
         self.inbound.born();
+        self.s.mqtt.born();
         self.msg_seq = 1;
         self.born_devices.clear();
         self.publish(
