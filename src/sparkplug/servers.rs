@@ -46,14 +46,12 @@ struct Walk {
     since_birth: usize,
 }
 
-impl std::ops::Deref for Servers {
-    type Target = MqttOptions;
-    fn deref(&self) -> &MqttOptions {
-        &self.options[self.index()]
-    }
-}
-
 impl Servers {
+    /// The options of the server to connect to next (each connect adds its own will).
+    pub fn options(&self) -> MqttOptions {
+        self.options[self.index()].clone()
+    }
+
     /// `servers`: (url, options) in order of preference; at least one.
     pub fn new(servers: Vec<(String, MqttOptions)>, failover_after: Duration) -> Servers {
         assert!(!servers.is_empty(), "a Sparkplug edge node needs a server");
@@ -180,11 +178,11 @@ mod tests {
     #[test]
     fn the_connect_loop_gets_the_chosen_servers_options() {
         let s = servers(3);
-        assert_eq!(s.broker_address().1, 1883);
+        assert_eq!(s.options().broker_address().1, 1883);
         s.connected();
         s.move_on();
         // What sink.rs does at each CONNECT.
-        let opts: MqttOptions = (*s).clone();
+        let opts: MqttOptions = s.options();
         assert_eq!(opts.broker_address().1, 1884);
         assert_eq!(s.url(), "mqtt://127.0.0.1:1884");
     }

@@ -71,7 +71,7 @@ pub async fn run(
                 continue;
             }
         };
-        let mut opts = settings.mqtt.clone();
+        let mut opts = settings.mqtt.options();
         opts.set_last_will(LastWill::new(
             settings.topics.node("NDEATH"),
             payload::node_death(bd_seq, now_ms() as u64),
@@ -116,9 +116,11 @@ pub async fn run(
         let delay = match ended {
             Ended::Shutdown => return,
             Ended::HostOffline => {
-                tracing::info!(
-                    "Sparkplug primary host offline: edge node disconnected, waiting for it"
-                );
+                let next = match settings.mqtt.many() {
+                    true => "moving to the next server",
+                    false => "waiting for it",
+                };
+                tracing::info!("Sparkplug primary host offline: edge node disconnected, {next}");
                 settings.probe.backing_off(Duration::from_millis(500));
                 Duration::from_millis(500)
             }
