@@ -11,12 +11,11 @@ mod ops_support;
 
 use common::cell::{write_config_edited, Delivery, GOOD, TOPIC_FILTER};
 use common::{
-    unique_name, Broker, Collector, ModbusPeer, Mosquitto, Plc, RabbitCluster, RuntimeProcess,
+    unique_name, Broker, Collector, ModbusPeer, Mosquitto, Plc, Press, RabbitCluster,
+    RuntimeProcess,
 };
 use ops_support::{sample, scrape, with_health, BIN};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The failover time the cell is configured for in this test.
@@ -34,20 +33,6 @@ fn plant_broker(dir: &Path, name: &str) -> Mosquitto {
         "persistence true\npersistence_location {}/\n",
         store.display()
     ))
-}
-
-/// The press: a part every 25 ms written to the PLC's good counter until `stop`; returns the
-/// last value written.
-fn run_press(mut plc: Plc, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u32> {
-    tokio::spawn(async move {
-        let mut made = 0u32;
-        while !stop.load(Ordering::SeqCst) {
-            made += 1;
-            plc.write_u32(GOOD, made).await;
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        made
-    })
 }
 
 /// The retained status on `port` as an MQTT 5 subscriber (paho-mqtt) reads it: its payload and
@@ -201,8 +186,7 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         rt.stderr()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let press = run_press(Plc::connect(peer.port(), 1).await, stop.clone());
+    let press = Press::start(peer.port(), Duration::from_millis(25)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // The broker the cell is on dies.
@@ -266,8 +250,7 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         back.as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = press.await.unwrap();
+    let written = press.stop().await;
 
     // The truth: the counter as the pymodbus peer serves it.
     let mut reader = Plc::connect(peer.port(), 1).await;

@@ -11,12 +11,10 @@ mod host;
 mod ops_support;
 
 use common::cell::{write_config_edited, GOOD};
-use common::{ModbusPeer, Mosquitto, Plc, RuntimeProcess};
+use common::{ModbusPeer, Mosquitto, Plc, Press, RuntimeProcess};
 use host::{metric, of_type, seq_breaks, Host};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
@@ -161,42 +159,12 @@ impl Lab {
     }
 }
 
-/// A part every 50 ms on the PLC's good counter, until stopped.
-struct Press {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<u32>,
-}
-
-impl Press {
-    async fn start(plc_port: u16) -> Press {
-        let mut plc = Plc::connect(plc_port, 1).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut made = 0u32;
-            while !running.load(Ordering::SeqCst) {
-                made += 1;
-                plc.write_u32(GOOD, made).await;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            made
-        });
-        Press { stop, task }
-    }
-
-    /// Stops it; the last count written.
-    async fn stop(self) -> u32 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.task.await.unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_production_moves_the_edge_node_to_the_next_with_a_new_bd_seq() {
     let mut l = Lab::start().await;
     let (a, b) = (l.a.port(), l.b.port());
     let first = l.birth_on(a, 1, 60).await;
-    let press = Press::start(l.peer.port()).await;
+    let press = Press::start(l.peer.port(), Duration::from_millis(50)).await;
     assert!(
         l.host
             .wait(|m| live_good_total(&through(m, a)) >= Some(20), 20)
@@ -238,7 +206,7 @@ async fn the_primary_host_offline_on_one_server_walks_the_edge_node_to_the_next_
     let mut l = Lab::start().await;
     let (a, b) = (l.a.port(), l.b.port());
     let first = l.birth_on(a, 1, 60).await;
-    let press = Press::start(l.peer.port()).await;
+    let press = Press::start(l.peer.port(), Duration::from_millis(50)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The host loses its session to the first server only (its will there says offline).
@@ -287,7 +255,7 @@ async fn a_server_the_primary_host_never_came_to_is_left_after_the_failover_time
     );
     // The wait on the first server used one CONNECT.
     assert_eq!(bd_seq(&birth), 1);
-    let press = Press::start(l.peer.port()).await;
+    let press = Press::start(l.peer.port(), Duration::from_millis(50)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     l.finish(press).await;
 }

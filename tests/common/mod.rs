@@ -44,7 +44,7 @@ pub mod s7;
 // The names tests import from `common` itself; each test crate uses some of them.
 #[allow(unused_imports)]
 pub use {
-    modbus::{ModbusPeer, Plc, PlcError},
+    modbus::{ModbusPeer, Plc, PlcError, Press},
     mosquitto::Mosquitto,
     mqtt::{mqtt_publish, Collector, Received},
     rabbitmq::{RabbitCluster, RabbitMq},

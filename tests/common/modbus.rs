@@ -427,3 +427,34 @@ impl Plc {
             .map(Self::words)
     }
 }
+
+/// A press making parts: one written to the PLC's good counter every `every` until stopped.
+pub struct Press {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl Press {
+    pub async fn start(plc_port: u16, every: Duration) -> Press {
+        use std::sync::atomic::Ordering;
+        let mut plc = Plc::connect(plc_port, 1).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let running = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut made = 0u32;
+            while !running.load(Ordering::SeqCst) {
+                made += 1;
+                plc.write_u32(super::cell::GOOD, made).await;
+                tokio::time::sleep(every).await;
+            }
+            made
+        });
+        Press { stop, task }
+    }
+
+    /// Stops it; the last count written.
+    pub async fn stop(self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
