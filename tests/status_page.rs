@@ -1,12 +1,17 @@
-//! The status page in a real browser (Debian's headless Chromium) against the real binary, a
-//! pymodbus press and Mosquitto. What the page shows is checked against what the independent
-//! peers made and received: the PLC's counters and the events an MQTT subscriber got.
-//! Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
+//! The status page in real browsers (Debian's headless Chromium and Firefox ESR) against the
+//! real binary, a pymodbus press and Mosquitto. What the page shows is checked against what the
+//! independent peers made and received: the PLC's counters and the events an MQTT subscriber
+//! got. Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
 
+#[path = "status_page/browser.rs"]
+mod browser;
 mod common;
 #[path = "status_page/devtools.rs"]
 mod devtools;
+#[path = "status_page/marionette.rs"]
+mod marionette;
 
+use browser::OpenPage;
 use common::free_port;
 use common::order_cell::{Cell, T};
 use serde_json::{json, Value};
@@ -28,6 +33,21 @@ fn chromium() -> PathBuf {
         path.is_file(),
         "no Chromium at {}: apt-get install -y --no-install-recommends chromium \
          (scripts/test.sh installs it), or set MES_EDGE_CHROMIUM",
+        path.display()
+    );
+    path
+}
+
+/// The second browser: `$MES_EDGE_FIREFOX` or Debian's Firefox ESR. Missing, the test fails
+/// saying what to install.
+fn firefox() -> PathBuf {
+    let path = std::env::var_os("MES_EDGE_FIREFOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"));
+    assert!(
+        path.is_file(),
+        "no Firefox at {}: apt-get install -y --no-install-recommends firefox-esr \
+         (scripts/test.sh installs it), or set MES_EDGE_FIREFOX",
         path.display()
     );
     path
@@ -104,11 +124,22 @@ async fn page_until(
     }
 }
 
-fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+/// Where a test artefact named `name` goes (target/status-page/), none there yet.
+fn artefact(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(name);
     let _ = std::fs::remove_file(&file);
+    file
+}
+
+fn assert_screenshot(file: &Path) {
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "screenshot {} is {len} bytes", file.display());
+}
+
+fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+    let file = artefact(name);
     browse(
         url,
         &[
@@ -116,8 +147,7 @@ fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
             &format!("--window-size={size}"),
         ],
     );
-    let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    assert!(len > 10_000, "screenshot {} is {len} bytes", file.display());
+    assert_screenshot(&file);
     file
 }
 
@@ -495,4 +525,65 @@ async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop(
     });
     let live_now = block_in_place(|| page.text("live")).unwrap_or_default();
     assert!(live_now.starts_with("live"), "{live_now}");
+}
+
+/// The page in Firefox (Debian's ESR, kept open over Marionette): the good and scrap counts
+/// are the ones MOM received, they move as the press makes parts without a reload, and the
+/// page asks nobody but the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_firefox_the_page_shows_what_mom_received_and_follows_the_press() {
+    use tokio::task::block_in_place;
+    let port = free_port();
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
+    c.make(6, 1).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (6, 1),
+        "the subscriber got every part the PLC made"
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut page = block_in_place(|| marionette::Firefox::open(&firefox(), &format!("{origin}/")));
+    let counts = "['order-good', 'order-scrap'].map((id) => \
+                  (document.getElementById(id) || {}).textContent)";
+    block_in_place(|| page.until(counts, T, "6 good and 1 scrap", |v| *v == json!(["6", "1"])));
+
+    c.make(5, 2).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (11, 3),
+        "the subscriber got them"
+    );
+    block_in_place(|| {
+        page.until(counts, T, "11 good and 3 scrap, without a reload", |v| {
+            *v == json!(["11", "3"])
+        })
+    });
+    // Firefox's own record of what the page fetched since it loaded.
+    let fetched =
+        block_in_place(|| page.eval("performance.getEntriesByType('resource').map((e) => e.name)"));
+    let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
+    assert!(
+        fetched
+            .iter()
+            .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
+            .count()
+            >= 2,
+        "the page followed the API, not a reload: {fetched:?}"
+    );
+    let elsewhere: Vec<_> = fetched
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
+    );
+    let shot = block_in_place(|| page.screenshot(&artefact("firefox-1024x768.png"), 1024, 768));
+    assert_screenshot(&shot);
+    assert_eq!(
+        block_in_place(|| page.text("state")).as_deref(),
+        Some("running"),
+        "{}",
+        page.log()
+    );
 }
