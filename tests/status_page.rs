@@ -587,3 +587,59 @@ async fn in_firefox_the_page_shows_what_mom_received_and_follows_the_press() {
         page.log()
     );
 }
+
+/// Slow clients (slowloris: a request head a byte at a time, never finished), more of them than
+/// the listener serves at once: each is dropped when its head is not in within the listener's
+/// time for it, so that a monitoring agent behind them is answered after that time, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_hold_the_listener() {
+    use mes_edge::ops::http::IO_TIMEOUT;
+    use std::net::TcpStream;
+    let port = free_port();
+    let _cell = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+                let mut buf = [0u8; 512];
+                loop {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "a slow client held its connection for a minute"
+                    );
+                    if s.write_all(b"a").is_err() {
+                        return started.elapsed();
+                    }
+                    match s.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        // Closed (or reset) by the server; nothing it can answer to a head
+                        // never finished.
+                        _ => return started.elapsed(),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (code, body) = tokio::task::spawn_blocking(move || get(port, "/health", ""))
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    assert!(code == 200 || code == 503, "{code} {body}");
+    assert!(
+        waited < IO_TIMEOUT + Duration::from_secs(3),
+        "/health waited {waited:?} behind slow clients (their heads may take {IO_TIMEOUT:?})"
+    );
+    let mut held: Vec<Duration> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    held.sort();
+    assert!(
+        held[15] < IO_TIMEOUT + Duration::from_secs(3),
+        "the first 16 slow clients were dropped after their {IO_TIMEOUT:?}: {held:?}"
+    );
+}
