@@ -24,33 +24,27 @@ const TOKEN: &str = "status-page-test-token-0123456789";
 /// A holding register the lab press leaves free: the die temperature, tenths of a degree.
 const DIE_TEMPERATURE: u16 = 30;
 
-/// The browser: `$MES_EDGE_CHROMIUM` or Debian's. Missing, the test fails saying what to install.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("MES_EDGE_CHROMIUM")
+/// A browser: `$<var>` or Debian's at `/usr/bin/<package>`. Missing, the test fails saying what
+/// to install.
+fn browser(var: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+        .unwrap_or_else(|| Path::new("/usr/bin").join(package));
     assert!(
         path.is_file(),
-        "no Chromium at {}: apt-get install -y --no-install-recommends chromium \
-         (scripts/test.sh installs it), or set MES_EDGE_CHROMIUM",
+        "no browser at {}: apt-get install -y --no-install-recommends {package} \
+         (scripts/test.sh installs it), or set {var}",
         path.display()
     );
     path
 }
 
-/// The second browser: `$MES_EDGE_FIREFOX` or Debian's Firefox ESR. Missing, the test fails
-/// saying what to install.
+fn chromium() -> PathBuf {
+    browser("MES_EDGE_CHROMIUM", "chromium")
+}
+
 fn firefox() -> PathBuf {
-    let path = std::env::var_os("MES_EDGE_FIREFOX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"));
-    assert!(
-        path.is_file(),
-        "no Firefox at {}: apt-get install -y --no-install-recommends firefox-esr \
-         (scripts/test.sh installs it), or set MES_EDGE_FIREFOX",
-        path.display()
-    );
-    path
+    browser("MES_EDGE_FIREFOX", "firefox-esr")
 }
 
 /// Runs headless Chromium on `url` with `args` (its own profile, so that tests running at once
@@ -203,6 +197,25 @@ async fn cell_with_page(listen: &str, token_file: Option<&Path>, sparkplug: bool
         .await;
     assert_eq!(r["state"], "Running", "{r}");
     c
+}
+
+/// Of the addresses a browser recorded for an open page: at least `status_calls` were the API's
+/// status (the page followed it as it went), and none was beyond the runtime at `origin`.
+fn asked_only_the_runtime(requests: &[String], origin: &str, status_calls: usize) {
+    let status = format!("{origin}/api/v1/status");
+    let asked = requests.iter().filter(|u| u.starts_with(&status)).count();
+    assert!(
+        asked >= status_calls,
+        "the page asked the API as it went: {requests:?}"
+    );
+    let elsewhere: Vec<_> = requests
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
+    );
 }
 
 fn counts(dom: &str) -> (Option<String>, Option<String>) {
@@ -475,22 +488,7 @@ async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop(
         page_loads, 1,
         "one load, then updates in place: {requests:?}"
     );
-    let status_calls = requests
-        .iter()
-        .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
-        .count();
-    assert!(
-        status_calls >= 3,
-        "the page asked the API as it went: {requests:?}"
-    );
-    let elsewhere: Vec<_> = requests
-        .iter()
-        .filter(|u| !u.starts_with(&format!("{origin}/")))
-        .collect();
-    assert!(
-        elsewhere.is_empty(),
-        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
-    );
+    asked_only_the_runtime(&requests, &origin, 3);
     assert_eq!(
         page.security_log(),
         Vec::<Value>::new(),
@@ -562,22 +560,7 @@ async fn in_firefox_the_page_shows_what_mom_received_and_follows_the_press() {
     let fetched =
         block_in_place(|| page.eval("performance.getEntriesByType('resource').map((e) => e.name)"));
     let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
-    assert!(
-        fetched
-            .iter()
-            .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
-            .count()
-            >= 2,
-        "the page followed the API, not a reload: {fetched:?}"
-    );
-    let elsewhere: Vec<_> = fetched
-        .iter()
-        .filter(|u| !u.starts_with(&format!("{origin}/")))
-        .collect();
-    assert!(
-        elsewhere.is_empty(),
-        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
-    );
+    asked_only_the_runtime(&fetched, &origin, 2);
     let shot = block_in_place(|| page.screenshot(&artefact("firefox-1024x768.png"), 1024, 768));
     assert_screenshot(&shot);
     assert_eq!(

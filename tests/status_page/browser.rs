@@ -2,6 +2,7 @@
 //! expression, and waiting until it is what the test expects.
 
 use serde_json::Value;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub trait OpenPage {
@@ -37,4 +38,17 @@ pub trait OpenPage {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Waits up to 5 s for a browser asked to quit (its helper processes go with it), then kills it.
+pub fn await_quit(browser: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if browser.try_wait().is_ok_and(|s| s.is_some()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = browser.kill();
+    let _ = browser.wait();
 }

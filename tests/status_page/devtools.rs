@@ -3,7 +3,7 @@
 //! while the test watches it, every network request it makes recorded. No WebSocket, no driver
 //! binary: a pipe pair is all the protocol needs.
 
-use super::browser::OpenPage;
+use super::browser::{await_quit, OpenPage};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -170,14 +170,6 @@ impl Drop for Page {
         let mut bytes = serde_json::to_vec(&close).unwrap_or_default();
         bytes.push(0);
         let _ = self.to_browser.write_all(&bytes);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        await_quit(&mut self.child);
     }
 }

@@ -3,7 +3,7 @@
 //! answer `[1, id, error, result]`. WebDriver's commands by their Marionette names; no driver
 //! binary between the test and the browser.
 
-use super::browser::OpenPage;
+use super::browser::{await_quit, OpenPage};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -155,14 +155,6 @@ impl Drop for Firefox {
         let msg = serde_json::to_vec(&json!([0, u64::MAX, "Marionette:Quit", {}])).unwrap();
         let _ = write!(self.to_browser, "{}:", msg.len());
         let _ = self.to_browser.write_all(&msg);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        await_quit(&mut self.child);
     }
 }
