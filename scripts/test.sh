@@ -10,7 +10,8 @@
 #    tests start their own broker processes on free ports (tests/common).
 # 2. Creates the Python venv for the test peers at target/peers-venv (again whenever
 #    tests/peers/requirements.txt or the Python version changes; see the stamp file inside).
-# 3. Exports MES_EDGE_MOSQUITTO, MES_EDGE_RABBITMQ and MES_EDGE_PYTHON for the harness (tests
+# 3. Exports MES_EDGE_MOSQUITTO, MES_EDGE_RABBITMQ and MES_EDGE_PYTHON (and the browsers'
+#    MES_EDGE_CHROMIUM and MES_EDGE_FIREFOX) for the harness (tests
 #    panic without them). RabbitMQ (its MQTT plugin) is the second broker, installed like
 #    Mosquitto.
 # 4. Builds everything once, then runs the whole workspace suite with cargo-nextest if it is
@@ -67,11 +68,17 @@ if [ ! -x "$SOCAT" ]; then
     apt_install socat
 fi
 
-# Headless Chromium drives the status page in tests/status_page.rs.
+# Headless Chromium and Firefox (Debian's ESR, over Marionette) drive the status page in
+# tests/status_page.rs.
 CHROMIUM=/usr/bin/chromium
 if [ ! -x "$CHROMIUM" ]; then
     log "installing chromium"
     apt_install chromium
+fi
+FIREFOX=/usr/bin/firefox-esr
+if [ ! -x "$FIREFOX" ]; then
+    log "installing firefox-esr"
+    apt_install firefox-esr
 fi
 
 # --- 2. Python venv with the pinned peers ------------------------------------------------------
@@ -106,6 +113,7 @@ export MES_EDGE_PYTHON="$VENV/bin/python"
 export MES_EDGE_SOCAT="$SOCAT"
 export MES_EDGE_RABBITMQ="$RABBITMQ"
 export MES_EDGE_CHROMIUM="$CHROMIUM"
+export MES_EDGE_FIREFOX="$FIREFOX"
 
 # --- 4a. The quick lane: every unit test, the config cases, and one scenario per peer ----------
 # Only the test binaries it runs are built.

@@ -1,12 +1,17 @@
-//! The status page in a real browser (Debian's headless Chromium) against the real binary, a
-//! pymodbus press and Mosquitto. What the page shows is checked against what the independent
-//! peers made and received: the PLC's counters and the events an MQTT subscriber got.
-//! Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
+//! The status page in real browsers (Debian's headless Chromium and Firefox ESR) against the
+//! real binary, a pymodbus press and Mosquitto. What the page shows is checked against what the
+//! independent peers made and received: the PLC's counters and the events an MQTT subscriber
+//! got. Screenshots at 1024×768 and at a phone's size are kept in target/status-page/.
 
+#[path = "status_page/browser.rs"]
+mod browser;
 mod common;
 #[path = "status_page/devtools.rs"]
 mod devtools;
+#[path = "status_page/marionette.rs"]
+mod marionette;
 
+use browser::OpenPage;
 use common::free_port;
 use common::order_cell::{Cell, T};
 use serde_json::{json, Value};
@@ -19,18 +24,27 @@ const TOKEN: &str = "status-page-test-token-0123456789";
 /// A holding register the lab press leaves free: the die temperature, tenths of a degree.
 const DIE_TEMPERATURE: u16 = 30;
 
-/// The browser: `$MES_EDGE_CHROMIUM` or Debian's. Missing, the test fails saying what to install.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("MES_EDGE_CHROMIUM")
+/// A browser: `$<var>` or Debian's at `/usr/bin/<package>`. Missing, the test fails saying what
+/// to install.
+fn browser(var: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+        .unwrap_or_else(|| Path::new("/usr/bin").join(package));
     assert!(
         path.is_file(),
-        "no Chromium at {}: apt-get install -y --no-install-recommends chromium \
-         (scripts/test.sh installs it), or set MES_EDGE_CHROMIUM",
+        "no browser at {}: apt-get install -y --no-install-recommends {package} \
+         (scripts/test.sh installs it), or set {var}",
         path.display()
     );
     path
+}
+
+fn chromium() -> PathBuf {
+    browser("MES_EDGE_CHROMIUM", "chromium")
+}
+
+fn firefox() -> PathBuf {
+    browser("MES_EDGE_FIREFOX", "firefox-esr")
 }
 
 /// Runs headless Chromium on `url` with `args` (its own profile, so that tests running at once
@@ -104,11 +118,22 @@ async fn page_until(
     }
 }
 
-fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+/// Where a test artefact named `name` goes (target/status-page/), none there yet.
+fn artefact(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(name);
     let _ = std::fs::remove_file(&file);
+    file
+}
+
+fn assert_screenshot(file: &Path) {
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "screenshot {} is {len} bytes", file.display());
+}
+
+fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+    let file = artefact(name);
     browse(
         url,
         &[
@@ -116,8 +141,7 @@ fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
             &format!("--window-size={size}"),
         ],
     );
-    let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    assert!(len > 10_000, "screenshot {} is {len} bytes", file.display());
+    assert_screenshot(&file);
     file
 }
 
@@ -173,6 +197,25 @@ async fn cell_with_page(listen: &str, token_file: Option<&Path>, sparkplug: bool
         .await;
     assert_eq!(r["state"], "Running", "{r}");
     c
+}
+
+/// Of the addresses a browser recorded for an open page: at least `status_calls` were the API's
+/// status (the page followed it as it went), and none was beyond the runtime at `origin`.
+fn asked_only_the_runtime(requests: &[String], origin: &str, status_calls: usize) {
+    let status = format!("{origin}/api/v1/status");
+    let asked = requests.iter().filter(|u| u.starts_with(&status)).count();
+    assert!(
+        asked >= status_calls,
+        "the page asked the API as it went: {requests:?}"
+    );
+    let elsewhere: Vec<_> = requests
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
+    );
 }
 
 fn counts(dom: &str) -> (Option<String>, Option<String>) {
@@ -445,22 +488,7 @@ async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop(
         page_loads, 1,
         "one load, then updates in place: {requests:?}"
     );
-    let status_calls = requests
-        .iter()
-        .filter(|u| u.starts_with(&format!("{origin}/api/v1/status")))
-        .count();
-    assert!(
-        status_calls >= 3,
-        "the page asked the API as it went: {requests:?}"
-    );
-    let elsewhere: Vec<_> = requests
-        .iter()
-        .filter(|u| !u.starts_with(&format!("{origin}/")))
-        .collect();
-    assert!(
-        elsewhere.is_empty(),
-        "the page asked someone other than the runtime ({origin}): {elsewhere:?}"
-    );
+    asked_only_the_runtime(&requests, &origin, 3);
     assert_eq!(
         page.security_log(),
         Vec::<Value>::new(),
@@ -495,4 +523,106 @@ async fn one_open_page_asks_only_the_runtime_follows_the_press_and_sees_it_stop(
     });
     let live_now = block_in_place(|| page.text("live")).unwrap_or_default();
     assert!(live_now.starts_with("live"), "{live_now}");
+}
+
+/// The page in Firefox (Debian's ESR, kept open over Marionette): the good and scrap counts
+/// are the ones MOM received, they move as the press makes parts without a reload, and the
+/// page asks nobody but the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_firefox_the_page_shows_what_mom_received_and_follows_the_press() {
+    use tokio::task::block_in_place;
+    let port = free_port();
+    let mut c = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
+    c.make(6, 1).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (6, 1),
+        "the subscriber got every part the PLC made"
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut page = block_in_place(|| marionette::Firefox::open(&firefox(), &format!("{origin}/")));
+    let counts = "['order-good', 'order-scrap'].map((id) => \
+                  (document.getElementById(id) || {}).textContent)";
+    block_in_place(|| page.until(counts, T, "6 good and 1 scrap", |v| *v == json!(["6", "1"])));
+
+    c.make(5, 2).await;
+    assert_eq!(
+        c.parts_of(json!("WO-P1")),
+        (11, 3),
+        "the subscriber got them"
+    );
+    block_in_place(|| {
+        page.until(counts, T, "11 good and 3 scrap, without a reload", |v| {
+            *v == json!(["11", "3"])
+        })
+    });
+    // Firefox's own record of what the page fetched since it loaded.
+    let fetched =
+        block_in_place(|| page.eval("performance.getEntriesByType('resource').map((e) => e.name)"));
+    let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
+    asked_only_the_runtime(&fetched, &origin, 2);
+    let shot = block_in_place(|| page.screenshot(&artefact("firefox-1024x768.png"), 1024, 768));
+    assert_screenshot(&shot);
+    assert_eq!(
+        block_in_place(|| page.text("state")).as_deref(),
+        Some("running"),
+        "{}",
+        page.log()
+    );
+}
+
+/// Slow clients (slowloris: a request head a byte at a time, never finished), more of them than
+/// the listener serves at once: each is dropped when its head is not in within the listener's
+/// time for it, so that a monitoring agent behind them is answered after that time, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_hold_the_listener() {
+    use mes_edge::ops::http::IO_TIMEOUT;
+    use std::net::TcpStream;
+    let port = free_port();
+    let _cell = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+                let mut buf = [0u8; 512];
+                loop {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "a slow client held its connection for a minute"
+                    );
+                    if s.write_all(b"a").is_err() {
+                        return started.elapsed();
+                    }
+                    match s.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        // Closed (or reset) by the server; nothing it can answer to a head
+                        // never finished.
+                        _ => return started.elapsed(),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (code, body) = tokio::task::spawn_blocking(move || get(port, "/health", ""))
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    assert!(code == 200 || code == 503, "{code} {body}");
+    assert!(
+        waited < IO_TIMEOUT + Duration::from_secs(3),
+        "/health waited {waited:?} behind slow clients (their heads may take {IO_TIMEOUT:?})"
+    );
+    let mut held: Vec<Duration> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    held.sort();
+    assert!(
+        held[15] < IO_TIMEOUT + Duration::from_secs(3),
+        "the first 16 slow clients were dropped after their {IO_TIMEOUT:?}: {held:?}"
+    );
 }

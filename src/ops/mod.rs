@@ -15,6 +15,7 @@ pub mod page;
 pub mod probe;
 pub mod reload;
 mod response;
+mod routes;
 pub mod signals;
 pub mod sinks;
 pub mod sparkplug;

@@ -3,6 +3,7 @@
 //! while the test watches it, every network request it makes recorded. No WebSocket, no driver
 //! binary: a pipe pair is all the protocol needs.
 
+use super::browser::{await_quit, OpenPage};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -128,45 +129,6 @@ impl Page {
         }
     }
 
-    /// The value of a JavaScript expression in the page.
-    pub fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true}),
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// The text of the element with `id`, or null.
-    pub fn text(&mut self, id: &str) -> Option<String> {
-        let v = self.eval(&format!(
-            "(document.getElementById({id:?}) || {{}}).textContent"
-        ));
-        v.as_str().map(String::from)
-    }
-
-    /// Evaluates `expression` until `accept` takes its value, or fails with the last one.
-    pub fn until(
-        &mut self,
-        expression: &str,
-        within: Duration,
-        what: &str,
-        accept: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let v = self.eval(expression);
-            if accept(&v) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page never showed {what}: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     /// The URL of every request the page has made so far, in order.
     pub fn requests(&mut self) -> Vec<String> {
         self.eval("0"); // collects the events that came in since the last call
@@ -190,6 +152,16 @@ impl Page {
     }
 }
 
+impl OpenPage for Page {
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true}),
+        );
+        r["result"]["value"].clone()
+    }
+}
+
 impl Drop for Page {
     /// Asks the browser to close (its helper processes go with it), killing it if it has not
     /// within 5 s.
@@ -198,14 +170,6 @@ impl Drop for Page {
         let mut bytes = serde_json::to_vec(&close).unwrap_or_default();
         bytes.push(0);
         let _ = self.to_browser.write_all(&bytes);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        await_quit(&mut self.child);
     }
 }

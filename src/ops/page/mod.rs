@@ -3,16 +3,18 @@
 //! runtime for nothing but `/api/v1/...`. The Content-Security-Policy holds the page to that.
 
 use super::response::Response;
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use std::sync::LazyLock;
 
 const HTML: &str = include_str!("assets/index.html");
 const CSS: &str = include_str!("assets/page.css");
 const JS: &str = include_str!("assets/page.js");
 
-static PAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+static PAGE: LazyLock<Bytes> = LazyLock::new(|| {
     HTML.replace("/*STYLE*/", CSS)
         .replace("/*SCRIPT*/", JS)
-        .into_bytes()
+        .into()
 });
 
 /// The page's size as served, bytes (docs/STATUS-PAGE.md states it; a test keeps it small).
@@ -21,19 +23,17 @@ pub fn size() -> usize {
 }
 
 pub fn response() -> Response {
-    let mut r = Response::new(200, "OK", "text/html; charset=utf-8", PAGE.clone());
     // Nothing but this server: no CDN, no beacon, no frame around it. The token may be in the
     // address: no referrer carries it anywhere.
-    r.extra.push((
-        "Content-Security-Policy",
-        "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
-         script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; \
-         base-uri 'none'; form-action 'none'"
-            .into(),
-    ));
-    r.extra.push(("Referrer-Policy", "no-referrer".into()));
-    r.extra.push(("X-Content-Type-Options", "nosniff".into()));
-    r
+    Response::new(200, "text/html; charset=utf-8", PAGE.clone())
+        .with(
+            CONTENT_SECURITY_POLICY,
+            "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
+             script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'",
+        )
+        .with(REFERRER_POLICY, "no-referrer")
+        .with(X_CONTENT_TYPE_OPTIONS, "nosniff")
 }
 
 #[cfg(test)]
@@ -41,7 +41,7 @@ mod tests {
     #[test]
     fn the_page_is_whole_and_small() {
         assert!(!super::PAGE.is_empty());
-        let page = String::from_utf8(super::PAGE.clone()).unwrap();
+        let page = std::str::from_utf8(&super::PAGE).unwrap();
         assert!(!page.contains("/*STYLE*/") && !page.contains("/*SCRIPT*/"));
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert!(super::size() < 40 * 1024, "{} bytes", super::size());
