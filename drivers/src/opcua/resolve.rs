@@ -9,6 +9,23 @@ use ::opcua::types::{
     RelativePathElement, TimestampsToReturn, VariableId, Variant,
 };
 
+/// When the server started (`ServerStatus/StartTime`), UTC ms: a server that restarts starts
+/// again, so a change tells a restart the connection alone does not (one that happened while
+/// the runtime itself was down).
+pub(crate) async fn start_time(session: &Session) -> Result<i64, String> {
+    let id: NodeId = VariableId::Server_ServerStatus_StartTime.into();
+    let result = session
+        .read(&[ReadValueId::from(id)], TimestampsToReturn::Neither, 0.0)
+        .await
+        .map_err(|e| format!("reading the server's start time: {e}"))?;
+    match result.into_iter().next().and_then(|dv| dv.value) {
+        Some(Variant::DateTime(t)) => super::convert::unix_ms(&t)
+            .and_then(crate::plausible_ts)
+            .ok_or_else(|| format!("the server's start time {t} is not a plausible date")),
+        other => Err(format!("the server's start time is not a date: {other:?}")),
+    }
+}
+
 pub(crate) async fn namespace_array(session: &Session) -> Result<Vec<String>, String> {
     let id: NodeId = VariableId::Server_NamespaceArray.into();
     let result = session
