@@ -97,7 +97,7 @@ pub(super) fn status(e: &mut Engine, ts_ms: i64, online: bool) {
 }
 
 /// MOM's net of a counter over `events`: part counts plus (negative) corrections.
-pub(super) fn net(events: &[NewEvent], kind: CounterKind) -> i64 {
+pub(crate) fn net(events: &[NewEvent], kind: CounterKind) -> i64 {
     events
         .iter()
         .map(|e| match e.body {

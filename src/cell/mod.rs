@@ -33,6 +33,8 @@ pub use crate::vocabulary::MachineState;
 pub use counter::{Company, Counter, CounterRules, Evidence, Pending, Rule, Step};
 pub use counter_sessions::{DeviceSession, RestartSign};
 pub use engine::{CellState, Engine};
+#[cfg(test)]
+pub(crate) use evidence_tests::net;
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
 pub use policy::{CommandPolicy, WritableTag};
