@@ -158,6 +158,28 @@ async fn sparkplug_only_keeps_its_watchdog_and_health() {
     assert_eq!(h.status, 200, "{}\n{}", h.body, rt.logs());
     let body: serde_json::Value = serde_json::from_str(&h.body).unwrap();
     assert_eq!(body["broker"]["connected"], true, "{}", h.body);
+    // The one sink enabled, caught up: every part's event acknowledged by its broker.
+    let sinks = body["sinks"].as_array().unwrap();
+    assert_eq!(sinks.len(), 1, "{}", h.body);
+    let sink = &sinks[0];
+    assert_eq!(
+        (&sink["name"], &sink["connected"], &sink["depth"]),
+        (&"sparkplug".into(), &true.into(), &0.into()),
+        "{}",
+        h.body
+    );
+    assert!(sink["last_acknowledged"].is_string(), "{}", h.body);
+    assert!(
+        idle.iter()
+            .any(|m| m.contains("sparkplug connected, 0 events waiting")),
+        "STATUS= names the sink: {idle:?}"
+    );
+    let metrics = scrape(health, "/metrics", false).body;
+    assert!(
+        metrics.contains("mes_edge_sink_depth{sink=\"sparkplug\"} 0\n")
+            && !metrics.contains("sink=\"events\""),
+        "{metrics}"
+    );
     assert!(rt.terminate().success(), "{}", rt.logs());
 }
 

@@ -239,12 +239,8 @@ fn state(config: &crate::config::CellConfig) -> Result<crate::cell::CellState> {
             config.store.path.display()
         );
     }
-    Ok(Outbox::open(
-        &config.store.path,
-        config.store.synchronous,
-        &config.cell.joined(),
-    )?
-    .load_state()?)
+    // Read-only: a look at the orders never creates, migrates or writes the store.
+    Ok(Outbox::open_read_only(&config.store.path, &config.cell.joined())?.load_state()?)
 }
 
 fn list(config: &crate::config::CellConfig) -> Result<()> {

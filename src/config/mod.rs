@@ -82,6 +82,44 @@ pub fn load_with_warnings(path: &Path) -> Result<(CellConfig, Vec<Located>), Con
     Ok((config, warnings))
 }
 
+/// A cell of one Modbus device with one good counter, for unit tests: `tag` is added to the
+/// counter's tag (e.g. `publish = true`), `more` to the end of the file (e.g. a section).
+#[cfg(test)]
+pub(crate) fn test_cell(tag: &str, more: &str) -> CellConfig {
+    let text = format!(
+        r#"
+[cell]
+enterprise = "e"
+site = "s"
+area = "a"
+line = "l"
+cell = "c"
+
+[[devices]]
+name = "plc"
+protocol = "modbus-tcp"
+host = "127.0.0.1"
+
+[[devices.tags]]
+name = "good"
+table = "holding"
+address = 0
+type = "u32"
+{tag}
+
+[signals.good_count]
+tag = "good"
+
+[store]
+path = "cell.db"
+
+[mqtt]
+url = "mqtt://127.0.0.1"
+{more}"#
+    );
+    parse(Path::new("cell.toml"), &text).unwrap()
+}
+
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
     parse_in(path, text, None)

@@ -133,6 +133,14 @@ impl Picker {
         Next::Move(self.at)
     }
 
+    /// Leaves the current broker on purpose for the next one in the list and returns it
+    /// (Sparkplug: the primary host is not online there). The broker left is not "lost".
+    pub fn leave(&mut self) -> usize {
+        self.at = (self.at + 1) % self.nodes;
+        self.home = None;
+        self.at
+    }
+
     /// Back to the primary, on purpose: the broker left is not "lost".
     pub fn to_primary(&mut self) {
         self.at = 0;

@@ -1,6 +1,6 @@
 use super::failover::{self, Brokers, Next, Picker};
 use super::link::{self, Client, Ev, Refusal};
-use crate::store::{Outbox, OutboxRow};
+use crate::store::{Outbox, OutboxRow, StoreOwner};
 use mes_edge_drivers::now_ms;
 use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
@@ -46,13 +46,14 @@ struct Moved {
 pub async fn run(
     settings: ForwarderSettings,
     mut outbox: Outbox,
+    owner: StoreOwner,
     mut committed: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let (acks_tx, mut acks) = mpsc::unbounded_channel();
     let mut generation = 0u64;
-    let marker = super::marker::Marker::start(&outbox);
+    let marker = super::marker::Marker::new(owner);
     // Re-sends of refused events back off from 1 s to a minute, across reconnects.
     let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let brokers = &settings.options;
@@ -669,17 +670,11 @@ impl Session<'_> {
         if self.acked.is_empty() {
             return;
         }
-        // Marked on the marker's thread, so that waiting for the store's lock never holds up
-        // publishing; on the forwarder's own connection only if that thread could not start.
-        match self.marker.hand_over(std::mem::take(&mut self.acked)) {
-            Ok(()) => return,
-            Err(seqs) => self.acked = seqs,
-        }
-        let res = tokio::task::block_in_place(|| self.outbox.mark_delivered(&self.acked, now_ms()));
-        match res {
-            Ok(()) => self.acked.clear(),
-            // Kept for the next flush; if the process dies first they are simply sent again.
-            Err(e) => tracing::error!("marking delivered events: {e}"),
+        // Marked by the store's owner, so that the disk never holds up publishing. Kept for the
+        // next flush if the owner has stopped (the runtime is stopping with it): if the process
+        // ends first they are simply sent again.
+        if let Err(seqs) = self.marker.hand_over(std::mem::take(&mut self.acked)) {
+            self.acked = seqs;
         }
     }
 

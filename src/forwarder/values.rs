@@ -9,7 +9,7 @@
 
 use super::link::{self, Client, Ev, Options};
 use crate::ops::{ForwarderProbe, ValueProbe};
-use crate::store::Outbox;
+use crate::store::{Outbox, StoreOwner};
 use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,13 @@ pub struct ValueSettings {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watch::Receiver<bool>) {
+/// `outbox` reads; the store's `owner` deletes what the broker acknowledged.
+pub async fn run(
+    settings: ValueSettings,
+    mut outbox: Outbox,
+    owner: StoreOwner,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     // A cell that publishes no values opens no second connection and reads nothing.
     if outbox.values_held().unwrap_or(0) == 0 {
@@ -55,6 +61,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
             settings: &settings,
             client: &client,
             outbox: &mut outbox,
+            owner: &owner,
             queued: VecDeque::new(),
             inflight: HashMap::new(),
             acked: Vec::new(),
@@ -62,6 +69,7 @@ pub async fn run(settings: ValueSettings, mut outbox: Outbox, mut shutdown: watc
             node,
         };
         let lost = s.run(rx, &mut shutdown, &mut backoff).await;
+        settings.probe.set_connected(false);
         s.flush_acked();
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         poller.abort();
@@ -80,6 +88,7 @@ struct Sending<'a> {
     settings: &'a ValueSettings,
     client: &'a Client,
     outbox: &'a mut Outbox,
+    owner: &'a StoreOwner,
     /// Handed to the client, waiting to be written, with their value counts.
     queued: VecDeque<(u64, u64)>,
     /// Written, waiting for the acknowledgement, by packet id.
@@ -112,6 +121,7 @@ impl Sending<'_> {
                     match ev {
                         Ev::ConnAck { .. } => {
                             connected = true;
+                            self.settings.probe.set_connected(true);
                             backoff.connected();
                             self.fill();
                         }
@@ -208,7 +218,8 @@ impl Sending<'_> {
             return;
         }
         let batches: Vec<u64> = self.acked.iter().map(|b| b.0).collect();
-        let res = tokio::task::block_in_place(|| self.outbox.values_delivered(&batches));
+        let res =
+            tokio::task::block_in_place(|| self.owner.run(move |o| o.values_delivered(&batches)));
         match res {
             Ok(()) => {
                 self.settings

@@ -98,6 +98,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
         }
     };
     let sparkplug = super::sparkplug::health(ops.sparkplug(), &mut problems);
+    let sinks = super::sinks::health(ops, now_ms, &mut problems);
     let ok = problems.is_empty();
     Health {
         ok,
@@ -123,6 +124,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             },
             "forwarder": { "alive": fwd_silence <= STALL },
             "sparkplug": sparkplug,
+            "sinks": sinks,
         }),
     }
 }
@@ -148,6 +150,7 @@ pub fn status_summary(ops: &Ops) -> String {
         "devices online {online}/{}, {broker}, outbox depth {depth}{refused}",
         devices.len()
     );
+    line.push_str(&super::sinks::status(ops));
     if let Some(f) = ops.engine().commit_failure() {
         line.push_str(&format!(", STORE COMMITS FAILING: {}", f.error));
     }

@@ -26,6 +26,7 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
     delivery(o, ops);
     brokers(o, ops);
     values(o, ops);
+    sinks(o, ops);
     for (name, kind, help, v) in super::sparkplug::metrics(ops.sparkplug()) {
         family(o, name, kind, help);
         sample(o, name, &[], v);
@@ -181,6 +182,19 @@ fn delivery(o: &mut String, ops: &Ops) {
         "1 while connected to the broker.",
     );
     sample(o, "mes_edge_broker_connected", &[], bool_f(fwd.connected));
+}
+
+/// Each sink the config turns on, labelled by its name.
+fn sinks(o: &mut String, ops: &Ops) {
+    let sinks = super::sinks::sinks(ops);
+    for (name, help, figure) in super::sinks::FIGURES {
+        family(o, name, "gauge", help);
+        for s in &sinks {
+            if let Some(v) = figure(s) {
+                sample(o, name, &[("sink", s.name)], v);
+            }
+        }
+    }
 }
 
 fn housekeeping(o: &mut String, ops: &Ops) {

@@ -16,6 +16,7 @@ pub mod probe;
 pub mod reload;
 mod response;
 pub mod signals;
+pub mod sinks;
 pub mod sparkplug;
 pub mod supervisor;
 pub mod tags;
@@ -58,6 +59,7 @@ struct State {
     tags: TagBoard,
     store_path: std::path::PathBuf,
     store: Mutex<Option<StoreView>>,
+    sinks: sinks::Enabled,
     /// Events committed since this process started.
     produced: AtomicU64,
     reloads_applied: AtomicU64,
@@ -71,6 +73,8 @@ pub struct StoreView {
     pub stats: OutboxStats,
     /// The database file and its WAL on disk.
     pub file_bytes: u64,
+    /// How far the Sparkplug B sink's cursor is behind: events, and the time of the first.
+    pub sparkplug_behind: Option<(u64, Option<i64>)>,
 }
 
 impl Ops {
@@ -91,6 +95,7 @@ impl Ops {
             tags: TagBoard::default(),
             store_path: config.store.path.clone(),
             store: Mutex::new(None),
+            sinks: sinks::Enabled::of(config),
             produced: AtomicU64::new(0),
             reloads_applied: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
@@ -109,6 +114,11 @@ impl Ops {
 
     pub fn cell(&self) -> &str {
         &self.0.cell
+    }
+
+    /// The outputs the config turns on.
+    pub fn sinks_enabled(&self) -> sinks::Enabled {
+        self.0.sinks
     }
 
     /// The metrics handle for a device of the config now in force, the same one as before a

@@ -3,7 +3,7 @@
 //! moment old, which is all monitoring needs.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,8 @@ struct ForwarderCounts {
     connects: AtomicU64,
     published: AtomicU64,
     acknowledged: AtomicU64,
+    /// When the broker last acknowledged an event (UTC ms; 0: not since the start).
+    last_ack_ms: AtomicI64,
     /// Mono ms of the last sign of life; in the future while it waits on purpose (a backoff).
     alive_until: AtomicU64,
     /// Refusals (MQTT 5 reason codes of 0x80 and above) since start, by (reason, code).
@@ -183,6 +185,14 @@ impl ForwarderProbe {
 
     pub fn acknowledged(&self) {
         self.0.acknowledged.fetch_add(1, Relaxed);
+        self.0
+            .last_ack_ms
+            .store(mes_edge_drivers::now_ms(), Relaxed);
+    }
+
+    /// When the broker last acknowledged an event, if it has since the start.
+    pub fn last_ack_ms(&self) -> Option<i64> {
+        Some(self.0.last_ack_ms.load(Relaxed)).filter(|&t| t != 0)
     }
 
     /// The session loop turned.

@@ -31,6 +31,8 @@ struct Counts {
     commands_dropped: AtomicU64,
     commands_expired: AtomicU64,
     states_refused: AtomicU64,
+    /// When the broker last acknowledged an event (UTC ms; 0: not since the start).
+    last_ack_ms: AtomicI64,
     /// The JSON forwarder's probe, fed by this session when there is no JSON forwarder.
     stand_in: OnceLock<ForwarderProbe>,
 }
@@ -123,6 +125,21 @@ impl SparkplugProbe {
 
     pub fn command_expired(&self) {
         self.0.commands_expired.fetch_add(1, Relaxed);
+    }
+
+    /// The broker acknowledged an event (NDATA); in Sparkplug-only mode it is the runtime's.
+    pub fn acknowledged(&self) {
+        self.0
+            .last_ack_ms
+            .store(mes_edge_drivers::now_ms(), Relaxed);
+        if let Some(p) = self.0.stand_in.get() {
+            p.acknowledged();
+        }
+    }
+
+    /// When the broker last acknowledged an event, if it has since the start.
+    pub fn last_ack_ms(&self) -> Option<i64> {
+        Some(self.0.last_ack_ms.load(Relaxed)).filter(|&t| t != 0)
     }
 
     pub fn counts(&self) -> SparkplugSnapshot {

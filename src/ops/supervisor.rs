@@ -118,12 +118,17 @@ pub async fn watch_over(
 /// Reads the store's numbers on a blocking thread, with a connection of its own (kept open).
 async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> Option<Outbox> {
     let (path, cell) = (store.path.clone(), ops.cell().to_string());
+    let sparkplug = ops.sinks_enabled().sparkplug;
     let res = tokio::task::spawn_blocking(move || {
         let outbox = match reader {
             Some(o) => o,
             None => Outbox::open_read_only(&path, &cell)?,
         };
         let stats = outbox.stats();
+        let behind = match sparkplug {
+            true => outbox.sink_behind(crate::sparkplug::SINK).ok().flatten(),
+            false => None,
+        };
         if let Ok(s) = &stats {
             // How far this store went, for the store that may one day replace it.
             let lineage = crate::store::identity::Lineage {
@@ -140,7 +145,11 @@ async fn read_store(ops: &Ops, store: &StoreConfig, reader: Option<Outbox>) -> O
         let file_bytes = size(&path) + size(std::path::Path::new(&wal));
         Ok::<_, crate::store::StoreError>((
             outbox,
-            stats.map(|stats| StoreView { stats, file_bytes }),
+            stats.map(|stats| StoreView {
+                stats,
+                file_bytes,
+                sparkplug_behind: behind,
+            }),
         ))
     })
     .await;

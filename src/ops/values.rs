@@ -3,7 +3,7 @@
 
 use crate::store::ValueDrops;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -13,6 +13,10 @@ pub struct ValueProbe(Arc<Inner>);
 struct Inner {
     committed: AtomicU64,
     delivered: AtomicU64,
+    /// The values' own broker connection is up.
+    connected: AtomicBool,
+    /// When the broker last acknowledged a batch (UTC ms; 0: not since the start).
+    last_ack_ms: AtomicI64,
     dropped: Mutex<BTreeMap<String, u64>>,
     /// Woken at each commit with values: the values' forwarder connects at the first.
     commits: tokio::sync::Notify,
@@ -31,6 +35,22 @@ impl ValueProbe {
 
     pub fn delivered(&self, values: u64) {
         self.0.delivered.fetch_add(values, Relaxed);
+        self.0
+            .last_ack_ms
+            .store(mes_edge_drivers::now_ms(), Relaxed);
+    }
+
+    pub fn set_connected(&self, yes: bool) {
+        self.0.connected.store(yes, Relaxed);
+    }
+
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Relaxed)
+    }
+
+    /// When the broker last acknowledged a batch, if it has since the start.
+    pub fn last_ack_ms(&self) -> Option<i64> {
+        Some(self.0.last_ack_ms.load(Relaxed)).filter(|&t| t != 0)
     }
 
     pub fn dropped(&self, drops: &ValueDrops) {

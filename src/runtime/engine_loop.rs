@@ -9,7 +9,7 @@ use super::write_back::WriteQueues;
 use crate::cell::{CommandIn, Engine, ProcessValues, ValueBatch, WriteOutcome};
 use crate::event::{EventBody, NewEvent};
 use crate::orders::Reply;
-use crate::store::{Outbox, ValueDrops};
+use crate::store::{StoreOwner, ValueDrops};
 use mes_edge_drivers::DeviceEvent;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -67,7 +67,8 @@ fn merge(
 /// Everything the engine thread is handed.
 pub(super) struct EngineInputs {
     pub engine: Engine,
-    pub outbox: Outbox,
+    /// Commits and housekeeping go to the store's owner.
+    pub owner: StoreOwner,
     pub devices: mpsc::Receiver<DeviceEvent>,
     /// Commands outlive one engine thread (a reload starts a new one): given back at its end.
     pub commands: mpsc::Receiver<CommandIn>,
@@ -113,6 +114,10 @@ pub(super) struct EngineLoop {
     observed: usize,
     drops: ValueDrops,
     housekeeping: Housekeeping,
+    /// A pruning step is due: carried by this turn's commit, or run alone if none is due.
+    prune_due: bool,
+    /// Events a step carried by a commit raised after it: committed at the next turn.
+    raised: Vec<NewEvent>,
     /// The drivers are gone: the loop ends after committing what they handed in.
     closed: bool,
     failures: u32,
@@ -128,6 +133,8 @@ impl EngineLoop {
         let (mono, wall) = (io.clock.mono(), io.clock.wall_ms());
         EngineLoop {
             housekeeping: Housekeeping::new(&io.store, mono),
+            prune_due: false,
+            raised: Vec::new(),
             io,
             batch: Vec::new(),
             waiting: VecDeque::new(),
@@ -243,21 +250,20 @@ impl EngineLoop {
         wall
     }
 
+    /// Housekeeping due at this turn: the values' age now; the outbox's pruning step goes with
+    /// the turn's commit (see [`EngineLoop::commit`]). What an earlier turn's step raised (a
+    /// store alarm) goes into this turn's events.
     fn housekeep(&mut self, wall: i64) {
+        self.events.append(&mut self.raised);
         let mono = self.clock.0;
         if !self.housekeeping.due(mono) {
             return;
         }
+        self.prune_due = true;
         let io = &mut self.io;
-        if let Some(ev) = self
-            .housekeeping
-            .step(&mut io.outbox, &io.alive, mono, wall)
-        {
-            self.events.push(ev);
-        }
         if !io.values.is_empty() {
             self.events.extend(value_housekeeping(
-                &mut io.outbox,
+                &io.owner,
                 &io.store,
                 &mut self.drops,
                 &io.value_probe,
@@ -314,14 +320,38 @@ impl EngineLoop {
             || io.engine.has_writes()
             || (self.dirty
                 && (self.closed || self.clock.0.duration_since(self.last_commit) >= IDLE_COMMIT));
+        let (mono, wall) = self.clock;
+        let step = std::mem::take(&mut self.prune_due).then(|| self.housekeeping.step_due(wall));
         if !due {
+            if step.is_some() {
+                let ev = self.housekeeping.step(&io.owner, &io.alive, mono, wall);
+                self.raised.extend(ev);
+            }
             return Commit::Done;
         }
         let now = io.clock.wall_ms();
-        match io
-            .outbox
-            .commit_all(&self.events, &self.value_batches, &io.engine.state, now)
-        {
+        let (events, values) = (
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.value_batches),
+        );
+        let state = io.engine.state.clone();
+        let result = match io.owner.commit(events, values, state, now, step) {
+            Ok(c) => {
+                (self.events, self.value_batches) = (c.events, c.values);
+                // A step rolled back with a failed commit is due again at the next turn.
+                if let (Ok(_), Some((st, stats))) = (&c.result, c.step) {
+                    let ev = self
+                        .housekeeping
+                        .done(Ok((st, stats)), &io.alive, mono, wall);
+                    self.raised.extend(ev);
+                }
+                c.result
+            }
+            // The owner is gone: the batch is not committed, and no later one will be.
+            Err(e) => Err(e),
+        };
+        let io = &mut self.io;
+        match result {
             Ok(c) => {
                 self.values_committed();
                 let io = &mut self.io;
@@ -382,7 +412,8 @@ impl EngineLoop {
                 .sum(),
         );
         self.value_batches.clear();
-        match io.outbox.cap_values(io.store.values_max_count) {
+        let cap = io.store.values_max_count;
+        match io.owner.run(move |o| o.cap_values(cap)) {
             Ok(d) if !d.is_empty() => {
                 io.value_probe.dropped(&d);
                 self.drops.add(d);
@@ -418,35 +449,6 @@ mod tests {
     use mes_edge_drivers::{DeviceId, Quality, Sample, TagId, Value};
     use std::collections::VecDeque;
 
-    const CONFIG: &str = r#"
-[cell]
-enterprise = "e"
-site = "s"
-area = "a"
-line = "l"
-cell = "c"
-
-[[devices]]
-name = "plc"
-protocol = "modbus-tcp"
-host = "127.0.0.1"
-
-[[devices.tags]]
-name = "good"
-table = "holding"
-address = 0
-type = "u32"
-
-[signals.good_count]
-tag = "good"
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1"
-"#;
-
     fn reading(good: u64, ts_ms: i64) -> DeviceEvent {
         DeviceEvent::Samples {
             device: DeviceId(0),
@@ -471,7 +473,7 @@ url = "mqtt://127.0.0.1"
     /// the loop found the step) credit neither the step nor anything in the old clock's time.
     #[test]
     fn readings_stamped_before_a_clock_step_credit_no_step() {
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let config = crate::config::test_cell("", "");
         let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
         let mut out = Vec::new();
         let hour = 3_600_000;
@@ -516,7 +518,7 @@ url = "mqtt://127.0.0.1"
         fn new() -> Rig {
             let dir = tempfile::tempdir().unwrap();
             let store = dir.path().join("cell.db");
-            let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+            let config = crate::config::test_cell("", "");
             // Multi-thread: `Handle::block_on` (the loop's wait) drives no timer on a
             // current-thread runtime; a worker does.
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -530,10 +532,11 @@ url = "mqtt://127.0.0.1"
             let (commands, command_rx) = mpsc::channel(64);
             let (written_tx, written) = mpsc::unbounded_channel();
             let outbox =
-                Outbox::open(&store, crate::config::Synchronous::Normal, "e/s/a/l/c").unwrap();
+                crate::store::Outbox::open(&store, crate::config::Synchronous::Normal, "e/s/a/l/c")
+                    .unwrap();
             let inputs = EngineInputs {
                 engine: Engine::new(CellModel::from_config(&config), CellState::default()),
-                outbox,
+                owner: StoreOwner::start(outbox).unwrap(),
                 devices: device_rx,
                 commands: command_rx,
                 written,
@@ -663,7 +666,7 @@ url = "mqtt://127.0.0.1"
     /// while the 10th was being taken. The parts after the stop are not the order's.
     #[test]
     fn a_backlog_never_credits_parts_made_after_a_stop_to_the_stopped_order() {
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), CONFIG).unwrap();
+        let config = crate::config::test_cell("", "");
         let mut engine = Engine::new(CellModel::from_config(&config), CellState::default());
         let mut out = Vec::new();
         engine.apply(&reading(100, 1_000), &mut out);

@@ -1,13 +1,14 @@
 //! The engine thread's housekeeping of the outbox: pruning by retention and size cap in bounded
-//! steps between batches, and the store alarm.
+//! steps, each carried by the engine's next commit (its deletes share that commit's fsync) or,
+//! on a turn with nothing to commit, run alone; and the store alarm.
 
 use crate::event::{AlarmLevel, EventBody, NewEvent};
-use crate::store::{Outbox, PrunePass};
+use crate::store::{OutboxStats, PrunePass, PruneStep, Pruned, StoreError, StoreOwner};
 use std::time::{Duration, Instant};
 
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
-/// What one housekeeping step may spend deleting before it commits: the engine waits for it,
-/// and the step with its commit stays under 10 ms (issue 14).
+/// What one housekeeping step may spend deleting: the engine waits for it, and the step stays
+/// under 10 ms (issue 14); carried by a commit, it adds no fsync of its own.
 const HOUSEKEEPING_BUDGET: Duration = Duration::from_millis(4);
 
 /// Pruning by retention and size cap, in bounded steps, and the store alarm.
@@ -37,50 +38,77 @@ impl Housekeeping {
         mono >= self.next
     }
 
-    /// One step; raises a store alarm when the level changes. A step that leaves work behind
-    /// (a store over its cap, a long retention pass) is followed by another after three times
-    /// its length, so housekeeping takes at most a quarter of the engine's time while behind.
-    /// `mono` and `wall`: the engine loop's clocks at this turn. The step's own length is
-    /// measured on the system's clock: it is work done, not time passing for the cell.
+    /// The step due now, for the engine's commit to carry (its deletes then share the
+    /// commit's fsync) or for [`Housekeeping::step`] to run alone.
+    pub fn step_due(&self, wall: i64) -> PruneStep {
+        let before = wall - self.retention_ms;
+        PruneStep::new(self.pass.clone(), before, self.cap, HOUSEKEEPING_BUDGET)
+    }
+
+    /// Runs the step due alone, in a transaction of its own (a turn with nothing to commit).
     pub fn step(
         &mut self,
-        outbox: &mut Outbox,
+        owner: &StoreOwner,
         alive: &crate::ops::Heartbeat,
         mono: Instant,
         wall: i64,
     ) -> Option<NewEvent> {
-        let started = Instant::now();
-        let before = wall - self.retention_ms;
-        let step = outbox.prune_step(&mut self.pass, before, self.cap, HOUSEKEEPING_BUDGET);
-        let alarm = match step {
-            Ok(_) => self.alarm(outbox, wall),
-            Err(ref e) => {
+        let mut st = self.step_due(wall);
+        // The step and the figures the alarm needs, in one turn of the owner.
+        let done = owner.call(move |o| {
+            o.prune_step(&mut st)?;
+            Ok((st, o.stats().ok()))
+        });
+        self.done(done.and_then(|r| r), alive, mono, wall)
+    }
+
+    /// After a step, alone or carried by a commit: its pass kept, the next one paced, the store
+    /// alarm raised when its level changes. A step that leaves work behind (a store over its
+    /// cap, a long retention pass) is followed by another after three times its length, so
+    /// housekeeping takes at most a quarter of the engine's time while behind. `mono` and
+    /// `wall`: the engine loop's clocks at this turn; the step's own length is work done,
+    /// measured on the system's clock, not time passing for the cell.
+    pub fn done(
+        &mut self,
+        step: Result<(PruneStep, Option<OutboxStats>), StoreError>,
+        alive: &crate::ops::Heartbeat,
+        mono: Instant,
+        wall: i64,
+    ) -> Option<NewEvent> {
+        let (pruned, took, alarm) = match step {
+            Ok((st, stats)) => {
+                self.pass = st.pass;
+                let alarm = stats.and_then(|stats| self.alarm(&stats, wall));
+                (st.pruned.unwrap_or_default(), st.took, alarm)
+            }
+            Err(e) => {
                 tracing::error!("pruning the outbox: {e}");
-                None
+                (
+                    Pruned {
+                        rows: 0,
+                        done: true,
+                    },
+                    Duration::ZERO,
+                    None,
+                )
             }
         };
-        let took = started.elapsed();
-        let (rows, again) = match step {
-            Ok(p) => (p.rows, !p.done),
-            Err(_) => (0, false),
-        };
-        alive.housekept(took, rows);
-        self.pruned += rows;
-        if !again && self.pruned > 0 {
+        alive.housekept(took, pruned.rows);
+        self.pruned += pruned.rows;
+        if pruned.done && self.pruned > 0 {
             tracing::info!(pruned = self.pruned, "pruned delivered events");
             self.pruned = 0;
         }
         self.next = mono
-            + if again {
-                (took * 3).max(Duration::from_millis(1))
-            } else {
+            + if pruned.done {
                 HOUSEKEEPING
+            } else {
+                (took * 3).max(Duration::from_millis(1))
             };
         alarm
     }
 
-    fn alarm(&mut self, outbox: &Outbox, wall: i64) -> Option<NewEvent> {
-        let stats = outbox.stats().ok()?;
+    fn alarm(&mut self, stats: &OutboxStats, wall: i64) -> Option<NewEvent> {
         let (used, cap) = (stats.used_bytes, self.cap);
         let level = if used >= cap {
             AlarmLevel::Full

@@ -18,7 +18,7 @@ pub use embedded::{DriverFuture, EmbeddedDrivers};
 use crate::cell::{CellModel, CellState, CommandIn, Engine};
 use crate::config::CellConfig;
 use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};
-use crate::store::Outbox;
+use crate::store::StoreOwner;
 use anyhow::{Context, Result};
 use engine_loop::{EngineInputs, EngineLoop};
 use outputs::Outputs;
@@ -66,20 +66,18 @@ async fn run_cell(
     embedded: Option<EmbeddedDrivers>,
 ) -> Result<()> {
     let cell_path = config.cell.joined();
-    let (store, mut writer, state) = HeldStore::open(&config, &cell_path)?;
+    let (store, state) = HeldStore::open(&config, &cell_path)?;
     let ops = Ops::new(&config);
     // The store's announcement is an event committed by this process, too.
     if store.announced {
         ops.add_produced(1);
     }
     let (command_tx, command_rx) = mpsc::channel::<CommandIn>(COMMAND_QUEUE);
-    let (committed_tx, committed_rx) = watch::channel(writer.last_seq());
-    let reader = writer.open_again(config.store.synchronous)?;
+    let (committed_tx, committed_rx) = watch::channel(store.last_seq);
     let outputs = Outputs::start(
         &config,
         &ops,
-        &mut writer,
-        reader,
+        &store.owner,
         &committed_rx,
         command_tx.clone(),
     )?;
@@ -90,7 +88,7 @@ async fn run_cell(
         ops::supervisor::supervise(ops.clone(), committed_rx, config.store.clone(), ops_stop);
     let mut cell = start_cell(
         &config,
-        writer,
+        store.owner.clone(),
         state,
         command_rx,
         committed_tx.clone(),
@@ -121,7 +119,7 @@ async fn run_cell(
     outputs.stop().await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
-    store.close(&config, &cell_path, engine_died.is_none());
+    store.close(&config, engine_died.is_none());
     if let Some(why) = engine_died {
         anyhow::bail!("the engine stopped: {why}; nothing uncommitted was counted");
     }
@@ -149,16 +147,10 @@ async fn reload_cell(
                 .await?
                 .context("the engine thread ended during a reload")?;
             *config = new;
-            let mut writer = Outbox::open(
-                &config.store.path,
-                config.store.synchronous,
-                &config.cell.joined(),
-            )?;
-            store.checkpointer.attach(&mut writer)?;
-            let state = writer.load_state()?;
+            let state = store.owner.run(|o| o.load_state())?;
             let cell = start_cell(
                 config,
-                writer,
+                store.owner.clone(),
                 state,
                 commands,
                 committed_tx.clone(),
@@ -204,7 +196,7 @@ impl Cell {
 /// Starts the drivers and the engine thread for `config`, the engine resuming from `state`.
 fn start_cell(
     config: &CellConfig,
-    writer: Outbox,
+    owner: StoreOwner,
     state: CellState,
     command_rx: mpsc::Receiver<CommandIn>,
     committed_tx: watch::Sender<u64>,
@@ -240,7 +232,7 @@ fn start_cell(
     ops.tags().set_tags(config);
     let inputs = EngineInputs {
         engine: Engine::new(model, state),
-        outbox: writer,
+        owner,
         devices: device_rx,
         commands: command_rx,
         written,

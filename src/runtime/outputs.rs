@@ -1,13 +1,14 @@
 //! The cell's outputs to MOM: the JSON events forwarder (with MOM's commands), the JSON
-//! process values forwarder, and the Sparkplug B edge node, each on its own store connection,
-//! each woken by the engine's commits, all stopped together.
+//! process values forwarder, and the Sparkplug B edge node, each reading on a read-only store
+//! connection of its own and writing through the store's owner, each woken by the engine's
+//! commits, all stopped together.
 
 use super::sparkplug;
 use crate::cell::CommandIn;
 use crate::config::CellConfig;
 use crate::forwarder::{self, ForwarderSettings};
 use crate::ops::Ops;
-use crate::store::Outbox;
+use crate::store::{Outbox, StoreOwner};
 use anyhow::Result;
 use rumqttc::QoS;
 use std::sync::Arc;
@@ -21,13 +22,11 @@ pub(super) struct Outputs {
 }
 
 impl Outputs {
-    /// Starts the outputs the config turns on. `reader` is the JSON forwarder's connection;
-    /// the others open their own from `writer`.
+    /// Starts the outputs the config turns on.
     pub fn start(
         config: &CellConfig,
         ops: &Ops,
-        writer: &mut Outbox,
-        reader: Outbox,
+        owner: &StoreOwner,
         committed: &watch::Receiver<u64>,
         commands: mpsc::Sender<CommandIn>,
     ) -> Result<Outputs> {
@@ -35,10 +34,7 @@ impl Outputs {
         let mut tasks = Vec::new();
         // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM), and the
         // values go out as DDATA alone.
-        let json = config
-            .sparkplug
-            .as_ref()
-            .is_none_or(|s| !s.enabled || s.json);
+        let json = ops.sinks_enabled().events;
         if json {
             let settings = ForwarderSettings {
                 probe: ops.forwarder().clone(),
@@ -46,7 +42,8 @@ impl Outputs {
             };
             tasks.push(tokio::spawn(forwarder::run(
                 settings,
-                reader,
+                reader(config)?,
+                owner.clone(),
                 committed.clone(),
                 stop.clone(),
             )));
@@ -54,7 +51,7 @@ impl Outputs {
         // A Sparkplug host's DCMD comes through the same door as every command.
         let spb = sparkplug::start(
             config,
-            writer,
+            owner,
             committed.clone(),
             stop.clone(),
             commands,
@@ -64,7 +61,8 @@ impl Outputs {
         if json {
             tasks.push(tokio::spawn(forwarder::run_values(
                 value_settings(config, ops)?,
-                writer.open_again(config.store.synchronous)?,
+                reader(config)?,
+                owner.clone(),
                 stop,
             )));
         }
@@ -83,6 +81,14 @@ impl Outputs {
         }
         Ok(())
     }
+}
+
+/// A read-only connection to the store for one output.
+pub(super) fn reader(config: &CellConfig) -> Result<Outbox> {
+    Ok(Outbox::open_read_only(
+        &config.store.path,
+        &config.cell.joined(),
+    )?)
 }
 
 fn forwarder_settings(

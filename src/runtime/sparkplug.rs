@@ -1,9 +1,10 @@
-//! Wires the Sparkplug B sink (when `[sparkplug] enabled`): its own store connection and
-//! cursor; its DCMD writes go to the engine's command door like every command.
+//! Wires the Sparkplug B sink (when `[sparkplug] enabled`): its own read-only store connection
+//! and cursor (moved by the store's owner); its DCMD writes go to the engine's command door like
+//! every command.
 
 use crate::config::CellConfig;
 use crate::sparkplug;
-use crate::store::Outbox;
+use crate::store::{Outbox, StoreError, StoreOwner};
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -12,14 +13,14 @@ use tokio::task::JoinHandle;
 /// turned off no longer holds rows in the store.
 pub fn start(
     config: &CellConfig,
-    writer: &mut Outbox,
+    owner: &StoreOwner,
     committed: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
     commands: mpsc::Sender<crate::cell::CommandIn>,
     ops: &crate::ops::Ops,
 ) -> Result<Option<JoinHandle<()>>> {
     let Some(mut settings) = sparkplug::settings(config, Some(commands))? else {
-        if writer.drop_sink(sparkplug::SINK)? {
+        if owner.run(|o| o.drop_sink(sparkplug::SINK))? {
             tracing::info!(
                 "Sparkplug B turned off: its cursor no longer holds events in the store"
             );
@@ -39,15 +40,23 @@ pub fn start(
     );
     // The cursor before the engine starts, so that every event and value batch of this run is
     // the sink's, however late its task gets going.
-    writer.sink_cursor(sparkplug::SINK, |c| {
-        sparkplug::Figures::from_cell(c).to_json()
+    let marks_delivered = settings.marks_delivered;
+    owner.run(move |o| {
+        o.sink_cursor(sparkplug::SINK, |c| {
+            sparkplug::Figures::from_cell(c).to_json()
+        })?;
+        if marks_delivered {
+            settle_before_cursor(o)?;
+        }
+        Ok(())
     })?;
-    if settings.marks_delivered {
-        settle_before_cursor(writer)?;
-    }
-    let reader = writer.open_again(config.store.synchronous)?;
+    let reader = super::outputs::reader(config)?;
     Ok(Some(tokio::spawn(sparkplug::run(
-        settings, reader, committed, stop,
+        settings,
+        reader,
+        owner.clone(),
+        committed,
+        stop,
     ))))
 }
 
@@ -55,7 +64,7 @@ pub fn start(
 /// cursor was made (a new store's `store_created`, or what JSON had not delivered when it was
 /// turned off), and the Sparkplug sink starts after them: they are marked delivered, said in
 /// the log, so that the outbox's depth and pruning mean what the running outputs have left.
-fn settle_before_cursor(writer: &mut Outbox) -> Result<()> {
+fn settle_before_cursor(writer: &mut Outbox) -> Result<(), StoreError> {
     let cursor = writer.sink_cursor(sparkplug::SINK, |c| {
         sparkplug::Figures::from_cell(c).to_json()
     })?;

@@ -6,21 +6,24 @@ use crate::cell::CellState;
 use crate::config::CellConfig;
 use crate::store::identity::{self, Lineage};
 use crate::store::integrity::Integrity;
-use crate::store::{Checkpointer, Outbox, StoreError, StoreLock};
+use crate::store::{Checkpointer, Outbox, StoreError, StoreLock, StoreOwner};
 use anyhow::{Context, Result};
 
 /// The store as the runtime holds it from start to stop.
 pub(super) struct HeldStore {
     // Held until the runtime ends: a second runtime on this store stops at its start.
     _lock: StoreLock,
-    pub checkpointer: Checkpointer,
+    /// The thread with the runtime's only read-write connection (store/owner.rs).
+    pub owner: StoreOwner,
+    /// What the store held at the start: the last sequence number committed.
+    pub last_seq: u64,
     /// The store's first event, `store_created`, was committed by this start.
     pub announced: bool,
 }
 
 impl HeldStore {
-    /// Gives back the engine's connection and the committed state it resumes from.
-    pub fn open(config: &CellConfig, cell_path: &str) -> Result<(HeldStore, Outbox, CellState)> {
+    /// Gives back the committed state the engine resumes from.
+    pub fn open(config: &CellConfig, cell_path: &str) -> Result<(HeldStore, CellState)> {
         let path = &config.store.path;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -29,10 +32,10 @@ impl HeldStore {
         let lock = StoreLock::acquire(path)?;
         identity::restrict_files(path)?;
         let named = |e: StoreError| e.named(path);
-        // Every connection of the runtime, and every one opened again from them, checkpoints
-        // on the checkpointer's thread.
-        let checkpointer = Checkpointer::start(path, config.store.synchronous).map_err(named)?;
+        // The owner's connection opens first: it alone creates and migrates the store. Its
+        // commits checkpoint on the checkpointer's thread.
         let mut writer = Outbox::open(path, config.store.synchronous, cell_path).map_err(named)?;
+        let checkpointer = Checkpointer::start(path).map_err(named)?;
         checkpointer.attach(&mut writer)?;
         // A large store's check after an unclean stop may take longer than systemd's start
         // timeout (TimeoutStartSec=60): ask for more time before it.
@@ -72,25 +75,25 @@ impl HeldStore {
         );
         let held = HeldStore {
             _lock: lock,
-            checkpointer,
+            last_seq: writer.last_seq(),
+            owner: StoreOwner::start(writer).map_err(named)?,
             announced: announced.is_some(),
         };
-        Ok((held, writer, state))
+        Ok((held, state))
     }
 
     /// At the stop, once every task that wrote to the store has ended: how far this store
     /// went, exactly, for a store that may replace it (the supervisor only brings that up to
     /// date every few seconds), and, if the engine ended as it should (`clean`), the mark that
     /// spares the next start the integrity check.
-    pub fn close(&self, config: &CellConfig, cell_path: &str, clean: bool) {
-        let closed = Outbox::open(&config.store.path, config.store.synchronous, cell_path)
-            .and_then(|mut o| {
-                let stats = o.stats()?;
-                if clean {
-                    o.mark_stopped_cleanly()?;
-                }
-                Ok(stats)
-            });
+    pub fn close(&self, config: &CellConfig, clean: bool) {
+        let closed = self.owner.run(move |o| {
+            let stats = o.stats()?;
+            if clean {
+                o.mark_stopped_cleanly()?;
+            }
+            Ok(stats)
+        });
         match closed {
             Ok(s) => {
                 let lineage = Lineage {

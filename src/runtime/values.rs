@@ -3,7 +3,7 @@
 
 use crate::cell::{Engine, Running};
 use crate::event::{EventBody, NewEvent};
-use crate::store::{Outbox, ValueDrops};
+use crate::store::{StoreOwner, ValueDrops};
 
 /// The order running at the cell, and its lot, for the values read now.
 pub(super) fn running(engine: &Engine) -> Running {
@@ -17,23 +17,22 @@ pub(super) fn running(engine: &Engine) -> Running {
 /// Drops process values past their retention, and reports the values dropped since the last
 /// call, a `values_dropped` event for each reason (the cap, age).
 pub(super) fn value_housekeeping(
-    outbox: &mut Outbox,
+    owner: &StoreOwner,
     store: &crate::config::StoreConfig,
     drops: &mut ValueDrops,
     probe: &crate::ops::ValueProbe,
     wall: i64,
 ) -> Vec<NewEvent> {
     let before = wall - store.values_retention_hours.saturating_mul(3_600_000) as i64;
-    let aged = match outbox.age_values(before) {
-        Ok(aged) => aged,
+    let (aged, held) = match owner.run(move |o| Ok((o.age_values(before)?, o.values_held()?))) {
+        Ok(done) => done,
         Err(e) => {
             tracing::error!("dropping stale process values: {e}");
-            ValueDrops::default()
+            (ValueDrops::default(), 0)
         }
     };
     probe.dropped(&aged);
     let mut out = Vec::new();
-    let held = outbox.values_held().unwrap_or(0);
     for (reason, d) in [("cap", std::mem::take(drops)), ("age", aged)] {
         if d.is_empty() {
             continue;

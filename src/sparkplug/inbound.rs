@@ -30,9 +30,10 @@ pub(super) struct Inbound {
     /// Oversized commands and refused STATEs: a flood of either is a few lines.
     warnings: Throttle,
     probe: SparkplugProbe,
-    /// The primary host's last STATE timestamp: an older message is stale (a retained older
-    /// STATE after a reconnect, say).
-    host_ts: i64,
+    /// The primary host's last STATE timestamp on each server: an older message is stale (a
+    /// retained older STATE after a reconnect, say). Per server, since the host stamps each of
+    /// its sessions with that session's own connect time.
+    host_ts: Vec<i64>,
 }
 
 impl Inbound {
@@ -43,7 +44,7 @@ impl Inbound {
             rebirth: RebirthWindow::new(REBIRTH_WINDOW),
             warnings: Throttle::new(Duration::from_secs(10), 10),
             probe: s.probe.clone(),
-            host_ts: 0,
+            host_ts: vec![0; s.mqtt.len()],
         }
     }
 
@@ -93,12 +94,12 @@ impl Inbound {
         }
         let primary = s.primary_host.as_deref();
         if primary.is_some_and(|host| m.topic == Topics::state(host)) {
-            return self.state(&m.payload);
+            return self.state(&m.payload, s.mqtt.index());
         }
         Heard::Nothing
     }
 
-    fn state(&mut self, payload: &[u8]) -> Heard {
+    fn state(&mut self, payload: &[u8], server: usize) -> Heard {
         let Some((online, ts)) = host_state(payload) else {
             self.warn(format_args!(
                 "primary host STATE refused: not {{\"online\": bool, \"timestamp\": ms}}: {}",
@@ -115,10 +116,10 @@ impl Inbound {
             ));
             return Heard::Nothing;
         }
-        if ts < self.host_ts {
+        if ts < self.host_ts[server] {
             return Heard::Nothing;
         }
-        self.host_ts = ts;
+        self.host_ts[server] = ts;
         self.probe.host_state(online, ts);
         if online {
             Heard::HostOnline

@@ -13,6 +13,7 @@ mod payload;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 #[rustfmt::skip]
 pub mod proto;
+mod servers;
 mod session;
 mod settings;
 mod sink;
@@ -34,32 +35,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The sink's settings from a config whose `[sparkplug]` is enabled (None otherwise). Its
-/// session goes to `[mqtt] url` with `[mqtt]`'s login and TLS, as MQTT 3.1.1 with a clean
-/// session (Sparkplug's state lives in births, not in broker sessions), client id
-/// `{client id}-spb`.
+/// session goes to the brokers of `[mqtt] url` or `urls`, one at a time (servers.rs), with
+/// `[mqtt]`'s login and TLS, as MQTT 3.1.1 with a clean session (Sparkplug's state lives in
+/// births, not in broker sessions), client id `{client id}-spb`.
 pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<SparkplugSettings>> {
     let Some(sp) = c.sparkplug.as_ref().filter(|s| s.enabled) else {
         return Ok(None);
     };
     let m = &c.mqtt;
-    let id = format!("{}-spb", crate::forwarder::client_id(c));
-    let mut opts = MqttOptions::new(id, c.broker.host.clone(), c.broker.port);
-    opts.set_clean_session(true);
-    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
-    opts.set_inflight(m.inflight.max(1));
-    // Above the largest command taken (MAX_COMMAND_BYTES): a bigger one is refused with a log
-    // line instead of breaking the connection, as rumqttc does with a packet over its limit.
-    opts.set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
-    if let Some(user) = &m.username {
-        let pass = crate::forwarder::options::password(m)?.unwrap_or_default();
-        opts.set_credentials(user.clone(), pass);
-    }
-    if c.broker.tls {
-        let tls = crate::forwarder::options::tls_config(m)?;
-        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls))));
-    }
+    let servers = c
+        .brokers
+        .iter()
+        .map(|b| Ok((b.to_string(), server_options(c, b)?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(SparkplugSettings {
-        mqtt: opts,
+        mqtt: servers::Servers::new(servers, Duration::from_secs(m.failover_after_s)),
         topics: Topics {
             group: sp.group_id(&c.cell),
             node: sp.edge_node_id(&c.cell),
@@ -76,4 +66,27 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
         writes,
         probe: crate::ops::SparkplugProbe::default(),
     }))
+}
+
+/// One server's session options: every server of the list gets the same client id, login and
+/// TLS settings.
+fn server_options(c: &CellConfig, broker: &crate::config::BrokerUrl) -> Result<MqttOptions> {
+    let m = &c.mqtt;
+    let id = format!("{}-spb", crate::forwarder::client_id(c));
+    let mut opts = MqttOptions::new(id, broker.host.clone(), broker.port);
+    opts.set_clean_session(true);
+    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
+    opts.set_inflight(m.inflight.max(1));
+    // Above the largest command taken (MAX_COMMAND_BYTES): a bigger one is refused with a log
+    // line instead of breaking the connection, as rumqttc does with a packet over its limit.
+    opts.set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
+    if let Some(user) = &m.username {
+        let pass = crate::forwarder::options::password(m)?.unwrap_or_default();
+        opts.set_credentials(user.clone(), pass);
+    }
+    if broker.tls {
+        let tls = crate::forwarder::options::tls_config(m)?;
+        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    Ok(opts)
 }

@@ -9,9 +9,10 @@ use super::inbound::{Heard, Inbound};
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
 use super::settings::{SparkplugSettings, SINK};
+use super::sink::SinkStore;
 use super::values::{DeviceValues, ValueStream};
 use super::wire::{Ended, Ev, Incoming, Inflight, Queued, Row};
-use crate::store::{Outbox, SinkCursor};
+use crate::store::SinkCursor;
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value as Json;
@@ -30,7 +31,7 @@ pub struct Pending {
 pub(super) struct Session<'a> {
     s: &'a SparkplugSettings,
     client: &'a AsyncClient,
-    outbox: &'a mut Outbox,
+    outbox: &'a mut SinkStore,
     bd_seq: u8,
     /// The next message's `seq` (0–255, NBIRTH takes 0).
     msg_seq: u8,
@@ -53,13 +54,15 @@ pub(super) struct Session<'a> {
     values: ValueStream,
     /// Devices whose DBIRTH this connection published and no DDEATH since: only they get DDATA.
     born_devices: BTreeSet<String>,
+    /// The session ends to move to the next server (servers.rs), not because it was lost.
+    moving_on: bool,
 }
 
 impl<'a> Session<'a> {
     pub fn new(
         s: &'a SparkplugSettings,
         client: &'a AsyncClient,
-        outbox: &'a mut Outbox,
+        outbox: &'a mut SinkStore,
         cursor: SinkCursor,
         bd_seq: u8,
         inbound: &'a mut Inbound,
@@ -87,6 +90,7 @@ impl<'a> Session<'a> {
             to_mark: Vec::new(),
             values,
             born_devices: BTreeSet::new(),
+            moving_on: false,
         }
     }
 
@@ -100,6 +104,9 @@ impl<'a> Session<'a> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let deadline = tokio::time::sleep(Duration::from_secs(30));
         tokio::pin!(deadline);
+        // Reset at the CONNACK: how long the primary host has to be online on this server.
+        let host_wait = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(host_wait);
         let mut connected = false;
         loop {
             let step = tokio::select! {
@@ -107,6 +114,8 @@ impl<'a> Session<'a> {
                     Some(Ok(Ev::ConnAck)) => {
                         connected = true;
                         backoff.connected();
+                        self.s.mqtt.connected();
+                        host_wait.as_mut().reset(tokio::time::Instant::now() + self.s.mqtt.failover_after());
                         self.s.probe.connected(true, self.bd_seq);
                         self.connected(*committed.borrow())
                     }
@@ -125,11 +134,57 @@ impl<'a> Session<'a> {
                     } else if self.born { self.fill() } else { Ok(()) }
                 }
                 _ = &mut deadline, if !connected => Err(Ended::Lost("no CONNACK within 30 s".into())),
+                _ = &mut host_wait, if connected && !self.born && self.waits_for_host() => {
+                    self.moving_on = true;
+                    Err(Ended::Lost(format!(
+                        "the primary host was not online on {} within {} s",
+                        self.s.mqtt.url(),
+                        self.s.mqtt.failover_after().as_secs()
+                    )))
+                }
                 _ = shutdown.changed() => return self.drain(events).await,
             };
             if let Err(ended) = step {
+                self.leaving(&ended, connected, backoff);
                 return ended;
             }
+        }
+    }
+
+    /// Several servers and a primary host: a server where the host is not online is left.
+    fn waits_for_host(&self) -> bool {
+        self.s.primary_host.is_some() && self.s.mqtt.many()
+    }
+
+    /// Where the next connection goes (servers.rs); a move to another server skips the backoff,
+    /// and the backoff does not wait past the time a lost server has to come back.
+    fn leaving(&mut self, ended: &Ended, connected: bool, backoff: &mut Backoff) {
+        use crate::forwarder::failover::Next;
+        let moved = match ended {
+            Ended::HostOffline => {
+                self.s.mqtt.move_on();
+                true
+            }
+            Ended::Lost(_) if self.moving_on => {
+                self.s.mqtt.move_on();
+                true
+            }
+            Ended::Lost(_) | Ended::Unreached(_) => match self.s.mqtt.lost(connected) {
+                Next::Move(_) => true,
+                Next::Again { at_most } => {
+                    // The sink waits `backoff.after_loss()` next: a step past the failover time
+                    // starts the series over, so the server is asked again before that time
+                    // and left soon after it (forwarder/failover.rs caps its delay the same way).
+                    if backoff.clone().after_loss() > at_most {
+                        backoff.reset();
+                    }
+                    false
+                }
+            },
+            Ended::Shutdown => false,
+        };
+        if moved && self.s.mqtt.many() {
+            backoff.reset();
         }
     }
 
@@ -138,7 +193,11 @@ impl<'a> Session<'a> {
     }
 
     fn connected(&mut self, committed: u64) -> Result<(), Ended> {
-        tracing::info!(bd_seq = self.bd_seq, "Sparkplug edge node connected");
+        tracing::info!(
+            bd_seq = self.bd_seq,
+            server = %self.s.mqtt.url(),
+            "Sparkplug edge node connected"
+        );
         let t = &self.s.topics;
         // Commands first, at QoS 1: the spec wants the node listening before it is born.
         self.client
@@ -190,6 +249,14 @@ impl<'a> Session<'a> {
             Heard::Rebirth => self.birth(committed),
             Heard::HostOnline if !self.born => self.birth(committed),
             Heard::HostOffline if self.born => Err(Ended::HostOffline),
+            // Not born here: the next server may have the host (per the walk's rules).
+            Heard::HostOffline if self.waits_for_host() && self.s.mqtt.moves_on_at_once() => {
+                self.moving_on = true;
+                Err(Ended::Lost(format!(
+                    "the primary host is offline on {}",
+                    self.s.mqtt.url()
+                )))
+            }
             Heard::Nothing | Heard::HostOnline | Heard::HostOffline => Ok(()),
         }
     }
@@ -199,7 +266,7 @@ impl<'a> Session<'a> {
     fn birth(&mut self, committed: u64) -> Result<(), Ended> {
         if !self.born {
             self.birth_seq = committed;
-            let last = tokio::task::block_in_place(|| self.outbox.last_value_batch())
+            let last = tokio::task::block_in_place(|| self.outbox.reader.last_value_batch())
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             self.values.born(last);
             self.fold_values()?;
@@ -208,6 +275,7 @@ impl<'a> Session<'a> {
         let ts = now_ms() as u64;
         self.born = true;
         self.inbound.born();
+        self.s.mqtt.born();
         self.msg_seq = 1;
         self.born_devices.clear();
         self.publish(
@@ -232,8 +300,9 @@ impl<'a> Session<'a> {
     fn fold_values(&mut self) -> Result<(), Ended> {
         let (mut after, up_to) = (self.values.live, self.values.birth_batch());
         while after < up_to {
-            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, 1000))
-                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.value_rows_after(after, 1000))
+                    .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
             let Some(last) = rows.last().map(|r| r.batch) else {
                 break;
             };
@@ -250,7 +319,7 @@ impl<'a> Session<'a> {
         let mut f = self.live.clone();
         let mut at = self.live_seq;
         while at < seq {
-            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(at, 1000))
+            let rows = tokio::task::block_in_place(|| self.outbox.reader.rows_after(at, 1000))
                 .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             if rows.is_empty() {
                 break;
@@ -297,8 +366,9 @@ impl<'a> Session<'a> {
             if room == 0 {
                 return Ok(());
             }
-            let rows = tokio::task::block_in_place(|| self.outbox.rows_after(self.live_seq, room))
-                .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.rows_after(self.live_seq, room))
+                    .map_err(|e| Ended::Lost(format!("reading the outbox: {e}")))?;
             if rows.is_empty() {
                 return self.fill_values();
             }
@@ -367,8 +437,9 @@ impl<'a> Session<'a> {
                 return Ok(());
             }
             let after = self.values.live;
-            let rows = tokio::task::block_in_place(|| self.outbox.value_rows_after(after, room))
-                .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
+            let rows =
+                tokio::task::block_in_place(|| self.outbox.reader.value_rows_after(after, room))
+                    .map_err(|e| Ended::Lost(format!("reading process values: {e}")))?;
             if rows.is_empty() {
                 return Ok(());
             }
@@ -390,6 +461,7 @@ impl<'a> Session<'a> {
     fn done(&mut self, row: Row) {
         match row {
             Row::Event(seq) => {
+                self.s.probe.acknowledged();
                 if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
                     p.done = true;
                 }
@@ -423,7 +495,9 @@ impl<'a> Session<'a> {
             // With JSON on, a batch also waits for the JSON values forwarder.
             let json = !self.s.marks_delivered;
             let res = tokio::task::block_in_place(|| {
-                self.outbox.advance_sink_values(SINK, batch, json, &changed)
+                self.outbox
+                    .owner
+                    .run(move |o| o.advance_sink_values(SINK, batch, json, &changed))
             });
             match res {
                 Ok(()) => self.values.stored(),
@@ -437,8 +511,10 @@ impl<'a> Session<'a> {
         let (seq, state) = (self.durable_seq, self.durable.to_json());
         let marks = std::mem::take(&mut self.to_mark);
         let res = tokio::task::block_in_place(|| {
-            self.outbox.advance_sink(SINK, seq, &state)?;
-            self.outbox.mark_delivered(&marks, now_ms())
+            self.outbox.owner.run(move |o| {
+                o.advance_sink(SINK, seq, &state)?;
+                o.mark_delivered(&marks, now_ms())
+            })
         });
         match res {
             Ok(()) => self.dirty = false,

@@ -2,9 +2,10 @@
 //! the engine's command door for DCMD writes.
 
 use super::devices::Devices;
+use super::servers::Servers;
 use super::topics::Topics;
 use crate::cell::CommandIn;
-use rumqttc::{MqttOptions, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 
 /// The engine's command door.
@@ -13,10 +14,10 @@ pub type Writes = mpsc::Sender<CommandIn>;
 /// The cursor's name in the store.
 pub const SINK: &str = "sparkplug";
 
-#[derive(Clone)]
 pub struct SparkplugSettings {
-    /// Without a will: each connect sets its own NDEATH.
-    pub mqtt: MqttOptions,
+    /// The MQTT servers, one session at a time; each server's options are without a will: each
+    /// connect sets its own NDEATH.
+    pub mqtt: Servers,
     pub topics: Topics,
     pub primary_host: Option<String>,
     /// Births and data.

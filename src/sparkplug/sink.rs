@@ -7,16 +7,24 @@ use super::metrics::Figures;
 use super::payload;
 use super::settings::{SparkplugSettings, SINK};
 use super::wire::{poll, Ended};
-use crate::store::Outbox;
+use crate::store::{Outbox, StoreOwner};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, LastWill, QoS};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// The sink's view of the store: it reads on a connection of its own and asks the store's
+/// owner to move its cursor.
+pub struct SinkStore {
+    pub reader: Outbox,
+    pub owner: StoreOwner,
+}
+
 /// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
 pub async fn run(
     settings: SparkplugSettings,
-    mut outbox: Outbox,
+    reader: Outbox,
+    owner: StoreOwner,
     mut committed: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -25,26 +33,38 @@ pub async fn run(
     let mut inbound = super::inbound::Inbound::new(&settings);
     // Each tag's last value, kept across connections; read from the store at the first.
     let mut last: Option<super::values::DeviceValues> = None;
+    let mut outbox = SinkStore { reader, owner };
     loop {
         if *shutdown.borrow() {
             return;
         }
         // A new bdSeq for every connect, on disk before the CONNECT carries it in its will: after
         // a kill -9 the next connect cannot reuse the number the host paired with the last birth.
-        let start = tokio::task::block_in_place(|| {
-            let c = outbox.sink_cursor(SINK, |cell| Figures::from_cell(cell).to_json())?;
-            let bd_seq = c.bd_seq.wrapping_add(1);
-            outbox.set_sink_bd_seq(SINK, bd_seq)?;
-            if last.is_none() {
+        let (first, json) = (last.is_none(), !settings.marks_delivered);
+        let start = outbox
+            .owner
+            .ask_run(move |o| {
+                let c = o.sink_cursor(SINK, |cell| Figures::from_cell(cell).to_json())?;
+                let bd_seq = c.bd_seq.wrapping_add(1);
+                o.set_sink_bd_seq(SINK, bd_seq)?;
                 // Once per start: JSON may have been turned on or off since batches were marked.
-                outbox.settle_values(!settings.marks_delivered)?;
-                let stored = outbox.sink_device_values(SINK)?;
-                last = Some(super::values::DeviceValues::from_stored(stored));
-            }
-            Ok::<_, crate::store::StoreError>((c, bd_seq))
-        });
+                let stored = match first {
+                    true => {
+                        o.settle_values(json)?;
+                        Some(o.sink_device_values(SINK)?)
+                    }
+                    false => None,
+                };
+                Ok((c, bd_seq, stored))
+            })
+            .await;
         let (cursor, bd_seq) = match start {
-            Ok(s) => s,
+            Ok((c, bd_seq, stored)) => {
+                if let Some(stored) = stored {
+                    last = Some(super::values::DeviceValues::from_stored(stored));
+                }
+                (c, bd_seq)
+            }
             Err(e) => {
                 tracing::error!("reading the Sparkplug cursor: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -105,7 +125,8 @@ pub async fn run(
             Ended::Unreached(reason) => {
                 // The number goes to the next CONNECT that is sent.
                 let back = bd_seq.wrapping_sub(1);
-                if let Err(e) = tokio::task::block_in_place(|| outbox.set_sink_bd_seq(SINK, back)) {
+                let stored = outbox.owner.ask_run(move |o| o.set_sink_bd_seq(SINK, back));
+                if let Err(e) = stored.await {
                     tracing::error!("storing the Sparkplug bdSeq: {e}");
                 }
                 let delay = backoff.after_loss();

@@ -11,8 +11,7 @@
 //! commit that finds it past `INLINE_PAGES` checkpoints on its own thread, as SQLite would.
 
 use super::outbox::Outbox;
-use super::schema::{self, StoreError};
-use crate::config::Synchronous;
+use super::schema::StoreError;
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use std::ffi::c_int;
@@ -32,8 +31,10 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn start(path: &Path, sync: Synchronous) -> Result<Checkpointer, StoreError> {
-        let conn = schema::open(path, sync)?;
+    /// Starts the checkpointer on a store its owner has opened (and so brought up to date): it
+    /// never creates or migrates one.
+    pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = super::inspect::open_existing(path)?;
         let (wake, woken) = sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("checkpointer".into())
@@ -84,6 +85,7 @@ fn after_commit(wal: &mut Wal, pages: c_int, wake: &SyncSender<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Synchronous;
     use std::time::{Duration, Instant};
 
     /// A store with a connection attached to `checkpointer`, and one opened again from it.
@@ -129,9 +131,7 @@ mod tests {
     #[test]
     fn the_checkpointer_copies_the_wal_into_the_database_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut a, mut b) = store(dir.path(), |path| {
-            Checkpointer::start(path, Synchronous::Normal).unwrap()
-        });
+        let (mut a, mut b) = store(dir.path(), |path| Checkpointer::start(path).unwrap());
         let before = db_bytes(dir.path());
         fill(&mut a, &mut b);
         let deadline = Instant::now() + Duration::from_secs(10);

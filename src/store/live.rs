@@ -69,6 +69,13 @@ pub fn events_after(
     Ok(out)
 }
 
+impl super::Outbox {
+    /// [`sink_behind`] on this connection.
+    pub fn sink_behind(&self, sink: &str) -> Result<Option<(u64, Option<i64>)>, StoreError> {
+        sink_behind(&self.conn, sink)
+    }
+}
+
 /// How far an output with its own cursor (Sparkplug B: `sink`) is behind the outbox: the events
 /// after its cursor and the time of the first of them; None if it has no cursor (never ran).
 /// Rows after the lowest cursor are never pruned, so the count is the sequence's difference.

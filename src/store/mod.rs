@@ -11,6 +11,7 @@ pub mod live;
 #[cfg(test)]
 mod model_tests;
 mod outbox;
+mod owner;
 mod prune;
 mod recent;
 mod schema;
@@ -20,7 +21,8 @@ mod values;
 pub use checkpoint::Checkpointer;
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
-pub use prune::{PrunePass, Pruned};
+pub use owner::{Commit, StoreOwner};
+pub use prune::{PrunePass, PruneStep, Pruned};
 pub use schema::{open, StoreError, SCHEMA_VERSION};
 pub use sink_cursor::SinkCursor;
 pub use values::{ValueDrops, ValueRow};

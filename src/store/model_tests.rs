@@ -2,15 +2,17 @@
 //! the real SQLite outbox and on a plain in-memory model, with the store's promises checked
 //! after every step (after Vector's disk buffer, `lib/vector-buffers`, `tests/model`).
 //!
-//! The store is used as the runtime uses it: the engine's connection commits and prunes (the
-//! engine loop and its housekeeping), the forwarder's own connection reads what is pending and
-//! marks what the broker acknowledged (`forwarder::marker`), a tools connection replays ranges
-//! (`outbox replay`), and the runtime's start claims the store (`store_created`, once). A restart
-//! drops every connection and opens the store again.
+//! The store is used as the runtime uses it: every write goes to the store's owner (its thread
+//! holds the only read-write connection): the engine's commits and pruning, the forwarder's
+//! marks of what the broker acknowledged (handed over without waiting, written in the owner's
+//! next transaction, the engine's commit when one is due), an output's cursor; the forwarder
+//! reads what is pending on a read-only connection of its own; a tools connection replays
+//! ranges (`outbox replay`, another process); the runtime's start claims the store
+//! (`store_created`, once). A restart drops every connection and opens the store again.
 
 use super::identity;
 use super::inspect::{self, Replayed};
-use super::Outbox;
+use super::{Outbox, StoreOwner};
 use crate::cell::CellState;
 use crate::config::Synchronous;
 use crate::event::{CounterKind, EventBody, NewEvent};
@@ -33,6 +35,9 @@ enum Op {
     Pending { after: u64, limit: usize },
     /// The forwarder publishes the first `n` pending events and the broker acknowledges them.
     Ack { n: usize },
+    /// As `Ack`, the marks handed to the owner without waiting, and the engine commits
+    /// `events` at once: the marks ride in the commit's transaction when they meet it there.
+    AckThenCommit { n: usize, events: usize },
     /// Marks seqs picked anywhere from 1 to two past the last commit: pending, delivered,
     /// pruned or not committed yet.
     Mark { picks: Vec<u64> },
@@ -79,6 +84,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u64>(), prop_oneof![0usize..4, Just(usize::MAX)])
             .prop_map(|(after, limit)| Op::Pending { after, limit }),
         4 => (1usize..6).prop_map(|n| Op::Ack { n }),
+        2 => (1usize..6, 0usize..3).prop_map(|(n, events)| Op::AckThenCommit { n, events }),
         2 => prop::collection::vec(any::<u64>(), 0..5).prop_map(|picks| Op::Mark { picks }),
         3 => (0i64..5_000).prop_map(|ms| Op::Tick { ms }),
         3 => (
@@ -148,9 +154,11 @@ impl Model {
 struct Store {
     _dir: tempfile::TempDir,
     path: PathBuf,
-    engine: Outbox,
+    owner: StoreOwner,
     forwarder: Outbox,
     tools: Connection,
+    /// Marks handed to the owner and not yet written.
+    marking: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Store {
@@ -161,14 +169,12 @@ impl Store {
         if let Some(rows) = old {
             schema_1_store(&path, rows, state);
         }
-        let (engine, forwarder, tools) = connect(&path);
-        Store {
-            _dir: dir,
-            path,
-            engine,
-            forwarder,
-            tools,
-        }
+        connect(dir, path)
+    }
+
+    /// Runs `f` on the owner's connection.
+    fn on<T: Send + 'static>(&self, f: impl FnOnce(&mut Outbox) -> T + Send + 'static) -> T {
+        self.owner.call(f).expect("the owner runs")
     }
 
     /// The runtime stops and starts again: every connection closed, then the store opened as
@@ -177,19 +183,13 @@ impl Store {
         let Store {
             _dir,
             path,
-            engine,
+            owner,
             forwarder,
             tools,
+            ..
         } = self;
-        drop((engine, forwarder, tools));
-        let (engine, forwarder, tools) = connect(&path);
-        Store {
-            _dir,
-            path,
-            engine,
-            forwarder,
-            tools,
-        }
+        drop((owner, forwarder, tools));
+        connect(_dir, path)
     }
 
     /// A kill -9: the store's files copied as they are while every connection is open (a
@@ -210,14 +210,7 @@ impl Store {
             std::fs::copy(&lineage, identity::identity_path(&path)).unwrap();
         }
         drop(self);
-        let (engine, forwarder, tools) = connect(&path);
-        Store {
-            _dir: dir,
-            path,
-            engine,
-            forwarder,
-            tools,
-        }
+        connect(dir, path)
     }
 }
 
@@ -233,18 +226,29 @@ fn tempdir() -> tempfile::TempDir {
     .unwrap()
 }
 
-fn connect(path: &std::path::Path) -> (Outbox, Outbox, Connection) {
-    let engine = Outbox::open(path, Synchronous::Normal, CELL).unwrap();
-    let forwarder = engine.open_again(Synchronous::Normal).unwrap();
-    let tools = inspect::open_existing(path).unwrap();
-    (engine, forwarder, tools)
+/// The store opened as at a start: the owner's connection first (it migrates), then the
+/// forwarder's read-only one and the tools'.
+fn connect(dir: tempfile::TempDir, path: PathBuf) -> Store {
+    let engine = Outbox::open(&path, Synchronous::Normal, CELL).unwrap();
+    let owner = StoreOwner::start(engine).unwrap();
+    let forwarder = Outbox::open_read_only(&path, CELL).unwrap();
+    let tools = inspect::open_existing(&path).unwrap();
+    Store {
+        _dir: dir,
+        path,
+        owner,
+        forwarder,
+        tools,
+        marking: Default::default(),
+    }
 }
 
 /// A store as the previous release (schema 1) left it: `rows` from seq 1, their payloads
 /// without `store_id`, and `state`. Opening it migrates it.
 fn schema_1_store(path: &std::path::Path, rows: &[Row], state: &CellState) {
     let conn = Connection::open(path).unwrap();
-    conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+    conn.execute_batch(super::schema::MIGRATIONS[0].sql)
+        .unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
     conn.pragma_update(None, "application_id", super::schema::APPLICATION_ID)
         .unwrap();
@@ -320,41 +324,19 @@ fn e<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
 /// Runs one step on the store and the model; gives a line saying what it did.
 fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
     match *op {
-        Op::Commit { events } => {
-            m.commits += 1;
-            let mut state = m.state.clone();
-            state.good_total += events as u64;
-            state.good.last = Some(state.good_total);
-            state.state_since = m.now;
-            state.accounted_to = m.commits as i64;
-            let evs: Vec<NewEvent> = (0..events as u64)
-                .map(|i| part(m.now, m.state.good_total + i + 1))
-                .collect();
-            let c = s.engine.commit(&evs, &state, m.now).map_err(e("commit"))?;
-            if (c.first_seq, c.last_seq) != (m.last_seq + 1, m.last_seq + events as u64) {
-                return Err(format!(
-                    "commit of {events} after seq {} gave {c:?}",
-                    m.last_seq
-                ));
+        Op::Commit { events } => commit(m, s, events),
+        Op::AckThenCommit { n, events } => {
+            let seqs = acknowledged(s, n)?;
+            s.owner
+                .mark(seqs.clone(), m.now, &s.marking)
+                .map_err(|_| "the owner has stopped".to_string())?;
+            mark_in_model(m, &seqs);
+            let line = commit(m, s, events)?;
+            // A commit's answer comes after every mark handed over before it is written.
+            if s.marking.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                s.owner.flush().map_err(e("flush"))?;
             }
-            for (i, ev) in evs.iter().enumerate() {
-                let seq = c.first_seq + i as u64;
-                m.add(
-                    seq,
-                    Row {
-                        event_id: ev.id.to_string(),
-                        kind: "part_count",
-                        ts_ms: ev.ts_ms,
-                        delivered_ms: None,
-                        payload: Some(ev.to_payload(seq, &m.store_id, CELL)),
-                    },
-                )?;
-            }
-            m.state = state;
-            Ok(format!(
-                "commit {events} -> {}..={}",
-                c.first_seq, c.last_seq
-            ))
+            Ok(format!("ack {seqs:?} at {} (not waiting), {line}", m.now))
         }
         Op::Pending { after, limit } => {
             let after = after % (m.last_seq + 2);
@@ -379,13 +361,7 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             Ok(format!("pending({after}, {limit}) = {got:?}"))
         }
         Op::Ack { n } => {
-            let seqs: Vec<u64> = s
-                .forwarder
-                .pending(0, n)
-                .map_err(e("pending"))?
-                .iter()
-                .map(|r| r.seq)
-                .collect();
+            let seqs = acknowledged(s, n)?;
             mark(m, s, &seqs)?;
             Ok(format!("ack {seqs:?} at {}", m.now))
         }
@@ -401,13 +377,16 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
         Op::Prune { retention_ms, cap } => {
             let before = m.now - retention_ms;
             // As the engine runs it: steps of one chunk each (a budget of zero), until done.
-            let mut pass = super::PrunePass::default();
+            let budget = std::time::Duration::ZERO;
+            let mut st = super::PruneStep::new(Default::default(), before, cap.bytes(), budget);
             let mut pruned = 0;
             for _ in 0..10_000 {
-                let step = s
-                    .engine
-                    .prune_step(&mut pass, before, cap.bytes(), std::time::Duration::ZERO)
-                    .map_err(e("prune"))?;
+                let step;
+                (st, step) = s.on(move |o| {
+                    let step = o.prune_step(&mut st);
+                    (st, step)
+                });
+                let step = step.map_err(e("prune"))?;
                 pruned += step.rows;
                 if step.done {
                     break;
@@ -451,7 +430,7 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
                     cap.bytes()
                 ));
             }
-            let used = s.engine.used_bytes().map_err(e("used_bytes"))?;
+            let used = s.on(|o| o.used_bytes()).map_err(e("used_bytes"))?;
             if for_cap.len() < delivered.len() && used > cap.bytes() {
                 return Err(format!(
                     "prune left delivered rows {:?} with {used} bytes used over a cap of {}",
@@ -477,8 +456,7 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
         // Done by `run`, which owns the store.
         Op::Sink { n } => {
             let c = s
-                .engine
-                .sink_cursor("sparkplug", |_| String::new())
+                .on(|o| o.sink_cursor("sparkplug", |_| String::new()))
                 .map_err(e("sink cursor"))?;
             let at = *m.sink.get_or_insert(m.last_seq);
             if c.seq != at {
@@ -488,14 +466,13 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
                 ));
             }
             let to = (at + n).min(m.last_seq);
-            s.engine
-                .advance_sink("sparkplug", to, "")
+            s.on(move |o| o.advance_sink("sparkplug", to, ""))
                 .map_err(e("advance sink"))?;
             m.sink = Some(to);
             Ok(format!("sink cursor {at} -> {to}"))
         }
         Op::SinkOff => {
-            let dropped = s.engine.drop_sink("sparkplug").map_err(e("drop sink"))?;
+            let dropped = s.on(|o| o.drop_sink("sparkplug")).map_err(e("drop sink"))?;
             if dropped != m.sink.take().is_some() {
                 return Err(format!("drop_sink said {dropped}"));
             }
@@ -540,7 +517,10 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             Ok(format!("replay {from}..={to} -> {got:?}"))
         }
         Op::Claim => {
-            let got = identity::claim(&mut s.engine, &s.path, m.now).map_err(e("claim"))?;
+            let (path, now) = (s.path.clone(), m.now);
+            let got = s
+                .on(move |o| identity::claim(o, &path, now))
+                .map_err(e("claim"))?;
             let want = (!m.announced).then_some(m.last_seq + 1);
             if got != want {
                 return Err(format!("claim gave {got:?}, the model {want:?}"));
@@ -565,15 +545,76 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
     }
 }
 
-/// The forwarder's marks; a mark changes only a committed, kept, undelivered row.
+/// The engine commits `events` part counts (0: the idle commit of a changed state).
+fn commit(m: &mut Model, s: &mut Store, events: usize) -> Result<String, String> {
+    m.commits += 1;
+    let mut state = m.state.clone();
+    state.good_total += events as u64;
+    state.good.last = Some(state.good_total);
+    state.state_since = m.now;
+    state.accounted_to = m.commits as i64;
+    let evs: Vec<NewEvent> = (0..events as u64)
+        .map(|i| part(m.now, m.state.good_total + i + 1))
+        .collect();
+    let c = s
+        .owner
+        .commit(evs.clone(), Vec::new(), state.clone(), m.now, None)
+        .map_err(e("commit"))?
+        .result
+        .map_err(e("commit"))?;
+    if (c.first_seq, c.last_seq) != (m.last_seq + 1, m.last_seq + events as u64) {
+        return Err(format!(
+            "commit of {events} after seq {} gave {c:?}",
+            m.last_seq
+        ));
+    }
+    for (i, ev) in evs.iter().enumerate() {
+        let seq = c.first_seq + i as u64;
+        m.add(
+            seq,
+            Row {
+                event_id: ev.id.to_string(),
+                kind: "part_count",
+                ts_ms: ev.ts_ms,
+                delivered_ms: None,
+                payload: Some(ev.to_payload(seq, &m.store_id, CELL)),
+            },
+        )?;
+    }
+    m.state = state;
+    Ok(format!(
+        "commit {events} -> {}..={}",
+        c.first_seq, c.last_seq
+    ))
+}
+
+/// The first `n` pending events, as the forwarder publishes them and the broker acknowledges.
+fn acknowledged(s: &Store, n: usize) -> Result<Vec<u64>, String> {
+    Ok(s.forwarder
+        .pending(0, n)
+        .map_err(e("pending"))?
+        .iter()
+        .map(|r| r.seq)
+        .collect())
+}
+
+/// The forwarder's marks, handed to the owner and waited for; a mark changes only a committed,
+/// kept, undelivered row.
 fn mark(m: &mut Model, s: &mut Store, seqs: &[u64]) -> Result<(), String> {
-    s.forwarder.mark_delivered(seqs, m.now).map_err(e("mark"))?;
+    s.owner
+        .mark(seqs.to_vec(), m.now, &s.marking)
+        .map_err(|_| "the owner has stopped".to_string())?;
+    s.owner.flush().map_err(e("flush"))?;
+    mark_in_model(m, seqs);
+    Ok(())
+}
+
+fn mark_in_model(m: &mut Model, seqs: &[u64]) {
     for q in seqs {
         if let Some(r) = m.rows.get_mut(q) {
             r.delivered_ms.get_or_insert(m.now);
         }
     }
-    Ok(())
 }
 
 /// The store's promises, and the store equal to the model, after every step.
@@ -644,9 +685,10 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
         }
     }
     // The committed sequence, from every connection.
-    let stats = s.engine.stats().map_err(e("stats"))?;
+    let (stats, engine_seq) = s.on(|o| (o.stats(), o.last_seq()));
+    let stats = stats.map_err(e("stats"))?;
     let seqs = [
-        s.engine.last_seq(),
+        engine_seq,
         inspect::last_seq(&s.tools).map_err(e("last_seq"))?,
         stats.last_seq,
     ];
@@ -705,8 +747,12 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
         ));
     }
     // The committed state reads back as the last one committed, on both connections.
-    for (who, ob) in [("engine", &s.engine), ("forwarder", &s.forwarder)] {
-        let state = ob.load_state().map_err(e("load_state"))?;
+    let states = [
+        ("engine", s.on(|o| o.load_state())),
+        ("forwarder", s.forwarder.load_state()),
+    ];
+    for (who, state) in states {
+        let state = state.map_err(e("load_state"))?;
         if state != m.state {
             return Err(format!(
                 "{who} reads back another state than the last committed"
@@ -714,14 +760,12 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
         }
     }
     // One identity, whatever the connection and however often the store was opened.
+    let (engine_id, meta_id) = s.on(|o| (o.store_id().to_string(), o.meta("store_id")));
     let ids = [
-        s.engine.store_id().to_string(),
+        engine_id,
         s.forwarder.store_id().to_string(),
         stats.store_id.clone(),
-        s.engine
-            .meta("store_id")
-            .map_err(e("meta"))?
-            .unwrap_or_default(),
+        meta_id.map_err(e("meta"))?.unwrap_or_default(),
     ];
     if ids.iter().any(|id| *id != m.store_id) {
         return Err(format!("store ids {ids:?}, the model {}", m.store_id));
@@ -761,10 +805,10 @@ fn run(previous: Option<&[bool]>, ops: &[Op]) -> Result<(), String> {
     let (old, state) = previous.map(previous_release).unzip();
     let state = state.unwrap_or_default();
     let mut s = Store::new(old.as_deref(), &state);
-    let store_id = s.engine.store_id().to_string();
+    let (store_id, stored_origin) = s.on(|o| (o.store_id().to_string(), o.meta("origin")));
     let v7 = uuid::Uuid::parse_str(&store_id).map(|u| u.get_version_num());
     let origin = if old.is_some() { "migrated" } else { "new" };
-    if v7 != Ok(7) || s.engine.meta("origin").ok().flatten().as_deref() != Some(origin) {
+    if v7 != Ok(7) || stored_origin.ok().flatten().as_deref() != Some(origin) {
         return Err(format!("the store's identity: {store_id}, not {origin}"));
     }
     let mut m = Model {
@@ -827,12 +871,16 @@ proptest! {
 /// the store's tally of pruned rows.
 #[test]
 fn verify_passes_a_store_pruned_out_of_order() {
-    let mut s = Store::new(None, &CellState::default());
+    let s = Store::new(None, &CellState::default());
     let events = [part(1, 1), part(1, 2), part(1, 3)];
-    s.engine.commit(&events, &CellState::default(), 1).unwrap();
+    s.owner
+        .commit(events.to_vec(), Vec::new(), CellState::default(), 1, None)
+        .unwrap()
+        .result
+        .unwrap();
     // Seq 1 is held back by the broker; 2 and 3 are delivered and pruned.
-    s.forwarder.mark_delivered(&[2, 3], 2).unwrap();
-    assert_eq!(s.engine.prune(3, u64::MAX).unwrap(), 2);
+    s.on(|o| o.mark_delivered(&[2, 3], 2)).unwrap();
+    assert_eq!(s.on(|o| o.prune(3, u64::MAX)).unwrap(), 2);
     assert_eq!(s.forwarder.pending(0, 10).unwrap().len(), 1, "seq 1 kept");
     let v = inspect::verify(&s.tools).unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);

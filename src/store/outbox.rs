@@ -17,6 +17,9 @@ pub struct Outbox {
     store_id: String,
     /// Where this connection's WAL checkpoints run, if not on its own thread.
     pub(super) checkpointer: Option<super::Checkpointer>,
+    /// On the store owner's connection: events acknowledged and not yet marked, written by the
+    /// next commit's transaction or by [`Outbox::write_marks_due`].
+    pub(super) marks_due: Vec<(u64, i64)>,
 }
 
 /// A committed event as the forwarder publishes it.
@@ -69,6 +72,7 @@ impl Outbox {
             last_seq: last_seq as u64,
             store_id,
             checkpointer: None,
+            marks_due: Vec::new(),
         })
     }
 
@@ -226,6 +230,20 @@ impl Outbox {
         state: &CellState,
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
+        self.commit_with(events, values, state, now_ms, None)
+    }
+
+    /// [`Outbox::commit_all`] with a housekeeping step in the same transaction: its deletes
+    /// share the commit's fsync. On failure the step is rolled back with the rest (its pass
+    /// may have moved on: the caller keeps the one it handed in).
+    pub fn commit_with(
+        &mut self,
+        events: &[NewEvent],
+        values: &[crate::cell::ValueBatch],
+        state: &CellState,
+        now_ms: i64,
+        step: Option<&mut super::PruneStep>,
+    ) -> Result<Committed, StoreError> {
         let tx = super::schema::write_tx(&mut self.conn)?;
         let mut seq = self.last_seq;
         {
@@ -250,7 +268,14 @@ impl Outbox {
         }
         // After a write: the transaction holds the write lock before the values' insert reads.
         super::values::insert(&tx, values, &self.store_id, &self.cell)?;
+        // Acknowledgements waiting on the owner ride in this transaction and its fsync, and
+        // the housekeeping step after them (what they mark delivered it may prune next time).
+        mark_in(&tx, &self.marks_due)?;
+        if let Some(st) = step {
+            super::prune::prune_in(&tx, st)?;
+        }
         tx.commit()?;
+        self.marks_due.clear();
         let first_seq = self.last_seq + 1;
         self.last_seq = seq;
         Ok(Committed {
@@ -289,34 +314,32 @@ impl Outbox {
         Ok((n as u64, first.map(|s| s as u64)))
     }
 
-    /// Marks events acknowledged by the broker. Losing this write costs only a re-send. The
-    /// tally moves in the same transaction: how many rows are delivered, the highest seq
-    /// acknowledged, and the prune floor (a row delivered below it lowers it).
+    /// Marks events acknowledged by the broker, in a transaction of their own. Losing this
+    /// write costs only a re-send.
     pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
+        let marks: Vec<(u64, i64)> = seqs.iter().map(|&s| (s, now_ms)).collect();
         let tx = super::schema::write_tx(&mut self.conn)?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
-            )?;
-            let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
-            for &seq in seqs {
-                if stmt.execute(params![now_ms, seq as i64])? > 0 {
-                    n += 1;
-                    lo = lo.min(seq as i64);
-                    hi = hi.max(seq as i64);
-                }
-            }
-            if n > 0 {
-                tx.prepare_cached(
-                    "UPDATE outbox_tally SET delivered = delivered + ?1,
-                       prune_floor = min(prune_floor, ?2),
-                       last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
-                )?
-                .execute(params![n, lo, hi])?;
-            }
-        }
+        mark_in(&tx, &marks)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The owner's marks waiting for a transaction, written in one of their own. On failure
+    /// they are dropped, said in the log: an event left unmarked is only sent again.
+    pub(super) fn write_marks_due(&mut self) {
+        if self.marks_due.is_empty() {
+            return;
+        }
+        let marks = std::mem::take(&mut self.marks_due);
+        let written = super::schema::write_tx(&mut self.conn)
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                mark_in(&tx, &marks)?;
+                Ok(tx.commit()?)
+            });
+        if let Err(e) = written {
+            tracing::error!(events = marks.len(), "marking delivered events: {e}");
+        }
     }
 
     /// Bytes in use (pages not on the free list): what the size cap is measured against.
@@ -388,6 +411,35 @@ pub(super) fn load_state(conn: &Connection) -> Result<CellState, StoreError> {
             Box::new(e),
         ))
     })
+}
+
+/// Marks events delivered in `tx` (each seq with the time its acknowledgement came), with the
+/// tally: how many rows are delivered, the highest seq acknowledged, and the prune floor (a row
+/// delivered below it lowers it).
+fn mark_in(tx: &rusqlite::Transaction, marks: &[(u64, i64)]) -> Result<(), StoreError> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
+    )?;
+    let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
+    for &(seq, at_ms) in marks {
+        if stmt.execute(params![at_ms, seq as i64])? > 0 {
+            n += 1;
+            lo = lo.min(seq as i64);
+            hi = hi.max(seq as i64);
+        }
+    }
+    if n > 0 {
+        tx.prepare_cached(
+            "UPDATE outbox_tally SET delivered = delivered + ?1,
+               prune_floor = min(prune_floor, ?2),
+               last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
+        )?
+        .execute(params![n, lo, hi])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -494,12 +546,15 @@ mod tests {
         ob.commit(&events, &CellState::default(), 5).unwrap();
         ob.mark_delivered(&(1..=20).collect::<Vec<_>>(), 10)
             .unwrap();
-        let mut pass = super::super::PrunePass::default();
+        let mut st = super::super::PruneStep::new(
+            Default::default(),
+            11,
+            u64::MAX,
+            std::time::Duration::MAX,
+        );
         let mut steps = Vec::new();
         loop {
-            let step = ob
-                .prune_step(&mut pass, 11, u64::MAX, std::time::Duration::MAX)
-                .unwrap();
+            let step = ob.prune_step(&mut st).unwrap();
             steps.push(step.rows);
             if step.done {
                 break;

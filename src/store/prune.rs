@@ -1,6 +1,7 @@
-//! Pruning the outbox by sequence ranges, in steps that each hold the store's write lock for a
-//! bounded time: the engine thread runs them between its commits, so a step's length is how
-//! long production waits (issue 14: at most 10 ms).
+//! Pruning the outbox by sequence ranges, in steps that each take a bounded time: the engine's
+//! commits carry them (the store's owner runs the step in the commit's transaction), so a
+//! step's length is how long production waits (issue 14: at most 10 ms), and it waits for no
+//! fsync of its own.
 //!
 //! There is no index on `delivered_ms` (it would cost a B-tree write at every mark). Two facts
 //! take its place. Rows are committed in seq order, so from the first row committed at or after
@@ -23,9 +24,35 @@ const CHUNK: u64 = if cfg!(test) { 3 } else { 100 };
 const STEP_ROWS: u64 = if cfg!(test) { 6 } else { 1_000 };
 
 /// Where a retention pass stands between steps: the next seq to look at.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PrunePass {
     at: Option<u64>,
+}
+
+/// A housekeeping step handed to the engine's commit (see [`prune_in`]): where the pass stands,
+/// the retention cut, the size cap and the time budget; once committed, what it pruned and how
+/// long its work took.
+#[derive(Debug, Clone)]
+pub struct PruneStep {
+    pub pass: PrunePass,
+    pub before: i64,
+    pub cap: u64,
+    pub budget: Duration,
+    pub pruned: Option<Pruned>,
+    pub took: Duration,
+}
+
+impl PruneStep {
+    pub fn new(pass: PrunePass, before: i64, cap: u64, budget: Duration) -> PruneStep {
+        PruneStep {
+            pass,
+            before,
+            cap,
+            budget,
+            pruned: None,
+            took: Duration::ZERO,
+        }
+    }
 }
 
 /// What a step did.
@@ -42,10 +69,15 @@ impl Outbox {
     /// the oldest delivered ones regardless of age. Undelivered events are never deleted. Runs
     /// steps until done: for tools and tests; the engine runs [`Outbox::prune_step`].
     pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut pass = PrunePass::default();
+        let mut st = PruneStep::new(
+            PrunePass::default(),
+            delivered_before_ms,
+            cap_bytes,
+            Duration::MAX,
+        );
         let mut total = 0;
         loop {
-            let step = self.prune_step(&mut pass, delivered_before_ms, cap_bytes, Duration::MAX)?;
+            let step = self.prune_step(&mut st)?;
             total += step.rows;
             if step.done {
                 return Ok(total);
@@ -53,23 +85,56 @@ impl Outbox {
         }
     }
 
-    /// One step of [`Outbox::prune`], in one transaction: chunks of `CHUNK` seqs until `budget`
-    /// is spent or `STEP_ROWS` are deleted (at least one chunk). The rows deleted, the tally and
-    /// the count of pruned rows that `outbox verify` holds missing rows against move together.
-    pub fn prune_step(
-        &mut self,
-        pass: &mut PrunePass,
-        before: i64,
-        cap: u64,
-        budget: Duration,
-    ) -> Result<Pruned, StoreError> {
+    /// One step of [`Outbox::prune`] in a transaction of its own (see [`prune_in`]).
+    pub fn prune_step(&mut self, st: &mut PruneStep) -> Result<Pruned, StoreError> {
         let started = Instant::now();
-        let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
         // IMMEDIATE: the floor read here must still hold when the deletes commit.
         let tx = self
             .conn()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let locked = started.elapsed();
+        let pruned = prune_in(&tx, st)?;
+        let work = started.elapsed();
+        tx.commit()?;
+        if started.elapsed() >= Duration::from_millis(10) {
+            tracing::warn!(
+                waited_for_lock = ?locked,
+                work = ?(work - locked),
+                commit = ?started.elapsed() - work,
+                deleted = pruned.rows,
+                "a pruning step held the store for over 10 ms"
+            );
+        }
+        Ok(pruned)
+    }
+}
+
+/// A pruning step's work inside `tx`, which the caller commits: its own transaction
+/// ([`Outbox::prune_step`]) or the engine's next commit (`Outbox::commit_with`), where the
+/// deletes share the commit's fsync instead of waiting for one of their own. Chunks of `CHUNK`
+/// seqs until the step's budget is spent or `STEP_ROWS` are deleted (at least one chunk). The
+/// rows deleted, the tally and the count of pruned rows that `outbox verify` holds missing
+/// rows against move together. Records in `st` what it pruned and how long its work took.
+pub(super) fn prune_in(
+    tx: &rusqlite::Transaction,
+    st: &mut PruneStep,
+) -> Result<Pruned, StoreError> {
+    let started = Instant::now();
+    let pruned = prune_chunks(tx, &mut st.pass, st.before, st.cap, st.budget)?;
+    (st.pruned, st.took) = (Some(pruned), started.elapsed());
+    Ok(pruned)
+}
+
+fn prune_chunks(
+    tx: &rusqlite::Transaction,
+    pass: &mut PrunePass,
+    before: i64,
+    cap: u64,
+    budget: Duration,
+) -> Result<Pruned, StoreError> {
+    let started = Instant::now();
+    {
+        let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
         let floor0: i64 = tx.query_row(
             "SELECT prune_floor FROM outbox_tally WHERE id = 1",
             [],
@@ -94,7 +159,7 @@ impl Outbox {
         // Retention: every row delivered before the cut, whatever its seq.
         let mut at = pass.at.unwrap_or(floor).max(floor);
         let retention_done = loop {
-            let Some((lo, committed)) = first_from(&tx, at)? else {
+            let Some((lo, committed)) = first_from(tx, at)? else {
                 break true;
             };
             if committed >= before || lo >= hold {
@@ -127,8 +192,8 @@ impl Outbox {
 
         // The cap: the oldest delivered rows, from the floor up, a chunk at a time.
         let mut cap_done = retention_done;
-        while cap_done && used_bytes(&tx)? > cap {
-            let Some((lo, _)) = first_from(&tx, floor)? else {
+        while cap_done && used_bytes(tx)? > cap {
+            let Some((lo, _)) = first_from(tx, floor)? else {
                 break;
             };
             if lo >= hold {
@@ -142,7 +207,7 @@ impl Outbox {
                 .execute(params![lo as i64, hi as i64])? as u64;
             floor = hi;
             if spent(deleted) {
-                cap_done = used_bytes(&tx)? <= cap;
+                cap_done = used_bytes(tx)? <= cap;
                 break;
             }
         }
@@ -160,17 +225,6 @@ impl Outbox {
                  ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
                 params![PRUNED_ROWS, deleted as i64],
             )?;
-        }
-        let work = started.elapsed();
-        tx.commit()?;
-        if started.elapsed() >= Duration::from_millis(10) {
-            tracing::warn!(
-                waited_for_lock = ?locked,
-                work = ?(work - locked),
-                commit = ?started.elapsed() - work,
-                deleted,
-                "a pruning step held the store for over 10 ms"
-            );
         }
         Ok(Pruned {
             rows: deleted,

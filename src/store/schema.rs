@@ -3,8 +3,8 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
-/// Schema versions this build can read and write.
-pub const SCHEMA_VERSION: i64 = 6;
+/// Schema versions this build can read and write: one per entry of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// "MESE": marks the file as a mes-edge store, so another SQLite file is refused, not altered.
 pub(super) const APPLICATION_ID: i64 = 0x4D45_5345;
 
@@ -22,6 +22,8 @@ pub enum StoreError {
     Io { path: String, error: std::io::Error },
     #[error("{path}: the store is corrupt ({detail}). Nothing more is written to it. Stop the service; keep a copy of the store with its -wal file; `mes-edge outbox verify` and `mes-edge outbox stats` show what is readable and what MOM has not had; then move the store away: the runtime starts a new one, announced to MOM with a new store_id, and the PLC's counters carry on (docs/OPERATIONS.md, \"A corrupt store\")")]
     Corrupt { path: String, detail: String },
+    #[error("the store's owner thread has stopped (a fault in the store's code); nothing more is written")]
+    OwnerGone,
     #[error("{0}")]
     Sqlite(rusqlite::Error),
 }
@@ -66,7 +68,7 @@ impl StoreError {
     /// instead of retrying the same commit every second; a full disk or an I/O error is retried.
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::Corrupt { .. } => true,
+            StoreError::Corrupt { .. } | StoreError::OwnerGone => true,
             // A sequence number or event id already taken. Not every constraint: a trigger's
             // RAISE(ABORT) is one too, and says nothing of the store's own keys.
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
@@ -79,9 +81,18 @@ impl StoreError {
     }
 }
 
-pub(super) const MIGRATIONS: &[&str] = &[
+/// One step of the schema: its SQL and, where rows must be filled in or rewritten, a data step
+/// run in the same transaction right after it, given the version the store had before the
+/// migration began. A schema change is one entry; the owner's connection runs the list at open.
+pub(super) struct Migration {
+    pub sql: &'static str,
+    pub data: Option<fn(&rusqlite::Transaction, i64) -> rusqlite::Result<()>>,
+}
+
+pub(super) const MIGRATIONS: &[Migration] = &[
     // 1: the outbox and the cell state.
-    "CREATE TABLE outbox (
+    Migration {
+        sql: "CREATE TABLE outbox (
         seq          INTEGER PRIMARY KEY,   -- the cell's sequence: gap-free, never reused
         event_id     TEXT NOT NULL UNIQUE,
         ts_ms        INTEGER NOT NULL,
@@ -97,23 +108,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
         state    TEXT NOT NULL
     );
     INSERT INTO cell_state (id, last_seq, state) VALUES (1, 0, '{}');",
+        data: None,
+    },
     // 2: the store's identity (store_id, how it came to be) and whether its first event, the
     // `store_created` announcement, has been committed. Filled in by `identify` below.
-    "CREATE TABLE meta (
+    Migration {
+        sql: "CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+        data: Some(identify),
+    },
     // 3: the outbox's numbers, kept by the transactions that change them, so that neither
     // housekeeping nor /health counts millions of rows. Filled in by `tally` below.
-    "CREATE TABLE outbox_tally (
+    Migration {
+        sql: "CREATE TABLE outbox_tally (
         id                 INTEGER PRIMARY KEY CHECK (id = 1),
         delivered          INTEGER NOT NULL,  -- rows kept with delivered_ms set
         last_delivered_seq INTEGER NOT NULL,  -- highest seq acknowledged, not replayed since; 0: none
         prune_floor        INTEGER NOT NULL   -- no delivered row has a lower seq
     );",
+        data: Some(tally),
+    },
     // 4: process values, a lower class than events (store/values.rs): their own sequence
     // (`batch`), cap and age; a batch is deleted once the broker has it.
-    "CREATE TABLE value_batch (
+    Migration {
+        sql: "CREATE TABLE value_batch (
         batch        INTEGER PRIMARY KEY AUTOINCREMENT,
         device       TEXT NOT NULL,
         ts_ms        INTEGER NOT NULL,
@@ -125,19 +145,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         held INTEGER NOT NULL               -- sum of value_batch.count, kept with every change
     );
     INSERT INTO value_count (id, held) VALUES (1, 0);",
+        data: None,
+    },
     // 5: a delivery cursor per output besides the JSON forwarder (which marks rows): Sparkplug B.
     // Rows after the lowest cursor are kept even once delivered to MOM (see prune.rs).
-    "CREATE TABLE sink_cursor (
+    Migration {
+        sql: "CREATE TABLE sink_cursor (
         sink   TEXT PRIMARY KEY,
         seq    INTEGER NOT NULL,   -- every event up to here was acknowledged to this sink
         state  TEXT NOT NULL,      -- the sink's own figures as of `seq` (JSON)
         bd_seq INTEGER NOT NULL    -- Sparkplug: the birth/death sequence of the last connect
     );",
+        data: None,
+    },
     // 6: process values for the outputs with a cursor (Sparkplug's DDATA). A batch stays until
     // the JSON values forwarder has it (`json_done`, or no JSON) and every cursor is past it.
     // `sink_value`: each device's last values as the output published them (Sparkplug: its
     // births show them after a restart).
-    "ALTER TABLE value_batch ADD COLUMN json_done INTEGER NOT NULL DEFAULT 0;
+    Migration {
+        sql: "ALTER TABLE value_batch ADD COLUMN json_done INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sink_cursor ADD COLUMN value_batch INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE sink_value (
         sink    TEXT NOT NULL,
@@ -145,6 +171,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         metrics BLOB NOT NULL,
         PRIMARY KEY (sink, device)
     );",
+        data: None,
+    },
 ];
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its
@@ -197,7 +225,7 @@ fn identify(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<(
 }
 
 /// After migration 3: counts what the outbox holds, once (the only full scan a store sees).
-fn tally(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+fn tally(tx: &rusqlite::Transaction, _from_version: i64) -> rusqlite::Result<()> {
     let last_seq: i64 = tx.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
         r.get(0)
     })?;
@@ -281,13 +309,10 @@ pub fn open(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
         let tx =
             rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(now as usize) {
-            tx.execute_batch(sql)?;
-            if i + 1 == 2 {
-                identify(&tx, now)?;
-            }
-            if i + 1 == 3 {
-                tally(&tx)?;
+        for m in MIGRATIONS.iter().skip(now as usize) {
+            tx.execute_batch(m.sql)?;
+            if let Some(data) = m.data {
+                data(&tx, now)?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -406,7 +431,7 @@ mod tests {
     /// the envelope of that release.
     fn schema_1_store(path: &Path) {
         let conn = Connection::open(path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();

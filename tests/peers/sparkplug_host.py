@@ -4,7 +4,8 @@ Subscribes to spBv1.0/#, decodes every message with pysparkplug (aliases resolve
 births it saw) and prints one JSON line per message on stdout. Takes commands as JSON lines on
 stdin:
   {"cmd": "state", "online": true}       publish its STATE (retained), as a primary host does
-                                         ("timestamp": ms to send an old one)
+                                         ("timestamp": ms to send an old one; "port": p on
+                                          that server only)
   {"cmd": "rebirth", "group": g, "node": n}   ("count": k sends k requests at once)
   {"cmd": "dcmd", "group": g, "node": n, "device": d, "name": m, "datatype": "UINT32", "value": v}
                                          ("retain": true to leave it on the broker;
@@ -13,6 +14,9 @@ stdin:
   {"cmd": "kick", "client_id": c}        connect as client c and leave: the broker drops the
                                          session that had that id (a broken connection)
 With --host-id it announces itself online at start, with an offline STATE as its will.
+--port may be given more than once: the host then has a session on each of those MQTT servers
+(Sparkplug's multiple MQTT servers, each with its own STATE will and birth), and every line it
+prints names the server ("server": port) the message came through.
 """
 
 import argparse
@@ -29,7 +33,7 @@ def out(obj):
     sys.stdout.flush()
 
 
-def on_message(_client, message):
+def on_message(port, message):
     t = message.topic
     p = message.payload
     line = {
@@ -38,6 +42,7 @@ def on_message(_client, message):
         "node": t.edge_node_id,
         "device": t.device_id,
         "host": t.sparkplug_host_id,
+        "server": port,
     }
     if isinstance(p, psp.State):
         line.update(online=p.online, timestamp=p.timestamp)
@@ -91,26 +96,36 @@ def kick(port, client_id):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int, required=True, action="append")
     ap.add_argument("--host-id")
     args = ap.parse_args()
 
-    client = psp.Client(client_id="sparkplug-test-host")
-    if args.host_id:
-        client.set_will(state_message(args.host_id, False))
-    connected = threading.Event()
-    client.subscribe(psp.Topic(group_id=psp.MULTI_LEVEL_WILDCARD), psp.QoS.AT_LEAST_ONCE, on_message)
-    client.connect("127.0.0.1", port=args.port, blocking=False, callback=lambda _c: connected.set())
-    connected.wait(10)
-    if args.host_id:
-        client.publish(state_message(args.host_id, True))
+    clients = {}
+    for port in args.port:
+        one = len(args.port) == 1
+        client = psp.Client(client_id="sparkplug-test-host" if one else f"sparkplug-test-host-{port}")
+        # Sparkplug 3.0: the will and the birth of one session carry the same timestamp.
+        connect_ts = psp.get_current_timestamp()
+        if args.host_id:
+            client.set_will(state_message(args.host_id, False, connect_ts))
+        connected = threading.Event()
+        client.subscribe(psp.Topic(group_id=psp.MULTI_LEVEL_WILDCARD), psp.QoS.AT_LEAST_ONCE,
+                         lambda _c, m, port=port: on_message(port, m))
+        client.connect("127.0.0.1", port=port, blocking=False, callback=lambda _c, e=connected: e.set())
+        connected.wait(10)
+        if args.host_id:
+            client.publish(state_message(args.host_id, True, connect_ts))
+        clients[port] = client
+    client = clients[args.port[0]]
     out({"type": "READY"})
 
     for raw in sys.stdin:
         cmd = json.loads(raw)
         now = psp.get_current_timestamp()
         if cmd["cmd"] == "state":
-            client.publish(state_message(args.host_id, cmd["online"], cmd.get("timestamp")))
+            for port, c in clients.items():
+                if cmd.get("port", port) == port:
+                    c.publish(state_message(args.host_id, cmd["online"], cmd.get("timestamp")))
         elif cmd["cmd"] == "rebirth":
             metric = psp.Metric(timestamp=now, name="Node Control/Rebirth",
                                 datatype=psp.DataType.BOOLEAN, value=True)
@@ -121,7 +136,7 @@ def main():
                     payload=psp.NCmd(timestamp=now, metrics=(metric,)),
                     qos=psp.QoS.AT_MOST_ONCE, retain=False), include_dtypes=True)
         elif cmd["cmd"] == "kick":
-            kick(args.port, cmd["client_id"])
+            kick(args.port[0], cmd["client_id"])
         elif cmd["cmd"] == "dcmd":
             value = "x" * cmd["pad"] if "pad" in cmd else cmd["value"]
             metric = psp.Metric(timestamp=now, name=cmd["name"],

@@ -148,6 +148,27 @@ async fn dcmd_values_reach_the_plc_in_their_type_and_another_type_is_refused() {
         "{}",
         m.body
     );
+    // JSON and Sparkplug on: both sinks, each with its own connection.
+    let sinks: Vec<_> = h.json["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["connected"].as_bool()))
+        .collect();
+    assert_eq!(
+        sinks,
+        [("events", Some(true)), ("sparkplug", Some(true))],
+        "{}",
+        h.body
+    );
+    for sink in ["events", "sparkplug"] {
+        assert_eq!(
+            ops_support::sample(&m.families, "mes_edge_sink_connected", &[("sink", sink)]),
+            Some(1.0),
+            "{sink}: {}",
+            m.body
+        );
+    }
     assert!(l.rt.terminate().success(), "{}", l.rt.logs());
 }
 

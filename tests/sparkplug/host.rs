@@ -18,9 +18,17 @@ pub const NODE: &str = "press4";
 
 impl Host {
     pub async fn start(broker_port: u16, host_id: Option<&str>) -> Host {
+        Host::start_on(&[broker_port], host_id).await
+    }
+
+    /// A host with a session on each of these MQTT servers (Sparkplug's multiple servers): each
+    /// message it prints names the server it came through (`"server": port`).
+    pub async fn start_on(broker_ports: &[u16], host_id: Option<&str>) -> Host {
         let mut cmd = Command::new(super::common::python_bin());
-        cmd.arg(super::common::peer_script("sparkplug_host.py"))
-            .args(["--port", &broker_port.to_string()]);
+        cmd.arg(super::common::peer_script("sparkplug_host.py"));
+        for port in broker_ports {
+            cmd.args(["--port", &port.to_string()]);
+        }
         if let Some(id) = host_id {
             cmd.args(["--host-id", id]);
         }
@@ -84,6 +92,13 @@ impl Host {
 
     pub fn set_online(&mut self, online: bool) {
         self.send(json!({"cmd": "state", "online": online}));
+    }
+
+    /// The host's STATE on one of its servers only: as when it loses (or regains) its session to
+    /// that server while it stays connected to the others.
+    #[allow(dead_code)] // tests/sparkplug_failover.rs
+    pub fn set_online_on(&mut self, broker_port: u16, online: bool) {
+        self.send(json!({"cmd": "state", "online": online, "port": broker_port}));
     }
 
     /// A STATE with the timestamp `ts` (ms): an old one, as a broker may deliver late.

@@ -641,7 +641,6 @@ pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Pro
             ));
         }
     }
-    mqtt::warnings(c, &mut w);
     opcua::warnings(c, &mut w);
     health::warnings(c, &mut w);
     secrets::warnings(c, file, &mut w);

@@ -85,14 +85,3 @@ fn failover_settings(m: &MqttConfig, p: &mut Vec<Problem>) {
         ));
     }
 }
-
-/// Sparkplug B's session follows one broker: with `urls` it goes to the first only.
-pub(super) fn warnings(c: &crate::config::CellConfig, w: &mut Vec<Problem>) {
-    let spb = c.sparkplug.as_ref().is_some_and(|s| s.enabled);
-    if spb && c.brokers.len() > 1 {
-        w.push(Problem::at(
-            path!["mqtt", "urls"],
-            "warning: the Sparkplug B session goes to the first broker only (Sparkplug's multiple MQTT servers are not supported yet); the JSON events fail over",
-        ));
-    }
-}
