@@ -6,48 +6,18 @@
 
 use crate::cell::{CellModel, CellState, Engine};
 use crate::event::{CounterKind, NewEvent};
+use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};
 
 const GOOD: CounterKind = CounterKind::Good;
 const SCRAP: CounterKind = CounterKind::Scrap;
-use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};
 
-const CONFIG: &str = r#"
-[cell]
-enterprise = "e"
-site = "s"
-area = "a"
-line = "l"
-cell = "c"
-
-[[devices]]
-name = "press_plc"
-protocol = "modbus-tcp"
-host = "127.0.0.1"
-
+/// The scrap counter, a u16 read in the same poll as the good counter (config::test_cell's).
+const SCRAP_TAG: &str = r#"
 [[devices.tags]]
-name = "good_count"
-table = "holding"
-address = 0
-type = "u32"
-
-[[devices.tags]]
-name = "scrap_count"
+name = "scrap"
 table = "holding"
 address = 2
 type = "u16"
-
-[signals.good_count]
-tag = "good_count"
-
-[signals.scrap_count]
-tag = "scrap_count"
-SCRAP_SETTINGS
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1"
 "#;
 
 const POLL_MS: i64 = 100;
@@ -69,8 +39,8 @@ impl Press {
     /// Read once at `good` and `scrap` (the baselines); `scrap_settings` are more keys of
     /// `[signals.scrap_count]`.
     fn start(good: u64, scrap: u64, scrap_settings: &str) -> Press {
-        let text = CONFIG.replace("SCRAP_SETTINGS", scrap_settings);
-        let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
+        let signal = format!("\n[signals.scrap_count]\ntag = \"scrap\"\n{scrap_settings}\n");
+        let config = crate::config::test_cell(SCRAP_TAG, &signal);
         let engine = Engine::new(CellModel::from_config(&config), CellState::default());
         let mut p = Press {
             engine,
