@@ -81,4 +81,20 @@ pub enum Evidence {
     SessionRestarted,
     /// The counter's `reset_tag` rose (a bool) or went up (a count of resets).
     ResetTag,
+    /// The device's server reported another start time (OPC UA `ServerStatus/StartTime`) since
+    /// the counter's last reading: it restarted, also if the runtime was down meanwhile.
+    ServerRestarted,
+    /// The device's `uptime_tag` went back since the counter's last reading.
+    UptimeWentBack,
+    /// The device's `restart_count_tag` went up since the counter's last reading.
+    RestartCountRose,
+}
+
+/// Which of a device's tags tells its restarts (`[[devices]] uptime_tag`, `restart_count_tag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartSign {
+    /// Grows while the device runs: going back is a restart.
+    Uptime,
+    /// The device's own count of its restarts: going up is one.
+    RestartCount,
 }

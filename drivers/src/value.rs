@@ -132,7 +132,15 @@ pub fn plausible_ts(ms: i64) -> Option<i64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceStatus {
     Online,
-    Offline { reason: String },
+    Offline {
+        reason: String,
+    },
+    /// When the device's server says it started (OPC UA `ServerStatus/StartTime`), UTC ms,
+    /// read at each connect and sent right after `Online`: a change between two readings is a
+    /// restart of the server, also one the runtime did not see (it was down itself).
+    Started {
+        at_ms: i64,
+    },
 }
 
 /// Everything a driver says, in the order it happened.

@@ -1,11 +1,15 @@
 //! The counter model test of counter_tests.rs, with company: a machine with a good and a scrap
 //! counter on one PLC, read every 100 ms through the engine, through PLC restarts (seen as a
-//! reconnect, or only in the counters, shown with the next part as a fast controller read
-//! slowly shows them), gateway glitches on both counters, parts taken back and network outages.
-//! The rules of docs/EVENTS.md rule 7 are stated as properties: where the model says a count is
-//! observable, MOM's net equals the machine's; a drop across a reconnect is never a glitch or a
-//! correction; a step back at the moment the other counter restarts is never a correction; a
-//! glitch is never a reset; a step back alone stays a correction.
+//! reconnect, as a new OPC UA StartTime after the runtime itself was down, or only in the
+//! counters, shown with the next part as a fast controller read slowly shows them), with or
+//! without an uptime tag, gateway glitches on both counters, parts taken back and network
+//! outages. The rules of docs/EVENTS.md rule 7 are stated as properties: where the model says a
+//! count is observable, MOM's net equals the machine's; a drop after a restart told (reconnect,
+//! StartTime, uptime) is never a glitch or a correction, and its reset names what told it (the
+//! last told: an uptime read with the counters comes after the connection's news); a step back
+//! at the moment the other counter restarts is never a correction; a glitch is never a reset; a
+//! restart told without a drop (an outage's reconnect) is never a reset by itself; a step back
+//! alone stays a correction.
 
 use super::evidence_tests::net;
 use super::{CellModel, CellState, Engine, Evidence};
@@ -25,6 +29,7 @@ cell = "press4"
 name = "plc"
 protocol = "modbus-tcp"
 host = "127.0.0.1"
+UPTIME_TAG
 
 [[devices.tags]]
 name = "good"
@@ -37,6 +42,12 @@ name = "scrap"
 table = "holding"
 address = 2
 type = "u16"
+
+[[devices.tags]]
+name = "uptime"
+table = "input"
+address = 0
+type = "u32"
 
 [signals.good_count]
 tag = "good"
@@ -53,18 +64,31 @@ url = "mqtt://127.0.0.1"
 
 const GOOD: TagId = TagId(0);
 const SCRAP: TagId = TagId(1);
+const UPTIME: TagId = TagId(2);
 const POLL_MS: i64 = 100;
 /// Polls between two faults: longer than the confirmation window (5 s), so each is settled.
 const QUIET: u32 = 80;
 
+/// How a PLC restart reaches the runtime, besides the counters (and the uptime tag, if any).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Told {
+    /// The runtime loses the connection and makes it again (offline, online); the device
+    /// states no start time.
+    Reconnect,
+    /// The runtime is down (killed, started again on its committed state) while the PLC
+    /// restarts; its server reports a new StartTime at the next connect.
+    StartTime,
+    /// Nothing: the controller shows the reset only with its next part.
+    CountersOnly,
+}
+
 #[derive(Debug, Clone)]
 enum Fault {
-    /// The PLC restarts with both counters at zero. `reconnect`: the runtime loses the
-    /// connection and makes it again (offline, online), and the machine makes `before` good
-    /// parts before the first reading. Otherwise the controller shows the reset only with its
-    /// next part: the first reading already holds `before` + 1 good and one scrap part, and no
+    /// The PLC restarts with both counters at zero. Told by the connection (a reconnect or a
+    /// new StartTime), the machine makes `before` good parts before the first reading.
+    /// Otherwise the first reading already holds `before` + 1 good and one scrap part, and no
     /// scrap part follows within the window.
-    Restart { reconnect: bool, before: u64 },
+    Restart { told: Told, before: u64 },
     /// Both counters read 0 for `n` polls (a gateway's downstream link blips).
     Glitch(u32),
     /// The PLC takes a scrap part back.
@@ -75,8 +99,15 @@ enum Fault {
 
 fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
-        (any::<bool>(), 0u64..3)
-            .prop_map(|(reconnect, before)| Fault::Restart { reconnect, before }),
+        (
+            prop_oneof![
+                Just(Told::Reconnect),
+                Just(Told::StartTime),
+                Just(Told::CountersOnly)
+            ],
+            0u64..3
+        )
+            .prop_map(|(told, before)| Fault::Restart { told, before }),
         (1u32..40).prop_map(Fault::Glitch),
         Just(Fault::StepBack),
         (1u32..100).prop_map(Fault::Outage),
@@ -95,11 +126,16 @@ struct Machine {
     polls: u32,
     /// No scrap part before this poll.
     scrap_paused_until: u32,
+    /// Polls since the PLC started: its uptime tag.
+    uptime: u64,
+    /// When its OPC UA server started, UTC ms.
+    started_ms: i64,
 }
 
 impl Machine {
     fn run(&mut self, rate: u64) {
         self.polls += 1;
+        self.uptime += 1;
         self.good += rate;
         self.made[0] += rate as i64;
         if self.polls.is_multiple_of(self.scrap_every) && self.polls >= self.scrap_paused_until {
@@ -113,6 +149,8 @@ struct Rig {
     engine: Engine,
     events: Vec<NewEvent>,
     t: i64,
+    /// The PLC's uptime, read with the counters (the tag is read whether configured or not).
+    uptime: u64,
 }
 
 impl Rig {
@@ -127,7 +165,11 @@ impl Rig {
         };
         let ev = DeviceEvent::Samples {
             device: DeviceId(0),
-            samples: vec![sample(GOOD, good), sample(SCRAP, scrap)],
+            samples: vec![
+                sample(GOOD, good),
+                sample(SCRAP, scrap),
+                sample(UPTIME, self.uptime),
+            ],
         };
         self.engine.apply(&ev, &mut self.events);
         // The engine ticks about once a second.
@@ -153,6 +195,22 @@ impl Rig {
         self.engine.apply(&ev, &mut self.events);
     }
 
+    /// The device's server says when it started (after each connect).
+    fn started(&mut self, at_ms: i64) {
+        let ev = DeviceEvent::Status {
+            device: DeviceId(0),
+            status: DeviceStatus::Started { at_ms },
+            ts_ms: self.t,
+        };
+        self.engine.apply(&ev, &mut self.events);
+    }
+
+    /// The runtime killed and started again on its committed state.
+    fn runtime_restarted(&mut self) {
+        self.t += 10 * POLL_MS;
+        self.engine = Engine::new(self.engine.model.clone(), self.engine.state.clone());
+    }
+
     /// Unread while offline: the driver reports the tags bad.
     fn unreadable(&mut self) {
         self.t += POLL_MS;
@@ -165,7 +223,7 @@ impl Rig {
         };
         let ev = DeviceEvent::Samples {
             device: DeviceId(0),
-            samples: vec![bad(GOOD), bad(SCRAP)],
+            samples: vec![bad(GOOD), bad(SCRAP), bad(UPTIME)],
         };
         self.engine.apply(&ev, &mut self.events);
     }
@@ -174,16 +232,17 @@ impl Rig {
 /// What a fault's events must show, checked on the events from the fault until it settled.
 #[derive(Debug)]
 enum Expect {
-    /// A restart with a reconnect: for each counter that showed a drop, no glitch and no
-    /// correction, and its reset names the session.
-    ToldBySession([bool; 2]),
+    /// A restart told besides the counters: for each counter that showed a drop, no glitch and
+    /// no correction, and its reset names what told it.
+    ToldBySession([bool; 2], Evidence),
     /// A restart shown only in the counters: the good counter's drop is a restart by its
     /// readings; a scrap drop is never a correction, and its reset names the good counter.
     ToldBySibling {
         scrap_dropped: bool,
     },
-    /// Both counters came back: glitches, never a reset.
-    Glitch,
+    /// Both counters came back: glitches, never a reset. Also an outage: a reconnect with no
+    /// drop is no reset by itself.
+    NoReset,
     /// One scrap part taken back: a correction of -1.
     Correction,
     Nothing,
@@ -214,11 +273,11 @@ fn check(expect: &Expect, events: &[NewEvent]) -> Result<(), TestCaseError> {
         )
     };
     match expect {
-        Expect::ToldBySession(dropped) => {
+        Expect::ToldBySession(dropped, evidence) => {
             for (kind, dropped) in [CounterKind::Good, CounterKind::Scrap].iter().zip(dropped) {
                 if *dropped {
                     prop_assert_eq!(of(*kind).filter(is_glitch_or_correction).count(), 0);
-                    prop_assert_eq!(resets(*kind), vec![Some(Evidence::SessionRestarted)]);
+                    prop_assert_eq!(resets(*kind), vec![Some(*evidence)]);
                 }
             }
         }
@@ -234,7 +293,7 @@ fn check(expect: &Expect, events: &[NewEvent]) -> Result<(), TestCaseError> {
                 );
             }
         }
-        Expect::Glitch => {
+        Expect::NoReset => {
             prop_assert!(resets(CounterKind::Good).is_empty());
             prop_assert!(resets(CounterKind::Scrap).is_empty());
         }
@@ -256,14 +315,23 @@ fn run(
     start: (u64, u64),
     rate: u64,
     scrap_every: u32,
+    uptime_tag: bool,
     faults: &[Fault],
 ) -> Result<(), TestCaseError> {
-    let text = CONFIG;
-    let config = crate::config::parse(std::path::Path::new("cell.toml"), text).unwrap();
+    let text = CONFIG.replace(
+        "UPTIME_TAG",
+        if uptime_tag {
+            "uptime_tag = \"uptime\""
+        } else {
+            ""
+        },
+    );
+    let config = crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap();
     let mut rig = Rig {
         engine: Engine::new(CellModel::from_config(&config), CellState::default()),
         events: Vec::new(),
         t: 1_800_000_000_000,
+        uptime: 0,
     };
     let mut m = Machine {
         good: start.0,
@@ -273,25 +341,39 @@ fn run(
         scrap_every,
         polls: 0,
         scrap_paused_until: 0,
+        uptime: 5_000,
+        started_ms: 1_700_000_000_000,
     };
     rig.status(true);
+    rig.started(m.started_ms);
+    rig.uptime = m.uptime;
     rig.read(m.good, m.scrap);
     for f in faults {
         for _ in 0..QUIET {
             m.run(rate);
+            rig.uptime = m.uptime;
             rig.read(m.good, m.scrap);
         }
         let from = rig.events.len();
         let expect = match *f {
-            Fault::Restart { reconnect, before } => {
+            Fault::Restart { told, before } => {
                 let old = [m.good, m.scrap];
-                (m.good, m.scrap) = (0, 0);
-                if reconnect {
+                (m.good, m.scrap, m.uptime) = (0, 0, 1);
+                m.started_ms += 3_600_000;
+                rig.uptime = m.uptime;
+                if told == Told::Reconnect {
                     rig.status(false);
                     for _ in 0..20 {
                         rig.unreadable();
                     }
+                    // A device that states no start time (Modbus): the reconnect alone tells.
                     rig.status(true);
+                } else if told == Told::StartTime {
+                    rig.runtime_restarted();
+                    rig.status(true);
+                    rig.started(m.started_ms);
+                }
+                if told != Told::CountersOnly {
                     m.good += before;
                     m.made[0] += before as i64;
                 } else {
@@ -311,20 +393,29 @@ fn run(
                     }
                 }
                 rig.read(m.good, m.scrap);
-                match (reconnect, dropped[0]) {
-                    (true, _) => Expect::ToldBySession(dropped),
-                    (false, true) => Expect::ToldBySibling {
+                // The last restart told names the drop: the uptime is read with the counters,
+                // after what the connection said.
+                let evidence = match told {
+                    _ if uptime_tag => Some(Evidence::UptimeWentBack),
+                    Told::Reconnect => Some(Evidence::SessionRestarted),
+                    Told::StartTime => Some(Evidence::ServerRestarted),
+                    Told::CountersOnly => None,
+                };
+                match (evidence, dropped[0]) {
+                    (Some(e), _) => Expect::ToldBySession(dropped, e),
+                    (None, true) => Expect::ToldBySibling {
                         scrap_dropped: dropped[1],
                     },
-                    (false, false) => Expect::Nothing,
+                    (None, false) => Expect::Nothing,
                 }
             }
             Fault::Glitch(n) => {
                 for _ in 0..n {
                     m.run(rate);
+                    rig.uptime = m.uptime;
                     rig.read(0, 0);
                 }
-                Expect::Glitch
+                Expect::NoReset
             }
             Fault::StepBack if m.scrap >= 2 => {
                 m.scrap -= 1;
@@ -340,11 +431,14 @@ fn run(
                     rig.unreadable();
                 }
                 rig.status(true);
-                Expect::Nothing
+                rig.started(m.started_ms);
+                rig.uptime = m.uptime;
+                Expect::NoReset
             }
         };
         for _ in 0..QUIET {
             m.run(rate);
+            rig.uptime = m.uptime;
             rig.read(m.good, m.scrap);
         }
         check(&expect, &rig.events[from..])?;
@@ -377,8 +471,9 @@ proptest! {
         rate in 1u64..3,
         // A slow scrap counter stays near zero: where a restart is hardest to tell (1 -> 0 -> 1).
         scrap_every in prop_oneof![3u32..20, 20u32..300],
+        uptime_tag in any::<bool>(),
         faults in prop::collection::vec(fault(), 0..8),
     ) {
-        run(start, rate, scrap_every, &faults)?;
+        run(start, rate, scrap_every, uptime_tag, &faults)?;
     }
 }

@@ -297,9 +297,7 @@ impl Counter {
         }
         let fits = raw >= last && rules.max_step.is_none_or(|m| raw - last <= m);
         if let Some(p) = &mut self.pending {
-            if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
-                p.evidence = Some(Evidence::SiblingRestarted);
-            }
+            p.listen(co, self.session, rules);
             // A drop after which the counter counted up: a restarted counter, also when it now
             // passes its old value (a reset at 2 reads 0, 1, 2, 3: three parts, not a glitch).
             let counted_below = p.first < last && p.rises > 0;
@@ -344,8 +342,8 @@ impl Counter {
         }
         // Restart evidence at the drop: the device's session changed since the last reading, or
         // a sibling restarted from zero just now.
-        let evidence = if self.session != co.session {
-            Some(Evidence::SessionRestarted)
+        let evidence = if let Some(e) = co.restarted_since(self.session) {
+            Some(e)
         } else if co.sibling_restarted_near(now_ms, rules) {
             Some(Evidence::SiblingRestarted)
         } else {
@@ -392,9 +390,7 @@ impl Counter {
         let (Some(last), Some(p)) = (self.last, &mut self.pending) else {
             return Step::Unchanged;
         };
-        if p.evidence.is_none() && co.sibling_restarted_near(p.since_ms, rules) {
-            p.evidence = Some(Evidence::SiblingRestarted);
-        }
+        p.listen(co, self.session, rules);
         let counting_below = p.first < last && p.rises >= RISES_TO_CONFIRM;
         let lasted =
             p.readings >= rules.confirm_readings && now_ms - p.since_ms >= rules.confirm_ms;

@@ -2,14 +2,16 @@
 //! device's session, the other counter of the same device, the counter's reset tag. The rules
 //! that use it are in counter.rs; this is what they are told.
 
-use super::{Counter, CounterRules, Evidence, Step};
+use super::{Counter, CounterRules, Evidence, Pending, Step};
 
 /// What the cell knows at a reading besides this counter's own readings: a drop that the
 /// counter alone would call a glitch or a correction is a restart when its company says so.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Company {
-    /// The device's session: one more each time it came back online after being offline.
+    /// The device's session: one more at each restart told (counter_sessions.rs).
     pub session: u64,
+    /// What told the session's latest restart (None: a reconnect).
+    pub session_evidence: Option<Evidence>,
     /// Another counter of the same device is dropping (in this read, or held) by more than a
     /// correction: its verdict may be a restart that explains this counter's step back.
     pub sibling_dropping: bool,
@@ -18,9 +20,28 @@ pub struct Company {
 }
 
 impl Company {
+    /// What says the device restarted since a reading made in session `since`, if anything.
+    pub(super) fn restarted_since(&self, since: u64) -> Option<Evidence> {
+        (since != self.session).then(|| self.session_evidence.unwrap_or(Evidence::SessionRestarted))
+    }
+
     pub(super) fn sibling_restarted_near(&self, t_ms: i64, rules: &CounterRules) -> bool {
         self.sibling_restarted_at
             .is_some_and(|at| (t_ms - at).abs() <= rules.confirm_ms)
+    }
+}
+
+impl Pending {
+    /// What the company says while the drop is held: a restart told since the counter's last
+    /// reading (in `session`; a tag of the device read after the counter explains the drop as
+    /// well as one read before it), or a sibling's restart from zero at the drop's moment.
+    pub(super) fn listen(&mut self, co: &Company, session: u64, rules: &CounterRules) {
+        if self.evidence.is_none() {
+            self.evidence = co.restarted_since(session);
+        }
+        if self.evidence.is_none() && co.sibling_restarted_near(self.since_ms, rules) {
+            self.evidence = Some(Evidence::SiblingRestarted);
+        }
     }
 }
 

@@ -234,8 +234,10 @@ impl Engine {
         let device = self
             .model
             .device_name(mes_edge_drivers::DeviceId(rules.device as u32));
+        let session = self.state.sessions.get(device);
         let mut co = Company {
-            session: self.state.sessions.get(device).map_or(0, |s| s.number),
+            session: session.map_or(0, |s| s.number),
+            session_evidence: session.and_then(|s| s.evidence),
             ..Company::default()
         };
         let other = match kind {

@@ -1,4 +1,4 @@
-use super::{CellModel, Counter, MachineState, Role};
+use super::{CellModel, Counter, DeviceSession, MachineState, Role};
 use crate::event::{CounterKind, EventBody, NewEvent};
 use crate::orders::{OrderBook, ShiftAccount};
 use mes_edge_drivers::{DeviceEvent, DeviceStatus, Quality, Sample};
@@ -47,14 +47,6 @@ pub struct CellState {
     /// Each device's connection session, by name: a counter drop across a new session is a
     /// restart (docs/EVENTS.md, rule 7).
     pub sessions: std::collections::BTreeMap<String, DeviceSession>,
-}
-
-/// A device's sessions as the engine saw them: `number` grows by one each time the device
-/// comes back online after it was reported offline.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceSession {
-    pub number: u64,
-    pub offline: bool,
 }
 
 /// The loaded lot's consumption by one order, not yet published.
@@ -136,13 +128,14 @@ impl Engine {
                 let (online, reason) = match status {
                     DeviceStatus::Online => (true, None),
                     DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
+                    // Not an event of its own: it tells the counters' rules of a restart.
+                    DeviceStatus::Started { at_ms } => {
+                        self.session_of(device.0 as usize).server_started(*at_ms);
+                        return;
+                    }
                 };
+                self.session_of(device.0 as usize).status(online);
                 let device = self.model.device_name(*device).to_string();
-                let session = self.state.sessions.entry(device.clone()).or_default();
-                if online && session.offline {
-                    session.number += 1;
-                }
-                session.offline = !online;
                 let body = EventBody::DeviceStatus {
                     device: device.clone(),
                     online,
@@ -169,6 +162,7 @@ impl Engine {
                                 | Role::RejectCode
                                 | Role::MaterialLot
                                 | Role::ResetTag(_)
+                                | Role::Restarts(..)
                         )
                     )
                 });
@@ -226,6 +220,11 @@ impl Engine {
                 let mark = s.value.filter(|_| good).map(|v| v.as_f64().max(0.0) as u64);
                 if let Some(mark) = mark {
                     self.reset_tag(kind, mark, s, out);
+                }
+            }
+            Role::Restarts(device, sign) => {
+                if let Some(v) = s.value.filter(|_| good).and_then(|v| v.as_u64()) {
+                    self.session_of(device).restart_tag(sign, v);
                 }
             }
             Role::FaultCode => self.state.fault_code = int(),

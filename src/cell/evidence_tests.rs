@@ -6,8 +6,8 @@ use crate::event::{Counted, CounterKind, EventBody, NewEvent};
 use mes_edge_drivers::{DeviceEvent, DeviceId, DeviceStatus, Quality, Sample, TagId, Value};
 use std::collections::HashMap;
 
-const GOOD: TagId = TagId(0);
-const SCRAP: TagId = TagId(1);
+pub(super) const GOOD: TagId = TagId(0);
+pub(super) const SCRAP: TagId = TagId(1);
 
 fn rules(bits: u32, tag: &str) -> CounterRules {
     CounterRules {
@@ -23,7 +23,7 @@ fn rules(bits: u32, tag: &str) -> CounterRules {
 }
 
 /// An oven: a UInt32 good counter and a UInt16 reject counter on one OPC UA server.
-fn oven() -> Engine {
+pub(super) fn oven() -> Engine {
     let model = CellModel {
         cell_path: "a/b/c/d/e".into(),
         tag_names: vec!["good".into(), "reject".into()],
@@ -58,7 +58,7 @@ fn oven() -> Engine {
     Engine::new(model, CellState::default())
 }
 
-fn read(e: &mut Engine, ts_ms: i64, values: &[(TagId, u64)]) -> Vec<NewEvent> {
+pub(super) fn read(e: &mut Engine, ts_ms: i64, values: &[(TagId, u64)]) -> Vec<NewEvent> {
     let samples = values
         .iter()
         .map(|&(tag, v)| Sample {
@@ -80,7 +80,7 @@ fn read(e: &mut Engine, ts_ms: i64, values: &[(TagId, u64)]) -> Vec<NewEvent> {
     out
 }
 
-fn status(e: &mut Engine, ts_ms: i64, online: bool) {
+pub(super) fn status(e: &mut Engine, ts_ms: i64, online: bool) {
     let status = if online {
         DeviceStatus::Online
     } else {
@@ -97,7 +97,7 @@ fn status(e: &mut Engine, ts_ms: i64, online: bool) {
 }
 
 /// MOM's net of a counter over `events`: part counts plus (negative) corrections.
-pub(super) fn net(events: &[NewEvent], kind: CounterKind) -> i64 {
+pub(crate) fn net(events: &[NewEvent], kind: CounterKind) -> i64 {
     events
         .iter()
         .map(|e| match e.body {

@@ -8,6 +8,7 @@ mod commands;
 #[cfg(test)]
 mod company_model_tests;
 mod counter;
+mod counter_sessions;
 mod counting;
 mod engine;
 #[cfg(test)]
@@ -20,6 +21,8 @@ mod policy;
 mod process;
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod session_evidence_tests;
 mod tag_write;
 #[cfg(test)]
 mod tag_write_tests;
@@ -28,7 +31,10 @@ mod write;
 
 pub use crate::vocabulary::MachineState;
 pub use counter::{Company, Counter, CounterRules, Evidence, Pending, Rule, Step};
-pub use engine::{CellState, DeviceSession, Engine};
+pub use counter_sessions::{DeviceSession, RestartSign};
+pub use engine::{CellState, Engine};
+#[cfg(test)]
+pub(crate) use evidence_tests::net;
 pub use inbox::{CommandIn, ReplyTo};
 pub use model::{CellModel, OrderModel, Role};
 pub use policy::{CommandPolicy, WritableTag};

@@ -23,6 +23,9 @@ pub enum Role {
     PartTrigger,
     /// Tells a reset of this counter for certain: a rise of a bool, an increase of a count.
     ResetTag(CounterKind),
+    /// Tells a restart of the device (its index): an uptime that went back, a restart count
+    /// that went up.
+    Restarts(usize, super::RestartSign),
 }
 
 /// What the cell knows of work orders beyond the tags: reasons, products, shifts.
@@ -121,6 +124,9 @@ impl CellModel {
                     device: device_of.get(&counter.tag).copied().unwrap_or(0),
                 },
             );
+        }
+        for &(tag, device, sign) in &c.roles.restart_tags {
+            roles.insert(tag, Role::Restarts(device, sign));
         }
         let (mut states, mut unmapped) = (HashMap::new(), MachineState::Unknown);
         if let Some(s) = &c.roles.state {

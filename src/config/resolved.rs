@@ -7,7 +7,7 @@ use super::drivers::driver_specs;
 use super::locate::Problem;
 use super::types::*;
 use super::BrokerUrl;
-use crate::vocabulary::{CounterKind, MachineState};
+use crate::vocabulary::{CounterKind, MachineState, RestartSign};
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use mes_edge_drivers::opcua::NodeTarget;
@@ -71,6 +71,8 @@ pub struct SignalRoles {
     /// Where the write-back puts the active order's number and target, with the tags' names.
     pub write_back_number: Option<(TagId, String)>,
     pub write_back_target: Option<(TagId, String)>,
+    /// Tags that tell a device's restarts, with the device's index.
+    pub restart_tags: Vec<(TagId, usize, RestartSign)>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +304,17 @@ fn roles(
                 .collect::<Result<_, Problem>>()?,
         }),
     };
+    let mut restart_tags = Vec::new();
+    for (d, dev) in file.devices.iter().enumerate() {
+        for (tag, sign) in [
+            (&dev.uptime_tag, RestartSign::Uptime),
+            (&dev.restart_count_tag, RestartSign::RestartCount),
+        ] {
+            if let Some(name) = tag {
+                restart_tags.push((id(name)?, d, sign));
+            }
+        }
+    }
     Ok(SignalRoles {
         counters,
         state,
@@ -312,5 +325,6 @@ fn roles(
         part_record,
         write_back_number: named(&file.orders.write_back.order_number_tag)?,
         write_back_target: named(&file.orders.write_back.target_tag)?,
+        restart_tags,
     })
 }

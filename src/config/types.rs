@@ -217,6 +217,11 @@ pub struct Device {
     /// `clock_skew` warning. Time is always accounted on the runtime's clock.
     #[serde(default = "defaults::clock_tolerance_ms")]
     pub clock_tolerance_ms: u64,
+    /// Optional tags of this device that tell its restarts to the counter rules (docs/EVENTS.md
+    /// rule 7): a count that grows while the PLC runs (going back is a restart), and a count of
+    /// its restarts (going up is one). Unscaled integers.
+    pub uptime_tag: Option<String>,
+    pub restart_count_tag: Option<String>,
     /// More subscriptions, each with its own publishing interval; nodes pick one by name.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,

@@ -2,6 +2,8 @@
 //! stage only ever waits on the one before it.
 
 mod clock;
+#[cfg(test)]
+mod counting_in_virtual_time;
 mod embedded;
 mod engine_loop;
 mod housekeeping;

@@ -12,6 +12,7 @@ mod requests;
 mod subscribe;
 
 use super::client::{connect, ClientSettings, Live, SessionEnd};
+use super::resolve::start_time;
 use super::{NodeType, OpcUaDevice};
 use crate::{Backoff, DeviceEvent, MethodCall, WriteRequest};
 use ::opcua::client::Session;
@@ -130,6 +131,15 @@ impl<'a> Attached<'a> {
     ) -> Ending {
         let mut intake = Intake::new(self.dev, self.live.inbox.clone());
         let mut samples = Vec::new();
+        // Read before anything is subscribed; a server that cannot say is still served (its
+        // restarts are then told only by the lost connection).
+        let started = match start_time(self.session()).await {
+            Ok(at) => Some(at),
+            Err(why) => {
+                tracing::warn!(device = %self.dev.name, "{why}; its restarts are told by lost connections only");
+                None
+            }
+        };
         if let Err(why) = self
             .attach(report, &mut intake, first_namespaces, &mut samples)
             .await
@@ -153,7 +163,7 @@ impl<'a> Attached<'a> {
             }
         }
         backoff.reset();
-        if !report.went_online().await || !report.send(samples).await {
+        if !report.went_online(started).await || !report.send(samples).await {
             return Ending::RuntimeGone;
         }
         let mut ticker = tokio::time::interval_at(

@@ -9,13 +9,44 @@ use ::opcua::types::{
     RelativePathElement, TimestampsToReturn, VariableId, Variant,
 };
 
-pub(crate) async fn namespace_array(session: &Session) -> Result<Vec<String>, String> {
-    let id: NodeId = VariableId::Server_NamespaceArray.into();
+/// When the server started (`ServerStatus/StartTime`), UTC ms: a server that restarts starts
+/// again, so a change tells a restart the connection alone does not (one that happened while
+/// the runtime itself was down).
+pub(crate) async fn start_time(session: &Session) -> Result<i64, String> {
+    let value = server_value(
+        session,
+        VariableId::Server_ServerStatus_StartTime,
+        "start time",
+    );
+    match value.await? {
+        Some(Variant::DateTime(t)) => super::convert::unix_ms(&t)
+            .and_then(crate::plausible_ts)
+            .ok_or_else(|| format!("the server's start time {t} is not a plausible date")),
+        other => Err(format!("the server's start time is not a date: {other:?}")),
+    }
+}
+
+/// One value of the server's own object, read once.
+async fn server_value(
+    session: &Session,
+    id: VariableId,
+    what: &str,
+) -> Result<Option<Variant>, String> {
+    let id: NodeId = id.into();
     let result = session
         .read(&[ReadValueId::from(id)], TimestampsToReturn::Neither, 0.0)
         .await
-        .map_err(|e| format!("reading the server's namespace array: {e}"))?;
-    match result.into_iter().next().and_then(|dv| dv.value) {
+        .map_err(|e| format!("reading the server's {what}: {e}"))?;
+    Ok(result.into_iter().next().and_then(|dv| dv.value))
+}
+
+pub(crate) async fn namespace_array(session: &Session) -> Result<Vec<String>, String> {
+    let value = server_value(
+        session,
+        VariableId::Server_NamespaceArray,
+        "namespace array",
+    );
+    match value.await? {
         Some(Variant::Array(a)) => Ok(a
             .values
             .iter()

@@ -14,6 +14,7 @@ macro_rules! path {
 }
 
 mod commands;
+mod counters;
 mod health;
 mod modbus;
 mod mqtt;
@@ -59,6 +60,23 @@ fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
     if let Some(r) = c.part_record.as_ref() {
         if !matches!(r.trigger.as_str(), "good_count" | "scrap_count") {
             roles.push(("part_record", "trigger", r.trigger.as_str()));
+        }
+    }
+    for (d, dev) in c.devices.iter().enumerate() {
+        for (key, tag) in [
+            ("uptime_tag", &dev.uptime_tag),
+            ("restart_count_tag", &dev.restart_count_tag),
+        ] {
+            let Some((first, first_key, tag)) = roles.iter().find(|r| Some(r.2) == tag.as_deref())
+            else {
+                continue;
+            };
+            p.push(Problem::at(
+                path!["devices", d, key],
+                format!(
+                    "tag {tag:?} is already [signals.{first}] {first_key}; a tag can have one role only"
+                ),
+            ));
         }
     }
     for (i, (signal, key, tag)) in roles.iter().enumerate() {
@@ -142,6 +160,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     s7::check_names(c, &mut p);
     s7::check_signal_tags(c, &mut p);
     orders::check(c, &mut parsed, &mut p);
+    counters::check_restart_tags(c, &mut p);
     parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
     parsed.brokers = check_mqtt(c, &mut p);

@@ -166,7 +166,7 @@ fn check_actuals(
 }
 
 /// A tag a signal names: it exists and is what the signal needs.
-fn signal_tag(
+pub(super) fn signal_tag(
     tags: &[(TagId, usize, CellTag)],
     at: Vec<Seg>,
     name: &str,

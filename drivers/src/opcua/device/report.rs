@@ -89,21 +89,30 @@ impl Report<'_> {
         sent
     }
 
-    pub(super) async fn went_online(&mut self) -> bool {
-        if self.online == Some(true) {
-            return true;
+    /// Reports the device online (once per connection) and then, if the server said, when it
+    /// started: the cell tells a restart of the server from a change of it.
+    pub(super) async fn went_online(&mut self, started: Option<i64>) -> bool {
+        if self.online != Some(true) {
+            self.online = Some(true);
+            self.dev.metrics.set_connected(true);
+            tracing::info!(device = %self.dev.name, "opcua device online");
+            if !self.status(DeviceStatus::Online).await {
+                return false;
+            }
         }
-        self.online = Some(true);
-        self.dev.metrics.set_connected(true);
-        tracing::info!(device = %self.dev.name, "opcua device online");
-        self.tx
-            .send(DeviceEvent::Status {
-                device: self.dev.id,
-                status: DeviceStatus::Online,
-                ts_ms: now_ms(),
-            })
-            .await
-            .is_ok()
+        match started {
+            Some(at_ms) => self.status(DeviceStatus::Started { at_ms }).await,
+            None => true,
+        }
+    }
+
+    async fn status(&self, status: DeviceStatus) -> bool {
+        let ev = DeviceEvent::Status {
+            device: self.dev.id,
+            status,
+            ts_ms: now_ms(),
+        };
+        self.tx.send(ev).await.is_ok()
     }
 
     /// Reports the device offline and its tags bad, once per outage.
