@@ -321,12 +321,21 @@ impl EngineLoop {
             || (self.dirty
                 && (self.closed || self.clock.0.duration_since(self.last_commit) >= IDLE_COMMIT));
         let (mono, wall) = self.clock;
-        let step = std::mem::take(&mut self.prune_due).then(|| self.housekeeping.step_due(wall));
-        if !due {
-            if step.is_some() {
-                let ev = self.housekeeping.step(&io.owner, &io.alive, mono, wall);
-                self.raised.extend(ev);
+        // A pruning step due rides in the commit; it runs alone on a turn with nothing to
+        // commit, and while commits fail (it would fail with them, and its store alarm is
+        // what says the store is full).
+        let mut step =
+            std::mem::take(&mut self.prune_due).then(|| self.housekeeping.step_due(wall));
+        if step.is_some() && (!due || self.failures > 0) {
+            step = None;
+            let ev = self.housekeeping.step(&io.owner, &io.alive, mono, wall);
+            // Committed with this turn's batch if there is one, else at the next turn.
+            match due {
+                true => self.events.extend(ev),
+                false => self.raised.extend(ev),
             }
+        }
+        if !due {
             return Commit::Done;
         }
         let now = io.clock.wall_ms();
