@@ -626,3 +626,90 @@ async fn slow_clients_do_not_hold_the_listener() {
         "the first 16 slow clients were dropped after their {IO_TIMEOUT:?}: {held:?}"
     );
 }
+
+/// `data` opened by Python's gzip module: a decoder that is not ours.
+fn python_gunzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(common::python_bin())
+        .args([
+            "-c",
+            "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test peers' Python");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "Python's gzip refused it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// One GET over a plain socket, as bytes: (head, body).
+fn get_bytes(port: u16, target: &str, headers: &str) -> (String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let at = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(resp[..at].to_vec()).unwrap();
+    (head.to_ascii_lowercase(), resp[at + 4..].to_vec())
+}
+
+/// The page comes gzipped to a client that takes gzip (both browsers above do, and show it),
+/// plain to one that does not; Python's gzip opens the one into the other, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_comes_gzipped_to_who_takes_it_and_opens_into_the_plain_page() {
+    let port = free_port();
+    let _cell = cell_with_page(&format!("127.0.0.1:{port}"), None, false).await;
+    let (head, plain) = get_bytes(port, "/", "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let (head, zipped) = get_bytes(port, "/", "Accept-Encoding: gzip, deflate, br\r\n");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        zipped.len() * 2 < plain.len(),
+        "gzipped {} of {} bytes",
+        zipped.len(),
+        plain.len()
+    );
+    assert_eq!(python_gunzip(&zipped), plain);
+    println!("PAGE | {} bytes, {} gzipped", plain.len(), zipped.len());
+}
+
+/// The encoder on what the page does not hold: more than DEFLATE's 32 KiB window, runs longer
+/// than its longest match (258), bytes with no repeats, and text that repeats far back.
+#[test]
+fn gzip_of_long_runs_random_bytes_and_far_repeats_opens_in_python() {
+    let gzip = mes_edge::ops::page::gzip::gzip;
+    let mut lcg = 0x2545_f491u32;
+    let mut noise = || {
+        lcg = lcg.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (lcg >> 16) as u8
+    };
+    let phrase = b"press4 made a part; the order WO-17 took it. ";
+    let mut mixed = Vec::new();
+    for i in 0..3_000 {
+        match i % 4 {
+            0 => mixed.extend_from_slice(phrase),
+            1 => mixed.extend((0..40).map(|_| noise())),
+            2 => mixed.extend(std::iter::repeat_n(b'x', 1_000)),
+            _ => mixed.extend_from_within(..100),
+        }
+    }
+    for data in [
+        Vec::new(),
+        b"a".to_vec(),
+        std::iter::repeat_n(0u8, 100_000).collect(),
+        (0..70_000).map(|_| noise()).collect(),
+        mixed,
+    ] {
+        assert_eq!(python_gunzip(&gzip(&data)), data, "{} bytes", data.len());
+    }
+}

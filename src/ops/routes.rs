@@ -7,7 +7,7 @@ use super::api::{Api, Query};
 use super::response::Response;
 use super::{health, metrics, page, Ops};
 use crate::config::HealthConfig;
-use hyper::header::{ALLOW, AUTHORIZATION};
+use hyper::header::{ACCEPT_ENCODING, ALLOW, AUTHORIZATION};
 use hyper::{Method, Request};
 use mes_edge_drivers::now_ms;
 use std::net::SocketAddr;
@@ -52,7 +52,8 @@ impl Routes {
                 if path == "/favicon.ico" {
                     return Response::new(204, "image/x-icon", Vec::new());
                 }
-                page::response()
+                let encodings = request.headers().get(ACCEPT_ENCODING);
+                page::response(page::accepts_gzip(encodings.and_then(|v| v.to_str().ok())))
             }
             _ if path.starts_with("/api/v1/") => {
                 if let Err(refusal) = self.admit(request, query) {
