@@ -54,12 +54,18 @@ impl Housekeeping {
         wall: i64,
     ) -> Option<NewEvent> {
         let mut st = self.step_due(wall);
+        let started = Instant::now();
         // The step and the figures the alarm needs, in one turn of the owner.
         let done = owner.call(move |o| {
             o.prune_step(&mut st)?;
             Ok((st, o.stats().ok()))
         });
-        self.done(done.and_then(|r| r), alive, mono, wall)
+        // Alone, the engine waits for the whole step, its commit included: that is its length.
+        let done = done.and_then(|r| r).map(|(mut st, stats)| {
+            st.took = started.elapsed();
+            (st, stats)
+        });
+        self.done(done, alive, mono, wall)
     }
 
     /// After a step, alone or carried by a commit: its pass kept, the next one paced, the store
