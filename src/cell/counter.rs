@@ -342,13 +342,10 @@ impl Counter {
         }
         // Restart evidence at the drop: the device's session changed since the last reading, or
         // a sibling restarted from zero just now.
-        let evidence = if let Some(e) = co.restarted_since(self.session) {
-            Some(e)
-        } else if co.sibling_restarted_near(now_ms, rules) {
-            Some(Evidence::SiblingRestarted)
-        } else {
-            None
-        };
+        let evidence = co.restarted_since(self.session).or_else(|| {
+            co.sibling_restarted_near(now_ms, rules)
+                .then_some(Evidence::SiblingRestarted)
+        });
         let correction = raw < last && raw > 0 && last - raw <= rules.max_correction;
         if correction && evidence.is_none() && !co.sibling_dropping {
             self.last = Some(raw);

@@ -74,9 +74,14 @@ impl Engine {
     pub(super) fn session_of(&mut self, device: usize) -> &mut DeviceSession {
         let name = self
             .model
-            .device_name(mes_edge_drivers::DeviceId(device as u32))
-            .to_string();
-        self.state.sessions.entry(name).or_default()
+            .device_name(mes_edge_drivers::DeviceId(device as u32));
+        // Its name is copied once, when the session is made, not at every reading of its tags.
+        if !self.state.sessions.contains_key(name) {
+            self.state
+                .sessions
+                .insert(name.to_string(), DeviceSession::default());
+        }
+        self.state.sessions.get_mut(name).expect("made above")
     }
 }
 

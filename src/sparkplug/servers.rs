@@ -19,22 +19,16 @@
 
 use crate::forwarder::failover::{Next, Picker};
 use rumqttc::MqttOptions;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The edge node's MQTT servers and which one the next connection goes to.
-///
-/// It derefs to the chosen server's options: the sink's connect loop (sink.rs) takes
-/// `settings.mqtt.clone()` for each CONNECT, so the choice made here reaches it without a change
-/// to that loop. That is why this type is not `Clone` itself.
+/// The edge node's MQTT servers and which one the next connection goes to (the sink asks
+/// [`Servers::options`] at each CONNECT).
 pub struct Servers {
     options: Vec<MqttOptions>,
     /// `mqtt://host:port`, as the log names them.
     urls: Vec<String>,
-    /// The server of the next connection (the current one while connected).
-    at: AtomicUsize,
     failover_after: Duration,
     walk: Mutex<Walk>,
 }
@@ -63,7 +57,6 @@ impl Servers {
             }),
             options,
             urls,
-            at: AtomicUsize::new(0),
             failover_after,
         }
     }
@@ -78,7 +71,7 @@ impl Servers {
 
     /// The server connected to (or about to be), by its place in the list.
     pub fn index(&self) -> usize {
-        self.at.load(Relaxed)
+        self.walk().picker.node()
     }
 
     pub fn url(&self) -> &str {
@@ -119,9 +112,8 @@ impl Servers {
     pub fn lost(&self, had_connack: bool) -> Next {
         let (from, next) = {
             let mut w = self.walk();
-            let next = w.picker.lost(had_connack, Instant::now());
-            let from = self.at.swap(w.picker.node(), Relaxed);
-            (from, next)
+            let from = w.picker.node();
+            (from, w.picker.lost(had_connack, Instant::now()))
         };
         match next {
             Next::Move(to) => {
@@ -145,8 +137,7 @@ impl Servers {
         }
         let (from, to) = {
             let mut w = self.walk();
-            let to = w.picker.leave();
-            (self.at.swap(to, Relaxed), to)
+            (w.picker.node(), w.picker.leave())
         };
         tracing::info!(
             from = %self.urls[from],
