@@ -19,6 +19,7 @@ mod routes;
 pub mod signals;
 pub mod sinks;
 pub mod sparkplug;
+pub mod start_pages;
 pub mod supervisor;
 pub mod tags;
 pub mod trend;

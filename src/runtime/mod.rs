@@ -97,6 +97,8 @@ async fn run_cell(
     )?;
     tracing::info!("running");
     ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
+    // The pages only the start ran go back once it has settled (docs/FOOTPRINT.md).
+    tokio::spawn(ops::start_pages::hand_back_when_settled());
     // After READY: systemd hears that first, then the watchdog and status updates.
     tokio::spawn(supervisor);
 
