@@ -55,8 +55,8 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "s5.rss",
-        &["s5.anon", "s5.pss", "s5.binary"],
-        "RSS beyond the anonymous part (heap, stacks, SQLite's caches) is file-backed: the binary's own pages, mapped in as they run",
+        &["s5.anon", "s5.file", "s5.exe", "s5.private_dirty", "s5.binary"],
+        "RSS beyond the anonymous part (heap, stacks, malloc arenas, relocated pointers) is file-backed, most of it the binary's own code: the runtime hands back what only the start ran, and what the idle cell runs comes back 64 KiB at a time (the kernel's fault-around); docs/FOOTPRINT.md has the split and each lever measured",
     ),
     (
         "s5.binary",

@@ -21,6 +21,7 @@ mod pipeline;
 mod procs;
 mod procstat;
 mod report;
+mod residency;
 mod s1_pipeline;
 mod s1_rig;
 mod s1_steady;

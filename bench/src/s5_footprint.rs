@@ -13,6 +13,7 @@ use crate::load_server::{unix_ns, Mode};
 use crate::procs::Broker;
 use crate::procstat::{CpuWindow, RssSampler};
 use crate::report::{Cell, Figure, Table, Target};
+use crate::residency::{residency, Residency};
 use crate::workload::Workload;
 use anyhow::Result;
 use std::os::unix::net::UnixDatagram;
@@ -32,6 +33,8 @@ pub struct Result5 {
     pub rss: f64,
     pub anon: f64,
     pub pss: f64,
+    /// Where RSS lies at the window's end.
+    pub residency: Residency,
 }
 
 fn du_bytes(path: &Path) -> Option<u64> {
@@ -120,6 +123,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result5> {
     std::thread::sleep(Duration::from_secs_f64(d.s5_seconds));
     let cpu = cpu.percent();
     let rss = rss.finish();
+    let residency = residency(p.pid()).unwrap_or_default();
     p.stop(Duration::from_secs(10));
     Ok(Result5 {
         first_ready_ms,
@@ -129,6 +133,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize) -> Result<Result5> {
         rss: rss.max(),
         anon: rss.anon_max,
         pss: rss.pss_max,
+        residency,
     })
 }
 
@@ -150,13 +155,17 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         let r = run_tool(ctx, tool, table.run);
         match &r {
             Ok(r) => println!(
-                "  ready {} ms; first message {:.0} ms; CPU {:.2}%; RSS {:.1} MB (anon {:.1}, PSS {:.1})",
+                "  ready {} ms; first message {:.0} ms; CPU {:.2}%; RSS {:.1} MB (anon {:.1}, PSS {:.1}; at the end: file-backed {:.2}, of it the executable {:.2}, private dirty {:.2}; {} threads)",
                 r.ready_ms.map_or("-".into(), |v| format!("{v:.1}")),
                 r.first_message_ms,
                 r.cpu,
                 r.rss,
                 r.anon,
-                r.pss
+                r.pss,
+                r.residency.file,
+                r.residency.exe,
+                r.residency.private_dirty,
+                r.residency.threads
             ),
             Err(e) => println!("  failed: {e:#}"),
         }
@@ -282,6 +291,42 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         get(Tool::MesEdge, &|r| r.pss),
         get(Tool::Python, &|r| r.pss),
         get(Tool::NodeRed, &|r| r.pss),
+    ));
+    table.add(fig(
+        "s5.file",
+        "file-backed RSS idle, at the window's end (pages of the executable and libraries)",
+        "MB",
+        2,
+        get(Tool::MesEdge, &|r| r.residency.file),
+        get(Tool::Python, &|r| r.residency.file),
+        get(Tool::NodeRed, &|r| r.residency.file),
+    ));
+    table.add(fig(
+        "s5.exe",
+        "of it, the executable's own file (mes-edge / python / node)",
+        "MB",
+        2,
+        get(Tool::MesEdge, &|r| r.residency.exe),
+        get(Tool::Python, &|r| r.residency.exe),
+        get(Tool::NodeRed, &|r| r.residency.exe),
+    ));
+    table.add(fig(
+        "s5.private_dirty",
+        "private dirty idle, at the window's end (heap, stacks, relocated data)",
+        "MB",
+        2,
+        get(Tool::MesEdge, &|r| r.residency.private_dirty),
+        get(Tool::Python, &|r| r.residency.private_dirty),
+        get(Tool::NodeRed, &|r| r.residency.private_dirty),
+    ));
+    table.add(fig(
+        "s5.threads",
+        "threads idle",
+        "threads",
+        0,
+        get(Tool::MesEdge, &|r| r.residency.threads as f64),
+        get(Tool::Python, &|r| r.residency.threads as f64),
+        get(Tool::NodeRed, &|r| r.residency.threads as f64),
     ));
     table.add(fig(
         "s5.cpu",
