@@ -292,42 +292,44 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         get(Tool::Python, &|r| r.pss),
         get(Tool::NodeRed, &|r| r.pss),
     ));
-    table.add(fig(
-        "s5.file",
-        "file-backed RSS idle, at the window's end (pages of the executable and libraries)",
-        "MB",
-        2,
-        get(Tool::MesEdge, &|r| r.residency.file),
-        get(Tool::Python, &|r| r.residency.file),
-        get(Tool::NodeRed, &|r| r.residency.file),
-    ));
-    table.add(fig(
-        "s5.exe",
-        "of it, the executable's own file (mes-edge / python / node)",
-        "MB",
-        2,
-        get(Tool::MesEdge, &|r| r.residency.exe),
-        get(Tool::Python, &|r| r.residency.exe),
-        get(Tool::NodeRed, &|r| r.residency.exe),
-    ));
-    table.add(fig(
-        "s5.private_dirty",
-        "private dirty idle, at the window's end (heap, stacks, relocated data)",
-        "MB",
-        2,
-        get(Tool::MesEdge, &|r| r.residency.private_dirty),
-        get(Tool::Python, &|r| r.residency.private_dirty),
-        get(Tool::NodeRed, &|r| r.residency.private_dirty),
-    ));
-    table.add(fig(
-        "s5.threads",
-        "threads idle",
-        "threads",
-        0,
-        get(Tool::MesEdge, &|r| r.residency.threads as f64),
-        get(Tool::Python, &|r| r.residency.threads as f64),
-        get(Tool::NodeRed, &|r| r.residency.threads as f64),
-    ));
+    // Where idle RSS lies at the window's end (see residency.rs).
+    let split: [(&str, &str, &str, _, fn(&Residency) -> f64); 4] = [
+        (
+            "s5.file",
+            "file-backed RSS idle, at the window's end (pages of the executable and libraries)",
+            "MB",
+            2,
+            |r| r.file,
+        ),
+        (
+            "s5.exe",
+            "of it, the executable's own file (mes-edge / python / node)",
+            "MB",
+            2,
+            |r| r.exe,
+        ),
+        (
+            "s5.private_dirty",
+            "private dirty idle, at the window's end (heap, stacks, relocated data)",
+            "MB",
+            2,
+            |r| r.private_dirty,
+        ),
+        ("s5.threads", "threads idle", "threads", 0, |r| {
+            r.threads as f64
+        }),
+    ];
+    for (key, name, unit, digits, of) in split {
+        table.add(fig(
+            key,
+            name,
+            unit,
+            digits,
+            get(Tool::MesEdge, &|r| of(&r.residency)),
+            get(Tool::Python, &|r| of(&r.residency)),
+            get(Tool::NodeRed, &|r| of(&r.residency)),
+        ));
+    }
     table.add(fig(
         "s5.cpu",
         "CPU idle",
