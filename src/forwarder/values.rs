@@ -6,7 +6,7 @@
 //! client queue or TCP stream ahead of a part count. QoS 1. The forwarder is a sink with a
 //! value cursor in the store ([`SINK`]): the broker's acknowledgements move it (a batch goes
 //! once every output has it); a batch the broker refuses is held and sent again at the next
-//! connection (the value cap bounds what waits).
+//! connection and every [`REPROBE`] while the broker refuses (the value cap bounds what waits).
 
 use super::link::{self, Client, Ev, Options};
 use super::window::{Row, Window};
@@ -20,6 +20,11 @@ use tokio::sync::{mpsc, watch};
 
 /// The forwarder's cursor in the store.
 pub const SINK: &str = "values";
+/// How often batches the broker refused are sent again on a connection that stays up. A
+/// refusal is a broker's setting (an ACL, a quota) that a person changes: this is how soon
+/// after the change the held values follow; a broker that still refuses sees one publish of
+/// each held batch per period.
+pub const REPROBE: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct ValueSettings {
@@ -78,6 +83,7 @@ pub async fn run(
             owner: &owner,
             window: Window::new(settings.window, cursor),
             again: Some(0),
+            reprobe_at: None,
             node,
         };
         let lost = s.run(rx, &mut shutdown, &mut backoff).await;
@@ -105,6 +111,8 @@ struct Sending<'a> {
     /// Sending again the batches the broker refused before, after this one; None once done on
     /// this connection.
     again: Option<u64>,
+    /// When the batches refused on this connection are sent again.
+    reprobe_at: Option<tokio::time::Instant>,
     /// The broker of this connection, in `[mqtt] urls`.
     node: usize,
 }
@@ -146,11 +154,15 @@ impl Sending<'_> {
                                 Err(e) => return Some(e),
                             };
                             if let Some(r) = refusal {
-                                tracing::warn!(
-                                    batch = row.id,
-                                    reason = %r.describe(),
-                                    "the broker refused a process value batch; it is held and sent again at the next connection"
-                                );
+                                if self.reprobe_at.is_none() {
+                                    tracing::warn!(
+                                        batch = row.id,
+                                        reason = %r.describe(),
+                                        again_in = ?REPROBE,
+                                        "the broker refused a process value batch; it is held and sent again"
+                                    );
+                                    self.reprobe_at = Some(tokio::time::Instant::now() + REPROBE);
+                                }
                             }
                             if self.window.room() * 4 >= self.settings.window {
                                 self.fill();
@@ -162,6 +174,15 @@ impl Sending<'_> {
                 }
                 _ = tick.tick() => {
                     self.store_cursor();
+                    if self.again.is_none()
+                        && self.reprobe_at.is_some_and(|at| tokio::time::Instant::now() >= at)
+                    {
+                        // Only once the move that holds them is stored: they are read from the store.
+                        if self.window.to_store().is_none() {
+                            self.reprobe_at = None;
+                            self.again = Some(0);
+                        }
+                    }
                     // The events moved to another broker: so do the values, between batches.
                     if self.settings.events.broker_node() != self.node && self.window.is_idle() {
                         return Some("following the events to another broker".into());
