@@ -10,8 +10,9 @@ mod common;
 mod ops_support;
 
 use common::cell::{write_config_edited, Delivery, GOOD, TOPIC_FILTER};
+use common::pki::Pki;
 use common::{
-    unique_name, Broker, Collector, ModbusPeer, Mosquitto, Plc, Press, RabbitCluster,
+    free_port, unique_name, Broker, Collector, ModbusPeer, Mosquitto, Plc, Press, RabbitCluster,
     RuntimeProcess,
 };
 use ops_support::{sample, scrape, with_health, BIN};
@@ -320,6 +321,154 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         assert_eq!(
             retained_status(ports[1]),
             ("offline".to_string(), Some(urls[1].clone()))
+        );
+    }
+    assert_eq!(rt.terminate().code(), Some(0), "log:\n{}", rt.stderr());
+}
+
+/// Each broker with its own CA and login (`[mqtt] urls` entries written as tables): an active
+/// Mosquitto reached with the `[mqtt]` section's CA, client certificate and login, and a
+/// standby that trusts another CA and knows another login, given in its own entry. Neither
+/// broker lets in a client without its own CA's certificate and its own password, so the cell
+/// delivering through the standby after the active is killed shows it used the standby's
+/// settings there. MOM subscribes on both, as an independent client with each broker's login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mosquitto() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        Pki::new("press4-a", "pw-A-61c0e2d8"),
+        Pki::new("press4-b", "pw-B-93f4d7aa"),
+    );
+    let (plain_a, plain_b) = (free_port(), free_port());
+    let mut active = Mosquitto::start_with_config(&a.broker_config(plain_a, true));
+    let standby = Mosquitto::start_with_config(&b.broker_config(plain_b, true));
+    let moms = [
+        Collector::start_with_login(plain_a, TOPIC_FILTER, &a.user, &a.password).await,
+        Collector::start_with_login(plain_b, TOPIC_FILTER, &b.user, &b.password).await,
+    ];
+    let received = || -> Vec<common::Received> { moms.iter().flat_map(|m| m.snapshot()).collect() };
+    let last_seq = || Delivery::of(&received()).last_seq();
+    let urls = [
+        format!("mqtts://127.0.0.1:{}", active.port()),
+        format!("mqtts://127.0.0.1:{}", standby.port()),
+    ];
+    let peer = ModbusPeer::start();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let config = write_config_edited(
+        dir.path(),
+        peer.port(),
+        active.port(),
+        |doc| {
+            let mqtt = doc["mqtt"].as_table_mut().unwrap();
+            mqtt.remove("url");
+            let mut own = toml_edit::InlineTable::new();
+            own.insert("url", urls[1].as_str().into());
+            own.insert("ca_file", path(&b.ca).into());
+            own.insert("cert_file", path(&b.client_cert).into());
+            own.insert("key_file", path(&b.client_key).into());
+            own.insert("username", b.user.as_str().into());
+            own.insert("password_file", path(&b.password_file).into());
+            let mut list = toml_edit::Array::new();
+            list.push(urls[0].as_str());
+            list.push(own);
+            mqtt["urls"] = toml_edit::value(list);
+            for (key, file) in [
+                ("ca_file", &a.ca),
+                ("cert_file", &a.client_cert),
+                ("key_file", &a.client_key),
+                ("password_file", &a.password_file),
+            ] {
+                mqtt[key] = toml_edit::value(path(file));
+            }
+            mqtt["username"] = toml_edit::value(a.user.as_str());
+            mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
+        },
+        "",
+    );
+    let health = with_health(&config);
+    // Debug logging: the passwords must stay out of the log at every level.
+    let mut rt = RuntimeProcess::spawn_with(
+        BIN,
+        ["run", "--config", config.to_str().unwrap()],
+        [("RUST_LOG", "debug,tokio_modbus=info")],
+        None,
+    );
+    let on = |url: &str| broker_in_use(health).as_deref() == Some(url);
+    assert!(
+        wait_until(Duration::from_secs(30), || on(&urls[0]))
+            .await
+            .is_some(),
+        "the cell never connected to the active broker; log:\n{}\n{}",
+        rt.stderr(),
+        active.logs()
+    );
+    let press = Press::start(peer.port(), Duration::from_millis(25)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_kill = last_seq();
+    assert!(
+        before_kill > 10,
+        "production reached MOM on the active broker"
+    );
+    active.kill9();
+    let failover = wait_until(Duration::from_secs(FAILOVER_AFTER_S + 30), || {
+        last_seq() > before_kill
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "nothing new arrived after the kill; log:\n{}\nstandby:\n{}",
+            rt.stderr(),
+            standby.logs()
+        )
+    });
+    assert!(on(&urls[1]), "/health names the standby");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let written = press.stop().await;
+
+    // The truth: the counter as the pymodbus peer serves it.
+    let mut reader = Plc::connect(peer.port(), 1).await;
+    let truth = reader.read_u32(GOOD).await as u64;
+    assert_eq!(truth, written as u64, "the peer holds what the press wrote");
+    let arrived = wait_until(Duration::from_secs(30), || {
+        Delivery::of(&received()).parts("good") >= truth
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mom = Delivery::of(&received());
+    assert!(
+        arrived.is_some(),
+        "MOM counted {} parts of {truth}; log:\n{}",
+        mom.parts("good"),
+        rt.stderr()
+    );
+    assert_eq!(mom.parts("good"), truth, "MOM's parts equal the press's");
+    mom.assert_gap_free();
+    println!(
+        "FAILOVER | own CA and login per broker | first event made after the kill -9 at MOM {:.2} s after it | parts made {truth} | MOM counted {} | events {} | duplicates dropped {}",
+        failover.as_secs_f64(),
+        mom.parts("good"),
+        mom.last_seq(),
+        mom.duplicates,
+    );
+    // Each broker saw the cell log in with its own login (Mosquitto logs the username).
+    for (broker, pki) in [(&active as &Mosquitto, &a), (&standby, &b)] {
+        let logged_in = format!("as mes-edge-under-test (p5, c0, k5, u'{}')", pki.user);
+        assert!(
+            broker.logs().contains(&logged_in),
+            "{logged_in:?} not in the broker's log:\n{}",
+            broker.logs()
+        );
+    }
+    let seen = format!(
+        "{}{}{}",
+        rt.stdout(),
+        rt.stderr(),
+        scrape(health, "/health", false).body
+    );
+    for pki in [&a, &b] {
+        assert!(
+            !seen.contains(&pki.password),
+            "a password in the log or /health"
         );
     }
     assert_eq!(rt.terminate().code(), Some(0), "log:\n{}", rt.stderr());

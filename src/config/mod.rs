@@ -2,6 +2,7 @@
 //! reported as `file:line:column: what was expected`, because the person reading it is
 //! commissioning a cell with the file open in an editor.
 
+mod broker;
 mod cell_path;
 mod check;
 mod commands;
@@ -17,6 +18,7 @@ mod url;
 pub mod values;
 pub mod writes;
 
+pub use broker::{Broker, BrokerAccess, BrokerEntry};
 pub use cell_path::CellPath;
 pub use commands::{AllowConfig, AllowedValue, CommandsConfig};
 /// The command names `[commands]` lists may hold.
@@ -165,6 +167,15 @@ impl CellFile {
         .flatten()
         {
             fix(p);
+        }
+        for entry in self.mqtt.urls.iter_mut().flatten() {
+            if let BrokerEntry::Table(own) = entry {
+                for (_, p) in own.files_mut() {
+                    if let Some(p) = p {
+                        fix(p);
+                    }
+                }
+            }
         }
         for d in &mut self.devices {
             for p in [
