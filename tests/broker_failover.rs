@@ -157,6 +157,40 @@ async fn a_rabbitmq_cluster_node_killed_mid_production_hands_the_cell_to_the_nex
     .await;
 }
 
+/// Stops the press and checks what MOM received against the truth, the counter as the pymodbus
+/// peer serves it: every part, `seq` gap-free. Returns the truth and MOM's view.
+async fn every_part_at_mom(
+    name: &str,
+    press: Press,
+    peer: &ModbusPeer,
+    received: impl Fn() -> Vec<common::Received>,
+    rt: &RuntimeProcess,
+) -> (u64, Delivery) {
+    let written = press.stop().await;
+    let mut reader = Plc::connect(peer.port(), 1).await;
+    let truth = reader.read_u32(GOOD).await as u64;
+    assert_eq!(truth, written as u64, "the peer holds what the press wrote");
+    let arrived = wait_until(Duration::from_secs(30), || {
+        Delivery::of(&received()).parts("good") >= truth
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mom = Delivery::of(&received());
+    assert!(
+        arrived.is_some(),
+        "{name}: MOM counted {} parts of {truth}; log:\n{}",
+        mom.parts("good"),
+        rt.stderr()
+    );
+    assert_eq!(
+        mom.parts("good"),
+        truth,
+        "{name}: MOM's parts equal the press's"
+    );
+    mom.assert_gap_free();
+    (truth, mom)
+}
+
 async fn failover(dir: &Path, plant: Plant<'_>) {
     let name = plant.name;
     let peer = ModbusPeer::start();
@@ -251,30 +285,7 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         back.as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let written = press.stop().await;
-
-    // The truth: the counter as the pymodbus peer serves it.
-    let mut reader = Plc::connect(peer.port(), 1).await;
-    let truth = reader.read_u32(GOOD).await as u64;
-    assert_eq!(truth, written as u64, "the peer holds what the press wrote");
-    let arrived = wait_until(Duration::from_secs(30), || {
-        Delivery::of(&plant.received()).parts("good") >= truth
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mom = Delivery::of(&plant.received());
-    assert!(
-        arrived.is_some(),
-        "{name}: MOM counted {} parts of {truth}; log:\n{}",
-        mom.parts("good"),
-        rt.stderr()
-    );
-    assert_eq!(
-        mom.parts("good"),
-        truth,
-        "{name}: MOM's parts equal the press's"
-    );
-    mom.assert_gap_free();
+    let (truth, mom) = every_part_at_mom(name, press, &peer, || plant.received(), &rt).await;
 
     let metrics = scrape(health, "/metrics", true).families;
     let failovers = |reason| {
@@ -423,28 +434,10 @@ async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mos
     });
     assert!(on(&urls[1]), "/health names the standby");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let written = press.stop().await;
-
-    // The truth: the counter as the pymodbus peer serves it.
-    let mut reader = Plc::connect(peer.port(), 1).await;
-    let truth = reader.read_u32(GOOD).await as u64;
-    assert_eq!(truth, written as u64, "the peer holds what the press wrote");
-    let arrived = wait_until(Duration::from_secs(30), || {
-        Delivery::of(&received()).parts("good") >= truth
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mom = Delivery::of(&received());
-    assert!(
-        arrived.is_some(),
-        "MOM counted {} parts of {truth}; log:\n{}",
-        mom.parts("good"),
-        rt.stderr()
-    );
-    assert_eq!(mom.parts("good"), truth, "MOM's parts equal the press's");
-    mom.assert_gap_free();
+    let name = "own CA and login per broker";
+    let (truth, mom) = every_part_at_mom(name, press, &peer, received, &rt).await;
     println!(
-        "FAILOVER | own CA and login per broker | first event made after the kill -9 at MOM {:.2} s after it | parts made {truth} | MOM counted {} | events {} | duplicates dropped {}",
+        "FAILOVER | {name} | first event made after the kill -9 at MOM {:.2} s after it | parts made {truth} | MOM counted {} | events {} | duplicates dropped {}",
         failover.as_secs_f64(),
         mom.parts("good"),
         mom.last_seq(),

@@ -103,6 +103,21 @@ impl Lab {
         }
     }
 
+    /// `/health` names `url` as the Sparkplug server in use, in the sparkplug sink and in the
+    /// session's own part, and `/metrics` labels it with its role.
+    fn assert_server_in_use(&self, url: &str, primary: bool) {
+        let role = if primary { "primary" } else { "standby" };
+        assert_eq!(
+            self.server_in_use(url),
+            (
+                Value::from(url),
+                serde_json::json!({ "url": url, "primary": primary }),
+                Some(role)
+            ),
+            "/health and /metrics name {url} as the {role} server"
+        );
+    }
+
     /// The Sparkplug server in use as `/health` names it, in the sparkplug sink and in the
     /// session's own part, and as `/metrics` labels it: (sink's url, session's url and whether
     /// it is the primary, the role of `url` in `mes_edge_sparkplug_server_info`).
@@ -190,15 +205,7 @@ async fn a_server_killed_mid_production_moves_the_edge_node_to_the_next_with_a_n
     let (a, b) = (l.a.port(), l.b.port());
     let first = l.birth_on(a, 1, 60).await;
     let (url_a, url_b) = (l.a.url(), l.b.url());
-    assert_eq!(
-        l.server_in_use(&url_a),
-        (
-            Value::from(url_a.as_str()),
-            serde_json::json!({ "url": url_a, "primary": true }),
-            Some("primary")
-        ),
-        "/health and /metrics name the first server, as primary"
-    );
+    l.assert_server_in_use(&url_a, true);
     let press = Press::start(l.peer.port(), Duration::from_millis(50)).await;
     assert!(
         l.host
@@ -221,15 +228,7 @@ async fn a_server_killed_mid_production_moves_the_edge_node_to_the_next_with_a_n
     // Refused attempts at the dead server sent no CONNECT: the next CONNECT's bdSeq is +1.
     assert_eq!(bd_seq(&second), (bd_seq(&first) + 1) % 256, "a fresh bdSeq");
     assert_eq!(second["seq"], 0);
-    assert_eq!(
-        l.server_in_use(&url_b),
-        (
-            Value::from(url_b.as_str()),
-            serde_json::json!({ "url": url_b, "primary": false }),
-            Some("standby")
-        ),
-        "/health and /metrics name the second server after the failover, as standby"
-    );
+    l.assert_server_in_use(&url_b, false);
     assert!(
         moved <= Duration::from_secs(FAILOVER_AFTER_S + 2),
         "born on the next server {moved:?} after the kill, configured {FAILOVER_AFTER_S} s"

@@ -166,17 +166,8 @@ impl super::MqttConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::CellConfig;
-    use std::path::{Path, PathBuf};
-
-    /// A cell whose `[mqtt]` section is `mqtt`.
-    fn cell(mqtt: &str) -> CellConfig {
-        let text = format!(
-            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
-             [store]\npath = \"cell.db\"\n[mqtt]\n{mqtt}"
-        );
-        crate::config::parse(Path::new("cell.toml"), &text).unwrap()
-    }
+    use crate::config::test_mqtt as cell;
+    use std::path::PathBuf;
 
     #[test]
     fn an_entry_inherits_what_it_leaves_out_and_overrides_what_it_sets() {

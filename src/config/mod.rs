@@ -122,6 +122,16 @@ url = "mqtt://127.0.0.1"
     parse(Path::new("cell.toml"), &text).unwrap()
 }
 
+/// A cell without devices whose `[mqtt]` section is `mqtt`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_mqtt(mqtt: &str) -> CellConfig {
+    let text = format!(
+        "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+         [store]\npath = \"cell.db\"\n[mqtt]\n{mqtt}"
+    );
+    parse(Path::new("cell.toml"), &text).unwrap()
+}
+
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
     parse_in(path, text, None)

@@ -222,11 +222,7 @@ mod tests {
     use super::*;
 
     fn config(extra: &str) -> CellConfig {
-        let text = format!(
-            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
-             [store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n{extra}"
-        );
-        crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap()
+        crate::config::test_mqtt(&format!("url = \"mqtt://127.0.0.1:1\"\n{extra}"))
     }
 
     #[test]

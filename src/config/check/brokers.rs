@@ -117,7 +117,7 @@ pub(super) fn brokers(m: &MqttConfig, p: &mut Vec<Problem>) -> Vec<Broker> {
     }
     // The section's TLS files are said once, with the first broker (a list is all one scheme).
     if parsed.first().is_some_and(|b| !b.url.tls) {
-        no_tls_files(&section, &path!["mqtt"], p);
+        no_tls_files(&section, &[Seg::from("mqtt")], p);
     }
     failover_settings(m, p);
     parsed
