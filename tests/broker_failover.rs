@@ -9,7 +9,7 @@
 mod common;
 mod ops_support;
 
-use common::cell::{write_config_edited, Delivery, GOOD, TOPIC_FILTER};
+use common::cell::{write_config_edited, Delivery, COMMAND_TOPIC, GOOD, TOPIC_FILTER};
 use common::pki::Pki;
 use common::{
     free_port, unique_name, Broker, Collector, ModbusPeer, Mosquitto, Plc, Press, RabbitCluster,
@@ -464,5 +464,159 @@ async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mos
             "a password in the log or /health"
         );
     }
+    assert_eq!(rt.terminate().code(), Some(0), "log:\n{}", rt.stderr());
+}
+
+/// A writable `speed` on the test PLC (holding register 30), for commands across brokers.
+const SPEED_TAG: &str = "
+[[devices.tags]]
+name = \"speed\"
+table = \"holding\"
+address = 30
+type = \"u16\"
+write = true
+";
+
+/// The reply to `id` MOM received through `mom`, the last one if it came twice.
+fn reply(mom: &Collector, id: &str) -> Option<serde_json::Value> {
+    Delivery::of(&mom.snapshot())
+        .of_type("command_response")
+        .filter(|e| e["data"]["correlation_id"] == id)
+        .last()
+        .map(|e| e["data"].clone())
+}
+
+/// Commands across two independent brokers, MOM sending as RELIABILITY.md advises: to the
+/// broker the cell is on, or to every broker. A command on the standby after the failover is
+/// applied and answered there; a command sent on both brokers (one id) is applied once, from
+/// the broker the cell is on, and its copy, kept for the cell in its session on the other
+/// broker, is answered as a duplicate when the cell comes back there. The truth is what the
+/// pymodbus PLC logged of the writes it received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_the_standby_is_answered_there_and_one_sent_on_both_brokers_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut active = Mosquitto::start();
+    let standby = Mosquitto::start();
+    let moms = [
+        Collector::start(active.port(), TOPIC_FILTER).await,
+        Collector::start(standby.port(), TOPIC_FILTER).await,
+    ];
+    let urls = [active.url(), standby.url()];
+    let peer = ModbusPeer::start();
+    let config = write_config_edited(
+        dir.path(),
+        peer.port(),
+        active.port(),
+        |doc| {
+            let mqtt = doc["mqtt"].as_table_mut().unwrap();
+            mqtt.remove("url");
+            mqtt["urls"] = toml_edit::value(toml_edit::Array::from_iter(urls.iter().cloned()));
+            mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
+        },
+        SPEED_TAG,
+    );
+    let health = with_health(&config);
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    let on = |url: &str| broker_in_use(health).as_deref() == Some(url);
+    let wait_on = |i: usize, secs: u64| {
+        let url = urls[i].clone();
+        async move {
+            wait_until(Duration::from_secs(secs), || on(&url))
+                .await
+                .is_some()
+        }
+    };
+    assert!(
+        wait_on(0, 30).await,
+        "on the active broker\n{}",
+        rt.stderr()
+    );
+    let speed_writes = || -> Vec<u64> {
+        peer.writes()
+            .iter()
+            .filter(|w| w["table"] == "registers" && w["address"] == 30)
+            .map(|w| w["values"][0].as_u64().unwrap())
+            .collect()
+    };
+    let send = |port: u16, id: &'static str, speed: u64| async move {
+        let cmd = serde_json::json!({"correlation_id": id, "command": "write_tag", "tag": "speed", "value": speed});
+        common::mqtt_publish(
+            port,
+            COMMAND_TOPIC,
+            cmd.to_string(),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            Duration::from_secs(10),
+        )
+        .await;
+    };
+    let answered = |mom: usize, id: &'static str, duplicate: bool| {
+        let moms = &moms;
+        async move {
+            wait_until(Duration::from_secs(30), || {
+                reply(&moms[mom], id).is_some_and(|r| r["duplicate"] == duplicate)
+            })
+            .await
+            .is_some()
+        }
+    };
+
+    // The active broker dies; MOM sends to the standby, where the cell is now.
+    active.kill9();
+    assert!(wait_on(1, 30).await, "on the standby\n{}", rt.stderr());
+    send(standby.port(), "on-standby", 1111).await;
+    assert!(
+        answered(1, "on-standby", false).await,
+        "the command on the standby answered there\n{}",
+        rt.stderr()
+    );
+    assert_eq!(reply(&moms[1], "on-standby").unwrap()["status"], "accepted");
+
+    // Back on the restarted active (prefer_primary); the cell's session on the standby stays.
+    active.start_again();
+    assert!(wait_on(0, 60).await, "back on the active\n{}", rt.stderr());
+    // One command, one id, on both brokers: the standby keeps its copy for the cell.
+    send(standby.port(), "on-both", 2222).await;
+    send(active.port(), "on-both", 2222).await;
+    assert!(
+        answered(0, "on-both", false).await,
+        "applied from the active\n{}",
+        rt.stderr()
+    );
+    // The active dies again: the cell takes the standby's copy from its session there.
+    active.kill9();
+    assert!(
+        wait_on(1, 30).await,
+        "on the standby again\n{}",
+        rt.stderr()
+    );
+    assert!(
+        answered(1, "on-both", true).await,
+        "the standby's copy answered as a duplicate\n{}",
+        rt.stderr()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    assert_eq!(
+        plc.read_u16(30).await,
+        2222,
+        "the PLC holds the last command's value"
+    );
+    assert_eq!(
+        speed_writes(),
+        vec![1111, 2222],
+        "the PLC received each command once"
+    );
+    println!(
+        "COMMANDS ACROSS BROKERS | replies on the standby: {:?}",
+        Delivery::of(&moms[1].snapshot())
+            .of_type("command_response")
+            .map(|e| (
+                e["data"]["correlation_id"].clone(),
+                e["data"]["status"].clone(),
+                e["data"]["duplicate"].clone()
+            ))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(rt.terminate().code(), Some(0), "log:\n{}", rt.stderr());
 }
