@@ -191,6 +191,16 @@ async fn every_part_at_mom(
     (truth, mom)
 }
 
+/// The lab press's `[mqtt]` with `urls` instead of its `url`, failing over after
+/// [`FAILOVER_AFTER_S`]; returns the table for more keys.
+fn list_brokers(doc: &mut toml_edit::DocumentMut, urls: toml_edit::Array) -> &mut toml_edit::Table {
+    let mqtt = doc["mqtt"].as_table_mut().unwrap();
+    mqtt.remove("url");
+    mqtt["urls"] = toml_edit::value(urls);
+    mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
+    mqtt
+}
+
 async fn failover(dir: &Path, plant: Plant<'_>) {
     let name = plant.name;
     let peer = ModbusPeer::start();
@@ -200,10 +210,7 @@ async fn failover(dir: &Path, plant: Plant<'_>) {
         peer.port(),
         plant.primary.port(),
         |doc| {
-            let mqtt = doc["mqtt"].as_table_mut().unwrap();
-            mqtt.remove("url");
-            mqtt["urls"] = toml_edit::value(toml_edit::Array::from_iter(urls.iter().cloned()));
-            mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
+            let mqtt = list_brokers(doc, toml_edit::Array::from_iter(urls.iter().cloned()));
             if plant.mqtt_311 {
                 mqtt["protocol_version"] = toml_edit::value("3.1.1");
             }
@@ -370,8 +377,6 @@ async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mos
         peer.port(),
         active.port(),
         |doc| {
-            let mqtt = doc["mqtt"].as_table_mut().unwrap();
-            mqtt.remove("url");
             let mut own = toml_edit::InlineTable::new();
             own.insert("url", urls[1].as_str().into());
             own.insert("ca_file", path(&b.ca).into());
@@ -382,7 +387,7 @@ async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mos
             let mut list = toml_edit::Array::new();
             list.push(urls[0].as_str());
             list.push(own);
-            mqtt["urls"] = toml_edit::value(list);
+            let mqtt = list_brokers(doc, list);
             for (key, file) in [
                 ("ca_file", &a.ca),
                 ("cert_file", &a.client_cert),
@@ -392,7 +397,6 @@ async fn a_standby_with_its_own_ca_and_login_takes_over_from_a_killed_active_mos
                 mqtt[key] = toml_edit::value(path(file));
             }
             mqtt["username"] = toml_edit::value(a.user.as_str());
-            mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
         },
         "",
     );
@@ -508,10 +512,7 @@ async fn a_command_on_the_standby_is_answered_there_and_one_sent_on_both_brokers
         peer.port(),
         active.port(),
         |doc| {
-            let mqtt = doc["mqtt"].as_table_mut().unwrap();
-            mqtt.remove("url");
-            mqtt["urls"] = toml_edit::value(toml_edit::Array::from_iter(urls.iter().cloned()));
-            mqtt["failover_after_s"] = toml_edit::value(FAILOVER_AFTER_S as i64);
+            list_brokers(doc, toml_edit::Array::from_iter(urls.iter().cloned()));
         },
         SPEED_TAG,
     );
