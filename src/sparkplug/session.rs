@@ -117,6 +117,7 @@ impl<'a> Session<'a> {
                         self.s.mqtt.connected();
                         host_wait.as_mut().reset(tokio::time::Instant::now() + self.s.mqtt.failover_after());
                         self.s.probe.connected(true, self.bd_seq);
+                        self.s.probe.server_in_use(self.s.mqtt.url(), self.s.mqtt.index());
                         self.connected(*committed.borrow())
                     }
                     Some(Ok(ev)) => self.on_event(ev, *committed.borrow()),
