@@ -296,3 +296,91 @@ async fn a_command_sent_while_the_runtime_is_down_is_answered_after_the_restart(
     );
     assert!(rt.terminate().success(), "clean exit\n{}", rt.logs());
 }
+
+/// Anonymous clients may write the cell's events, status and responses, not its process values.
+fn acl_denying_values() -> String {
+    format!(
+        "topic read mes/#\ntopic write {CELL}/events/#\ntopic write {CELL}/status\ntopic write {CELL}/responses\n"
+    )
+}
+
+/// Process values the broker refuses (MQTT 5, PUBACK 0x87) are held by the values forwarder's
+/// cursor, not lost and not holding back the values after them; once the ACL allows them they
+/// are sent again on the same connection (no reconnect) and MOM has every value the PLC served,
+/// each batch once, the batch numbers without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_the_broker_refuses_are_held_and_arrive_once_allowed() {
+    const OIL: u16 = 31;
+    let (broker, acl_dir) = broker_with_acl(&acl_denying_values());
+    let peer = ModbusPeer::start_with_init(serde_json::json!({
+        "holding": { "0": [0, 0, 0, 1, 0], "31": [100] }
+    }));
+    let mut plc = Plc::connect(peer.port(), 1).await;
+    let collector = Collector::start(broker.port(), "mes/#").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!(
+        "[[devices.tags]]\nname = \"oil_pressure\"\ntable = \"holding\"\naddress = {OIL}\ntype = \"u16\"\npublish = true\n"
+    );
+    let config = write_config_with(dir.path(), peer.port(), broker.port(), &tag);
+    let mut rt = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
+    let refused = rt
+        .wait_for_output(
+            "the broker refused a process value batch",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(refused, "the first value refused:\n{}", rt.logs());
+    // The PLC's truth: every value it serves from here on.
+    let served: Vec<u16> = (101..=105).collect();
+    for &v in &served {
+        plc.write_u16(OIL, v).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let values_seen = |m: &[common::Received]| m.iter().any(|m| m.topic.contains("/values/"));
+    assert!(
+        !values_seen(&collector.snapshot()),
+        "the broker took a value it refuses"
+    );
+
+    std::fs::write(acl_dir.path().join("acl"), acl_allowing_all()).unwrap();
+    broker.reload();
+    let oil = |m: &[common::Received]| -> Vec<u64> {
+        let mut seen = std::collections::BTreeSet::new();
+        m.iter()
+            .filter(|m| m.topic.contains("/values/"))
+            .filter(|m| seen.insert(m.payload["batch"].as_u64().unwrap()))
+            .flat_map(|m| m.payload["values"].as_array().unwrap().clone())
+            .filter(|v| v["tag"] == "oil_pressure")
+            .filter_map(|v| v["value"].as_u64())
+            .collect()
+    };
+    let all = collector
+        .wait_for(
+            move |m| {
+                let got = oil(m);
+                (100..=105).all(|v| got.contains(&v))
+            },
+            Duration::from_secs(40),
+        )
+        .await;
+    let msgs = collector.snapshot();
+    assert!(
+        all,
+        "every value the PLC served once allowed: {:?}\n{}",
+        oil(&msgs),
+        rt.logs()
+    );
+    let batches: std::collections::BTreeSet<u64> = msgs
+        .iter()
+        .filter(|m| m.topic.contains("/values/"))
+        .map(|m| m.payload["batch"].as_u64().unwrap())
+        .collect();
+    let (first, last) = (*batches.first().unwrap(), *batches.last().unwrap());
+    assert_eq!(
+        batches.len() as u64,
+        last - first + 1,
+        "batch numbers without a gap: {batches:?}"
+    );
+    assert!(rt.terminate().success(), "clean exit\n{}", rt.logs());
+}

@@ -112,6 +112,7 @@ fn a_password_over_plaintext_mqtt_is_a_warning_not_an_error() {
         "cell.toml:29:16: warning: a broker password over plaintext `mqtt://` can be read by anyone on the network path; use `mqtts://` with `ca_file`\n"
     );
     // Over TLS, no warning.
+    std::fs::write(dir.path().join("ca.pem"), "").unwrap();
     std::fs::write(
         dir.path().join("cell.toml"),
         text.replace("mqtt://10.0.0.1", "mqtts://10.0.0.1") + "ca_file = \"ca.pem\"\n",
@@ -134,6 +135,8 @@ fn config_with_mqtt(dir: &Path, extra: &str) -> std::path::PathBuf {
         + extra;
     let path = dir.join("cell.toml");
     std::fs::write(&path, text).unwrap();
+    // There, so that `check` has nothing to say of it.
+    std::fs::write(dir.join("ca.pem"), "").unwrap();
     path
 }
 
@@ -232,4 +235,36 @@ fn a_status_page_open_to_the_network_without_a_token_is_a_warning_naming_the_lin
         assert!(out.status.success(), "{health}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{health}");
     }
+}
+
+#[test]
+fn a_broker_file_that_is_not_there_is_a_warning_naming_the_entry() {
+    // A warning, not an error: `check` also runs where the config is written, away from the
+    // PC whose /etc holds the files; `run` stops on it, naming the broker and the file.
+    let dir = tempfile::tempdir().unwrap();
+    config_with_mqtt(
+        dir.path(),
+        "username = \"press4\"\npassword_env = \"MQTT_PASSWORD\"\n",
+    );
+    let text = std::fs::read_to_string(dir.path().join("cell.toml"))
+        .unwrap()
+        .replace(
+            "url = \"mqtts://10.0.0.1\"",
+            "urls = [\"mqtts://10.0.0.1\", { url = \"mqtts://10.0.0.2\", password_file = \"press4-b.password\" }]",
+        );
+    std::fs::write(dir.path().join("cell.toml"), text).unwrap();
+    let out = check(dir.path(), "cell.toml");
+    assert!(out.status.success(), "a warning does not fail the check");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cell.toml: ok\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cell.toml:27:73: warning: password_file press4-b.password is not there: the cell cannot connect to the broker until it is\n"
+    );
+    let secret = dir.path().join("press4-b.password");
+    std::fs::write(&secret, "s3cret-b\n").unwrap();
+    chmod(&secret, 0o600);
+    assert_eq!(
+        String::from_utf8_lossy(&check(dir.path(), "cell.toml").stderr),
+        ""
+    );
 }

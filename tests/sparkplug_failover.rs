@@ -14,6 +14,7 @@ use common::cell::{write_config_edited, GOOD};
 use common::{ModbusPeer, Mosquitto, Plc, Press, RuntimeProcess};
 use host::{metric, of_type, seq_breaks, Host};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,10 +54,12 @@ struct Lab {
     peer: ModbusPeer,
     host: Host,
     rt: RuntimeProcess,
+    /// The cell's `/health` and `/metrics`.
+    health: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
-fn config(dir: &Path, plc: u16, a: &Mosquitto, b: &Mosquitto) -> PathBuf {
+fn config(dir: &Path, plc: u16, a: &Mosquitto, b: &Mosquitto) -> (PathBuf, SocketAddr) {
     let urls = [a.url(), b.url()];
     let cfg = write_config_edited(
         dir,
@@ -70,8 +73,8 @@ fn config(dir: &Path, plc: u16, a: &Mosquitto, b: &Mosquitto) -> PathBuf {
         },
         "[sparkplug]\nenabled = true\nprimary_host_id = \"scada\"\n",
     );
-    ops_support::with_health(&cfg);
-    cfg
+    let health = ops_support::with_health(&cfg);
+    (cfg, health)
 }
 
 impl Lab {
@@ -87,7 +90,7 @@ impl Lab {
         let ports: Vec<u16> = servers.iter().map(|&i| [a.port(), b.port()][i]).collect();
         let host = Host::start_on(&ports, Some("scada")).await;
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), peer.port(), &a, &b);
+        let (cfg, health) = config(dir.path(), peer.port(), &a, &b);
         let rt = RuntimeProcess::spawn(BIN, ["run", "--config", cfg.to_str().unwrap()]);
         Lab {
             a,
@@ -95,8 +98,45 @@ impl Lab {
             peer,
             host,
             rt,
+            health,
             _dir: dir,
         }
+    }
+
+    /// `/health` names `url` as the Sparkplug server in use, in the sparkplug sink and in the
+    /// session's own part, and `/metrics` labels it with its role.
+    fn assert_server_in_use(&self, url: &str, primary: bool) {
+        let role = if primary { "primary" } else { "standby" };
+        assert_eq!(
+            self.server_in_use(url),
+            (
+                Value::from(url),
+                serde_json::json!({ "url": url, "primary": primary }),
+                Some(role)
+            ),
+            "/health and /metrics name {url} as the {role} server"
+        );
+    }
+
+    /// The Sparkplug server in use as `/health` names it, in the sparkplug sink and in the
+    /// session's own part, and as `/metrics` labels it: (sink's url, session's url and whether
+    /// it is the primary, the role of `url` in `mes_edge_sparkplug_server_info`).
+    fn server_in_use(&self, url: &str) -> (Value, Value, Option<&'static str>) {
+        let health = ops_support::scrape(self.health, "/health", false).json;
+        let sink = health["sinks"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "sparkplug"))
+            .map(|s| s["broker"].clone())
+            .unwrap_or(Value::Null);
+        let metrics = ops_support::scrape(self.health, "/metrics", true).families;
+        let role = ["primary", "standby"].into_iter().find(|role| {
+            ops_support::sample(
+                &metrics,
+                "mes_edge_sparkplug_server_info",
+                &[("url", url), ("role", role)],
+            ) == Some(1.0)
+        });
+        (sink, health["sparkplug"]["server"].clone(), role)
     }
 
     /// The `n`th NBIRTH through the server on `port`, waited for up to `secs`.
@@ -164,6 +204,8 @@ async fn a_server_killed_mid_production_moves_the_edge_node_to_the_next_with_a_n
     let mut l = Lab::start().await;
     let (a, b) = (l.a.port(), l.b.port());
     let first = l.birth_on(a, 1, 60).await;
+    let (url_a, url_b) = (l.a.url(), l.b.url());
+    l.assert_server_in_use(&url_a, true);
     let press = Press::start(l.peer.port(), Duration::from_millis(50)).await;
     assert!(
         l.host
@@ -186,6 +228,7 @@ async fn a_server_killed_mid_production_moves_the_edge_node_to_the_next_with_a_n
     // Refused attempts at the dead server sent no CONNECT: the next CONNECT's bdSeq is +1.
     assert_eq!(bd_seq(&second), (bd_seq(&first) + 1) % 256, "a fresh bdSeq");
     assert_eq!(second["seq"], 0);
+    l.assert_server_in_use(&url_b, false);
     assert!(
         moved <= Duration::from_secs(FAILOVER_AFTER_S + 2),
         "born on the next server {moved:?} after the kill, configured {FAILOVER_AFTER_S} s"

@@ -6,8 +6,8 @@
 mod common;
 
 use common::cell::{write_config_with, Delivery, GOOD, TOPIC_FILTER};
+use common::pki::Pki;
 use common::{free_port, Collector, ModbusPeer, Mosquitto, Plc, RuntimeProcess};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,105 +16,6 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_mes-edge");
 const USER: &str = "press4";
 const PASSWORD: &str = "s3cret-Pw-7f2a9c";
-
-/// A CA, the broker's certificate (for 127.0.0.1) and a client certificate, as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: PathBuf,
-    broker_cert: PathBuf,
-    broker_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    /// A CA that signed nothing here: a runtime trusting only it must refuse the broker.
-    stranger_ca: PathBuf,
-    password_file: PathBuf,
-    /// Mosquitto's password file (hashed by mosquitto_passwd).
-    broker_passwd: PathBuf,
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    (p.self_signed(&key).unwrap(), key)
-}
-
-fn leaf(names: &[&str], cn: &str, ca: &rcgen::Certificate, ca_key: &KeyPair) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    (
-        p.signed_by(&key, ca, ca_key).unwrap().pem(),
-        key.serialize_pem(),
-    )
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::Builder::new()
-            .prefix("mes-edge-pki-")
-            .tempdir()
-            .unwrap();
-        // Mosquitto started as root drops to the `mosquitto` user: it must read its files.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let write = |name: &str, text: &str, mode: u32| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            path
-        };
-        let (ca_cert, ca_key) = ca("mes-edge test plant CA");
-        let (broker_cert, broker_key) =
-            leaf(&["127.0.0.1", "localhost"], "broker", &ca_cert, &ca_key);
-        let (client_cert, client_key) = leaf(&["press4"], "press4", &ca_cert, &ca_key);
-        let (stranger, _) = ca("someone else's CA");
-        let broker_passwd = write("broker.passwd", "", 0o644);
-        let out = Command::new("mosquitto_passwd")
-            .args(["-b"])
-            .arg(&broker_passwd)
-            .args([USER, PASSWORD])
-            .output()
-            .expect("mosquitto_passwd (package mosquitto) not found: run scripts/test.sh");
-        assert!(
-            out.status.success(),
-            "mosquitto_passwd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::set_permissions(&broker_passwd, std::fs::Permissions::from_mode(0o644)).unwrap();
-        Pki {
-            ca: write("ca.pem", &ca_cert.pem(), 0o644),
-            broker_cert: write("broker.pem", &broker_cert, 0o644),
-            broker_key: write("broker.key", &broker_key, 0o644),
-            client_cert: write("client.pem", &client_cert, 0o644),
-            client_key: write("client.key", &client_key, 0o600),
-            stranger_ca: write("stranger-ca.pem", &stranger.pem(), 0o644),
-            password_file: write("mqtt-password", &format!("{PASSWORD}\n"), 0o600),
-            broker_passwd,
-            dir,
-        }
-    }
-
-    /// Mosquitto's TLS settings for its first listener, then a plaintext listener on
-    /// `plain_port` for MOM's collector. With `login`, nobody gets in without a password.
-    fn broker_config(&self, plain_port: u16, login: bool) -> String {
-        let mut c = format!(
-            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\ntls_version tlsv1.2\n",
-            self.ca.display(),
-            self.broker_cert.display(),
-            self.broker_key.display()
-        );
-        if login {
-            c += &format!(
-                "allow_anonymous false\npassword_file {}\n",
-                self.broker_passwd.display()
-            );
-        }
-        c += &format!("listener {plain_port} 127.0.0.1\n");
-        c
-    }
-}
 
 /// A cell whose `[mqtt]` table gets `mqtt` (url and TLS keys) instead of the plain url.
 fn tls_cell(dir: &Path, modbus_port: u16, url: &str, mqtt: &str) -> PathBuf {
@@ -169,7 +70,7 @@ async fn wait_parts(c: &Collector, n: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificate_and_password_from_a_file_over_tls() {
-    let pki = Pki::new();
+    let pki = Pki::new(USER, PASSWORD);
     let plain = free_port();
     let broker = Mosquitto::start_with_config(&pki.broker_config(plain, true));
     let peer = ModbusPeer::start();
@@ -232,7 +133,7 @@ async fn client_certificate_and_password_from_a_file_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_a_missing_certificate_or_an_unknown_ca_is_refused() {
-    let pki = Pki::new();
+    let pki = Pki::new(USER, PASSWORD);
     let plain = free_port();
     let broker = Mosquitto::start_with_config(&pki.broker_config(plain, true));
     let peer = ModbusPeer::start();
@@ -290,7 +191,7 @@ async fn a_wrong_password_a_missing_certificate_or_an_unknown_ca_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtts_never_falls_back_to_plaintext_and_a_readable_key_is_flagged() {
-    let pki = Pki::new();
+    let pki = Pki::new(USER, PASSWORD);
     // A plaintext broker where the config says mqtts://
     let broker = Mosquitto::start();
     let peer = ModbusPeer::start();

@@ -41,7 +41,7 @@ mod tests {
         drop_tags(&mut doc, &["order_start", "order_end"]);
         let config = crate::config::parse(Path::new("lab.toml"), &doc.to_string()).unwrap();
         assert_eq!(config.devices[0].port(), 1502);
-        assert_eq!(config.broker.port, 11883);
+        assert_eq!(config.primary().url.port, 11883);
         assert_eq!(config.store.path, Path::new("/tmp/lab.db"));
         let names: Vec<&str> = config.devices[0]
             .tags

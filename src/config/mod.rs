@@ -2,6 +2,7 @@
 //! reported as `file:line:column: what was expected`, because the person reading it is
 //! commissioning a cell with the file open in an editor.
 
+mod broker;
 mod cell_path;
 mod check;
 mod commands;
@@ -17,6 +18,7 @@ mod url;
 pub mod values;
 pub mod writes;
 
+pub use broker::{Broker, BrokerAccess, BrokerEntry};
 pub use cell_path::CellPath;
 pub use commands::{AllowConfig, AllowedValue, CommandsConfig};
 /// The command names `[commands]` lists may hold.
@@ -120,6 +122,16 @@ url = "mqtt://127.0.0.1"
     parse(Path::new("cell.toml"), &text).unwrap()
 }
 
+/// A cell without devices whose `[mqtt]` section is `mqtt`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_mqtt(mqtt: &str) -> CellConfig {
+    let text = format!(
+        "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
+         [store]\npath = \"cell.db\"\n[mqtt]\n{mqtt}"
+    );
+    parse(Path::new("cell.toml"), &text).unwrap()
+}
+
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<CellConfig, ConfigError> {
     parse_in(path, text, None)
@@ -165,6 +177,15 @@ impl CellFile {
         .flatten()
         {
             fix(p);
+        }
+        for entry in self.mqtt.urls.iter_mut().flatten() {
+            if let BrokerEntry::Table(own) = entry {
+                for (_, p) in own.files_mut() {
+                    if let Some(p) = p {
+                        fix(p);
+                    }
+                }
+            }
         }
         for d in &mut self.devices {
             for p in [

@@ -6,7 +6,7 @@
 use super::drivers::driver_specs;
 use super::locate::Problem;
 use super::types::*;
-use super::BrokerUrl;
+use super::Broker;
 use crate::vocabulary::{CounterKind, MachineState, RestartSign};
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
@@ -17,8 +17,8 @@ use std::collections::HashMap;
 /// What the checks parsed on their way through the file, for [`CellConfig`].
 #[derive(Default)]
 pub(super) struct Parsed {
-    /// `[mqtt] url`, or every one of `urls` in order, if they parsed.
-    pub brokers: Vec<BrokerUrl>,
+    /// `[mqtt] url`, or every one of `urls` in order, if they parsed, with their settings.
+    pub brokers: Vec<Broker>,
     pub zone: Option<TimeZone>,
     /// (name, start, end) of each shift whose times parsed.
     pub shifts: Vec<(String, Time, Time)>,
@@ -35,10 +35,9 @@ pub(super) struct Parsed {
 #[derive(Debug, Clone)]
 pub struct CellConfig {
     file: CellFile,
-    /// The first broker (`[mqtt] url`, or the first of `urls`).
-    pub broker: BrokerUrl,
-    /// Every broker in order of preference, `broker` first; one unless `[mqtt] urls` lists more.
-    pub brokers: Vec<BrokerUrl>,
+    /// Every broker in order of preference (`[mqtt] url`, or each of `urls`), with the TLS
+    /// files and login the cell uses there; one unless `urls` lists more.
+    pub brokers: Vec<Broker>,
     /// One per Modbus line (the devices behind one connection) and one per OPC UA server, in
     /// config order; tag and device ids as [`CellFile::numbered_tags`] numbers them.
     pub drivers: Vec<DriverSpec>,
@@ -150,11 +149,9 @@ impl CellConfig {
     /// Builds the checked config from a file that passed every check and what the checks
     /// parsed. A reference the checks should have refused comes back as a problem, not a panic.
     pub(super) fn resolve(file: CellFile, parsed: Parsed) -> Result<CellConfig, Problem> {
-        let broker = parsed
-            .brokers
-            .first()
-            .cloned()
-            .ok_or_else(|| Problem::internal("the broker url was not parsed"))?;
+        if parsed.brokers.is_empty() {
+            return Err(Problem::internal("the broker url was not parsed"));
+        }
         let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
         let drivers = driver_specs(&file, &parsed.node_targets)?;
         let calendar = match (&file.shifts, parsed.zone) {
@@ -169,7 +166,6 @@ impl CellConfig {
         };
         Ok(CellConfig {
             file,
-            broker,
             brokers: parsed.brokers,
             drivers,
             roles,
@@ -180,6 +176,11 @@ impl CellConfig {
 }
 
 impl CellConfig {
+    /// The first broker (`[mqtt] url`, or the first of `urls`): the primary.
+    pub fn primary(&self) -> &Broker {
+        &self.brokers[0]
+    }
+
     /// The Modbus lines among [`CellConfig::drivers`].
     pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
         self.drivers.iter().filter_map(|d| match d {

@@ -540,10 +540,10 @@ pub struct MqttConfig {
     #[serde(default)]
     pub url: Option<String>,
     /// Instead of `url`: brokers in order of preference (an active and a standby, or the nodes
-    /// of a cluster), all with the same TLS and login settings (docs/RELIABILITY.md "Brokers
-    /// that fail over").
+    /// of a cluster; docs/RELIABILITY.md "Brokers that fail over"), each a url (with this
+    /// section's TLS and login settings) or a table with its own (config/broker.rs).
     #[serde(default)]
-    pub urls: Option<Vec<String>>,
+    pub urls: Option<Vec<super::broker::BrokerEntry>>,
     /// With `urls`: how long a lost broker has to come back before the cell moves to the next.
     #[serde(default = "defaults::failover_after_s")]
     pub failover_after_s: u64,

@@ -15,13 +15,14 @@ mod marker;
 pub(crate) mod options;
 mod session;
 mod values;
+pub mod window;
 
 pub use commands::{CommandIntake, RECEIVE_MAXIMUM};
 pub use failover::Brokers;
 pub use link::Options;
 pub use options::{client_id, mqtt_options, values_options};
 pub use session::{run, ForwarderSettings};
-pub use values::{run as run_values, ValueSettings};
+pub use values::{run as run_values, ValueSettings, SINK as VALUES_SINK};
 
 use crate::config::CellPath;
 

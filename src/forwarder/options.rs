@@ -1,6 +1,6 @@
 use super::failover::{Brokers, Node};
 use super::link::Options;
-use crate::config::{BrokerUrl, CellConfig, MqttConfig, MqttVersion};
+use crate::config::{Broker, BrokerAccess, CellConfig, MqttVersion};
 use anyhow::{Context, Result};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
@@ -43,16 +43,16 @@ pub fn mqtt_options(c: &CellConfig) -> Result<Brokers> {
     let nodes = c
         .brokers
         .iter()
-        .map(|url| {
+        .map(|broker| {
             Ok(Node {
-                url: url.to_string(),
-                options: options_for(c, url, client_id(c), true)?,
+                url: broker.url.to_string(),
+                options: options_for(c, broker, client_id(c), true)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
     // The primary is asked whether it is back by a client of its own: the cell's id would take
     // over its session on a cluster that shares sessions.
-    let primary_probe = options_for(c, &c.broker, format!("{}-probe", client_id(c)), false)?;
+    let primary_probe = options_for(c, c.primary(), format!("{}-probe", client_id(c)), false)?;
     Ok(Brokers {
         nodes,
         failover_after: Duration::from_secs(m.failover_after_s),
@@ -69,23 +69,15 @@ pub fn values_options(c: &CellConfig) -> Result<Vec<Options>> {
     let id = format!("{}-values", client_id(c));
     c.brokers
         .iter()
-        .map(|url| options_for(c, url, id.clone(), false))
+        .map(|broker| options_for(c, broker, id.clone(), false))
         .collect()
 }
 
-fn options_for(c: &CellConfig, url: &BrokerUrl, id: String, events: bool) -> Result<Options> {
+fn options_for(c: &CellConfig, broker: &Broker, id: String, events: bool) -> Result<Options> {
     let m = &c.mqtt;
-    let login = match &m.username {
-        Some(user) => Some((user.clone(), password(m)?.unwrap_or_default())),
-        None => None,
-    };
-    let tls = if url.tls {
-        Some(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
-            tls_config(m)?,
-        ))))
-    } else {
-        None
-    };
+    let url = &broker.url;
+    let login = login(broker)?;
+    let tls = tls_transport(broker)?;
     let keep_alive = Duration::from_secs(m.keep_alive_s);
     // Incoming packets are bounded so that the command queue is bounded in bytes (see
     // MAX_INCOMING_PACKET); outgoing ones are our events.
@@ -155,18 +147,41 @@ fn options_for(c: &CellConfig, url: &BrokerUrl, id: String, events: bool) -> Res
     })
 }
 
-pub(crate) fn password(m: &MqttConfig) -> Result<Option<String>> {
-    if let Some(p) = &m.password {
+/// The username and password `broker` is logged in to with, if it has a username. Secrets are
+/// read here, at every start and reload, and never logged.
+pub(crate) fn login(broker: &Broker) -> Result<Option<(String, String)>> {
+    let Some(user) = &broker.access.username else {
+        return Ok(None);
+    };
+    let pass =
+        password(&broker.access).with_context(|| format!("the login to broker {}", broker.url))?;
+    Ok(Some((user.clone(), pass.unwrap_or_default())))
+}
+
+/// The TLS transport to `broker`, if its url is `mqtts://`.
+pub(crate) fn tls_transport(broker: &Broker) -> Result<Option<Transport>> {
+    if !broker.url.tls {
+        return Ok(None);
+    }
+    let config = tls_config(&broker.access)
+        .with_context(|| format!("the TLS settings of broker {}", broker.url))?;
+    Ok(Some(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
+        config,
+    )))))
+}
+
+fn password(a: &BrokerAccess) -> Result<Option<String>> {
+    if let Some(p) = &a.password {
         return Ok(Some(p.clone()));
     }
-    if let Some(var) = &m.password_env {
+    if let Some(var) = &a.password_env {
         // As OPC UA's `password_env`: e.g. from the unit's LoadCredential= or an
         // EnvironmentFile= readable by root only, so the config file holds no secret.
-        return std::env::var(var).map(Some).with_context(|| {
-            format!("[mqtt] password_env: the environment variable {var} is not set")
-        });
+        return std::env::var(var)
+            .map(Some)
+            .with_context(|| format!("password_env: the environment variable {var} is not set"));
     }
-    let Some(file) = &m.password_file else {
+    let Some(file) = &a.password_file else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(file)
@@ -174,8 +189,8 @@ pub(crate) fn password(m: &MqttConfig) -> Result<Option<String>> {
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
-pub(crate) fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
-    let ca = m
+fn tls_config(a: &BrokerAccess) -> Result<rustls::ClientConfig> {
+    let ca = a
         .ca_file
         .as_ref()
         .context("an mqtts:// url needs `ca_file`, the CA that signed the broker's certificate")?;
@@ -189,7 +204,7 @@ pub(crate) fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig> {
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    Ok(match (&m.cert_file, &m.key_file) {
+    Ok(match (&a.cert_file, &a.key_file) {
         (Some(cert), Some(key)) => {
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -207,11 +222,7 @@ mod tests {
     use super::*;
 
     fn config(extra: &str) -> CellConfig {
-        let text = format!(
-            "[cell]\nenterprise = \"a\"\nsite = \"b\"\narea = \"c\"\nline = \"d\"\ncell = \"e\"\n\
-             [store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n{extra}"
-        );
-        crate::config::parse(std::path::Path::new("cell.toml"), &text).unwrap()
+        crate::config::test_mqtt(&format!("url = \"mqtt://127.0.0.1:1\"\n{extra}"))
     }
 
     #[test]
@@ -227,7 +238,10 @@ mod tests {
         assert!(err.contains(&var) && err.contains("not set"), "{err}");
         // SAFETY: the variable's name is this test's own; nothing else reads it.
         unsafe { std::env::set_var(&var, "s3cret") };
-        assert_eq!(password(&c.mqtt).unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(
+            password(&c.primary().access).unwrap().as_deref(),
+            Some("s3cret")
+        );
         mqtt_options(&c).unwrap();
     }
 }

@@ -3,19 +3,28 @@
 //! Values are a lower class than production events. They go out only while no event waits in
 //! the outbox (events the broker refuses and holds back aside), and on their own connection
 //! (client id `{client id}-values`), so that a flood of values never sits in the events'
-//! client queue or TCP stream ahead of a part count. QoS 1; a batch is deleted from the store
-//! at the broker's acknowledgement. A batch the broker refuses stays and is sent again at the
-//! next connection (the value cap bounds what waits).
+//! client queue or TCP stream ahead of a part count. QoS 1. The forwarder is a sink with a
+//! value cursor in the store ([`SINK`]): the broker's acknowledgements move it (a batch goes
+//! once every output has it); a batch the broker refuses is held and sent again at the next
+//! connection and every [`REPROBE`] while the broker refuses (the value cap bounds what waits).
 
 use super::link::{self, Client, Ev, Options};
+use super::window::{Row, Window};
 use crate::ops::{ForwarderProbe, ValueProbe};
-use crate::store::{Outbox, StoreOwner};
+use crate::store::{Outbox, StoreOwner, ValuesMoved};
 use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// The forwarder's cursor in the store.
+pub const SINK: &str = "values";
+/// How often batches the broker refused are sent again on a connection that stays up. A
+/// refusal is a broker's setting (an ACL, a quota) that a person changes: this is how soon
+/// after the change the held values follow; a broker that still refuses sees one publish of
+/// each held batch per period.
+pub const REPROBE: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct ValueSettings {
@@ -57,20 +66,29 @@ pub async fn run(
         let (client, eventloop) = link::new(&settings.options[node], settings.window * 2 + 16);
         let (tx, rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(eventloop.drive(tx));
+        // The cursor as stored: what the last connection had acknowledged and stored.
+        let cursor = match owner.ask_run(|o| o.values_cursor(SINK)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reading the process values cursor: {e}");
+                poller.abort();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let mut s = Sending {
             settings: &settings,
             client: &client,
             outbox: &mut outbox,
             owner: &owner,
-            queued: VecDeque::new(),
-            inflight: HashMap::new(),
-            acked: Vec::new(),
-            cursor: 0,
+            window: Window::new(settings.window, cursor),
+            again: Some(0),
+            reprobe_at: None,
             node,
         };
         let lost = s.run(rx, &mut shutdown, &mut backoff).await;
         settings.probe.set_connected(false);
-        s.flush_acked();
+        s.store_cursor();
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
         poller.abort();
         let Some(reason) = lost else { return };
@@ -89,13 +107,12 @@ struct Sending<'a> {
     client: &'a Client,
     outbox: &'a mut Outbox,
     owner: &'a StoreOwner,
-    /// Handed to the client, waiting to be written, with their value counts.
-    queued: VecDeque<(u64, u64)>,
-    /// Written, waiting for the acknowledgement, by packet id.
-    inflight: HashMap<u16, (u64, u64)>,
-    acked: Vec<(u64, u64)>,
-    /// Highest batch handed to the client in this connection.
-    cursor: u64,
+    window: Window,
+    /// Sending again the batches the broker refused before, after this one; None once done on
+    /// this connection.
+    again: Option<u64>,
+    /// When the batches refused on this connection are sent again.
+    reprobe_at: Option<tokio::time::Instant>,
     /// The broker of this connection, in `[mqtt] urls`.
     node: usize,
 }
@@ -126,25 +143,28 @@ impl Sending<'_> {
                             self.fill();
                         }
                         Ev::Written(0) => {}
-                        Ev::Written(pkid) => match self.queued.pop_front() {
-                            Some(b) => {
-                                self.inflight.insert(pkid, b);
+                        Ev::Written(pkid) => {
+                            if let Err(e) = self.window.written(pkid) {
+                                return Some(e);
                             }
-                            None => return Some("a publish went out that was never queued".into()),
-                        },
+                        }
                         Ev::PubAck { pkid, refusal } => {
-                            let Some(b) = self.inflight.remove(&pkid) else {
-                                return Some(format!("acknowledgement for unknown packet id {pkid}"));
+                            let row = match self.window.answered(pkid, refusal.is_some()) {
+                                Ok(row) => row,
+                                Err(e) => return Some(e),
                             };
-                            match refusal {
-                                None => self.acked.push(b),
-                                Some(r) => tracing::warn!(
-                                    batch = b.0,
-                                    reason = %r.describe(),
-                                    "the broker refused a process value batch; it is sent again at the next connection"
-                                ),
+                            if let Some(r) = refusal {
+                                if self.reprobe_at.is_none() {
+                                    tracing::warn!(
+                                        batch = row.id,
+                                        reason = %r.describe(),
+                                        again_in = ?REPROBE,
+                                        "the broker refused a process value batch; it is held and sent again"
+                                    );
+                                    self.reprobe_at = Some(tokio::time::Instant::now() + REPROBE);
+                                }
                             }
-                            if self.room() * 4 >= self.settings.window {
+                            if self.window.room() * 4 >= self.settings.window {
                                 self.fill();
                             }
                         }
@@ -153,9 +173,18 @@ impl Sending<'_> {
                     }
                 }
                 _ = tick.tick() => {
-                    self.flush_acked();
+                    self.store_cursor();
+                    if self.again.is_none()
+                        && self.reprobe_at.is_some_and(|at| tokio::time::Instant::now() >= at)
+                    {
+                        // Only once the move that holds them is stored: they are read from the store.
+                        if self.window.to_store().is_none() {
+                            self.reprobe_at = None;
+                            self.again = Some(0);
+                        }
+                    }
                     // The events moved to another broker: so do the values, between batches.
-                    if self.settings.events.broker_node() != self.node && self.inflight.is_empty() && self.queued.is_empty() {
+                    if self.settings.events.broker_node() != self.node && self.window.is_idle() {
                         return Some("following the events to another broker".into());
                     }
                     if connected {
@@ -165,12 +194,6 @@ impl Sending<'_> {
                 _ = shutdown.changed() => return None,
             }
         }
-    }
-
-    fn room(&self) -> usize {
-        self.settings
-            .window
-            .saturating_sub(self.queued.len() + self.inflight.len())
     }
 
     /// Whether an event waits to go out (one the broker refuses and holds back aside). The
@@ -186,19 +209,29 @@ impl Sending<'_> {
         }
     }
 
-    /// Hands the client as many value batches as the window allows, if no event waits.
+    /// Hands the client as many value batches as the window allows, if no event waits: first,
+    /// once per connection, the batches the broker refused before, then on from the cursor.
     fn fill(&mut self) {
-        let room = self.room();
-        if room == 0 || self.events_waiting() {
+        if self.window.room() == 0 || self.events_waiting() {
             return;
         }
-        let rows = match self.outbox.pending_values(self.cursor, room) {
+        let room = self.window.room();
+        let rows = match self.again {
+            Some(after) => self.outbox.held_value_rows(SINK, after, room),
+            None => self.outbox.value_rows_after(self.window.read_to(), room),
+        };
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!("reading process values: {e}");
                 return;
             }
         };
+        let again = self.again.is_some();
+        if again && rows.is_empty() {
+            self.again = None;
+            return self.fill();
+        }
         for row in rows {
             let topic = (self.settings.topic)(&row.device);
             if let Err(e) = self
@@ -208,27 +241,40 @@ impl Sending<'_> {
                 tracing::debug!("client queue full: {e}");
                 return;
             }
-            self.queued.push_back((row.batch, row.count));
-            self.cursor = row.batch;
+            if again {
+                self.again = Some(row.batch);
+            }
+            self.window.handed(Row {
+                id: row.batch,
+                weight: row.count,
+                again,
+            });
         }
     }
 
-    fn flush_acked(&mut self) {
-        if self.acked.is_empty() {
+    /// Stores the cursor's move: what the broker took, held and released since the last store.
+    fn store_cursor(&mut self) {
+        let Some(m) = self.window.to_store() else {
             return;
-        }
-        let batches: Vec<u64> = self.acked.iter().map(|b| b.0).collect();
-        let res =
-            tokio::task::block_in_place(|| self.owner.run(move |o| o.values_delivered(&batches)));
+        };
+        let moved = ValuesMoved {
+            to: m.to,
+            held: m.held.clone(),
+            taken: m.taken.clone(),
+            last: Vec::new(),
+        };
+        let weight = m.weight;
+        let res = tokio::task::block_in_place(|| {
+            self.owner.run(move |o| o.advance_sink_values(SINK, &moved))
+        });
         match res {
             Ok(()) => {
-                self.settings
-                    .probe
-                    .delivered(self.acked.iter().map(|b| b.1).sum());
-                self.acked.clear();
+                self.window.stored();
+                self.settings.probe.delivered(weight);
             }
-            // Kept for the next flush; if the process dies first they are simply sent again.
-            Err(e) => tracing::error!("deleting delivered process values: {e}"),
+            // Kept, and grows, for the next store; if the process dies first the batches
+            // after the stored cursor are simply sent again.
+            Err(e) => tracing::error!("storing the process values cursor: {e}"),
         }
     }
 }

@@ -31,6 +31,11 @@ pub fn render(ops: &Ops, now_ms: i64) -> String {
         family(o, name, kind, help);
         sample(o, name, &[], v);
     }
+    if let Some((url, role)) = super::sparkplug::server_info(ops.sparkplug()) {
+        let name = "mes_edge_sparkplug_server_info";
+        family(o, name, "gauge", "1 for the Sparkplug B session's server of the last connection (role primary: the first of [mqtt] urls).");
+        sample(o, name, &[("url", &url), ("role", role)], 1.0);
+    }
     housekeeping(o, ops);
     store(o, ops, now_ms);
     reloads(o, ops);

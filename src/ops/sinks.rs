@@ -48,6 +48,9 @@ pub struct Sink {
     pub last_ack_ms: Option<i64>,
     /// Publications the broker refused that wait to be sent again (MQTT 5 only).
     pub refused_held: u64,
+    /// The url of the broker (Sparkplug: server) of the sink's last connection; None for the
+    /// values, which follow the events' broker.
+    pub broker: Option<String>,
 }
 
 /// The enabled sinks, from the probes and the supervisor's last reading of the store.
@@ -65,6 +68,7 @@ pub fn sinks(ops: &Ops) -> Vec<Sink> {
             oldest_waiting_ms: view.as_ref().and_then(|v| v.stats.oldest_undelivered_ts),
             last_ack_ms: fwd.last_ack_ms(),
             refused_held: fwd.refusal().map_or(0, |r| r.0),
+            broker: fwd.broker().map(|b| b.0),
         });
     }
     if on.values {
@@ -76,6 +80,7 @@ pub fn sinks(ops: &Ops) -> Vec<Sink> {
             oldest_waiting_ms: None,
             last_ack_ms: ops.values().last_ack_ms(),
             refused_held: 0,
+            broker: None,
         });
     }
     if on.sparkplug {
@@ -89,6 +94,7 @@ pub fn sinks(ops: &Ops) -> Vec<Sink> {
             oldest_waiting_ms: behind.and_then(|b| b.1),
             last_ack_ms: sp.last_ack_ms(),
             refused_held: 0,
+            broker: sp.server().map(|s| s.0),
         });
     }
     out
@@ -109,7 +115,7 @@ pub fn health(ops: &Ops, now_ms: i64, problems: &mut Vec<String>) -> Value {
                     s.name
                 ));
             }
-            json!({
+            let mut sink = json!({
                 "name": s.name,
                 "connected": s.connected,
                 "depth": s.depth,
@@ -117,7 +123,11 @@ pub fn health(ops: &Ops, now_ms: i64, problems: &mut Vec<String>) -> Value {
                 "oldest_waiting_age_s": age,
                 "last_acknowledged": s.last_ack_ms.map(rfc3339_ms),
                 "refused_held": s.refused_held,
-            })
+            });
+            if let Some(url) = &s.broker {
+                sink["broker"] = json!(url);
+            }
+            sink
         })
         .collect();
     Value::Array(list)

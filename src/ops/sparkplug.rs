@@ -6,7 +6,7 @@
 
 use super::ForwarderProbe;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +35,9 @@ struct Counts {
     last_ack_ms: AtomicI64,
     /// The JSON forwarder's probe, fed by this session when there is no JSON forwarder.
     stand_in: OnceLock<ForwarderProbe>,
+    /// The server of the last CONNACK (`mqtt://host:port`, no credentials: urls hold none) and
+    /// whether it is the primary (the first of `[mqtt] urls`).
+    server: Mutex<Option<(String, bool)>>,
 }
 
 /// A copy of the Sparkplug session's counts.
@@ -78,6 +81,21 @@ impl SparkplugProbe {
         if let Some(p) = self.0.stand_in.get() {
             p.connected(yes);
         }
+    }
+
+    /// Connected to `url`, `index` in `[mqtt] urls` (0: the primary, or the only one).
+    pub fn server_in_use(&self, url: &str, index: usize) {
+        *self.0.server.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((url.to_string(), index == 0));
+    }
+
+    /// The server of the last connection, and whether it is the primary.
+    pub fn server(&self) -> Option<(String, bool)> {
+        self.0
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The session loop turned.
@@ -176,6 +194,10 @@ pub fn health(p: &SparkplugProbe, problems: &mut Vec<String>) -> serde_json::Val
     }
     serde_json::json!({
         "connected": c.connected,
+        "server": p.server().map(|(url, primary)| serde_json::json!({
+            "url": url,
+            "primary": primary,
+        })),
         "connects": c.connects,
         "bd_seq": c.bd_seq,
         "births": c.births,
@@ -192,6 +214,13 @@ pub fn health(p: &SparkplugProbe, problems: &mut Vec<String>) -> serde_json::Val
         },
         "states_refused": c.states_refused,
     })
+}
+
+/// The session's server in `/metrics`, as `mes_edge_broker_info` names the JSON side's:
+/// (url, role), None before the first connection.
+pub fn server_info(p: &SparkplugProbe) -> Option<(String, &'static str)> {
+    let (url, primary) = p.server()?;
+    Some((url, if primary { "primary" } else { "standby" }))
 }
 
 /// The session's part of `/metrics`: (name, kind, help, value), nothing if it is not enabled.

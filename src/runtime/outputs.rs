@@ -35,6 +35,12 @@ impl Outputs {
         // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM), and the
         // values go out as DDATA alone.
         let json = ops.sinks_enabled().events;
+        // The values cursor before the engine starts, like Sparkplug's; an output turned off
+        // no longer holds value batches.
+        owner.run(move |o| match json {
+            true => o.values_cursor(forwarder::VALUES_SINK).map(|_| ()),
+            false => o.drop_sink(forwarder::VALUES_SINK).map(|_| ()),
+        })?;
         if json {
             let settings = ForwarderSettings {
                 probe: ops.forwarder().clone(),

@@ -42,7 +42,9 @@ impl HeldStore {
         if let Some(n) = crate::ops::notify::Notifier::from_env() {
             let _ = n.send("EXTEND_TIMEOUT_USEC=600000000\nSTATUS=opening and checking the store");
         }
-        match writer.check_integrity(path).map_err(named)? {
+        let integrity = writer.check_integrity(path).map_err(named)?;
+        let outbox_after_ready = matches!(integrity, Integrity::OutboxAfterReady { .. });
+        match integrity {
             Integrity::Sound {
                 took,
                 unclean: true,
@@ -53,6 +55,10 @@ impl HeldStore {
             Integrity::Sound { took, .. } => tracing::info!(
                 took_ms = took.as_millis() as u64,
                 "store checked (quick_check): sound"
+            ),
+            Integrity::OutboxAfterReady { took } => tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                "the last runtime on this store did not stop cleanly; every table but the outbox checked and sound, the outbox is checked after READY"
             ),
             Integrity::NotChecked => {}
         }
@@ -79,6 +85,10 @@ impl HeldStore {
             owner: StoreOwner::start(writer).map_err(named)?,
             announced: announced.is_some(),
         };
+        if outbox_after_ready {
+            crate::store::integrity::check_outbox_after_ready(path, held.owner.clone())
+                .context("starting the outbox's check")?;
+        }
         Ok((held, state))
     }
 

@@ -30,13 +30,12 @@ pub use topics::Topics;
 
 use crate::config::CellConfig;
 use anyhow::Result;
-use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
-use std::sync::Arc;
+use rumqttc::{MqttOptions, QoS};
 use std::time::Duration;
 
 /// The sink's settings from a config whose `[sparkplug]` is enabled (None otherwise). Its
 /// session goes to the brokers of `[mqtt] url` or `urls`, one at a time (servers.rs), with
-/// `[mqtt]`'s login and TLS, as MQTT 3.1.1 with a clean session (Sparkplug's state lives in
+/// each broker's login and TLS (as the JSON side's), as MQTT 3.1.1 with a clean session (Sparkplug's state lives in
 /// births, not in broker sessions), client id `{client id}-spb`.
 pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<SparkplugSettings>> {
     let Some(sp) = c.sparkplug.as_ref().filter(|s| s.enabled) else {
@@ -46,7 +45,7 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
     let servers = c
         .brokers
         .iter()
-        .map(|b| Ok((b.to_string(), server_options(c, b)?)))
+        .map(|b| Ok((b.url.to_string(), server_options(c, b)?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(SparkplugSettings {
         mqtt: servers::Servers::new(servers, Duration::from_secs(m.failover_after_s)),
@@ -68,25 +67,25 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
     }))
 }
 
-/// One server's session options: every server of the list gets the same client id, login and
-/// TLS settings.
-fn server_options(c: &CellConfig, broker: &crate::config::BrokerUrl) -> Result<MqttOptions> {
+/// One server's session options: every server of the list gets the same client id; each its
+/// own TLS settings and login (`[mqtt] urls` entries, config/broker.rs), read as the JSON
+/// side reads them.
+fn server_options(c: &CellConfig, broker: &crate::config::Broker) -> Result<MqttOptions> {
+    use crate::forwarder::options::{login, tls_transport};
     let m = &c.mqtt;
     let id = format!("{}-spb", crate::forwarder::client_id(c));
-    let mut opts = MqttOptions::new(id, broker.host.clone(), broker.port);
+    let mut opts = MqttOptions::new(id, broker.url.host.clone(), broker.url.port);
     opts.set_clean_session(true);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
     opts.set_inflight(m.inflight.max(1));
     // Above the largest command taken (MAX_COMMAND_BYTES): a bigger one is refused with a log
     // line instead of breaking the connection, as rumqttc does with a packet over its limit.
     opts.set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
-    if let Some(user) = &m.username {
-        let pass = crate::forwarder::options::password(m)?.unwrap_or_default();
-        opts.set_credentials(user.clone(), pass);
+    if let Some((user, pass)) = login(broker)? {
+        opts.set_credentials(user, pass);
     }
-    if broker.tls {
-        let tls = crate::forwarder::options::tls_config(m)?;
-        opts.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls))));
+    if let Some(tls) = tls_transport(broker)? {
+        opts.set_transport(tls);
     }
     Ok(opts)
 }

@@ -12,6 +12,7 @@ use super::settings::{SparkplugSettings, SINK};
 use super::sink::SinkStore;
 use super::values::{DeviceValues, ValueStream};
 use super::wire::{Ended, Ev, Incoming, Inflight, Queued, Row};
+use crate::forwarder::window::InOrder;
 use crate::store::SinkCursor;
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
@@ -21,11 +22,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// An event handed to the client (or skipped: it changes no metric), in sequence order.
+/// A committed event handed to the session: its figures move once the broker has it.
 pub struct Pending {
-    seq: u64,
     kind: String,
     data: Json,
-    done: bool,
 }
 
 pub(super) struct Session<'a> {
@@ -47,7 +47,7 @@ pub(super) struct Session<'a> {
     dirty: bool,
     /// Events up to here were committed before the first birth: history.
     birth_seq: u64,
-    pending: VecDeque<Pending>,
+    pending: InOrder<Pending>,
     queued: VecDeque<Queued>,
     inflight: Inflight,
     to_mark: Vec<u64>,
@@ -84,7 +84,7 @@ impl<'a> Session<'a> {
             durable_seq: cursor.seq,
             dirty: false,
             birth_seq: 0,
-            pending: VecDeque::new(),
+            pending: InOrder::default(),
             queued: VecDeque::new(),
             inflight: Inflight::new(),
             to_mark: Vec::new(),
@@ -117,6 +117,7 @@ impl<'a> Session<'a> {
                         self.s.mqtt.connected();
                         host_wait.as_mut().reset(tokio::time::Instant::now() + self.s.mqtt.failover_after());
                         self.s.probe.connected(true, self.bd_seq);
+                        self.s.probe.server_in_use(self.s.mqtt.url(), self.s.mqtt.index());
                         self.connected(*committed.borrow())
                     }
                     Some(Ok(ev)) => self.on_event(ev, *committed.borrow()),
@@ -414,14 +415,12 @@ impl<'a> Session<'a> {
                     }
                     Change::DeviceOnline(_) | Change::DeviceOffline(_) => None,
                 };
-                self.pending.push_back(Pending {
-                    seq: r.seq,
-                    kind,
-                    data,
-                    done: message.is_none(),
-                });
-                if let Some((topic, bytes)) = message {
-                    self.publish(topic, bytes, Some(Row::Event(r.seq)))?;
+                self.pending.push(r.seq, Pending { kind, data });
+                match message {
+                    Some((topic, bytes)) => self.publish(topic, bytes, Some(Row::Event(r.seq)))?,
+                    None => {
+                        self.pending.answered(r.seq, |_| ());
+                    }
                 }
             }
             self.advance();
@@ -462,9 +461,7 @@ impl<'a> Session<'a> {
         match row {
             Row::Event(seq) => {
                 self.s.probe.acknowledged();
-                if let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq) {
-                    p.done = true;
-                }
+                self.pending.answered(seq, |_| ());
                 self.advance();
             }
             Row::Values(batch) => self.values.done(batch),
@@ -473,13 +470,12 @@ impl<'a> Session<'a> {
 
     /// Moves the acknowledged figures on over every leading event that is done.
     fn advance(&mut self) {
-        while self.pending.front().is_some_and(|p| p.done) {
-            let p = self.pending.pop_front().expect("front exists");
+        while let Some((seq, p)) = self.pending.pop_answered() {
             self.durable.apply(&p.kind, &p.data);
-            self.durable_seq = p.seq;
+            self.durable_seq = seq;
             self.dirty = true;
             if self.s.marks_delivered {
-                self.to_mark.push(p.seq);
+                self.to_mark.push(seq);
             }
         }
     }
@@ -492,12 +488,15 @@ impl<'a> Session<'a> {
             .to_store()
             .or((!changed.is_empty()).then_some(self.values.durable()))
         {
-            // With JSON on, a batch also waits for the JSON values forwarder.
-            let json = !self.s.marks_delivered;
+            let moved = crate::store::ValuesMoved {
+                to: batch,
+                last: changed,
+                ..Default::default()
+            };
             let res = tokio::task::block_in_place(|| {
                 self.outbox
                     .owner
-                    .run(move |o| o.advance_sink_values(SINK, batch, json, &changed))
+                    .run(move |o| o.advance_sink_values(SINK, &moved))
             });
             match res {
                 Ok(()) => self.values.stored(),

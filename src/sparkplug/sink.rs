@@ -40,19 +40,15 @@ pub async fn run(
         }
         // A new bdSeq for every connect, on disk before the CONNECT carries it in its will: after
         // a kill -9 the next connect cannot reuse the number the host paired with the last birth.
-        let (first, json) = (last.is_none(), !settings.marks_delivered);
+        let first = last.is_none();
         let start = outbox
             .owner
             .ask_run(move |o| {
                 let c = o.sink_cursor(SINK, |cell| Figures::from_cell(cell).to_json())?;
                 let bd_seq = c.bd_seq.wrapping_add(1);
                 o.set_sink_bd_seq(SINK, bd_seq)?;
-                // Once per start: JSON may have been turned on or off since batches were marked.
                 let stored = match first {
-                    true => {
-                        o.settle_values(json)?;
-                        Some(o.sink_device_values(SINK)?)
-                    }
+                    true => Some(o.sink_device_values(SINK)?),
                     false => None,
                 };
                 Ok((c, bd_seq, stored))

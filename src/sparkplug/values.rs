@@ -6,8 +6,9 @@ use super::devices::{quality, Devices, LastValues, QUALITY_STALE};
 use super::payload;
 use super::proto::payload::Metric;
 use crate::cell::ValuePayload;
+use crate::forwarder::window::InOrder;
 use crate::store::ValueRow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The last metric of every tag, per device: what a birth shows. Kept by the sink across its
 /// connections and stored with its cursor, so that a restart does not birth known tags as null.
@@ -85,7 +86,7 @@ pub(super) struct ValueStream {
     durable: u64,
     dirty: bool,
     /// Batches handed out, in order, and whether each is done.
-    pending: VecDeque<(u64, bool)>,
+    pending: InOrder<()>,
     /// Batches up to here were committed before the connection's first birth: history.
     birth_batch: u64,
     pub last: DeviceValues,
@@ -97,7 +98,7 @@ impl ValueStream {
             live: cursor,
             durable: cursor,
             dirty: false,
-            pending: VecDeque::new(),
+            pending: InOrder::default(),
             birth_batch: 0,
             last,
         }
@@ -138,7 +139,10 @@ impl ValueStream {
             Some(p) if born(&row.device) => devices.data(&row.device, &p.values, historical),
             _ => Vec::new(),
         };
-        self.pending.push_back((row.batch, metrics.is_empty()));
+        self.pending.push(row.batch, ());
+        if metrics.is_empty() {
+            self.pending.answered(row.batch, |_| ());
+        }
         if metrics.is_empty() {
             self.advance();
             return None;
@@ -153,15 +157,12 @@ impl ValueStream {
 
     /// The broker acknowledged `batch`.
     pub fn done(&mut self, batch: u64) {
-        if let Some(p) = self.pending.iter_mut().find(|p| p.0 == batch) {
-            p.1 = true;
-        }
+        self.pending.answered(batch, |_| ());
         self.advance();
     }
 
     fn advance(&mut self) {
-        while self.pending.front().is_some_and(|p| p.1) {
-            let (batch, _) = self.pending.pop_front().expect("front exists");
+        while let Some((batch, ())) = self.pending.pop_answered() {
             self.durable = batch;
             self.dirty = true;
         }

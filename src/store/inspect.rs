@@ -290,7 +290,7 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
         ));
     }
     // Another output's cursor: the rows after it must all be kept (pruning holds them).
-    let mut cursors = conn.prepare("SELECT sink, seq FROM sink_cursor")?;
+    let mut cursors = conn.prepare("SELECT sink, seq FROM sink_cursor WHERE seq IS NOT NULL")?;
     let cursors: Vec<(String, i64)> = cursors
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;

@@ -25,4 +25,4 @@ pub use owner::{Commit, StoreOwner};
 pub use prune::{PrunePass, PruneStep, Pruned};
 pub use schema::{open, StoreError, SCHEMA_VERSION};
 pub use sink_cursor::SinkCursor;
-pub use values::{ValueDrops, ValueRow};
+pub use values::{ValueDrops, ValueRow, ValuesMoved};

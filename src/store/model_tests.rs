@@ -59,7 +59,25 @@ enum Op {
     Sink { n: u64 },
     /// That output turned off: its cursor forgotten.
     SinkOff,
+    /// The engine commits `n` process value batches, one value each.
+    Values { n: usize },
+    /// Value output `sink` (see [`VALUE_SINKS`]) reads up to `n` batches after its cursor and
+    /// publishes them; its broker refuses those picked by `refuse` (bit i: the i-th) and takes
+    /// the rest; the cursor moves over all of them, the refused ones held. The JSON values
+    /// cursor is made first if there is none; Sparkplug's comes with `Sink`.
+    ValuesAnswered { sink: usize, n: usize, refuse: u8 },
+    /// Value output `sink` sends its held batches again; the broker takes those picked by
+    /// `take`.
+    ValuesAgain { sink: usize, take: u8 },
+    /// The values' cap: at most `cap` values held (never the newest batch dropped).
+    ValuesCap { cap: u64 },
+    /// The JSON values output turned off: its cursor forgotten.
+    ValuesOff,
 }
+
+/// The outputs that read process values, each with a value cursor: the JSON values forwarder
+/// and Sparkplug B (whose cursor also reads events, see `Sink`).
+const VALUE_SINKS: [&str; 2] = ["values", "sparkplug"];
 
 #[derive(Debug, Clone, Copy)]
 enum Cap {
@@ -98,6 +116,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Claim),
         2 => (0u64..4).prop_map(|n| Op::Sink { n }),
         1 => Just(Op::SinkOff),
+        3 => (1usize..4).prop_map(|n| Op::Values { n }),
+        4 => (0usize..2, 0usize..5, any::<u8>())
+            .prop_map(|(sink, n, refuse)| Op::ValuesAnswered { sink, n, refuse: refuse & refuse >> 4 }),
+        2 => (0usize..2, any::<u8>()).prop_map(|(sink, take)| Op::ValuesAgain { sink, take }),
+        1 => (0u64..6).prop_map(|cap| Op::ValuesCap { cap }),
+        1 => Just(Op::ValuesOff),
     ]
 }
 
@@ -127,9 +151,24 @@ struct Model {
     origin: &'static str,
     /// The second output's cursor: rows after it are kept, delivered or not.
     sink: Option<u64>,
+    /// Process value batches held (each of one value), and the last ever committed.
+    batches: std::collections::BTreeSet<u64>,
+    last_batch: u64,
+    /// Each value output's cursor ([`VALUE_SINKS`]) and the batches its broker refused.
+    value_cursor: [Option<u64>; 2],
+    value_held: [std::collections::BTreeSet<u64>; 2],
 }
 
 impl Model {
+    /// What the store deletes when a value cursor is made, moved or dropped: every batch at or
+    /// below the lowest value cursor (all of them with no cursor) that no output holds.
+    fn settle_values(&mut self) {
+        let lowest = self.value_cursor.iter().flatten().min().copied();
+        let held = &self.value_held;
+        self.batches
+            .retain(|b| lowest.is_some_and(|c| *b > c) || held.iter().any(|h| h.contains(b)));
+    }
+
     fn undelivered(&self) -> impl Iterator<Item = (&u64, &Row)> {
         self.rows.iter().filter(|(_, r)| r.delivered_ms.is_none())
     }
@@ -458,7 +497,17 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             let c = s
                 .on(|o| o.sink_cursor("sparkplug", |_| String::new()))
                 .map_err(e("sink cursor"))?;
+            if m.sink.is_none() {
+                m.value_cursor[1] = Some(m.last_batch);
+                m.settle_values();
+            }
             let at = *m.sink.get_or_insert(m.last_seq);
+            if c.value_batch != m.value_cursor[1].unwrap_or_default() {
+                return Err(format!(
+                    "the sink's value cursor is at {}, the model's at {:?}",
+                    c.value_batch, m.value_cursor[1]
+                ));
+            }
             if c.seq != at {
                 return Err(format!(
                     "the sink cursor is at {}, the model's at {at}",
@@ -476,7 +525,62 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             if dropped != m.sink.take().is_some() {
                 return Err(format!("drop_sink said {dropped}"));
             }
+            m.value_cursor[1] = None;
+            m.value_held[1].clear();
+            m.settle_values();
             Ok("sink off".into())
+        }
+        Op::Values { n } => {
+            let batches: Vec<_> = (0..n).map(|_| value_batch(m.now)).collect();
+            s.owner
+                .commit(Vec::new(), batches, m.state.clone(), m.now, None)
+                .map_err(e("commit values"))?
+                .result
+                .map_err(e("commit values"))?;
+            let first = m.last_batch + 1;
+            m.last_batch += n as u64;
+            m.batches.extend(first..=m.last_batch);
+            Ok(format!("values {first}..={}", m.last_batch))
+        }
+        Op::ValuesAnswered { sink, n, refuse } => values_answered(m, s, sink, n, refuse),
+        Op::ValuesAgain { sink, take } => values_again(m, s, sink, take),
+        Op::ValuesCap { cap } => {
+            let drops = s.on(move |o| o.cap_values(cap)).map_err(e("cap values"))?;
+            let mut over = (m.batches.len() as u64).saturating_sub(cap);
+            let newest = m.batches.last().copied();
+            let doomed: Vec<u64> = m
+                .batches
+                .iter()
+                .copied()
+                .filter(|b| Some(*b) != newest)
+                .take_while(|_| {
+                    let take = over > 0;
+                    over = over.saturating_sub(1);
+                    take
+                })
+                .collect();
+            if drops.batches != doomed.len() as u64 {
+                return Err(format!(
+                    "cap {cap} dropped {} batches, the model {doomed:?}",
+                    drops.batches
+                ));
+            }
+            for b in &doomed {
+                m.batches.remove(b);
+                m.value_held.iter_mut().for_each(|h| {
+                    h.remove(b);
+                });
+            }
+            Ok(format!("values cap {cap} -> dropped {doomed:?}"))
+        }
+        Op::ValuesOff => {
+            let dropped = s.on(|o| o.drop_sink("values")).map_err(e("drop values"))?;
+            if dropped != m.value_cursor[0].take().is_some() {
+                return Err(format!("drop_sink(values) said {dropped}"));
+            }
+            m.value_held[0].clear();
+            m.settle_values();
+            Ok("values off".into())
         }
         Op::Reopen => Ok("reopen".into()),
         Op::Crash => Ok("kill -9 and start again".into()),
@@ -543,6 +647,118 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             Ok(format!("claim -> {got:?}"))
         }
     }
+}
+
+fn value_batch(ts_ms: i64) -> crate::cell::ValueBatch {
+    crate::cell::ValueBatch {
+        device: "press".into(),
+        ts_ms,
+        values: vec![crate::cell::ValueRecord {
+            tag: "temp".into(),
+            value: Some(mes_edge_drivers::Value::Float(1.5)),
+            quality: mes_edge_drivers::Quality::Good,
+            ts: ts_ms,
+            source_ts: None,
+            order_id: None,
+            lot: None,
+        }],
+    }
+}
+
+fn batch_ids(rows: &[super::ValueRow]) -> Vec<u64> {
+    rows.iter().map(|r| r.batch).collect()
+}
+
+/// See [`Op::ValuesAnswered`].
+fn values_answered(
+    m: &mut Model,
+    s: &mut Store,
+    sink: usize,
+    n: usize,
+    refuse: u8,
+) -> Result<String, String> {
+    let name = VALUE_SINKS[sink];
+    if m.value_cursor[sink].is_none() {
+        if sink == 1 {
+            return Ok("sparkplug has no cursor: no values read".into());
+        }
+        let at = s
+            .on(|o| o.values_cursor("values"))
+            .map_err(e("values cursor"))?;
+        if at != m.last_batch {
+            return Err(format!(
+                "a new values cursor at {at}, the last batch {}",
+                m.last_batch
+            ));
+        }
+        m.value_cursor[0] = Some(at);
+        m.settle_values();
+    }
+    let cursor = m.value_cursor[sink].unwrap_or_default();
+    let got = batch_ids(
+        &s.forwarder
+            .value_rows_after(cursor, n)
+            .map_err(e("value rows"))?,
+    );
+    let want: Vec<u64> = m.batches.range(cursor + 1..).take(n).copied().collect();
+    if got != want {
+        return Err(format!(
+            "{name} read {got:?} after {cursor}, the model {want:?}"
+        ));
+    }
+    let held: Vec<u64> = got
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| refuse >> i & 1 == 1)
+        .map(|(_, &b)| b)
+        .collect();
+    let to = got.last().copied().unwrap_or(cursor);
+    let moved = super::ValuesMoved {
+        to,
+        held: held.clone(),
+        ..Default::default()
+    };
+    s.on(move |o| o.advance_sink_values(name, &moved))
+        .map_err(e("advance values"))?;
+    m.value_cursor[sink] = Some(to);
+    m.value_held[sink].extend(&held);
+    m.settle_values();
+    Ok(format!("{name} values {cursor} -> {to}, refused {held:?}"))
+}
+
+/// See [`Op::ValuesAgain`].
+fn values_again(m: &mut Model, s: &mut Store, sink: usize, take: u8) -> Result<String, String> {
+    let name = VALUE_SINKS[sink];
+    let Some(cursor) = m.value_cursor[sink] else {
+        return Ok(format!("{name} has no cursor"));
+    };
+    let got = batch_ids(
+        &s.forwarder
+            .held_value_rows(name, 0, 100)
+            .map_err(e("held"))?,
+    );
+    let want: Vec<u64> = m.value_held[sink].iter().copied().collect();
+    if got != want {
+        return Err(format!("{name} holds {got:?}, the model {want:?}"));
+    }
+    let taken: Vec<u64> = got
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| take >> (i % 8) & 1 == 1)
+        .map(|(_, &b)| b)
+        .collect();
+    let moved = super::ValuesMoved {
+        to: cursor,
+        taken: taken.clone(),
+        ..Default::default()
+    };
+    s.on(move |o| o.advance_sink_values(name, &moved))
+        .map_err(e("release values"))?;
+    for b in &taken {
+        m.value_held[sink].remove(b);
+    }
+    m.settle_values();
+    Ok(format!("{name} sent again {got:?}, taken {taken:?}"))
 }
 
 /// The engine commits `events` part counts (0: the idle commit of a changed state).
@@ -790,6 +1006,33 @@ fn check(m: &Model, s: &Store) -> Result<(), String> {
             "tally: {tally} delivered, floor {floor}; the model's delivered rows {delivered:?}"
         ));
     }
+    // The process values held are the model's, and so is what each output holds refused.
+    let got = batch_ids(
+        &s.forwarder
+            .value_rows_after(0, usize::MAX)
+            .map_err(e("values"))?,
+    );
+    let want: Vec<u64> = m.batches.iter().copied().collect();
+    if got != want {
+        return Err(format!(
+            "the store holds value batches {got:?}, the model {want:?}"
+        ));
+    }
+    let held = s.forwarder.values_held().map_err(e("values held"))?;
+    if held != m.batches.len() as u64 {
+        return Err(format!("values held {held}, the model {}", m.batches.len()));
+    }
+    for (i, name) in VALUE_SINKS.iter().enumerate() {
+        let got = batch_ids(
+            &s.forwarder
+                .held_value_rows(name, 0, 100)
+                .map_err(e("held"))?,
+        );
+        let want: Vec<u64> = m.value_held[i].iter().copied().collect();
+        if got != want {
+            return Err(format!("{name} holds {got:?} refused, the model {want:?}"));
+        }
+    }
     // And the integrator's check finds nothing wrong: every seq missing was delivered and
     // pruned (the model says so above), in whatever order.
     let v = inspect::verify(&s.tools).map_err(e("verify"))?;
@@ -822,6 +1065,11 @@ fn run(previous: Option<&[bool]>, ops: &[Op]) -> Result<(), String> {
         commits: 0,
         origin,
         sink: None,
+        batches: Default::default(),
+        last_batch: 0,
+        // A migrated store's JSON values forwarder had every batch it kept (none).
+        value_cursor: [old.is_some().then_some(0), None],
+        value_held: Default::default(),
     };
     // Migrated: the same events, undelivered ones undelivered, each payload now carrying the
     // store's id and otherwise the bytes this release would have committed.

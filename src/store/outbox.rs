@@ -20,6 +20,8 @@ pub struct Outbox {
     /// On the store owner's connection: events acknowledged and not yet marked, written by the
     /// next commit's transaction or by [`Outbox::write_marks_due`].
     pub(super) marks_due: Vec<(u64, i64)>,
+    /// Corruption the check after READY found (store/integrity.rs): every commit fails with it.
+    corrupt: Option<String>,
 }
 
 /// A committed event as the forwarder publishes it.
@@ -73,6 +75,7 @@ impl Outbox {
             store_id,
             checkpointer: None,
             marks_due: Vec::new(),
+            corrupt: None,
         })
     }
 
@@ -244,6 +247,12 @@ impl Outbox {
         now_ms: i64,
         step: Option<&mut super::PruneStep>,
     ) -> Result<Committed, StoreError> {
+        if let Some(detail) = &self.corrupt {
+            return Err(StoreError::Corrupt {
+                path: "the store".into(),
+                detail: detail.clone(),
+            });
+        }
         let tx = super::schema::write_tx(&mut self.conn)?;
         let mut seq = self.last_seq;
         {
@@ -340,6 +349,12 @@ impl Outbox {
         if let Err(e) = written {
             tracing::error!(events = marks.len(), "marking delivered events: {e}");
         }
+    }
+
+    /// The check after READY found the store corrupt: no commit from here on (the engine stops
+    /// with the reason).
+    pub fn found_corrupt(&mut self, detail: String) {
+        self.corrupt = Some(detail);
     }
 
     /// Bytes in use (pages not on the free list): what the size cap is measured against.

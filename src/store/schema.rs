@@ -173,6 +173,31 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     );",
         data: None,
     },
+    // 7: the JSON values forwarder becomes a sink with a cursor like Sparkplug's (`values`),
+    // instead of marking batches (`json_done`, gone). A cursor reads events (`seq`), values
+    // (`value_batch`) or both; NULL where it reads none, so `min()` over the cursors passes it
+    // by. `sink_held`: what a sink's broker refused, passed by its cursor and kept (not
+    // pruned, not deleted) until it is sent again and taken. Filled in by `values_cursor`.
+    Migration {
+        sql: "CREATE TABLE sink_cursor_7 (
+        sink        TEXT PRIMARY KEY,
+        seq         INTEGER,           -- every event up to here acknowledged; NULL: reads none
+        value_batch INTEGER,           -- every value batch up to here; NULL: reads none
+        state       TEXT NOT NULL,     -- the sink's own figures as of `seq` (JSON)
+        bd_seq      INTEGER NOT NULL   -- Sparkplug: the birth/death sequence of the last connect
+    );
+    INSERT INTO sink_cursor_7 (sink, seq, value_batch, state, bd_seq)
+        SELECT sink, seq, value_batch, state, bd_seq FROM sink_cursor;
+    DROP TABLE sink_cursor;
+    ALTER TABLE sink_cursor_7 RENAME TO sink_cursor;
+    CREATE TABLE sink_held (
+        sink  TEXT NOT NULL,
+        class TEXT NOT NULL,           -- 'value' (a batch); events keep their marks for now
+        item  INTEGER NOT NULL,        -- the batch
+        PRIMARY KEY (sink, class, item)
+    ) WITHOUT ROWID;",
+        data: Some(values_cursor),
+    },
 ];
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its
@@ -257,6 +282,27 @@ pub(super) fn last_acknowledged(conn: &Connection, below: u64) -> rusqlite::Resu
         candidate -= 1;
     }
     Ok(candidate)
+}
+
+/// After migration 7: the JSON values forwarder's marks become its cursor, just before the
+/// first batch it had not had (the ones it had after that go again: values are sent at least
+/// once, like events), then the marks go. A store older than 6 has every mark at 0 (a batch
+/// was deleted at its acknowledgement then). Whether the forwarder still runs is the config's
+/// to say: at start the runtime drops the cursor of an output it does not run.
+fn values_cursor(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<()> {
+    // A new store: the runtime makes the cursor at start if the forwarder runs.
+    if from_version > 0 {
+        tx.execute(
+        "INSERT INTO sink_cursor (sink, seq, value_batch, state, bd_seq)
+         SELECT 'values', NULL, coalesce((SELECT min(batch) FROM value_batch WHERE json_done = 0) - 1,
+                                 (SELECT seq FROM sqlite_sequence WHERE name = 'value_batch'), 0),
+                '{}', 255",
+            [],
+        )?;
+    }
+    tx.execute_batch("ALTER TABLE value_batch DROP COLUMN json_done;")?;
+    // What every output had already (JSON's marks, Sparkplug's cursor) goes now.
+    super::values::delete_done(tx, 0)
 }
 
 /// A schema-1 payload (`{"event_id":"…","seq":N,"ts":…`) with `"store_id":"…"` after `seq`,
@@ -525,6 +571,104 @@ mod tests {
             })
             .unwrap();
         assert_eq!(again, store_id);
+    }
+
+    /// A store as the previous release left it (schema 6, its migrations run as that release
+    /// ran them): the JSON values forwarder had batches 1 and 3 but not 2 and 4 (marks out of
+    /// order, as acknowledgements after a refusal make them), Sparkplug's cursor at batch 1
+    /// with its last values stored, an event undelivered.
+    #[test]
+    fn a_schema_6_store_keeps_every_unsent_batch_its_cursors_and_last_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..6] {
+                tx.execute_batch(m.sql).unwrap();
+                if let Some(data) = m.data {
+                    data(&tx, 0).unwrap();
+                }
+            }
+            tx.execute_batch(
+                "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms)
+                     VALUES (1, 'e1', 5, 'part_count',
+                             CAST('{\"event_id\":\"e1\",\"seq\":1,\"type\":\"part_count\"}' AS BLOB), 5);
+                 UPDATE cell_state SET last_seq = 1;
+                 INSERT INTO value_batch (batch, device, ts_ms, count, payload, json_done) VALUES
+                     (1, 'press', 10, 1, x'7b7d', 1), (2, 'press', 11, 2, x'7b7d', 0),
+                     (3, 'oven', 12, 1, x'7b7d', 1), (4, 'oven', 13, 1, x'7b7d', 0);
+                 UPDATE value_count SET held = 5;
+                 INSERT INTO sink_cursor (sink, seq, state, bd_seq, value_batch)
+                     VALUES ('sparkplug', 0, '{\"good\":0}', 3, 1);
+                 INSERT INTO sink_value (sink, device, metrics) VALUES ('sparkplug', 'press', x'0102');",
+            )
+            .unwrap();
+            tx.pragma_update(None, "user_version", 6).unwrap();
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut ob = crate::store::Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        let conn = ob.conn();
+        type Cursor = (String, Option<i64>, Option<i64>, String, i64);
+        let cursors: Vec<Cursor> = conn
+            .prepare("SELECT sink, seq, value_batch, state, bd_seq FROM sink_cursor ORDER BY sink")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            cursors,
+            vec![
+                (
+                    "sparkplug".into(),
+                    Some(0),
+                    Some(1),
+                    r#"{"good":0}"#.into(),
+                    3
+                ),
+                // Just before batch 2, the first JSON had not had: 3 goes again.
+                ("values".into(), None, Some(1), "{}".into(), 255),
+            ]
+        );
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('value_batch')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!columns.contains(&"json_done".to_string()), "{columns:?}");
+        let batches: Vec<i64> = conn
+            .prepare("SELECT batch FROM value_batch ORDER BY batch")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(batches, vec![2, 3, 4], "1 both outputs had, the rest kept");
+        assert_eq!(ob.values_held().unwrap(), 4);
+        assert_eq!(
+            ob.sink_device_values("sparkplug").unwrap(),
+            vec![("press".to_string(), vec![1u8, 2])]
+        );
+        assert_eq!(ob.pending(0, 10).unwrap().len(), 1, "the event still waits");
+        // Both outputs past batch 3: 2 and 3 go, 4 waits for both.
+        for sink in ["values", "sparkplug"] {
+            let moved = crate::store::ValuesMoved {
+                to: 3,
+                ..Default::default()
+            };
+            ob.advance_sink_values(sink, &moved).unwrap();
+        }
+        assert_eq!(ob.value_rows_after(0, 10).unwrap()[0].batch, 4);
+        assert_eq!(ob.values_held().unwrap(), 1);
+        let v = crate::store::inspect::verify(ob.conn()).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! A delivery cursor per output besides the JSON forwarder. The forwarder marks each row at its
-//! broker's acknowledgement; a second output (Sparkplug B) publishes the same rows to another
-//! session at its own pace, so it keeps its own place: every event up to `seq` was
-//! acknowledged to it. Its figures as of that place (`state`) move in the same transaction, so
+//! A delivery cursor per output besides the JSON events forwarder (which still marks each row
+//! at its broker's acknowledgement). Sparkplug B publishes the same rows to another session at
+//! its own pace, so it keeps its own place: every event up to `seq` and every value batch up
+//! to `value_batch` was acknowledged to it; the JSON values forwarder keeps a value cursor
+//! only. Its figures as of that place (`state`) move in the same transaction, so
 //! a restart resumes both exactly. Pruning keeps every row after the lowest cursor.
 
 use super::outbox::{Outbox, OutboxRow};
@@ -66,6 +67,8 @@ impl Outbox {
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![sink, seq, c.state, c.bd_seq as i64, c.value_batch as i64],
         )?;
+        // Value batches committed while no output read values are nobody's.
+        super::values::delete_done(&tx, 0)?;
         tx.commit()?;
         Ok(c)
     }
@@ -88,12 +91,13 @@ impl Outbox {
     }
 
     /// Forgets an output that was turned off, so that it no longer holds rows from pruning, nor
-    /// value batches the JSON values forwarder has had.
+    /// value batches (those it held refused included) the other outputs have had.
     pub fn drop_sink(&mut self, sink: &str) -> Result<bool, StoreError> {
         let tx = super::schema::write_tx(self.conn())?;
         let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
         tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
-        super::values::delete_done(&tx, true, 0)?;
+        tx.execute("DELETE FROM sink_held WHERE sink = ?1", [sink])?;
+        super::values::delete_done(&tx, 0)?;
         tx.commit()?;
         Ok(dropped)
     }

@@ -1,8 +1,9 @@
 //! Process values in the store: a lower class than events. Their batches have their own
 //! sequence (the events' `seq` stays gap-free and never carries a value), their own cap and
-//! age, and are deleted once every output has them (the JSON values forwarder's broker and each
-//! output cursor, e.g. Sparkplug's DDATA). Over the cap the oldest batches are dropped,
-//! and what was dropped is handed back, by tag, for the metrics and the alarm.
+//! age, and are deleted once every output that reads them has them: each has a value cursor
+//! (the JSON values forwarder's `values`, Sparkplug's DDATA), and a batch its broker refused is
+//! held for it (`sink_held`) until it is taken. Over the cap the oldest batches are dropped,
+//! held or not, and what was dropped is handed back, by tag, for the metrics and the alarm.
 
 use super::schema::StoreError;
 use super::Outbox;
@@ -40,6 +41,27 @@ impl ValueDrops {
             *self.by_tag.entry(tag).or_default() += n;
         }
     }
+}
+
+/// An output's value cursor moving: on to `to` (every batch up to it acknowledged, refused or
+/// dropped), the batches its broker refused on the way (`held`: passed, kept, sent again at
+/// its next connection), the held ones its broker took since (`taken`), and the last values
+/// of the devices that changed, in the output's own encoding (`last`: Sparkplug's births).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValuesMoved {
+    pub to: u64,
+    pub held: Vec<u64>,
+    pub taken: Vec<u64>,
+    pub last: Vec<(String, Vec<u8>)>,
+}
+
+fn value_row(r: &rusqlite::Row) -> rusqlite::Result<ValueRow> {
+    Ok(ValueRow {
+        batch: r.get::<_, i64>(0)? as u64,
+        device: r.get(1)?,
+        count: r.get::<_, i64>(2)? as u64,
+        payload: r.get(3)?,
+    })
 }
 
 /// Inserts `batches` in the engine's commit transaction, numbering them on from the last batch
@@ -136,106 +158,93 @@ impl Outbox {
         Ok(drops)
     }
 
-    /// Value batches after `after` the JSON values forwarder has not had acknowledged, oldest
-    /// first.
-    pub fn pending_values(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
-        self.value_rows(
-            "SELECT batch, device, count, payload FROM value_batch
-             WHERE batch > ?1 AND json_done = 0 ORDER BY batch",
-            after,
-            limit,
-        )
-    }
-
-    /// Value batches after `after`, whoever else has them: for an output with a cursor.
+    /// Value batches after `after`, oldest first: an output reads on from its cursor.
     pub fn value_rows_after(&self, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
-        self.value_rows(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT batch, device, count, payload FROM value_batch WHERE batch > ?1 ORDER BY batch",
-            after,
-            limit,
-        )
-    }
-
-    fn value_rows(&self, sql: &str, after: u64, limit: usize) -> Result<Vec<ValueRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([after as i64], |r| {
-            Ok(ValueRow {
-                batch: r.get::<_, i64>(0)? as u64,
-                device: r.get(1)?,
-                count: r.get::<_, i64>(2)? as u64,
-                payload: r.get(3)?,
-            })
-        })?;
+        )?;
+        let rows = stmt.query_map([after as i64], value_row)?;
         Ok(rows.take(limit).collect::<Result<_, _>>()?)
     }
 
-    /// The JSON values forwarder's broker acknowledged these batches (dropped meanwhile ones
-    /// are already gone): each goes now if every output cursor is past it too, or is marked
-    /// for the cursor that passes it later. By primary key: no scan, however many are held.
-    pub fn values_delivered(&mut self, batches: &[u64]) -> Result<(), StoreError> {
-        let tx = super::schema::write_tx(&mut self.conn)?;
-        let mut gone = 0i64;
-        {
-            let mut del = tx.prepare_cached(
-                "DELETE FROM value_batch WHERE batch = ?1
-                   AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
-                 RETURNING count",
-            )?;
-            let mut done =
-                tx.prepare_cached("UPDATE value_batch SET json_done = 1 WHERE batch = ?1")?;
-            for &b in batches {
-                match del
-                    .query_row(params![b as i64, i64::MAX], |r| r.get::<_, i64>(0))
-                    .optional()?
-                {
-                    Some(n) => gone += n,
-                    None => {
-                        done.execute([b as i64])?;
-                    }
-                }
-            }
-        }
-        forget_held(&tx, gone)?;
-        tx.commit()?;
-        Ok(())
+    /// The batches after `after` that `sink`'s broker refused and that are still held (not
+    /// dropped by the cap or the age meanwhile), oldest first: sent again at its next
+    /// connection.
+    pub fn held_value_rows(
+        &self,
+        sink: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ValueRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT v.batch, v.device, v.count, v.payload
+             FROM sink_held h JOIN value_batch v ON v.batch = h.item
+             WHERE h.sink = ?1 AND h.class = 'value' AND h.item > ?2 ORDER BY h.item",
+        )?;
+        let rows = stmt.query_map(params![sink, after as i64], value_row)?;
+        Ok(rows.take(limit).collect::<Result<_, _>>()?)
     }
 
-    /// Moves `sink`'s value cursor on to `batch` (every batch up to it acknowledged to that
-    /// output), stores the `last` values of the devices that changed (the output's own
-    /// encoding), and deletes what every reader has had. `json`: whether a JSON values
-    /// forwarder runs, whose acknowledgement a batch also waits for.
-    pub fn advance_sink_values(
-        &mut self,
-        sink: &str,
-        batch: u64,
-        json: bool,
-        last: &[(String, Vec<u8>)],
-    ) -> Result<(), StoreError> {
+    /// The value cursor of an output that reads values only (the JSON values forwarder): made
+    /// at the last batch committed if it has none, as a new output starts with what comes next.
+    pub fn values_cursor(&mut self, sink: &str) -> Result<u64, StoreError> {
+        let tx = super::schema::write_tx(&mut self.conn)?;
+        let made = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO sink_cursor (sink, seq, value_batch, state, bd_seq)
+                 VALUES (?1, NULL, ?2, '{}', 255)",
+            )?
+            .execute(params![sink, last_batch(&tx)? as i64])?;
+        if made > 0 {
+            // Batches committed while no output read values are nobody's.
+            delete_done(&tx, 0)?;
+        }
+        let at: i64 = tx
+            .prepare_cached("SELECT value_batch FROM sink_cursor WHERE sink = ?1")?
+            .query_row([sink], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(at as u64)
+    }
+
+    /// Moves `sink`'s value cursor (see [`ValuesMoved`]), stores the last values of the devices
+    /// that changed (the output's own encoding), and deletes what every output has had. A
+    /// cursor that is not there (an output turned off meanwhile) is an error: nothing moves.
+    pub fn advance_sink_values(&mut self, sink: &str, m: &ValuesMoved) -> Result<(), StoreError> {
         let tx = super::schema::write_tx(&mut self.conn)?;
         let was: i64 = tx
             .prepare_cached("SELECT value_batch FROM sink_cursor WHERE sink = ?1")?
             .query_row([sink], |r| r.get(0))?;
-        tx.prepare_cached("UPDATE sink_cursor SET value_batch = ?2 WHERE sink = ?1")?
-            .execute(params![sink, batch as i64])?;
+        // Never back: an acknowledgement that comes late moves nothing.
+        tx.prepare_cached(
+            "UPDATE sink_cursor SET value_batch = max(value_batch, ?2) WHERE sink = ?1",
+        )?
+        .execute(params![sink, m.to as i64])?;
         {
+            let mut hold = tx.prepare_cached(
+                "INSERT OR IGNORE INTO sink_held (sink, class, item) VALUES (?1, 'value', ?2)",
+            )?;
+            for &b in &m.held {
+                hold.execute(params![sink, b as i64])?;
+            }
+            let mut release = tx.prepare_cached(
+                "DELETE FROM sink_held WHERE sink = ?1 AND class = 'value' AND item = ?2",
+            )?;
+            for &b in &m.taken {
+                release.execute(params![sink, b as i64])?;
+            }
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO sink_value (sink, device, metrics) VALUES (?1, ?2, ?3)",
             )?;
-            for (device, metrics) in last {
+            for (device, metrics) in &m.last {
                 put.execute(params![sink, device, metrics])?;
             }
         }
-        // Only what this move passed can have become everyone's: a range of the primary key.
-        delete_done(&tx, json, was as u64)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Deletes every batch every reader has had: at an output's start, when whether a JSON
-    /// values forwarder runs (`json`) may have changed since the batches were marked.
-    pub fn settle_values(&mut self, json: bool) -> Result<(), StoreError> {
-        let tx = super::schema::write_tx(&mut self.conn)?;
-        delete_done(&tx, json, 0)?;
+        // Only what this move passed or released can have become everyone's.
+        let from = m
+            .taken
+            .iter()
+            .fold(was as u64, |f, &t| f.min(t.saturating_sub(1)));
+        delete_done(&tx, from)?;
         tx.commit()?;
         Ok(())
     }
@@ -263,26 +272,24 @@ pub(super) fn last_batch(conn: &rusqlite::Connection) -> Result<u64, StoreError>
     Ok(last.unwrap_or(0).max(0) as u64)
 }
 
-/// Deletes the batches after `after` that every reader has had: the JSON values forwarder (when
-/// `json`) and every output cursor (none: no cursor holds any).
-pub(super) fn delete_done(tx: &Transaction, json: bool, after: u64) -> Result<(), StoreError> {
+/// Deletes the batches after `after` that every output has had: every value cursor is past
+/// them (none: no output reads values) and no output holds them refused.
+pub(super) fn delete_done(tx: &Transaction, after: u64) -> rusqlite::Result<()> {
     let gone: i64 = {
         let mut del = tx.prepare_cached(
             "DELETE FROM value_batch
              WHERE batch > ?1
                AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
-               AND (json_done = 1 OR ?3 = 0)
+               AND batch NOT IN (SELECT item FROM sink_held WHERE class = 'value')
              RETURNING count",
         )?;
-        let rows = del.query_map(params![after as i64, i64::MAX, json], |r| {
-            r.get::<_, i64>(0)
-        })?;
+        let rows = del.query_map(params![after as i64, i64::MAX], |r| r.get::<_, i64>(0))?;
         rows.sum::<Result<i64, _>>()?
     };
     forget_held(tx, gone)
 }
 
-fn forget_held(tx: &Transaction, values: i64) -> Result<(), StoreError> {
+fn forget_held(tx: &Transaction, values: i64) -> rusqlite::Result<()> {
     if values > 0 {
         tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
             .execute([values])?;
@@ -301,8 +308,11 @@ fn held(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
 fn delete(tx: &Transaction, doomed: Vec<(i64, i64, Vec<u8>)>) -> Result<ValueDrops, StoreError> {
     let mut drops = ValueDrops::default();
     let mut del = tx.prepare_cached("DELETE FROM value_batch WHERE batch = ?1")?;
+    let mut unhold =
+        tx.prepare_cached("DELETE FROM sink_held WHERE class = 'value' AND item = ?1")?;
     for (batch, count, payload) in doomed {
         del.execute([batch])?;
+        unhold.execute([batch])?;
         drops.batches += 1;
         drops.values += count as u64;
         match serde_json::from_slice::<ValuePayload>(&payload) {
@@ -355,6 +365,7 @@ mod tests {
     #[test]
     fn values_have_their_own_sequence_cap_and_age_and_never_touch_the_events() {
         let (_dir, mut ob) = store();
+        assert_eq!(ob.values_cursor("values").unwrap(), 0);
         let state = CellState::default();
         let c = ob
             .commit_all(
@@ -371,17 +382,17 @@ mod tests {
         ob.commit_all(&[], &[batch("press", &["t1", "t2", "t3"], 20)], &state, 20)
             .unwrap();
         assert_eq!(ob.values_held().unwrap(), 6);
-        let rows = ob.pending_values(0, 10).unwrap();
+        let rows = ob.value_rows_after(0, 10).unwrap();
         assert_eq!(
             rows.iter().map(|r| r.batch).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
         // Delivered ones go; the numbering never goes back.
-        ob.values_delivered(&[1]).unwrap();
+        ob.advance_sink_values("values", &moved(1)).unwrap();
         ob.commit_all(&[], &[batch("oven", &["z1"], 30)], &state, 30)
             .unwrap();
         assert_eq!(
-            ob.pending_values(0, 10)
+            ob.value_rows_after(0, 10)
                 .unwrap()
                 .iter()
                 .map(|r| r.batch)
@@ -402,7 +413,7 @@ mod tests {
         );
         assert_eq!(ob.values_held().unwrap(), 1);
         let json: serde_json::Value =
-            serde_json::from_slice(&ob.pending_values(0, 10).unwrap()[0].payload).unwrap();
+            serde_json::from_slice(&ob.value_rows_after(0, 10).unwrap()[0].payload).unwrap();
         assert_eq!(
             (json["batch"].as_u64(), json["device"].as_str()),
             (Some(4), Some("oven"))
@@ -433,7 +444,12 @@ mod tests {
         let mut moves = 0;
         while !engine.is_finished() {
             let last = sink.last_value_batch().unwrap();
-            sink.advance_sink_values("sparkplug", last, true, &[("press".into(), vec![1])])
+            let m = ValuesMoved {
+                to: last,
+                last: vec![("press".into(), vec![1])],
+                ..Default::default()
+            };
+            sink.advance_sink_values("sparkplug", &m)
                 .unwrap_or_else(|e| panic!("after {moves} moves: {e}"));
             moves += 1;
         }
@@ -441,20 +457,29 @@ mod tests {
         assert!(moves > 10, "the two ran side by side ({moves} moves)");
     }
 
+    fn moved(to: u64) -> ValuesMoved {
+        ValuesMoved {
+            to,
+            ..Default::default()
+        }
+    }
+
+    fn batches(ob: &Outbox) -> Vec<u64> {
+        ob.value_rows_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.batch)
+            .collect()
+    }
+
     #[test]
-    fn a_batch_stays_until_json_and_every_cursor_have_it() {
+    fn a_batch_stays_until_every_cursor_has_it_and_no_output_holds_it_refused() {
         let (_dir, mut ob) = store();
         let state = CellState::default();
-        let batches = |ob: &Outbox| -> Vec<u64> {
-            ob.value_rows_after(0, 100)
-                .unwrap()
-                .iter()
-                .map(|r| r.batch)
-                .collect()
-        };
-        // Batch 1 before the cursor is made: not the new output's (as with events).
+        // Batch 1 before the cursors are made: not the new outputs' (as with events).
         ob.commit_all(&[], &[batch("press", &["t1"], 10)], &state, 10)
             .unwrap();
+        assert_eq!(ob.values_cursor("values").unwrap(), 1);
         let c = ob.sink_cursor("sparkplug", |_| String::new()).unwrap();
         assert_eq!(c.value_batch, 1);
         ob.commit_all(
@@ -467,41 +492,72 @@ mod tests {
             20,
         )
         .unwrap();
-        // JSON has 1 and 2: 1 goes (the cursor is past it), 2 waits for the cursor.
-        ob.values_delivered(&[1, 2]).unwrap();
-        assert_eq!(batches(&ob), vec![2, 3]);
-        assert_eq!(
-            ob.pending_values(0, 10)
+        // JSON values passes 2 and 3, its broker refused 2: 2 is held, 3 waits for Sparkplug.
+        ob.advance_sink_values(
+            "values",
+            &ValuesMoved {
+                to: 3,
+                held: vec![2],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let held = |ob: &Outbox| -> Vec<u64> {
+            ob.held_value_rows("values", 0, 10)
                 .unwrap()
                 .iter()
                 .map(|r| r.batch)
-                .collect::<Vec<_>>(),
-            vec![3],
-            "JSON does not get batch 2 again"
-        );
-        // The cursor passes 3: 2 goes, 3 waits for JSON.
-        ob.advance_sink_values("sparkplug", 3, true, &[("press".into(), vec![1, 2])])
-            .unwrap();
+                .collect()
+        };
+        assert_eq!(held(&ob), vec![2]);
+        // Sparkplug passes both: 3 goes, 2 stays held for JSON.
+        ob.advance_sink_values(
+            "sparkplug",
+            &ValuesMoved {
+                to: 3,
+                last: vec![("press".into(), vec![1, 2])],
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(
             ob.sink_device_values("sparkplug").unwrap(),
             vec![("press".to_string(), vec![1u8, 2])]
         );
-        assert_eq!(batches(&ob), vec![3]);
-        assert_eq!(ob.values_held().unwrap(), 2);
-        // Restarted Sparkplug-only: what JSON never had goes once the cursor is past it.
-        ob.settle_values(false).unwrap();
+        assert_eq!(batches(&ob), vec![2]);
+        assert_eq!(ob.values_held().unwrap(), 1);
+        // Sent again and taken: it goes.
+        ob.advance_sink_values(
+            "values",
+            &ValuesMoved {
+                to: 3,
+                taken: vec![2],
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(batches(&ob).is_empty());
+        assert!(held(&ob).is_empty());
+        assert_eq!(ob.values_held().unwrap(), 0);
+        // A held batch the cap drops is no longer held.
         ob.commit_all(&[], &[batch("press", &["t1"], 30)], &state, 30)
             .unwrap();
-        assert_eq!(batches(&ob), vec![4]);
-        ob.advance_sink_values("sparkplug", 4, false, &[]).unwrap();
-        assert!(batches(&ob).is_empty());
-        assert_eq!(ob.values_held().unwrap(), 0);
-        // An output turned off holds nothing JSON has had.
-        ob.commit_all(&[], &[batch("press", &["t1"], 40)], &state, 40)
+        ob.commit_all(&[], &[batch("press", &["t1"], 31)], &state, 31)
             .unwrap();
-        ob.values_delivered(&[5]).unwrap();
-        assert_eq!(batches(&ob), vec![5]);
+        ob.advance_sink_values(
+            "values",
+            &ValuesMoved {
+                to: 5,
+                held: vec![4],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ob.cap_values(1).unwrap();
+        assert!(held(&ob).is_empty());
+        // An output turned off holds nothing the others have had.
+        ob.advance_sink_values("values", &moved(5)).unwrap();
+        assert_eq!(batches(&ob), vec![5], "Sparkplug has not had it");
         assert!(ob.drop_sink("sparkplug").unwrap());
         assert!(batches(&ob).is_empty());
         assert!(ob.sink_device_values("sparkplug").unwrap().is_empty());

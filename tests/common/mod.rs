@@ -36,6 +36,7 @@ pub mod mosquitto;
 pub mod mqtt;
 pub mod opcua;
 pub mod order_cell;
+pub mod pki;
 pub mod process;
 pub mod rabbitmq;
 pub mod runtime;

@@ -13,6 +13,7 @@ macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
 
+mod brokers;
 mod commands;
 mod counters;
 mod health;
@@ -163,7 +164,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     counters::check_restart_tags(c, &mut p);
     parsed.values = values::check(c, &mut p);
     check_store(c, &mut p);
-    parsed.brokers = check_mqtt(c, &mut p);
+    parsed.brokers = mqtt::check(c, &mut p);
     health::check(c, &mut p);
     sparkplug::check(c, &mut p);
     commands::check(c, &mut p);
@@ -505,142 +506,10 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
     }
 }
 
-/// The brokers' addresses that parse (`url`, or each of `urls`).
-fn check_mqtt(c: &CellFile, p: &mut Vec<Problem>) -> Vec<super::BrokerUrl> {
-    let m = &c.mqtt;
-    let brokers = mqtt::brokers(m, p);
-    if let Some(url) = brokers.first() {
-        let key = if m.urls.is_some() { "urls" } else { "url" };
-        // `run` cannot build the TLS connection without it (forwarder/options.rs).
-        if url.tls && m.ca_file.is_none() {
-            p.push(Problem::at(
-                path!["mqtt", key],
-                "an `mqtts://` url needs `ca_file`, the CA that signed the broker's certificate",
-            ));
-        }
-        if !url.tls {
-            for (key, set) in [
-                ("ca_file", m.ca_file.is_some()),
-                ("cert_file", m.cert_file.is_some()),
-            ] {
-                if set {
-                    p.push(Problem::at(
-                        path!["mqtt", key],
-                        "TLS files go with an `mqtts://` url",
-                    ));
-                }
-            }
-        }
-    }
-    if m.cert_file.is_some() != m.key_file.is_some() {
-        p.push(Problem::at(
-            path!["mqtt"],
-            "a client certificate needs both `cert_file` and `key_file`",
-        ));
-    }
-    let sources = [
-        ("password", m.password.is_some()),
-        ("password_file", m.password_file.is_some()),
-        ("password_env", m.password_env.is_some()),
-    ];
-    if let Some((second, _)) = sources.iter().filter(|(_, set)| *set).nth(1) {
-        p.push(Problem::at(
-            path!["mqtt", *second],
-            "expected one of `password`, `password_file` or `password_env`, not more",
-        ));
-    }
-    if let Some(v) = &m.password_env {
-        if v.is_empty() || v.contains(['=', '\0']) {
-            p.push(Problem::at(
-                path!["mqtt", "password_env"],
-                format!("expected the name of an environment variable, found {v:?}"),
-            ));
-        }
-    }
-    if m.qos == 2 {
-        // Decided after reading rumqttc 0.25's source (docs/RELIABILITY.md, "Why not QoS 2").
-        p.push(Problem::at(
-            path!["mqtt", "qos"],
-            "QoS 2 is refused: the MQTT client (rumqttc 0.25) keeps the packet ids awaiting PUBCOMP in memory only, so after a restart it cannot re-send their PUBRELs and may reuse an id the broker still holds; the broker then drops the new event as a duplicate while its PUBCOMP marks it delivered. Use qos = 1 (MOM de-duplicates on event_id)",
-        ));
-    } else if m.qos != 1 {
-        p.push(Problem::at(
-            path!["mqtt", "qos"],
-            format!(
-                "expected QoS 1 (delivery is at-least-once and needs an acknowledgement), found {}",
-                m.qos
-            ),
-        ));
-    }
-    if m.protocol_version == crate::config::MqttVersion::V5 && m.session_expiry_s == 0 {
-        p.push(Problem::at(
-            path!["mqtt", "session_expiry_s"],
-            "expected at least 1 s: with 0 an MQTT 5 broker ends the cell's session, and drops the commands queued for it, at every disconnect",
-        ));
-    }
-    if let Some(id) = &m.client_id {
-        if id.is_empty() || id.len() > 128 {
-            p.push(Problem::at(
-                path!["mqtt", "client_id"],
-                "expected a client id of 1 to 128 characters",
-            ));
-        }
-    }
-    if m.topic_root.is_empty()
-        || m.topic_root
-            .split('/')
-            .any(|l| topic_level_problem(l).is_some())
-    {
-        p.push(Problem::at(
-            path!["mqtt", "topic_root"],
-            "expected topic levels separated by '/', none empty, no wildcards",
-        ));
-    }
-    if m.inflight == 0 {
-        p.push(Problem::at(
-            path!["mqtt", "inflight"],
-            "expected at least 1 publish in flight",
-        ));
-    }
-    if m.keep_alive_s < 5 {
-        p.push(Problem::at(
-            path!["mqtt", "keep_alive_s"],
-            "expected a keep-alive of at least 5 s (rumqttc's minimum)",
-        ));
-    } else if m.keep_alive_s > u16::MAX as u64 {
-        // The CONNECT packet carries it in 16 bits: more would be cut to a different value.
-        p.push(Problem::at(
-            path!["mqtt", "keep_alive_s"],
-            format!(
-                "expected a keep-alive of at most 65535 s, found {}",
-                m.keep_alive_s
-            ),
-        ));
-    }
-    brokers
-}
-
 /// What is allowed but probably a mistake: `check` prints these and still passes.
 pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Problem> {
     let mut w = Vec::new();
-    let m = &c.mqtt;
-    let plaintext = !c.broker.tls;
-    if plaintext {
-        let key = ["password", "password_file", "password_env"]
-            .into_iter()
-            .zip([
-                m.password.is_some(),
-                m.password_file.is_some(),
-                m.password_env.is_some(),
-            ])
-            .find_map(|(k, set)| set.then_some(k));
-        if let Some(key) = key {
-            w.push(Problem::at(
-                path!["mqtt", key],
-                "warning: a broker password over plaintext `mqtt://` can be read by anyone on the network path; use `mqtts://` with `ca_file`",
-            ));
-        }
-    }
+    brokers::warnings(c, &mut w);
     opcua::warnings(c, &mut w);
     health::warnings(c, &mut w);
     secrets::warnings(c, file, &mut w);

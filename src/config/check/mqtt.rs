@@ -1,87 +1,71 @@
-//! `[mqtt] url` or `urls`: the brokers a cell may publish to, in order of preference, and the
-//! failover settings that go with a list (docs/RELIABILITY.md "Brokers that fail over").
+//! `[mqtt]`: its brokers (brokers.rs) and the session's settings, the same on every broker.
 
-use super::super::locate::{Problem, Seg};
-use super::super::types::MqttConfig;
-use super::super::BrokerUrl;
+use super::brokers;
+use crate::config::{Broker, CellFile, Problem, Seg};
 
-/// Every broker that parses, the first being the primary; a problem for each that does not.
-pub(super) fn brokers(m: &MqttConfig, p: &mut Vec<Problem>) -> Vec<BrokerUrl> {
-    let listed: Vec<(Vec<Seg>, &String)> = match (&m.url, &m.urls) {
-        (Some(_), Some(_)) => {
-            p.push(Problem::at(
-                path!["mqtt", "urls"],
-                "expected `url` (one broker) or `urls` (a list), not both",
-            ));
-            return Vec::new();
-        }
-        (None, None) => {
-            p.push(Problem::at(
-                path!["mqtt"],
-                "expected `url = \"mqtt://broker:1883\"`, or `urls = [...]` for brokers that fail over",
-            ));
-            return Vec::new();
-        }
-        (Some(url), None) => vec![(path!["mqtt", "url"], url)],
-        (None, Some(urls)) if urls.is_empty() => {
-            p.push(Problem::at(
-                path!["mqtt", "urls"],
-                "expected at least one broker url",
-            ));
-            return Vec::new();
-        }
-        (None, Some(urls)) => urls
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (path!["mqtt", "urls", i], u))
-            .collect(),
-    };
-    let mut parsed: Vec<BrokerUrl> = Vec::new();
-    for (at, text) in listed {
-        match BrokerUrl::parse(text) {
-            Err(e) => p.push(Problem::at(at, e)),
-            Ok(url) if parsed.contains(&url) => p.push(Problem::at(
-                at,
-                format!("{text:?} is listed twice; each broker once"),
-            )),
-            Ok(url) => {
-                // One set of TLS settings serves every broker: a list that mixes plaintext
-                // and TLS would fall back to plaintext on a failover.
-                if let Some(first) = parsed.first().filter(|f| f.tls != url.tls) {
-                    let scheme = |tls| if tls { "mqtts://" } else { "mqtt://" };
-                    p.push(Problem::at(
-                        at,
-                        format!(
-                            "expected {} like the first broker: every broker in `urls` shares the TLS settings",
-                            scheme(first.tls)
-                        ),
-                    ));
-                }
-                parsed.push(url);
-            }
-        }
-    }
-    failover_settings(m, p);
-    parsed
-}
-
-fn failover_settings(m: &MqttConfig, p: &mut Vec<Problem>) {
-    if !(1..=3600).contains(&m.failover_after_s) {
+/// The brokers whose entries check, in order, and a problem for every setting that does not.
+pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> Vec<Broker> {
+    let m = &c.mqtt;
+    let brokers = brokers::brokers(m, p);
+    if m.qos == 2 {
+        // Decided after reading rumqttc 0.25's source (docs/RELIABILITY.md, "Why not QoS 2").
         p.push(Problem::at(
-            path!["mqtt", "failover_after_s"],
+            path!["mqtt", "qos"],
+            "QoS 2 is refused: the MQTT client (rumqttc 0.25) keeps the packet ids awaiting PUBCOMP in memory only, so after a restart it cannot re-send their PUBRELs and may reuse an id the broker still holds; the broker then drops the new event as a duplicate while its PUBCOMP marks it delivered. Use qos = 1 (MOM de-duplicates on event_id)",
+        ));
+    } else if m.qos != 1 {
+        p.push(Problem::at(
+            path!["mqtt", "qos"],
             format!(
-                "expected 1 to 3600 s (how long a lost broker has to come back), found {}",
-                m.failover_after_s
+                "expected QoS 1 (delivery is at-least-once and needs an acknowledgement), found {}",
+                m.qos
             ),
         ));
     }
-    if m.resend_window_s > 86_400 {
+    if m.protocol_version == crate::config::MqttVersion::V5 && m.session_expiry_s == 0 {
         p.push(Problem::at(
-            path!["mqtt", "resend_window_s"],
+            path!["mqtt", "session_expiry_s"],
+            "expected at least 1 s: with 0 an MQTT 5 broker ends the cell's session, and drops the commands queued for it, at every disconnect",
+        ));
+    }
+    if let Some(id) = &m.client_id {
+        if id.is_empty() || id.len() > 128 {
+            p.push(Problem::at(
+                path!["mqtt", "client_id"],
+                "expected a client id of 1 to 128 characters",
+            ));
+        }
+    }
+    if m.topic_root.is_empty()
+        || m.topic_root
+            .split('/')
+            .any(|l| super::topic_level_problem(l).is_some())
+    {
+        p.push(Problem::at(
+            path!["mqtt", "topic_root"],
+            "expected topic levels separated by '/', none empty, no wildcards",
+        ));
+    }
+    if m.inflight == 0 {
+        p.push(Problem::at(
+            path!["mqtt", "inflight"],
+            "expected at least 1 publish in flight",
+        ));
+    }
+    if m.keep_alive_s < 5 {
+        p.push(Problem::at(
+            path!["mqtt", "keep_alive_s"],
+            "expected a keep-alive of at least 5 s (rumqttc's minimum)",
+        ));
+    } else if m.keep_alive_s > u16::MAX as u64 {
+        // The CONNECT packet carries it in 16 bits: more would be cut to a different value.
+        p.push(Problem::at(
+            path!["mqtt", "keep_alive_s"],
             format!(
-                "expected at most 86400 s (a day; 0 re-sends nothing), found {}",
-                m.resend_window_s
+                "expected a keep-alive of at most 65535 s, found {}",
+                m.keep_alive_s
             ),
         ));
     }
+    brokers
 }

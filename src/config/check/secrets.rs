@@ -28,12 +28,17 @@ pub fn warnings(c: &CellConfig, config_file: &Path, w: &mut Vec<Problem>) {
     let chmod = "chmod 600 it (or 640 with the service's group)";
     let m = &c.mqtt;
     let mut files: Vec<(Vec<Seg>, &str, &Path)> = Vec::new();
-    for (key, file) in [
-        ("password_file", &m.password_file),
-        ("key_file", &m.key_file),
-    ] {
-        if let Some(f) = file {
-            files.push((path!["mqtt", key], key, f));
+    let brokers = super::brokers::written(m);
+    for (at, a) in &brokers {
+        for (key, file) in [
+            ("password_file", &a.password_file),
+            ("key_file", &a.key_file),
+        ] {
+            if let Some(f) = file {
+                let mut at = at.clone();
+                at.push(key.into());
+                files.push((at, key, f));
+            }
         }
     }
     if let Some(f) = &c.health.token_file {
@@ -54,11 +59,15 @@ pub fn warnings(c: &CellConfig, config_file: &Path, w: &mut Vec<Problem>) {
             w.push(warning(at, what, file, mode, chmod));
         }
     }
-    if m.password.is_some() {
+    let inline = brokers
+        .iter()
+        .find(|(_, a)| a.password.is_some())
+        .map(|(at, _)| [at.clone(), path!["password"]].concat());
+    if let Some(at) = inline {
         if let Some(mode) = readable_by_others(config_file) {
             let fix = "chmod 640 it with the service's group, or move the password to `password_file` or `password_env`";
             w.push(warning(
-                path!["mqtt", "password"],
+                at,
                 "the config file holding `password`",
                 config_file,
                 mode,
