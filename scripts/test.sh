@@ -2,7 +2,8 @@
 # The project's one test command (CI runs it through .ci/run).
 #
 #   scripts/test.sh [extra args for the test runner]
-#   e.g. scripts/test.sh --test harness_smoke
+#   e.g. scripts/test.sh --test cell harness_smoke   (one test binary, tests whose names hold
+#                                                     harness_smoke; the binaries are tests/*/main.rs)
 #   scripts/test.sh --quick       the edit-test loop: unit tests, the config cases and one
 #                                 scenario per peer (no ops-checks, no fuzzing)
 #
@@ -69,7 +70,7 @@ if [ ! -x "$SOCAT" ]; then
 fi
 
 # Headless Chromium and Firefox (Debian's ESR, over Marionette) drive the status page in
-# tests/status_page.rs.
+# tests/ops/status_page.rs.
 CHROMIUM=/usr/bin/chromium
 if [ ! -x "$CHROMIUM" ]; then
     log "installing chromium"
@@ -116,20 +117,20 @@ export MES_EDGE_CHROMIUM="$CHROMIUM"
 export MES_EDGE_FIREFOX="$FIREFOX"
 
 # --- 4a. The quick lane: every unit test, the config cases, and one scenario per peer ----------
-# Only the test binaries it runs are built.
+# Only the test binaries it runs are built (all but the fault suite's).
 if [ "$QUICK" -eq 1 ]; then
-    ONE_PER_PEER='kind(lib) | kind(bin) | binary(config_check)
-        | (binary(backbone) & test(parts_counted_end_to_end_equal_the_plc_across_counter_rollover))
-        | (binary(ops_health) & test(the_status_topic_and_the_last_will_on_rabbitmq))
-        | (binary(modbus_rtu) & test(parts_and_states_over_a_serial_line_end_to_end))
-        | (binary(opcua_cell) & test(a_subscribed_counter_node_counts_parts_exactly_end_to_end))
-        | (binary(s7) & test(every_type_and_area_reads_as_the_plc_holds_it))
-        | (binary(sparkplug) & test(births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq))
-        | (binary(status_page) & test(the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go))'
+    ONE_PER_PEER='kind(lib) | kind(bin) | (binary(cell) & test(/^config_check::/))
+        | (binary(mqtt) & test(=backbone::parts_counted_end_to_end_equal_the_plc_across_counter_rollover))
+        | (binary(ops) & test(=ops_health::the_status_topic_and_the_last_will_on_rabbitmq))
+        | (binary(plc) & test(=modbus_rtu::parts_and_states_over_a_serial_line_end_to_end))
+        | (binary(opcua) & test(=opcua_cell::a_subscribed_counter_node_counts_parts_exactly_end_to_end))
+        | (binary(plc) & test(=s7::every_type_and_area_reads_as_the_plc_holds_it))
+        | (binary(sparkplug) & test(=sparkplug::births_name_alias_and_type_every_metric_and_data_follows_the_plc_in_seq))
+        | (binary(ops) & test(=status_page::the_page_shows_what_mom_received_follows_the_press_and_sees_a_device_go))'
     if cargo nextest --version >/dev/null 2>&1; then
         exec cargo nextest run --workspace --locked --no-fail-fast --lib --bins \
-            --test config_check --test backbone --test ops_health --test modbus_rtu --test opcua_cell --test s7 \
-            --test sparkplug --test status_page -E "$ONE_PER_PEER" "$@"
+            --test cell --test mqtt --test ops --test plc --test opcua --test sparkplug \
+            -E "$ONE_PER_PEER" "$@"
     fi
     log "--quick needs cargo-nextest (its filter picks one scenario per peer): cargo install cargo-nextest"
     exit 2

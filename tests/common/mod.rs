@@ -1,6 +1,10 @@
 //! Test harness for mes-edge integration tests against real, independent peers.
 //!
-//! Use from an integration test with `mod common;`. The peers are:
+//! The integration tests are a few test binaries, one per area (`tests/<area>/main.rs`, each
+//! former test file a module of it): every binary links the whole library and this harness, so
+//! fewer binaries build faster and take less disk, and nextest still runs each test in a process
+//! of its own. A binary's main.rs declares `#[path = "../common/mod.rs"] mod common;` and its
+//! modules `use crate::common;`. The peers are:
 //! - [`Mosquitto`]: a real Mosquitto broker process (Debian's `mosquitto`), one per test.
 //! - [`RabbitMq`]: a RabbitMQ node with its MQTT plugin (Debian's `rabbitmq-server`,
 //!   `MES_EDGE_RABBITMQ`), the second broker; [`Broker`] is what tests do to either.
