@@ -7,7 +7,7 @@
 //! Receive Maximum ([`RECEIVE_MAXIMUM`]) asks the broker to send no more unacknowledged
 //! commands than that, and the engine's queue holds more. Under 3.1.1 only the broker's own
 //! in-flight limit bounds them, and Mosquitto 2.0.11 was measured sending a 2,000-command flood
-//! past the Receive Maximum too (tests/commands.rs). So commands the engine's queue has no room
+//! past the Receive Maximum too (tests/mqtt/commands.rs). So commands the engine's queue has no room
 //! for wait here, in order, in a backlog bounded in bytes ([`BACKLOG_BYTES`]); one that finds
 //! it full is answered `busy` and acknowledged, never dropped without a word.
 //!

@@ -2,7 +2,7 @@
 //! a u16 scrap counter) polled every 100 ms as the driver does (changes only, bad tags and
 //! device status while it is unreachable), the engine ticking every second as its loop does.
 //! Seconds of confirmation windows, rate windows and outages pass without sleeping; the PLC
-//! tests (tests/counter_rules.rs) keep what only a PLC on the wire shows.
+//! tests (tests/plc/counter_rules.rs) keep what only a PLC on the wire shows.
 
 use crate::cell::{CellModel, CellState, Engine};
 use crate::event::{CounterKind, NewEvent};

@@ -3,7 +3,7 @@
 //! lean on, and the page's three assets are text that repeats itself (markup, CSS selectors,
 //! script names), which fixed codes already shrink to about a third. The encoder is small
 //! and checked by decoders that are not ours: Python's gzip module and the two browsers in
-//! tests/status_page.rs.
+//! tests/ops/status_page.rs.
 
 /// Bytes back that LZ77 may reach: DEFLATE's window.
 const WINDOW: usize = 32 * 1024;
@@ -188,7 +188,7 @@ mod tests {
 
     /// Bytes from zlib (Python: `zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_FIXED)`) for
     /// inputs with one encoding only; longer ones are opened by Python's gzip module in
-    /// tests/status_page.rs (encoders may choose other matches, all valid).
+    /// tests/ops/status_page.rs (encoders may choose other matches, all valid).
     #[test]
     fn fixed_blocks_as_zlib_writes_them() {
         assert_eq!(deflate(b""), [0x03, 0x00]);
