@@ -293,7 +293,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         get(Tool::NodeRed, &|r| r.pss),
     ));
     // Where idle RSS lies at the window's end (see residency.rs).
-    let split: [(&str, &str, &str, _, fn(&Residency) -> f64); 4] = [
+    type SplitRow<'a, N> = (&'a str, &'a str, &'a str, N, fn(&Residency) -> f64);
+    let split: [SplitRow<_>; 4] = [
         (
             "s5.file",
             "file-backed RSS idle, at the window's end (pages of the executable and libraries)",
