@@ -73,14 +73,19 @@ fn a_store_that_is_not_sqlite_or_from_a_newer_version_is_refused_untouched() {
     std::fs::write(&store, "line,good,scrap\npress4,120,3\n".repeat(200)).unwrap();
     assert_refused(&store, &config, "not a mes-edge store");
 
-    // A store written by this build, then marked as a newer schema.
+    // A store marked as written by a newer build: one schema past this build's.
     std::fs::remove_file(&store).unwrap();
+    let newer = mes_edge::store::SCHEMA_VERSION + 1;
     {
         let conn = rusqlite::Connection::open(&store).unwrap();
         conn.execute_batch("PRAGMA application_id = 1296388933;")
             .unwrap();
-        conn.pragma_update(None, "user_version", 7).unwrap();
-        conn.execute_batch("CREATE TABLE outbox_v7 (x);").unwrap();
+        conn.pragma_update(None, "user_version", newer).unwrap();
+        conn.execute_batch("CREATE TABLE outbox_next (x);").unwrap();
     }
-    assert_refused(&store, &config, "written by a newer mes-edge (schema 7");
+    assert_refused(
+        &store,
+        &config,
+        &format!("written by a newer mes-edge (schema {newer}"),
+    );
 }
