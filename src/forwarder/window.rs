@@ -49,15 +49,11 @@ impl<T> InOrder<T> {
         self.rows.push_back((id, row, false));
     }
 
-    /// Row `id` has its answer; `answer` records it. False if the row is not waiting here.
-    pub fn answered(&mut self, id: u64, answer: impl FnOnce(&mut T)) -> bool {
-        match self.rows.iter_mut().find(|(i, _, _)| *i == id) {
-            Some((_, row, done)) => {
-                answer(row);
-                *done = true;
-                true
-            }
-            None => false,
+    /// Row `id` has its answer; `answer` records it. A row not waiting here is no one's.
+    pub fn answered(&mut self, id: u64, answer: impl FnOnce(&mut T)) {
+        if let Some((_, row, done)) = self.rows.iter_mut().find(|(i, _, _)| *i == id) {
+            answer(row);
+            *done = true;
         }
     }
 

@@ -418,9 +418,7 @@ impl<'a> Session<'a> {
                 self.pending.push(r.seq, Pending { kind, data });
                 match message {
                     Some((topic, bytes)) => self.publish(topic, bytes, Some(Row::Event(r.seq)))?,
-                    None => {
-                        self.pending.answered(r.seq, |_| ());
-                    }
+                    None => self.pending.answered(r.seq, |_| ()),
                 }
             }
             self.advance();
