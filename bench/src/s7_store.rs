@@ -14,6 +14,7 @@ use crate::ctx::Ctx;
 use crate::harness::{layout, load_spec, wait_for, LoadServer};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::{free_port, Broker, Proc};
+use crate::procstat::write_bytes;
 use crate::report::{Cell, Figure, Table, Target};
 use crate::s1_rig::{write_config, EVENTS};
 use crate::s2_polling::{LAYOUT, POLL_MS};
@@ -78,14 +79,6 @@ fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
 fn file_bytes(db: &Path) -> u64 {
     let size = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     size(db.display().to_string()) + size(format!("{}-wal", db.display()))
-}
-
-/// Bytes the process has caused to be sent to the block layer (/proc/PID/io `write_bytes`).
-fn write_bytes(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A gauge or counter of the runtime's /metrics.
