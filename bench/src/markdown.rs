@@ -359,13 +359,13 @@ fn load(r: &Results) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const FIXTURE: &str = include_str!("../fixtures/results-quick.json");
-    const TEMPLATE: &str = include_str!("../BENCHMARKS.template.md");
+    pub(crate) const TEMPLATE: &str = include_str!("../BENCHMARKS.template.md");
 
-    fn fixture() -> Results {
+    pub(crate) fn fixture() -> Results {
         serde_json::from_str(FIXTURE).expect("the fixture parses")
     }
 

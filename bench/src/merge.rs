@@ -188,13 +188,7 @@ pub fn facts(
 mod tests {
     use super::*;
     use crate::markdown::render;
-
-    const FIXTURE: &str = include_str!("../fixtures/results-quick.json");
-    const TEMPLATE: &str = include_str!("../BENCHMARKS.template.md");
-
-    fn fixture() -> Results {
-        serde_json::from_str(FIXTURE).expect("the fixture parses")
-    }
+    use crate::markdown::tests::{fixture, TEMPLATE};
 
     /// A later run of S4 alone, on another commit, with a figure of its own.
     fn later_s4() -> Results {
