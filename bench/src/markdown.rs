@@ -70,10 +70,19 @@ fn section(r: &Results, name: &str) -> Result<String> {
         "runs" if r.sources.len() > 1 => r
             .sources
             .iter()
-            .map(|s| format!("{} ({})", runs(s.runs, s.quick), merge::span(&s.scenarios)))
+            .map(|s| format!("{} of {}", runs(s.runs, s.quick), merge::span(&s.scenarios)))
             .collect::<Vec<_>>()
             .join(" and "),
-        "runs" => runs(r.runs, r.quick),
+        "runs" => format!("{} of every scenario", runs(r.runs, r.quick)),
+        "started" if r.sources.len() > 1 => format!(
+            "{} (the first of the {} runs this page is merged from)",
+            r.started,
+            r.sources.len()
+        ),
+        "finished" if r.sources.len() > 1 => format!(
+            "{} (the last; the table after the results names each scenario's run)",
+            r.finished
+        ),
         "provenance" => provenance(r),
         "started" => r.started.clone(),
         "finished" => r.finished.clone(),

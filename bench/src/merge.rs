@@ -255,6 +255,11 @@ mod tests {
         assert!(row("S4").contains("2026-12-09 10:00 UTC") && row("S4").contains("abc1234"));
         assert!(row("S1").contains(&a.started) && row("S1").contains(a.build["commit"].as_str()));
         assert!(
+            md.contains("not for the record) of S1–S3, S5 and 1 run of `--quick`"),
+            "{md}"
+        );
+        assert!(md.contains(&format!("Run from {} (the first of the 2 runs", a.started)));
+        assert!(
             md.contains("commit | 87edb6a with uncommitted changes (S1–S3, S5); abc1234 (S4) |"),
             "{md}"
         );

@@ -184,15 +184,21 @@ pub struct CellTally {
     pub duplicates: u64,
     /// Sequence numbers missing below the highest received.
     pub seq_missing: u64,
-    /// Event's ts -> MOM's receipt of its first copy, ms, for events made before the kill.
+    /// Event's ts -> MOM's receipt of its first copy, ms, for events made before `steady_until`.
     pub latency_ms: Vec<f64>,
     /// The kill -> the first copy via the standby of an event MOM had not had before, s.
     pub failover_s: Option<f64>,
 }
 
 /// MOM's view, per cell, of every copy received; `kill_ns`: when the active broker was killed,
-/// `standby`: MOM's subscriber on the standby.
-pub fn tally(copies: &[Copy], kill_ns: i64, standby: usize) -> BTreeMap<String, CellTally> {
+/// `steady_until_ns`: the end of the steady state whose latency is measured (an event made just
+/// before the kill waits for the failover), `standby`: MOM's subscriber on the standby.
+pub fn tally(
+    copies: &[Copy],
+    kill_ns: i64,
+    steady_until_ns: i64,
+    standby: usize,
+) -> BTreeMap<String, CellTally> {
     let mut by_cell: HashMap<&str, Vec<&Copy>> = HashMap::new();
     for c in copies {
         by_cell.entry(&c.cell).or_default().push(c);
@@ -216,7 +222,7 @@ pub fn tally(copies: &[Copy], kill_ns: i64, standby: usize) -> BTreeMap<String, 
             }
             seqs.insert(c.seq);
             t.parts += c.parts;
-            if c.ts_ms * 1_000_000 < kill_ns {
+            if c.ts_ms * 1_000_000 < steady_until_ns {
                 t.latency_ms
                     .push((c.recv_ns - c.ts_ms * 1_000_000) as f64 / 1e6);
             }
@@ -261,14 +267,16 @@ mod tests {
             copy(1, 3_500, "c1", "a", 1, 100),
             copy(1, 3_500, "c1", "b", 2, 200),
             copy(1, 3_600, "c1", "d", 4, 2_000),
+            // Made just before the kill, delivered after the failover: not steady state.
+            copy(1, 3_550, "c1", "e", 5, 950),
             copy(0, 150, "c2", "x", 1, 140),
         ];
-        let t = tally(&copies, kill_ms * 1_000_000, 1);
+        let t = tally(&copies, kill_ms * 1_000_000, 500 * 1_000_000, 1);
         let c1 = &t["c1"];
-        assert_eq!(c1.parts, 3);
+        assert_eq!(c1.parts, 4);
         assert_eq!(c1.duplicates, 2);
         assert_eq!(c1.seq_missing, 1, "seq 3 never arrived");
-        assert_eq!(c1.failover_s, Some(2.6));
+        assert_eq!(c1.failover_s, Some(2.55));
         assert_eq!(c1.latency_ms, vec![10.0, 20.0]);
         assert_eq!(t["c2"].failover_s, None);
         assert_eq!(t["c2"].seq_missing, 0);
