@@ -176,6 +176,22 @@ async fn subscribe(broker: usize, port: u16, inner: Arc<Mutex<Inner>>, stop: Arc
     }
 }
 
+/// Writes every copy MOM received as CSV (broker, recv_ns, cell, event_id, seq, ts_ms, parts),
+/// for looking into a run afterwards.
+pub fn dump(path: &std::path::Path, copies: &[Copy]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "broker,recv_ns,cell,event_id,seq,ts_ms,parts")?;
+    for c in copies {
+        writeln!(
+            f,
+            "{},{},{},{},{},{},{}",
+            c.broker, c.recv_ns, c.cell, c.event_id, c.seq, c.ts_ms, c.parts
+        )?;
+    }
+    f.flush()
+}
+
 /// What MOM made of one cell's events.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CellTally {

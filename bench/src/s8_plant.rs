@@ -178,7 +178,9 @@ pub fn run_plant(ctx: &Ctx, n: usize, run: usize) -> Result<Plant> {
         println!("  MOM counted {} parts of {total} after 60 s", mom.parts());
     }
     let steady_until = kill_ns - (STEADY_MARGIN_S * 1e9) as i64;
-    let mut t = tally(&mom.copies(), kill_ns, steady_until, 1);
+    let copies = mom.copies();
+    crate::s8_mom::dump(&dir.join("mom.csv"), &copies)?;
+    let mut t = tally(&copies, kill_ns, steady_until, 1);
     let tallies = truth
         .iter()
         .enumerate()
