@@ -22,6 +22,8 @@ pub enum StoreError {
     Io { path: String, error: std::io::Error },
     #[error("{path}: the store is corrupt ({detail}). Nothing more is written to it. Stop the service; keep a copy of the store with its -wal file; `mes-edge outbox verify` and `mes-edge outbox stats` show what is readable and what MOM has not had; then move the store away: the runtime starts a new one, announced to MOM with a new store_id, and the PLC's counters carry on (docs/OPERATIONS.md, \"A corrupt store\")")]
     Corrupt { path: String, detail: String },
+    #[error("no cursor for the output {0:?} in the store (turned off meanwhile?): its move is not stored")]
+    NoCursor(String),
     #[error("the store's owner thread has stopped (a fault in the store's code); nothing more is written")]
     OwnerGone,
     #[error("{0}")]
@@ -198,7 +200,50 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;",
         data: Some(values_cursor),
     },
+    // 8: the JSON events forwarder becomes a sink with a cursor (`events`) like the others: an
+    // event is delivered once every sink reading events is past it and none holds it refused.
+    // Its marks (`delivered_ms`), their index and the tally kept beside them are no longer
+    // read or written; the column stays in the table because dropping it would rewrite every
+    // row of a store that may hold millions. `sink_move`: when a sink's cursor moved on to
+    // where (at most one row per second and sink): the time an event reached a sink, for the
+    // failover's re-send window, the retention and the status page. Filled in by
+    // `events_cursor`.
+    Migration {
+        sql: "DROP INDEX outbox_undelivered;
+    CREATE TABLE sink_move (
+        sink  TEXT NOT NULL,
+        seq   INTEGER NOT NULL,        -- the cursor moved on to here
+        at_ms INTEGER NOT NULL,        -- at this time (UTC ms)
+        PRIMARY KEY (sink, seq)
+    ) WITHOUT ROWID;",
+        data: Some(events_cursor),
+    },
 ];
+
+/// After migration 8: the JSON forwarder's marks become its cursor, at the highest seq it had
+/// (the tally's `last_delivered_seq`), with every event below it that it had not had held, so
+/// that it sends exactly those again and nothing twice; each second of marks becomes one move.
+/// A new store gets the cursor at 0, before its first event; the runtime drops it when JSON is
+/// off, as it does the other outputs' cursors.
+fn events_cursor(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sink_cursor (sink, seq, value_batch, state, bd_seq)
+         VALUES ('events', (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1), NULL, '{}', 255)",
+        [],
+    )?;
+    if from_version > 0 {
+        tx.execute_batch(
+            "INSERT INTO sink_held (sink, class, item)
+                 SELECT 'events', 'event', seq FROM outbox
+                 WHERE delivered_ms IS NULL
+                   AND seq <= (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1);
+             INSERT OR REPLACE INTO sink_move (sink, seq, at_ms)
+                 SELECT 'events', max(seq), max(delivered_ms) FROM outbox
+                 WHERE delivered_ms IS NOT NULL GROUP BY delivered_ms / 1000;",
+        )?;
+    }
+    tx.execute_batch("DROP TABLE outbox_tally;")
+}
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its
 /// `store_created` event.
