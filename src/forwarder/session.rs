@@ -551,7 +551,11 @@ impl Session<'_> {
     fn send_held_again(&mut self) {
         match self.outbox.held_events(crate::store::EVENTS_SINK) {
             Ok(seqs) if !seqs.is_empty() => {
-                tracing::info!(events = seqs.len(), first = seqs[0], "sending held events again");
+                tracing::info!(
+                    events = seqs.len(),
+                    first = seqs[0],
+                    "sending held events again"
+                );
                 self.read_again(&seqs);
             }
             Ok(_) => {}
@@ -600,7 +604,11 @@ impl Session<'_> {
             })
             .collect();
         if let Some(first) = replayed.first() {
-            tracing::info!(from = first, events = replayed.len(), "re-publishing events put back for replay");
+            tracing::info!(
+                from = first,
+                events = replayed.len(),
+                "re-publishing events put back for replay"
+            );
             self.read_again(&replayed);
         }
     }
@@ -649,9 +657,9 @@ impl Session<'_> {
     /// Hands `row` to the client; false if its queue is full.
     fn publish(&mut self, row: &OutboxRow, again: bool) -> bool {
         let topic = (self.settings.topic)(&row.kind);
-        if let Err(e) = self
-            .client
-            .try_publish(topic, self.settings.qos, false, row.payload.clone())
+        if let Err(e) =
+            self.client
+                .try_publish(topic, self.settings.qos, false, row.payload.clone())
         {
             tracing::debug!("client queue full: {e}");
             return false;

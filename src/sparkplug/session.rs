@@ -504,7 +504,7 @@ impl<'a> Session<'a> {
         let res = tokio::task::block_in_place(|| {
             self.outbox
                 .owner
-                .run(move |o| o.advance_sink(SINK, seq, &state))
+                .run(move |o| o.advance_sink(SINK, seq, &state, now_ms()))
         });
         match res {
             Ok(()) => self.dirty = false,

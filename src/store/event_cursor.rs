@@ -219,23 +219,32 @@ mod tests {
     #[test]
     fn a_move_holds_the_refused_releases_the_taken_and_never_goes_back() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e")
-            .unwrap();
-        o.commit(&(0..6).map(|_| status()).collect::<Vec<_>>(), &CellState::default(), 5)
-            .unwrap();
+        let mut o =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        o.commit(
+            &(0..6).map(|_| status()).collect::<Vec<_>>(),
+            &CellState::default(),
+            5,
+        )
+        .unwrap();
         assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(0));
-        assert!(o.advance_events(EVENTS_SINK, &moved(4, &[2, 3], &[]), 10_000).unwrap());
+        assert!(o
+            .advance_events(EVENTS_SINK, &moved(4, &[2, 3], &[]), 10_000)
+            .unwrap());
         assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(4));
         assert_eq!(o.held_events(EVENTS_SINK).unwrap(), [2, 3]);
         // A late answer: 3 taken, the cursor stays.
-        o.advance_events(EVENTS_SINK, &moved(1, &[], &[3]), 20_000).unwrap();
+        o.advance_events(EVENTS_SINK, &moved(1, &[], &[3]), 20_000)
+            .unwrap();
         assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(4));
         assert_eq!(o.held_events(EVENTS_SINK).unwrap(), [2]);
         let rows = o.events_by_seq(&[5, 2, 9]).unwrap();
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 5]);
         // Moves within a second fold into one; the cursor's place before a time is read back.
-        o.advance_events(EVENTS_SINK, &moved(5, &[], &[]), 30_000).unwrap();
-        o.advance_events(EVENTS_SINK, &moved(6, &[], &[]), 30_500).unwrap();
+        o.advance_events(EVENTS_SINK, &moved(5, &[], &[]), 30_000)
+            .unwrap();
+        o.advance_events(EVENTS_SINK, &moved(6, &[], &[]), 30_500)
+            .unwrap();
         assert_eq!(moved_before(&o.conn, EVENTS_SINK, 30_000).unwrap(), Some(4));
         assert_eq!(moved_before(&o.conn, EVENTS_SINK, 31_000).unwrap(), Some(6));
         let n: i64 = o

@@ -338,10 +338,15 @@ mod tests {
     }
 
     #[test]
-    fn replay_marks_delivered_rows_and_reports_pruned_ones() {
+    fn replay_puts_delivered_rows_back_and_reports_pruned_ones() {
         let (_dir, path) = store_with(10);
         let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        ob.mark_delivered(&(1..=8).collect::<Vec<_>>(), 10).unwrap();
+        let to = |to| crate::store::EventsMoved {
+            to,
+            ..Default::default()
+        };
+        ob.advance_events(crate::store::EVENTS_SINK, &to(8), 10)
+            .unwrap();
         ob.prune(11, u64::MAX).unwrap();
         drop(ob);
         // Rows 1..=8 delivered and pruned; 9 and 10 are still pending.
@@ -357,7 +362,8 @@ mod tests {
         );
         let ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
         let mut ob = ob;
-        ob.mark_delivered(&[9, 10], 20).unwrap();
+        ob.advance_events(crate::store::EVENTS_SINK, &to(10), 20)
+            .unwrap();
         let r = replay(&mut conn, 10, 10).unwrap();
         assert_eq!(
             r,
@@ -367,14 +373,11 @@ mod tests {
                 missing: vec![]
             }
         );
-        assert_eq!(
-            ob.pending(0, 10)
-                .unwrap()
-                .iter()
-                .map(|r| r.seq)
-                .collect::<Vec<_>>(),
-            vec![10]
-        );
+        assert_eq!(ob.held_events(crate::store::EVENTS_SINK).unwrap(), [10]);
+        assert_eq!(ob.stats().unwrap().depth, 1);
+        // Put back once: a second replay of it changes nothing.
+        let r = replay(&mut conn, 9, 10).unwrap();
+        assert_eq!((r.marked, r.already_pending), (1, 1));
     }
 
     #[test]

@@ -339,15 +339,16 @@ impl Outbox {
     /// reading them costs the same at ten rows as at ten million. Depth and the oldest
     /// undelivered event are the JSON forwarder's, or, without it, the slowest output's.
     pub fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let last_seq: i64 =
-            self.conn
-                .prepare_cached("SELECT last_seq FROM cell_state WHERE id = 1")?
-                .query_row([], |r| r.get(0))?;
+        let last_seq: i64 = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM cell_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
         let last_seq = last_seq as u64;
-        let (sink, cursor) = match super::event_cursor::events_cursor(&self.conn, super::EVENTS_SINK)? {
-            Some(c) => (Some(super::EVENTS_SINK), c),
-            None => (None, self.events_floor()?.unwrap_or(last_seq)),
-        };
+        let (sink, cursor) =
+            match super::event_cursor::events_cursor(&self.conn, super::EVENTS_SINK)? {
+                Some(c) => (Some(super::EVENTS_SINK), c),
+                None => (None, self.events_floor()?.unwrap_or(last_seq)),
+            };
         let (held, first_held): (i64, Option<i64>) = self
             .conn
             .prepare_cached(
@@ -430,7 +431,10 @@ fn moves_in(
 ) -> Result<(), StoreError> {
     for (sink, m, at_ms) in moves {
         if !super::event_cursor::advance_events_in(tx, sink, m, *at_ms)? {
-            tracing::warn!(sink, "a cursor move for an output that has no cursor (turned off): dropped");
+            tracing::warn!(
+                sink,
+                "a cursor move for an output that has no cursor (turned off): dropped"
+            );
         }
     }
     Ok(())
@@ -567,13 +571,21 @@ mod tests {
         // 1 to 3 answered, 2 refused: 2 held, 4 and 5 not yet answered.
         deliver(&mut ob, 3, &[2], 10);
         let st = ob.stats().unwrap();
-        assert_eq!((st.depth, st.last_delivered_seq, st.oldest_undelivered_ts), (3, Some(3), Some(1_000)));
+        assert_eq!(
+            (st.depth, st.last_delivered_seq, st.oldest_undelivered_ts),
+            (3, Some(3), Some(1_000))
+        );
         assert_eq!(ob.rows_after(3, 10).unwrap()[0].seq, 4);
         // A cap of zero bytes prunes every delivered row but no undelivered one.
         ob.prune(0, 0).unwrap();
         let st = ob.stats().unwrap();
         assert_eq!((st.rows, st.depth, st.last_seq), (3, 3, 5));
-        let kept: Vec<u64> = ob.rows_after(0, 10).unwrap().iter().map(|r| r.seq).collect();
+        let kept: Vec<u64> = ob
+            .rows_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(kept, [2, 4, 5]);
     }
 
@@ -584,6 +596,7 @@ mod tests {
             held: held.to_vec(),
             taken: Vec::new(),
         };
-        ob.advance_events(crate::store::EVENTS_SINK, &m, at_ms).unwrap();
+        ob.advance_events(crate::store::EVENTS_SINK, &m, at_ms)
+            .unwrap();
     }
 }

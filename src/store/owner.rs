@@ -10,8 +10,8 @@
 //! transaction that is due anyway: the JSON forwarder's cursor moves handed over while a commit
 //! waits are written in the commit's transaction, under its fsync.
 
-use super::outbox::{Committed, Outbox, OutboxStats};
 use super::event_cursor::EventsMoved;
+use super::outbox::{Committed, Outbox, OutboxStats};
 use super::prune::PruneStep;
 use super::schema::StoreError;
 use crate::cell::{CellState, ValueBatch};
@@ -229,9 +229,9 @@ fn serve(mut outbox: Outbox, rx: Receiver<Request>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::EVENTS_SINK;
     use crate::config::Synchronous;
     use crate::event::{EventBody, NewEvent};
+    use crate::store::EVENTS_SINK;
     use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 

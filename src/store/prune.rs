@@ -149,10 +149,16 @@ fn prune_chunks(
         )?
         .query_row([before], |r| r.get(0))?;
     let cut = (cut.unwrap_or(0) as u64).min(floor);
+    // The first row from `seq` on that no output holds: each chunk starts at one, so a step
+    // always deletes something while there is something to delete.
     let first_from = |conn: &Connection, seq: u64| -> rusqlite::Result<Option<u64>> {
-        conn.prepare_cached("SELECT seq FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT 1")?
-            .query_row([seq as i64], |r| Ok(r.get::<_, i64>(0)? as u64))
-            .optional()
+        conn.prepare_cached(
+            "SELECT seq FROM outbox WHERE seq >= ?1
+             AND seq NOT IN (SELECT item FROM sink_held WHERE class = 'event')
+             ORDER BY seq LIMIT 1",
+        )?
+        .query_row([seq as i64], |r| Ok(r.get::<_, i64>(0)? as u64))
+        .optional()
     };
     // Up to `to` (inclusive), from `lo`, a chunk: held rows stay.
     let delete = |lo: u64, to: u64| -> rusqlite::Result<(u64, u64)> {

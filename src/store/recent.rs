@@ -78,8 +78,10 @@ mod tests {
             to,
             ..Default::default()
         };
-        o.advance_events(crate::store::EVENTS_SINK, &moved(2), 1_000).unwrap();
-        o.advance_events(crate::store::EVENTS_SINK, &moved(4), 5_000).unwrap();
+        o.advance_events(crate::store::EVENTS_SINK, &moved(2), 1_000)
+            .unwrap();
+        o.advance_events(crate::store::EVENTS_SINK, &moved(4), 5_000)
+            .unwrap();
         // 5 and 6 are undelivered: not handed back (the forwarder re-sends them anyway).
         assert_eq!(seqs(o.delivered_since(5_000, 100).unwrap()), [3, 4]);
         assert_eq!(seqs(o.delivered_since(0, 100).unwrap()), [1, 2, 3, 4]);

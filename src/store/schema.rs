@@ -669,6 +669,8 @@ mod tests {
         assert_eq!(
             cursors,
             vec![
+                // The event was never acknowledged: the JSON cursor before it.
+                ("events".into(), Some(0), None, "{}".into(), 255),
                 (
                     "sparkplug".into(),
                     Some(0),
@@ -701,7 +703,7 @@ mod tests {
             ob.sink_device_values("sparkplug").unwrap(),
             vec![("press".to_string(), vec![1u8, 2])]
         );
-        assert_eq!(ob.pending(0, 10).unwrap().len(), 1, "the event still waits");
+        assert_eq!(ob.stats().unwrap().depth, 1, "the event still waits");
         // Both outputs past batch 3: 2 and 3 go, 4 waits for both.
         for sink in ["values", "sparkplug"] {
             let moved = crate::store::ValuesMoved {
@@ -712,6 +714,98 @@ mod tests {
         }
         assert_eq!(ob.value_rows_after(0, 10).unwrap()[0].batch, 4);
         assert_eq!(ob.values_held().unwrap(), 1);
+        let v = crate::store::inspect::verify(ob.conn()).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+    }
+
+    /// A store as the previous release left it (schema 7): JSON's marks out of order (2 refused
+    /// and held back, 3 and 4 taken after it), 5 not yet sent. The marks become the cursor and
+    /// what it holds: 2 and 5 go again, nothing else twice, and each event keeps when it went.
+    #[test]
+    fn a_schema_7_store_sends_every_unsent_event_and_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..7] {
+                tx.execute_batch(m.sql).unwrap();
+                if let Some(data) = m.data {
+                    data(&tx, 0).unwrap();
+                }
+            }
+            let mut put = tx
+                .prepare(
+                    "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms, delivered_ms)
+                     VALUES (?1, ?2, ?1, 'part_count', ?3, 5, ?4)",
+                )
+                .unwrap();
+            for (seq, delivered) in [
+                (1, Some(100)),
+                (2, None),
+                (3, Some(2_000)),
+                (4, Some(2_100)),
+                (5, None),
+            ] {
+                let id = format!("e{seq}");
+                let payload = format!(r#"{{"event_id":"{id}","seq":{seq},"type":"part_count"}}"#);
+                put.execute(rusqlite::params![seq, id, payload.into_bytes(), delivered])
+                    .unwrap();
+            }
+            drop(put);
+            tx.execute_batch(
+                "UPDATE cell_state SET last_seq = 5;
+                 UPDATE outbox_tally SET delivered = 3, last_delivered_seq = 4, prune_floor = 1;",
+            )
+            .unwrap();
+            tx.pragma_update(None, "user_version", 7).unwrap();
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut ob = crate::store::Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        let events = crate::store::EVENTS_SINK;
+        assert_eq!(ob.events_cursor(events).unwrap(), Some(4));
+        assert_eq!(ob.held_events(events).unwrap(), [2]);
+        let st = ob.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.oldest_undelivered_ts, st.last_delivered_seq),
+            (2, Some(2), Some(4))
+        );
+        let went: Vec<(u64, Option<i64>)> = crate::store::inspect::after(ob.conn(), 0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| (e.seq, e.delivered_ms))
+            .collect();
+        assert_eq!(
+            went,
+            [
+                (1, Some(100)),
+                (2, None),
+                (3, Some(2_100)),
+                (4, Some(2_100)),
+                (5, None)
+            ],
+            "a second of marks is one move, at its last"
+        );
+        let gone: i64 = ob
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('outbox_tally', 'outbox_undelivered')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        // Pruning takes what JSON had (1, 3, 4), never 2 or 5.
+        assert_eq!(ob.prune(i64::MAX, u64::MAX).unwrap(), 3);
+        let kept: Vec<u64> = ob
+            .rows_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(kept, [2, 5]);
         let v = crate::store::inspect::verify(ob.conn()).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems);
     }

@@ -73,16 +73,23 @@ impl Outbox {
         Ok(c)
     }
 
-    /// Moves `sink`'s cursor on to `seq` with its figures as of there, and records when.
-    pub fn advance_sink(&mut self, sink: &str, seq: u64, state: &str) -> Result<(), StoreError> {
+    /// Moves `sink`'s cursor on to `seq` with its figures as of there, at `at_ms` (when its
+    /// broker answered).
+    pub fn advance_sink(
+        &mut self,
+        sink: &str,
+        seq: u64,
+        state: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         let tx = super::schema::write_tx(self.conn())?;
-        let touched = tx
-            .prepare_cached("UPDATE sink_cursor SET seq = ?2, state = ?3 WHERE sink = ?1")?
+        let was = super::event_cursor::events_cursor(&tx, sink)?
+            .ok_or_else(|| StoreError::NoCursor(sink.to_string()))?;
+        tx.prepare_cached("UPDATE sink_cursor SET seq = ?2, state = ?3 WHERE sink = ?1")?
             .execute(params![sink, seq as i64, state])?;
-        if touched != 1 {
-            return Err(StoreError::NoCursor(sink.to_string()));
+        if seq > was {
+            super::event_cursor::record_move(&tx, sink, seq, at_ms)?;
         }
-        super::event_cursor::record_move(&tx, sink, seq, mes_edge_drivers::now_ms())?;
         tx.commit()?;
         Ok(())
     }
@@ -103,6 +110,7 @@ impl Outbox {
         let dropped = tx.execute("DELETE FROM sink_cursor WHERE sink = ?1", [sink])? > 0;
         tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
         tx.execute("DELETE FROM sink_held WHERE sink = ?1", [sink])?;
+        tx.execute("DELETE FROM sink_move WHERE sink = ?1", [sink])?;
         super::values::delete_done(&tx, 0)?;
         tx.commit()?;
         Ok(dropped)
@@ -171,8 +179,9 @@ mod tests {
             to: 5,
             ..Default::default()
         };
-        ob.advance_events(crate::store::EVENTS_SINK, &all, 10).unwrap();
-        ob.advance_sink("sparkplug", 3, "3").unwrap();
+        ob.advance_events(crate::store::EVENTS_SINK, &all, 10)
+            .unwrap();
+        ob.advance_sink("sparkplug", 3, "3", 10).unwrap();
         // Delivered to MOM, but 4 and 5 not yet to the other output: only 1 to 3 go.
         assert_eq!(ob.prune(11, 0).unwrap(), 3);
         let seqs: Vec<u64> = ob
