@@ -147,29 +147,12 @@ pub(super) fn advance_events_in(
     m: &EventsMoved,
     at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let was: Option<Option<i64>> = tx
-        .prepare_cached("SELECT seq FROM sink_cursor WHERE sink = ?1")?
-        .query_row([sink], |r| r.get(0))
-        .optional()?;
-    let Some(Some(was)) = was else {
+    let Some(was) = events_cursor(tx, sink)? else {
         return Ok(false);
     };
-    {
-        let mut hold = tx.prepare_cached(
-            "INSERT OR IGNORE INTO sink_held (sink, class, item) VALUES (?1, 'event', ?2)",
-        )?;
-        for &s in &m.held {
-            hold.execute(params![sink, s as i64])?;
-        }
-        let mut release = tx.prepare_cached(
-            "DELETE FROM sink_held WHERE sink = ?1 AND class = 'event' AND item = ?2",
-        )?;
-        for &s in &m.taken {
-            release.execute(params![sink, s as i64])?;
-        }
-    }
+    super::sink_cursor::hold_and_release(tx, sink, "event", &m.held, &m.taken)?;
     // Never back: an answer that comes late moves nothing.
-    if m.to as i64 > was {
+    if m.to > was {
         tx.prepare_cached("UPDATE sink_cursor SET seq = ?2 WHERE sink = ?1")?
             .execute(params![sink, m.to as i64])?;
         record_move(tx, sink, m.to, at_ms)?;

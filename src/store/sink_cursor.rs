@@ -135,6 +135,29 @@ impl Outbox {
     }
 }
 
+/// Holds what `sink`'s broker refused (events or value batches: `class`) and releases what it
+/// took since, in `tx`.
+pub(super) fn hold_and_release(
+    tx: &rusqlite::Transaction,
+    sink: &str,
+    class: &str,
+    held: &[u64],
+    taken: &[u64],
+) -> Result<(), StoreError> {
+    let mut hold = tx.prepare_cached(
+        "INSERT OR IGNORE INTO sink_held (sink, class, item) VALUES (?1, ?2, ?3)",
+    )?;
+    for &i in held {
+        hold.execute(params![sink, class, i as i64])?;
+    }
+    let mut release =
+        tx.prepare_cached("DELETE FROM sink_held WHERE sink = ?1 AND class = ?2 AND item = ?3")?;
+    for &i in taken {
+        release.execute(params![sink, class, i as i64])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
