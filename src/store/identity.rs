@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn payloads(ob: &Outbox) -> Vec<serde_json::Value> {
-        ob.pending(0, 100)
+        ob.rows_after(0, 100)
             .unwrap()
             .iter()
             .map(|r| serde_json::from_slice(&r.payload).unwrap())
