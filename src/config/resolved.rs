@@ -3,8 +3,8 @@
 //! the shift calendar. Nothing downstream parses the file's text again, so nothing downstream
 //! can fail on it.
 
-use super::drivers::driver_specs;
 use super::locate::Problem;
+use super::tag::TagDescription;
 use super::types::*;
 use super::Broker;
 use crate::vocabulary::{CounterKind, MachineState, RestartSign};
@@ -152,8 +152,8 @@ impl CellConfig {
         if parsed.brokers.is_empty() {
             return Err(Problem::internal("the broker url was not parsed"));
         }
+        let drivers = driver_specs(&file, &parsed)?;
         let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
-        let drivers = driver_specs(&file, &parsed.node_targets)?;
         let calendar = match (&file.shifts, parsed.zone) {
             (None, _) => None,
             (Some(_), Some(zone)) => Some(ShiftPlan {
@@ -206,6 +206,28 @@ impl CellConfig {
     }
 }
 
+/// Each device's driver, from the protocol it speaks; a Modbus device may join a line already
+/// there. Tags are numbered as [`CellFile::numbered_tags`] numbers them.
+fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Problem> {
+    let state_dir = file
+        .store
+        .path
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let mut specs = Vec::new();
+    let mut next_tag = 0u32;
+    for (d, dev) in file.devices.iter().enumerate() {
+        for protocol in super::protocols::ALL {
+            let count = protocol.tags(dev, next_tag).len() as u32;
+            if protocol.speaks(dev.protocol) {
+                protocol.add_driver(d, dev, next_tag, parsed, state_dir, &mut specs)?;
+            }
+            next_tag += count;
+        }
+    }
+    Ok(specs)
+}
+
 fn roles(
     file: &CellFile,
     states: &HashMap<i64, MachineState>,
@@ -213,9 +235,9 @@ fn roles(
     reject_reasons: HashMap<i64, String>,
 ) -> Result<SignalRoles, Problem> {
     let numbered = file.numbered_tags();
-    let by_name: HashMap<&str, (TagId, usize, CellTag)> = numbered
+    let by_name: HashMap<&str, (TagId, usize, &TagDescription)> = numbered
         .iter()
-        .map(|(id, d, t)| (t.name(), (*id, *d, *t)))
+        .map(|(id, d, t)| (t.name(), (*id, *d, t)))
         .collect();
     let find = |name: &str| {
         by_name
@@ -231,15 +253,15 @@ fn roles(
         (CounterKind::Scrap, &s.scrap_count),
     ] {
         let Some(signal) = signal else { continue };
-        let (tag, device, cell_tag) = find(&signal.tag)?;
-        let bits = cell_tag.counter_bits().ok_or_else(|| {
+        let (tag, _, cell_tag) = find(&signal.tag)?;
+        let bits = cell_tag.counter_bits.ok_or_else(|| {
             Problem::internal(&format!("counter tag {:?} has no width", signal.tag))
         })?;
         counters.push(CounterPlan {
             kind,
             tag,
             bits,
-            identity: cell_tag.identity(&file.devices[device].name),
+            identity: cell_tag.identity.clone(),
             reset_tag: signal.reset_tag.as_deref().map(id).transpose()?,
             settings: signal.clone(),
         });

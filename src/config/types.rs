@@ -1,7 +1,8 @@
 use super::cell_path::CellPath;
+pub use super::modbus::tag::TagConfig;
+pub use super::opcua::node::{NodeConfig, SubscriptionConfig};
 use crate::vocabulary::MachineState;
-use mes_edge_drivers::modbus::{ByteOrder, DataType, Table};
-use mes_edge_drivers::opcua::{NodeType, SecurityMode, SecurityPolicy};
+use mes_edge_drivers::opcua::{SecurityMode, SecurityPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -136,15 +137,6 @@ pub enum Protocol {
     S7,
 }
 
-impl Protocol {
-    pub fn is_modbus(self) -> bool {
-        matches!(
-            self,
-            Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp
-        )
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
@@ -242,186 +234,32 @@ pub struct Device {
 impl Device {
     /// The TCP port: as set, else the protocol's own.
     pub fn port(&self) -> u16 {
-        match (self.port_set, self.protocol) {
-            (Some(p), _) => p,
-            (None, Protocol::S7) => super::s7::tag::DEFAULT_PORT,
-            (None, _) => defaults::modbus_port(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionConfig {
-    pub name: String,
-    pub publishing_interval_ms: u64,
-}
-
-/// An OPC UA node read as a tag.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    pub name: String,
-    /// `ns=3;s=Line1.Press.Count`, `ns=2;i=1042`, `nsu=URI;s=...`
-    pub node_id: Option<String>,
-    /// `/2:Press/2:GoodCount` from the Objects folder, instead of `node_id`.
-    pub browse_path: Option<String>,
-    /// The type the node must hold; required for counters (their width decides rollover).
-    #[serde(rename = "type")]
-    pub data_type: Option<NodeType>,
-    /// Default: the subscription's publishing interval.
-    pub sampling_interval_ms: Option<u64>,
-    /// Default 1: the latest value (a counter's latest value holds every part).
-    pub queue_size: Option<u32>,
-    /// Default true.
-    pub discard_oldest: Option<bool>,
-    pub deadband_absolute: Option<f64>,
-    pub deadband_percent: Option<f64>,
-    /// Read every `poll_interval_ms` instead of subscribing.
-    #[serde(default)]
-    pub poll: bool,
-    /// One of the device's `[[devices.subscriptions]]`; default: the device's own.
-    pub subscription: Option<String>,
-    /// Publish the node as a process value (docs/VALUES.md).
-    #[serde(default)]
-    pub publish: super::values::Publish,
-}
-
-/// One tag of the cell, whichever protocol reads it.
-#[derive(Debug, Clone, Copy)]
-pub enum CellTag<'a> {
-    Modbus(&'a TagConfig),
-    OpcUa(&'a NodeConfig),
-    S7(&'a super::s7::tag::S7TagConfig),
-}
-
-impl CellTag<'_> {
-    pub fn name(&self) -> &str {
-        match self {
-            CellTag::Modbus(t) => &t.name,
-            CellTag::OpcUa(n) => &n.name,
-            CellTag::S7(t) => &t.name,
-        }
-    }
-
-    /// Width of the unsigned counter this tag holds, if it is one.
-    /// What the tag reads, for a counter's baseline: a counter moved to another device,
-    /// address, type or byte order (or node) starts a new baseline rather than being diffed
-    /// against the old tag's last value.
-    pub fn identity(&self, device: &str) -> String {
-        match self {
-            CellTag::Modbus(t) => format!(
-                "{device}/{}:{}/{}/{:?}",
-                t.table.name(),
-                t.address,
-                t.data_type.name(),
-                t.order
-            ),
-            CellTag::OpcUa(n) => format!(
-                "{device}/{}/{}",
-                n.node_id
-                    .as_deref()
-                    .or(n.browse_path.as_deref())
-                    .unwrap_or("?"),
-                n.data_type.map_or("?", |t| t.name())
-            ),
-            CellTag::S7(t) => t.identity(device),
-        }
-    }
-
-    /// What a write_tag may set on the tag (numbered `id`), if it has `write = true`.
-    pub fn write_spec(&self, id: mes_edge_drivers::TagId) -> Option<super::writes::WriteSpec> {
-        match self {
-            CellTag::Modbus(t) if t.write => {
-                let mut encoding =
-                    mes_edge_drivers::modbus::ModbusTag::new(id, t.table, t.address, t.data_type);
-                encoding.order = t.order;
-                encoding.bit = t.bit;
-                encoding.length = t.length;
-                encoding.scale = t.scale;
-                encoding.offset = t.offset;
-                encoding.writable = true;
-                Some(super::writes::WriteSpec {
-                    encoding: std::sync::Arc::new(encoding),
-                    min: t.min,
-                    max: t.max,
-                    allowed: t.allowed.clone(),
-                    write_sources: t.write_sources.clone(),
-                })
-            }
-            CellTag::S7(t) => t.write_spec(id),
-            _ => None,
-        }
-    }
-
-    pub fn counter_bits(&self) -> Option<u32> {
-        match self {
-            CellTag::Modbus(t) => t.data_type.counter_bits(),
-            CellTag::OpcUa(n) => n.data_type.and_then(NodeType::counter_bits),
-            CellTag::S7(t) => t.counter_bits(),
-        }
+        self.port_set
+            .unwrap_or_else(|| super::protocols::of(self.protocol).default_port())
     }
 }
 
 impl CellFile {
     /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
-    /// each device its `tags`, then its `nodes`, then its `s7_tags`, in config order. The cell model and the
-    /// drivers both number with this, so a tag id means the same on both sides.
-    pub fn numbered_tags(&self) -> Vec<(mes_edge_drivers::TagId, usize, CellTag<'_>)> {
-        let tags = self.devices.iter().enumerate().flat_map(|(d, dev)| {
-            dev.tags
-                .iter()
-                .map(move |t| (d, CellTag::Modbus(t)))
-                .chain(dev.nodes.iter().map(move |n| (d, CellTag::OpcUa(n))))
-                .chain(dev.s7_tags.iter().map(move |t| (d, CellTag::S7(t))))
-        });
-        tags.enumerate()
-            .map(|(i, (d, t))| (mes_edge_drivers::TagId(i as u32), d, t))
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TagConfig {
-    pub name: String,
-    pub table: Table,
-    pub address: u16,
-    #[serde(rename = "type")]
-    pub data_type: DataType,
-    #[serde(default)]
-    pub order: ByteOrder,
-    pub bit: Option<u8>,
-    pub scale: Option<f64>,
-    pub offset: Option<f64>,
-    /// Registers of a `type = "string"` tag (two characters each).
-    pub length: Option<u16>,
-    /// Read this tag at its own interval instead of the device's `poll_interval_ms`.
-    pub poll_interval_ms: Option<u64>,
-    /// Whether write-back may set it (holding registers and coils only).
-    #[serde(default)]
-    pub write: bool,
-    /// Engineering limits of a writable tag: a write_tag outside them is rejected.
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    /// The only values a write_tag may set.
-    pub allowed: Option<Vec<super::commands::AllowedValue>>,
-    /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag; every
-    /// source allowed write_tag if left out.
-    pub write_sources: Option<Vec<String>>,
-    /// Publish the tag as a process value (docs/VALUES.md).
-    #[serde(default)]
-    pub publish: super::values::Publish,
-}
-
-impl TagConfig {
-    /// Addresses the tag occupies in its table.
-    pub fn span(&self) -> u16 {
-        if self.table.is_bits() {
-            1
-        } else {
-            self.data_type.span(self.length)
+    /// each device the tags of each protocol in `protocols.rs` order (Modbus `tags`, OPC UA
+    /// `nodes`, S7 `s7_tags`), in config order. The cell model and the drivers both number with
+    /// this, so a tag id means the same on both sides.
+    pub fn numbered_tags(
+        &self,
+    ) -> Vec<(mes_edge_drivers::TagId, usize, super::tag::TagDescription)> {
+        let mut out = Vec::new();
+        for (d, dev) in self.devices.iter().enumerate() {
+            for protocol in super::protocols::ALL {
+                let first = out.len() as u32;
+                let tags = protocol.tags(dev, first);
+                out.extend(
+                    tags.into_iter()
+                        .enumerate()
+                        .map(|(i, t)| (mes_edge_drivers::TagId(first + i as u32), d, t)),
+                );
+            }
         }
+        out
     }
 }
 
@@ -637,9 +475,6 @@ mod defaults {
     use crate::vocabulary::MachineState;
     pub fn pieces() -> String {
         "pcs".into()
-    }
-    pub fn modbus_port() -> u16 {
-        502
     }
     pub fn unit_id() -> u8 {
         1
