@@ -180,34 +180,10 @@ impl CellConfig {
     pub fn primary(&self) -> &Broker {
         &self.brokers[0]
     }
-
-    /// The Modbus lines among [`CellConfig::drivers`].
-    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::Modbus(line) => Some(line),
-            _ => None,
-        })
-    }
-
-    /// The OPC UA devices among [`CellConfig::drivers`].
-    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::OpcUa(dev) => Some(dev),
-            _ => None,
-        })
-    }
-
-    /// The S7 devices among [`CellConfig::drivers`].
-    pub fn s7_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::s7::S7Device> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::S7(dev) => Some(dev),
-            _ => None,
-        })
-    }
 }
 
-/// Each device's driver, from the protocol it speaks; a Modbus device may join a line already
-/// there. Tags are numbered as [`CellFile::numbered_tags`] numbers them.
+/// Each device's driver, from the protocol it speaks (a device may join a driver already there,
+/// when its protocol serializes devices on one connection). Tags are numbered as [`CellFile::numbered_tags`] numbers them.
 fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Problem> {
     let state_dir = file
         .store

@@ -16,13 +16,13 @@ pub(super) fn add_to_line(d: usize, dev: &Device, first_tag: u32, specs: &mut Ve
         return;
     };
     let device = modbus_device(d, dev, first_tag);
-    let line = specs.iter_mut().find_map(|s| match s {
-        DriverSpec::Modbus(l) if same_line(&l.transport, &transport) => Some(l),
-        _ => None,
-    });
+    let line = specs
+        .iter_mut()
+        .filter_map(|s| s.get_mut::<ModbusLine>())
+        .find(|l| same_line(&l.transport, &transport));
     match line {
         Some(line) => line.devices.push(device),
-        None => specs.push(DriverSpec::Modbus(ModbusLine {
+        None => specs.push(DriverSpec::new(ModbusLine {
             transport,
             devices: vec![device],
         })),

@@ -78,3 +78,10 @@ impl DeviceProtocol for Modbus {
         Ok(())
     }
 }
+
+impl super::CellConfig {
+    /// The Modbus lines among [`super::CellConfig::drivers`].
+    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
+        self.drivers.iter().filter_map(|d| d.get())
+    }
+}

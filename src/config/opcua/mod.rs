@@ -57,11 +57,18 @@ impl DeviceProtocol for OpcUa {
         specs: &mut Vec<DriverSpec>,
     ) -> Result<(), Problem> {
         let device = device::opcua_device(d, dev, first_id, &parsed.node_targets, state_dir)?;
-        specs.push(DriverSpec::OpcUa(device));
+        specs.push(DriverSpec::new(device));
         Ok(())
     }
 
     fn warnings(&self, c: &super::CellConfig, w: &mut Vec<Problem>) {
         check::warnings(c, w);
+    }
+}
+
+impl super::CellConfig {
+    /// The OPC UA devices among [`super::CellConfig::drivers`].
+    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
+        self.drivers.iter().filter_map(|d| d.get())
     }
 }

@@ -17,7 +17,7 @@ pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Drive
         .enumerate()
         .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
         .collect();
-    DriverSpec::S7(S7Device {
+    DriverSpec::new(S7Device {
         id: DeviceId(d as u32),
         name: dev.name.clone(),
         endpoint: endpoint(dev),

@@ -58,3 +58,10 @@ impl DeviceProtocol for S7 {
         Ok(())
     }
 }
+
+impl super::CellConfig {
+    /// The S7 devices among [`super::CellConfig::drivers`].
+    pub fn s7_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::s7::S7Device> {
+        self.drivers.iter().filter_map(|d| d.get())
+    }
+}
