@@ -2,7 +2,7 @@
 //! description the rest of the runtime reads, and the driver's encoding of a writable tag.
 
 use crate::config::tag::{TagDescription, ValueType};
-use crate::config::writes::WriteSpec;
+use crate::config::writes::{ValueKind, WriteEncoding, WriteSpec};
 use mes_edge_drivers::modbus::{ByteOrder, DataType, ModbusTag, Table};
 use mes_edge_drivers::TagId;
 use serde::Deserialize;
@@ -110,5 +110,32 @@ impl TagConfig {
             allowed: self.allowed.clone(),
             write_sources: self.write_sources.clone(),
         })
+    }
+}
+
+impl WriteEncoding for ModbusTag {
+    fn kind(&self) -> ValueKind {
+        if self.table.is_bits() || self.bit.is_some() || self.data_type == DataType::Bool {
+            ValueKind::Bool
+        } else if self.data_type == DataType::String {
+            ValueKind::Text
+        } else if matches!(self.data_type, DataType::F32 | DataType::F64)
+            || self.scale.is_some()
+            || self.offset.is_some()
+        {
+            ValueKind::Float
+        } else {
+            ValueKind::Int
+        }
+    }
+
+    fn type_name(&self) -> String {
+        self.data_type.name().to_string()
+    }
+
+    fn encodes(&self, value: mes_edge_drivers::Value) -> Result<(), String> {
+        self.encode_registers(value)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
