@@ -11,6 +11,7 @@
 mod backoff;
 pub mod clock;
 pub mod driver;
+mod error;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
@@ -21,6 +22,7 @@ mod value;
 
 pub use backoff::Backoff;
 pub use driver::{Driver, DriverSpec, ProtocolDriver};
+pub use error::{DriverError, ErrorKind};
 pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 
 pub use value::{
