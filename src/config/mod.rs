@@ -12,6 +12,7 @@ mod broker;
 mod cell_path;
 mod check;
 mod commands;
+mod device;
 pub mod lab;
 mod locate;
 pub mod modbus;
