@@ -6,6 +6,7 @@
 pub mod address;
 pub mod commission;
 mod device;
+mod driver;
 pub mod frame;
 pub mod link;
 pub mod plan;
