@@ -5,8 +5,8 @@
 use super::protocol::DeviceProtocol;
 use super::types::Protocol;
 
-pub(in crate::config) static ALL: [&dyn DeviceProtocol; 3] =
-    [&super::modbus::Modbus, &super::opcua::OpcUa, &super::s7::S7];
+pub(in crate::config) static ALL: &[&dyn DeviceProtocol] =
+    &[&super::modbus::Modbus, &super::opcua::OpcUa, &super::s7::S7];
 
 /// The protocol a device's `protocol = "..."` names.
 pub(in crate::config) fn of(p: Protocol) -> &'static dyn DeviceProtocol {
