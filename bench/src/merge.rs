@@ -5,28 +5,8 @@
 //! given that holds it, and the merged results name that run (its times, commit, repetitions,
 //! machine) per scenario, so that a reader sees which rows were measured together.
 
-use crate::report::Results;
-use serde::{Deserialize, Serialize};
+use crate::report::{Results, Source};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A run that scenarios of the page come from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Source {
-    pub started: String,
-    pub finished: String,
-    pub runs: usize,
-    pub quick: bool,
-    pub machine: BTreeMap<String, String>,
-    pub build: BTreeMap<String, String>,
-    /// The scenarios of the page this run measured.
-    pub scenarios: Vec<String>,
-}
-
-impl Source {
-    pub fn commit(&self) -> &str {
-        self.build.get("commit").map_or("-", String::as_str)
-    }
-}
 
 /// `S4` of a scenario name, for ordering S10 after S9.
 fn number(scenario: &str) -> u32 {

@@ -81,7 +81,26 @@ pub struct Results {
     /// A page merged from several runs (`mes-edge-bench report A.json B.json`): each run and
     /// the scenarios it gave. Empty for one run's results: the file is its own source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<crate::merge::Source>,
+    pub sources: Vec<Source>,
+}
+
+/// A run that scenarios of the page come from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    pub started: String,
+    pub finished: String,
+    pub runs: usize,
+    pub quick: bool,
+    pub machine: BTreeMap<String, String>,
+    pub build: BTreeMap<String, String>,
+    /// The scenarios of the page this run measured.
+    pub scenarios: Vec<String>,
+}
+
+impl Source {
+    pub fn commit(&self) -> &str {
+        self.build.get("commit").map_or("-", String::as_str)
+    }
 }
 
 /// A figure for a tool: measured, or why there is none.

@@ -8,32 +8,13 @@
 //! time an event reached an output, which the failover's re-send window, the retention and the
 //! status page read.
 
+use super::cursor_rows::{advance_events_in, events_cursor, EventsMoved};
 use super::outbox::{Outbox, OutboxRow};
 use super::schema::StoreError;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// The JSON events forwarder's cursor.
 pub const EVENTS_SINK: &str = "events";
-
-/// Where an output's events cursor moves: on to `to` (never back), holding the events refused
-/// on the way and releasing the held ones taken since.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventsMoved {
-    pub to: u64,
-    pub held: Vec<u64>,
-    pub taken: Vec<u64>,
-}
-
-impl EventsMoved {
-    /// This move followed by `later`, as one: an event held here and taken later is released.
-    pub fn then(&mut self, later: EventsMoved) {
-        self.to = self.to.max(later.to);
-        self.held.retain(|s| !later.taken.contains(s));
-        self.taken.retain(|s| !later.held.contains(s));
-        self.held.extend(later.held);
-        self.taken.extend(later.taken);
-    }
-}
 
 impl Outbox {
     /// Moves `sink`'s events cursor in a transaction of its own (tools and tests; the runtime's
@@ -118,65 +99,9 @@ impl Outbox {
     }
 }
 
-/// `sink`'s events cursor on any connection.
-pub(super) fn events_cursor(conn: &Connection, sink: &str) -> Result<Option<u64>, StoreError> {
-    let seq: Option<Option<i64>> = conn
-        .prepare_cached("SELECT seq FROM sink_cursor WHERE sink = ?1")?
-        .query_row([sink], |r| r.get(0))
-        .optional()?;
-    Ok(seq.flatten().map(|s| s as u64))
-}
-
-/// Where `sink`'s cursor stood before `at_ms`: every event up to here reached it before then.
-pub(super) fn moved_before(
-    conn: &Connection,
-    sink: &str,
-    at_ms: i64,
-) -> Result<Option<u64>, StoreError> {
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT max(seq) FROM sink_move WHERE sink = ?1 AND at_ms < ?2")?
-        .query_row(params![sink, at_ms], |r| r.get(0))?;
-    Ok(seq.map(|s| s as u64))
-}
-
-/// The move `m` of `sink`'s cursor inside `tx`. False if the sink has no cursor (turned off
-/// meanwhile): nothing is written.
-pub(super) fn advance_events_in(
-    tx: &rusqlite::Transaction,
-    sink: &str,
-    m: &EventsMoved,
-    at_ms: i64,
-) -> Result<bool, StoreError> {
-    let Some(was) = events_cursor(tx, sink)? else {
-        return Ok(false);
-    };
-    super::sink_cursor::hold_and_release(tx, sink, "event", &m.held, &m.taken)?;
-    // Never back: an answer that comes late moves nothing.
-    if m.to > was {
-        tx.prepare_cached("UPDATE sink_cursor SET seq = ?2 WHERE sink = ?1")?
-            .execute(params![sink, m.to as i64])?;
-        record_move(tx, sink, m.to, at_ms)?;
-    }
-    Ok(true)
-}
-
-/// Records that `sink`'s cursor moved on to `to` at `at_ms`. One move a second is enough for
-/// every reader of the times: the moves of the last second fold into this one.
-pub(super) fn record_move(
-    conn: &Connection,
-    sink: &str,
-    to: u64,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM sink_move WHERE sink = ?1 AND at_ms > ?2 AND seq < ?3")?
-        .execute(params![sink, at_ms - 1000, to as i64])?;
-    conn.prepare_cached("INSERT OR REPLACE INTO sink_move (sink, seq, at_ms) VALUES (?1, ?2, ?3)")?
-        .execute(params![sink, to as i64, at_ms])?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::cursor_rows::moved_before;
     use super::*;
     use crate::cell::CellState;
     use crate::config::Synchronous;

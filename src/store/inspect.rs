@@ -106,7 +106,7 @@ pub fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
 /// delivery cannot be replayed and are reported.
 pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, StoreError> {
     let tx = super::schema::write_tx(conn)?;
-    let cursor = super::event_cursor::events_cursor(&tx, super::EVENTS_SINK)?.ok_or_else(|| {
+    let cursor = super::cursor_rows::events_cursor(&tx, super::EVENTS_SINK)?.ok_or_else(|| {
         StoreError::NoCursor(format!(
             "{} (the JSON forwarder has not run on this store)",
             super::EVENTS_SINK

@@ -4,6 +4,7 @@
 //! neither is and the next reading counts them again.
 
 mod checkpoint;
+mod cursor_rows;
 mod event_cursor;
 pub mod identity;
 pub mod inspect;
@@ -20,7 +21,8 @@ mod sink_cursor;
 mod values;
 
 pub use checkpoint::Checkpointer;
-pub use event_cursor::{EventsMoved, EVENTS_SINK};
+pub use cursor_rows::EventsMoved;
+pub use event_cursor::EVENTS_SINK;
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use owner::{Commit, StoreOwner};

@@ -345,7 +345,7 @@ impl Outbox {
             .query_row([], |r| r.get(0))?;
         let last_seq = last_seq as u64;
         let (sink, cursor) =
-            match super::event_cursor::events_cursor(&self.conn, super::EVENTS_SINK)? {
+            match super::cursor_rows::events_cursor(&self.conn, super::EVENTS_SINK)? {
                 Some(c) => (Some(super::EVENTS_SINK), c),
                 None => (None, self.events_floor()?.unwrap_or(last_seq)),
             };
@@ -430,7 +430,7 @@ fn moves_in(
     moves: &[(String, super::EventsMoved, i64)],
 ) -> Result<(), StoreError> {
     for (sink, m, at_ms) in moves {
-        if !super::event_cursor::advance_events_in(tx, sink, m, *at_ms)? {
+        if !super::cursor_rows::advance_events_in(tx, sink, m, *at_ms)? {
             tracing::warn!(
                 sink,
                 "a cursor move for an output that has no cursor (turned off): dropped"

@@ -10,7 +10,7 @@
 //! transaction that is due anyway: the JSON forwarder's cursor moves handed over while a commit
 //! waits are written in the commit's transaction, under its fsync.
 
-use super::event_cursor::EventsMoved;
+use super::cursor_rows::EventsMoved;
 use super::outbox::{Committed, Outbox, OutboxStats};
 use super::prune::PruneStep;
 use super::schema::StoreError;

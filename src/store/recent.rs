@@ -19,10 +19,10 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sink = super::EVENTS_SINK;
-        let Some(cursor) = super::event_cursor::events_cursor(&self.conn, sink)? else {
+        let Some(cursor) = super::cursor_rows::events_cursor(&self.conn, sink)? else {
             return Ok(Vec::new());
         };
-        let before = super::event_cursor::moved_before(&self.conn, sink, since_ms)?.unwrap_or(0);
+        let before = super::cursor_rows::moved_before(&self.conn, sink, since_ms)?.unwrap_or(0);
         let from = before.max(cursor.saturating_sub(limit as u64));
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, kind, payload FROM outbox

@@ -83,12 +83,12 @@ impl Outbox {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let tx = super::schema::write_tx(self.conn())?;
-        let was = super::event_cursor::events_cursor(&tx, sink)?
+        let was = super::cursor_rows::events_cursor(&tx, sink)?
             .ok_or_else(|| StoreError::NoCursor(sink.to_string()))?;
         tx.prepare_cached("UPDATE sink_cursor SET seq = ?2, state = ?3 WHERE sink = ?1")?
             .execute(params![sink, seq as i64, state])?;
         if seq > was {
-            super::event_cursor::record_move(&tx, sink, seq, at_ms)?;
+            super::cursor_rows::record_move(&tx, sink, seq, at_ms)?;
         }
         tx.commit()?;
         Ok(())
@@ -133,29 +133,6 @@ impl Outbox {
         })?;
         Ok(rows.take(limit).collect::<Result<_, _>>()?)
     }
-}
-
-/// Holds what `sink`'s broker refused (events or value batches: `class`) and releases what it
-/// took since, in `tx`.
-pub(super) fn hold_and_release(
-    tx: &rusqlite::Transaction,
-    sink: &str,
-    class: &str,
-    held: &[u64],
-    taken: &[u64],
-) -> Result<(), StoreError> {
-    let mut hold = tx.prepare_cached(
-        "INSERT OR IGNORE INTO sink_held (sink, class, item) VALUES (?1, ?2, ?3)",
-    )?;
-    for &i in held {
-        hold.execute(params![sink, class, i as i64])?;
-    }
-    let mut release =
-        tx.prepare_cached("DELETE FROM sink_held WHERE sink = ?1 AND class = ?2 AND item = ?3")?;
-    for &i in taken {
-        release.execute(params![sink, class, i as i64])?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -219,7 +219,7 @@ impl Outbox {
             "UPDATE sink_cursor SET value_batch = max(value_batch, ?2) WHERE sink = ?1",
         )?
         .execute(params![sink, m.to as i64])?;
-        super::sink_cursor::hold_and_release(&tx, sink, "value", &m.held, &m.taken)?;
+        super::cursor_rows::hold_and_release(&tx, sink, "value", &m.held, &m.taken)?;
         {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO sink_value (sink, device, metrics) VALUES (?1, ?2, ?3)",
