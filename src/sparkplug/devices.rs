@@ -61,7 +61,7 @@ fn s7_type(t: mes_edge_drivers::s7::S7Type) -> DataType {
         S7::DInt => DataType::Int32,
         S7::Real => DataType::Float,
         S7::LReal => DataType::Double,
-        S7::String { .. } | S7::DateAndTime => DataType::String,
+        S7::String { .. } | S7::DateAndTime | S7::Dtl => DataType::String,
     }
 }
 

@@ -220,7 +220,7 @@ pub fn tag_problem(ty: S7Type, write: bool, need: Need) -> Option<&'static str> 
         Need::Number
             if matches!(
                 ty,
-                S7Type::Bool | S7Type::String { .. } | S7Type::DateAndTime
+                S7Type::Bool | S7Type::String { .. } | S7Type::DateAndTime | S7Type::Dtl
             ) =>
         {
             Some("expected a numeric tag")
