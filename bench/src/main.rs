@@ -31,6 +31,8 @@ mod s4_latency;
 mod s5_footprint;
 mod s6_opcua;
 mod s7_store;
+mod s9_polling;
+mod s9_rig;
 mod stats;
 mod workload;
 
@@ -149,7 +151,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Cmd::All(args) => bench(
-            &["s1", "s2", "s3", "s4", "s5", "s6", "s7"].map(String::from),
+            &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s9"].map(String::from),
             args,
         ),
         Cmd::Run { scenarios, args } => bench(&scenarios, args),
@@ -242,6 +244,7 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
                 "s5" => s5_footprint::run(&ctx, &mut table),
                 "s6" => s6_opcua::run(&ctx, &mut table),
                 "s7" => s7_store::run(&ctx, &mut table),
+                "s9" => s9_polling::run(&ctx, &mut table),
                 other => anyhow::bail!("unknown scenario {other:?}; expected s1..s7"),
             };
             if let Err(e) = r {

@@ -11,9 +11,9 @@
 use crate::collector::Collector;
 use crate::ctx::{Ctx, Tool};
 use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
-use crate::load_server::Mode;
-use crate::procs::Broker;
-use crate::procstat::{CpuWindow, RssSampler};
+use crate::load_server::{DeviceReport, Mode};
+use crate::procs::{Broker, Proc};
+use crate::procstat::{CpuWindow, RssSampler, RssTrace};
 use crate::report::{Cell, Figure, Table, Target};
 use crate::stats::{deviation, mean, spread};
 use crate::workload::Workload;
@@ -46,7 +46,6 @@ pub struct Result2 {
 
 /// `publish`: mes-edge publishes every tag as a process value by exception.
 pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Result2> {
-    let d = ctx.durations;
     let name = if publish {
         "mes-edge-publishing"
     } else {
@@ -84,6 +83,26 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
     let collector = Collector::start(broker.port, filter, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
     let mut p = start_tool(ctx, tool, &dir, &w, broker.port, None)?;
+    measure(
+        ctx,
+        tool,
+        &mut p,
+        &collector,
+        std::slice::from_mut(&mut server),
+    )
+}
+
+/// The warm-up, then the measured window of `tool` (process `p`) polling the load servers:
+/// their counts cleared, the tool's CPU, memory and messages taken over the window, and what
+/// every server saw of it. S9 (S7, a server per device) measures the same way.
+pub fn measure(
+    ctx: &Ctx,
+    tool: Tool,
+    p: &mut Proc,
+    collector: &Collector,
+    servers: &mut [LoadServer],
+) -> Result<Result2> {
+    let d = ctx.durations;
     std::thread::sleep(Duration::from_secs_f64(d.s2_warmup));
     anyhow::ensure!(
         p.running(),
@@ -91,14 +110,19 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         tool.name(),
         p.log.display()
     );
-    server.reset()?;
+    for s in servers.iter_mut() {
+        s.reset()?;
+    }
     let cpu = CpuWindow::start(p.pid());
     let rss = RssSampler::start(p.pid(), Duration::from_millis(500));
     let m0 = collector.len();
     std::thread::sleep(Duration::from_secs_f64(d.s2_seconds));
     let cpu = cpu.percent();
     let messages = collector.len() - m0;
-    let report = server.report()?;
+    let mut report = Vec::new();
+    for s in servers.iter_mut() {
+        report.extend(s.report()?);
+    }
     let rss = rss.finish();
     anyhow::ensure!(
         p.running(),
@@ -107,6 +131,18 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         p.log.display()
     );
     p.stop(Duration::from_secs(10));
+    Ok(measured(&report, cpu, &rss, messages, d.s2_seconds))
+}
+
+/// One tool's figures from what the load servers saw of it (`report`, a device each) and what
+/// its process used over the measured window (`seconds`). S9 (S7) measures the same way.
+fn measured(
+    report: &[DeviceReport],
+    cpu: f64,
+    rss: &RssTrace,
+    messages: usize,
+    seconds: f64,
+) -> Result2 {
     let rates: Vec<f64> = report
         .iter()
         .map(|r| r.tag_register_reads_min as f64 / r.seconds)
@@ -120,7 +156,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         .flat_map(|r| r.intervals_ms.iter().copied())
         .collect();
     let s = spread(intervals.clone());
-    Ok(Result2 {
+    Result2 {
         polls_per_s: mean(&rates),
         polls_per_s_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
         requests_per_poll: mean(&requests),
@@ -133,8 +169,8 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         rss_max: rss.max(),
         anon_max: rss.anon_max,
         pss_max: rss.pss_max,
-        messages_per_s: messages as f64 / d.s2_seconds,
-    })
+        messages_per_s: messages as f64 / seconds,
+    }
 }
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
