@@ -10,9 +10,9 @@ SPEC: {"port", "db", "size", "tick_ms", "per_tick", "tags": [[offset, kind, init
 with kind word, dword or real.
 
 Prints `READY <port>` once listening. stdin, one command a line: `reset` clears the counts,
-`report` prints `REPORT {json}` with the fields of load_server.rs's DeviceReport: `reads` are
-read requests (PDUs), `registers_read` bytes, `cycles` reads of the DB's first byte, and
-`tag_register_reads_min|max` the fewest and most reads of one byte of the tags.
+`report` prints `REPORT [{json}]`, a list of one DeviceReport (load_server.rs prints one a
+device): `reads` are read requests (PDUs), `registers_read` bytes, `cycles` reads of the DB's
+first byte, and `tag_register_reads_min|max` the fewest and most reads of one byte of the tags.
 """
 
 import json
@@ -128,7 +128,7 @@ def main():
         if cmd == "reset":
             counts.reset()
         elif cmd == "report":
-            print("REPORT " + json.dumps(counts.report(tag_bytes)), flush=True)
+            print("REPORT " + json.dumps([counts.report(tag_bytes)]), flush=True)
     server.stop()
 
 

@@ -44,6 +44,57 @@ pub struct Result2 {
     pub messages_per_s: f64,
 }
 
+impl Result2 {
+    /// CPU time per tag read, µs: the tool's CPU over the reads of `tags` tags at its poll rate.
+    pub fn cpu_per_tag(&self, tags: usize) -> f64 {
+        self.cpu / 100.0 * 1e6 / (tags as f64 * self.polls_per_s)
+    }
+}
+
+/// A tool's figure from its result, or why there is none.
+pub fn cell(results: &[(Tool, Result<Result2>)], tool: Tool, f: &dyn Fn(&Result2) -> f64) -> Cell {
+    match results.iter().find(|(t, _)| *t == tool) {
+        Some((_, Ok(r))) => Cell::Value(f(r)),
+        Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
+        None => Cell::na("not run"),
+    }
+}
+
+/// key, name, unit, digits, the figure of a result, less is better, target.
+pub type Row<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    usize,
+    &'a dyn Fn(&Result2) -> f64,
+    bool,
+    Option<Target>,
+);
+
+/// Each row as a figure of mes-edge and the Python poller; `node_red` gives Node-RED's cell.
+pub fn add_rows<'a>(
+    table: &mut Table,
+    scenario: &'static str,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    results: &[(Tool, Result<Result2>)],
+    node_red: &dyn Fn(&dyn Fn(&Result2) -> f64) -> Cell,
+) {
+    for (key, name, unit, digits, f, less, target) in rows {
+        table.add(Figure {
+            scenario,
+            key,
+            name,
+            unit,
+            digits,
+            mes_edge: cell(results, Tool::MesEdge, f),
+            python: cell(results, Tool::Python, f),
+            node_red: node_red(f),
+            less_is_better: less,
+            target,
+        });
+    }
+}
+
 /// `publish`: mes-edge publishes every tag as a process value by exception.
 pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Result2> {
     let name = if publish {
@@ -212,24 +263,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     } else {
         None
     };
-    let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| -> Cell {
-        match results.iter().find(|(t, _)| *t == tool) {
-            Some((_, Ok(r))) => Cell::Value(f(r)),
-            Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
-            None => Cell::na("not run"),
-        }
-    };
-    let tags = (DEVICES * 500) as f64;
-    let per_tag = move |r: &Result2| r.cpu / 100.0 * 1e6 / (tags * r.polls_per_s);
-    type Row<'a> = (
-        &'a str,
-        &'a str,
-        &'a str,
-        usize,
-        &'a dyn Fn(&Result2) -> f64,
-        bool,
-        Option<Target>,
-    );
+    let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| cell(&results, tool, f);
+    let per_tag = |r: &Result2| r.cpu_per_tag(DEVICES * 500);
     let rows: [Row; 11] = [
         ("s2.polls", "polls per device as the tags saw them (reads of the least-read tag register; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false, None),
         ("s2.polls_min", "the same, the least-polled device", "polls/s", 2, &|r| r.polls_per_s_min, false, None),
@@ -253,20 +288,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         ("s2.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true, None),
         ("s2.pss", "PSS (most over the run)", "MB", 1, &|r| r.pss_max, true, None),
     ];
-    for (key, name, unit, digits, f, less, target) in rows {
-        table.add(Figure {
-            scenario: "S2",
-            key,
-            name,
-            unit,
-            digits,
-            mes_edge: get(Tool::MesEdge, f),
-            python: get(Tool::Python, f),
-            node_red: get(Tool::NodeRed, f),
-            less_is_better: less,
-            target,
-        });
-    }
+    add_rows(table, "S2", rows, &results, &|f| get(Tool::NodeRed, f));
     table.add(Figure {
         scenario: "S2",
         key: "s2.messages",

@@ -14,8 +14,8 @@ use crate::collector::Collector;
 use crate::ctx::{Ctx, Tool};
 use crate::harness::{layout, start_mes_edge, start_python, topic_filter};
 use crate::procs::{free_port, Broker, Proc};
-use crate::report::{Cell, Figure, Table};
-use crate::s2_polling::{measure, Result2, DEVICES, LAYOUT, POLL_MS};
+use crate::report::{Cell, Table};
+use crate::s2_polling::{add_rows, measure, Result2, Row, DEVICES, LAYOUT, POLL_MS};
 use crate::s9_rig::{device_config, poller_spec, start_cpus};
 use crate::workload::{cell_config_with, Workload};
 use anyhow::Result;
@@ -108,51 +108,23 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         };
         results.push((tool, r));
     }
-    let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| -> Cell {
-        match results.iter().find(|(t, _)| *t == tool) {
-            Some((_, Ok(r))) => Cell::Value(f(r)),
-            Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
-            None => Cell::na("not run"),
-        }
-    };
-    let tags = (DEVICES * TAGS) as f64;
-    let per_tag = move |r: &Result2| r.cpu / 100.0 * 1e6 / (tags * r.polls_per_s);
+    let per_tag = |r: &Result2| r.cpu_per_tag(DEVICES * TAGS);
     // Requests per second in all: per poll of a CPU, times the polls of every CPU.
     let requests = |r: &Result2| r.requests_per_poll * r.polls_per_s * DEVICES as f64;
-    type Row<'a> = (
-        &'a str,
-        &'a str,
-        &'a str,
-        usize,
-        &'a dyn Fn(&Result2) -> f64,
-        bool,
-    );
     let rows: [Row; 10] = [
-        ("s9.polls", "polls per CPU as the tags saw them (reads of the least-read byte of a tag; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false),
-        ("s9.polls_min", "the same, the least-polled CPU", "polls/s", 2, &|r| r.polls_per_s_min, false),
-        ("s9.requests", "read requests per second, all CPUs", "requests/s", 0, &requests, true),
-        ("s9.interval_p99", "poll interval p99", "ms", 1, &|r| r.interval_p99, true),
-        ("s9.jitter", "jitter: SD of the interval around the poll period", "ms", 1, &|r| r.jitter_sd, true),
-        ("s9.cpu", "CPU", "% of one core", 1, &|r| r.cpu, true),
-        ("s9.cpu_per_tag", "CPU per tag read", "µs", 3, &per_tag, true),
-        ("s9.rss", "RSS (most over the run)", "MB", 1, &|r| r.rss_max, true),
-        ("s9.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true),
-        ("s9.messages", "MQTT messages published (mes-edge: part counts; Python poller: every change)", "msg/s", 0, &|r| r.messages_per_s, true),
+        ("s9.polls", "polls per CPU as the tags saw them (reads of the least-read byte of a tag; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false, None),
+        ("s9.polls_min", "the same, the least-polled CPU", "polls/s", 2, &|r| r.polls_per_s_min, false, None),
+        ("s9.requests", "read requests per second, all CPUs", "requests/s", 0, &requests, true, None),
+        ("s9.interval_p99", "poll interval p99", "ms", 1, &|r| r.interval_p99, true, None),
+        ("s9.jitter", "jitter: SD of the interval around the poll period", "ms", 1, &|r| r.jitter_sd, true, None),
+        ("s9.cpu", "CPU", "% of one core", 1, &|r| r.cpu, true, None),
+        ("s9.cpu_per_tag", "CPU per tag read", "µs", 3, &per_tag, true, None),
+        ("s9.rss", "RSS (most over the run)", "MB", 1, &|r| r.rss_max, true, None),
+        ("s9.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true, None),
+        ("s9.messages", "MQTT messages published (mes-edge: part counts; Python poller: every change)", "msg/s", 0, &|r| r.messages_per_s, true, None),
     ];
-    for (key, name, unit, digits, f, less) in rows {
-        table.add(Figure {
-            scenario: "S9",
-            key,
-            name,
-            unit,
-            digits,
-            mes_edge: get(Tool::MesEdge, f),
-            python: get(Tool::Python, f),
-            node_red: Cell::na("not run: no S7 node installed"),
-            less_is_better: less,
-            target: None,
-        });
-    }
+    let no_node = Cell::na("not run: no S7 node installed");
+    add_rows(table, "S9", rows, &results, &|_| no_node.clone());
     // The tools count different things here: no ratio (as report.rs's NO_RATIO does for S2's).
     if let Some(f) = table
         .results

@@ -15,6 +15,26 @@ pub(super) struct Clock {
 }
 
 impl Clock {
+    const fn at(
+        year: u32,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+        nanos: u32,
+    ) -> Clock {
+        Clock {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+        }
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS` and, if `digits` > 0, that many digits of the second's fraction.
     pub fn text(&self, digits: u32) -> String {
         let c = self;
@@ -119,24 +139,8 @@ fn to_bcd(v: u32) -> u8 {
     (((v / 10) << 4) | (v % 10)) as u8
 }
 
-const DT_FIRST: Clock = Clock {
-    year: 1990,
-    month: 1,
-    day: 1,
-    hour: 0,
-    minute: 0,
-    second: 0,
-    nanos: 0,
-};
-const DT_LAST: Clock = Clock {
-    year: 2089,
-    month: 12,
-    day: 31,
-    hour: 23,
-    minute: 59,
-    second: 59,
-    nanos: 999_000_000,
-};
+const DT_FIRST: Clock = Clock::at(1990, 1, 1, 0, 0, 0, 0);
+const DT_LAST: Clock = Clock::at(2089, 12, 31, 23, 59, 59, 999_000_000);
 
 /// DATE_AND_TIME's 8 BCD bytes: year (90..99 is 1990s), month, day, hour, minute, second, then
 /// three digits of milliseconds and the weekday in the last nibble.
@@ -170,24 +174,8 @@ pub(super) fn encode_date_and_time(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// DTL's range as Siemens documents it (a 64-bit count of nanoseconds from 1970).
-const DTL_FIRST: Clock = Clock {
-    year: 1970,
-    month: 1,
-    day: 1,
-    hour: 0,
-    minute: 0,
-    second: 0,
-    nanos: 0,
-};
-const DTL_LAST: Clock = Clock {
-    year: 2262,
-    month: 4,
-    day: 11,
-    hour: 23,
-    minute: 47,
-    second: 16,
-    nanos: 854_775_807,
-};
+const DTL_FIRST: Clock = Clock::at(1970, 1, 1, 0, 0, 0, 0);
+const DTL_LAST: Clock = Clock::at(2262, 4, 11, 23, 47, 16, 854_775_807);
 
 /// DTL's 12 bytes: year (u16), month, day, weekday, hour, minute, second (u8 each), nanoseconds
 /// (u32), big-endian. The weekday is the CPU's to keep; the date says which day it is.
