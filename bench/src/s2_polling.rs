@@ -60,13 +60,16 @@ pub fn cell(results: &[(Tool, Result<Result2>)], tool: Tool, f: &dyn Fn(&Result2
     }
 }
 
-/// key, name, unit, digits, the figure of a result, less is better, target.
+/// One figure of a tool's result.
+pub type Of<'a> = &'a dyn Fn(&Result2) -> f64;
+
+/// key, name, unit, digits, the figure, less is better, target.
 pub type Row<'a> = (
     &'a str,
     &'a str,
     &'a str,
     usize,
-    &'a dyn Fn(&Result2) -> f64,
+    Of<'a>,
     bool,
     Option<Target>,
 );
@@ -77,7 +80,7 @@ pub fn add_rows<'a>(
     scenario: &'static str,
     rows: impl IntoIterator<Item = Row<'a>>,
     results: &[(Tool, Result<Result2>)],
-    node_red: &dyn Fn(&dyn Fn(&Result2) -> f64) -> Cell,
+    node_red: &dyn Fn(Of) -> Cell,
 ) {
     for (key, name, unit, digits, f, less, target) in rows {
         table.add(Figure {
