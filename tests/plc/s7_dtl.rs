@@ -31,7 +31,7 @@ async fn a_dtl_reads_as_the_plc_holds_it_and_a_written_one_lands_in_the_plc() {
             common::eventually(Duration::from_secs(5), || {
                 drivers
                     .latest("stamp")
-                    .is_some_and(|s| s.quality == Quality::Good && s.value == Some(want.clone()))
+                    .is_some_and(|s| s.quality == Quality::Good && s.value == Some(want))
             })
             .await
         }
