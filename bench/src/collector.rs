@@ -18,6 +18,8 @@ pub struct Rec {
     /// A part_count event's counter value, or a peer's value.
     pub value: Option<f64>,
     pub kind: Option<String>,
+    /// Process values in the message (a value batch's `values`); 0 for anything else.
+    pub values: usize,
 }
 
 #[derive(Deserialize)]
@@ -30,6 +32,7 @@ struct Msg<'a> {
     #[serde(borrow)]
     tag: Option<&'a str>,
     value: Option<f64>,
+    values: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +168,7 @@ async fn run(
                             tag,
                             value,
                             kind: m.kind.map(str::to_string),
+                            values: m.values.map_or(0, |v| v.len()),
                         }
                     }
                     // The retained status (`online`) and anything else that is not JSON.
@@ -175,6 +179,7 @@ async fn run(
                         tag: Some(String::from_utf8_lossy(&p.payload).into_owned()),
                         value: None,
                         kind: Some("status".into()),
+                        values: 0,
                     },
                 };
                 let mut inner = inner.lock().unwrap();

@@ -45,6 +45,11 @@ pub struct Durations {
     pub s5_seconds: f64,
     pub s6_seconds: f64,
     pub s7_events: u64,
+    /// S8: the cells of the plant (fewer if the machine's memory does not hold them).
+    pub s8_cells: u64,
+    /// S8: production before the active broker is killed, and after.
+    pub s8_seconds: f64,
+    pub s8_after_kill: f64,
 }
 
 impl Durations {
@@ -66,6 +71,9 @@ impl Durations {
             s5_seconds: 20.0,
             s6_seconds: 30.0,
             s7_events: 10_000_000,
+            s8_cells: 100,
+            s8_seconds: 30.0,
+            s8_after_kill: 30.0,
         }
     }
     pub fn quick() -> Self {
@@ -84,6 +92,9 @@ impl Durations {
             s5_seconds: 5.0,
             s6_seconds: 5.0,
             s7_events: 1_000_000,
+            s8_cells: 100,
+            s8_seconds: 10.0,
+            s8_after_kill: 15.0,
         }
     }
 

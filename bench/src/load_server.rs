@@ -289,10 +289,10 @@ fn report(d: &Device, layout: &Layout, seconds: f64) -> DeviceReport {
 }
 
 /// xorshift64*: enough randomness for the phase of a change against a poll.
-struct XorShift(u64);
+pub struct XorShift(pub u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;

@@ -16,6 +16,7 @@ mod layout;
 mod load_server;
 mod machine;
 mod markdown;
+mod merge;
 mod node_red;
 mod pipeline;
 mod procs;
@@ -31,6 +32,9 @@ mod s4_latency;
 mod s5_footprint;
 mod s6_opcua;
 mod s7_store;
+mod s8_mom;
+mod s8_plant;
+mod s8_presses;
 mod s9_polling;
 mod s9_rig;
 mod stats;
@@ -78,7 +82,7 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Every scenario, S1 to S7, then the table.
+    /// Every scenario, S1 to S8, then the table.
     All(RunArgs),
     /// One or more scenarios, e.g. `run s2 s4`.
     Run {
@@ -87,14 +91,19 @@ enum Cmd {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// BENCHMARKS.md from a run's results.json (to stdout, or --out).
+    /// BENCHMARKS.md from a run's results.json (to stdout, or --out); from several, merged: a
+    /// later file's scenarios replace an earlier one's, and the page names each scenario's run.
     Report {
-        results: PathBuf,
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
         /// The narrative (default: bench/BENCHMARKS.template.md of the source tree).
         #[arg(long)]
         template: Option<PathBuf>,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write the results the page was made from (merged, with each scenario's run).
+        #[arg(long)]
+        results_out: Option<PathBuf>,
     },
     /// (internal) The Modbus load servers, one TCP port per device.
     LoadServer {
@@ -131,7 +140,8 @@ fn main() -> std::process::ExitCode {
             results,
             template,
             out,
-        } => markdown::main(&results, template, out),
+            results_out,
+        } => markdown::main(&results, template, out, results_out),
         Cmd::Publish {
             port,
             seconds,
@@ -151,7 +161,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Cmd::All(args) => bench(
-            &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s9"].map(String::from),
+            &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"].map(String::from),
             args,
         ),
         Cmd::Run { scenarios, args } => bench(&scenarios, args),
@@ -244,8 +254,9 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
                 "s5" => s5_footprint::run(&ctx, &mut table),
                 "s6" => s6_opcua::run(&ctx, &mut table),
                 "s7" => s7_store::run(&ctx, &mut table),
+                "s8" => s8_plant::run(&ctx, &mut table),
                 "s9" => s9_polling::run(&ctx, &mut table),
-                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s7"),
+                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s9"),
             };
             if let Err(e) = r {
                 table.note(format!("{} failed: {e:#}", s.to_uppercase()));

@@ -3,20 +3,33 @@
 //! load average, median, spread, ratio and verdict comes from results.json, so the file cannot
 //! disagree with the run it names.
 
+use crate::merge;
 use crate::report::{FigureData, Results, Summary, Target, TOOLS};
 use anyhow::{Context, Result};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub fn main(results: &Path, template: Option<PathBuf>, out: Option<PathBuf>) -> Result<()> {
-    let text = std::fs::read_to_string(results)
-        .with_context(|| format!("reading {}", results.display()))?;
-    let r: Results = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a results.json of this harness",
-            results.display()
-        )
-    })?;
+/// `files`: one run's results.json, or several merged (a later file's scenarios replace an
+/// earlier one's, merge.rs); `results_out`: where to write the results the page was made from.
+pub fn main(
+    files: &[PathBuf],
+    template: Option<PathBuf>,
+    out: Option<PathBuf>,
+    results_out: Option<PathBuf>,
+) -> Result<()> {
+    let mut all = Vec::with_capacity(files.len());
+    for path in files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        all.push(serde_json::from_str::<Results>(&text).with_context(|| {
+            format!("{} is not a results.json of this harness", path.display())
+        })?);
+    }
+    let r = crate::merge::merge(all);
+    if let Some(p) = results_out {
+        std::fs::write(&p, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
     let template = template.unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.template.md")
     });
@@ -50,18 +63,27 @@ pub fn render(r: &Results, template: &str) -> Result<String> {
 
 fn section(r: &Results, name: &str) -> Result<String> {
     Ok(match name {
+        "machine" if r.sources.len() > 1 => facts(&merge::facts(&r.sources, |s| &s.machine)),
         "machine" => facts(&r.machine),
+        "build" if r.sources.len() > 1 => facts(&merge::facts(&r.sources, |s| &s.build)),
         "build" => facts(&r.build),
-        "runs" => format!(
-            "{} run{}{}",
-            r.runs,
-            if r.runs == 1 { "" } else { "s" },
-            if r.quick {
-                " of `--quick` (short windows, to check the harness: not for the record)"
-            } else {
-                ""
-            }
+        "runs" if r.sources.len() > 1 => r
+            .sources
+            .iter()
+            .map(|s| format!("{} of {}", runs(s.runs, s.quick), merge::span(&s.scenarios)))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        "runs" => format!("{} of every scenario", runs(r.runs, r.quick)),
+        "started" if r.sources.len() > 1 => format!(
+            "{} (the first of the {} runs this page is merged from)",
+            r.started,
+            r.sources.len()
         ),
+        "finished" if r.sources.len() > 1 => format!(
+            "{} (the last; the table after the results names each scenario's run)",
+            r.finished
+        ),
+        "provenance" => provenance(r),
         "started" => r.started.clone(),
         "finished" => r.finished.clone(),
         "durations" => durations(r),
@@ -78,6 +100,48 @@ fn section(r: &Results, name: &str) -> Result<String> {
         "notes" => r.notes.iter().map(|n| format!("- {n}\n")).collect(),
         other => anyhow::bail!("unknown placeholder {{{{{other}}}}} in the template"),
     })
+}
+
+fn runs(n: usize, quick: bool) -> String {
+    format!(
+        "{n} run{}{}",
+        if n == 1 { "" } else { "s" },
+        if quick {
+            " of `--quick` (short windows, to check the harness: not for the record)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Per scenario, the run its figures come from: when, which commit, how many repetitions, and
+/// how busy the machine was before each of them (the load average over one minute).
+fn provenance(r: &Results) -> String {
+    let mut s = String::from(
+        "| scenario | run started | finished | commit | runs | load average before (1 min) |\n\
+         |---|---|---|---|---:|---|\n",
+    );
+    for src in merge::sources_of(r) {
+        for sc in &src.scenarios {
+            let load: Vec<String> = r
+                .load
+                .iter()
+                .filter(|l| &l.scenario == sc)
+                .map(|l| num(l.before[0], 2))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {sc} | {} | {} | {} | {}{} | {} |",
+                src.started,
+                src.finished,
+                src.commit(),
+                src.runs,
+                if src.quick { " (`--quick`)" } else { "" },
+                load.join(", ")
+            );
+        }
+    }
+    s
 }
 
 fn facts(m: &std::collections::BTreeMap<String, String>) -> String {
@@ -304,13 +368,13 @@ fn load(r: &Results) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const FIXTURE: &str = include_str!("../fixtures/results-quick.json");
-    const TEMPLATE: &str = include_str!("../BENCHMARKS.template.md");
+    pub(crate) const TEMPLATE: &str = include_str!("../BENCHMARKS.template.md");
 
-    fn fixture() -> Results {
+    pub(crate) fn fixture() -> Results {
         serde_json::from_str(FIXTURE).expect("the fixture parses")
     }
 

@@ -25,6 +25,14 @@ fn clock_ticks() -> f64 {
     }
 }
 
+/// Bytes the process has caused to be sent to the block layer (/proc/PID/io `write_bytes`).
+pub fn write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

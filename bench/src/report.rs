@@ -78,6 +78,10 @@ pub struct Results {
     pub load: Vec<LoadAverage>,
     pub figures: Vec<FigureData>,
     pub notes: Vec<String>,
+    /// A page merged from several runs (`mes-edge-bench report A.json B.json`): each run and
+    /// the scenarios it gave. Empty for one run's results: the file is its own source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::merge::Source>,
 }
 
 /// A figure for a tool: measured, or why there is none.

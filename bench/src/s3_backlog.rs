@@ -21,20 +21,10 @@ use std::time::{Duration, Instant};
 
 const SESSION: &str = "bench-s3-collector";
 
-/// (last committed seq, undelivered events, first and last delivered_ms)
-fn store_view(db: &Path) -> Result<(u64, u64, Option<i64>, Option<i64>)> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let last: i64 = conn.query_row("SELECT last_seq FROM cell_state WHERE id = 1", [], |r| {
-        r.get(0)
-    })?;
-    let (depth, first, lastd): (i64, Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT (SELECT count(*) FROM outbox WHERE delivered_ms IS NULL), min(delivered_ms), max(delivered_ms) FROM outbox",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    Ok((last as u64, depth as u64, first, lastd))
+/// (last committed seq, events not yet acknowledged), as the runtime's /health reads them.
+fn store_view(db: &Path) -> Result<(u64, u64)> {
+    let stats = mes_edge::store::Outbox::open_read_only(db, "bench")?.stats()?;
+    Ok((stats.last_seq, stats.depth))
 }
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
@@ -99,33 +89,31 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The last acknowledgements are marked in the store at the forwarder's next flush.
+    // The last acknowledgements move the cursor at the forwarder's next flush.
     wait_for(Duration::from_secs(30), || {
         store_view(&db).map(|v| v.1 == 0).unwrap_or(false)
     });
     let cpu = cpu.percent();
     let broker_cpu = broker_cpu.percent();
     let rss = rss.finish();
-    let (_, depth, first_ms, last_ms) = store_view(&db)?;
+    let (_, depth) = store_view(&db)?;
     p.stop(Duration::from_secs(15));
     let recs = collector.take();
-    let last_recv = recs
-        .iter()
-        .filter(|r| r.kind.as_deref() == Some("part_count"))
-        .map(|r| r.recv_ns)
-        .max();
-    let (_, missing, dups) = check_sequence(&recs, generated);
-    let back_ms = t_back / 1_000_000;
-    let to_first = first_ms.map_or(f64::NAN, |f| (f - back_ms) as f64 / 1e3);
-    let to_last = last_ms.map_or(f64::NAN, |l| (l - back_ms) as f64 / 1e3);
-    let drain_s = match (first_ms, last_ms) {
-        (Some(f), Some(l)) => (l - f) as f64 / 1e3,
-        _ => f64::NAN,
+    // What MOM's subscriber received, timed at its receipt: the broker sends each event on
+    // as it takes it, so its first and last receipt bound the drain.
+    let received = || {
+        recs.iter()
+            .filter(|r| r.kind.as_deref() == Some("part_count"))
+            .map(|r| r.recv_ns)
     };
+    let (first_recv, last_recv) = (received().min(), received().max());
+    let (_, missing, dups) = check_sequence(&recs, generated);
+    let since_back = |t: Option<i64>| t.map_or(f64::NAN, |t| (t - t_back) as f64 / 1e9);
+    let (to_first, to_last) = (since_back(first_recv), since_back(last_recv));
+    let drain_s = to_last - to_first;
     let rate = generated as f64 / drain_s;
-    let to_collector = last_recv.map_or(f64::NAN, |l| (l - t_back) as f64 / 1e9);
     println!(
-        "  broker back -> first PUBACK {to_first:.2} s, -> last PUBACK {to_last:.2} s (last at collector {to_collector:.2} s); \
+        "  broker back -> first event at MOM {to_first:.2} s, -> last {to_last:.2} s; \
          drain {drain_s:.2} s = {rate:.0}/s; undelivered left {depth}; missing {missing}, duplicates {dups}; \
          RSS {:.1} -> max {:.1} -> {:.1} MB; CPU {cpu:.0}%, broker {broker_cpu:.0}%",
         rss.first(),
@@ -135,11 +123,19 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     let growth = rss.max() - rss_before.min(rss.first());
     let f =
         |key, name, unit, v| Figure::mes_edge("S3", key, name, unit, v, "n/a: no durable buffer");
-    table.add(f("s3.to_last", "broker back -> last PUBACK", "s", to_last).digits(2));
+    table.add(
+        f(
+            "s3.to_last",
+            "broker back -> last event at MOM",
+            "s",
+            to_last,
+        )
+        .digits(2),
+    );
     table.add(
         f(
             "s3.to_first",
-            "broker back -> first PUBACK (reconnect backoff)",
+            "broker back -> first event at MOM (reconnect backoff)",
             "s",
             to_first,
         )
@@ -148,7 +144,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     table.add(
         f(
             "s3.drain",
-            "drain rate, first to last PUBACK",
+            "drain rate, first to last event at MOM",
             "events/s",
             rate,
         )

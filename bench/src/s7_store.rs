@@ -1,7 +1,7 @@
 //! S7, a large store: 10 M events stored, 5 M of them undelivered (`--quick`: 1 M and 500 k).
 //! The store is built by the runtime's own commit path (`Outbox::commit`, batches of 50,000
 //! part counts, synchronous = "normal" while building) and the older half marked delivered
-//! (`Outbox::mark_delivered`, the forwarder's path). Then, on that store and on an empty one:
+//! (`Outbox::advance_events`, the JSON cursor's moves). Then, on that store and on an empty one:
 //! intake as in S1 with the broker down (the store, not the broker, is what is measured), with
 //! the size cap set just under the store so that housekeeping prunes while intake runs; the
 //! longest housekeeping step from the runtime's /metrics; bytes written per event from
@@ -14,6 +14,7 @@ use crate::ctx::Ctx;
 use crate::harness::{layout, load_spec, wait_for, LoadServer};
 use crate::load_server::{unix_ns, Mode};
 use crate::procs::{free_port, Broker, Proc};
+use crate::procstat::write_bytes;
 use crate::report::{Cell, Figure, Table, Target};
 use crate::s1_rig::{write_config, EVENTS};
 use crate::s2_polling::{LAYOUT, POLL_MS};
@@ -69,7 +70,15 @@ fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
     let mut seq = 1;
     while seq <= delivered {
         let to = (seq + BATCH).min(delivered + 1);
-        ob.mark_delivered(&(seq..to).collect::<Vec<_>>(), mes_edge_drivers::now_ms())?;
+        let moved = mes_edge::store::EventsMoved {
+            to: to - 1,
+            ..Default::default()
+        };
+        ob.advance_events(
+            mes_edge::store::EVENTS_SINK,
+            &moved,
+            mes_edge_drivers::now_ms(),
+        )?;
         seq = to;
     }
     Ok(started.elapsed().as_secs_f64())
@@ -78,14 +87,6 @@ fn build_store(db: &Path, total: u64, delivered: u64) -> Result<f64> {
 fn file_bytes(db: &Path) -> u64 {
     let size = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     size(db.display().to_string()) + size(format!("{}-wal", db.display()))
-}
-
-/// Bytes the process has caused to be sent to the block layer (/proc/PID/io `write_bytes`).
-fn write_bytes(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A gauge or counter of the runtime's /metrics.

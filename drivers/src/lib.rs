@@ -4,10 +4,14 @@
 //! the time it was read) and [`DeviceStatus`] changes. It knows nothing of work orders, storage or
 //! MQTT: the runtime decides what a value means. This keeps every protocol interchangeable behind
 //! one small contract, which is what lets the cell engine ignore where a count came from.
+//!
+//! A protocol is a folder (`modbus/`, `opcua/`, `s7/`) implementing [`ProtocolDriver`] for
+//! what its driver is built from, registered by its `pub mod` line here.
 
 mod backoff;
 pub mod clock;
-mod driver;
+pub mod driver;
+mod error;
 mod metrics;
 pub mod modbus;
 pub mod opcua;
@@ -17,7 +21,8 @@ mod schedule;
 mod value;
 
 pub use backoff::Backoff;
-pub use driver::{Driver, DriverSpec};
+pub use driver::{Driver, DriverSpec, ProtocolDriver};
+pub use error::{DriverError, ErrorKind};
 pub use metrics::{DeviceMetrics, DeviceMetricsSnapshot, LATENCY_BUCKETS_S};
 
 pub use value::{

@@ -123,7 +123,7 @@ impl Presence {
     /// poll that failed. False if the runtime is gone.
     pub async fn went_offline(
         &mut self,
-        reason: String,
+        reason: crate::DriverError,
         mut samples: Vec<Sample>,
         tx: &mpsc::Sender<DeviceEvent>,
     ) -> bool {
@@ -131,7 +131,7 @@ impl Presence {
             return self.send(samples, tx).await;
         }
         self.metrics.set_connected(false);
-        tracing::warn!(device = %self.name, %reason, "device offline");
+        tracing::warn!(device = %self.name, %reason, kind = reason.kind.name(), "device offline");
         self.online = Some(false);
         let ts_ms = now_ms();
         for i in 0..self.values.len() {

@@ -133,7 +133,7 @@ pub fn plausible_ts(ms: i64) -> Option<i64> {
 pub enum DeviceStatus {
     Online,
     Offline {
-        reason: String,
+        reason: crate::DriverError,
     },
     /// When the device's server says it started (OPC UA `ServerStatus/StartTime`), UTC ms,
     /// read at each connect and sent right after `Online`: a change between two readings is a
@@ -169,7 +169,7 @@ pub fn now_ms() -> i64 {
 pub struct WriteRequest {
     pub tag: TagId,
     pub value: Value,
-    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), crate::DriverError>>,
 }
 
 /// A method call the runtime asks a driver to make (OPC UA `Call`: e.g. "start order" on the

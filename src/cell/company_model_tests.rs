@@ -184,7 +184,7 @@ impl Rig {
             DeviceStatus::Online
         } else {
             DeviceStatus::Offline {
-                reason: "connection reset".into(),
+                reason: mes_edge_drivers::DriverError::transient("connection reset"),
             }
         };
         let ev = DeviceEvent::Status {

@@ -127,7 +127,7 @@ impl Engine {
                 self.credit(*ts_ms);
                 let (online, reason) = match status {
                     DeviceStatus::Online => (true, None),
-                    DeviceStatus::Offline { reason } => (false, Some(reason.clone())),
+                    DeviceStatus::Offline { reason } => (false, Some(reason.to_string())),
                     // Not an event of its own: it tells the counters' rules of a restart.
                     DeviceStatus::Started { at_ms } => {
                         self.session_of(device.0 as usize).server_started(*at_ms);
@@ -558,7 +558,7 @@ mod tests {
         let ev = DeviceEvent::Status {
             device: DeviceId(0),
             status: DeviceStatus::Offline {
-                reason: "timeout".into(),
+                reason: mes_edge_drivers::DriverError::transient("timeout"),
             },
             ts_ms: 9,
         };

@@ -85,7 +85,7 @@ pub(super) fn status(e: &mut Engine, ts_ms: i64, online: bool) {
         DeviceStatus::Online
     } else {
         DeviceStatus::Offline {
-            reason: "connection reset".into(),
+            reason: mes_edge_drivers::DriverError::transient("connection reset"),
         }
     };
     let ev = DeviceEvent::Status {

@@ -120,7 +120,7 @@ impl WritableTag {
     pub fn all(c: &CellConfig) -> HashMap<String, WritableTag> {
         let mut out = HashMap::new();
         for (id, _, tag) in c.numbered_tags() {
-            let Some(spec) = tag.write_spec(id) else {
+            let Some(spec) = tag.write.clone() else {
                 continue;
             };
             let sources = spec.write_sources.as_ref().map(|l| {

@@ -31,8 +31,8 @@ pub enum OutboxCommand {
         status: bool,
     },
     /// Publish a range of events again, byte for byte as committed (MOM asked for them again).
-    /// Marks them undelivered: the running service sends them within a second, a stopped one
-    /// at its next start.
+    /// Puts them back in the JSON forwarder's hands (held, as a refused event is): the running
+    /// service sends them within a second, a stopped one at its next start.
     Replay {
         #[arg(long, short)]
         config: PathBuf,
@@ -159,7 +159,7 @@ fn replay(c: &CellConfig, from: u64, to: Option<u64>) -> Result<()> {
     }
     let r = inspect::replay(&mut conn, from, to)?;
     println!(
-        "{} events marked for publishing again, {} still waiting for their first delivery",
+        "{} events put back for publishing again, {} already on their way (not yet delivered, or put back before)",
         r.marked, r.already_pending
     );
     if !r.missing.is_empty() {

@@ -2,16 +2,27 @@
 //! reported as `file:line:column: what was expected`, because the person reading it is
 //! commissioning a cell with the file open in an editor.
 
+/// A location in the file, as the keys leading to it: `path!["signals", key, "tag"]`. Defined
+/// before the modules below so that each of them (the checks, each protocol's folder) can use it.
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
+}
+
 mod broker;
 mod cell_path;
 mod check;
 mod commands;
-mod drivers;
+mod device;
 pub mod lab;
 mod locate;
+pub mod modbus;
+pub mod opcua;
+mod protocol;
+mod protocols;
 mod resolved;
 pub mod s7;
 mod sparkplug;
+pub mod tag;
 mod time;
 mod types;
 mod url;
@@ -31,6 +42,7 @@ pub use resolved::{
     ShiftPlan, SignalRoles, StatePlan,
 };
 pub use sparkplug::SparkplugConfig;
+pub use tag::{TagDescription, ValueType};
 pub use time::{parse_time, parse_zone};
 pub use types::*;
 pub use url::BrokerUrl;

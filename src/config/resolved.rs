@@ -3,8 +3,8 @@
 //! the shift calendar. Nothing downstream parses the file's text again, so nothing downstream
 //! can fail on it.
 
-use super::drivers::driver_specs;
 use super::locate::Problem;
+use super::tag::TagDescription;
 use super::types::*;
 use super::Broker;
 use crate::vocabulary::{CounterKind, MachineState, RestartSign};
@@ -152,8 +152,8 @@ impl CellConfig {
         if parsed.brokers.is_empty() {
             return Err(Problem::internal("the broker url was not parsed"));
         }
+        let drivers = driver_specs(&file, &parsed)?;
         let roles = roles(&file, &parsed.states, parsed.reasons, parsed.reject_reasons)?;
-        let drivers = driver_specs(&file, &parsed.node_targets)?;
         let calendar = match (&file.shifts, parsed.zone) {
             (None, _) => None,
             (Some(_), Some(zone)) => Some(ShiftPlan {
@@ -180,30 +180,28 @@ impl CellConfig {
     pub fn primary(&self) -> &Broker {
         &self.brokers[0]
     }
+}
 
-    /// The Modbus lines among [`CellConfig::drivers`].
-    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::Modbus(line) => Some(line),
-            _ => None,
-        })
+/// Each device's driver, from the protocol it speaks (a device may join a driver already there,
+/// when its protocol serializes devices on one connection). Tags are numbered as [`CellFile::numbered_tags`] numbers them.
+fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Problem> {
+    let state_dir = file
+        .store
+        .path
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let mut specs = Vec::new();
+    let mut next_tag = 0u32;
+    for (d, dev) in file.devices.iter().enumerate() {
+        for protocol in super::protocols::ALL {
+            let count = protocol.tags(dev, next_tag).len() as u32;
+            if protocol.speaks(dev.protocol) {
+                protocol.add_driver(d, dev, next_tag, parsed, state_dir, &mut specs)?;
+            }
+            next_tag += count;
+        }
     }
-
-    /// The OPC UA devices among [`CellConfig::drivers`].
-    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::OpcUa(dev) => Some(dev),
-            _ => None,
-        })
-    }
-
-    /// The S7 devices among [`CellConfig::drivers`].
-    pub fn s7_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::s7::S7Device> {
-        self.drivers.iter().filter_map(|d| match d {
-            DriverSpec::S7(dev) => Some(dev),
-            _ => None,
-        })
-    }
+    Ok(specs)
 }
 
 fn roles(
@@ -213,9 +211,9 @@ fn roles(
     reject_reasons: HashMap<i64, String>,
 ) -> Result<SignalRoles, Problem> {
     let numbered = file.numbered_tags();
-    let by_name: HashMap<&str, (TagId, usize, CellTag)> = numbered
+    let by_name: HashMap<&str, (TagId, usize, &TagDescription)> = numbered
         .iter()
-        .map(|(id, d, t)| (t.name(), (*id, *d, *t)))
+        .map(|(id, d, t)| (t.name(), (*id, *d, t)))
         .collect();
     let find = |name: &str| {
         by_name
@@ -231,15 +229,15 @@ fn roles(
         (CounterKind::Scrap, &s.scrap_count),
     ] {
         let Some(signal) = signal else { continue };
-        let (tag, device, cell_tag) = find(&signal.tag)?;
-        let bits = cell_tag.counter_bits().ok_or_else(|| {
+        let (tag, _, cell_tag) = find(&signal.tag)?;
+        let bits = cell_tag.counter_bits.ok_or_else(|| {
             Problem::internal(&format!("counter tag {:?} has no width", signal.tag))
         })?;
         counters.push(CounterPlan {
             kind,
             tag,
             bits,
-            identity: cell_tag.identity(&file.devices[device].name),
+            identity: cell_tag.identity.clone(),
             reset_tag: signal.reset_tag.as_deref().map(id).transpose()?,
             settings: signal.clone(),
         });

@@ -3,7 +3,6 @@
 //! command with it before it answers `accepted`, so `accepted` means the driver can write it.
 
 use super::commands::AllowedValue;
-use mes_edge_drivers::modbus::{DataType, ModbusTag};
 use mes_edge_drivers::Value;
 use std::sync::Arc;
 
@@ -33,31 +32,4 @@ pub struct WriteSpec {
     pub max: Option<f64>,
     pub allowed: Option<Vec<AllowedValue>>,
     pub write_sources: Option<Vec<String>>,
-}
-
-impl WriteEncoding for ModbusTag {
-    fn kind(&self) -> ValueKind {
-        if self.table.is_bits() || self.bit.is_some() || self.data_type == DataType::Bool {
-            ValueKind::Bool
-        } else if self.data_type == DataType::String {
-            ValueKind::Text
-        } else if matches!(self.data_type, DataType::F32 | DataType::F64)
-            || self.scale.is_some()
-            || self.offset.is_some()
-        {
-            ValueKind::Float
-        } else {
-            ValueKind::Int
-        }
-    }
-
-    fn type_name(&self) -> String {
-        self.data_type.name().to_string()
-    }
-
-    fn encodes(&self, value: Value) -> Result<(), String> {
-        self.encode_registers(value)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }

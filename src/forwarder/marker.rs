@@ -1,18 +1,19 @@
-//! Hands acknowledged events to the store's owner to be marked delivered, without waiting.
+//! Hands the JSON events cursor's moves to the store's owner, without waiting.
 //!
-//! Marking is a write; the owner writes the marks in the next transaction it runs (the engine's
-//! commit, under its fsync, when one is due), so the forwarder's task never waits for the disk
-//! and a mark never waits for a lock. A mark lost to a crash only means the event is published
-//! again after the restart, which at-least-once delivery allows (MOM drops the duplicate by its
-//! event id).
+//! A move is a write; the owner writes it in the next transaction it runs (the engine's commit,
+//! under its fsync, when one is due), so the forwarder's task never waits for the disk. A move
+//! lost to a crash only means the events after the stored cursor are published again after the
+//! restart, which at-least-once delivery allows (MOM drops the duplicate by its event id); the
+//! owner keeps a move it failed to write until it can, so a refused event it holds is never
+//! passed by a later move unheld.
 
-use crate::store::StoreOwner;
+use crate::store::{EventsMoved, StoreOwner, EVENTS_SINK};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub struct Marker {
     owner: StoreOwner,
-    /// Sequence numbers handed over and not yet written.
+    /// Moves handed over and not yet tried.
     pending: Arc<AtomicUsize>,
 }
 
@@ -24,21 +25,25 @@ impl Marker {
         }
     }
 
-    /// Hands acknowledged events over for marking; gives them back if the owner has stopped.
-    pub fn hand_over(&self, seqs: Vec<u64>) -> Result<(), Vec<u64>> {
-        self.owner
-            .mark(seqs, mes_edge_drivers::now_ms(), &self.pending)
+    /// Hands a move of the cursor over; gives it back if the owner has stopped.
+    pub fn hand_over(&self, moved: EventsMoved) -> Result<(), EventsMoved> {
+        self.owner.move_events(
+            EVENTS_SINK,
+            moved,
+            mes_edge_drivers::now_ms(),
+            &self.pending,
+        )
     }
 
-    /// Whether events handed over are still waiting to be marked.
+    /// Whether moves handed over are still waiting to be written.
     pub fn busy(&self) -> bool {
         self.pending.load(Ordering::SeqCst) > 0
     }
 
-    /// Blocks until every event handed over so far is marked (or its mark failed).
+    /// Blocks until every move handed over so far is written (or was tried).
     pub fn wait(&self) {
         if let Err(e) = self.owner.flush() {
-            tracing::error!("waiting for delivery marks: {e}");
+            tracing::error!("waiting for the events cursor's moves: {e}");
         }
     }
 }

@@ -1,6 +1,7 @@
 use super::failover::{self, Brokers, Next, Picker};
 use super::link::{self, Client, Ev, Refusal};
-use crate::store::{Outbox, OutboxRow, StoreOwner};
+use super::window::{Row, Window};
+use crate::store::{EventsMoved, Outbox, OutboxRow, StoreOwner};
 use mes_edge_drivers::now_ms;
 use mes_edge_drivers::Backoff;
 use rumqttc::QoS;
@@ -88,16 +89,20 @@ pub async fn run(
         // broker would then publish the Last Will).
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(eventloop.drive(events_tx));
+        // Where the cursor stands once the last session's moves are stored (it waited for them).
+        let cursor = match outbox.events_cursor(crate::store::EVENTS_SINK) {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!("reading the events cursor: {e}");
+                0
+            }
+        };
         let mut s = Session {
             settings: &settings,
             client: &client,
             outbox: &mut outbox,
             marker: &marker,
-            queued: VecDeque::new(),
-            inflight: HashMap::new(),
-            acked: Vec::new(),
-            cursor: 0,
-            handed: 0,
+            window: Window::new(settings.window, cursor),
             ticks: 0,
             kinds: HashMap::new(),
             refused: BTreeMap::new(),
@@ -113,7 +118,7 @@ pub async fn run(
                 .map(|c| c.session(generation, acks_tx.clone())),
             node,
             moved,
-            resend: VecDeque::new(),
+            again: VecDeque::new(),
             connacked: false,
             primary_back: watcher.is_some().then_some(primary_back),
             leaving: false,
@@ -204,17 +209,8 @@ struct Session<'a> {
     client: &'a Client,
     outbox: &'a mut Outbox,
     marker: &'a super::marker::Marker,
-    /// Handed to the client, waiting to be written: rumqttc writes them in this order, and the
-    /// packet id it picks shows up at the write.
-    queued: VecDeque<u64>,
-    /// Written, waiting for the acknowledgement, by packet id.
-    inflight: HashMap<u16, u64>,
-    /// Acknowledged, not yet marked in the store.
-    acked: Vec<u64>,
-    /// Highest sequence handed to the client in this session, or lower after a replay.
-    cursor: u64,
-    /// Highest sequence ever handed to the client in this session.
-    handed: u64,
+    /// What the client has in hand, and where the cursor may move (window.rs).
+    window: Window,
     ticks: u32,
     /// The event type (it makes the topic) of each event handed to the client.
     kinds: HashMap<u64, String>,
@@ -236,8 +232,10 @@ struct Session<'a> {
     node: usize,
     /// Set when this is another broker than the last one; taken at the CONNACK.
     moved: Option<Moved>,
-    /// Events the lost broker acknowledged lately, published again before the pending ones.
-    resend: VecDeque<OutboxRow>,
+    /// Events behind the cursor to publish again before the pending ones: what the lost broker
+    /// acknowledged lately (failover), what the broker refused before and is held, what
+    /// `outbox replay` put back.
+    again: VecDeque<OutboxRow>,
     connacked: bool,
     /// Set by the primary's watcher (failover.rs): the primary answers again.
     primary_back: Option<Arc<AtomicBool>>,
@@ -306,7 +304,7 @@ impl Session<'_> {
                     // Picks up anything committed while the window was full. Nothing past the
                     // cursor is committed when the cursor is at the last commit: no query then,
                     // which an idle cell would otherwise make ten times a second.
-                    if connected && *committed.borrow() > self.cursor {
+                    if connected && *committed.borrow() > self.window.read_to() {
                         self.fill();
                     }
                 }
@@ -343,6 +341,7 @@ impl Session<'_> {
                 self.connacked = true;
                 backoff.connected();
                 self.arrived();
+                self.send_held_again();
                 self.settings.probe.connected(true);
                 self.status = "";
                 self.report_refusals();
@@ -358,11 +357,7 @@ impl Session<'_> {
             Ev::Written(0) => {}
             Ev::Written(pkid) => {
                 self.settings.probe.published();
-                let seq = self
-                    .queued
-                    .pop_front()
-                    .ok_or("a publish went out that was never queued")?;
-                self.inflight.insert(pkid, seq);
+                self.window.written(pkid)?;
             }
             Ev::PubAck { pkid, refusal } if self.settings.qos == QoS::AtLeastOnce => {
                 match refusal {
@@ -423,7 +418,7 @@ impl Session<'_> {
                     "failed over to another broker; publishing again the events the lost one acknowledged within resend_window_s"
                 );
                 self.settings.probe.resent(rows.len() as u64);
-                self.resend = rows.into();
+                self.again.extend(rows);
             }
             Err(e) => tracing::error!("reading the events delivered before the failover: {e}"),
         }
@@ -436,11 +431,11 @@ impl Session<'_> {
             .primary_back
             .as_ref()
             .is_some_and(|back| back.load(Relaxed))
-            && self.resend.is_empty()
+            && self.again.is_empty()
         {
             self.leaving = true;
         }
-        self.leaving && self.queued.is_empty() && self.inflight.is_empty()
+        self.leaving && self.window.is_idle()
     }
 
     /// A connection that ended before its CONNACK. A broker without MQTT 5 (RabbitMQ 3.x)
@@ -454,10 +449,7 @@ impl Session<'_> {
     }
 
     fn acknowledged(&mut self, pkid: u16) -> Result<(), String> {
-        let seq = self
-            .inflight
-            .remove(&pkid)
-            .ok_or_else(|| format!("acknowledgement for unknown packet id {pkid}"))?;
+        let seq = self.window.answered(pkid, false)?.id;
         self.settings.probe.acknowledged();
         let kind = self.kinds.remove(&seq);
         if self.retrying.remove(&seq) {
@@ -466,20 +458,16 @@ impl Session<'_> {
             self.retry.reset();
             self.open_kinds.extend(kind);
         }
-        self.acked.push(seq);
-        if self.acked.len() >= 1024 {
+        if self.window.to_store().is_some_and(|m| m.weight >= 1024) {
             self.flush_acked();
         }
         Ok(())
     }
 
-    /// The broker said no (reason code 0x80 or above): not a delivery. The row stays
-    /// undelivered and is held back until the next re-send, which backs off.
+    /// The broker said no (reason code 0x80 or above): not a delivery. The cursor passes the
+    /// row and holds it (the store keeps it); it is sent again later, with a backoff.
     fn refused(&mut self, pkid: u16, r: Refusal) -> Result<(), String> {
-        let seq = self
-            .inflight
-            .remove(&pkid)
-            .ok_or_else(|| format!("refusal for unknown packet id {pkid}"))?;
+        let seq = self.window.answered(pkid, true)?.id;
         let what = match &r.reason_string {
             Some(words) => format!("{} \"{words}\"", r.describe()),
             None => r.describe(),
@@ -509,8 +497,7 @@ impl Session<'_> {
     /// Sends refused events again without flooding a broker that still refuses: once the
     /// backoff has passed, the first held event of each type (each type is a topic, and an ACL
     /// or a quota may treat topics differently); once the broker takes one, every held event of
-    /// that type. The cursor moves back so that `fill` sends them (rows in flight, delivered
-    /// meanwhile or still held are skipped there).
+    /// that type. They are read again from the store and go before the pending ones.
     fn retry_refused(&mut self) {
         if self.refused.is_empty() {
             self.retry_at = None;
@@ -519,10 +506,6 @@ impl Session<'_> {
         }
         let probe_due = self.retry_at.is_some_and(|at| Instant::now() >= at);
         if !probe_due && self.open_kinds.is_empty() {
-            return;
-        }
-        // Rows acknowledged but not marked yet would be sent again from a moved-back cursor.
-        if !self.acked.is_empty() || self.marker.busy() {
             return;
         }
         let mut probed: HashSet<&str> = HashSet::new();
@@ -547,12 +530,37 @@ impl Session<'_> {
             from = first,
             "sending events the broker refused again"
         );
-        for seq in send {
-            self.refused.remove(&seq);
-            self.retrying.insert(seq);
+        for seq in &send {
+            self.refused.remove(seq);
+            self.retrying.insert(*seq);
         }
-        self.cursor = self.cursor.min(first - 1);
+        self.read_again(&send);
         self.fill();
+    }
+
+    /// Queues the events `seqs` (behind the cursor) to be published again.
+    fn read_again(&mut self, seqs: &[u64]) {
+        match tokio::task::block_in_place(|| self.outbox.events_by_seq(seqs)) {
+            Ok(rows) => self.again.extend(rows),
+            Err(e) => tracing::error!("reading the events to send again: {e}"),
+        }
+    }
+
+    /// At the connection: every event the cursor holds (refused before, or put back by `outbox
+    /// replay`) is sent once; those refused again wait for the backoff.
+    fn send_held_again(&mut self) {
+        match self.outbox.held_events(crate::store::EVENTS_SINK) {
+            Ok(seqs) if !seqs.is_empty() => {
+                tracing::info!(
+                    events = seqs.len(),
+                    first = seqs[0],
+                    "sending held events again"
+                );
+                self.read_again(&seqs);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("reading the held events: {e}"),
+        }
     }
 
     /// Tells the probe (for /health, /metrics, STATUS=) and the status topic whether refused
@@ -572,57 +580,55 @@ impl Session<'_> {
     }
 
     fn room(&self) -> usize {
-        self.settings
-            .window
-            .saturating_sub(self.queued.len() + self.inflight.len())
+        self.window.room()
     }
 
-    /// `mes-edge outbox replay` marks delivered rows undelivered again. Rows behind the cursor
-    /// that are undelivered and not in this session's hands are such rows: move the cursor back
-    /// to the first of them, and `fill` sends them again.
+    /// `mes-edge outbox replay` holds rows the cursor passed again. Held rows this session does
+    /// not have in hand are such rows: read them, and `fill` sends them again. Not while a move
+    /// is on its way to the store: a release not yet stored would read as a replay.
     fn pick_up_replays(&mut self) {
-        if !self.acked.is_empty() || self.marker.busy() {
+        if self.window.to_store().is_some() || self.marker.busy() {
             return;
         }
-        match self.outbox.undelivered_up_to(self.cursor) {
-            Ok((n, Some(first)))
-                if n as usize
-                    > self.queued.len()
-                        + self.inflight.len()
-                        + self.refused.len()
-                        + self.retrying.len() =>
-            {
-                tracing::info!(from = first, "re-publishing events marked for replay");
-                self.cursor = first - 1;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!("reading the outbox: {e}"),
+        let held = match self.outbox.held_events(crate::store::EVENTS_SINK) {
+            Ok(held) => held,
+            Err(e) => return tracing::error!("reading the held events: {e}"),
+        };
+        let replayed: Vec<u64> = held
+            .into_iter()
+            .filter(|s| {
+                !self.refused.contains_key(s)
+                    && !self.retrying.contains(s)
+                    && !self.kinds.contains_key(s)
+                    && !self.again.iter().any(|r| r.seq == *s)
+            })
+            .collect();
+        if let Some(first) = replayed.first() {
+            tracing::info!(
+                from = first,
+                events = replayed.len(),
+                "re-publishing events put back for replay"
+            );
+            self.read_again(&replayed);
         }
     }
 
-    /// Hands the client as many pending events as the window allows.
+    /// Hands the client as many events as the window allows: first what goes again, then on
+    /// from where the last read ended.
     fn fill(&mut self) {
         if self.leaving {
             return;
         }
-        // What the lost broker acknowledged lately goes first: it is older than what is pending.
         while self.room() > 0 {
-            let Some(row) = self.resend.pop_front() else {
+            let Some(row) = self.again.pop_front() else {
                 break;
             };
-            let topic = (self.settings.topic)(&row.kind);
-            if let Err(e) =
-                self.client
-                    .try_publish(topic, self.settings.qos, false, row.payload.clone())
-            {
-                tracing::debug!("client queue full: {e}");
-                self.resend.push_front(row);
+            if !self.publish(&row, true) {
+                self.again.push_front(row);
                 return;
             }
-            self.queued.push_back(row.seq);
-            self.kinds.insert(row.seq, row.kind);
         }
-        if !self.resend.is_empty() {
+        if !self.again.is_empty() {
             return;
         }
         loop {
@@ -630,7 +636,7 @@ impl Session<'_> {
             if room == 0 {
                 return;
             }
-            let rows = match self.outbox.pending(self.cursor, room) {
+            let rows = match self.outbox.rows_after(self.window.read_to(), room) {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!("reading the outbox: {e}");
@@ -640,47 +646,53 @@ impl Session<'_> {
             if rows.is_empty() {
                 return;
             }
-            for OutboxRow { seq, kind, payload } in rows {
-                // After a replay the cursor is behind rows already in flight: skip those.
-                if seq <= self.handed
-                    && (self.queued.contains(&seq)
-                        || self.inflight.values().any(|&s| s == seq)
-                        || self.refused.contains_key(&seq))
-                {
-                    self.cursor = seq;
-                    continue;
-                }
-                let topic = (self.settings.topic)(&kind);
-                if let Err(e) = self
-                    .client
-                    .try_publish(topic, self.settings.qos, false, payload)
-                {
-                    tracing::debug!("client queue full: {e}");
+            for row in rows {
+                if !self.publish(&row, false) {
                     return;
                 }
-                self.queued.push_back(seq);
-                self.kinds.insert(seq, kind);
-                self.cursor = seq;
-                self.handed = self.handed.max(seq);
             }
         }
     }
 
-    fn flush_acked(&mut self) {
-        if self.acked.is_empty() {
-            return;
+    /// Hands `row` to the client; false if its queue is full.
+    fn publish(&mut self, row: &OutboxRow, again: bool) -> bool {
+        let topic = (self.settings.topic)(&row.kind);
+        if let Err(e) =
+            self.client
+                .try_publish(topic, self.settings.qos, false, row.payload.clone())
+        {
+            tracing::debug!("client queue full: {e}");
+            return false;
         }
-        // Marked by the store's owner, so that the disk never holds up publishing. Kept for the
-        // next flush if the owner has stopped (the runtime is stopping with it): if the process
-        // ends first they are simply sent again.
-        if let Err(seqs) = self.marker.hand_over(std::mem::take(&mut self.acked)) {
-            self.acked = seqs;
+        self.window.handed(Row {
+            id: row.seq,
+            weight: 1,
+            again,
+        });
+        self.kinds.insert(row.seq, row.kind.clone());
+        true
+    }
+
+    /// Hands the cursor's move to the store's owner, so that the disk never holds up
+    /// publishing. Kept (and growing) for the next flush if the owner has stopped (the runtime
+    /// is stopping with it): if the process ends first the events are simply sent again.
+    fn flush_acked(&mut self) {
+        let Some(m) = self.window.to_store() else {
+            return;
+        };
+        let moved = EventsMoved {
+            to: m.to,
+            held: m.held.clone(),
+            taken: m.taken.clone(),
+        };
+        if self.marker.hand_over(moved).is_ok() {
+            self.window.stored();
         }
     }
 
     fn lost(&mut self, reason: String) -> Ended {
         self.flush_acked();
-        // The next session re-publishes what is unmarked: mark everything acknowledged first.
+        // The next session starts from the stored cursor: store every answer first.
         tokio::task::block_in_place(|| self.marker.wait());
         Ended::Lost(reason)
     }
@@ -699,7 +711,7 @@ impl Session<'_> {
         if connected {
             self.fill();
         }
-        while !(self.queued.is_empty() && self.inflight.is_empty()) {
+        while !self.window.is_idle() {
             tokio::select! {
                 ev = events.recv() => match ev {
                     Some(Ok(ev)) => {

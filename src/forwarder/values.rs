@@ -196,12 +196,11 @@ impl Sending<'_> {
         }
     }
 
-    /// Whether an event waits to go out (one the broker refuses and holds back aside). The
-    /// store binds seq as an i64: i64::MAX is "all of them".
+    /// Whether an event waits to go out: committed and not yet passed by the JSON events
+    /// forwarder's cursor (one the broker refuses is passed and held: it does not wait).
     fn events_waiting(&self) -> bool {
-        let held = self.settings.events.refusal().map_or(0, |(n, _)| n);
-        match self.outbox.undelivered_up_to(i64::MAX as u64) {
-            Ok((n, _)) => n > held,
+        match self.outbox.events_behind(crate::store::EVENTS_SINK) {
+            Ok(n) => n > 0,
             Err(e) => {
                 tracing::error!("reading the outbox: {e}");
                 true

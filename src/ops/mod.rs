@@ -67,6 +67,10 @@ struct State {
     reloads_applied: AtomicU64,
     reloads_refused: AtomicU64,
     notifier: Option<notify::Notifier>,
+    /// READY=1 is due (at the start and after each reload): the supervisor sends it with the
+    /// status line, so that one place makes that line.
+    ready_due: std::sync::atomic::AtomicBool,
+    ready_wake: tokio::sync::Notify,
 }
 
 /// The store as last read by the supervisor.
@@ -102,6 +106,8 @@ impl Ops {
             reloads_applied: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
             notifier,
+            ready_due: std::sync::atomic::AtomicBool::new(false),
+            ready_wake: tokio::sync::Notify::new(),
         }))
     }
 
@@ -112,6 +118,26 @@ impl Ops {
                 tracing::warn!("sd_notify {state:?}: {e}");
             }
         }
+    }
+
+    /// The cell is ready (started, or a reload is done): the supervisor tells systemd at once.
+    pub fn ready(&self) {
+        self.0
+            .ready_due
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.ready_wake.notify_one();
+    }
+
+    /// Whether READY=1 is due; taking it clears it.
+    pub fn take_ready(&self) -> bool {
+        self.0
+            .ready_due
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns when [`Ops::ready`] is called (at once if it was called since the last wait).
+    pub async fn ready_called(&self) {
+        self.0.ready_wake.notified().await
     }
 
     pub fn cell(&self) -> &str {

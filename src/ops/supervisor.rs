@@ -59,8 +59,10 @@ pub async fn watch_over(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = ops.ready_called() => {}
             _ = super::stopped(&mut stop) => return,
         }
+
         let seq = *committed.borrow_and_update();
         if seq > last_seq {
             ops.add_produced(seq - last_seq);
@@ -70,6 +72,14 @@ pub async fn watch_over(
             next_store_read = Instant::now() + STORE_READ_EVERY;
             reader = read_store(&ops, &store, reader).await;
         }
+        // READY (at the start, after a reload) before any watchdog ping, with the status.
+        let status = status_summary(&ops);
+        if ops.take_ready() {
+            ops.notify(&format!("READY=1\n{}", status_line(&status)));
+        } else if status != last_status {
+            ops.notify(&status_line(&status));
+        }
+        last_status = status;
         if let Some(w) = watchdog {
             let (engine, forwarder) = (ops.engine().silence(), ops.forwarder().silence());
             // Turning but unable to commit for too long: a restart may clear it (a reopened
@@ -106,11 +116,6 @@ pub async fn watch_over(
                     "the runtime looks hung; withholding the watchdog so systemd restarts it within {w:?}"
                 );
             }
-        }
-        let status = status_summary(&ops);
-        if status != last_status {
-            ops.notify(&status_line(&status));
-            last_status = status;
         }
     }
 }

@@ -108,7 +108,9 @@ impl Press {
     fn unreachable(&mut self) {
         self.reachable = false;
         self.status(DeviceStatus::Offline {
-            reason: "connect to 127.0.0.1:502: Connection refused".into(),
+            reason: mes_edge_drivers::DriverError::transient(
+                "connect to 127.0.0.1:502: Connection refused",
+            ),
         });
         let samples = (0..2)
             .map(|i| Sample {

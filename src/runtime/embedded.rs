@@ -76,7 +76,7 @@ mod tests {
         stop_tx.send(true).unwrap();
         cell.await.unwrap().unwrap();
         let outbox = Outbox::open(&path, crate::config::Synchronous::Normal, "e/s/a/l/c").unwrap();
-        let rows = outbox.pending(0, 10).unwrap();
+        let rows = outbox.rows_after(0, 10).unwrap();
         // The new store's announcement; a baseline, then three readings with parts: 1, 1 and 3.
         // No device_status event: the config's device was never polled.
         let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();

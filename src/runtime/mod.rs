@@ -17,7 +17,7 @@ pub use embedded::{DriverFuture, EmbeddedDrivers};
 
 use crate::cell::{CellModel, CellState, CommandIn, Engine};
 use crate::config::CellConfig;
-use crate::ops::{self, health::status_summary, notify::status_line, reload::ReloadRequests, Ops};
+use crate::ops::{self, reload::ReloadRequests, Ops};
 use crate::store::StoreOwner;
 use anyhow::{Context, Result};
 use engine_loop::{EngineInputs, EngineLoop};
@@ -96,11 +96,11 @@ async fn run_cell(
         embedded.as_ref(),
     )?;
     tracing::info!("running");
-    ops.notify(&format!("READY=1\n{}", status_line(&status_summary(&ops))));
+    // The supervisor's first turn tells systemd READY, before any watchdog ping or status.
+    ops.ready();
+    tokio::spawn(supervisor);
     // The pages only the start ran go back once it has settled (docs/FOOTPRINT.md).
     tokio::spawn(ops::start_pages::hand_back_when_settled());
-    // After READY: systemd hears that first, then the watchdog and status updates.
-    tokio::spawn(supervisor);
 
     // The engine only ends early by a store fault no retry mends, or by panicking: stop, and
     // let systemd restart the service.
@@ -121,7 +121,7 @@ async fn run_cell(
     outputs.stop().await?;
     let _ = ops_stop_tx.send(true);
     control.abort();
-    store.close(&config, engine_died.is_none());
+    store.close(engine_died.is_none());
     if let Some(why) = engine_died {
         anyhow::bail!("the engine stopped: {why}; nothing uncommitted was counted");
     }
@@ -168,7 +168,7 @@ async fn reload_cell(
             cell
         }
     };
-    ops.notify(&format!("READY=1\n{}", status_line(&status_summary(ops))));
+    ops.ready();
     Ok(cell)
 }
 

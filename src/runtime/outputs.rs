@@ -35,11 +35,17 @@ impl Outputs {
         // Sparkplug B only: no JSON forwarder (and so no MQTT commands from MOM), and the
         // values go out as DDATA alone.
         let json = ops.sinks_enabled().events;
-        // The values cursor before the engine starts, like Sparkplug's; an output turned off
-        // no longer holds value batches.
-        owner.run(move |o| match json {
-            true => o.values_cursor(forwarder::VALUES_SINK).map(|_| ()),
-            false => o.drop_sink(forwarder::VALUES_SINK).map(|_| ()),
+        // The JSON cursors before the engine starts, like Sparkplug's; an output turned off
+        // no longer holds events or value batches.
+        owner.run(move |o| {
+            if json {
+                o.make_events_cursor(crate::store::EVENTS_SINK)?;
+                o.values_cursor(forwarder::VALUES_SINK)?;
+            } else {
+                o.drop_sink(crate::store::EVENTS_SINK)?;
+                o.drop_sink(forwarder::VALUES_SINK)?;
+            }
+            Ok(())
         })?;
         if json {
             let settings = ForwarderSettings {

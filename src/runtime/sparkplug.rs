@@ -4,7 +4,7 @@
 
 use crate::config::CellConfig;
 use crate::sparkplug;
-use crate::store::{Outbox, StoreError, StoreOwner};
+use crate::store::StoreOwner;
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -30,7 +30,7 @@ pub fn start(
     settings.probe = ops.sparkplug().clone();
     // Sparkplug B only: the session is the runtime's broker connection in /health and to the
     // watchdog, where the absent JSON forwarder would otherwise read as down.
-    let stand_in = settings.marks_delivered.then(|| ops.forwarder().clone());
+    let stand_in = settings.only_output.then(|| ops.forwarder().clone());
     settings.probe.enable(stand_in);
     tracing::info!(
         group_id = %settings.topics.group,
@@ -40,15 +40,11 @@ pub fn start(
     );
     // The cursor before the engine starts, so that every event and value batch of this run is
     // the sink's, however late its task gets going.
-    let marks_delivered = settings.marks_delivered;
     owner.run(move |o| {
         o.sink_cursor(sparkplug::SINK, |c| {
             sparkplug::Figures::from_cell(c).to_json()
-        })?;
-        if marks_delivered {
-            settle_before_cursor(o)?;
-        }
-        Ok(())
+        })
+        .map(|_| ())
     })?;
     let reader = super::outputs::reader(config)?;
     Ok(Some(tokio::spawn(sparkplug::run(
@@ -58,35 +54,4 @@ pub fn start(
         committed,
         stop,
     ))))
-}
-
-/// Sparkplug B only: no JSON forwarder will deliver the rows committed before the Sparkplug
-/// cursor was made (a new store's `store_created`, or what JSON had not delivered when it was
-/// turned off), and the Sparkplug sink starts after them: they are marked delivered, said in
-/// the log, so that the outbox's depth and pruning mean what the running outputs have left.
-fn settle_before_cursor(writer: &mut Outbox) -> Result<(), StoreError> {
-    let cursor = writer.sink_cursor(sparkplug::SINK, |c| {
-        sparkplug::Figures::from_cell(c).to_json()
-    })?;
-    let (mut marked, mut after) = (0, 0);
-    loop {
-        let seqs: Vec<u64> = writer
-            .pending(after, 10_000)?
-            .into_iter()
-            .map(|r| r.seq)
-            .take_while(|&s| s <= cursor.seq)
-            .collect();
-        let Some(&last) = seqs.last() else { break };
-        writer.mark_delivered(&seqs, mes_edge_drivers::now_ms())?;
-        marked += seqs.len();
-        after = last;
-    }
-    if marked > 0 {
-        tracing::info!(
-            events = marked,
-            up_to = cursor.seq,
-            "events committed before Sparkplug B took over, not published as JSON ([sparkplug] json = false): marked delivered"
-        );
-    }
-    Ok(())
 }

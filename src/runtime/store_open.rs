@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 /// The store as the runtime holds it from start to stop.
 pub(super) struct HeldStore {
     // Held until the runtime ends: a second runtime on this store stops at its start.
-    _lock: StoreLock,
+    lock: StoreLock,
     /// The thread with the runtime's only read-write connection (store/owner.rs).
     pub owner: StoreOwner,
     /// What the store held at the start: the last sequence number committed.
@@ -80,7 +80,7 @@ impl HeldStore {
             "store opened"
         );
         let held = HeldStore {
-            _lock: lock,
+            lock,
             last_seq: writer.last_seq(),
             owner: StoreOwner::start(writer).map_err(named)?,
             announced: announced.is_some(),
@@ -96,7 +96,7 @@ impl HeldStore {
     /// went, exactly, for a store that may replace it (the supervisor only brings that up to
     /// date every few seconds), and, if the engine ended as it should (`clean`), the mark that
     /// spares the next start the integrity check.
-    pub fn close(&self, config: &CellConfig, clean: bool) {
+    pub fn close(&self, clean: bool) {
         let closed = self.owner.run(move |o| {
             let stats = o.stats()?;
             if clean {
@@ -110,7 +110,7 @@ impl HeldStore {
                     store_id: s.store_id,
                     last_seq: s.last_seq,
                 };
-                if let Err(e) = identity::write_lineage(&config.store.path, &lineage) {
+                if let Err(e) = self.lock.write_lineage(&lineage) {
                     tracing::warn!("writing the store's identity file: {e}");
                 }
             }

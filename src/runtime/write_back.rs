@@ -6,7 +6,7 @@
 //! as a `tag_write` event.
 
 use crate::cell::{TagWrite, WriteOutcome, WriteResult};
-use mes_edge_drivers::{now_ms, TagId, Value, WriteRequest};
+use mes_edge_drivers::{now_ms, DriverError, TagId, Value, WriteRequest};
 use std::collections::{HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot};
 
@@ -86,8 +86,9 @@ async fn drive(
                     WriteResult::Written
                 }
                 Err(e) => {
-                    tracing::warn!(tag = %w.name, value = ?w.value, "tag write failed: {e}");
-                    WriteResult::Failed(e)
+                    let kind = e.kind.name();
+                    tracing::warn!(tag = %w.name, value = ?w.value, kind, "tag write failed: {e}");
+                    WriteResult::Failed(e.to_string())
                 }
             },
         };
@@ -107,13 +108,12 @@ pub async fn write(
     tx: &mpsc::Sender<WriteRequest>,
     tag: TagId,
     value: Value,
-) -> Result<(), String> {
+) -> Result<(), DriverError> {
     let (reply, answer) = oneshot::channel();
     let req = WriteRequest { tag, value, reply };
+    let stopped = || DriverError::transient("the driver stopped");
     match tx.send(req).await {
-        Ok(()) => answer
-            .await
-            .unwrap_or_else(|_| Err("the driver stopped".into())),
-        Err(_) => Err("the driver stopped".into()),
+        Ok(()) => answer.await.unwrap_or_else(|_| Err(stopped())),
+        Err(_) => Err(stopped()),
     }
 }

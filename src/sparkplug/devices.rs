@@ -6,9 +6,7 @@ use super::metrics::MetricValue;
 use super::payload::{encode, metric};
 use super::proto::{payload, DataType};
 use crate::cell::ValueRecord;
-use crate::config::{CellConfig, CellTag};
-use mes_edge_drivers::modbus::DataType as Modbus;
-use mes_edge_drivers::opcua::NodeType as Node;
+use crate::config::{CellConfig, ValueType};
 use mes_edge_drivers::{Quality, TagId, Value};
 use std::collections::BTreeMap;
 
@@ -34,58 +32,27 @@ pub struct TagSpec {
     pub writable: bool,
 }
 
-fn sparkplug_type(t: Modbus, scaled: bool) -> DataType {
+/// The Sparkplug type of a tag's values.
+fn sparkplug_type(t: ValueType) -> DataType {
     match t {
-        _ if scaled => DataType::Double,
-        Modbus::Bool => DataType::Boolean,
-        Modbus::U16 => DataType::UInt16,
-        Modbus::I16 => DataType::Int16,
-        Modbus::U32 => DataType::UInt32,
-        Modbus::I32 => DataType::Int32,
-        Modbus::U64 => DataType::UInt64,
-        Modbus::I64 => DataType::Int64,
-        Modbus::F32 => DataType::Float,
-        Modbus::F64 => DataType::Double,
-        Modbus::String => DataType::String,
+        ValueType::Bool => DataType::Boolean,
+        ValueType::Int8 => DataType::Int8,
+        ValueType::UInt8 => DataType::UInt8,
+        ValueType::Int16 => DataType::Int16,
+        ValueType::UInt16 => DataType::UInt16,
+        ValueType::Int32 => DataType::Int32,
+        ValueType::UInt32 => DataType::UInt32,
+        ValueType::Int64 => DataType::Int64,
+        ValueType::UInt64 => DataType::UInt64,
+        ValueType::Float => DataType::Float,
+        ValueType::Double => DataType::Double,
+        ValueType::Text | ValueType::DateTimeText => DataType::String,
+        ValueType::DateTime => DataType::DateTime,
     }
-}
-
-fn s7_type(t: mes_edge_drivers::s7::S7Type) -> DataType {
-    use mes_edge_drivers::s7::S7Type as S7;
-    match t {
-        S7::Bool => DataType::Boolean,
-        S7::Byte => DataType::UInt8,
-        S7::Word => DataType::UInt16,
-        S7::DWord => DataType::UInt32,
-        S7::Int => DataType::Int16,
-        S7::DInt => DataType::Int32,
-        S7::Real => DataType::Float,
-        S7::LReal => DataType::Double,
-        S7::String { .. } | S7::DateAndTime | S7::Dtl => DataType::String,
-    }
-}
-
-/// An OPC UA node's declared type; a node without one is not listed (a birth needs a type).
-fn node_type(t: Option<Node>) -> Option<DataType> {
-    Some(match t? {
-        Node::Bool => DataType::Boolean,
-        Node::I8 => DataType::Int8,
-        Node::U8 => DataType::UInt8,
-        Node::I16 => DataType::Int16,
-        Node::U16 => DataType::UInt16,
-        Node::I32 => DataType::Int32,
-        Node::U32 => DataType::UInt32,
-        Node::I64 => DataType::Int64,
-        Node::U64 => DataType::UInt64,
-        Node::F32 => DataType::Float,
-        Node::F64 => DataType::Double,
-        Node::String => DataType::String,
-        Node::DateTime => DataType::DateTime,
-    })
 }
 
 impl Devices {
-    /// Every configured device with its Modbus tags and its OPC UA nodes of a declared type.
+    /// Every configured device with its tags of a declared type.
     pub fn from_config(c: &CellConfig) -> Devices {
         let mut devices: Vec<DeviceSpec> = c
             .devices
@@ -96,20 +63,11 @@ impl Devices {
             })
             .collect();
         for (id, d, tag) in c.numbered_tags() {
-            let (datatype, writable) = match tag {
-                CellTag::Modbus(t) => (
-                    sparkplug_type(t.data_type, t.scale.is_some() || t.offset.is_some()),
-                    t.write,
-                ),
-                CellTag::OpcUa(n) => match node_type(n.data_type) {
-                    Some(t) => (t, false),
-                    None => continue,
-                },
-                CellTag::S7(t) => match t.s7_type() {
-                    Some(ty) => (s7_type(ty), t.write),
-                    None => continue,
-                },
+            // A tag of no declared type is not listed: a birth needs a type.
+            let Some(value_type) = tag.value_type else {
+                continue;
             };
+            let (datatype, writable) = (sparkplug_type(value_type), tag.write.is_some());
             devices[d].tags.push(TagSpec {
                 tag: id,
                 name: tag.name().to_string(),

@@ -59,7 +59,7 @@ pub fn settings(c: &CellConfig, writes: Option<Writes>) -> Result<Option<Sparkpl
         } else {
             QoS::AtLeastOnce
         },
-        marks_delivered: !sp.json,
+        only_output: !sp.json,
         window: m.inflight.max(1) as usize,
         devices: Devices::from_config(c),
         writes,

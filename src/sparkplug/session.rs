@@ -50,7 +50,6 @@ pub(super) struct Session<'a> {
     pending: InOrder<Pending>,
     queued: VecDeque<Queued>,
     inflight: Inflight,
-    to_mark: Vec<u64>,
     values: ValueStream,
     /// Devices whose DBIRTH this connection published and no DDEATH since: only they get DDATA.
     born_devices: BTreeSet<String>,
@@ -87,7 +86,6 @@ impl<'a> Session<'a> {
             pending: InOrder::default(),
             queued: VecDeque::new(),
             inflight: Inflight::new(),
-            to_mark: Vec::new(),
             values,
             born_devices: BTreeSet::new(),
             moving_on: false,
@@ -472,13 +470,10 @@ impl<'a> Session<'a> {
             self.durable.apply(&p.kind, &p.data);
             self.durable_seq = seq;
             self.dirty = true;
-            if self.s.marks_delivered {
-                self.to_mark.push(seq);
-            }
         }
     }
 
-    /// Stores the cursors and, in Sparkplug-only mode, the delivery marks.
+    /// Stores the cursors.
     pub fn persist(&mut self) {
         let changed = self.values.last.take_changed();
         if let Some(batch) = self
@@ -506,12 +501,10 @@ impl<'a> Session<'a> {
             return;
         }
         let (seq, state) = (self.durable_seq, self.durable.to_json());
-        let marks = std::mem::take(&mut self.to_mark);
         let res = tokio::task::block_in_place(|| {
-            self.outbox.owner.run(move |o| {
-                o.advance_sink(SINK, seq, &state)?;
-                o.mark_delivered(&marks, now_ms())
-            })
+            self.outbox
+                .owner
+                .run(move |o| o.advance_sink(SINK, seq, &state, now_ms()))
         });
         match res {
             Ok(()) => self.dirty = false,

@@ -22,8 +22,9 @@ pub struct SparkplugSettings {
     pub primary_host: Option<String>,
     /// Births and data.
     pub qos: QoS,
-    /// Sparkplug only: no JSON forwarder marks the rows, so this sink does.
-    pub marks_delivered: bool,
+    /// Sparkplug only (`json = false`): the session stands in for the absent JSON forwarder in
+    /// /health and to the watchdog.
+    pub only_output: bool,
     /// Messages awaiting their acknowledgement at once.
     pub window: usize,
     pub devices: Devices,

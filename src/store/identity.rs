@@ -75,9 +75,16 @@ pub fn restrict_files(store: &Path) -> Result<(), StoreError> {
 pub struct StoreLock {
     _store: File,
     _file: File,
+    /// The store's path as it was locked: its identity file lies beside it.
+    store: std::path::PathBuf,
 }
 
 impl StoreLock {
+    /// Rewrites the identity file of the store this lock holds.
+    pub fn write_lineage(&self, l: &Lineage) -> std::io::Result<()> {
+        write_lineage(&self.store, l)
+    }
+
     /// Takes the lock of the store at `store`, or says who holds it.
     pub fn acquire(store: &Path) -> Result<StoreLock, StoreError> {
         let store_file = lock_store_file(store)?;
@@ -85,6 +92,7 @@ impl StoreLock {
         Ok(StoreLock {
             _store: store_file,
             _file: file,
+            store: store.to_path_buf(),
         })
     }
 }
@@ -295,7 +303,7 @@ mod tests {
     }
 
     fn payloads(ob: &Outbox) -> Vec<serde_json::Value> {
-        ob.pending(0, 100)
+        ob.rows_after(0, 100)
             .unwrap()
             .iter()
             .map(|r| serde_json::from_slice(&r.payload).unwrap())

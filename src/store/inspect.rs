@@ -22,10 +22,9 @@ pub struct StoredEvent {
 /// What `replay` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayed {
-    /// Rows marked undelivered again (delivered ones in the range; undelivered ones are already
-    /// on their way).
+    /// Rows put back in the JSON forwarder's hands (delivered ones in the range).
     pub marked: u64,
-    /// Rows of the range still waiting for their first delivery.
+    /// Rows of the range already on their way: not yet delivered, or put back before.
     pub already_pending: u64,
     /// Sequence numbers of the range no longer in the store (pruned after delivery).
     pub missing: Vec<(u64, u64)>,
@@ -53,8 +52,17 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// The last `n` rows, oldest first.
-/// A row of `SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox`.
+/// The columns [`stored_event`] reads, for `SELECT {COLUMNS} FROM outbox ...`: `delivered_ms`
+/// is when the JSON forwarder's cursor passed the row (store/event_cursor.rs), NULL while it
+/// has not or holds the row.
+pub(super) const COLUMNS: &str = "seq, event_id, kind, ts_ms,
+    (SELECT min(m.at_ms) FROM sink_move m
+     WHERE m.sink = 'events' AND m.seq >= outbox.seq
+       AND NOT EXISTS (SELECT 1 FROM sink_held h
+                       WHERE h.sink = 'events' AND h.class = 'event' AND h.item = outbox.seq)),
+    payload";
+
+/// A row of `SELECT {COLUMNS} FROM outbox`.
 pub(super) fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         seq: r.get::<_, i64>(0)? as u64,
@@ -66,16 +74,16 @@ pub(super) fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+/// The last `n` rows, oldest first.
 pub fn tail(conn: &Connection, n: u64) -> Result<Vec<StoredEvent>, StoreError> {
     after(conn, last_seq(conn)?.saturating_sub(n), n)
 }
 
 /// Up to `limit` rows with a sequence number above `seq`, in order.
 pub fn after(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
-         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let rows = stmt.query_map(
         params![seq as i64, limit.min(i64::MAX as u64) as i64],
         stored_event,
@@ -91,38 +99,29 @@ pub fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
     Ok(s as u64)
 }
 
-/// Marks the rows `from..=to` undelivered, so that the forwarder publishes them again, byte for
-/// byte as committed. A running forwarder notices within a second; a stopped one sends them at
-/// its next connection. Rows pruned after delivery cannot be replayed and are reported.
+/// Puts the rows `from..=to` back in the JSON forwarder's hands: the rows its cursor has
+/// passed are held for it, as a refused row is, so that it publishes them again byte for byte
+/// as committed (and they are kept from pruning until it has). A running forwarder notices
+/// within a second; a stopped one sends them at its next connection. Rows pruned after
+/// delivery cannot be replayed and are reported.
 pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, StoreError> {
     let tx = super::schema::write_tx(conn)?;
-    let (present, pending): (i64, i64) = tx.query_row(
-        "SELECT count(*), count(*) - count(delivered_ms) FROM outbox WHERE seq BETWEEN ?1 AND ?2",
+    let cursor = super::event_cursor::events_cursor(&tx, super::EVENTS_SINK)?.ok_or_else(|| {
+        StoreError::NoCursor(format!(
+            "{} (the JSON forwarder has not run on this store)",
+            super::EVENTS_SINK
+        ))
+    })?;
+    let present: i64 = tx.query_row(
+        "SELECT count(*) FROM outbox WHERE seq BETWEEN ?1 AND ?2",
         params![from as i64, to as i64],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| r.get(0),
     )?;
     let marked = tx.execute(
-        "UPDATE outbox SET delivered_ms = NULL WHERE seq BETWEEN ?1 AND ?2 AND delivered_ms IS NOT NULL",
-        params![from as i64, to as i64],
+        "INSERT OR IGNORE INTO sink_held (sink, class, item)
+         SELECT ?3, 'event', seq FROM outbox WHERE seq BETWEEN ?1 AND ?2 AND seq <= ?4",
+        params![from as i64, to as i64, super::EVENTS_SINK, cursor as i64],
     )? as u64;
-    if marked > 0 {
-        // The tally follows: fewer rows delivered, and the last acknowledged seq, if replayed,
-        // is now the highest one below the range's end not waiting for delivery.
-        let last: i64 = tx.query_row(
-            "SELECT last_delivered_seq FROM outbox_tally WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )?;
-        let last = if (from..=to).contains(&(last as u64)) {
-            super::schema::last_acknowledged(&tx, to + 1)? as i64
-        } else {
-            last
-        };
-        tx.execute(
-            "UPDATE outbox_tally SET delivered = delivered - ?1, last_delivered_seq = ?2 WHERE id = 1",
-            params![marked as i64, last],
-        )?;
-    }
     let missing = if present as u64 == to - from + 1 {
         Vec::new()
     } else {
@@ -138,7 +137,7 @@ pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, Sto
     tx.commit()?;
     Ok(Replayed {
         marked,
-        already_pending: pending as u64,
+        already_pending: present as u64 - marked,
         missing,
     })
 }
@@ -188,17 +187,11 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
     let mut expected: Option<u64> = None;
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut reported_payloads = 0;
-    let (mut delivered, mut lowest_delivered) = (0u64, None);
-    let mut stmt =
-        conn.prepare("SELECT seq, event_id, kind, payload, delivered_ms FROM outbox ORDER BY seq")?;
+    let mut stmt = conn.prepare("SELECT seq, event_id, kind, payload FROM outbox ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
         let (id, kind, payload): (String, String, Vec<u8>) = (r.get(1)?, r.get(2)?, r.get(3)?);
-        if r.get::<_, Option<i64>>(4)?.is_some() {
-            delivered += 1;
-            lowest_delivered.get_or_insert(seq);
-        }
         v.rows += 1;
         v.first_seq.get_or_insert(seq);
         let from = expected.unwrap_or(1);
@@ -272,21 +265,18 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
                 .join(", ")
         ));
     }
-    // The tally the runtime reads its figures from, against the count just made.
-    let (tally, floor): (i64, i64) = conn.query_row(
-        "SELECT delivered, prune_floor FROM outbox_tally WHERE id = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    // What an output holds refused (or put back by a replay) is kept until it has it.
+    let mut held = conn.prepare(
+        "SELECT h.sink, h.item FROM sink_held h
+         WHERE h.class = 'event' AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = h.item)
+         ORDER BY h.item LIMIT 10",
     )?;
-    if tally as u64 != delivered {
+    let gone: Vec<(String, i64)> = held
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (sink, seq) in gone {
         v.problems.push(format!(
-            "the tally says {tally} rows delivered, the rows {delivered}; /health's outbox depth is off by the difference"
-        ));
-    }
-    if lowest_delivered.is_some_and(|s| s < floor as u64) {
-        v.problems.push(format!(
-            "delivered row {} below the prune floor {floor}: retention would not reach it",
-            lowest_delivered.unwrap_or_default()
+            "seq {seq}: held for the output {sink:?} (not yet had) but not in the store: lost"
         ));
     }
     // Another output's cursor: the rows after it must all be kept (pruning holds them).
@@ -348,10 +338,15 @@ mod tests {
     }
 
     #[test]
-    fn replay_marks_delivered_rows_and_reports_pruned_ones() {
+    fn replay_puts_delivered_rows_back_and_reports_pruned_ones() {
         let (_dir, path) = store_with(10);
         let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        ob.mark_delivered(&(1..=8).collect::<Vec<_>>(), 10).unwrap();
+        let to = |to| crate::store::EventsMoved {
+            to,
+            ..Default::default()
+        };
+        ob.advance_events(crate::store::EVENTS_SINK, &to(8), 10)
+            .unwrap();
         ob.prune(11, u64::MAX).unwrap();
         drop(ob);
         // Rows 1..=8 delivered and pruned; 9 and 10 are still pending.
@@ -367,7 +362,8 @@ mod tests {
         );
         let ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
         let mut ob = ob;
-        ob.mark_delivered(&[9, 10], 20).unwrap();
+        ob.advance_events(crate::store::EVENTS_SINK, &to(10), 20)
+            .unwrap();
         let r = replay(&mut conn, 10, 10).unwrap();
         assert_eq!(
             r,
@@ -377,14 +373,11 @@ mod tests {
                 missing: vec![]
             }
         );
-        assert_eq!(
-            ob.pending(0, 10)
-                .unwrap()
-                .iter()
-                .map(|r| r.seq)
-                .collect::<Vec<_>>(),
-            vec![10]
-        );
+        assert_eq!(ob.held_events(crate::store::EVENTS_SINK).unwrap(), [10]);
+        assert_eq!(ob.stats().unwrap().depth, 1);
+        // Put back once: a second replay of it changes nothing.
+        let r = replay(&mut conn, 9, 10).unwrap();
+        assert_eq!((r.marked, r.already_pending), (1, 1));
     }
 
     #[test]

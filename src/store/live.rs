@@ -3,7 +3,7 @@
 //! engine commits state and events in one transaction, so what is read here is always a state
 //! the cell was in.
 
-use super::inspect::{stored_event, StoredEvent};
+use super::inspect::{stored_event, StoredEvent, COLUMNS};
 use super::schema::StoreError;
 use crate::cell::CellState;
 use rusqlite::{params, Connection};
@@ -27,11 +27,11 @@ pub fn recent_of_kind(
     since_ms: i64,
     limit: u64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox
          WHERE kind = ?1 AND ts_ms >= ?2 AND seq > (SELECT last_seq FROM cell_state) - ?4
-         ORDER BY seq DESC LIMIT ?3",
-    )?;
+         ORDER BY seq DESC LIMIT ?3"
+    ))?;
     let rows = stmt.query_map(
         params![kind, since_ms, limit.min(i64::MAX as u64) as i64, SCAN_ROWS],
         stored_event,
@@ -49,12 +49,12 @@ pub fn events_after(
     limit: u64,
     kind: Option<&str>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, event_id, kind, ts_ms, delivered_ms, payload FROM outbox
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox
          WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2)
            AND seq > (SELECT last_seq FROM cell_state) - ?4
-         ORDER BY seq DESC LIMIT ?3",
-    )?;
+         ORDER BY seq DESC LIMIT ?3"
+    ))?;
     let rows = stmt.query_map(
         params![
             after as i64,

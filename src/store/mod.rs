@@ -4,6 +4,7 @@
 //! neither is and the next reading counts them again.
 
 mod checkpoint;
+mod event_cursor;
 pub mod identity;
 pub mod inspect;
 pub mod integrity;
@@ -19,6 +20,7 @@ mod sink_cursor;
 mod values;
 
 pub use checkpoint::Checkpointer;
+pub use event_cursor::{EventsMoved, EVENTS_SINK};
 pub use identity::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use owner::{Commit, StoreOwner};

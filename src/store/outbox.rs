@@ -17,9 +17,10 @@ pub struct Outbox {
     store_id: String,
     /// Where this connection's WAL checkpoints run, if not on its own thread.
     pub(super) checkpointer: Option<super::Checkpointer>,
-    /// On the store owner's connection: events acknowledged and not yet marked, written by the
-    /// next commit's transaction or by [`Outbox::write_marks_due`].
-    pub(super) marks_due: Vec<(u64, i64)>,
+    /// On the store owner's connection: events cursors' moves not yet written (one per sink,
+    /// later ones folded in, with the time of the last), written by the next commit's
+    /// transaction or by [`Outbox::write_moves_due`].
+    pub(super) moves_due: Vec<(String, super::EventsMoved, i64)>,
     /// Corruption the check after READY found (store/integrity.rs): every commit fails with it.
     corrupt: Option<String>,
 }
@@ -74,7 +75,7 @@ impl Outbox {
             last_seq: last_seq as u64,
             store_id,
             checkpointer: None,
-            marks_due: Vec::new(),
+            moves_due: Vec::new(),
             corrupt: None,
         })
     }
@@ -277,14 +278,14 @@ impl Outbox {
         }
         // After a write: the transaction holds the write lock before the values' insert reads.
         super::values::insert(&tx, values, &self.store_id, &self.cell)?;
-        // Acknowledgements waiting on the owner ride in this transaction and its fsync, and
-        // the housekeeping step after them (what they mark delivered it may prune next time).
-        mark_in(&tx, &self.marks_due)?;
+        // Cursor moves waiting on the owner ride in this transaction and its fsync, and the
+        // housekeeping step after them (what they passed it may prune next time).
+        moves_in(&tx, &self.moves_due)?;
         if let Some(st) = step {
             super::prune::prune_in(&tx, st)?;
         }
         tx.commit()?;
-        self.marks_due.clear();
+        self.moves_due.clear();
         let first_seq = self.last_seq + 1;
         self.last_seq = seq;
         Ok(Committed {
@@ -293,61 +294,33 @@ impl Outbox {
         })
     }
 
-    /// Undelivered events after `after_seq`, in sequence order.
-    pub fn pending(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        // No `LIMIT ?`: SQLite reads a bound LIMIT's value while planning, so every new binding
-        // re-parses and re-plans the cached statement (bench S5: 15% of the idle runtime's CPU).
-        // Rows are stepped lazily through the index, so taking `limit` reads no more than that.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, kind, payload FROM outbox WHERE delivered_ms IS NULL AND seq > ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![after_seq as i64], |r| {
-            Ok(OutboxRow {
-                seq: r.get::<_, i64>(0)? as u64,
-                kind: r.get(1)?,
-                payload: r.get(2)?,
-            })
-        })?;
-        Ok(rows.take(limit).collect::<Result<_, _>>()?)
+    /// Folds `m`, a move of `sink`'s events cursor answered at `at_ms`, into the moves due.
+    pub(super) fn move_due(&mut self, sink: String, m: super::EventsMoved, at_ms: i64) {
+        match self.moves_due.iter_mut().find(|(s, _, _)| *s == sink) {
+            Some((_, due, at)) => {
+                due.then(m);
+                *at = at_ms;
+            }
+            None => self.moves_due.push((sink, m, at_ms)),
+        }
     }
 
-    /// How many events up to `seq` are undelivered, and the first of them: the forwarder
-    /// compares this with what it has in hand to notice rows `outbox replay` marked again.
-    pub fn undelivered_up_to(&self, seq: u64) -> Result<(u64, Option<u64>), StoreError> {
-        let (n, first): (i64, Option<i64>) = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*), min(seq) FROM outbox WHERE delivered_ms IS NULL AND seq <= ?1",
-            )?
-            .query_row([seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((n as u64, first.map(|s| s as u64)))
-    }
-
-    /// Marks events acknowledged by the broker, in a transaction of their own. Losing this
-    /// write costs only a re-send.
-    pub fn mark_delivered(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), StoreError> {
-        let marks: Vec<(u64, i64)> = seqs.iter().map(|&s| (s, now_ms)).collect();
-        let tx = super::schema::write_tx(&mut self.conn)?;
-        mark_in(&tx, &marks)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The owner's marks waiting for a transaction, written in one of their own. On failure
-    /// they are dropped, said in the log: an event left unmarked is only sent again.
-    pub(super) fn write_marks_due(&mut self) {
-        if self.marks_due.is_empty() {
+    /// The owner's moves waiting for a transaction, written in one of their own. On failure
+    /// they stay due, said in the log: a move must not be lost while later ones are written
+    /// (the events it held refused would be passed by the cursor and never sent again).
+    pub(super) fn write_moves_due(&mut self) {
+        if self.moves_due.is_empty() {
             return;
         }
-        let marks = std::mem::take(&mut self.marks_due);
         let written = super::schema::write_tx(&mut self.conn)
             .map_err(StoreError::from)
             .and_then(|tx| {
-                mark_in(&tx, &marks)?;
+                moves_in(&tx, &self.moves_due)?;
                 Ok(tx.commit()?)
             });
-        if let Err(e) = written {
-            tracing::error!(events = marks.len(), "marking delivered events: {e}");
+        match written {
+            Ok(()) => self.moves_due.clear(),
+            Err(e) => tracing::error!("storing the events cursors' moves: {e}"),
         }
     }
 
@@ -362,37 +335,60 @@ impl Outbox {
         used_bytes(&self.conn)
     }
 
-    /// The outbox's numbers from its tally and two lookups by index: no count of rows, so
-    /// reading them costs the same at ten rows as at ten million.
+    /// The outbox's numbers from the cursors and a few lookups by index: no count of rows, so
+    /// reading them costs the same at ten rows as at ten million. Depth and the oldest
+    /// undelivered event are the JSON forwarder's, or, without it, the slowest output's.
     pub fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let (delivered, last_delivered, last_seq): (i64, i64, i64) = self
+        let last_seq: i64 = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM cell_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        let last_seq = last_seq as u64;
+        let (sink, cursor) =
+            match super::event_cursor::events_cursor(&self.conn, super::EVENTS_SINK)? {
+                Some(c) => (Some(super::EVENTS_SINK), c),
+                None => (None, self.events_floor()?.unwrap_or(last_seq)),
+            };
+        let (held, first_held): (i64, Option<i64>) = self
             .conn
             .prepare_cached(
-                "SELECT t.delivered, t.last_delivered_seq, c.last_seq
-                 FROM outbox_tally t, cell_state c WHERE t.id = 1 AND c.id = 1",
+                "SELECT count(DISTINCT item), min(item) FROM sink_held
+                 WHERE class = 'event' AND (?1 IS NULL OR sink = ?1)",
             )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        let pruned = self.pruned_rows()?;
-        // The first undelivered event in sequence order (the partial index's first entry).
+            .query_row([sink], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let oldest_seq = first_held.map_or(cursor + 1, |h| (h as u64).min(cursor + 1));
         let oldest: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT ts_ms FROM outbox WHERE delivered_ms IS NULL ORDER BY seq LIMIT 1",
-            )?
-            .query_row([], |r| r.get(0))
+            .prepare_cached("SELECT ts_ms FROM outbox WHERE seq = ?1")?
+            .query_row([oldest_seq as i64], |r| r.get(0))
             .optional()?;
-        let rows = (last_seq as u64).saturating_sub(pruned);
+        let pruned = self.pruned_rows()?;
+        let rows = last_seq.saturating_sub(pruned);
         Ok(OutboxStats {
             store_id: self.meta("store_id")?.unwrap_or_default(),
-            depth: rows.saturating_sub(delivered as u64),
+            depth: last_seq.saturating_sub(cursor) + held as u64,
             oldest_undelivered_ts: oldest,
-            last_delivered_seq: (last_delivered > 0).then_some(last_delivered as u64),
-            last_seq: last_seq as u64,
+            last_delivered_seq: (cursor > 0).then_some(cursor),
+            last_seq,
             rows,
             used_bytes: self.used_bytes()?,
             values_held: self.values_held()?,
             last_value_batch: self.last_value_batch()?,
         })
+    }
+
+    /// The lowest events cursor of all outputs: every event up to it was had by every output
+    /// (but those one holds). None if no output reads events.
+    pub(super) fn events_floor(&self) -> Result<Option<u64>, StoreError> {
+        Self::floor_in(&self.conn)
+    }
+
+    /// [`Outbox::events_floor`] on any connection or transaction.
+    pub(super) fn floor_in(conn: &Connection) -> Result<Option<u64>, StoreError> {
+        let floor: Option<i64> = conn
+            .prepare_cached("SELECT min(seq) FROM sink_cursor")?
+            .query_row([], |r| r.get(0))?;
+        Ok(floor.map(|s| s as u64))
     }
 
     /// Rows pruning has deleted, ever (see [`super::schema::PRUNED_ROWS`]).
@@ -428,31 +424,18 @@ pub(super) fn load_state(conn: &Connection) -> Result<CellState, StoreError> {
     })
 }
 
-/// Marks events delivered in `tx` (each seq with the time its acknowledgement came), with the
-/// tally: how many rows are delivered, the highest seq acknowledged, and the prune floor (a row
-/// delivered below it lowers it).
-fn mark_in(tx: &rusqlite::Transaction, marks: &[(u64, i64)]) -> Result<(), StoreError> {
-    if marks.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = tx.prepare_cached(
-        "UPDATE outbox SET delivered_ms = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
-    )?;
-    let (mut n, mut lo, mut hi) = (0i64, i64::MAX, 0i64);
-    for &(seq, at_ms) in marks {
-        if stmt.execute(params![at_ms, seq as i64])? > 0 {
-            n += 1;
-            lo = lo.min(seq as i64);
-            hi = hi.max(seq as i64);
+/// Writes the cursors' moves `moves` in `tx`.
+fn moves_in(
+    tx: &rusqlite::Transaction,
+    moves: &[(String, super::EventsMoved, i64)],
+) -> Result<(), StoreError> {
+    for (sink, m, at_ms) in moves {
+        if !super::event_cursor::advance_events_in(tx, sink, m, *at_ms)? {
+            tracing::warn!(
+                sink,
+                "a cursor move for an output that has no cursor (turned off): dropped"
+            );
         }
-    }
-    if n > 0 {
-        tx.prepare_cached(
-            "UPDATE outbox_tally SET delivered = delivered + ?1,
-               prune_floor = min(prune_floor, ?2),
-               last_delivered_seq = max(last_delivered_seq, ?3) WHERE id = 1",
-        )?
-        .execute(params![n, lo, hi])?;
     }
     Ok(())
 }
@@ -495,7 +478,7 @@ mod tests {
                 last_seq: 2
             }
         );
-        ob.mark_delivered(&[1, 2], 10).unwrap();
+        deliver(&mut ob, 2, &[], 10);
         assert_eq!(ob.prune(11, u64::MAX).unwrap(), 2);
         drop(ob);
         let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
@@ -541,7 +524,7 @@ mod tests {
         drop(ob);
         let ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
         assert_eq!(ob.load_state().unwrap(), state);
-        let rows = ob.pending(0, 10).unwrap();
+        let rows = ob.rows_after(0, 10).unwrap();
         assert_eq!(rows.len(), 1);
         let v: serde_json::Value = serde_json::from_slice(&rows[0].payload).unwrap();
         assert_eq!(v["seq"], 1);
@@ -559,8 +542,7 @@ mod tests {
             Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
         let events: Vec<_> = (0..20).map(part).collect();
         ob.commit(&events, &CellState::default(), 5).unwrap();
-        ob.mark_delivered(&(1..=20).collect::<Vec<_>>(), 10)
-            .unwrap();
+        deliver(&mut ob, 20, &[], 10);
         let mut st = super::super::PruneStep::new(
             Default::default(),
             11,
@@ -580,19 +562,41 @@ mod tests {
     }
 
     #[test]
-    fn pending_skips_delivered_and_prune_keeps_undelivered() {
+    fn prune_keeps_what_the_cursor_has_not_passed_and_what_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         let mut ob =
             Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
         let events: Vec<_> = (0..5).map(part).collect();
         ob.commit(&events, &CellState::default(), 5).unwrap();
-        ob.mark_delivered(&[1, 3], 10).unwrap();
-        let seqs: Vec<u64> = ob.pending(0, 10).unwrap().iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, vec![2, 4, 5]);
-        assert_eq!(ob.pending(4, 10).unwrap()[0].seq, 5);
+        // 1 to 3 answered, 2 refused: 2 held, 4 and 5 not yet answered.
+        deliver(&mut ob, 3, &[2], 10);
+        let st = ob.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.last_delivered_seq, st.oldest_undelivered_ts),
+            (3, Some(3), Some(1_000))
+        );
+        assert_eq!(ob.rows_after(3, 10).unwrap()[0].seq, 4);
         // A cap of zero bytes prunes every delivered row but no undelivered one.
         ob.prune(0, 0).unwrap();
         let st = ob.stats().unwrap();
         assert_eq!((st.rows, st.depth, st.last_seq), (3, 3, 5));
+        let kept: Vec<u64> = ob
+            .rows_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(kept, [2, 4, 5]);
+    }
+
+    /// The JSON forwarder's cursor moved on to `to`, holding `held`.
+    fn deliver(ob: &mut Outbox, to: u64, held: &[u64], at_ms: i64) {
+        let m = crate::store::EventsMoved {
+            to,
+            held: held.to_vec(),
+            taken: Vec::new(),
+        };
+        ob.advance_events(crate::store::EVENTS_SINK, &m, at_ms)
+            .unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! The store's owner: one thread holds the only read-write connection of the runtime, and every
-//! write (the engine's commits, delivery marks, sink cursors, value deliveries, pruning, the
+//! write (the engine's commits, the outputs' cursors, value deliveries, pruning, the
 //! values' cap and age) is a request it runs in turn. Everything else reads on a read-only
 //! connection of its own.
 //!
@@ -7,9 +7,10 @@
 //! writer at a time made them wait for each other through its busy handler, or fail at once
 //! where a transaction upgraded from reading to writing ("database is locked", issue 23). One
 //! writer cannot wait for another. It also lets writes that are not urgent ride in a
-//! transaction that is due anyway: delivery marks handed over while a commit waits are written
-//! in the commit's transaction, under its fsync.
+//! transaction that is due anyway: the JSON forwarder's cursor moves handed over while a commit
+//! waits are written in the commit's transaction, under its fsync.
 
+use super::event_cursor::EventsMoved;
 use super::outbox::{Committed, Outbox, OutboxStats};
 use super::prune::PruneStep;
 use super::schema::StoreError;
@@ -33,14 +34,15 @@ pub struct Commit {
 
 enum Request {
     /// Runs on the owner's connection; the closure sends its own answer. The engine's commit
-    /// is one: the marks waiting ride in its transaction ([`Outbox::commit_all`]).
+    /// is one: the cursor moves waiting ride in its transaction ([`Outbox::commit_all`]).
     Run(Job),
-    /// Answered once every mark handed over before it is written.
+    /// Answered once every move handed over before it is written (or was tried).
     Flush(Sender<()>),
-    /// Events the broker acknowledged: written with the next transaction due, or on their own
-    /// once nothing else waits. `count` goes down by their number once written (or failed).
-    Mark {
-        seqs: Vec<u64>,
+    /// An events cursor's move (the broker's answers): written with the next transaction
+    /// due, or on its own once nothing else waits. `count` goes down by one once it was tried.
+    Move {
+        sink: String,
+        moved: EventsMoved,
         at_ms: i64,
         count: Arc<AtomicUsize>,
     },
@@ -124,32 +126,33 @@ impl StoreOwner {
         answer.recv().map_err(|_| StoreError::OwnerGone)
     }
 
-    /// Hands events acknowledged at `at_ms` over to be marked delivered; `count` rises by
-    /// their number now and falls once they are written. Does not wait. Gives them back if the
-    /// owner has stopped.
-    pub fn mark(
+    /// Hands a move of `sink`'s events cursor, answered at `at_ms`, over to be stored; `count`
+    /// rises by one now and falls once it was tried. Does not wait. Gives it back if the owner
+    /// has stopped.
+    pub fn move_events(
         &self,
-        seqs: Vec<u64>,
+        sink: &str,
+        moved: EventsMoved,
         at_ms: i64,
         count: &Arc<AtomicUsize>,
-    ) -> Result<(), Vec<u64>> {
-        let n = seqs.len();
-        count.fetch_add(n, Ordering::SeqCst);
-        let request = Request::Mark {
-            seqs,
+    ) -> Result<(), EventsMoved> {
+        count.fetch_add(1, Ordering::SeqCst);
+        let request = Request::Move {
+            sink: sink.to_string(),
+            moved,
             at_ms,
             count: count.clone(),
         };
         self.tx.send(request).map_err(|e| {
-            count.fetch_sub(n, Ordering::SeqCst);
+            count.fetch_sub(1, Ordering::SeqCst);
             match e.0 {
-                Request::Mark { seqs, .. } => seqs,
-                _ => Vec::new(),
+                Request::Move { moved, .. } => moved,
+                _ => EventsMoved::default(),
             }
         })
     }
 
-    /// Waits until every mark handed over before this call is written (or has failed).
+    /// Waits until every move handed over before this call is written (or was tried).
     pub fn flush(&self) -> Result<(), StoreError> {
         let (done, answer) = channel();
         self.send(Request::Flush(done))?;
@@ -186,7 +189,7 @@ fn commit_request(
 }
 
 /// The owner's loop: each round takes every request waiting and runs the jobs in the order they
-/// came. The marks among them ride in the round's first commit; before a flush's answer and at
+/// came. The moves among them ride in the round's first commit; before a flush's answer and at
 /// the end of the round they are written on their own.
 fn serve(mut outbox: Outbox, rx: Receiver<Request>) {
     while let Ok(first) = rx.recv() {
@@ -194,11 +197,14 @@ fn serve(mut outbox: Outbox, rx: Receiver<Request>) {
         let mut round = Vec::new();
         for r in std::iter::once(first).chain(rx.try_iter()) {
             match r {
-                Request::Mark { seqs, at_ms, count } => {
-                    counts.push((count, seqs.len()));
-                    outbox
-                        .marks_due
-                        .extend(seqs.into_iter().map(|s| (s, at_ms)));
+                Request::Move {
+                    sink,
+                    moved,
+                    at_ms,
+                    count,
+                } => {
+                    counts.push((count, 1));
+                    outbox.move_due(sink, moved, at_ms);
                 }
                 other => round.push(other),
             }
@@ -207,13 +213,13 @@ fn serve(mut outbox: Outbox, rx: Receiver<Request>) {
             match r {
                 Request::Run(job) => job(&mut outbox),
                 Request::Flush(done) => {
-                    outbox.write_marks_due();
+                    outbox.write_moves_due();
                     let _ = done.send(());
                 }
-                Request::Mark { .. } => unreachable!("taken above"),
+                Request::Move { .. } => unreachable!("taken above"),
             }
         }
-        outbox.write_marks_due();
+        outbox.write_moves_due();
         for (count, n) in counts {
             count.fetch_sub(n, Ordering::SeqCst);
         }
@@ -225,6 +231,7 @@ mod tests {
     use super::*;
     use crate::config::Synchronous;
     use crate::event::{EventBody, NewEvent};
+    use crate::store::EVENTS_SINK;
     use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 
@@ -235,6 +242,14 @@ mod tests {
             reason: None,
         };
         NewEvent::new(1, vec!["plc".into()], body)
+    }
+
+    fn moved(to: u64, held: &[u64]) -> EventsMoved {
+        EventsMoved {
+            to,
+            held: held.to_vec(),
+            taken: Vec::new(),
+        }
     }
 
     /// Counts the transactions the owner's connection commits from now on.
@@ -253,10 +268,10 @@ mod tests {
         commits
     }
 
-    /// Marks handed over while the owner is busy ride in the engine's next commit: one
+    /// Cursor moves handed over while the owner is busy ride in the engine's next commit: one
     /// transaction (one fsync) for both, and the commit's answer comes with them written.
     #[test]
-    fn marks_waiting_for_the_owner_ride_in_the_next_commit() {
+    fn moves_waiting_for_the_owner_ride_in_the_next_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let outbox = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
@@ -285,7 +300,12 @@ mod tests {
             .unwrap();
         running.recv().unwrap();
         let marking = Arc::new(AtomicUsize::new(0));
-        owner.mark(vec![1, 2], 5, &marking).unwrap();
+        owner
+            .move_events(EVENTS_SINK, moved(1, &[]), 5, &marking)
+            .unwrap();
+        owner
+            .move_events(EVENTS_SINK, moved(2, &[]), 5, &marking)
+            .unwrap();
         assert_eq!(marking.load(Ordering::SeqCst), 2);
         let (request, next) = commit_request(vec![event()], vec![], CellState::default(), 6, None);
         owner.send(request).unwrap();
@@ -294,7 +314,7 @@ mod tests {
         assert_eq!(
             commits.load(Ordering::SeqCst),
             2,
-            "the marks had a transaction of their own"
+            "the moves had a transaction of their own"
         );
         owner.flush().unwrap();
         assert_eq!(marking.load(Ordering::SeqCst), 0);
@@ -315,7 +335,9 @@ mod tests {
             .unwrap()
             .result
             .unwrap();
-        owner.run(|o| o.mark_delivered(&[1, 2], 2)).unwrap();
+        owner
+            .run(|o| o.advance_events(EVENTS_SINK, &moved(2, &[]), 2))
+            .unwrap();
         let commits = count_commits(&owner);
         let step = PruneStep::new(Default::default(), 10, u64::MAX, Duration::from_secs(1));
         let c = owner
@@ -348,7 +370,10 @@ mod tests {
         let c = owner.commit(vec![event()], vec![], CellState::default(), 1, None);
         assert!(matches!(c, Err(StoreError::OwnerGone)));
         let marking = Arc::new(AtomicUsize::new(0));
-        assert_eq!(owner.mark(vec![1], 1, &marking), Err(vec![1]));
+        assert_eq!(
+            owner.move_events(EVENTS_SINK, moved(1, &[]), 1, &marking),
+            Err(moved(1, &[]))
+        );
         assert_eq!(marking.load(Ordering::SeqCst), 0);
     }
 }

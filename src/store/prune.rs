@@ -3,11 +3,10 @@
 //! step's length is how long production waits (issue 14: at most 10 ms), and it waits for no
 //! fsync of its own.
 //!
-//! There is no index on `delivered_ms` (it would cost a B-tree write at every mark). Two facts
-//! take its place. Rows are committed in seq order, so from the first row committed at or after
-//! the retention cut on, no row can have been delivered before it. And the tally keeps a prune
-//! floor, lowered by every mark below it: no delivered row has a lower seq, so a walk for
-//! delivered rows starts there, not at the first row of a backlog.
+//! What may go is read from the outputs' cursors, not from the rows: every event up to the
+//! lowest events cursor was had by every output, but those an output holds refused
+//! (store/event_cursor.rs). For the retention, each cursor's moves say where it stood at the
+//! retention's cut: what every output had before the cut goes.
 
 use super::outbox::{used_bytes, Outbox};
 use super::schema::{StoreError, PRUNED_ROWS};
@@ -113,7 +112,7 @@ impl Outbox {
 /// ([`Outbox::prune_step`]) or the engine's next commit (`Outbox::commit_with`), where the
 /// deletes share the commit's fsync instead of waiting for one of their own. Chunks of `CHUNK`
 /// seqs until the step's budget is spent or `STEP_ROWS` are deleted (at least one chunk). The
-/// rows deleted, the tally and the count of pruned rows that `outbox verify` holds missing
+/// rows deleted and the count of pruned rows that `outbox verify` holds missing
 /// rows against move together. Records in `st` what it pruned and how long its work took.
 pub(super) fn prune_in(
     tx: &rusqlite::Transaction,
@@ -133,102 +132,100 @@ fn prune_chunks(
     budget: Duration,
 ) -> Result<Pruned, StoreError> {
     let started = Instant::now();
-    {
-        let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
-        let floor0: i64 = tx.query_row(
-            "SELECT prune_floor FROM outbox_tally WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut floor = floor0 as u64;
-        let mut deleted = 0u64;
-        // Rows another output (Sparkplug B) has not had acknowledged stay, delivered or not.
-        let hold: Option<i64> =
-            tx.query_row("SELECT min(seq) FROM sink_cursor", [], |r| r.get(0))?;
-        let hold = hold.map_or(u64::MAX, |s| s as u64 + 1);
-        let first_from = |conn: &Connection, seq: u64| -> rusqlite::Result<Option<(u64, i64)>> {
-            conn.prepare_cached(
-                "SELECT seq, committed_ms FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+    let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
+    // Rows after the lowest cursor stay; with no output reading events, every row stays.
+    let Some(floor) = super::Outbox::floor_in(tx)? else {
+        return Ok(Pruned {
+            rows: 0,
+            done: true,
+        });
+    };
+    // Where every output stood at the retention's cut (0: one had not moved before it).
+    let cut: Option<i64> = tx
+        .prepare_cached(
+            "SELECT CASE WHEN count(m) = count(*) THEN min(m) END FROM (
+                 SELECT (SELECT max(seq) FROM sink_move WHERE sink = c.sink AND at_ms < ?1) AS m
+                 FROM sink_cursor c WHERE c.seq IS NOT NULL)",
+        )?
+        .query_row([before], |r| r.get(0))?;
+    let cut = (cut.unwrap_or(0) as u64).min(floor);
+    // The first row from `seq` on that no output holds: each chunk starts at one, so a step
+    // always deletes something while there is something to delete.
+    let first_from = |conn: &Connection, seq: u64| -> rusqlite::Result<Option<u64>> {
+        conn.prepare_cached(
+            "SELECT seq FROM outbox WHERE seq >= ?1
+             AND seq NOT IN (SELECT item FROM sink_held WHERE class = 'event')
+             ORDER BY seq LIMIT 1",
+        )?
+        .query_row([seq as i64], |r| Ok(r.get::<_, i64>(0)? as u64))
+        .optional()
+    };
+    // Up to `to` (inclusive), from `lo`, a chunk: held rows stay.
+    let delete = |lo: u64, to: u64| -> rusqlite::Result<(u64, u64)> {
+        let hi = (lo + CHUNK).min(to + 1);
+        let n = tx
+            .prepare_cached(
+                "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2
+                 AND seq NOT IN (SELECT item FROM sink_held WHERE class = 'event')",
             )?
-            .query_row([seq as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })
-            .optional()
+            .execute(params![lo as i64, hi as i64])? as u64;
+        Ok((n, hi))
+    };
+    let mut deleted = 0u64;
+
+    // Retention: what every output had before the cut.
+    let mut at = pass.at.unwrap_or(0);
+    let retention_done = loop {
+        let Some(lo) = first_from(tx, at)? else {
+            break true;
         };
+        if lo > cut {
+            break true;
+        }
+        let (n, hi) = delete(lo, cut)?;
+        deleted += n;
+        at = hi;
+        if spent(deleted) {
+            break false;
+        }
+    };
+    pass.at = (!retention_done).then_some(at);
 
-        // Retention: every row delivered before the cut, whatever its seq.
-        let mut at = pass.at.unwrap_or(floor).max(floor);
-        let retention_done = loop {
-            let Some((lo, committed)) = first_from(tx, at)? else {
-                break true;
-            };
-            if committed >= before || lo >= hold {
-                break true;
-            }
-            let hi = (lo + CHUNK).min(hold);
-            deleted += tx
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms < ?3",
-                )?
-                .execute(params![lo as i64, hi as i64, before])? as u64;
-            // The floor follows while nothing delivered is left behind it.
-            if at <= floor {
-                let left: bool = tx
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM outbox
-                         WHERE seq >= ?1 AND seq < ?2 AND delivered_ms IS NOT NULL)",
-                    )?
-                    .query_row(params![lo as i64, hi as i64], |r| r.get(0))?;
-                if !left {
-                    floor = hi;
-                }
-            }
-            at = hi;
-            if spent(deleted) {
-                break false;
-            }
+    // The cap: the oldest rows every output had, whatever their age, a chunk at a time.
+    let mut cap_done = retention_done;
+    let mut at = 0;
+    while cap_done && used_bytes(tx)? > cap {
+        let Some(lo) = first_from(tx, at)? else {
+            break;
         };
-        pass.at = (!retention_done).then_some(at);
-
-        // The cap: the oldest delivered rows, from the floor up, a chunk at a time.
-        let mut cap_done = retention_done;
-        while cap_done && used_bytes(tx)? > cap {
-            let Some((lo, _)) = first_from(tx, floor)? else {
-                break;
-            };
-            if lo >= hold {
-                break;
-            }
-            let hi = (lo + CHUNK).min(hold);
-            deleted += tx
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE seq >= ?1 AND seq < ?2 AND delivered_ms IS NOT NULL",
-                )?
-                .execute(params![lo as i64, hi as i64])? as u64;
-            floor = hi;
-            if spent(deleted) {
-                cap_done = used_bytes(tx)? <= cap;
-                break;
-            }
+        if lo > floor {
+            break;
         }
-
-        if deleted > 0 || floor != floor0 as u64 {
-            // Everything deleted was delivered.
-            tx.prepare_cached(
-                "UPDATE outbox_tally SET delivered = delivered - ?1, prune_floor = ?2 WHERE id = 1",
-            )?
-            .execute(params![deleted as i64, floor as i64])?;
+        let (n, hi) = delete(lo, floor)?;
+        deleted += n;
+        at = hi;
+        if spent(deleted) {
+            cap_done = used_bytes(tx)? <= cap;
+            break;
         }
-        if deleted > 0 {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
-                params![PRUNED_ROWS, deleted as i64],
-            )?;
-        }
-        Ok(Pruned {
-            rows: deleted,
-            done: retention_done && cap_done,
-        })
     }
+
+    if deleted > 0 {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
+            params![PRUNED_ROWS, deleted as i64],
+        )?;
+        // The moves below the first row kept (held rows aside) tell nothing any more.
+        tx.prepare_cached(
+            "DELETE FROM sink_move WHERE seq < (SELECT seq FROM outbox
+                 WHERE seq NOT IN (SELECT item FROM sink_held WHERE class = 'event')
+                 ORDER BY seq LIMIT 1)",
+        )?
+        .execute([])?;
+    }
+    Ok(Pruned {
+        rows: deleted,
+        done: retention_done && cap_done,
+    })
 }

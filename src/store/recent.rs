@@ -8,44 +8,36 @@ use super::schema::StoreError;
 use rusqlite::params;
 
 impl Outbox {
-    /// Delivered events whose acknowledgement came at `since_ms` or later, in sequence order,
-    /// at most `limit` of them (the latest). Walks back from the highest seq by primary key and
-    /// stops at the first delivered row acknowledged before `since_ms`: the broker acknowledges
-    /// in the order the forwarder publishes, which is sequence order, so no index on
-    /// `delivered_ms` is needed. (An event the broker refused and later took is acknowledged
-    /// out of that order; one such below the stop is not found again.)
+    /// Events the JSON forwarder's cursor passed at `since_ms` or later (taken by the broker,
+    /// not held refused), in sequence order, at most `limit` of them (the latest). The cursor's
+    /// moves are recorded a second apart at most, so this may include events of the second
+    /// before `since_ms`: sent once more, which MOM drops. (An event held refused and taken
+    /// later was taken outside the cursor's moves; it is not found again.)
     pub fn delivered_since(
         &self,
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        // From the highest seq acknowledged (the tally), not the last committed: a backlog of
-        // undelivered rows above it (a long outage) is not read at all.
+        let sink = super::EVENTS_SINK;
+        let Some(cursor) = super::event_cursor::events_cursor(&self.conn, sink)? else {
+            return Ok(Vec::new());
+        };
+        let before = super::event_cursor::moved_before(&self.conn, sink, since_ms)?.unwrap_or(0);
+        let from = before.max(cursor.saturating_sub(limit as u64));
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, kind, payload, delivered_ms FROM outbox
-             WHERE seq <= (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1)
-             ORDER BY seq DESC",
+            "SELECT seq, kind, payload FROM outbox
+             WHERE seq > ?1 AND seq <= ?2
+               AND seq NOT IN (SELECT item FROM sink_held WHERE sink = ?3 AND class = 'event')
+             ORDER BY seq",
         )?;
-        let mut rows = stmt.query(params![])?;
-        let mut found = Vec::new();
-        while let Some(r) = rows.next()? {
-            let delivered: Option<i64> = r.get(3)?;
-            match delivered {
-                // Undelivered: the forwarder re-sends it anyway.
-                None => continue,
-                Some(at) if at < since_ms => break,
-                Some(_) => found.push(OutboxRow {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    kind: r.get(1)?,
-                    payload: r.get(2)?,
-                }),
-            }
-            if found.len() >= limit {
-                break;
-            }
-        }
-        found.reverse();
-        Ok(found)
+        let rows = stmt.query_map(params![from as i64, cursor as i64, sink], |r| {
+            Ok(OutboxRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                kind: r.get(1)?,
+                payload: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -82,8 +74,14 @@ mod tests {
         .unwrap();
         let events: Vec<NewEvent> = (1..=6).map(|i| status(i % 2 == 0)).collect();
         o.commit(&events, &CellState::default(), 5).unwrap();
-        o.mark_delivered(&[1, 2], 1_000).unwrap();
-        o.mark_delivered(&[3, 4], 5_000).unwrap();
+        let moved = |to| crate::store::EventsMoved {
+            to,
+            ..Default::default()
+        };
+        o.advance_events(crate::store::EVENTS_SINK, &moved(2), 1_000)
+            .unwrap();
+        o.advance_events(crate::store::EVENTS_SINK, &moved(4), 5_000)
+            .unwrap();
         // 5 and 6 are undelivered: not handed back (the forwarder re-sends them anyway).
         assert_eq!(seqs(o.delivered_since(5_000, 100).unwrap()), [3, 4]);
         assert_eq!(seqs(o.delivered_since(0, 100).unwrap()), [1, 2, 3, 4]);
@@ -91,7 +89,7 @@ mod tests {
         assert!(o.delivered_since(6_000, 100).unwrap().is_empty());
         let row = &o.delivered_since(5_000, 1).unwrap()[0];
         assert_eq!((row.seq, row.kind.as_str()), (4, "device_status"));
-        // Read-only: the rows are still delivered, nothing pending came back.
-        assert!(o.pending(0, 100).unwrap().iter().all(|r| r.seq >= 5));
+        // Read-only: the cursor did not move.
+        assert_eq!(o.events_cursor(crate::store::EVENTS_SINK).unwrap(), Some(4));
     }
 }

@@ -22,6 +22,8 @@ pub enum StoreError {
     Io { path: String, error: std::io::Error },
     #[error("{path}: the store is corrupt ({detail}). Nothing more is written to it. Stop the service; keep a copy of the store with its -wal file; `mes-edge outbox verify` and `mes-edge outbox stats` show what is readable and what MOM has not had; then move the store away: the runtime starts a new one, announced to MOM with a new store_id, and the PLC's counters carry on (docs/OPERATIONS.md, \"A corrupt store\")")]
     Corrupt { path: String, detail: String },
+    #[error("no cursor for the output {0:?} in the store (turned off meanwhile?): its move is not stored")]
+    NoCursor(String),
     #[error("the store's owner thread has stopped (a fault in the store's code); nothing more is written")]
     OwnerGone,
     #[error("{0}")]
@@ -198,7 +200,50 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;",
         data: Some(values_cursor),
     },
+    // 8: the JSON events forwarder becomes a sink with a cursor (`events`) like the others: an
+    // event is delivered once every sink reading events is past it and none holds it refused.
+    // Its marks (`delivered_ms`), their index and the tally kept beside them are no longer
+    // read or written; the column stays in the table because dropping it would rewrite every
+    // row of a store that may hold millions. `sink_move`: when a sink's cursor moved on to
+    // where (at most one row per second and sink): the time an event reached a sink, for the
+    // failover's re-send window, the retention and the status page. Filled in by
+    // `events_cursor`.
+    Migration {
+        sql: "DROP INDEX outbox_undelivered;
+    CREATE TABLE sink_move (
+        sink  TEXT NOT NULL,
+        seq   INTEGER NOT NULL,        -- the cursor moved on to here
+        at_ms INTEGER NOT NULL,        -- at this time (UTC ms)
+        PRIMARY KEY (sink, seq)
+    ) WITHOUT ROWID;",
+        data: Some(events_cursor),
+    },
 ];
+
+/// After migration 8: the JSON forwarder's marks become its cursor, at the highest seq it had
+/// (the tally's `last_delivered_seq`), with every event below it that it had not had held, so
+/// that it sends exactly those again and nothing twice; each second of marks becomes one move.
+/// A new store gets the cursor at 0, before its first event; the runtime drops it when JSON is
+/// off, as it does the other outputs' cursors.
+fn events_cursor(tx: &rusqlite::Transaction, from_version: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sink_cursor (sink, seq, value_batch, state, bd_seq)
+         VALUES ('events', (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1), NULL, '{}', 255)",
+        [],
+    )?;
+    if from_version > 0 {
+        tx.execute_batch(
+            "INSERT INTO sink_held (sink, class, item)
+                 SELECT 'events', 'event', seq FROM outbox
+                 WHERE delivered_ms IS NULL
+                   AND seq <= (SELECT last_delivered_seq FROM outbox_tally WHERE id = 1);
+             INSERT OR REPLACE INTO sink_move (sink, seq, at_ms)
+                 SELECT 'events', max(seq), max(delivered_ms) FROM outbox
+                 WHERE delivered_ms IS NOT NULL GROUP BY delivered_ms / 1000;",
+        )?;
+    }
+    tx.execute_batch("DROP TABLE outbox_tally;")
+}
 
 /// How a store came to have its identity: written to `meta.origin`, announced in its
 /// `store_created` event.
@@ -624,6 +669,8 @@ mod tests {
         assert_eq!(
             cursors,
             vec![
+                // The event was never acknowledged: the JSON cursor before it.
+                ("events".into(), Some(0), None, "{}".into(), 255),
                 (
                     "sparkplug".into(),
                     Some(0),
@@ -656,7 +703,7 @@ mod tests {
             ob.sink_device_values("sparkplug").unwrap(),
             vec![("press".to_string(), vec![1u8, 2])]
         );
-        assert_eq!(ob.pending(0, 10).unwrap().len(), 1, "the event still waits");
+        assert_eq!(ob.stats().unwrap().depth, 1, "the event still waits");
         // Both outputs past batch 3: 2 and 3 go, 4 waits for both.
         for sink in ["values", "sparkplug"] {
             let moved = crate::store::ValuesMoved {
@@ -667,6 +714,98 @@ mod tests {
         }
         assert_eq!(ob.value_rows_after(0, 10).unwrap()[0].batch, 4);
         assert_eq!(ob.values_held().unwrap(), 1);
+        let v = crate::store::inspect::verify(ob.conn()).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+    }
+
+    /// A store as the previous release left it (schema 7): JSON's marks out of order (2 refused
+    /// and held back, 3 and 4 taken after it), 5 not yet sent. The marks become the cursor and
+    /// what it holds: 2 and 5 go again, nothing else twice, and each event keeps when it went.
+    #[test]
+    fn a_schema_7_store_sends_every_unsent_event_and_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..7] {
+                tx.execute_batch(m.sql).unwrap();
+                if let Some(data) = m.data {
+                    data(&tx, 0).unwrap();
+                }
+            }
+            let mut put = tx
+                .prepare(
+                    "INSERT INTO outbox (seq, event_id, ts_ms, kind, payload, committed_ms, delivered_ms)
+                     VALUES (?1, ?2, ?1, 'part_count', ?3, 5, ?4)",
+                )
+                .unwrap();
+            for (seq, delivered) in [
+                (1, Some(100)),
+                (2, None),
+                (3, Some(2_000)),
+                (4, Some(2_100)),
+                (5, None),
+            ] {
+                let id = format!("e{seq}");
+                let payload = format!(r#"{{"event_id":"{id}","seq":{seq},"type":"part_count"}}"#);
+                put.execute(rusqlite::params![seq, id, payload.into_bytes(), delivered])
+                    .unwrap();
+            }
+            drop(put);
+            tx.execute_batch(
+                "UPDATE cell_state SET last_seq = 5;
+                 UPDATE outbox_tally SET delivered = 3, last_delivered_seq = 4, prune_floor = 1;",
+            )
+            .unwrap();
+            tx.pragma_update(None, "user_version", 7).unwrap();
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut ob = crate::store::Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
+        let events = crate::store::EVENTS_SINK;
+        assert_eq!(ob.events_cursor(events).unwrap(), Some(4));
+        assert_eq!(ob.held_events(events).unwrap(), [2]);
+        let st = ob.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.oldest_undelivered_ts, st.last_delivered_seq),
+            (2, Some(2), Some(4))
+        );
+        let went: Vec<(u64, Option<i64>)> = crate::store::inspect::after(ob.conn(), 0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| (e.seq, e.delivered_ms))
+            .collect();
+        assert_eq!(
+            went,
+            [
+                (1, Some(100)),
+                (2, None),
+                (3, Some(2_100)),
+                (4, Some(2_100)),
+                (5, None)
+            ],
+            "a second of marks is one move, at its last"
+        );
+        let gone: i64 = ob
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('outbox_tally', 'outbox_undelivered')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        // Pruning takes what JSON had (1, 3, 4), never 2 or 5.
+        assert_eq!(ob.prune(i64::MAX, u64::MAX).unwrap(), 3);
+        let kept: Vec<u64> = ob
+            .rows_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(kept, [2, 5]);
         let v = crate::store::inspect::verify(ob.conn()).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems);
     }

@@ -219,19 +219,8 @@ impl Outbox {
             "UPDATE sink_cursor SET value_batch = max(value_batch, ?2) WHERE sink = ?1",
         )?
         .execute(params![sink, m.to as i64])?;
+        super::sink_cursor::hold_and_release(&tx, sink, "value", &m.held, &m.taken)?;
         {
-            let mut hold = tx.prepare_cached(
-                "INSERT OR IGNORE INTO sink_held (sink, class, item) VALUES (?1, 'value', ?2)",
-            )?;
-            for &b in &m.held {
-                hold.execute(params![sink, b as i64])?;
-            }
-            let mut release = tx.prepare_cached(
-                "DELETE FROM sink_held WHERE sink = ?1 AND class = 'value' AND item = ?2",
-            )?;
-            for &b in &m.taken {
-                release.execute(params![sink, b as i64])?;
-            }
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO sink_value (sink, device, metrics) VALUES (?1, ?2, ?3)",
             )?;

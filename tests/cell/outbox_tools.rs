@@ -89,7 +89,7 @@ async fn tail_replay_and_verify_on_a_running_cell() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 events marked"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 events put back"));
     let again = collector
         .wait_for(
             |m| (2..=5).zip(&before).all(|(s, b)| copies(m, s) > *b),

@@ -282,11 +282,18 @@ impl Drivers {
     }
 
     /// A write-back, as the work-order engine makes it.
-    pub async fn write(&self, name: &str, value: mes_edge_drivers::Value) -> Result<(), String> {
-        let tx = self
-            .writes
-            .get(&self.tag_id(name))
-            .ok_or_else(|| format!("no write channel for {name:?} (is it `write = true`?)"))?;
+    /// Writes through the driver as the runtime does, with the driver's answer; a tag with no
+    /// write channel or a driver that never answers is a failure of the test, not an answer.
+    pub async fn write(
+        &self,
+        name: &str,
+        value: mes_edge_drivers::Value,
+    ) -> Result<(), mes_edge_drivers::DriverError> {
+        let Some(tx) = self.writes.get(&self.tag_id(name)) else {
+            return Err(mes_edge_drivers::DriverError::configuration(format!(
+                "no write channel for {name:?} (is it `write = true`?)"
+            )));
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         tx.send(mes_edge_drivers::WriteRequest {
             tag: self.tag_id(name),
@@ -294,11 +301,11 @@ impl Drivers {
             reply,
         })
         .await
-        .map_err(|_| "the driver is gone".to_string())?;
+        .expect("the driver is gone");
         tokio::time::timeout(Duration::from_secs(10), answer)
             .await
-            .map_err(|_| "no reply within 10 s".to_string())?
-            .map_err(|_| "the driver dropped the write".to_string())?
+            .expect("no reply within 10 s")
+            .expect("the driver dropped the write")
     }
 
     pub async fn stop(mut self) {

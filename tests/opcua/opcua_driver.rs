@@ -9,8 +9,8 @@ use mes_edge_drivers::opcua::{
     SecurityMode, SecurityPolicy, SubscriptionGroup,
 };
 use mes_edge_drivers::{
-    DeviceEvent, DeviceId, DeviceStatus, MethodCall, Quality, Sample, TagId, Text, Value,
-    WriteRequest,
+    DeviceEvent, DeviceId, DeviceStatus, DriverError, ErrorKind, MethodCall, Quality, Sample,
+    TagId, Text, Value, WriteRequest,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,7 +128,7 @@ impl Driver {
             .collect()
     }
 
-    async fn write(&self, tag: u32, value: Value) -> Result<(), String> {
+    async fn write(&self, tag: u32, value: Value) -> Result<(), DriverError> {
         let (reply, rx) = oneshot::channel();
         self.writes
             .send(WriteRequest {
@@ -284,7 +284,11 @@ async fn writes_and_a_method_call_reach_the_server_and_are_refused_while_offline
         );
     }
     let refused = driver.write(1, Value::Int(-1)).await.unwrap_err();
-    assert!(refused.contains("does not fit a UInt32"), "{refused}");
+    assert!(
+        refused.message.contains("does not fit a UInt32"),
+        "{refused}"
+    );
+    assert_eq!(refused.kind, ErrorKind::Configuration, "{refused}");
     assert!(
         !peer.lines().iter().any(|l| l == "WRITE TargetQuantity -1"),
         "nothing out of range is written"
@@ -319,7 +323,8 @@ async fn writes_and_a_method_call_reach_the_server_and_are_refused_while_offline
         .await;
     let started = std::time::Instant::now();
     let offline = driver.write(0, text("ORD-9")).await.unwrap_err();
-    assert!(offline.contains("offline"), "{offline}");
+    assert!(offline.message.contains("offline"), "{offline}");
+    assert_eq!(offline.kind, ErrorKind::Transient, "{offline}");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "refused at once"

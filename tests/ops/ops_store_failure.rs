@@ -236,8 +236,16 @@ async fn a_store_alarm_raised_while_commits_fail_is_sent_once_they_work() {
                 },
             );
             let c = ob.commit(&[e], &ob.load_state().unwrap(), 1).unwrap();
-            ob.mark_delivered(&[c.last_seq], mes_edge_drivers::now_ms())
-                .unwrap();
+            let moved = mes_edge::store::EventsMoved {
+                to: c.last_seq,
+                ..Default::default()
+            };
+            ob.advance_events(
+                mes_edge::store::EVENTS_SINK,
+                &moved,
+                mes_edge_drivers::now_ms(),
+            )
+            .unwrap();
         }
         let used = ob.used_bytes().unwrap();
         assert!((943_719..1_000_000).contains(&used), "{used}");

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::modbus_lab::{cell_config, pymodbus_decode, Drivers, LabOptions, LabPeer};
-use mes_edge_drivers::{Quality, Text, Value};
+use mes_edge_drivers::{ErrorKind, Quality, Text, Value};
 use serde_json::json;
 use std::time::Duration;
 
@@ -289,12 +289,14 @@ async fn writes_read_back_through_pymodbus() {
         .write("u16_ABCD", Value::UInt(70_000))
         .await
         .unwrap_err();
-    assert!(err.contains("out of range"), "{err}");
+    assert!(err.message.contains("out of range"), "{err}");
+    assert_eq!(err.kind, ErrorKind::Configuration, "{err}");
     let err = drivers
         .write("f32_ABCD", Value::Text(Text::new("x").unwrap()))
         .await
         .unwrap_err();
-    assert!(err.contains("expected a number"), "{err}");
+    assert!(err.message.contains("expected a number"), "{err}");
+    assert_eq!(err.kind, ErrorKind::Configuration, "{err}");
     assert_eq!(
         pymodbus_decode(peer.tcp_port, 1, &json!([{"address": 0, "type": "u16"}])),
         before

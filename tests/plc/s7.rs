@@ -11,7 +11,7 @@ use common::cell::Delivery;
 use common::modbus_lab::{cell_config, Drivers};
 use common::s7::S7Peer;
 use common::{mqtt_publish, Collector, Mosquitto, RuntimeProcess};
-use mes_edge_drivers::{Quality, Text, Value};
+use mes_edge_drivers::{ErrorKind, Quality, Text, Value};
 use rumqttc::QoS;
 use serde_json::json;
 use std::time::Duration;
@@ -122,7 +122,12 @@ async fn a_refused_db_or_address_turns_only_its_own_tag_bad() {
         ("no_db", "DB99.DBW0", "word"),
         ("mw20", "MW20", "word"),
     ];
-    let drivers = Drivers::start(&cell_config(&device("cpu", peer.port(), &tags)));
+    // no_db is writable too: a write to it is the CPU's to refuse.
+    let config = device("cpu", peer.port(), &tags).replace(
+        "address = \"DB99.DBW0\"\n",
+        "address = \"DB99.DBW0\"\nwrite = true\n",
+    );
+    let drivers = Drivers::start(&cell_config(&config));
     let bad = ["past_end", "no_db"];
     let settled = common::eventually(Duration::from_secs(10), || {
         tags.iter().all(|(n, _, _)| {
@@ -155,6 +160,13 @@ async fn a_refused_db_or_address_turns_only_its_own_tag_bad() {
     })
     .await;
     assert!(updated, "w62 {:?}", drivers.latest("w62"));
+    let refused = drivers.write("no_db", Value::UInt(1)).await.unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Refused, "{refused}");
+    assert_eq!(
+        drivers.statuses(0),
+        vec![true],
+        "a refused write leaves the CPU online"
+    );
     drivers.stop().await;
 }
 
@@ -236,7 +248,9 @@ async fn a_cpu_going_away_turns_its_tags_bad_and_leaves_the_other_device_alone()
     let asked = std::time::Instant::now();
     let refused = drivers.write("a_word", Value::UInt(5)).await;
     assert!(
-        refused.as_ref().is_err_and(|e| e.contains("not connected")),
+        refused
+            .as_ref()
+            .is_err_and(|e| e.message.contains("not connected") && e.kind == ErrorKind::Transient),
         "{refused:?}"
     );
     assert!(

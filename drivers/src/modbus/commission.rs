@@ -9,7 +9,7 @@ use super::line::write_op;
 use super::link::{Link, ReadData, WriteOp};
 use super::tag::{ModbusTag, Table};
 use super::transport::Transport;
-use crate::{DeviceId, Text, Value};
+use crate::{DeviceId, DriverError, Text, Value};
 use std::time::Duration;
 
 /// How many bits or registers `count` consecutive values like `first` take, if they fit one read.
@@ -110,9 +110,15 @@ pub struct Commissioning {
 }
 
 impl Commissioning {
-    pub async fn open(transport: &Transport, unit: u8, timeout: Duration) -> Result<Self, String> {
+    pub async fn open(
+        transport: &Transport,
+        unit: u8,
+        timeout: Duration,
+    ) -> Result<Self, DriverError> {
         Ok(Commissioning {
-            link: Link::open(transport, timeout).await?,
+            link: Link::open(transport, timeout)
+                .await
+                .map_err(DriverError::transient)?,
             unit,
             timeout,
         })
@@ -124,10 +130,10 @@ impl Commissioning {
         mut self,
         first: &ModbusTag,
         count: u16,
-    ) -> Result<Vec<(u16, Option<Value>)>, String> {
+    ) -> Result<Vec<(u16, Option<Value>)>, DriverError> {
         let address = first.address;
         let span = first.span();
-        let total = read_size(first, count)?;
+        let total = read_size(first, count).map_err(DriverError::configuration)?;
         let data = self
             .link
             .read(
@@ -139,7 +145,10 @@ impl Commissioning {
                 Duration::ZERO,
             )
             .await
-            .map_err(|e| format!("read failed: {e}"))?;
+            .map_err(|e| DriverError {
+                kind: e.kind(),
+                message: format!("read failed: {e}"),
+            })?;
         self.link.close().await;
         Ok((0..count.max(1))
             .map(|k| {
@@ -154,11 +163,14 @@ impl Commissioning {
             .collect())
     }
 
-    pub async fn write(mut self, op: &WriteOp) -> Result<(), String> {
+    pub async fn write(mut self, op: &WriteOp) -> Result<(), DriverError> {
         self.link
             .write(self.unit, op, self.timeout, Duration::ZERO)
             .await
-            .map_err(|e| format!("write failed (FC {}): {e}", op.function()))?;
+            .map_err(|e| DriverError {
+                kind: e.kind(),
+                message: format!("write failed (FC {}): {e}", op.function()),
+            })?;
         self.link.close().await;
         Ok(())
     }

@@ -5,7 +5,9 @@
 use super::plan::{plan_groups, Limits, PollGroup, ReadBlock, Refusals};
 use super::tag::{ModbusTag, Table};
 use crate::presence::LastValues;
-use crate::{now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, Sample, Value};
+use crate::{
+    now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DeviceStatus, DriverError, Sample, Value,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -191,7 +193,7 @@ impl DeviceState {
     pub async fn went_offline(
         &mut self,
         dev: &ModbusDevice,
-        reason: String,
+        reason: DriverError,
         mut samples: Vec<Sample>,
         tx: &mpsc::Sender<DeviceEvent>,
     ) -> bool {
@@ -207,7 +209,7 @@ impl DeviceState {
                     .is_ok();
         }
         dev.metrics.set_connected(false);
-        tracing::warn!(device = %dev.name, unit = dev.unit, %reason, "modbus device offline");
+        tracing::warn!(device = %dev.name, unit = dev.unit, %reason, kind = reason.kind.name(), "modbus device offline");
         self.online = Some(false);
         self.raw.clear();
         let ts_ms = now_ms();

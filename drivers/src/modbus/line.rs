@@ -9,7 +9,7 @@ use super::link::{CallError, Link, ReadData, WriteOp};
 use super::plan::{block_for, ReadBlock};
 use super::tag::Table;
 use super::transport::Transport;
-use crate::{now_ms, Backoff, DeviceEvent, Sample, TagId, Value, WriteRequest};
+use crate::{now_ms, Backoff, DeviceEvent, DriverError, Sample, TagId, Value, WriteRequest};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -66,9 +66,9 @@ pub async fn run_line(
                             _ = tokio::time::sleep_until(until) => break,
                             w = writes.recv(), if writes_open => match w {
                                 Some(w) => {
-                                    let _ = w.reply.send(Err(format!(
+                                    let _ = w.reply.send(Err(DriverError::transient(format!(
                                         "{}: the line is down", line.transport
-                                    )));
+                                    ))));
                                 }
                                 None => writes_open = false,
                             },
@@ -196,7 +196,12 @@ impl<'a> Runner<'a> {
         }
         for (d, dev) in self.line.devices.iter().enumerate() {
             if !self.states[d]
-                .went_offline(dev, reason.clone(), Vec::new(), self.tx)
+                .went_offline(
+                    dev,
+                    DriverError::transient(reason.clone()),
+                    Vec::new(),
+                    self.tx,
+                )
                 .await
             {
                 self.gone = true;
@@ -337,7 +342,8 @@ impl<'a> Runner<'a> {
             st.report(dev, samples, self.tx).await
         } else {
             let reason = silent.unwrap_or_else(|| "no answer".into());
-            st.went_offline(dev, reason, samples, self.tx).await
+            st.went_offline(dev, DriverError::transient(reason), samples, self.tx)
+                .await
         };
         if !ok {
             self.gone = true;
@@ -471,23 +477,24 @@ impl<'a> Runner<'a> {
         let _ = w.reply.send(result);
     }
 
-    async fn try_write(&mut self, tag: TagId, value: Value) -> Result<(), String> {
-        let &(d, i) = self
-            .by_tag
-            .get(&tag)
-            .ok_or_else(|| format!("tag #{} is not on this Modbus line", tag.0))?;
+    /// A busy device or an unreachable gateway path is tried again and, if it stays so, a
+    /// transient failure; any other exception is the device's refusal.
+    async fn try_write(&mut self, tag: TagId, value: Value) -> Result<(), DriverError> {
+        let &(d, i) = self.by_tag.get(&tag).ok_or_else(|| {
+            DriverError::configuration(format!("tag #{} is not on this Modbus line", tag.0))
+        })?;
         let dev = &self.line.devices[d];
         let t = &dev.tags[i];
         if !t.writable {
-            return Err(format!(
+            return Err(DriverError::configuration(format!(
                 "tag #{} of device {:?} is not writable (`write = true` in its config)",
                 tag.0, dev.name
-            ));
+            )));
         }
-        let op = write_op(dev, i, value)?;
+        let op = write_op(dev, i, value).map_err(DriverError::configuration)?;
         let mut last = String::new();
         for _ in 0..1 + dev.retries {
-            let link = self.ensure_link().await?;
+            let link = self.ensure_link().await.map_err(DriverError::transient)?;
             let result = link
                 .write(dev.unit, &op, dev.timeout, dev.request_gap)
                 .await;
@@ -503,13 +510,13 @@ impl<'a> Runner<'a> {
                         tokio::time::sleep(dev.request_gap.max(Duration::from_millis(50))).await;
                     }
                     _ => {
-                        return Err(format!(
+                        return Err(DriverError::refused(format!(
                             "{} at {} {}: {}",
                             dev.name,
                             t.table.name(),
                             t.address,
                             CallError::Exception(code)
-                        ))
+                        )))
                     }
                 },
                 Err(e) => {
@@ -522,7 +529,7 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        Err(format!("{}: {last}", dev.name))
+        Err(DriverError::transient(format!("{}: {last}", dev.name)))
     }
 }
 

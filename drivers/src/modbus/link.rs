@@ -28,6 +28,14 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The device's refusal (an exception), or a fault of the connection.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            CallError::Exception(_) => crate::ErrorKind::Refused,
+            _ => crate::ErrorKind::Transient,
+        }
+    }
+
     /// Whether the connection must be reopened before the next request.
     pub fn poisons_link(&self) -> bool {
         matches!(self, CallError::NoAnswer(_) | CallError::Broken(_))

@@ -6,6 +6,7 @@
 
 pub mod commission;
 mod device;
+mod driver;
 pub mod encoding;
 mod line;
 pub mod link;

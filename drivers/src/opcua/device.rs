@@ -11,10 +11,10 @@ mod report;
 mod requests;
 mod subscribe;
 
-use super::client::{connect, ClientSettings, Live, SessionEnd};
+use super::client::{connect, ClientSettings, ConnectError, Live, SessionEnd};
 use super::resolve::start_time;
 use super::{NodeType, OpcUaDevice};
-use crate::{Backoff, DeviceEvent, MethodCall, WriteRequest};
+use crate::{Backoff, DeviceEvent, DriverError, MethodCall, WriteRequest};
 use ::opcua::client::Session;
 use ::opcua::types::NodeId;
 use intake::Intake;
@@ -65,12 +65,14 @@ pub async fn run(
                         return;
                     }
                     Ending::RuntimeGone => return,
-                    Ending::Lost(why) => why,
+                    Ending::Lost(why) => DriverError::transient(why),
                 }
             }
-            Err(e) => e.to_string(),
+            // A server certificate to trust is the commissioning engineer's to do.
+            Err(e @ ConnectError::Untrusted { .. }) => DriverError::configuration(e.to_string()),
+            Err(e) => DriverError::transient(e.to_string()),
         };
-        tracing::warn!(device = %dev.name, reason = %lost, "opcua device offline");
+        tracing::warn!(device = %dev.name, reason = %lost, kind = lost.kind.name(), "opcua device offline");
         if !report.went_offline(lost.clone()).await {
             return;
         }

@@ -4,6 +4,7 @@
 //! paths, security, types) are here without it so that a config can be checked in any build.
 
 mod address;
+mod driver;
 mod settings;
 
 #[cfg(feature = "opcua")]

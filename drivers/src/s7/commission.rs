@@ -6,7 +6,7 @@ use super::frame::{item_error_text, Item};
 use super::link::{Endpoint, Link};
 use super::plan::{plan, ReadRequest, Refusals};
 use super::tag::{S7Tag, S7Type};
-use crate::{Text, Value};
+use crate::{DriverError, Text, Value};
 use std::time::Duration;
 
 /// A value typed at the command line, as `ty`.
@@ -28,10 +28,11 @@ pub fn parse_value(s: &str, ty: S7Type) -> Result<Value, String> {
 }
 
 /// Connects, and says which PDU size the CPU accepted.
-pub async fn connect(ep: &Endpoint, timeout: Duration) -> Result<Link, String> {
-    Link::open(ep, timeout)
-        .await
-        .map_err(|e| format!("{ep}: {e}"))
+pub async fn connect(ep: &Endpoint, timeout: Duration) -> Result<Link, DriverError> {
+    Link::open(ep, timeout).await.map_err(|e| DriverError {
+        kind: e.kind(),
+        message: format!("{ep}: {e}"),
+    })
 }
 
 /// The requests the running cell would make for `tags` on a connection of `pdu` bytes.
@@ -45,7 +46,7 @@ pub async fn read(
     link: &mut Link,
     tags: &[S7Tag],
     max_gap: u32,
-) -> Result<Vec<Result<Value, String>>, String> {
+) -> Result<Vec<Result<Value, String>>, DriverError> {
     let mut out: Vec<Result<Value, String>> = vec![Err("not read".into()); tags.len()];
     for req in requests(tags, max_gap, link.pdu_size) {
         let items: Vec<Item> = req
@@ -53,7 +54,7 @@ pub async fn read(
             .iter()
             .map(|i| Item::bytes(i.area, i.start, i.len))
             .collect();
-        let results = link.read(&items).await.map_err(|e| e.to_string())?;
+        let results = link.read(&items).await?;
         for (item, result) in req.items.iter().zip(results) {
             for &i in &item.tags {
                 let t = &tags[i];
@@ -77,14 +78,14 @@ pub async fn read(
 }
 
 /// Writes `value` to `tag` as the driver would.
-pub async fn write(link: &mut Link, tag: &S7Tag, value: Value) -> Result<(), String> {
-    let (item, data) = write_item(tag, value)?;
-    match link.write(&item, &data).await.map_err(|e| e.to_string())? {
+pub async fn write(link: &mut Link, tag: &S7Tag, value: Value) -> Result<(), DriverError> {
+    let (item, data) = write_item(tag, value).map_err(DriverError::configuration)?;
+    match link.write(&item, &data).await? {
         Ok(()) => Ok(()),
-        Err(code) => Err(format!(
+        Err(code) => Err(DriverError::refused(format!(
             "the PLC refused the write to {}: {}",
             tag.address,
             item_error_text(code)
-        )),
+        ))),
     }
 }

@@ -8,7 +8,8 @@ use super::plan::{plan_groups, PollGroup, ReadRequest, Refusals, MIN_PDU};
 use super::tag::{S7Tag, S7Type};
 use crate::presence::Presence;
 use crate::{
-    now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, Sample, TagId, Value, WriteRequest,
+    now_ms, Backoff, DeviceEvent, DeviceId, DeviceMetrics, DriverError, Sample, TagId, Value,
+    WriteRequest,
 };
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -83,7 +84,7 @@ pub async fn run(
                     _ = tokio::time::sleep_until(retry_at) => {}
                     w = writes.recv(), if writes_open => match w {
                         Some(w) => {
-                            let _ = w.reply.send(Err(format!("{}: not connected: {down}", dev.name)));
+                            let _ = w.reply.send(Err(DriverError::transient(format!("{}: not connected: {down}", dev.name))));
                         }
                         None => writes_open = false,
                     },
@@ -112,7 +113,12 @@ pub async fn run(
                     dev.metrics.connect_failed();
                     down = format!("{}: {e}", dev.endpoint);
                     retry_at = Instant::now() + backoff.after_loss();
-                    if !presence.went_offline(down.clone(), Vec::new(), &tx).await {
+                    // A CPU refusing the connection (a TSAP it does not serve) is its refusal.
+                    let why = DriverError {
+                        kind: e.kind(),
+                        message: down.clone(),
+                    };
+                    if !presence.went_offline(why, Vec::new(), &tx).await {
                         return;
                     }
                 }
@@ -161,7 +167,10 @@ pub async fn run(
             }
             retry_at = Instant::now() + backoff.after_loss();
             down = reason.clone();
-            if !presence.went_offline(reason, samples, &tx).await {
+            if !presence
+                .went_offline(DriverError::transient(reason), samples, &tx)
+                .await
+            {
                 return;
             }
         }
@@ -282,25 +291,29 @@ async fn write(
     st: &mut State,
     id: TagId,
     value: Value,
-) -> Result<(), (String, Option<String>)> {
+) -> Result<(), (DriverError, Option<String>)> {
     let i = dev.tags.iter().position(|t| t.id == id).ok_or_else(|| {
         (
-            format!("tag #{} is not on S7 device {:?}", id.0, dev.name),
+            DriverError::configuration(format!("tag #{} is not on S7 device {:?}", id.0, dev.name)),
             None,
         )
     })?;
     let t = &dev.tags[i];
     if !t.writable {
         return Err((
-            format!(
+            DriverError::configuration(format!(
                 "{} of {:?} is not writable (`write = true` in its config)",
                 t.address, dev.name
-            ),
+            )),
             None,
         ));
     }
-    let (item, data) =
-        write_item(t, value).map_err(|e| (format!("{} {}: {e}", dev.name, t.address), None))?;
+    let (item, data) = write_item(t, value).map_err(|e| {
+        (
+            DriverError::configuration(format!("{} {}: {e}", dev.name, t.address)),
+            None,
+        )
+    })?;
     let result = link.write(&item, &data).await;
     dev.metrics.request(result.is_ok());
     match result {
@@ -309,22 +322,28 @@ async fn write(
             Ok(())
         }
         Ok(Err(code)) => Err((
-            format!(
+            DriverError::refused(format!(
                 "{} refused the write to {}: {}",
                 dev.name,
                 t.address,
                 item_error_text(code)
-            ),
+            )),
             None,
         )),
         Err(LinkError::Refused(e)) => Err((
-            format!("{} refused the write to {}: {e}", dev.name, t.address),
+            DriverError::refused(format!(
+                "{} refused the write to {}: {e}",
+                dev.name, t.address
+            )),
             None,
         )),
         Err(LinkError::Lost(e)) => {
             let reason = format!("{}: {e}", dev.endpoint);
             Err((
-                format!("{}: write to {} not confirmed: {e}", dev.name, t.address),
+                DriverError::transient(format!(
+                    "{}: write to {} not confirmed: {e}",
+                    dev.name, t.address
+                )),
                 Some(reason),
             ))
         }

@@ -36,6 +36,25 @@ pub enum LinkError {
     Refused(FrameError),
 }
 
+impl LinkError {
+    /// The CPU's refusal, or a fault of the connection.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            LinkError::Lost(_) => crate::ErrorKind::Transient,
+            LinkError::Refused(_) => crate::ErrorKind::Refused,
+        }
+    }
+}
+
+impl From<LinkError> for crate::DriverError {
+    fn from(e: LinkError) -> Self {
+        crate::DriverError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// Largest S7 PDU the driver accepts from the wire (the protocol negotiates at most 960; a
 /// reassembled reply far past that is garbage).
 const MAX_REPLY: usize = 8 * 1024;

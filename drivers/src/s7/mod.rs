@@ -7,6 +7,7 @@ pub mod address;
 mod clock;
 pub mod commission;
 mod device;
+mod driver;
 pub mod frame;
 pub mod link;
 pub mod plan;

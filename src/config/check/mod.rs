@@ -4,25 +4,16 @@
 use super::locate::{Problem, Seg};
 use super::resolved::Parsed;
 use super::types::*;
-use mes_edge_drivers::modbus::{ByteOrder, DataType, MAX_READ_REGISTERS};
+use mes_edge_drivers::modbus::{DataType, MAX_READ_REGISTERS};
 use std::collections::HashMap;
-
-/// A location in the file, as the keys leading to it: `path!["signals", key, "tag"]`. Defined
-/// before the modules below so that each of them can use it.
-macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
-}
 
 mod brokers;
 mod commands;
 mod counters;
 mod health;
-mod modbus;
 mod mqtt;
-mod need;
-mod opcua;
+pub(in crate::config) mod need;
 mod orders;
-mod s7;
 mod secrets;
 mod sparkplug;
 mod values;
@@ -98,7 +89,12 @@ fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
 }
 
 /// A rollover window must fit in half the counter's range, whichever protocol reads it.
-fn check_rollover_window(key: &'static str, c: &CounterSignal, bits: u32, p: &mut Vec<Problem>) {
+pub(in crate::config) fn check_rollover_window(
+    key: &'static str,
+    c: &CounterSignal,
+    bits: u32,
+    p: &mut Vec<Problem>,
+) {
     let half = if bits >= 64 {
         u64::MAX / 2
     } else {
@@ -154,12 +150,10 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     let mut parsed = Parsed::default();
     check_cell(c, &mut p);
     let tags = check_devices(c, &mut parsed, &mut p);
-    modbus::check_lines(c, &mut p);
     check_signals(c, &tags, &mut parsed, &mut p);
-    opcua::check_names(c, &mut p);
-    opcua::check_signal_nodes(c, &mut p);
-    s7::check_names(c, &mut p);
-    s7::check_signal_tags(c, &mut p);
+    for protocol in crate::config::protocols::ALL {
+        protocol.check_cell(c, &mut p);
+    }
     orders::check(c, &mut parsed, &mut p);
     counters::check_restart_tags(c, &mut p);
     parsed.values = values::check(c, &mut p);
@@ -227,10 +221,9 @@ fn check_devices<'a>(
                 ),
             ));
         }
-        // Modbus transports, serial settings, string and writable tags.
-        modbus::check_device(d, dev, p);
-        opcua::check_device(d, dev, parsed, p);
-        s7::check_device(d, dev, p);
+        for protocol in crate::config::protocols::ALL {
+            protocol.check_device(d, dev, parsed, p);
+        }
         if dev.poll_interval_ms == 0 {
             p.push(Problem::at(
                 path!["devices", d, "poll_interval_ms"],
@@ -253,7 +246,6 @@ fn check_devices<'a>(
             ));
         }
         for (t, tag) in dev.tags.iter().enumerate() {
-            check_tag(d, t, tag, p);
             if tag.name.trim().is_empty() {
                 p.push(Problem::at(
                     path!["devices", d, "tags", t, "name"],
@@ -271,87 +263,8 @@ fn check_devices<'a>(
                 tags.insert(&tag.name, TagRef { device: d, tag });
             }
         }
-        check_overlaps(d, dev, p);
     }
     tags
-}
-
-fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
-    let at = |key: &str| path!["devices", d, "tags", t, key];
-    if tag.table.is_bits() {
-        if tag.data_type != DataType::Bool {
-            p.push(Problem::at(
-                at("type"),
-                "coils and discrete inputs hold single bits: expected type \"bool\"",
-            ));
-        }
-        if tag.bit.is_some() {
-            p.push(Problem::at(
-                at("bit"),
-                "`bit` picks a bit of a register; expected no `bit` for a coil or discrete input",
-            ));
-        }
-    } else if tag.data_type == DataType::Bool && tag.bit.is_none() {
-        p.push(Problem::at(
-            at("type"),
-            "a bool in a register table needs `bit` (0 to 15)",
-        ));
-    }
-    if let Some(bit) = tag.bit {
-        if bit > 15 {
-            p.push(Problem::at(
-                at("bit"),
-                format!("expected a bit number from 0 to 15, found {bit}"),
-            ));
-        }
-        if tag.data_type != DataType::Bool {
-            p.push(Problem::at(at("bit"), "`bit` goes with type \"bool\""));
-        }
-    }
-    let span = tag.span() as u32;
-    if tag.address as u32 + span > 65536 {
-        p.push(Problem::at(
-            at("address"),
-            format!("the tag runs past address 65535 (it spans {span} registers)"),
-        ));
-    }
-    if (tag.scale.is_some() || tag.offset.is_some()) && tag.data_type == DataType::Bool {
-        p.push(Problem::at(at("scale"), "a bool cannot be scaled"));
-    }
-}
-
-/// Two tags reading the same registers as different types is almost always a typo in an address.
-fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
-    let is_bit = |t: &TagConfig| t.bit.is_some();
-    for (i, a) in dev.tags.iter().enumerate() {
-        for b in &dev.tags[..i] {
-            if a.table != b.table || is_bit(a) || is_bit(b) || a.table.is_bits() {
-                continue;
-            }
-            let (a0, a1) = (a.address as u32, a.address as u32 + a.span() as u32);
-            let (b0, b1) = (b.address as u32, b.address as u32 + b.span() as u32);
-            let same = a.address == b.address && a.data_type == b.data_type && a.order == b.order;
-            if a0 < b1 && b0 < a1 && !same {
-                p.push(Problem::at(
-                    path!["devices", d, "tags", i, "address"],
-                    format!(
-                        "tag {:?} ({} at {}) overlaps tag {:?} ({} at {}) with a different type or order; \
-                         expected separate addresses",
-                        a.name,
-                        type_name(a.data_type, a.order),
-                        a.address,
-                        b.name,
-                        type_name(b.data_type, b.order),
-                        b.address
-                    ),
-                ));
-            }
-        }
-    }
-}
-
-fn type_name(t: DataType, o: ByteOrder) -> String {
-    format!("{} {o:?}", format!("{t:?}").to_lowercase())
 }
 
 fn check_signals(
@@ -360,15 +273,16 @@ fn check_signals(
     parsed: &mut Parsed,
     p: &mut Vec<Problem>,
 ) {
-    let nodes = opcua::nodes(c);
-    let s7_tags = s7::tags(c);
+    // Each protocol's names once (the first definition is the one a signal reads).
+    let mut all_names: Vec<&str> = Vec::new();
+    for protocol in crate::config::protocols::ALL {
+        let mut names = protocol.tag_names(c);
+        names.sort_unstable();
+        names.dedup();
+        all_names.extend(names);
+    }
     let known = || {
-        let mut names: Vec<&str> = tags
-            .keys()
-            .chain(nodes.keys())
-            .chain(s7_tags.keys())
-            .copied()
-            .collect();
+        let mut names = all_names.clone();
         names.sort_unstable();
         if names.is_empty() {
             "no tags are defined under [[devices.tags]]".to_string()
@@ -378,8 +292,8 @@ fn check_signals(
     };
     let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
         let found = tags.get(name).map(|r| r.tag);
-        // OPC UA nodes and S7 tags are checked in opcua.rs and s7.rs.
-        if found.is_none() && !nodes.contains_key(name) && !s7_tags.contains_key(name) {
+        // Other protocols' tags are checked in their folders.
+        if found.is_none() && !all_names.contains(&name) {
             p.push(Problem::at(
                 path!["signals", key, sub],
                 format!("unknown tag {name:?}; {}", known()),
@@ -510,7 +424,9 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
 pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Problem> {
     let mut w = Vec::new();
     brokers::warnings(c, &mut w);
-    opcua::warnings(c, &mut w);
+    for protocol in crate::config::protocols::ALL {
+        protocol.warnings(c, &mut w);
+    }
     health::warnings(c, &mut w);
     secrets::warnings(c, file, &mut w);
     w

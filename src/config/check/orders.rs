@@ -4,50 +4,15 @@
 use crate::config::resolved::Parsed;
 use crate::config::*;
 use crate::config::{Problem, Seg};
-use mes_edge_drivers::modbus::DataType;
 use mes_edge_drivers::TagId;
 use std::collections::HashSet;
 
 use super::need::Need;
 
-fn tag_problem(t: &CellTag, need: Need) -> Option<&'static str> {
-    match t {
-        CellTag::Modbus(t) => {
-            let int = !matches!(
-                t.data_type,
-                DataType::Bool | DataType::F32 | DataType::F64 | DataType::String
-            ) && t.scale.is_none()
-                && t.offset.is_none();
-            match need {
-                Need::Bool if t.data_type != DataType::Bool => Some("expected a bool tag"),
-                Need::Integer | Need::WritableInteger if !int => {
-                    Some("expected an unscaled integer tag")
-                }
-                Need::WritableInteger if !t.write => Some("expected a tag with `write = true`"),
-                Need::Number if matches!(t.data_type, DataType::Bool | DataType::String) => {
-                    Some("expected a numeric tag")
-                }
-                Need::Flag if !int && t.data_type != DataType::Bool => {
-                    Some("expected a bool or an unscaled integer tag")
-                }
-                Need::Lot if !int && t.data_type != DataType::String => {
-                    Some("expected an unscaled integer or a string tag")
-                }
-                _ => None,
-            }
-        }
-        // OPC UA nodes carry their type; a wrong one shows as a bad value at run time.
-        CellTag::OpcUa(_) => None,
-        CellTag::S7(t) => t
-            .s7_type()
-            .and_then(|ty| super::s7::tag_problem(ty, t.write, need)),
-    }
-}
-
 /// The scrap counter's reject codes, the loaded material lot, and the tags summarized per order.
 fn check_actuals(
     c: &CellFile,
-    tags: &[(TagId, usize, CellTag)],
+    tags: &[(TagId, usize, TagDescription)],
     parsed: &mut Parsed,
     p: &mut Vec<Problem>,
 ) {
@@ -167,7 +132,7 @@ fn check_actuals(
 
 /// A tag a signal names: it exists and is what the signal needs.
 pub(super) fn signal_tag(
-    tags: &[(TagId, usize, CellTag)],
+    tags: &[(TagId, usize, TagDescription)],
     at: Vec<Seg>,
     name: &str,
     need: Need,
@@ -176,7 +141,7 @@ pub(super) fn signal_tag(
     match tags.iter().find(|(_, _, t)| t.name() == name) {
         None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
         Some((_, _, t)) => {
-            if let Some(problem) = tag_problem(t, need) {
+            if let Some(problem) = need.problem(t) {
                 p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
             }
         }

@@ -130,17 +130,9 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) -> ValuePlan {
         }
     }
     let mut plan = ValuePlan::new();
-    // Position of each tag among its device's tags or nodes, for the path of its `publish`.
-    let mut place: HashMap<(usize, &str), usize> = HashMap::new();
     for (i, (id, d, tag)) in numbered.iter().enumerate() {
-        let (publish, list) = match tag {
-            super::CellTag::Modbus(t) => (&t.publish, "tags"),
-            super::CellTag::OpcUa(n) => (&n.publish, "nodes"),
-            super::CellTag::S7(t) => (&t.publish, "s7_tags"),
-        };
-        let n = place.entry((*d, list)).or_insert(0);
-        let at = path!["devices", *d, list, *n, "publish"];
-        *n += 1;
+        let publish = &tag.publish;
+        let at = path!["devices", *d, tag.list, tag.index, "publish"];
         if let Some(own) = &publish.own {
             check_settings(&at, own, p);
         }

@@ -1,18 +1,15 @@
 //! An `protocol = "s7"` device of the cell config resolved to the driver's [`S7Device`].
 
 use super::tag::{DEFAULT_LOCAL_TSAP, DEFAULT_PDU, MAX_GAP};
-use crate::config::types::{CellFile, Device, Protocol};
+use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::s7::frame::remote_tsap;
 use mes_edge_drivers::s7::{Endpoint, S7Device};
 use mes_edge_drivers::{DeviceId, DriverSpec, TagId};
 use std::time::Duration;
 
-/// The driver of an S7 device whose first tag is numbered `first_tag`; None for another
-/// protocol. The config was checked, so every address parses.
-pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Option<DriverSpec> {
-    if dev.protocol != Protocol::S7 {
-        return None;
-    }
+/// The driver of an S7 device whose first tag is numbered `first_tag`. The config was
+/// checked, so every address parses.
+pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> DriverSpec {
     let interval = Duration::from_millis(dev.poll_interval_ms);
     let tags = dev
         .s7_tags
@@ -20,7 +17,7 @@ pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Optio
         .enumerate()
         .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
         .collect();
-    Some(DriverSpec::S7(S7Device {
+    DriverSpec::new(S7Device {
         id: DeviceId(d as u32),
         name: dev.name.clone(),
         endpoint: endpoint(dev),
@@ -29,7 +26,7 @@ pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Optio
         tags,
         // The runtime hands in the handle its metrics endpoint reads.
         metrics: Default::default(),
-    }))
+    })
 }
 
 pub fn endpoint(dev: &Device) -> Endpoint {

@@ -1,5 +1,6 @@
 //! The `[[devices.s7_tags]]` entries of the cell config, and what each resolves to.
 
+use crate::config::tag::{TagDescription, ValueType};
 use mes_edge_drivers::s7::{Address, S7Tag, S7Type};
 use mes_edge_drivers::TagId;
 use serde::Deserialize;
@@ -60,16 +61,24 @@ impl S7TagConfig {
         self.parsed().ok().map(|(_, t)| t)
     }
 
-    /// What the tag reads, for a counter's baseline.
-    pub fn identity(&self, device: &str) -> String {
-        match self.parsed() {
-            Ok((a, t)) => format!("{device}/s7:{a}/{}", t.name()),
-            Err(_) => format!("{device}/s7:{}/?", self.address),
+    /// The tag as the rest of the runtime sees it, numbered `id`, `index` in its device's
+    /// `s7_tags`.
+    pub fn describe(&self, device: &str, id: TagId, index: usize) -> TagDescription {
+        let ty = self.s7_type();
+        TagDescription {
+            name: self.name.clone(),
+            identity: match self.parsed() {
+                Ok((a, t)) => format!("{device}/s7:{a}/{}", t.name()),
+                Err(_) => format!("{device}/s7:{}/?", self.address),
+            },
+            value_type: ty.map(value_type),
+            type_checked: true,
+            counter_bits: ty.and_then(S7Type::counter_bits),
+            write: self.write_spec(id),
+            publish: self.publish.clone(),
+            list: "s7_tags",
+            index,
         }
-    }
-
-    pub fn counter_bits(&self) -> Option<u32> {
-        self.s7_type().and_then(S7Type::counter_bits)
     }
 
     /// The driver's tag, numbered `id`, read every `interval` unless it has its own.
@@ -106,7 +115,7 @@ impl crate::config::writes::WriteEncoding for S7Tag {
 
 impl S7TagConfig {
     /// What a write_tag may set on the tag, if it is writable.
-    pub fn write_spec(&self, id: TagId) -> Option<crate::config::writes::WriteSpec> {
+    fn write_spec(&self, id: TagId) -> Option<crate::config::writes::WriteSpec> {
         let tag = self.driver_tag(id, Duration::ZERO).filter(|t| t.writable)?;
         Some(crate::config::writes::WriteSpec {
             encoding: std::sync::Arc::new(tag),
@@ -115,5 +124,21 @@ impl S7TagConfig {
             allowed: self.allowed.clone(),
             write_sources: self.write_sources.clone(),
         })
+    }
+}
+
+/// The runtime's type of an S7 type's values.
+pub fn value_type(t: S7Type) -> ValueType {
+    match t {
+        S7Type::Bool => ValueType::Bool,
+        S7Type::Byte => ValueType::UInt8,
+        S7Type::Word => ValueType::UInt16,
+        S7Type::DWord => ValueType::UInt32,
+        S7Type::Int => ValueType::Int16,
+        S7Type::DInt => ValueType::Int32,
+        S7Type::Real => ValueType::Float,
+        S7Type::LReal => ValueType::Double,
+        S7Type::String { .. } => ValueType::Text,
+        S7Type::DateAndTime | S7Type::Dtl => ValueType::DateTimeText,
     }
 }

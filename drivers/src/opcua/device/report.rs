@@ -116,7 +116,7 @@ impl Report<'_> {
     }
 
     /// Reports the device offline and its tags bad, once per outage.
-    pub(super) async fn went_offline(&mut self, reason: String) -> bool {
+    pub(super) async fn went_offline(&mut self, reason: crate::DriverError) -> bool {
         if self.online == Some(false) {
             return true;
         }

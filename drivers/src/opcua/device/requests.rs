@@ -5,7 +5,7 @@ use super::Attached;
 use crate::opcua::convert::{builtin_of, value_of, variant_for};
 use crate::opcua::resolve::node_id;
 use crate::opcua::{parse_node_id, NodeType};
-use crate::{MethodCall, Value, WriteRequest};
+use crate::{DriverError, MethodCall, Value, WriteRequest};
 use ::opcua::types::{
     AttributeId, BrowsePath, DataValue, NodeId, NumericRange, QualifiedName, ReadValueId,
     ReferenceTypeId, RelativePath, RelativePathElement, TimestampsToReturn, Variant, WriteValue,
@@ -28,7 +28,7 @@ impl Request {
     pub(super) fn refuse(self, why: &str) {
         match self {
             Request::Write(w) => {
-                let _ = w.reply.send(Err(why.to_string()));
+                let _ = w.reply.send(Err(DriverError::transient(why)));
             }
             Request::Call(c) => {
                 let _ = c.reply.send(Err(why.to_string()));
@@ -94,27 +94,41 @@ impl Attached<'_> {
         }
     }
 
-    async fn write(&mut self, w: &WriteRequest) -> Result<(), String> {
+    /// A node the server does not have, or a value its type cannot take, is the config's to
+    /// mend; no answer in time is transient; a Bad status is the server's refusal.
+    async fn write(&mut self, w: &WriteRequest) -> Result<(), DriverError> {
         let i = self
             .dev
             .nodes
             .iter()
             .position(|n| n.id == w.tag)
-            .ok_or_else(|| format!("tag {:?} is not a node of device {}", w.tag, self.dev.name))?;
+            .ok_or_else(|| {
+                DriverError::configuration(format!(
+                    "tag {:?} is not a node of device {}",
+                    w.tag, self.dev.name
+                ))
+            })?;
         let node = &self.dev.nodes[i];
-        let id = self.ids[i]
-            .clone()
-            .ok_or_else(|| format!("node {} is not available on the server", node.target))?;
+        let id = self.ids[i].clone().ok_or_else(|| {
+            DriverError::configuration(format!(
+                "node {} is not available on the server",
+                node.target
+            ))
+        })?;
         let t = match node.expect.or_else(|| self.write_types.get(&i).copied()) {
             Some(t) => t,
             None => {
-                let t = self.data_type(&id).await?;
+                let t = self
+                    .data_type(&id)
+                    .await
+                    .map_err(DriverError::configuration)?;
                 self.write_types.insert(i, t);
                 t
             }
         };
-        let variant =
-            variant_for(w.value, t).map_err(|e| format!("{} ({}): {e}", node.name, node.target))?;
+        let variant = variant_for(w.value, t).map_err(|e| {
+            DriverError::configuration(format!("{} ({}): {e}", node.name, node.target))
+        })?;
         let status = timeout(
             self.dev.timeout * 2,
             self.session().write(&[WriteValue {
@@ -125,15 +139,18 @@ impl Attached<'_> {
             }]),
         )
         .await
-        .map_err(|_| format!("write to {}: no answer", node.target))?
-        .map_err(|e| format!("write to {}: {e}", node.target))?;
+        .map_err(|_| DriverError::transient(format!("write to {}: no answer", node.target)))?
+        .map_err(|e| DriverError::transient(format!("write to {}: {e}", node.target)))?;
         match status.first() {
             Some(s) if s.is_good() => Ok(()),
-            Some(s) => Err(format!(
+            Some(s) => Err(DriverError::refused(format!(
                 "the server refused the write to {}: {s}",
                 node.target
-            )),
-            None => Err(format!("write to {}: no result", node.target)),
+            ))),
+            None => Err(DriverError::refused(format!(
+                "write to {}: no result",
+                node.target
+            ))),
         }
     }
 

@@ -182,7 +182,7 @@ fn check_tag(d: usize, t: usize, dev: &Device, tag: &TagConfig, p: &mut Vec<Prob
 pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
         for (e, first) in c.devices[..d].iter().enumerate() {
-            if !dev.protocol.is_modbus() || !first.protocol.is_modbus() {
+            if !super::speaks(dev.protocol) || !super::speaks(first.protocol) {
                 continue;
             }
             let serial = dev.protocol == Protocol::ModbusRtu

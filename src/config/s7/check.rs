@@ -2,7 +2,7 @@
 //! addresses and types (with what was expected), writable areas, names, and S7 tags used as
 //! the cell's signals.
 
-use super::need::Need;
+use crate::config::check::need::Need;
 use crate::config::s7::tag::S7TagConfig;
 use crate::config::*;
 use crate::config::{Problem, Seg};
@@ -173,7 +173,7 @@ pub fn check_signal_tags(c: &CellFile, p: &mut Vec<Problem>) {
         };
         let Some(ty) = tag.s7_type() else { continue };
         match ty.counter_bits() {
-            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => super::check_rollover_window(key, counter, bits, p),
+            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => crate::config::check::check_rollover_window(key, counter, bits, p),
             _ => p.push(Problem::at(
                 path!["signals", key, "tag"],
                 format!(
@@ -193,10 +193,11 @@ pub fn check_signal_tags(c: &CellFile, p: &mut Vec<Problem>) {
             let Some(tag) = name.and_then(|n| tags.get(n.as_str())) else {
                 continue;
             };
-            if let Some(ty) = tag
-                .s7_type()
-                .filter(|&t| tag_problem(t, false, Need::Flag).is_some())
-            {
+            if let Some(ty) = tag.s7_type().filter(|&t| {
+                Need::Flag
+                    .problem_with(super::tag::value_type(t), false)
+                    .is_some()
+            }) {
                 p.push(Problem::at(
                     path!["signals", "machine_state", sub],
                     format!(
@@ -207,30 +208,5 @@ pub fn check_signal_tags(c: &CellFile, p: &mut Vec<Problem>) {
                 ));
             }
         }
-    }
-}
-
-/// What is wrong with an S7 tag of type `ty` (writable or not) for a signal that needs `need`.
-pub fn tag_problem(ty: S7Type, write: bool, need: Need) -> Option<&'static str> {
-    let int = ty.counter_bits().is_some();
-    match need {
-        Need::Bool if ty != S7Type::Bool => Some("expected a bool tag"),
-        Need::Integer | Need::WritableInteger if !int => Some("expected an unscaled integer tag"),
-        Need::WritableInteger if !write => Some("expected a tag with `write = true`"),
-        Need::Number
-            if matches!(
-                ty,
-                S7Type::Bool | S7Type::String { .. } | S7Type::DateAndTime | S7Type::Dtl
-            ) =>
-        {
-            Some("expected a numeric tag")
-        }
-        Need::Flag if !int && ty != S7Type::Bool => {
-            Some("expected a bool or an unscaled integer tag")
-        }
-        Need::Lot if !int && !matches!(ty, S7Type::String { .. }) => {
-            Some("expected an unscaled integer or a string tag")
-        }
-        _ => None,
     }
 }

@@ -1,0 +1,87 @@
+//! Modbus (TCP, RTU, RTU over TCP) in the cell config: its tags (`tag.rs`), its checks
+//! (`check.rs`, `registers.rs`) and its devices resolved into the driver's lines (`device.rs`).
+
+mod check;
+mod device;
+mod registers;
+pub mod tag;
+
+use super::locate::Problem;
+use super::protocol::DeviceProtocol;
+use super::resolved::Parsed;
+use super::tag::TagDescription;
+use super::types::{CellFile, Device, Protocol};
+use mes_edge_drivers::{DriverSpec, TagId};
+use std::path::Path;
+
+/// Modbus TCP's port.
+const DEFAULT_PORT: u16 = 502;
+
+pub(in crate::config) struct Modbus;
+
+fn speaks(p: Protocol) -> bool {
+    matches!(
+        p,
+        Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp
+    )
+}
+
+impl DeviceProtocol for Modbus {
+    fn speaks(&self, protocol: Protocol) -> bool {
+        speaks(protocol)
+    }
+
+    fn default_port(&self) -> u16 {
+        DEFAULT_PORT
+    }
+
+    fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
+        dev.tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))
+            .collect()
+    }
+
+    fn check_device(&self, d: usize, dev: &Device, _: &mut Parsed, p: &mut Vec<Problem>) {
+        check::check_device(d, dev, p);
+        // Register layout: asked of every device, as `tags` are refused elsewhere on others.
+        for (t, tag) in dev.tags.iter().enumerate() {
+            registers::check_tag(d, t, tag, p);
+        }
+        registers::check_overlaps(d, dev, p);
+    }
+
+    fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>) {
+        check::check_lines(c, p);
+    }
+
+    fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {
+        c.devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(|t| t.name.as_str()))
+            // An empty name is refused with the device, and no signal can read it.
+            .filter(|n| !n.trim().is_empty())
+            .collect()
+    }
+
+    fn add_driver(
+        &self,
+        d: usize,
+        dev: &Device,
+        first_id: u32,
+        _: &Parsed,
+        _: &Path,
+        specs: &mut Vec<DriverSpec>,
+    ) -> Result<(), Problem> {
+        device::add_to_line(d, dev, first_id, specs);
+        Ok(())
+    }
+}
+
+impl super::CellConfig {
+    /// The Modbus lines among [`super::CellConfig::drivers`].
+    pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
+        self.drivers.iter().filter_map(|d| d.get())
+    }
+}

@@ -1,0 +1,74 @@
+//! OPC UA in the cell config: its nodes and subscriptions (`node.rs`), its checks (`check.rs`,
+//! `signals.rs`) and its devices resolved for the driver (`device.rs`); see docs/OPCUA.md.
+
+mod check;
+mod device;
+pub mod node;
+mod signals;
+
+use super::locate::Problem;
+use super::protocol::DeviceProtocol;
+use super::resolved::Parsed;
+use super::tag::TagDescription;
+use super::types::{CellFile, Device, Protocol};
+use mes_edge_drivers::DriverSpec;
+use std::path::Path;
+
+pub(in crate::config) struct OpcUa;
+
+impl DeviceProtocol for OpcUa {
+    fn speaks(&self, protocol: Protocol) -> bool {
+        protocol == Protocol::Opcua
+    }
+
+    /// An OPC UA device is reached through its `endpoint` url, which carries its port.
+    fn default_port(&self) -> u16 {
+        4840
+    }
+
+    fn tags(&self, dev: &Device, _first_id: u32) -> Vec<TagDescription> {
+        dev.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.describe(&dev.name, i))
+            .collect()
+    }
+
+    fn check_device(&self, d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Problem>) {
+        check::check_device(d, dev, parsed, p);
+    }
+
+    fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>) {
+        signals::check_names(c, p);
+        signals::check_signal_nodes(c, p);
+    }
+
+    fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {
+        check::nodes(c).into_keys().collect()
+    }
+
+    fn add_driver(
+        &self,
+        d: usize,
+        dev: &Device,
+        first_id: u32,
+        parsed: &Parsed,
+        state_dir: &Path,
+        specs: &mut Vec<DriverSpec>,
+    ) -> Result<(), Problem> {
+        let device = device::opcua_device(d, dev, first_id, &parsed.node_targets, state_dir)?;
+        specs.push(DriverSpec::new(device));
+        Ok(())
+    }
+
+    fn warnings(&self, c: &super::CellConfig, w: &mut Vec<Problem>) {
+        check::warnings(c, w);
+    }
+}
+
+impl super::CellConfig {
+    /// The OPC UA devices among [`super::CellConfig::drivers`].
+    pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
+        self.drivers.iter().filter_map(|d| d.get())
+    }
+}

@@ -1,0 +1,55 @@
+//! The seam between the cell config and one protocol. Each protocol's folder (`modbus/`,
+//! `opcua/`, `s7/`) implements [`DeviceProtocol`]; `protocols.rs` lists them, one line each.
+//! Everything else in the runtime works on [`TagDescription`]s and [`DriverSpec`]s and never
+//! asks which protocol a device speaks.
+//!
+//! The file keeps one flat `[[devices]]` table ([`Device`]): serde's `flatten` and internally
+//! tagged enums lose `deny_unknown_fields` and the line and column of errors, so the parse
+//! layer stays flat, and what each protocol's keys mean is decided in its folder.
+
+use super::locate::Problem;
+use super::resolved::Parsed;
+use super::tag::TagDescription;
+use super::types::{CellFile, Device, Protocol};
+use mes_edge_drivers::DriverSpec;
+use std::path::Path;
+
+pub(in crate::config) trait DeviceProtocol: Sync {
+    /// Whether `protocol = "..."` of a device names this protocol.
+    fn speaks(&self, protocol: Protocol) -> bool;
+
+    /// The TCP port a device of this protocol gets when it sets none.
+    fn default_port(&self) -> u16;
+
+    /// This protocol's tags on `dev`, described for the rest of the runtime, in the order the
+    /// driver numbers them from `first_id`. Asked of every device, whatever it speaks: a tag
+    /// list on a device of another protocol is refused by the checks, but is numbered all the
+    /// same so that the other checks report on it and tag ids stay put.
+    fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription>;
+
+    /// The checks of one device (`d` is its index in the file), whatever protocol it speaks:
+    /// keys of this protocol on another protocol's device are this protocol's to refuse.
+    fn check_device(&self, d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Problem>);
+
+    /// The checks across the cell (several devices on one line, names, this protocol's tags
+    /// used as signals), after the general checks of the signals.
+    fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>);
+
+    /// Names of this protocol's tags in the cell, for the general lookup of a signal's tag.
+    fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str>;
+
+    /// Adds the driver of device `d` (whose tags are numbered from `first_id`) to `specs`, or
+    /// to a spec already there that shares its connection. The config was checked.
+    fn add_driver(
+        &self,
+        d: usize,
+        dev: &Device,
+        first_id: u32,
+        parsed: &Parsed,
+        state_dir: &Path,
+        specs: &mut Vec<DriverSpec>,
+    ) -> Result<(), Problem>;
+
+    /// Warnings of a config that passed its checks.
+    fn warnings(&self, _c: &super::CellConfig, _w: &mut Vec<Problem>) {}
+}

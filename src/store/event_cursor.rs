@@ -1,0 +1,249 @@
+//! Events as every output reads them: behind a cursor of its own (`sink_cursor.seq`). The
+//! broker's answers move it: on over every leading event answered, holding (`sink_held`) the
+//! ones the broker refused so they are sent again and kept from pruning, and releasing the held
+//! ones it took since. An event is delivered for an output when its cursor is past it and it
+//! does not hold it; it may be pruned once that is true of every output reading events.
+//!
+//! Each move is recorded with its time (`sink_move`, one row per second and sink at most): the
+//! time an event reached an output, which the failover's re-send window, the retention and the
+//! status page read.
+
+use super::outbox::{Outbox, OutboxRow};
+use super::schema::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The JSON events forwarder's cursor.
+pub const EVENTS_SINK: &str = "events";
+
+/// Where an output's events cursor moves: on to `to` (never back), holding the events refused
+/// on the way and releasing the held ones taken since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsMoved {
+    pub to: u64,
+    pub held: Vec<u64>,
+    pub taken: Vec<u64>,
+}
+
+impl EventsMoved {
+    /// This move followed by `later`, as one: an event held here and taken later is released.
+    pub fn then(&mut self, later: EventsMoved) {
+        self.to = self.to.max(later.to);
+        self.held.retain(|s| !later.taken.contains(s));
+        self.taken.retain(|s| !later.held.contains(s));
+        self.held.extend(later.held);
+        self.taken.extend(later.taken);
+    }
+}
+
+impl Outbox {
+    /// Moves `sink`'s events cursor in a transaction of its own (tools and tests; the runtime's
+    /// moves ride in the engine's commits, see store/owner.rs).
+    pub fn advance_events(
+        &mut self,
+        sink: &str,
+        m: &EventsMoved,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let tx = super::schema::write_tx(self.conn())?;
+        let moved = advance_events_in(&tx, sink, m, at_ms)?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
+    /// The events cursor of an output that reads events only (the JSON events forwarder):
+    /// made at the last event committed if it has none, as a new output starts with what
+    /// comes next. Gives back where it stands.
+    pub fn make_events_cursor(&mut self, sink: &str) -> Result<u64, StoreError> {
+        let tx = super::schema::write_tx(self.conn())?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO sink_cursor (sink, seq, value_batch, state, bd_seq)
+             SELECT ?1, last_seq, NULL, '{}', 255 FROM cell_state WHERE id = 1",
+        )?
+        .execute([sink])?;
+        let at = events_cursor(&tx, sink)?.unwrap_or_default();
+        tx.commit()?;
+        Ok(at)
+    }
+
+    /// Events committed after `sink`'s cursor (0 without a cursor).
+    pub fn events_behind(&self, sink: &str) -> Result<u64, StoreError> {
+        let behind: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT c.last_seq - s.seq FROM sink_cursor s, cell_state c
+                 WHERE s.sink = ?1 AND c.id = 1",
+            )?
+            .query_row([sink], |r| r.get(0))
+            .optional()?
+            .flatten();
+        Ok(behind.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Where `sink`'s events cursor stands; None if it reads no events (or does not exist).
+    pub fn events_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        events_cursor(&self.conn, sink)
+    }
+
+    /// The events `sink` holds refused (or `outbox replay` put back), in seq order.
+    pub fn held_events(&self, sink: &str) -> Result<Vec<u64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT item FROM sink_held WHERE sink = ?1 AND class = 'event' ORDER BY item",
+        )?;
+        let rows = stmt.query_map([sink], |r| r.get::<_, i64>(0))?;
+        Ok(rows
+            .map(|r| r.map(|s| s as u64))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The committed events `seqs` (those still held), in seq order.
+    pub fn events_by_seq(&self, seqs: &[u64]) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, kind, payload FROM outbox WHERE seq = ?1")?;
+        let mut rows = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let row = stmt
+                .query_row([seq as i64], |r| {
+                    Ok(OutboxRow {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        kind: r.get(1)?,
+                        payload: r.get(2)?,
+                    })
+                })
+                .optional()?;
+            rows.extend(row);
+        }
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
+    }
+}
+
+/// `sink`'s events cursor on any connection.
+pub(super) fn events_cursor(conn: &Connection, sink: &str) -> Result<Option<u64>, StoreError> {
+    let seq: Option<Option<i64>> = conn
+        .prepare_cached("SELECT seq FROM sink_cursor WHERE sink = ?1")?
+        .query_row([sink], |r| r.get(0))
+        .optional()?;
+    Ok(seq.flatten().map(|s| s as u64))
+}
+
+/// Where `sink`'s cursor stood before `at_ms`: every event up to here reached it before then.
+pub(super) fn moved_before(
+    conn: &Connection,
+    sink: &str,
+    at_ms: i64,
+) -> Result<Option<u64>, StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM sink_move WHERE sink = ?1 AND at_ms < ?2")?
+        .query_row(params![sink, at_ms], |r| r.get(0))?;
+    Ok(seq.map(|s| s as u64))
+}
+
+/// The move `m` of `sink`'s cursor inside `tx`. False if the sink has no cursor (turned off
+/// meanwhile): nothing is written.
+pub(super) fn advance_events_in(
+    tx: &rusqlite::Transaction,
+    sink: &str,
+    m: &EventsMoved,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let Some(was) = events_cursor(tx, sink)? else {
+        return Ok(false);
+    };
+    super::sink_cursor::hold_and_release(tx, sink, "event", &m.held, &m.taken)?;
+    // Never back: an answer that comes late moves nothing.
+    if m.to > was {
+        tx.prepare_cached("UPDATE sink_cursor SET seq = ?2 WHERE sink = ?1")?
+            .execute(params![sink, m.to as i64])?;
+        record_move(tx, sink, m.to, at_ms)?;
+    }
+    Ok(true)
+}
+
+/// Records that `sink`'s cursor moved on to `to` at `at_ms`. One move a second is enough for
+/// every reader of the times: the moves of the last second fold into this one.
+pub(super) fn record_move(
+    conn: &Connection,
+    sink: &str,
+    to: u64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM sink_move WHERE sink = ?1 AND at_ms > ?2 AND seq < ?3")?
+        .execute(params![sink, at_ms - 1000, to as i64])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO sink_move (sink, seq, at_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![sink, to as i64, at_ms])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::CellState;
+    use crate::config::Synchronous;
+    use crate::event::{EventBody, NewEvent};
+
+    fn status() -> NewEvent {
+        let body = EventBody::DeviceStatus {
+            device: "plc".into(),
+            online: true,
+            reason: None,
+        };
+        NewEvent::new(1_000, vec![], body)
+    }
+
+    fn moved(to: u64, held: &[u64], taken: &[u64]) -> EventsMoved {
+        EventsMoved {
+            to,
+            held: held.to_vec(),
+            taken: taken.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_move_holds_the_refused_releases_the_taken_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o =
+            Outbox::open(&dir.path().join("c.db"), Synchronous::Normal, "a/b/c/d/e").unwrap();
+        o.commit(
+            &(0..6).map(|_| status()).collect::<Vec<_>>(),
+            &CellState::default(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(0));
+        assert!(o
+            .advance_events(EVENTS_SINK, &moved(4, &[2, 3], &[]), 10_000)
+            .unwrap());
+        assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(4));
+        assert_eq!(o.held_events(EVENTS_SINK).unwrap(), [2, 3]);
+        // A late answer: 3 taken, the cursor stays.
+        o.advance_events(EVENTS_SINK, &moved(1, &[], &[3]), 20_000)
+            .unwrap();
+        assert_eq!(o.events_cursor(EVENTS_SINK).unwrap(), Some(4));
+        assert_eq!(o.held_events(EVENTS_SINK).unwrap(), [2]);
+        let rows = o.events_by_seq(&[5, 2, 9]).unwrap();
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 5]);
+        // Moves within a second fold into one; the cursor's place before a time is read back.
+        o.advance_events(EVENTS_SINK, &moved(5, &[], &[]), 30_000)
+            .unwrap();
+        o.advance_events(EVENTS_SINK, &moved(6, &[], &[]), 30_500)
+            .unwrap();
+        assert_eq!(moved_before(&o.conn, EVENTS_SINK, 30_000).unwrap(), Some(4));
+        assert_eq!(moved_before(&o.conn, EVENTS_SINK, 31_000).unwrap(), Some(6));
+        let n: i64 = o
+            .conn
+            .query_row("SELECT count(*) FROM sink_move", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(!o.advance_events("gone", &moved(6, &[], &[]), 1).unwrap());
+    }
+
+    #[test]
+    fn moves_fold_in_order() {
+        let mut m = moved(4, &[2, 3], &[]);
+        m.then(moved(6, &[5], &[3]));
+        assert_eq!(m, moved(6, &[2, 5], &[3]));
+        m.then(moved(7, &[3], &[]));
+        assert_eq!(m, moved(7, &[2, 5, 3], &[]));
+    }
+}
