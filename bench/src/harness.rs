@@ -119,39 +119,54 @@ pub fn start_tool(
 ) -> Result<Proc> {
     match tool {
         Tool::MesEdge => {
-            let config = dir.join("cell.toml");
             let text = cell_config(
                 w,
                 &dir.join("store/cell.db"),
                 &format!("mqtt://127.0.0.1:{mqtt_port}"),
                 free_port(),
             );
-            std::fs::write(&config, text)?;
-            let mut cmd = Command::new(&ctx.mes_edge_bin);
-            cmd.arg("run")
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "warn");
-            if let Some(n) = notify {
-                cmd.env("NOTIFY_SOCKET", n);
-            }
-            Proc::spawn("mes-edge", cmd, dir, false)
+            start_mes_edge(ctx, dir, &text, notify)
         }
-        Tool::Python => {
-            let spec = dir.join("python-spec.json");
-            std::fs::write(
-                &spec,
-                serde_json::to_string_pretty(&peer_spec(w, mqtt_port, "plant/python"))?,
-            )?;
-            let script = ctx.bench_dir().join("peers/python_poller.py");
-            let mut cmd = Command::new(ctx.python.as_ref().context("no python")?);
-            cmd.arg(script).arg(&spec);
-            Proc::spawn("python-poller", cmd, dir, false)
-        }
+        Tool::Python => start_python(
+            ctx,
+            dir,
+            "python_poller.py",
+            &peer_spec(w, mqtt_port, "plant/python"),
+        ),
         Tool::NodeRed => {
             crate::node_red::start(ctx, dir, &peer_spec(w, mqtt_port, "plant/node-red"))
         }
     }
+}
+
+/// `mes-edge run` on the cell config `text` (written to `dir/cell.toml`).
+pub fn start_mes_edge(ctx: &Ctx, dir: &Path, text: &str, notify: Option<&Path>) -> Result<Proc> {
+    let config = dir.join("cell.toml");
+    std::fs::write(&config, text)?;
+    let mut cmd = Command::new(&ctx.mes_edge_bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn");
+    if let Some(n) = notify {
+        cmd.env("NOTIFY_SOCKET", n);
+    }
+    Proc::spawn("mes-edge", cmd, dir, false)
+}
+
+/// A Python poller of bench/peers (`script`) in the peers' venv, given `spec` as a JSON file.
+pub fn start_python(
+    ctx: &Ctx,
+    dir: &Path,
+    script: &str,
+    spec: &impl serde::Serialize,
+) -> Result<Proc> {
+    let path = dir.join("python-spec.json");
+    std::fs::write(&path, serde_json::to_string_pretty(spec)?)?;
+    let mut cmd = Command::new(ctx.python.as_ref().context("no python")?);
+    cmd.arg(ctx.bench_dir().join("peers").join(script))
+        .arg(&path);
+    Proc::spawn("python-poller", cmd, dir, false)
 }
 
 pub fn layout(spec: &str) -> Layout {

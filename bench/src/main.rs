@@ -35,6 +35,8 @@ mod s7_store;
 mod s8_mom;
 mod s8_plant;
 mod s8_presses;
+mod s9_polling;
+mod s9_rig;
 mod stats;
 mod workload;
 
@@ -159,7 +161,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Cmd::All(args) => bench(
-            &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"].map(String::from),
+            &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"].map(String::from),
             args,
         ),
         Cmd::Run { scenarios, args } => bench(&scenarios, args),
@@ -253,7 +255,8 @@ fn bench(scenarios: &[String], args: RunArgs) -> Result<()> {
                 "s6" => s6_opcua::run(&ctx, &mut table),
                 "s7" => s7_store::run(&ctx, &mut table),
                 "s8" => s8_plant::run(&ctx, &mut table),
-                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s8"),
+                "s9" => s9_polling::run(&ctx, &mut table),
+                other => anyhow::bail!("unknown scenario {other:?}; expected s1..s9"),
             };
             if let Err(e) = r {
                 table.note(format!("{} failed: {e:#}", s.to_uppercase()));

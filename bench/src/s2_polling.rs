@@ -11,9 +11,9 @@
 use crate::collector::Collector;
 use crate::ctx::{Ctx, Tool};
 use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
-use crate::load_server::Mode;
-use crate::procs::Broker;
-use crate::procstat::{CpuWindow, RssSampler};
+use crate::load_server::{DeviceReport, Mode};
+use crate::procs::{Broker, Proc};
+use crate::procstat::{CpuWindow, RssSampler, RssTrace};
 use crate::report::{Cell, Figure, Table, Target};
 use crate::stats::{deviation, mean, spread};
 use crate::workload::Workload;
@@ -44,9 +44,62 @@ pub struct Result2 {
     pub messages_per_s: f64,
 }
 
+impl Result2 {
+    /// CPU time per tag read, µs: the tool's CPU over the reads of `tags` tags at its poll rate.
+    pub fn cpu_per_tag(&self, tags: usize) -> f64 {
+        self.cpu / 100.0 * 1e6 / (tags as f64 * self.polls_per_s)
+    }
+}
+
+/// A tool's figure from its result, or why there is none.
+pub fn cell(results: &[(Tool, Result<Result2>)], tool: Tool, f: &dyn Fn(&Result2) -> f64) -> Cell {
+    match results.iter().find(|(t, _)| *t == tool) {
+        Some((_, Ok(r))) => Cell::Value(f(r)),
+        Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
+        None => Cell::na("not run"),
+    }
+}
+
+/// One figure of a tool's result.
+pub type Of<'a> = &'a dyn Fn(&Result2) -> f64;
+
+/// key, name, unit, digits, the figure, less is better, target.
+pub type Row<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    usize,
+    Of<'a>,
+    bool,
+    Option<Target>,
+);
+
+/// Each row as a figure of mes-edge and the Python poller; `node_red` gives Node-RED's cell.
+pub fn add_rows<'a>(
+    table: &mut Table,
+    scenario: &'static str,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    results: &[(Tool, Result<Result2>)],
+    node_red: &dyn Fn(Of) -> Cell,
+) {
+    for (key, name, unit, digits, f, less, target) in rows {
+        table.add(Figure {
+            scenario,
+            key,
+            name,
+            unit,
+            digits,
+            mes_edge: cell(results, Tool::MesEdge, f),
+            python: cell(results, Tool::Python, f),
+            node_red: node_red(f),
+            less_is_better: less,
+            target,
+        });
+    }
+}
+
 /// `publish`: mes-edge publishes every tag as a process value by exception.
 pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Result2> {
-    let d = ctx.durations;
     let name = if publish {
         "mes-edge-publishing"
     } else {
@@ -84,6 +137,26 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
     let collector = Collector::start(broker.port, filter, None);
     collector.wait_subscribed(Duration::from_secs(10))?;
     let mut p = start_tool(ctx, tool, &dir, &w, broker.port, None)?;
+    measure(
+        ctx,
+        tool,
+        &mut p,
+        &collector,
+        std::slice::from_mut(&mut server),
+    )
+}
+
+/// The warm-up, then the measured window of `tool` (process `p`) polling the load servers:
+/// their counts cleared, the tool's CPU, memory and messages taken over the window, and what
+/// every server saw of it. S9 (S7, a server per device) measures the same way.
+pub fn measure(
+    ctx: &Ctx,
+    tool: Tool,
+    p: &mut Proc,
+    collector: &Collector,
+    servers: &mut [LoadServer],
+) -> Result<Result2> {
+    let d = ctx.durations;
     std::thread::sleep(Duration::from_secs_f64(d.s2_warmup));
     anyhow::ensure!(
         p.running(),
@@ -91,14 +164,19 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         tool.name(),
         p.log.display()
     );
-    server.reset()?;
+    for s in servers.iter_mut() {
+        s.reset()?;
+    }
     let cpu = CpuWindow::start(p.pid());
     let rss = RssSampler::start(p.pid(), Duration::from_millis(500));
     let m0 = collector.len();
     std::thread::sleep(Duration::from_secs_f64(d.s2_seconds));
     let cpu = cpu.percent();
     let messages = collector.len() - m0;
-    let report = server.report()?;
+    let mut report = Vec::new();
+    for s in servers.iter_mut() {
+        report.extend(s.report()?);
+    }
     let rss = rss.finish();
     anyhow::ensure!(
         p.running(),
@@ -107,6 +185,18 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         p.log.display()
     );
     p.stop(Duration::from_secs(10));
+    Ok(measured(&report, cpu, &rss, messages, d.s2_seconds))
+}
+
+/// One tool's figures from what the load servers saw of it (`report`, a device each) and what
+/// its process used over the measured window (`seconds`). S9 (S7) measures the same way.
+fn measured(
+    report: &[DeviceReport],
+    cpu: f64,
+    rss: &RssTrace,
+    messages: usize,
+    seconds: f64,
+) -> Result2 {
     let rates: Vec<f64> = report
         .iter()
         .map(|r| r.tag_register_reads_min as f64 / r.seconds)
@@ -120,7 +210,7 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         .flat_map(|r| r.intervals_ms.iter().copied())
         .collect();
     let s = spread(intervals.clone());
-    Ok(Result2 {
+    Result2 {
         polls_per_s: mean(&rates),
         polls_per_s_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
         requests_per_poll: mean(&requests),
@@ -133,8 +223,8 @@ pub fn run_tool(ctx: &Ctx, tool: Tool, run: usize, publish: bool) -> Result<Resu
         rss_max: rss.max(),
         anon_max: rss.anon_max,
         pss_max: rss.pss_max,
-        messages_per_s: messages as f64 / d.s2_seconds,
-    })
+        messages_per_s: messages as f64 / seconds,
+    }
 }
 
 pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
@@ -176,24 +266,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     } else {
         None
     };
-    let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| -> Cell {
-        match results.iter().find(|(t, _)| *t == tool) {
-            Some((_, Ok(r))) => Cell::Value(f(r)),
-            Some((_, Err(e))) => Cell::Text(format!("failed: {e}")),
-            None => Cell::na("not run"),
-        }
-    };
-    let tags = (DEVICES * 500) as f64;
-    let per_tag = move |r: &Result2| r.cpu / 100.0 * 1e6 / (tags * r.polls_per_s);
-    type Row<'a> = (
-        &'a str,
-        &'a str,
-        &'a str,
-        usize,
-        &'a dyn Fn(&Result2) -> f64,
-        bool,
-        Option<Target>,
-    );
+    let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| cell(&results, tool, f);
+    let per_tag = |r: &Result2| r.cpu_per_tag(DEVICES * 500);
     let rows: [Row; 11] = [
         ("s2.polls", "polls per device as the tags saw them (reads of the least-read tag register; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false, None),
         ("s2.polls_min", "the same, the least-polled device", "polls/s", 2, &|r| r.polls_per_s_min, false, None),
@@ -217,20 +291,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         ("s2.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true, None),
         ("s2.pss", "PSS (most over the run)", "MB", 1, &|r| r.pss_max, true, None),
     ];
-    for (key, name, unit, digits, f, less, target) in rows {
-        table.add(Figure {
-            scenario: "S2",
-            key,
-            name,
-            unit,
-            digits,
-            mes_edge: get(Tool::MesEdge, f),
-            python: get(Tool::Python, f),
-            node_red: get(Tool::NodeRed, f),
-            less_is_better: less,
-            target,
-        });
-    }
+    add_rows(table, "S2", rows, &results, &|f| get(Tool::NodeRed, f));
     table.add(Figure {
         scenario: "S2",
         key: "s2.messages",

@@ -25,11 +25,22 @@ pub fn tag_name(d: usize, i: usize) -> String {
 /// The mes-edge cell config, with the production defaults for everything the workload does not
 /// name (synchronous = "full", QoS 1, inflight 100).
 pub fn cell_config(w: &Workload, store: &Path, broker_url: &str, health_port: u16) -> String {
+    cell_config_with(w, &device_config, store, broker_url, health_port)
+}
+
+/// The same, with each device written by `device` (S9 writes S7 CPUs).
+pub fn cell_config_with(
+    w: &Workload,
+    device: &dyn Fn(usize, u16, &Layout, u64) -> String,
+    store: &Path,
+    broker_url: &str,
+    health_port: u16,
+) -> String {
     let mut s = String::from(
         "[cell]\nenterprise = \"bench\"\nsite = \"site\"\narea = \"area\"\nline = \"line\"\ncell = \"cell\"\n\n",
     );
     for (d, &port) in w.ports.iter().enumerate() {
-        s.push_str(&device_config(d, port, w.layout, w.poll_ms));
+        s.push_str(&device(d, port, w.layout, w.poll_ms));
     }
     if w.publish {
         for d in 0..w.ports.len() {

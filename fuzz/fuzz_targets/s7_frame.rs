@@ -9,7 +9,7 @@ use mes_edge_drivers::s7::frame;
 use mes_edge_drivers::s7::{Address, Area, S7Tag, S7Type, Width};
 use mes_edge_drivers::TagId;
 
-const TYPES: [S7Type; 10] = [
+const TYPES: [S7Type; 11] = [
     S7Type::Bool,
     S7Type::Byte,
     S7Type::Word,
@@ -20,6 +20,7 @@ const TYPES: [S7Type; 10] = [
     S7Type::LReal,
     S7Type::String { max: 10 },
     S7Type::DateAndTime,
+    S7Type::Dtl,
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -27,6 +27,7 @@ Memory (every value encoded by snap7.util's setters, the peer's own encoders):
         DBB26  STRING[10] 'PART-42'
         DBB38  DATE_AND_TIME 2026-03-01 06:07:08.123
         DBW46  INT   100 (a setpoint tests write)
+        DBB48  DTL   2026-03-01 06:07:08.123456 (util.set_dtl: microseconds, as a datetime holds)
     DB20 (1024 bytes), many tags: DBD(4k) DINT 1000 * k + 7, for k = 0..255
     M  (32 bytes): M0.1 true, MB1 9, MD4 77, MW20 4242
     I  (16 bytes): I0.1 true, IW2 555
@@ -38,7 +39,8 @@ of an area with 0x05, as a CPU does.
 stdin commands (one per line), each answered on stdout:
     press on|off                      -> OK press on|off <count>
     set <AREA> <db> <type> <byte> <value>
-        AREA is DB, M, I or Q (db 0 for M, I, Q); type is int, dint, word, real    -> OK set
+        AREA is DB, M, I or Q (db 0 for M, I, Q); type is int, dint, word, real, or dtl
+        (an ISO date and time, 2026-03-01T06:07:08.123456)                      -> OK set
     get <AREA> <db> <type> <byte>     -> GOT <AREA> <db> <type> <byte> <value>
 
 stdout reports what clients did: ``WRITE <AREA> <db> <start> <hex bytes now stored>`` after every
@@ -86,6 +88,7 @@ def memory() -> dict:
     util.set_string(db10, 26, "PART-42", 10)
     util.set_dt(db10, 38, datetime.datetime(2026, 3, 1, 6, 7, 8, 123000))
     util.set_int(db10, 46, 100)
+    util.set_dtl(db10, 48, datetime.datetime(2026, 3, 1, 6, 7, 8, 123456))
     m = bytearray(32)
     util.set_bool(m, 0, 1, True)
     util.set_byte(m, 1, 9)
@@ -103,8 +106,14 @@ def memory() -> dict:
     return {("DB", 1): db1, ("DB", 10): db10, ("DB", 20): db20, ("M", 0): m, ("I", 0): i, ("Q", 0): q}
 
 
-SETTERS = {"int": util.set_int, "dint": util.set_dint, "word": util.set_word, "real": util.set_real}
-GETTERS = {"int": util.get_int, "dint": util.get_dint, "word": util.get_word, "real": util.get_real}
+SETTERS = {"int": util.set_int, "dint": util.set_dint, "word": util.set_word, "real": util.set_real, "dtl": util.set_dtl}
+GETTERS = {"int": util.get_int, "dint": util.get_dint, "word": util.get_word, "real": util.get_real, "dtl": util.get_dtl}
+PARSERS = {"real": float, "dtl": datetime.datetime.fromisoformat}
+
+
+def shown(value) -> str:
+    # One word per answer: a datetime as ISO with its microseconds.
+    return value.isoformat(timespec="microseconds") if isinstance(value, datetime.datetime) else str(value)
 
 
 def main() -> int:
@@ -181,13 +190,13 @@ def main() -> int:
             elif parts[0] == "set" and len(parts) == 6:
                 area, index, ty, byte, value = parts[1], int(parts[2]), parts[3], int(parts[4]), parts[5]
                 with lock_of(area, index):
-                    SETTERS[ty](mem[(area, index)], byte, float(value) if ty == "real" else int(value))
+                    SETTERS[ty](mem[(area, index)], byte, PARSERS.get(ty, int)(value))
                 say("OK set")
             elif parts[0] == "get" and len(parts) == 5:
                 area, index, ty, byte = parts[1], int(parts[2]), parts[3], int(parts[4])
                 with lock_of(area, index):
                     value = GETTERS[ty](mem[(area, index)], byte)
-                say(f"GOT {area} {index} {ty} {byte} {value}")
+                say(f"GOT {area} {index} {ty} {byte} {shown(value)}")
             else:
                 say(f"ERR unknown command {line.strip()!r}")
         except Exception as e:  # noqa: BLE001 -- a bad command must not stop the PLC

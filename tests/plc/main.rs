@@ -11,3 +11,4 @@ mod modbus_faults;
 mod modbus_rtu;
 mod s7;
 mod s7_cli;
+mod s7_dtl;

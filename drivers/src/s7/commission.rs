@@ -21,7 +21,7 @@ pub fn parse_value(s: &str, ty: S7Type) -> Result<Value, String> {
         S7Type::Byte | S7Type::Word | S7Type::DWord => Value::UInt(s.parse().map_err(|_| bad())?),
         S7Type::Int | S7Type::DInt => Value::Int(s.parse().map_err(|_| bad())?),
         S7Type::Real | S7Type::LReal => Value::Float(s.parse().map_err(|_| bad())?),
-        S7Type::String { .. } | S7Type::DateAndTime => Value::Text(
+        S7Type::String { .. } | S7Type::DateAndTime | S7Type::Dtl => Value::Text(
             Text::new(s).ok_or_else(|| format!("{s:?} is longer than {} bytes", Text::CAPACITY))?,
         ),
     })

@@ -4,6 +4,7 @@
 //! reads on the same connection.
 
 pub mod address;
+mod clock;
 pub mod commission;
 mod device;
 mod driver;

@@ -2,6 +2,7 @@
 //! S7 CPUs store every multi-byte type big-endian.
 
 use super::address::{Address, Width};
+use super::clock;
 use crate::{TagId, Text, Value};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub enum S7Type {
     },
     /// DATE_AND_TIME: 8 bytes of BCD, read as `YYYY-MM-DDTHH:MM:SS.mmm` in the PLC's own time.
     DateAndTime,
+    /// DTL (S7-1200/1500): 12 bytes of binary fields, read as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn`.
+    Dtl,
 }
 
 impl S7Type {
@@ -39,6 +42,7 @@ impl S7Type {
             S7Type::LReal => "lreal",
             S7Type::String { .. } => "string",
             S7Type::DateAndTime => "date_and_time",
+            S7Type::Dtl => "dtl",
         }
     }
 
@@ -54,12 +58,13 @@ impl S7Type {
             "real" => S7Type::Real,
             "lreal" => S7Type::LReal,
             "date_and_time" | "dt" => S7Type::DateAndTime,
+            "dtl" => S7Type::Dtl,
             "string" => match length {
                 Some(max) if max > 0 => S7Type::String { max },
                 _ => return Err("a string needs `length`, its declared length (STRING[20] has length 20)".into()),
             },
             other => return Err(format!(
-                "unknown S7 type {other:?}; expected bool, byte, word, dword, int, dint, real, lreal, string or date_and_time"
+                "unknown S7 type {other:?}; expected bool, byte, word, dword, int, dint, real, lreal, string, date_and_time or dtl"
             )),
         })
     }
@@ -72,6 +77,7 @@ impl S7Type {
             S7Type::DWord | S7Type::DInt | S7Type::Real => 4,
             S7Type::LReal | S7Type::DateAndTime => 8,
             S7Type::String { max } => max as u32 + 2,
+            S7Type::Dtl => 12,
         }
     }
 
@@ -93,7 +99,9 @@ impl S7Type {
             S7Type::Byte => width == Width::Byte,
             S7Type::Word | S7Type::Int => width == Width::Word,
             S7Type::DWord | S7Type::DInt | S7Type::Real => width == Width::DWord,
-            S7Type::LReal | S7Type::String { .. } | S7Type::DateAndTime => width == Width::Byte,
+            S7Type::LReal | S7Type::String { .. } | S7Type::DateAndTime | S7Type::Dtl => {
+                width == Width::Byte
+            }
         };
         if ok {
             return Ok(());
@@ -150,7 +158,7 @@ impl S7Tag {
     }
 
     /// The tag's value from `bytes`, which start at the tag's first byte; None if too short or
-    /// not a valid value of the type (a DATE_AND_TIME that is not BCD).
+    /// not a valid value of the type (a DATE_AND_TIME that is not BCD, a DTL of no real date).
     pub fn decode(&self, bytes: &[u8]) -> Option<Value> {
         let b = bytes.get(..self.data_type.size() as usize)?;
         let be = |n: usize| b[..n].iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
@@ -172,7 +180,8 @@ impl S7Tag {
                 let s: String = b[2..2 + len].iter().map(|&c| c as char).collect();
                 Value::Text(Text::truncated(&s))
             }
-            S7Type::DateAndTime => Value::Text(Text::new(&date_and_time(b)?)?),
+            S7Type::DateAndTime => Value::Text(Text::new(&clock::date_and_time(b)?)?),
+            S7Type::Dtl => Value::Text(Text::new(&clock::dtl(b)?)?),
         })
     }
 
@@ -256,85 +265,16 @@ impl S7Tag {
                 let Value::Text(text) = value else {
                     return Err("a date_and_time takes text like 2026-03-01T06:00:00.000".into());
                 };
-                encode_date_and_time(text.as_str())?
+                clock::encode_date_and_time(text.as_str())?
+            }
+            S7Type::Dtl => {
+                let Value::Text(text) = value else {
+                    return Err("a dtl takes text like 2026-03-01T06:00:00.123456789".into());
+                };
+                clock::encode_dtl(text.as_str())?
             }
         })
     }
-}
-
-fn bcd(b: u8) -> Option<u32> {
-    let (hi, lo) = (b >> 4, b & 0x0F);
-    (hi < 10 && lo < 10).then_some(hi as u32 * 10 + lo as u32)
-}
-
-fn to_bcd(v: u32) -> u8 {
-    (((v / 10) << 4) | (v % 10)) as u8
-}
-
-/// DATE_AND_TIME's 8 BCD bytes: year (90..99 is 1990s), month, day, hour, minute, second, then
-/// three digits of milliseconds and the weekday in the last nibble.
-fn date_and_time(b: &[u8]) -> Option<String> {
-    let yy = bcd(b[0])?;
-    let year = if yy >= 90 { 1900 + yy } else { 2000 + yy };
-    let (month, day, hour, min, sec) = (bcd(b[1])?, bcd(b[2])?, bcd(b[3])?, bcd(b[4])?, bcd(b[5])?);
-    let ms = bcd(b[6])? * 10 + bcd(b[7] & 0xF0)? / 10;
-    let valid =
-        (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && min < 60 && sec < 60;
-    valid.then(|| format!("{year:04}-{month:02}-{day:02}T{hour:02}:{min:02}:{sec:02}.{ms:03}"))
-}
-
-fn encode_date_and_time(s: &str) -> Result<Vec<u8>, String> {
-    let bad =
-        || format!("{s:?} is not a date and time like 2026-03-01T06:00:00.000 (1990 to 2089)");
-    let num = |r: std::ops::Range<usize>| -> Result<u32, String> {
-        let part = s.get(r).ok_or_else(bad)?;
-        if !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        part.parse().map_err(|_| bad())
-    };
-    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if s.len() < 19 || seps.iter().any(|&(i, c)| s.as_bytes()[i] != c) {
-        return Err(bad());
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let ms = match s.get(19..) {
-        Some("") => 0,
-        Some(frac) if frac.starts_with('.') && (2..=4).contains(&frac.len()) => {
-            num(20..s.len())? * 10u32.pow(4 - frac.len() as u32)
-        }
-        _ => return Err(bad()),
-    };
-    let days_in_month = match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    let valid = (1990..=2089).contains(&year)
-        && (1..=12).contains(&month)
-        && (1..=days_in_month).contains(&day)
-        && hour < 24
-        && min < 60
-        && sec < 60;
-    if !valid {
-        return Err(bad());
-    }
-    // Weekday as the PLC counts it, 1 for Sunday (Sakamoto's method gives 0 for Sunday).
-    let offsets = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
-    let y = if month < 3 { year - 1 } else { year };
-    let weekday = (y + y / 4 - y / 100 + y / 400 + offsets[month as usize - 1] + day) % 7 + 1;
-    Ok(vec![
-        to_bcd(year % 100),
-        to_bcd(month),
-        to_bcd(day),
-        to_bcd(hour),
-        to_bcd(min),
-        to_bcd(sec),
-        to_bcd(ms / 10),
-        ((ms % 10) << 4) as u8 | weekday as u8,
-    ])
 }
 
 #[cfg(test)]
@@ -415,17 +355,6 @@ mod tests {
         assert!(t
             .encode(Value::Text(Text::new("TOOLONGX").unwrap()))
             .is_err());
-    }
-
-    #[test]
-    fn date_and_time_is_bcd() {
-        let t = tag("DB1.DBB0", S7Type::DateAndTime);
-        // 2026-03-01 06:07:08.123, a Sunday (weekday 1).
-        let bytes = [0x26, 0x03, 0x01, 0x06, 0x07, 0x08, 0x12, 0x31];
-        let text = Value::Text(Text::new("2026-03-01T06:07:08.123").unwrap());
-        assert_eq!(t.decode(&bytes), Some(text));
-        assert_eq!(t.encode(text).unwrap(), bytes);
-        assert_eq!(t.decode(&[0x9A, 1, 1, 0, 0, 0, 0, 0]), None, "not BCD");
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub const MAX_GAP: u32 = 16;
 pub struct S7TagConfig {
     pub name: String,
     pub address: String,
-    /// bool, byte, word, dword, int, dint, real, lreal, string or date_and_time; default from
-    /// the address's width (X bool, B byte, W word, D dword).
+    /// bool, byte, word, dword, int, dint, real, lreal, string, date_and_time or dtl; default
+    /// from the address's width (X bool, B byte, W word, D dword).
     #[serde(rename = "type")]
     pub data_type: Option<String>,
     /// A string's declared length (STRING[20] has 20).
@@ -98,7 +98,7 @@ impl crate::config::writes::WriteEncoding for S7Tag {
         use crate::config::writes::ValueKind;
         match self.data_type {
             S7Type::Bool => ValueKind::Bool,
-            S7Type::String { .. } | S7Type::DateAndTime => ValueKind::Text,
+            S7Type::String { .. } | S7Type::DateAndTime | S7Type::Dtl => ValueKind::Text,
             S7Type::Real | S7Type::LReal => ValueKind::Float,
             _ => ValueKind::Int,
         }
@@ -139,6 +139,6 @@ pub fn value_type(t: S7Type) -> ValueType {
         S7Type::Real => ValueType::Float,
         S7Type::LReal => ValueType::Double,
         S7Type::String { .. } => ValueType::Text,
-        S7Type::DateAndTime => ValueType::DateTimeText,
+        S7Type::DateAndTime | S7Type::Dtl => ValueType::DateTimeText,
     }
 }
