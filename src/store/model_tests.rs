@@ -609,10 +609,8 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
                 ));
             }
             if pruned > 0 {
-                // The moves below the first row kept that no output holds go with the rows.
-                let held_any: Vec<u64> =
-                    m.json.iter().flat_map(|c| c.held.iter().copied()).collect();
-                if let Some(&first) = m.rows.keys().find(|q| !held_any.contains(q)) {
+                // The moves below the first row kept go with the rows.
+                if let Some(&first) = m.rows.keys().next() {
                     for c in [&mut m.json, &mut m.sink].into_iter().flatten() {
                         c.moves.retain(|&q, _| q >= first);
                     }
