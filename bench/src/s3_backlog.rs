@@ -198,7 +198,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     );
     table.note(format!(
         "S3: {generated} events committed in {fill_s:.1} s with the broker down; {missing} missing and {dups} duplicates at the collector; \
-         PUBACK times are when the forwarder marked them in the store (it flushes every 1,024 acknowledgements or 100 ms); runtime CPU during the drain {cpu:.0}%, Mosquitto {broker_cpu:.0}%."
+         the drain is timed by the collector's receipts (the first and the last event MOM received); runtime CPU during the drain {cpu:.0}%, Mosquitto {broker_cpu:.0}%."
     ));
     Ok(())
 }

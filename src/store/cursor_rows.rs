@@ -76,8 +76,14 @@ pub(super) fn record_move(
     to: u64,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM sink_move WHERE sink = ?1 AND at_ms > ?2 AND seq < ?3")?
-        .execute(params![sink, at_ms - 1000, to as i64])?;
+    // Folding keeps at most one move within any second, the last one recorded: only it can
+    // fold into this one, found by the primary key (a scan of every move kept would grow with
+    // the retention: a day of moves is 86,400 rows per output).
+    conn.prepare_cached(
+        "DELETE FROM sink_move WHERE sink = ?1 AND at_ms > ?2
+             AND seq = (SELECT max(seq) FROM sink_move WHERE sink = ?1 AND seq < ?3)",
+    )?
+    .execute(params![sink, at_ms - 1000, to as i64])?;
     conn.prepare_cached("INSERT OR REPLACE INTO sink_move (sink, seq, at_ms) VALUES (?1, ?2, ?3)")?
         .execute(params![sink, to as i64, at_ms])?;
     Ok(())
