@@ -111,12 +111,19 @@ impl Ops {
         }))
     }
 
-    /// Tells systemd (sd_notify), if it started us; otherwise does nothing.
-    pub fn notify(&self, state: &str) {
-        if let Some(n) = &self.0.notifier {
-            if let Err(e) = n.send(state) {
-                tracing::warn!("sd_notify {state:?}: {e}");
-            }
+    /// Tells systemd (sd_notify), if it started us; otherwise does nothing. False when the
+    /// message could not be sent (a full socket buffer): a caller whose state must reach
+    /// systemd (READY, STATUS) sends it again at its next turn.
+    pub fn notify(&self, state: &str) -> bool {
+        match &self.0.notifier {
+            Some(n) => match n.send(state) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("sd_notify {state:?}: {e}");
+                    false
+                }
+            },
+            None => true,
         }
     }
 

@@ -54,6 +54,7 @@ pub async fn watch_over(
     let mut next_store_read = Instant::now();
     let mut reader: Option<Outbox> = None;
     let mut last_status = String::new();
+    let mut ready_due = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -74,12 +75,16 @@ pub async fn watch_over(
         }
         // READY (at the start, after a reload) before any watchdog ping, with the status.
         let status = status_summary(&ops);
-        if ops.take_ready() {
-            ops.notify(&format!("READY=1\n{}", status_line(&status)));
-        } else if status != last_status {
-            ops.notify(&status_line(&status));
+        // What systemd did not get (its socket buffer full) goes again at the next turn.
+        ready_due |= ops.take_ready();
+        if ready_due {
+            if ops.notify(&format!("READY=1\n{}", status_line(&status))) {
+                ready_due = false;
+                last_status = status;
+            }
+        } else if status != last_status && ops.notify(&status_line(&status)) {
+            last_status = status;
         }
-        last_status = status;
         if let Some(w) = watchdog {
             let (engine, forwarder) = (ops.engine().silence(), ops.forwarder().silence());
             // Turning but unable to commit for too long: a restart may clear it (a reopened
