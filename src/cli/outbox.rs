@@ -2,8 +2,9 @@
 //! `replay` re-publishes a range on MOM's request, `verify` checks the store's integrity.
 
 use crate::config::CellConfig;
+use crate::control::StoreAnswer;
 use crate::store::inspect::{self, StoredEvent};
-use crate::store::Outbox;
+use crate::store::{lock, replay, Outbox, StoreError};
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -150,16 +151,32 @@ fn tail(c: &CellConfig, lines: u64, follow: bool, status: bool) -> Result<()> {
     }
 }
 
+/// The running service's store owner replays, asked on its control socket; a stopped
+/// service's store is written here, with its store file locked so that none starts meanwhile.
 fn replay(c: &CellConfig, from: u64, to: Option<u64>) -> Result<()> {
-    let mut conn = inspect::open_existing(&c.store.path)?;
-    let last = inspect::last_seq(&conn)?;
-    let to = to.unwrap_or(last);
-    if from == 0 || from > to || to > last {
-        bail!("expected 1 <= --from <= --to <= {last} (the last committed sequence), found {from}..{to}");
-    }
-    let r = inspect::replay(&mut conn, from, to)?;
+    let socket = crate::control::socket_path(&c.store.path);
+    let asked = super::tokio_runtime()?.block_on(crate::control::ask_replay(&socket, from, to))?;
+    let (r, when) = match asked {
+        Some(StoreAnswer::Replayed(r)) => (r, "the running service publishes them within a second"),
+        Some(StoreAnswer::Refused(why)) => bail!("{why}"),
+        None => {
+            let _held = lock::hold_store_file(&c.store.path).map_err(|e| match e {
+                StoreError::Locked { .. } => anyhow::anyhow!(
+                    "{e}\n(a service holds the store but does not answer on {}: starting or stopping? try again in a moment)",
+                    socket.display()
+                ),
+                e => e.into(),
+            })?;
+            let mut conn = inspect::open_existing(&c.store.path)?;
+            let r = replay::replay(&mut conn, from, to)?;
+            (
+                r,
+                "the service is stopped: it publishes them at its next start",
+            )
+        }
+    };
     println!(
-        "{} events put back for publishing again, {} already on their way (not yet delivered, or put back before)",
+        "{} events put back for publishing again, {} already on their way (not yet delivered, or put back before); {when}",
         r.marked, r.already_pending
     );
     if !r.missing.is_empty() {

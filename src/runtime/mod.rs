@@ -81,7 +81,7 @@ async fn run_cell(
         &committed_rx,
         command_tx.clone(),
     )?;
-    let control = crate::control::serve(&config.store.path, command_tx)?;
+    let control = crate::control::serve(&config.store.path, command_tx, store.owner.clone())?;
     let (ops_stop_tx, ops_stop) = watch::channel(false);
     ops::supervisor::start_endpoint(&config.health, &ops, ops_stop.clone()).await;
     let supervisor =

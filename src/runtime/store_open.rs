@@ -30,7 +30,6 @@ impl HeldStore {
                 .with_context(|| format!("creating the store's folder {}", dir.display()))?;
         }
         let lock = StoreLock::acquire(path)?;
-        identity::restrict_files(path)?;
         let named = |e: StoreError| e.named(path);
         // The owner's connection opens first: it alone creates and migrates the store. Its
         // commits checkpoint on the checkpointer's thread.

@@ -1,5 +1,5 @@
-//! The integrator's look into a store: the last events, a replay on MOM's request and an
-//! integrity check. These open an existing store only and never migrate it, so pointing them at
+//! The integrator's look into a store: the last events and an integrity check (a replay on
+//! MOM's request is store/replay.rs). These open an existing store only and never migrate it, so pointing them at
 //! the wrong file or a store of a newer mes-edge changes nothing.
 
 use super::schema::{check_identity, StoreError, SCHEMA_VERSION};
@@ -17,17 +17,6 @@ pub struct StoredEvent {
     pub ts_ms: i64,
     pub delivered_ms: Option<i64>,
     pub payload: Vec<u8>,
-}
-
-/// What `replay` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replayed {
-    /// Rows put back in the JSON forwarder's hands (delivered ones in the range).
-    pub marked: u64,
-    /// Rows of the range already on their way: not yet delivered, or put back before.
-    pub already_pending: u64,
-    /// Sequence numbers of the range no longer in the store (pruned after delivery).
-    pub missing: Vec<(u64, u64)>,
 }
 
 /// Opens a store that must already exist and be a mes-edge store of this schema version.
@@ -97,65 +86,6 @@ pub fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
         r.get(0)
     })?;
     Ok(s as u64)
-}
-
-/// Puts the rows `from..=to` back in the JSON forwarder's hands: the rows its cursor has
-/// passed are held for it, as a refused row is, so that it publishes them again byte for byte
-/// as committed (and they are kept from pruning until it has). A running forwarder notices
-/// within a second; a stopped one sends them at its next connection. Rows pruned after
-/// delivery cannot be replayed and are reported.
-pub fn replay(conn: &mut Connection, from: u64, to: u64) -> Result<Replayed, StoreError> {
-    let tx = super::schema::write_tx(conn)?;
-    let cursor = super::cursor_rows::events_cursor(&tx, super::EVENTS_SINK)?.ok_or_else(|| {
-        StoreError::NoCursor(format!(
-            "{} (the JSON forwarder has not run on this store)",
-            super::EVENTS_SINK
-        ))
-    })?;
-    let present: i64 = tx.query_row(
-        "SELECT count(*) FROM outbox WHERE seq BETWEEN ?1 AND ?2",
-        params![from as i64, to as i64],
-        |r| r.get(0),
-    )?;
-    let marked = tx.execute(
-        "INSERT OR IGNORE INTO sink_held (sink, class, item)
-         SELECT ?3, 'event', seq FROM outbox WHERE seq BETWEEN ?1 AND ?2 AND seq <= ?4",
-        params![from as i64, to as i64, super::EVENTS_SINK, cursor as i64],
-    )? as u64;
-    let missing = if present as u64 == to - from + 1 {
-        Vec::new()
-    } else {
-        let seqs: Vec<u64> = {
-            let mut stmt =
-                tx.prepare("SELECT seq FROM outbox WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
-            let rows = stmt.query_map(params![from as i64, to as i64], |r| r.get::<_, i64>(0))?;
-            rows.map(|r| r.map(|s| s as u64))
-                .collect::<Result<_, _>>()?
-        };
-        holes(from, to, &seqs)
-    };
-    tx.commit()?;
-    Ok(Replayed {
-        marked,
-        already_pending: present as u64 - marked,
-        missing,
-    })
-}
-
-/// The ranges of `from..=to` not in `present` (sorted).
-fn holes(from: u64, to: u64, present: &[u64]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut next = from;
-    for &s in present {
-        if s > next {
-            out.push((next, s - 1));
-        }
-        next = s + 1;
-    }
-    if next <= to {
-        out.push((next, to));
-    }
-    out
 }
 
 /// One finding of `verify`.
@@ -304,81 +234,8 @@ pub fn verify(conn: &Connection) -> Result<Verification, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::store_with;
     use super::*;
-    use crate::cell::CellState;
-    use crate::config::Synchronous;
-    use crate::event::{CounterKind, EventBody, NewEvent};
-    use crate::store::Outbox;
-
-    fn part(q: u64) -> NewEvent {
-        NewEvent::new(
-            1_000,
-            vec!["good".into()],
-            EventBody::PartCount {
-                counter: CounterKind::Good,
-                quantity: q,
-                counter_value: q,
-                previous_value: 0,
-                rolled_over: false,
-                order_id: None,
-                rule: None,
-                source_ts: None,
-                reason: None,
-            },
-        )
-    }
-
-    fn store_with(n: u64) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cell.db");
-        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        let events: Vec<_> = (1..=n).map(part).collect();
-        ob.commit(&events, &CellState::default(), 5).unwrap();
-        (dir, path)
-    }
-
-    #[test]
-    fn replay_puts_delivered_rows_back_and_reports_pruned_ones() {
-        let (_dir, path) = store_with(10);
-        let mut ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        let to = |to| crate::store::EventsMoved {
-            to,
-            ..Default::default()
-        };
-        ob.advance_events(crate::store::EVENTS_SINK, &to(8), 10)
-            .unwrap();
-        ob.prune(11, u64::MAX).unwrap();
-        drop(ob);
-        // Rows 1..=8 delivered and pruned; 9 and 10 are still pending.
-        let mut conn = open_existing(&path).unwrap();
-        let r = replay(&mut conn, 7, 10).unwrap();
-        assert_eq!(
-            r,
-            Replayed {
-                marked: 0,
-                already_pending: 2,
-                missing: vec![(7, 8)]
-            }
-        );
-        let ob = Outbox::open(&path, Synchronous::Full, "a/b/c/d/e").unwrap();
-        let mut ob = ob;
-        ob.advance_events(crate::store::EVENTS_SINK, &to(10), 20)
-            .unwrap();
-        let r = replay(&mut conn, 10, 10).unwrap();
-        assert_eq!(
-            r,
-            Replayed {
-                marked: 1,
-                already_pending: 0,
-                missing: vec![]
-            }
-        );
-        assert_eq!(ob.held_events(crate::store::EVENTS_SINK).unwrap(), [10]);
-        assert_eq!(ob.stats().unwrap().depth, 1);
-        // Put back once: a second replay of it changes nothing.
-        let r = replay(&mut conn, 9, 10).unwrap();
-        assert_eq!((r.marked, r.already_pending), (1, 1));
-    }
 
     #[test]
     fn verify_passes_a_sound_store_and_names_what_is_wrong_with_a_damaged_one() {
@@ -449,12 +306,5 @@ mod tests {
             open_existing(&path),
             Err(StoreError::FutureSchema { found: 99, .. })
         ));
-    }
-
-    #[test]
-    fn holes_are_the_missing_ranges() {
-        assert_eq!(holes(1, 10, &[1, 2, 5, 10]), vec![(3, 4), (6, 9)]);
-        assert_eq!(holes(1, 3, &[]), vec![(1, 3)]);
-        assert!(holes(4, 6, &[4, 5, 6]).is_empty());
     }
 }

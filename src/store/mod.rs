@@ -10,20 +10,24 @@ pub mod identity;
 pub mod inspect;
 pub mod integrity;
 pub mod live;
+pub mod lock;
 #[cfg(test)]
 mod model_tests;
 mod outbox;
 mod owner;
 mod prune;
 mod recent;
+pub mod replay;
 mod schema;
 mod sink_cursor;
+#[cfg(test)]
+mod test_support;
 mod values;
 
 pub use checkpoint::Checkpointer;
 pub use cursor_rows::EventsMoved;
 pub use event_cursor::EVENTS_SINK;
-pub use identity::StoreLock;
+pub use lock::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use owner::{Commit, StoreOwner};
 pub use prune::{PrunePass, PruneStep, Pruned};

@@ -6,12 +6,13 @@
 //! holds the only read-write connection): the engine's commits and pruning, the JSON forwarder's
 //! cursor moved by what the broker took and refused (handed over without waiting, written in
 //! the owner's next transaction, the engine's commit when one is due), Sparkplug's cursor, the
-//! value outputs' cursors; the forwarder reads on a read-only connection of its own; a tools
-//! connection replays ranges (`outbox replay`, another process); the runtime's start claims the
-//! store (`store_created`, once). A restart drops every connection and opens the store again.
+//! value outputs' cursors; `outbox replay` (asked of the owner over the control socket); the
+//! forwarder reads on a read-only connection of its own, as the tools read on theirs; the
+//! runtime's start claims the store (`store_created`, once). A restart drops every connection and opens the store again.
 
 use super::identity;
-use super::inspect::{self, Replayed};
+use super::inspect;
+use super::replay::{ReplayError, Replayed};
 use super::{Outbox, StoreOwner};
 use crate::cell::CellState;
 use crate::config::Synchronous;
@@ -726,10 +727,13 @@ fn apply(op: &Op, m: &mut Model, s: &mut Store) -> Result<String, String> {
             }
             let from = 1 + from % m.last_seq;
             let to = (from + len).min(m.last_seq);
-            let got = inspect::replay(&mut s.tools, from, to);
+            // Asked of the running owner, as `outbox replay` does over the control socket.
+            let got = s.on(move |o| o.replay(from, Some(to)));
             let Some(json) = &mut m.json else {
                 return match got {
-                    Err(super::StoreError::NoCursor(_)) => Ok("replay: no JSON cursor".into()),
+                    Err(ReplayError::Store(super::StoreError::NoCursor(_))) => {
+                        Ok("replay: no JSON cursor".into())
+                    }
                     other => Err(format!("replay without a JSON cursor gave {other:?}")),
                 };
             };

@@ -442,26 +442,8 @@ fn moves_in(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::part;
     use super::*;
-    use crate::event::{CounterKind, EventBody};
-
-    fn part(q: u64) -> NewEvent {
-        NewEvent::new(
-            1_000,
-            vec!["good".into()],
-            EventBody::PartCount {
-                counter: CounterKind::Good,
-                quantity: q,
-                counter_value: q,
-                previous_value: 0,
-                rolled_over: false,
-                order_id: None,
-                rule: None,
-                source_ts: None,
-                reason: None,
-            },
-        )
-    }
 
     #[test]
     fn sequence_is_gap_free_across_reopen_and_pruning() {

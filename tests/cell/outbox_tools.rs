@@ -89,7 +89,11 @@ async fn tail_replay_and_verify_on_a_running_cell() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 events put back"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("4 events put back") && said.contains("the running service publishes"),
+        "asked of the running service's store owner: {said}"
+    );
     let again = collector
         .wait_for(
             |m| (2..=5).zip(&before).all(|(s, b)| copies(m, s) > *b),
@@ -107,9 +111,17 @@ async fn tail_replay_and_verify_on_a_running_cell() {
     // Replay while stopped: sent at the next start.
     assert!(rt.terminate().success());
     let before = copies(&collector.snapshot(), 1);
-    assert!(outbox(&config, &["replay", "--from", "1", "--to", "1"])
-        .status
-        .success());
+    let out = outbox(&config, &["replay", "--from", "1", "--to", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the service is stopped"),
+        "written by the tool, holding the store: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stats = String::from_utf8_lossy(&outbox(&config, &["stats"]).stdout).to_string();
     assert!(stats.contains("depth (undelivered): 1"), "{stats}");
     rt.start_again();

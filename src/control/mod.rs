@@ -2,14 +2,22 @@
 //! be driven while MOM is unreachable. One JSON command per connection, the same shape as MQTT
 //! commands; the reply comes back once the command is committed.
 //!
+//! A store request (`{"request": "replay", ...}`, control/replay.rs) is not a command to the
+//! cell: the store's owner answers it.
+//!
 //! The socket sits next to the store (`press4.db` → `press4.sock`), owned by the service's user
 //! and the operators' group (`mes-edge-operators`, mode 0660): file permissions decide who may
 //! command the cell, and the operator's user (SO_PEERCRED) is recorded in the events of each
 //! command (`"user"` in the envelope).
 
+mod replay;
+
+pub use replay::{ask_replay, StoreAnswer};
+
 use crate::cell::CommandIn;
 use crate::logging::Throttle;
 use crate::orders::{CommandSource, Reply, ReplyStatus, MAX_PAYLOAD};
+use crate::store::StoreOwner;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +60,11 @@ pub fn socket_path(store: &Path) -> PathBuf {
 
 /// Listens on the cell's control socket. Refuses to start if another runtime answers on it:
 /// two runtimes on one store would count every part twice.
-pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::task::JoinHandle<()>> {
+pub fn serve(
+    store: &Path,
+    engine: mpsc::Sender<CommandIn>,
+    owner: StoreOwner,
+) -> Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(store);
     if std::os::unix::net::UnixStream::connect(&path).is_ok() {
         bail!(
@@ -87,10 +99,10 @@ pub fn serve(store: &Path, engine: mpsc::Sender<CommandIn>) -> Result<tokio::tas
             );
         }
     }
-    Ok(tokio::spawn(accept_loop(listener, engine)))
+    Ok(tokio::spawn(accept_loop(listener, engine, owner)))
 }
 
-async fn accept_loop(listener: UnixListener, engine: mpsc::Sender<CommandIn>) {
+async fn accept_loop(listener: UnixListener, engine: mpsc::Sender<CommandIn>, owner: StoreOwner) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // A flood must not become a flood of log lines as well.
     let mut refusals = Throttle::new(Duration::from_secs(60), 3);
@@ -99,9 +111,9 @@ async fn accept_loop(listener: UnixListener, engine: mpsc::Sender<CommandIn>) {
         match listener.accept().await {
             Ok((conn, _)) => match slots.clone().try_acquire_owned() {
                 Ok(slot) => {
-                    let engine = engine.clone();
+                    let (engine, owner) = (engine.clone(), owner.clone());
                     tokio::spawn(async move {
-                        handle(conn, engine).await;
+                        handle(conn, engine, owner).await;
                         drop(slot);
                     });
                 }
@@ -143,16 +155,22 @@ fn refuse_busy(conn: UnixStream) {
     }
 }
 
-async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
+async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>, owner: StoreOwner) {
     let mut payload = Vec::new();
     let mut limited = (&mut conn).take(MAX_PAYLOAD as u64 + 1);
     // One deadline for the whole command, however slowly it trickles in.
     let read = tokio::time::timeout(READ_TIMEOUT, limited.read_to_end(&mut payload)).await;
-    if !matches!(read, Ok(Ok(_))) {
+    // A connection that sends nothing (a second runtime looking for this one) is no command.
+    if !matches!(read, Ok(Ok(_))) || payload.is_empty() {
         return;
     }
     // Who is asking, as the kernel says (SO_PEERCRED): recorded in the command's events.
     let user = conn.peer_cred().ok().map(|c| user_name(c.uid()));
+    if let Some(request) = replay::StoreRequest::of(&payload) {
+        let answer = replay::answer(request, &owner, user.as_deref()).await;
+        send_line(&mut conn, &answer).await;
+        return;
+    }
     let (tx, rx) = oneshot::channel();
     let done = move |r: &Reply| {
         let _ = tx.send(r.clone());
@@ -163,10 +181,15 @@ async fn handle(mut conn: UnixStream, engine: mpsc::Sender<CommandIn>) {
         return;
     }
     if let Ok(Ok(reply)) = tokio::time::timeout(REPLY_TIMEOUT, rx).await {
-        let mut text = serde_json::to_vec(&reply).expect("a reply serializes");
-        text.push(b'\n');
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, conn.write_all(&text)).await;
+        send_line(&mut conn, &reply).await;
     }
+}
+
+/// One JSON line back to the client, if it takes it within [`WRITE_TIMEOUT`].
+async fn send_line(conn: &mut UnixStream, answer: &impl serde::Serialize) {
+    let mut text = serde_json::to_vec(answer).expect("an answer serializes");
+    text.push(b'\n');
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, conn.write_all(&text)).await;
 }
 
 /// The login name of `uid` from /etc/passwd, or `uid N` if it has none there.
@@ -200,9 +223,16 @@ pub async fn request(path: &Path, payload: &[u8]) -> Result<Reply> {
 }
 
 async fn request_once(path: &Path, payload: &[u8]) -> Result<Reply> {
-    let mut conn = UnixStream::connect(&path)
+    let conn = UnixStream::connect(&path)
         .await
         .with_context(|| format!("is the service running? no answer on {}", path.display()))?;
+    let answer = exchange(conn, payload).await?;
+    serde_json::from_slice(&answer)
+        .with_context(|| format!("unreadable reply {:?}", String::from_utf8_lossy(&answer)))
+}
+
+/// Sends `payload` on `conn` and reads the answer to its end.
+async fn exchange(mut conn: UnixStream, payload: &[u8]) -> Result<Vec<u8>> {
     // A connection refused as busy is closed before the runtime reads it: the write may fail
     // then, and the refusal is still there to read.
     let sent = async {
@@ -219,6 +249,5 @@ async fn request_once(path: &Path, payload: &[u8]) -> Result<Reply> {
         read?;
         sent?;
     }
-    serde_json::from_slice(&answer)
-        .with_context(|| format!("unreadable reply {:?}", String::from_utf8_lossy(&answer)))
+    Ok(answer)
 }
