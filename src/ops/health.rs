@@ -17,21 +17,7 @@ pub struct Health {
 
 pub fn health(ops: &Ops, now_ms: i64) -> Health {
     let mut problems: Vec<String> = Vec::new();
-    let devices: Vec<Value> = ops
-        .devices()
-        .into_iter()
-        .map(|(name, m)| {
-            if !m.connected {
-                problems.push(format!("device {name} is not connected"));
-            }
-            json!({
-                "name": name,
-                "connected": m.connected,
-                "last_good_read": m.last_good_read_ms.map(rfc3339_ms),
-                "last_good_read_age_s": m.last_good_read_ms.map(|t| age_s(now_ms, t)),
-            })
-        })
-        .collect();
+    let devices = devices(ops, now_ms, &mut problems);
     let fwd = ops.forwarder().counts();
     if !fwd.connected {
         problems.push("not connected to the broker".into());
@@ -69,34 +55,7 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             fwd_silence.as_secs()
         ));
     }
-    let outbox = match ops.store() {
-        Some(view) => {
-            let s = &view.stats;
-            let age = s.oldest_undelivered_ts.map(|t| age_s(now_ms, t));
-            let limit = ops.max_undelivered_age().as_secs_f64();
-            if let Some(a) = age.filter(|a| *a > limit) {
-                problems.push(format!(
-                    "the oldest undelivered event is {a:.0} s old (limit {limit:.0} s)"
-                ));
-            }
-            json!({
-                "store_id": s.store_id,
-                "depth": s.depth,
-                "oldest_undelivered": s.oldest_undelivered_ts.map(rfc3339_ms),
-                "oldest_undelivered_age_s": age,
-                "last_seq": s.last_seq,
-                "last_delivered_seq": s.last_delivered_seq,
-                "store_used_bytes": s.used_bytes,
-                "values_held": s.values_held,
-                "last_value_batch": s.last_value_batch,
-                "store_file_bytes": view.file_bytes,
-            })
-        }
-        None => {
-            problems.push("the store has not been read yet".into());
-            Value::Null
-        }
-    };
+    let outbox = outbox(ops, now_ms, &mut problems);
     let sparkplug = super::sparkplug::health(ops.sparkplug(), &mut problems);
     let sinks = super::sinks::health(ops, now_ms, &mut problems);
     let ok = problems.is_empty();
@@ -126,6 +85,56 @@ pub fn health(ops: &Ops, now_ms: i64) -> Health {
             "sparkplug": sparkplug,
             "sinks": sinks,
         }),
+    }
+}
+
+/// Each device: connected, and its last good read.
+fn devices(ops: &Ops, now_ms: i64, problems: &mut Vec<String>) -> Vec<Value> {
+    ops.devices()
+        .into_iter()
+        .map(|(name, m)| {
+            if !m.connected {
+                problems.push(format!("device {name} is not connected"));
+            }
+            json!({
+                "name": name,
+                "connected": m.connected,
+                "last_good_read": m.last_good_read_ms.map(rfc3339_ms),
+                "last_good_read_age_s": m.last_good_read_ms.map(|t| age_s(now_ms, t)),
+            })
+        })
+        .collect()
+}
+
+/// The outbox as the supervisor last read it, with its oldest undelivered event's age.
+fn outbox(ops: &Ops, now_ms: i64, problems: &mut Vec<String>) -> Value {
+    match ops.store() {
+        Some(view) => {
+            let s = &view.stats;
+            let age = s.oldest_undelivered_ts.map(|t| age_s(now_ms, t));
+            let limit = ops.max_undelivered_age().as_secs_f64();
+            if let Some(a) = age.filter(|a| *a > limit) {
+                problems.push(format!(
+                    "the oldest undelivered event is {a:.0} s old (limit {limit:.0} s)"
+                ));
+            }
+            json!({
+                "store_id": s.store_id,
+                "depth": s.depth,
+                "oldest_undelivered": s.oldest_undelivered_ts.map(rfc3339_ms),
+                "oldest_undelivered_age_s": age,
+                "last_seq": s.last_seq,
+                "last_delivered_seq": s.last_delivered_seq,
+                "store_used_bytes": s.used_bytes,
+                "values_held": s.values_held,
+                "last_value_batch": s.last_value_batch,
+                "store_file_bytes": view.file_bytes,
+            })
+        }
+        None => {
+            problems.push("the store has not been read yet".into());
+            Value::Null
+        }
     }
 }
 
