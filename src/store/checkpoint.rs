@@ -10,8 +10,8 @@
 //! kept falling behind a writer that never pauses would let the WAL grow without bound, so a
 //! commit that finds it past `INLINE_PAGES` checkpoints on its own thread, as SQLite would.
 
+use super::error::StoreError;
 use super::outbox::Outbox;
-use super::schema::StoreError;
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use std::ffi::c_int;

@@ -3,7 +3,7 @@
 //! transactions (a commit carrying the JSON cursor's moves) and the outputs' methods share them
 //! without importing each other.
 
-use super::schema::StoreError;
+use super::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Where an output's events cursor moves: on to `to` (never back), holding the events refused
@@ -108,6 +108,40 @@ pub(super) fn hold_and_release(
         tx.prepare_cached("DELETE FROM sink_held WHERE sink = ?1 AND class = ?2 AND item = ?3")?;
     for &i in taken {
         release.execute(params![sink, class, i as i64])?;
+    }
+    Ok(())
+}
+
+/// The lowest events cursor of all outputs (see `Outbox::events_floor`), on any connection or
+/// transaction.
+pub(super) fn events_floor(conn: &Connection) -> Result<Option<u64>, StoreError> {
+    let floor: Option<i64> = conn
+        .prepare_cached("SELECT min(seq) FROM sink_cursor")?
+        .query_row([], |r| r.get(0))?;
+    Ok(floor.map(|s| s as u64))
+}
+
+/// Deletes the batches after `after` that every output has had: every value cursor is past
+/// them (none: no output reads values) and no output holds them refused.
+pub(super) fn delete_done(tx: &rusqlite::Transaction, after: u64) -> rusqlite::Result<()> {
+    let gone: i64 = {
+        let mut del = tx.prepare_cached(
+            "DELETE FROM value_batch
+             WHERE batch > ?1
+               AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
+               AND batch NOT IN (SELECT item FROM sink_held WHERE class = 'value')
+             RETURNING count",
+        )?;
+        let rows = del.query_map(params![after as i64, i64::MAX], |r| r.get::<_, i64>(0))?;
+        rows.sum::<Result<i64, _>>()?
+    };
+    forget_held(tx, gone)
+}
+
+fn forget_held(tx: &rusqlite::Transaction, values: i64) -> rusqlite::Result<()> {
+    if values > 0 {
+        tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
+            .execute([values])?;
     }
     Ok(())
 }

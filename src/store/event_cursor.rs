@@ -9,8 +9,8 @@
 //! status page read.
 
 use super::cursor_rows::{advance_events_in, events_cursor, EventsMoved};
+use super::error::StoreError;
 use super::outbox::{Outbox, OutboxRow};
-use super::schema::StoreError;
 use rusqlite::OptionalExtension;
 
 /// The JSON events forwarder's cursor.

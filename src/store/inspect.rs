@@ -2,7 +2,8 @@
 //! MOM's request is store/replay.rs). These open an existing store only and never migrate it, so pointing them at
 //! the wrong file or a store of a newer mes-edge changes nothing.
 
-use super::schema::{check_identity, StoreError, SCHEMA_VERSION};
+use super::error::StoreError;
+use super::schema::{check_identity, SCHEMA_VERSION};
 use rusqlite::OptionalExtension;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::Path;

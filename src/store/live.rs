@@ -3,8 +3,8 @@
 //! engine commits state and events in one transaction, so what is read here is always a state
 //! the cell was in.
 
+use super::error::StoreError;
 use super::inspect::{stored_event, StoredEvent, COLUMNS};
-use super::schema::StoreError;
 use crate::cell::CellState;
 use rusqlite::{params, Connection};
 

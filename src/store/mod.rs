@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod cursor_rows;
+mod error;
 mod event_cursor;
 pub mod identity;
 pub mod inspect;
@@ -26,11 +27,12 @@ mod values;
 
 pub use checkpoint::Checkpointer;
 pub use cursor_rows::EventsMoved;
+pub use error::StoreError;
 pub use event_cursor::EVENTS_SINK;
 pub use lock::StoreLock;
 pub use outbox::{Committed, Outbox, OutboxRow, OutboxStats};
 pub use owner::{Commit, StoreOwner};
 pub use prune::{PrunePass, PruneStep, Pruned};
-pub use schema::{open, StoreError, SCHEMA_VERSION};
+pub use schema::{open, SCHEMA_VERSION};
 pub use sink_cursor::SinkCursor;
 pub use values::{ValueDrops, ValueRow, ValuesMoved};

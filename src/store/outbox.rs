@@ -1,5 +1,7 @@
+use super::error::StoreError;
+use super::prune::{PruneStep, Pruned};
+use super::schema::open;
 pub(super) use super::schema::used_bytes;
-use super::schema::{open, StoreError};
 use crate::cell::CellState;
 use crate::config::Synchronous;
 use crate::event::NewEvent;
@@ -246,7 +248,7 @@ impl Outbox {
         values: &[crate::cell::ValueBatch],
         state: &CellState,
         now_ms: i64,
-        step: Option<&mut super::PruneStep>,
+        step: Option<&mut PruneStep>,
     ) -> Result<Committed, StoreError> {
         if let Some(detail) = &self.corrupt {
             return Err(StoreError::Corrupt {
@@ -380,15 +382,19 @@ impl Outbox {
     /// The lowest events cursor of all outputs: every event up to it was had by every output
     /// (but those one holds). None if no output reads events.
     pub(super) fn events_floor(&self) -> Result<Option<u64>, StoreError> {
-        Self::floor_in(&self.conn)
+        super::cursor_rows::events_floor(&self.conn)
     }
 
-    /// [`Outbox::events_floor`] on any connection or transaction.
-    pub(super) fn floor_in(conn: &Connection) -> Result<Option<u64>, StoreError> {
-        let floor: Option<i64> = conn
-            .prepare_cached("SELECT min(seq) FROM sink_cursor")?
-            .query_row([], |r| r.get(0))?;
-        Ok(floor.map(|s| s as u64))
+    /// Deletes delivered events older than the retention, then, while the store is over its
+    /// cap, the oldest delivered ones regardless of age. Undelivered events are never deleted.
+    /// For tools and tests; the engine's commits carry its steps ([`Outbox::commit_with`]).
+    pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
+        super::prune::prune(&mut self.conn, delivered_before_ms, cap_bytes)
+    }
+
+    /// One step of [`Outbox::prune`] in a transaction of its own.
+    pub fn prune_step(&mut self, st: &mut PruneStep) -> Result<Pruned, StoreError> {
+        super::prune::prune_step(&mut self.conn, st)
     }
 
     /// Rows pruning has deleted, ever (see [`super::schema::PRUNED_ROWS`]).

@@ -11,9 +11,9 @@
 //! waits are written in the commit's transaction, under its fsync.
 
 use super::cursor_rows::EventsMoved;
+use super::error::StoreError;
 use super::outbox::{Committed, Outbox, OutboxStats};
 use super::prune::PruneStep;
-use super::schema::StoreError;
 use crate::cell::{CellState, ValueBatch};
 use crate::event::NewEvent;
 use std::sync::atomic::{AtomicUsize, Ordering};

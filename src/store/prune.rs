@@ -8,8 +8,8 @@
 //! (store/event_cursor.rs). For the retention, each cursor's moves say where it stood at the
 //! retention's cut: what every output had before the cut goes.
 
-use super::outbox::{used_bytes, Outbox};
-use super::schema::{StoreError, PRUNED_ROWS};
+use super::error::StoreError;
+use super::schema::{used_bytes, PRUNED_ROWS};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::time::{Duration, Instant};
 
@@ -63,49 +63,49 @@ pub struct Pruned {
     pub done: bool,
 }
 
-impl Outbox {
-    /// Deletes delivered events older than the retention, then, while the store is over its cap,
-    /// the oldest delivered ones regardless of age. Undelivered events are never deleted. Runs
-    /// steps until done: for tools and tests; the engine runs [`Outbox::prune_step`].
-    pub fn prune(&mut self, delivered_before_ms: i64, cap_bytes: u64) -> Result<u64, StoreError> {
-        let mut st = PruneStep::new(
-            PrunePass::default(),
-            delivered_before_ms,
-            cap_bytes,
-            Duration::MAX,
-        );
-        let mut total = 0;
-        loop {
-            let step = self.prune_step(&mut st)?;
-            total += step.rows;
-            if step.done {
-                return Ok(total);
-            }
+/// Deletes delivered events older than the retention, then, while the store is over its cap,
+/// the oldest delivered ones regardless of age. Undelivered events are never deleted. Runs
+/// steps until done: for tools and tests; the engine runs [`prune_step`].
+pub(super) fn prune(
+    conn: &mut Connection,
+    delivered_before_ms: i64,
+    cap_bytes: u64,
+) -> Result<u64, StoreError> {
+    let mut st = PruneStep::new(
+        PrunePass::default(),
+        delivered_before_ms,
+        cap_bytes,
+        Duration::MAX,
+    );
+    let mut total = 0;
+    loop {
+        let step = prune_step(conn, &mut st)?;
+        total += step.rows;
+        if step.done {
+            return Ok(total);
         }
     }
+}
 
-    /// One step of [`Outbox::prune`] in a transaction of its own (see [`prune_in`]).
-    pub fn prune_step(&mut self, st: &mut PruneStep) -> Result<Pruned, StoreError> {
-        let started = Instant::now();
-        // IMMEDIATE: the floor read here must still hold when the deletes commit.
-        let tx = self
-            .conn()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let locked = started.elapsed();
-        let pruned = prune_in(&tx, st)?;
-        let work = started.elapsed();
-        tx.commit()?;
-        if started.elapsed() >= Duration::from_millis(10) {
-            tracing::warn!(
-                waited_for_lock = ?locked,
-                work = ?(work - locked),
-                commit = ?started.elapsed() - work,
-                deleted = pruned.rows,
-                "a pruning step held the store for over 10 ms"
-            );
-        }
-        Ok(pruned)
+/// One step of [`prune`] in a transaction of its own (see [`prune_in`]).
+pub(super) fn prune_step(conn: &mut Connection, st: &mut PruneStep) -> Result<Pruned, StoreError> {
+    let started = Instant::now();
+    // IMMEDIATE: the floor read here must still hold when the deletes commit.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let locked = started.elapsed();
+    let pruned = prune_in(&tx, st)?;
+    let work = started.elapsed();
+    tx.commit()?;
+    if started.elapsed() >= Duration::from_millis(10) {
+        tracing::warn!(
+            waited_for_lock = ?locked,
+            work = ?(work - locked),
+            commit = ?started.elapsed() - work,
+            deleted = pruned.rows,
+            "a pruning step held the store for over 10 ms"
+        );
     }
+    Ok(pruned)
 }
 
 /// A pruning step's work inside `tx`, which the caller commits: its own transaction
@@ -134,7 +134,7 @@ fn prune_chunks(
     let started = Instant::now();
     let spent = |deleted: u64| started.elapsed() >= budget || deleted >= STEP_ROWS;
     // Rows after the lowest cursor stay; with no output reading events, every row stays.
-    let Some(floor) = super::Outbox::floor_in(tx)? else {
+    let Some(floor) = super::cursor_rows::events_floor(tx)? else {
         return Ok(Pruned {
             rows: 0,
             done: true,

@@ -3,8 +3,8 @@
 //! and died before its subscribers had it lost that event for MOM; publishing these again on
 //! the next broker closes that gap, and MOM drops what it already has by `event_id`.
 
+use super::error::StoreError;
 use super::outbox::{Outbox, OutboxRow};
-use super::schema::StoreError;
 use rusqlite::params;
 
 impl Outbox {

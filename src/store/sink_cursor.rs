@@ -5,8 +5,8 @@
 //! cursor only. Its figures as of that place (`state`) move in the same transaction, so
 //! a restart resumes both exactly. Pruning keeps every row after the lowest cursor.
 
+use super::error::StoreError;
 use super::outbox::{Outbox, OutboxRow};
-use super::schema::StoreError;
 use rusqlite::{params, OptionalExtension};
 
 /// Where an output stands in the outbox.
@@ -68,7 +68,7 @@ impl Outbox {
             params![sink, seq, c.state, c.bd_seq as i64, c.value_batch as i64],
         )?;
         // Value batches committed while no output read values are nobody's.
-        super::values::delete_done(&tx, 0)?;
+        super::cursor_rows::delete_done(&tx, 0)?;
         tx.commit()?;
         Ok(c)
     }
@@ -111,7 +111,7 @@ impl Outbox {
         tx.execute("DELETE FROM sink_value WHERE sink = ?1", [sink])?;
         tx.execute("DELETE FROM sink_held WHERE sink = ?1", [sink])?;
         tx.execute("DELETE FROM sink_move WHERE sink = ?1", [sink])?;
-        super::values::delete_done(&tx, 0)?;
+        super::cursor_rows::delete_done(&tx, 0)?;
         tx.commit()?;
         Ok(dropped)
     }

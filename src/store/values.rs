@@ -5,7 +5,7 @@
 //! held for it (`sink_held`) until it is taken. Over the cap the oldest batches are dropped,
 //! held or not, and what was dropped is handed back, by tag, for the metrics and the alarm.
 
-use super::schema::StoreError;
+use super::error::StoreError;
 use super::Outbox;
 use crate::cell::{ValueBatch, ValuePayload};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
@@ -197,7 +197,7 @@ impl Outbox {
             .execute(params![sink, last_batch(&tx)? as i64])?;
         if made > 0 {
             // Batches committed while no output read values are nobody's.
-            delete_done(&tx, 0)?;
+            super::cursor_rows::delete_done(&tx, 0)?;
         }
         let at: i64 = tx
             .prepare_cached("SELECT value_batch FROM sink_cursor WHERE sink = ?1")?
@@ -233,7 +233,7 @@ impl Outbox {
             .taken
             .iter()
             .fold(was as u64, |f, &t| f.min(t.saturating_sub(1)));
-        delete_done(&tx, from)?;
+        super::cursor_rows::delete_done(&tx, from)?;
         tx.commit()?;
         Ok(())
     }
@@ -259,31 +259,6 @@ pub(super) fn last_batch(conn: &rusqlite::Connection) -> Result<u64, StoreError>
         .query_row([], |r| r.get(0))
         .optional()?;
     Ok(last.unwrap_or(0).max(0) as u64)
-}
-
-/// Deletes the batches after `after` that every output has had: every value cursor is past
-/// them (none: no output reads values) and no output holds them refused.
-pub(super) fn delete_done(tx: &Transaction, after: u64) -> rusqlite::Result<()> {
-    let gone: i64 = {
-        let mut del = tx.prepare_cached(
-            "DELETE FROM value_batch
-             WHERE batch > ?1
-               AND batch <= coalesce((SELECT min(value_batch) FROM sink_cursor), ?2)
-               AND batch NOT IN (SELECT item FROM sink_held WHERE class = 'value')
-             RETURNING count",
-        )?;
-        let rows = del.query_map(params![after as i64, i64::MAX], |r| r.get::<_, i64>(0))?;
-        rows.sum::<Result<i64, _>>()?
-    };
-    forget_held(tx, gone)
-}
-
-fn forget_held(tx: &Transaction, values: i64) -> rusqlite::Result<()> {
-    if values > 0 {
-        tx.prepare_cached("UPDATE value_count SET held = held - ?1 WHERE id = 1")?
-            .execute([values])?;
-    }
-    Ok(())
 }
 
 fn held(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
