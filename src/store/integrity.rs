@@ -18,7 +18,7 @@
 //! corruption (the engine's next commit fails with it) and is written beside the store, so the
 //! next start refuses the same store at once instead of running on it again.
 
-use super::schema::StoreError;
+use super::error::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -136,6 +136,15 @@ pub fn check_outbox_after_ready(
     std::thread::Builder::new()
         .name("store-check".into())
         .spawn(move || {
+            // The cell runs meanwhile, and on a 2-core PC this check of a 5 GB outbox is a core
+            // busy for seconds: bench S7's intake once ran beside it (a store the harness had
+            // left unmarked), and a device polled at 100 ms saw a poll interval p99 of 315-443
+            // ms against 102-104 ms on the empty store. Nice 10 for this thread only (a Linux
+            // thread has its own nice value): it takes the CPU the cell leaves.
+            // SAFETY: plain syscalls on this thread's own id.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+            }
             let started = Instant::now();
             let checked = super::schema::open_read_only(&path)
                 .and_then(|conn| quick_check(&conn, &path, Some("outbox")).map(|()| conn));
