@@ -63,6 +63,7 @@ impl Outputs {
         // A Sparkplug host's DCMD comes through the same door as every command.
         let spb = sparkplug::start(
             config,
+            || reader(config),
             owner,
             committed.clone(),
             stop.clone(),

@@ -4,15 +4,16 @@
 
 use crate::config::CellConfig;
 use crate::sparkplug;
-use crate::store::StoreOwner;
+use crate::store::{Outbox, StoreOwner};
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Starts the sink if the config enables it; otherwise forgets its cursor, so that an output
-/// turned off no longer holds rows in the store.
+/// Starts the sink if the config enables it, reading the store on a connection from `reader`;
+/// otherwise forgets its cursor, so that an output turned off no longer holds rows in the store.
 pub fn start(
     config: &CellConfig,
+    reader: impl FnOnce() -> Result<Outbox>,
     owner: &StoreOwner,
     committed: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
@@ -46,7 +47,7 @@ pub fn start(
         })
         .map(|_| ())
     })?;
-    let reader = super::outputs::reader(config)?;
+    let reader = reader()?;
     Ok(Some(tokio::spawn(sparkplug::run(
         settings,
         reader,

@@ -9,17 +9,23 @@ use super::inbound::{Heard, Inbound};
 use super::metrics::{Change, Figures, NODE_METRICS};
 use super::payload::{self, metric};
 use super::settings::{SparkplugSettings, SINK};
-use super::sink::SinkStore;
 use super::values::{DeviceValues, ValueStream};
 use super::wire::{Ended, Ev, Incoming, Inflight, Queued, Row};
 use crate::forwarder::window::InOrder;
-use crate::store::SinkCursor;
+use crate::store::{Outbox, SinkCursor, StoreOwner};
 use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// The sink's view of the store: it reads on a connection of its own and asks the store's
+/// owner to move its cursor.
+pub struct SinkStore {
+    pub reader: Outbox,
+    pub owner: StoreOwner,
+}
 
 /// An event handed to the client (or skipped: it changes no metric), in sequence order.
 /// A committed event handed to the session: its figures move once the broker has it.

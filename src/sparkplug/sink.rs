@@ -5,6 +5,7 @@
 
 use super::metrics::Figures;
 use super::payload;
+use super::session::SinkStore;
 use super::settings::{SparkplugSettings, SINK};
 use super::wire::{poll, Ended};
 use crate::store::{Outbox, StoreOwner};
@@ -12,13 +13,6 @@ use mes_edge_drivers::{now_ms, Backoff};
 use rumqttc::{AsyncClient, LastWill, QoS};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// The sink's view of the store: it reads on a connection of its own and asks the store's
-/// owner to move its cursor.
-pub struct SinkStore {
-    pub reader: Outbox,
-    pub owner: StoreOwner,
-}
 
 /// Runs until `shutdown` turns true. `committed` carries the last committed sequence number.
 pub async fn run(
