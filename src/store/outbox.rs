@@ -314,12 +314,12 @@ impl Outbox {
         if self.moves_due.is_empty() {
             return;
         }
-        let written = super::schema::write_tx(&mut self.conn)
-            .map_err(StoreError::from)
-            .and_then(|tx| {
-                moves_in(&tx, &self.moves_due)?;
-                Ok(tx.commit()?)
-            });
+        let due = &self.moves_due;
+        let written = super::schema::without_fsync(&mut self.conn, |conn| {
+            let tx = super::schema::write_tx(conn)?;
+            moves_in(&tx, due)?;
+            Ok(tx.commit()?)
+        });
         match written {
             Ok(()) => self.moves_due.clear(),
             Err(e) => tracing::error!("storing the events cursors' moves: {e}"),

@@ -363,6 +363,22 @@ pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Runs `f` (a transaction that need not be on disk when it returns: a housekeeping step's
+/// deletes, the cursors' moves) with `synchronous = NORMAL`, then sets back what the connection
+/// had. Under WAL its commit then waits for no fsync; the next commit at FULL syncs the WAL, and
+/// with it this one's frames. A power cut before that only undoes it: the rows are pruned again
+/// later, the events after the older cursor sent again (MOM drops the copies).
+pub(super) fn without_fsync<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let had: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let done = f(conn);
+    conn.pragma_update(None, "synchronous", had)?;
+    done
+}
+
 /// Refuses a file that is not a mes-edge store (or an empty new one) and a store of a newer
 /// schema, before anything is written to it; gives back the schema version.
 pub(super) fn check_identity(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
@@ -417,6 +433,21 @@ pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_transaction_without_fsync_leaves_the_connection_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("cell.db"), Synchronous::Full).unwrap();
+        let level = |c: &Connection| -> i64 {
+            c.pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(level(&conn), 2);
+        let inside = without_fsync(&mut conn, |c| Ok(level(c))).unwrap();
+        assert_eq!((inside, level(&conn)), (1, 2));
+        let failed: Result<(), _> = without_fsync(&mut conn, |_| Err(StoreError::OwnerGone));
+        assert!(failed.is_err());
+        assert_eq!(level(&conn), 2, "set back after a failure too");
+    }
     #[test]
     fn refuses_a_file_that_is_not_sqlite() {
         let dir = tempfile::tempdir().unwrap();

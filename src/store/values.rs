@@ -398,11 +398,17 @@ mod tests {
         let (_dir, mut ob) = store();
         ob.sink_cursor("sparkplug", |_| String::new()).unwrap();
         let mut sink = ob.open_again(Synchronous::Normal).unwrap();
+        // The engine goes on until the sink has moved beside it: a busy machine may run the
+        // engine's 1,500 commits before the sink's thread gets going.
+        let moved_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = moved_so_far.clone();
         let engine = std::thread::spawn(move || {
             let state = CellState::default();
-            for i in 0..1_500 {
+            let mut i = 0;
+            while i < 1_500 || seen.load(std::sync::atomic::Ordering::SeqCst) <= 10 {
                 ob.commit_all(&[], &[batch("press", &["t1"], i)], &state, i)
                     .unwrap();
+                i += 1;
             }
         });
         let mut moves = 0;
@@ -416,6 +422,7 @@ mod tests {
             sink.advance_sink_values("sparkplug", &m)
                 .unwrap_or_else(|e| panic!("after {moves} moves: {e}"));
             moves += 1;
+            moved_so_far.store(moves, std::sync::atomic::Ordering::SeqCst);
         }
         engine.join().unwrap();
         assert!(moves > 10, "the two ran side by side ({moves} moves)");
