@@ -3,7 +3,7 @@
 //! the line and column of errors). What each protocol's keys mean is decided in its folder
 //! (`modbus/`, `opcua/`, `s7/`), which also refuses its keys on another protocol's device.
 
-use super::types::{defaults, CellFile, NodeConfig, SubscriptionConfig, TagConfig};
+use super::types::{defaults, NodeConfig, SubscriptionConfig, TagConfig};
 use mes_edge_drivers::opcua::{SecurityMode, SecurityPolicy};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -113,36 +113,4 @@ pub struct Device {
     pub pdu_size: Option<u16>,
     #[serde(default)]
     pub s7_tags: Vec<super::s7::tag::S7TagConfig>,
-}
-
-impl Device {
-    /// The TCP port: as set, else the protocol's own.
-    pub fn port(&self) -> u16 {
-        self.port_set
-            .unwrap_or_else(|| super::protocols::of(self.protocol).default_port())
-    }
-}
-
-impl CellFile {
-    /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
-    /// each device the tags of each protocol in `protocols.rs` order (Modbus `tags`, OPC UA
-    /// `nodes`, S7 `s7_tags`), in config order. The cell model and the drivers both number with
-    /// this, so a tag id means the same on both sides.
-    pub fn numbered_tags(
-        &self,
-    ) -> Vec<(mes_edge_drivers::TagId, usize, super::tag::TagDescription)> {
-        let mut out = Vec::new();
-        for (d, dev) in self.devices.iter().enumerate() {
-            for protocol in super::protocols::ALL {
-                let first = out.len() as u32;
-                let tags = protocol.tags(dev, first);
-                out.extend(
-                    tags.into_iter()
-                        .enumerate()
-                        .map(|(i, t)| (mes_edge_drivers::TagId(first + i as u32), d, t)),
-                );
-            }
-        }
-        out
-    }
 }

@@ -8,7 +8,7 @@
 //! layer stays flat, and what each protocol's keys mean is decided in its folder.
 
 use super::locate::Problem;
-use super::resolved::Parsed;
+use super::parsed::Parsed;
 use super::tag::TagDescription;
 use super::types::{CellFile, Device, Protocol};
 use mes_edge_drivers::DriverSpec;

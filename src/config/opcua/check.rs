@@ -1,7 +1,7 @@
 //! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
-use crate::config::resolved::Parsed;
+use crate::config::parsed::Parsed;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{

@@ -7,8 +7,8 @@ pub mod node;
 mod signals;
 
 use super::locate::Problem;
+use super::parsed::Parsed;
 use super::protocol::DeviceProtocol;
-use super::resolved::Parsed;
 use super::tag::TagDescription;
 use super::types::{CellFile, Device, Protocol};
 use mes_edge_drivers::DriverSpec;

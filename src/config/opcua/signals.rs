@@ -78,7 +78,7 @@ pub fn check_signal_nodes(c: &CellFile, p: &mut Vec<Problem>) {
                     t.name()
                 ),
             )),
-            Some((_, Some(bits))) => crate::config::check::check_rollover_window(key, counter, bits, p),
+            Some((_, Some(bits))) => crate::config::need::check_rollover_window(key, counter, bits, p),
         }
         if node.deadband_absolute.is_some() || node.deadband_percent.is_some() {
             p.push(Problem::at(

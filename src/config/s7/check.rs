@@ -2,7 +2,7 @@
 //! addresses and types (with what was expected), writable areas, names, and S7 tags used as
 //! the cell's signals.
 
-use crate::config::check::need::Need;
+use crate::config::need::Need;
 use crate::config::s7::tag::S7TagConfig;
 use crate::config::*;
 use crate::config::{Problem, Seg};
@@ -173,7 +173,7 @@ pub fn check_signal_tags(c: &CellFile, p: &mut Vec<Problem>) {
         };
         let Some(ty) = tag.s7_type() else { continue };
         match ty.counter_bits() {
-            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => crate::config::check::check_rollover_window(key, counter, bits, p),
+            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => crate::config::need::check_rollover_window(key, counter, bits, p),
             _ => p.push(Problem::at(
                 path!["signals", key, "tag"],
                 format!(
