@@ -94,6 +94,9 @@ struct Options {
     multiple_writes: bool,
 }
 
+/// The usual log filters (cli/commissioning.rs).
+pub const QUIET_LOGS: Option<&[&str]> = None;
+
 pub fn main(args: ModbusArgs) -> Result<()> {
     match args.command {
         ModbusCommand::Plan { file } => plan(&file),
