@@ -1,31 +1,23 @@
-//! A `[[devices]]` entry of the cell config, as the file writes it: one flat table whatever
-//! the protocol (serde's `flatten` and internally tagged enums lose `deny_unknown_fields` and
-//! the line and column of errors). What each protocol's keys mean is decided in its folder
-//! (`modbus/`, `opcua/`, `s7/`), which also refuses its keys on another protocol's device.
+//! A `[[devices]]` entry of the cell config: the keys every device has, parsed with the file
+//! (so serde gives their errors their exact line and column), and the keys of the protocol the
+//! device speaks, which that protocol's folder parses from the same table
+//! (`device_keys.rs` hands them over; serde's `flatten` would lose the line and column).
+//! Modbus and OPC UA keys are still parsed here with the common ones (docs/PROTOCOLS.md).
 
 use super::types::{defaults, NodeConfig, SubscriptionConfig, TagConfig};
 use mes_edge_drivers::opcua::{SecurityMode, SecurityPolicy};
 use serde::Deserialize;
+use std::any::Any;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    ModbusTcp,
-    /// Modbus RTU over a serial port (`serial_port`, `baud_rate`, ...).
-    ModbusRtu,
-    /// Modbus RTU frames over TCP (serial-to-Ethernet gateways in transparent mode).
-    ModbusRtuOverTcp,
-    Opcua,
-    /// Siemens S7 over S7comm (PUT/GET); see docs/S7.md.
-    S7,
-}
-
+/// Unknown keys are not refused by serde here: `device_keys.rs` refuses them, knowing which
+/// protocol's keys they are.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Device {
     pub name: String,
-    pub protocol: Protocol,
+    /// A name one protocol in `protocols.rs` answers to (`modbus-tcp`, `opcua`, `s7`, ...).
+    pub protocol: String,
     pub host: Option<String>,
     /// Default: the protocol's own (502 for Modbus, 102 for S7); see [`Device::port`].
     #[serde(rename = "port")]
@@ -103,14 +95,33 @@ pub struct Device {
     pub subscriptions: Vec<SubscriptionConfig>,
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
-    // S7 (`protocol = "s7"`); see docs/S7.md.
-    /// Rack and slot of the CPU (default 0 and 1), or the TSAPs instead.
-    pub rack: Option<u8>,
-    pub slot: Option<u8>,
-    pub local_tsap: Option<u16>,
-    pub remote_tsap: Option<u16>,
-    /// The PDU size offered to the CPU (default 960; the CPU answers with what it accepts).
-    pub pdu_size: Option<u16>,
-    #[serde(default)]
-    pub s7_tags: Vec<super::s7::tag::S7TagConfig>,
+    /// The keys of the device's protocol, parsed by its folder: see [`OwnKeys`].
+    #[serde(skip)]
+    pub own: OwnKeys,
+}
+
+/// The keys of a device's own protocol, as that protocol parsed them (its own struct). Only
+/// the protocol knows their type, and asks for it with [`OwnKeys::get`].
+#[derive(Clone, Default)]
+pub struct OwnKeys(Option<Arc<dyn Any + Send + Sync>>);
+
+impl OwnKeys {
+    pub fn new<T: Any + Send + Sync>(keys: T) -> Self {
+        OwnKeys(Some(Arc::new(keys)))
+    }
+
+    /// The keys, if the device's protocol parsed them into a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for OwnKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OwnKeys(..)"
+        } else {
+            "OwnKeys(none)"
+        })
+    }
 }

@@ -13,16 +13,15 @@ mod cell_path;
 mod check;
 mod commands;
 mod device;
+mod device_keys;
 pub mod lab;
 mod locate;
-pub mod modbus;
 mod need;
-pub mod opcua;
 mod parsed;
 mod protocol;
 mod protocols;
 mod resolved;
-pub mod s7;
+mod serde_keys;
 mod sparkplug;
 pub mod tag;
 mod time;
@@ -39,6 +38,8 @@ pub mod commands_names {
     pub use super::commands::{expand, COMMAND_NAMES, ORDER_COMMANDS, WRITE_SOURCES};
 }
 pub use locate::{Located, Problem, Seg};
+/// The protocols' folders (`modbus`, `opcua`, `s7`, ...), declared in `protocols.rs`.
+pub use protocols::*;
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,
     ShiftPlan, SignalRoles, StatePlan,
@@ -165,11 +166,26 @@ fn parse_in(path: &Path, text: &str, base: Option<&Path>) -> Result<CellConfig, 
         let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
         located(vec![problem])
     })?;
+    let device_keys::Handed {
+        mut problems,
+        fatal,
+    } = device_keys::hand_out(&mut file, text);
+    if fatal {
+        return Err(located(problems));
+    }
     if let Some(base) = base {
         file.resolve_paths(base);
     }
-    let parsed = check::check(&file).map_err(located)?;
-    CellConfig::resolve(file, parsed).map_err(|p| located(vec![p]))
+    match check::check(&file) {
+        Ok(parsed) if problems.is_empty() => {
+            CellConfig::resolve(file, parsed).map_err(|p| located(vec![p]))
+        }
+        Ok(_) => Err(located(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(located(problems))
+        }
+    }
 }
 
 impl CellFile {

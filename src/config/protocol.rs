@@ -3,20 +3,36 @@
 //! Everything else in the runtime works on [`TagDescription`]s and [`DriverSpec`]s and never
 //! asks which protocol a device speaks.
 //!
-//! The file keeps one flat `[[devices]]` table ([`Device`]): serde's `flatten` and internally
-//! tagged enums lose `deny_unknown_fields` and the line and column of errors, so the parse
-//! layer stays flat, and what each protocol's keys mean is decided in its folder.
+//! A `[[devices]]` table holds the keys every device has ([`Device`]) and the keys of its
+//! protocol, which the protocol parses into a struct of its own (`device_keys.rs` hands them
+//! over, and refuses the keys of another protocol or of none).
 
+use super::device::OwnKeys;
 use super::locate::Problem;
+use super::locate::Seg;
 use super::parsed::Parsed;
 use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use super::types::{CellFile, Device};
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
 
 pub(in crate::config) trait DeviceProtocol: Sync {
-    /// Whether `protocol = "..."` of a device names this protocol.
-    fn speaks(&self, protocol: Protocol) -> bool;
+    /// The names `protocol = "..."` gives this protocol, the usual one first.
+    fn names(&self) -> &'static [&'static str];
+
+    /// A device of this protocol, in a message: "an S7 device".
+    fn device_kind(&self) -> &'static str;
+
+    /// The keys of this protocol's own in a `[[devices]]` table (`serde_keys::of` its struct).
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Parses this protocol's own keys of a device (only keys of [`DeviceProtocol::keys`] are
+    /// handed over), or where (below the device) and what is wrong (`device_keys::parse`).
+    fn parse_keys(&self, _keys: toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)> {
+        Ok(OwnKeys::default())
+    }
 
     /// The TCP port a device of this protocol gets when it sets none.
     fn default_port(&self) -> u16;

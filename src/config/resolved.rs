@@ -179,7 +179,7 @@ fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Pro
     for (d, dev) in file.devices.iter().enumerate() {
         for protocol in super::protocols::ALL {
             let count = protocol.tags(dev, next_tag).len() as u32;
-            if protocol.speaks(dev.protocol) {
+            if protocol.names().contains(&dev.protocol.as_str()) {
                 protocol.add_driver(d, dev, next_tag, parsed, state_dir, &mut specs)?;
             }
             next_tag += count;

@@ -1,5 +1,5 @@
 use super::cell_path::CellPath;
-pub use super::device::{Device, Protocol};
+pub use super::device::{Device, OwnKeys};
 pub use super::modbus::tag::TagConfig;
 pub use super::opcua::node::{NodeConfig, SubscriptionConfig};
 use crate::vocabulary::MachineState;

@@ -3,6 +3,7 @@
 
 use crate::config::*;
 use crate::config::{Problem, Seg};
+use super::{RTU, RTU_OVER_TCP, TCP};
 use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
 use mes_edge_drivers::modbus::MAX_READ_BITS;
 use mes_edge_drivers::modbus::{DataType, Table};
@@ -26,12 +27,12 @@ fn serial_fields(dev: &Device) -> Vec<&'static str> {
 pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
     let has_host = dev.host.as_deref().is_some_and(|h| !h.trim().is_empty());
-    match dev.protocol {
-        Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => {
+    match dev.protocol.as_str() {
+        TCP | RTU_OVER_TCP => {
             if !has_host {
                 p.push(Problem::at(
                     path!["devices", d],
-                    if dev.protocol == Protocol::ModbusTcp {
+                    if dev.protocol == TCP {
                         "a modbus-tcp device needs `host` (name or IP address of the PLC)"
                     } else {
                         "a modbus-rtu-over-tcp device needs `host` (name or IP address of the gateway)"
@@ -45,7 +46,7 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
                 ));
             }
         }
-        Protocol::ModbusRtu => check_serial(d, dev, p),
+        RTU => check_serial(d, dev, p),
         _ => {
             for key in serial_fields(dev) {
                 p.push(Problem::at(
@@ -182,14 +183,14 @@ fn check_tag(d: usize, t: usize, dev: &Device, tag: &TagConfig, p: &mut Vec<Prob
 pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
         for (e, first) in c.devices[..d].iter().enumerate() {
-            if !super::speaks(dev.protocol) || !super::speaks(first.protocol) {
+            if !super::speaks(&dev.protocol) || !super::speaks(&first.protocol) {
                 continue;
             }
-            let serial = dev.protocol == Protocol::ModbusRtu
-                && first.protocol == Protocol::ModbusRtu
+            let serial = dev.protocol == RTU
+                && first.protocol == RTU
                 && dev.serial_port.is_some()
                 && dev.serial_port == first.serial_port;
-            let networked = |x: &Device| x.protocol != Protocol::ModbusRtu && x.host.is_some();
+            let networked = |x: &Device| x.protocol != RTU && x.host.is_some();
             let same_endpoint = networked(dev)
                 && networked(first)
                 && dev.host == first.host
@@ -221,14 +222,14 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
                     format!(
                         "device {:?} reaches this host and port with protocol {:?}; one connection speaks one framing",
                         first.name,
-                        protocol_name(first.protocol)
+                        first.protocol
                     ),
                 ));
             }
             // Two Modbus TCP devices may well name one unit of a PLC twice; on a serial line or
             // a transparent gateway the same unit id twice is two devices answering at once.
             let shared_bus =
-                serial || (same_endpoint && dev.protocol == Protocol::ModbusRtuOverTcp);
+                serial || (same_endpoint && dev.protocol == RTU_OVER_TCP);
             if shared_bus && dev.protocol == first.protocol && dev.unit_id == first.unit_id {
                 p.push(Problem::at(
                     path!["devices", d, "unit_id"],
@@ -241,14 +242,5 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
                 ));
             }
         }
-    }
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::ModbusTcp => "modbus-tcp",
-        Protocol::ModbusRtu => "modbus-rtu",
-        Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
-        _ => "another protocol",
     }
 }

@@ -2,7 +2,8 @@
 //! same connection (a serial port, or one host and port) form one Modbus line, whose requests
 //! are serialized.
 
-use crate::config::types::{Device, Protocol};
+use super::{RTU, RTU_OVER_TCP, TCP};
+use crate::config::types::Device;
 use mes_edge_drivers::modbus::{
     default_frame_gap, plan::Limits, ModbusDevice, ModbusLine, ModbusTag, SerialSettings, Transport,
 };
@@ -79,10 +80,10 @@ fn same_line(a: &Transport, b: &Transport) -> bool {
 
 fn modbus_transport(dev: &Device) -> Option<Transport> {
     let address = || format!("{}:{}", dev.host.as_deref().unwrap_or_default(), dev.port());
-    match dev.protocol {
-        Protocol::ModbusTcp => Some(Transport::Tcp { address: address() }),
-        Protocol::ModbusRtuOverTcp => Some(Transport::RtuOverTcp { address: address() }),
-        Protocol::ModbusRtu => {
+    match dev.protocol.as_str() {
+        TCP => Some(Transport::Tcp { address: address() }),
+        RTU_OVER_TCP => Some(Transport::RtuOverTcp { address: address() }),
+        RTU => {
             let mut s = SerialSettings::new(dev.serial_port.clone().unwrap_or_default());
             s.baud_rate = dev.baud_rate.unwrap_or(s.baud_rate);
             s.data_bits = dev.data_bits.unwrap_or(s.data_bits);

@@ -6,11 +6,11 @@ mod device;
 mod registers;
 pub mod tag;
 
-use super::locate::Problem;
-use super::parsed::Parsed;
-use super::protocol::DeviceProtocol;
-use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use crate::config::locate::Problem;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::DeviceProtocol;
+use crate::config::tag::TagDescription;
+use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
@@ -19,16 +19,25 @@ const DEFAULT_PORT: u16 = 502;
 
 pub(in crate::config) struct Modbus;
 
-fn speaks(p: Protocol) -> bool {
-    matches!(
-        p,
-        Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp
-    )
+/// The names of Modbus in `protocol = "..."`: the framings, each its own name.
+const TCP: &str = "modbus-tcp";
+/// Modbus RTU over a serial port (`serial_port`, `baud_rate`, ...).
+const RTU: &str = "modbus-rtu";
+/// Modbus RTU frames over TCP (serial-to-Ethernet gateways in transparent mode).
+const RTU_OVER_TCP: &str = "modbus-rtu-over-tcp";
+const NAMES: &[&str] = &[TCP, RTU, RTU_OVER_TCP];
+
+fn speaks(protocol: &str) -> bool {
+    NAMES.contains(&protocol)
 }
 
 impl DeviceProtocol for Modbus {
-    fn speaks(&self, protocol: Protocol) -> bool {
-        speaks(protocol)
+    fn names(&self) -> &'static [&'static str] {
+        NAMES
+    }
+
+    fn device_kind(&self) -> &'static str {
+        "a Modbus device"
     }
 
     fn default_port(&self) -> u16 {
@@ -79,8 +88,8 @@ impl DeviceProtocol for Modbus {
     }
 }
 
-impl super::CellConfig {
-    /// The Modbus lines among [`super::CellConfig::drivers`].
+impl crate::config::CellConfig {
+    /// The Modbus lines among [`crate::config::CellConfig::drivers`].
     pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
         self.drivers.iter().filter_map(|d| d.get())
     }

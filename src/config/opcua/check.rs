@@ -21,7 +21,7 @@ pub fn nodes(c: &CellFile) -> HashMap<&str, &NodeConfig> {
 
 pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
-    if dev.protocol != Protocol::Opcua {
+    if dev.protocol != super::NAME {
         let opcua_only = [
             ("endpoint", dev.endpoint.is_some()),
             ("security_policy", dev.security_policy.is_some()),
@@ -175,7 +175,7 @@ fn check_policy_written(d: usize, dev: &Device, p: &mut Vec<Problem>) {
 /// User names and passwords on a None channel: allowed when written out, never quietly.
 pub fn warnings(c: &CellFile, w: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
-        if dev.protocol == Protocol::Opcua
+        if dev.protocol == super::NAME
             && dev.username.is_some()
             && dev.security_policy == Some(SecurityPolicy::None)
         {

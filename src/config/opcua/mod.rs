@@ -6,19 +6,26 @@ mod device;
 pub mod node;
 mod signals;
 
-use super::locate::Problem;
-use super::parsed::Parsed;
-use super::protocol::DeviceProtocol;
-use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use crate::config::locate::Problem;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::DeviceProtocol;
+use crate::config::tag::TagDescription;
+use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
+
+/// OPC UA's name in `protocol = "..."`.
+const NAME: &str = "opcua";
 
 pub(in crate::config) struct OpcUa;
 
 impl DeviceProtocol for OpcUa {
-    fn speaks(&self, protocol: Protocol) -> bool {
-        protocol == Protocol::Opcua
+    fn names(&self) -> &'static [&'static str] {
+        &[NAME]
+    }
+
+    fn device_kind(&self) -> &'static str {
+        "an OPC UA device"
     }
 
     /// An OPC UA device is reached through its `endpoint` url, which carries its port.
@@ -61,13 +68,13 @@ impl DeviceProtocol for OpcUa {
         Ok(())
     }
 
-    fn warnings(&self, c: &super::CellConfig, w: &mut Vec<Problem>) {
+    fn warnings(&self, c: &crate::config::CellConfig, w: &mut Vec<Problem>) {
         check::warnings(c, w);
     }
 }
 
-impl super::CellConfig {
-    /// The OPC UA devices among [`super::CellConfig::drivers`].
+impl crate::config::CellConfig {
+    /// The OPC UA devices among [`crate::config::CellConfig::drivers`].
     pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
         self.drivers.iter().filter_map(|d| d.get())
     }
