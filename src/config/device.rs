@@ -2,13 +2,11 @@
 //! (so serde gives their errors their exact line and column), and the keys of the protocol the
 //! device speaks, which that protocol's folder parses from the same table
 //! (`device_keys.rs` hands them over; serde's `flatten` would lose the line and column).
-//! Modbus and OPC UA keys are still parsed here with the common ones (docs/PROTOCOLS.md).
+//! Modbus keys are still parsed here with the common ones (docs/PROTOCOLS.md).
 
-use super::types::{defaults, NodeConfig, SubscriptionConfig, TagConfig};
-use mes_edge_drivers::opcua::{SecurityMode, SecurityPolicy};
+use super::types::{defaults, TagConfig};
 use serde::Deserialize;
 use std::any::Any;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Unknown keys are not refused by serde here: `device_keys.rs` refuses them, knowing which
@@ -61,26 +59,6 @@ pub struct Device {
     pub inter_frame_delay_us: Option<u64>,
     #[serde(default)]
     pub tags: Vec<TagConfig>,
-    // OPC UA (`protocol = "opcua"`); see docs/OPCUA.md.
-    /// `opc.tcp://host:port[/path]`
-    pub endpoint: Option<String>,
-    /// Default None.
-    pub security_policy: Option<SecurityPolicy>,
-    /// Default: None with policy None, else SignAndEncrypt.
-    pub security_mode: Option<SecurityMode>,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    /// The name of an environment variable holding the password.
-    pub password_env: Option<String>,
-    /// X.509 user identity: certificate (DER or PEM) and private key (PEM).
-    pub user_cert_file: Option<PathBuf>,
-    pub user_key_file: Option<PathBuf>,
-    /// Default: a `pki` folder next to the store file.
-    pub pki_dir: Option<PathBuf>,
-    /// Publishing interval of the device's default subscription; default 500.
-    pub publishing_interval_ms: Option<u64>,
-    /// How often the session checks that the server is alive; default 5000.
-    pub keep_alive_ms: Option<u64>,
     /// A source timestamp (OPC UA) further than this from the runtime's clock raises a
     /// `clock_skew` warning. Time is always accounted on the runtime's clock.
     #[serde(default = "defaults::clock_tolerance_ms")]
@@ -90,11 +68,6 @@ pub struct Device {
     /// its restarts (going up is one). Unscaled integers.
     pub uptime_tag: Option<String>,
     pub restart_count_tag: Option<String>,
-    /// More subscriptions, each with its own publishing interval; nodes pick one by name.
-    #[serde(default)]
-    pub subscriptions: Vec<SubscriptionConfig>,
-    #[serde(default)]
-    pub nodes: Vec<NodeConfig>,
     /// The keys of the device's protocol, parsed by its folder: see [`OwnKeys`].
     #[serde(skip)]
     pub own: OwnKeys,
@@ -113,6 +86,12 @@ impl OwnKeys {
     /// The keys, if the device's protocol parsed them into a `T`.
     pub fn get<T: Any>(&self) -> Option<&T> {
         self.0.as_deref()?.downcast_ref()
+    }
+
+    /// The keys to change, while no clone of the config shares them (relative paths are made
+    /// absolute right after parsing).
+    pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        Arc::get_mut(self.0.as_mut()?)?.downcast_mut()
     }
 }
 

@@ -218,17 +218,7 @@ impl CellFile {
             }
         }
         for d in &mut self.devices {
-            for p in [
-                &mut d.pki_dir,
-                &mut d.password_file,
-                &mut d.user_cert_file,
-                &mut d.user_key_file,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                fix(p);
-            }
+            protocols::of(d).resolve_paths(d, base);
         }
     }
 }

@@ -34,6 +34,16 @@ pub(in crate::config) trait DeviceProtocol: Sync {
         Ok(OwnKeys::default())
     }
 
+    /// Makes the device's relative paths (certificates, key files) relative to `base`, the
+    /// config file's folder. Asked of the device's own protocol only.
+    fn resolve_paths(&self, _dev: &mut Device, _base: &Path) {}
+
+    /// Files of a device that hold secrets (a password, a private key), by key: `check` warns
+    /// when others can read them.
+    fn secret_files<'a>(&self, _dev: &'a Device) -> Vec<(&'static str, &'a Path)> {
+        Vec::new()
+    }
+
     /// The TCP port a device of this protocol gets when it sets none.
     fn default_port(&self) -> u16;
 

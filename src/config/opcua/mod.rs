@@ -3,6 +3,7 @@
 
 mod check;
 mod device;
+pub mod keys;
 pub mod node;
 mod signals;
 
@@ -10,7 +11,10 @@ use crate::config::locate::Problem;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
+use crate::config::device::OwnKeys;
+use crate::config::locate::Seg;
 use crate::config::types::{CellFile, Device};
+use keys::OpcUaKeys;
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
 
@@ -28,13 +32,51 @@ impl DeviceProtocol for OpcUa {
         "an OPC UA device"
     }
 
+    fn keys(&self) -> &'static [&'static str] {
+        crate::config::serde_keys::of::<OpcUaKeys>()
+    }
+
+    fn parse_keys(&self, keys: toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)> {
+        crate::config::device_keys::parse::<OpcUaKeys>(keys)
+    }
+
+    fn resolve_paths(&self, dev: &mut Device, base: &Path) {
+        let Some(keys) = dev.own.get_mut::<OpcUaKeys>() else {
+            return;
+        };
+        let files = [
+            &mut keys.pki_dir,
+            &mut keys.password_file,
+            &mut keys.user_cert_file,
+            &mut keys.user_key_file,
+        ];
+        for p in files.into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn secret_files<'a>(&self, dev: &'a Device) -> Vec<(&'static str, &'a Path)> {
+        let Some(keys) = OpcUaKeys::of(dev) else {
+            return Vec::new();
+        };
+        [
+            ("password_file", &keys.password_file),
+            ("user_key_file", &keys.user_key_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, file)| Some((key, file.as_deref()?)))
+        .collect()
+    }
+
     /// An OPC UA device is reached through its `endpoint` url, which carries its port.
     fn default_port(&self) -> u16 {
         4840
     }
 
     fn tags(&self, dev: &Device, _first_id: u32) -> Vec<TagDescription> {
-        dev.nodes
+        OpcUaKeys::nodes(dev)
             .iter()
             .enumerate()
             .map(|(i, n)| n.describe(&dev.name, i))

@@ -2,6 +2,7 @@
 //! the types the signals that read a node need.
 
 use super::check::nodes;
+use super::keys::OpcUaKeys;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
         for t in &dev.tags {
             seen.entry(t.name.as_str()).or_insert((d, false));
         }
-        for (n, node) in dev.nodes.iter().enumerate() {
+        for (n, node) in OpcUaKeys::nodes(dev).iter().enumerate() {
             if node.name.trim().is_empty() {
                 continue;
             }

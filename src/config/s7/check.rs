@@ -33,16 +33,11 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
             "an s7 device needs `host` (name or IP address of the CPU)",
         ));
     }
-    for (key, set) in [
-        ("tags", !dev.tags.is_empty()),
-        ("nodes", !dev.nodes.is_empty()),
-    ] {
-        if set {
-            p.push(Problem::at(
-                at(key),
-                format!("[[devices.{key}]] belong to Modbus or OPC UA; an S7 device reads [[devices.s7_tags]]"),
-            ));
-        }
+    if !dev.tags.is_empty() {
+        p.push(Problem::at(
+            at("tags"),
+            "[[devices.tags]] belong to Modbus or OPC UA; an S7 device reads [[devices.s7_tags]]",
+        ));
     }
     if keys.remote_tsap.is_some() && (keys.rack.is_some() || keys.slot.is_some()) {
         p.push(Problem::at(
@@ -116,16 +111,10 @@ fn check_tag(d: usize, t: usize, tag: &S7TagConfig, p: &mut Vec<Problem>) {
 
 /// S7 tag names unique in the cell, also against Modbus tags and OPC UA nodes.
 pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
+    let others = c.numbered_tags();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (d, dev) in c.devices.iter().enumerate() {
-        for name in dev
-            .tags
-            .iter()
-            .map(|t| &t.name)
-            .chain(dev.nodes.iter().map(|n| &n.name))
-        {
-            seen.entry(name.as_str()).or_insert(d);
-        }
+    for (_, d, tag) in others.iter().filter(|(_, _, t)| t.list != "s7_tags") {
+        seen.entry(tag.name()).or_insert(*d);
     }
     for (d, dev) in c.devices.iter().enumerate() {
         for (t, tag) in S7Keys::tags(dev).iter().enumerate() {
