@@ -4,10 +4,9 @@
 //! (`device_keys.rs` hands them over; serde's `flatten` would lose the line and column).
 //! Modbus keys are still parsed here with the common ones (docs/PROTOCOLS.md).
 
+use super::own_keys::OwnKeys;
 use super::types::{defaults, TagConfig};
 use serde::Deserialize;
-use std::any::Any;
-use std::sync::Arc;
 
 /// Unknown keys are not refused by serde here: `device_keys.rs` refuses them, knowing which
 /// protocol's keys they are.
@@ -71,36 +70,4 @@ pub struct Device {
     /// The keys of the device's protocol, parsed by its folder: see [`OwnKeys`].
     #[serde(skip)]
     pub own: OwnKeys,
-}
-
-/// The keys of a device's own protocol, as that protocol parsed them (its own struct). Only
-/// the protocol knows their type, and asks for it with [`OwnKeys::get`].
-#[derive(Clone, Default)]
-pub struct OwnKeys(Option<Arc<dyn Any + Send + Sync>>);
-
-impl OwnKeys {
-    pub fn new<T: Any + Send + Sync>(keys: T) -> Self {
-        OwnKeys(Some(Arc::new(keys)))
-    }
-
-    /// The keys, if the device's protocol parsed them into a `T`.
-    pub fn get<T: Any>(&self) -> Option<&T> {
-        self.0.as_deref()?.downcast_ref()
-    }
-
-    /// The keys to change, while no clone of the config shares them (relative paths are made
-    /// absolute right after parsing).
-    pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        Arc::get_mut(self.0.as_mut()?)?.downcast_mut()
-    }
-}
-
-impl std::fmt::Debug for OwnKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "OwnKeys(..)"
-        } else {
-            "OwnKeys(none)"
-        })
-    }
 }

@@ -4,11 +4,9 @@
 //! the checks still run after them. An unknown protocol, or a protocol's key of the wrong type,
 //! stops there (nothing can be checked of that device).
 
-use super::device::OwnKeys;
 use super::locate::{Problem, Seg};
 use super::protocols::{named, ALL};
 use super::types::{CellFile, Device};
-use serde::de::DeserializeOwned;
 
 /// The devices' tables as written, for the keys the common [`Device`] does not read.
 #[derive(serde::Deserialize)]
@@ -52,37 +50,21 @@ pub(super) fn hand_out(file: &mut CellFile, text: &str) -> Handed {
             handed.fatal = true;
             continue;
         };
+        let own_keys = protocol.own_keys();
+        let own_names = own_keys.as_ref().map_or(&[][..], |k| (k.names)());
         let mut own = toml::Table::new();
         for (key, value) in table {
             if common.contains(&key.as_str()) {
                 continue;
             }
-            if protocol.keys().contains(&key.as_str()) {
+            if own_names.contains(&key.as_str()) {
                 own.insert(key, value);
                 continue;
             }
-            let at = path!["devices", d, key.as_str()];
-            handed.problems.push(
-                match ALL.iter().find(|p| p.keys().contains(&key.as_str())) {
-                    Some(other) => Problem::at(
-                        at,
-                        format!(
-                            "`{key}` belongs to {} (protocol = \"{}\")",
-                            other.device_kind(),
-                            other.names()[0]
-                        ),
-                    ),
-                    None => Problem::at_key(
-                        at,
-                        format!(
-                            "unknown field `{key}`, expected one of {}",
-                            quoted(common.iter().chain(protocol.keys()))
-                        ),
-                    ),
-                },
-            );
+            handed.problems.push(misplaced(d, &key, common, own_names));
         }
-        match protocol.parse_keys(own) {
+        let Some(own_keys) = own_keys else { continue };
+        match (own_keys.parse)(own) {
             Ok(keys) => dev.own = keys,
             Err((below, message)) => {
                 let mut at = path!["devices", d];
@@ -101,25 +83,31 @@ pub(super) fn hand_out(file: &mut CellFile, text: &str) -> Handed {
     handed
 }
 
-/// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
-pub(super) fn parse<T: DeserializeOwned + Send + Sync + 'static>(
-    keys: toml::Table,
-) -> Result<OwnKeys, (Vec<Seg>, String)> {
-    serde_path_to_error::deserialize(toml::Value::Table(keys))
-        .map(OwnKeys::new::<T>)
-        .map_err(|e| {
-            use serde_path_to_error::Segment;
-            let at = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    Segment::Seq { index } => Some(Seg::Index(*index)),
-                    Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    _ => None,
-                })
-                .collect();
-            (at, e.into_inner().message().trim_end().to_string())
-        })
+/// A key of device `d` that is neither common nor of its protocol: another protocol's, refused
+/// at its value naming that protocol, or no protocol's, refused at the key naming the keys the
+/// device may have.
+fn misplaced(d: usize, key: &str, common: &[&'static str], own: &[&'static str]) -> Problem {
+    let at = path!["devices", d, key];
+    let owner = ALL
+        .iter()
+        .find(|p| p.own_keys().is_some_and(|k| (k.names)().contains(&key)));
+    match owner {
+        Some(other) => Problem::at(
+            at,
+            format!(
+                "`{key}` belongs to {} (protocol = \"{}\")",
+                other.device_kind(),
+                other.names()[0]
+            ),
+        ),
+        None => Problem::at_key(
+            at,
+            format!(
+                "unknown field `{key}`, expected one of {}",
+                quoted(common.iter().chain(own))
+            ),
+        ),
+    }
 }
 
 /// `a`, `b`, `c`: names as serde lists what it expected.

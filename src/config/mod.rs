@@ -17,6 +17,7 @@ mod device_keys;
 pub mod lab;
 mod locate;
 mod need;
+mod own_keys;
 mod parsed;
 mod protocol;
 mod protocols;
@@ -136,6 +137,11 @@ url = "mqtt://127.0.0.1"
     );
     parse(Path::new("cell.toml"), &text).unwrap()
 }
+
+/// The sections every test config needs besides its devices: `[cell]`, `[store]`, `[mqtt]`.
+#[cfg(test)]
+pub(crate) const TEST_SECTIONS: &str = "[cell]\nenterprise = \"e\"\nsite = \"s\"\narea = \"a\"\n\
+    line = \"l\"\ncell = \"c\"\n[store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1\"\n";
 
 /// A cell without devices whose `[mqtt]` section is `mqtt`, for unit tests.
 #[cfg(test)]

@@ -7,9 +7,8 @@
 //! protocol, which the protocol parses into a struct of its own (`device_keys.rs` hands them
 //! over, and refuses the keys of another protocol or of none).
 
-use super::device::OwnKeys;
 use super::locate::Problem;
-use super::locate::Seg;
+use super::own_keys::KeysOf;
 use super::parsed::Parsed;
 use super::tag::TagDescription;
 use super::types::{CellFile, Device};
@@ -23,15 +22,10 @@ pub(in crate::config) trait DeviceProtocol: Sync {
     /// A device of this protocol, in a message: "an S7 device".
     fn device_kind(&self) -> &'static str;
 
-    /// The keys of this protocol's own in a `[[devices]]` table (`serde_keys::of` its struct).
-    fn keys(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// Parses this protocol's own keys of a device (only keys of [`DeviceProtocol::keys`] are
-    /// handed over), or where (below the device) and what is wrong (`device_keys::parse`).
-    fn parse_keys(&self, _keys: toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)> {
-        Ok(OwnKeys::default())
+    /// This protocol's own keys in a `[[devices]]` table (beyond [`Device`]'s), if it has
+    /// any: `Some(KeysOf::of::<Keys>())`, its own struct. Only keys it names are handed over.
+    fn own_keys(&self) -> Option<KeysOf> {
+        None
     }
 
     /// Makes the device's relative paths (certificates, key files) relative to `base`, the

@@ -56,20 +56,10 @@ mod tests {
     fn relative_files_are_taken_from_the_config_files_folder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cell.toml");
-        let text = r#"
-[cell]
-enterprise = "e"
-site = "s"
-area = "a"
-line = "l"
-cell = "c"
-
-[store]
-path = "cell.db"
-
-[mqtt]
-url = "mqtt://127.0.0.1"
-
+        let text = format!(
+            "{}{}",
+            crate::config::TEST_SECTIONS,
+            r#"
 [[devices]]
 name = "srv"
 protocol = "opcua"
@@ -78,7 +68,8 @@ security_policy = "Basic256Sha256"
 username = "press"
 password_file = "secrets/opcua.txt"
 pki_dir = "pki-of-press"
-"#;
+"#
+        );
         std::fs::write(&path, text).unwrap();
         let config = crate::config::load(&path).unwrap();
         let device = config.opcua_devices().next().unwrap();

@@ -11,8 +11,7 @@ use crate::config::locate::Problem;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::device::OwnKeys;
-use crate::config::locate::Seg;
+use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::OpcUaKeys;
 use mes_edge_drivers::DriverSpec;
@@ -32,12 +31,8 @@ impl DeviceProtocol for OpcUa {
         "an OPC UA device"
     }
 
-    fn keys(&self) -> &'static [&'static str] {
-        crate::config::serde_keys::of::<OpcUaKeys>()
-    }
-
-    fn parse_keys(&self, keys: toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)> {
-        crate::config::device_keys::parse::<OpcUaKeys>(keys)
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<OpcUaKeys>())
     }
 
     fn resolve_paths(&self, dev: &mut Device, base: &Path) {

@@ -10,8 +10,7 @@ use crate::config::locate::Problem;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::device::OwnKeys;
-use crate::config::locate::Seg;
+use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::S7Keys;
 use mes_edge_drivers::{DriverSpec, TagId};
@@ -28,12 +27,8 @@ impl DeviceProtocol for S7 {
         "an S7 device"
     }
 
-    fn keys(&self) -> &'static [&'static str] {
-        crate::config::serde_keys::of::<S7Keys>()
-    }
-
-    fn parse_keys(&self, keys: toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)> {
-        crate::config::device_keys::parse::<S7Keys>(keys)
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<S7Keys>())
     }
 
     fn default_port(&self) -> u16 {
