@@ -4,6 +4,7 @@
 use crate::config::parsed::Parsed;
 use crate::config::*;
 use super::keys::OpcUaKeys;
+use super::node::NodeConfig;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, security_mismatch, NodeTarget, NodeType, SecurityMode,
