@@ -95,9 +95,9 @@ fn misplaced(d: usize, key: &str, common: &[&'static str], own: &[&'static str])
         Some(other) => Problem::at(
             at,
             format!(
-                "`{key}` belongs to {} (protocol = \"{}\")",
+                "`{key}` belongs to {} (protocol = {})",
                 other.device_kind(),
-                other.names()[0]
+                either(other.names())
             ),
         ),
         None => Problem::at_key(
@@ -107,6 +107,16 @@ fn misplaced(d: usize, key: &str, common: &[&'static str], own: &[&'static str])
                 quoted(common.iter().chain(own))
             ),
         ),
+    }
+}
+
+/// `"s7"`, or `"modbus-tcp", "modbus-rtu" or "modbus-rtu-over-tcp"`.
+fn either(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

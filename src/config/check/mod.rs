@@ -5,7 +5,8 @@ use super::locate::{Problem, Seg};
 use super::need::check_rollover_window;
 use super::parsed::Parsed;
 use super::types::*;
-use mes_edge_drivers::modbus::{DataType, MAX_READ_REGISTERS};
+use crate::config::modbus::keys::ModbusKeysOf;
+use mes_edge_drivers::modbus::DataType;
 use std::collections::HashMap;
 
 mod brokers;
@@ -212,16 +213,7 @@ fn check_devices<'a>(
                 "expected a timeout of at least 1 ms, found 0",
             ));
         }
-        if !(1..=MAX_READ_REGISTERS).contains(&dev.max_registers) {
-            p.push(Problem::at(
-                path!["devices", d, "max_registers"],
-                format!(
-                    "expected 1 to {MAX_READ_REGISTERS} registers per request, found {}",
-                    dev.max_registers
-                ),
-            ));
-        }
-        for (t, tag) in dev.tags.iter().enumerate() {
+        for (t, tag) in dev.modbus().tags.iter().enumerate() {
             if tag.name.trim().is_empty() {
                 p.push(Problem::at(
                     path!["devices", d, "tags", t, "name"],

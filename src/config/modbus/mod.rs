@@ -3,13 +3,16 @@
 
 mod check;
 mod device;
+pub mod keys;
 mod registers;
 pub mod tag;
 
+use keys::ModbusKeysOf;
 use crate::config::locate::Problem;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
+use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
@@ -40,12 +43,16 @@ impl DeviceProtocol for Modbus {
         "a Modbus device"
     }
 
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<keys::ModbusKeys>())
+    }
+
     fn default_port(&self) -> u16 {
         DEFAULT_PORT
     }
 
     fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
-        dev.tags
+        dev.modbus().tags
             .iter()
             .enumerate()
             .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))
@@ -55,7 +62,7 @@ impl DeviceProtocol for Modbus {
     fn check_device(&self, d: usize, dev: &Device, _: &mut Parsed, p: &mut Vec<Problem>) {
         check::check_device(d, dev, p);
         // Register layout: asked of every device, as `tags` are refused elsewhere on others.
-        for (t, tag) in dev.tags.iter().enumerate() {
+        for (t, tag) in dev.modbus().tags.iter().enumerate() {
             registers::check_tag(d, t, tag, p);
         }
         registers::check_overlaps(d, dev, p);
@@ -68,7 +75,7 @@ impl DeviceProtocol for Modbus {
     fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {
         c.devices
             .iter()
-            .flat_map(|d| d.tags.iter().map(|t| t.name.as_str()))
+            .flat_map(|d| d.modbus().tags.iter().map(|t| t.name.as_str()))
             // An empty name is refused with the device, and no signal can read it.
             .filter(|n| !n.trim().is_empty())
             .collect()

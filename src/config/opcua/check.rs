@@ -56,12 +56,6 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
             "`host` belongs to a Modbus device; an OPC UA device has `endpoint`",
         ));
     }
-    if !dev.tags.is_empty() {
-        p.push(Problem::at(
-            path!["devices", d, "tags"],
-            "[[devices.tags]] are Modbus registers; an OPC UA device reads [[devices.nodes]]",
-        ));
-    }
     let policy = keys.security_policy.unwrap_or(SecurityPolicy::None);
     let mode = keys.security_mode
         .unwrap_or(SecurityMode::default_for(policy));

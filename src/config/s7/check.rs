@@ -33,12 +33,6 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
             "an s7 device needs `host` (name or IP address of the CPU)",
         ));
     }
-    if !dev.tags.is_empty() {
-        p.push(Problem::at(
-            at("tags"),
-            "[[devices.tags]] belong to Modbus or OPC UA; an S7 device reads [[devices.s7_tags]]",
-        ));
-    }
     if keys.remote_tsap.is_some() && (keys.rack.is_some() || keys.slot.is_some()) {
         p.push(Problem::at(
             at("remote_tsap"),
