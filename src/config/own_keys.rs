@@ -6,12 +6,15 @@ use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::sync::Arc;
 
+/// A protocol's own keys parsed, or where (below the device) and what is wrong.
+pub(in crate::config) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
+
 /// How a protocol's own keys are named and parsed: `KeysOf::of::<S7Keys>()`.
 pub(in crate::config) struct KeysOf {
     /// The keys, as serde names them.
     pub names: fn() -> &'static [&'static str],
     /// The keys parsed, or where (below the device) and what is wrong.
-    pub parse: fn(toml::Table) -> Result<OwnKeys, (Vec<Seg>, String)>,
+    pub parse: fn(toml::Table) -> KeysParsed,
 }
 
 impl KeysOf {
@@ -24,9 +27,7 @@ impl KeysOf {
 }
 
 /// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
-fn parse<T: DeserializeOwned + Send + Sync + 'static>(
-    keys: toml::Table,
-) -> Result<OwnKeys, (Vec<Seg>, String)> {
+fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: toml::Table) -> KeysParsed {
     serde_path_to_error::deserialize(toml::Value::Table(keys))
         .map(OwnKeys::new::<T>)
         .map_err(|e| {
