@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// with the Modbus tags.
 pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
     let numbered = c.numbered_tags();
-    // Device `d`'s Modbus tags (S7's check their names against the nodes themselves).
+    // Device `d`'s Modbus tags (the other protocols check their names against the nodes).
     let registers = |d: usize| {
         numbered
             .iter()
