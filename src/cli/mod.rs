@@ -1,10 +1,18 @@
 //! The command line: `run`, `check`, `demo`, `outbox ...`, the commissioning commands.
 
-mod modbus;
-mod opcua;
+#[macro_use]
+mod commissioning;
 mod orders;
 mod outbox;
-mod s7;
+
+commissioning! {
+    /// Modbus commissioning: the requests a config makes; read or write a device directly.
+    Modbus(modbus::ModbusArgs),
+    /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
+    Opcua(opcua::OpcuaArgs),
+    /// Siemens S7 commissioning: the requests a config makes; read or write a CPU directly.
+    S7(s7::S7Args),
+}
 
 use crate::config::{self, CellConfig};
 use anyhow::Result;
@@ -60,29 +68,18 @@ enum Command {
     Scrap(orders::ScrapArgs),
     /// Record material consumed by an order.
     Material(orders::MaterialArgs),
-    /// Modbus commissioning: the requests a config makes; read or write a device directly.
-    Modbus(modbus::ModbusArgs),
-    /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
-    Opcua(opcua::OpcuaArgs),
-    /// Siemens S7 commissioning: the requests a config makes; read or write a CPU directly.
-    S7(s7::S7Args),
+    #[command(flatten)]
+    Commissioning(Commissioning),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet: &[&str] = if matches!(cli.command, Command::Demo { .. }) {
-        &["rumqttd=off", "mes_edge=warn"]
-    } else if matches!(cli.command, Command::Opcua(_)) {
-        // The commissioning commands say what went wrong themselves.
-        &[
-            "opcua_client=off",
-            "opcua_crypto=off",
-            "opcua_core=off",
-            "opcua_types=off",
-        ]
-    } else {
-        // async-opcua warns at every connect that we keep no endpoint list in its config.
-        &["opcua_client::config=error"]
+    // async-opcua warns at every connect that we keep no endpoint list in its config.
+    let usual: &[&str] = &["opcua_client::config=error"];
+    let quiet = match &cli.command {
+        Command::Demo { .. } => &["rumqttd=off", "mes_edge=warn"],
+        Command::Commissioning(c) => c.quiet_logs().unwrap_or(usual),
+        _ => usual,
     };
     crate::logging::init(cli.log_json, quiet);
     let result = match cli.command {
@@ -97,9 +94,7 @@ pub fn main() -> ExitCode {
         Command::Downtime(args) => orders::downtime(args),
         Command::Scrap(args) => orders::scrap(args),
         Command::Material(args) => orders::material(args),
-        Command::Modbus(args) => modbus::main(args),
-        Command::Opcua(args) => opcua::main(args),
-        Command::S7(args) => s7::main(args),
+        Command::Commissioning(c) => c.main(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
 //! byte order at the machine before putting them in the cell's config.
 
+use crate::config::modbus::keys::ModbusKeysOf;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use mes_edge_drivers::modbus::commission::{self, Commissioning};
@@ -93,6 +94,9 @@ struct Options {
     #[arg(long)]
     multiple_writes: bool,
 }
+
+/// The usual log filters (cli/commissioning.rs).
+pub const QUIET_LOGS: Option<&[&str]> = None;
 
 pub fn main(args: ModbusArgs) -> Result<()> {
     match args.command {
@@ -330,6 +334,7 @@ fn plan(file: &std::path::Path) -> Result<()> {
                 .devices
                 .get(dev.id.0 as usize)
                 .context("device numbering")?
+                .modbus()
                 .tags;
             println!("  device {:?}, unit {}", dev.name, dev.unit);
             let groups = plan_groups(&dev.tags, dev.limits, &Default::default());

@@ -84,6 +84,14 @@ struct Server {
     timeout_ms: u64,
 }
 
+/// The commissioning commands say what went wrong themselves; async-opcua's logs would repeat it.
+pub const QUIET_LOGS: Option<&[&str]> = Some(&[
+    "opcua_client=off",
+    "opcua_crypto=off",
+    "opcua_core=off",
+    "opcua_types=off",
+]);
+
 pub fn main(args: OpcuaArgs) -> Result<()> {
     imp::main(args)
 }

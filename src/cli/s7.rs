@@ -134,6 +134,9 @@ impl Options {
     }
 }
 
+/// The usual log filters (cli/commissioning.rs).
+pub const QUIET_LOGS: Option<&[&str]> = None;
+
 pub fn main(args: S7Args) -> Result<()> {
     match args.command {
         S7Command::Plan { file, pdu } => plan(&file, pdu),

@@ -43,11 +43,8 @@ mod tests {
         assert_eq!(config.devices[0].port(), 1502);
         assert_eq!(config.primary().url.port, 11883);
         assert_eq!(config.store.path, Path::new("/tmp/lab.db"));
-        let names: Vec<&str> = config.devices[0]
-            .tags
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
+        let numbered = config.numbered_tags();
+        let names: Vec<&str> = numbered.iter().map(|(_, _, t)| t.name()).collect();
         assert!(!names.contains(&"order_start") && names.contains(&"order_number"));
     }
 }

@@ -28,6 +28,8 @@ pub struct Problem {
     pub path: Vec<Seg>,
     pub span: Option<Range<usize>>,
     pub message: String,
+    /// Point at the last key of `path` itself rather than at its value: an unknown key.
+    pub at_key: bool,
 }
 
 impl Problem {
@@ -36,6 +38,15 @@ impl Problem {
             path,
             span: None,
             message: message.into(),
+            at_key: false,
+        }
+    }
+
+    /// A problem with the key at the end of `path` (a key that should not be there).
+    pub fn at_key(path: Vec<Seg>, message: impl Into<String>) -> Self {
+        Problem {
+            at_key: true,
+            ..Problem::at(path, message)
         }
     }
 
@@ -53,6 +64,7 @@ impl Problem {
             path: Vec::new(),
             span,
             message,
+            at_key: false,
         }
     }
 }
@@ -83,7 +95,7 @@ pub fn locate(file: &Path, text: &str, problem: Problem) -> Located {
     let span = problem
         .span
         .clone()
-        .or_else(|| span_of_path(text, &problem.path));
+        .or_else(|| span_of_path(text, &problem.path, problem.at_key));
     let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
     Located {
         file: file.to_path_buf(),
@@ -101,12 +113,18 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// The span of the deepest item on `path` that exists: a missing key points at its table.
-fn span_of_path(text: &str, path: &[Seg]) -> Option<Range<usize>> {
+/// The span of the deepest item on `path` that exists (of its last key instead, `at_key`): a
+/// missing key points at its table.
+fn span_of_path(text: &str, path: &[Seg], at_key: bool) -> Option<Range<usize>> {
     let doc = Document::parse(text).ok()?;
     let mut node = Node::Item(doc.as_item());
     let mut best = None;
-    for seg in path {
+    for (i, seg) in path.iter().enumerate() {
+        if at_key && i + 1 == path.len() {
+            if let Some(span) = key_span(node, seg) {
+                return Some(span);
+            }
+        }
         let Some((next, span)) = child(node, seg) else {
             break;
         };
@@ -114,6 +132,17 @@ fn span_of_path(text: &str, path: &[Seg]) -> Option<Range<usize>> {
         node = next;
     }
     best
+}
+
+fn key_span(node: Node<'_>, seg: &Seg) -> Option<Range<usize>> {
+    match (node, seg) {
+        (Node::Item(Item::Table(t)) | Node::Table(t), Seg::Key(k)) => t.key(k)?.span(),
+        (
+            Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)),
+            Seg::Key(k),
+        ) => t.key(k)?.span(),
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy)]

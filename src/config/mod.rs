@@ -13,14 +13,16 @@ mod cell_path;
 mod check;
 mod commands;
 mod device;
+mod device_keys;
 pub mod lab;
 mod locate;
-pub mod modbus;
-pub mod opcua;
+mod need;
+mod own_keys;
+mod parsed;
 mod protocol;
 mod protocols;
 mod resolved;
-pub mod s7;
+mod serde_keys;
 mod sparkplug;
 pub mod tag;
 mod time;
@@ -37,6 +39,8 @@ pub mod commands_names {
     pub use super::commands::{expand, COMMAND_NAMES, ORDER_COMMANDS, WRITE_SOURCES};
 }
 pub use locate::{Located, Problem, Seg};
+/// The protocols' folders (`modbus`, `opcua`, `s7`, ...), declared in `protocols.rs`.
+pub use protocols::*;
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,
     ShiftPlan, SignalRoles, StatePlan,
@@ -134,6 +138,11 @@ url = "mqtt://127.0.0.1"
     parse(Path::new("cell.toml"), &text).unwrap()
 }
 
+/// The sections every test config needs besides its devices: `[cell]`, `[store]`, `[mqtt]`.
+#[cfg(test)]
+pub(crate) const TEST_SECTIONS: &str = "[cell]\nenterprise = \"e\"\nsite = \"s\"\narea = \"a\"\n\
+    line = \"l\"\ncell = \"c\"\n[store]\npath = \"cell.db\"\n[mqtt]\nurl = \"mqtt://127.0.0.1\"\n";
+
 /// A cell without devices whose `[mqtt]` section is `mqtt`, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_mqtt(mqtt: &str) -> CellConfig {
@@ -163,11 +172,26 @@ fn parse_in(path: &Path, text: &str, base: Option<&Path>) -> Result<CellConfig, 
         let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
         located(vec![problem])
     })?;
+    let device_keys::Handed {
+        mut problems,
+        fatal,
+    } = device_keys::hand_out(&mut file, text);
+    if fatal {
+        return Err(located(problems));
+    }
     if let Some(base) = base {
         file.resolve_paths(base);
     }
-    let parsed = check::check(&file).map_err(located)?;
-    CellConfig::resolve(file, parsed).map_err(|p| located(vec![p]))
+    match check::check(&file) {
+        Ok(parsed) if problems.is_empty() => {
+            CellConfig::resolve(file, parsed).map_err(|p| located(vec![p]))
+        }
+        Ok(_) => Err(located(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(located(problems))
+        }
+    }
 }
 
 impl CellFile {
@@ -200,17 +224,7 @@ impl CellFile {
             }
         }
         for d in &mut self.devices {
-            for p in [
-                &mut d.pki_dir,
-                &mut d.password_file,
-                &mut d.user_cert_file,
-                &mut d.user_key_file,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                fix(p);
-            }
+            protocols::of(d).resolve_paths(d, base);
         }
     }
 }

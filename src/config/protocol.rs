@@ -3,20 +3,40 @@
 //! Everything else in the runtime works on [`TagDescription`]s and [`DriverSpec`]s and never
 //! asks which protocol a device speaks.
 //!
-//! The file keeps one flat `[[devices]]` table ([`Device`]): serde's `flatten` and internally
-//! tagged enums lose `deny_unknown_fields` and the line and column of errors, so the parse
-//! layer stays flat, and what each protocol's keys mean is decided in its folder.
+//! A `[[devices]]` table holds the keys every device has ([`Device`]) and the keys of its
+//! protocol, which the protocol parses into a struct of its own (`device_keys.rs` hands them
+//! over, and refuses the keys of another protocol or of none).
 
 use super::locate::Problem;
-use super::resolved::Parsed;
+use super::own_keys::KeysOf;
+use super::parsed::Parsed;
 use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use super::types::{CellFile, Device};
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
 
 pub(in crate::config) trait DeviceProtocol: Sync {
-    /// Whether `protocol = "..."` of a device names this protocol.
-    fn speaks(&self, protocol: Protocol) -> bool;
+    /// The names `protocol = "..."` gives this protocol, the usual one first.
+    fn names(&self) -> &'static [&'static str];
+
+    /// A device of this protocol, in a message: "an S7 device".
+    fn device_kind(&self) -> &'static str;
+
+    /// This protocol's own keys in a `[[devices]]` table (beyond [`Device`]'s), if it has
+    /// any: `Some(KeysOf::of::<Keys>())`, its own struct. Only keys it names are handed over.
+    fn own_keys(&self) -> Option<KeysOf> {
+        None
+    }
+
+    /// Makes the device's relative paths (certificates, key files) relative to `base`, the
+    /// config file's folder. Asked of the device's own protocol only.
+    fn resolve_paths(&self, _dev: &mut Device, _base: &Path) {}
+
+    /// Files of a device that hold secrets (a password, a private key), by key: `check` warns
+    /// when others can read them.
+    fn secret_files<'a>(&self, _dev: &'a Device) -> Vec<(&'static str, &'a Path)> {
+        Vec::new()
+    }
 
     /// The TCP port a device of this protocol gets when it sets none.
     fn default_port(&self) -> u16;

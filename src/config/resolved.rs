@@ -4,31 +4,15 @@
 //! can fail on it.
 
 use super::locate::Problem;
+use super::parsed::Parsed;
 use super::tag::TagDescription;
 use super::types::*;
 use super::Broker;
 use crate::vocabulary::{CounterKind, MachineState, RestartSign};
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
-use mes_edge_drivers::opcua::NodeTarget;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::collections::HashMap;
-
-/// What the checks parsed on their way through the file, for [`CellConfig`].
-#[derive(Default)]
-pub(super) struct Parsed {
-    /// `[mqtt] url`, or every one of `urls` in order, if they parsed, with their settings.
-    pub brokers: Vec<Broker>,
-    pub zone: Option<TimeZone>,
-    /// (name, start, end) of each shift whose times parsed.
-    pub shifts: Vec<(String, Time, Time)>,
-    pub states: HashMap<i64, MachineState>,
-    pub reasons: HashMap<i64, String>,
-    pub reject_reasons: HashMap<i64, String>,
-    /// Per (device, node) index: where the node is on its server.
-    pub node_targets: HashMap<(usize, usize), NodeTarget>,
-    pub values: super::values::ValuePlan,
-}
 
 /// A checked cell config. It derefs to the file as written ([`CellFile`]) for the plain
 /// settings; what needed parsing or cross-referencing is here, typed.
@@ -195,7 +179,7 @@ fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Pro
     for (d, dev) in file.devices.iter().enumerate() {
         for protocol in super::protocols::ALL {
             let count = protocol.tags(dev, next_tag).len() as u32;
-            if protocol.speaks(dev.protocol) {
+            if protocol.names().contains(&dev.protocol.as_str()) {
                 protocol.add_driver(d, dev, next_tag, parsed, state_dir, &mut specs)?;
             }
             next_tag += count;

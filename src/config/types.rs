@@ -1,7 +1,7 @@
 use super::cell_path::CellPath;
-pub use super::device::{Device, Protocol};
+pub use super::device::Device;
 pub use super::modbus::tag::TagConfig;
-pub use super::opcua::node::{NodeConfig, SubscriptionConfig};
+pub use super::own_keys::OwnKeys;
 use crate::vocabulary::MachineState;
 use serde::Deserialize;
 use std::collections::BTreeMap;

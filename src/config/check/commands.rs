@@ -3,6 +3,7 @@
 use super::super::commands::{expand, AllowedValue, COMMAND_NAMES, WRITE_SOURCES};
 use super::super::locate::{Problem, Seg};
 use super::CellFile;
+use crate::config::modbus::keys::ModbusKeysOf;
 use mes_edge_drivers::modbus::DataType;
 
 pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {
@@ -41,7 +42,7 @@ pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {
         }
     }
     for (d, dev) in c.devices.iter().enumerate() {
-        for (i, t) in dev.tags.iter().enumerate() {
+        for (i, t) in dev.modbus().tags.iter().enumerate() {
             let at = |key: &str| path!["devices", d, "tags", i, key];
             let limited = [
                 ("min", t.min.is_some()),

@@ -1,8 +1,7 @@
 //! Checks of the tags that tell a device's restarts to the counter rules (`[[devices]]
 //! uptime_tag`, `restart_count_tag`; docs/EVENTS.md rule 7).
 
-use super::need::Need;
-use super::orders::signal_tag;
+use crate::config::need::{signal_tag, Need};
 use crate::config::{CellFile, Problem, Seg};
 
 /// Each names an unscaled integer tag of its own device: another device's uptime says nothing

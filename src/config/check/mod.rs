@@ -2,9 +2,11 @@
 //! keys are already checked by the parser.
 
 use super::locate::{Problem, Seg};
-use super::resolved::Parsed;
+use super::need::check_rollover_window;
+use super::parsed::Parsed;
 use super::types::*;
-use mes_edge_drivers::modbus::{DataType, MAX_READ_REGISTERS};
+use crate::config::modbus::keys::ModbusKeysOf;
+use mes_edge_drivers::modbus::DataType;
 use std::collections::HashMap;
 
 mod brokers;
@@ -12,7 +14,6 @@ mod commands;
 mod counters;
 mod health;
 mod mqtt;
-pub(in crate::config) mod need;
 mod orders;
 mod secrets;
 mod sparkplug;
@@ -85,30 +86,6 @@ fn check_one_role_per_tag<'a>(c: &'a CellFile, p: &mut Vec<Problem>) {
                 ),
             ));
         }
-    }
-}
-
-/// A rollover window must fit in half the counter's range, whichever protocol reads it.
-pub(in crate::config) fn check_rollover_window(
-    key: &'static str,
-    c: &CounterSignal,
-    bits: u32,
-    p: &mut Vec<Problem>,
-) {
-    let half = if bits >= 64 {
-        u64::MAX / 2
-    } else {
-        1u64 << (bits - 1)
-    };
-    if c.rollover_window == 0 || c.rollover_window >= half {
-        p.push(Problem::at(
-            path!["signals", key, "rollover_window"],
-            format!(
-                "expected 1 to {} for a {bits}-bit counter, found {}",
-                half - 1,
-                c.rollover_window
-            ),
-        ));
     }
 }
 
@@ -236,16 +213,7 @@ fn check_devices<'a>(
                 "expected a timeout of at least 1 ms, found 0",
             ));
         }
-        if !(1..=MAX_READ_REGISTERS).contains(&dev.max_registers) {
-            p.push(Problem::at(
-                path!["devices", d, "max_registers"],
-                format!(
-                    "expected 1 to {MAX_READ_REGISTERS} registers per request, found {}",
-                    dev.max_registers
-                ),
-            ));
-        }
-        for (t, tag) in dev.tags.iter().enumerate() {
+        for (t, tag) in dev.modbus().tags.iter().enumerate() {
             if tag.name.trim().is_empty() {
                 p.push(Problem::at(
                     path!["devices", d, "tags", t, "name"],

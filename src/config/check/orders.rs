@@ -1,13 +1,13 @@
 //! Checks of the work-order parts of a cell config: order signals, fault reasons, the product
 //! table and the shift calendar.
 
-use crate::config::resolved::Parsed;
+use crate::config::parsed::Parsed;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::TagId;
 use std::collections::HashSet;
 
-use super::need::Need;
+use crate::config::need::{signal_tag, Need};
 
 /// The scrap counter's reject codes, the loaded material lot, and the tags summarized per order.
 fn check_actuals(
@@ -126,24 +126,6 @@ fn check_actuals(
             ));
         } else {
             signal(path!["orders", "statistics", i], tag, Need::Number, p);
-        }
-    }
-}
-
-/// A tag a signal names: it exists and is what the signal needs.
-pub(super) fn signal_tag(
-    tags: &[(TagId, usize, TagDescription)],
-    at: Vec<Seg>,
-    name: &str,
-    need: Need,
-    p: &mut Vec<Problem>,
-) {
-    match tags.iter().find(|(_, _, t)| t.name() == name) {
-        None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
-        Some((_, _, t)) => {
-            if let Some(problem) = need.problem(t) {
-                p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
-            }
         }
     }
 }

@@ -45,13 +45,8 @@ pub fn warnings(c: &CellConfig, config_file: &Path, w: &mut Vec<Problem>) {
         files.push((path!["health", "token_file"], "token_file", f));
     }
     for (d, dev) in c.devices.iter().enumerate() {
-        for (key, file) in [
-            ("password_file", &dev.password_file),
-            ("user_key_file", &dev.user_key_file),
-        ] {
-            if let Some(f) = file {
-                files.push((path!["devices", d, key], key, f));
-            }
+        for (key, f) in crate::config::protocols::of(dev).secret_files(dev) {
+            files.push((path!["devices", d, key], key, f));
         }
     }
     for (at, what, file) in files {

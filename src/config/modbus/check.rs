@@ -1,21 +1,23 @@
 //! Modbus checks: which fields go with which transport, serial settings, several devices on
 //! one line, string and writable tags.
 
+use super::keys::ModbusKeysOf;
 use crate::config::*;
 use crate::config::{Problem, Seg};
+use super::{RTU, RTU_OVER_TCP, TCP};
 use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
-use mes_edge_drivers::modbus::MAX_READ_BITS;
+use mes_edge_drivers::modbus::{MAX_READ_BITS, MAX_READ_REGISTERS};
 use mes_edge_drivers::modbus::{DataType, Table};
 
 /// The serial settings a device sets, by key.
 fn serial_fields(dev: &Device) -> Vec<&'static str> {
     [
-        ("serial_port", dev.serial_port.is_some()),
-        ("baud_rate", dev.baud_rate.is_some()),
-        ("data_bits", dev.data_bits.is_some()),
-        ("parity", dev.parity.is_some()),
-        ("stop_bits", dev.stop_bits.is_some()),
-        ("inter_frame_delay_us", dev.inter_frame_delay_us.is_some()),
+        ("serial_port", dev.modbus().serial_port.is_some()),
+        ("baud_rate", dev.modbus().baud_rate.is_some()),
+        ("data_bits", dev.modbus().data_bits.is_some()),
+        ("parity", dev.modbus().parity.is_some()),
+        ("stop_bits", dev.modbus().stop_bits.is_some()),
+        ("inter_frame_delay_us", dev.modbus().inter_frame_delay_us.is_some()),
     ]
     .into_iter()
     .filter(|(_, set)| *set)
@@ -26,12 +28,12 @@ fn serial_fields(dev: &Device) -> Vec<&'static str> {
 pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
     let has_host = dev.host.as_deref().is_some_and(|h| !h.trim().is_empty());
-    match dev.protocol {
-        Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => {
+    match dev.protocol.as_str() {
+        TCP | RTU_OVER_TCP => {
             if !has_host {
                 p.push(Problem::at(
                     path!["devices", d],
-                    if dev.protocol == Protocol::ModbusTcp {
+                    if dev.protocol == TCP {
                         "a modbus-tcp device needs `host` (name or IP address of the PLC)"
                     } else {
                         "a modbus-rtu-over-tcp device needs `host` (name or IP address of the gateway)"
@@ -45,41 +47,42 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
                 ));
             }
         }
-        Protocol::ModbusRtu => check_serial(d, dev, p),
-        _ => {
-            for key in serial_fields(dev) {
-                p.push(Problem::at(
-                    at(key),
-                    format!("`{key}` is a Modbus serial line setting; expected it only with protocol = \"modbus-rtu\""),
-                ));
-            }
-            return;
-        }
+        RTU => check_serial(d, dev, p),
+        // Its keys on another protocol's device were refused when they were handed out.
+        _ => return,
     }
-    if !(1..=MAX_READ_BITS).contains(&dev.max_bits) {
+    if !(1..=MAX_READ_REGISTERS).contains(&dev.modbus().max_registers) {
+        p.push(Problem::at(
+            at("max_registers"),
+            format!(
+                "expected 1 to {MAX_READ_REGISTERS} registers per request, found {}",
+                dev.modbus().max_registers
+            ),
+        ));
+    }
+    if !(1..=MAX_READ_BITS).contains(&dev.modbus().max_bits) {
         p.push(Problem::at(
             at("max_bits"),
             format!(
                 "expected 1 to {MAX_READ_BITS} bits per request, found {}",
-                dev.max_bits
+                dev.modbus().max_bits
             ),
         ));
     }
-    if dev.retries > 10 {
+    if dev.modbus().retries > 10 {
         p.push(Problem::at(
             at("retries"),
-            format!("expected at most 10 retries, found {}", dev.retries),
+            format!("expected at most 10 retries, found {}", dev.modbus().retries),
         ));
     }
-    for (t, tag) in dev.tags.iter().enumerate() {
+    for (t, tag) in dev.modbus().tags.iter().enumerate() {
         check_tag(d, t, dev, tag, p);
     }
 }
 
 fn check_serial(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
-    if dev
-        .serial_port
+    if dev.modbus().serial_port
         .as_deref()
         .is_none_or(|s| s.trim().is_empty())
     {
@@ -94,30 +97,30 @@ fn check_serial(d: usize, dev: &Device, p: &mut Vec<Problem>) {
             "a modbus-rtu device is reached through `serial_port`; `host` goes with modbus-tcp or modbus-rtu-over-tcp",
         ));
     }
-    if dev.baud_rate == Some(0) {
+    if dev.modbus().baud_rate == Some(0) {
         p.push(Problem::at(
             at("baud_rate"),
             "expected a baud rate above 0, e.g. 9600 or 19200",
         ));
     }
-    if let Some(bits) = dev.data_bits.filter(|b| !(7..=8).contains(b)) {
+    if let Some(bits) = dev.modbus().data_bits.filter(|b| !(7..=8).contains(b)) {
         p.push(Problem::at(
             at("data_bits"),
             format!("expected 7 or 8 data bits, found {bits}"),
         ));
     }
-    if let Some(bits) = dev.stop_bits.filter(|b| !(1..=2).contains(b)) {
+    if let Some(bits) = dev.modbus().stop_bits.filter(|b| !(1..=2).contains(b)) {
         p.push(Problem::at(
             at("stop_bits"),
             format!("expected 1 or 2 stop bits, found {bits}"),
         ));
     }
-    if !(1..=247).contains(&dev.unit_id) {
+    if !(1..=247).contains(&dev.modbus().unit_id) {
         p.push(Problem::at(
             at("unit_id"),
             format!(
                 "expected a unit id from 1 to 247 on a serial line (0 is broadcast, which no device answers), found {}",
-                dev.unit_id
+                dev.modbus().unit_id
             ),
         ));
     }
@@ -146,13 +149,13 @@ fn check_tag(d: usize, t: usize, dev: &Device, tag: &TagConfig, p: &mut Vec<Prob
             "`length` goes with type \"string\"",
         ));
     }
-    if !tag.table.is_bits() && tag.span() > dev.max_registers {
+    if !tag.table.is_bits() && tag.span() > dev.modbus().max_registers {
         p.push(Problem::at(
             at("type"),
             format!(
                 "the tag spans {} registers, more than one request may read (max_registers = {})",
                 tag.span(),
-                dev.max_registers
+                dev.modbus().max_registers
             ),
         ));
     }
@@ -182,14 +185,14 @@ fn check_tag(d: usize, t: usize, dev: &Device, tag: &TagConfig, p: &mut Vec<Prob
 pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
         for (e, first) in c.devices[..d].iter().enumerate() {
-            if !super::speaks(dev.protocol) || !super::speaks(first.protocol) {
+            if !super::speaks(&dev.protocol) || !super::speaks(&first.protocol) {
                 continue;
             }
-            let serial = dev.protocol == Protocol::ModbusRtu
-                && first.protocol == Protocol::ModbusRtu
-                && dev.serial_port.is_some()
-                && dev.serial_port == first.serial_port;
-            let networked = |x: &Device| x.protocol != Protocol::ModbusRtu && x.host.is_some();
+            let serial = dev.protocol == RTU
+                && first.protocol == RTU
+                && dev.modbus().serial_port.is_some()
+                && dev.modbus().serial_port == first.modbus().serial_port;
+            let networked = |x: &Device| x.protocol != RTU && x.host.is_some();
             let same_endpoint = networked(dev)
                 && networked(first)
                 && dev.host == first.host
@@ -197,11 +200,11 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
             if serial {
                 let settings = |x: &Device| {
                     (
-                        x.baud_rate,
-                        x.data_bits,
-                        x.parity,
-                        x.stop_bits,
-                        x.inter_frame_delay_us,
+                        x.modbus().baud_rate,
+                        x.modbus().data_bits,
+                        x.modbus().parity,
+                        x.modbus().stop_bits,
+                        x.modbus().inter_frame_delay_us,
                     )
                 };
                 if settings(dev) != settings(first) {
@@ -221,34 +224,25 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
                     format!(
                         "device {:?} reaches this host and port with protocol {:?}; one connection speaks one framing",
                         first.name,
-                        protocol_name(first.protocol)
+                        first.protocol
                     ),
                 ));
             }
             // Two Modbus TCP devices may well name one unit of a PLC twice; on a serial line or
             // a transparent gateway the same unit id twice is two devices answering at once.
             let shared_bus =
-                serial || (same_endpoint && dev.protocol == Protocol::ModbusRtuOverTcp);
-            if shared_bus && dev.protocol == first.protocol && dev.unit_id == first.unit_id {
+                serial || (same_endpoint && dev.protocol == RTU_OVER_TCP);
+            if shared_bus && dev.protocol == first.protocol && dev.modbus().unit_id == first.modbus().unit_id {
                 p.push(Problem::at(
                     path!["devices", d, "unit_id"],
                     format!(
                         "unit id {} on this line is already used by device {:?} (device #{}); expected a unique unit id per line",
-                        dev.unit_id,
+                        dev.modbus().unit_id,
                         first.name,
                         e + 1
                     ),
                 ));
             }
         }
-    }
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::ModbusTcp => "modbus-tcp",
-        Protocol::ModbusRtu => "modbus-rtu",
-        Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
-        _ => "another protocol",
     }
 }

@@ -2,7 +2,9 @@
 //! same connection (a serial port, or one host and port) form one Modbus line, whose requests
 //! are serialized.
 
-use crate::config::types::{Device, Protocol};
+use super::keys::ModbusKeysOf;
+use super::{RTU, RTU_OVER_TCP, TCP};
+use crate::config::types::Device;
 use mes_edge_drivers::modbus::{
     default_frame_gap, plan::Limits, ModbusDevice, ModbusLine, ModbusTag, SerialSettings, Transport,
 };
@@ -31,8 +33,7 @@ pub(super) fn add_to_line(d: usize, dev: &Device, first_tag: u32, specs: &mut Ve
 
 fn modbus_device(d: usize, dev: &Device, first_tag: u32) -> ModbusDevice {
     let device_interval = Duration::from_millis(dev.poll_interval_ms);
-    let tags = dev
-        .tags
+    let tags = dev.modbus().tags
         .iter()
         .enumerate()
         .map(|(i, t)| ModbusTag {
@@ -54,16 +55,16 @@ fn modbus_device(d: usize, dev: &Device, first_tag: u32) -> ModbusDevice {
     ModbusDevice {
         id: DeviceId(d as u32),
         name: dev.name.clone(),
-        unit: dev.unit_id,
+        unit: dev.modbus().unit_id,
         timeout: Duration::from_millis(dev.timeout_ms),
-        retries: dev.retries,
-        request_gap: Duration::from_millis(dev.request_gap_ms),
+        retries: dev.modbus().retries,
+        request_gap: Duration::from_millis(dev.modbus().request_gap_ms),
         limits: Limits {
-            max_gap: dev.max_gap,
-            max_registers: dev.max_registers,
-            max_bits: dev.max_bits,
+            max_gap: dev.modbus().max_gap,
+            max_registers: dev.modbus().max_registers,
+            max_bits: dev.modbus().max_bits,
         },
-        single_writes: dev.single_writes,
+        single_writes: dev.modbus().single_writes,
         tags,
         // The runtime hands in the handle its metrics endpoint reads.
         metrics: Default::default(),
@@ -79,16 +80,16 @@ fn same_line(a: &Transport, b: &Transport) -> bool {
 
 fn modbus_transport(dev: &Device) -> Option<Transport> {
     let address = || format!("{}:{}", dev.host.as_deref().unwrap_or_default(), dev.port());
-    match dev.protocol {
-        Protocol::ModbusTcp => Some(Transport::Tcp { address: address() }),
-        Protocol::ModbusRtuOverTcp => Some(Transport::RtuOverTcp { address: address() }),
-        Protocol::ModbusRtu => {
-            let mut s = SerialSettings::new(dev.serial_port.clone().unwrap_or_default());
-            s.baud_rate = dev.baud_rate.unwrap_or(s.baud_rate);
-            s.data_bits = dev.data_bits.unwrap_or(s.data_bits);
-            s.parity = dev.parity.unwrap_or(s.parity);
-            s.stop_bits = dev.stop_bits.unwrap_or(s.stop_bits);
-            s.frame_gap = match dev.inter_frame_delay_us {
+    match dev.protocol.as_str() {
+        TCP => Some(Transport::Tcp { address: address() }),
+        RTU_OVER_TCP => Some(Transport::RtuOverTcp { address: address() }),
+        RTU => {
+            let mut s = SerialSettings::new(dev.modbus().serial_port.clone().unwrap_or_default());
+            s.baud_rate = dev.modbus().baud_rate.unwrap_or(s.baud_rate);
+            s.data_bits = dev.modbus().data_bits.unwrap_or(s.data_bits);
+            s.parity = dev.modbus().parity.unwrap_or(s.parity);
+            s.stop_bits = dev.modbus().stop_bits.unwrap_or(s.stop_bits);
+            s.frame_gap = match dev.modbus().inter_frame_delay_us {
                 Some(us) => Duration::from_micros(us),
                 None => default_frame_gap(s.baud_rate, s.data_bits, s.parity, s.stop_bits),
             };

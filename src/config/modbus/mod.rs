@@ -3,14 +3,17 @@
 
 mod check;
 mod device;
+pub mod keys;
 mod registers;
 pub mod tag;
 
-use super::locate::Problem;
-use super::protocol::DeviceProtocol;
-use super::resolved::Parsed;
-use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use keys::ModbusKeysOf;
+use crate::config::locate::Problem;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::DeviceProtocol;
+use crate::config::tag::TagDescription;
+use crate::config::own_keys::KeysOf;
+use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
@@ -19,16 +22,29 @@ const DEFAULT_PORT: u16 = 502;
 
 pub(in crate::config) struct Modbus;
 
-fn speaks(p: Protocol) -> bool {
-    matches!(
-        p,
-        Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp
-    )
+/// The names of Modbus in `protocol = "..."`: the framings, each its own name.
+const TCP: &str = "modbus-tcp";
+/// Modbus RTU over a serial port (`serial_port`, `baud_rate`, ...).
+const RTU: &str = "modbus-rtu";
+/// Modbus RTU frames over TCP (serial-to-Ethernet gateways in transparent mode).
+const RTU_OVER_TCP: &str = "modbus-rtu-over-tcp";
+const NAMES: &[&str] = &[TCP, RTU, RTU_OVER_TCP];
+
+fn speaks(protocol: &str) -> bool {
+    NAMES.contains(&protocol)
 }
 
 impl DeviceProtocol for Modbus {
-    fn speaks(&self, protocol: Protocol) -> bool {
-        speaks(protocol)
+    fn names(&self) -> &'static [&'static str] {
+        NAMES
+    }
+
+    fn device_kind(&self) -> &'static str {
+        "a Modbus device"
+    }
+
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<keys::ModbusKeys>())
     }
 
     fn default_port(&self) -> u16 {
@@ -36,7 +52,7 @@ impl DeviceProtocol for Modbus {
     }
 
     fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
-        dev.tags
+        dev.modbus().tags
             .iter()
             .enumerate()
             .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))
@@ -46,7 +62,7 @@ impl DeviceProtocol for Modbus {
     fn check_device(&self, d: usize, dev: &Device, _: &mut Parsed, p: &mut Vec<Problem>) {
         check::check_device(d, dev, p);
         // Register layout: asked of every device, as `tags` are refused elsewhere on others.
-        for (t, tag) in dev.tags.iter().enumerate() {
+        for (t, tag) in dev.modbus().tags.iter().enumerate() {
             registers::check_tag(d, t, tag, p);
         }
         registers::check_overlaps(d, dev, p);
@@ -59,7 +75,7 @@ impl DeviceProtocol for Modbus {
     fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {
         c.devices
             .iter()
-            .flat_map(|d| d.tags.iter().map(|t| t.name.as_str()))
+            .flat_map(|d| d.modbus().tags.iter().map(|t| t.name.as_str()))
             // An empty name is refused with the device, and no signal can read it.
             .filter(|n| !n.trim().is_empty())
             .collect()
@@ -79,8 +95,8 @@ impl DeviceProtocol for Modbus {
     }
 }
 
-impl super::CellConfig {
-    /// The Modbus lines among [`super::CellConfig::drivers`].
+impl crate::config::CellConfig {
+    /// The Modbus lines among [`crate::config::CellConfig::drivers`].
     pub fn modbus_lines(&self) -> impl Iterator<Item = &mes_edge_drivers::modbus::ModbusLine> {
         self.drivers.iter().filter_map(|d| d.get())
     }

@@ -1,6 +1,7 @@
 //! The register layout of Modbus tags: bits and bools, addresses in range, and two tags that
 //! read the same registers as different types.
 
+use super::keys::ModbusKeysOf;
 use crate::config::locate::{Problem, Seg};
 use crate::config::types::{Device, TagConfig};
 use mes_edge_drivers::modbus::{ByteOrder, DataType};
@@ -52,8 +53,8 @@ pub(super) fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem
 /// Two tags reading the same registers as different types is almost always a typo in an address.
 pub(super) fn check_overlaps(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let is_bit = |t: &TagConfig| t.bit.is_some();
-    for (i, a) in dev.tags.iter().enumerate() {
-        for b in &dev.tags[..i] {
+    for (i, a) in dev.modbus().tags.iter().enumerate() {
+        for b in &dev.modbus().tags[..i] {
             if a.table != b.table || is_bit(a) || is_bit(b) || a.table.is_bits() {
                 continue;
             }

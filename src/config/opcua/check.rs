@@ -1,8 +1,10 @@
 //! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
-use crate::config::resolved::Parsed;
+use crate::config::parsed::Parsed;
 use crate::config::*;
+use super::keys::OpcUaKeys;
+use super::node::NodeConfig;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, security_mismatch, NodeTarget, NodeType, SecurityMode,
@@ -13,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 /// Names of the OPC UA nodes of the cell, first definition wins.
 pub fn nodes(c: &CellFile) -> HashMap<&str, &NodeConfig> {
     let mut out = HashMap::new();
-    for n in c.devices.iter().flat_map(|d| d.nodes.iter()) {
+    for n in c.devices.iter().flat_map(OpcUaKeys::nodes) {
         out.entry(n.name.as_str()).or_insert(n);
     }
     out
@@ -21,36 +23,11 @@ pub fn nodes(c: &CellFile) -> HashMap<&str, &NodeConfig> {
 
 pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
-    if dev.protocol != Protocol::Opcua {
-        let opcua_only = [
-            ("endpoint", dev.endpoint.is_some()),
-            ("security_policy", dev.security_policy.is_some()),
-            ("security_mode", dev.security_mode.is_some()),
-            ("username", dev.username.is_some()),
-            ("password_file", dev.password_file.is_some()),
-            ("password_env", dev.password_env.is_some()),
-            ("user_cert_file", dev.user_cert_file.is_some()),
-            ("user_key_file", dev.user_key_file.is_some()),
-            ("pki_dir", dev.pki_dir.is_some()),
-            (
-                "publishing_interval_ms",
-                dev.publishing_interval_ms.is_some(),
-            ),
-            ("keep_alive_ms", dev.keep_alive_ms.is_some()),
-            ("subscriptions", !dev.subscriptions.is_empty()),
-            ("nodes", !dev.nodes.is_empty()),
-        ];
-        for (key, set) in opcua_only {
-            if set {
-                p.push(Problem::at(
-                    at(key),
-                    format!("`{key}` belongs to an OPC UA device (protocol = \"opcua\")"),
-                ));
-            }
-        }
+    // Its keys on another protocol's device were refused when they were handed out.
+    let Some(keys) = OpcUaKeys::of(dev) else {
         return;
-    }
-    match dev.endpoint.as_deref().map(str::trim) {
+    };
+    match keys.endpoint.as_deref().map(str::trim) {
         None | Some("") => p.push(Problem::at(
             path!["devices", d],
             "an opcua device needs `endpoint` (like \"opc.tcp://192.168.10.22:4840\")",
@@ -79,40 +56,33 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
             "`host` belongs to a Modbus device; an OPC UA device has `endpoint`",
         ));
     }
-    if !dev.tags.is_empty() {
-        p.push(Problem::at(
-            path!["devices", d, "tags"],
-            "[[devices.tags]] are Modbus registers; an OPC UA device reads [[devices.nodes]]",
-        ));
-    }
-    let policy = dev.security_policy.unwrap_or(SecurityPolicy::None);
-    let mode = dev
-        .security_mode
+    let policy = keys.security_policy.unwrap_or(SecurityPolicy::None);
+    let mode = keys.security_mode
         .unwrap_or(SecurityMode::default_for(policy));
     if let Some(why) = security_mismatch(policy, mode) {
-        let key = if dev.security_mode.is_some() {
+        let key = if keys.security_mode.is_some() {
             "security_mode"
         } else {
             "security_policy"
         };
         p.push(Problem::at(at(key), why));
     }
-    check_identity(d, dev, p);
-    check_policy_written(d, dev, p);
-    if dev.publishing_interval_ms == Some(0) {
+    check_identity(d, keys, p);
+    check_policy_written(d, keys, p);
+    if keys.publishing_interval_ms == Some(0) {
         p.push(Problem::at(
             at("publishing_interval_ms"),
             "expected a publishing interval of at least 1 ms, found 0",
         ));
     }
-    if let Some(k) = dev.keep_alive_ms.filter(|&k| k < 1000) {
+    if let Some(k) = keys.keep_alive_ms.filter(|&k| k < 1000) {
         p.push(Problem::at(
             at("keep_alive_ms"),
             format!("expected a keep-alive of at least 1000 ms, found {k}"),
         ));
     }
     let mut groups = HashSet::new();
-    for (s, sub) in dev.subscriptions.iter().enumerate() {
+    for (s, sub) in keys.subscriptions.iter().enumerate() {
         if sub.name.trim().is_empty() || sub.name == "default" || !groups.insert(sub.name.as_str())
         {
             p.push(Problem::at(
@@ -130,7 +100,7 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
             ));
         }
     }
-    for (n, node) in dev.nodes.iter().enumerate() {
+    for (n, node) in keys.nodes.iter().enumerate() {
         if let Some(target) = check_node(d, n, node, &groups, p) {
             parsed.node_targets.insert((d, n), target);
         }
@@ -154,7 +124,7 @@ fn bad_port(url: &str) -> Option<&str> {
 
 /// A device that proves who it is must say which security it does so over: the default None
 /// would send the credential on a channel neither signed nor encrypted (docs/OPCUA.md).
-fn check_policy_written(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+fn check_policy_written(d: usize, dev: &OpcUaKeys, p: &mut Vec<Problem>) {
     let credential = if dev.username.is_some() {
         "username"
     } else if dev.user_cert_file.is_some() {
@@ -175,10 +145,10 @@ fn check_policy_written(d: usize, dev: &Device, p: &mut Vec<Problem>) {
 /// User names and passwords on a None channel: allowed when written out, never quietly.
 pub fn warnings(c: &CellFile, w: &mut Vec<Problem>) {
     for (d, dev) in c.devices.iter().enumerate() {
-        if dev.protocol == Protocol::Opcua
-            && dev.username.is_some()
-            && dev.security_policy == Some(SecurityPolicy::None)
-        {
+        let Some(dev) = OpcUaKeys::of(dev) else {
+            continue;
+        };
+        if dev.username.is_some() && dev.security_policy == Some(SecurityPolicy::None) {
             w.push(Problem::at(
                 path!["devices", d, "security_policy"],
                 "warning: a user name and password over security policy None: the session is neither signed nor encrypted, and the password is protected only if the server's user token policy encrypts it; use Basic256Sha256 or stronger",
@@ -187,7 +157,7 @@ pub fn warnings(c: &CellFile, w: &mut Vec<Problem>) {
     }
 }
 
-fn check_identity(d: usize, dev: &Device, p: &mut Vec<Problem>) {
+fn check_identity(d: usize, dev: &OpcUaKeys, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
     let secret = [
         ("password_file", dev.password_file.is_some()),

@@ -1,5 +1,6 @@
 //! An OPC UA device of the cell config resolved for the driver: one session per server.
 
+use super::keys::OpcUaKeys;
 use crate::config::locate::Problem;
 use crate::config::types::Device;
 use mes_edge_drivers::opcua::{
@@ -20,9 +21,11 @@ pub(super) fn opcua_device(
     node_targets: &HashMap<(usize, usize), NodeTarget>,
     state_dir: &Path,
 ) -> Result<OpcUaDevice, Problem> {
-    let policy = dev.security_policy.unwrap_or(SecurityPolicy::None);
-    let identity = if let Some(user) = &dev.username {
-        let password = match (&dev.password_file, &dev.password_env) {
+    let none = OpcUaKeys::default();
+    let keys = OpcUaKeys::of(dev).unwrap_or(&none);
+    let policy = keys.security_policy.unwrap_or(SecurityPolicy::None);
+    let identity = if let Some(user) = &keys.username {
+        let password = match (&keys.password_file, &keys.password_env) {
             (Some(f), _) => Secret::File(f.clone()),
             (None, Some(v)) => Secret::Env(v.clone()),
             (None, None) => Secret::Value(String::new()),
@@ -31,7 +34,7 @@ pub(super) fn opcua_device(
             user: user.clone(),
             password,
         }
-    } else if let (Some(cert), Some(key)) = (&dev.user_cert_file, &dev.user_key_file) {
+    } else if let (Some(cert), Some(key)) = (&keys.user_cert_file, &keys.user_key_file) {
         Identity::X509 {
             cert: cert.clone(),
             key: key.clone(),
@@ -41,20 +44,19 @@ pub(super) fn opcua_device(
     };
     let mut groups = vec![SubscriptionGroup {
         name: "default".into(),
-        publishing_interval: Duration::from_millis(dev.publishing_interval_ms.unwrap_or(500)),
+        publishing_interval: Duration::from_millis(keys.publishing_interval_ms.unwrap_or(500)),
     }];
-    groups.extend(dev.subscriptions.iter().map(|s| SubscriptionGroup {
+    groups.extend(keys.subscriptions.iter().map(|s| SubscriptionGroup {
         name: s.name.clone(),
         publishing_interval: Duration::from_millis(s.publishing_interval_ms),
     }));
-    let group_of: HashMap<&str, usize> = dev
-        .subscriptions
+    let group_of: HashMap<&str, usize> = keys.subscriptions
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i + 1))
         .collect();
-    let mut nodes = Vec::with_capacity(dev.nodes.len());
-    for (n, node) in dev.nodes.iter().enumerate() {
+    let mut nodes = Vec::with_capacity(keys.nodes.len());
+    for (n, node) in keys.nodes.iter().enumerate() {
         let target = node_targets.get(&(d, n)).cloned().ok_or_else(|| {
             Problem::internal(&format!("node {:?} has no parsed address", node.name))
         })?;
@@ -83,17 +85,16 @@ pub(super) fn opcua_device(
         id: DeviceId(d as u32),
         name: dev.name.clone(),
         connection: Connection {
-            endpoint: dev.endpoint.clone().unwrap_or_default(),
+            endpoint: keys.endpoint.clone().unwrap_or_default(),
             policy,
-            mode: dev
-                .security_mode
+            mode: keys.security_mode
                 .unwrap_or(SecurityMode::default_for(policy)),
             identity,
-            pki_dir: dev.pki_dir.clone().unwrap_or_else(|| state_dir.join("pki")),
+            pki_dir: keys.pki_dir.clone().unwrap_or_else(|| state_dir.join("pki")),
         },
         timeout: Duration::from_millis(dev.timeout_ms),
         poll_interval: Duration::from_millis(dev.poll_interval_ms),
-        keep_alive: Duration::from_millis(dev.keep_alive_ms.unwrap_or(5000)),
+        keep_alive: Duration::from_millis(keys.keep_alive_ms.unwrap_or(5000)),
         groups,
         nodes,
         metrics: Default::default(),

@@ -3,22 +3,66 @@
 
 mod check;
 mod device;
+pub mod keys;
 pub mod node;
 mod signals;
 
-use super::locate::Problem;
-use super::protocol::DeviceProtocol;
-use super::resolved::Parsed;
-use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use crate::config::locate::Problem;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::DeviceProtocol;
+use crate::config::tag::TagDescription;
+use crate::config::own_keys::KeysOf;
+use crate::config::types::{CellFile, Device};
+use keys::OpcUaKeys;
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
+
+/// OPC UA's name in `protocol = "..."`.
+const NAME: &str = "opcua";
 
 pub(in crate::config) struct OpcUa;
 
 impl DeviceProtocol for OpcUa {
-    fn speaks(&self, protocol: Protocol) -> bool {
-        protocol == Protocol::Opcua
+    fn names(&self) -> &'static [&'static str] {
+        &[NAME]
+    }
+
+    fn device_kind(&self) -> &'static str {
+        "an OPC UA device"
+    }
+
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<OpcUaKeys>())
+    }
+
+    fn resolve_paths(&self, dev: &mut Device, base: &Path) {
+        let Some(keys) = dev.own.get_mut::<OpcUaKeys>() else {
+            return;
+        };
+        let files = [
+            &mut keys.pki_dir,
+            &mut keys.password_file,
+            &mut keys.user_cert_file,
+            &mut keys.user_key_file,
+        ];
+        for p in files.into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn secret_files<'a>(&self, dev: &'a Device) -> Vec<(&'static str, &'a Path)> {
+        let Some(keys) = OpcUaKeys::of(dev) else {
+            return Vec::new();
+        };
+        [
+            ("password_file", &keys.password_file),
+            ("user_key_file", &keys.user_key_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, file)| Some((key, file.as_deref()?)))
+        .collect()
     }
 
     /// An OPC UA device is reached through its `endpoint` url, which carries its port.
@@ -27,7 +71,7 @@ impl DeviceProtocol for OpcUa {
     }
 
     fn tags(&self, dev: &Device, _first_id: u32) -> Vec<TagDescription> {
-        dev.nodes
+        OpcUaKeys::nodes(dev)
             .iter()
             .enumerate()
             .map(|(i, n)| n.describe(&dev.name, i))
@@ -61,13 +105,13 @@ impl DeviceProtocol for OpcUa {
         Ok(())
     }
 
-    fn warnings(&self, c: &super::CellConfig, w: &mut Vec<Problem>) {
+    fn warnings(&self, c: &crate::config::CellConfig, w: &mut Vec<Problem>) {
         check::warnings(c, w);
     }
 }
 
-impl super::CellConfig {
-    /// The OPC UA devices among [`super::CellConfig::drivers`].
+impl crate::config::CellConfig {
+    /// The OPC UA devices among [`crate::config::CellConfig::drivers`].
     pub fn opcua_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::opcua::OpcUaDevice> {
         self.drivers.iter().filter_map(|d| d.get())
     }

@@ -2,6 +2,7 @@
 //! the types the signals that read a node need.
 
 use super::check::nodes;
+use super::keys::OpcUaKeys;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use std::collections::HashMap;
@@ -9,12 +10,20 @@ use std::collections::HashMap;
 /// Tag names are unique across Modbus tags and OPC UA nodes; Modbus-only clashes are reported
 /// with the Modbus tags.
 pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
+    let numbered = c.numbered_tags();
+    // Device `d`'s Modbus tags (the other protocols check their names against the nodes).
+    let registers = |d: usize| {
+        numbered
+            .iter()
+            .filter(move |(_, e, t)| *e == d && t.list == "tags")
+            .map(|(_, _, t)| t)
+    };
     let mut seen: HashMap<&str, (usize, bool)> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
-        for t in &dev.tags {
-            seen.entry(t.name.as_str()).or_insert((d, false));
+        for t in registers(d) {
+            seen.entry(t.name()).or_insert((d, false));
         }
-        for (n, node) in dev.nodes.iter().enumerate() {
+        for (n, node) in OpcUaKeys::nodes(dev).iter().enumerate() {
             if node.name.trim().is_empty() {
                 continue;
             }
@@ -32,15 +41,15 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
         }
     }
     // A Modbus tag defined after a node of the same name.
-    for (d, dev) in c.devices.iter().enumerate() {
-        for (t, tag) in dev.tags.iter().enumerate() {
-            if let Some((first, true)) = seen.get(tag.name.as_str()) {
+    for d in 0..c.devices.len() {
+        for tag in registers(d) {
+            if let Some((first, true)) = seen.get(tag.name()) {
                 if *first < d {
                     p.push(Problem::at(
-                        path!["devices", d, "tags", t, "name"],
+                        path!["devices", d, "tags", tag.index, "name"],
                         format!(
                             "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                            tag.name, c.devices[*first].name
+                            tag.name(), c.devices[*first].name
                         ),
                     ));
                 }
@@ -78,7 +87,7 @@ pub fn check_signal_nodes(c: &CellFile, p: &mut Vec<Problem>) {
                     t.name()
                 ),
             )),
-            Some((_, Some(bits))) => crate::config::check::check_rollover_window(key, counter, bits, p),
+            Some((_, Some(bits))) => crate::config::need::check_rollover_window(key, counter, bits, p),
         }
         if node.deadband_absolute.is_some() || node.deadband_percent.is_some() {
             p.push(Problem::at(

@@ -2,8 +2,9 @@
 //! addresses and types (with what was expected), writable areas, names, and S7 tags used as
 //! the cell's signals.
 
-use crate::config::check::need::Need;
-use crate::config::s7::tag::S7TagConfig;
+use crate::config::need::Need;
+use super::keys::S7Keys;
+use super::tag::S7TagConfig;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::s7::plan::{item_capacity, MIN_PDU};
@@ -13,69 +14,44 @@ use std::collections::HashMap;
 /// The S7 tags of the cell by name, first definition wins.
 pub fn tags(c: &CellFile) -> HashMap<&str, &S7TagConfig> {
     let mut out = HashMap::new();
-    for t in c.devices.iter().flat_map(|d| d.s7_tags.iter()) {
+    for t in c.devices.iter().flat_map(S7Keys::tags) {
         out.entry(t.name.as_str()).or_insert(t);
     }
     out
 }
 
+/// The checks of an S7 device; its keys on another protocol's device were refused when they
+/// were handed out (`device_keys.rs`).
 pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
-    let s7_only = [
-        ("rack", dev.rack.is_some()),
-        ("slot", dev.slot.is_some()),
-        ("local_tsap", dev.local_tsap.is_some()),
-        ("remote_tsap", dev.remote_tsap.is_some()),
-        ("pdu_size", dev.pdu_size.is_some()),
-        ("s7_tags", !dev.s7_tags.is_empty()),
-    ];
-    if dev.protocol != Protocol::S7 {
-        for (key, set) in s7_only {
-            if set {
-                p.push(Problem::at(
-                    at(key),
-                    format!("`{key}` belongs to an S7 device (protocol = \"s7\")"),
-                ));
-            }
-        }
+    let Some(keys) = S7Keys::of(dev) else {
         return;
-    }
+    };
     if dev.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
         p.push(Problem::at(
             path!["devices", d],
             "an s7 device needs `host` (name or IP address of the CPU)",
         ));
     }
-    for (key, set) in [
-        ("tags", !dev.tags.is_empty()),
-        ("nodes", !dev.nodes.is_empty()),
-    ] {
-        if set {
-            p.push(Problem::at(
-                at(key),
-                format!("[[devices.{key}]] belong to Modbus or OPC UA; an S7 device reads [[devices.s7_tags]]"),
-            ));
-        }
-    }
-    if dev.remote_tsap.is_some() && (dev.rack.is_some() || dev.slot.is_some()) {
+    if keys.remote_tsap.is_some() && (keys.rack.is_some() || keys.slot.is_some()) {
         p.push(Problem::at(
             at("remote_tsap"),
             "expected either `rack` and `slot` or `remote_tsap`, not both (the TSAP names the rack and slot)",
         ));
     }
-    if dev.rack.is_some_and(|r| r > 7) {
+    if keys.rack.is_some_and(|r| r > 7) {
         p.push(Problem::at(at("rack"), "expected a rack from 0 to 7"));
     }
-    if dev.slot.is_some_and(|s| s > 31) {
+    if keys.slot.is_some_and(|s| s > 31) {
         p.push(Problem::at(at("slot"), "expected a slot from 0 to 31"));
     }
-    if let Some(pdu) = dev.pdu_size.filter(|&s| !(MIN_PDU..=960).contains(&s)) {
+    if let Some(pdu) = keys.pdu_size.filter(|&s| !(MIN_PDU..=960).contains(&s)) {
         p.push(Problem::at(
             at("pdu_size"),
             format!("expected a PDU size from {MIN_PDU} to 960 bytes, found {pdu}"),
         ));
     }
-    for (t, tag) in dev.s7_tags.iter().enumerate() {
+    for (t, tag) in keys.s7_tags.iter().enumerate() {
         check_tag(d, t, tag, p);
     }
 }
@@ -129,19 +105,13 @@ fn check_tag(d: usize, t: usize, tag: &S7TagConfig, p: &mut Vec<Problem>) {
 
 /// S7 tag names unique in the cell, also against Modbus tags and OPC UA nodes.
 pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
+    let others = c.numbered_tags();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (d, dev) in c.devices.iter().enumerate() {
-        for name in dev
-            .tags
-            .iter()
-            .map(|t| &t.name)
-            .chain(dev.nodes.iter().map(|n| &n.name))
-        {
-            seen.entry(name.as_str()).or_insert(d);
-        }
+    for (_, d, tag) in others.iter().filter(|(_, _, t)| t.list != "s7_tags") {
+        seen.entry(tag.name()).or_insert(*d);
     }
     for (d, dev) in c.devices.iter().enumerate() {
-        for (t, tag) in dev.s7_tags.iter().enumerate() {
+        for (t, tag) in S7Keys::tags(dev).iter().enumerate() {
             let at = path!["devices", d, "s7_tags", t, "name"];
             if tag.name.trim().is_empty() {
                 p.push(Problem::at(at, "expected a non-empty tag name"));
@@ -173,7 +143,7 @@ pub fn check_signal_tags(c: &CellFile, p: &mut Vec<Problem>) {
         };
         let Some(ty) = tag.s7_type() else { continue };
         match ty.counter_bits() {
-            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => crate::config::check::check_rollover_window(key, counter, bits, p),
+            Some(bits) if !matches!(ty, S7Type::Int | S7Type::DInt) => crate::config::need::check_rollover_window(key, counter, bits, p),
             _ => p.push(Problem::at(
                 path!["signals", key, "tag"],
                 format!(

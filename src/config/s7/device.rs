@@ -1,5 +1,6 @@
 //! An `protocol = "s7"` device of the cell config resolved to the driver's [`S7Device`].
 
+use super::keys::S7Keys;
 use super::tag::{DEFAULT_LOCAL_TSAP, DEFAULT_PDU, MAX_GAP};
 use crate::config::types::{CellFile, Device};
 use mes_edge_drivers::s7::frame::remote_tsap;
@@ -11,8 +12,7 @@ use std::time::Duration;
 /// checked, so every address parses.
 pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> DriverSpec {
     let interval = Duration::from_millis(dev.poll_interval_ms);
-    let tags = dev
-        .s7_tags
+    let tags = S7Keys::tags(dev)
         .iter()
         .enumerate()
         .filter_map(|(i, t)| t.driver_tag(TagId(first_tag + i as u32), interval))
@@ -30,14 +30,16 @@ pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> Drive
 }
 
 pub fn endpoint(dev: &Device) -> Endpoint {
+    let none = S7Keys::default();
+    let keys = S7Keys::of(dev).unwrap_or(&none);
     Endpoint {
         host: dev.host.clone().unwrap_or_default(),
         port: dev.port(),
-        local_tsap: dev.local_tsap.unwrap_or(DEFAULT_LOCAL_TSAP),
-        remote_tsap: dev
+        local_tsap: keys.local_tsap.unwrap_or(DEFAULT_LOCAL_TSAP),
+        remote_tsap: keys
             .remote_tsap
-            .unwrap_or_else(|| remote_tsap(dev.rack.unwrap_or(0), dev.slot.unwrap_or(1))),
-        pdu_size: dev.pdu_size.unwrap_or(DEFAULT_PDU),
+            .unwrap_or_else(|| remote_tsap(keys.rack.unwrap_or(0), keys.slot.unwrap_or(1))),
+        pdu_size: keys.pdu_size.unwrap_or(DEFAULT_PDU),
     }
 }
 
@@ -45,6 +47,6 @@ pub fn endpoint(dev: &Device) -> Endpoint {
 pub fn tag_names(file: &CellFile, id: DeviceId) -> Vec<String> {
     file.devices
         .get(id.0 as usize)
-        .map(|d| d.s7_tags.iter().map(|t| t.name.clone()).collect())
+        .map(|d| S7Keys::tags(d).iter().map(|t| t.name.clone()).collect())
         .unwrap_or_default()
 }

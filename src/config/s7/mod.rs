@@ -3,21 +3,32 @@
 
 mod check;
 pub mod device;
+pub mod keys;
 pub mod tag;
 
-use super::locate::Problem;
-use super::protocol::DeviceProtocol;
-use super::resolved::Parsed;
-use super::tag::TagDescription;
-use super::types::{CellFile, Device, Protocol};
+use crate::config::locate::Problem;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::DeviceProtocol;
+use crate::config::tag::TagDescription;
+use crate::config::own_keys::KeysOf;
+use crate::config::types::{CellFile, Device};
+use keys::S7Keys;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
 pub(in crate::config) struct S7;
 
 impl DeviceProtocol for S7 {
-    fn speaks(&self, protocol: Protocol) -> bool {
-        protocol == Protocol::S7
+    fn names(&self) -> &'static [&'static str] {
+        &["s7"]
+    }
+
+    fn device_kind(&self) -> &'static str {
+        "an S7 device"
+    }
+
+    fn own_keys(&self) -> Option<KeysOf> {
+        Some(KeysOf::of::<S7Keys>())
     }
 
     fn default_port(&self) -> u16 {
@@ -25,7 +36,7 @@ impl DeviceProtocol for S7 {
     }
 
     fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
-        dev.s7_tags
+        S7Keys::tags(dev)
             .iter()
             .enumerate()
             .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))
@@ -59,8 +70,8 @@ impl DeviceProtocol for S7 {
     }
 }
 
-impl super::CellConfig {
-    /// The S7 devices among [`super::CellConfig::drivers`].
+impl crate::config::CellConfig {
+    /// The S7 devices among [`crate::config::CellConfig::drivers`].
     pub fn s7_devices(&self) -> impl Iterator<Item = &mes_edge_drivers::s7::S7Device> {
         self.drivers.iter().filter_map(|d| d.get())
     }

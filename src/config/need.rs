@@ -1,7 +1,11 @@
 //! What a signal needs of its tag, judged on the tag's common description, whichever protocol
-//! reads it.
+//! reads it. The general checks and each protocol's folder share these rules, so they sit
+//! below both.
 
-use crate::config::tag::{TagDescription, ValueType};
+use super::locate::{Problem, Seg};
+use super::tag::{TagDescription, ValueType};
+use super::types::CounterSignal;
+use mes_edge_drivers::TagId;
 
 /// What a signal needs of its tag.
 #[derive(Clone, Copy, PartialEq)]
@@ -46,5 +50,47 @@ impl Need {
             }
             _ => None,
         }
+    }
+}
+
+/// A tag a signal names: it exists and is what the signal needs.
+pub(in crate::config) fn signal_tag(
+    tags: &[(TagId, usize, TagDescription)],
+    at: Vec<Seg>,
+    name: &str,
+    need: Need,
+    p: &mut Vec<Problem>,
+) {
+    match tags.iter().find(|(_, _, t)| t.name() == name) {
+        None => p.push(Problem::at(at, format!("unknown tag {name:?}"))),
+        Some((_, _, t)) => {
+            if let Some(problem) = need.problem(t) {
+                p.push(Problem::at(at, format!("{problem}; {name:?} is not")));
+            }
+        }
+    }
+}
+
+/// A rollover window must fit in half the counter's range, whichever protocol reads it.
+pub(in crate::config) fn check_rollover_window(
+    key: &'static str,
+    c: &CounterSignal,
+    bits: u32,
+    p: &mut Vec<Problem>,
+) {
+    let half = if bits >= 64 {
+        u64::MAX / 2
+    } else {
+        1u64 << (bits - 1)
+    };
+    if c.rollover_window == 0 || c.rollover_window >= half {
+        p.push(Problem::at(
+            path!["signals", key, "rollover_window"],
+            format!(
+                "expected 1 to {} for a {bits}-bit counter, found {}",
+                half - 1,
+                c.rollover_window
+            ),
+        ));
     }
 }

@@ -1,0 +1,78 @@
+//! A protocol's own device keys: the struct it parses them into (its `Keys`), named for the
+//! registry by [`KeysOf::of`], and kept on the device as [`OwnKeys`].
+
+use super::locate::Seg;
+use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A protocol's own keys parsed, or where (below the device) and what is wrong.
+pub(in crate::config) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
+
+/// How a protocol's own keys are named and parsed: `KeysOf::of::<S7Keys>()`.
+pub(in crate::config) struct KeysOf {
+    /// The keys, as serde names them.
+    pub names: fn() -> &'static [&'static str],
+    /// The keys parsed, or where (below the device) and what is wrong.
+    pub parse: fn(toml::Table) -> KeysParsed,
+}
+
+impl KeysOf {
+    pub fn of<T: DeserializeOwned + Send + Sync + 'static>() -> KeysOf {
+        KeysOf {
+            names: super::serde_keys::of::<T>,
+            parse: parse::<T>,
+        }
+    }
+}
+
+/// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
+fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: toml::Table) -> KeysParsed {
+    serde_path_to_error::deserialize(toml::Value::Table(keys))
+        .map(OwnKeys::new::<T>)
+        .map_err(|e| {
+            use serde_path_to_error::Segment;
+            let at = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Seq { index } => Some(Seg::Index(*index)),
+                    Segment::Map { key } => Some(Seg::Key(key.clone())),
+                    _ => None,
+                })
+                .collect();
+            (at, e.into_inner().message().trim_end().to_string())
+        })
+}
+
+/// The keys of a device's own protocol, as that protocol parsed them (its own struct). Only
+/// the protocol knows their type, and asks for it with [`OwnKeys::get`].
+#[derive(Clone, Default)]
+pub struct OwnKeys(Option<Arc<dyn Any + Send + Sync>>);
+
+impl OwnKeys {
+    pub fn new<T: Any + Send + Sync>(keys: T) -> Self {
+        OwnKeys(Some(Arc::new(keys)))
+    }
+
+    /// The keys, if the device's protocol parsed them into a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
+
+    /// The keys to change, while no clone of the config shares them (relative paths are made
+    /// absolute right after parsing).
+    pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        Arc::get_mut(self.0.as_mut()?)?.downcast_mut()
+    }
+}
+
+impl std::fmt::Debug for OwnKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OwnKeys(..)"
+        } else {
+            "OwnKeys(none)"
+        })
+    }
+}
