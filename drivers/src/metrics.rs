@@ -3,8 +3,9 @@
 //! A driver only adds to a [`DeviceMetrics`] handle; it does not know who reads it or in which
 //! format. Everything is a relaxed atomic: counts may be a moment stale for a reader, never torn.
 
+use crate::DriverError;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets; the last bucket is +Inf. From a fast
@@ -30,6 +31,8 @@ struct Counters {
     /// stamps none (Modbus).
     clock_skew_ms: AtomicI64,
     latency: Histogram,
+    /// Why the device last went offline, and when (UTC ms): written once per outage.
+    last_offline: Mutex<Option<(DriverError, i64)>>,
 }
 
 const CLOCK_UNKNOWN: i64 = i64::MIN;
@@ -55,6 +58,9 @@ pub struct DeviceMetricsSnapshot {
     pub latency_buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
     pub latency_sum_s: f64,
     pub latency_count: u64,
+    /// Why the device last went offline (its kind tells a fault that passes from one only the
+    /// config or the device's program mends), and when, UTC ms; kept after it came back.
+    pub last_offline: Option<(DriverError, i64)>,
 }
 
 impl Default for Counters {
@@ -68,6 +74,7 @@ impl Default for Counters {
             last_good_read_ms: AtomicI64::default(),
             clock_skew_ms: AtomicI64::new(CLOCK_UNKNOWN),
             latency: Histogram::default(),
+            last_offline: Mutex::new(None),
         }
     }
 }
@@ -100,6 +107,17 @@ impl DeviceMetrics {
         if connected && !was {
             self.0.connects.fetch_add(1, Relaxed);
         }
+    }
+
+    /// The device was given up as offline at `ts_ms` for `reason`.
+    pub fn went_offline(&self, reason: &DriverError, ts_ms: i64) {
+        // The reason first: a reader that sees the device offline finds why.
+        *self
+            .0
+            .last_offline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((reason.clone(), ts_ms));
+        self.set_connected(false);
     }
 
     /// `n` changed values were handed to the engine.
@@ -152,6 +170,11 @@ impl DeviceMetrics {
             latency_buckets,
             latency_sum_s: c.latency.sum_us.load(Relaxed) as f64 / 1e6,
             latency_count: c.latency.count.load(Relaxed),
+            last_offline: c
+                .last_offline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -159,6 +182,25 @@ impl DeviceMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_reason_to_go_offline_stays_after_the_device_is_back() {
+        let m = DeviceMetrics::default();
+        assert_eq!(m.snapshot().last_offline, None);
+        m.set_connected(true);
+        m.went_offline(&DriverError::transient("connection refused"), 1_000);
+        m.went_offline(&DriverError::configuration("no such register"), 2_000);
+        let s = m.snapshot();
+        assert!(!s.connected);
+        assert_eq!(
+            s.last_offline,
+            Some((DriverError::configuration("no such register"), 2_000))
+        );
+        m.set_connected(true);
+        let s = m.snapshot();
+        assert!(s.connected && s.last_offline.is_some());
+        assert_eq!(s.connects, 2);
+    }
 
     #[test]
     fn latencies_land_in_the_first_bucket_that_holds_them() {

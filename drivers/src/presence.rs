@@ -130,10 +130,10 @@ impl Presence {
         if self.online == Some(false) {
             return self.send(samples, tx).await;
         }
-        self.metrics.set_connected(false);
+        let ts_ms = now_ms();
+        self.metrics.went_offline(&reason, ts_ms);
         tracing::warn!(device = %self.name, %reason, kind = reason.kind.name(), "device offline");
         self.online = Some(false);
-        let ts_ms = now_ms();
         for i in 0..self.values.len() {
             self.values.changed(i, None, ts_ms, &mut samples);
         }

@@ -94,13 +94,24 @@ fn devices(ops: &Ops, now_ms: i64, problems: &mut Vec<String>) -> Vec<Value> {
         .into_iter()
         .map(|(name, m)| {
             if !m.connected {
-                problems.push(format!("device {name} is not connected"));
+                let why = m.last_offline.as_ref().map_or(String::new(), |(r, _)| {
+                    format!(" ({}: {})", r.kind.name(), r.message)
+                });
+                problems.push(format!("device {name} is not connected{why}"));
             }
+            let last_offline = m.last_offline.as_ref().map(|(reason, ts_ms)| {
+                json!({
+                    "at": rfc3339_ms(*ts_ms),
+                    "kind": reason.kind.name(),
+                    "reason": reason.message,
+                })
+            });
             json!({
                 "name": name,
                 "connected": m.connected,
                 "last_good_read": m.last_good_read_ms.map(rfc3339_ms),
                 "last_good_read_age_s": m.last_good_read_ms.map(|t| age_s(now_ms, t)),
+                "last_offline": last_offline,
             })
         })
         .collect()

@@ -79,7 +79,26 @@ fn devices(o: &mut String, devices: &[Device]) {
             }
         }
     }
+    last_offline(o, devices);
     poll_durations(o, devices);
+}
+
+/// When each device last went offline, labelled with the kind of its reason (transient,
+/// configuration, refused): an alert can tell a cable from a config mistake.
+fn last_offline(o: &mut String, devices: &[Device]) {
+    let name = "mes_edge_device_last_offline_timestamp_seconds";
+    family(
+        o,
+        name,
+        "gauge",
+        "When the device last went offline (Unix time), with the kind of its reason; absent if never.",
+    );
+    for (device, m) in devices {
+        if let Some((reason, ts_ms)) = &m.last_offline {
+            let labels = [("device", device.as_str()), ("kind", reason.kind.name())];
+            sample(o, name, &labels, *ts_ms as f64 / 1000.0);
+        }
+    }
 }
 
 fn poll_durations(o: &mut String, devices: &[Device]) {

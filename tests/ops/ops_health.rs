@@ -149,6 +149,30 @@ async fn health_and_metrics_follow_the_device_the_broker_and_the_outbox() {
         Some(0.0)
     );
     assert!(sample(&m.families, "mes_edge_device_errors_total", &dev).unwrap() > errors_before);
+    // Why, and which kind of why: pymodbus gone is a fault that passes (transient), not a
+    // config mistake.
+    let gone = &h.json["devices"][0]["last_offline"];
+    assert_eq!(gone["kind"], "transient", "{}", h.body);
+    assert!(
+        gone["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{}",
+        h.body
+    );
+    assert!(
+        h.json["problems"].to_string().contains("(transient: "),
+        "{}",
+        h.body
+    );
+    let at = sample(
+        &m.families,
+        "mes_edge_device_last_offline_timestamp_seconds",
+        &[("device", "plc"), ("kind", "transient")],
+    )
+    .expect("the metric names the kind");
+    assert!(
+        (at - mes_edge_drivers::now_ms() as f64 / 1000.0).abs() < 60.0,
+        "{at}"
+    );
 
     // Only what it serves, only GET, only a bounded request.
     assert_eq!(scrape(health, "/nothing-here", false).status, 404);

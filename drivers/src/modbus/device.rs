@@ -208,11 +208,11 @@ impl DeviceState {
                     .await
                     .is_ok();
         }
-        dev.metrics.set_connected(false);
+        let ts_ms = now_ms();
+        dev.metrics.went_offline(&reason, ts_ms);
         tracing::warn!(device = %dev.name, unit = dev.unit, %reason, kind = reason.kind.name(), "modbus device offline");
         self.online = Some(false);
         self.raw.clear();
-        let ts_ms = now_ms();
         for i in 0..dev.tags.len() {
             self.changed(dev, i, None, ts_ms, &mut samples);
         }

@@ -121,8 +121,8 @@ impl Report<'_> {
             return true;
         }
         self.online = Some(false);
-        self.dev.metrics.set_connected(false);
         let ts_ms = now_ms();
+        self.dev.metrics.went_offline(&reason, ts_ms);
         let mut samples = Vec::new();
         for i in 0..self.dev.nodes.len() {
             let r = Reading {
