@@ -76,7 +76,7 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     (
         "s7.housekeeping_step",
         &["s7.pruned", "s7.written_large"],
-        "a step deletes rows for up to 4 ms or 1,000 rows and then commits; the commit writes every page the rows were on to the WAL and waits for its fsync (synchronous = \"full\"), beside the engine committing flat out and the checkpointer copying the WAL; the longest steps are commits waiting for the disk's slowest fsyncs",
+        "a step deletes rows for up to 4 ms or 1,000 rows; carried by the engine's commit only its deletes count, run alone (a turn with nothing to commit) its commit counts too: it writes every page the rows were on to the WAL, without an fsync of its own, beside the engine committing flat out and the checkpointer copying the WAL",
     ),
     (
         "s7.poll_p99_large",
