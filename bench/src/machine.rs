@@ -3,6 +3,7 @@
 //! states them from the run, not from memory.
 
 use crate::ctx::Ctx;
+use crate::report::{Figure, Table};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -43,7 +44,7 @@ fn package_version(dir: &Path) -> Option<String> {
 /// 4 KiB written and fsynced in a loop for ten seconds, in the run's folder (where the stores
 /// are): the rate, and the slowest fsyncs, which are what a commit with synchronous = "full"
 /// waits for at its worst (a latency figure's tail on a shared disk).
-fn fsync_probe(dir: &Path) -> Option<(f64, f64, f64)> {
+pub fn fsync_probe(dir: &Path) -> Option<(f64, f64, f64)> {
     let path = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&path).ok()?;
     let block = [0u8; 4096];
@@ -59,6 +60,30 @@ fn fsync_probe(dir: &Path) -> Option<(f64, f64, f64)> {
     let _ = std::fs::remove_file(&path);
     let s = crate::stats::spread(took);
     Some((rate, s.p99, s.max))
+}
+
+/// The disk's slowest fsyncs (p99 of a ten-second probe in the run's folder) just before a
+/// latency is measured, as the figure `key` of `scenario`: with synchronous = "full" each event
+/// waits for its commit's fsync, so a latency target counts them beside the period, and the
+/// page shows whether the runtime or the disk made the tail.
+pub fn fsync_figure(ctx: &Ctx, table: &mut Table, scenario: &'static str, key: &'static str) {
+    let Some((_, p99, _)) = fsync_probe(&ctx.dir) else {
+        table.note(format!("{scenario}: the fsync probe failed"));
+        return;
+    };
+    println!("  the disk's fsync p99 over ten seconds: {p99:.2} ms");
+    let name = "the disk's slowest fsyncs just before (ten-second probe, the same disk), p99";
+    table.add(
+        Figure::mes_edge(
+            scenario,
+            key,
+            name,
+            "ms",
+            p99,
+            "the same disk for every tool",
+        )
+        .digits(2),
+    );
 }
 
 pub fn facts(ctx: &Ctx) -> BTreeMap<String, String> {

@@ -253,6 +253,20 @@ fn target_text(r: &Results, f: &FigureData) -> String {
             .map(|(peer, x)| format!("{} ≥ {}x", peer_name(peer), num(*x, 0)))
             .collect::<Vec<_>>()
             .join(", "),
+        Some(Target::AtMostFigurePlus { figure, plus }) => {
+            let other = r.figure(figure);
+            let name = other.map_or(figure.as_str(), |c| c.name.as_str());
+            match other.and_then(|c| c.summary("mes-edge")) {
+                Some(m) => format!(
+                    "≤ {} + {} ({}) = {}",
+                    unit(*plus),
+                    name,
+                    unit(m.median),
+                    unit(m.median + plus)
+                ),
+                None => format!("≤ {} + {name}", unit(*plus)),
+            }
+        }
         Some(Target::ShareOf { figure, share }) => format!(
             "{} {}% of {}",
             if f.less_is_better { "≤" } else { "≥" },
@@ -446,6 +460,33 @@ pub(crate) mod tests {
         let f = r.figure(&key).unwrap();
         assert_eq!(r.met(f), Some(false));
         assert!(verdicts(&r).contains("**not met**"));
+    }
+
+    #[test]
+    fn a_latency_is_judged_against_its_period_and_the_fsyncs_measured_beside_it() {
+        let mut r = fixture();
+        let (disk, lat) = (r.figures[0].clone(), r.figures[1].key.clone());
+        let (d, l) = (
+            disk.summary("mes-edge").unwrap().median,
+            r.figure(&lat).unwrap().summary("mes-edge").unwrap().median,
+        );
+        let judge = |r: &mut Results, plus: f64| {
+            let f = r.figures.iter_mut().find(|f| f.key == lat).unwrap();
+            f.target = Some(Target::AtMostFigurePlus {
+                figure: disk.key.clone(),
+                plus,
+            });
+            let f = r.figure(&lat).unwrap();
+            (r.met(f), target_text(r, f))
+        };
+        let (met, text) = judge(&mut r, l - d + 1.0);
+        assert_eq!(met, Some(true), "{text}");
+        assert!(
+            text.contains(&disk.name),
+            "the page names what it adds: {text}"
+        );
+        let (met, _) = judge(&mut r, l - d - 1.0);
+        assert_eq!(met, Some(false));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub enum Target {
     /// mes-edge's median against another figure's median: at least `share` of it (a ceiling)
     /// where more is better, at most `share` of it (a baseline) where less is better.
     ShareOf { figure: String, share: f64 },
+    /// mes-edge's median at most another figure's median plus `plus`: a latency judged against
+    /// its period and the disk's slowest fsyncs measured in the same run, so that a reader sees
+    /// whether the runtime or the disk made the tail.
+    AtMostFigurePlus { figure: String, plus: f64 },
 }
 
 pub use crate::bounds::Bound;
@@ -282,6 +286,9 @@ impl Results {
                     ok &= f.summary(peer)?.median / m >= *x;
                 }
                 ok
+            }
+            Target::AtMostFigurePlus { figure, plus } => {
+                me?.median <= self.figure(figure)?.summary("mes-edge")?.median + plus
             }
             Target::ShareOf { figure, share } => {
                 let c = self.figure(figure)?.summary("mes-edge")?.median;
