@@ -22,6 +22,24 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 export RUSTC_BOOTSTRAP=1
+# cargo-fuzz's release build (opt-level 3, one codegen unit per crate, line tables, ASan and
+# coverage on all 310 crates) stays: the two levers measured against it both lose. From an
+# empty fuzz/target on the 2-core machine (2026-12-07, /usr/bin/time -v, nice 10, other
+# sessions building beside it, so the CPU seconds compare and the wall times hardly do), with
+# libFuzzer's stat::number_of_executed_units in each target's 20 s (cell_config, mqtt_command,
+# modbus_decode, opcua_value, event_encoder, s7_frame):
+#   -O (this)              1,300 s CPU, 21 min 53 s;  26,712 356,755 674,414 161,190 8,980 1,474,671
+#   --dev, line tables       522 s CPU, 20 min 57 s;     454  13,749  17,742  18,676   116    55,741
+#   -O --codegen-units 16  1,617 s CPU, 37 min 19 s;  35,555 569,664 843,898 238,547 8,270 1,309,905
+# (--dev with [profile.dev] debug = "line-tables-only" in fuzz/Cargo.toml, as -O has it; the
+# --dev and 16-unit builds ran at the same time; the 16-unit targets ran at a load average
+# near 2, the others near 5, so their inputs say "no slower", not "faster").
+# --dev builds with 60 % less CPU and still found a panic planted behind four magic bytes, but
+# runs 9 to 77 times fewer inputs (event_encoder 116 in 20 s, hardly past its seeds). More
+# codegen units cost 24 % more CPU, which two busy cores cannot hide. `cargo fuzz run` below
+# builds nothing: the targets' files keep their times over a whole run. Most of the 310 crates
+# come with mes-edge's library (rumqttc, bundled SQLite, hyper, tokio; no feature leaves them
+# out) and async-opcua, which opcua_value needs.
 cargo fuzz build -O
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT

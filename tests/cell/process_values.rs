@@ -149,12 +149,20 @@ async fn deadband_heartbeat_batching_and_bad_quality_value_by_value() {
     })
     .await;
     // Deadband 0.5 °C from the last published value: 100.3 no, 100.6 yes, 100.2 no, 99.9 yes.
+    // A value within the deadband publishes nothing to wait for: each stands for four polls.
     for raw in [1003u16, 1006, 1002, 999] {
         plc.write_u16(DIE_TEMP, raw).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    // No change for 4.5 s: heartbeats every 2 s.
-    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    // No change since: heartbeats every 2 s, two of them after the 99.9.
+    wait(&collector, "99.9 and two heartbeats", &rt, |m| {
+        records(m, "die_temp")
+            .iter()
+            .filter(|r| r["value"].as_f64().is_some_and(|v| (v - 99.9).abs() < 1e-9))
+            .count()
+            >= 3
+    })
+    .await;
     // Oil pressure +50% and every zone +100 in one write, so in one poll: one message.
     let mut block = vec![300u16];
     block.extend(std::iter::repeat_n(0, (ZONES - OIL - 1) as usize));
@@ -170,6 +178,7 @@ async fn deadband_heartbeat_batching_and_bad_quality_value_by_value() {
         records(m, "die_temp").iter().any(|r| r["quality"] == "bad")
     })
     .await;
+    // Away for longer than the 2 s heartbeat: the bad quality is published once all the same.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     peer.start_again();
     wait(&collector, "good die_temp again", &rt, |m| {

@@ -265,14 +265,19 @@ async fn a_second_runtime_on_the_same_store_stops_with_a_clear_error() {
     Delivery::of(&collector.snapshot()).assert_gap_free();
     assert!(first.terminate().success());
     // Once the first is gone (even killed), the store is free.
+    // "running" is logged once the store is held and the cell started.
     let mut third = RuntimeProcess::spawn(BIN, ["run", "--config", other.to_str().unwrap()]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(third.is_running(), "{}", third.logs());
+    let started = third
+        .wait_for_output("running", Duration::from_secs(15))
+        .await;
+    assert!(started && third.is_running(), "{}", third.logs());
     third.kill9();
     let mut fourth = RuntimeProcess::spawn(BIN, ["run", "--config", config.to_str().unwrap()]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = fourth
+        .wait_for_output("running", Duration::from_secs(15))
+        .await;
     assert!(
-        fourth.is_running(),
+        started && fourth.is_running(),
         "a lock dies with its holder\n{}",
         fourth.logs()
     );

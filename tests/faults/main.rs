@@ -14,3 +14,4 @@ mod proxy;
 mod rng;
 mod scenarios;
 mod verdict;
+mod waits;

@@ -4,7 +4,6 @@
 //! order is credited a step's hours; sequence numbers stay in order.
 
 use crate::plant::{Options, Plant};
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_stepped_back_and_forward() {
@@ -12,23 +11,26 @@ async fn clock_stepped_back_and_forward() {
     let real_start = mes_edge_drivers::now_ms();
     // An order runs through an hour back and two hours forward.
     plant.order_step().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    plant.wait_replied().await;
+    // After each step, events committed under the stepped clock have reached MOM.
     plant.step_clock(-3_600_000).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_fresh_events(3).await;
     plant.step_clock(2 * 3_600_000).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_fresh_events(3).await;
     plant.order_step().await;
+    plant.wait_replied().await;
     // Back by 5 s while the order is held.
     plant.step_clock(-5_000).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_fresh_events(3).await;
     plant.order_step().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    plant.wait_replied().await;
+    plant.wait_fresh_events(3).await;
     plant.order_step().await;
     // And across a runtime restart.
     plant.kill_runtime();
     plant.step_clock(-600_000).await;
     plant.restart_runtime();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_fresh_events(3).await;
     let real_end = mes_edge_drivers::now_ms();
 
     let report = plant.finish(5, None).await;

@@ -5,7 +5,6 @@
 use crate::plant::{Options, Plant};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// A small tmpfs mounted for the test, unmounted at drop.
 struct SmallFs(PathBuf);
@@ -78,12 +77,13 @@ async fn store_filesystem_full_delays_events_and_loses_none() {
     };
     let mut plant = Plant::start("store filesystem full", opts).await;
     plant.order_step().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    plant.wait_replied().await;
 
     let filler = fill(&fs.0);
     plant.faults += 1;
-    // Parts keep coming while nothing can be committed.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Parts keep coming while nothing can be committed: three failed commits in a row, each
+    // retrying the same batch, before the space comes back.
+    plant.wait_logged("commit failed", 3).await;
     plant.assert_running();
     let log = plant.runtime.stderr();
     assert!(
@@ -92,18 +92,22 @@ async fn store_filesystem_full_delays_events_and_loses_none() {
         plant.runtime.logs()
     );
     std::fs::remove_file(&filler).unwrap();
+    // The reply is committed like any event: MOM has it once the store takes commits again.
     plant.order_step().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_replied().await;
 
     // Full again, and killed while full: what was not committed is still in the PLC's counter.
+    let failed = plant.runtime.stderr().matches("commit failed").count();
     let filler = fill(&fs.0);
     plant.faults += 1;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_logged("commit failed", failed + 2).await;
     plant.kill_runtime();
     plant.restart_runtime();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The runtime started again on the full store and tried to commit what it read.
+    let failed = plant.runtime.stderr().matches("commit failed").count();
+    plant.wait_logged("commit failed", failed + 1).await;
     std::fs::remove_file(&filler).unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_fresh_events(3).await;
 
     plant.finish(2, None).await;
     drop(fs);

@@ -13,14 +13,17 @@ async fn network_cut_stalled_and_slowed() {
     };
     let mut plant = Plant::start("network cut/stall/slow", opts).await;
     plant.order_step().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    plant.wait_replied().await;
 
     plant.proxy().set(Link::Cut);
     plant.faults += 1;
+    // The outage's length is the fault: parts made and committed for 4 s with no broker.
     tokio::time::sleep(Duration::from_secs(4)).await;
     plant.order_step().await;
     plant.proxy().set(Link::Up);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The reply to the command sent during the cut: the runtime is connected again, so the
+    // stall below starts on a link that works (and counts its reconnects from there).
+    plant.wait_replied().await;
 
     // Until the runtime has noticed the silent link by itself (its keep-alive is 5 s) and
     // connected again, the stall going on: a deadline well past twice the keep-alive.
@@ -35,7 +38,7 @@ async fn network_cut_stalled_and_slowed() {
     .await;
     plant.order_step().await;
     plant.proxy().set(Link::Up);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    plant.wait_replied().await;
     assert!(
         plant.proxy().connections() > before,
         "the runtime reconnected after the stall"
@@ -48,6 +51,8 @@ async fn network_cut_stalled_and_slowed() {
     });
     plant.faults += 1;
     plant.order_step().await;
+    // The slow link's length is the fault: 8 s of parts and the command's reply pushed
+    // through it.
     tokio::time::sleep(Duration::from_secs(8)).await;
     plant.proxy().set(Link::Up);
     plant.finish(3, None).await;
