@@ -140,24 +140,10 @@ mod tests {
     use super::*;
     use crate::cell::CellState;
     use crate::config::Synchronous;
-    use crate::event::{CounterKind, EventBody, NewEvent};
+    use crate::event::NewEvent;
 
     fn part() -> NewEvent {
-        NewEvent::new(
-            1_000,
-            vec!["good".into()],
-            EventBody::PartCount {
-                counter: CounterKind::Good,
-                quantity: 1,
-                counter_value: 1,
-                previous_value: 0,
-                rolled_over: false,
-                order_id: None,
-                rule: None,
-                source_ts: None,
-                reason: None,
-            },
-        )
+        super::super::test_support::part(1)
     }
 
     #[test]
