@@ -375,7 +375,13 @@ pub(super) fn without_fsync<T>(
     let had: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let done = f(conn);
-    conn.pragma_update(None, "synchronous", had)?;
+    // What `f` did stands either way (it may have committed); a connection left at NORMAL
+    // would give up the configured durability of every commit after it, so that is said.
+    if let Err(e) = conn.pragma_update(None, "synchronous", had) {
+        tracing::error!(
+            "setting the store's synchronous back to {had} failed ({e}): commits may now wait for no fsync until a restart"
+        );
+    }
     done
 }
 
