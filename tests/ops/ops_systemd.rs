@@ -174,11 +174,16 @@ async fn sparkplug_only_keeps_its_watchdog_and_health() {
         h.body
     );
     assert!(sink["last_acknowledged"].is_string(), "{}", h.body);
-    // STATUS= goes when it changes: the last one, whenever it came, is what systemctl shows.
-    let last_status = seen.iter().chain(&idle).rfind(|m| m.contains("STATUS="));
+    // STATUS= goes with READY and then when it changes: the last one, whenever it came (READY's
+    // own, when the session was up before it and nothing changed since), is what systemctl shows.
+    let last_status = start
+        .iter()
+        .chain(&seen)
+        .chain(&idle)
+        .rfind(|m| m.contains("STATUS="));
     assert!(
         last_status.is_some_and(|m| m.contains("sparkplug connected, 0 events waiting")),
-        "STATUS= names the sink: {seen:?} {idle:?}"
+        "STATUS= names the sink: {start:?} {seen:?} {idle:?}"
     );
     let metrics = scrape(health, "/metrics", false).body;
     assert!(
