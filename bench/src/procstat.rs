@@ -4,15 +4,18 @@
 
 use std::time::Instant;
 
-/// CPU seconds used so far by `pid` (all its threads).
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// CPU seconds used so far by `pid` (all its threads): in its own code (user time) and in the
+/// kernel on its behalf (system time: for a poller, mostly its sockets' sends, receives and
+/// wake-ups).
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after its closing parenthesis
     // start at field 3 (state). utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks())
+    let user = f.get(11)?.parse::<u64>().ok()?;
+    let system = f.get(12)?.parse::<u64>().ok()?;
+    Some((user as f64 / clock_ticks(), system as f64 / clock_ticks()))
 }
 
 fn clock_ticks() -> f64 {
@@ -81,7 +84,7 @@ pub fn load_average() -> [f64; 3] {
 /// CPU use of one process between two points in time.
 pub struct CpuWindow {
     pid: u32,
-    cpu0: f64,
+    cpu0: (f64, f64),
     t0: Instant,
 }
 
@@ -89,15 +92,22 @@ impl CpuWindow {
     pub fn start(pid: u32) -> CpuWindow {
         CpuWindow {
             pid,
-            cpu0: cpu_seconds(pid).unwrap_or(0.0),
+            cpu0: cpu_split(pid).unwrap_or((0.0, 0.0)),
             t0: Instant::now(),
         }
     }
 
     /// Per cent of one core since the start.
     pub fn percent(&self) -> f64 {
-        let cpu = cpu_seconds(self.pid).unwrap_or(self.cpu0) - self.cpu0;
-        100.0 * cpu / self.t0.elapsed().as_secs_f64()
+        self.percents().0
+    }
+
+    /// Per cent of one core since the start: in all, and of it in the kernel (system time).
+    pub fn percents(&self) -> (f64, f64) {
+        let (user, system) = cpu_split(self.pid).unwrap_or(self.cpu0);
+        let (user, system) = (user - self.cpu0.0, system - self.cpu0.1);
+        let seconds = self.t0.elapsed().as_secs_f64();
+        (100.0 * (user + system) / seconds, 100.0 * system / seconds)
     }
 }
 

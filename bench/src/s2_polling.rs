@@ -37,6 +37,8 @@ pub struct Result2 {
     pub interval_max: f64,
     pub jitter_sd: f64,
     pub cpu: f64,
+    /// Of `cpu`, what the kernel spent on the tool's behalf (system time).
+    pub cpu_system: f64,
     pub rss: f64,
     pub rss_max: f64,
     pub anon_max: f64,
@@ -47,7 +49,16 @@ pub struct Result2 {
 impl Result2 {
     /// CPU time per tag read, µs: the tool's CPU over the reads of `tags` tags at its poll rate.
     pub fn cpu_per_tag(&self, tags: usize) -> f64 {
-        self.cpu / 100.0 * 1e6 / (tags as f64 * self.polls_per_s)
+        self.per_tag(self.cpu, tags)
+    }
+
+    /// System time per tag read, µs: the part of [`Result2::cpu_per_tag`] spent in the kernel.
+    pub fn cpu_system_per_tag(&self, tags: usize) -> f64 {
+        self.per_tag(self.cpu_system, tags)
+    }
+
+    fn per_tag(&self, percent: f64, tags: usize) -> f64 {
+        percent / 100.0 * 1e6 / (tags as f64 * self.polls_per_s)
     }
 }
 
@@ -171,7 +182,7 @@ pub fn measure(
     let rss = RssSampler::start(p.pid(), Duration::from_millis(500));
     let m0 = collector.len();
     std::thread::sleep(Duration::from_secs_f64(d.s2_seconds));
-    let cpu = cpu.percent();
+    let (cpu, cpu_system) = cpu.percents();
     let messages = collector.len() - m0;
     let mut report = Vec::new();
     for s in servers.iter_mut() {
@@ -185,14 +196,21 @@ pub fn measure(
         p.log.display()
     );
     p.stop(Duration::from_secs(10));
-    Ok(measured(&report, cpu, &rss, messages, d.s2_seconds))
+    Ok(measured(
+        &report,
+        (cpu, cpu_system),
+        &rss,
+        messages,
+        d.s2_seconds,
+    ))
 }
 
 /// One tool's figures from what the load servers saw of it (`report`, a device each) and what
-/// its process used over the measured window (`seconds`). S9 (S7) measures the same way.
+/// its process used over the measured window (`seconds`; `cpu` in all and of it the kernel's, per
+/// cent of one core). S9 (S7) measures the same way.
 fn measured(
     report: &[DeviceReport],
-    cpu: f64,
+    (cpu, cpu_system): (f64, f64),
     rss: &RssTrace,
     messages: usize,
     seconds: f64,
@@ -219,6 +237,7 @@ fn measured(
         interval_max: s.max,
         jitter_sd: deviation(&intervals, POLL_MS as f64),
         cpu,
+        cpu_system,
         rss: rss.last(),
         rss_max: rss.max(),
         anon_max: rss.anon_max,
@@ -268,7 +287,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
     };
     let get = |tool: Tool, f: &dyn Fn(&Result2) -> f64| cell(&results, tool, f);
     let per_tag = |r: &Result2| r.cpu_per_tag(DEVICES * 500);
-    let rows: [Row; 11] = [
+    let system_per_tag = |r: &Result2| r.cpu_system_per_tag(DEVICES * 500);
+    let rows: [Row; 12] = [
         ("s2.polls", "polls per device as the tags saw them (reads of the least-read tag register; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false, None),
         ("s2.polls_min", "the same, the least-polled device", "polls/s", 2, &|r| r.polls_per_s_min, false, None),
         ("s2.requests", "read requests per poll", "requests", 1, &|r| r.requests_per_poll, true, None),
@@ -284,8 +304,17 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             &per_tag,
             true,
             Some(Target::PeerTimes {
-                times: [("python-poller".to_string(), 10.0), ("node-red".to_string(), 20.0)].into(),
+                times: [("python-poller".to_string(), 20.0), ("node-red".to_string(), 50.0)].into(),
             }),
+        ),
+        (
+            "s2.cpu_system_per_tag",
+            "of it in the kernel (system time: the sockets' sends, receives and wake-ups)",
+            "µs",
+            3,
+            &system_per_tag,
+            true,
+            None,
         ),
         ("s2.rss", "RSS (most over the run)", "MB", 1, &|r| r.rss_max, true, Some(Target::AtMost { value: 30.0 })),
         ("s2.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true, None),
@@ -311,13 +340,16 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             None => Cell::na("not run"),
         }
     };
-    for (key, name, unit, digits, f) in [
+    for (key, name, unit, digits, f, target) in [
         (
             "s2.cpu_publishing",
             "CPU with every tag published (mes-edge: process values by exception, batched per device and poll; peers: every change)",
             "% of one core",
             1,
             &(|r: &Result2| r.cpu) as &dyn Fn(&Result2) -> f64,
+            Some(Target::PeerTimes {
+                times: [("python-poller".to_string(), 10.0), ("node-red".to_string(), 25.0)].into(),
+            }),
         ),
         (
             "s2.messages_publishing",
@@ -325,6 +357,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             "msg/s",
             0,
             &|r: &Result2| r.messages_per_s,
+            None,
         ),
     ] {
         table.add(Figure {
@@ -337,7 +370,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             python: get(Tool::Python, f),
             node_red: get(Tool::NodeRed, f),
             less_is_better: true,
-            target: None,
+            target,
         });
     }
     Ok(())

@@ -109,9 +109,10 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         results.push((tool, r));
     }
     let per_tag = |r: &Result2| r.cpu_per_tag(DEVICES * TAGS);
+    let system_per_tag = |r: &Result2| r.cpu_system_per_tag(DEVICES * TAGS);
     // Requests per second in all: per poll of a CPU, times the polls of every CPU.
     let requests = |r: &Result2| r.requests_per_poll * r.polls_per_s * DEVICES as f64;
-    let rows: [Row; 10] = [
+    let rows: [Row; 11] = [
         ("s9.polls", "polls per CPU as the tags saw them (reads of the least-read byte of a tag; 10 = every poll)", "polls/s", 2, &|r| r.polls_per_s, false, None),
         ("s9.polls_min", "the same, the least-polled CPU", "polls/s", 2, &|r| r.polls_per_s_min, false, None),
         ("s9.requests", "read requests per second, all CPUs", "requests/s", 0, &requests, true, None),
@@ -119,6 +120,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         ("s9.jitter", "jitter: SD of the interval around the poll period", "ms", 1, &|r| r.jitter_sd, true, None),
         ("s9.cpu", "CPU", "% of one core", 1, &|r| r.cpu, true, None),
         ("s9.cpu_per_tag", "CPU per tag read", "µs", 3, &per_tag, true, None),
+        ("s9.cpu_system_per_tag", "of it in the kernel (system time: the sockets' sends, receives and wake-ups)", "µs", 3, &system_per_tag, true, None),
         ("s9.rss", "RSS (most over the run)", "MB", 1, &|r| r.rss_max, true, None),
         ("s9.anon", "anonymous RSS (most over the run)", "MB", 1, &|r| r.anon_max, true, None),
         ("s9.messages", "MQTT messages published (mes-edge: part counts; Python poller: every change)", "msg/s", 0, &|r| r.messages_per_s, true, None),
