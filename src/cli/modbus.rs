@@ -3,7 +3,7 @@
 //! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
 //! byte order at the machine before putting them in the cell's config.
 
-use crate::config::modbus::keys::ModbusKeysOf;
+use crate::protocols::modbus::keys::ModbusKeysOf;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use mes_edge_drivers::modbus::commission::{self, Commissioning};

@@ -235,7 +235,7 @@ fn plan(file: &std::path::Path, pdu: u16) -> Result<()> {
         return Ok(());
     }
     for dev in devices {
-        let names = crate::config::s7::device::tag_names(&config, dev.id);
+        let names = crate::protocols::s7::device::tag_names(&config, dev.id);
         println!("device {:?} at {}, PDU {pdu} bytes", dev.name, dev.endpoint);
         let groups = mes_edge_drivers::s7::plan::plan_groups(
             &dev.tags,

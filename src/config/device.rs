@@ -12,7 +12,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Device {
     pub name: String,
-    /// A name one protocol in `protocols.rs` answers to (`modbus-tcp`, `opcua`, `s7`, ...).
+    /// A name one protocol of `crate::protocols` answers to (`modbus-tcp`, `opcua`, `s7`, ...).
     pub protocol: String,
     pub host: Option<String>,
     /// Default: the protocol's own (502 for Modbus, 102 for S7); see [`Device::port`].

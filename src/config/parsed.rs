@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 /// What the checks parsed on their way through the file.
 #[derive(Default)]
-pub(in crate::config) struct Parsed {
+pub(crate) struct Parsed {
     /// `[mqtt] url`, or every one of `urls` in order, if they parsed, with their settings.
     pub brokers: Vec<Broker>,
     pub zone: Option<TimeZone>,

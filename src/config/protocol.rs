@@ -1,5 +1,6 @@
-//! The seam between the cell config and one protocol. Each protocol's folder (`modbus/`,
-//! `opcua/`, `s7/`) implements [`DeviceProtocol`]; `protocols.rs` lists them, one line each.
+//! The seam between the cell config and one protocol. Each protocol's folder
+//! (`crate::protocols::modbus`, `opcua`, `s7`) implements [`DeviceProtocol`]; the registry
+//! (`crate::protocols`) lists them, one line each.
 //! Everything else in the runtime works on [`TagDescription`]s and [`DriverSpec`]s and never
 //! asks which protocol a device speaks.
 //!
@@ -15,7 +16,7 @@ use super::types::{CellFile, Device};
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
 
-pub(in crate::config) trait DeviceProtocol: Sync {
+pub(crate) trait DeviceProtocol: Sync {
     /// The names `protocol = "..."` gives this protocol, the usual one first.
     fn names(&self) -> &'static [&'static str];
 

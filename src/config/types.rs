@@ -1,7 +1,7 @@
 use super::cell_path::CellPath;
 pub use super::device::Device;
-pub use super::modbus::tag::TagConfig;
 pub use super::own_keys::OwnKeys;
+pub use crate::protocols::modbus::tag::TagConfig;
 use crate::vocabulary::MachineState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -332,7 +332,7 @@ impl Default for HealthConfig {
     }
 }
 
-pub(super) mod defaults {
+pub(crate) mod defaults {
     use crate::vocabulary::MachineState;
     pub fn pieces() -> String {
         "pcs".into()

@@ -3,7 +3,7 @@
 use super::super::commands::{expand, AllowedValue, COMMAND_NAMES, WRITE_SOURCES};
 use super::super::locate::{Problem, Seg};
 use super::CellFile;
-use crate::config::modbus::keys::ModbusKeysOf;
+use crate::protocols::modbus::keys::ModbusKeysOf;
 use mes_edge_drivers::modbus::DataType;
 
 pub(super) fn check(c: &CellFile, p: &mut Vec<Problem>) {

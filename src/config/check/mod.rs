@@ -5,7 +5,7 @@ use super::locate::{Problem, Seg};
 use super::need::check_rollover_window;
 use super::parsed::Parsed;
 use super::types::*;
-use crate::config::modbus::keys::ModbusKeysOf;
+use crate::protocols::modbus::keys::ModbusKeysOf;
 use mes_edge_drivers::modbus::DataType;
 use std::collections::HashMap;
 
@@ -128,7 +128,7 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     check_cell(c, &mut p);
     let tags = check_devices(c, &mut parsed, &mut p);
     check_signals(c, &tags, &mut parsed, &mut p);
-    for protocol in crate::config::protocols::ALL {
+    for protocol in crate::protocols::ALL {
         protocol.check_cell(c, &mut p);
     }
     orders::check(c, &mut parsed, &mut p);
@@ -198,7 +198,7 @@ fn check_devices<'a>(
                 ),
             ));
         }
-        for protocol in crate::config::protocols::ALL {
+        for protocol in crate::protocols::ALL {
             protocol.check_device(d, dev, parsed, p);
         }
         if dev.poll_interval_ms == 0 {
@@ -243,7 +243,7 @@ fn check_signals(
 ) {
     // Each protocol's names once (the first definition is the one a signal reads).
     let mut all_names: Vec<&str> = Vec::new();
-    for protocol in crate::config::protocols::ALL {
+    for protocol in crate::protocols::ALL {
         let mut names = protocol.tag_names(c);
         names.sort_unstable();
         names.dedup();
@@ -392,7 +392,7 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
 pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Problem> {
     let mut w = Vec::new();
     brokers::warnings(c, &mut w);
-    for protocol in crate::config::protocols::ALL {
+    for protocol in crate::protocols::ALL {
         protocol.warnings(c, &mut w);
     }
     health::warnings(c, &mut w);

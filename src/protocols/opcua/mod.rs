@@ -20,7 +20,7 @@ use std::path::Path;
 /// OPC UA's name in `protocol = "..."`.
 const NAME: &str = "opcua";
 
-pub(in crate::config) struct OpcUa;
+pub(crate) struct OpcUa;
 
 impl DeviceProtocol for OpcUa {
     fn names(&self) -> &'static [&'static str] {

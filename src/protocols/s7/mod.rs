@@ -16,7 +16,7 @@ use keys::S7Keys;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
-pub(in crate::config) struct S7;
+pub(crate) struct S7;
 
 impl DeviceProtocol for S7 {
     fn names(&self) -> &'static [&'static str] {

@@ -20,7 +20,7 @@ use std::path::Path;
 /// Modbus TCP's port.
 const DEFAULT_PORT: u16 = 502;
 
-pub(in crate::config) struct Modbus;
+pub(crate) struct Modbus;
 
 /// The names of Modbus in `protocol = "..."`: the framings, each its own name.
 const TCP: &str = "modbus-tcp";
