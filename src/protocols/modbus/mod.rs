@@ -2,6 +2,7 @@
 //! (`check.rs`, `registers.rs`) and its devices resolved into the driver's lines (`device.rs`).
 
 mod check;
+pub mod commissioning;
 mod device;
 pub mod keys;
 mod registers;

@@ -2,6 +2,7 @@
 //! `signals.rs`) and its devices resolved for the driver (`device.rs`); see docs/OPCUA.md.
 
 mod check;
+pub mod commissioning;
 mod device;
 pub mod keys;
 pub mod node;

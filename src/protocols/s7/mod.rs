@@ -2,6 +2,7 @@
 //! resolved for the driver (`device.rs`); see docs/S7.md.
 
 mod check;
+pub mod commissioning;
 pub mod device;
 pub mod keys;
 pub mod tag;
