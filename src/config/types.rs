@@ -1,7 +1,6 @@
 use super::cell_path::CellPath;
 pub use super::device::Device;
 pub use super::own_keys::OwnKeys;
-pub use crate::protocols::modbus::tag::TagConfig;
 use crate::vocabulary::MachineState;
 use serde::Deserialize;
 use std::collections::BTreeMap;

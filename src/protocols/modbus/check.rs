@@ -4,6 +4,7 @@
 use super::keys::ModbusKeysOf;
 use crate::config::*;
 use crate::config::{Problem, Seg};
+use super::tag::TagConfig;
 use super::{RTU, RTU_OVER_TCP, TCP};
 use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
 use mes_edge_drivers::modbus::{MAX_READ_BITS, MAX_READ_REGISTERS};

@@ -6,12 +6,14 @@ pub mod commissioning;
 mod device;
 pub mod keys;
 mod registers;
+mod signals;
 pub mod tag;
+mod writes;
 
 use keys::ModbusKeysOf;
 use crate::config::locate::Problem;
 use crate::config::parsed::Parsed;
-use crate::config::protocol::DeviceProtocol;
+use crate::config::protocol::{DeviceProtocol, SignalTag};
 use crate::config::tag::TagDescription;
 use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
@@ -65,12 +67,18 @@ impl DeviceProtocol for Modbus {
         // Register layout: asked of every device, as `tags` are refused elsewhere on others.
         for (t, tag) in dev.modbus().tags.iter().enumerate() {
             registers::check_tag(d, t, tag, p);
+            writes::check_limits(d, t, tag, p);
         }
         registers::check_overlaps(d, dev, p);
     }
 
     fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>) {
+        signals::check_names(c, p);
         check::check_lines(c, p);
+    }
+
+    fn check_signal_tag(&self, c: &CellFile, signal: SignalTag, p: &mut Vec<Problem>) {
+        signals::check_signal_tag(c, signal, p);
     }
 
     fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {

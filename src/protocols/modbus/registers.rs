@@ -3,7 +3,8 @@
 
 use super::keys::ModbusKeysOf;
 use crate::config::locate::{Problem, Seg};
-use crate::config::types::{Device, TagConfig};
+use super::tag::TagConfig;
+use crate::config::types::Device;
 use mes_edge_drivers::modbus::{ByteOrder, DataType};
 
 pub(super) fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {
