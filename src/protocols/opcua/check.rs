@@ -3,6 +3,7 @@
 
 use crate::config::parsed::Parsed;
 use crate::config::*;
+use super::device::NodeTargets;
 use super::keys::OpcUaKeys;
 use super::node::NodeConfig;
 use crate::config::{Problem, Seg};
@@ -102,7 +103,7 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
     }
     for (n, node) in keys.nodes.iter().enumerate() {
         if let Some(target) = check_node(d, n, node, &groups, p) {
-            parsed.node_targets.insert((d, n), target);
+            parsed.own_mut::<NodeTargets>().0.insert((d, n), target);
         }
     }
 }

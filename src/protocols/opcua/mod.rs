@@ -101,7 +101,9 @@ impl DeviceProtocol for OpcUa {
         state_dir: &Path,
         specs: &mut Vec<DriverSpec>,
     ) -> Result<(), Problem> {
-        let device = device::opcua_device(d, dev, first_id, &parsed.node_targets, state_dir)?;
+        let none = device::NodeTargets::default();
+        let targets = parsed.own::<device::NodeTargets>().unwrap_or(&none);
+        let device = device::opcua_device(d, dev, first_id, targets, state_dir)?;
         specs.push(DriverSpec::new(device));
         Ok(())
     }
