@@ -65,12 +65,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // async-opcua warns at every connect that we keep no endpoint list in its config.
-    let usual: &[&str] = &["opcua_client::config=error"];
+    let usual = crate::protocols::log_filters();
     let quiet = match &cli.command {
         Command::Demo { .. } => &["rumqttd=off", "mes_edge=warn"],
-        Command::Commissioning(c) => c.quiet_logs().unwrap_or(usual),
-        _ => usual,
+        Command::Commissioning(c) => c.quiet_logs().unwrap_or(&usual),
+        _ => &usual[..],
     };
     crate::logging::init(cli.log_json, quiet);
     let result = match cli.command {

@@ -7,7 +7,9 @@
 use crate::config::protocol::DeviceProtocol;
 
 /// `module::Protocol`: declares the folder's module, lists its protocol for the config and its
-/// commissioning commands for the command line (`mes-edge <module> ...`). A folder's
+/// commissioning commands for the command line (`mes-edge <module> ...`). A folder's `mod.rs`
+/// gives `pub const LOG_FILTERS: &[&str]`, the filters every command starts from (for its
+/// libraries that say too much). A folder's
 /// `commissioning.rs` gives `pub struct Args` (its help line is the subcommand's),
 /// `pub fn main(Args) -> Result<()>` and `pub const QUIET_LOGS: Option<&[&str]>`: the log
 /// filters it wants instead of the default (its own messages say what went wrong, a library's
@@ -17,6 +19,11 @@ macro_rules! protocols {
         $(pub mod $module;)*
 
         pub(crate) static ALL: &[&dyn DeviceProtocol] = &[$(&$module::$protocol),*];
+
+        /// The log filters every command starts from: each protocol's `LOG_FILTERS`.
+        pub(crate) fn log_filters() -> Vec<&'static str> {
+            [$($module::LOG_FILTERS),*].concat()
+        }
 
         /// The protocols' commissioning commands, flattened into the command line's.
         #[derive(clap::Subcommand)]

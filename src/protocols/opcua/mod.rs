@@ -21,6 +21,9 @@ use std::path::Path;
 /// OPC UA's name in `protocol = "..."`.
 const NAME: &str = "opcua";
 
+/// async-opcua warns at every connect that we keep no endpoint list in its config.
+pub const LOG_FILTERS: &[&str] = &["opcua_client::config=error"];
+
 pub(crate) struct OpcUa;
 
 impl DeviceProtocol for OpcUa {
