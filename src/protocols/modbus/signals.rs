@@ -6,6 +6,7 @@ use super::tag::TagConfig;
 use crate::config::locate::{Problem, Seg};
 use crate::config::need::check_rollover_window;
 use crate::config::protocol::SignalTag;
+use crate::config::tag::name_taken;
 use crate::config::types::CellFile;
 use mes_edge_drivers::modbus::DataType;
 use std::collections::HashMap;
@@ -22,12 +23,10 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
                     "expected a non-empty tag name",
                 ));
             } else if let Some(first) = seen.get(tag.name.as_str()) {
-                p.push(Problem::at(
+                p.push(name_taken(
                     path!["devices", d, "tags", t, "name"],
-                    format!(
-                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                        tag.name, c.devices[*first].name
-                    ),
+                    &tag.name,
+                    &c.devices[*first].name,
                 ));
             } else {
                 seen.insert(&tag.name, d);
