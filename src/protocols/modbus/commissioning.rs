@@ -3,8 +3,8 @@
 //! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
 //! byte order at the machine before putting them in the cell's config.
 
-use crate::protocols::modbus::keys::ModbusKeysOf;
 use crate::cli::commissioning::with_port;
+use crate::protocols::modbus::keys::ModbusKeysOf;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use mes_edge_drivers::modbus::commission::{self, Commissioning};

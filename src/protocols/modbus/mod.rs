@@ -10,13 +10,13 @@ mod signals;
 pub mod tag;
 mod writes;
 
-use keys::ModbusKeysOf;
 use crate::config::locate::Problem;
+use crate::config::own_keys::KeysOf;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::{DeviceProtocol, SignalTag};
 use crate::config::tag::TagDescription;
-use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
+use keys::ModbusKeysOf;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
@@ -58,7 +58,8 @@ impl DeviceProtocol for Modbus {
     }
 
     fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
-        dev.modbus().tags
+        dev.modbus()
+            .tags
             .iter()
             .enumerate()
             .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))

@@ -2,8 +2,8 @@
 //! read the same registers as different types.
 
 use super::keys::ModbusKeysOf;
-use crate::config::locate::{Problem, Seg};
 use super::tag::TagConfig;
+use crate::config::locate::{Problem, Seg};
 use crate::config::types::Device;
 use mes_edge_drivers::modbus::{ByteOrder, DataType};
 

@@ -54,7 +54,8 @@ pub(super) fn opcua_device(
         name: s.name.clone(),
         publishing_interval: Duration::from_millis(s.publishing_interval_ms),
     }));
-    let group_of: HashMap<&str, usize> = keys.subscriptions
+    let group_of: HashMap<&str, usize> = keys
+        .subscriptions
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i + 1))
@@ -91,10 +92,14 @@ pub(super) fn opcua_device(
         connection: Connection {
             endpoint: keys.endpoint.clone().unwrap_or_default(),
             policy,
-            mode: keys.security_mode
+            mode: keys
+                .security_mode
                 .unwrap_or(SecurityMode::default_for(policy)),
             identity,
-            pki_dir: keys.pki_dir.clone().unwrap_or_else(|| state_dir.join("pki")),
+            pki_dir: keys
+                .pki_dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join("pki")),
         },
         timeout: Duration::from_millis(dev.timeout_ms),
         poll_interval: Duration::from_millis(dev.poll_interval_ms),

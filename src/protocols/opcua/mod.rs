@@ -9,10 +9,10 @@ pub mod node;
 mod signals;
 
 use crate::config::locate::Problem;
+use crate::config::own_keys::KeysOf;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::OpcUaKeys;
 use mes_edge_drivers::DriverSpec;

@@ -8,10 +8,10 @@ pub mod keys;
 pub mod tag;
 
 use crate::config::locate::Problem;
+use crate::config::own_keys::KeysOf;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::S7Keys;
 use mes_edge_drivers::{DriverSpec, TagId};
