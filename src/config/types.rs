@@ -336,29 +336,11 @@ pub(crate) mod defaults {
     pub fn pieces() -> String {
         "pcs".into()
     }
-    pub fn unit_id() -> u8 {
-        1
-    }
     pub fn timeout_ms() -> u64 {
         1000
     }
     pub fn poll_interval_ms() -> u64 {
         500
-    }
-    pub fn max_gap() -> u16 {
-        16
-    }
-    pub fn max_registers() -> u16 {
-        125
-    }
-    pub fn max_bits() -> u16 {
-        2000
-    }
-    pub fn retries() -> u8 {
-        1
-    }
-    pub fn yes() -> bool {
-        true
     }
     pub fn rollover_window() -> u64 {
         1000
