@@ -46,7 +46,7 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
                 if *first < d {
                     p.push(name_taken(
                         path!["devices", d, "tags", tag.index, "name"],
-                        &tag.name(),
+                        tag.name(),
                         &c.devices[*first].name,
                     ));
                 }
