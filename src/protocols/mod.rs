@@ -7,13 +7,13 @@
 use crate::config::protocol::DeviceProtocol;
 
 /// `module::Protocol`: declares the folder's module, lists its protocol for the config and its
-/// commissioning commands for the command line (`mes-edge <module> ...`). A folder's `mod.rs`
-/// gives `pub const LOG_FILTERS: &[&str]`, the filters every command starts from (for its
-/// libraries that say too much). A folder's
-/// `commissioning.rs` gives `pub struct Args` (its help line is the subcommand's),
-/// `pub fn main(Args) -> Result<()>` and `pub const QUIET_LOGS: Option<&[&str]>`: the log
-/// filters it wants instead of the default (its own messages say what went wrong, a library's
-/// would repeat them).
+/// commissioning commands for the command line (`mes-edge <module> ...`). The folder's `mod.rs`
+/// gives `pub const LOG_FILTERS: &[&str]`, the log filters every command starts from (for a
+/// library of its that says too much). Its `commissioning.rs` gives `pub struct Args` (whose
+/// help line is the subcommand's), `pub fn main(Args) -> anyhow::Result<()>` and
+/// `pub const QUIET_LOGS: Option<&[&str]>`: the log filters it wants instead (its own messages
+/// say what went wrong, a library's would repeat them). Declared here, the folders are out of
+/// `cargo fmt`'s reach: `rustfmt --edition 2021 src/protocols/<module>/mod.rs` formats one.
 macro_rules! protocols {
     ($($module:ident::$protocol:ident),* $(,)?) => {
         $(pub mod $module;)*
