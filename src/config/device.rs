@@ -3,8 +3,8 @@
 //! device speaks, which that protocol's folder parses from the same table
 //! (`device_keys.rs` hands them over; serde's `flatten` would lose the line and column).
 
+use super::defaults;
 use super::own_keys::OwnKeys;
-use super::types::defaults;
 use serde::Deserialize;
 
 /// Unknown keys are not refused by serde here: `device_keys.rs` refuses them, knowing which

@@ -13,6 +13,7 @@ mod broker;
 mod cell_path;
 mod check;
 mod commands;
+mod defaults;
 mod device;
 mod device_keys;
 pub mod lab;
