@@ -1,6 +1,5 @@
 //! The command line: `run`, `check`, `demo`, `outbox ...`, the commissioning commands.
 
-pub(crate) mod commissioning;
 mod orders;
 mod outbox;
 

@@ -6,6 +6,8 @@
 
 use crate::config::protocol::DeviceProtocol;
 
+pub(crate) mod commissioning;
+
 /// `module::Protocol`: declares the folder's module, lists its protocol for the config and its
 /// commissioning commands for the command line (`mes-edge <module> ...`). The folder's `mod.rs`
 /// gives `pub const LOG_FILTERS: &[&str]`, the log filters every command starts from (for a

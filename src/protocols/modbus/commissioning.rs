@@ -3,7 +3,7 @@
 //! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
 //! byte order at the machine before putting them in the cell's config.
 
-use crate::cli::commissioning::with_port;
+use crate::protocols::commissioning::with_port;
 use crate::protocols::modbus::keys::ModbusKeysOf;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
@@ -281,7 +281,7 @@ async fn read(opts: &Options, transport: Transport, address: u16, count: u16) ->
 
 /// A value the way mbpoll shows it: bits as 0/1, f32 in its own precision.
 fn shown(value: Value, ty: DataType) -> String {
-    crate::cli::commissioning::shown(value, ty == DataType::F32)
+    crate::protocols::commissioning::shown(value, ty == DataType::F32)
 }
 
 async fn write(

@@ -3,7 +3,7 @@
 //! that a controls engineer can check an address and a type at the machine before putting them
 //! in the cell's config.
 
-use crate::cli::commissioning::with_port;
+use crate::protocols::commissioning::with_port;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use mes_edge_drivers::s7::commission;
@@ -201,7 +201,7 @@ async fn read(opts: &Options, host: &str, tags: &[S7Tag]) -> Result<()> {
                 "{} ({}): {}",
                 tag.address,
                 tag.data_type.name(),
-                crate::cli::commissioning::shown(v, tag.data_type == S7Type::Real)
+                crate::protocols::commissioning::shown(v, tag.data_type == S7Type::Real)
             ),
             Err(e) => {
                 refused += 1;

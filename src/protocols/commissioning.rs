@@ -1,6 +1,5 @@
 //! What the protocols' commissioning commands (`mes-edge modbus|opcua|s7 ...`, each in its
-//! protocol's folder under `crate::protocols`) share: how a device's address and a value are
-//! written for the engineer.
+//! protocol's folder) share: how a device's address and a value are written for the engineer.
 
 /// `host:port`, with `port` unless one is given; an IPv6 address with a port is written
 /// `[::1]:1502`.
