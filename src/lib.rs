@@ -6,6 +6,7 @@
 
 pub mod cell;
 pub mod cli;
+#[macro_use]
 pub mod config;
 pub mod control;
 pub mod event;
@@ -13,6 +14,7 @@ pub mod forwarder;
 pub mod logging;
 pub mod ops;
 pub mod orders;
+pub mod protocols;
 pub mod runtime;
 pub mod sparkplug;
 pub mod store;

@@ -1,20 +1,10 @@
 //! The command line: `run`, `check`, `demo`, `outbox ...`, the commissioning commands.
 
-#[macro_use]
-mod commissioning;
 mod orders;
 mod outbox;
 
-commissioning! {
-    /// Modbus commissioning: the requests a config makes; read or write a device directly.
-    Modbus(modbus::ModbusArgs),
-    /// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
-    Opcua(opcua::OpcuaArgs),
-    /// Siemens S7 commissioning: the requests a config makes; read or write a CPU directly.
-    S7(s7::S7Args),
-}
-
 use crate::config::{self, CellConfig};
+use crate::protocols::Commissioning;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -74,12 +64,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // async-opcua warns at every connect that we keep no endpoint list in its config.
-    let usual: &[&str] = &["opcua_client::config=error"];
+    let usual = crate::protocols::log_filters();
     let quiet = match &cli.command {
         Command::Demo { .. } => &["rumqttd=off", "mes_edge=warn"],
-        Command::Commissioning(c) => c.quiet_logs().unwrap_or(usual),
-        _ => usual,
+        Command::Commissioning(c) => c.quiet_logs().unwrap_or(&usual),
+        _ => &usual[..],
     };
     crate::logging::init(cli.log_json, quiet);
     let result = match cli.command {
@@ -134,20 +123,6 @@ fn check(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// A value as the commissioning commands print it: bits as 0/1, text quoted, a 32-bit float
-/// (`f32`) in its own precision (21.5, not 21.5000003...).
-fn shown(value: mes_edge_drivers::Value, f32: bool) -> String {
-    use mes_edge_drivers::Value;
-    match value {
-        Value::Bool(b) => (b as u8).to_string(),
-        Value::Int(v) => v.to_string(),
-        Value::UInt(v) => v.to_string(),
-        Value::Float(v) if f32 => (v as f32).to_string(),
-        Value::Float(v) => v.to_string(),
-        Value::Text(t) => format!("{:?}", t.as_str()),
     }
 }
 

@@ -3,8 +3,8 @@
 //! device speaks, which that protocol's folder parses from the same table
 //! (`device_keys.rs` hands them over; serde's `flatten` would lose the line and column).
 
+use super::defaults;
 use super::own_keys::OwnKeys;
-use super::types::defaults;
 use serde::Deserialize;
 
 /// Unknown keys are not refused by serde here: `device_keys.rs` refuses them, knowing which
@@ -12,7 +12,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Device {
     pub name: String,
-    /// A name one protocol in `protocols.rs` answers to (`modbus-tcp`, `opcua`, `s7`, ...).
+    /// A name one protocol of `crate::protocols` answers to (`modbus-tcp`, `opcua`, `s7`, ...).
     pub protocol: String,
     pub host: Option<String>,
     /// Default: the protocol's own (502 for Modbus, 102 for S7); see [`Device::port`].

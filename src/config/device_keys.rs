@@ -5,8 +5,9 @@
 //! stops there (nothing can be checked of that device).
 
 use super::locate::{Problem, Seg};
-use super::protocols::{named, ALL};
+use super::protocols::named;
 use super::types::{CellFile, Device};
+use crate::protocols::ALL;
 
 /// The devices' tables as written, for the keys the common [`Device`] does not read.
 #[derive(serde::Deserialize)]

@@ -3,7 +3,8 @@
 //! commissioning a cell with the file open in an editor.
 
 /// A location in the file, as the keys leading to it: `path!["signals", key, "tag"]`. Defined
-/// before the modules below so that each of them (the checks, each protocol's folder) can use it.
+/// before the modules below so that each of them can use it, and before `crate::protocols`
+/// (`#[macro_use]` in `lib.rs`) so that each protocol's folder can.
 macro_rules! path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
@@ -12,21 +13,22 @@ mod broker;
 mod cell_path;
 mod check;
 mod commands;
+mod defaults;
 mod device;
 mod device_keys;
 pub mod lab;
-mod locate;
-mod need;
-mod own_keys;
-mod parsed;
-mod protocol;
+pub(crate) mod locate;
+pub(crate) mod need;
+pub(crate) mod own_keys;
+pub(crate) mod parsed;
+pub(crate) mod protocol;
 mod protocols;
 mod resolved;
 mod serde_keys;
 mod sparkplug;
 pub mod tag;
 mod time;
-mod types;
+pub(crate) mod types;
 mod url;
 pub mod values;
 pub mod writes;
@@ -39,8 +41,6 @@ pub mod commands_names {
     pub use super::commands::{expand, COMMAND_NAMES, ORDER_COMMANDS, WRITE_SOURCES};
 }
 pub use locate::{Located, Problem, Seg};
-/// The protocols' folders (`modbus`, `opcua`, `s7`, ...), declared in `protocols.rs`.
-pub use protocols::*;
 pub use resolved::{
     CellConfig, CounterPlan, MaterialPlan, OrderTags, PartRecordPlan, PartTrigger, RejectPlan,
     ShiftPlan, SignalRoles, StatePlan,

@@ -9,7 +9,7 @@ use mes_edge_drivers::TagId;
 
 /// What a signal needs of its tag.
 #[derive(Clone, Copy, PartialEq)]
-pub(in crate::config) enum Need {
+pub(crate) enum Need {
     Bool,
     Integer,
     WritableInteger,
@@ -54,7 +54,7 @@ impl Need {
 }
 
 /// A tag a signal names: it exists and is what the signal needs.
-pub(in crate::config) fn signal_tag(
+pub(crate) fn signal_tag(
     tags: &[(TagId, usize, TagDescription)],
     at: Vec<Seg>,
     name: &str,
@@ -72,7 +72,7 @@ pub(in crate::config) fn signal_tag(
 }
 
 /// A rollover window must fit in half the counter's range, whichever protocol reads it.
-pub(in crate::config) fn check_rollover_window(
+pub(crate) fn check_rollover_window(
     key: &'static str,
     c: &CounterSignal,
     bits: u32,

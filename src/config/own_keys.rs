@@ -7,10 +7,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 /// A protocol's own keys parsed, or where (below the device) and what is wrong.
-pub(in crate::config) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
+pub(crate) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
 
 /// How a protocol's own keys are named and parsed: `KeysOf::of::<S7Keys>()`.
-pub(in crate::config) struct KeysOf {
+pub(crate) struct KeysOf {
     /// The keys, as serde names them.
     pub names: fn() -> &'static [&'static str],
     /// The keys parsed, or where (below the device) and what is wrong.

@@ -1,5 +1,6 @@
-//! The seam between the cell config and one protocol. Each protocol's folder (`modbus/`,
-//! `opcua/`, `s7/`) implements [`DeviceProtocol`]; `protocols.rs` lists them, one line each.
+//! The seam between the cell config and one protocol. Each protocol's folder
+//! (`crate::protocols::modbus`, `opcua`, `s7`) implements [`DeviceProtocol`]; the registry
+//! (`crate::protocols`) lists them, one line each.
 //! Everything else in the runtime works on [`TagDescription`]s and [`DriverSpec`]s and never
 //! asks which protocol a device speaks.
 //!
@@ -11,11 +12,11 @@ use super::locate::Problem;
 use super::own_keys::KeysOf;
 use super::parsed::Parsed;
 use super::tag::TagDescription;
-use super::types::{CellFile, Device};
+use super::types::{CellFile, CounterSignal, Device};
 use mes_edge_drivers::DriverSpec;
 use std::path::Path;
 
-pub(in crate::config) trait DeviceProtocol: Sync {
+pub(crate) trait DeviceProtocol: Sync {
     /// The names `protocol = "..."` gives this protocol, the usual one first.
     fn names(&self) -> &'static [&'static str];
 
@@ -55,6 +56,10 @@ pub(in crate::config) trait DeviceProtocol: Sync {
     /// used as signals), after the general checks of the signals.
     fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>);
 
+    /// What a signal needs of its tag, if the tag is one of this protocol's: asked during the
+    /// general checks of the signals, each signal's tag after it was found to be a known one.
+    fn check_signal_tag(&self, _c: &CellFile, _signal: SignalTag, _p: &mut Vec<Problem>) {}
+
     /// Names of this protocol's tags in the cell, for the general lookup of a signal's tag.
     fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str>;
 
@@ -72,4 +77,16 @@ pub(in crate::config) trait DeviceProtocol: Sync {
 
     /// Warnings of a config that passed its checks.
     fn warnings(&self, _c: &super::CellConfig, _w: &mut Vec<Problem>) {}
+}
+
+/// A signal's tag, as the general checks of the signals meet it.
+#[derive(Clone, Copy)]
+pub(crate) enum SignalTag<'a> {
+    /// `[signals.<key>] tag` of a counter (`good_count`, `scrap_count`).
+    Counter {
+        key: &'static str,
+        counter: &'a CounterSignal,
+    },
+    /// `[signals.machine_state] <sub>` (`tag` or `fault_tag`) names tag `name`.
+    MachineState { sub: &'static str, name: &'a str },
 }

@@ -1,34 +1,18 @@
-//! The protocols a cell config knows: one line each, which declares the protocol's folder (a
-//! module of `config`, re-exported by `mod.rs`) and lists it. A device's `protocol` picks the
-//! one whose names hold it; every other part of the config asks all of them, in this order
-//! (which is also the order a device's tags are numbered in).
+//! Which protocol a device speaks, and what the config asks of all of them (its port, the
+//! numbering of every tag), through the registry (`crate::protocols`).
 
 use super::protocol::DeviceProtocol;
 use super::types::{CellFile, Device};
-
-/// `folder/mod.rs module::Protocol`: declares the folder's module and lists its protocol.
-macro_rules! protocols {
-    ($($folder:literal $module:ident::$protocol:ident),* $(,)?) => {
-        $(#[path = $folder] pub mod $module;)*
-
-        pub(in crate::config) static ALL: &[&dyn DeviceProtocol] = &[$(&$module::$protocol),*];
-    };
-}
-
-protocols! {
-    "modbus/mod.rs" modbus::Modbus,
-    "opcua/mod.rs" opcua::OpcUa,
-    "s7/mod.rs" s7::S7,
-}
+use crate::protocols::ALL;
 
 /// The protocol a device's `protocol = "..."` names, if one does.
-pub(in crate::config) fn named(name: &str) -> Option<&'static dyn DeviceProtocol> {
+pub(crate) fn named(name: &str) -> Option<&'static dyn DeviceProtocol> {
     ALL.iter().copied().find(|p| p.names().contains(&name))
 }
 
 /// The protocol device `dev` speaks. Its name was checked when its keys were handed out
 /// (`device_keys.rs`), before anything else asks.
-pub(in crate::config) fn of(dev: &Device) -> &'static dyn DeviceProtocol {
+pub(crate) fn of(dev: &Device) -> &'static dyn DeviceProtocol {
     named(&dev.protocol).expect("a device's protocol is checked before its keys are handed out")
 }
 
@@ -41,7 +25,7 @@ impl Device {
 
 impl CellFile {
     /// Every tag with the device it belongs to, numbered for [`mes_edge_drivers::TagId`]: for
-    /// each device the tags of each protocol in `protocols.rs` order (Modbus `tags`, OPC UA
+    /// each device the tags of each protocol in the registry's order (Modbus `tags`, OPC UA
     /// `nodes`, S7 `s7_tags`), in config order. The cell model and the drivers both number with
     /// this, so a tag id means the same on both sides.
     pub fn numbered_tags(

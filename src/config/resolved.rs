@@ -177,7 +177,7 @@ fn driver_specs(file: &CellFile, parsed: &Parsed) -> Result<Vec<DriverSpec>, Pro
     let mut specs = Vec::new();
     let mut next_tag = 0u32;
     for (d, dev) in file.devices.iter().enumerate() {
-        for protocol in super::protocols::ALL {
+        for protocol in crate::protocols::ALL {
             let count = protocol.tags(dev, next_tag).len() as u32;
             if protocol.names().contains(&dev.protocol.as_str()) {
                 protocol.add_driver(d, dev, next_tag, parsed, state_dir, &mut specs)?;

@@ -3,6 +3,7 @@
 //! so the engine, the signal checks, process values, Sparkplug and the write path read one
 //! description and never ask which protocol a tag came from.
 
+use super::locate::{Problem, Seg};
 use super::values::Publish;
 use super::writes::WriteSpec;
 
@@ -76,4 +77,13 @@ impl TagDescription {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// A tag name the cell already has, first on device `first`: a signal names its tag alone, so
+/// a name is unique across the tags of every protocol.
+pub(crate) fn name_taken(at: Vec<Seg>, name: &str, first: &str) -> Problem {
+    Problem::at(
+        at,
+        format!("tag name {name:?} is already used on device {first:?}; expected a name unique in the cell"),
+    )
 }

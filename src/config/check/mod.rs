@@ -2,11 +2,9 @@
 //! keys are already checked by the parser.
 
 use super::locate::{Problem, Seg};
-use super::need::check_rollover_window;
 use super::parsed::Parsed;
+use super::protocol::SignalTag;
 use super::types::*;
-use crate::config::modbus::keys::ModbusKeysOf;
-use mes_edge_drivers::modbus::DataType;
 use std::collections::HashMap;
 
 mod brokers;
@@ -126,9 +124,9 @@ pub(super) fn check(c: &CellFile) -> Result<Parsed, Vec<Problem>> {
     let mut p = Vec::new();
     let mut parsed = Parsed::default();
     check_cell(c, &mut p);
-    let tags = check_devices(c, &mut parsed, &mut p);
-    check_signals(c, &tags, &mut parsed, &mut p);
-    for protocol in crate::config::protocols::ALL {
+    check_devices(c, &mut parsed, &mut p);
+    check_signals(c, &mut parsed, &mut p);
+    for protocol in crate::protocols::ALL {
         protocol.check_cell(c, &mut p);
     }
     orders::check(c, &mut parsed, &mut p);
@@ -169,19 +167,8 @@ fn check_cell(c: &CellFile, p: &mut Vec<Problem>) {
     }
 }
 
-/// Where each tag is defined, by name.
-struct TagRef<'a> {
-    device: usize,
-    tag: &'a TagConfig,
-}
-
-fn check_devices<'a>(
-    c: &'a CellFile,
-    parsed: &mut Parsed,
-    p: &mut Vec<Problem>,
-) -> HashMap<&'a str, TagRef<'a>> {
+fn check_devices(c: &CellFile, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     let mut devices: HashMap<&str, usize> = HashMap::new();
-    let mut tags: HashMap<&str, TagRef> = HashMap::new();
     for (d, dev) in c.devices.iter().enumerate() {
         if dev.name.trim().is_empty() {
             p.push(Problem::at(
@@ -198,7 +185,7 @@ fn check_devices<'a>(
                 ),
             ));
         }
-        for protocol in crate::config::protocols::ALL {
+        for protocol in crate::protocols::ALL {
             protocol.check_device(d, dev, parsed, p);
         }
         if dev.poll_interval_ms == 0 {
@@ -213,37 +200,13 @@ fn check_devices<'a>(
                 "expected a timeout of at least 1 ms, found 0",
             ));
         }
-        for (t, tag) in dev.modbus().tags.iter().enumerate() {
-            if tag.name.trim().is_empty() {
-                p.push(Problem::at(
-                    path!["devices", d, "tags", t, "name"],
-                    "expected a non-empty tag name",
-                ));
-            } else if let Some(first) = tags.get(tag.name.as_str()) {
-                p.push(Problem::at(
-                    path!["devices", d, "tags", t, "name"],
-                    format!(
-                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                        tag.name, c.devices[first.device].name
-                    ),
-                ));
-            } else {
-                tags.insert(&tag.name, TagRef { device: d, tag });
-            }
-        }
     }
-    tags
 }
 
-fn check_signals(
-    c: &CellFile,
-    tags: &HashMap<&str, TagRef>,
-    parsed: &mut Parsed,
-    p: &mut Vec<Problem>,
-) {
+fn check_signals(c: &CellFile, parsed: &mut Parsed, p: &mut Vec<Problem>) {
     // Each protocol's names once (the first definition is the one a signal reads).
     let mut all_names: Vec<&str> = Vec::new();
-    for protocol in crate::config::protocols::ALL {
+    for protocol in crate::protocols::ALL {
         let mut names = protocol.tag_names(c);
         names.sort_unstable();
         names.dedup();
@@ -258,10 +221,10 @@ fn check_signals(
             format!("expected one of: {}", names.join(", "))
         }
     };
-    let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> Option<&TagConfig> {
-        let found = tags.get(name).map(|r| r.tag);
-        // Other protocols' tags are checked in their folders.
-        if found.is_none() && !all_names.contains(&name) {
+    // Whether a known tag suits the signal is its protocol's to say (`check_signal_tag`).
+    let lookup = |key: &str, sub: &str, name: &str, p: &mut Vec<Problem>| -> bool {
+        let found = all_names.contains(&name);
+        if !found {
             p.push(Problem::at(
                 path!["signals", key, sub],
                 format!("unknown tag {name:?}; {}", known()),
@@ -269,57 +232,30 @@ fn check_signals(
         }
         found
     };
+    let check_tag = |signal: SignalTag, p: &mut Vec<Problem>| {
+        for protocol in crate::protocols::ALL {
+            protocol.check_signal_tag(c, signal, p);
+        }
+    };
     for (key, counter) in [
         ("good_count", &c.signals.good_count),
         ("scrap_count", &c.signals.scrap_count),
     ] {
         let Some(counter) = counter else { continue };
         check_counter_rules(key, counter, p);
-        let Some(tag) = lookup(key, "tag", &counter.tag, p) else {
-            continue;
-        };
-        match tag.data_type.counter_bits() {
-            None => p.push(Problem::at(
-                path!["signals", key, "tag"],
-                format!(
-                    "a counter must be an unsigned integer tag (u16, u32 or u64); {:?} is {}",
-                    tag.name,
-                    format!("{:?}", tag.data_type).to_lowercase()
-                ),
-            )),
-            Some(bits) => check_rollover_window(key, counter, bits, p),
-        }
-        if tag.scale.is_some() || tag.offset.is_some() {
-            p.push(Problem::at(
-                path!["signals", key, "tag"],
-                format!("counter tag {:?} must not be scaled", tag.name),
-            ));
+        if lookup(key, "tag", &counter.tag, p) {
+            check_tag(SignalTag::Counter { key, counter }, p);
         }
     }
     check_one_role_per_tag(c, p);
     if let Some(state) = &c.signals.machine_state {
-        let integer = |t: &TagConfig| {
-            !matches!(
-                t.data_type,
-                DataType::F32 | DataType::F64 | DataType::String
-            ) && t.scale.is_none()
-                && t.offset.is_none()
-        };
         for (sub, name) in [
             ("tag", Some(&state.tag)),
             ("fault_tag", state.fault_tag.as_ref()),
         ] {
             let Some(name) = name else { continue };
-            if let Some(tag) = lookup("machine_state", sub, name, p) {
-                if !integer(tag) {
-                    p.push(Problem::at(
-                        path!["signals", "machine_state", sub],
-                        format!(
-                            "expected an unscaled integer or bool tag, {:?} is {:?}",
-                            tag.name, tag.data_type
-                        ),
-                    ));
-                }
+            if lookup("machine_state", sub, name, p) {
+                check_tag(SignalTag::MachineState { sub, name }, p);
             }
         }
         if state.unmapped == crate::vocabulary::MachineState::Unobserved {
@@ -392,7 +328,7 @@ fn check_store(c: &CellFile, p: &mut Vec<Problem>) {
 pub(super) fn warnings(c: &super::CellConfig, file: &std::path::Path) -> Vec<Problem> {
     let mut w = Vec::new();
     brokers::warnings(c, &mut w);
-    for protocol in crate::config::protocols::ALL {
+    for protocol in crate::protocols::ALL {
         protocol.warnings(c, &mut w);
     }
     health::warnings(c, &mut w);

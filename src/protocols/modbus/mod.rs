@@ -2,25 +2,31 @@
 //! (`check.rs`, `registers.rs`) and its devices resolved into the driver's lines (`device.rs`).
 
 mod check;
+pub mod commissioning;
 mod device;
 pub mod keys;
 mod registers;
+mod signals;
 pub mod tag;
+mod writes;
 
-use keys::ModbusKeysOf;
 use crate::config::locate::Problem;
-use crate::config::parsed::Parsed;
-use crate::config::protocol::DeviceProtocol;
-use crate::config::tag::TagDescription;
 use crate::config::own_keys::KeysOf;
+use crate::config::parsed::Parsed;
+use crate::config::protocol::{DeviceProtocol, SignalTag};
+use crate::config::tag::TagDescription;
 use crate::config::types::{CellFile, Device};
+use keys::ModbusKeysOf;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
 /// Modbus TCP's port.
 const DEFAULT_PORT: u16 = 502;
 
-pub(in crate::config) struct Modbus;
+/// Modbus asks for no log filters: its driver is ours.
+pub const LOG_FILTERS: &[&str] = &[];
+
+pub(crate) struct Modbus;
 
 /// The names of Modbus in `protocol = "..."`: the framings, each its own name.
 const TCP: &str = "modbus-tcp";
@@ -52,7 +58,8 @@ impl DeviceProtocol for Modbus {
     }
 
     fn tags(&self, dev: &Device, first_id: u32) -> Vec<TagDescription> {
-        dev.modbus().tags
+        dev.modbus()
+            .tags
             .iter()
             .enumerate()
             .map(|(i, t)| t.describe(&dev.name, TagId(first_id + i as u32), i))
@@ -64,12 +71,18 @@ impl DeviceProtocol for Modbus {
         // Register layout: asked of every device, as `tags` are refused elsewhere on others.
         for (t, tag) in dev.modbus().tags.iter().enumerate() {
             registers::check_tag(d, t, tag, p);
+            writes::check_limits(d, t, tag, p);
         }
         registers::check_overlaps(d, dev, p);
     }
 
     fn check_cell(&self, c: &CellFile, p: &mut Vec<Problem>) {
+        signals::check_names(c, p);
         check::check_lines(c, p);
+    }
+
+    fn check_signal_tag(&self, c: &CellFile, signal: SignalTag, p: &mut Vec<Problem>) {
+        signals::check_signal_tag(c, signal, p);
     }
 
     fn tag_names<'a>(&self, c: &'a CellFile) -> Vec<&'a str> {

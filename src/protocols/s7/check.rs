@@ -2,9 +2,10 @@
 //! addresses and types (with what was expected), writable areas, names, and S7 tags used as
 //! the cell's signals.
 
-use crate::config::need::Need;
 use super::keys::S7Keys;
 use super::tag::S7TagConfig;
+use crate::config::need::Need;
+use crate::config::tag::name_taken;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::s7::plan::{item_capacity, MIN_PDU};
@@ -116,13 +117,7 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
             if tag.name.trim().is_empty() {
                 p.push(Problem::at(at, "expected a non-empty tag name"));
             } else if let Some(first) = seen.get(tag.name.as_str()) {
-                p.push(Problem::at(
-                    at,
-                    format!(
-                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                        tag.name, c.devices[*first].name
-                    ),
-                ));
+                p.push(name_taken(at, &tag.name, &c.devices[*first].name));
             } else {
                 seen.insert(&tag.name, d);
             }

@@ -32,7 +32,7 @@ pub struct TagConfig {
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// The only values a write_tag may set.
-    pub allowed: Option<Vec<crate::config::commands::AllowedValue>>,
+    pub allowed: Option<Vec<crate::config::AllowedValue>>,
     /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag; every
     /// source allowed write_tag if left out.
     pub write_sources: Option<Vec<String>>,

@@ -3,9 +3,9 @@
 //! that a controls engineer can check an address and a type at the machine before putting them
 //! in the cell's config.
 
-use super::modbus::with_port;
+use crate::protocols::commissioning::with_port;
 use anyhow::{anyhow, bail, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use mes_edge_drivers::s7::commission;
 use mes_edge_drivers::s7::frame::remote_tsap;
 use mes_edge_drivers::s7::{Address, Endpoint, S7Tag, S7Type};
@@ -13,8 +13,9 @@ use mes_edge_drivers::{TagId, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Args)]
-pub struct S7Args {
+/// Siemens S7 commissioning: the requests a config makes; read or write a CPU directly.
+#[derive(clap::Args)]
+pub struct Args {
     #[command(subcommand)]
     command: S7Command,
 }
@@ -49,7 +50,7 @@ enum S7Command {
     },
 }
 
-#[derive(Args)]
+#[derive(clap::Args)]
 struct Options {
     /// Rack of the CPU.
     #[arg(long, default_value_t = 0)]
@@ -137,7 +138,7 @@ impl Options {
 /// The usual log filters (cli/commissioning.rs).
 pub const QUIET_LOGS: Option<&[&str]> = None;
 
-pub fn main(args: S7Args) -> Result<()> {
+pub fn main(args: Args) -> Result<()> {
     match args.command {
         S7Command::Plan { file, pdu } => plan(&file, pdu),
         S7Command::Read {
@@ -200,7 +201,7 @@ async fn read(opts: &Options, host: &str, tags: &[S7Tag]) -> Result<()> {
                 "{} ({}): {}",
                 tag.address,
                 tag.data_type.name(),
-                super::shown(v, tag.data_type == S7Type::Real)
+                crate::protocols::commissioning::shown(v, tag.data_type == S7Type::Real)
             ),
             Err(e) => {
                 refused += 1;
@@ -235,7 +236,7 @@ fn plan(file: &std::path::Path, pdu: u16) -> Result<()> {
         return Ok(());
     }
     for dev in devices {
-        let names = crate::config::s7::device::tag_names(&config, dev.id);
+        let names = crate::protocols::s7::device::tag_names(&config, dev.id);
         println!("device {:?} at {}, PDU {pdu} bytes", dev.name, dev.endpoint);
         let groups = mes_edge_drivers::s7::plan::plan_groups(
             &dev.tags,

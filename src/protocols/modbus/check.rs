@@ -2,12 +2,13 @@
 //! one line, string and writable tags.
 
 use super::keys::ModbusKeysOf;
+use super::tag::TagConfig;
+use super::{RTU, RTU_OVER_TCP, TCP};
 use crate::config::*;
 use crate::config::{Problem, Seg};
-use super::{RTU, RTU_OVER_TCP, TCP};
 use mes_edge_drivers::modbus::encoding::MAX_STRING_REGISTERS;
-use mes_edge_drivers::modbus::{MAX_READ_BITS, MAX_READ_REGISTERS};
 use mes_edge_drivers::modbus::{DataType, Table};
+use mes_edge_drivers::modbus::{MAX_READ_BITS, MAX_READ_REGISTERS};
 
 /// The serial settings a device sets, by key.
 fn serial_fields(dev: &Device) -> Vec<&'static str> {
@@ -17,7 +18,10 @@ fn serial_fields(dev: &Device) -> Vec<&'static str> {
         ("data_bits", dev.modbus().data_bits.is_some()),
         ("parity", dev.modbus().parity.is_some()),
         ("stop_bits", dev.modbus().stop_bits.is_some()),
-        ("inter_frame_delay_us", dev.modbus().inter_frame_delay_us.is_some()),
+        (
+            "inter_frame_delay_us",
+            dev.modbus().inter_frame_delay_us.is_some(),
+        ),
     ]
     .into_iter()
     .filter(|(_, set)| *set)
@@ -72,7 +76,10 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     if dev.modbus().retries > 10 {
         p.push(Problem::at(
             at("retries"),
-            format!("expected at most 10 retries, found {}", dev.modbus().retries),
+            format!(
+                "expected at most 10 retries, found {}",
+                dev.modbus().retries
+            ),
         ));
     }
     for (t, tag) in dev.modbus().tags.iter().enumerate() {
@@ -82,7 +89,9 @@ pub fn check_device(d: usize, dev: &Device, p: &mut Vec<Problem>) {
 
 fn check_serial(d: usize, dev: &Device, p: &mut Vec<Problem>) {
     let at = |key: &str| path!["devices", d, key];
-    if dev.modbus().serial_port
+    if dev
+        .modbus()
+        .serial_port
         .as_deref()
         .is_none_or(|s| s.trim().is_empty())
     {
@@ -230,9 +239,11 @@ pub fn check_lines(c: &CellFile, p: &mut Vec<Problem>) {
             }
             // Two Modbus TCP devices may well name one unit of a PLC twice; on a serial line or
             // a transparent gateway the same unit id twice is two devices answering at once.
-            let shared_bus =
-                serial || (same_endpoint && dev.protocol == RTU_OVER_TCP);
-            if shared_bus && dev.protocol == first.protocol && dev.modbus().unit_id == first.modbus().unit_id {
+            let shared_bus = serial || (same_endpoint && dev.protocol == RTU_OVER_TCP);
+            if shared_bus
+                && dev.protocol == first.protocol
+                && dev.modbus().unit_id == first.modbus().unit_id
+            {
                 p.push(Problem::at(
                     path!["devices", d, "unit_id"],
                     format!(

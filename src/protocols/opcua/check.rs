@@ -1,10 +1,11 @@
 //! Checks of OPC UA devices and nodes: endpoint, security combinations, identity, node-id
 //! syntax, subscriptions, and OPC UA nodes used as the cell's signals.
 
-use crate::config::parsed::Parsed;
-use crate::config::*;
+use super::device::NodeTargets;
 use super::keys::OpcUaKeys;
 use super::node::NodeConfig;
+use crate::config::parsed::Parsed;
+use crate::config::*;
 use crate::config::{Problem, Seg};
 use mes_edge_drivers::opcua::{
     parse_browse_path, parse_node_id, security_mismatch, NodeTarget, NodeType, SecurityMode,
@@ -57,7 +58,8 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
         ));
     }
     let policy = keys.security_policy.unwrap_or(SecurityPolicy::None);
-    let mode = keys.security_mode
+    let mode = keys
+        .security_mode
         .unwrap_or(SecurityMode::default_for(policy));
     if let Some(why) = security_mismatch(policy, mode) {
         let key = if keys.security_mode.is_some() {
@@ -102,7 +104,7 @@ pub fn check_device(d: usize, dev: &Device, parsed: &mut Parsed, p: &mut Vec<Pro
     }
     for (n, node) in keys.nodes.iter().enumerate() {
         if let Some(target) = check_node(d, n, node, &groups, p) {
-            parsed.node_targets.insert((d, n), target);
+            parsed.own_mut::<NodeTargets>().0.insert((d, n), target);
         }
     }
 }

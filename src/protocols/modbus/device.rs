@@ -33,7 +33,9 @@ pub(super) fn add_to_line(d: usize, dev: &Device, first_tag: u32, specs: &mut Ve
 
 fn modbus_device(d: usize, dev: &Device, first_tag: u32) -> ModbusDevice {
     let device_interval = Duration::from_millis(dev.poll_interval_ms);
-    let tags = dev.modbus().tags
+    let tags = dev
+        .modbus()
+        .tags
         .iter()
         .enumerate()
         .map(|(i, t)| ModbusTag {

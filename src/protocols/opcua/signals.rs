@@ -3,6 +3,7 @@
 
 use super::check::nodes;
 use super::keys::OpcUaKeys;
+use crate::config::tag::name_taken;
 use crate::config::*;
 use crate::config::{Problem, Seg};
 use std::collections::HashMap;
@@ -28,12 +29,10 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
                 continue;
             }
             if let Some((first, _)) = seen.get(node.name.as_str()) {
-                p.push(Problem::at(
+                p.push(name_taken(
                     path!["devices", d, "nodes", n, "name"],
-                    format!(
-                        "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                        node.name, c.devices[*first].name
-                    ),
+                    &node.name,
+                    &c.devices[*first].name,
                 ));
             } else {
                 seen.insert(&node.name, (d, true));
@@ -45,12 +44,10 @@ pub fn check_names(c: &CellFile, p: &mut Vec<Problem>) {
         for tag in registers(d) {
             if let Some((first, true)) = seen.get(tag.name()) {
                 if *first < d {
-                    p.push(Problem::at(
+                    p.push(name_taken(
                         path!["devices", d, "tags", tag.index, "name"],
-                        format!(
-                            "tag name {:?} is already used on device {:?}; expected a name unique in the cell",
-                            tag.name(), c.devices[*first].name
-                        ),
+                        tag.name(),
+                        &c.devices[*first].name,
                     ));
                 }
             }

@@ -2,11 +2,12 @@
 //! connection code and security options as the running cell.
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use std::path::PathBuf;
 
-#[derive(Args)]
-pub struct OpcuaArgs {
+/// OPC UA commissioning: a server's endpoints, browse and read nodes, trust its certificate.
+#[derive(clap::Args)]
+pub struct Args {
     #[command(subcommand)]
     command: OpcuaCommand,
 }
@@ -45,7 +46,7 @@ enum OpcuaCommand {
 }
 
 /// The server and how to connect to it: the options of an `opcua` device in a cell config.
-#[derive(Args)]
+#[derive(clap::Args)]
 struct Server {
     /// `opc.tcp://host:port[/path]`
     endpoint: String,
@@ -92,13 +93,13 @@ pub const QUIET_LOGS: Option<&[&str]> = Some(&[
     "opcua_types=off",
 ]);
 
-pub fn main(args: OpcuaArgs) -> Result<()> {
+pub fn main(args: Args) -> Result<()> {
     imp::main(args)
 }
 
 #[cfg(not(feature = "opcua"))]
 mod imp {
-    pub fn main(_: super::OpcuaArgs) -> anyhow::Result<()> {
+    pub fn main(_: super::Args) -> anyhow::Result<()> {
         anyhow::bail!("this build has no OPC UA (built without the `opcua` feature)")
     }
 }
@@ -112,7 +113,7 @@ mod imp {
     };
     use std::time::Duration;
 
-    pub fn main(args: OpcuaArgs) -> Result<()> {
+    pub fn main(args: Args) -> Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

@@ -2,8 +2,9 @@
 //! read the same registers as different types.
 
 use super::keys::ModbusKeysOf;
+use super::tag::TagConfig;
 use crate::config::locate::{Problem, Seg};
-use crate::config::types::{Device, TagConfig};
+use crate::config::types::Device;
 use mes_edge_drivers::modbus::{ByteOrder, DataType};
 
 pub(super) fn check_tag(d: usize, t: usize, tag: &TagConfig, p: &mut Vec<Problem>) {

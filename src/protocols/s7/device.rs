@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The driver of an S7 device whose first tag is numbered `first_tag`. The config was
 /// checked, so every address parses.
-pub(in crate::config) fn driver(d: usize, dev: &Device, first_tag: u32) -> DriverSpec {
+pub(crate) fn driver(d: usize, dev: &Device, first_tag: u32) -> DriverSpec {
     let interval = Duration::from_millis(dev.poll_interval_ms);
     let tags = S7Keys::tags(dev)
         .iter()

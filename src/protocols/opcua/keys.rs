@@ -75,7 +75,10 @@ pki_dir = "pki-of-press"
         let device = config.opcua_devices().next().unwrap();
         assert_eq!(device.connection.pki_dir, dir.path().join("pki-of-press"));
         let Identity::UserName { password, .. } = &device.connection.identity else {
-            panic!("expected a user name identity, got {:?}", device.connection.identity);
+            panic!(
+                "expected a user name identity, got {:?}",
+                device.connection.identity
+            );
         };
         let Secret::File(file) = password else {
             panic!("expected the password from a file, got {password:?}");

@@ -12,13 +12,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// Per (device, node) index: where the node is on its server, as the checks parsed it.
+#[derive(Default)]
+pub(super) struct NodeTargets(pub HashMap<(usize, usize), NodeTarget>);
+
 /// A PKI folder not given in the config is `pki` next to the store file, so it lives with the
 /// cell's other state.
 pub(super) fn opcua_device(
     d: usize,
     dev: &Device,
     first_node: u32,
-    node_targets: &HashMap<(usize, usize), NodeTarget>,
+    node_targets: &NodeTargets,
     state_dir: &Path,
 ) -> Result<OpcUaDevice, Problem> {
     let none = OpcUaKeys::default();
@@ -50,14 +54,15 @@ pub(super) fn opcua_device(
         name: s.name.clone(),
         publishing_interval: Duration::from_millis(s.publishing_interval_ms),
     }));
-    let group_of: HashMap<&str, usize> = keys.subscriptions
+    let group_of: HashMap<&str, usize> = keys
+        .subscriptions
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i + 1))
         .collect();
     let mut nodes = Vec::with_capacity(keys.nodes.len());
     for (n, node) in keys.nodes.iter().enumerate() {
-        let target = node_targets.get(&(d, n)).cloned().ok_or_else(|| {
+        let target = node_targets.0.get(&(d, n)).cloned().ok_or_else(|| {
             Problem::internal(&format!("node {:?} has no parsed address", node.name))
         })?;
         nodes.push(OpcUaNode {
@@ -87,10 +92,14 @@ pub(super) fn opcua_device(
         connection: Connection {
             endpoint: keys.endpoint.clone().unwrap_or_default(),
             policy,
-            mode: keys.security_mode
+            mode: keys
+                .security_mode
                 .unwrap_or(SecurityMode::default_for(policy)),
             identity,
-            pki_dir: keys.pki_dir.clone().unwrap_or_else(|| state_dir.join("pki")),
+            pki_dir: keys
+                .pki_dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join("pki")),
         },
         timeout: Duration::from_millis(dev.timeout_ms),
         poll_interval: Duration::from_millis(dev.poll_interval_ms),

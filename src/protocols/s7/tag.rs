@@ -36,7 +36,7 @@ pub struct S7TagConfig {
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// The only values a write_tag may set.
-    pub allowed: Option<Vec<crate::config::commands::AllowedValue>>,
+    pub allowed: Option<Vec<crate::config::AllowedValue>>,
     /// The sources (`mqtt`, `operator`, `sparkplug`) whose write_tag may set this tag.
     pub write_sources: Option<Vec<String>>,
     /// Publish the tag as a process value (docs/VALUES.md).

@@ -2,21 +2,25 @@
 //! resolved for the driver (`device.rs`); see docs/S7.md.
 
 mod check;
+pub mod commissioning;
 pub mod device;
 pub mod keys;
 pub mod tag;
 
 use crate::config::locate::Problem;
+use crate::config::own_keys::KeysOf;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::S7Keys;
 use mes_edge_drivers::{DriverSpec, TagId};
 use std::path::Path;
 
-pub(in crate::config) struct S7;
+/// S7 asks for no log filters: its driver is ours.
+pub const LOG_FILTERS: &[&str] = &[];
+
+pub(crate) struct S7;
 
 impl DeviceProtocol for S7 {
     fn names(&self) -> &'static [&'static str] {

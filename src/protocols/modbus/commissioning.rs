@@ -3,9 +3,10 @@
 //! and print the way mbpoll does, so that a controls engineer can check an address, a type and a
 //! byte order at the machine before putting them in the cell's config.
 
-use crate::config::modbus::keys::ModbusKeysOf;
+use crate::protocols::commissioning::with_port;
+use crate::protocols::modbus::keys::ModbusKeysOf;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use mes_edge_drivers::modbus::commission::{self, Commissioning};
 use mes_edge_drivers::modbus::encoding::DataType;
 use mes_edge_drivers::modbus::plan::plan_groups;
@@ -16,8 +17,9 @@ use mes_edge_drivers::{TagId, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Args)]
-pub struct ModbusArgs {
+/// Modbus commissioning: the requests a config makes; read or write a device directly.
+#[derive(clap::Args)]
+pub struct Args {
     #[command(subcommand)]
     command: ModbusCommand,
 }
@@ -53,7 +55,7 @@ enum ModbusCommand {
     },
 }
 
-#[derive(Args)]
+#[derive(clap::Args)]
 struct Options {
     /// bool, u16, i16, u32, i32, u64, i64, f32, f64 or string (default: u16, bool for coils).
     #[arg(long = "type", short = 't')]
@@ -98,7 +100,7 @@ struct Options {
 /// The usual log filters (cli/commissioning.rs).
 pub const QUIET_LOGS: Option<&[&str]> = None;
 
-pub fn main(args: ModbusArgs) -> Result<()> {
+pub fn main(args: Args) -> Result<()> {
     match args.command {
         ModbusCommand::Plan { file } => plan(&file),
         ModbusCommand::Read {
@@ -126,24 +128,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
-}
-
-/// `host:port`, with `port` unless one is given; an IPv6 address with a port is written
-/// `[::1]:1502`.
-pub(super) fn with_port(host: &str, port: u16) -> String {
-    if host.starts_with('[') {
-        if host.contains("]:") {
-            host.to_string()
-        } else {
-            format!("{host}:{port}")
-        }
-    } else {
-        match host.matches(':').count() {
-            0 => format!("{host}:{port}"),
-            1 => host.to_string(),
-            _ => format!("[{host}]:{port}"),
-        }
-    }
 }
 
 fn parse_address(s: &str) -> Result<u16> {
@@ -297,7 +281,7 @@ async fn read(opts: &Options, transport: Transport, address: u16, count: u16) ->
 
 /// A value the way mbpoll shows it: bits as 0/1, f32 in its own precision.
 fn shown(value: Value, ty: DataType) -> String {
-    super::shown(value, ty == DataType::F32)
+    crate::protocols::commissioning::shown(value, ty == DataType::F32)
 }
 
 async fn write(
@@ -381,14 +365,5 @@ mod tests {
         assert_eq!(shown(Value::Float(0.1f32 as f64), DataType::F32), "0.1");
         assert_eq!(parse_address("0x10").unwrap(), 16);
         assert!(parse_address("70000").is_err());
-    }
-
-    #[test]
-    fn hosts_get_the_modbus_port_unless_they_name_one() {
-        assert_eq!(with_port("plc1", 502), "plc1:502");
-        assert_eq!(with_port("10.0.0.5:1502", 502), "10.0.0.5:1502");
-        assert_eq!(with_port("[::1]", 502), "[::1]:502");
-        assert_eq!(with_port("[::1]:1502", 502), "[::1]:1502");
-        assert_eq!(with_port("fe80::1", 502), "[fe80::1]:502");
     }
 }

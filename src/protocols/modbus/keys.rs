@@ -2,7 +2,6 @@
 //! `"modbus-rtu-over-tcp"`) beyond the common ones; see docs/MODBUS.md.
 
 use super::tag::TagConfig;
-use crate::config::types::defaults;
 use crate::config::Device;
 use serde::Deserialize;
 use std::sync::LazyLock;
@@ -63,5 +62,29 @@ pub trait ModbusKeysOf {
 impl ModbusKeysOf for Device {
     fn modbus(&self) -> &ModbusKeys {
         self.own.get().unwrap_or(&NONE)
+    }
+}
+
+/// What a Modbus device has when it leaves a key out.
+mod defaults {
+    pub fn unit_id() -> u8 {
+        1
+    }
+    pub fn max_gap() -> u16 {
+        16
+    }
+    /// The protocol's ceiling for one read of registers.
+    pub fn max_registers() -> u16 {
+        125
+    }
+    /// The protocol's ceiling for one read of coils or discrete inputs.
+    pub fn max_bits() -> u16 {
+        2000
+    }
+    pub fn retries() -> u8 {
+        1
+    }
+    pub fn yes() -> bool {
+        true
     }
 }

@@ -2,16 +2,17 @@
 //! `signals.rs`) and its devices resolved for the driver (`device.rs`); see docs/OPCUA.md.
 
 mod check;
+pub mod commissioning;
 mod device;
 pub mod keys;
 pub mod node;
 mod signals;
 
 use crate::config::locate::Problem;
+use crate::config::own_keys::KeysOf;
 use crate::config::parsed::Parsed;
 use crate::config::protocol::DeviceProtocol;
 use crate::config::tag::TagDescription;
-use crate::config::own_keys::KeysOf;
 use crate::config::types::{CellFile, Device};
 use keys::OpcUaKeys;
 use mes_edge_drivers::DriverSpec;
@@ -20,7 +21,10 @@ use std::path::Path;
 /// OPC UA's name in `protocol = "..."`.
 const NAME: &str = "opcua";
 
-pub(in crate::config) struct OpcUa;
+/// async-opcua warns at every connect that we keep no endpoint list in its config.
+pub const LOG_FILTERS: &[&str] = &["opcua_client::config=error"];
+
+pub(crate) struct OpcUa;
 
 impl DeviceProtocol for OpcUa {
     fn names(&self) -> &'static [&'static str] {
@@ -100,7 +104,9 @@ impl DeviceProtocol for OpcUa {
         state_dir: &Path,
         specs: &mut Vec<DriverSpec>,
     ) -> Result<(), Problem> {
-        let device = device::opcua_device(d, dev, first_id, &parsed.node_targets, state_dir)?;
+        let none = device::NodeTargets::default();
+        let targets = parsed.own::<device::NodeTargets>().unwrap_or(&none);
+        let device = device::opcua_device(d, dev, first_id, targets, state_dir)?;
         specs.push(DriverSpec::new(device));
         Ok(())
     }
