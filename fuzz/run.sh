@@ -22,25 +22,28 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 export RUSTC_BOOTSTRAP=1
-# cargo-fuzz's release build (opt-level 3, one codegen unit per crate, line tables, ASan and
-# coverage on all 310 crates) stays: the two levers measured against it both lose. From an
-# empty fuzz/target on the 2-core machine (2026-12-07, /usr/bin/time -v, nice 10, other
-# sessions building beside it, so the CPU seconds compare and the wall times hardly do), with
-# libFuzzer's stat::number_of_executed_units in each target's 20 s (cell_config, mqtt_command,
-# modbus_decode, opcua_value, event_encoder, s7_frame):
-#   -O (this)              1,300 s CPU, 21 min 53 s;  26,712 356,755 674,414 161,190 8,980 1,474,671
-#   --dev, line tables       522 s CPU, 20 min 57 s;     454  13,749  17,742  18,676   116    55,741
-#   -O --codegen-units 16  1,617 s CPU, 37 min 19 s;  35,555 569,664 843,898 238,547 8,270 1,309,905
-# (--dev with [profile.dev] debug = "line-tables-only" in fuzz/Cargo.toml, as -O has it; the
-# --dev and 16-unit builds ran at the same time; the 16-unit targets ran at a load average
-# near 2, the others near 5, so their inputs say "no slower", not "faster").
-# --dev builds with 60 % less CPU and still found a panic planted behind four magic bytes, but
-# runs 9 to 77 times fewer inputs (event_encoder 116 in 20 s, hardly past its seeds). More
-# codegen units cost 24 % more CPU, which two busy cores cannot hide. `cargo fuzz run` below
-# builds nothing: the targets' files keep their times over a whole run. Most of the 310 crates
-# come with mes-edge's library (rumqttc, bundled SQLite, hyper, tokio; no feature leaves them
-# out) and async-opcua, which opcua_value needs.
-cargo fuzz build -O
+# The targets are built without a sanitizer (`-s none`): every parser they reach is safe Rust
+# (no `unsafe` in the fuzzed code of ours, no SQLite), so AddressSanitizer had nothing of its
+# own to find there, while it cost most of the build and most of the runs. What a target can
+# find (a panic, an overflow, an index past the end, a hang) it still finds: a panic planted
+# behind four magic bytes in modbus_decode (`&data[2..6] == b"PLNT"`) was found within a
+# second (four single-byte tests at scattered offsets were not, in 60 s; ASan's build was not
+# tried on that one). From an empty target directory on the 2-core machine (2026-12-07,
+# /usr/bin/time -v; other builds beside them, so CPU seconds compare and wall times hardly
+# do), and libFuzzer's stat::number_of_executed_units in each target's 20 s (cell_config,
+# mqtt_command, modbus_decode, opcua_value, event_encoder, s7_frame):
+#   -O -s none (this)        781 s CPU, 11 min 18 s; 194,051 3,221,320 9,517,161 1,231,578 77,480 12,928,465
+#   -O (ASan, until now)   1,300 s CPU, 21 min 53 s;  26,712   356,755   674,414   161,190  8,980  1,474,671
+#   --dev, line tables       522 s CPU, 20 min 57 s;     454    13,749    17,742    18,676    116     55,741
+#   -O --codegen-units 16  1,617 s CPU, 37 min 19 s;  35,555   569,664   843,898   238,547  8,270  1,309,905
+# (the ASan targets ran at a load average near 5, the -s none ones between 0.6 and 1.4: the
+# runs are 7 to 14 times as many, of which the load explains some, not most.) --dev builds
+# with the least CPU but runs 9 to 77 times fewer inputs than ASan's (event_encoder 116 in
+# 20 s, hardly past its seeds); more codegen units cost CPU two busy cores cannot hide.
+# `cargo fuzz run` below builds nothing: the targets' files keep their times over a whole run.
+# Most of the 310 crates come with mes-edge's library (rumqttc, bundled SQLite, hyper, tokio;
+# no feature leaves them out) and async-opcua, which opcua_value needs.
+cargo fuzz build -O -s none
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 for t in "${TARGETS[@]}"; do
@@ -55,7 +58,7 @@ for t in "${TARGETS[@]}"; do
     # The fuzzer's own status, taken in the pipeline's statement: after `|| true` PIPESTATUS
     # would be true's, and a crash would pass.
     set +e
-    cargo fuzz run -O "$t" "$WORK/$t" "${SEEDS[@]}" -- \
+    cargo fuzz run -O -s none "$t" "$WORK/$t" "${SEEDS[@]}" -- \
         -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 \
         | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|INFO: Running|.*panicked)"
     status="${PIPESTATUS[0]}"
