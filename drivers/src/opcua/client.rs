@@ -320,6 +320,8 @@ pub(crate) async fn connect(conn: &Connection, s: &ClientSettings) -> Result<Liv
         .user_identity_token(token)
         .build(client.certificate_store().clone())
         .map_err(other)?;
+    // Before the event loop decodes anything from the server.
+    super::argument::bound(&mut session.encoding_context().write());
 
     let (up_tx, up_rx) = tokio::sync::oneshot::channel::<Result<(), StatusCode>>();
     let (end_tx, ended) = mpsc::unbounded_channel();

@@ -8,6 +8,8 @@ mod driver;
 mod settings;
 
 #[cfg(feature = "opcua")]
+mod argument;
+#[cfg(feature = "opcua")]
 mod client;
 #[cfg(feature = "opcua")]
 pub mod commission;

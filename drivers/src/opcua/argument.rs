@@ -1,0 +1,145 @@
+//! A bound on one decoder of async-opcua 0.19 that a server can make allocate without limit.
+//!
+//! Its `Argument` decoder pads the array dimensions up to the value rank read off the wire
+//! (`Vec::resize(value_rank)`, argument.rs): an Argument with a value rank near 2^31, inside any
+//! value or a response header's extension object, makes the client allocate gigabytes, and the
+//! process aborts (or meets its unit's MemoryMax) and starts again into the same value. Found by
+//! fuzz/opcua_value (60 bytes asking for 5.8 GB); fixed upstream by FreeOpcUa/async-opcua#254,
+//! not in a release we can take yet. This type loader comes before the generated one and
+//! decodes Argument (ns=0;i=298) as upstream does, refusing a value rank beyond the
+//! connection's own max array length. Remove it with the release that carries the fix.
+
+use ::opcua::types::{
+    Argument, BinaryDecodable, Context, ContextOwned, DynEncodable, EncodingResult, Error,
+    LocalizedText, NodeId, ObjectId, TypeLoader, TypeLoaderCollection, TypeLoaderPriority,
+    UAString,
+};
+use std::cmp::Ordering;
+use std::io::Read;
+use std::sync::Arc;
+
+/// Puts [`BoundedArgument`] before every loader `ctx` has. Adding it would not do: the generated
+/// loader has the highest priority there is, and a loader of equal priority goes after it.
+pub(crate) fn bound(ctx: &mut ContextOwned) {
+    let before: Vec<Arc<dyn TypeLoader>> = ctx.loaders_mut().iter().cloned().collect();
+    let mut loaders = TypeLoaderCollection::new_empty();
+    loaders.add(Arc::new(BoundedArgument));
+    for loader in before {
+        loaders.add(loader);
+    }
+    *ctx.loaders_mut() = loaders;
+}
+
+/// A decoding context with the loaders a session of the driver has (for the fuzz targets).
+pub(crate) fn bounded_context() -> ContextOwned {
+    let mut ctx = ContextOwned::default();
+    bound(&mut ctx);
+    ctx
+}
+
+/// Decodes Argument with its value rank bounded; every other type is left to the loaders after
+/// it.
+pub(crate) struct BoundedArgument;
+
+impl TypeLoader for BoundedArgument {
+    fn load_from_binary(
+        &self,
+        node_id: &NodeId,
+        stream: &mut dyn Read,
+        ctx: &Context<'_>,
+        _length: Option<usize>,
+    ) -> Option<EncodingResult<Box<dyn DynEncodable>>> {
+        if *node_id != ObjectId::Argument_Encoding_DefaultBinary {
+            return None;
+        }
+        Some(decode(stream, ctx).map(|a| Box::new(a) as Box<dyn DynEncodable>))
+    }
+
+    fn priority(&self) -> TypeLoaderPriority {
+        TypeLoaderPriority::Core
+    }
+}
+
+fn decode(stream: &mut dyn Read, ctx: &Context<'_>) -> EncodingResult<Argument> {
+    let name = UAString::decode(stream, ctx)?;
+    let data_type = NodeId::decode(stream, ctx)?;
+    let value_rank = i32::decode(stream, ctx)?;
+    let mut array_dimensions: Option<Vec<u32>> = BinaryDecodable::decode(stream, ctx)?;
+    if value_rank > 0 {
+        let rank = value_rank as usize;
+        let most = ctx.options().max_array_length;
+        if rank > most {
+            return Err(Error::decoding(format!(
+                "an Argument's value rank {rank} is more than the {most} dimensions an array may have"
+            )));
+        }
+        if let Some(dims) = array_dimensions.as_mut() {
+            match dims.len().cmp(&rank) {
+                // Fewer dimensions than the rank: each missing one is "unknown" (0), as upstream.
+                Ordering::Less => dims.resize(rank, 0),
+                Ordering::Equal => {}
+                Ordering::Greater => {
+                    return Err(Error::decoding(format!(
+                        "an Argument has {} array dimensions for value rank {rank}",
+                        dims.len()
+                    )))
+                }
+            }
+        }
+    }
+    let description = LocalizedText::decode(stream, ctx)?;
+    Ok(Argument {
+        name,
+        data_type,
+        value_rank,
+        array_dimensions,
+        description,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_context as context;
+    use ::opcua::types::{Argument, BinaryDecodable, DataValue, NodeId, Variant};
+
+    fn decode(bytes: &[u8]) -> Result<DataValue, ::opcua::types::Error> {
+        let ctx = context();
+        DataValue::decode(&mut std::io::Cursor::new(bytes), &ctx.context())
+    }
+
+    /// The input fuzz/opcua_value found (without its first byte, the target's type selector):
+    /// a DataValue holding an Argument with value rank 0x5700_0000 and no dimensions.
+    #[test]
+    fn a_value_rank_beyond_the_array_limit_is_a_decoding_error_not_an_allocation() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/opcua_value/argument-value-rank-5.8-gb"
+        ))
+        .unwrap();
+        assert!(decode(&bytes[1..]).is_err());
+    }
+
+    /// An Argument as servers send it for a method's arguments: value rank 2, no dimensions
+    /// given (each then unknown, 0), hand-encoded as OPC UA binary.
+    #[test]
+    fn an_argument_of_ordinary_rank_decodes_with_its_dimensions_padded() {
+        let mut body = Vec::new();
+        body.extend(6i32.to_le_bytes());
+        body.extend(b"Groups");
+        body.extend([0x00, 17]); // DataType: NodeId i=17, two-byte form
+        body.extend(2i32.to_le_bytes()); // ValueRank
+        body.extend(0i32.to_le_bytes()); // ArrayDimensions: none
+        body.push(0x00); // Description: empty LocalizedText
+        let mut bytes = vec![0x01, 0x16, 0x01, 0x00, 0x2a, 0x01, 0x01]; // value, ExtensionObject i=298
+        bytes.extend((body.len() as i32).to_le_bytes());
+        bytes.extend(body);
+        let back = decode(&bytes).unwrap();
+        let Some(Variant::ExtensionObject(obj)) = back.value else {
+            panic!("an extension object: {back:?}")
+        };
+        let got = obj.inner_as::<Argument>().expect("an Argument");
+        assert_eq!(got.array_dimensions, Some(vec![0, 0]));
+        assert_eq!((got.name.as_ref(), got.value_rank), ("Groups", 2));
+        assert_eq!(got.data_type, NodeId::new(0, 17u32));
+    }
+}
