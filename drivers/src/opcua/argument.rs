@@ -6,12 +6,13 @@
 //! process aborts (or meets its unit's MemoryMax) and starts again into the same value. Found by
 //! fuzz/opcua_value (60 bytes asking for 5.8 GB); fixed upstream by FreeOpcUa/async-opcua#254,
 //! not in a release we can take yet. This type loader comes before the generated one and
-//! decodes Argument (ns=0;i=298) as upstream does, refusing a value rank beyond the
-//! connection's own max array length. Remove it with the release that carries the fix.
+//! decodes Argument (ns=0;i=298, or its data type's id i=296) as upstream does, refusing a
+//! value rank beyond the connection's own max array length. Remove it with the release that
+//! carries the fix.
 
 use ::opcua::types::{
-    Argument, BinaryDecodable, Context, ContextOwned, DynEncodable, EncodingResult, Error,
-    LocalizedText, NodeId, ObjectId, TypeLoader, TypeLoaderCollection, TypeLoaderPriority,
+    Argument, BinaryDecodable, Context, ContextOwned, DataTypeId, DynEncodable, EncodingResult,
+    Error, LocalizedText, NodeId, ObjectId, TypeLoader, TypeLoaderCollection, TypeLoaderPriority,
     UAString,
 };
 use std::cmp::Ordering;
@@ -49,7 +50,11 @@ impl TypeLoader for BoundedArgument {
         ctx: &Context<'_>,
         _length: Option<usize>,
     ) -> Option<EncodingResult<Box<dyn DynEncodable>>> {
-        if *node_id != ObjectId::Argument_Encoding_DefaultBinary {
+        // The generated loader takes an Argument by its data type's id as well as by its
+        // encoding's: both must come here.
+        if *node_id != ObjectId::Argument_Encoding_DefaultBinary
+            && *node_id != (0u16, DataTypeId::Argument as u32)
+        {
             return None;
         }
         Some(decode(stream, ctx).map(|a| Box::new(a) as Box<dyn DynEncodable>))
@@ -107,16 +112,19 @@ mod tests {
         DataValue::decode(&mut std::io::Cursor::new(bytes), &ctx.context())
     }
 
-    /// The input fuzz/opcua_value found (without its first byte, the target's type selector):
-    /// a DataValue holding an Argument with value rank 0x5700_0000 and no dimensions.
+    /// The inputs fuzz/opcua_value found (without their first byte, the target's type
+    /// selector): a DataValue holding an Argument, by its encoding's id and by its data type's,
+    /// with a value rank asking for 5.8 GB and 2.5 GB of dimensions.
     #[test]
     fn a_value_rank_beyond_the_array_limit_is_a_decoding_error_not_an_allocation() {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fuzz/corpus/opcua_value/argument-value-rank-5.8-gb"
-        ))
-        .unwrap();
-        assert!(decode(&bytes[1..]).is_err());
+        for name in ["argument-value-rank-5.8-gb", "argument-by-data-type-2.5-gb"] {
+            let bytes = std::fs::read(format!(
+                "{}/../fuzz/corpus/opcua_value/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            assert!(decode(&bytes[1..]).is_err(), "{name}");
+        }
     }
 
     /// An Argument as servers send it for a method's arguments: value rank 2, no dimensions
