@@ -7,8 +7,9 @@
 //! fuzz/opcua_value (60 bytes asking for 5.8 GB); fixed upstream by FreeOpcUa/async-opcua#254,
 //! not in a release we can take yet. This type loader comes before the generated one and
 //! decodes Argument (ns=0;i=298, or its data type's id i=296) as upstream does, refusing a
-//! value rank beyond the connection's own max array length. Remove it with the release that
-//! carries the fix.
+//! value rank beyond the connection's own max array length; the two structures whose decoders
+//! decode Arguments inside them directly (program diagnostics) it refuses whole. Remove it with
+//! the release that carries the fix.
 
 use ::opcua::types::{
     Argument, BinaryDecodable, Context, ContextOwned, DataTypeId, DynEncodable, EncodingResult,
@@ -42,6 +43,22 @@ pub(crate) fn bounded_context() -> ContextOwned {
 /// it.
 pub(crate) struct BoundedArgument;
 
+/// Argument, by its encoding's id and by its data type's (the generated loader takes both).
+const ARGUMENT: [u32; 2] = [
+    ObjectId::Argument_Encoding_DefaultBinary as u32,
+    DataTypeId::Argument as u32,
+];
+
+/// The only structures that hold Arguments, which their generated decoders decode directly,
+/// past any loader: refused whole. mes-edge maps no structure onto a tag, so it loses nothing
+/// it could have used; upstream's fix refuses the same values (its Argument decoder errs).
+const HOLDING_ARGUMENTS: [u32; 4] = [
+    ObjectId::ProgramDiagnosticDataType_Encoding_DefaultBinary as u32,
+    DataTypeId::ProgramDiagnosticDataType as u32,
+    ObjectId::ProgramDiagnostic2DataType_Encoding_DefaultBinary as u32,
+    DataTypeId::ProgramDiagnostic2DataType as u32,
+];
+
 impl TypeLoader for BoundedArgument {
     fn load_from_binary(
         &self,
@@ -50,14 +67,17 @@ impl TypeLoader for BoundedArgument {
         ctx: &Context<'_>,
         _length: Option<usize>,
     ) -> Option<EncodingResult<Box<dyn DynEncodable>>> {
-        // The generated loader takes an Argument by its data type's id as well as by its
-        // encoding's: both must come here.
-        if *node_id != ObjectId::Argument_Encoding_DefaultBinary
-            && *node_id != (0u16, DataTypeId::Argument as u32)
-        {
-            return None;
+        let is = |ids: &[u32]| ids.iter().any(|id| *node_id == (0u16, *id));
+        if is(&ARGUMENT) {
+            Some(decode(stream, ctx).map(|a| Box::new(a) as Box<dyn DynEncodable>))
+        } else if is(&HOLDING_ARGUMENTS) {
+            Some(Err(Error::decoding(format!(
+                "a program diagnostic structure ({node_id}) is not decoded: its Arguments' value \
+                 ranks would go unbounded (async-opcua 0.19), and mes-edge maps no structure"
+            ))))
+        } else {
+            None
         }
-        Some(decode(stream, ctx).map(|a| Box::new(a) as Box<dyn DynEncodable>))
     }
 
     fn priority(&self) -> TypeLoaderPriority {
@@ -114,10 +134,15 @@ mod tests {
 
     /// The inputs fuzz/opcua_value found (without their first byte, the target's type
     /// selector): a DataValue holding an Argument, by its encoding's id and by its data type's,
-    /// with a value rank asking for 5.8 GB and 2.5 GB of dimensions.
+    /// and one holding a ProgramDiagnostic2DataType with an Argument inside, each with a value
+    /// rank asking for gigabytes of dimensions.
     #[test]
     fn a_value_rank_beyond_the_array_limit_is_a_decoding_error_not_an_allocation() {
-        for name in ["argument-value-rank-5.8-gb", "argument-by-data-type-2.5-gb"] {
+        for name in [
+            "argument-value-rank-5.8-gb",
+            "argument-by-data-type-2.5-gb",
+            "argument-in-program-diagnostic-3.2-gb",
+        ] {
             let bytes = std::fs::read(format!(
                 "{}/../fuzz/corpus/opcua_value/{name}",
                 env!("CARGO_MANIFEST_DIR")
