@@ -39,8 +39,8 @@ pub(crate) fn bounded_context() -> ContextOwned {
     ctx
 }
 
-/// Decodes Argument with its value rank bounded; every other type is left to the loaders after
-/// it.
+/// Decodes Argument with its value rank bounded and refuses the structures holding Arguments;
+/// every other type is left to the loaders after it.
 pub(crate) struct BoundedArgument;
 
 /// Argument, by its encoding's id and by its data type's (the generated loader takes both).
@@ -50,8 +50,8 @@ const ARGUMENT: [u32; 2] = [
 ];
 
 /// The only structures that hold Arguments, which their generated decoders decode directly,
-/// past any loader: refused whole. mes-edge maps no structure onto a tag, so it loses nothing
-/// it could have used; upstream's fix refuses the same values (its Argument decoder errs).
+/// past any loader: refused whole, a well-formed one too (upstream's fix errs only on the
+/// oversized ones). mes-edge maps no structure onto a tag, so it loses nothing it could use.
 const HOLDING_ARGUMENTS: [u32; 4] = [
     ObjectId::ProgramDiagnosticDataType_Encoding_DefaultBinary as u32,
     DataTypeId::ProgramDiagnosticDataType as u32,
