@@ -46,6 +46,9 @@ pub struct OpcUaOptions {
     pub max_items_per_call: u32,
     /// Enforce `max_items_per_call` without stating it in the server's operation limits.
     pub hidden_limit: bool,
+    /// Also serve `s=Press.HostileArgument`: an Argument whose value rank asks an unbounded
+    /// decoder for 8.6 GB (see the script).
+    pub hostile_argument: bool,
 }
 
 impl Default for OpcUaOptions {
@@ -59,6 +62,7 @@ impl Default for OpcUaOptions {
             bulk: 0,
             max_items_per_call: 0,
             hidden_limit: false,
+            hostile_argument: false,
         }
     }
 }
@@ -156,6 +160,9 @@ impl OpcUaPeer {
         ]);
         if self.options.hidden_limit {
             cmd.arg("--hidden-limit");
+        }
+        if self.options.hostile_argument {
+            cmd.arg("--hostile-argument");
         }
         if self.options.new_cert {
             cmd.arg("--new-cert");

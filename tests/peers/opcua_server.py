@@ -6,6 +6,7 @@ Written against asyncua==2.1.0 (pinned in tests/peers/requirements.txt).
 Usage:
     opcua_server.py --port 4840 --dir DIR [--security none|secure|all] [--user NAME:PASSWORD]
                     [--x509-user] [--init FILE.json] [--extra-namespaces N] [--new-cert]
+                    [--hostile-argument]
 
 Once the server listens, prints exactly one line ``READY <port>`` to stdout and flushes.
 Exits 0 on SIGTERM or SIGINT (the end of stdin does not stop it). Exits non-zero without READY
@@ -42,6 +43,12 @@ array changed), under Objects/Press:
     StartOrder      s=Press.StartOrder            Method(order: String, quantity: UInt32)
                                                   -> accepted: Boolean; sets OrderNumber and
                                                   TargetQuantity
+
+``--hostile-argument`` adds ``HostileArgument`` (s=Press.HostileArgument, read-only), whose
+value is an Argument structure (an ExtensionObject, as a method's InputArguments hold) with
+ValueRank 2147483000 and an empty ArrayDimensions: well-formed on the wire (71 bytes as a
+value), but a client that pads the dimensions up to the rank, as async-opcua 0.19 does,
+allocates 8.6 GB for it.
 
 ``--bulk N`` adds N more UInt32 variables, ``s=Bulk.<k>`` for k in 0..N (browse name
 ``<ns>:Bulk.<k>``, start value k), under Objects/Press/Bulk: a controller with many tags.
@@ -222,6 +229,7 @@ async def main() -> int:
     ap.add_argument("--extra-namespaces", type=int, default=0)
     ap.add_argument("--new-cert", action="store_true")
     ap.add_argument("--bulk", type=int, default=0)
+    ap.add_argument("--hostile-argument", action="store_true")
     ap.add_argument("--max-items-per-call", type=int, default=0)
     ap.add_argument("--hidden-limit", action="store_true")
     ap.add_argument("--verbose", action="store_true")
@@ -282,6 +290,21 @@ async def main() -> int:
         ua.Range(Low=0.0, High=100.0),
     )
     by_id = {n.nodeid: name for name, n in nodes.items()}
+
+    if args.hostile_argument:
+        # Encoded by asyncua as it is: the value rank is not checked against the dimensions.
+        hostile = ua.Argument(
+            Name="Setup",
+            DataType=ua.NodeId(ua.ObjectIds.UInt32),
+            ValueRank=2147483000,
+            ArrayDimensions=[],
+            Description=ua.LocalizedText("dimensions padded to the rank: 8.6 GB"),
+        )
+        await press.add_variable(
+            ua.NodeId("Press.HostileArgument", idx),
+            ua.QualifiedName("HostileArgument", idx),
+            ua.Variant(hostile, ua.VariantType.ExtensionObject),
+        )
 
     bulk = []
     if args.bulk:
