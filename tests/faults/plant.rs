@@ -388,11 +388,7 @@ async fn sample_rss(pid: Arc<AtomicU32>, max_kb: Arc<AtomicU64>) {
 
 /// VmRSS of a process, in kB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    crate::common::process::memory_kb(pid, "VmRSS")
 }
 
 /// Waits until `cond` or panics with `what`.
