@@ -1,5 +1,5 @@
 //! OPC UA against asyncua servers: the cell end to end, the CLI, the server's clock, the driver, a
-//! large address space and the oven run.
+//! hostile server, a large address space and the oven run.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,5 +10,6 @@ mod opcua_cell;
 mod opcua_cli;
 mod opcua_clock;
 mod opcua_driver;
+mod opcua_hostile;
 mod opcua_scale;
 mod oven;
