@@ -104,6 +104,14 @@ async fn an_argument_asking_for_gigabytes_takes_its_device_offline_not_the_runti
         rt.last_status(),
         rt.logs()
     );
+    // What the server saw: after every refusal the runtime came back for the node (its session
+    // alone monitors one item).
+    let resubscriptions = || {
+        let (ok, _) = peer.create_item_calls();
+        ok.iter().filter(|&&n| n == 1).count()
+    };
+    let came_back = common::eventually(Duration::from_secs(5), || resubscriptions() >= 3).await;
+    assert!(came_back, "{:?}", peer.create_item_calls());
     assert!(
         rt.stderr().contains("value rank 2147483000"),
         "the log names the value rank refused\n{}",
