@@ -8,7 +8,6 @@ pub mod keys;
 mod registers;
 mod signals;
 pub mod tag;
-mod writes;
 
 use crate::config::locate::Problem;
 use crate::config::own_keys::KeysOf;
@@ -71,7 +70,7 @@ impl DeviceProtocol for Modbus {
         // Register layout: asked of every device, as `tags` are refused elsewhere on others.
         for (t, tag) in dev.modbus().tags.iter().enumerate() {
             registers::check_tag(d, t, tag, p);
-            writes::check_limits(d, t, tag, p);
+            tag.check_write_limits(d, t, p);
         }
         registers::check_overlaps(d, dev, p);
     }

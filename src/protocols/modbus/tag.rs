@@ -2,7 +2,8 @@
 //! description the rest of the runtime reads, and the driver's encoding of a writable tag.
 
 use crate::config::tag::{TagDescription, ValueType};
-use crate::config::writes::{ValueKind, WriteEncoding, WriteSpec};
+use crate::config::locate::{Problem, Seg};
+use crate::config::writes::{check_limits, Limits, ValueKind, WriteEncoding, WriteSpec};
 use mes_edge_drivers::modbus::{ByteOrder, DataType, ModbusTag, Table};
 use mes_edge_drivers::TagId;
 use serde::Deserialize;
@@ -89,6 +90,20 @@ impl TagConfig {
             DataType::F32 => ValueType::Float,
             DataType::F64 => ValueType::Double,
         }
+    }
+
+    /// The checks of the tag's write limits (config/writes.rs), tag `i` of device `d`.
+    pub fn check_write_limits(&self, d: usize, i: usize, p: &mut Vec<Problem>) {
+        let limits = Limits {
+            min: self.min,
+            max: self.max,
+            allowed: self.allowed.as_deref(),
+            write_sources: self.write_sources.as_deref(),
+        };
+        let spec = self.write_spec(TagId(0));
+        let entry = path!["devices", d, "tags", i];
+        let encoding = spec.as_ref().map(|s| &*s.encoding);
+        check_limits(&entry, &self.name, self.write, limits, encoding, p);
     }
 
     /// What a write_tag may set on the tag (numbered `id`), if it has `write = true`.

@@ -95,13 +95,7 @@ fn check_tag(d: usize, t: usize, tag: &S7TagConfig, p: &mut Vec<Problem>) {
             format!("{address} is in the input image, which the CPU overwrites from its inputs every cycle; expected a DB, M or Q address for a writable tag"),
         ));
     }
-    let limits = tag.min.is_some()
-        || tag.max.is_some()
-        || tag.allowed.is_some()
-        || tag.write_sources.is_some();
-    if limits && !tag.write {
-        p.push(Problem::at(at("write"), "`min`, `max`, `allowed` and `write_sources` limit writes: expected `write = true` with them"));
-    }
+    tag.check_write_limits(d, t, p);
 }
 
 /// S7 tag names unique in the cell, also against Modbus tags and OPC UA nodes.

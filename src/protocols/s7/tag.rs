@@ -114,6 +114,22 @@ impl crate::config::writes::WriteEncoding for S7Tag {
 }
 
 impl S7TagConfig {
+    /// The checks of the tag's write limits (config/writes.rs), tag `t` of device `d`: the same
+    /// as a Modbus tag's.
+    pub fn check_write_limits(&self, d: usize, t: usize, p: &mut Vec<crate::config::Problem>) {
+        use crate::config::locate::Seg;
+        let limits = crate::config::writes::Limits {
+            min: self.min,
+            max: self.max,
+            allowed: self.allowed.as_deref(),
+            write_sources: self.write_sources.as_deref(),
+        };
+        let spec = self.write_spec(TagId(0));
+        let entry = path!["devices", d, "s7_tags", t];
+        let encoding = spec.as_ref().map(|s| &*s.encoding);
+        crate::config::writes::check_limits(&entry, &self.name, self.write, limits, encoding, p);
+    }
+
     /// What a write_tag may set on the tag, if it is writable.
     fn write_spec(&self, id: TagId) -> Option<crate::config::writes::WriteSpec> {
         let tag = self.driver_tag(id, Duration::ZERO).filter(|t| t.writable)?;
