@@ -29,6 +29,17 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 log() { echo "scripts/test.sh: $*" >&2; }
+# Where the suite's time goes, printed at its end (the README's suite time is split by it).
+PHASES=()
+PHASE_START=$SECONDS
+phase_done() {
+    PHASES+=("$1 $((SECONDS - PHASE_START)) s")
+    PHASE_START=$SECONDS
+}
+phases() {
+    local IFS=,
+    log "time by phase:${PHASES[*]/#/ }; in all $SECONDS s"
+}
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -116,6 +127,8 @@ export MES_EDGE_RABBITMQ="$RABBITMQ"
 export MES_EDGE_CHROMIUM="$CHROMIUM"
 export MES_EDGE_FIREFOX="$FIREFOX"
 
+phase_done "peers and tools"
+
 # --- 4a. The quick lane: every unit test, the config cases, and one scenario per peer ----------
 # Only the test binaries it runs are built (all but the fault suite's).
 if [ "$QUICK" -eq 1 ]; then
@@ -138,6 +151,7 @@ fi
 
 # --- 4. Build once, then run the suite ---------------------------------------------------------
 cargo build --workspace --all-targets --locked
+phase_done "debug build"
 
 # --- 5. The systemd unit and the .deb (scripts/ops-checks.sh), with the full suite only --------
 # systemd-analyze (package systemd; no running systemd needed) and dpkg-shlibdeps (dpkg-dev).
@@ -155,6 +169,7 @@ if [ $# -eq 0 ]; then
 else
     log "extra arguments given: skipping scripts/ops-checks.sh (the unit and the .deb)"
 fi
+phase_done "ops-checks (the .deb's release build in it)"
 
 # --- 6. A bounded fuzz run of every parser taking outside bytes (fuzz/run.sh), full suite only --
 # MES_EDGE_FUZZ_SECONDS per target (default 20; 0 skips). Installs cargo-fuzz on first use.
@@ -162,6 +177,7 @@ FUZZ_STATUS=0
 if [ $# -eq 0 ] && [ "${MES_EDGE_FUZZ_SECONDS:-20}" != "0" ]; then
     bash "$ROOT/fuzz/run.sh" "${MES_EDGE_FUZZ_SECONDS:-20}" || FUZZ_STATUS=$?
 fi
+phase_done "fuzzing (its build in it)"
 
 TEST_STATUS=0
 if cargo nextest --version >/dev/null 2>&1; then
@@ -169,6 +185,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast "$@" || TEST_STATUS=$?
 fi
+phase_done "tests"
+phases
 # Every RabbitMQ node the tests started leaves Erlang's port mapper daemon behind: end it, so
 # that nothing of the run outlives it.
 if command -v epmd >/dev/null 2>&1; then

@@ -329,7 +329,8 @@ impl Attached<'_> {
         out: &mut Vec<Sample>,
     ) -> Result<(), String> {
         let mut values: Vec<DataValue> = Vec::with_capacity(polled.len());
-        // The client decodes at most 1,000 values per answer (async-opcua's array limit).
+        // At most ITEMS_PER_CALL nodes per read: a server on async-opcua's defaults decodes at
+        // most 1,000 array elements (this client takes 100,000 in an answer: client.rs).
         for chunk in polled.chunks(ITEMS_PER_CALL) {
             let reads: Vec<ReadValueId> = chunk
                 .iter()
