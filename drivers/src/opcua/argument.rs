@@ -7,7 +7,7 @@
 //! fuzz/opcua_value (60 bytes asking for 5.8 GB); fixed upstream by FreeOpcUa/async-opcua#254,
 //! not in a release we can take yet. This type loader comes before the generated one and
 //! decodes Argument (ns=0;i=298, or its data type's id i=296) as upstream does, refusing a
-//! value rank beyond the connection's own max array length; the two structures whose decoders
+//! value rank above 32 dimensions; the two structures whose decoders
 //! decode Arguments inside them directly (program diagnostics) it refuses whole. Remove it with
 //! the release that carries the fix.
 
@@ -85,6 +85,12 @@ impl TypeLoader for BoundedArgument {
     }
 }
 
+/// The most dimensions an Argument may claim. Not the connection's max array length (100,000):
+/// a 4 MB message holds about 200,000 Arguments of 20 bytes each, and padding every one to
+/// 100,000 dimensions would still ask for tens of gigabytes. With 32 the padding is at most
+/// 128 bytes an Argument, of the order of the Argument itself; real arguments have a few.
+const MAX_RANK: usize = 32;
+
 fn decode(stream: &mut dyn Read, ctx: &Context<'_>) -> EncodingResult<Argument> {
     let name = UAString::decode(stream, ctx)?;
     let data_type = NodeId::decode(stream, ctx)?;
@@ -92,10 +98,9 @@ fn decode(stream: &mut dyn Read, ctx: &Context<'_>) -> EncodingResult<Argument> 
     let mut array_dimensions: Option<Vec<u32>> = BinaryDecodable::decode(stream, ctx)?;
     if value_rank > 0 {
         let rank = value_rank as usize;
-        let most = ctx.options().max_array_length;
-        if rank > most {
+        if rank > MAX_RANK {
             return Err(Error::decoding(format!(
-                "an Argument's value rank {rank} is more than the {most} dimensions an array may have"
+                "an Argument's value rank {rank} is more than the {MAX_RANK} dimensions mes-edge takes"
             )));
         }
         if let Some(dims) = array_dimensions.as_mut() {
@@ -152,21 +157,25 @@ mod tests {
         }
     }
 
-    /// An Argument as servers send it for a method's arguments: value rank 2, no dimensions
-    /// given (each then unknown, 0), hand-encoded as OPC UA binary.
-    #[test]
-    fn an_argument_of_ordinary_rank_decodes_with_its_dimensions_padded() {
+    /// A DataValue holding an Argument as servers send it for a method's arguments: value rank
+    /// `rank`, no dimensions given (each then unknown, 0), hand-encoded as OPC UA binary.
+    fn argument_value(rank: i32) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend(6i32.to_le_bytes());
         body.extend(b"Groups");
         body.extend([0x00, 17]); // DataType: NodeId i=17, two-byte form
-        body.extend(2i32.to_le_bytes()); // ValueRank
+        body.extend(rank.to_le_bytes()); // ValueRank
         body.extend(0i32.to_le_bytes()); // ArrayDimensions: none
         body.push(0x00); // Description: empty LocalizedText
         let mut bytes = vec![0x01, 0x16, 0x01, 0x00, 0x2a, 0x01, 0x01]; // value, ExtensionObject i=298
         bytes.extend((body.len() as i32).to_le_bytes());
         bytes.extend(body);
-        let back = decode(&bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn an_argument_of_ordinary_rank_decodes_with_its_dimensions_padded() {
+        let back = decode(&argument_value(2)).unwrap();
         let Some(Variant::ExtensionObject(obj)) = back.value else {
             panic!("an extension object: {back:?}")
         };
@@ -174,5 +183,14 @@ mod tests {
         assert_eq!(got.array_dimensions, Some(vec![0, 0]));
         assert_eq!((got.name.as_ref(), got.value_rank), ("Groups", 2));
         assert_eq!(got.data_type, NodeId::new(0, 17u32));
+    }
+
+    /// A rank within the connection's array limit but above 32 is refused too: a message full of
+    /// small Arguments, each padded to 100,000 dimensions, would ask for gigabytes.
+    #[test]
+    fn a_rank_above_32_is_refused_and_32_is_taken() {
+        assert!(decode(&argument_value(32)).is_ok());
+        assert!(decode(&argument_value(33)).is_err());
+        assert!(decode(&argument_value(100_000)).is_err());
     }
 }
