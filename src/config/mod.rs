@@ -168,14 +168,18 @@ fn parse_in(path: &Path, text: &str, base: Option<&Path>) -> Result<CellConfig, 
         problems.sort_by_key(|p| (p.line, p.column));
         ConfigError { problems }
     };
-    let mut file: CellFile = toml::from_str(text).map_err(|e| {
+    let toml_error = |e: toml::de::Error| {
         let problem = Problem::at_span(e.span(), e.message().trim_end().to_string());
         located(vec![problem])
-    })?;
+    };
+    let mut doc = toml::de::DeTable::parse(text).map_err(toml_error)?;
+    let own = device_keys::take_own(doc.get_mut());
+    let mut file = <CellFile as serde::Deserialize>::deserialize(toml::de::Deserializer::from(doc))
+        .map_err(toml_error)?;
     let device_keys::Handed {
         mut problems,
         fatal,
-    } = device_keys::hand_out(&mut file, text);
+    } = device_keys::hand_out(&mut file, own);
     if fatal {
         return Err(located(problems));
     }

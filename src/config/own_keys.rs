@@ -5,6 +5,8 @@ use super::locate::Seg;
 use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::sync::Arc;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
 
 /// A protocol's own keys parsed, or where (below the device) and what is wrong.
 pub(crate) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
@@ -14,7 +16,7 @@ pub(crate) struct KeysOf {
     /// The keys, as serde names them.
     pub names: fn() -> &'static [&'static str],
     /// The keys parsed, or where (below the device) and what is wrong.
-    pub parse: fn(toml::Table) -> KeysParsed,
+    pub parse: fn(Spanned<DeTable<'_>>) -> KeysParsed,
 }
 
 impl KeysOf {
@@ -27,8 +29,10 @@ impl KeysOf {
 }
 
 /// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
-fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: toml::Table) -> KeysParsed {
-    serde_path_to_error::deserialize(toml::Value::Table(keys))
+fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: Spanned<DeTable<'_>>) -> KeysParsed {
+    let span = keys.span();
+    let keys = ValueDeserializer::from(Spanned::new(span, DeValue::Table(keys.into_inner())));
+    serde_path_to_error::deserialize(keys)
         .map(OwnKeys::new::<T>)
         .map_err(|e| {
             use serde_path_to_error::Segment;
