@@ -75,7 +75,9 @@ pub(super) fn hand_out(file: &mut CellFile, tables: Vec<Spanned<DeTable<'_>>>) -
                 own.insert(key, value);
                 continue;
             }
-            handed.problems.push(misplaced(d, key.get_ref(), common, own_names));
+            handed
+                .problems
+                .push(misplaced(d, key.get_ref(), common, own_names));
         }
         let Some(own_keys) = own_keys else { continue };
         match (own_keys.parse)(Spanned::new(span, own)) {
