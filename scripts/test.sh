@@ -165,8 +165,11 @@ FUZZ_BUILD_PID=""
 FUZZ_BUILD_LOG="$ROOT/target/fuzz-build.log"
 if [ $# -eq 0 ] && [ "${MES_EDGE_FUZZ_SECONDS:-20}" != "0" ]; then
     mkdir -p "$ROOT/target"
-    nice -n 19 bash "$ROOT/fuzz/run.sh" --build-only >"$FUZZ_BUILD_LOG" 2>&1 &
+    # A process group of its own, so that a run stopped early (a failed debug build) ends it
+    # with its cargo and rustc rather than leaving them to build on.
+    setsid nice -n 19 bash "$ROOT/fuzz/run.sh" --build-only >"$FUZZ_BUILD_LOG" 2>&1 &
     FUZZ_BUILD_PID=$!
+    trap 'kill -- "-$FUZZ_BUILD_PID" 2>/dev/null || true' EXIT
     log "building the fuzz targets beside the suite at nice 19 (log: $FUZZ_BUILD_LOG)"
 fi
 cargo build --workspace --all-targets --locked
@@ -202,7 +205,10 @@ phase_done "tests"
 # MES_EDGE_FUZZ_SECONDS per target (default 20; 0 skips), once their build above has ended.
 FUZZ_STATUS=0
 if [ -n "$FUZZ_BUILD_PID" ]; then
-    if wait "$FUZZ_BUILD_PID"; then
+    FUZZ_BUILD_STATUS=0
+    wait "$FUZZ_BUILD_PID" || FUZZ_BUILD_STATUS=$?
+    trap - EXIT
+    if [ "$FUZZ_BUILD_STATUS" -eq 0 ]; then
         phase_done "the fuzz build's rest after the tests"
         bash "$ROOT/fuzz/run.sh" --no-build "${MES_EDGE_FUZZ_SECONDS:-20}" || FUZZ_STATUS=$?
     else
