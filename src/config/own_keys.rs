@@ -29,6 +29,11 @@ impl KeysOf {
 }
 
 /// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
+/// From the parsed document itself: through a toml Value in between (serde's code for each
+/// struct then shared with the Value's deserializer), the binary is 115 kB smaller, but the
+/// Value's transient tree, interleaved with the entries' strings, stays with the process (bench
+/// S6, 50,000 OPC UA nodes published, one run each: 205.8 MB against 192.6). Only OPC UA through
+/// the document and the others through a Value still cost 82 kB.
 fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: Spanned<DeTable<'_>>) -> KeysParsed {
     let span = keys.span();
     let keys = ValueDeserializer::from(Spanned::new(span, DeValue::Table(keys.into_inner())));
