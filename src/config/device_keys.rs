@@ -82,16 +82,14 @@ pub(super) fn hand_out(file: &mut CellFile, tables: Vec<Spanned<DeTable<'_>>>) -
         let Some(own_keys) = own_keys else { continue };
         match (own_keys.parse)(Spanned::new(span, own)) {
             Ok(keys) => dev.own = keys,
-            Err((below, message)) => {
-                let mut at = path!["devices", d];
-                at.extend(below);
+            Err((Some(span), message)) => {
+                handed.problems.push(Problem::at_span(Some(span), message));
+                handed.fatal = true;
+            }
+            Err((None, message)) => {
                 handed
                     .problems
-                    .push(if message.starts_with("unknown field") {
-                        Problem::at_key(at, message)
-                    } else {
-                        Problem::at(at, message)
-                    });
+                    .push(Problem::at(path!["devices", d], message));
                 handed.fatal = true;
             }
         }

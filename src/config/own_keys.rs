@@ -1,7 +1,6 @@
 //! A protocol's own device keys: the struct it parses them into (its `Keys`), named for the
 //! registry by [`KeysOf::of`], and kept on the device as [`OwnKeys`].
 
-use super::locate::Seg;
 use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 /// A protocol's own keys parsed, or where (below the device) and what is wrong.
-pub(crate) type KeysParsed = Result<OwnKeys, (Vec<Seg>, String)>;
+pub(crate) type KeysParsed = Result<OwnKeys, (Option<std::ops::Range<usize>>, String)>;
 
 /// How a protocol's own keys are named and parsed: `KeysOf::of::<S7Keys>()`.
 pub(crate) struct KeysOf {
@@ -28,30 +27,17 @@ impl KeysOf {
     }
 }
 
-/// A protocol's own keys parsed into its `T`, or where below the device and what is wrong.
-/// From the parsed document itself: through a toml Value in between (serde's code for each
-/// struct then shared with the Value's deserializer), the binary is 115 kB smaller, but the
-/// Value's transient tree, interleaved with the entries' strings, stays with the process (bench
-/// S6, 50,000 OPC UA nodes published, one run each: 205.8 MB against 192.6). Only OPC UA through
-/// the document and the others through a Value still cost 82 kB.
+/// A protocol's own keys parsed into its `T`, or where (the document's span) and what is wrong.
+/// From the parsed document itself, its errors located by their own spans: through a toml
+/// Value in between, the Value's transient tree, interleaved with the entries' strings, stayed
+/// with the process (bench S6, 50,000 OPC UA nodes published, one run each: 205.8 MB against
+/// 192.6); serde_path_to_error around the document's deserializer cost the binary 205 kB.
 fn parse<T: DeserializeOwned + Send + Sync + 'static>(keys: Spanned<DeTable<'_>>) -> KeysParsed {
     let span = keys.span();
     let keys = ValueDeserializer::from(Spanned::new(span, DeValue::Table(keys.into_inner())));
-    serde_path_to_error::deserialize(keys)
+    T::deserialize(keys)
         .map(OwnKeys::new::<T>)
-        .map_err(|e| {
-            use serde_path_to_error::Segment;
-            let at = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    Segment::Seq { index } => Some(Seg::Index(*index)),
-                    Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    _ => None,
-                })
-                .collect();
-            (at, e.into_inner().message().trim_end().to_string())
-        })
+        .map_err(|e| (e.span(), e.message().trim_end().to_string()))
 }
 
 /// The keys of a device's own protocol, as that protocol parsed them (its own struct). Only
