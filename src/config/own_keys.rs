@@ -7,14 +7,14 @@ use std::sync::Arc;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-/// A protocol's own keys parsed, or where (below the device) and what is wrong.
+/// A protocol's own keys parsed, or where in the file (the span toml gives) and what is wrong.
 pub(crate) type KeysParsed = Result<OwnKeys, (Option<std::ops::Range<usize>>, String)>;
 
 /// How a protocol's own keys are named and parsed: `KeysOf::of::<S7Keys>()`.
 pub(crate) struct KeysOf {
     /// The keys, as serde names them.
     pub names: fn() -> &'static [&'static str],
-    /// The keys parsed, or where (below the device) and what is wrong.
+    /// The keys parsed, or where in the file and what is wrong.
     pub parse: fn(Spanned<DeTable<'_>>) -> KeysParsed,
 }
 
