@@ -16,6 +16,11 @@ use rusqlite::OptionalExtension;
 /// The JSON events forwarder's cursor.
 pub const EVENTS_SINK: &str = "events";
 
+const EVENTS_BEHIND: &str = "SELECT c.last_seq - s.seq FROM sink_cursor s, cell_state c
+    WHERE s.sink = ?1 AND c.id = 1";
+const HELD_EVENTS: &str =
+    "SELECT item FROM sink_held WHERE sink = ?1 AND class = 'event' ORDER BY item";
+
 impl Outbox {
     /// Moves `sink`'s events cursor in a transaction of its own (tools and tests; the runtime's
     /// moves ride in the engine's commits, see store/owner.rs).
@@ -50,10 +55,7 @@ impl Outbox {
     pub fn events_behind(&self, sink: &str) -> Result<u64, StoreError> {
         let behind: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT c.last_seq - s.seq FROM sink_cursor s, cell_state c
-                 WHERE s.sink = ?1 AND c.id = 1",
-            )?
+            .prepare_cached(EVENTS_BEHIND)?
             .query_row([sink], |r| r.get(0))
             .optional()?
             .flatten();
@@ -67,9 +69,7 @@ impl Outbox {
 
     /// The events `sink` holds refused (or `outbox replay` put back), in seq order.
     pub fn held_events(&self, sink: &str) -> Result<Vec<u64>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT item FROM sink_held WHERE sink = ?1 AND class = 'event' ORDER BY item",
-        )?;
+        let mut stmt = self.conn.prepare_cached(HELD_EVENTS)?;
         let rows = stmt.query_map([sink], |r| r.get::<_, i64>(0))?;
         Ok(rows
             .map(|r| r.map(|s| s as u64))
@@ -121,6 +121,31 @@ mod tests {
             to,
             held: held.to_vec(),
             taken: taken.to_vec(),
+        }
+    }
+
+    /// The forwarder asks these before every fill of its window; parsing and planning them
+    /// anew each time cost 6 % of the runtime's CPU (schema::stable_plans).
+    #[test]
+    fn the_forwarders_frequent_reads_are_not_prepared_again_at_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut writer = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
+        let reader = Outbox::open(&path, Synchronous::Normal, "a/b/c/d/e").unwrap();
+        for i in 1..=3u64 {
+            writer
+                .commit(&[status()], &CellState::default(), 1_000)
+                .unwrap();
+            assert_eq!(reader.events_behind(EVENTS_SINK).unwrap(), i);
+            assert!(reader.held_events(EVENTS_SINK).unwrap().is_empty());
+        }
+        for sql in [EVENTS_BEHIND, HELD_EVENTS] {
+            let stmt = reader.conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
         }
     }
 
