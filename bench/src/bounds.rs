@@ -36,7 +36,7 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     (
         "s2.cpu_per_tag",
         &["s2.cpu", "s2.cpu_system_per_tag", "s2.requests", "s2.polls"],
-        "most of mes-edge's CPU per tag is the kernel's work for its sockets (system time: a write, a read and a wake-up per request, which every tool asking one request at a time pays alike); a peer's CPU per tag over mes-edge's system time per tag alone is the most any saving in mes-edge's own code could reach",
+        "most of mes-edge's CPU per tag is the kernel's work for its sockets (system time: a write, a read and a wake-up per request, which every tool asking one request at a time pays alike); a peer's CPU per tag over mes-edge's system time per tag alone is the most any saving in mes-edge's own code could reach. Several requests in flight per connection would share those costs, but a Modbus TCP server need not accept them (pymodbus 3.11.4's answers only the first of several that arrive together: docs/MODBUS.md), so mes-edge asks one at a time",
     ),
     (
         "s2.cpu_publishing",
