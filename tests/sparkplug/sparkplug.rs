@@ -554,6 +554,18 @@ async fn process_values_are_ddata_equal_to_what_the_plc_served_and_births_carry_
 
     // What the PLC serves, step by step (raw registers), after the zeros it held when the cell
     // started (in the device's birth, or its first DDATA); the deadband keeps 100.2 back.
+    // The first change waits until the host has learnt the zeros: under load the birth can go
+    // out before the first poll, and a change made before that poll hid the zeros (seen once).
+    let knows_zeros = |m: &[Value]| {
+        !host_values(m, "die_temp").is_empty() && !host_values(m, "oil_pressure").is_empty()
+    };
+    assert!(
+        l.host
+            .wait(|_| knows_zeros(&l.host.node_messages()), 15)
+            .await,
+        "the PLC's first reading never reached the host\n{}",
+        l.rt.logs()
+    );
     let served: [(u16, u16); 5] = [(1000, 7), (1006, 7), (1002, 8), (999, 8), (999, 9)];
     for (temp, oil) in served {
         l.plc.write_u16s(DIE_TEMP, &[temp, oil]).await;
