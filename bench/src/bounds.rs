@@ -40,8 +40,13 @@ const BOUNDS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "s2.cpu_publishing",
-        &["s2.cpu_publishing", "s2.cpu", "s2.messages_publishing"],
-        "with publishing, mes-edge also commits the changed values to its store (synchronous = \"full\") before they go to the broker in a batch per device and poll; the peers store nothing",
+        &[
+            "s2.cpu_publishing",
+            "s2.cpu",
+            "s2.cpu_publishing_store",
+            "s2.messages_publishing",
+        ],
+        "with publishing, mes-edge also commits the changed values to its store (synchronous = \"full\": an fsync per commit) before they go to the broker in a batch per device and poll, and stores the delivered ones' cursor; its store thread's share is measured beside it, and the peers store nothing",
     ),
     (
         "s3.drain",

@@ -8,7 +8,28 @@ use std::time::Instant;
 /// kernel on its behalf (system time: for a poller, mostly its sockets' sends, receives and
 /// wake-ups).
 pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_times(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds used so far by the threads of `pid` named `comm` (user and system time); None
+/// if it has no thread of that name.
+pub fn thread_cpu(pid: u32, comm: &str) -> Option<f64> {
+    let mut sum = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let dir = task.path();
+        if std::fs::read_to_string(dir.join("comm")).ok().as_deref().map(str::trim) != Some(comm) {
+            continue;
+        }
+        if let Some((user, system)) = stat_times(&dir.join("stat").to_string_lossy()) {
+            *sum.get_or_insert(0.0) += user + system;
+        }
+    }
+    sum
+}
+
+/// User and system seconds from a /proc stat file (a process's or a thread's).
+fn stat_times(path: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) may hold spaces; the fields after its closing parenthesis
     // start at field 3 (state). utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];

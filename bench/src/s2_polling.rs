@@ -13,7 +13,7 @@ use crate::ctx::{Ctx, Tool};
 use crate::harness::{layout, load_spec, start_tool, topic_filter, LoadServer};
 use crate::load_server::{DeviceReport, Mode};
 use crate::procs::{Broker, Proc};
-use crate::procstat::{CpuWindow, RssSampler, RssTrace};
+use crate::procstat::{thread_cpu, CpuWindow, RssSampler, RssTrace};
 use crate::report::{Cell, Figure, Table, Target};
 use crate::stats::{deviation, mean, spread};
 use crate::workload::Workload;
@@ -23,6 +23,8 @@ use std::time::Duration;
 pub const LAYOUT: &str = "u16x200,u32x150,f32x150";
 pub const DEVICES: usize = 10;
 pub const POLL_MS: u64 = 100;
+/// The name of mes-edge's store thread (src/store/owner.rs), whose CPU S2 shows apart.
+const STORE_THREAD: &str = "store-owner";
 
 #[derive(Debug, Clone)]
 pub struct Result2 {
@@ -39,6 +41,9 @@ pub struct Result2 {
     pub cpu: f64,
     /// Of `cpu`, what the kernel spent on the tool's behalf (system time).
     pub cpu_system: f64,
+    /// Of `cpu`, mes-edge's store thread (its commits and their fsyncs); None for a tool
+    /// without one.
+    pub cpu_store: Option<f64>,
     pub rss: f64,
     pub rss_max: f64,
     pub anon_max: f64,
@@ -179,10 +184,14 @@ pub fn measure(
         s.reset()?;
     }
     let cpu = CpuWindow::start(p.pid());
+    let store0 = thread_cpu(p.pid(), STORE_THREAD);
     let rss = RssSampler::start(p.pid(), Duration::from_millis(500));
     let m0 = collector.len();
     std::thread::sleep(Duration::from_secs_f64(d.s2_seconds));
     let (cpu, cpu_system) = cpu.percents();
+    let cpu_store = store0
+        .zip(thread_cpu(p.pid(), STORE_THREAD))
+        .map(|(before, after)| 100.0 * (after - before) / d.s2_seconds);
     let messages = collector.len() - m0;
     let mut report = Vec::new();
     for s in servers.iter_mut() {
@@ -196,13 +205,9 @@ pub fn measure(
         p.log.display()
     );
     p.stop(Duration::from_secs(10));
-    Ok(measured(
-        &report,
-        (cpu, cpu_system),
-        &rss,
-        messages,
-        d.s2_seconds,
-    ))
+    let mut r = measured(&report, (cpu, cpu_system), &rss, messages, d.s2_seconds);
+    r.cpu_store = cpu_store;
+    Ok(r)
 }
 
 /// One tool's figures from what the load servers saw of it (`report`, a device each) and what
@@ -238,6 +243,7 @@ fn measured(
         jitter_sd: deviation(&intervals, POLL_MS as f64),
         cpu,
         cpu_system,
+        cpu_store: None,
         rss: rss.last(),
         rss_max: rss.max(),
         anon_max: rss.anon_max,
@@ -340,6 +346,14 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             None => Cell::na("not run"),
         }
     };
+    // The peers store nothing: no store thread to show.
+    let peer = |tool: Tool, key: &str, f: &dyn Fn(&Result2) -> f64| -> Cell {
+        if key == "s2.cpu_publishing_store" {
+            Cell::na("no durable store")
+        } else {
+            get(tool, f)
+        }
+    };
     for (key, name, unit, digits, f, target) in [
         (
             "s2.cpu_publishing",
@@ -350,6 +364,14 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             Some(Target::PeerTimes {
                 times: [("python-poller".to_string(), 10.0), ("node-red".to_string(), 25.0)].into(),
             }),
+        ),
+        (
+            "s2.cpu_publishing_store",
+            "of it, mes-edge's store thread (each value batch committed with its fsync before it is sent, the delivered ones' cursor stored)",
+            "% of one core",
+            2,
+            &|r: &Result2| r.cpu_store.unwrap_or(f64::NAN),
+            None,
         ),
         (
             "s2.messages_publishing",
@@ -367,8 +389,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             unit,
             digits,
             mes_edge: with_publishing(f),
-            python: get(Tool::Python, f),
-            node_red: get(Tool::NodeRed, f),
+            python: peer(Tool::Python, key, f),
+            node_red: peer(Tool::NodeRed, key, f),
             less_is_better: true,
             target,
         });
