@@ -15,9 +15,17 @@ pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
 /// if it has no thread of that name.
 pub fn thread_cpu(pid: u32, comm: &str) -> Option<f64> {
     let mut sum = None;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let dir = task.path();
-        if std::fs::read_to_string(dir.join("comm")).ok().as_deref().map(str::trim) != Some(comm) {
+        if std::fs::read_to_string(dir.join("comm"))
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some(comm)
+        {
             continue;
         }
         if let Some((user, system)) = stat_times(&dir.join("stat").to_string_lossy()) {

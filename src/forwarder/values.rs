@@ -25,6 +25,13 @@ pub const SINK: &str = "values";
 /// after the change the held values follow; a broker that still refuses sees one publish of
 /// each held batch per period.
 pub const REPROBE: Duration = Duration::from_secs(10);
+/// How often the cursor of what the broker acknowledged is stored (and delivered batches
+/// deleted): one transaction, with its fsync, a second rather than ten. Bench S2 with
+/// publishing (10 devices, 100 batches/s): the store thread 0.90 -> 0.58 % of a core, the
+/// process 3.2 -> 2.3 % (2 runs each, 2026-12-07). The cost: after a kill -9 or a power loss,
+/// the batches acknowledged in the last second go out again; MOM drops them on (store_id,
+/// batch), as after any reconnect. A clean stop stores the cursor on the way out.
+const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct ValueSettings {
@@ -126,7 +133,7 @@ impl Sending<'_> {
         backoff: &mut Backoff,
     ) -> Option<String> {
         let mut connected = false;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(Duration::from_millis(1000));
         loop {
             tokio::select! {
                 ev = events.recv() => {
