@@ -133,7 +133,7 @@ impl Sending<'_> {
         backoff: &mut Backoff,
     ) -> Option<String> {
         let mut connected = false;
-        let mut tick = tokio::time::interval(Duration::from_millis(1000));
+        let mut tick = tokio::time::interval(CURSOR_EVERY);
         loop {
             tokio::select! {
                 ev = events.recv() => {
