@@ -145,10 +145,11 @@ fn lock_store_file(store: &Path) -> Result<File, StoreError> {
 fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
     let (major, minor) = (libc_major(dev), libc_minor(dev));
     let want = format!("{major:02x}:{minor:02x}:{ino}");
-    // One read() with room for the whole table: the kernel fills it in one pass over the
-    // locks. read_to_string's small first reads resume by position, and a lock that others
-    // (Mosquitto, other tests) drop between two reads shifts the rest, so ours was skipped
-    // now and then under parallel tests (seen once in a full run, not reproduced alone).
+    // One read() with room for the whole table: the kernel fills it from one walk of the
+    // lock list (as much as its page-sized buffer holds, some 80 locks). read_to_string's
+    // 32-byte probe and small reads resume the walk by position, and a lock that another
+    // process (Mosquitto, other tests) drops between two reads shifts the rest, so ours could
+    // be skipped under parallel tests (seen once in a full run, not reproduced alone).
     let mut buf = vec![0u8; 1 << 20];
     let n = File::open("/proc/locks").ok()?.read(&mut buf).ok()?;
     let locks = String::from_utf8_lossy(&buf[..n]);
