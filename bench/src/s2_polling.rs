@@ -339,19 +339,24 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
         less_is_better: true,
         target: None,
     });
-    let with_publishing = |f: &dyn Fn(&Result2) -> f64| -> Cell {
+    // A figure a tool may lack (a None): the store thread's, which the peers do not have.
+    type MaybeOf<'a> = &'a dyn Fn(&Result2) -> Option<f64>;
+    let of = |r: &Result<Result2>, f: MaybeOf, lacking: &str| -> Cell {
+        match r {
+            Ok(r) => f(r).map_or_else(|| Cell::na(lacking), Cell::Value),
+            Err(e) => Cell::Text(format!("failed: {e}")),
+        }
+    };
+    let with_publishing = |f: MaybeOf| -> Cell {
         match &publishing {
-            Some(Ok(r)) => Cell::Value(f(r)),
-            Some(Err(e)) => Cell::Text(format!("failed: {e}")),
+            Some(r) => of(r, f, "no store thread found"),
             None => Cell::na("not run"),
         }
     };
-    // The peers store nothing: no store thread to show.
-    let peer = |tool: Tool, key: &str, f: &dyn Fn(&Result2) -> f64| -> Cell {
-        if key == "s2.cpu_publishing_store" {
-            Cell::na("no durable store")
-        } else {
-            get(tool, f)
+    let peer = |tool: Tool, f: MaybeOf| -> Cell {
+        match results.iter().find(|(t, _)| *t == tool) {
+            Some((_, r)) => of(r, f, "no durable store"),
+            None => Cell::na("not run"),
         }
     };
     for (key, name, unit, digits, f, target) in [
@@ -360,7 +365,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             "CPU with every tag published (mes-edge: process values by exception, batched per device and poll; peers: every change)",
             "% of one core",
             1,
-            &(|r: &Result2| r.cpu) as &dyn Fn(&Result2) -> f64,
+            &(|r: &Result2| Some(r.cpu)) as MaybeOf,
             Some(Target::PeerTimes {
                 times: [("python-poller".to_string(), 10.0), ("node-red".to_string(), 25.0)].into(),
             }),
@@ -370,7 +375,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             "of it, mes-edge's store thread (each value batch committed with its fsync before it is sent, the delivered ones' cursor stored)",
             "% of one core",
             2,
-            &|r: &Result2| r.cpu_store.unwrap_or(f64::NAN),
+            &|r: &Result2| r.cpu_store,
             None,
         ),
         (
@@ -378,7 +383,7 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             "MQTT messages published, the same (mes-edge: value batches and events)",
             "msg/s",
             0,
-            &|r: &Result2| r.messages_per_s,
+            &|r: &Result2| Some(r.messages_per_s),
             None,
         ),
     ] {
@@ -389,8 +394,8 @@ pub fn run(ctx: &Ctx, table: &mut Table) -> Result<()> {
             unit,
             digits,
             mes_edge: with_publishing(f),
-            python: peer(Tool::Python, key, f),
-            node_red: peer(Tool::NodeRed, key, f),
+            python: peer(Tool::Python, f),
+            node_red: peer(Tool::NodeRed, f),
             less_is_better: true,
             target,
         });
